@@ -1,0 +1,220 @@
+//! Application state, the router, start-up and shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use tokio::net::TcpListener;
+use tokio::sync::{broadcast, watch};
+use tokio::task::JoinHandle;
+use tower_http::compression::CompressionLayer;
+use tower_http::trace::TraceLayer;
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::auth::{Accounts, TokenKeys};
+use crate::config::ServerConfig;
+use crate::error::ApiError;
+use crate::store::{Store, redact_url};
+use crate::{auth, health, logs, metrics, openapi, projects, runs};
+
+/// Shared by every request.
+#[derive(Clone)]
+pub struct AppState {
+    /// The database.
+    pub store: Store,
+    /// Settings.
+    pub config: Arc<ServerConfig>,
+    /// Token signing keys.
+    pub keys: TokenKeys,
+    /// An Argon2 hash nobody's password matches, so unknown users cost a verification too.
+    pub dummy_hash: String,
+    /// Wakes log streams of a run (by run pk) when lines arrive on this replica.
+    pub log_events: broadcast::Sender<i64>,
+    /// The OpenAPI document, serialised once.
+    pub openapi_json: Arc<String>,
+}
+
+/// Builds the whole router (API, health, OpenAPI) for a state.
+pub fn router(state: AppState) -> Router {
+    let api = OpenApiRouter::new()
+        .merge(auth::routes::router())
+        .merge(projects::routes::router())
+        .merge(runs::routes::router())
+        .merge(metrics::routes::router())
+        .merge(logs::routes::router());
+    let (api, _) = OpenApiRouter::with_openapi(openapi::base())
+        .nest("/api/v1", api)
+        .split_for_parts();
+    api.merge(health::router())
+        .route("/api/v1/openapi.json", axum::routing::get(openapi::serve))
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::resolve_actor))
+        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .layer(CompressionLayer::new())
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// The OpenAPI document of the whole API.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    let api = OpenApiRouter::<AppState>::new()
+        .merge(auth::routes::router())
+        .merge(projects::routes::router())
+        .merge(runs::routes::router())
+        .merge(metrics::routes::router())
+        .merge(logs::routes::router());
+    let (_, doc) = OpenApiRouter::with_openapi(openapi::base())
+        .nest("/api/v1", api)
+        .split_for_parts();
+    doc
+}
+
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::NotFound(format!("no such endpoint: {}", uri.path()))
+}
+
+/// A server started in the background (tests and benchmarks use this).
+pub struct RunningServer {
+    /// The address it listens on.
+    pub addr: SocketAddr,
+    /// The API key of the bootstrap admin, when the database was empty.
+    pub admin_api_key: Option<String>,
+    shutdown: watch::Sender<bool>,
+    handle: JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningServer {
+    /// Base URL, e.g. `http://127.0.0.1:41234`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting, finishes in-flight requests, closes the database.
+    pub async fn shutdown(self) -> std::io::Result<()> {
+        let _ = self.shutdown.send(true);
+        self.handle
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))?
+    }
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Database problem.
+    #[error(transparent)]
+    Store(#[from] crate::store::OpenError),
+    /// Database query failed during start-up.
+    #[error("database error during start-up: {0}")]
+    Sql(#[from] sqlx::Error),
+    /// Anything else (file system, bootstrap).
+    #[error("{0}")]
+    Other(String),
+    /// I/O.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// Prepares state: opens the store, loads keys, bootstraps the admin.
+pub async fn build_state(config: ServerConfig, store: Store) -> Result<(AppState, Option<String>), StartError> {
+    let keys = TokenKeys::load(&store, config.jwt_secret.as_deref()).await?;
+    let dummy_hash = auth::hash_password(auth::random_hex(16))
+        .await
+        .map_err(|e| StartError::Other(e.to_string()))?;
+    let (log_events, _) = broadcast::channel(1024);
+    let openapi_json = Arc::new(
+        serde_json::to_string(&openapi_document()).map_err(|e| StartError::Other(e.to_string()))?,
+    );
+    let state = AppState { store, config: Arc::new(config), keys, dummy_hash, log_events, openapi_json };
+    let admin_key = bootstrap_admin(&state).await?;
+    Ok((state, admin_key))
+}
+
+/// On an empty database: creates `admin` with an API key, writes the key to
+/// `<data_dir>/admin-api-key` (0600) and returns it.
+async fn bootstrap_admin(state: &AppState) -> Result<Option<String>, StartError> {
+    let accounts = Accounts { state };
+    let err = |e: ApiError| StartError::Other(format!("cannot create the admin account: {e}"));
+    if !state.config.bootstrap_admin || accounts.user_count().await.map_err(err)? > 0 {
+        return Ok(None);
+    }
+    let user = match accounts.insert_user("admin", "admin@localhost", None, true).await {
+        Ok(u) => u,
+        // Another replica bootstrapped at the same moment.
+        Err(ApiError::Conflict(_)) => return Ok(None),
+        Err(e) => return Err(err(e)),
+    };
+    let key = accounts.insert_api_key(user.id, "bootstrap").await.map_err(err)?;
+    let path = state.config.data_dir.join("admin-api-key");
+    write_secret_file(&path, &format!("{}\n", key.key))?;
+    Ok(Some(key.key))
+}
+
+fn write_secret_file(path: &std::path::Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    f.write_all(contents.as_bytes())
+}
+
+/// Starts the server on `listener` in the background.
+pub async fn start(config: ServerConfig, listener: TcpListener) -> Result<RunningServer, StartError> {
+    std::fs::create_dir_all(&config.data_dir)?;
+    let url = config.effective_database_url();
+    let store = Store::open(&url).await?;
+    let (state, admin_api_key) = build_state(config, store.clone()).await?;
+    let addr = listener.local_addr()?;
+    let (tx, mut rx) = watch::channel(false);
+    let background = runs::spawn_reaper(state.clone(), rx.clone());
+    let app = router(state);
+    let handle = tokio::spawn(async move {
+        let res = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(async move {
+                let _ = rx.wait_for(|stop| *stop).await;
+            })
+            .await;
+        let _ = background.await;
+        store.close().await;
+        res
+    });
+    Ok(RunningServer { addr, admin_api_key, shutdown: tx, handle })
+}
+
+/// Runs the server until `shutdown` resolves (the binary passes SIGINT/SIGTERM).
+pub async fn serve(
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
+    let listener = TcpListener::bind(config.bind)
+        .await
+        .map_err(|e| StartError::Other(format!("cannot listen on {}: {e}", config.bind)))?;
+    let db = redact_url(&config.effective_database_url());
+    let data_dir = config.data_dir.clone();
+    let server = start(config, listener).await?;
+    let url = server.url();
+    if let Some(key) = &server.admin_api_key {
+        eprintln!(
+            "\nCreated the administrator account 'admin'. Its API key (shown only this once, also saved to {}):\n\n    {key}\n\nLog in with:\n\n    wanllmdb login --host {url} --api-key {key}\n",
+            data_dir.join("admin-api-key").display()
+        );
+    }
+    eprintln!("wanllmdb server {} listening on {url} (database: {db})", env!("CARGO_PKG_VERSION"));
+    shutdown.await;
+    eprintln!("shutting down: finishing in-flight requests");
+    server.shutdown().await?;
+    eprintln!("stopped");
+    Ok(())
+}

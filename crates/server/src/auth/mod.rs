@@ -1,0 +1,696 @@
+//! Accounts, passwords, sessions (JWT access + rotating refresh tokens) and API keys.
+
+pub mod routes;
+
+use std::sync::Arc;
+
+use argon2::Argon2;
+use argon2::password_hash::phc::PasswordHash;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+use wanllmdb_api_types::auth::{ApiKey, CreatedApiKey, TokenPair, User};
+
+use crate::app::AppState;
+use crate::audit::{self, AuditEvent};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::ClientInfo;
+use crate::store::{Store, format_time, now_us};
+use crate::{on_backend, with_tx};
+
+/// Prefix of every API key, so keys are recognisable in leaked text and told apart from JWTs.
+pub const API_KEY_PREFIX: &str = "wlk_";
+const FAILED_LOGINS_PER_MINUTE: i64 = 5;
+
+/// An authenticated user.
+#[derive(Debug, Clone)]
+pub struct AuthUser {
+    /// User id.
+    pub id: i64,
+    /// Username.
+    pub username: String,
+    /// Server administrator.
+    pub is_admin: bool,
+    /// The access token's id and expiry when the caller used a session token.
+    pub session: Option<(String, i64)>,
+}
+
+/// The caller of a request: a user, or anonymous.
+#[derive(Debug, Clone, Default)]
+pub struct Actor {
+    /// None for anonymous callers.
+    pub user: Option<AuthUser>,
+}
+
+impl Actor {
+    /// The user, or 401.
+    pub fn require_user(&self) -> ApiResult<&AuthUser> {
+        self.user
+            .as_ref()
+            .ok_or_else(|| ApiError::Unauthenticated("authentication required: send an 'Authorization: Bearer <token or API key>' header".into()))
+    }
+
+    /// The user's id, if any.
+    pub fn user_id(&self) -> Option<i64> {
+        self.user.as_ref().map(|u| u.id)
+    }
+
+    /// Whether the caller is a server administrator.
+    pub fn is_admin(&self) -> bool {
+        self.user.as_ref().is_some_and(|u| u.is_admin)
+    }
+}
+
+impl FromRequestParts<AppState> for Actor {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, ApiError> {
+        Ok(parts.extensions.get::<Actor>().cloned().unwrap_or_default())
+    }
+}
+
+/// Signing keys for tokens.
+#[derive(Clone)]
+pub struct TokenKeys {
+    encoding: Arc<EncodingKey>,
+    decoding: Arc<DecodingKey>,
+}
+
+impl std::fmt::Debug for TokenKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenKeys(…)")
+    }
+}
+
+impl TokenKeys {
+    /// Keys from a shared secret.
+    pub fn from_secret(secret: &[u8]) -> TokenKeys {
+        TokenKeys {
+            encoding: Arc::new(EncodingKey::from_secret(secret)),
+            decoding: Arc::new(DecodingKey::from_secret(secret)),
+        }
+    }
+
+    /// The configured secret, or the one kept in the database (created on first start).
+    pub async fn load(store: &Store, configured: Option<&str>) -> Result<TokenKeys, sqlx::Error> {
+        if let Some(s) = configured {
+            return Ok(TokenKeys::from_secret(s.as_bytes()));
+        }
+        let fresh = random_hex(32);
+        let secret: String = on_backend!(store, write pool => {
+            sqlx::query("INSERT INTO server_settings (name, value) VALUES ('jwt_secret', $1) ON CONFLICT (name) DO NOTHING")
+                .bind(&fresh)
+                .execute(pool)
+                .await?;
+            sqlx::query_scalar("SELECT value FROM server_settings WHERE name = 'jwt_secret'")
+                .fetch_one(pool)
+                .await?
+        });
+        Ok(TokenKeys::from_secret(secret.as_bytes()))
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    sub: String,
+    jti: String,
+    iat: i64,
+    exp: i64,
+    typ: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    fam: Option<String>,
+}
+
+/// Random bytes as lowercase hex.
+pub fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    rand::rng().fill_bytes(&mut buf);
+    hex::encode(buf)
+}
+
+fn sha256_hex(s: &str) -> String {
+    hex::encode(Sha256::digest(s.as_bytes()))
+}
+
+/// Hashes a password with Argon2id (off the async threads: it is deliberately slow).
+pub async fn hash_password(password: String) -> ApiResult<String> {
+    tokio::task::spawn_blocking(move || {
+        Argon2::default()
+            .hash_password(password.as_bytes())
+            .map(|h| h.to_string())
+            .map_err(|e| ApiError::Internal(format!("password hashing failed: {e}")))
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))?
+}
+
+async fn verify_password(password: String, hash: String) -> bool {
+    tokio::task::spawn_blocking(move || {
+        PasswordHash::new(&hash)
+            .map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+            .unwrap_or(false)
+    })
+    .await
+    .unwrap_or(false)
+}
+
+/// Checks the password policy: 12+ characters with upper, lower, digit and symbol.
+pub fn check_password_policy(p: &str) -> ApiResult<()> {
+    let mut missing = Vec::new();
+    if p.chars().count() < 12 {
+        missing.push("at least 12 characters");
+    }
+    if !p.chars().any(|c| c.is_uppercase()) {
+        missing.push("an upper-case letter");
+    }
+    if !p.chars().any(|c| c.is_lowercase()) {
+        missing.push("a lower-case letter");
+    }
+    if !p.chars().any(|c| c.is_ascii_digit()) {
+        missing.push("a digit");
+    }
+    if !p.chars().any(|c| !c.is_alphanumeric() && !c.is_whitespace()) {
+        missing.push("a symbol");
+    }
+    if p.len() > 1024 {
+        return Err(ApiError::invalid("password is longer than 1024 bytes"));
+    }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::InvalidInputDetails {
+            message: format!("password is too weak: it needs {}", missing.join(", ")),
+            details: serde_json::json!({ "field": "password", "missing": missing }),
+        })
+    }
+}
+
+fn check_username(u: &str) -> ApiResult<()> {
+    let ok = (3..=64).contains(&u.len())
+        && u.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(
+            "username must be 3 to 64 characters of letters, digits, '.', '_' or '-'",
+        ))
+    }
+}
+
+fn check_email(e: &str) -> ApiResult<()> {
+    let ok = e.len() <= 254
+        && !e.contains(char::is_whitespace)
+        && e.split_once('@')
+            .is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.starts_with('.') && !d.ends_with('.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(format!("{e:?} is not a valid email address")))
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct UserRow {
+    id: i64,
+    username: String,
+    email: String,
+    password_hash: Option<String>,
+    is_admin: bool,
+    created_at: i64,
+}
+
+impl UserRow {
+    fn into_api(self) -> User {
+        User {
+            id: self.id,
+            username: self.username,
+            email: self.email,
+            is_admin: self.is_admin,
+            created_at: format_time(self.created_at),
+        }
+    }
+}
+
+/// The authentication service.
+pub struct Accounts<'a> {
+    /// Shared state.
+    pub state: &'a AppState,
+}
+
+impl Accounts<'_> {
+    fn store(&self) -> &Store {
+        &self.state.store
+    }
+
+    /// Creates a user (password policy and uniqueness checked).
+    pub async fn register(
+        &self,
+        actor: &Actor,
+        username: &str,
+        email: &str,
+        password: &str,
+    ) -> ApiResult<User> {
+        if !self.state.config.allow_registration && !actor.is_admin() {
+            return Err(ApiError::Forbidden(
+                "registration is closed on this server; ask an administrator to create your account".into(),
+            ));
+        }
+        check_username(username)?;
+        check_email(email)?;
+        check_password_policy(password)?;
+        let hash = hash_password(password.to_string()).await?;
+        self.insert_user(username, email, Some(hash), false).await
+    }
+
+    /// Inserts a user row.
+    pub async fn insert_user(
+        &self,
+        username: &str,
+        email: &str,
+        password_hash: Option<String>,
+        is_admin: bool,
+    ) -> ApiResult<User> {
+        let now = now_us();
+        let res = on_backend!(self.store(), write pool => {
+            sqlx::query_as::<_, UserRow>(
+                "INSERT INTO users (username, email, password_hash, is_admin, created_at) VALUES ($1, $2, $3, $4, $5)
+                 RETURNING id, username, email, password_hash, is_admin, created_at",
+            )
+            .bind(username)
+            .bind(email.to_lowercase())
+            .bind(password_hash)
+            .bind(is_admin)
+            .bind(now)
+            .fetch_one(pool)
+            .await
+        });
+        match res {
+            Ok(row) => Ok(row.into_api()),
+            Err(e) => match ApiError::from(e) {
+                ApiError::Conflict(_) => Err(ApiError::Conflict(
+                    "that username or email is already registered".into(),
+                )),
+                other => Err(other),
+            },
+        }
+    }
+
+    /// The number of users (zero on a fresh database).
+    pub async fn user_count(&self) -> ApiResult<i64> {
+        Ok(on_backend!(self.store(), read pool => {
+            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM users").fetch_one(pool).await?
+        }))
+    }
+
+    /// Looks a user up by id.
+    pub async fn user(&self, id: i64) -> ApiResult<User> {
+        let row = on_backend!(self.store(), read pool => {
+            sqlx::query_as::<_, UserRow>("SELECT id, username, email, password_hash, is_admin, created_at FROM users WHERE id = $1")
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
+        });
+        row.map(UserRow::into_api)
+            .ok_or_else(|| ApiError::not_found("user"))
+    }
+
+    async fn failures_within_minute(&self, subject: &str) -> ApiResult<(i64, Option<i64>)> {
+        let since = now_us() - 60_000_000;
+        let out = on_backend!(self.store(), read pool => {
+            let row = sqlx::query("SELECT COUNT(*) AS n, MIN(at) AS first FROM login_failures WHERE subject = $1 AND at > $2")
+                .bind(subject)
+                .bind(since)
+                .fetch_one(pool)
+                .await?;
+            (row.try_get::<i64, _>("n")?, row.try_get::<Option<i64>, _>("first")?)
+        });
+        Ok(out)
+    }
+
+    async fn record_failure(&self, subjects: &[String]) -> ApiResult<()> {
+        let now = now_us();
+        with_tx!(self.store(), tx => {
+            for s in subjects {
+                sqlx::query("INSERT INTO login_failures (subject, at) VALUES ($1, $2)")
+                    .bind(s)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        });
+        Ok(())
+    }
+
+    /// Checks a username/password pair and issues tokens. Rate-limited per username and IP.
+    pub async fn login(&self, client: &ClientInfo, username: &str, password: &str) -> ApiResult<TokenPair> {
+        let mut subjects = vec![format!("user:{}", username.to_lowercase())];
+        if let Some(ip) = &client.ip {
+            subjects.push(format!("ip:{ip}"));
+        }
+        for s in &subjects {
+            let (n, first) = self.failures_within_minute(s).await?;
+            if n >= FAILED_LOGINS_PER_MINUTE {
+                let wait = first.map_or(60, |f| ((f + 60_000_000 - now_us()) / 1_000_000 + 1).max(1));
+                audit::record(self.store(), AuditEvent::new("login_rate_limited", "auth", "warning").client(client).resource(format!("user:{username}")).status(429)).await;
+                return Err(ApiError::TooManyRequests {
+                    message: "too many failed logins; wait before trying again".into(),
+                    retry_after: wait as u64,
+                });
+            }
+        }
+        let row = on_backend!(self.store(), read pool => {
+            sqlx::query_as::<_, UserRow>("SELECT id, username, email, password_hash, is_admin, created_at FROM users WHERE username = $1 OR email = $2")
+                .bind(username)
+                .bind(username.to_lowercase())
+                .fetch_optional(pool)
+                .await?
+        });
+        // Unknown users cost the same as wrong passwords: verify against a dummy hash.
+        let hash = row
+            .as_ref()
+            .and_then(|r| r.password_hash.clone())
+            .unwrap_or_else(|| self.state.dummy_hash.clone());
+        let ok = verify_password(password.to_string(), hash).await && row.as_ref().is_some_and(|r| r.password_hash.is_some());
+        let Some(user) = row.filter(|_| ok) else {
+            self.record_failure(&subjects).await?;
+            audit::record(self.store(), AuditEvent::new("login_failure", "auth", "warning").client(client).resource(format!("user:{username}")).status(401)).await;
+            return Err(ApiError::Unauthenticated("invalid username or password".into()));
+        };
+        audit::record(self.store(), AuditEvent::new("login_success", "auth", "info").client(client).user(user.id, &user.username).status(200)).await;
+        self.issue_pair(user.id, &random_hex(16)).await
+    }
+
+    async fn issue_pair(&self, user_id: i64, family: &str) -> ApiResult<TokenPair> {
+        let now = now_us() / 1_000_000;
+        let cfg = &self.state.config;
+        let access_ttl = cfg.access_token_ttl.as_secs() as i64;
+        let refresh_ttl = cfg.refresh_token_ttl.as_secs() as i64;
+        let access = Claims { sub: user_id.to_string(), jti: random_hex(16), iat: now, exp: now + access_ttl, typ: "access".into(), fam: None };
+        let refresh_jti = random_hex(16);
+        let refresh = Claims { sub: user_id.to_string(), jti: refresh_jti.clone(), iat: now, exp: now + refresh_ttl, typ: "refresh".into(), fam: Some(family.to_string()) };
+        on_backend!(self.store(), write pool => {
+            sqlx::query("INSERT INTO refresh_tokens (jti, family, user_id, expires_at) VALUES ($1, $2, $3, $4)")
+                .bind(&refresh_jti)
+                .bind(family)
+                .bind(user_id)
+                .bind(refresh.exp * 1_000_000)
+                .execute(pool)
+                .await?;
+        });
+        let enc = |c: &Claims| {
+            jsonwebtoken::encode(&Header::new(Algorithm::HS256), c, &self.state.keys.encoding)
+                .map_err(|e| ApiError::Internal(format!("token signing failed: {e}")))
+        };
+        Ok(TokenPair {
+            access_token: enc(&access)?,
+            refresh_token: enc(&refresh)?,
+            token_type: "bearer".into(),
+            expires_in: access_ttl,
+        })
+    }
+
+    fn decode(&self, token: &str, typ: &str) -> ApiResult<Claims> {
+        let mut v = Validation::new(Algorithm::HS256);
+        v.leeway = 5;
+        v.set_required_spec_claims(&["exp", "sub"]);
+        let data = jsonwebtoken::decode::<Claims>(token, &self.state.keys.decoding, &v)
+            .map_err(|e| ApiError::Unauthenticated(format!("invalid or expired token: {e}")))?;
+        if data.claims.typ != typ {
+            return Err(ApiError::Unauthenticated(format!("expected a {typ} token")));
+        }
+        Ok(data.claims)
+    }
+
+    /// Exchanges a refresh token for a new pair. A refresh token works once: presenting a
+    /// spent one revokes its whole family (someone else may hold a copy).
+    pub async fn refresh(&self, client: &ClientInfo, token: &str) -> ApiResult<TokenPair> {
+        let claims = self.decode(token, "refresh")?;
+        let family = claims.fam.clone().unwrap_or_default();
+        let now = now_us();
+        let updated = on_backend!(self.store(), write pool => {
+            sqlx::query("UPDATE refresh_tokens SET used_at = $1 WHERE jti = $2 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $1")
+                .bind(now)
+                .bind(&claims.jti)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        if updated != 1 {
+            self.revoke_family(&family).await?;
+            let user_id: i64 = claims.sub.parse().unwrap_or(0);
+            audit::record(self.store(), AuditEvent::new("refresh_token_reuse", "auth", "critical").client(client).user_id(user_id).status(401)).await;
+            return Err(ApiError::Unauthenticated(
+                "refresh token was already used or revoked; its session has been ended, log in again".into(),
+            ));
+        }
+        let user_id: i64 = claims.sub.parse().map_err(|_| ApiError::Unauthenticated("invalid token subject".into()))?;
+        self.issue_pair(user_id, &family).await
+    }
+
+    async fn revoke_family(&self, family: &str) -> ApiResult<()> {
+        on_backend!(self.store(), write pool => {
+            sqlx::query("UPDATE refresh_tokens SET revoked_at = $1 WHERE family = $2 AND revoked_at IS NULL")
+                .bind(now_us())
+                .bind(family)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// Ends a session: revokes the access token and, if given, the refresh token's family.
+    pub async fn logout(&self, client: &ClientInfo, user: &AuthUser, refresh_token: Option<&str>) -> ApiResult<()> {
+        let Some((jti, exp)) = &user.session else {
+            return Err(ApiError::invalid(
+                "logout ends a session token; API keys are revoked with DELETE /api/v1/auth/api-keys/{id}",
+            ));
+        };
+        on_backend!(self.store(), write pool => {
+            sqlx::query("INSERT INTO revoked_tokens (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING")
+                .bind(jti)
+                .bind(exp * 1_000_000)
+                .execute(pool)
+                .await?;
+        });
+        if let Some(rt) = refresh_token {
+            let claims = self.decode(rt, "refresh")?;
+            if claims.sub != user.id.to_string() {
+                return Err(ApiError::Forbidden("that refresh token belongs to another user".into()));
+            }
+            self.revoke_family(&claims.fam.unwrap_or_default()).await?;
+        }
+        audit::record(self.store(), AuditEvent::new("logout", "auth", "info").client(client).user(user.id, &user.username).status(204)).await;
+        Ok(())
+    }
+
+    /// Creates an API key for a user; the secret is returned once.
+    pub async fn create_api_key(&self, client: &ClientInfo, user: &AuthUser, name: Option<&str>) -> ApiResult<CreatedApiKey> {
+        let name = name.map(str::trim).filter(|n| !n.is_empty()).unwrap_or("default");
+        if name.len() > 128 {
+            return Err(ApiError::invalid("API key name is longer than 128 characters"));
+        }
+        let created = self.insert_api_key(user.id, name).await?;
+        audit::record(self.store(), AuditEvent::new("api_key_created", "auth", "info").client(client).user(user.id, &user.username).resource(format!("api_key:{}", created.info.id)).status(201)).await;
+        Ok(created)
+    }
+
+    /// Inserts a key row (also used to bootstrap the admin).
+    pub async fn insert_api_key(&self, user_id: i64, name: &str) -> ApiResult<CreatedApiKey> {
+        let key = format!("{API_KEY_PREFIX}{}", random_hex(24));
+        let prefix: String = key.chars().take(12).collect();
+        let now = now_us();
+        let id: i64 = on_backend!(self.store(), write pool => {
+            sqlx::query_scalar("INSERT INTO api_keys (user_id, name, prefix, key_hash, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id")
+                .bind(user_id)
+                .bind(name)
+                .bind(&prefix)
+                .bind(sha256_hex(&key))
+                .bind(now)
+                .fetch_one(pool)
+                .await?
+        });
+        Ok(CreatedApiKey {
+            info: ApiKey { id, name: name.to_string(), prefix, created_at: format_time(now), last_used_at: None },
+            key,
+        })
+    }
+
+    /// The caller's live keys.
+    pub async fn list_api_keys(&self, user: &AuthUser) -> ApiResult<Vec<ApiKey>> {
+        let rows = on_backend!(self.store(), read pool => {
+            sqlx::query("SELECT id, name, prefix, created_at, last_used_at FROM api_keys WHERE user_id = $1 AND revoked_at IS NULL ORDER BY id")
+                .bind(user.id)
+                .fetch_all(pool)
+                .await?
+                .into_iter()
+                .map(|r| -> Result<ApiKey, sqlx::Error> {
+                    Ok(ApiKey {
+                        id: r.try_get("id")?,
+                        name: r.try_get("name")?,
+                        prefix: r.try_get("prefix")?,
+                        created_at: format_time(r.try_get("created_at")?),
+                        last_used_at: r.try_get::<Option<i64>, _>("last_used_at")?.map(format_time),
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?
+        });
+        Ok(rows)
+    }
+
+    /// Revokes one of the caller's keys (admins may revoke anyone's).
+    pub async fn revoke_api_key(&self, client: &ClientInfo, user: &AuthUser, id: i64) -> ApiResult<()> {
+        let n = on_backend!(self.store(), write pool => {
+            sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL AND (user_id = $3 OR $4)")
+                .bind(now_us())
+                .bind(id)
+                .bind(user.id)
+                .bind(user.is_admin)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        if n == 0 {
+            return Err(ApiError::not_found(format!("API key {id}")));
+        }
+        audit::record(self.store(), AuditEvent::new("api_key_revoked", "auth", "info").client(client).user(user.id, &user.username).resource(format!("api_key:{id}")).status(204)).await;
+        Ok(())
+    }
+
+    /// Resolves a bearer credential to a user.
+    pub async fn authenticate(&self, bearer: &str) -> ApiResult<AuthUser> {
+        if bearer.starts_with(API_KEY_PREFIX) {
+            return self.authenticate_api_key(bearer).await;
+        }
+        let claims = self.decode(bearer, "access")?;
+        let revoked: Option<i64> = on_backend!(self.store(), read pool => {
+            sqlx::query_scalar("SELECT expires_at FROM revoked_tokens WHERE jti = $1")
+                .bind(&claims.jti)
+                .fetch_optional(pool)
+                .await?
+        });
+        if revoked.is_some() {
+            return Err(ApiError::Unauthenticated("token has been revoked; log in again".into()));
+        }
+        let id: i64 = claims.sub.parse().map_err(|_| ApiError::Unauthenticated("invalid token subject".into()))?;
+        let found: Option<(String, bool)> = on_backend!(self.store(), read pool => {
+            match sqlx::query("SELECT username, is_admin FROM users WHERE id = $1").bind(id).fetch_optional(pool).await? {
+                Some(r) => Some((r.try_get("username")?, r.try_get("is_admin")?)),
+                None => None,
+            }
+        });
+        let (username, is_admin) = found.ok_or_else(|| ApiError::Unauthenticated("the token's user no longer exists".into()))?;
+        Ok(AuthUser { id, username, is_admin, session: Some((claims.jti, claims.exp)) })
+    }
+
+    async fn authenticate_api_key(&self, key: &str) -> ApiResult<AuthUser> {
+        let hash = sha256_hex(key);
+        type KeyRow = (i64, Option<i64>, i64, String, bool);
+        let found: Option<KeyRow> = on_backend!(self.store(), read pool => {
+            match sqlx::query("SELECT k.id, k.last_used_at, u.id AS user_id, u.username, u.is_admin FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.key_hash = $1 AND k.revoked_at IS NULL")
+                .bind(&hash)
+                .fetch_optional(pool)
+                .await? {
+                Some(r) => Some((r.try_get("id")?, r.try_get("last_used_at")?, r.try_get("user_id")?, r.try_get("username")?, r.try_get("is_admin")?)),
+                None => None,
+            }
+        });
+        let (key_id, last_used, user_id, username, is_admin) =
+            found.ok_or_else(|| ApiError::Unauthenticated("invalid or revoked API key".into()))?;
+        let now = now_us();
+        // Recording every use would put a write on every request; once a minute is plenty.
+        if last_used.is_none_or(|t| now - t > 60_000_000) {
+            on_backend!(self.store(), write pool => {
+                sqlx::query("UPDATE api_keys SET last_used_at = $1 WHERE id = $2").bind(now).bind(key_id).execute(pool).await?;
+            });
+        }
+        Ok(AuthUser { id: user_id, username, is_admin, session: None })
+    }
+
+    /// Deletes expired bookkeeping rows.
+    pub async fn prune(&self) -> ApiResult<()> {
+        let now = now_us();
+        on_backend!(self.store(), write pool => {
+            sqlx::query("DELETE FROM login_failures WHERE at < $1").bind(now - 3_600_000_000).execute(pool).await?;
+            sqlx::query("DELETE FROM revoked_tokens WHERE expires_at < $1").bind(now).execute(pool).await?;
+            sqlx::query("DELETE FROM refresh_tokens WHERE expires_at < $1").bind(now).execute(pool).await?;
+        });
+        Ok(())
+    }
+}
+
+/// Middleware: resolves the bearer credential once per request and stores the [`Actor`].
+/// A credential that is present but invalid is a 401 (and an audit row), never anonymous.
+pub async fn resolve_actor(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let header = req
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .map(|v| v.to_str().unwrap_or("").to_string());
+    let actor = match header {
+        None => Actor::default(),
+        Some(h) => {
+            let token = h
+                .strip_prefix("Bearer ")
+                .or_else(|| h.strip_prefix("bearer "))
+                .map(str::trim)
+                .unwrap_or("");
+            let result = if token.is_empty() {
+                Err(ApiError::Unauthenticated(
+                    "Authorization header must be 'Bearer <access token or API key>'".into(),
+                ))
+            } else {
+                Accounts { state: &state }.authenticate(token).await
+            };
+            match result {
+                Ok(user) => Actor { user: Some(user) },
+                Err(e) => {
+                    let (parts, _) = req.into_parts();
+                    let client = ClientInfo::from_parts(&parts);
+                    audit::record(&state.store, AuditEvent::new("authentication_failed", "auth", "warning").client(&client).status(401)).await;
+                    return e.into_response();
+                }
+            }
+        }
+    };
+    req.extensions_mut().insert(actor);
+    next.run(req).await
+}
+
+/// Formats a user row for the API (used by `me`).
+pub async fn me(state: &AppState, user: &AuthUser) -> ApiResult<User> {
+    Accounts { state }.user(user.id).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn password_policy() {
+        assert!(check_password_policy("Sup3r-secret-pw").is_ok());
+        assert!(check_password_policy("short1A!").is_err());
+        assert!(check_password_policy("alllowercase123!").is_err());
+        assert!(check_password_policy("ALLUPPERCASE123!").is_err());
+        assert!(check_password_policy("NoDigitsHere!!!").is_err());
+        assert!(check_password_policy("NoSymbols12345").is_err());
+        let err = check_password_policy("abc").unwrap_err().to_string();
+        assert!(err.contains("12 characters") && err.contains("symbol"), "{err}");
+    }
+
+    #[test]
+    fn usernames_and_emails() {
+        assert!(check_username("alice_01").is_ok());
+        assert!(check_username("al").is_err());
+        assert!(check_username("al ice").is_err());
+        assert!(check_email("a@b.io").is_ok());
+        assert!(check_email("a@b").is_err());
+        assert!(check_email("@b.io").is_err());
+    }
+}

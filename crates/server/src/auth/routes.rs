@@ -1,0 +1,171 @@
+//! HTTP handlers for /api/v1/auth.
+
+use axum::extract::{FromRequest, Path, Request, State};
+use axum::http::{StatusCode, header};
+use axum::Json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use wanllmdb_api_types::ErrorBody;
+use wanllmdb_api_types::auth::{
+    ApiKey, CreateApiKeyRequest, CreatedApiKey, LoginRequest, LogoutRequest, RefreshRequest,
+    RegisterRequest, TokenPair, User,
+};
+
+use super::{Accounts, Actor};
+use crate::app::AppState;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ClientInfo, JsonBody, parse_json, read_body};
+
+/// The auth routes.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(register))
+        .routes(routes!(login))
+        .routes(routes!(refresh))
+        .routes(routes!(logout))
+        .routes(routes!(me))
+        .routes(routes!(create_api_key, list_api_keys))
+        .routes(routes!(revoke_api_key))
+}
+
+/// Create an account.
+#[utoipa::path(post, path = "/auth/register", tag = "auth", request_body = RegisterRequest,
+    responses((status = 201, body = User), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn register(
+    State(state): State<AppState>,
+    actor: Actor,
+    JsonBody(req): JsonBody<RegisterRequest>,
+) -> ApiResult<(StatusCode, Json<User>)> {
+    let user = Accounts { state: &state }
+        .register(&actor, &req.username, &req.email, &req.password)
+        .await?;
+    Ok((StatusCode::CREATED, Json(user)))
+}
+
+/// A login body: JSON, or the OAuth2 password-flow form.
+struct LoginBody(LoginRequest);
+
+impl FromRequest<AppState> for LoginBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let (parts, bytes) = read_body(req, state.config.max_body_bytes).await?;
+        let ct = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if ct.starts_with("application/x-www-form-urlencoded") {
+            let form: LoginRequest = serde_urlencoded::from_bytes(&bytes).map_err(|e| {
+                ApiError::invalid(format!("invalid login form (needs username and password): {e}"))
+            })?;
+            Ok(LoginBody(form))
+        } else {
+            Ok(LoginBody(parse_json(&bytes)?))
+        }
+    }
+}
+
+/// Log in with a username (or email) and password.
+#[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = LoginRequest,
+    responses((status = 200, body = TokenPair), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
+async fn login(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    LoginBody(req): LoginBody,
+) -> ApiResult<Json<TokenPair>> {
+    Ok(Json(
+        Accounts { state: &state }
+            .login(&client, &req.username, &req.password)
+            .await?,
+    ))
+}
+
+/// Exchange a refresh token for a new token pair.
+#[utoipa::path(post, path = "/auth/refresh", tag = "auth", request_body = RefreshRequest,
+    responses((status = 200, body = TokenPair), (status = 401, body = ErrorBody)))]
+async fn refresh(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    JsonBody(req): JsonBody<RefreshRequest>,
+) -> ApiResult<Json<TokenPair>> {
+    Ok(Json(
+        Accounts { state: &state }
+            .refresh(&client, &req.refresh_token)
+            .await?,
+    ))
+}
+
+/// End the current session.
+#[utoipa::path(post, path = "/auth/logout", tag = "auth", request_body = LogoutRequest,
+    responses((status = 204), (status = 401, body = ErrorBody)))]
+async fn logout(
+    State(state): State<AppState>,
+    actor: Actor,
+    client: ClientInfo,
+    req: Request,
+) -> ApiResult<StatusCode> {
+    let user = actor.require_user()?;
+    let (_, bytes) = read_body(req, state.config.max_body_bytes).await?;
+    let body: LogoutRequest = if bytes.iter().all(u8::is_ascii_whitespace) {
+        LogoutRequest::default()
+    } else {
+        parse_json(&bytes)?
+    };
+    Accounts { state: &state }
+        .logout(&client, user, body.refresh_token.as_deref())
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The calling user.
+#[utoipa::path(get, path = "/auth/me", tag = "auth",
+    responses((status = 200, body = User), (status = 401, body = ErrorBody)))]
+async fn me(State(state): State<AppState>, actor: Actor) -> ApiResult<Json<User>> {
+    let user = actor.require_user()?;
+    Ok(Json(super::me(&state, user).await?))
+}
+
+/// Create an API key (shown once).
+#[utoipa::path(post, path = "/auth/api-keys", tag = "auth", request_body = CreateApiKeyRequest,
+    responses((status = 201, body = CreatedApiKey), (status = 401, body = ErrorBody)))]
+async fn create_api_key(
+    State(state): State<AppState>,
+    actor: Actor,
+    client: ClientInfo,
+    JsonBody(req): JsonBody<CreateApiKeyRequest>,
+) -> ApiResult<(StatusCode, Json<CreatedApiKey>)> {
+    let user = actor.require_user()?;
+    let key = Accounts { state: &state }
+        .create_api_key(&client, user, req.name.as_deref())
+        .await?;
+    Ok((StatusCode::CREATED, Json(key)))
+}
+
+/// List the caller's API keys.
+#[utoipa::path(get, path = "/auth/api-keys", tag = "auth",
+    responses((status = 200, body = Vec<ApiKey>), (status = 401, body = ErrorBody)))]
+async fn list_api_keys(State(state): State<AppState>, actor: Actor) -> ApiResult<Json<Vec<ApiKey>>> {
+    let user = actor.require_user()?;
+    Ok(Json(Accounts { state: &state }.list_api_keys(user).await?))
+}
+
+/// Revoke an API key.
+#[utoipa::path(delete, path = "/auth/api-keys/{id}", tag = "auth",
+    params(("id" = i64, Path, description = "API key id")),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+async fn revoke_api_key(
+    State(state): State<AppState>,
+    actor: Actor,
+    client: ClientInfo,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let user = actor.require_user()?;
+    let id: i64 = id
+        .parse()
+        .map_err(|_| ApiError::invalid(format!("API key id must be a number, got {id:?}")))?;
+    Accounts { state: &state }
+        .revoke_api_key(&client, user, id)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,60 @@
+//! Server settings, resolved by the binary from flags, environment and config file.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Everything `serve` needs to know.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub bind: SocketAddr,
+    /// Where the SQLite file, blobs and the admin key file live.
+    pub data_dir: PathBuf,
+    /// `sqlite://…` or `postgres://…`; None means `<data_dir>/wanllmdb.db`.
+    pub database_url: Option<String>,
+    /// Largest request body accepted, counted after decompression.
+    pub max_body_bytes: usize,
+    /// A running run without a heartbeat for this long is marked crashed.
+    pub heartbeat_timeout: Duration,
+    /// How often the reaper looks for such runs.
+    pub reaper_interval: Duration,
+    /// Lifetime of access tokens.
+    pub access_token_ttl: Duration,
+    /// Lifetime of refresh tokens.
+    pub refresh_token_ttl: Duration,
+    /// Secret for signing tokens; when None one is generated and kept in the database, so
+    /// replicas sharing a database agree on it.
+    pub jwt_secret: Option<String>,
+    /// Whether anyone may register an account (otherwise only server admins can create them).
+    pub allow_registration: bool,
+    /// Print the admin key and write it to `<data_dir>/admin-api-key` on first start.
+    pub bootstrap_admin: bool,
+}
+
+impl ServerConfig {
+    /// Defaults for a data directory.
+    pub fn new(data_dir: impl Into<PathBuf>) -> ServerConfig {
+        ServerConfig {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: data_dir.into(),
+            database_url: None,
+            max_body_bytes: 64 * 1024 * 1024,
+            heartbeat_timeout: Duration::from_secs(300),
+            reaper_interval: Duration::from_secs(30),
+            access_token_ttl: Duration::from_secs(30 * 60),
+            refresh_token_ttl: Duration::from_secs(7 * 24 * 3600),
+            jwt_secret: None,
+            allow_registration: true,
+            bootstrap_admin: true,
+        }
+    }
+
+    /// The database URL in effect.
+    pub fn effective_database_url(&self) -> String {
+        match &self.database_url {
+            Some(u) => u.clone(),
+            None => format!("sqlite://{}", self.data_dir.join("wanllmdb.db").display()),
+        }
+    }
+}

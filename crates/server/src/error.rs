@@ -1,0 +1,133 @@
+//! The server's error type and its one mapping to HTTP.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use wanllmdb_api_types::{ErrorBody, ErrorDetail};
+
+/// Everything a request can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the input is wrong; the message says how.
+    #[error("{0}")]
+    InvalidInput(String),
+    /// 400 with structured details.
+    #[error("{message}")]
+    InvalidInputDetails {
+        /// Summary.
+        message: String,
+        /// Details (e.g. the offending field).
+        details: serde_json::Value,
+    },
+    /// 401: no or bad credentials.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// 403: authenticated but not allowed.
+    #[error("{0}")]
+    Forbidden(String),
+    /// 404.
+    #[error("{0}")]
+    NotFound(String),
+    /// 409.
+    #[error("{0}")]
+    Conflict(String),
+    /// 413.
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    /// 415.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// 429 with the seconds to wait.
+    #[error("{message}")]
+    TooManyRequests {
+        /// What was limited.
+        message: String,
+        /// Seconds until a retry may succeed.
+        retry_after: u64,
+    },
+    /// 503.
+    #[error("{0}")]
+    Unavailable(String),
+    /// 500: a bug or an unexpected database failure. Details are logged, not returned.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Shorthand.
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    /// Builds a 404 for a thing.
+    pub fn not_found(what: impl std::fmt::Display) -> ApiError {
+        ApiError::NotFound(format!("{what} not found"))
+    }
+
+    /// Builds a 400.
+    pub fn invalid(msg: impl Into<String>) -> ApiError {
+        ApiError::InvalidInput(msg.into())
+    }
+
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            ApiError::InvalidInput(_) | ApiError::InvalidInputDetails { .. } => {
+                (StatusCode::BAD_REQUEST, "invalid_input")
+            }
+            ApiError::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "unauthenticated"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::UnsupportedMediaType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
+            ApiError::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> ApiError {
+        if let sqlx::Error::Database(db) = &e {
+            if db.is_unique_violation() {
+                return ApiError::Conflict("already exists".into());
+            }
+            if db.is_foreign_key_violation() {
+                return ApiError::invalid("refers to something that does not exist");
+            }
+        }
+        if matches!(e, sqlx::Error::PoolTimedOut | sqlx::Error::Io(_)) {
+            return ApiError::Unavailable(format!("database unavailable: {e}"));
+        }
+        ApiError::Internal(format!("database: {e}"))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        let (message, details) = match &self {
+            ApiError::Internal(m) => {
+                tracing::error!(error = %m, "internal error");
+                ("internal server error".to_string(), serde_json::json!({}))
+            }
+            ApiError::InvalidInputDetails { message, details } => {
+                (message.clone(), details.clone())
+            }
+            other => (other.to_string(), serde_json::json!({})),
+        };
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: code.to_string(),
+                message,
+                details,
+            },
+        };
+        let mut resp = (status, axum::Json(body)).into_response();
+        if let ApiError::TooManyRequests { retry_after, .. } = self {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after.max(1)));
+        }
+        resp
+    }
+}

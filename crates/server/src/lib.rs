@@ -1,0 +1,21 @@
+//! The wanLLMDB server: an axum application over SQLite or PostgreSQL.
+//!
+//! Layers: `routes` (thin handlers) → services (domain rules, authorization) → `store` (SQL).
+
+pub mod app;
+pub mod audit;
+pub mod auth;
+pub mod config;
+pub mod error;
+mod extract;
+pub mod health;
+pub mod logs;
+pub mod metrics;
+pub mod openapi;
+pub mod projects;
+pub mod runs;
+pub mod store;
+
+pub use app::{RunningServer, serve, start};
+pub use config::ServerConfig;
+pub use store::Store;

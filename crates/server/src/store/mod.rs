@@ -1,0 +1,267 @@
+//! The SQL store: one set of queries over SQLite (embedded default) or PostgreSQL.
+//!
+//! Queries use runtime `sqlx::query` with `$n` placeholders, valid on both backends; the
+//! [`on_backend!`] macro expands a block once per backend so the same code serves both.
+//! Where SQL differs (JSON access), [`Store::kind`] picks the dialect.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, SqlitePool};
+
+/// Which SQL dialect a store speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    /// Embedded SQLite.
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+/// Connection pools of one backend.
+#[derive(Clone, Debug)]
+pub enum Backend {
+    /// SQLite keeps one writer connection (writers queue instead of failing) and a read pool.
+    Sqlite {
+        /// The single writer.
+        write: SqlitePool,
+        /// Readers (WAL lets them run beside the writer).
+        read: SqlitePool,
+    },
+    /// PostgreSQL uses one pool for everything.
+    Postgres(PgPool),
+}
+
+/// The database.
+#[derive(Clone, Debug)]
+pub struct Store {
+    /// The pools.
+    pub backend: Backend,
+}
+
+/// Runs `$body` with `$pool` bound to the write pool of whichever backend the store uses.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! on_backend {
+    ($store:expr, write $pool:ident => $body:expr) => {
+        match &$store.backend {
+            $crate::store::Backend::Sqlite { write: $pool, .. } => $body,
+            $crate::store::Backend::Postgres($pool) => $body,
+        }
+    };
+    ($store:expr, read $pool:ident => $body:expr) => {
+        match &$store.backend {
+            $crate::store::Backend::Sqlite { read: $pool, .. } => $body,
+            $crate::store::Backend::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// Starts a write transaction: `BEGIN IMMEDIATE` on SQLite so concurrent writers wait.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! with_tx {
+    ($store:expr, $tx:ident => $body:expr) => {
+        match &$store.backend {
+            $crate::store::Backend::Sqlite { write, .. } => {
+                #[allow(unused_mut)]
+                let mut $tx = write.begin_with("BEGIN IMMEDIATE").await?;
+                let out = $body;
+                $tx.commit().await?;
+                out
+            }
+            $crate::store::Backend::Postgres(pool) => {
+                #[allow(unused_mut)]
+                let mut $tx = pool.begin().await?;
+                let out = $body;
+                $tx.commit().await?;
+                out
+            }
+        }
+    };
+}
+
+/// Why the store could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// Bad URL or unreachable database.
+    #[error("cannot open database: {0}")]
+    Connect(#[from] sqlx::Error),
+    /// A migration failed.
+    #[error("cannot apply database migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The URL names no supported backend.
+    #[error("unsupported database URL (expected sqlite:// or postgres://): {0}")]
+    Unsupported(String),
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `url` and applies migrations.
+    pub async fn open(url: &str) -> Result<Store, OpenError> {
+        let store = if url.starts_with("sqlite:") {
+            Self::open_sqlite(url).await?
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let opts = PgConnectOptions::from_str(url)?;
+            Self::open_postgres(opts).await?
+        } else {
+            return Err(OpenError::Unsupported(redact_url(url)));
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Opens PostgreSQL with explicit options (tests use this to pick a schema).
+    pub async fn open_postgres(opts: PgConnectOptions) -> Result<Store, OpenError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .min_connections(0)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(opts)
+            .await?;
+        Ok(Store {
+            backend: Backend::Postgres(pool),
+        })
+    }
+
+    async fn open_sqlite(url: &str) -> Result<Store, OpenError> {
+        let opts = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // WAL + NORMAL: a committed transaction survives a killed process; only an
+            // operating-system crash can lose the last commits.
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(30))
+            .foreign_keys(true)
+            .pragma("cache_size", "-8000")
+            .pragma("temp_store", "memory");
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(opts.clone())
+            .await?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(4)
+            .min_connections(0)
+            .connect_with(opts.read_only(false))
+            .await?;
+        Ok(Store {
+            backend: Backend::Sqlite { write, read },
+        })
+    }
+
+    async fn migrate(&self) -> Result<(), OpenError> {
+        match &self.backend {
+            Backend::Sqlite { write, .. } => sqlx::migrate!("migrations/sqlite").run(write).await?,
+            Backend::Postgres(pool) => sqlx::migrate!("migrations/postgres").run(pool).await?,
+        }
+        Ok(())
+    }
+
+    /// The dialect.
+    pub fn kind(&self) -> BackendKind {
+        match self.backend {
+            Backend::Sqlite { .. } => BackendKind::Sqlite,
+            Backend::Postgres(_) => BackendKind::Postgres,
+        }
+    }
+
+    /// A trivial query, for readiness checks.
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        on_backend!(self, read pool => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()))
+    }
+
+    /// Closes the pools; on SQLite this checkpoints the WAL into the main file.
+    pub async fn close(&self) {
+        match &self.backend {
+            Backend::Sqlite { write, read } => {
+                read.close().await;
+                let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                    .execute(write)
+                    .await;
+                write.close().await;
+            }
+            Backend::Postgres(pool) => pool.close().await,
+        }
+    }
+}
+
+/// Replaces the password in a database URL with `***`, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (authority, tail) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            let masked = if userinfo.contains(':') {
+                format!("{user}:***")
+            } else {
+                user.to_string()
+            };
+            format!("{scheme}://{masked}@{host}{tail}")
+        }
+        None => url.to_string(),
+    }
+}
+
+/// Current time in microseconds since the Unix epoch.
+pub fn now_us() -> i64 {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    d.as_micros() as i64
+}
+
+/// Formats microseconds since the epoch as RFC 3339 (UTC).
+pub fn format_time(us: i64) -> String {
+    let nanos = i128::from(us) * 1000;
+    time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| "1970-01-01T00:00:00Z".to_string())
+}
+
+/// Unix seconds (the wire's timestamps) to microseconds; None when out of range.
+pub fn seconds_to_us(s: f64) -> Option<i64> {
+    let us = s * 1e6;
+    (us.is_finite() && us.abs() < 9.0e18).then(|| us.round() as i64)
+}
+
+/// Microseconds to Unix seconds.
+pub fn us_to_seconds(us: i64) -> f64 {
+    us as f64 / 1e6
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            redact_url("postgres://bob:s3cret@db:5432/x"),
+            "postgres://bob:***@db:5432/x"
+        );
+        assert_eq!(redact_url("postgres://db/x"), "postgres://db/x");
+        assert_eq!(redact_url("sqlite:///tmp/a.db"), "sqlite:///tmp/a.db");
+        assert!(!redact_url("postgres://u:p@w@h/db").contains("p@w"));
+    }
+
+    #[test]
+    fn time_formats() {
+        assert_eq!(format_time(0), "1970-01-01T00:00:00Z");
+        assert_eq!(seconds_to_us(1.5), Some(1_500_000));
+        assert_eq!(seconds_to_us(f64::NAN), None);
+    }
+}

@@ -50,7 +50,10 @@ pub fn router(state: AppState) -> Router {
     api.merge(health::router())
         .route("/api/v1/openapi.json", axum::routing::get(openapi::serve))
         .fallback(not_found)
-        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::resolve_actor))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::resolve_actor,
+        ))
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(CompressionLayer::new())
         .layer(TraceLayer::new_for_http())
@@ -118,7 +121,10 @@ pub enum StartError {
 }
 
 /// Prepares state: opens the store, loads keys, bootstraps the admin.
-pub async fn build_state(config: ServerConfig, store: Store) -> Result<(AppState, Option<String>), StartError> {
+pub async fn build_state(
+    config: ServerConfig,
+    store: Store,
+) -> Result<(AppState, Option<String>), StartError> {
     let keys = TokenKeys::load(&store, config.jwt_secret.as_deref()).await?;
     let dummy_hash = auth::hash_password(auth::random_hex(16))
         .await
@@ -127,7 +133,14 @@ pub async fn build_state(config: ServerConfig, store: Store) -> Result<(AppState
     let openapi_json = Arc::new(
         serde_json::to_string(&openapi_document()).map_err(|e| StartError::Other(e.to_string()))?,
     );
-    let state = AppState { store, config: Arc::new(config), keys, dummy_hash, log_events, openapi_json };
+    let state = AppState {
+        store,
+        config: Arc::new(config),
+        keys,
+        dummy_hash,
+        log_events,
+        openapi_json,
+    };
     let admin_key = bootstrap_admin(&state).await?;
     Ok((state, admin_key))
 }
@@ -140,13 +153,19 @@ async fn bootstrap_admin(state: &AppState) -> Result<Option<String>, StartError>
     if !state.config.bootstrap_admin || accounts.user_count().await.map_err(err)? > 0 {
         return Ok(None);
     }
-    let user = match accounts.insert_user("admin", "admin@localhost", None, true).await {
+    let user = match accounts
+        .insert_user("admin", "admin@localhost", None, true)
+        .await
+    {
         Ok(u) => u,
         // Another replica bootstrapped at the same moment.
         Err(ApiError::Conflict(_)) => return Ok(None),
         Err(e) => return Err(err(e)),
     };
-    let key = accounts.insert_api_key(user.id, "bootstrap").await.map_err(err)?;
+    let key = accounts
+        .insert_api_key(user.id, "bootstrap")
+        .await
+        .map_err(err)?;
     let path = state.config.data_dir.join("admin-api-key");
     write_secret_file(&path, &format!("{}\n", key.key))?;
     Ok(Some(key.key))
@@ -171,26 +190,47 @@ fn write_secret_file(path: &std::path::Path, contents: &str) -> std::io::Result<
 }
 
 /// Starts the server on `listener` in the background.
-pub async fn start(config: ServerConfig, listener: TcpListener) -> Result<RunningServer, StartError> {
+pub async fn start(
+    config: ServerConfig,
+    listener: TcpListener,
+) -> Result<RunningServer, StartError> {
     std::fs::create_dir_all(&config.data_dir)?;
     let url = config.effective_database_url();
     let store = Store::open(&url).await?;
+    start_with_store(config, store, listener).await
+}
+
+/// Starts the server on an already opened store (tests use this to isolate databases).
+pub async fn start_with_store(
+    config: ServerConfig,
+    store: Store,
+    listener: TcpListener,
+) -> Result<RunningServer, StartError> {
+    std::fs::create_dir_all(&config.data_dir)?;
     let (state, admin_api_key) = build_state(config, store.clone()).await?;
     let addr = listener.local_addr()?;
     let (tx, mut rx) = watch::channel(false);
     let background = runs::spawn_reaper(state.clone(), rx.clone());
     let app = router(state);
     let handle = tokio::spawn(async move {
-        let res = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async move {
-                let _ = rx.wait_for(|stop| *stop).await;
-            })
-            .await;
+        let res = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        })
+        .await;
         let _ = background.await;
         store.close().await;
         res
     });
-    Ok(RunningServer { addr, admin_api_key, shutdown: tx, handle })
+    Ok(RunningServer {
+        addr,
+        admin_api_key,
+        shutdown: tx,
+        handle,
+    })
 }
 
 /// Runs the server until `shutdown` resolves (the binary passes SIGINT/SIGTERM).
@@ -211,7 +251,10 @@ pub async fn serve(
             data_dir.join("admin-api-key").display()
         );
     }
-    eprintln!("wanllmdb server {} listening on {url} (database: {db})", env!("CARGO_PKG_VERSION"));
+    eprintln!(
+        "wanllmdb server {} listening on {url} (database: {db})",
+        env!("CARGO_PKG_VERSION")
+    );
     shutdown.await;
     eprintln!("shutting down: finishing in-flight requests");
     server.shutdown().await?;

@@ -18,7 +18,13 @@ pub async fn read_body(req: Request, limit: usize) -> Result<(Parts, Vec<u8>), A
     let (parts, body) = req.into_parts();
     let gzip = match parts.headers.get(header::CONTENT_ENCODING) {
         None => false,
-        Some(v) => match v.to_str().unwrap_or("").trim().to_ascii_lowercase().as_str() {
+        Some(v) => match v
+            .to_str()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase()
+            .as_str()
+        {
             "gzip" | "x-gzip" => true,
             "identity" | "" => false,
             other => {
@@ -28,7 +34,9 @@ pub async fn read_body(req: Request, limit: usize) -> Result<(Parts, Vec<u8>), A
             }
         },
     };
-    let raw: Bytes = axum::body::to_bytes(body, limit).await.map_err(|_| too_large(limit))?;
+    let raw: Bytes = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| too_large(limit))?;
     if !gzip {
         return Ok((parts, raw.to_vec()));
     }
@@ -141,7 +149,11 @@ impl ClientInfo {
                 .and_then(|v| v.to_str().ok())
                 .map(|s| s.chars().take(512).collect()),
             method: parts.method.to_string(),
-            path: parts.uri.path().to_string(),
+            // Nested routers see a stripped URI; audit rows want the one the client sent.
+            path: parts
+                .extensions
+                .get::<axum::extract::OriginalUri>()
+                .map_or_else(|| parts.uri.path().to_string(), |o| o.0.path().to_string()),
         }
     }
 }

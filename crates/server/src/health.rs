@@ -34,8 +34,16 @@ async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
     let ping = tokio::time::timeout(std::time::Duration::from_secs(3), state.store.ping()).await;
     let (code, mut h, db) = match ping {
         Ok(Ok(())) => (StatusCode::OK, health("ok"), "ok".to_string()),
-        Ok(Err(e)) => (StatusCode::SERVICE_UNAVAILABLE, health("unavailable"), format!("error: {e}")),
-        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, health("unavailable"), "error: timed out after 3 s".to_string()),
+        Ok(Err(e)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            health("unavailable"),
+            format!("error: {e}"),
+        ),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            health("unavailable"),
+            "error: timed out after 3 s".to_string(),
+        ),
     };
     h.checks.insert("database".into(), db);
     (code, Json(h))

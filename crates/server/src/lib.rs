@@ -16,6 +16,6 @@ pub mod projects;
 pub mod runs;
 pub mod store;
 
-pub use app::{RunningServer, serve, start};
+pub use app::{RunningServer, serve, start, start_with_store};
 pub use config::ServerConfig;
 pub use store::Store;

@@ -154,7 +154,11 @@ pub async fn hash_password(password: String) -> ApiResult<String> {
 async fn verify_password(password: String, hash: String) -> bool {
     tokio::task::spawn_blocking(move || {
         PasswordHash::new(&hash)
-            .map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+            .map(|h| {
+                Argon2::default()
+                    .verify_password(password.as_bytes(), &h)
+                    .is_ok()
+            })
             .unwrap_or(false)
     })
     .await
@@ -176,7 +180,10 @@ pub fn check_password_policy(p: &str) -> ApiResult<()> {
     if !p.chars().any(|c| c.is_ascii_digit()) {
         missing.push("a digit");
     }
-    if !p.chars().any(|c| !c.is_alphanumeric() && !c.is_whitespace()) {
+    if !p
+        .chars()
+        .any(|c| !c.is_alphanumeric() && !c.is_whitespace())
+    {
         missing.push("a symbol");
     }
     if p.len() > 1024 {
@@ -208,12 +215,15 @@ fn check_username(u: &str) -> ApiResult<()> {
 fn check_email(e: &str) -> ApiResult<()> {
     let ok = e.len() <= 254
         && !e.contains(char::is_whitespace)
-        && e.split_once('@')
-            .is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.starts_with('.') && !d.ends_with('.'));
+        && e.split_once('@').is_some_and(|(l, d)| {
+            !l.is_empty() && d.contains('.') && !d.starts_with('.') && !d.ends_with('.')
+        });
     if ok {
         Ok(())
     } else {
-        Err(ApiError::invalid(format!("{e:?} is not a valid email address")))
+        Err(ApiError::invalid(format!(
+            "{e:?} is not a valid email address"
+        )))
     }
 }
 
@@ -350,7 +360,12 @@ impl Accounts<'_> {
     }
 
     /// Checks a username/password pair and issues tokens. Rate-limited per username and IP.
-    pub async fn login(&self, client: &ClientInfo, username: &str, password: &str) -> ApiResult<TokenPair> {
+    pub async fn login(
+        &self,
+        client: &ClientInfo,
+        username: &str,
+        password: &str,
+    ) -> ApiResult<TokenPair> {
         let mut subjects = vec![format!("user:{}", username.to_lowercase())];
         if let Some(ip) = &client.ip {
             subjects.push(format!("ip:{ip}"));
@@ -358,8 +373,16 @@ impl Accounts<'_> {
         for s in &subjects {
             let (n, first) = self.failures_within_minute(s).await?;
             if n >= FAILED_LOGINS_PER_MINUTE {
-                let wait = first.map_or(60, |f| ((f + 60_000_000 - now_us()) / 1_000_000 + 1).max(1));
-                audit::record(self.store(), AuditEvent::new("login_rate_limited", "auth", "warning").client(client).resource(format!("user:{username}")).status(429)).await;
+                let wait =
+                    first.map_or(60, |f| ((f + 60_000_000 - now_us()) / 1_000_000 + 1).max(1));
+                audit::record(
+                    self.store(),
+                    AuditEvent::new("login_rate_limited", "auth", "warning")
+                        .client(client)
+                        .resource(format!("user:{username}"))
+                        .status(429),
+                )
+                .await;
                 return Err(ApiError::TooManyRequests {
                     message: "too many failed logins; wait before trying again".into(),
                     retry_after: wait as u64,
@@ -378,13 +401,30 @@ impl Accounts<'_> {
             .as_ref()
             .and_then(|r| r.password_hash.clone())
             .unwrap_or_else(|| self.state.dummy_hash.clone());
-        let ok = verify_password(password.to_string(), hash).await && row.as_ref().is_some_and(|r| r.password_hash.is_some());
+        let ok = verify_password(password.to_string(), hash).await
+            && row.as_ref().is_some_and(|r| r.password_hash.is_some());
         let Some(user) = row.filter(|_| ok) else {
             self.record_failure(&subjects).await?;
-            audit::record(self.store(), AuditEvent::new("login_failure", "auth", "warning").client(client).resource(format!("user:{username}")).status(401)).await;
-            return Err(ApiError::Unauthenticated("invalid username or password".into()));
+            audit::record(
+                self.store(),
+                AuditEvent::new("login_failure", "auth", "warning")
+                    .client(client)
+                    .resource(format!("user:{username}"))
+                    .status(401),
+            )
+            .await;
+            return Err(ApiError::Unauthenticated(
+                "invalid username or password".into(),
+            ));
         };
-        audit::record(self.store(), AuditEvent::new("login_success", "auth", "info").client(client).user(user.id, &user.username).status(200)).await;
+        audit::record(
+            self.store(),
+            AuditEvent::new("login_success", "auth", "info")
+                .client(client)
+                .user(user.id, &user.username)
+                .status(200),
+        )
+        .await;
         self.issue_pair(user.id, &random_hex(16)).await
     }
 
@@ -393,9 +433,23 @@ impl Accounts<'_> {
         let cfg = &self.state.config;
         let access_ttl = cfg.access_token_ttl.as_secs() as i64;
         let refresh_ttl = cfg.refresh_token_ttl.as_secs() as i64;
-        let access = Claims { sub: user_id.to_string(), jti: random_hex(16), iat: now, exp: now + access_ttl, typ: "access".into(), fam: None };
+        let access = Claims {
+            sub: user_id.to_string(),
+            jti: random_hex(16),
+            iat: now,
+            exp: now + access_ttl,
+            typ: "access".into(),
+            fam: None,
+        };
         let refresh_jti = random_hex(16);
-        let refresh = Claims { sub: user_id.to_string(), jti: refresh_jti.clone(), iat: now, exp: now + refresh_ttl, typ: "refresh".into(), fam: Some(family.to_string()) };
+        let refresh = Claims {
+            sub: user_id.to_string(),
+            jti: refresh_jti.clone(),
+            iat: now,
+            exp: now + refresh_ttl,
+            typ: "refresh".into(),
+            fam: Some(family.to_string()),
+        };
         on_backend!(self.store(), write pool => {
             sqlx::query("INSERT INTO refresh_tokens (jti, family, user_id, expires_at) VALUES ($1, $2, $3, $4)")
                 .bind(&refresh_jti)
@@ -444,14 +498,36 @@ impl Accounts<'_> {
                 .rows_affected()
         });
         if updated != 1 {
-            self.revoke_family(&family).await?;
-            let user_id: i64 = claims.sub.parse().unwrap_or(0);
-            audit::record(self.store(), AuditEvent::new("refresh_token_reuse", "auth", "critical").client(client).user_id(user_id).status(401)).await;
+            let row: Option<(Option<i64>, Option<i64>)> = on_backend!(self.store(), read pool => {
+                match sqlx::query("SELECT used_at, revoked_at FROM refresh_tokens WHERE jti = $1").bind(&claims.jti).fetch_optional(pool).await? {
+                    Some(r) => Some((r.try_get("used_at")?, r.try_get("revoked_at")?)),
+                    None => None,
+                }
+            });
+            if let Some((Some(_), None)) = row {
+                // A spent token presented again: someone else may hold a copy. End the session.
+                self.revoke_family(&family).await?;
+                let user_id: i64 = claims.sub.parse().unwrap_or(0);
+                audit::record(
+                    self.store(),
+                    AuditEvent::new("refresh_token_reuse", "auth", "critical")
+                        .client(client)
+                        .user_id(user_id)
+                        .status(401),
+                )
+                .await;
+                return Err(ApiError::Unauthenticated(
+                    "refresh token was already used; its session has been ended for safety, log in again".into(),
+                ));
+            }
             return Err(ApiError::Unauthenticated(
-                "refresh token was already used or revoked; its session has been ended, log in again".into(),
+                "refresh token is revoked or expired; log in again".into(),
             ));
         }
-        let user_id: i64 = claims.sub.parse().map_err(|_| ApiError::Unauthenticated("invalid token subject".into()))?;
+        let user_id: i64 = claims
+            .sub
+            .parse()
+            .map_err(|_| ApiError::Unauthenticated("invalid token subject".into()))?;
         self.issue_pair(user_id, &family).await
     }
 
@@ -467,7 +543,12 @@ impl Accounts<'_> {
     }
 
     /// Ends a session: revokes the access token and, if given, the refresh token's family.
-    pub async fn logout(&self, client: &ClientInfo, user: &AuthUser, refresh_token: Option<&str>) -> ApiResult<()> {
+    pub async fn logout(
+        &self,
+        client: &ClientInfo,
+        user: &AuthUser,
+        refresh_token: Option<&str>,
+    ) -> ApiResult<()> {
         let Some((jti, exp)) = &user.session else {
             return Err(ApiError::invalid(
                 "logout ends a session token; API keys are revoked with DELETE /api/v1/auth/api-keys/{id}",
@@ -483,22 +564,49 @@ impl Accounts<'_> {
         if let Some(rt) = refresh_token {
             let claims = self.decode(rt, "refresh")?;
             if claims.sub != user.id.to_string() {
-                return Err(ApiError::Forbidden("that refresh token belongs to another user".into()));
+                return Err(ApiError::Forbidden(
+                    "that refresh token belongs to another user".into(),
+                ));
             }
             self.revoke_family(&claims.fam.unwrap_or_default()).await?;
         }
-        audit::record(self.store(), AuditEvent::new("logout", "auth", "info").client(client).user(user.id, &user.username).status(204)).await;
+        audit::record(
+            self.store(),
+            AuditEvent::new("logout", "auth", "info")
+                .client(client)
+                .user(user.id, &user.username)
+                .status(204),
+        )
+        .await;
         Ok(())
     }
 
     /// Creates an API key for a user; the secret is returned once.
-    pub async fn create_api_key(&self, client: &ClientInfo, user: &AuthUser, name: Option<&str>) -> ApiResult<CreatedApiKey> {
-        let name = name.map(str::trim).filter(|n| !n.is_empty()).unwrap_or("default");
+    pub async fn create_api_key(
+        &self,
+        client: &ClientInfo,
+        user: &AuthUser,
+        name: Option<&str>,
+    ) -> ApiResult<CreatedApiKey> {
+        let name = name
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .unwrap_or("default");
         if name.len() > 128 {
-            return Err(ApiError::invalid("API key name is longer than 128 characters"));
+            return Err(ApiError::invalid(
+                "API key name is longer than 128 characters",
+            ));
         }
         let created = self.insert_api_key(user.id, name).await?;
-        audit::record(self.store(), AuditEvent::new("api_key_created", "auth", "info").client(client).user(user.id, &user.username).resource(format!("api_key:{}", created.info.id)).status(201)).await;
+        audit::record(
+            self.store(),
+            AuditEvent::new("api_key_created", "auth", "info")
+                .client(client)
+                .user(user.id, &user.username)
+                .resource(format!("api_key:{}", created.info.id))
+                .status(201),
+        )
+        .await;
         Ok(created)
     }
 
@@ -518,7 +626,13 @@ impl Accounts<'_> {
                 .await?
         });
         Ok(CreatedApiKey {
-            info: ApiKey { id, name: name.to_string(), prefix, created_at: format_time(now), last_used_at: None },
+            info: ApiKey {
+                id,
+                name: name.to_string(),
+                prefix,
+                created_at: format_time(now),
+                last_used_at: None,
+            },
             key,
         })
     }
@@ -546,7 +660,12 @@ impl Accounts<'_> {
     }
 
     /// Revokes one of the caller's keys (admins may revoke anyone's).
-    pub async fn revoke_api_key(&self, client: &ClientInfo, user: &AuthUser, id: i64) -> ApiResult<()> {
+    pub async fn revoke_api_key(
+        &self,
+        client: &ClientInfo,
+        user: &AuthUser,
+        id: i64,
+    ) -> ApiResult<()> {
         let n = on_backend!(self.store(), write pool => {
             sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL AND (user_id = $3 OR $4)")
                 .bind(now_us())
@@ -560,7 +679,15 @@ impl Accounts<'_> {
         if n == 0 {
             return Err(ApiError::not_found(format!("API key {id}")));
         }
-        audit::record(self.store(), AuditEvent::new("api_key_revoked", "auth", "info").client(client).user(user.id, &user.username).resource(format!("api_key:{id}")).status(204)).await;
+        audit::record(
+            self.store(),
+            AuditEvent::new("api_key_revoked", "auth", "info")
+                .client(client)
+                .user(user.id, &user.username)
+                .resource(format!("api_key:{id}"))
+                .status(204),
+        )
+        .await;
         Ok(())
     }
 
@@ -577,17 +704,28 @@ impl Accounts<'_> {
                 .await?
         });
         if revoked.is_some() {
-            return Err(ApiError::Unauthenticated("token has been revoked; log in again".into()));
+            return Err(ApiError::Unauthenticated(
+                "token has been revoked; log in again".into(),
+            ));
         }
-        let id: i64 = claims.sub.parse().map_err(|_| ApiError::Unauthenticated("invalid token subject".into()))?;
+        let id: i64 = claims
+            .sub
+            .parse()
+            .map_err(|_| ApiError::Unauthenticated("invalid token subject".into()))?;
         let found: Option<(String, bool)> = on_backend!(self.store(), read pool => {
             match sqlx::query("SELECT username, is_admin FROM users WHERE id = $1").bind(id).fetch_optional(pool).await? {
                 Some(r) => Some((r.try_get("username")?, r.try_get("is_admin")?)),
                 None => None,
             }
         });
-        let (username, is_admin) = found.ok_or_else(|| ApiError::Unauthenticated("the token's user no longer exists".into()))?;
-        Ok(AuthUser { id, username, is_admin, session: Some((claims.jti, claims.exp)) })
+        let (username, is_admin) = found
+            .ok_or_else(|| ApiError::Unauthenticated("the token's user no longer exists".into()))?;
+        Ok(AuthUser {
+            id,
+            username,
+            is_admin,
+            session: Some((claims.jti, claims.exp)),
+        })
     }
 
     async fn authenticate_api_key(&self, key: &str) -> ApiResult<AuthUser> {
@@ -611,7 +749,12 @@ impl Accounts<'_> {
                 sqlx::query("UPDATE api_keys SET last_used_at = $1 WHERE id = $2").bind(now).bind(key_id).execute(pool).await?;
             });
         }
-        Ok(AuthUser { id: user_id, username, is_admin, session: None })
+        Ok(AuthUser {
+            id: user_id,
+            username,
+            is_admin,
+            session: None,
+        })
     }
 
     /// Deletes expired bookkeeping rows.
@@ -628,7 +771,11 @@ impl Accounts<'_> {
 
 /// Middleware: resolves the bearer credential once per request and stores the [`Actor`].
 /// A credential that is present but invalid is a 401 (and an audit row), never anonymous.
-pub async fn resolve_actor(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+pub async fn resolve_actor(
+    State(state): State<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let header = req
         .headers()
         .get(axum::http::header::AUTHORIZATION)
@@ -653,14 +800,49 @@ pub async fn resolve_actor(State(state): State<AppState>, mut req: Request, next
                 Err(e) => {
                     let (parts, _) = req.into_parts();
                     let client = ClientInfo::from_parts(&parts);
-                    audit::record(&state.store, AuditEvent::new("authentication_failed", "auth", "warning").client(&client).status(401)).await;
+                    audit::record(
+                        &state.store,
+                        AuditEvent::new("authentication_failed", "auth", "warning")
+                            .client(&client)
+                            .status(401),
+                    )
+                    .await;
                     return e.into_response();
                 }
             }
         }
     };
+    let who = actor.user.as_ref().map(|u| (u.id, u.username.clone()));
+    let client = ClientInfo {
+        ip: req
+            .extensions()
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip().to_string()),
+        user_agent: None,
+        method: req.method().to_string(),
+        path: req.uri().path().to_string(),
+    };
+    let user_agent = req
+        .headers()
+        .get(axum::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     req.extensions_mut().insert(actor);
-    next.run(req).await
+    let resp = next.run(req).await;
+    if resp.status() == axum::http::StatusCode::FORBIDDEN {
+        let client = ClientInfo {
+            user_agent,
+            ..client
+        };
+        let mut ev = AuditEvent::new("access_denied", "authorization", "warning")
+            .client(&client)
+            .status(403);
+        if let Some((id, name)) = &who {
+            ev = ev.user(*id, name);
+        }
+        audit::record(&state.store, ev).await;
+    }
+    resp
 }
 
 /// Formats a user row for the API (used by `me`).
@@ -681,7 +863,10 @@ mod tests {
         assert!(check_password_policy("NoDigitsHere!!!").is_err());
         assert!(check_password_policy("NoSymbols12345").is_err());
         let err = check_password_policy("abc").unwrap_err().to_string();
-        assert!(err.contains("12 characters") && err.contains("symbol"), "{err}");
+        assert!(
+            err.contains("12 characters") && err.contains("symbol"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! HTTP handlers for /api/v1/auth.
 
+use axum::Json;
 use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{StatusCode, header};
-use axum::Json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use wanllmdb_api_types::ErrorBody;
@@ -57,7 +57,9 @@ impl FromRequest<AppState> for LoginBody {
             .unwrap_or("");
         if ct.starts_with("application/x-www-form-urlencoded") {
             let form: LoginRequest = serde_urlencoded::from_bytes(&bytes).map_err(|e| {
-                ApiError::invalid(format!("invalid login form (needs username and password): {e}"))
+                ApiError::invalid(format!(
+                    "invalid login form (needs username and password): {e}"
+                ))
             })?;
             Ok(LoginBody(form))
         } else {
@@ -145,7 +147,10 @@ async fn create_api_key(
 /// List the caller's API keys.
 #[utoipa::path(get, path = "/auth/api-keys", tag = "auth",
     responses((status = 200, body = Vec<ApiKey>), (status = 401, body = ErrorBody)))]
-async fn list_api_keys(State(state): State<AppState>, actor: Actor) -> ApiResult<Json<Vec<ApiKey>>> {
+async fn list_api_keys(
+    State(state): State<AppState>,
+    actor: Actor,
+) -> ApiResult<Json<Vec<ApiKey>>> {
     let user = actor.require_user()?;
     Ok(Json(Accounts { state: &state }.list_api_keys(user).await?))
 }

@@ -78,7 +78,11 @@ pub fn decode_cursor(c: &str) -> ApiResult<String> {
         .decode(c.as_bytes())
         .ok()
         .and_then(|b| String::from_utf8(b).ok())
-        .ok_or_else(|| ApiError::invalid(format!("invalid cursor {c:?}: pass back a next_cursor value unchanged")))
+        .ok_or_else(|| {
+            ApiError::invalid(format!(
+                "invalid cursor {c:?}: pass back a next_cursor value unchanged"
+            ))
+        })
 }
 
 /// Encodes an opaque cursor.
@@ -108,9 +112,16 @@ where
         id: r.try_get("id")?,
         name: r.try_get("name")?,
         description: r.try_get("description")?,
-        visibility: if vis == "public" { Visibility::Public } else { Visibility::Private },
+        visibility: if vis == "public" {
+            Visibility::Public
+        } else {
+            Visibility::Private
+        },
         owner: r.try_get("owner")?,
-        role: r.try_get::<Option<String>, _>("role")?.as_deref().and_then(Role::parse),
+        role: r
+            .try_get::<Option<String>, _>("role")?
+            .as_deref()
+            .and_then(Role::parse),
         created_at: format_time(r.try_get("created_at")?),
         updated_at: format_time(updated),
         stats: ProjectStats {
@@ -162,12 +173,26 @@ impl Projects<'_> {
         Ok(Self::build_access(actor, id, &name, &vis, role.as_deref()))
     }
 
-    fn build_access(actor: &Actor, id: i64, name: &str, vis: &str, role: Option<&str>) -> ProjectAccess {
-        let role = if actor.is_admin() { Some(Role::Owner) } else { role.and_then(Role::parse) };
+    fn build_access(
+        actor: &Actor,
+        id: i64,
+        name: &str,
+        vis: &str,
+        role: Option<&str>,
+    ) -> ProjectAccess {
+        let role = if actor.is_admin() {
+            Some(Role::Owner)
+        } else {
+            role.and_then(Role::parse)
+        };
         ProjectAccess {
             id,
             name: name.to_string(),
-            visibility: if vis == "public" { Visibility::Public } else { Visibility::Private },
+            visibility: if vis == "public" {
+                Visibility::Public
+            } else {
+                Visibility::Private
+            },
             role,
             anonymous: actor.user.is_none(),
         }
@@ -208,7 +233,10 @@ impl Projects<'_> {
         .await;
         match res {
             Err(ApiError::Conflict(_)) => {
-                return Err(ApiError::Conflict(format!("project {} already exists", req.name)));
+                return Err(ApiError::Conflict(format!(
+                    "project {} already exists",
+                    req.name
+                )));
             }
             other => other?,
         }
@@ -243,7 +271,15 @@ impl Projects<'_> {
             return Err(ApiError::invalid("limit must be between 1 and 500"));
         }
         let after = cursor.map(decode_cursor).transpose()?.unwrap_or_default();
-        let pattern = q.map(|q| format!("%{}%", q.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")));
+        let pattern = q.map(|q| {
+            format!(
+                "%{}%",
+                q.to_lowercase()
+                    .replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_")
+            )
+        });
         let sql = format!(
             "{PROJECT_SELECT} WHERE p.name > $2
                AND ($3 OR p.visibility = 'public' OR EXISTS (SELECT 1 FROM project_members m WHERE m.project_id = p.id AND m.user_id = $1))
@@ -281,7 +317,12 @@ impl Projects<'_> {
     }
 
     /// Changes description or visibility (owner/admin).
-    pub async fn update(&self, actor: &Actor, name: &str, req: &UpdateProjectRequest) -> ApiResult<Project> {
+    pub async fn update(
+        &self,
+        actor: &Actor,
+        name: &str,
+        req: &UpdateProjectRequest,
+    ) -> ApiResult<Project> {
         let access = self.access(actor, name).await?;
         access.require(Role::Admin)?;
         if let Some(d) = &req.description {
@@ -342,7 +383,9 @@ impl Projects<'_> {
     fn check_grant(access: &ProjectAccess, role: Role) -> ApiResult<()> {
         access.require(Role::Admin)?;
         if role == Role::Owner && access.role != Some(Role::Owner) {
-            return Err(ApiError::Forbidden("only an owner can make someone an owner".into()));
+            return Err(ApiError::Forbidden(
+                "only an owner can make someone an owner".into(),
+            ));
         }
         Ok(())
     }
@@ -363,7 +406,13 @@ impl Projects<'_> {
     }
 
     /// Adds a member (owner/admin; only owners grant ownership).
-    pub async fn add_member(&self, actor: &Actor, name: &str, username: &str, role: Role) -> ApiResult<Member> {
+    pub async fn add_member(
+        &self,
+        actor: &Actor,
+        name: &str,
+        username: &str,
+        role: Role,
+    ) -> ApiResult<Member> {
         let access = self.access(actor, name).await?;
         Self::check_grant(&access, role)?;
         let uid = self.user_id_by_name(username).await?;
@@ -377,11 +426,21 @@ impl Projects<'_> {
             sqlx::query("INSERT INTO project_members (project_id, user_id, role, added_at) VALUES ($1, $2, $3, $4)")
                 .bind(access.id).bind(uid).bind(role.as_str()).bind(now).execute(pool).await?;
         });
-        Ok(Member { username: username.to_string(), role, added_at: format_time(now) })
+        Ok(Member {
+            username: username.to_string(),
+            role,
+            added_at: format_time(now),
+        })
     }
 
     /// Changes a member's role.
-    pub async fn update_member(&self, actor: &Actor, name: &str, username: &str, role: Role) -> ApiResult<Member> {
+    pub async fn update_member(
+        &self,
+        actor: &Actor,
+        name: &str,
+        username: &str,
+        role: Role,
+    ) -> ApiResult<Member> {
         let access = self.access(actor, name).await?;
         Self::check_grant(&access, role)?;
         let uid = self.user_id_by_name(username).await?;
@@ -390,16 +449,25 @@ impl Projects<'_> {
             .await?
             .ok_or_else(|| ApiError::not_found(format!("member {username} of project {name}")))?;
         if current == Role::Owner && access.role != Some(Role::Owner) {
-            return Err(ApiError::Forbidden("only an owner can change an owner's role".into()));
+            return Err(ApiError::Forbidden(
+                "only an owner can change an owner's role".into(),
+            ));
         }
-        if current == Role::Owner && role != Role::Owner && self.owner_count(access.id).await? <= 1 {
-            return Err(ApiError::Conflict(format!("{username} is the last owner of {name}; make someone else an owner first")));
+        if current == Role::Owner && role != Role::Owner && self.owner_count(access.id).await? <= 1
+        {
+            return Err(ApiError::Conflict(format!(
+                "{username} is the last owner of {name}; make someone else an owner first"
+            )));
         }
         let added: i64 = on_backend!(self.store(), write pool => {
             sqlx::query_scalar("UPDATE project_members SET role = $1 WHERE project_id = $2 AND user_id = $3 RETURNING added_at")
                 .bind(role.as_str()).bind(access.id).bind(uid).fetch_one(pool).await?
         });
-        Ok(Member { username: username.to_string(), role, added_at: format_time(added) })
+        Ok(Member {
+            username: username.to_string(),
+            role,
+            added_at: format_time(added),
+        })
     }
 
     /// Removes a member (owner/admin, or members removing themselves).
@@ -417,10 +485,14 @@ impl Projects<'_> {
             .ok_or_else(|| ApiError::not_found(format!("member {username} of project {name}")))?;
         if current == Role::Owner {
             if access.role != Some(Role::Owner) {
-                return Err(ApiError::Forbidden("only an owner can remove an owner".into()));
+                return Err(ApiError::Forbidden(
+                    "only an owner can remove an owner".into(),
+                ));
             }
             if self.owner_count(access.id).await? <= 1 {
-                return Err(ApiError::Conflict(format!("{username} is the last owner of {name}; make someone else an owner first")));
+                return Err(ApiError::Conflict(format!(
+                    "{username} is the last owner of {name}; make someone else an owner first"
+                )));
             }
         }
         on_backend!(self.store(), write pool => {
@@ -432,7 +504,9 @@ impl Projects<'_> {
 
 fn check_description(d: &str) -> ApiResult<()> {
     if d.len() > 10_000 {
-        Err(ApiError::invalid("description is longer than 10,000 characters"))
+        Err(ApiError::invalid(
+            "description is longer than 10,000 characters",
+        ))
     } else {
         Ok(())
     }

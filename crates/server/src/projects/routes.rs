@@ -64,7 +64,13 @@ async fn list_projects(
 ) -> ApiResult<Json<Page<Project>>> {
     Ok(Json(
         Projects { state: &state }
-            .list(&actor, q.q.as_deref(), q.visibility, q.limit, q.cursor.as_deref())
+            .list(
+                &actor,
+                q.q.as_deref(),
+                q.visibility,
+                q.limit,
+                q.cursor.as_deref(),
+            )
             .await?,
     ))
 }
@@ -90,7 +96,11 @@ async fn update_project(
     Path(name): Path<String>,
     JsonBody(req): JsonBody<UpdateProjectRequest>,
 ) -> ApiResult<Json<Project>> {
-    Ok(Json(Projects { state: &state }.update(&actor, &name, &req).await?))
+    Ok(Json(
+        Projects { state: &state }
+            .update(&actor, &name, &req)
+            .await?,
+    ))
 }
 
 /// Delete a project with all its runs, metrics and logs (owner).
@@ -113,7 +123,9 @@ async fn list_members(
     actor: Actor,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Vec<Member>>> {
-    Ok(Json(Projects { state: &state }.members(&actor, &name).await?))
+    Ok(Json(
+        Projects { state: &state }.members(&actor, &name).await?,
+    ))
 }
 
 /// Add a member (owner/admin).

@@ -1,4 +1,156 @@
+//! HTTP handlers for /api/v1/runs.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use wanllmdb_api_types::runs::{
+    CreateRunRequest, FinishRunRequest, HeartbeatResponse, Run, UpdateRunRequest,
+};
+use wanllmdb_api_types::{ErrorBody, Page};
+
+use super::{RunQuery, Runs};
 use crate::app::AppState;
-/// Routes.
-pub fn router() -> OpenApiRouter<AppState> { OpenApiRouter::new() }
+use crate::auth::Actor;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{JsonBody, QueryPairs};
+
+/// The run routes.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_run, list_runs))
+        .routes(routes!(get_run, update_run, delete_run))
+        .routes(routes!(heartbeat))
+        .routes(routes!(finish))
+        .routes(routes!(stop))
+}
+
+/// Create a run, or resume it when the id already exists in the project (idempotent).
+#[utoipa::path(post, path = "/runs", tag = "runs", request_body = CreateRunRequest,
+    responses((status = 201, description = "created", body = Run), (status = 200, description = "resumed", body = Run),
+        (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn create_run(
+    State(state): State<AppState>,
+    actor: Actor,
+    JsonBody(req): JsonBody<CreateRunRequest>,
+) -> ApiResult<(StatusCode, Json<Run>)> {
+    let (run, created) = Runs { state: &state }.create(&actor, req).await?;
+    let code = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((code, Json(run)))
+}
+
+/// Search the runs of a project. `filter` and `tag` may repeat; filters look like
+/// `config.lr < 0.01`, `summary.val_acc >= 0.9`, `state = finished`, joined with `and`;
+/// `sort` is a field with `-` for descending (`-summary.val_acc`).
+#[utoipa::path(get, path = "/runs", tag = "runs",
+    params(("project" = String, Query), ("state" = Option<String>, Query), ("tag" = Option<String>, Query),
+        ("q" = Option<String>, Query, description = "name or id substring"),
+        ("filter" = Option<String>, Query), ("sort" = Option<String>, Query),
+        ("limit" = Option<i64>, Query), ("cursor" = Option<String>, Query)),
+    responses((status = 200, body = Page<Run>), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn list_runs(
+    State(state): State<AppState>,
+    actor: Actor,
+    QueryPairs(pairs): QueryPairs,
+) -> ApiResult<Json<Page<Run>>> {
+    let mut q = RunQuery::default();
+    for (k, v) in pairs {
+        match k.as_str() {
+            "project" => q.project = v,
+            "state" => q.state = Some(v),
+            "tag" => q.tags.push(v),
+            "q" => q.q = Some(v),
+            "filter" => q.filters.push(v),
+            "sort" => q.sort = Some(v),
+            "limit" => {
+                q.limit =
+                    Some(v.parse().map_err(|_| {
+                        ApiError::invalid(format!("limit must be a number, got {v:?}"))
+                    })?)
+            }
+            "cursor" => q.cursor = Some(v),
+            other => {
+                return Err(ApiError::invalid(format!(
+                    "unknown query parameter {other:?}: use project, state, tag, q, filter, sort, limit, cursor"
+                )));
+            }
+        }
+    }
+    Ok(Json(Runs { state: &state }.list(&actor, &q).await?))
+}
+
+/// One run with its summary.
+#[utoipa::path(get, path = "/runs/{id}", tag = "runs", params(("id" = String, Path)),
+    responses((status = 200, body = Run), (status = 404, body = ErrorBody)))]
+async fn get_run(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Run>> {
+    Ok(Json(Runs { state: &state }.get(&actor, &id).await?))
+}
+
+/// Change a run's name, tags or notes.
+#[utoipa::path(patch, path = "/runs/{id}", tag = "runs", params(("id" = String, Path)), request_body = UpdateRunRequest,
+    responses((status = 200, body = Run), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn update_run(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    JsonBody(req): JsonBody<UpdateRunRequest>,
+) -> ApiResult<Json<Run>> {
+    Ok(Json(Runs { state: &state }.update(&actor, &id, req).await?))
+}
+
+/// Delete a run with its metrics and logs.
+#[utoipa::path(delete, path = "/runs/{id}", tag = "runs", params(("id" = String, Path)),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn delete_run(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    Runs { state: &state }.delete(&actor, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Heartbeat; the answer says whether a stop was requested.
+#[utoipa::path(post, path = "/runs/{id}/heartbeat", tag = "runs", params(("id" = String, Path)),
+    responses((status = 200, body = HeartbeatResponse), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn heartbeat(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<HeartbeatResponse>> {
+    Ok(Json(Runs { state: &state }.heartbeat(&actor, &id).await?))
+}
+
+/// Mark a run finished, crashed or killed.
+#[utoipa::path(post, path = "/runs/{id}/finish", tag = "runs", params(("id" = String, Path)), request_body = FinishRunRequest,
+    responses((status = 200, body = Run), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn finish(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    JsonBody(req): JsonBody<FinishRunRequest>,
+) -> ApiResult<Json<Run>> {
+    Ok(Json(Runs { state: &state }.finish(&actor, &id, req).await?))
+}
+
+/// Ask a run to stop (its wrapper sees it on the next heartbeat).
+#[utoipa::path(post, path = "/runs/{id}/stop", tag = "runs", params(("id" = String, Path)),
+    responses((status = 200, body = Run), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn stop(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Run>> {
+    Ok(Json(
+        Runs { state: &state }.request_stop(&actor, &id).await?,
+    ))
+}

@@ -153,7 +153,8 @@ impl Store {
         })
     }
 
-    async fn migrate(&self) -> Result<(), OpenError> {
+    /// Applies pending migrations.
+    pub async fn migrate(&self) -> Result<(), OpenError> {
         match &self.backend {
             Backend::Sqlite { write, .. } => sqlx::migrate!("migrations/sqlite").run(write).await?,
             Backend::Postgres(pool) => sqlx::migrate!("migrations/postgres").run(pool).await?,

@@ -1,0 +1,150 @@
+//! `wanllmdb server`: run the tracking server.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use serde::Deserialize;
+use wanllmdb_server::ServerConfig;
+
+use crate::env;
+
+/// Options of `wanllmdb server`. Each may also come from its environment variable or from
+/// the TOML config file; flags win over the environment, which wins over the file.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  wanllmdb server                                   # SQLite + local files in the data directory\n  wanllmdb server --bind 0.0.0.0:8080 --data-dir /srv/wanllmdb\n  wanllmdb server --database-url postgres://wanllmdb@db/wanllmdb\n\nOn first start with an empty database an 'admin' account is created; its API key is printed\nonce and saved to <data-dir>/admin-api-key (mode 0600)."
+)]
+pub struct ServerArgs {
+    /// Address and port to listen on [default: 127.0.0.1:8080]
+    #[arg(long, env = env::BIND, value_name = "ADDR")]
+    pub bind: Option<SocketAddr>,
+    /// Directory for the SQLite database, files and the admin key [default: the platform data directory]
+    #[arg(long, env = env::DATA_DIR, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Database: sqlite://FILE or postgres://USER:PASSWORD@HOST/DB [default: SQLite in the data directory]
+    #[arg(long, env = env::DATABASE_URL, value_name = "URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// TOML file with any of: bind, data_dir, database_url, max_body_bytes, heartbeat_timeout_secs, allow_registration, jwt_secret
+    #[arg(long, env = env::CONFIG, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Largest accepted request body in bytes, after decompression [default: 67108864]
+    #[arg(long, env = env::MAX_BODY_BYTES, value_name = "BYTES")]
+    pub max_body_bytes: Option<usize>,
+    /// Seconds without a heartbeat after which a running run is marked crashed [default: 300]
+    #[arg(long, env = env::HEARTBEAT_TIMEOUT, value_name = "SECONDS")]
+    pub heartbeat_timeout: Option<u64>,
+    /// Let anyone register an account (true) or only administrators create them (false) [default: true]
+    #[arg(long, env = env::ALLOW_REGISTRATION, value_name = "BOOL")]
+    pub allow_registration: Option<bool>,
+    /// Secret for signing session tokens; generated and kept in the database when unset
+    #[arg(long, env = env::JWT_SECRET, value_name = "SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+}
+
+/// The config file's keys.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    bind: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    max_body_bytes: Option<usize>,
+    heartbeat_timeout_secs: Option<u64>,
+    allow_registration: Option<bool>,
+    jwt_secret: Option<String>,
+}
+
+fn read_file_config(path: &Path) -> Result<FileConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
+}
+
+/// The platform data directory (e.g. ~/.local/share/wanllmdb on Linux).
+fn default_data_dir() -> PathBuf {
+    dirs::data_dir()
+        .map(|d| d.join("wanllmdb"))
+        .unwrap_or_else(|| PathBuf::from(".wanllmdb-data"))
+}
+
+impl ServerArgs {
+    /// Merges flags/env with the config file and defaults.
+    pub fn resolve(self) -> Result<ServerConfig> {
+        let file = match &self.config {
+            Some(p) => read_file_config(p)?,
+            None => FileConfig::default(),
+        };
+        let data_dir = self
+            .data_dir
+            .or(file.data_dir)
+            .unwrap_or_else(default_data_dir);
+        let mut cfg = ServerConfig::new(data_dir);
+        if let Some(b) = self.bind.or(file.bind) {
+            cfg.bind = b;
+        }
+        cfg.database_url = self.database_url.or(file.database_url);
+        if let Some(url) = &cfg.database_url {
+            if !(url.starts_with("sqlite:")
+                || url.starts_with("postgres://")
+                || url.starts_with("postgresql://"))
+            {
+                bail!("unsupported --database-url: expected sqlite://FILE or postgres://…");
+            }
+        }
+        if let Some(n) = self.max_body_bytes.or(file.max_body_bytes) {
+            if n < 1024 {
+                bail!("--max-body-bytes must be at least 1024");
+            }
+            cfg.max_body_bytes = n;
+        }
+        if let Some(s) = self.heartbeat_timeout.or(file.heartbeat_timeout_secs) {
+            if s == 0 {
+                bail!("--heartbeat-timeout must be at least 1 second");
+            }
+            cfg.heartbeat_timeout = Duration::from_secs(s);
+            cfg.reaper_interval = Duration::from_secs(s.clamp(1, 30));
+        }
+        if let Some(a) = self.allow_registration.or(file.allow_registration) {
+            cfg.allow_registration = a;
+        }
+        cfg.jwt_secret = self.jwt_secret.or(file.jwt_secret);
+        if cfg.jwt_secret.as_deref().is_some_and(|s| s.len() < 32) {
+            bail!("--jwt-secret must be at least 32 characters");
+        }
+        Ok(cfg)
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
+
+/// Runs the server until SIGINT or SIGTERM.
+pub async fn run(args: ServerArgs) -> Result<()> {
+    let cfg = args.resolve()?;
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("cannot create data directory {}", cfg.data_dir.display()))?;
+    wanllmdb_server::serve(cfg, shutdown_signal())
+        .await
+        .map_err(anyhow::Error::from)
+}

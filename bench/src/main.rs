@@ -224,10 +224,9 @@ async fn process_figures(bin: &PathBuf) -> Result<(f64, f64)> {
         .spawn()?;
     let c = Client::new();
     let ready_ms = loop {
-        if let Ok(r) = c.get("http://127.0.0.1:18931/health/ready").send().await {
-            if r.status().is_success() {
-                break t.elapsed().as_secs_f64() * 1000.0;
-            }
+        let ready = c.get("http://127.0.0.1:18931/health/ready").send().await;
+        if ready.is_ok_and(|r| r.status().is_success()) {
+            break t.elapsed().as_secs_f64() * 1000.0;
         }
         if t.elapsed() > Duration::from_secs(20) {
             let _ = child.kill();
@@ -292,7 +291,7 @@ async fn main() -> Result<()> {
     );
     if args.database_url.is_none() {
         let _ = wanllmdb_server::on_backend!(store, write pool => {
-            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(pool).await
+            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(pool).await.map(|_| ())
         });
         let bytes = dir_size(dir.path());
         println!(
@@ -303,19 +302,13 @@ async fn main() -> Result<()> {
     }
 
     let big = one_key_run(&b, "bench", 1_000_000).await?;
-    let full = timed(5, || {
-        b.get_bytes(&format!("/api/v1/runs/{big}/history?keys=metric_0"))
-    })
-    .await?;
+    let full_path = format!("/api/v1/runs/{big}/history?keys=metric_0");
+    let full = timed(5, || b.get_bytes(&full_path)).await?;
     println!(
         "history of one key, 1,000,000 points, full (JSON over HTTP): {full:.1} ms (median of 5)"
     );
-    let ds = timed(20, || {
-        b.get_bytes(&format!(
-            "/api/v1/runs/{big}/history?keys=metric_0&max_points=1000"
-        ))
-    })
-    .await?;
+    let ds_path = format!("/api/v1/runs/{big}/history?keys=metric_0&max_points=1000");
+    let ds = timed(20, || b.get_bytes(&ds_path)).await?;
     println!(
         "history of one key, 1,000,000 points downsampled to 1,000: {ds:.2} ms (median of 20)"
     );

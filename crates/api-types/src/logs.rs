@@ -8,12 +8,16 @@ use utoipa::ToSchema;
 #[serde(rename_all = "UPPERCASE")]
 pub enum LogLevel {
     /// Debugging detail.
+    #[serde(alias = "debug")]
     Debug,
     /// Normal output.
+    #[serde(alias = "info")]
     Info,
     /// Something looks wrong.
+    #[serde(alias = "warning", alias = "WARN", alias = "warn")]
     Warning,
     /// Something failed.
+    #[serde(alias = "error")]
     Error,
 }
 

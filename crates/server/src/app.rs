@@ -50,6 +50,7 @@ pub fn router(state: AppState) -> Router {
     api.merge(health::router())
         .route("/api/v1/openapi.json", axum::routing::get(openapi::serve))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::resolve_actor,
@@ -72,6 +73,10 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
         .nest("/api/v1", api)
         .split_for_parts();
     doc
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::MethodNotAllowed(format!("{method} is not supported on {}", uri.path()))
 }
 
 async fn not_found(uri: axum::http::Uri) -> ApiError {
@@ -167,7 +172,16 @@ async fn bootstrap_admin(state: &AppState) -> Result<Option<String>, StartError>
         .await
         .map_err(err)?;
     let path = state.config.data_dir.join("admin-api-key");
-    write_secret_file(&path, &format!("{}\n", key.key))?;
+    if let Err(e) = write_secret_file(&path, &format!("{}\n", key.key)) {
+        // Without the file nobody could ever log in as admin: undo, so the next start retries.
+        crate::on_backend!(state.store, write pool => {
+            sqlx::query("DELETE FROM users WHERE id = $1").bind(user.id).execute(pool).await?;
+        });
+        return Err(StartError::Other(format!(
+            "cannot write {}: {e}",
+            path.display()
+        )));
+    }
     Ok(Some(key.key))
 }
 
@@ -255,7 +269,17 @@ pub async fn serve(
         "wanllmdb server {} listening on {url} (database: {db})",
         env!("CARGO_PKG_VERSION")
     );
-    shutdown.await;
+    let mut server = server;
+    tokio::select! {
+        _ = shutdown => {}
+        res = &mut server.handle => {
+            return match res {
+                Ok(Ok(())) => Err(StartError::Other("server stopped unexpectedly".into())),
+                Ok(Err(e)) => Err(StartError::Io(e)),
+                Err(e) => Err(StartError::Other(e.to_string())),
+            };
+        }
+    }
     eprintln!("shutting down: finishing in-flight requests");
     server.shutdown().await?;
     eprintln!("stopped");

@@ -86,13 +86,13 @@ impl ServerArgs {
             cfg.bind = b;
         }
         cfg.database_url = self.database_url.or(file.database_url);
-        if let Some(url) = &cfg.database_url {
-            if !(url.starts_with("sqlite:")
-                || url.starts_with("postgres://")
-                || url.starts_with("postgresql://"))
-            {
-                bail!("unsupported --database-url: expected sqlite://FILE or postgres://…");
-            }
+        let supported = |u: &str| {
+            u.starts_with("sqlite:")
+                || u.starts_with("postgres://")
+                || u.starts_with("postgresql://")
+        };
+        if cfg.database_url.as_deref().is_some_and(|u| !supported(u)) {
+            bail!("unsupported --database-url: expected sqlite://FILE or postgres://…");
         }
         if let Some(n) = self.max_body_bytes.or(file.max_body_bytes) {
             if n < 1024 {

@@ -112,7 +112,8 @@ CREATE TABLE runs (
     finished_at BIGINT,
     heartbeat_at BIGINT NOT NULL,
     updated_at BIGINT NOT NULL,
-    stop_requested BOOLEAN NOT NULL DEFAULT FALSE
+    stop_requested BOOLEAN NOT NULL DEFAULT FALSE,
+    reaped BOOLEAN NOT NULL DEFAULT FALSE
 );
 CREATE INDEX runs_project_created ON runs(project_id, created_at);
 CREATE INDEX runs_state_heartbeat ON runs(state, heartbeat_at);

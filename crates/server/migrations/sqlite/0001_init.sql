@@ -112,7 +112,8 @@ CREATE TABLE runs (
     finished_at INTEGER,
     heartbeat_at INTEGER NOT NULL,
     updated_at INTEGER NOT NULL,
-    stop_requested INTEGER NOT NULL DEFAULT 0
+    stop_requested INTEGER NOT NULL DEFAULT 0,
+    reaped INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX runs_project_created ON runs(project_id, created_at);
 CREATE INDEX runs_state_heartbeat ON runs(state, heartbeat_at);

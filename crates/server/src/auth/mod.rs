@@ -554,6 +554,19 @@ impl Accounts<'_> {
                 "logout ends a session token; API keys are revoked with DELETE /api/v1/auth/api-keys/{id}",
             ));
         };
+        // Check the refresh token first, so a bad one changes nothing.
+        let family = match refresh_token {
+            Some(rt) => {
+                let claims = self.decode(rt, "refresh")?;
+                if claims.sub != user.id.to_string() {
+                    return Err(ApiError::Forbidden(
+                        "that refresh token belongs to another user".into(),
+                    ));
+                }
+                Some(claims.fam.unwrap_or_default())
+            }
+            None => None,
+        };
         on_backend!(self.store(), write pool => {
             sqlx::query("INSERT INTO revoked_tokens (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING")
                 .bind(jti)
@@ -561,14 +574,8 @@ impl Accounts<'_> {
                 .execute(pool)
                 .await?;
         });
-        if let Some(rt) = refresh_token {
-            let claims = self.decode(rt, "refresh")?;
-            if claims.sub != user.id.to_string() {
-                return Err(ApiError::Forbidden(
-                    "that refresh token belongs to another user".into(),
-                ));
-            }
-            self.revoke_family(&claims.fam.unwrap_or_default()).await?;
+        if let Some(f) = family {
+            self.revoke_family(&f).await?;
         }
         audit::record(
             self.store(),
@@ -593,9 +600,7 @@ impl Accounts<'_> {
             .filter(|n| !n.is_empty())
             .unwrap_or("default");
         if name.len() > 128 {
-            return Err(ApiError::invalid(
-                "API key name is longer than 128 characters",
-            ));
+            return Err(ApiError::invalid("API key name is longer than 128 bytes"));
         }
         let created = self.insert_api_key(user.id, name).await?;
         audit::record(

@@ -321,8 +321,10 @@ impl Metrics<'_> {
         if keys.is_empty() {
             return Ok(rows);
         }
+        let mut seen = std::collections::HashSet::new();
         Ok(keys
             .iter()
+            .filter(|k| seen.insert(k.as_str()))
             .filter_map(|k| rows.iter().find(|r| &r.key == k).cloned())
             .collect())
     }
@@ -397,13 +399,26 @@ impl Metrics<'_> {
         }
         let stats = self.chunk_rows(s.id, lo, hi, false).await?;
         let inside = |c: &ChunkRow| c.start_step >= lo && c.end_step <= hi;
-        // Exact count needs the edge chunks decoded; those are decoded below anyway.
         let mut total: u64 = stats
             .iter()
             .filter(|c| inside(c))
             .map(|c| c.stats.count as u64)
             .sum();
         let upper: u64 = stats.iter().map(|c| c.stats.count as u64).sum();
+        if let Some(maxp) = max_points.filter(|m| upper > *m as u64 && total <= *m as u64) {
+            // Only the (at most two) edge chunks cut by the range are uncertain: count them.
+            let mut exact = total;
+            for c in stats.iter().filter(|c| !inside(c)) {
+                let data = self.chunk_data(s.id, c.start_step).await?;
+                exact += decode(&data)?
+                    .iter()
+                    .filter(|p| p.step >= lo && p.step <= hi)
+                    .count() as u64;
+            }
+            if exact <= maxp as u64 {
+                return Box::pin(self.read_series(s, lo, hi, None)).await;
+            }
+        }
         match max_points {
             Some(maxp) if upper > maxp as u64 => {
                 let first = stats.first().map_or(lo, |c| c.start_step.max(lo));
@@ -486,10 +501,8 @@ impl Metrics<'_> {
         max_step: Option<i64>,
         max_points: Option<usize>,
     ) -> ApiResult<HistoryResponse> {
-        if let Some(m) = max_points {
-            if m < 2 {
-                return Err(ApiError::invalid("max_points must be at least 2"));
-            }
+        if max_points.is_some_and(|m| m < 2) {
+            return Err(ApiError::invalid("max_points must be at least 2"));
         }
         let lo = min_step.unwrap_or(i64::MIN);
         let hi = max_step.unwrap_or(i64::MAX);

@@ -473,6 +473,7 @@ impl Projects<'_> {
     /// Removes a member (owner/admin, or members removing themselves).
     pub async fn remove_member(&self, actor: &Actor, name: &str, username: &str) -> ApiResult<()> {
         let access = self.access(actor, name).await?;
+        access.require_read()?;
         let uid = self.user_id_by_name(username).await?;
         if actor.user_id() != Some(uid) {
             access.require(Role::Admin)?;
@@ -504,9 +505,7 @@ impl Projects<'_> {
 
 fn check_description(d: &str) -> ApiResult<()> {
     if d.len() > 10_000 {
-        Err(ApiError::invalid(
-            "description is longer than 10,000 characters",
-        ))
+        Err(ApiError::invalid("description is longer than 10,000 bytes"))
     } else {
         Ok(())
     }

@@ -154,6 +154,9 @@ fn tokenize(s: &str) -> ApiResult<Vec<String>> {
             // A leading NUL marks a quoted literal so `"and"` is never the keyword.
             out.push(format!("\0{text}"));
             i = j + 1;
+        } else if c == ',' {
+            out.push(",".to_string());
+            i += 1;
         } else if "<>=!~".contains(c) {
             let mut j = i + 1;
             if j < chars.len() && chars[j] == '=' {
@@ -163,7 +166,7 @@ fn tokenize(s: &str) -> ApiResult<Vec<String>> {
             i = j;
         } else {
             let mut j = i;
-            while j < chars.len() && !chars[j].is_whitespace() && !"<>=!~\"'".contains(chars[j]) {
+            while j < chars.len() && !chars[j].is_whitespace() && !"<>=!~\"',".contains(chars[j]) {
                 j += 1;
             }
             out.push(chars[i..j].iter().collect());
@@ -351,6 +354,11 @@ impl SqlBuilder {
                             "exit_code must be compared with a number",
                         ));
                     };
+                    if n.fract() != 0.0 || c.op == Op::Contains {
+                        return Err(ApiError::invalid(
+                            "exit_code takes a whole number and = != < <= > >=",
+                        ));
+                    }
                     let p = self.param(Bind::Int(n as i64));
                     format!("r.exit_code {} {p}", c.op.sql())
                 } else {
@@ -405,6 +413,10 @@ impl SqlBuilder {
                     ));
                 }
                 match &c.value {
+                    Value::Number(n) if c.op == Op::Contains => {
+                        let lhs = self.config_text(path);
+                        self.compare(&lhs, c.op, &Value::Text(fmt_number(*n)))
+                    }
                     Value::Number(_) => {
                         let lhs = self.config_number(path);
                         self.compare(&lhs, c.op, &c.value)
@@ -489,6 +501,7 @@ mod tests {
 
     #[test]
     fn rejects_bad_filters() {
+        assert_eq!(parse("state = finished, name ~ x").unwrap().len(), 2);
         for bad in [
             "",
             "config.lr <",
@@ -506,6 +519,10 @@ mod tests {
         assert!(b.condition(&c[0]).is_err());
         let c = parse("config.opt < adam").unwrap();
         assert!(b.condition(&c[0]).is_err());
+        let c = parse("exit_code < 0.5").unwrap();
+        assert!(b.condition(&c[0]).is_err());
+        let c = parse("config.x ~ 0.5").unwrap();
+        assert!(b.condition(&c[0]).unwrap().contains("LIKE"));
     }
 
     #[test]

@@ -58,12 +58,13 @@ pub struct RunRow {
     heartbeat_at: i64,
     updated_at: i64,
     stop_requested: bool,
+    reaped: bool,
 }
 
 const RUN_SELECT: &str = "SELECT r.pk, r.id, r.project_id, p.name AS project_name, r.name, r.state, r.config, r.tags, r.notes,
     r.group_name, r.job_type, r.git_commit, r.git_branch, r.git_remote, r.git_dirty, r.host, r.os, r.program, r.runtime,
     r.exit_code, u.username AS created_by_name, r.created_at, r.started_at, r.finished_at, r.heartbeat_at, r.updated_at,
-    r.stop_requested
+    r.stop_requested, r.reaped
     FROM runs r JOIN projects p ON p.id = r.project_id LEFT JOIN users u ON u.id = r.created_by";
 
 impl RunRow {
@@ -113,7 +114,7 @@ pub fn generate_run_id() -> String {
 fn check_len(what: &str, s: &Option<String>, max: usize) -> ApiResult<()> {
     match s {
         Some(v) if v.len() > max => Err(ApiError::invalid(format!(
-            "{what} is longer than {max} characters"
+            "{what} is longer than {max} bytes"
         ))),
         _ => Ok(()),
     }
@@ -128,7 +129,7 @@ fn check_tags(tags: &[String]) -> ApiResult<Vec<String>> {
         let t = t.trim();
         if t.is_empty() || t.len() > 128 {
             return Err(ApiError::invalid(format!(
-                "tag {t:?} must be 1 to 128 characters"
+                "tag {t:?} must be 1 to 128 bytes"
             )));
         }
         if !out.iter().any(|x| x == t) {
@@ -399,7 +400,7 @@ impl Runs<'_> {
         let pk = existing.pk;
         with_tx!(self.store(), tx => {
             sqlx::query(
-                "UPDATE runs SET state = 'running', finished_at = NULL, exit_code = NULL, stop_requested = $1, heartbeat_at = $2, updated_at = $2,
+                "UPDATE runs SET state = 'running', finished_at = NULL, exit_code = NULL, stop_requested = $1, reaped = $1, heartbeat_at = $2, updated_at = $2,
                  started_at = CASE WHEN state = 'running' THEN started_at ELSE $2 END,
                  config = $3, tags = $4, name = COALESCE($5, name), notes = COALESCE($6, notes), group_name = COALESCE($7, group_name),
                  job_type = COALESCE($8, job_type), host = COALESCE($9, host), os = COALESCE($10, os), program = COALESCE($11, program)
@@ -473,7 +474,8 @@ impl Runs<'_> {
     pub async fn heartbeat(&self, actor: &Actor, id: &str) -> ApiResult<HeartbeatResponse> {
         let (row, _) = self.load_for_write(actor, id).await?;
         let state = RunState::parse(&row.state).unwrap_or(RunState::Crashed);
-        if matches!(state, RunState::Finished | RunState::Killed) {
+        let revivable = state == RunState::Running || (state == RunState::Crashed && row.reaped);
+        if !revivable {
             return Err(ApiError::Conflict(format!(
                 "run {id} is {}; resume it by creating it again with the same id",
                 state.as_str()
@@ -481,8 +483,8 @@ impl Runs<'_> {
         }
         let now = now_us();
         on_backend!(self.store(), write pool => {
-            sqlx::query("UPDATE runs SET heartbeat_at = $1, updated_at = $1, state = 'running', finished_at = NULL WHERE pk = $2")
-                .bind(now).bind(row.pk).execute(pool).await?;
+            sqlx::query("UPDATE runs SET heartbeat_at = $1, updated_at = $1, state = 'running', finished_at = NULL, reaped = $3 WHERE pk = $2")
+                .bind(now).bind(row.pk).bind(false).execute(pool).await?;
         });
         Ok(HeartbeatResponse {
             state: RunState::Running,
@@ -500,8 +502,8 @@ impl Runs<'_> {
         }
         let now = now_us();
         on_backend!(self.store(), write pool => {
-            sqlx::query("UPDATE runs SET state = $1, exit_code = $2, finished_at = $3, updated_at = $3 WHERE pk = $4")
-                .bind(req.state.as_str()).bind(req.exit_code.map(i64::from)).bind(now).bind(row.pk).execute(pool).await?;
+            sqlx::query("UPDATE runs SET state = $1, exit_code = $2, finished_at = $3, updated_at = $3, reaped = $5 WHERE pk = $4")
+                .bind(req.state.as_str()).bind(req.exit_code.map(i64::from)).bind(now).bind(row.pk).bind(false).execute(pool).await?;
         });
         self.get(actor, id).await
     }
@@ -609,9 +611,10 @@ impl Runs<'_> {
 pub async fn reap_silent_runs(store: &Store, timeout_us: i64) -> Result<u64, sqlx::Error> {
     let now = now_us();
     Ok(on_backend!(store, write pool => {
-        sqlx::query("UPDATE runs SET state = 'crashed', finished_at = $1, updated_at = $1 WHERE state = 'running' AND heartbeat_at < $2")
+        sqlx::query("UPDATE runs SET state = 'crashed', reaped = $3, finished_at = $1, updated_at = $1 WHERE state = 'running' AND heartbeat_at < $2")
             .bind(now)
             .bind(now - timeout_us)
+            .bind(true)
             .execute(pool)
             .await?
             .rows_affected()

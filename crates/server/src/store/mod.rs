@@ -192,6 +192,25 @@ impl Store {
 
 /// Replaces the password in a database URL with `***`, for messages and logs.
 pub fn redact_url(url: &str) -> String {
+    let (url, query) = match url.split_once('?') {
+        Some((u, q)) => (u, Some(q)),
+        None => (url, None),
+    };
+    let base = redact_userinfo(url);
+    let Some(q) = query else {
+        return base;
+    };
+    let params: Vec<String> = q
+        .split('&')
+        .map(|kv| match kv.split_once('=') {
+            Some((k, _)) if k.to_ascii_lowercase().contains("password") => format!("{k}=***"),
+            _ => kv.to_string(),
+        })
+        .collect();
+    format!("{base}?{}", params.join("&"))
+}
+
+fn redact_userinfo(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };
@@ -257,6 +276,10 @@ mod tests {
         assert_eq!(redact_url("postgres://db/x"), "postgres://db/x");
         assert_eq!(redact_url("sqlite:///tmp/a.db"), "sqlite:///tmp/a.db");
         assert!(!redact_url("postgres://u:p@w@h/db").contains("p@w"));
+        assert_eq!(
+            redact_url("postgres://h/db?user=u&password=hunter2&sslmode=require"),
+            "postgres://h/db?user=u&password=***&sslmode=require"
+        );
     }
 
     #[test]

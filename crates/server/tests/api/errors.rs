@@ -58,6 +58,10 @@ each_backend!(malformed_and_mistyped_bodies, |ctx| {
     let (s, b) = crate::read(resp).await;
     assert_error(s, &b, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
     // Unknown endpoints and ids.
+    let (s, b) = ctx
+        .call(reqwest::Method::PUT, "/api/v1/projects", Some(&k), None)
+        .await;
+    assert_error(s, &b, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
     let (s, b) = ctx.get("/api/v1/nothing-here", Some(&k)).await;
     assert_error(s, &b, StatusCode::NOT_FOUND, "not_found");
     let (s, b) = ctx.get("/api/v1/runs/zzzzzzzz/history", Some(&k)).await;

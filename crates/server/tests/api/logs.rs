@@ -226,7 +226,6 @@ each_backend!(websocket_streams_backlog_then_live, |ctx| {
     let live = next_message().await;
     assert_eq!(live["message"], "live 1");
     assert_eq!(live["level"], "ERROR");
-    drop(next_message);
     let _ = ws.close(None).await;
 
     // Without access there is no stream.

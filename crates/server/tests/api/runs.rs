@@ -155,6 +155,17 @@ each_backend!(heartbeat_finish_and_stop, |ctx| {
     assert_eq!(r["state"], "running");
     assert!(r["finished_at"].is_null() && r["exit_code"].is_null());
     assert_eq!(r["stop_requested"], false);
+    // A run its client reported as crashed stays crashed; heartbeats do not revive it.
+    ctx.post(
+        &format!("/api/v1/runs/{id}/finish"),
+        Some(&k),
+        json!({"state": "crashed", "exit_code": 1}),
+    )
+    .await;
+    let (s, b) = ctx
+        .post(&format!("/api/v1/runs/{id}/heartbeat"), Some(&k), json!({}))
+        .await;
+    assert_error(s, &b, StatusCode::CONFLICT, "conflict");
 });
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -276,9 +276,17 @@ async fn main() -> Result<()> {
         .clone()
         .context("bench needs an empty database (admin key)")?;
     let b = Bench {
-        c: Client::builder().pool_max_idle_per_host(16).build()?,
+        c: Client::builder()
+            .pool_max_idle_per_host(16)
+            .no_gzip()
+            .build()?,
         url: server.url(),
         key,
+    };
+    let gz = Bench {
+        c: Client::builder().build()?,
+        url: b.url.clone(),
+        key: b.key.clone(),
     };
     println!("backend: {}", wanllmdb_server::store::redact_url(&backend));
     b.post("/api/v1/projects", &json!({"name": "bench"}))
@@ -306,6 +314,10 @@ async fn main() -> Result<()> {
     let full = timed(5, || b.get_bytes(&full_path)).await?;
     println!(
         "history of one key, 1,000,000 points, full (JSON over HTTP): {full:.1} ms (median of 5)"
+    );
+    let full_gz = timed(5, || gz.get_bytes(&full_path)).await?;
+    println!(
+        "history of one key, 1,000,000 points, full, gzip-compressed response: {full_gz:.1} ms (median of 5)"
     );
     let ds_path = format!("/api/v1/runs/{big}/history?keys=metric_0&max_points=1000");
     let ds = timed(20, || b.get_bytes(&ds_path)).await?;

@@ -5,6 +5,7 @@
 //! the chunks it touches, so a point is stored once per (run, key, step).
 
 pub mod codec;
+pub mod json;
 pub mod routes;
 
 use std::collections::HashMap;
@@ -23,7 +24,7 @@ use crate::{on_backend, with_tx};
 use codec::{ChunkStats, Downsampler, Point};
 
 /// Largest number of points in one chunk.
-pub const CHUNK_POINTS: usize = 512;
+pub const CHUNK_POINTS: usize = 1024;
 const MAX_KEY_LEN: usize = 256;
 /// Most series one history read may return.
 pub const MAX_SERIES_PER_READ: usize = 10_000;
@@ -177,6 +178,13 @@ fn merge_points(older: Vec<Point>, newer: &[Point]) -> Vec<Point> {
         }
     }
     out
+}
+
+/// Moves columnar points into a series.
+fn fill(series: &mut Series, steps: Vec<i64>, values: Vec<f64>, ts: Vec<i64>) {
+    series.steps = steps;
+    series.values = values.into_iter().map(MetricValue).collect();
+    series.timestamps = ts.into_iter().map(us_to_seconds).collect();
 }
 
 /// The metrics service.
@@ -368,14 +376,37 @@ impl Metrics<'_> {
         }))
     }
 
-    async fn chunk_data(&self, series_id: i64, start_step: i64) -> ApiResult<Vec<u8>> {
-        Ok(on_backend!(self.store(), read pool => {
-            sqlx::query_scalar::<_, Vec<u8>>("SELECT data FROM metric_chunks WHERE series_id = $1 AND start_step = $2")
-                .bind(series_id).bind(start_step).fetch_one(pool).await?
-        }))
+    /// Blobs of the chunks starting at `starts`, in as few queries as possible.
+    async fn chunk_blobs(
+        &self,
+        series_id: i64,
+        starts: &[i64],
+    ) -> ApiResult<HashMap<i64, Vec<u8>>> {
+        let mut out = HashMap::with_capacity(starts.len());
+        for group in starts.chunks(500) {
+            let list: Vec<String> = (0..group.len()).map(|i| format!("${}", i + 2)).collect();
+            let sql = format!(
+                "SELECT start_step, data FROM metric_chunks WHERE series_id = $1 AND start_step IN ({})",
+                list.join(",")
+            );
+            let rows: Vec<(i64, Vec<u8>)> = on_backend!(self.store(), read pool => {
+                let mut q = sqlx::query_as::<_, (i64, Vec<u8>)>(sqlx::AssertSqlSafe(sql)).bind(series_id);
+                for st in group {
+                    q = q.bind(*st);
+                }
+                q.fetch_all(pool).await?
+            });
+            out.extend(rows);
+        }
+        Ok(out)
     }
 
     /// Reads one series in a step range, downsampled to at most `max_points`.
+    ///
+    /// Coarse reads (at least one whole chunk per bucket) use buckets made of whole chunks and
+    /// take each bucket's extremes from the chunk rows' stored minimum and maximum, so no blob
+    /// is read except where the step range cuts a chunk. Finer reads decode the points and use
+    /// buckets of equal step width. Either way every bucket's minimum and maximum are exact.
     async fn read_series(
         &self,
         s: &SeriesRow,
@@ -383,10 +414,7 @@ impl Metrics<'_> {
         hi: i64,
         max_points: Option<usize>,
     ) -> ApiResult<Series> {
-        let mut steps = Vec::new();
-        let mut values = Vec::new();
-        let mut ts = Vec::new();
-        let mut series = Series {
+        let series = Series {
             key: s.key.clone(),
             steps: vec![],
             values: vec![],
@@ -397,84 +425,177 @@ impl Metrics<'_> {
         if s.count == 0 || lo > hi {
             return Ok(series);
         }
-        let stats = self.chunk_rows(s.id, lo, hi, false).await?;
+        let Some(maxp) = max_points.filter(|m| s.count as u64 > *m as u64) else {
+            return self.read_raw(series, s.id, lo, hi).await;
+        };
+        let buckets = (maxp / 2).max(1);
+        if (s.count as usize) < buckets * CHUNK_POINTS {
+            return self.read_fine(series, s.id, lo, hi, maxp).await;
+        }
+        self.read_coarse(series, s.id, lo, hi, maxp).await
+    }
+
+    /// Downsampling from chunk statistics: buckets are runs of whole chunks.
+    async fn read_coarse(
+        &self,
+        mut series: Series,
+        series_id: i64,
+        lo: i64,
+        hi: i64,
+        maxp: usize,
+    ) -> ApiResult<Series> {
+        let stats = self.chunk_rows(series_id, lo, hi, false).await?;
         let inside = |c: &ChunkRow| c.start_step >= lo && c.end_step <= hi;
-        let mut total: u64 = stats
+        // Chunks cut by the range (at most two) and chunks holding only NaN are decoded.
+        let needed: Vec<i64> = stats
             .iter()
-            .filter(|c| inside(c))
-            .map(|c| c.stats.count as u64)
-            .sum();
-        let upper: u64 = stats.iter().map(|c| c.stats.count as u64).sum();
-        if let Some(maxp) = max_points.filter(|m| upper > *m as u64 && total <= *m as u64) {
-            // Only the (at most two) edge chunks cut by the range are uncertain: count them.
-            let mut exact = total;
-            for c in stats.iter().filter(|c| !inside(c)) {
-                let data = self.chunk_data(s.id, c.start_step).await?;
-                exact += decode(&data)?
-                    .iter()
-                    .filter(|p| p.step >= lo && p.step <= hi)
-                    .count() as u64;
+            .filter(|c| !inside(c) || c.stats.min.is_none())
+            .map(|c| c.start_step)
+            .collect();
+        let blobs = self.chunk_blobs(series_id, &needed).await?;
+        let mut parts: Vec<ChunkStats> = Vec::with_capacity(stats.len());
+        let mut nan_points: HashMap<i64, Point> = HashMap::new();
+        let mut total = 0u64;
+        for c in &stats {
+            if inside(c) && c.stats.min.is_some() {
+                total += c.stats.count as u64;
+                parts.push(c.stats);
+                continue;
             }
-            if exact <= maxp as u64 {
-                return Box::pin(self.read_series(s, lo, hi, None)).await;
+            let data = blobs
+                .get(&c.start_step)
+                .ok_or_else(|| ApiError::Internal("metric chunk vanished during a read".into()))?;
+            let mut pts = decode(data)?;
+            pts.retain(|p| p.step >= lo && p.step <= hi);
+            if pts.is_empty() {
+                continue;
+            }
+            total += pts.len() as u64;
+            let st = codec::chunk_stats(&pts);
+            if st.min.is_none() {
+                nan_points.insert(st.start_step, pts[0]);
+            }
+            parts.push(st);
+        }
+        if total <= maxp as u64 {
+            return self.read_raw(series, series_id, lo, hi).await;
+        }
+        let buckets = (maxp / 2).max(1);
+        let per_bucket = parts.len().div_ceil(buckets).max(1);
+        for group in parts.chunks(per_bucket) {
+            let mut min: Option<Point> = None;
+            let mut max: Option<Point> = None;
+            for st in group {
+                if let Some(m) = st.min {
+                    if min.is_none_or(|x| m.value < x.value) {
+                        min = Some(m);
+                    }
+                }
+                if let Some(m) = st.max {
+                    if max.is_none_or(|x| m.value > x.value) {
+                        max = Some(m);
+                    }
+                }
+            }
+            let mut out: Vec<Point> = match (min, max) {
+                (Some(a), Some(b)) if a.step == b.step => vec![a],
+                (Some(a), Some(b)) => vec![a, b],
+                _ => group
+                    .first()
+                    .and_then(|st| nan_points.get(&st.start_step).copied())
+                    .into_iter()
+                    .collect(),
+            };
+            out.sort_by_key(|p| p.step);
+            for p in out {
+                series.steps.push(p.step);
+                series.values.push(MetricValue(p.value));
+                series.timestamps.push(us_to_seconds(p.timestamp_us));
             }
         }
-        match max_points {
-            Some(maxp) if upper > maxp as u64 => {
-                let first = stats.first().map_or(lo, |c| c.start_step.max(lo));
-                let last = stats.last().map_or(hi, |c| c.end_step.min(hi));
-                let mut ds = Downsampler::new(first, last, maxp);
-                let mut tmp = Vec::new();
-                for c in &stats {
-                    let one_bucket = ds.bucket_of(c.start_step) == ds.bucket_of(c.end_step);
-                    if inside(c) && one_bucket && c.stats.min.is_some() {
-                        ds.add_chunk_stats(&c.stats);
-                        continue;
-                    }
-                    let data = self.chunk_data(s.id, c.start_step).await?;
-                    tmp.clear();
-                    tmp.extend(decode(&data)?);
-                    for p in tmp.iter().filter(|p| p.step >= lo && p.step <= hi) {
-                        if !inside(c) {
-                            total += 1;
-                        }
-                        ds.add_point(*p);
-                    }
-                }
-                for p in ds.finish() {
-                    steps.push(p.step);
-                    values.push(MetricValue(p.value));
-                    ts.push(us_to_seconds(p.timestamp_us));
-                }
-                series.downsampled = true;
-            }
-            _ => {
-                let rows = self.chunk_rows(s.id, lo, hi, true).await?;
-                let (mut st, mut va, mut ti) = (Vec::new(), Vec::new(), Vec::new());
-                total = 0;
-                for c in &rows {
-                    st.clear();
-                    va.clear();
-                    ti.clear();
-                    let data = c.data.as_deref().unwrap_or_default();
-                    codec::decode_chunk_into(data, &mut st, &mut va, &mut ti)
-                        .map_err(|e| ApiError::Internal(format!("corrupt metric chunk: {e}")))?;
-                    for i in 0..st.len() {
-                        if st[i] >= lo && st[i] <= hi {
-                            steps.push(st[i]);
-                            values.push(MetricValue(va[i]));
-                            ts.push(us_to_seconds(ti[i]));
-                        }
-                    }
-                }
-                total += steps.len() as u64;
-            }
-        }
-        series.steps = steps;
-        series.values = values;
-        series.timestamps = ts;
+        series.downsampled = true;
         series.total_points = total;
         Ok(series)
+    }
+
+    /// Downsampling from decoded points, with buckets of equal step width.
+    async fn read_fine(
+        &self,
+        mut series: Series,
+        series_id: i64,
+        lo: i64,
+        hi: i64,
+        maxp: usize,
+    ) -> ApiResult<Series> {
+        let (steps, values, ts) = self.points(series_id, lo, hi).await?;
+        series.total_points = steps.len() as u64;
+        if steps.len() <= maxp {
+            fill(&mut series, steps, values, ts);
+            return Ok(series);
+        }
+        let mut ds = Downsampler::new(steps[0], steps[steps.len() - 1], maxp);
+        for i in 0..steps.len() {
+            ds.add_point(Point {
+                step: steps[i],
+                value: values[i],
+                timestamp_us: ts[i],
+            });
+        }
+        let out = ds.finish();
+        fill(
+            &mut series,
+            out.iter().map(|p| p.step).collect(),
+            out.iter().map(|p| p.value).collect(),
+            out.iter().map(|p| p.timestamp_us).collect(),
+        );
+        series.downsampled = true;
+        Ok(series)
+    }
+
+    /// Every point of a series in a step range.
+    async fn read_raw(
+        &self,
+        mut series: Series,
+        series_id: i64,
+        lo: i64,
+        hi: i64,
+    ) -> ApiResult<Series> {
+        let (steps, values, ts) = self.points(series_id, lo, hi).await?;
+        series.total_points = steps.len() as u64;
+        fill(&mut series, steps, values, ts);
+        Ok(series)
+    }
+
+    /// Decodes every point of a series in a step range, columnar.
+    async fn points(
+        &self,
+        series_id: i64,
+        lo: i64,
+        hi: i64,
+    ) -> ApiResult<(Vec<i64>, Vec<f64>, Vec<i64>)> {
+        let rows = self.chunk_rows(series_id, lo, hi, true).await?;
+        let n: usize = rows.iter().map(|c| c.stats.count as usize).sum();
+        let (mut st, mut va, mut ti) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        for c in &rows {
+            let data = c.data.as_deref().unwrap_or_default();
+            codec::decode_chunk_into(data, &mut st, &mut va, &mut ti)
+                .map_err(|e| ApiError::Internal(format!("corrupt metric chunk: {e}")))?;
+        }
+        // Only the first and last chunk can reach outside the range.
+        if st.first().is_some_and(|s| *s < lo) || st.last().is_some_and(|s| *s > hi) {
+            let keep: Vec<bool> = st.iter().map(|s| *s >= lo && *s <= hi).collect();
+            let mut k = keep.iter();
+            st.retain(|_| *k.next().unwrap_or(&false));
+            let mut k = keep.iter();
+            va.retain(|_| *k.next().unwrap_or(&false));
+            let mut k = keep.iter();
+            ti.retain(|_| *k.next().unwrap_or(&false));
+        }
+        Ok((st, va, ti))
     }
 
     /// History of keys of one run (all keys when `keys` is empty).
@@ -537,15 +658,22 @@ impl Metrics<'_> {
             return Err(ApiError::invalid("at most 1000 runs per query"));
         }
         let runs = Runs { state: self.state };
-        let mut out = Vec::with_capacity(run_ids.len());
+        let mut loaded = Vec::with_capacity(run_ids.len());
         for id in run_ids {
             let (run, _) = runs.load(actor, id).await?;
-            out.push(
-                self.history_of(run.pk, id, keys, min_step, max_step, max_points)
-                    .await?,
-            );
+            loaded.push((run.pk, id.clone()));
         }
-        Ok(out)
+        // Runs are read concurrently: decoding is CPU work that can use every core.
+        use futures_util::StreamExt;
+        let results: Vec<ApiResult<HistoryResponse>> = futures_util::stream::iter(loaded)
+            .map(|(pk, id)| async move {
+                self.history_of(pk, &id, keys, min_step, max_step, max_points)
+                    .await
+            })
+            .buffered(4)
+            .collect()
+            .await;
+        results.into_iter().collect()
     }
 
     /// Summaries of every metric of a run.

@@ -2,6 +2,8 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
@@ -76,13 +78,16 @@ async fn get_history(
     actor: Actor,
     Path(id): Path<String>,
     Query(q): Query<HistoryQuery>,
-) -> ApiResult<Json<HistoryResponse>> {
+) -> ApiResult<Response> {
     let keys = split_keys(q.keys.as_deref());
-    Ok(Json(
-        Metrics { state: &state }
-            .history(&actor, &id, &keys, q.min_step, q.max_step, q.max_points)
-            .await?,
-    ))
+    let h = Metrics { state: &state }
+        .history(&actor, &id, &keys, q.min_step, q.max_step, q.max_points)
+        .await?;
+    Ok(json_response(super::json::history(&h)))
+}
+
+fn json_response(body: Vec<u8>) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 /// Read many runs × keys in one request (what a comparison chart needs).

@@ -180,11 +180,67 @@ fn merge_points(older: Vec<Point>, newer: &[Point]) -> Vec<Point> {
     out
 }
 
+/// One series as read from storage: columnar, with timestamps in microseconds. It is written
+/// out directly as the wire's [`Series`].
+#[derive(Debug, Clone, Default)]
+pub struct SeriesData {
+    /// Metric name.
+    pub key: String,
+    /// Steps, ascending.
+    pub steps: Vec<i64>,
+    /// Values.
+    pub values: Vec<f64>,
+    /// Microseconds since the epoch.
+    pub timestamps_us: Vec<i64>,
+    /// Points stored in the requested range.
+    pub total_points: u64,
+    /// Whether buckets were reduced to their extremes.
+    pub downsampled: bool,
+}
+
+impl SeriesData {
+    /// The wire form.
+    pub fn to_api(&self) -> Series {
+        Series {
+            key: self.key.clone(),
+            steps: self.steps.clone(),
+            values: self.values.iter().copied().map(MetricValue).collect(),
+            timestamps: self
+                .timestamps_us
+                .iter()
+                .copied()
+                .map(us_to_seconds)
+                .collect(),
+            total_points: self.total_points,
+            downsampled: self.downsampled,
+        }
+    }
+}
+
+/// The history of one run.
+#[derive(Debug, Clone, Default)]
+pub struct RunHistory {
+    /// Run id.
+    pub run: String,
+    /// One entry per key.
+    pub series: Vec<SeriesData>,
+}
+
+impl RunHistory {
+    /// The wire form.
+    pub fn to_api(&self) -> HistoryResponse {
+        HistoryResponse {
+            run: self.run.clone(),
+            series: self.series.iter().map(SeriesData::to_api).collect(),
+        }
+    }
+}
+
 /// Moves columnar points into a series.
-fn fill(series: &mut Series, steps: Vec<i64>, values: Vec<f64>, ts: Vec<i64>) {
+fn fill(series: &mut SeriesData, steps: Vec<i64>, values: Vec<f64>, ts: Vec<i64>) {
     series.steps = steps;
-    series.values = values.into_iter().map(MetricValue).collect();
-    series.timestamps = ts.into_iter().map(us_to_seconds).collect();
+    series.values = values;
+    series.timestamps_us = ts;
 }
 
 /// The metrics service.
@@ -413,14 +469,10 @@ impl Metrics<'_> {
         lo: i64,
         hi: i64,
         max_points: Option<usize>,
-    ) -> ApiResult<Series> {
-        let series = Series {
+    ) -> ApiResult<SeriesData> {
+        let series = SeriesData {
             key: s.key.clone(),
-            steps: vec![],
-            values: vec![],
-            timestamps: vec![],
-            total_points: 0,
-            downsampled: false,
+            ..SeriesData::default()
         };
         if s.count == 0 || lo > hi {
             return Ok(series);
@@ -438,12 +490,12 @@ impl Metrics<'_> {
     /// Downsampling from chunk statistics: buckets are runs of whole chunks.
     async fn read_coarse(
         &self,
-        mut series: Series,
+        mut series: SeriesData,
         series_id: i64,
         lo: i64,
         hi: i64,
         maxp: usize,
-    ) -> ApiResult<Series> {
+    ) -> ApiResult<SeriesData> {
         let stats = self.chunk_rows(series_id, lo, hi, false).await?;
         let inside = |c: &ChunkRow| c.start_step >= lo && c.end_step <= hi;
         // Chunks cut by the range (at most two) and chunks holding only NaN are decoded.
@@ -509,8 +561,8 @@ impl Metrics<'_> {
             out.sort_by_key(|p| p.step);
             for p in out {
                 series.steps.push(p.step);
-                series.values.push(MetricValue(p.value));
-                series.timestamps.push(us_to_seconds(p.timestamp_us));
+                series.values.push(p.value);
+                series.timestamps_us.push(p.timestamp_us);
             }
         }
         series.downsampled = true;
@@ -521,12 +573,12 @@ impl Metrics<'_> {
     /// Downsampling from decoded points, with buckets of equal step width.
     async fn read_fine(
         &self,
-        mut series: Series,
+        mut series: SeriesData,
         series_id: i64,
         lo: i64,
         hi: i64,
         maxp: usize,
-    ) -> ApiResult<Series> {
+    ) -> ApiResult<SeriesData> {
         let (steps, values, ts) = self.points(series_id, lo, hi).await?;
         series.total_points = steps.len() as u64;
         if steps.len() <= maxp {
@@ -555,11 +607,11 @@ impl Metrics<'_> {
     /// Every point of a series in a step range.
     async fn read_raw(
         &self,
-        mut series: Series,
+        mut series: SeriesData,
         series_id: i64,
         lo: i64,
         hi: i64,
-    ) -> ApiResult<Series> {
+    ) -> ApiResult<SeriesData> {
         let (steps, values, ts) = self.points(series_id, lo, hi).await?;
         series.total_points = steps.len() as u64;
         fill(&mut series, steps, values, ts);
@@ -607,7 +659,7 @@ impl Metrics<'_> {
         min_step: Option<i64>,
         max_step: Option<i64>,
         max_points: Option<usize>,
-    ) -> ApiResult<HistoryResponse> {
+    ) -> ApiResult<RunHistory> {
         let (run, _) = Runs { state: self.state }.load(actor, run_id).await?;
         self.history_of(run.pk, run_id, keys, min_step, max_step, max_points)
             .await
@@ -621,7 +673,7 @@ impl Metrics<'_> {
         min_step: Option<i64>,
         max_step: Option<i64>,
         max_points: Option<usize>,
-    ) -> ApiResult<HistoryResponse> {
+    ) -> ApiResult<RunHistory> {
         if max_points.is_some_and(|m| m < 2) {
             return Err(ApiError::invalid("max_points must be at least 2"));
         }
@@ -635,7 +687,7 @@ impl Metrics<'_> {
         for s in &rows {
             series.push(self.read_series(s, lo, hi, max_points).await?);
         }
-        Ok(HistoryResponse {
+        Ok(RunHistory {
             run: run_id.to_string(),
             series,
         })
@@ -650,7 +702,7 @@ impl Metrics<'_> {
         min_step: Option<i64>,
         max_step: Option<i64>,
         max_points: Option<usize>,
-    ) -> ApiResult<Vec<HistoryResponse>> {
+    ) -> ApiResult<Vec<RunHistory>> {
         if run_ids.is_empty() {
             return Err(ApiError::invalid("runs must name at least one run"));
         }
@@ -665,7 +717,7 @@ impl Metrics<'_> {
         }
         // Runs are read concurrently: decoding is CPU work that can use every core.
         use futures_util::StreamExt;
-        let results: Vec<ApiResult<HistoryResponse>> = futures_util::stream::iter(loaded)
+        let results: Vec<ApiResult<RunHistory>> = futures_util::stream::iter(loaded)
             .map(|(pk, id)| async move {
                 self.history_of(pk, &id, keys, min_step, max_step, max_points)
                     .await

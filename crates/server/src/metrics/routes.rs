@@ -83,11 +83,7 @@ async fn get_history(
     let h = Metrics { state: &state }
         .history(&actor, &id, &keys, q.min_step, q.max_step, q.max_points)
         .await?;
-    Ok(json_response(super::json::history(&h)))
-}
-
-fn json_response(body: Vec<u8>) -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+    json_pieces(move || super::json::history(&h)).await
 }
 
 /// Read many runs × keys in one request (what a comparison chart needs).
@@ -97,7 +93,7 @@ async fn query_history(
     State(state): State<AppState>,
     actor: Actor,
     JsonBody(req): JsonBody<HistoryQueryRequest>,
-) -> ApiResult<Json<HistoryQueryResponse>> {
+) -> ApiResult<Response> {
     let results = Metrics { state: &state }
         .query(
             &actor,
@@ -108,7 +104,26 @@ async fn query_history(
             req.max_points,
         )
         .await?;
-    Ok(Json(HistoryQueryResponse { results }))
+    json_pieces(move || super::json::query(&results)).await
+}
+
+/// Formats a history body off the async threads (it is CPU work) and sends its pieces.
+async fn json_pieces(
+    format: impl FnOnce() -> Vec<axum::body::Bytes> + Send + 'static,
+) -> ApiResult<Response> {
+    let pieces = tokio::task::spawn_blocking(format)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let length: usize = pieces.iter().map(|p| p.len()).sum();
+    let stream = futures_util::stream::iter(pieces.into_iter().map(Ok::<_, std::io::Error>));
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/json".to_string()),
+            (header::CONTENT_LENGTH, length.to_string()),
+        ],
+        axum::body::Body::from_stream(stream),
+    )
+        .into_response())
 }
 
 /// Summary of every metric of a run (last, min, max, count, last step).

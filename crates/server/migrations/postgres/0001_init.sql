@@ -156,6 +156,7 @@ CREATE TABLE metric_chunks (
     max_value DOUBLE PRECISION,
     max_ts BIGINT,
     data BYTEA NOT NULL,
+    blocks BYTEA NOT NULL,
     PRIMARY KEY (series_id, start_step)
 );
 

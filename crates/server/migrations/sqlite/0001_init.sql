@@ -156,6 +156,7 @@ CREATE TABLE metric_chunks (
     max_value REAL,
     max_ts INTEGER,
     data BLOB NOT NULL,
+    blocks BLOB NOT NULL,
     PRIMARY KEY (series_id, start_step)
 );
 

@@ -29,6 +29,14 @@ const MAX_KEY_LEN: usize = 256;
 /// Most series one history read may return.
 pub const MAX_SERIES_PER_READ: usize = 10_000;
 
+/// Which blob a chunk query brings along with the statistics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fetch {
+    Stats,
+    Data,
+    Blocks,
+}
+
 /// One stored chunk's row.
 #[derive(Debug, Clone)]
 struct ChunkRow {
@@ -136,9 +144,10 @@ macro_rules! insert_chunk {
         let pts: &[Point] = $points;
         let st = codec::chunk_stats(pts);
         let data = codec::encode_chunk(pts);
+        let blocks = encode_blocks(pts);
         sqlx::query(
-            "INSERT INTO metric_chunks (series_id, start_step, end_step, count, min_step, min_value, min_ts, max_step, max_value, max_ts, data)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            "INSERT INTO metric_chunks (series_id, start_step, end_step, count, min_step, min_value, min_ts, max_step, max_value, max_ts, data, blocks)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind($series)
         .bind(st.start_step)
@@ -151,9 +160,51 @@ macro_rules! insert_chunk {
         .bind(st.max.map(|p| p.value))
         .bind(st.max.map(|p| p.timestamp_us))
         .bind(data)
+        .bind(blocks)
         .execute(&mut *$tx)
         .await?;
     }};
+}
+
+/// Points per block: each chunk also stores the minimum and maximum of every block, so
+/// downsampling to buckets of a few blocks never decodes the points themselves.
+pub const BLOCK_POINTS: usize = 32;
+
+/// Extremes of one block (a block of only NaN has its first point as both).
+fn block_extremes(block: &[Point]) -> (Point, Point) {
+    let st = codec::chunk_stats(block);
+    match (st.min, st.max) {
+        (Some(a), Some(b)) => (a, b),
+        _ => (block[0], block[0]),
+    }
+}
+
+/// Per-block minimums and maximums of a chunk: two point sequences (each with increasing
+/// steps, one entry per block), encoded with the chunk codec behind a length prefix.
+fn encode_blocks(points: &[Point]) -> Vec<u8> {
+    let (mins, maxs): (Vec<Point>, Vec<Point>) =
+        points.chunks(BLOCK_POINTS).map(block_extremes).unzip();
+    let a = codec::encode_chunk(&mins);
+    let b = codec::encode_chunk(&maxs);
+    let mut out = Vec::with_capacity(4 + a.len() + b.len());
+    out.extend_from_slice(&(a.len() as u32).to_le_bytes());
+    out.extend_from_slice(&a);
+    out.extend_from_slice(&b);
+    out
+}
+
+/// Decodes [`encode_blocks`] output into (block, min, max) triples.
+fn decode_blocks(data: &[u8]) -> ApiResult<Vec<(Point, Point)>> {
+    let bad = || ApiError::Internal("corrupt metric block summary".into());
+    let len = data.get(..4).ok_or_else(bad)?;
+    let n = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
+    let a = data.get(4..4 + n).ok_or_else(bad)?;
+    let b = data.get(4 + n..).ok_or_else(bad)?;
+    let (mins, maxs) = (decode(a)?, decode(b)?);
+    if mins.len() != maxs.len() {
+        return Err(bad());
+    }
+    Ok(mins.into_iter().zip(maxs).collect())
 }
 
 /// Decodes a chunk blob, turning corruption into an internal error.
@@ -398,13 +449,20 @@ impl Metrics<'_> {
         series_id: i64,
         lo: i64,
         hi: i64,
-        with_data: bool,
+        fetch: Fetch,
     ) -> ApiResult<Vec<ChunkRow>> {
-        let sql: &'static str = if with_data {
-            "SELECT start_step, end_step, count, min_step, min_value, min_ts, max_step, max_value, max_ts, data FROM metric_chunks WHERE series_id = $1 AND end_step >= $2 AND start_step <= $3 ORDER BY start_step"
-        } else {
-            "SELECT start_step, end_step, count, min_step, min_value, min_ts, max_step, max_value, max_ts FROM metric_chunks WHERE series_id = $1 AND end_step >= $2 AND start_step <= $3 ORDER BY start_step"
+        let sql: &'static str = match fetch {
+            Fetch::Data => {
+                "SELECT start_step, end_step, count, min_step, min_value, min_ts, max_step, max_value, max_ts, data FROM metric_chunks WHERE series_id = $1 AND end_step >= $2 AND start_step <= $3 ORDER BY start_step"
+            }
+            Fetch::Blocks => {
+                "SELECT start_step, end_step, count, min_step, min_value, min_ts, max_step, max_value, max_ts, blocks AS data FROM metric_chunks WHERE series_id = $1 AND end_step >= $2 AND start_step <= $3 ORDER BY start_step"
+            }
+            Fetch::Stats => {
+                "SELECT start_step, end_step, count, min_step, min_value, min_ts, max_step, max_value, max_ts FROM metric_chunks WHERE series_id = $1 AND end_step >= $2 AND start_step <= $3 ORDER BY start_step"
+            }
         };
+        let with_data = fetch != Fetch::Stats;
         Ok(on_backend!(self.store(), read pool => {
             let rows = sqlx::query(sql).bind(series_id).bind(lo).bind(hi).fetch_all(pool).await?;
             let mut out = Vec::with_capacity(rows.len());
@@ -481,10 +539,14 @@ impl Metrics<'_> {
             return self.read_raw(series, s.id, lo, hi).await;
         };
         let buckets = (maxp / 2).max(1);
-        if (s.count as usize) < buckets * CHUNK_POINTS {
-            return self.read_fine(series, s.id, lo, hi, maxp).await;
+        let count = s.count as usize;
+        if count >= buckets * CHUNK_POINTS {
+            self.read_coarse(series, s.id, lo, hi, maxp).await
+        } else if count >= buckets * BLOCK_POINTS {
+            self.read_blocks(series, s.id, lo, hi, maxp).await
+        } else {
+            self.read_fine(series, s.id, lo, hi, maxp).await
         }
-        self.read_coarse(series, s.id, lo, hi, maxp).await
     }
 
     /// Downsampling from chunk statistics: buckets are runs of whole chunks.
@@ -496,7 +558,7 @@ impl Metrics<'_> {
         hi: i64,
         maxp: usize,
     ) -> ApiResult<SeriesData> {
-        let stats = self.chunk_rows(series_id, lo, hi, false).await?;
+        let stats = self.chunk_rows(series_id, lo, hi, Fetch::Stats).await?;
         let inside = |c: &ChunkRow| c.start_step >= lo && c.end_step <= hi;
         // Chunks cut by the range (at most two) and chunks holding only NaN are decoded.
         let needed: Vec<i64> = stats
@@ -570,6 +632,70 @@ impl Metrics<'_> {
         Ok(series)
     }
 
+    /// Downsampling from per-block extremes: buckets are runs of whole blocks. Chunks cut by
+    /// the step range are decoded and re-blocked.
+    async fn read_blocks(
+        &self,
+        mut series: SeriesData,
+        series_id: i64,
+        lo: i64,
+        hi: i64,
+        maxp: usize,
+    ) -> ApiResult<SeriesData> {
+        let rows = self.chunk_rows(series_id, lo, hi, Fetch::Blocks).await?;
+        let cut: Vec<i64> = rows
+            .iter()
+            .filter(|c| c.start_step < lo || c.end_step > hi)
+            .map(|c| c.start_step)
+            .collect();
+        let raw = self.chunk_blobs(series_id, &cut).await?;
+        let mut blocks: Vec<(Point, Point)> = Vec::new();
+        let mut total = 0u64;
+        for c in &rows {
+            if let Some(data) = raw.get(&c.start_step) {
+                let mut pts = decode(data)?;
+                pts.retain(|p| p.step >= lo && p.step <= hi);
+                total += pts.len() as u64;
+                blocks.extend(pts.chunks(BLOCK_POINTS).map(block_extremes));
+            } else {
+                total += c.stats.count as u64;
+                blocks.extend(decode_blocks(c.data.as_deref().unwrap_or_default())?);
+            }
+        }
+        if total <= maxp as u64 {
+            return self.read_raw(series, series_id, lo, hi).await;
+        }
+        let buckets = (maxp / 2).max(1);
+        let per_bucket = blocks.len().div_ceil(buckets).max(1);
+        for group in blocks.chunks(per_bucket) {
+            // The smallest value, NaN only when the whole group is NaN (then its first point).
+            let mut min = group[0].0;
+            let mut max = group[0].1;
+            for (a, b) in group {
+                if a.value < min.value || (min.value.is_nan() && !a.value.is_nan()) {
+                    min = *a;
+                }
+                if b.value > max.value || (max.value.is_nan() && !b.value.is_nan()) {
+                    max = *b;
+                }
+            }
+            let mut out = if min.step == max.step {
+                vec![min]
+            } else {
+                vec![min, max]
+            };
+            out.sort_by_key(|p| p.step);
+            for p in out {
+                series.steps.push(p.step);
+                series.values.push(p.value);
+                series.timestamps_us.push(p.timestamp_us);
+            }
+        }
+        series.downsampled = true;
+        series.total_points = total;
+        Ok(series)
+    }
+
     /// Downsampling from decoded points, with buckets of equal step width.
     async fn read_fine(
         &self,
@@ -625,7 +751,7 @@ impl Metrics<'_> {
         lo: i64,
         hi: i64,
     ) -> ApiResult<(Vec<i64>, Vec<f64>, Vec<i64>)> {
-        let rows = self.chunk_rows(series_id, lo, hi, true).await?;
+        let rows = self.chunk_rows(series_id, lo, hi, Fetch::Data).await?;
         let n: usize = rows.iter().map(|c| c.stats.count as usize).sum();
         let (mut st, mut va, mut ti) = (
             Vec::with_capacity(n),
@@ -842,6 +968,38 @@ mod tests {
             got,
             vec![(1, 1.0), (3, 30.0), (4, 40.0), (5, 5.0), (6, 60.0)]
         );
+    }
+
+    #[test]
+    fn block_summaries_round_trip() {
+        let pts: Vec<Point> = (0..100)
+            .map(|i| Point {
+                step: i,
+                value: if i < 32 {
+                    f64::NAN
+                } else {
+                    ((i * 37) % 11) as f64
+                },
+                timestamp_us: i * 10,
+            })
+            .collect();
+        let blocks = decode_blocks(&encode_blocks(&pts)).unwrap();
+        assert_eq!(blocks.len(), 4);
+        assert!(
+            blocks[0].0.value.is_nan() && blocks[0].0.step == 0,
+            "all-NaN block keeps its first point"
+        );
+        for (i, (lo, hi)) in blocks.iter().enumerate().skip(1) {
+            let block = &pts[i * BLOCK_POINTS..((i + 1) * BLOCK_POINTS).min(pts.len())];
+            let want_lo = block.iter().map(|p| p.value).fold(f64::INFINITY, f64::min);
+            let want_hi = block
+                .iter()
+                .map(|p| p.value)
+                .fold(f64::NEG_INFINITY, f64::max);
+            assert_eq!((lo.value, hi.value), (want_lo, want_hi));
+        }
+        assert!(decode_blocks(&[1, 0]).is_err());
+        assert!(decode_blocks(&[200, 0, 0, 0, 1]).is_err());
     }
 
     #[test]

@@ -193,7 +193,39 @@ fn encode_blocks(points: &[Point]) -> Vec<u8> {
     out
 }
 
-/// Decodes [`encode_blocks`] output into (block, min, max) triples.
+/// Groups consecutive units (chunks or blocks, each given by its minimum and maximum point)
+/// into at most `max_points / 2` buckets and appends each bucket's minimum and maximum in step
+/// order. NaN counts only where a bucket holds nothing else.
+fn push_bucket_extremes(series: &mut SeriesData, units: &[(Point, Point)], max_points: usize) {
+    let buckets = (max_points / 2).max(1);
+    let per_bucket = units.len().div_ceil(buckets).max(1);
+    for group in units.chunks(per_bucket) {
+        let (mut min, mut max) = group[0];
+        for (a, b) in group {
+            if a.value < min.value || (min.value.is_nan() && !a.value.is_nan()) {
+                min = *a;
+            }
+            if b.value > max.value || (max.value.is_nan() && !b.value.is_nan()) {
+                max = *b;
+            }
+        }
+        let pair = if min.step == max.step {
+            [Some(min), None]
+        } else if min.step < max.step {
+            [Some(min), Some(max)]
+        } else {
+            [Some(max), Some(min)]
+        };
+        for p in pair.into_iter().flatten() {
+            series.steps.push(p.step);
+            series.values.push(p.value);
+            series.timestamps_us.push(p.timestamp_us);
+        }
+    }
+    series.downsampled = true;
+}
+
+/// Decodes [`encode_blocks`] output into (min, max) pairs, one per block.
 fn decode_blocks(data: &[u8]) -> ApiResult<Vec<(Point, Point)>> {
     let bad = || ApiError::Internal("corrupt metric block summary".into());
     let len = data.get(..4).ok_or_else(bad)?;
@@ -567,13 +599,12 @@ impl Metrics<'_> {
             .map(|c| c.start_step)
             .collect();
         let blobs = self.chunk_blobs(series_id, &needed).await?;
-        let mut parts: Vec<ChunkStats> = Vec::with_capacity(stats.len());
-        let mut nan_points: HashMap<i64, Point> = HashMap::new();
+        let mut units: Vec<(Point, Point)> = Vec::with_capacity(stats.len());
         let mut total = 0u64;
         for c in &stats {
-            if inside(c) && c.stats.min.is_some() {
+            if let (true, Some(lo_pt), Some(hi_pt)) = (inside(c), c.stats.min, c.stats.max) {
                 total += c.stats.count as u64;
-                parts.push(c.stats);
+                units.push((lo_pt, hi_pt));
                 continue;
             }
             let data = blobs
@@ -581,53 +612,15 @@ impl Metrics<'_> {
                 .ok_or_else(|| ApiError::Internal("metric chunk vanished during a read".into()))?;
             let mut pts = decode(data)?;
             pts.retain(|p| p.step >= lo && p.step <= hi);
-            if pts.is_empty() {
-                continue;
+            if !pts.is_empty() {
+                total += pts.len() as u64;
+                units.push(block_extremes(&pts));
             }
-            total += pts.len() as u64;
-            let st = codec::chunk_stats(&pts);
-            if st.min.is_none() {
-                nan_points.insert(st.start_step, pts[0]);
-            }
-            parts.push(st);
         }
         if total <= maxp as u64 {
             return self.read_raw(series, series_id, lo, hi).await;
         }
-        let buckets = (maxp / 2).max(1);
-        let per_bucket = parts.len().div_ceil(buckets).max(1);
-        for group in parts.chunks(per_bucket) {
-            let mut min: Option<Point> = None;
-            let mut max: Option<Point> = None;
-            for st in group {
-                if let Some(m) = st.min {
-                    if min.is_none_or(|x| m.value < x.value) {
-                        min = Some(m);
-                    }
-                }
-                if let Some(m) = st.max {
-                    if max.is_none_or(|x| m.value > x.value) {
-                        max = Some(m);
-                    }
-                }
-            }
-            let mut out: Vec<Point> = match (min, max) {
-                (Some(a), Some(b)) if a.step == b.step => vec![a],
-                (Some(a), Some(b)) => vec![a, b],
-                _ => group
-                    .first()
-                    .and_then(|st| nan_points.get(&st.start_step).copied())
-                    .into_iter()
-                    .collect(),
-            };
-            out.sort_by_key(|p| p.step);
-            for p in out {
-                series.steps.push(p.step);
-                series.values.push(p.value);
-                series.timestamps_us.push(p.timestamp_us);
-            }
-        }
-        series.downsampled = true;
+        push_bucket_extremes(&mut series, &units, maxp);
         series.total_points = total;
         Ok(series)
     }
@@ -665,33 +658,7 @@ impl Metrics<'_> {
         if total <= maxp as u64 {
             return self.read_raw(series, series_id, lo, hi).await;
         }
-        let buckets = (maxp / 2).max(1);
-        let per_bucket = blocks.len().div_ceil(buckets).max(1);
-        for group in blocks.chunks(per_bucket) {
-            // The smallest value, NaN only when the whole group is NaN (then its first point).
-            let mut min = group[0].0;
-            let mut max = group[0].1;
-            for (a, b) in group {
-                if a.value < min.value || (min.value.is_nan() && !a.value.is_nan()) {
-                    min = *a;
-                }
-                if b.value > max.value || (max.value.is_nan() && !b.value.is_nan()) {
-                    max = *b;
-                }
-            }
-            let mut out = if min.step == max.step {
-                vec![min]
-            } else {
-                vec![min, max]
-            };
-            out.sort_by_key(|p| p.step);
-            for p in out {
-                series.steps.push(p.step);
-                series.values.push(p.value);
-                series.timestamps_us.push(p.timestamp_us);
-            }
-        }
-        series.downsampled = true;
+        push_bucket_extremes(&mut series, &blocks, maxp);
         series.total_points = total;
         Ok(series)
     }

@@ -252,6 +252,9 @@ pub struct SqlBuilder {
     pub kind: BackendKind,
     /// Parameters in order.
     pub binds: Vec<Bind>,
+    /// `LEFT JOIN`s the expressions need (one per summary key), to follow the FROM clause.
+    pub joins: Vec<String>,
+    summary_keys: Vec<String>,
     first_param: usize,
 }
 
@@ -261,6 +264,8 @@ impl SqlBuilder {
         SqlBuilder {
             kind,
             binds: Vec::new(),
+            joins: Vec::new(),
+            summary_keys: Vec::new(),
             first_param,
         }
     }
@@ -314,12 +319,22 @@ impl SqlBuilder {
         }
     }
 
-    /// SQL of a summary value (the client-set value wins over the logged one).
+    /// SQL of a summary value (the client-set value wins over the logged one). Each key is
+    /// joined once, which both backends plan far better than a subquery per run.
     pub fn summary(&mut self, key: &str) -> String {
-        let p = self.param(Bind::Text(key.to_string()));
-        format!(
-            "(SELECT CASE WHEN s.is_set THEN s.set_value ELSE s.last_value END FROM metric_series s WHERE s.run_pk = r.pk AND s.key = {p})"
-        )
+        let n = match self.summary_keys.iter().position(|k| k == key) {
+            Some(n) => n,
+            None => {
+                let p = self.param(Bind::Text(key.to_string()));
+                let n = self.summary_keys.len();
+                self.joins.push(format!(
+                    "LEFT JOIN metric_series s{n} ON s{n}.run_pk = r.pk AND s{n}.key = {p}"
+                ));
+                self.summary_keys.push(key.to_string());
+                n
+            }
+        };
+        format!("(CASE WHEN s{n}.is_set THEN s{n}.set_value ELSE s{n}.last_value END)")
     }
 
     fn compare(&mut self, lhs: &str, op: Op, value: &Value) -> String {

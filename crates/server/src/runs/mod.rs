@@ -573,7 +573,8 @@ impl Runs<'_> {
         let limit_p = b.param(Bind::Int(limit + 1));
         let offset_p = b.param(Bind::Int(offset));
         let sql = format!(
-            "{RUN_SELECT} WHERE {} ORDER BY {order}, r.pk DESC LIMIT {limit_p} OFFSET {offset_p}",
+            "{RUN_SELECT} {} WHERE {} ORDER BY {order}, r.pk DESC LIMIT {limit_p} OFFSET {offset_p}",
+            b.joins.join(" "),
             wheres.join(" AND ")
         );
         let project_id = access.id;

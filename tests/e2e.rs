@@ -356,3 +356,50 @@ fn config_file_and_postgres_password_redaction() {
     assert!(err.contains("cannot open database"), "{err}");
     assert!(!err.contains("s3cr3t-pw"), "{err}");
 }
+
+#[test]
+fn completions_and_man_pages_are_current() {
+    // The repository's completions/ and man/ must match what the binary generates; refresh
+    // them with `cargo run -p wanllmdb -- generate-docs .`.
+    let dir = tempfile::tempdir().unwrap();
+    let status = Command::new(binary())
+        .arg("generate-docs")
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let root = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+    for sub in ["completions", "man"] {
+        let mut generated: Vec<_> = std::fs::read_dir(dir.path().join(sub))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        let mut committed: Vec<_> = std::fs::read_dir(root.join(sub))
+            .unwrap_or_else(|_| {
+                panic!("{sub}/ is missing: run `cargo run -p wanllmdb -- generate-docs .`")
+            })
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        generated.sort();
+        committed.sort();
+        assert_eq!(
+            generated, committed,
+            "{sub}/ is stale: run `cargo run -p wanllmdb -- generate-docs .`"
+        );
+        for name in generated {
+            let a = std::fs::read(dir.path().join(sub).join(&name)).unwrap();
+            let b = std::fs::read(root.join(sub).join(&name)).unwrap();
+            assert!(
+                a == b,
+                "{sub}/{} is stale: run `cargo run -p wanllmdb -- generate-docs .`",
+                name.to_string_lossy()
+            );
+        }
+    }
+    let out = Command::new(binary())
+        .args(["completions", "bash"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("wanllmdb"));
+}

@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 /// Self-hosted machine-learning experiment tracking: runs, metrics, logs and more.
 #[derive(Debug, Parser)]
 #[command(name = "wanllmdb", version, about, long_about = None, propagate_version = true)]
-struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     command: Command,
 }
@@ -19,6 +19,14 @@ struct Cli {
 enum Command {
     /// Run the tracking server (SQLite + local files by default, or PostgreSQL)
     Server(commands::server::ServerArgs),
+    /// Print shell completions (bash, zsh, fish, elvish, powershell)
+    Completions(commands::completions::CompletionsArgs),
+    /// Write completions/ and man/ into a directory (used to refresh the repository's copies)
+    #[command(hide = true)]
+    GenerateDocs {
+        /// Directory to write into
+        dir: std::path::PathBuf,
+    },
 }
 
 fn init_logging() {
@@ -46,6 +54,8 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Server(args) => commands::server::run(args).await,
+            Command::Completions(args) => commands::completions::completions(args),
+            Command::GenerateDocs { dir } => commands::completions::generate_docs(&dir),
         }
     });
     match result {

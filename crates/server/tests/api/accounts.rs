@@ -311,3 +311,26 @@ each_backend!(health_and_openapi, |ctx| {
             .is_some()
     );
 });
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closed_registration_leaves_it_to_admins() {
+    for backend in crate::backends() {
+        let ctx = crate::Ctx::start_with(backend, |c| c.allow_registration = false).await;
+        let body = json!({"username": "alice", "email": "alice@example.com", "password": PASSWORD});
+        let (s, b) = ctx.post("/api/v1/auth/register", None, body.clone()).await;
+        assert_error(s, &b, StatusCode::FORBIDDEN, "forbidden");
+        assert!(
+            b["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("administrator")
+        );
+        let (s, b) = ctx
+            .post("/api/v1/auth/register", Some(&ctx.admin_key), body)
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+        let (s, _) = ctx.login("alice", PASSWORD).await;
+        assert_eq!(s, StatusCode::OK);
+        ctx.stop().await;
+    }
+}

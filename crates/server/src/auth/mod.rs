@@ -439,7 +439,8 @@ impl Accounts<'_> {
             iat: now,
             exp: now + access_ttl,
             typ: "access".into(),
-            fam: None,
+            // The session's family, so ending a session also ends its live access tokens.
+            fam: Some(family.to_string()),
         };
         let refresh_jti = random_hex(16);
         let refresh = Claims {
@@ -702,11 +703,17 @@ impl Accounts<'_> {
             return self.authenticate_api_key(bearer).await;
         }
         let claims = self.decode(bearer, "access")?;
+        let family = claims.fam.clone().unwrap_or_default();
         let revoked: Option<i64> = on_backend!(self.store(), read pool => {
-            sqlx::query_scalar("SELECT expires_at FROM revoked_tokens WHERE jti = $1")
-                .bind(&claims.jti)
-                .fetch_optional(pool)
-                .await?
+            sqlx::query_scalar(
+                "SELECT expires_at FROM revoked_tokens WHERE jti = $1
+                 UNION ALL SELECT expires_at FROM refresh_tokens WHERE family = $2 AND revoked_at IS NOT NULL
+                 LIMIT 1",
+            )
+            .bind(&claims.jti)
+            .bind(&family)
+            .fetch_optional(pool)
+            .await?
         });
         if revoked.is_some() {
             return Err(ApiError::Unauthenticated(

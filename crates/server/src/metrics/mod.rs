@@ -466,7 +466,8 @@ impl Metrics<'_> {
             out
         });
         if keys.is_empty() {
-            return Ok(rows);
+            // Keys a client only set a summary for have no history to show.
+            return Ok(rows.into_iter().filter(|r| r.count > 0).collect());
         }
         let mut seen = std::collections::HashSet::new();
         Ok(keys

@@ -116,6 +116,12 @@ each_backend!(login_refresh_rotation_and_logout, |ctx| {
         )
         .await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
+    // The session's access tokens end with it.
+    let access2 = pair2["access_token"].as_str().unwrap().to_string();
+    let (s, _) = ctx.get("/api/v1/auth/me", Some(&access2)).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let (s, _) = ctx.get("/api/v1/auth/me", Some(&access)).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
     assert_eq!(
         ctx.count(
             "SELECT COUNT(*) FROM audit_events WHERE event_type = $1",

@@ -104,6 +104,20 @@ each_backend!(append_read_and_summary, |ctx| {
     let (_, run) = ctx.get(&format!("/api/v1/runs/{id}"), Some(&k)).await;
     assert_eq!(run["summary"]["acc"].as_f64().unwrap(), 0.99);
     assert_eq!(run["summary"]["best_epoch"].as_f64().unwrap(), 7.0);
+    // A key that was only set, never logged, has no history to list.
+    let (_, h) = ctx
+        .get(
+            &format!("/api/v1/runs/{id}/history?max_points=10"),
+            Some(&k),
+        )
+        .await;
+    let keys: Vec<&str> = h["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys, vec!["acc", "loss"]);
     let (s, b) = ctx
         .post(
             &format!("/api/v1/runs/{id}/summary"),

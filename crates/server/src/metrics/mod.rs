@@ -574,92 +574,65 @@ impl Metrics<'_> {
         let buckets = (maxp / 2).max(1);
         let count = s.count as usize;
         if count >= buckets * CHUNK_POINTS {
-            self.read_coarse(series, s.id, lo, hi, maxp).await
+            self.read_extremes(series, s.id, (lo, hi), maxp, Fetch::Stats)
+                .await
         } else if count >= buckets * BLOCK_POINTS {
-            self.read_blocks(series, s.id, lo, hi, maxp).await
+            self.read_extremes(series, s.id, (lo, hi), maxp, Fetch::Blocks)
+                .await
         } else {
             self.read_fine(series, s.id, lo, hi, maxp).await
         }
     }
 
-    /// Downsampling from chunk statistics: buckets are runs of whole chunks.
-    async fn read_coarse(
+    /// Downsampling from stored extremes: buckets are runs of whole units (chunks, whose
+    /// extremes sit in the chunk rows, or 32-point blocks, from the block summaries). Chunks
+    /// the step range cuts, and chunks holding only NaN, are decoded and re-cut into units.
+    async fn read_extremes(
         &self,
         mut series: SeriesData,
         series_id: i64,
-        lo: i64,
-        hi: i64,
+        (lo, hi): (i64, i64),
         maxp: usize,
+        unit: Fetch,
     ) -> ApiResult<SeriesData> {
-        let stats = self.chunk_rows(series_id, lo, hi, Fetch::Stats).await?;
-        let inside = |c: &ChunkRow| c.start_step >= lo && c.end_step <= hi;
-        // Chunks cut by the range (at most two) and chunks holding only NaN are decoded.
-        let needed: Vec<i64> = stats
+        let unit_points = if unit == Fetch::Blocks {
+            BLOCK_POINTS
+        } else {
+            CHUNK_POINTS
+        };
+        let rows = self.chunk_rows(series_id, lo, hi, unit).await?;
+        let decode_whole = |c: &ChunkRow| {
+            c.start_step < lo || c.end_step > hi || (unit == Fetch::Stats && c.stats.min.is_none())
+        };
+        let needed: Vec<i64> = rows
             .iter()
-            .filter(|c| !inside(c) || c.stats.min.is_none())
+            .filter(|c| decode_whole(c))
             .map(|c| c.start_step)
             .collect();
         let blobs = self.chunk_blobs(series_id, &needed).await?;
-        let mut units: Vec<(Point, Point)> = Vec::with_capacity(stats.len());
+        let mut units: Vec<(Point, Point)> = Vec::with_capacity(rows.len());
         let mut total = 0u64;
-        for c in &stats {
-            if let (true, Some(lo_pt), Some(hi_pt)) = (inside(c), c.stats.min, c.stats.max) {
-                total += c.stats.count as u64;
-                units.push((lo_pt, hi_pt));
+        for c in &rows {
+            if let Some(data) = blobs.get(&c.start_step) {
+                let mut pts = decode(data)?;
+                pts.retain(|p| p.step >= lo && p.step <= hi);
+                total += pts.len() as u64;
+                units.extend(pts.chunks(unit_points).map(block_extremes));
                 continue;
             }
-            let data = blobs
-                .get(&c.start_step)
-                .ok_or_else(|| ApiError::Internal("metric chunk vanished during a read".into()))?;
-            let mut pts = decode(data)?;
-            pts.retain(|p| p.step >= lo && p.step <= hi);
-            if !pts.is_empty() {
-                total += pts.len() as u64;
-                units.push(block_extremes(&pts));
+            total += c.stats.count as u64;
+            match (unit, c.stats.min, c.stats.max) {
+                (Fetch::Blocks, _, _) => {
+                    units.extend(decode_blocks(c.data.as_deref().unwrap_or_default())?)
+                }
+                (_, Some(a), Some(b)) => units.push((a, b)),
+                _ => return Err(ApiError::Internal("metric chunk without extremes".into())),
             }
         }
         if total <= maxp as u64 {
             return self.read_raw(series, series_id, lo, hi).await;
         }
         push_bucket_extremes(&mut series, &units, maxp);
-        series.total_points = total;
-        Ok(series)
-    }
-
-    /// Downsampling from per-block extremes: buckets are runs of whole blocks. Chunks cut by
-    /// the step range are decoded and re-blocked.
-    async fn read_blocks(
-        &self,
-        mut series: SeriesData,
-        series_id: i64,
-        lo: i64,
-        hi: i64,
-        maxp: usize,
-    ) -> ApiResult<SeriesData> {
-        let rows = self.chunk_rows(series_id, lo, hi, Fetch::Blocks).await?;
-        let cut: Vec<i64> = rows
-            .iter()
-            .filter(|c| c.start_step < lo || c.end_step > hi)
-            .map(|c| c.start_step)
-            .collect();
-        let raw = self.chunk_blobs(series_id, &cut).await?;
-        let mut blocks: Vec<(Point, Point)> = Vec::new();
-        let mut total = 0u64;
-        for c in &rows {
-            if let Some(data) = raw.get(&c.start_step) {
-                let mut pts = decode(data)?;
-                pts.retain(|p| p.step >= lo && p.step <= hi);
-                total += pts.len() as u64;
-                blocks.extend(pts.chunks(BLOCK_POINTS).map(block_extremes));
-            } else {
-                total += c.stats.count as u64;
-                blocks.extend(decode_blocks(c.data.as_deref().unwrap_or_default())?);
-            }
-        }
-        if total <= maxp as u64 {
-            return self.read_raw(series, series_id, lo, hi).await;
-        }
-        push_bucket_extremes(&mut series, &blocks, maxp);
         series.total_points = total;
         Ok(series)
     }

@@ -18,3 +18,21 @@ pub const HEARTBEAT_TIMEOUT: &str = "WANLLMDB_HEARTBEAT_TIMEOUT";
 pub const ALLOW_REGISTRATION: &str = "WANLLMDB_ALLOW_REGISTRATION";
 /// Log filter.
 pub const LOG: &str = "WANLLMDB_LOG";
+/// Server URL for client commands.
+pub const BASE_URL: &str = "WANLLMDB_BASE_URL";
+/// API key for client commands.
+pub const API_KEY: &str = "WANLLMDB_API_KEY";
+/// Project for client commands; set for wrapped programs.
+pub const PROJECT: &str = "WANLLMDB_PROJECT";
+/// Id of the wrapped run, set for the wrapped program.
+pub const RUN_ID: &str = "WANLLMDB_RUN_ID";
+/// Metrics file the wrapped program appends JSON lines to.
+pub const METRICS: &str = "WANLLMDB_METRICS";
+/// Directory holding the user config and the credentials file.
+pub const CONFIG_DIR: &str = "WANLLMDB_CONFIG_DIR";
+/// Directory holding run spools (default `./.wanllmdb`).
+pub const DIR: &str = "WANLLMDB_DIR";
+/// Regular expression selecting output lines to capture scalars from.
+pub const SCALARS: &str = "WANLLMDB_SCALARS";
+/// Set to `0` to never touch the OS keyring.
+pub const KEYRING: &str = "WANLLMDB_KEYRING";

@@ -1,16 +1,57 @@
 //! `wanllmdb`: the command line of the wanLLMDB experiment tracker.
 
+mod client;
 mod commands;
+mod config;
 mod env;
+mod error;
+mod metrics_line;
+mod output;
+mod spool;
+mod wrapper;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::config::GlobalFlags;
+use crate::error::{CliError, EXIT_UNEXPECTED};
+use crate::output::Printer;
+
 /// Self-hosted machine-learning experiment tracking: runs, metrics, logs and more.
 #[derive(Debug, Parser)]
-#[command(name = "wanllmdb", version, about, long_about = None, propagate_version = true)]
+#[command(
+    name = "wanllmdb",
+    version,
+    about,
+    long_about = None,
+    propagate_version = true,
+    after_help = "\
+Get started:
+  wanllmdb server                              # start a server (SQLite + local files)
+  wanllmdb login --host http://127.0.0.1:8080  # store an API key for it
+  wanllmdb init --project mnist                # remember the project for this directory
+  wanllmdb run -- python train.py              # track a training run
+
+Exit codes: 0 success, 1 bad input / not found / refused, 2 unexpected failure;
+`wanllmdb run` exits with the wrapped program's code."
+)]
 pub(crate) struct Cli {
+    /// Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]
+    #[arg(long, global = true, env = env::BASE_URL, value_name = "URL")]
+    host: Option<String>,
+    /// API key [default: the one stored by `wanllmdb login`]
+    #[arg(long, global = true, env = env::API_KEY, value_name = "KEY", hide_env_values = true)]
+    api_key: Option<String>,
+    /// Project [default: from ./.wanllmdb.toml]
+    #[arg(long, global = true, env = env::PROJECT, value_name = "NAME")]
+    project: Option<String>,
+    /// Print only data and errors
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    /// Print more about what happens
+    #[arg(short, long, global = true)]
+    verbose: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -19,6 +60,28 @@ pub(crate) struct Cli {
 enum Command {
     /// Run the tracking server (SQLite + local files by default, or PostgreSQL)
     Server(commands::server::ServerArgs),
+    /// Store an API key for a server (checked against it first)
+    Login(commands::auth::LoginArgs),
+    /// Forget the stored API key for a server
+    Logout,
+    /// Show who the stored key belongs to, and where it came from
+    Whoami(commands::JsonFlag),
+    /// Write ./.wanllmdb.toml (project, host) and create the project if missing
+    Init(commands::init::InitArgs),
+    /// Create, list, show and delete projects; manage members
+    #[command(subcommand)]
+    Project(commands::project::ProjectCommand),
+    /// Track a program: wanllmdb run [OPTIONS] -- CMD [ARGS]…
+    Run(wrapper::RunArgs),
+    /// Log metrics (KEY=VALUE… or JSON lines on stdin) or a message to a run
+    Log(commands::log::LogArgs),
+    /// Upload spooled runs (offline runs, or what an outage left behind)
+    Sync(commands::sync::SyncArgs),
+    /// List, inspect, compare and change runs
+    #[command(subcommand)]
+    Runs(commands::runs::RunsCommand),
+    /// Print or follow a run's output
+    Logs(commands::logs::LogsArgs),
     /// Print shell completions (bash, zsh, fish, elvish, powershell)
     Completions(commands::completions::CompletionsArgs),
     /// Write completions/ and man/ into a directory (used to refresh the repository's copies)
@@ -29,9 +92,14 @@ enum Command {
     },
 }
 
-fn init_logging() {
+fn init_logging(server: bool) {
+    let default = if server {
+        "warn,wanllmdb_server=info"
+    } else {
+        "error"
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_env(env::LOG)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,wanllmdb_server=info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -40,29 +108,58 @@ fn init_logging() {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let is_server = matches!(cli.command, Command::Server(_));
+    init_logging(is_server);
+    let printer = Printer::new(cli.quiet, cli.verbose);
+    // TLS for https servers uses ring, the provider already in the tree for PostgreSQL.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if !is_server {
+        builder.worker_threads(2);
+    }
+    let runtime = match builder.enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(2);
+            return ExitCode::from(EXIT_UNEXPECTED);
         }
     };
-    let result = runtime.block_on(async {
-        match cli.command {
-            Command::Server(args) => commands::server::run(args).await,
-            Command::Completions(args) => commands::completions::completions(args),
-            Command::GenerateDocs { dir } => commands::completions::generate_docs(&dir),
-        }
-    });
+    let flags = GlobalFlags {
+        host: cli.host.clone(),
+        api_key: cli.api_key.clone(),
+        project: cli.project.clone(),
+    };
+    let result = runtime.block_on(dispatch(cli.command, flags, printer));
+    // Do not wait for blocking tasks (a hung keyring lookup) on the way out.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(1)
+            printer.error(&e);
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+async fn dispatch(command: Command, flags: GlobalFlags, printer: Printer) -> Result<u8, CliError> {
+    let ok = |r: Result<(), CliError>| r.map(|()| 0u8);
+    match command {
+        Command::Server(args) => ok(commands::server::run(args).await.map_err(CliError::from)),
+        Command::Login(args) => ok(commands::auth::login(args, &flags, printer).await),
+        Command::Logout => ok(commands::auth::logout(&flags, printer).await),
+        Command::Whoami(j) => ok(commands::auth::whoami(&flags, printer.with_json(j.json)).await),
+        Command::Init(args) => ok(commands::init::init(args, &flags, printer).await),
+        Command::Project(c) => ok(commands::project::run(c, &flags, printer).await),
+        Command::Run(args) => wrapper::run(args, &flags, printer).await,
+        Command::Log(args) => ok(commands::log::log(args, &flags, printer).await),
+        Command::Sync(args) => ok(commands::sync::sync(args, &flags, printer).await),
+        Command::Runs(c) => ok(commands::runs::run(c, &flags, printer).await),
+        Command::Logs(args) => ok(commands::logs::logs(args, &flags, printer).await),
+        Command::Completions(args) => {
+            ok(commands::completions::completions(args).map_err(CliError::from))
+        }
+        Command::GenerateDocs { dir } => {
+            ok(commands::completions::generate_docs(&dir).map_err(CliError::from))
         }
     }
 }

@@ -1,0 +1,158 @@
+//! `wanllmdb login`, `logout` and `whoami`.
+
+use clap::Args;
+use wanllmdb_api_types::auth::{CreateApiKeyRequest, CreatedApiKey, LoginRequest, TokenPair, User};
+
+use crate::client::{Api, ApiError};
+use crate::config::{self, GlobalFlags, KeySource, Settings, StoredIn};
+use crate::error::{CliError, CliResult, user_err};
+use crate::output::{Printer, interactive, kv_table};
+
+/// Options of `wanllmdb login`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+The key is checked against the server, then stored in the OS keyring when one is reachable,
+otherwise in a credentials file readable only by you. WANLLMDB_API_KEY and --api-key take
+precedence over the stored key in every command.
+
+Examples:
+  wanllmdb login --host http://gpu-box:8080 --api-key wlk_…   # the key the server printed
+  wanllmdb login --username alice                          # password prompt; makes a new key
+  echo \"$PASSWORD\" | wanllmdb login --username alice --password-stdin")]
+pub struct LoginArgs {
+    /// Sign in with this account's password and create an API key for this machine
+    #[arg(long)]
+    pub username: Option<String>,
+    /// Read the password from stdin (for scripts)
+    #[arg(long, requires = "username")]
+    pub password_stdin: bool,
+}
+
+/// The host named by flags, ./.wanllmdb.toml or the user config.
+async fn target_host(flags: &GlobalFlags) -> CliResult<String> {
+    let s = Settings::resolve(&GlobalFlags {
+        api_key: Some(String::from("-")),
+        ..flags.clone()
+    })
+    .await?;
+    Ok(s.host)
+}
+
+/// `wanllmdb login`.
+pub async fn login(args: LoginArgs, flags: &GlobalFlags, printer: Printer) -> CliResult {
+    let host = target_host(flags).await?;
+    let key = match (&flags.api_key, &args.username) {
+        (Some(k), _) if !k.is_empty() => k.clone(),
+        (_, Some(user)) => key_from_password(&host, user, args.password_stdin).await?,
+        _ if interactive() => {
+            printer.info(format!(
+                "Paste an API key for {host} (the server prints the admin key on first start)."
+            ));
+            dialoguer::Password::new()
+                .with_prompt("API key")
+                .interact()
+                .map_err(|e| CliError::user(format!("no key entered: {e}")))?
+        }
+        _ => {
+            return Err(CliError::user("no API key given").hint(
+                "pass --api-key KEY (or set WANLLMDB_API_KEY), or --username NAME --password-stdin",
+            ));
+        }
+    };
+    let key = key.trim().to_string();
+    let api = Api::with(&host, Some(key.clone()))?;
+    let me: User = api.get("/api/v1/auth/me", &[]).await.map_err(|e| match e {
+        ApiError::Status { status, .. } if status == reqwest::StatusCode::UNAUTHORIZED => {
+            user_err!("{host} did not accept this API key").hint(
+                "check the key; an administrator can create one with POST /api/v1/auth/api-keys",
+            )
+        }
+        e => e.into(),
+    })?;
+    let stored = config::store_key(&host, &me.username, &key).await?;
+    let place = match stored {
+        StoredIn::Keyring => "the OS keyring".to_string(),
+        StoredIn::File(p) => format!("{} (mode 0600; no OS keyring was reachable)", p.display()),
+    };
+    printer.success(format!(
+        "Logged in to {host} as {}; the key is stored in {place}",
+        me.username
+    ));
+    Ok(())
+}
+
+async fn key_from_password(host: &str, username: &str, from_stdin: bool) -> CliResult<String> {
+    let password = if from_stdin {
+        let mut s = String::new();
+        std::io::stdin()
+            .read_line(&mut s)
+            .map_err(|e| user_err!("cannot read the password from stdin: {e}"))?;
+        s.trim_end_matches(['\n', '\r']).to_string()
+    } else if interactive() {
+        dialoguer::Password::new()
+            .with_prompt(format!("Password for {username}"))
+            .interact()
+            .map_err(|e| CliError::user(format!("no password entered: {e}")))?
+    } else {
+        return Err(CliError::user("no password: stdin is not a terminal")
+            .hint("pipe it in with --password-stdin"));
+    };
+    let anon = Api::with(host, None)?;
+    let tokens: TokenPair = anon
+        .post(
+            "/api/v1/auth/login",
+            &LoginRequest {
+                username: username.to_string(),
+                password,
+            },
+        )
+        .await?;
+    let session = Api::with(host, Some(tokens.access_token))?;
+    let machine = crate::wrapper::context::host_name().unwrap_or_else(|| "this machine".into());
+    let created: CreatedApiKey = session
+        .post(
+            "/api/v1/auth/api-keys",
+            &CreateApiKeyRequest {
+                name: Some(format!("wanllmdb CLI on {machine}")),
+            },
+        )
+        .await?;
+    Ok(created.key)
+}
+
+/// `wanllmdb logout`.
+pub async fn logout(flags: &GlobalFlags, printer: Printer) -> CliResult {
+    let host = target_host(flags).await?;
+    if config::forget_key(&host).await? {
+        printer.success(format!("Logged out of {host}; its stored key is forgotten"));
+    } else {
+        printer.info(format!("No key was stored for {host}"));
+    }
+    Ok(())
+}
+
+/// `wanllmdb whoami`.
+pub async fn whoami(flags: &GlobalFlags, printer: Printer) -> CliResult {
+    let s = Settings::resolve(flags).await?;
+    if s.api_key.is_none() {
+        return Err(user_err!("not logged in to {}", s.host)
+            .hint("run `wanllmdb login --host URL`, or set WANLLMDB_API_KEY"));
+    }
+    let me: User = Api::new(&s)?.get("/api/v1/auth/me", &[]).await?;
+    let source = match s.key_source {
+        KeySource::FlagOrEnv => "--api-key / WANLLMDB_API_KEY",
+        KeySource::Keyring => "OS keyring",
+        KeySource::File => "credentials file",
+        KeySource::None => "none",
+    };
+    printer.data(&me, || {
+        kv_table(&[
+            ("user", me.username.clone()),
+            ("email", me.email.clone()),
+            ("admin", me.is_admin.to_string()),
+            ("server", s.host.clone()),
+            ("key from", source.to_string()),
+            ("project", s.project.clone().unwrap_or_else(|| "-".into())),
+        ])
+    })
+}

@@ -1,0 +1,660 @@
+//! The local spool: everything a run produces is written under `.wanllmdb/runs/<id>/` first
+//! and shipped from there, so the training program never waits on the network and a
+//! server outage loses nothing.
+//!
+//! ```text
+//! run.json        the run as it will be created (project, config, git, host …) and the server
+//! metrics.jsonl   the program's metrics file ($WANLLMDB_METRICS), one JSON object per line
+//! captured.jsonl  metrics captured from output lines (--scalars), one point per line
+//! output.jsonl    stdout/stderr lines, one log line per line
+//! state.json      how far each file has been shipped (byte offset, line, next step)
+//! exit.json       how the program ended, once it has
+//! wrapper.pid     the live wrapper's process id, while it runs
+//! ```
+//!
+//! Shipping is idempotent: points are keyed by (run, key, step) and log lines by (source,
+//! line number) on the server, and `state.json` only moves forward after the server
+//! acknowledged a batch. A batch sent twice (a crash between acknowledgement and the state
+//! write) is stored once.
+
+use std::collections::HashSet;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use wanllmdb_api_types::logs::{AppendLogsRequest, AppendLogsResponse, NewLogLine};
+use wanllmdb_api_types::metrics::{AppendHistoryRequest, AppendHistoryResponse, HistoryPoint};
+use wanllmdb_api_types::projects::{CreateProjectRequest, Project};
+use wanllmdb_api_types::runs::{CreateRunRequest, FinishRunRequest, Run};
+
+use crate::client::{Api, ApiError, seg};
+use crate::error::{CliError, CliResult, user_err};
+use crate::metrics_line::parse_line;
+use crate::output::Printer;
+
+/// Format version of `run.json`.
+pub const SPOOL_VERSION: u32 = 1;
+/// Metric values per shipped batch.
+pub const BATCH_VALUES: usize = 20_000;
+/// Log lines per shipped batch.
+pub const BATCH_LINES: usize = 5_000;
+/// Longest line read from a spool file; longer ones are reported and skipped.
+const MAX_LINE: usize = 8 << 20;
+const READ_CHUNK: usize = 1 << 20;
+
+/// `run.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SpoolMeta {
+    /// Format version.
+    pub version: u32,
+    /// Server the run belongs to.
+    pub host: String,
+    /// The run, as it is created (or resumed) on the server.
+    pub run: CreateRunRequest,
+    /// Started with `--offline`.
+    #[serde(default)]
+    pub offline: bool,
+    /// Unix seconds when the wrapper started.
+    pub created_at: f64,
+}
+
+/// How far one spool file has been shipped.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct FileCursor {
+    /// Bytes acknowledged by the server.
+    pub offset: u64,
+    /// Lines consumed (for messages).
+    pub line: u64,
+    /// Step given to the next line without one.
+    pub next_step: i64,
+}
+
+/// `state.json`.
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShipState {
+    /// The run exists on the server.
+    #[serde(default)]
+    pub created: bool,
+    /// Progress through `metrics.jsonl`.
+    #[serde(default)]
+    pub metrics: FileCursor,
+    /// Progress through `captured.jsonl`.
+    #[serde(default)]
+    pub captured: FileCursor,
+    /// Progress through `output.jsonl`.
+    #[serde(default)]
+    pub output: FileCursor,
+    /// The final state was acknowledged: nothing is left to do.
+    #[serde(default)]
+    pub finished: bool,
+}
+
+/// One run's spool directory.
+#[derive(Debug, Clone)]
+pub struct Spool {
+    /// The directory.
+    pub dir: PathBuf,
+}
+
+impl Spool {
+    /// Creates `root/runs/<id>/` with its run description.
+    pub fn create(root: &Path, meta: &SpoolMeta) -> CliResult<Spool> {
+        let id = meta.run.id.clone().unwrap_or_default();
+        let dir = root.join("runs").join(&id);
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| user_err!("cannot create the spool {}: {e}", dir.display()))?;
+        let spool = Spool { dir };
+        write_json(&spool.dir.join("run.json"), meta)?;
+        if !spool.dir.join("state.json").exists() {
+            spool.save_state(&ShipState::default())?;
+        }
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(spool.metrics_path())
+            .map_err(|e| user_err!("cannot create {}: {e}", spool.metrics_path().display()))?;
+        Ok(spool)
+    }
+
+    /// Opens an existing spool directory.
+    pub fn open(dir: &Path) -> CliResult<Spool> {
+        if !dir.join("run.json").is_file() {
+            return Err(
+                user_err!("{} is not a run spool (no run.json)", dir.display())
+                    .hint("spools live in .wanllmdb/runs/<run id>/"),
+            );
+        }
+        Ok(Spool {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// The run description.
+    pub fn meta(&self) -> CliResult<SpoolMeta> {
+        read_json(&self.dir.join("run.json"))
+    }
+
+    /// Shipping progress.
+    pub fn state(&self) -> CliResult<ShipState> {
+        let p = self.dir.join("state.json");
+        if !p.exists() {
+            return Ok(ShipState::default());
+        }
+        read_json(&p)
+    }
+
+    /// Records shipping progress (atomically).
+    pub fn save_state(&self, s: &ShipState) -> CliResult {
+        write_json(&self.dir.join("state.json"), s)
+    }
+
+    /// How the program ended, when it has.
+    pub fn exit(&self) -> CliResult<Option<FinishRunRequest>> {
+        let p = self.dir.join("exit.json");
+        if !p.exists() {
+            return Ok(None);
+        }
+        read_json(&p).map(Some)
+    }
+
+    /// Records how the program ended.
+    pub fn write_exit(&self, f: &FinishRunRequest) -> CliResult {
+        write_json(&self.dir.join("exit.json"), f)
+    }
+
+    /// `metrics.jsonl`.
+    pub fn metrics_path(&self) -> PathBuf {
+        self.dir.join("metrics.jsonl")
+    }
+
+    /// `captured.jsonl`.
+    pub fn captured_path(&self) -> PathBuf {
+        self.dir.join("captured.jsonl")
+    }
+
+    /// `output.jsonl`.
+    pub fn output_path(&self) -> PathBuf {
+        self.dir.join("output.jsonl")
+    }
+
+    fn pid_path(&self) -> PathBuf {
+        self.dir.join("wrapper.pid")
+    }
+
+    /// Marks the spool as owned by this process.
+    pub fn claim(&self) -> CliResult {
+        std::fs::write(self.pid_path(), std::process::id().to_string())
+            .map_err(|e| user_err!("cannot write {}: {e}", self.pid_path().display()))
+    }
+
+    /// Releases the spool.
+    pub fn release(&self) {
+        let _ = std::fs::remove_file(self.pid_path());
+    }
+
+    /// The pid of a live wrapper still writing this spool, if any.
+    pub fn live_wrapper(&self) -> Option<u32> {
+        let pid: u32 = std::fs::read_to_string(self.pid_path())
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        if pid == std::process::id() {
+            return None;
+        }
+        let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None).is_ok();
+        alive.then_some(pid)
+    }
+
+    /// Bytes written to the spool files but not yet shipped.
+    pub fn pending_bytes(&self, s: &ShipState) -> u64 {
+        let len = |p: PathBuf| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+        len(self.metrics_path()).saturating_sub(s.metrics.offset)
+            + len(self.captured_path()).saturating_sub(s.captured.offset)
+            + len(self.output_path()).saturating_sub(s.output.offset)
+    }
+}
+
+/// Directory that holds `runs/<id>/` spools: `WANLLMDB_DIR`, else `.wanllmdb` next to the
+/// `.wanllmdb.toml` in effect, else `./.wanllmdb`.
+pub fn spool_root(settings: &crate::config::Settings) -> PathBuf {
+    if let Some(d) = std::env::var_os(crate::env::DIR).filter(|d| !d.is_empty()) {
+        return PathBuf::from(d);
+    }
+    if let Some((file, _)) = &settings.project_file
+        && let Some(dir) = file.parent()
+    {
+        return dir.join(".wanllmdb");
+    }
+    PathBuf::from(".wanllmdb")
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(p: &Path) -> CliResult<T> {
+    let bytes = std::fs::read(p).map_err(|e| user_err!("cannot read {}: {e}", p.display()))?;
+    serde_json::from_slice(&bytes).map_err(|e| user_err!("{} is damaged: {e}", p.display()))
+}
+
+fn write_json<T: Serialize>(p: &Path, v: &T) -> CliResult {
+    let tmp = p.with_extension("json.tmp");
+    let bytes = serde_json::to_vec_pretty(v).map_err(|e| CliError::unexpected(e.to_string()))?;
+    std::fs::write(&tmp, bytes).map_err(|e| user_err!("cannot write {}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, p).map_err(|e| user_err!("cannot write {}: {e}", p.display()))
+}
+
+/// Whether a trailing line without a newline may be consumed (the writer is gone).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Drain {
+    /// The program may still be writing: only complete lines.
+    Live,
+    /// The program has ended: everything.
+    Final,
+}
+
+/// A batch read from a spool file, and where the cursor is after it.
+struct Batch<T> {
+    items: Vec<T>,
+    cursor: FileCursor,
+    /// The file has nothing more to give right now.
+    exhausted: bool,
+}
+
+/// Reads lines from `cursor` until `budget` weight is reached; `parse` turns a line into an
+/// item and its weight (None: the line is skipped, and was reported).
+fn read_batch<T>(
+    path: &Path,
+    mut cursor: FileCursor,
+    drain: Drain,
+    budget: usize,
+    mut parse: impl FnMut(&[u8], &mut FileCursor) -> Option<(T, usize)>,
+) -> std::io::Result<Batch<T>> {
+    let mut items = Vec::new();
+    let mut file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(Batch {
+                items,
+                cursor,
+                exhausted: true,
+            });
+        }
+        Err(e) => return Err(e),
+    };
+    let len = file.metadata()?.len();
+    let mut weight = 0usize;
+    let mut buf: Vec<u8> = Vec::new();
+    while cursor.offset < len && weight < budget {
+        file.seek(SeekFrom::Start(cursor.offset))?;
+        buf.clear();
+        let want = (len - cursor.offset).min(READ_CHUNK as u64) as usize;
+        buf.resize(want, 0);
+        file.read_exact(&mut buf)?;
+        let mut pos = 0usize;
+        let mut progressed = false;
+        while pos < buf.len() && weight < budget {
+            let end = match memchr(b'\n', &buf[pos..]) {
+                Some(i) => pos + i,
+                None => {
+                    let at_eof = cursor.offset + buf.len() as u64 == len;
+                    if at_eof && drain == Drain::Final {
+                        buf.len()
+                    } else if pos == 0 && buf.len() == READ_CHUNK {
+                        // One line longer than the read: find its end and skip it.
+                        let skipped = skip_long_line(&mut file, cursor.offset)?;
+                        match skipped {
+                            Some(n) if n as usize > MAX_LINE => {
+                                cursor.offset += n;
+                                cursor.line += 1;
+                                progressed = true;
+                                break;
+                            }
+                            Some(n) => {
+                                buf.resize(n as usize, 0);
+                                file.seek(SeekFrom::Start(cursor.offset))?;
+                                file.read_exact(&mut buf)?;
+                                n as usize - 1
+                            }
+                            None if drain == Drain::Final => {
+                                cursor.offset = len;
+                                cursor.line += 1;
+                                progressed = true;
+                                break;
+                            }
+                            None => break,
+                        }
+                    } else {
+                        break;
+                    }
+                }
+            };
+            let line = &buf[pos..end];
+            let consumed = (end + 1).min(buf.len()) - pos;
+            cursor.line += 1;
+            let trimmed = trim_ascii(line);
+            if !trimmed.is_empty()
+                && let Some((item, w)) = parse(trimmed, &mut cursor)
+            {
+                items.push(item);
+                weight += w;
+            }
+            cursor.offset += consumed as u64;
+            pos += consumed;
+            progressed = true;
+        }
+        if !progressed {
+            break;
+        }
+    }
+    let exhausted = weight < budget;
+    Ok(Batch {
+        items,
+        cursor,
+        exhausted,
+    })
+}
+
+/// Length of the line starting at `offset` including its newline, or None when it has none.
+fn skip_long_line(file: &mut std::fs::File, offset: u64) -> std::io::Result<Option<u64>> {
+    file.seek(SeekFrom::Start(offset))?;
+    let mut buf = vec![0u8; READ_CHUNK];
+    let mut n = 0u64;
+    loop {
+        let r = file.read(&mut buf)?;
+        if r == 0 {
+            return Ok(None);
+        }
+        if let Some(i) = memchr(b'\n', &buf[..r]) {
+            return Ok(Some(n + i as u64 + 1));
+        }
+        n += r as u64;
+    }
+}
+
+fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
+    hay.iter().position(|&b| b == needle)
+}
+
+fn trim_ascii(s: &[u8]) -> &[u8] {
+    s.trim_ascii()
+}
+
+/// Ships one spool to the server.
+pub struct Shipper {
+    /// The spool.
+    pub spool: Spool,
+    /// Its run description.
+    pub meta: SpoolMeta,
+    /// Shipping progress.
+    pub state: ShipState,
+    api: Api,
+    printer: Printer,
+    warned_keys: HashSet<String>,
+    malformed: u64,
+}
+
+impl Shipper {
+    /// A shipper for `spool`, talking to `api`.
+    pub fn new(spool: Spool, api: Api, printer: Printer) -> CliResult<Shipper> {
+        let meta = spool.meta()?;
+        let state = spool.state()?;
+        Ok(Shipper {
+            spool,
+            meta,
+            state,
+            api,
+            printer,
+            warned_keys: HashSet::new(),
+            malformed: 0,
+        })
+    }
+
+    /// The run id.
+    pub fn run_id(&self) -> &str {
+        self.meta.run.id.as_deref().unwrap_or_default()
+    }
+
+    /// Lines of the metrics file that could not be read.
+    pub fn malformed_lines(&self) -> u64 {
+        self.malformed
+    }
+
+    /// Creates (or resumes) the run on the server, creating its project when it is missing.
+    pub async fn ensure_created(&mut self) -> Result<Run, ApiError> {
+        let run = match self
+            .api
+            .post::<_, Run>("/api/v1/runs", &self.meta.run)
+            .await
+        {
+            Err(ApiError::Status {
+                status,
+                code,
+                message,
+            }) if status == reqwest::StatusCode::NOT_FOUND
+                && code == "not_found"
+                && message.contains("project") =>
+            {
+                let req = CreateProjectRequest {
+                    name: self.meta.run.project.clone(),
+                    description: None,
+                    visibility: None,
+                };
+                match self.api.post::<_, Project>("/api/v1/projects", &req).await {
+                    Ok(_) => self
+                        .printer
+                        .info(format!("Created project {}", self.meta.run.project)),
+                    Err(e) if e.status() == Some(reqwest::StatusCode::CONFLICT) => {}
+                    Err(e) => return Err(e),
+                }
+                self.api
+                    .post::<_, Run>("/api/v1/runs", &self.meta.run)
+                    .await?
+            }
+            r => r?,
+        };
+        if !self.state.created {
+            self.state.created = true;
+            self.save()?;
+        }
+        Ok(run)
+    }
+
+    fn save(&self) -> Result<(), ApiError> {
+        self.spool
+            .save_state(&self.state)
+            .map_err(|e| ApiError::Decode(e.message))
+    }
+
+    /// Ships what the spool holds; returns the number of metric values and log lines sent.
+    pub async fn ship(&mut self, drain: Drain) -> Result<u64, ApiError> {
+        if !self.state.created {
+            self.ensure_created().await?;
+        }
+        let mut sent = self.ship_metrics(drain).await?;
+        sent += self.ship_captured(drain).await?;
+        sent += self.ship_output(drain).await?;
+        Ok(sent)
+    }
+
+    async fn ship_metrics(&mut self, drain: Drain) -> Result<u64, ApiError> {
+        let path = self.spool.metrics_path();
+        let mut sent = 0;
+        loop {
+            let printer = self.printer;
+            let warned = &mut self.warned_keys;
+            let malformed = &mut self.malformed;
+            let batch = read_batch(&path, self.state.metrics, drain, BATCH_VALUES, |line, cur| {
+                match parse_line(line) {
+                    Ok(p) => {
+                        for (k, why) in &p.skipped {
+                            if warned.insert(k.clone()) {
+                                printer.warn(format!(
+                                    "metrics line {}: {k:?} not recorded: {why} (reported once per key)",
+                                    cur.line
+                                ));
+                            }
+                        }
+                        if p.values.is_empty() {
+                            return None;
+                        }
+                        let w = p.values.len();
+                        Some((p.into_point(&mut cur.next_step), w))
+                    }
+                    Err(e) => {
+                        *malformed += 1;
+                        if *malformed <= 10 {
+                            printer.warn(format!(
+                                "metrics line {} skipped: {e}; write one JSON object per line, like {{\"step\": 3, \"loss\": 0.25}}",
+                                cur.line
+                            ));
+                        }
+                        None
+                    }
+                }
+            })
+            .map_err(|e| ApiError::Decode(format!("cannot read {}: {e}", path.display())))?;
+            sent += self.send_points(batch.items).await?;
+            let moved = batch.cursor != self.state.metrics;
+            self.state.metrics = batch.cursor;
+            if moved {
+                self.save()?;
+            }
+            if batch.exhausted {
+                return Ok(sent);
+            }
+        }
+    }
+
+    async fn ship_captured(&mut self, drain: Drain) -> Result<u64, ApiError> {
+        let path = self.spool.captured_path();
+        let mut sent = 0;
+        loop {
+            let batch = read_batch(
+                &path,
+                self.state.captured,
+                drain,
+                BATCH_VALUES,
+                |line, _| {
+                    let p: HistoryPoint = serde_json::from_slice(line).ok()?;
+                    let w = p.values.0.len();
+                    Some((p, w))
+                },
+            )
+            .map_err(|e| ApiError::Decode(format!("cannot read {}: {e}", path.display())))?;
+            sent += self.send_points(batch.items).await?;
+            let moved = batch.cursor != self.state.captured;
+            self.state.captured = batch.cursor;
+            if moved {
+                self.save()?;
+            }
+            if batch.exhausted {
+                return Ok(sent);
+            }
+        }
+    }
+
+    async fn send_points(&self, points: Vec<HistoryPoint>) -> Result<u64, ApiError> {
+        if points.is_empty() {
+            return Ok(0);
+        }
+        let n: usize = points.iter().map(|p| p.values.0.len()).sum();
+        let body = serde_json::to_vec(&AppendHistoryRequest { points })
+            .map_err(|e| ApiError::Decode(e.to_string()))?;
+        let path = format!("/api/v1/runs/{}/history", seg(self.run_id()));
+        let _: AppendHistoryResponse = self.api.post_raw(&path, body).await?;
+        Ok(n as u64)
+    }
+
+    async fn ship_output(&mut self, drain: Drain) -> Result<u64, ApiError> {
+        let path = self.spool.output_path();
+        let mut sent = 0;
+        loop {
+            let batch = read_batch(&path, self.state.output, drain, BATCH_LINES, |line, _| {
+                let l: NewLogLine = serde_json::from_slice(line).ok()?;
+                Some((l, 1))
+            })
+            .map_err(|e| ApiError::Decode(format!("cannot read {}: {e}", path.display())))?;
+            if !batch.items.is_empty() {
+                let n = batch.items.len() as u64;
+                let path = format!("/api/v1/runs/{}/logs", seg(self.run_id()));
+                let _: AppendLogsResponse = self
+                    .api
+                    .post(&path, &AppendLogsRequest { lines: batch.items })
+                    .await?;
+                sent += n;
+            }
+            let moved = batch.cursor != self.state.output;
+            self.state.output = batch.cursor;
+            if moved {
+                self.save()?;
+            }
+            if batch.exhausted {
+                return Ok(sent);
+            }
+        }
+    }
+
+    /// Records the final state on the server.
+    pub async fn finish(&mut self, f: &FinishRunRequest) -> Result<(), ApiError> {
+        let path = format!("/api/v1/runs/{}/finish", seg(self.run_id()));
+        let _: Run = self.api.post(&path, f).await?;
+        self.state.finished = true;
+        self.save()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn collect(path: &Path, cur: FileCursor, drain: Drain, budget: usize) -> Batch<String> {
+        read_batch(path, cur, drain, budget, |l, _| {
+            Some((String::from_utf8_lossy(l).into_owned(), 1))
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn partial_last_line_waits_until_the_final_drain() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m.jsonl");
+        std::fs::write(&p, "a\nb\n\nc").unwrap();
+        let b = collect(&p, FileCursor::default(), Drain::Live, 100);
+        assert_eq!(b.items, ["a", "b"]);
+        assert_eq!(b.cursor.offset, 5);
+        assert_eq!(b.cursor.line, 3);
+        let b2 = collect(&p, b.cursor, Drain::Final, 100);
+        assert_eq!(b2.items, ["c"]);
+        assert_eq!(b2.cursor.offset, 6);
+    }
+
+    #[test]
+    fn budget_splits_batches_at_line_boundaries() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m.jsonl");
+        let text: String = (0..10).map(|i| format!("{i}\n")).collect();
+        std::fs::write(&p, &text).unwrap();
+        let mut cur = FileCursor::default();
+        let mut all = Vec::new();
+        loop {
+            let b = collect(&p, cur, Drain::Live, 3);
+            all.extend(b.items);
+            cur = b.cursor;
+            if b.exhausted {
+                break;
+            }
+        }
+        assert_eq!(all.len(), 10);
+        assert_eq!(cur.offset, text.len() as u64);
+    }
+
+    #[test]
+    fn lines_longer_than_a_read_are_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m.jsonl");
+        let long = "x".repeat(READ_CHUNK + 10);
+        std::fs::write(&p, format!("{long}\nshort\n")).unwrap();
+        let b = collect(&p, FileCursor::default(), Drain::Live, 100);
+        assert_eq!(b.items.len(), 2);
+        assert_eq!(b.items[0].len(), long.len());
+        assert_eq!(b.items[1], "short");
+    }
+}

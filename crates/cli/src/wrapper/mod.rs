@@ -1,0 +1,631 @@
+//! `wanllmdb run -- CMD…`: the run wrapper. It creates the run, starts CMD with the
+//! `WANLLMDB_*` variables, passes its output through unchanged while recording it, tails the
+//! metrics file, heartbeats, forwards signals, and ships everything from the local spool.
+
+pub mod capture;
+pub mod context;
+
+use std::io::{IsTerminal, Write};
+use std::process::ExitStatus;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use nix::sys::signal::Signal;
+use regex::Regex;
+use tokio::io::AsyncReadExt;
+use tokio::sync::watch;
+use wanllmdb_api_types::logs::LogSource;
+use wanllmdb_api_types::runs::{CreateRunRequest, FinishRunRequest, HeartbeatResponse, RunState};
+
+use crate::client::{Api, seg};
+use crate::config::{GlobalFlags, Settings};
+use crate::env;
+use crate::error::{CliError, CliResult, user_err};
+use crate::output::Printer;
+use crate::spool::{Drain, Shipper, Spool, SpoolMeta, spool_root};
+use capture::OutputRecorder;
+
+/// Seconds between heartbeats.
+const HEARTBEAT_SECS: u64 = 30;
+/// Hidden override of the heartbeat interval (seconds), for tests and impatient operators.
+const HEARTBEAT_ENV: &str = "WANLLMDB_HEARTBEAT_INTERVAL";
+/// Shipping happens at most this often while the program runs…
+const SHIP_EVERY: Duration = Duration::from_secs(1);
+/// …or sooner when this many bytes are waiting.
+const SHIP_BYTES: u64 = 1 << 20;
+
+/// Options of `wanllmdb run`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+The program gets WANLLMDB_RUN_ID, WANLLMDB_PROJECT, WANLLMDB_BASE_URL and WANLLMDB_METRICS in
+its environment. It logs metrics by appending one JSON object per line to $WANLLMDB_METRICS:
+  {\"step\": 3, \"loss\": 0.25, \"acc\": 0.9}
+(without \"step\" the wrapper numbers lines itself), or with `wanllmdb log loss=0.25`.
+
+Everything goes to .wanllmdb/runs/<id>/ first and is shipped from there about once a second,
+so the program never waits on the network; if the server is unreachable the run goes on and
+`wanllmdb sync` uploads what is left. The wrapper exits with the program's exit code.
+
+Examples:
+  wanllmdb run -- python train.py --lr 3e-4
+  wanllmdb run --name baseline --tag resnet --config config.yaml --config lr=3e-4 -- python train.py
+  wanllmdb run --scalars 'loss' -- ./train.sh        # also capture `loss: 0.25` from output
+  wanllmdb run --offline -- python train.py && wanllmdb sync")]
+pub struct RunArgs {
+    /// Display name of the run [default: the run id]
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Run id (8 characters of a-z and 0-9); an existing id in the project is resumed
+    #[arg(long)]
+    pub id: Option<String>,
+    /// Tag the run (repeatable)
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+    /// Notes about the run
+    #[arg(long)]
+    pub notes: Option<String>,
+    /// Group runs that belong together (e.g. workers of one job)
+    #[arg(long)]
+    pub group: Option<String>,
+    /// Kind of job, e.g. train or eval
+    #[arg(long)]
+    pub job_type: Option<String>,
+    /// Hyperparameters: a .yaml/.json file or KEY=VALUE (dotted keys nest); repeatable, later wins
+    #[arg(long = "config", value_name = "FILE|KEY=VALUE")]
+    pub config: Vec<String>,
+    /// Also record `key: value` / `key=value` numbers from output lines matching this regex
+    #[arg(long, env = env::SCALARS, value_name = "REGEX")]
+    pub scalars: Option<String>,
+    /// Do not contact the server; upload later with `wanllmdb sync`
+    #[arg(long)]
+    pub offline: bool,
+    /// After the program ends, how long to keep trying an unreachable server before leaving the rest to `wanllmdb sync`
+    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    pub sync_timeout: u64,
+    /// The command to run, after `--`
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+/// Runs the wrapper; returns the exit code to leave with.
+pub async fn run(args: RunArgs, flags: &GlobalFlags, printer: Printer) -> CliResult<u8> {
+    let settings = Settings::resolve(flags).await?;
+    let project = settings.require_project()?;
+    if !wanllmdb_api_types::is_valid_project_name(&project) {
+        return Err(user_err!(
+            "project name {project:?} is not valid: use 1 to 128 of A-Z a-z 0-9 . _ -"
+        ));
+    }
+    let id = match args.id.clone() {
+        Some(id) if wanllmdb_api_types::is_valid_run_id(&id) => id,
+        Some(id) => {
+            return Err(user_err!("run id {id:?} is not valid")
+                .hint("a run id is 8 characters of a-z and 0-9, or leave --id out"));
+        }
+        None => new_run_id(),
+    };
+    let pattern = args.scalars.clone().or_else(|| {
+        settings
+            .project_file
+            .as_ref()
+            .and_then(|(_, f)| f.scalars.clone())
+    });
+    let scalars = match pattern {
+        Some(p) => Some(
+            Regex::new(&p)
+                .map_err(|e| user_err!("--scalars {p:?} is not a valid regular expression: {e}"))?,
+        ),
+        None => None,
+    };
+    let config = context::merge_config(&args.config)?;
+    let (git, diff) = context::git_info();
+    let meta = SpoolMeta {
+        version: crate::spool::SPOOL_VERSION,
+        host: settings.host.clone(),
+        run: CreateRunRequest {
+            project: project.clone(),
+            id: Some(id.clone()),
+            name: args.name.clone(),
+            config: Some(config),
+            tags: args.tags.clone(),
+            notes: args.notes.clone(),
+            group: args.group.clone(),
+            job_type: args.job_type.clone(),
+            git,
+            host: context::host_name(),
+            os: Some(context::os_description()),
+            program: Some(shell_join(&args.command)),
+            runtime: context::runtime_versions(&args.command),
+        },
+        offline: args.offline,
+        created_at: unix_now(),
+    };
+    let root = spool_root(&settings);
+    let spool = Spool::create(&root, &meta)?;
+    spool.claim()?;
+    if let Some(d) = diff {
+        let _ = std::fs::write(spool.dir.join("diff.patch"), d);
+    }
+    let api = Api::new(&settings)?;
+    let mut shipper = Shipper::new(spool.clone(), api.clone(), printer)?;
+
+    if !args.offline {
+        match tokio::time::timeout(Duration::from_secs(10), shipper.ensure_created()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) if e.transient() => printer.warn(format!(
+                "{e}; the run goes on and is shipped when the server is back"
+            )),
+            Ok(Err(e)) => {
+                spool.release();
+                let _ = std::fs::remove_dir_all(&spool.dir);
+                return Err(e.into());
+            }
+            Err(_) => printer.warn(
+                "the server did not answer in 10 s; the run goes on and is shipped when it answers",
+            ),
+        }
+    }
+    printer.info(format!(
+        "wanllmdb: run {id} in project {project}{} (spool {})",
+        if args.offline {
+            " (offline)".to_string()
+        } else {
+            format!(" at {}", settings.host)
+        },
+        spool.dir.display()
+    ));
+
+    let recorder = OutputRecorder::new(&spool, scalars)
+        .map_err(|e| user_err!("cannot write the spool {}: {e}", spool.dir.display()))?;
+    let metrics_path = std::fs::canonicalize(spool.metrics_path()).unwrap_or(spool.metrics_path());
+    let mut cmd = tokio::process::Command::new(&args.command[0]);
+    cmd.args(&args.command[1..])
+        .env(env::RUN_ID, &id)
+        .env(env::PROJECT, &project)
+        .env(env::BASE_URL, &settings.host)
+        .env(env::METRICS, &metrics_path)
+        .stdin(std::process::Stdio::inherit())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    if std::env::var_os("PYTHONUNBUFFERED").is_none() {
+        // Piped output is block-buffered by Python; unbuffered keeps lines live and in order.
+        cmd.env("PYTHONUNBUFFERED", "1");
+    }
+    let created = Arc::new(AtomicBool::new(shipper.state.created));
+    let (done_tx, done_rx) = watch::channel(false);
+    let ship_task = tokio::spawn(ship_loop(
+        shipper,
+        done_rx,
+        created.clone(),
+        printer,
+        args.offline,
+        Duration::from_secs(args.sync_timeout),
+    ));
+
+    let (status, stopped) = match cmd.spawn() {
+        Ok(child) => supervise(child, recorder, &api, &id, created, args.offline, printer).await?,
+        Err(e) => {
+            let _ = done_tx.send(true);
+            let hint = if e.kind() == std::io::ErrorKind::NotFound {
+                "is it installed and on PATH?"
+            } else {
+                "check the command after `--`"
+            };
+            let finish = FinishRunRequest {
+                state: RunState::Crashed,
+                exit_code: Some(127),
+            };
+            spool.write_exit(&finish)?;
+            let _ = ship_task.await;
+            spool.release();
+            return Err(user_err!("cannot start {:?}: {e}", args.command[0]).hint(hint));
+        }
+    };
+    let (state, code) = outcome(status, stopped);
+    let finish = FinishRunRequest {
+        state,
+        exit_code: Some(code),
+    };
+    spool.write_exit(&finish)?;
+    let _ = done_tx.send(true);
+    let shipped = ship_task
+        .await
+        .map_err(|e| CliError::unexpected(format!("shipping task failed: {e}")))?;
+    spool.release();
+    match shipped {
+        ShipOutcome::Done => printer.info(format!(
+            "wanllmdb: run {id} {} (exit code {code})",
+            state.as_str()
+        )),
+        ShipOutcome::Offline => printer.info(format!(
+            "wanllmdb: run {id} {} offline (exit code {code}); upload it with: wanllmdb sync {}",
+            state.as_str(),
+            spool.dir.display()
+        )),
+        ShipOutcome::Left(why) => printer.warn(format!(
+            "run {id} ended ({}, exit code {code}) but not everything reached the server: {why}\nhint: upload the rest with: wanllmdb sync {}",
+            state.as_str(),
+            spool.dir.display()
+        )),
+    }
+    Ok(u8::try_from(code.clamp(0, 255)).unwrap_or(1))
+}
+
+/// Waits for the program while recording its output, heartbeating and forwarding signals.
+/// Returns its exit status and whether it was asked to stop.
+async fn supervise(
+    mut child: tokio::process::Child,
+    mut recorder: OutputRecorder,
+    api: &Api,
+    id: &str,
+    created: Arc<AtomicBool>,
+    offline: bool,
+    printer: Printer,
+) -> CliResult<(ExitStatus, bool)> {
+    let pid = child.id().map(|p| nix::unistd::Pid::from_raw(p as i32));
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut capture = tokio::spawn(async move {
+        let r = pump(stdout, stderr, &mut recorder, stop_rx).await;
+        let _ = recorder.flush();
+        r
+    });
+    let stopped = Arc::new(AtomicBool::new(false));
+    let heartbeat = (!offline).then(|| {
+        tokio::spawn(heartbeat_loop(
+            api.clone(),
+            id.to_string(),
+            created,
+            pid,
+            stopped.clone(),
+            printer,
+        ))
+    });
+    let mut sigterm = signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut sigint = signal(tokio::signal::unix::SignalKind::interrupt())?;
+    let mut sighup = signal(tokio::signal::unix::SignalKind::hangup())?;
+    let forward = |sig: Signal| {
+        if let Some(pid) = pid {
+            let _ = nix::sys::signal::kill(pid, sig);
+        }
+    };
+    let status = loop {
+        tokio::select! {
+            s = child.wait() => break s.map_err(|e| CliError::unexpected(format!("waiting for the program: {e}")))?,
+            _ = sigterm.recv() => { stopped.store(true, Ordering::SeqCst); forward(Signal::SIGTERM); }
+            _ = sighup.recv() => { stopped.store(true, Ordering::SeqCst); forward(Signal::SIGHUP); }
+            _ = sigint.recv() => {
+                stopped.store(true, Ordering::SeqCst);
+                // Ctrl-C at a terminal reaches the whole foreground group, the program included.
+                if !std::io::stdin().is_terminal() {
+                    forward(Signal::SIGINT);
+                }
+            }
+        }
+    };
+    if let Some(h) = heartbeat {
+        h.abort();
+    }
+    // Children of the program may keep its output open; give them a moment, then stop reading.
+    if tokio::time::timeout(Duration::from_secs(2), &mut capture)
+        .await
+        .is_err()
+    {
+        let _ = stop_tx.send(true);
+        let _ = capture.await;
+    }
+    Ok((status, stopped.load(Ordering::SeqCst)))
+}
+
+fn signal(kind: tokio::signal::unix::SignalKind) -> CliResult<tokio::signal::unix::Signal> {
+    tokio::signal::unix::signal(kind)
+        .map_err(|e| CliError::unexpected(format!("cannot install a signal handler: {e}")))
+}
+
+/// Copies the program's output to ours, unchanged, and records it.
+async fn pump(
+    stdout: Option<tokio::process::ChildStdout>,
+    stderr: Option<tokio::process::ChildStderr>,
+    recorder: &mut OutputRecorder,
+    mut stop: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let mut out = stdout;
+    let mut err = stderr;
+    let mut b1 = vec![0u8; 64 * 1024];
+    let mut b2 = vec![0u8; 64 * 1024];
+    while out.is_some() || err.is_some() {
+        tokio::select! {
+            r = read_opt(&mut out, &mut b1) => match r {
+                Ok(0) | Err(_) => { out = None; recorder.end(LogSource::Stdout)?; }
+                Ok(n) => {
+                    let mut o = std::io::stdout().lock();
+                    let _ = o.write_all(&b1[..n]).and_then(|_| o.flush());
+                    recorder.feed(LogSource::Stdout, &b1[..n])?;
+                }
+            },
+            r = read_opt(&mut err, &mut b2) => match r {
+                Ok(0) | Err(_) => { err = None; recorder.end(LogSource::Stderr)?; }
+                Ok(n) => {
+                    let mut e = std::io::stderr().lock();
+                    let _ = e.write_all(&b2[..n]).and_then(|_| e.flush());
+                    recorder.feed(LogSource::Stderr, &b2[..n])?;
+                }
+            },
+            _ = stop.changed() => {
+                recorder.end(LogSource::Stdout)?;
+                recorder.end(LogSource::Stderr)?;
+                break;
+            }
+        }
+        recorder.flush()?;
+    }
+    recorder.flush()
+}
+
+async fn read_opt<R: tokio::io::AsyncRead + Unpin>(
+    r: &mut Option<R>,
+    buf: &mut [u8],
+) -> std::io::Result<usize> {
+    match r {
+        Some(r) => r.read(buf).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn heartbeat_loop(
+    api: Api,
+    id: String,
+    created: Arc<AtomicBool>,
+    pid: Option<nix::unistd::Pid>,
+    stopped: Arc<AtomicBool>,
+    printer: Printer,
+) {
+    let secs = std::env::var(HEARTBEAT_ENV)
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|s| *s > 0)
+        .unwrap_or(HEARTBEAT_SECS);
+    let path = format!("/api/v1/runs/{}/heartbeat", seg(&id));
+    let mut asked = false;
+    loop {
+        tokio::time::sleep(Duration::from_secs(secs)).await;
+        if !created.load(Ordering::SeqCst) {
+            continue;
+        }
+        match api
+            .post::<_, HeartbeatResponse>(&path, &serde_json::json!({}))
+            .await
+        {
+            Ok(hb) if hb.stop_requested && !asked => {
+                asked = true;
+                stopped.store(true, Ordering::SeqCst);
+                printer.warn(format!(
+                    "run {id}: a stop was requested; sending SIGTERM to the program"
+                ));
+                if let Some(pid) = pid {
+                    let _ = nix::sys::signal::kill(pid, Signal::SIGTERM);
+                }
+            }
+            Ok(_) => {}
+            Err(e) => printer.debug(format!("heartbeat failed: {e}")),
+        }
+    }
+}
+
+/// What became of the shipping.
+enum ShipOutcome {
+    /// Everything is on the server and the run is marked ended.
+    Done,
+    /// `--offline`: nothing was sent.
+    Offline,
+    /// Something is left in the spool, and why.
+    Left(String),
+}
+
+async fn ship_loop(
+    mut shipper: Shipper,
+    mut done: watch::Receiver<bool>,
+    created: Arc<AtomicBool>,
+    printer: Printer,
+    offline: bool,
+    sync_timeout: Duration,
+) -> ShipOutcome {
+    if offline {
+        let _ = done.wait_for(|d| *d).await;
+        return ShipOutcome::Offline;
+    }
+    let mut last_ship = Instant::now() - SHIP_EVERY;
+    let mut retry_at: Option<Instant> = None;
+    let mut failures = 0u32;
+    let mut outage = false;
+    let mut blocked: Option<String> = None;
+    while !*done.borrow() {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            _ = done.changed() => break,
+        }
+        if blocked.is_some() || retry_at.is_some_and(|t| Instant::now() < t) {
+            continue;
+        }
+        let pending = shipper.spool.pending_bytes(&shipper.state);
+        let due = !shipper.state.created
+            || (pending > 0 && (last_ship.elapsed() >= SHIP_EVERY || pending >= SHIP_BYTES));
+        if !due {
+            continue;
+        }
+        match shipper.ship(Drain::Live).await {
+            Ok(_) => {
+                created.store(true, Ordering::SeqCst);
+                last_ship = Instant::now();
+                retry_at = None;
+                failures = 0;
+                if outage {
+                    outage = false;
+                    printer.info("wanllmdb: the server is back; shipping resumed");
+                }
+            }
+            Err(e) if e.transient() => {
+                failures += 1;
+                retry_at = Some(Instant::now() + backoff(failures));
+                if !outage {
+                    outage = true;
+                    printer.warn(format!(
+                        "{e}; the run goes on, and its data waits in the spool until the server is back"
+                    ));
+                }
+            }
+            Err(e) => {
+                printer.warn(format!(
+                    "the server refused data of run {}: {e}; it stays in the spool",
+                    shipper.run_id()
+                ));
+                blocked = Some(e.to_string());
+            }
+        }
+    }
+    let outcome = match blocked {
+        Some(why) => ShipOutcome::Left(why),
+        None => final_drain(&mut shipper, &created, sync_timeout).await,
+    };
+    if shipper.malformed_lines() > 10 {
+        printer.warn(format!(
+            "{} lines of the metrics file were not JSON objects and were skipped",
+            shipper.malformed_lines()
+        ));
+    }
+    outcome
+}
+
+async fn final_drain(
+    shipper: &mut Shipper,
+    created: &AtomicBool,
+    sync_timeout: Duration,
+) -> ShipOutcome {
+    let deadline = Instant::now() + sync_timeout;
+    let mut failures = 0;
+    loop {
+        let result = async {
+            shipper.ship(Drain::Final).await?;
+            created.store(true, Ordering::SeqCst);
+            let exit = shipper
+                .spool
+                .exit()
+                .ok()
+                .flatten()
+                .unwrap_or(FinishRunRequest {
+                    state: RunState::Crashed,
+                    exit_code: None,
+                });
+            shipper.finish(&exit).await
+        }
+        .await;
+        match result {
+            Ok(()) => return ShipOutcome::Done,
+            Err(e) if e.transient() && Instant::now() < deadline => {
+                failures += 1;
+                tokio::time::sleep(backoff(failures).min(deadline - Instant::now())).await;
+            }
+            Err(e) => return ShipOutcome::Left(e.to_string()),
+        }
+    }
+}
+
+fn backoff(failures: u32) -> Duration {
+    Duration::from_millis((250u64 << failures.min(5)).min(5_000))
+}
+
+/// The run's final state and the exit code to leave with.
+fn outcome(status: ExitStatus, stopped: bool) -> (RunState, i32) {
+    use std::os::unix::process::ExitStatusExt;
+    if let Some(sig) = status.signal() {
+        return (RunState::Killed, 128 + sig);
+    }
+    match status.code() {
+        Some(0) => (RunState::Finished, 0),
+        Some(c) if stopped => (RunState::Killed, c),
+        Some(c) => (RunState::Crashed, c),
+        None => (RunState::Crashed, 1),
+    }
+}
+
+/// A fresh run id: 8 characters of a-z and 0-9.
+pub fn new_run_id() -> String {
+    use rand::Rng;
+    const CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::rng();
+    (0..8)
+        .map(|_| CHARS[rng.random_range(0..CHARS.len())] as char)
+        .collect()
+}
+
+/// The command line as a shell would show it.
+fn shell_join(args: &[String]) -> String {
+    args.iter()
+        .map(|a| {
+            if !a.is_empty()
+                && a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c))
+            {
+                a.clone()
+            } else {
+                format!("'{}'", a.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_ids_are_valid() {
+        for _ in 0..100 {
+            assert!(wanllmdb_api_types::is_valid_run_id(&new_run_id()));
+        }
+    }
+
+    #[test]
+    fn command_lines_are_quoted_like_a_shell() {
+        let args: Vec<String> = ["python", "train.py", "--name", "a b", "it's"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(
+            shell_join(&args),
+            r#"python train.py --name 'a b' 'it'\''s'"#
+        );
+    }
+
+    #[test]
+    fn exit_statuses_map_to_states() {
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(
+            outcome(ExitStatus::from_raw(0), false),
+            (RunState::Finished, 0)
+        );
+        assert_eq!(
+            outcome(ExitStatus::from_raw(3 << 8), false),
+            (RunState::Crashed, 3)
+        );
+        assert_eq!(
+            outcome(ExitStatus::from_raw(15), false),
+            (RunState::Killed, 143)
+        );
+        assert_eq!(
+            outcome(ExitStatus::from_raw(1 << 8), true),
+            (RunState::Killed, 1)
+        );
+    }
+}

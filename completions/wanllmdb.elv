@@ -18,11 +18,28 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
     }
     var completions = [
         &'wanllmdb'= {
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
             cand -h 'Print help'
             cand --help 'Print help'
             cand -V 'Print version'
             cand --version 'Print version'
             cand server 'Run the tracking server (SQLite + local files by default, or PostgreSQL)'
+            cand login 'Store an API key for a server (checked against it first)'
+            cand logout 'Forget the stored API key for a server'
+            cand whoami 'Show who the stored key belongs to, and where it came from'
+            cand init 'Write ./.wanllmdb.toml (project, host) and create the project if missing'
+            cand project 'Create, list, show and delete projects; manage members'
+            cand run 'Track a program: wanllmdb run [OPTIONS] -- CMD [ARGS]…'
+            cand log 'Log metrics (KEY=VALUE… or JSON lines on stdin) or a message to a run'
+            cand sync 'Upload spooled runs (offline runs, or what an outage left behind)'
+            cand runs 'List, inspect, compare and change runs'
+            cand logs 'Print or follow a run''s output'
             cand completions 'Print shell completions (bash, zsh, fish, elvish, powershell)'
             cand generate-docs 'Write completions/ and man/ into a directory (used to refresh the repository''s copies)'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -36,18 +53,552 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand --heartbeat-timeout 'Seconds without a heartbeat after which a running run is marked crashed [default: 300]'
             cand --allow-registration 'Let anyone register an account (true) or only administrators create them (false) [default: true]'
             cand --jwt-secret 'Secret for signing session tokens; generated and kept in the database when unset'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
             cand -h 'Print help'
             cand --help 'Print help'
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'wanllmdb;login'= {
+            cand --username 'Sign in with this account''s password and create an API key for this machine'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand --password-stdin 'Read the password from stdin (for scripts)'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wanllmdb;logout'= {
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wanllmdb;whoami'= {
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand --json 'Print JSON (the API''s own objects) instead of a table'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wanllmdb;init'= {
+            cand --scalars 'Also capture `key: value` numbers from output lines matching this regex in `wanllmdb run`'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wanllmdb;project'= {
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand create 'Create a project'
+            cand list 'List the projects you can see'
+            cand show 'Show a project and its statistics'
+            cand delete 'Delete a project and all its runs'
+            cand members 'List, add and remove members, or change their role'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'wanllmdb;project;create'= {
+            cand --description 'What the project is about'
+            cand --visibility 'Who can see it'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand --json 'Print the created project as JSON'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wanllmdb;project;list'= {
+            cand --search 'Only names containing this text'
+            cand --limit 'At most this many'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand --json 'Print JSON'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wanllmdb;project;show'= {
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand --json 'Print JSON'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wanllmdb;project;delete'= {
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand -y 'Do not ask for confirmation'
+            cand --yes 'Do not ask for confirmation'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wanllmdb;project;members'= {
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand list 'List members and their roles'
+            cand add 'Add a user with a role'
+            cand remove 'Remove a user'
+            cand role 'Change a user''s role'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'wanllmdb;project;members;list'= {
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand --json 'Print JSON'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wanllmdb;project;members;add'= {
+            cand --role 'Role to give'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand --json 'Print JSON'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wanllmdb;project;members;remove'= {
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand --json 'Print JSON'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wanllmdb;project;members;role'= {
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand --json 'Print JSON'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wanllmdb;project;members;help'= {
+            cand list 'List members and their roles'
+            cand add 'Add a user with a role'
+            cand remove 'Remove a user'
+            cand role 'Change a user''s role'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'wanllmdb;project;members;help;list'= {
+        }
+        &'wanllmdb;project;members;help;add'= {
+        }
+        &'wanllmdb;project;members;help;remove'= {
+        }
+        &'wanllmdb;project;members;help;role'= {
+        }
+        &'wanllmdb;project;members;help;help'= {
+        }
+        &'wanllmdb;project;help'= {
+            cand create 'Create a project'
+            cand list 'List the projects you can see'
+            cand show 'Show a project and its statistics'
+            cand delete 'Delete a project and all its runs'
+            cand members 'List, add and remove members, or change their role'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'wanllmdb;project;help;create'= {
+        }
+        &'wanllmdb;project;help;list'= {
+        }
+        &'wanllmdb;project;help;show'= {
+        }
+        &'wanllmdb;project;help;delete'= {
+        }
+        &'wanllmdb;project;help;members'= {
+            cand list 'List members and their roles'
+            cand add 'Add a user with a role'
+            cand remove 'Remove a user'
+            cand role 'Change a user''s role'
+        }
+        &'wanllmdb;project;help;members;list'= {
+        }
+        &'wanllmdb;project;help;members;add'= {
+        }
+        &'wanllmdb;project;help;members;remove'= {
+        }
+        &'wanllmdb;project;help;members;role'= {
+        }
+        &'wanllmdb;project;help;help'= {
+        }
+        &'wanllmdb;run'= {
+            cand --name 'Display name of the run [default: the run id]'
+            cand --id 'Run id (8 characters of a-z and 0-9); an existing id in the project is resumed'
+            cand --tag 'Tag the run (repeatable)'
+            cand --notes 'Notes about the run'
+            cand --group 'Group runs that belong together (e.g. workers of one job)'
+            cand --job-type 'Kind of job, e.g. train or eval'
+            cand --config 'Hyperparameters: a .yaml/.json file or KEY=VALUE (dotted keys nest); repeatable, later wins'
+            cand --scalars 'Also record `key: value` / `key=value` numbers from output lines matching this regex'
+            cand --sync-timeout 'After the program ends, how long to keep trying an unreachable server before leaving the rest to `wanllmdb sync`'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand --offline 'Do not contact the server; upload later with `wanllmdb sync`'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wanllmdb;log'= {
+            cand --run 'Run id [default: the wrapped run, $WANLLMDB_RUN_ID]'
+            cand --step 'Step of these values'
+            cand -m 'Log this text as a log line instead of metrics'
+            cand --message 'Log this text as a log line instead of metrics'
+            cand --level 'Level of --message: debug, info, warning or error'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wanllmdb;sync'= {
+            cand -j 'Runs uploaded at the same time'
+            cand --jobs 'Runs uploaded at the same time'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand --dry-run 'Only list what would be uploaded'
+            cand --json 'Print JSON'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wanllmdb;runs'= {
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand list 'List runs of a project, newest first'
+            cand show 'Show one run: state, config, git, host and metric summary'
+            cand compare 'Compare runs side by side: config differences and summary metrics'
+            cand history 'Print a run''s metric history'
+            cand tag 'Add or remove tags'
+            cand notes 'Replace a run''s notes'
+            cand stop 'Ask a running run to stop (its wrapper stops the program at the next heartbeat)'
+            cand delete 'Delete a run with its metrics and logs'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'wanllmdb;runs;list'= {
+            cand --state 'Only runs in this state: running, finished, crashed, killed'
+            cand --tag 'Only runs with this tag (repeatable: all must match)'
+            cand --search 'Only runs whose name or id contains this text'
+            cand --filter 'Filter expression, e.g. ''summary.acc >= 0.9'' (repeatable)'
+            cand --sort 'Sort key, `-` for descending: created_at, name, state, config.X, summary.X'
+            cand --limit 'At most this many runs'
+            cand --columns 'Columns: id, name, state, user, created, finished, tags, group, job_type, host, exit_code, config.X, summary.X'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand --json 'Print JSON'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wanllmdb;runs;show'= {
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand --json 'Print JSON'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wanllmdb;runs;compare'= {
+            cand --keys 'Only these summary metrics'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand --all 'Also show config values that are equal in every run'
+            cand --json 'Print JSON'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wanllmdb;runs;history'= {
+            cand --keys 'Only these metrics (comma-separated) [default: all]'
+            cand --format 'csv (one row per step, one column per metric) or json (the API''s columnar answer)'
+            cand --max-points 'Downsample each metric to about this many points (keeps extremes)'
+            cand --min-step 'From this step'
+            cand --max-step 'Up to this step'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wanllmdb;runs;tag'= {
+            cand --add 'Tag to add (repeatable)'
+            cand --remove 'Tag to remove (repeatable)'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wanllmdb;runs;notes'= {
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wanllmdb;runs;stop'= {
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wanllmdb;runs;delete'= {
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand -y 'Do not ask for confirmation'
+            cand --yes 'Do not ask for confirmation'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wanllmdb;runs;help'= {
+            cand list 'List runs of a project, newest first'
+            cand show 'Show one run: state, config, git, host and metric summary'
+            cand compare 'Compare runs side by side: config differences and summary metrics'
+            cand history 'Print a run''s metric history'
+            cand tag 'Add or remove tags'
+            cand notes 'Replace a run''s notes'
+            cand stop 'Ask a running run to stop (its wrapper stops the program at the next heartbeat)'
+            cand delete 'Delete a run with its metrics and logs'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'wanllmdb;runs;help;list'= {
+        }
+        &'wanllmdb;runs;help;show'= {
+        }
+        &'wanllmdb;runs;help;compare'= {
+        }
+        &'wanllmdb;runs;help;history'= {
+        }
+        &'wanllmdb;runs;help;tag'= {
+        }
+        &'wanllmdb;runs;help;notes'= {
+        }
+        &'wanllmdb;runs;help;stop'= {
+        }
+        &'wanllmdb;runs;help;delete'= {
+        }
+        &'wanllmdb;runs;help;help'= {
+        }
+        &'wanllmdb;logs'= {
+            cand --level 'Minimum level: debug, info, warning, error'
+            cand --source 'Only lines from stdout, stderr, sdk or user'
+            cand --grep 'Only lines containing this text (case-insensitive)'
+            cand --format 'txt (time, level, source, message), json or csv'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand -f 'Keep printing new lines until the run ends'
+            cand --follow 'Keep printing new lines until the run ends'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'wanllmdb;completions'= {
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
             cand -h 'Print help'
             cand --help 'Print help'
             cand -V 'Print version'
             cand --version 'Print version'
         }
         &'wanllmdb;generate-docs'= {
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
             cand -h 'Print help'
             cand --help 'Print help'
             cand -V 'Print version'
@@ -55,11 +606,92 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
         }
         &'wanllmdb;help'= {
             cand server 'Run the tracking server (SQLite + local files by default, or PostgreSQL)'
+            cand login 'Store an API key for a server (checked against it first)'
+            cand logout 'Forget the stored API key for a server'
+            cand whoami 'Show who the stored key belongs to, and where it came from'
+            cand init 'Write ./.wanllmdb.toml (project, host) and create the project if missing'
+            cand project 'Create, list, show and delete projects; manage members'
+            cand run 'Track a program: wanllmdb run [OPTIONS] -- CMD [ARGS]…'
+            cand log 'Log metrics (KEY=VALUE… or JSON lines on stdin) or a message to a run'
+            cand sync 'Upload spooled runs (offline runs, or what an outage left behind)'
+            cand runs 'List, inspect, compare and change runs'
+            cand logs 'Print or follow a run''s output'
             cand completions 'Print shell completions (bash, zsh, fish, elvish, powershell)'
             cand generate-docs 'Write completions/ and man/ into a directory (used to refresh the repository''s copies)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'wanllmdb;help;server'= {
+        }
+        &'wanllmdb;help;login'= {
+        }
+        &'wanllmdb;help;logout'= {
+        }
+        &'wanllmdb;help;whoami'= {
+        }
+        &'wanllmdb;help;init'= {
+        }
+        &'wanllmdb;help;project'= {
+            cand create 'Create a project'
+            cand list 'List the projects you can see'
+            cand show 'Show a project and its statistics'
+            cand delete 'Delete a project and all its runs'
+            cand members 'List, add and remove members, or change their role'
+        }
+        &'wanllmdb;help;project;create'= {
+        }
+        &'wanllmdb;help;project;list'= {
+        }
+        &'wanllmdb;help;project;show'= {
+        }
+        &'wanllmdb;help;project;delete'= {
+        }
+        &'wanllmdb;help;project;members'= {
+            cand list 'List members and their roles'
+            cand add 'Add a user with a role'
+            cand remove 'Remove a user'
+            cand role 'Change a user''s role'
+        }
+        &'wanllmdb;help;project;members;list'= {
+        }
+        &'wanllmdb;help;project;members;add'= {
+        }
+        &'wanllmdb;help;project;members;remove'= {
+        }
+        &'wanllmdb;help;project;members;role'= {
+        }
+        &'wanllmdb;help;run'= {
+        }
+        &'wanllmdb;help;log'= {
+        }
+        &'wanllmdb;help;sync'= {
+        }
+        &'wanllmdb;help;runs'= {
+            cand list 'List runs of a project, newest first'
+            cand show 'Show one run: state, config, git, host and metric summary'
+            cand compare 'Compare runs side by side: config differences and summary metrics'
+            cand history 'Print a run''s metric history'
+            cand tag 'Add or remove tags'
+            cand notes 'Replace a run''s notes'
+            cand stop 'Ask a running run to stop (its wrapper stops the program at the next heartbeat)'
+            cand delete 'Delete a run with its metrics and logs'
+        }
+        &'wanllmdb;help;runs;list'= {
+        }
+        &'wanllmdb;help;runs;show'= {
+        }
+        &'wanllmdb;help;runs;compare'= {
+        }
+        &'wanllmdb;help;runs;history'= {
+        }
+        &'wanllmdb;help;runs;tag'= {
+        }
+        &'wanllmdb;help;runs;notes'= {
+        }
+        &'wanllmdb;help;runs;stop'= {
+        }
+        &'wanllmdb;help;runs;delete'= {
+        }
+        &'wanllmdb;help;logs'= {
         }
         &'wanllmdb;help;completions'= {
         }

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_wanllmdb_global_optspecs
-    string join \n h/help V/version
+    string join \n host= api-key= project= q/quiet v/verbose h/help V/version
 end
 
 function __fish_wanllmdb_needs_command
@@ -24,9 +24,24 @@ function __fish_wanllmdb_using_subcommand
     contains -- $cmd[1] $argv
 end
 
+complete -c wanllmdb -n "__fish_wanllmdb_needs_command" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_needs_command" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_needs_command" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_needs_command" -s q -l quiet -d 'Print only data and errors'
+complete -c wanllmdb -n "__fish_wanllmdb_needs_command" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_needs_command" -s h -l help -d 'Print help'
 complete -c wanllmdb -n "__fish_wanllmdb_needs_command" -s V -l version -d 'Print version'
 complete -c wanllmdb -n "__fish_wanllmdb_needs_command" -f -a "server" -d 'Run the tracking server (SQLite + local files by default, or PostgreSQL)'
+complete -c wanllmdb -n "__fish_wanllmdb_needs_command" -f -a "login" -d 'Store an API key for a server (checked against it first)'
+complete -c wanllmdb -n "__fish_wanllmdb_needs_command" -f -a "logout" -d 'Forget the stored API key for a server'
+complete -c wanllmdb -n "__fish_wanllmdb_needs_command" -f -a "whoami" -d 'Show who the stored key belongs to, and where it came from'
+complete -c wanllmdb -n "__fish_wanllmdb_needs_command" -f -a "init" -d 'Write ./.wanllmdb.toml (project, host) and create the project if missing'
+complete -c wanllmdb -n "__fish_wanllmdb_needs_command" -f -a "project" -d 'Create, list, show and delete projects; manage members'
+complete -c wanllmdb -n "__fish_wanllmdb_needs_command" -f -a "run" -d 'Track a program: wanllmdb run [OPTIONS] -- CMD [ARGS]…'
+complete -c wanllmdb -n "__fish_wanllmdb_needs_command" -f -a "log" -d 'Log metrics (KEY=VALUE… or JSON lines on stdin) or a message to a run'
+complete -c wanllmdb -n "__fish_wanllmdb_needs_command" -f -a "sync" -d 'Upload spooled runs (offline runs, or what an outage left behind)'
+complete -c wanllmdb -n "__fish_wanllmdb_needs_command" -f -a "runs" -d 'List, inspect, compare and change runs'
+complete -c wanllmdb -n "__fish_wanllmdb_needs_command" -f -a "logs" -d 'Print or follow a run\'s output'
 complete -c wanllmdb -n "__fish_wanllmdb_needs_command" -f -a "completions" -d 'Print shell completions (bash, zsh, fish, elvish, powershell)'
 complete -c wanllmdb -n "__fish_wanllmdb_needs_command" -f -a "generate-docs" -d 'Write completions/ and man/ into a directory (used to refresh the repository\'s copies)'
 complete -c wanllmdb -n "__fish_wanllmdb_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -39,13 +54,305 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand server" -l heartbeat-t
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand server" -l allow-registration -d 'Let anyone register an account (true) or only administrators create them (false) [default: true]' -r -f -a "true\t''
 false\t''"
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand server" -l jwt-secret -d 'Secret for signing session tokens; generated and kept in the database when unset' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand server" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand server" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand server" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand server" -s q -l quiet -d 'Print only data and errors'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand server" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand server" -s h -l help -d 'Print help'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand server" -s V -l version -d 'Print version'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand login" -l username -d 'Sign in with this account\'s password and create an API key for this machine' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand login" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand login" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand login" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand login" -l password-stdin -d 'Read the password from stdin (for scripts)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand login" -s q -l quiet -d 'Print only data and errors'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand login" -s v -l verbose -d 'Print more about what happens'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand login" -s h -l help -d 'Print help'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand login" -s V -l version -d 'Print version'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand logout" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand logout" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand logout" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand logout" -s q -l quiet -d 'Print only data and errors'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand logout" -s v -l verbose -d 'Print more about what happens'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand logout" -s h -l help -d 'Print help'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand logout" -s V -l version -d 'Print version'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand whoami" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand whoami" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand whoami" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand whoami" -l json -d 'Print JSON (the API\'s own objects) instead of a table'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand whoami" -s q -l quiet -d 'Print only data and errors'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand whoami" -s v -l verbose -d 'Print more about what happens'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand whoami" -s h -l help -d 'Print help'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand whoami" -s V -l version -d 'Print version'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand init" -l scalars -d 'Also capture `key: value` numbers from output lines matching this regex in `wanllmdb run`' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand init" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand init" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand init" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand init" -s q -l quiet -d 'Print only data and errors'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand init" -s v -l verbose -d 'Print more about what happens'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand init" -s h -l help -d 'Print help'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand init" -s V -l version -d 'Print version'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and not __fish_seen_subcommand_from create list show delete members help" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and not __fish_seen_subcommand_from create list show delete members help" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and not __fish_seen_subcommand_from create list show delete members help" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and not __fish_seen_subcommand_from create list show delete members help" -s q -l quiet -d 'Print only data and errors'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and not __fish_seen_subcommand_from create list show delete members help" -s v -l verbose -d 'Print more about what happens'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and not __fish_seen_subcommand_from create list show delete members help" -s h -l help -d 'Print help'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and not __fish_seen_subcommand_from create list show delete members help" -s V -l version -d 'Print version'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and not __fish_seen_subcommand_from create list show delete members help" -f -a "create" -d 'Create a project'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and not __fish_seen_subcommand_from create list show delete members help" -f -a "list" -d 'List the projects you can see'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and not __fish_seen_subcommand_from create list show delete members help" -f -a "show" -d 'Show a project and its statistics'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and not __fish_seen_subcommand_from create list show delete members help" -f -a "delete" -d 'Delete a project and all its runs'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and not __fish_seen_subcommand_from create list show delete members help" -f -a "members" -d 'List, add and remove members, or change their role'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and not __fish_seen_subcommand_from create list show delete members help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from create" -l description -d 'What the project is about' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from create" -l visibility -d 'Who can see it' -r -f -a "public\t'Anyone with an account can read it'
+private\t'Only members can see it'"
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from create" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from create" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from create" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from create" -l json -d 'Print the created project as JSON'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from create" -s q -l quiet -d 'Print only data and errors'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from create" -s v -l verbose -d 'Print more about what happens'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from create" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from create" -s V -l version -d 'Print version'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from list" -l search -d 'Only names containing this text' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from list" -l limit -d 'At most this many' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from list" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from list" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from list" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from list" -l json -d 'Print JSON'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Print only data and errors'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from list" -s v -l verbose -d 'Print more about what happens'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from show" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from show" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from show" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from show" -l json -d 'Print JSON'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from show" -s q -l quiet -d 'Print only data and errors'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from show" -s v -l verbose -d 'Print more about what happens'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from show" -s V -l version -d 'Print version'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from delete" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from delete" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from delete" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from delete" -s y -l yes -d 'Do not ask for confirmation'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from delete" -s q -l quiet -d 'Print only data and errors'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from delete" -s v -l verbose -d 'Print more about what happens'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from delete" -s h -l help -d 'Print help'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from delete" -s V -l version -d 'Print version'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from members" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from members" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from members" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from members" -s q -l quiet -d 'Print only data and errors'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from members" -s v -l verbose -d 'Print more about what happens'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from members" -s h -l help -d 'Print help'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from members" -s V -l version -d 'Print version'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from members" -f -a "list" -d 'List members and their roles'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from members" -f -a "add" -d 'Add a user with a role'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from members" -f -a "remove" -d 'Remove a user'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from members" -f -a "role" -d 'Change a user\'s role'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from members" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from help" -f -a "create" -d 'Create a project'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from help" -f -a "list" -d 'List the projects you can see'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from help" -f -a "show" -d 'Show a project and its statistics'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from help" -f -a "delete" -d 'Delete a project and all its runs'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from help" -f -a "members" -d 'List, add and remove members, or change their role'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand run" -l name -d 'Display name of the run [default: the run id]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand run" -l id -d 'Run id (8 characters of a-z and 0-9); an existing id in the project is resumed' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand run" -l tag -d 'Tag the run (repeatable)' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand run" -l notes -d 'Notes about the run' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand run" -l group -d 'Group runs that belong together (e.g. workers of one job)' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand run" -l job-type -d 'Kind of job, e.g. train or eval' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand run" -l config -d 'Hyperparameters: a .yaml/.json file or KEY=VALUE (dotted keys nest); repeatable, later wins' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand run" -l scalars -d 'Also record `key: value` / `key=value` numbers from output lines matching this regex' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand run" -l sync-timeout -d 'After the program ends, how long to keep trying an unreachable server before leaving the rest to `wanllmdb sync`' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand run" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand run" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand run" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand run" -l offline -d 'Do not contact the server; upload later with `wanllmdb sync`'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand run" -s q -l quiet -d 'Print only data and errors'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand run" -s v -l verbose -d 'Print more about what happens'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand run" -s h -l help -d 'Print help'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand run" -s V -l version -d 'Print version'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand log" -l run -d 'Run id [default: the wrapped run, $WANLLMDB_RUN_ID]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand log" -l step -d 'Step of these values' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand log" -s m -l message -d 'Log this text as a log line instead of metrics' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand log" -l level -d 'Level of --message: debug, info, warning or error' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand log" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand log" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand log" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand log" -s q -l quiet -d 'Print only data and errors'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand log" -s v -l verbose -d 'Print more about what happens'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand log" -s h -l help -d 'Print help'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand log" -s V -l version -d 'Print version'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sync" -s j -l jobs -d 'Runs uploaded at the same time' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sync" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sync" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sync" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sync" -l dry-run -d 'Only list what would be uploaded'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sync" -l json -d 'Print JSON'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sync" -s q -l quiet -d 'Print only data and errors'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sync" -s v -l verbose -d 'Print more about what happens'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sync" -s h -l help -d 'Print help'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sync" -s V -l version -d 'Print version'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and not __fish_seen_subcommand_from list show compare history tag notes stop delete help" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and not __fish_seen_subcommand_from list show compare history tag notes stop delete help" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and not __fish_seen_subcommand_from list show compare history tag notes stop delete help" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and not __fish_seen_subcommand_from list show compare history tag notes stop delete help" -s q -l quiet -d 'Print only data and errors'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and not __fish_seen_subcommand_from list show compare history tag notes stop delete help" -s v -l verbose -d 'Print more about what happens'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and not __fish_seen_subcommand_from list show compare history tag notes stop delete help" -s h -l help -d 'Print help'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and not __fish_seen_subcommand_from list show compare history tag notes stop delete help" -s V -l version -d 'Print version'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and not __fish_seen_subcommand_from list show compare history tag notes stop delete help" -f -a "list" -d 'List runs of a project, newest first'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and not __fish_seen_subcommand_from list show compare history tag notes stop delete help" -f -a "show" -d 'Show one run: state, config, git, host and metric summary'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and not __fish_seen_subcommand_from list show compare history tag notes stop delete help" -f -a "compare" -d 'Compare runs side by side: config differences and summary metrics'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and not __fish_seen_subcommand_from list show compare history tag notes stop delete help" -f -a "history" -d 'Print a run\'s metric history'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and not __fish_seen_subcommand_from list show compare history tag notes stop delete help" -f -a "tag" -d 'Add or remove tags'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and not __fish_seen_subcommand_from list show compare history tag notes stop delete help" -f -a "notes" -d 'Replace a run\'s notes'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and not __fish_seen_subcommand_from list show compare history tag notes stop delete help" -f -a "stop" -d 'Ask a running run to stop (its wrapper stops the program at the next heartbeat)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and not __fish_seen_subcommand_from list show compare history tag notes stop delete help" -f -a "delete" -d 'Delete a run with its metrics and logs'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and not __fish_seen_subcommand_from list show compare history tag notes stop delete help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from list" -l state -d 'Only runs in this state: running, finished, crashed, killed' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from list" -l tag -d 'Only runs with this tag (repeatable: all must match)' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from list" -l search -d 'Only runs whose name or id contains this text' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from list" -l filter -d 'Filter expression, e.g. \'summary.acc >= 0.9\' (repeatable)' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from list" -l sort -d 'Sort key, `-` for descending: created_at, name, state, config.X, summary.X' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from list" -l limit -d 'At most this many runs' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from list" -l columns -d 'Columns: id, name, state, user, created, finished, tags, group, job_type, host, exit_code, config.X, summary.X' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from list" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from list" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from list" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from list" -l json -d 'Print JSON'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Print only data and errors'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from list" -s v -l verbose -d 'Print more about what happens'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from show" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from show" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from show" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from show" -l json -d 'Print JSON'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from show" -s q -l quiet -d 'Print only data and errors'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from show" -s v -l verbose -d 'Print more about what happens'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from show" -s V -l version -d 'Print version'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from compare" -l keys -d 'Only these summary metrics' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from compare" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from compare" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from compare" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from compare" -l all -d 'Also show config values that are equal in every run'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from compare" -l json -d 'Print JSON'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from compare" -s q -l quiet -d 'Print only data and errors'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from compare" -s v -l verbose -d 'Print more about what happens'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from compare" -s h -l help -d 'Print help'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from compare" -s V -l version -d 'Print version'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from history" -l keys -d 'Only these metrics (comma-separated) [default: all]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from history" -l format -d 'csv (one row per step, one column per metric) or json (the API\'s columnar answer)' -r -f -a "csv\t'Comma-separated values'
+json\t'JSON'"
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from history" -l max-points -d 'Downsample each metric to about this many points (keeps extremes)' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from history" -l min-step -d 'From this step' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from history" -l max-step -d 'Up to this step' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from history" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from history" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from history" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from history" -s q -l quiet -d 'Print only data and errors'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from history" -s v -l verbose -d 'Print more about what happens'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from history" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from history" -s V -l version -d 'Print version'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from tag" -l add -d 'Tag to add (repeatable)' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from tag" -l remove -d 'Tag to remove (repeatable)' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from tag" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from tag" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from tag" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from tag" -s q -l quiet -d 'Print only data and errors'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from tag" -s v -l verbose -d 'Print more about what happens'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from tag" -s h -l help -d 'Print help'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from tag" -s V -l version -d 'Print version'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from notes" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from notes" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from notes" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from notes" -s q -l quiet -d 'Print only data and errors'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from notes" -s v -l verbose -d 'Print more about what happens'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from notes" -s h -l help -d 'Print help'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from notes" -s V -l version -d 'Print version'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from stop" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from stop" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from stop" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from stop" -s q -l quiet -d 'Print only data and errors'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from stop" -s v -l verbose -d 'Print more about what happens'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from stop" -s h -l help -d 'Print help'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from stop" -s V -l version -d 'Print version'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from delete" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from delete" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from delete" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from delete" -s y -l yes -d 'Do not ask for confirmation'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from delete" -s q -l quiet -d 'Print only data and errors'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from delete" -s v -l verbose -d 'Print more about what happens'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from delete" -s h -l help -d 'Print help'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from delete" -s V -l version -d 'Print version'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from help" -f -a "list" -d 'List runs of a project, newest first'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from help" -f -a "show" -d 'Show one run: state, config, git, host and metric summary'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from help" -f -a "compare" -d 'Compare runs side by side: config differences and summary metrics'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from help" -f -a "history" -d 'Print a run\'s metric history'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from help" -f -a "tag" -d 'Add or remove tags'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from help" -f -a "notes" -d 'Replace a run\'s notes'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from help" -f -a "stop" -d 'Ask a running run to stop (its wrapper stops the program at the next heartbeat)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from help" -f -a "delete" -d 'Delete a run with its metrics and logs'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand logs" -l level -d 'Minimum level: debug, info, warning, error' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand logs" -l source -d 'Only lines from stdout, stderr, sdk or user' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand logs" -l grep -d 'Only lines containing this text (case-insensitive)' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand logs" -l format -d 'txt (time, level, source, message), json or csv' -r -f -a "txt\t'One line per log line: time, level, source, message'
+json\t'JSON (an array; one object per line with --follow)'
+csv\t'Comma-separated values'"
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand logs" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand logs" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand logs" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand logs" -s f -l follow -d 'Keep printing new lines until the run ends'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand logs" -s q -l quiet -d 'Print only data and errors'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand logs" -s v -l verbose -d 'Print more about what happens'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand logs" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand logs" -s V -l version -d 'Print version'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand completions" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand completions" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand completions" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand completions" -s q -l quiet -d 'Print only data and errors'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand completions" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand completions" -s V -l version -d 'Print version'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand generate-docs" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand generate-docs" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand generate-docs" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand generate-docs" -s q -l quiet -d 'Print only data and errors'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand generate-docs" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand generate-docs" -s h -l help -d 'Print help'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand generate-docs" -s V -l version -d 'Print version'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server completions generate-docs help" -f -a "server" -d 'Run the tracking server (SQLite + local files by default, or PostgreSQL)'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server completions generate-docs help" -f -a "completions" -d 'Print shell completions (bash, zsh, fish, elvish, powershell)'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server completions generate-docs help" -f -a "generate-docs" -d 'Write completions/ and man/ into a directory (used to refresh the repository\'s copies)'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server completions generate-docs help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs completions generate-docs help" -f -a "server" -d 'Run the tracking server (SQLite + local files by default, or PostgreSQL)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs completions generate-docs help" -f -a "login" -d 'Store an API key for a server (checked against it first)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs completions generate-docs help" -f -a "logout" -d 'Forget the stored API key for a server'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs completions generate-docs help" -f -a "whoami" -d 'Show who the stored key belongs to, and where it came from'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs completions generate-docs help" -f -a "init" -d 'Write ./.wanllmdb.toml (project, host) and create the project if missing'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs completions generate-docs help" -f -a "project" -d 'Create, list, show and delete projects; manage members'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs completions generate-docs help" -f -a "run" -d 'Track a program: wanllmdb run [OPTIONS] -- CMD [ARGS]…'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs completions generate-docs help" -f -a "log" -d 'Log metrics (KEY=VALUE… or JSON lines on stdin) or a message to a run'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs completions generate-docs help" -f -a "sync" -d 'Upload spooled runs (offline runs, or what an outage left behind)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs completions generate-docs help" -f -a "runs" -d 'List, inspect, compare and change runs'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs completions generate-docs help" -f -a "logs" -d 'Print or follow a run\'s output'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs completions generate-docs help" -f -a "completions" -d 'Print shell completions (bash, zsh, fish, elvish, powershell)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs completions generate-docs help" -f -a "generate-docs" -d 'Write completions/ and man/ into a directory (used to refresh the repository\'s copies)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs completions generate-docs help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from project" -f -a "create" -d 'Create a project'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from project" -f -a "list" -d 'List the projects you can see'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from project" -f -a "show" -d 'Show a project and its statistics'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from project" -f -a "delete" -d 'Delete a project and all its runs'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from project" -f -a "members" -d 'List, add and remove members, or change their role'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from runs" -f -a "list" -d 'List runs of a project, newest first'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from runs" -f -a "show" -d 'Show one run: state, config, git, host and metric summary'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from runs" -f -a "compare" -d 'Compare runs side by side: config differences and summary metrics'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from runs" -f -a "history" -d 'Print a run\'s metric history'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from runs" -f -a "tag" -d 'Add or remove tags'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from runs" -f -a "notes" -d 'Replace a run\'s notes'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from runs" -f -a "stop" -d 'Ask a running run to stop (its wrapper stops the program at the next heartbeat)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from runs" -f -a "delete" -d 'Delete a run with its metrics and logs'

@@ -13,6 +13,8 @@ use reqwest::StatusCode;
 use reqwest::blocking::Client;
 use serde_json::{Value, json};
 
+mod cli;
+
 /// Path of the `wanllmdb` binary, built on first use (it lives in another package).
 fn binary() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
@@ -42,8 +44,13 @@ struct Server {
 
 /// Starts the server and waits until it says where it listens.
 fn start(data_dir: &Path, extra: &[&str]) -> Server {
+    start_at(data_dir, "127.0.0.1:0", extra)
+}
+
+/// Starts the server on `bind`.
+fn start_at(data_dir: &Path, bind: &str, extra: &[&str]) -> Server {
     let mut child = Command::new(binary())
-        .args(["server", "--bind", "127.0.0.1:0", "--data-dir"])
+        .args(["server", "--bind", bind, "--data-dir"])
         .arg(data_dir)
         .args(extra)
         .env_remove("WANLLMDB_DATABASE_URL")

@@ -144,7 +144,10 @@ fn main() -> ExitCode {
 async fn dispatch(command: Command, flags: GlobalFlags, printer: Printer) -> Result<u8, CliError> {
     let ok = |r: Result<(), CliError>| r.map(|()| 0u8);
     match command {
-        Command::Server(args) => ok(commands::server::run(args).await.map_err(CliError::from)),
+        // The server's start-up errors are configuration problems: exit 1.
+        Command::Server(args) => ok(commands::server::run(args)
+            .await
+            .map_err(|e| CliError::user(format!("{e:#}")))),
         Command::Login(args) => ok(commands::auth::login(args, &flags, printer).await),
         Command::Logout => ok(commands::auth::logout(&flags, printer).await),
         Command::Whoami(j) => ok(commands::auth::whoami(&flags, printer.with_json(j.json)).await),

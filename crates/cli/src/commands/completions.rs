@@ -46,13 +46,17 @@ pub fn generate_docs(dir: &Path) -> Result<()> {
     }
     let mut cmd = crate::Cli::command();
     cmd.build();
-    write_man(&cmd, &man_dir, "wanllmdb")?;
+    write_pages(&cmd, &man_dir, "wanllmdb")
+}
+
+/// One page for `cmd`, then one for each of its subcommands (`wanllmdb-runs-list.1` …).
+fn write_pages(cmd: &clap::Command, dir: &Path, name: &str) -> Result<()> {
+    write_man(cmd, dir, name)?;
     for sub in cmd
         .get_subcommands()
         .filter(|s| !s.is_hide_set() && s.get_name() != "help")
     {
-        let name = format!("wanllmdb-{}", sub.get_name());
-        write_man(sub, &man_dir, &name)?;
+        write_pages(sub, dir, &format!("{name}-{}", sub.get_name()))?;
     }
     Ok(())
 }

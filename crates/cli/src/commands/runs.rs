@@ -309,6 +309,9 @@ pub async fn run(cmd: RunsCommand, flags: &GlobalFlags, printer: Printer) -> Cli
                     CliError::user("nothing to change").hint("pass --add TAG and/or --remove TAG")
                 );
             }
+            if let Some(t) = add.iter().find(|t| remove.contains(t)) {
+                return Err(user_err!("tag {t:?} is both added and removed"));
+            }
             let r = get_run(&api, &run).await?;
             let mut tags: Vec<String> =
                 r.tags.into_iter().filter(|t| !remove.contains(t)).collect();

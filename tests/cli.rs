@@ -1,0 +1,676 @@
+//! End-to-end tests of the command line: the real `wanllmdb` binary against a real server,
+//! with wrapped Python and bash programs, signals, outages and offline runs.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use reqwest::blocking::Client;
+use serde_json::Value;
+
+use super::{Server, binary, signal, start, start_at, wait_exit};
+
+/// A server, its admin key and a working directory for the client.
+struct Env {
+    dir: tempfile::TempDir,
+    server: Server,
+    key: String,
+}
+
+impl Env {
+    fn new() -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("work")).unwrap();
+        let server = start(&dir.path().join("data"), &[]);
+        let key = server.admin_key.clone().expect("admin key");
+        Env { dir, server, key }
+    }
+
+    fn work(&self) -> PathBuf {
+        self.dir.path().join("work")
+    }
+
+    /// `wanllmdb ARGS` as a user in the work directory, key and server from the environment.
+    fn wl(&self, args: &[&str]) -> Command {
+        let mut c = bare(&self.work(), &self.dir.path().join("cfg"));
+        c.env("WANLLMDB_BASE_URL", &self.server.url)
+            .env("WANLLMDB_API_KEY", &self.key)
+            .args(args);
+        c
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.wl(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "wanllmdb {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let text = self.ok(args);
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{args:?}: {e}: {text}"))
+    }
+
+    fn get(&self, path: &str) -> (u16, Value) {
+        let r = Client::new()
+            .get(format!("{}{path}", self.server.url))
+            .bearer_auth(&self.key)
+            .send()
+            .unwrap();
+        let st = r.status().as_u16();
+        (st, r.json().unwrap_or(Value::Null))
+    }
+}
+
+/// The binary with a clean environment: its own config dir, no keyring, no inherited run.
+fn bare(cwd: &Path, cfg: &Path) -> Command {
+    let mut c = Command::new(binary());
+    c.current_dir(cwd)
+        .env("WANLLMDB_CONFIG_DIR", cfg)
+        .env("WANLLMDB_KEYRING", "0")
+        .env("NO_COLOR", "1")
+        .env("PATH", path_with_binary())
+        .env_remove("WANLLMDB_BASE_URL")
+        .env_remove("WANLLMDB_API_KEY")
+        .env_remove("WANLLMDB_PROJECT")
+        .env_remove("WANLLMDB_RUN_ID")
+        .env_remove("WANLLMDB_METRICS")
+        .env_remove("WANLLMDB_DIR")
+        .stdin(Stdio::null());
+    c
+}
+
+fn path_with_binary() -> String {
+    let dir = binary().parent().unwrap().to_path_buf();
+    format!(
+        "{}:{}",
+        dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
+fn code(o: &Output) -> i32 {
+    o.status.code().unwrap_or(-1)
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// Starts a wrapper whose stdout is read line by line.
+fn spawn_wrapper(mut cmd: Command) -> (Child, mpsc::Receiver<String>) {
+    let mut child = cmd.stdout(Stdio::piped()).spawn().unwrap();
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for l in BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    (child, rx)
+}
+
+fn wait_for_line(rx: &mpsc::Receiver<String>, want: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let l = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .unwrap_or_else(|_| panic!("the wrapped program never printed {want:?}"));
+        if l.contains(want) {
+            return;
+        }
+    }
+}
+
+fn run_state(env: &Env, id: &str) -> Value {
+    let (st, run) = env.get(&format!("/api/v1/runs/{id}"));
+    assert_eq!(st, 200, "{run}");
+    run
+}
+
+const PY_TRAIN: &str = r#"
+import json, os, sys, time
+n = int(os.environ.get("N", "100"))
+f = open(os.environ["WANLLMDB_METRICS"], "a")
+for i in range(n):
+    if i % 2 == 0:
+        f.write(json.dumps({"step": i, "loss": 1.0 / (i + 1), "acc": i / n}) + "\n")
+    else:
+        f.write(json.dumps({"loss": 1.0 / (i + 1), "acc": i / n}) + "\n")
+f.flush()
+for i in range(6):
+    stream = sys.stdout if i % 2 == 0 else sys.stderr
+    print(f"line {i} on {'out' if i % 2 == 0 else 'err'}", file=stream, flush=True)
+    time.sleep(0.02)
+print("ERROR: a fake problem", file=sys.stderr, flush=True)
+sys.exit(int(os.environ.get("EXIT", "0")))
+"#;
+
+#[test]
+fn wrapped_python_and_bash_programs() {
+    let env = Env::new();
+    let w = env.work();
+    write(&w, "train.py", PY_TRAIN);
+    write(&w, "params.yaml", "lr: 0.001\noptimizer:\n  name: adam\n");
+    env.ok(&["init", "--project", "wrap"]);
+    let toml = std::fs::read_to_string(w.join(".wanllmdb.toml")).unwrap();
+    assert!(toml.contains("project = \"wrap\""), "{toml}");
+
+    // Exit 0: finished, every point and line recorded, output passed through unchanged.
+    let out = env
+        .wl(&[
+            "run",
+            "--id",
+            "pyrun001",
+            "--name",
+            "baseline",
+            "--tag",
+            "e2e",
+            "--config",
+            "params.yaml",
+            "--config",
+            "optimizer.beta=0.9",
+            "--",
+            "python3",
+            "train.py",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(stdout, "line 0 on out\nline 2 on out\nline 4 on out\n");
+    assert!(stderr(&out).contains("line 1 on err"));
+    let run = run_state(&env, "pyrun001");
+    assert_eq!(run["state"], "finished");
+    assert_eq!(run["exit_code"], 0);
+    assert_eq!(run["name"], "baseline");
+    assert_eq!(run["config"]["optimizer"]["name"], "adam");
+    assert_eq!(run["config"]["optimizer"]["beta"], 0.9);
+    assert_eq!(run["config"]["lr"], 0.001);
+    assert_eq!(run["program"], "python3 train.py");
+    assert!(run["runtime"]["python"].as_str().unwrap().starts_with("3."));
+    assert!(run["host"].is_string());
+    let (_, h) = env.get("/api/v1/runs/pyrun001/history?keys=loss,acc");
+    for s in h["series"].as_array().unwrap() {
+        assert_eq!(s["total_points"], 100, "{s}");
+        // Lines without a step continue from the previous line's step.
+        assert_eq!(s["steps"][99], 99);
+    }
+    let logs = env.json(&["logs", "pyrun001", "--format", "json"]);
+    let got: Vec<(String, String)> = logs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["source"].as_str().unwrap().to_string(),
+                l["message"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let mut want: Vec<(String, String)> = (0..6)
+        .map(|i| {
+            let s = if i % 2 == 0 { "out" } else { "err" };
+            (format!("std{s}"), format!("line {i} on {s}"))
+        })
+        .collect();
+    want.push(("stderr".into(), "ERROR: a fake problem".into()));
+    assert_eq!(got, want, "lines are recorded once each, in order");
+    assert_eq!(logs[6]["level"], "ERROR");
+    let errors = env.ok(&["logs", "pyrun001", "--level", "error"]);
+    assert_eq!(errors.lines().count(), 1, "{errors}");
+
+    // Exit 3: crashed, and the wrapper exits 3.
+    let out = env
+        .wl(&["run", "--id", "pyrun003", "--", "python3", "train.py"])
+        .env("EXIT", "3")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 3);
+    let run = run_state(&env, "pyrun003");
+    assert_eq!(run["state"], "crashed");
+    assert_eq!(run["exit_code"], 3);
+
+    // bash: `wanllmdb log` inside the wrapper, raw lines, and scalars captured from output.
+    write(
+        &w,
+        "train.sh",
+        "set -e\nfor i in 0 1 2; do\n  wanllmdb log --step $i loss=0.$i\n  echo \"{\\\"step\\\": $i, \\\"acc\\\": 0.$((i+5))}\" >> \"$WANLLMDB_METRICS\"\n  echo \"epoch $i val_loss: 1.$i\"\ndone\nwanllmdb log --message 'all done' --level warning\n",
+    );
+    let out = env
+        .wl(&[
+            "run",
+            "--id",
+            "bashrun1",
+            "--scalars",
+            "val_loss",
+            "--",
+            "bash",
+            "train.sh",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let h = env.json(&["runs", "history", "bashrun1", "--format", "json"]);
+    let series: std::collections::BTreeMap<String, Value> = h["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["key"].as_str().unwrap().to_string(), s.clone()))
+        .collect();
+    assert_eq!(series["loss"]["values"], serde_json::json!([0.0, 0.1, 0.2]));
+    assert_eq!(series["acc"]["values"], serde_json::json!([0.5, 0.6, 0.7]));
+    assert_eq!(
+        series["val_loss"]["values"],
+        serde_json::json!([1.0, 1.1, 1.2])
+    );
+    assert_eq!(series["val_loss"]["steps"], serde_json::json!([0, 1, 2]));
+    assert!(
+        !series.contains_key("epoch"),
+        "`epoch 0` is not a key: value pair"
+    );
+    let csv = env.ok(&["runs", "history", "bashrun1", "--keys", "loss,acc"]);
+    assert_eq!(csv, "step,loss,acc\n0,0,0.5\n1,0.1,0.6\n2,0.2,0.7\n");
+    let warn = env.json(&["logs", "bashrun1", "--format", "json", "--level", "warning"]);
+    assert_eq!(warn[0]["message"], "[WARNING] all done");
+
+    // Listing, showing and comparing with --json give the API's objects back.
+    let list = env.json(&["runs", "list", "--json", "--tag", "e2e"]);
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(list[0]["id"], "pyrun001");
+    let all = env.json(&["runs", "list", "--json", "--sort", "name"]);
+    assert_eq!(all.as_array().unwrap().len(), 3);
+    let show = env.json(&["runs", "show", "pyrun003", "--json"]);
+    assert_eq!(show["state"], "crashed");
+    let cmp = env.json(&["runs", "compare", "pyrun001", "pyrun003", "--json"]);
+    assert_eq!(
+        cmp["config"]["optimizer.name"],
+        serde_json::json!(["adam", null])
+    );
+    assert_eq!(cmp["summary"]["loss"].as_array().unwrap().len(), 2);
+    let filtered = env.json(&["runs", "list", "--json", "--filter", "config.lr < 0.01"]);
+    assert_eq!(filtered.as_array().unwrap().len(), 1);
+
+    env.ok(&["runs", "tag", "pyrun003", "--add", "bad", "--add", "x"]);
+    env.ok(&["runs", "tag", "pyrun003", "--remove", "x"]);
+    let out = env
+        .wl(&["runs", "tag", "pyrun003", "--add", "y", "--remove", "y"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 1);
+    env.ok(&["runs", "notes", "pyrun003", "exit code test"]);
+    let show = env.json(&["runs", "show", "pyrun003", "--json"]);
+    assert_eq!(show["tags"], serde_json::json!(["bad"]));
+    assert_eq!(show["notes"], "exit code test");
+    let out = env.wl(&["runs", "delete", "pyrun003"]).output().unwrap();
+    assert_eq!(code(&out), 1, "no TTY and no --yes: refused");
+    assert!(stderr(&out).contains("--yes"));
+    env.ok(&["runs", "delete", "pyrun003", "--yes"]);
+    assert_eq!(env.get("/api/v1/runs/pyrun003").0, 404);
+}
+
+#[test]
+fn signals_and_stop_requests_end_the_program() {
+    let env = Env::new();
+    let sleeper = "import time; print('ready', flush=True); time.sleep(60)";
+
+    let mut cmd = env.wl(&[
+        "run",
+        "--project",
+        "sig",
+        "--id",
+        "sigterm1",
+        "--",
+        "python3",
+        "-c",
+        sleeper,
+    ]);
+    cmd.stderr(Stdio::null());
+    let (mut child, rx) = spawn_wrapper(cmd);
+    wait_for_line(&rx, "ready");
+    signal(&child, "-TERM");
+    let status = wait_exit(&mut child);
+    assert_eq!(
+        status.code(),
+        Some(143),
+        "SIGTERM reaches the program; 128 + 15"
+    );
+    let run = run_state(&env, "sigterm1");
+    assert_eq!(run["state"], "killed");
+
+    let mut cmd = env.wl(&[
+        "run",
+        "--project",
+        "sig",
+        "--id",
+        "stopped1",
+        "--",
+        "python3",
+        "-c",
+        sleeper,
+    ]);
+    cmd.env("WANLLMDB_HEARTBEAT_INTERVAL", "1")
+        .stderr(Stdio::null());
+    let (mut child, rx) = spawn_wrapper(cmd);
+    wait_for_line(&rx, "ready");
+    env.ok(&["runs", "stop", "stopped1"]);
+    let status = wait_exit(&mut child);
+    assert_eq!(status.code(), Some(143));
+    assert_eq!(run_state(&env, "stopped1")["state"], "killed");
+}
+
+#[test]
+fn server_outages_lose_and_duplicate_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    let mut s = start(&data, &[]);
+    let key = s.admin_key.clone().unwrap();
+    let url = s.url.clone();
+    let bind = url.trim_start_matches("http://").to_string();
+    signal(&s.child, "-TERM");
+    wait_exit(&mut s.child);
+
+    let n_batches = 30;
+    write(
+        &work,
+        "slow.py",
+        &format!(
+            "import json, os, time\nf = open(os.environ['WANLLMDB_METRICS'], 'a')\nfor b in range({n_batches}):\n    for i in range(100):\n        s = b * 100 + i\n        f.write(json.dumps({{'step': s, 'v': s * 0.5}}) + '\\n')\n    f.flush()\n    print(f'batch {{b}}', flush=True)\n    time.sleep(0.2)\n"
+        ),
+    );
+    // The server is down when the run starts.
+    let mut cmd = bare(&work, &dir.path().join("cfg"));
+    cmd.env("WANLLMDB_BASE_URL", &url)
+        .env("WANLLMDB_API_KEY", &key)
+        .args([
+            "run",
+            "--project",
+            "outage",
+            "--id",
+            "outage01",
+            "--sync-timeout",
+            "60",
+            "--",
+            "python3",
+            "slow.py",
+        ])
+        .stderr(Stdio::piped());
+    let (mut child, rx) = spawn_wrapper(cmd);
+    wait_for_line(&rx, "batch 3");
+    let mut s = start_at(&data, &bind, &[]);
+    wait_for_line(&rx, "batch 12");
+    // Killed mid-run, without warning.
+    signal(&s.child, "-KILL");
+    wait_exit(&mut s.child);
+    wait_for_line(&rx, "batch 17");
+    let mut s = start_at(&data, &bind, &[]);
+    let status = wait_exit(&mut child);
+    assert_eq!(status.code(), Some(0));
+
+    let c = Client::new();
+    let run: Value = c
+        .get(format!("{url}/api/v1/runs/outage01"))
+        .bearer_auth(&key)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(run["state"], "finished");
+    let h: Value = c
+        .get(format!("{url}/api/v1/runs/outage01/history?keys=v"))
+        .bearer_auth(&key)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let total = n_batches * 100;
+    assert_eq!(h["series"][0]["total_points"], total);
+    let steps = h["series"][0]["steps"].as_array().unwrap();
+    let values = h["series"][0]["values"].as_array().unwrap();
+    assert_eq!(steps.len(), total);
+    for (i, (st, v)) in steps.iter().zip(values).enumerate() {
+        assert_eq!(st.as_i64(), Some(i as i64));
+        assert_eq!(v.as_f64(), Some(i as f64 * 0.5));
+    }
+    let logs: Value = c
+        .get(format!("{url}/api/v1/runs/outage01/logs?format=json"))
+        .bearer_auth(&key)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let msgs: Vec<&str> = logs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["message"].as_str().unwrap())
+        .collect();
+    let want: Vec<String> = (0..n_batches).map(|b| format!("batch {b}")).collect();
+    assert_eq!(msgs, want, "every output line exactly once");
+    signal(&s.child, "-TERM");
+    wait_exit(&mut s.child);
+}
+
+#[test]
+fn offline_runs_upload_with_sync() {
+    let env = Env::new();
+    let w = env.work();
+    write(
+        &w,
+        "off.py",
+        "import json, os\nf = open(os.environ['WANLLMDB_METRICS'], 'a')\nfor i in range(500):\n    f.write(json.dumps({'step': i, 'x': i}) + '\\n')\nprint('offline done')\n",
+    );
+    let out = env
+        .wl(&[
+            "run",
+            "--offline",
+            "--project",
+            "off",
+            "--id",
+            "offline1",
+            "--",
+            "python3",
+            "off.py",
+        ])
+        .env_remove("WANLLMDB_BASE_URL")
+        .env("WANLLMDB_BASE_URL", "http://127.0.0.1:9")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(stderr(&out).contains("wanllmdb sync"), "{}", stderr(&out));
+    assert_eq!(
+        env.get("/api/v1/runs/offline1").0,
+        404,
+        "offline means offline"
+    );
+
+    // The spool remembers the server it was meant for; --host sends it elsewhere.
+    let host = env.server.url.clone();
+    let dry = env.json(&["sync", "--dry-run", "--json", "--host", &host]);
+    assert_eq!(dry[0]["run"], "offline1");
+    assert_eq!(dry[0]["status"], "pending");
+    assert_eq!(dry[0]["state"], "finished");
+    let out = env.wl(&["sync", "--host", &host]).output().unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let run = run_state(&env, "offline1");
+    assert_eq!(run["state"], "finished");
+    let (_, h) = env.get("/api/v1/runs/offline1/history?keys=x");
+    assert_eq!(h["series"][0]["total_points"], 500);
+    let (_, logs) = env.get("/api/v1/runs/offline1/logs");
+    assert_eq!(logs["items"][0]["message"], "offline done");
+    // Again: nothing left to send.
+    let again = env.json(&["sync", "--json", "--host", &host]);
+    assert_eq!(again[0]["status"], "synced");
+    let (_, logs) = env.get("/api/v1/runs/offline1/logs");
+    assert_eq!(logs["items"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn login_stores_a_private_key_and_whoami_uses_it() {
+    let env = Env::new();
+    let cfg = env.dir.path().join("cfg");
+    let url = env.server.url.clone();
+    let out = bare(&env.work(), &cfg)
+        .args(["login", "--host", &url, "--api-key", "wlk_wrong"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 1);
+    assert!(stderr(&out).contains("did not accept"), "{}", stderr(&out));
+
+    let out = bare(&env.work(), &cfg)
+        .args(["login", "--host", &url, "--api-key", &env.key])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("credentials.toml"),
+        "{}",
+        stderr(&out)
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(cfg.join("credentials.toml"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+
+    // No flags and no environment: the stored host and key are used.
+    let out = bare(&env.work(), &cfg)
+        .args(["whoami", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let me: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(me["username"], "admin");
+
+    let out = bare(&env.work(), &cfg)
+        .args(["project", "create", "p1", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let out = bare(&env.work(), &cfg)
+        .args(["project", "list", "--json"])
+        .output()
+        .unwrap();
+    let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list[0]["name"], "p1");
+
+    let out = bare(&env.work(), &cfg).args(["logout"]).output().unwrap();
+    assert_eq!(code(&out), 0);
+    let out = bare(&env.work(), &cfg)
+        .args(["whoami", "--host", &url])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 1);
+    assert!(stderr(&out).contains("wanllmdb login"), "{}", stderr(&out));
+}
+
+#[test]
+fn bad_input_is_exit_1_with_a_clear_message() {
+    let env = Env::new();
+    let w = env.work();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["runs", "show", "zzzzzzzz"], "run zzzzzzzz not found"),
+        (vec!["runs", "show", "NOT-AN-ID"], "is not valid"),
+        (vec!["log", "--run", "zzzzzzzz", "loss"], "is not KEY=VALUE"),
+        (
+            vec!["log", "--run", "zzzzzzzz", "loss=abc"],
+            "is not a number",
+        ),
+        (
+            vec![
+                "runs",
+                "list",
+                "--project",
+                "x",
+                "--filter",
+                "summary.acc >>> 1",
+            ],
+            "filter",
+        ),
+        (vec!["runs", "list"], "no project given"),
+        (
+            vec![
+                "run",
+                "--project",
+                "p",
+                "--config",
+                "missing.yaml",
+                "--",
+                "true",
+            ],
+            "no such file",
+        ),
+        (
+            vec![
+                "run",
+                "--project",
+                "p",
+                "--config",
+                "bad.yaml",
+                "--",
+                "true",
+            ],
+            "not valid YAML",
+        ),
+        (
+            vec!["run", "--project", "p", "--id", "BAD", "--", "true"],
+            "run id \"BAD\" is not valid",
+        ),
+        (
+            vec!["run", "--project", "p", "--scalars", "(", "--", "true"],
+            "not a valid regular expression",
+        ),
+        (
+            vec!["run", "--project", "p", "--", "/no/such/program"],
+            "cannot start",
+        ),
+        (vec!["sync", "no-such-dir"], "does not exist"),
+    ];
+    write(&w, "bad.yaml", "a: [unclosed\n");
+    env.ok(&["project", "create", "x"]);
+    for (args, want) in cases {
+        let out = env.wl(&args).output().unwrap();
+        assert_eq!(code(&out), 1, "{args:?}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(err.contains(want), "{args:?}: wanted {want:?} in {err}");
+        assert!(
+            err.starts_with("error: ") || err.contains("\nerror: "),
+            "{err}"
+        );
+    }
+    // A server that is not there: exit 1 with a hint.
+    let out = env
+        .wl(&[
+            "runs",
+            "list",
+            "--project",
+            "x",
+            "--host",
+            "http://127.0.0.1:9",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 1);
+    assert!(
+        stderr(&out).contains("cannot reach the server"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("hint:"), "{}", stderr(&out));
+}

@@ -115,7 +115,9 @@ fn main() -> ExitCode {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if !is_server {
-        builder.worker_threads(2);
+        // A client is mostly waiting; one worker keeps the wrapper off the training
+        // program's cores.
+        builder.worker_threads(1);
     }
     let runtime = match builder.enable_all().build() {
         Ok(r) => r,

@@ -23,13 +23,13 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use wanllmdb_api_types::logs::{AppendLogsRequest, AppendLogsResponse, NewLogLine};
-use wanllmdb_api_types::metrics::{AppendHistoryRequest, AppendHistoryResponse, HistoryPoint};
+use wanllmdb_api_types::metrics::{AppendHistoryResponse, HistoryPoint};
 use wanllmdb_api_types::projects::{CreateProjectRequest, Project};
 use wanllmdb_api_types::runs::{CreateRunRequest, FinishRunRequest, Run};
 
 use crate::client::{Api, ApiError, seg};
 use crate::error::{CliError, CliResult, user_err};
-use crate::metrics_line::parse_line;
+use crate::metrics_line::{HistoryBody, fast_line, parse_line};
 use crate::output::Printer;
 
 /// Format version of `run.json`.
@@ -38,6 +38,10 @@ pub const SPOOL_VERSION: u32 = 1;
 pub const BATCH_VALUES: usize = 20_000;
 /// Log lines per shipped batch.
 pub const BATCH_LINES: usize = 5_000;
+/// Batches per file one live shipping round sends at most; the rest waits for the next round
+/// (or the final drain), so a program that logs as fast as it can does not get a busy
+/// neighbour for its whole run.
+const LIVE_BATCHES: usize = 4;
 /// Longest line read from a spool file; longer ones are reported and skipped.
 const MAX_LINE: usize = 8 << 20;
 const READ_CHUNK: usize = 1 << 20;
@@ -105,8 +109,15 @@ impl Spool {
             .map_err(|e| user_err!("cannot create the spool {}: {e}", dir.display()))?;
         let spool = Spool { dir };
         write_json(&spool.dir.join("run.json"), meta)?;
-        if !spool.dir.join("state.json").exists() {
-            spool.save_state(&ShipState::default())?;
+        match spool.dir.join("state.json").exists() {
+            // The same id again in the same place: a resumed run continues its spool.
+            true => {
+                let mut state = spool.state()?;
+                state.finished = false;
+                spool.save_state(&state)?;
+                let _ = std::fs::remove_file(spool.dir.join("exit.json"));
+            }
+            false => spool.save_state(&ShipState::default())?,
         }
         std::fs::OpenOptions::new()
             .create(true)
@@ -370,7 +381,7 @@ fn skip_long_line(file: &mut std::fs::File, offset: u64) -> std::io::Result<Opti
 }
 
 fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
-    hay.iter().position(|&b| b == needle)
+    memchr::memchr(needle, hay)
 }
 
 fn trim_ascii(s: &[u8]) -> &[u8] {
@@ -477,11 +488,21 @@ impl Shipper {
     async fn ship_metrics(&mut self, drain: Drain) -> Result<u64, ApiError> {
         let path = self.spool.metrics_path();
         let mut sent = 0;
+        let mut rounds = 0;
         loop {
+            rounds += 1;
             let printer = self.printer;
             let warned = &mut self.warned_keys;
             let malformed = &mut self.malformed;
+            let mut body = HistoryBody::default();
             let batch = read_batch(&path, self.state.metrics, drain, BATCH_VALUES, |line, cur| {
+                if let Some(fast) = fast_line(line) {
+                    if fast.values.is_empty() {
+                        return None;
+                    }
+                    body.push_fast(&fast, &mut cur.next_step);
+                    return Some(((), fast.values.len()));
+                }
                 match parse_line(line) {
                     Ok(p) => {
                         for (k, why) in &p.skipped {
@@ -496,7 +517,8 @@ impl Shipper {
                             return None;
                         }
                         let w = p.values.len();
-                        Some((p.into_point(&mut cur.next_step), w))
+                        body.push_point(&p.into_point(&mut cur.next_step));
+                        Some(((), w))
                     }
                     Err(e) => {
                         *malformed += 1;
@@ -511,13 +533,17 @@ impl Shipper {
                 }
             })
             .map_err(|e| ApiError::Decode(format!("cannot read {}: {e}", path.display())))?;
-            sent += self.send_points(batch.items).await?;
+            if body.points > 0 {
+                sent += body.values as u64;
+                let path = format!("/api/v1/runs/{}/history", seg(self.run_id()));
+                let _: AppendHistoryResponse = self.api.post_raw(&path, body.finish()).await?;
+            }
             let moved = batch.cursor != self.state.metrics;
             self.state.metrics = batch.cursor;
             if moved {
                 self.save()?;
             }
-            if batch.exhausted {
+            if batch.exhausted || (drain == Drain::Live && rounds >= LIVE_BATCHES) {
                 return Ok(sent);
             }
         }
@@ -526,7 +552,9 @@ impl Shipper {
     async fn ship_captured(&mut self, drain: Drain) -> Result<u64, ApiError> {
         let path = self.spool.captured_path();
         let mut sent = 0;
+        let mut rounds = 0;
         loop {
+            rounds += 1;
             let batch = read_batch(
                 &path,
                 self.state.captured,
@@ -545,7 +573,7 @@ impl Shipper {
             if moved {
                 self.save()?;
             }
-            if batch.exhausted {
+            if batch.exhausted || (drain == Drain::Live && rounds >= LIVE_BATCHES) {
                 return Ok(sent);
             }
         }
@@ -555,9 +583,12 @@ impl Shipper {
         if points.is_empty() {
             return Ok(0);
         }
-        let n: usize = points.iter().map(|p| p.values.0.len()).sum();
-        let body = serde_json::to_vec(&AppendHistoryRequest { points })
-            .map_err(|e| ApiError::Decode(e.to_string()))?;
+        let mut b = HistoryBody::default();
+        for p in &points {
+            b.push_point(p);
+        }
+        let n = b.values;
+        let body = b.finish();
         let path = format!("/api/v1/runs/{}/history", seg(self.run_id()));
         let _: AppendHistoryResponse = self.api.post_raw(&path, body).await?;
         Ok(n as u64)
@@ -566,7 +597,9 @@ impl Shipper {
     async fn ship_output(&mut self, drain: Drain) -> Result<u64, ApiError> {
         let path = self.spool.output_path();
         let mut sent = 0;
+        let mut rounds = 0;
         loop {
+            rounds += 1;
             let batch = read_batch(&path, self.state.output, drain, BATCH_LINES, |line, _| {
                 let l: NewLogLine = serde_json::from_slice(line).ok()?;
                 Some((l, 1))
@@ -586,7 +619,7 @@ impl Shipper {
             if moved {
                 self.save()?;
             }
-            if batch.exhausted {
+            if batch.exhausted || (drain == Drain::Live && rounds >= LIVE_BATCHES) {
                 return Ok(sent);
             }
         }

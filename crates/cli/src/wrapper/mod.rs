@@ -35,6 +35,11 @@ const HEARTBEAT_ENV: &str = "WANLLMDB_HEARTBEAT_INTERVAL";
 const SHIP_EVERY: Duration = Duration::from_secs(1);
 /// …or sooner when this many bytes are waiting.
 const SHIP_BYTES: u64 = 1 << 20;
+/// While the program runs, shipping (the wrapper's work and the server's) keeps to about
+/// 1 / (1 + SHIP_REST) of the time: after a round that took t, the next waits SHIP_REST × t.
+/// Programs that log at ordinary rates never notice; one that floods its metrics file keeps
+/// its CPU, and the backlog goes out at full speed when it exits.
+const SHIP_REST: u32 = 3;
 
 /// Options of `wanllmdb run`.
 #[derive(Debug, Args)]
@@ -143,6 +148,7 @@ pub async fn run(args: RunArgs, flags: &GlobalFlags, printer: Printer) -> CliRes
         created_at: unix_now(),
     };
     let root = spool_root(&settings);
+    let fresh = !root.join("runs").join(&id).exists();
     let spool = Spool::create(&root, &meta)?;
     spool.claim()?;
     if let Some(d) = diff {
@@ -159,7 +165,10 @@ pub async fn run(args: RunArgs, flags: &GlobalFlags, printer: Printer) -> CliRes
             )),
             Ok(Err(e)) => {
                 spool.release();
-                let _ = std::fs::remove_dir_all(&spool.dir);
+                if fresh {
+                    // Nothing ran and nothing was recorded: leave no spool for `sync` to find.
+                    let _ = std::fs::remove_dir_all(&spool.dir);
+                }
                 return Err(e.into());
             }
             Err(_) => printer.warn(
@@ -439,6 +448,7 @@ async fn ship_loop(
     }
     let mut last_ship = Instant::now() - SHIP_EVERY;
     let mut retry_at: Option<Instant> = None;
+    let mut rest_until: Option<Instant> = None;
     let mut failures = 0u32;
     let mut outage = false;
     let mut blocked: Option<String> = None;
@@ -450,16 +460,21 @@ async fn ship_loop(
         if blocked.is_some() || retry_at.is_some_and(|t| Instant::now() < t) {
             continue;
         }
+        if rest_until.is_some_and(|t| Instant::now() < t) {
+            continue;
+        }
         let pending = shipper.spool.pending_bytes(&shipper.state);
         let due = !shipper.state.created
             || (pending > 0 && (last_ship.elapsed() >= SHIP_EVERY || pending >= SHIP_BYTES));
         if !due {
             continue;
         }
+        let started = Instant::now();
         match shipper.ship(Drain::Live).await {
             Ok(_) => {
                 created.store(true, Ordering::SeqCst);
                 last_ship = Instant::now();
+                rest_until = Some(last_ship + started.elapsed() * SHIP_REST);
                 retry_at = None;
                 failures = 0;
                 if outage {

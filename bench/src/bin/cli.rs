@@ -1,0 +1,400 @@
+//! Command-line benchmark: prints the figures for the run wrapper, `wanllmdb log` and
+//! `wanllmdb sync` in docs/BENCHMARKS.md.
+//!
+//! `cargo build --release -p wanllmdb -p wanllmdb-bench && ./target/release/wanllmdb-cli-bench`
+//! Options: `--lines N` (metric lines the wrapped program writes, default 1,000,000),
+//! `--reps N` (default 5), `--sync-runs N` and `--sync-points N` (default 100 × 10,000).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+
+struct Args {
+    lines: usize,
+    reps: usize,
+    sync_runs: usize,
+    sync_points: usize,
+}
+
+fn parse_args() -> Result<Args> {
+    let mut a = Args {
+        lines: 1_000_000,
+        reps: 5,
+        sync_runs: 100,
+        sync_points: 10_000,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(x) = it.next() {
+        let mut val = || -> Result<usize> { Ok(it.next().context("missing value")?.parse()?) };
+        match x.as_str() {
+            "--lines" => a.lines = val()?,
+            "--reps" => a.reps = val()?,
+            "--sync-runs" => a.sync_runs = val()?,
+            "--sync-points" => a.sync_points = val()?,
+            other => {
+                bail!("unknown argument {other}; use --lines, --reps, --sync-runs, --sync-points")
+            }
+        }
+    }
+    Ok(a)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn percentile(mut v: Vec<f64>, p: f64) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[((v.len() - 1) as f64 * p).round() as usize]
+}
+
+fn now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// The release `wanllmdb` next to this program.
+fn wanllmdb() -> Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let bin = exe.parent().context("exe dir")?.join("wanllmdb");
+    if !bin.exists() {
+        bail!(
+            "{} is missing: cargo build --release -p wanllmdb",
+            bin.display()
+        );
+    }
+    Ok(bin)
+}
+
+struct Server {
+    child: std::process::Child,
+    url: String,
+    key: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_server(bin: &Path, data: &Path) -> Result<Server> {
+    let mut child = Command::new(bin)
+        .args(["server", "--bind", "127.0.0.1:0", "--data-dir"])
+        .arg(data)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let stderr = child.stderr.take().context("stderr")?;
+    let mut lines = BufReader::new(stderr).lines();
+    let url = loop {
+        let line = lines.next().context("server exited")??;
+        if let Some(rest) = line.split("listening on ").nth(1) {
+            break rest.split_whitespace().next().context("url")?.to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines.by_ref() {});
+    let key = std::fs::read_to_string(data.join("admin-api-key"))?
+        .trim()
+        .to_string();
+    Ok(Server { child, url, key })
+}
+
+const PROGRAM: &str = r#"
+import os, sys, time
+n = int(sys.argv[1])
+t0 = time.perf_counter()
+with open(os.environ["WANLLMDB_METRICS"], "a") as f:
+    for i in range(n):
+        f.write(f'{{"step": {i}, "loss": {1.0 / (i + 1)}}}\n')
+t1 = time.perf_counter()
+print(f"elapsed={t1 - t0} end={time.time()}", flush=True)
+"#;
+
+struct Timing {
+    elapsed: f64,
+    end: f64,
+}
+
+fn parse_timing(stdout: &str) -> Result<Timing> {
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("elapsed="))
+        .context("the program printed no timing")?;
+    let mut t = Timing {
+        elapsed: 0.0,
+        end: 0.0,
+    };
+    for part in line.split_whitespace() {
+        if let Some(v) = part.strip_prefix("elapsed=") {
+            t.elapsed = v.parse()?;
+        } else if let Some(v) = part.strip_prefix("end=") {
+            t.end = v.parse()?;
+        }
+    }
+    Ok(t)
+}
+
+fn client_cmd(bin: &Path, s: &Server, cwd: &Path) -> Command {
+    let mut c = Command::new(bin);
+    c.current_dir(cwd)
+        .env("WANLLMDB_BASE_URL", &s.url)
+        .env("WANLLMDB_API_KEY", &s.key)
+        .env("WANLLMDB_KEYRING", "0")
+        .env("WANLLMDB_CONFIG_DIR", cwd.join("cfg"))
+        .env_remove("WANLLMDB_PROJECT")
+        .env_remove("WANLLMDB_RUN_ID")
+        .env_remove("WANLLMDB_METRICS");
+    c
+}
+
+fn get(s: &Server, path: &str) -> Result<Value> {
+    let out = Command::new("curl")
+        .args(["-sf", "-H", &format!("Authorization: Bearer {}", s.key)])
+        .arg(format!("{}{path}", s.url))
+        .output()?;
+    if !out.status.success() {
+        bail!("GET {path} failed");
+    }
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+fn wrapper_figures(bin: &Path, s: &Server, work: &Path, a: &Args) -> Result<()> {
+    let prog = work.join("prog.py");
+    std::fs::write(&prog, PROGRAM)?;
+    let n = a.lines.to_string();
+    let mut base = Vec::new();
+    let mut plain_file = Vec::new();
+    let mut wrapped = Vec::new();
+    let mut base_wall = Vec::new();
+    let mut wrapped_wall = Vec::new();
+    let mut drain = Vec::new();
+    for rep in 0..a.reps {
+        let t = Instant::now();
+        let out = Command::new("python3")
+            .arg(&prog)
+            .arg(&n)
+            .env("WANLLMDB_METRICS", "/dev/null")
+            .output()?;
+        base_wall.push(t.elapsed().as_secs_f64());
+        base.push(parse_timing(&String::from_utf8_lossy(&out.stdout))?.elapsed);
+
+        // The same program writing to a regular file, unwrapped: the cost of the disk alone.
+        let file = work.join("plain.jsonl");
+        let out = Command::new("python3")
+            .arg(&prog)
+            .arg(&n)
+            .env("WANLLMDB_METRICS", &file)
+            .output()?;
+        plain_file.push(parse_timing(&String::from_utf8_lossy(&out.stdout))?.elapsed);
+        std::fs::remove_file(&file)?;
+
+        let id = format!("wrap{rep:04}");
+        let t = Instant::now();
+        let out = client_cmd(bin, s, work)
+            .args([
+                "-q",
+                "run",
+                "--project",
+                "bench",
+                "--id",
+                &id,
+                "--",
+                "python3",
+            ])
+            .arg(&prog)
+            .arg(&n)
+            .output()?;
+        let exited = now();
+        wrapped_wall.push(t.elapsed().as_secs_f64());
+        if !out.status.success() {
+            bail!(
+                "wrapped run failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let timing = parse_timing(&String::from_utf8_lossy(&out.stdout))?;
+        wrapped.push(timing.elapsed);
+        drain.push(exited - timing.end);
+        let h = get(
+            s,
+            &format!("/api/v1/runs/{id}/history?keys=loss&max_points=10"),
+        )?;
+        let total = h["series"][0]["total_points"].as_u64().unwrap_or(0);
+        if total != a.lines as u64 {
+            bail!(
+                "run {id}: {total} points on the server, expected {}",
+                a.lines
+            );
+        }
+        let _ = std::fs::remove_dir_all(work.join(".wanllmdb"));
+    }
+    let b = median(base.clone());
+    let w = median(wrapped.clone());
+    println!(
+        "wrapped program writing {} metric lines: {:.3} s vs {:.3} s to /dev/null (median of {}): {:+.1} % (target <= +10 %)",
+        a.lines,
+        w,
+        b,
+        a.reps,
+        (w / b - 1.0) * 100.0
+    );
+    println!(
+        "  per repetition, /dev/null: {:?}",
+        base.iter().map(|v| format!("{v:.3}")).collect::<Vec<_>>()
+    );
+    println!(
+        "  same program writing a regular file, no wrapper: {:.3} s ({:+.1} %)",
+        median(plain_file.clone()),
+        (median(plain_file) / b - 1.0) * 100.0
+    );
+    println!(
+        "  per repetition, wrapped:   {:?}",
+        wrapped
+            .iter()
+            .map(|v| format!("{v:.3}"))
+            .collect::<Vec<_>>()
+    );
+    println!(
+        "  whole process: {:.3} s wrapped vs {:.3} s bare python",
+        median(wrapped_wall),
+        median(base_wall)
+    );
+    println!(
+        "all {} points on the server, run marked finished, after the program's exit: median {:.2} s, max {:.2} s (target < 3 s)",
+        a.lines,
+        median(drain.clone()),
+        drain.iter().cloned().fold(0.0, f64::max)
+    );
+    Ok(())
+}
+
+fn log_figures(bin: &Path, s: &Server, work: &Path) -> Result<()> {
+    let out = client_cmd(bin, s, work)
+        .args([
+            "-q",
+            "run",
+            "--project",
+            "bench",
+            "--id",
+            "logcall1",
+            "--",
+            "true",
+        ])
+        .output()?;
+    if !out.status.success() {
+        bail!("{}", String::from_utf8_lossy(&out.stderr));
+    }
+    for (label, with_step) in [("--step given", true), ("step looked up", false)] {
+        let mut times = Vec::new();
+        for i in 0..50 {
+            let step = i.to_string();
+            let mut c = client_cmd(bin, s, work);
+            c.args(["log", "--run", "logcall1"]);
+            if with_step {
+                c.args(["--step", &step]);
+            }
+            c.arg(format!("loss={}", 1.0 / (i as f64 + 1.0)));
+            let t = Instant::now();
+            let st = c.status()?;
+            times.push(t.elapsed().as_secs_f64() * 1000.0);
+            if !st.success() {
+                bail!("wanllmdb log failed");
+            }
+        }
+        println!(
+            "wanllmdb log outside a wrapper ({label}), process start to exit: median {:.1} ms, p90 {:.1} ms over 50 calls (target < 20 ms)",
+            median(times.clone()),
+            percentile(times, 0.9)
+        );
+    }
+    Ok(())
+}
+
+fn sync_figures(bin: &Path, s: &Server, work: &Path, a: &Args) -> Result<()> {
+    let root = work.join("spools");
+    for r in 0..a.sync_runs {
+        let id = format!("sync{r:04}");
+        let dir = root.join("runs").join(&id);
+        std::fs::create_dir_all(&dir)?;
+        let meta = json!({
+            "version": 1,
+            "host": s.url,
+            "run": {"project": "bench", "id": id, "config": {"lr": 0.001 * r as f64}},
+            "offline": true,
+            "created_at": now(),
+        });
+        std::fs::write(dir.join("run.json"), serde_json::to_vec(&meta)?)?;
+        let mut m = String::with_capacity(a.sync_points * 40);
+        for i in 0..a.sync_points {
+            m.push_str(&format!(
+                "{{\"step\": {i}, \"loss\": {}}}\n",
+                1.0 / (i as f64 + 1.0)
+            ));
+        }
+        std::fs::write(dir.join("metrics.jsonl"), m)?;
+        std::fs::write(
+            dir.join("exit.json"),
+            serde_json::to_vec(&json!({"state": "finished", "exit_code": 0}))?,
+        )?;
+    }
+    let t = Instant::now();
+    let out = client_cmd(bin, s, work)
+        .args(["-q", "sync"])
+        .arg(&root)
+        .output()?;
+    let secs = t.elapsed().as_secs_f64();
+    if !out.status.success() {
+        bail!("sync failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let last = format!("sync{:04}", a.sync_runs - 1);
+    let h = get(
+        s,
+        &format!("/api/v1/runs/{last}/history?keys=loss&max_points=10"),
+    )?;
+    if h["series"][0]["total_points"].as_u64() != Some(a.sync_points as u64) {
+        bail!("sync left run {last} incomplete: {h}");
+    }
+    println!(
+        "wanllmdb sync of {} spooled runs x {} points: {:.2} s (target < 5 s)",
+        a.sync_runs, a.sync_points, secs
+    );
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    let a = parse_args()?;
+    let bin = wanllmdb()?;
+    let tmp = tempfile::tempdir()?;
+    let work = tmp.path().join("work");
+    std::fs::create_dir_all(&work)?;
+    let s = start_server(&bin, &tmp.path().join("data"))?;
+    let t = Instant::now();
+    while get(&s, "/api/v1/auth/me").is_err() {
+        if t.elapsed() > Duration::from_secs(20) {
+            bail!("server not ready");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = client_cmd(&bin, &s, &work)
+        .args(["-q", "project", "create", "bench"])
+        .output()?;
+    if !out.status.success() {
+        bail!("{}", String::from_utf8_lossy(&out.stderr));
+    }
+    println!("server: {} (SQLite, separate process, same machine)", s.url);
+    log_figures(&bin, &s, &work)?;
+    sync_figures(&bin, &s, &work, &a)?;
+    wrapper_figures(&bin, &s, &work, &a)?;
+    Ok(())
+}

@@ -674,3 +674,53 @@ fn bad_input_is_exit_1_with_a_clear_message() {
     );
     assert!(stderr(&out).contains("hint:"), "{}", stderr(&out));
 }
+
+#[test]
+fn logs_follow_streams_until_the_run_ends() {
+    let env = Env::new();
+    let prog = "import time\nfor i in range(6):\n    print(f'tick {i}', flush=True)\n    time.sleep(0.3)\n";
+    write(&env.work(), "ticks.py", prog);
+    let mut cmd = env.wl(&[
+        "run",
+        "--project",
+        "follow",
+        "--id",
+        "follow01",
+        "--",
+        "python3",
+        "ticks.py",
+    ]);
+    cmd.stderr(Stdio::null());
+    let (mut wrapper, rx) = spawn_wrapper(cmd);
+    wait_for_line(&rx, "tick 0");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while env.get("/api/v1/runs/follow01").0 != 200 {
+        assert!(Instant::now() < deadline, "the run never appeared");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut follow = env
+        .wl(&["logs", "follow01", "--follow", "--format", "json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert_eq!(wait_exit(&mut wrapper).code(), Some(0));
+    let status = wait_exit(&mut follow);
+    assert!(
+        status.success(),
+        "--follow ends by itself when the run ends"
+    );
+    let mut text = String::new();
+    std::io::Read::read_to_string(follow.stdout.as_mut().unwrap(), &mut text).unwrap();
+    let msgs: Vec<String> = text
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["message"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let want: Vec<String> = (0..6).map(|i| format!("tick {i}")).collect();
+    assert_eq!(msgs, want);
+}

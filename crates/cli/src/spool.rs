@@ -267,6 +267,8 @@ struct Batch<T> {
     cursor: FileCursor,
     /// The file has nothing more to give right now.
     exhausted: bool,
+    /// The file had been truncated and was read from its start again.
+    restarted: bool,
 }
 
 /// Reads lines from `cursor` until `budget` weight is reached; `parse` turns a line into an
@@ -286,11 +288,19 @@ fn read_batch<T>(
                 items,
                 cursor,
                 exhausted: true,
+                restarted: false,
             });
         }
         Err(e) => return Err(e),
     };
     let len = file.metadata()?.len();
+    // Shorter than what was shipped: the program truncated it (reopened with "w").
+    // Start over; points already sent are stored once.
+    let restarted = len < cursor.offset;
+    if restarted {
+        cursor.offset = 0;
+        cursor.line = 0;
+    }
     let mut weight = 0usize;
     let mut buf: Vec<u8> = Vec::new();
     while cursor.offset < len && weight < budget {
@@ -360,6 +370,7 @@ fn read_batch<T>(
         items,
         cursor,
         exhausted,
+        restarted,
     })
 }
 
@@ -533,6 +544,11 @@ impl Shipper {
                 }
             })
             .map_err(|e| ApiError::Decode(format!("cannot read {}: {e}", path.display())))?;
+            if batch.restarted {
+                self.printer.warn(
+                    "the metrics file was truncated (opened with \"w\" instead of \"a\"?); reading it again from the start",
+                );
+            }
             if body.points > 0 {
                 sent += body.values as u64;
                 let path = format!("/api/v1/runs/{}/history", seg(self.run_id()));
@@ -677,6 +693,19 @@ mod tests {
         }
         assert_eq!(all.len(), 10);
         assert_eq!(cur.offset, text.len() as u64);
+    }
+
+    #[test]
+    fn a_truncated_file_is_read_again_from_the_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m.jsonl");
+        std::fs::write(&p, "a\nb\nc\n").unwrap();
+        let b = collect(&p, FileCursor::default(), Drain::Live, 100);
+        std::fs::write(&p, "d\n").unwrap();
+        let b2 = collect(&p, b.cursor, Drain::Live, 100);
+        assert!(b2.restarted);
+        assert_eq!(b2.items, ["d"]);
+        assert_eq!(b2.cursor.offset, 2);
     }
 
     #[test]

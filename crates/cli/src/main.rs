@@ -38,13 +38,13 @@ Exit codes: 0 success, 1 bad input / not found / refused, 2 unexpected failure;
 )]
 pub(crate) struct Cli {
     /// Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]
-    #[arg(long, global = true, env = env::BASE_URL, value_name = "URL")]
+    #[arg(long, global = true, env = env::BASE_URL, value_name = "URL", hide_env_values = true)]
     host: Option<String>,
     /// API key [default: the one stored by `wanllmdb login`]
     #[arg(long, global = true, env = env::API_KEY, value_name = "KEY", hide_env_values = true)]
     api_key: Option<String>,
     /// Project [default: from ./.wanllmdb.toml]
-    #[arg(long, global = true, env = env::PROJECT, value_name = "NAME")]
+    #[arg(long, global = true, env = env::PROJECT, value_name = "NAME", hide_env_values = true)]
     project: Option<String>,
     /// Print only data and errors
     #[arg(short, long, global = true)]

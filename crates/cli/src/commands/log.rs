@@ -35,7 +35,7 @@ Examples:
 Without --step, the step is one past the last step logged for these keys.")]
 pub struct LogArgs {
     /// Run id [default: the wrapped run, $WANLLMDB_RUN_ID]
-    #[arg(long, env = env::RUN_ID, value_name = "ID")]
+    #[arg(long, env = env::RUN_ID, value_name = "ID", hide_env_values = true)]
     pub run: Option<String>,
     /// Step of these values
     #[arg(long)]

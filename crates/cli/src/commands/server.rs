@@ -19,25 +19,25 @@ use crate::env;
 )]
 pub struct ServerArgs {
     /// Address and port to listen on [default: 127.0.0.1:8080]
-    #[arg(long, env = env::BIND, value_name = "ADDR")]
+    #[arg(long, env = env::BIND, value_name = "ADDR", hide_env_values = true)]
     pub bind: Option<SocketAddr>,
     /// Directory for the SQLite database, files and the admin key [default: the platform data directory]
-    #[arg(long, env = env::DATA_DIR, value_name = "DIR")]
+    #[arg(long, env = env::DATA_DIR, value_name = "DIR", hide_env_values = true)]
     pub data_dir: Option<PathBuf>,
     /// Database: sqlite://FILE or postgres://USER:PASSWORD@HOST/DB [default: SQLite in the data directory]
     #[arg(long, env = env::DATABASE_URL, value_name = "URL", hide_env_values = true)]
     pub database_url: Option<String>,
     /// TOML file with any of: bind, data_dir, database_url, max_body_bytes, heartbeat_timeout_secs, allow_registration, jwt_secret
-    #[arg(long, env = env::CONFIG, value_name = "FILE")]
+    #[arg(long, env = env::CONFIG, value_name = "FILE", hide_env_values = true)]
     pub config: Option<PathBuf>,
     /// Largest accepted request body in bytes, after decompression [default: 67108864]
-    #[arg(long, env = env::MAX_BODY_BYTES, value_name = "BYTES")]
+    #[arg(long, env = env::MAX_BODY_BYTES, value_name = "BYTES", hide_env_values = true)]
     pub max_body_bytes: Option<usize>,
     /// Seconds without a heartbeat after which a running run is marked crashed [default: 300]
-    #[arg(long, env = env::HEARTBEAT_TIMEOUT, value_name = "SECONDS")]
+    #[arg(long, env = env::HEARTBEAT_TIMEOUT, value_name = "SECONDS", hide_env_values = true)]
     pub heartbeat_timeout: Option<u64>,
     /// Let anyone register an account (true) or only administrators create them (false) [default: true]
-    #[arg(long, env = env::ALLOW_REGISTRATION, value_name = "BOOL")]
+    #[arg(long, env = env::ALLOW_REGISTRATION, value_name = "BOOL", hide_env_values = true)]
     pub allow_registration: Option<bool>,
     /// Secret for signing session tokens; generated and kept in the database when unset
     #[arg(long, env = env::JWT_SECRET, value_name = "SECRET", hide_env_values = true)]

@@ -81,7 +81,7 @@ pub struct RunArgs {
     #[arg(long = "config", value_name = "FILE|KEY=VALUE")]
     pub config: Vec<String>,
     /// Also record `key: value` / `key=value` numbers from output lines matching this regex
-    #[arg(long, env = env::SCALARS, value_name = "REGEX")]
+    #[arg(long, env = env::SCALARS, value_name = "REGEX", hide_env_values = true)]
     pub scalars: Option<String>,
     /// Do not contact the server; upload later with `wanllmdb sync`
     #[arg(long)]

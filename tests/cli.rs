@@ -7,10 +7,9 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use reqwest::blocking::Client;
 use serde_json::Value;
 
-use super::{Server, binary, signal, start, start_at, wait_exit};
+use super::{Server, binary, http, signal, start, start_at, wait_exit};
 
 /// A server, its admin key and a working directory for the client.
 struct Env {
@@ -57,7 +56,7 @@ impl Env {
     }
 
     fn get(&self, path: &str) -> (u16, Value) {
-        let r = Client::new()
+        let r = http()
             .get(format!("{}{path}", self.server.url))
             .bearer_auth(&self.key)
             .send()
@@ -422,7 +421,7 @@ fn server_outages_lose_and_duplicate_nothing() {
     let status = wait_exit(&mut child);
     assert_eq!(status.code(), Some(0));
 
-    let c = Client::new();
+    let c = http();
     let run: Value = c
         .get(format!("{url}/api/v1/runs/outage01"))
         .bearer_auth(&key)

@@ -15,6 +15,13 @@ use serde_json::{Value, json};
 
 mod cli;
 
+/// An HTTP client. The workspace builds reqwest with TLS but without a built-in crypto
+/// provider (the binary brings ring, shared with PostgreSQL's TLS), so install it first.
+fn http() -> Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    Client::new()
+}
+
 /// Path of the `wanllmdb` binary, built on first use (it lives in another package).
 fn binary() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
@@ -137,7 +144,7 @@ fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
 fn whole_flow_survives_restart_and_kill_9() {
     use reqwest::Method;
     let dir = tempfile::tempdir().unwrap();
-    let c = Client::new();
+    let c = http();
 
     let mut s = start(dir.path(), &[]);
     let key = s

@@ -252,6 +252,8 @@ async fn process_figures(bin: &PathBuf) -> Result<(f64, f64)> {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<()> {
     let args = parse_args()?;
+    // reqwest is built with TLS but no crypto provider of its own (see crates/cli).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir()?;
     let mut cfg = ServerConfig::new(dir.path());
     cfg.max_body_bytes = 256 * 1024 * 1024;

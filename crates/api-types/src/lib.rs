@@ -4,6 +4,7 @@
 //! UTC unless a field says "Unix seconds".
 
 pub mod auth;
+pub mod files;
 pub mod logs;
 pub mod metrics;
 pub mod projects;

@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::{DefaultPredicate, NotForContentType, Predicate};
 use tower_http::trace::TraceLayer;
 use utoipa_axum::router::OpenApiRouter;
 
@@ -34,6 +35,8 @@ pub struct AppState {
     pub log_events: broadcast::Sender<i64>,
     /// The OpenAPI document, serialised once.
     pub openapi_json: Arc<String>,
+    /// Blob storage (run files).
+    pub blobs: crate::blobs::BlobStore,
 }
 
 /// Builds the whole router (API, health, OpenAPI) for a state.
@@ -43,7 +46,8 @@ pub fn router(state: AppState) -> Router {
         .merge(projects::routes::router())
         .merge(runs::routes::router())
         .merge(metrics::routes::router())
-        .merge(logs::routes::router());
+        .merge(logs::routes::router())
+        .merge(crate::files::routes::router());
     let (api, _) = OpenApiRouter::with_openapi(openapi::base())
         .nest("/api/v1", api)
         .split_for_parts();
@@ -57,7 +61,16 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         // Fastest level: metric histories are large, and level 6 costs far more CPU than it saves.
-        .layer(CompressionLayer::new().quality(tower_http::CompressionLevel::Fastest))
+        .layer(
+            CompressionLayer::new()
+                .quality(tower_http::CompressionLevel::Fastest)
+                // Blob bytes are sent as they are: compressing gigabytes of checkpoints on the
+                // fly costs CPU and saves little.
+                .compress_when(
+                    DefaultPredicate::new()
+                        .and(NotForContentType::const_new("application/octet-stream")),
+                ),
+        )
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -69,7 +82,8 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
         .merge(projects::routes::router())
         .merge(runs::routes::router())
         .merge(metrics::routes::router())
-        .merge(logs::routes::router());
+        .merge(logs::routes::router())
+        .merge(crate::files::routes::router());
     let (_, doc) = OpenApiRouter::with_openapi(openapi::base())
         .nest("/api/v1", api)
         .split_for_parts();
@@ -139,6 +153,7 @@ pub async fn build_state(
     let openapi_json = Arc::new(
         serde_json::to_string(&openapi_document()).map_err(|e| StartError::Other(e.to_string()))?,
     );
+    let blobs = crate::blobs::BlobStore::local(config.data_dir.join("blobs"));
     let state = AppState {
         store,
         config: Arc::new(config),
@@ -146,6 +161,7 @@ pub async fn build_state(
         dummy_hash,
         log_events,
         openapi_json,
+        blobs,
     };
     let admin_key = bootstrap_admin(&state).await?;
     Ok((state, admin_key))

@@ -5,9 +5,11 @@
 pub mod app;
 pub mod audit;
 pub mod auth;
+pub mod blobs;
 pub mod config;
 pub mod error;
 mod extract;
+pub mod files;
 pub mod health;
 pub mod logs;
 pub mod metrics;

@@ -98,6 +98,22 @@ impl TokenKeys {
         }
     }
 
+    /// Signs short-lived claims of another kind than session tokens (e.g. blob transfers).
+    pub fn sign<T: Serialize>(&self, claims: &T) -> Result<String, jsonwebtoken::errors::Error> {
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding)
+    }
+
+    /// Checks a token made by `sign` (signature and `exp`) and decodes its claims.
+    pub fn verify<T: serde::de::DeserializeOwned>(
+        &self,
+        token: &str,
+    ) -> Result<T, jsonwebtoken::errors::Error> {
+        let mut v = Validation::new(Algorithm::HS256);
+        v.leeway = 0;
+        v.set_required_spec_claims(&["exp"]);
+        jsonwebtoken::decode::<T>(token, &self.decoding, &v).map(|d| d.claims)
+    }
+
     /// The configured secret, or the one kept in the database (created on first start).
     pub async fn load(store: &Store, configured: Option<&str>) -> Result<TokenKeys, sqlx::Error> {
         if let Some(s) = configured {

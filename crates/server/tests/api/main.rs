@@ -4,6 +4,7 @@
 
 mod accounts;
 mod errors;
+mod files;
 mod logs;
 mod matrix;
 mod metrics;
@@ -89,6 +90,8 @@ impl Ctx {
             .await
             .unwrap();
         let admin_key = server.admin_api_key.clone().expect("bootstrap admin key");
+        // reqwest is built with TLS but no crypto provider of its own (see crates/cli).
+        let _ = rustls::crypto::ring::default_provider().install_default();
         Ctx {
             backend,
             url: server.url(),

@@ -1,0 +1,154 @@
+//! Files attached to runs, stored once per content (SHA-256) on the server.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Longest file path, in bytes.
+pub const MAX_PATH_LEN: usize = 1024;
+
+/// A file the client wants to attach, described by its content.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FileSpec {
+    /// Relative path, `/`-separated (e.g. `checkpoints/last.pt`).
+    pub path: String,
+    /// SHA-256 of the bytes, lowercase hex.
+    pub sha256: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// `POST /api/v1/runs/{id}/files`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PutFilesRequest {
+    /// The files (at most 10,000 per request).
+    pub files: Vec<FileSpec>,
+}
+
+/// What happens to a file of a put request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum FileStatus {
+    /// Attached already: the server holds these bytes for this project.
+    Stored,
+    /// Send the bytes with `PUT upload_url`; the file is attached when they arrive intact.
+    Upload,
+}
+
+/// The answer for one file of a put request.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct FileTicket {
+    /// Normalised path.
+    pub path: String,
+    /// SHA-256 of the bytes.
+    pub sha256: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Stored, or upload needed.
+    pub status: FileStatus,
+    /// Where to `PUT` the bytes (relative to the server's base URL unless absolute).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload_url: Option<String>,
+    /// Seconds the upload URL stays valid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in: Option<i64>,
+}
+
+/// Answer to `POST /api/v1/runs/{id}/files`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PutFilesResponse {
+    /// One ticket per requested file, in order.
+    pub files: Vec<FileTicket>,
+}
+
+/// A file attached to a run.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RunFile {
+    /// Relative path.
+    pub path: String,
+    /// SHA-256 of the bytes, lowercase hex.
+    pub sha256: String,
+    /// MD5 of the bytes, lowercase hex.
+    pub md5: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// When it was attached (RFC 3339).
+    pub created_at: String,
+    /// Who attached it.
+    pub created_by: Option<String>,
+    /// Short-lived URL to `GET` the bytes (only on single-file requests).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub download_url: Option<String>,
+}
+
+/// Whether `s` is a SHA-256 in lowercase hex.
+pub fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// Normalises a file path: relative, `/`-separated, no `..`, no NUL, control characters or
+/// backslashes; `.` and empty segments are dropped. The error says what is wrong.
+pub fn normalize_path(p: &str) -> Result<String, String> {
+    if p.is_empty() {
+        return Err("the path is empty".into());
+    }
+    if p.len() > MAX_PATH_LEN {
+        return Err(format!("the path is longer than {MAX_PATH_LEN} bytes"));
+    }
+    if p.contains('\\') {
+        return Err(format!("{p:?}: use / between directories, not \\"));
+    }
+    if p.chars().any(|c| c.is_control()) {
+        return Err(format!("{p:?} contains a NUL or control character"));
+    }
+    if p.starts_with('/') || (p.len() >= 2 && p.as_bytes()[1] == b':') {
+        return Err(format!("{p:?} is absolute; paths are relative"));
+    }
+    let mut parts = Vec::new();
+    for seg in p.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => return Err(format!("{p:?} contains '..'")),
+            s => parts.push(s),
+        }
+    }
+    if parts.is_empty() {
+        return Err(format!("{p:?} names no file"));
+    }
+    Ok(parts.join("/"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_normalised_or_refused() {
+        assert_eq!(normalize_path("a/./b//c.txt").unwrap(), "a/b/c.txt");
+        assert_eq!(normalize_path("./x").unwrap(), "x");
+        for bad in [
+            "",
+            "/etc/passwd",
+            "../x",
+            "a/../../b",
+            "a\\b",
+            "a\0b",
+            "C:/x",
+            ".",
+            "a/\n",
+        ] {
+            assert!(normalize_path(bad).is_err(), "{bad:?}");
+        }
+        assert!(normalize_path(&"a".repeat(MAX_PATH_LEN + 1)).is_err());
+    }
+
+    #[test]
+    fn digests_are_lowercase_hex() {
+        assert!(is_sha256_hex(&"a".repeat(64)));
+        assert!(!is_sha256_hex(&"A".repeat(64)));
+        assert!(!is_sha256_hex("abc"));
+    }
+}

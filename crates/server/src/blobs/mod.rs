@@ -1,0 +1,123 @@
+//! Content-addressed blob storage: a blob's key is the SHA-256 of its bytes, so equal content
+//! is stored once. This is the local-directory backend (`<data-dir>/blobs/sha256/ab/abcd…`).
+//! Bytes are streamed in and out: a blob is never held in memory, and it is only kept when
+//! what arrived hashes to the digest it was announced with.
+
+use std::path::PathBuf;
+
+use axum::body::Body;
+use futures_util::StreamExt;
+use md5::Md5;
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+
+/// Why a blob was not stored.
+#[derive(Debug, thiserror::Error)]
+pub enum BlobError {
+    /// The bytes do not match the announced digest or size.
+    #[error("{0}")]
+    Mismatch(String),
+    /// The client went away or the disk failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// What a completed upload produced.
+#[derive(Debug, Clone)]
+pub struct StoredBlob {
+    /// MD5 of the bytes, hex.
+    pub md5: String,
+}
+
+/// The local blob directory.
+#[derive(Debug, Clone)]
+pub struct BlobStore {
+    root: PathBuf,
+}
+
+impl BlobStore {
+    /// Blobs under `root`.
+    pub fn local(root: PathBuf) -> BlobStore {
+        BlobStore { root }
+    }
+
+    fn path(&self, digest: &str) -> PathBuf {
+        self.root.join("sha256").join(&digest[..2]).join(digest)
+    }
+
+    /// Whether the bytes of `digest` are stored.
+    pub async fn exists(&self, digest: &str) -> bool {
+        tokio::fs::metadata(self.path(digest)).await.is_ok()
+    }
+
+    /// Streams `body` to storage, checking it is exactly `size` bytes hashing to `digest`.
+    pub async fn write(
+        &self,
+        digest: &str,
+        size: u64,
+        body: Body,
+    ) -> Result<StoredBlob, BlobError> {
+        let dir = self.root.join("tmp");
+        tokio::fs::create_dir_all(&dir).await?;
+        let tmp = dir.join(format!("{digest}.{}", crate::auth::random_hex(8)));
+        let result = self.receive(&tmp, digest, size, body).await;
+        if result.is_err() {
+            let _ = tokio::fs::remove_file(&tmp).await;
+        }
+        result
+    }
+
+    async fn receive(
+        &self,
+        tmp: &std::path::Path,
+        digest: &str,
+        size: u64,
+        body: Body,
+    ) -> Result<StoredBlob, BlobError> {
+        let mut file = tokio::fs::File::create(tmp).await?;
+        let mut sha = Sha256::new();
+        let mut md5 = Md5::new();
+        let mut got = 0u64;
+        let mut stream = body.into_data_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| {
+                BlobError::Io(std::io::Error::other(format!("upload interrupted: {e}")))
+            })?;
+            got += chunk.len() as u64;
+            if got > size {
+                return Err(BlobError::Mismatch(format!(
+                    "more than the announced {size} bytes arrived"
+                )));
+            }
+            sha.update(&chunk);
+            md5.update(&chunk);
+            file.write_all(&chunk).await?;
+        }
+        if got != size {
+            return Err(BlobError::Mismatch(format!(
+                "{got} bytes arrived, {size} were announced"
+            )));
+        }
+        let actual = hex::encode(sha.finalize());
+        if actual != digest {
+            return Err(BlobError::Mismatch(format!(
+                "the bytes hash to sha256 {actual}, not the announced {digest}"
+            )));
+        }
+        file.sync_all().await?;
+        drop(file);
+        let dest = self.path(digest);
+        if let Some(parent) = dest.parent() {
+            tokio::fs::create_dir_all(parent).await?;
+        }
+        tokio::fs::rename(tmp, &dest).await?;
+        Ok(StoredBlob {
+            md5: hex::encode(md5.finalize()),
+        })
+    }
+
+    /// Opens a stored blob for reading.
+    pub async fn open(&self, digest: &str) -> std::io::Result<tokio::fs::File> {
+        tokio::fs::File::open(self.path(digest)).await
+    }
+}

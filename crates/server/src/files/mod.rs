@@ -1,0 +1,352 @@
+//! Files attached to runs: configs, checkpoints, plots, the git diff of a dirty tree.
+//!
+//! A put names each file by path and content (SHA-256, size). Bytes this project already
+//! holds are attached at once; for the rest the answer carries a short-lived signed upload
+//! URL, and the file is attached when bytes hashing to the digest arrive there. Whether the
+//! server holds a blob is only ever answered for the run's own project, so citing a digest
+//! seen elsewhere never grants its bytes.
+
+pub mod routes;
+
+use axum::body::Body;
+use axum::http::{HeaderValue, header};
+use axum::response::Response;
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+use wanllmdb_api_types::files::{
+    FileStatus, FileTicket, PutFilesRequest, PutFilesResponse, RunFile, is_sha256_hex,
+    normalize_path,
+};
+
+use crate::app::AppState;
+use crate::audit::{self, AuditEvent};
+use crate::auth::Actor;
+use crate::blobs::BlobError;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::ClientInfo;
+use crate::on_backend;
+use crate::runs::{RunRow, Runs};
+use crate::store::{format_time, now_us};
+
+/// Most files in one put request.
+const MAX_FILES_PER_PUT: usize = 10_000;
+/// Seconds an upload URL stays valid.
+const UPLOAD_TTL: i64 = 3600;
+/// Seconds a download URL stays valid.
+const DOWNLOAD_TTL: i64 = 300;
+
+/// What a signed blob URL allows.
+#[derive(Debug, Serialize, Deserialize)]
+struct BlobClaims {
+    /// `put` or `get`.
+    op: String,
+    dig: String,
+    size: u64,
+    exp: i64,
+    /// For uploads: where the file is attached once the bytes arrive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    run: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    uid: Option<i64>,
+}
+
+/// The run-files service.
+pub struct Files<'a> {
+    /// Shared state.
+    pub state: &'a AppState,
+}
+
+impl Files<'_> {
+    /// Attaches what the project already holds and hands out upload URLs for the rest.
+    pub async fn put(
+        &self,
+        actor: &Actor,
+        run_id: &str,
+        req: PutFilesRequest,
+    ) -> ApiResult<PutFilesResponse> {
+        let (run, _) = Runs { state: self.state }
+            .load_for_write(actor, run_id)
+            .await?;
+        let user = actor.require_user()?.id;
+        if req.files.len() > MAX_FILES_PER_PUT {
+            return Err(ApiError::invalid(format!(
+                "at most {MAX_FILES_PER_PUT} files per request; split the list"
+            )));
+        }
+        let mut checked = Vec::with_capacity(req.files.len());
+        for (i, f) in req.files.into_iter().enumerate() {
+            let path = normalize_path(&f.path)
+                .map_err(|e| ApiError::invalid(format!("files[{i}].path: {e}")))?;
+            if !is_sha256_hex(&f.sha256) {
+                return Err(ApiError::invalid(format!(
+                    "files[{i}].sha256 must be 64 lowercase hex characters"
+                )));
+            }
+            checked.push((path, f.sha256, f.size));
+        }
+        let mut out = Vec::with_capacity(checked.len());
+        for (path, digest, size) in checked {
+            if self.project_holds(&run, &digest, size).await? {
+                self.attach(run.pk, &path, &digest, user).await?;
+                out.push(FileTicket {
+                    path,
+                    sha256: digest,
+                    size,
+                    status: FileStatus::Stored,
+                    upload_url: None,
+                    expires_in: None,
+                });
+                continue;
+            }
+            let claims = BlobClaims {
+                op: "put".into(),
+                dig: digest.clone(),
+                size,
+                exp: now_us() / 1_000_000 + UPLOAD_TTL,
+                run: Some(run.pk),
+                path: Some(path.clone()),
+                uid: Some(user),
+            };
+            out.push(FileTicket {
+                path,
+                sha256: digest,
+                size,
+                status: FileStatus::Upload,
+                upload_url: Some(self.blob_url(&claims)?),
+                expires_in: Some(UPLOAD_TTL),
+            });
+        }
+        Ok(PutFilesResponse { files: out })
+    }
+
+    fn blob_url(&self, claims: &BlobClaims) -> ApiResult<String> {
+        let token = self
+            .state
+            .keys
+            .sign(claims)
+            .map_err(|e| ApiError::Internal(format!("cannot sign a URL: {e}")))?;
+        Ok(format!("/api/v1/blobs/{token}"))
+    }
+
+    /// Whether a run of the same project already has these bytes (and the store has them).
+    async fn project_holds(&self, run: &RunRow, digest: &str, size: u64) -> ApiResult<bool> {
+        let known: Option<i64> = on_backend!(self.state.store, read pool => {
+            sqlx::query_scalar(
+                "SELECT b.size FROM run_files rf JOIN runs r ON r.pk = rf.run_pk JOIN blobs b ON b.digest = rf.digest \
+                 WHERE rf.digest = $1 AND r.project_id = $2 LIMIT 1",
+            )
+            .bind(digest)
+            .bind(run.project_id)
+            .fetch_optional(pool)
+            .await?
+        });
+        Ok(known == Some(size as i64) && self.state.blobs.exists(digest).await)
+    }
+
+    async fn attach(&self, run_pk: i64, path: &str, digest: &str, user: i64) -> ApiResult<()> {
+        on_backend!(self.state.store, write pool => {
+            sqlx::query(
+                "INSERT INTO run_files (run_pk, path, digest, created_by, created_at) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (run_pk, path) DO UPDATE SET digest = excluded.digest, \
+                 created_by = excluded.created_by, created_at = excluded.created_at",
+            )
+            .bind(run_pk)
+            .bind(path)
+            .bind(digest)
+            .bind(user)
+            .bind(now_us())
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Receives the bytes of a signed upload and attaches the file.
+    pub async fn receive(&self, token: &str, body: Body) -> ApiResult<RunFile> {
+        let c: BlobClaims = self.claims(token, "put")?;
+        let (Some(run_pk), Some(path), Some(uid)) = (c.run, c.path.clone(), c.uid) else {
+            return Err(ApiError::invalid("this URL is not an upload URL"));
+        };
+        let stored = self
+            .state
+            .blobs
+            .write(&c.dig, c.size, body)
+            .await
+            .map_err(|e| match e {
+                BlobError::Mismatch(m) => ApiError::invalid(format!("upload rejected: {m}")),
+                BlobError::Io(e) => ApiError::Unavailable(format!("upload not stored: {e}")),
+            })?;
+        on_backend!(self.state.store, write pool => {
+            sqlx::query("INSERT INTO blobs (digest, size, md5, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (digest) DO NOTHING")
+                .bind(&c.dig)
+                .bind(c.size as i64)
+                .bind(&stored.md5)
+                .bind(now_us())
+                .execute(pool)
+                .await?;
+        });
+        let exists: Option<i64> = on_backend!(self.state.store, read pool => {
+            sqlx::query_scalar("SELECT pk FROM runs WHERE pk = $1")
+                .bind(run_pk)
+                .fetch_optional(pool)
+                .await?
+        });
+        if exists.is_none() {
+            return Err(ApiError::not_found("run"));
+        }
+        self.attach(run_pk, &path, &c.dig, uid).await?;
+        self.row(run_pk, &path)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("file {path}")))
+    }
+
+    fn claims(&self, token: &str, op: &str) -> ApiResult<BlobClaims> {
+        let c: BlobClaims = self.state.keys.verify(token).map_err(|_| {
+            ApiError::Forbidden(
+                "this transfer URL is invalid or has expired; ask for a new one".into(),
+            )
+        })?;
+        if c.op != op || !is_sha256_hex(&c.dig) {
+            return Err(ApiError::Forbidden(format!("this URL does not allow {op}")));
+        }
+        Ok(c)
+    }
+
+    /// Streams the bytes of a signed download.
+    pub async fn send(&self, token: &str) -> ApiResult<Response> {
+        let c = self.claims(token, "get")?;
+        let file = self
+            .state
+            .blobs
+            .open(&c.dig)
+            .await
+            .map_err(|_| ApiError::not_found("blob"))?;
+        let stream = tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024);
+        let mut resp = Response::new(Body::from_stream(stream));
+        let h = resp.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        );
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from(c.size));
+        if let Ok(v) = HeaderValue::from_str(&c.dig) {
+            h.insert("x-checksum-sha256", v);
+        }
+        Ok(resp)
+    }
+
+    /// Files of a run, by path.
+    pub async fn list(&self, actor: &Actor, run_id: &str) -> ApiResult<Vec<RunFile>> {
+        let (run, _) = Runs { state: self.state }.load(actor, run_id).await?;
+        let rows = on_backend!(self.state.store, read pool => {
+            sqlx::query(
+                "SELECT rf.path, rf.digest, b.size, b.md5, rf.created_at, u.username FROM run_files rf \
+                 JOIN blobs b ON b.digest = rf.digest LEFT JOIN users u ON u.id = rf.created_by \
+                 WHERE rf.run_pk = $1 ORDER BY rf.path",
+            )
+            .bind(run.pk)
+            .fetch_all(pool)
+            .await?
+            .into_iter()
+            .map(|r| to_file(&r))
+            .collect::<Result<Vec<_>, sqlx::Error>>()?
+        });
+        Ok(rows)
+    }
+
+    async fn row(&self, run_pk: i64, path: &str) -> ApiResult<Option<RunFile>> {
+        let row = on_backend!(self.state.store, read pool => {
+            match sqlx::query(
+                "SELECT rf.path, rf.digest, b.size, b.md5, rf.created_at, u.username FROM run_files rf \
+                 JOIN blobs b ON b.digest = rf.digest LEFT JOIN users u ON u.id = rf.created_by \
+                 WHERE rf.run_pk = $1 AND rf.path = $2",
+            )
+            .bind(run_pk)
+            .bind(path)
+            .fetch_optional(pool)
+            .await?
+            {
+                Some(r) => Some(to_file(&r)?),
+                None => None,
+            }
+        });
+        Ok(row)
+    }
+
+    /// One file, with a short-lived download URL; recorded in the audit log.
+    pub async fn get(
+        &self,
+        actor: &Actor,
+        run_id: &str,
+        path: &str,
+        client: &ClientInfo,
+    ) -> ApiResult<RunFile> {
+        let (run, _) = Runs { state: self.state }.load(actor, run_id).await?;
+        let path = normalize_path(path).map_err(|e| ApiError::invalid(format!("path: {e}")))?;
+        let mut f = self
+            .row(run.pk, &path)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("file {path} of run {run_id}")))?;
+        let claims = BlobClaims {
+            op: "get".into(),
+            dig: f.sha256.clone(),
+            size: f.size,
+            exp: now_us() / 1_000_000 + DOWNLOAD_TTL,
+            run: None,
+            path: None,
+            uid: None,
+        };
+        f.download_url = Some(self.blob_url(&claims)?);
+        let mut ev = AuditEvent::new("run_file_download", "data_access", "info")
+            .client(client)
+            .resource(format!("run:{run_id}/{path}"))
+            .status(200);
+        if let Some(u) = &actor.user {
+            ev = ev.user(u.id, &u.username);
+        }
+        audit::record(&self.state.store, ev).await;
+        Ok(f)
+    }
+
+    /// Detaches a file (the bytes stay until garbage collection).
+    pub async fn delete(&self, actor: &Actor, run_id: &str, path: &str) -> ApiResult<()> {
+        let (run, _) = Runs { state: self.state }
+            .load_for_write(actor, run_id)
+            .await?;
+        let path = normalize_path(path).map_err(|e| ApiError::invalid(format!("path: {e}")))?;
+        let n = on_backend!(self.state.store, write pool => {
+            sqlx::query("DELETE FROM run_files WHERE run_pk = $1 AND path = $2")
+                .bind(run.pk)
+                .bind(&path)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        if n == 0 {
+            return Err(ApiError::not_found(format!("file {path} of run {run_id}")));
+        }
+        Ok(())
+    }
+}
+
+fn to_file<R: Row>(r: &R) -> Result<RunFile, sqlx::Error>
+where
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    i64: for<'a> sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    String: for<'a> sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    Option<String>: for<'a> sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+{
+    let size: i64 = r.try_get("size")?;
+    let created: i64 = r.try_get("created_at")?;
+    Ok(RunFile {
+        path: r.try_get("path")?,
+        sha256: r.try_get("digest")?,
+        md5: r.try_get("md5")?,
+        size: size as u64,
+        created_at: format_time(created),
+        created_by: r.try_get("username")?,
+        download_url: None,
+    })
+}

@@ -1,0 +1,119 @@
+//! HTTP handlers for run files (/api/v1/runs/{id}/files, /file) and signed blob transfers
+//! (/api/v1/blobs/{token}).
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::Deserialize;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use wanllmdb_api_types::ErrorBody;
+use wanllmdb_api_types::files::{PutFilesRequest, PutFilesResponse, RunFile};
+
+use super::Files;
+use crate::app::AppState;
+use crate::auth::Actor;
+use crate::error::ApiResult;
+use crate::extract::{ClientInfo, JsonBody, Query};
+
+/// The run-file and blob routes.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(put_files, list_files))
+        .routes(routes!(get_file, delete_file))
+        .routes(routes!(download_blob, upload_blob))
+        // Uploads are limited by the size their URL was signed for, not the JSON body limit.
+        .layer(DefaultBodyLimit::disable())
+}
+
+/// Attach files to a run: what the project already holds is attached at once, the rest
+/// gets signed upload URLs.
+#[utoipa::path(post, path = "/runs/{id}/files", tag = "files", params(("id" = String, Path)),
+    request_body = PutFilesRequest,
+    responses((status = 200, body = PutFilesResponse), (status = 400, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn put_files(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    JsonBody(req): JsonBody<PutFilesRequest>,
+) -> ApiResult<Json<PutFilesResponse>> {
+    Ok(Json(Files { state: &state }.put(&actor, &id, req).await?))
+}
+
+/// Files of a run, by path.
+#[utoipa::path(get, path = "/runs/{id}/files", tag = "files", params(("id" = String, Path)),
+    responses((status = 200, body = Vec<RunFile>), (status = 404, body = ErrorBody)))]
+async fn list_files(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<RunFile>>> {
+    Ok(Json(Files { state: &state }.list(&actor, &id).await?))
+}
+
+/// Which file.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+struct FileQuery {
+    /// The file's path, e.g. `checkpoints/last.pt`.
+    path: String,
+}
+
+/// One file, with a download URL valid for five minutes (recorded in the audit log).
+#[utoipa::path(get, path = "/runs/{id}/file", tag = "files", params(("id" = String, Path), FileQuery),
+    responses((status = 200, body = RunFile), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn get_file(
+    State(state): State<AppState>,
+    actor: Actor,
+    client: ClientInfo,
+    Path(id): Path<String>,
+    Query(q): Query<FileQuery>,
+) -> ApiResult<Json<RunFile>> {
+    Ok(Json(
+        Files { state: &state }
+            .get(&actor, &id, &q.path, &client)
+            .await?,
+    ))
+}
+
+/// Detach a file from a run.
+#[utoipa::path(delete, path = "/runs/{id}/file", tag = "files", params(("id" = String, Path), FileQuery),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn delete_file(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+    Query(q): Query<FileQuery>,
+) -> ApiResult<StatusCode> {
+    Files { state: &state }.delete(&actor, &id, &q.path).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Download bytes with a signed URL (from `GET /runs/{id}/file`). No other credentials.
+#[utoipa::path(get, path = "/blobs/{token}", tag = "files", params(("token" = String, Path)),
+    responses((status = 200, description = "the bytes", content_type = "application/octet-stream"),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn download_blob(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+) -> ApiResult<Response> {
+    Files { state: &state }.send(&token).await
+}
+
+/// Upload bytes with a signed URL (from `POST /runs/{id}/files`). They must be exactly the
+/// announced size and hash to the announced SHA-256, or nothing is stored.
+#[utoipa::path(put, path = "/blobs/{token}", tag = "files", params(("token" = String, Path)),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    responses((status = 200, body = RunFile), (status = 400, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn upload_blob(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    body: Body,
+) -> ApiResult<Json<RunFile>> {
+    Ok(Json(Files { state: &state }.receive(&token, body).await?))
+}

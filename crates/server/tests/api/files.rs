@@ -1,0 +1,249 @@
+//! Run files: the signed upload/download flow, digest checks, dedup that never crosses
+//! projects, path rules and permissions.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::{Ctx, assert_error, each_backend, read};
+
+fn sha(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+async fn put(ctx: &Ctx, key: &str, run: &str, files: Value) -> (StatusCode, Value) {
+    ctx.post(
+        &format!("/api/v1/runs/{run}/files"),
+        Some(key),
+        json!({"files": files}),
+    )
+    .await
+}
+
+async fn upload(ctx: &Ctx, url: &str, bytes: &[u8]) -> (StatusCode, Value) {
+    read(
+        ctx.req(Method::PUT, url, None)
+            .body(bytes.to_vec())
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+}
+
+async fn download(ctx: &Ctx, key: &str, run: &str, path: &str) -> Vec<u8> {
+    let (s, f) = ctx
+        .get(&format!("/api/v1/runs/{run}/file?path={path}"), Some(key))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{f}");
+    let r = ctx
+        .req(Method::GET, f["download_url"].as_str().unwrap(), None)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        r.headers()["x-checksum-sha256"],
+        f["sha256"].as_str().unwrap()
+    );
+    r.bytes().await.unwrap().to_vec()
+}
+
+each_backend!(upload_attach_download_and_delete, |ctx| {
+    let k = ctx.user("alice").await;
+    ctx.project(&k, "f", "private").await;
+    let run = ctx.run(&k, "f", json!({})).await;
+    let data = b"epoch,loss\n1,0.5\n".repeat(1000);
+    let digest = sha(&data);
+    let (s, b) = put(
+        &ctx,
+        &k,
+        &run,
+        json!([{"path": "./logs//metrics.csv", "sha256": digest, "size": data.len()}]),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let t = &b["files"][0];
+    assert_eq!(t["path"], "logs/metrics.csv");
+    assert_eq!(t["status"], "upload");
+    let url = t["upload_url"].as_str().unwrap().to_string();
+    assert!(url.starts_with("/api/v1/blobs/"));
+
+    // Wrong bytes for the digest, or the wrong size: nothing is stored.
+    let mut corrupt = data.clone();
+    corrupt[0] = b'X';
+    let (s, b) = upload(&ctx, &url, &corrupt).await;
+    assert_error(s, &b, StatusCode::BAD_REQUEST, "invalid_input");
+    assert!(
+        b["error"]["message"].as_str().unwrap().contains("hash"),
+        "{b}"
+    );
+    let (s, b) = upload(&ctx, &url, &data[..100]).await;
+    assert_error(s, &b, StatusCode::BAD_REQUEST, "invalid_input");
+    let (_, list) = ctx
+        .get(&format!("/api/v1/runs/{run}/files"), Some(&k))
+        .await;
+    assert_eq!(list, json!([]));
+
+    // The right bytes (a retry of the same URL) are attached.
+    let (s, f) = upload(&ctx, &url, &data).await;
+    assert_eq!(s, StatusCode::OK, "{f}");
+    assert_eq!(f["sha256"], digest);
+    assert_eq!(f["md5"], hex::encode(md5_of(&data)));
+    assert_eq!(f["size"], data.len());
+    assert_eq!(f["created_by"], "alice");
+    let (_, list) = ctx
+        .get(&format!("/api/v1/runs/{run}/files"), Some(&k))
+        .await;
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(download(&ctx, &k, &run, "logs/metrics.csv").await, data);
+    assert_eq!(
+        ctx.count(
+            "SELECT COUNT(*) FROM audit_events WHERE event_type = $1",
+            "run_file_download"
+        )
+        .await,
+        1
+    );
+
+    // The same content under another name in the same project: attached without an upload.
+    let run2 = ctx.run(&k, "f", json!({})).await;
+    let (_, b) = put(
+        &ctx,
+        &k,
+        &run2,
+        json!([{"path": "copy.csv", "sha256": digest, "size": data.len()}]),
+    )
+    .await;
+    assert_eq!(b["files"][0]["status"], "stored");
+    assert!(b["files"][0].get("upload_url").is_none());
+    assert_eq!(download(&ctx, &k, &run2, "copy.csv").await, data);
+    assert_eq!(
+        ctx.count("SELECT COUNT(*) FROM blobs WHERE digest = $1", &digest)
+            .await,
+        1
+    );
+
+    // Signed URLs are tied to their purpose.
+    let (s, b) = ctx
+        .get(
+            &format!("/api/v1/blobs/{}", url.rsplit('/').next().unwrap()),
+            None,
+        )
+        .await;
+    assert_error(s, &b, StatusCode::FORBIDDEN, "forbidden");
+    let (s, b) = upload(&ctx, "/api/v1/blobs/not-a-token", &data).await;
+    assert_error(s, &b, StatusCode::FORBIDDEN, "forbidden");
+
+    let (s, _) = ctx
+        .delete(
+            &format!("/api/v1/runs/{run}/file?path=logs/metrics.csv"),
+            Some(&k),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, b) = ctx
+        .get(
+            &format!("/api/v1/runs/{run}/file?path=logs/metrics.csv"),
+            Some(&k),
+        )
+        .await;
+    assert_error(s, &b, StatusCode::NOT_FOUND, "not_found");
+});
+
+fn md5_of(b: &[u8]) -> Vec<u8> {
+    use md5::Digest as _;
+    md5::Md5::digest(b).to_vec()
+}
+
+each_backend!(dedup_never_crosses_projects_and_paths_are_checked, |ctx| {
+    let alice = ctx.user("alice").await;
+    let mallory = ctx.user("mallory").await;
+    ctx.project(&alice, "secret", "private").await;
+    ctx.project(&mallory, "mine", "private").await;
+    let a_run = ctx.run(&alice, "secret", json!({})).await;
+    let m_run = ctx.run(&mallory, "mine", json!({})).await;
+    let data = b"weights".repeat(100);
+    let digest = sha(&data);
+    let (_, b) = put(
+        &ctx,
+        &alice,
+        &a_run,
+        json!([{"path": "w.bin", "sha256": digest, "size": data.len()}]),
+    )
+    .await;
+    let (s, _) = upload(&ctx, b["files"][0]["upload_url"].as_str().unwrap(), &data).await;
+    assert_eq!(s, StatusCode::OK);
+
+    // Citing the digest from another project grants nothing: an upload is still required,
+    // and only the real bytes are accepted.
+    let (_, b) = put(
+        &ctx,
+        &mallory,
+        &m_run,
+        json!([{"path": "stolen.bin", "sha256": digest, "size": data.len()}]),
+    )
+    .await;
+    assert_eq!(b["files"][0]["status"], "upload");
+    let (s, _) = upload(
+        &ctx,
+        b["files"][0]["upload_url"].as_str().unwrap(),
+        b"guess",
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (_, list) = ctx
+        .get(&format!("/api/v1/runs/{m_run}/files"), Some(&mallory))
+        .await;
+    assert_eq!(list, json!([]));
+
+    // Outsiders do not see a private run's files; nobody writes through bad paths.
+    let (s, b) = ctx
+        .get(&format!("/api/v1/runs/{a_run}/files"), Some(&mallory))
+        .await;
+    assert_error(s, &b, StatusCode::NOT_FOUND, "not_found");
+    for bad in ["../x", "/etc/passwd", "a/../../b", "a\\b", "a\u{0}b", ""] {
+        let (s, b) = put(
+            &ctx,
+            &alice,
+            &a_run,
+            json!([{"path": bad, "sha256": digest, "size": 1}]),
+        )
+        .await;
+        assert_error(s, &b, StatusCode::BAD_REQUEST, "invalid_input");
+    }
+    let (s, b) = put(
+        &ctx,
+        &alice,
+        &a_run,
+        json!([{"path": "x", "sha256": "ABC", "size": 1}]),
+    )
+    .await;
+    assert_error(s, &b, StatusCode::BAD_REQUEST, "invalid_input");
+
+    // A viewer reads but does not attach or delete.
+    let (s, _) = ctx
+        .post(
+            "/api/v1/projects/secret/members",
+            Some(&alice),
+            json!({"username": "mallory", "role": "viewer"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    assert_eq!(download(&ctx, &mallory, &a_run, "w.bin").await, data);
+    let (s, b) = put(
+        &ctx,
+        &mallory,
+        &a_run,
+        json!([{"path": "v.bin", "sha256": digest, "size": data.len()}]),
+    )
+    .await;
+    assert_error(s, &b, StatusCode::FORBIDDEN, "forbidden");
+    let (s, b) = ctx
+        .delete(
+            &format!("/api/v1/runs/{a_run}/file?path=w.bin"),
+            Some(&mallory),
+        )
+        .await;
+    assert_error(s, &b, StatusCode::FORBIDDEN, "forbidden");
+});

@@ -40,6 +40,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand sync 'Upload spooled runs (offline runs, or what an outage left behind)'
             cand runs 'List, inspect, compare and change runs'
             cand logs 'Print or follow a run''s output'
+            cand files 'Attach files to a run, list them, download them'
             cand completions 'Print shell completions (bash, zsh, fish, elvish, powershell)'
             cand generate-docs 'Write completions/ and man/ into a directory (used to refresh the repository''s copies)'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -335,6 +336,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand --config 'Hyperparameters: a .yaml/.json file or KEY=VALUE (dotted keys nest); repeatable, later wins'
             cand --scalars 'Also record `key: value` / `key=value` numbers from output lines matching this regex'
             cand --sync-timeout 'After the program ends, how long to keep trying an unreachable server before leaving the rest to `wanllmdb sync`'
+            cand --save 'Attach files matching this glob to the run when it ends (repeatable; directories recursively)'
             cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
@@ -578,6 +580,97 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'wanllmdb;files'= {
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand put 'Attach files or directories to a run (only bytes the server lacks are sent)'
+            cand get 'Download a run''s files (all, or the paths given), checking every SHA-256'
+            cand list 'List a run''s files'
+            cand delete 'Detach files from a run'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'wanllmdb;files;put'= {
+            cand --prefix 'Store under this directory on the server'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand --json 'Print what happened as JSON'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wanllmdb;files;get'= {
+            cand --dir 'Directory to write into'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wanllmdb;files;list'= {
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand --json 'Print JSON'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wanllmdb;files;delete'= {
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wanllmdb;files;help'= {
+            cand put 'Attach files or directories to a run (only bytes the server lacks are sent)'
+            cand get 'Download a run''s files (all, or the paths given), checking every SHA-256'
+            cand list 'List a run''s files'
+            cand delete 'Detach files from a run'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'wanllmdb;files;help;put'= {
+        }
+        &'wanllmdb;files;help;get'= {
+        }
+        &'wanllmdb;files;help;list'= {
+        }
+        &'wanllmdb;files;help;delete'= {
+        }
+        &'wanllmdb;files;help;help'= {
+        }
         &'wanllmdb;completions'= {
             cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
@@ -616,6 +709,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand sync 'Upload spooled runs (offline runs, or what an outage left behind)'
             cand runs 'List, inspect, compare and change runs'
             cand logs 'Print or follow a run''s output'
+            cand files 'Attach files to a run, list them, download them'
             cand completions 'Print shell completions (bash, zsh, fish, elvish, powershell)'
             cand generate-docs 'Write completions/ and man/ into a directory (used to refresh the repository''s copies)'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -692,6 +786,20 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
         &'wanllmdb;help;runs;delete'= {
         }
         &'wanllmdb;help;logs'= {
+        }
+        &'wanllmdb;help;files'= {
+            cand put 'Attach files or directories to a run (only bytes the server lacks are sent)'
+            cand get 'Download a run''s files (all, or the paths given), checking every SHA-256'
+            cand list 'List a run''s files'
+            cand delete 'Detach files from a run'
+        }
+        &'wanllmdb;help;files;put'= {
+        }
+        &'wanllmdb;help;files;get'= {
+        }
+        &'wanllmdb;help;files;list'= {
+        }
+        &'wanllmdb;help;files;delete'= {
         }
         &'wanllmdb;help;completions'= {
         }

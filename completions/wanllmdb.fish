@@ -42,6 +42,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_needs_command" -f -a "log" -d 'Log metr
 complete -c wanllmdb -n "__fish_wanllmdb_needs_command" -f -a "sync" -d 'Upload spooled runs (offline runs, or what an outage left behind)'
 complete -c wanllmdb -n "__fish_wanllmdb_needs_command" -f -a "runs" -d 'List, inspect, compare and change runs'
 complete -c wanllmdb -n "__fish_wanllmdb_needs_command" -f -a "logs" -d 'Print or follow a run\'s output'
+complete -c wanllmdb -n "__fish_wanllmdb_needs_command" -f -a "files" -d 'Attach files to a run, list them, download them'
 complete -c wanllmdb -n "__fish_wanllmdb_needs_command" -f -a "completions" -d 'Print shell completions (bash, zsh, fish, elvish, powershell)'
 complete -c wanllmdb -n "__fish_wanllmdb_needs_command" -f -a "generate-docs" -d 'Write completions/ and man/ into a directory (used to refresh the repository\'s copies)'
 complete -c wanllmdb -n "__fish_wanllmdb_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -170,6 +171,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand run" -l job-type -d 'K
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand run" -l config -d 'Hyperparameters: a .yaml/.json file or KEY=VALUE (dotted keys nest); repeatable, later wins' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand run" -l scalars -d 'Also record `key: value` / `key=value` numbers from output lines matching this regex' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand run" -l sync-timeout -d 'After the program ends, how long to keep trying an unreachable server before leaving the rest to `wanllmdb sync`' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand run" -l save -d 'Attach files matching this glob to the run when it ends (repeatable; directories recursively)' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand run" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand run" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand run" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
@@ -315,6 +317,55 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand logs" -s q -l quiet -d
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand logs" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand logs" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand logs" -s V -l version -d 'Print version'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and not __fish_seen_subcommand_from put get list delete help" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and not __fish_seen_subcommand_from put get list delete help" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and not __fish_seen_subcommand_from put get list delete help" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and not __fish_seen_subcommand_from put get list delete help" -s q -l quiet -d 'Print only data and errors'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and not __fish_seen_subcommand_from put get list delete help" -s v -l verbose -d 'Print more about what happens'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and not __fish_seen_subcommand_from put get list delete help" -s h -l help -d 'Print help'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and not __fish_seen_subcommand_from put get list delete help" -s V -l version -d 'Print version'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and not __fish_seen_subcommand_from put get list delete help" -f -a "put" -d 'Attach files or directories to a run (only bytes the server lacks are sent)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and not __fish_seen_subcommand_from put get list delete help" -f -a "get" -d 'Download a run\'s files (all, or the paths given), checking every SHA-256'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and not __fish_seen_subcommand_from put get list delete help" -f -a "list" -d 'List a run\'s files'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and not __fish_seen_subcommand_from put get list delete help" -f -a "delete" -d 'Detach files from a run'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and not __fish_seen_subcommand_from put get list delete help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen_subcommand_from put" -l prefix -d 'Store under this directory on the server' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen_subcommand_from put" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen_subcommand_from put" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen_subcommand_from put" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen_subcommand_from put" -l json -d 'Print what happened as JSON'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen_subcommand_from put" -s q -l quiet -d 'Print only data and errors'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen_subcommand_from put" -s v -l verbose -d 'Print more about what happens'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen_subcommand_from put" -s h -l help -d 'Print help'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen_subcommand_from put" -s V -l version -d 'Print version'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen_subcommand_from get" -l dir -d 'Directory to write into' -r -F
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen_subcommand_from get" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen_subcommand_from get" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen_subcommand_from get" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen_subcommand_from get" -s q -l quiet -d 'Print only data and errors'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen_subcommand_from get" -s v -l verbose -d 'Print more about what happens'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen_subcommand_from get" -s h -l help -d 'Print help'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen_subcommand_from get" -s V -l version -d 'Print version'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen_subcommand_from list" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen_subcommand_from list" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen_subcommand_from list" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen_subcommand_from list" -l json -d 'Print JSON'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Print only data and errors'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen_subcommand_from list" -s v -l verbose -d 'Print more about what happens'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen_subcommand_from delete" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen_subcommand_from delete" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen_subcommand_from delete" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen_subcommand_from delete" -s q -l quiet -d 'Print only data and errors'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen_subcommand_from delete" -s v -l verbose -d 'Print more about what happens'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen_subcommand_from delete" -s h -l help -d 'Print help'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen_subcommand_from delete" -s V -l version -d 'Print version'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen_subcommand_from help" -f -a "put" -d 'Attach files or directories to a run (only bytes the server lacks are sent)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen_subcommand_from help" -f -a "get" -d 'Download a run\'s files (all, or the paths given), checking every SHA-256'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen_subcommand_from help" -f -a "list" -d 'List a run\'s files'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen_subcommand_from help" -f -a "delete" -d 'Detach files from a run'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand completions" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand completions" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand completions" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
@@ -329,20 +380,21 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand generate-docs" -s q -l
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand generate-docs" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand generate-docs" -s h -l help -d 'Print help'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand generate-docs" -s V -l version -d 'Print version'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs completions generate-docs help" -f -a "server" -d 'Run the tracking server (SQLite + local files by default, or PostgreSQL)'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs completions generate-docs help" -f -a "login" -d 'Store an API key for a server (checked against it first)'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs completions generate-docs help" -f -a "logout" -d 'Forget the stored API key for a server'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs completions generate-docs help" -f -a "whoami" -d 'Show who the stored key belongs to, and where it came from'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs completions generate-docs help" -f -a "init" -d 'Write ./.wanllmdb.toml (project, host) and create the project if missing'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs completions generate-docs help" -f -a "project" -d 'Create, list, show and delete projects; manage members'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs completions generate-docs help" -f -a "run" -d 'Track a program: wanllmdb run [OPTIONS] -- CMD [ARGS]…'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs completions generate-docs help" -f -a "log" -d 'Log metrics (KEY=VALUE… or JSON lines on stdin) or a message to a run'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs completions generate-docs help" -f -a "sync" -d 'Upload spooled runs (offline runs, or what an outage left behind)'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs completions generate-docs help" -f -a "runs" -d 'List, inspect, compare and change runs'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs completions generate-docs help" -f -a "logs" -d 'Print or follow a run\'s output'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs completions generate-docs help" -f -a "completions" -d 'Print shell completions (bash, zsh, fish, elvish, powershell)'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs completions generate-docs help" -f -a "generate-docs" -d 'Write completions/ and man/ into a directory (used to refresh the repository\'s copies)'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs completions generate-docs help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files completions generate-docs help" -f -a "server" -d 'Run the tracking server (SQLite + local files by default, or PostgreSQL)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files completions generate-docs help" -f -a "login" -d 'Store an API key for a server (checked against it first)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files completions generate-docs help" -f -a "logout" -d 'Forget the stored API key for a server'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files completions generate-docs help" -f -a "whoami" -d 'Show who the stored key belongs to, and where it came from'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files completions generate-docs help" -f -a "init" -d 'Write ./.wanllmdb.toml (project, host) and create the project if missing'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files completions generate-docs help" -f -a "project" -d 'Create, list, show and delete projects; manage members'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files completions generate-docs help" -f -a "run" -d 'Track a program: wanllmdb run [OPTIONS] -- CMD [ARGS]…'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files completions generate-docs help" -f -a "log" -d 'Log metrics (KEY=VALUE… or JSON lines on stdin) or a message to a run'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files completions generate-docs help" -f -a "sync" -d 'Upload spooled runs (offline runs, or what an outage left behind)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files completions generate-docs help" -f -a "runs" -d 'List, inspect, compare and change runs'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files completions generate-docs help" -f -a "logs" -d 'Print or follow a run\'s output'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files completions generate-docs help" -f -a "files" -d 'Attach files to a run, list them, download them'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files completions generate-docs help" -f -a "completions" -d 'Print shell completions (bash, zsh, fish, elvish, powershell)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files completions generate-docs help" -f -a "generate-docs" -d 'Write completions/ and man/ into a directory (used to refresh the repository\'s copies)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files completions generate-docs help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from project" -f -a "create" -d 'Create a project'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from project" -f -a "list" -d 'List the projects you can see'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from project" -f -a "show" -d 'Show a project and its statistics'
@@ -356,3 +408,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from runs" -f -a "notes" -d 'Replace a run\'s notes'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from runs" -f -a "stop" -d 'Ask a running run to stop (its wrapper stops the program at the next heartbeat)'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from runs" -f -a "delete" -d 'Delete a run with its metrics and logs'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from files" -f -a "put" -d 'Attach files or directories to a run (only bytes the server lacks are sent)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from files" -f -a "get" -d 'Download a run\'s files (all, or the paths given), checking every SHA-256'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from files" -f -a "list" -d 'List a run\'s files'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from files" -f -a "delete" -d 'Detach files from a run'

@@ -472,7 +472,7 @@ fn offline_runs_upload_with_sync() {
     write(
         &w,
         "off.py",
-        "import json, os\nf = open(os.environ['WANLLMDB_METRICS'], 'a')\nfor i in range(500):\n    f.write(json.dumps({'step': i, 'x': i}) + '\\n')\nprint('offline done')\n",
+        "import json, os\nf = open(os.environ['WANLLMDB_METRICS'], 'a')\nfor i in range(500):\n    f.write(json.dumps({'step': i, 'x': i}) + '\\n')\nopen('summary.txt', 'w').write('ok')\nprint('offline done')\n",
     );
     let out = env
         .wl(&[
@@ -482,6 +482,8 @@ fn offline_runs_upload_with_sync() {
             "off",
             "--id",
             "offline1",
+            "--save",
+            "summary.txt",
             "--",
             "python3",
             "off.py",
@@ -512,6 +514,11 @@ fn offline_runs_upload_with_sync() {
     assert_eq!(h["series"][0]["total_points"], 500);
     let (_, logs) = env.get("/api/v1/runs/offline1/logs");
     assert_eq!(logs["items"][0]["message"], "offline done");
+    let (_, files) = env.get("/api/v1/runs/offline1/files");
+    assert_eq!(
+        files[0]["path"], "summary.txt",
+        "--save of an offline run is attached by sync"
+    );
     // Again: nothing left to send.
     let again = env.json(&["sync", "--json", "--host", &host]);
     assert_eq!(again[0]["status"], "synced");
@@ -722,4 +729,101 @@ fn logs_follow_streams_until_the_run_ends() {
         .collect();
     let want: Vec<String> = (0..6).map(|i| format!("tick {i}")).collect();
     assert_eq!(msgs, want);
+}
+
+#[test]
+fn run_files_round_trip_through_the_command_line() {
+    let env = Env::new();
+    let w = env.work();
+    std::fs::create_dir_all(w.join("ckpt/sub")).unwrap();
+    let big: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(w.join("ckpt/model.bin"), &big).unwrap();
+    std::fs::write(w.join("ckpt/sub/notes.txt"), "hello").unwrap();
+    std::fs::write(w.join("config.yaml"), "lr: 0.1\n").unwrap();
+
+    // The wrapper attaches what --save names when the program ends.
+    let prog =
+        "import os\nos.makedirs('out', exist_ok=True)\nopen('out/result.txt', 'w').write('42')\n";
+    write(&w, "save.py", prog);
+    let out = env
+        .wl(&[
+            "run",
+            "--project",
+            "files",
+            "--id",
+            "filerun1",
+            "--save",
+            "out/*.txt",
+            "--",
+            "python3",
+            "save.py",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let files = env.json(&["files", "list", "filerun1", "--json"]);
+    assert_eq!(files[0]["path"], "out/result.txt");
+
+    let report = env.json(&["files", "put", "filerun1", "ckpt", "config.yaml", "--json"]);
+    assert_eq!(report["files"], 3);
+    assert_eq!(report["uploaded"], 3);
+    // Unchanged content is not sent again.
+    let again = env.json(&["files", "put", "filerun1", "ckpt", "config.yaml", "--json"]);
+    assert_eq!(again["uploaded"], 0);
+    let files = env.json(&["files", "list", "filerun1", "--json"]);
+    let paths: Vec<&str> = files
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "ckpt/model.bin",
+            "ckpt/sub/notes.txt",
+            "config.yaml",
+            "out/result.txt"
+        ]
+    );
+
+    let dest = env.dir.path().join("dest");
+    let out = env
+        .wl(&["files", "get", "filerun1", "--dir", dest.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(std::fs::read(dest.join("ckpt/model.bin")).unwrap(), big);
+    assert_eq!(
+        std::fs::read_to_string(dest.join("ckpt/sub/notes.txt")).unwrap(),
+        "hello"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dest.join("out/result.txt")).unwrap(),
+        "42"
+    );
+    let out = env
+        .wl(&[
+            "files",
+            "get",
+            "filerun1",
+            "config.yaml",
+            "--dir",
+            dest.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(stderr(&out).contains("0 downloaded"), "{}", stderr(&out));
+
+    env.ok(&["files", "rm", "filerun1", "config.yaml"]);
+    let out = env
+        .wl(&["files", "get", "filerun1", "config.yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 1);
+    assert!(
+        stderr(&out).contains("has no file config.yaml"),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -256,6 +256,40 @@ impl Api {
         .await
     }
 
+    /// `PUT` a streamed body to a transfer URL (absolute, or relative to the server).
+    pub async fn put_stream<T: DeserializeOwned>(
+        &self,
+        url: &str,
+        body: reqwest::Body,
+        size: u64,
+    ) -> Result<T, ApiError> {
+        let url = self.absolute(url);
+        // Transfer URLs carry their own authorisation; the API key is not sent along.
+        let req = self
+            .http
+            .put(url)
+            .timeout(Duration::from_secs(24 * 3600))
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .header(reqwest::header::CONTENT_LENGTH, size)
+            .body(body);
+        self.json(req).await
+    }
+
+    /// `GET` a transfer URL, for streaming the body.
+    pub async fn get_stream(&self, url: &str) -> Result<reqwest::Response, ApiError> {
+        let url = self.absolute(url);
+        self.send(self.http.get(url).timeout(Duration::from_secs(24 * 3600)))
+            .await
+    }
+
+    fn absolute(&self, url: &str) -> String {
+        if url.starts_with("http://") || url.starts_with("https://") {
+            url.to_string()
+        } else {
+            self.url(url)
+        }
+    }
+
     /// `PATCH path` with a JSON body.
     pub async fn patch<B: Serialize + ?Sized, T: DeserializeOwned>(
         &self,

@@ -8,6 +8,7 @@ mod error;
 mod metrics_line;
 mod output;
 mod spool;
+mod transfer;
 mod wrapper;
 
 use std::process::ExitCode;
@@ -82,6 +83,9 @@ enum Command {
     Runs(commands::runs::RunsCommand),
     /// Print or follow a run's output
     Logs(commands::logs::LogsArgs),
+    /// Attach files to a run, list them, download them
+    #[command(subcommand)]
+    Files(commands::files::FilesCommand),
     /// Print shell completions (bash, zsh, fish, elvish, powershell)
     Completions(commands::completions::CompletionsArgs),
     /// Write completions/ and man/ into a directory (used to refresh the repository's copies)
@@ -160,6 +164,7 @@ async fn dispatch(command: Command, flags: GlobalFlags, printer: Printer) -> Res
         Command::Sync(args) => ok(commands::sync::sync(args, &flags, printer).await),
         Command::Runs(c) => ok(commands::runs::run(c, &flags, printer).await),
         Command::Logs(args) => ok(commands::logs::logs(args, &flags, printer).await),
+        Command::Files(c) => ok(commands::files::run(c, &flags, printer).await),
         Command::Completions(args) => {
             ok(commands::completions::completions(args).map_err(CliError::from))
         }

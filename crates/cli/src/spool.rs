@@ -173,6 +173,38 @@ impl Spool {
         write_json(&self.dir.join("exit.json"), f)
     }
 
+    /// Files to attach to the run once it is on the server (`files.json`).
+    pub fn saved_files(&self) -> CliResult<Vec<crate::transfer::LocalFile>> {
+        let p = self.dir.join("files.json");
+        if !p.exists() {
+            return Ok(Vec::new());
+        }
+        read_json(&p)
+    }
+
+    /// Records files to attach.
+    pub fn write_saved_files(&self, files: &[crate::transfer::LocalFile]) -> CliResult {
+        write_json(&self.dir.join("files.json"), &files)
+    }
+
+    /// Attaches the recorded files; forgets the list once they are all on the server.
+    pub async fn upload_saved_files(
+        &self,
+        api: &Api,
+        run: &str,
+        printer: &Printer,
+    ) -> CliResult<usize> {
+        let files = self.saved_files()?;
+        if files.is_empty() {
+            return Ok(0);
+        }
+        let present: Vec<_> = files.into_iter().filter(|f| f.local.is_file()).collect();
+        let n = present.len();
+        crate::transfer::put_files(api, run, present, printer).await?;
+        let _ = std::fs::remove_file(self.dir.join("files.json"));
+        Ok(n)
+    }
+
     /// `metrics.jsonl`.
     pub fn metrics_path(&self) -> PathBuf {
         self.dir.join("metrics.jsonl")

@@ -61,10 +61,7 @@ impl LogFormat {
 
 /// `wanllmdb logs`.
 pub async fn logs(args: LogsArgs, flags: &GlobalFlags, printer: Printer) -> CliResult {
-    if !wanllmdb_api_types::is_valid_run_id(&args.run) {
-        return Err(user_err!("run id {:?} is not valid", args.run)
-            .hint("a run id is 8 characters of a-z and 0-9 (see `wanllmdb runs list`)"));
-    }
+    super::valid_run_id(&args.run)?;
     let settings = Settings::resolve(flags).await?;
     let api = Api::new(&settings)?;
     let mut filter: Vec<(&str, String)> = Vec::new();

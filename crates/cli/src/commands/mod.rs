@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod completions;
+pub mod files;
 pub mod init;
 pub mod log;
 pub mod logs;
@@ -18,4 +19,14 @@ pub struct JsonFlag {
     /// Print JSON (the API's own objects) instead of a table
     #[arg(long)]
     pub json: bool,
+}
+
+/// The run id as given, or an error that says what a run id looks like.
+pub fn valid_run_id(run: &str) -> crate::error::CliResult<String> {
+    if wanllmdb_api_types::is_valid_run_id(run) {
+        Ok(run.to_string())
+    } else {
+        Err(crate::error::user_err!("run id {run:?} is not valid")
+            .hint("a run id is 8 characters of a-z and 0-9 (see `wanllmdb runs list`)"))
+    }
 }

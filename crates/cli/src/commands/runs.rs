@@ -291,7 +291,7 @@ pub async fn run(cmd: RunsCommand, flags: &GlobalFlags, printer: Printer) -> Cli
             }
             let h: HistoryResponse = api
                 .get(
-                    &format!("/api/v1/runs/{}/history", seg(&valid_id(&run)?)),
+                    &format!("/api/v1/runs/{}/history", seg(&super::valid_run_id(&run)?)),
                     &q,
                 )
                 .await?;
@@ -335,7 +335,7 @@ pub async fn run(cmd: RunsCommand, flags: &GlobalFlags, printer: Printer) -> Cli
         RunsCommand::Notes { run, text } => {
             let _: Run = api
                 .patch(
-                    &format!("/api/v1/runs/{}", seg(&valid_id(&run)?)),
+                    &format!("/api/v1/runs/{}", seg(&super::valid_run_id(&run)?)),
                     &UpdateRunRequest {
                         notes: Some(text),
                         ..Default::default()
@@ -348,7 +348,7 @@ pub async fn run(cmd: RunsCommand, flags: &GlobalFlags, printer: Printer) -> Cli
         RunsCommand::Stop { run } => {
             let r: Run = api
                 .post(
-                    &format!("/api/v1/runs/{}/stop", seg(&valid_id(&run)?)),
+                    &format!("/api/v1/runs/{}/stop", seg(&super::valid_run_id(&run)?)),
                     &serde_json::json!({}),
                 )
                 .await?;
@@ -359,7 +359,7 @@ pub async fn run(cmd: RunsCommand, flags: &GlobalFlags, printer: Printer) -> Cli
             Ok(())
         }
         RunsCommand::Delete { run, yes } => {
-            let id = valid_id(&run)?;
+            let id = super::valid_run_id(&run)?;
             if !yes && !confirm(&format!("Delete run {id} with its metrics and logs?"))? {
                 return Err(user_err!("not deleted"));
             }
@@ -370,17 +370,8 @@ pub async fn run(cmd: RunsCommand, flags: &GlobalFlags, printer: Printer) -> Cli
     }
 }
 
-fn valid_id(run: &str) -> CliResult<String> {
-    if wanllmdb_api_types::is_valid_run_id(run) {
-        Ok(run.to_string())
-    } else {
-        Err(user_err!("run id {run:?} is not valid")
-            .hint("a run id is 8 characters of a-z and 0-9 (see `wanllmdb runs list`)"))
-    }
-}
-
 async fn get_run(api: &Api, run: &str) -> CliResult<Run> {
-    let id = valid_id(run)?;
+    let id = super::valid_run_id(run)?;
     Ok(api.get(&format!("/api/v1/runs/{}", seg(&id)), &[]).await?)
 }
 

@@ -189,8 +189,10 @@ async fn upload(spool: Spool, api: Api, printer: Printer) -> CliResult {
         quiet: true,
         ..printer
     };
-    let mut shipper = Shipper::new(spool, api, quiet)?;
+    let mut shipper = Shipper::new(spool.clone(), api.clone(), quiet)?;
     shipper.ship(Drain::Final).await?;
+    let run = shipper.run_id().to_string();
+    spool.upload_saved_files(&api, &run, &quiet).await?;
     // No exit record and no wrapper: the wrapper itself died, so the outcome is unknown.
     let exit = exit.unwrap_or(FinishRunRequest {
         state: RunState::Crashed,

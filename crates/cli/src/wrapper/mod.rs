@@ -25,6 +25,7 @@ use crate::env;
 use crate::error::{CliError, CliResult, user_err};
 use crate::output::Printer;
 use crate::spool::{Drain, Shipper, Spool, SpoolMeta, spool_root};
+use crate::transfer::LocalFile;
 use capture::OutputRecorder;
 
 /// Seconds between heartbeats.
@@ -57,7 +58,8 @@ Examples:
   wanllmdb run -- python train.py --lr 3e-4
   wanllmdb run --name baseline --tag resnet --config config.yaml --config lr=3e-4 -- python train.py
   wanllmdb run --scalars 'loss' -- ./train.sh        # also capture `loss: 0.25` from output
-  wanllmdb run --offline -- python train.py && wanllmdb sync")]
+  wanllmdb run --offline -- python train.py && wanllmdb sync
+  wanllmdb run --save 'checkpoints/*.pt' --save results.json -- python train.py")]
 pub struct RunArgs {
     /// Display name of the run [default: the run id]
     #[arg(long)]
@@ -89,6 +91,9 @@ pub struct RunArgs {
     /// After the program ends, how long to keep trying an unreachable server before leaving the rest to `wanllmdb sync`
     #[arg(long, value_name = "SECONDS", default_value_t = 10)]
     pub sync_timeout: u64,
+    /// Attach files matching this glob to the run when it ends (repeatable; directories recursively)
+    #[arg(long, value_name = "GLOB")]
+    pub save: Vec<String>,
     /// The command to run, after `--`
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,
@@ -242,6 +247,22 @@ pub async fn run(args: RunArgs, flags: &GlobalFlags, printer: Printer) -> CliRes
     let shipped = ship_task
         .await
         .map_err(|e| CliError::unexpected(format!("shipping task failed: {e}")))?;
+    let saves = saved_files(&args.save, &spool, printer)?;
+    if !saves.is_empty() {
+        spool.write_saved_files(&saves)?;
+    }
+    let shipped = match shipped {
+        ShipOutcome::Done if !saves.is_empty() => {
+            match spool.upload_saved_files(&api, &id, &printer).await {
+                Ok(n) => {
+                    printer.info(format!("wanllmdb: attached {n} file(s) to run {id}"));
+                    ShipOutcome::Done
+                }
+                Err(e) => ShipOutcome::Left(format!("files not attached: {}", e.message)),
+            }
+        }
+        other => other,
+    };
     spool.release();
     match shipped {
         ShipOutcome::Done => printer.info(format!(
@@ -260,6 +281,58 @@ pub async fn run(args: RunArgs, flags: &GlobalFlags, printer: Printer) -> CliRes
         )),
     }
     Ok(u8::try_from(code.clamp(0, 255)).unwrap_or(1))
+}
+
+/// The files `--save` names (plus the diff of a dirty git tree), named by their path relative
+/// to the current directory.
+fn saved_files(globs: &[String], spool: &Spool, printer: Printer) -> CliResult<Vec<LocalFile>> {
+    let mut out = Vec::new();
+    let diff = spool.dir.join("diff.patch");
+    if diff.is_file() {
+        out.push(LocalFile {
+            local: std::fs::canonicalize(&diff).unwrap_or(diff),
+            remote: "diff.patch".into(),
+        });
+    }
+    let cwd = std::env::current_dir().unwrap_or_default();
+    for g in globs {
+        let paths =
+            glob::glob(g).map_err(|e| user_err!("--save {g:?} is not a valid pattern: {e}"))?;
+        let mut matched = 0;
+        for p in paths.flatten() {
+            matched += 1;
+            let abs = if p.is_absolute() {
+                p.clone()
+            } else {
+                cwd.join(&p)
+            };
+            let rel = abs
+                .strip_prefix(&cwd)
+                .map(|r| r.to_string_lossy().into_owned())
+                .unwrap_or_else(|_| {
+                    p.file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default()
+                });
+            if abs.is_dir() {
+                for mut f in crate::transfer::collect(std::slice::from_ref(&abs), None)? {
+                    // collect() names a directory's files after the directory itself.
+                    let inner = f.remote.split_once('/').map(|x| x.1).unwrap_or(&f.remote);
+                    f.remote = format!("{rel}/{inner}");
+                    out.push(f);
+                }
+            } else if abs.is_file() {
+                out.push(LocalFile {
+                    local: abs,
+                    remote: rel,
+                });
+            }
+        }
+        if matched == 0 {
+            printer.warn(format!("--save {g:?} matched no files"));
+        }
+    }
+    Ok(out)
 }
 
 /// Waits for the program while recording its output, heartbeating and forwarding signals.

@@ -1,0 +1,351 @@
+//! Moving file bytes to and from the server: hashing, parallel uploads through the signed
+//! URLs a put hands out, and downloads that are checked against their SHA-256 before they
+//! take their final name.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+use tokio::sync::Semaphore;
+use wanllmdb_api_types::files::{
+    FileSpec, FileStatus, PutFilesRequest, PutFilesResponse, RunFile, normalize_path,
+};
+
+use crate::client::{Api, ApiError, seg};
+use crate::error::{CliError, CliResult, user_err};
+use crate::output::Printer;
+
+/// Files transferred at the same time.
+pub const PARALLEL: usize = 8;
+const PUT_CHUNK: usize = 5_000;
+
+/// A local file and the name it gets on the server.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct LocalFile {
+    /// Where it is.
+    pub local: PathBuf,
+    /// Its path on the server.
+    pub remote: String,
+}
+
+/// SHA-256 and size of a file, read once.
+pub async fn hash_file(path: &Path) -> std::io::Result<(String, u64)> {
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        use std::io::Read;
+        let mut f = std::fs::File::open(&path)?;
+        let mut h = Sha256::new();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut size = 0u64;
+        loop {
+            let n = f.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            h.update(&buf[..n]);
+            size += n as u64;
+        }
+        Ok((hex::encode(h.finalize()), size))
+    })
+    .await
+    .map_err(std::io::Error::other)?
+}
+
+fn bar(printer: &Printer, total: u64, what: &str) -> indicatif::ProgressBar {
+    let b = indicatif::ProgressBar::new(total);
+    if printer.progress() {
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b.set_message(what.to_string());
+    } else {
+        b.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    b
+}
+
+/// What a put did.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct PutReport {
+    /// Files attached.
+    pub files: usize,
+    /// Of which needed their bytes sent.
+    pub uploaded: usize,
+    /// Bytes sent.
+    pub bytes_uploaded: u64,
+}
+
+/// Attaches `files` to `run`, sending only bytes the server asks for.
+pub async fn put_files(
+    api: &Api,
+    run: &str,
+    files: Vec<LocalFile>,
+    printer: &Printer,
+) -> CliResult<PutReport> {
+    let mut specs = Vec::with_capacity(files.len());
+    for f in &files {
+        let remote = normalize_path(&f.remote)
+            .map_err(|e| user_err!("cannot store {} as {:?}: {e}", f.local.display(), f.remote))?;
+        let (sha256, size) = hash_file(&f.local)
+            .await
+            .map_err(|e| user_err!("cannot read {}: {e}", f.local.display()))?;
+        specs.push((
+            f.local.clone(),
+            FileSpec {
+                path: remote,
+                sha256,
+                size,
+            },
+        ));
+    }
+    let mut todo = Vec::new();
+    let mut report = PutReport {
+        files: specs.len(),
+        ..Default::default()
+    };
+    for chunk in specs.chunks(PUT_CHUNK) {
+        let req = PutFilesRequest {
+            files: chunk.iter().map(|(_, s)| s.clone()).collect(),
+        };
+        let resp: PutFilesResponse = api
+            .post(&format!("/api/v1/runs/{}/files", seg(run)), &req)
+            .await?;
+        for ((local, _), ticket) in chunk.iter().zip(resp.files) {
+            if ticket.status == FileStatus::Upload {
+                let url = ticket.upload_url.ok_or_else(|| {
+                    CliError::unexpected("the server asked for an upload without a URL")
+                })?;
+                todo.push((local.clone(), url, ticket.size));
+            }
+        }
+    }
+    let total: u64 = todo.iter().map(|t| t.2).sum();
+    report.uploaded = todo.len();
+    report.bytes_uploaded = total;
+    let pb = bar(printer, total, "uploading");
+    let limit = Arc::new(Semaphore::new(PARALLEL));
+    let mut tasks = tokio::task::JoinSet::new();
+    for (local, url, size) in todo {
+        let api = api.clone();
+        let pb = pb.clone();
+        let limit = limit.clone();
+        tasks.spawn(async move {
+            let _permit = limit.acquire_owned().await;
+            upload_one(&api, &url, &local, size, &pb)
+                .await
+                .map_err(|e| (local, e))
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        match r.map_err(|e| CliError::unexpected(format!("upload task failed: {e}")))? {
+            Ok(()) => {}
+            Err((local, e)) => {
+                pb.finish_and_clear();
+                let e: CliError = e.into();
+                return Err(
+                    user_err!("uploading {} failed: {}", local.display(), e.message)
+                        .hint("run the same command again: what arrived intact is not sent twice"),
+                );
+            }
+        }
+    }
+    pb.finish_and_clear();
+    Ok(report)
+}
+
+async fn upload_one(
+    api: &Api,
+    url: &str,
+    local: &Path,
+    size: u64,
+    pb: &indicatif::ProgressBar,
+) -> Result<(), ApiError> {
+    let file = tokio::fs::File::open(local)
+        .await
+        .map_err(|e| ApiError::Decode(format!("cannot read {}: {e}", local.display())))?;
+    let counter = pb.clone();
+    let stream = tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024).map(move |c| {
+        if let Ok(b) = &c {
+            counter.inc(b.len() as u64);
+        }
+        c
+    });
+    let _: RunFile = api
+        .put_stream(url, reqwest::Body::wrap_stream(stream), size)
+        .await?;
+    Ok(())
+}
+
+/// Downloads one run file to `dir/<its path>`, unless an identical file is already there.
+/// Returns whether bytes were transferred.
+pub async fn get_file(
+    api: &Api,
+    run: &str,
+    path: &str,
+    dir: &Path,
+    pb: &indicatif::ProgressBar,
+) -> CliResult<bool> {
+    let rel = normalize_path(path).map_err(|e| user_err!("refusing file {path:?}: {e}"))?;
+    let dest = dir.join(&rel);
+    let meta: RunFile = api
+        .get(
+            &format!("/api/v1/runs/{}/file", seg(run)),
+            &[("path", rel.clone())],
+        )
+        .await?;
+    if dest.is_file()
+        && let Ok((sha, _)) = hash_file(&dest).await
+        && sha == meta.sha256
+    {
+        pb.inc(meta.size);
+        return Ok(false);
+    }
+    let url = meta
+        .download_url
+        .ok_or_else(|| CliError::unexpected("the server gave no download URL"))?;
+    if let Some(parent) = dest.parent() {
+        tokio::fs::create_dir_all(parent)
+            .await
+            .map_err(|e| user_err!("cannot create {}: {e}", parent.display()))?;
+    }
+    let tmp = dest.with_file_name(format!(
+        ".{}.part",
+        dest.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("download")
+    ));
+    let result = async {
+        let mut resp = api.get_stream(&url).await?;
+        let mut out = tokio::fs::File::create(&tmp)
+            .await
+            .map_err(|e| user_err!("cannot write {}: {e}", tmp.display()))?;
+        let mut h = Sha256::new();
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| user_err!("the download of {rel} broke off: {e}"))?
+        {
+            h.update(&chunk);
+            out.write_all(&chunk)
+                .await
+                .map_err(|e| user_err!("cannot write {}: {e}", tmp.display()))?;
+            pb.inc(chunk.len() as u64);
+        }
+        out.flush()
+            .await
+            .map_err(|e| user_err!("cannot write {}: {e}", tmp.display()))?;
+        let got = hex::encode(h.finalize());
+        if got != meta.sha256 {
+            return Err(user_err!(
+                "{rel} arrived damaged (sha256 {got}, expected {}); nothing was written",
+                meta.sha256
+            )
+            .hint("run the command again"));
+        }
+        tokio::fs::rename(&tmp, &dest)
+            .await
+            .map_err(|e| user_err!("cannot write {}: {e}", dest.display()))
+    }
+    .await;
+    if result.is_err() {
+        let _ = tokio::fs::remove_file(&tmp).await;
+    }
+    result.map(|()| true)
+}
+
+/// Downloads several files in parallel with one progress bar.
+pub async fn get_files(
+    api: &Api,
+    run: &str,
+    files: Vec<RunFile>,
+    dir: &Path,
+    printer: &Printer,
+) -> CliResult<usize> {
+    let total = files.iter().map(|f| f.size).sum();
+    let pb = bar(printer, total, "downloading");
+    let limit = Arc::new(Semaphore::new(PARALLEL));
+    let mut tasks = tokio::task::JoinSet::new();
+    for f in files {
+        let (api, pb, limit, run, dir) = (
+            api.clone(),
+            pb.clone(),
+            limit.clone(),
+            run.to_string(),
+            dir.to_path_buf(),
+        );
+        tasks.spawn(async move {
+            let _permit = limit.acquire_owned().await;
+            get_file(&api, &run, &f.path, &dir, &pb).await
+        });
+    }
+    let mut fetched = 0;
+    while let Some(r) = tasks.join_next().await {
+        if r.map_err(|e| CliError::unexpected(format!("download task failed: {e}")))?? {
+            fetched += 1;
+        }
+    }
+    pb.finish_and_clear();
+    Ok(fetched)
+}
+
+/// Files named on the command line: files as they are, directories recursively. A file is
+/// stored under its name; a directory's files under `<directory name>/<path inside it>`.
+pub fn collect(paths: &[PathBuf], prefix: Option<&str>) -> CliResult<Vec<LocalFile>> {
+    let mut out = Vec::new();
+    for p in paths {
+        let meta =
+            std::fs::metadata(p).map_err(|e| user_err!("cannot read {}: {e}", p.display()))?;
+        let base = p
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if meta.is_file() {
+            out.push(LocalFile {
+                local: p.clone(),
+                remote: base,
+            });
+        } else if meta.is_dir() {
+            walk(p, &base, &mut out)?;
+        }
+    }
+    if let Some(pre) = prefix {
+        for f in &mut out {
+            f.remote = format!("{}/{}", pre.trim_end_matches('/'), f.remote);
+        }
+    }
+    Ok(out)
+}
+
+fn walk(dir: &Path, remote: &str, out: &mut Vec<LocalFile>) -> CliResult {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .map_err(|e| user_err!("cannot read {}: {e}", dir.display()))?
+        .filter_map(Result::ok)
+        .collect();
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let path = e.path();
+        let r = if remote.is_empty() {
+            name
+        } else {
+            format!("{remote}/{name}")
+        };
+        let ft = e
+            .file_type()
+            .map_err(|err| user_err!("cannot read {}: {err}", path.display()))?;
+        if ft.is_dir() {
+            walk(&path, &r, out)?;
+        } else if ft.is_file() || (ft.is_symlink() && path.is_file()) {
+            out.push(LocalFile {
+                local: path,
+                remote: r,
+            });
+        }
+    }
+    Ok(())
+}

@@ -8,6 +8,8 @@
 
 pub mod routes;
 
+use std::collections::HashSet;
+
 use axum::body::Body;
 use axum::http::{HeaderValue, header};
 use axum::response::Response;
@@ -24,9 +26,9 @@ use crate::auth::Actor;
 use crate::blobs::BlobError;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ClientInfo;
-use crate::on_backend;
 use crate::runs::{RunRow, Runs};
 use crate::store::{format_time, now_us};
+use crate::{on_backend, with_tx};
 
 /// Most files in one put request.
 const MAX_FILES_PER_PUT: usize = 10_000;
@@ -86,10 +88,12 @@ impl Files<'_> {
             }
             checked.push((path, f.sha256, f.size));
         }
+        let held = self.project_holds(&run, &checked).await?;
         let mut out = Vec::with_capacity(checked.len());
+        let mut attach = Vec::new();
         for (path, digest, size) in checked {
-            if self.project_holds(&run, &digest, size).await? {
-                self.attach(run.pk, &path, &digest, user).await?;
+            if held.contains(&(digest.clone(), size)) {
+                attach.push((path.clone(), digest.clone()));
                 out.push(FileTicket {
                     path,
                     sha256: digest,
@@ -118,6 +122,7 @@ impl Files<'_> {
                 expires_in: Some(UPLOAD_TTL),
             });
         }
+        self.attach_all(run.pk, &attach, user).await?;
         Ok(PutFilesResponse { files: out })
     }
 
@@ -130,35 +135,71 @@ impl Files<'_> {
         Ok(format!("/api/v1/blobs/{token}"))
     }
 
-    /// Whether a run of the same project already has these bytes (and the store has them).
-    async fn project_holds(&self, run: &RunRow, digest: &str, size: u64) -> ApiResult<bool> {
-        let known: Option<i64> = on_backend!(self.state.store, read pool => {
-            sqlx::query_scalar(
-                "SELECT b.size FROM run_files rf JOIN runs r ON r.pk = rf.run_pk JOIN blobs b ON b.digest = rf.digest \
-                 WHERE rf.digest = $1 AND r.project_id = $2 LIMIT 1",
-            )
-            .bind(digest)
-            .bind(run.project_id)
-            .fetch_optional(pool)
-            .await?
-        });
-        Ok(known == Some(size as i64) && self.state.blobs.exists(digest).await)
+    /// Which of these (digest, size) pairs a run of the same project already holds, with the
+    /// bytes present in the store.
+    async fn project_holds(
+        &self,
+        run: &RunRow,
+        files: &[(String, String, u64)],
+    ) -> ApiResult<HashSet<(String, u64)>> {
+        let mut digests: Vec<&str> = files.iter().map(|f| f.1.as_str()).collect();
+        digests.sort_unstable();
+        digests.dedup();
+        let mut held = HashSet::new();
+        for chunk in digests.chunks(500) {
+            let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+            let sql = format!(
+                "SELECT DISTINCT b.digest, b.size FROM run_files rf JOIN runs r ON r.pk = rf.run_pk \
+                 JOIN blobs b ON b.digest = rf.digest WHERE r.project_id = $1 AND rf.digest IN ({})",
+                marks.join(", ")
+            );
+            let rows: Vec<(String, i64)> = on_backend!(self.state.store, read pool => {
+                let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())).bind(run.project_id);
+                for d in chunk {
+                    q = q.bind(*d);
+                }
+                q.fetch_all(pool).await?
+            });
+            for (d, size) in rows {
+                if self.state.blobs.exists(&d).await {
+                    held.insert((d, size as u64));
+                }
+            }
+        }
+        Ok(held)
     }
 
     async fn attach(&self, run_pk: i64, path: &str, digest: &str, user: i64) -> ApiResult<()> {
-        on_backend!(self.state.store, write pool => {
-            sqlx::query(
-                "INSERT INTO run_files (run_pk, path, digest, created_by, created_at) VALUES ($1, $2, $3, $4, $5) \
-                 ON CONFLICT (run_pk, path) DO UPDATE SET digest = excluded.digest, \
-                 created_by = excluded.created_by, created_at = excluded.created_at",
-            )
-            .bind(run_pk)
-            .bind(path)
-            .bind(digest)
-            .bind(user)
-            .bind(now_us())
-            .execute(pool)
-            .await?;
+        self.attach_all(run_pk, &[(path.to_string(), digest.to_string())], user)
+            .await
+    }
+
+    /// Attaches files in one transaction.
+    async fn attach_all(
+        &self,
+        run_pk: i64,
+        files: &[(String, String)],
+        user: i64,
+    ) -> ApiResult<()> {
+        if files.is_empty() {
+            return Ok(());
+        }
+        let now = now_us();
+        with_tx!(self.state.store, tx => {
+            for (path, digest) in files {
+                sqlx::query(
+                    "INSERT INTO run_files (run_pk, path, digest, created_by, created_at) VALUES ($1, $2, $3, $4, $5) \
+                     ON CONFLICT (run_pk, path) DO UPDATE SET digest = excluded.digest, \
+                     created_by = excluded.created_by, created_at = excluded.created_at",
+                )
+                .bind(run_pk)
+                .bind(path)
+                .bind(digest)
+                .bind(user)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
         });
         Ok(())
     }

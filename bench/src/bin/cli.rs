@@ -14,6 +14,7 @@ use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
 struct Args {
+    files: bool,
     lines: usize,
     reps: usize,
     sync_runs: usize,
@@ -22,6 +23,7 @@ struct Args {
 
 fn parse_args() -> Result<Args> {
     let mut a = Args {
+        files: false,
         lines: 1_000_000,
         reps: 5,
         sync_runs: 100,
@@ -35,6 +37,7 @@ fn parse_args() -> Result<Args> {
             "--reps" => a.reps = val()?,
             "--sync-runs" => a.sync_runs = val()?,
             "--sync-points" => a.sync_points = val()?,
+            "--files" => a.files = true,
             other => {
                 bail!("unknown argument {other}; use --lines, --reps, --sync-runs, --sync-points")
             }
@@ -372,6 +375,157 @@ fn sync_figures(bin: &Path, s: &Server, work: &Path, a: &Args) -> Result<()> {
     Ok(())
 }
 
+fn timed(mut c: Command) -> Result<f64> {
+    let t = Instant::now();
+    let out = c.output()?;
+    if !out.status.success() {
+        bail!("{:?} failed: {}", c, String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(t.elapsed().as_secs_f64())
+}
+
+fn rss_mb(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<f64>().ok())
+        })
+        .unwrap_or(0.0)
+        / 1024.0
+}
+
+/// Samples the server's resident memory until `stop` is set; returns the peak in MB.
+fn watch_rss(
+    pid: u32,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<f64> {
+    std::thread::spawn(move || {
+        let mut peak: f64 = 0.0;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            peak = peak.max(rss_mb(pid));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        peak
+    })
+}
+
+/// Run files: one 1 GiB file and 10,000 small files, up and down, against `cp`.
+fn files_figures(bin: &Path, s: &Server, work: &Path) -> Result<()> {
+    let out = client_cmd(bin, s, work)
+        .args([
+            "-q",
+            "run",
+            "--project",
+            "bench",
+            "--id",
+            "filebnch",
+            "--",
+            "true",
+        ])
+        .output()?;
+    if !out.status.success() {
+        bail!("{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let data = work.join("data");
+    std::fs::create_dir_all(data.join("small"))?;
+    // 1 GiB of incompressible-looking bytes.
+    {
+        use std::io::Write;
+        let mut f = std::io::BufWriter::new(std::fs::File::create(data.join("big.bin"))?);
+        let mut x: u64 = 0x9E3779B97F4A7C15;
+        let mut block = vec![0u8; 1 << 20];
+        for _ in 0..1024 {
+            for b in block.chunks_mut(8) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                b.copy_from_slice(&x.to_le_bytes());
+            }
+            f.write_all(&block)?;
+        }
+    }
+    for i in 0..10_000 {
+        std::fs::write(
+            data.join("small").join(format!("f{i:05}.txt")),
+            format!("{i}\n").repeat(400),
+        )?;
+    }
+    let gib = 1024.0;
+    let cp_big = timed({
+        let mut c = Command::new("cp");
+        c.arg(data.join("big.bin")).arg(work.join("big.copy"));
+        c
+    })?;
+    std::fs::remove_file(work.join("big.copy"))?;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = watch_rss(s.child.id(), stop.clone());
+    let up_big = timed({
+        let mut c = client_cmd(bin, s, work);
+        c.args(["-q", "files", "put", "filebnch"])
+            .arg(data.join("big.bin"));
+        c
+    })?;
+    let down_big = timed({
+        let mut c = client_cmd(bin, s, work);
+        c.args(["-q", "files", "get", "filebnch", "big.bin", "--dir"])
+            .arg(work.join("down"));
+        c
+    })?;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let peak = watcher.join().unwrap_or(0.0);
+    std::fs::remove_dir_all(work.join("down"))?;
+    println!(
+        "1 GiB file: cp {:.0} MB/s; upload {:.0} MB/s ({:.0} % of cp); download {:.0} MB/s ({:.0} % of cp) (target >= 70 %)",
+        gib / cp_big,
+        gib / up_big,
+        cp_big / up_big * 100.0,
+        gib / down_big,
+        cp_big / down_big * 100.0
+    );
+    println!("server peak RSS while 1 GiB streamed up and down: {peak:.1} MB (target < 100 MB)");
+
+    let cp_small = timed({
+        let mut c = Command::new("cp");
+        c.arg("-r")
+            .arg(data.join("small"))
+            .arg(work.join("small.copy"));
+        c
+    })?;
+    std::fs::remove_dir_all(work.join("small.copy"))?;
+    let up_small = timed({
+        let mut c = client_cmd(bin, s, work);
+        c.args(["-q", "files", "put", "filebnch"])
+            .arg(data.join("small"));
+        c
+    })?;
+    let again = timed({
+        let mut c = client_cmd(bin, s, work);
+        c.args(["-q", "files", "put", "filebnch"])
+            .arg(data.join("small"));
+        c
+    })?;
+    let down_small = timed({
+        let mut c = client_cmd(bin, s, work);
+        c.args(["-q", "files", "get", "filebnch", "--dir"])
+            .arg(work.join("down"));
+        c
+    })?;
+    println!(
+        "10,000 files of 2 KB: cp -r {:.2} s; upload {:.2} s ({:.0} % of cp); download (with the 1 GiB file) {:.2} s",
+        cp_small,
+        up_small,
+        cp_small / up_small * 100.0,
+        down_small
+    );
+    println!(
+        "re-putting the unchanged 10,000-file directory: {again:.2} s, no bytes sent (target < 2 s)"
+    );
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let a = parse_args()?;
     let bin = wanllmdb()?;
@@ -393,6 +547,9 @@ fn main() -> Result<()> {
         bail!("{}", String::from_utf8_lossy(&out.stderr));
     }
     println!("server: {} (SQLite, separate process, same machine)", s.url);
+    if a.files {
+        return files_figures(&bin, &s, &work);
+    }
     log_figures(&bin, &s, &work)?;
     sync_figures(&bin, &s, &work, &a)?;
     wrapper_figures(&bin, &s, &work, &a)?;

@@ -237,8 +237,9 @@ each_backend!(search_filter_sort_and_page, |ctx| {
         ("r3", 0.0001, "adam", 0.80, "running"),
         ("r4", 0.05, "sgd", f64::NAN, "running"),
     ];
-    for (name, lr, opt, acc, state) in specs {
-        let id = ctx.run(&k, "s", json!({"name": name, "config": {"lr": lr, "optimizer": {"name": opt}, "deep": true}, "tags": [opt]})).await;
+    for (i, (name, lr, opt, acc, state)) in specs.into_iter().enumerate() {
+        // Fixed ids: a generated one could contain "r2" and match the name search below.
+        let id = ctx.run(&k, "s", json!({"id": format!("srch000{i}"), "name": name, "config": {"lr": lr, "optimizer": {"name": opt}, "deep": true}, "tags": [opt]})).await;
         let v: Value = if acc.is_nan() {
             json!("NaN")
         } else {

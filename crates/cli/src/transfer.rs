@@ -187,17 +187,22 @@ pub async fn get_file(
     api: &Api,
     run: &str,
     path: &str,
+    known: Option<RunFile>,
     dir: &Path,
     pb: &indicatif::ProgressBar,
 ) -> CliResult<bool> {
     let rel = normalize_path(path).map_err(|e| user_err!("refusing file {path:?}: {e}"))?;
     let dest = dir.join(&rel);
-    let meta: RunFile = api
-        .get(
-            &format!("/api/v1/runs/{}/file", seg(run)),
-            &[("path", rel.clone())],
-        )
-        .await?;
+    let meta: RunFile = match known {
+        Some(f) if f.download_url.is_some() => f,
+        _ => {
+            api.get(
+                &format!("/api/v1/runs/{}/file", seg(run)),
+                &[("path", rel.clone())],
+            )
+            .await?
+        }
+    };
     if dest.is_file()
         && let Ok((sha, _)) = hash_file(&dest).await
         && sha == meta.sha256
@@ -220,7 +225,22 @@ pub async fn get_file(
             .unwrap_or("download")
     ));
     let result = async {
-        let mut resp = api.get_stream(&url).await?;
+        let mut resp = match api.get_stream(&url).await {
+            // A listed URL may have expired while earlier files were downloading.
+            Err(ApiError::Status { status, .. }) if status == reqwest::StatusCode::FORBIDDEN => {
+                let fresh: RunFile = api
+                    .get(
+                        &format!("/api/v1/runs/{}/file", seg(run)),
+                        &[("path", rel.clone())],
+                    )
+                    .await?;
+                let url = fresh
+                    .download_url
+                    .ok_or_else(|| CliError::unexpected("the server gave no download URL"))?;
+                api.get_stream(&url).await?
+            }
+            r => r?,
+        };
         let mut out = tokio::fs::File::create(&tmp)
             .await
             .map_err(|e| user_err!("cannot write {}: {e}", tmp.display()))?;
@@ -280,7 +300,8 @@ pub async fn get_files(
         );
         tasks.spawn(async move {
             let _permit = limit.acquire_owned().await;
-            get_file(&api, &run, &f.path, &dir, &pb).await
+            let path = f.path.clone();
+            get_file(&api, &run, &path, Some(f), &dir, &pb).await
         });
     }
     let mut fetched = 0;

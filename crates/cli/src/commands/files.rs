@@ -97,7 +97,12 @@ pub async fn run(cmd: FilesCommand, flags: &GlobalFlags, printer: Printer) -> Cl
         }
         FilesCommand::Get { run, paths, dir } => {
             let run = super::valid_run_id(&run)?;
-            let all = list(&api, &run).await?;
+            let all: Vec<RunFile> = api
+                .get(
+                    &format!("/api/v1/runs/{}/files", seg(&run)),
+                    &[("download_urls", "true".to_string())],
+                )
+                .await?;
             let wanted: Vec<RunFile> = if paths.is_empty() {
                 all
             } else {

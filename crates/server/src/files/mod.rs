@@ -278,8 +278,15 @@ impl Files<'_> {
         Ok(resp)
     }
 
-    /// Files of a run, by path.
-    pub async fn list(&self, actor: &Actor, run_id: &str) -> ApiResult<Vec<RunFile>> {
+    /// Files of a run, by path; with `download_urls`, each with a download URL (one audit
+    /// event for the whole listing).
+    pub async fn list(
+        &self,
+        actor: &Actor,
+        run_id: &str,
+        download_urls: bool,
+        client: &ClientInfo,
+    ) -> ApiResult<Vec<RunFile>> {
         let (run, _) = Runs { state: self.state }.load(actor, run_id).await?;
         let rows = on_backend!(self.state.store, read pool => {
             sqlx::query(
@@ -294,7 +301,45 @@ impl Files<'_> {
             .map(|r| to_file(&r))
             .collect::<Result<Vec<_>, sqlx::Error>>()?
         });
+        let mut rows = rows;
+        if download_urls {
+            for f in &mut rows {
+                f.download_url = Some(self.download_url(f)?);
+            }
+            self.audit_download(actor, client, format!("run:{run_id}/*"), rows.len())
+                .await;
+        }
         Ok(rows)
+    }
+
+    fn download_url(&self, f: &RunFile) -> ApiResult<String> {
+        self.blob_url(&BlobClaims {
+            op: "get".into(),
+            dig: f.sha256.clone(),
+            size: f.size,
+            exp: now_us() / 1_000_000 + DOWNLOAD_TTL,
+            run: None,
+            path: None,
+            uid: None,
+        })
+    }
+
+    async fn audit_download(
+        &self,
+        actor: &Actor,
+        client: &ClientInfo,
+        resource: String,
+        files: usize,
+    ) {
+        let mut ev = AuditEvent::new("run_file_download", "data_access", "info")
+            .client(client)
+            .resource(resource)
+            .status(200)
+            .metadata(serde_json::json!({ "files": files }));
+        if let Some(u) = &actor.user {
+            ev = ev.user(u.id, &u.username);
+        }
+        audit::record(&self.state.store, ev).await;
     }
 
     async fn row(&self, run_pk: i64, path: &str) -> ApiResult<Option<RunFile>> {
@@ -330,24 +375,9 @@ impl Files<'_> {
             .row(run.pk, &path)
             .await?
             .ok_or_else(|| ApiError::not_found(format!("file {path} of run {run_id}")))?;
-        let claims = BlobClaims {
-            op: "get".into(),
-            dig: f.sha256.clone(),
-            size: f.size,
-            exp: now_us() / 1_000_000 + DOWNLOAD_TTL,
-            run: None,
-            path: None,
-            uid: None,
-        };
-        f.download_url = Some(self.blob_url(&claims)?);
-        let mut ev = AuditEvent::new("run_file_download", "data_access", "info")
-            .client(client)
-            .resource(format!("run:{run_id}/{path}"))
-            .status(200);
-        if let Some(u) = &actor.user {
-            ev = ev.user(u.id, &u.username);
-        }
-        audit::record(&self.state.store, ev).await;
+        f.download_url = Some(self.download_url(&f)?);
+        self.audit_download(actor, client, format!("run:{run_id}/{path}"), 1)
+            .await;
         Ok(f)
     }
 

@@ -44,15 +44,30 @@ async fn put_files(
     Ok(Json(Files { state: &state }.put(&actor, &id, req).await?))
 }
 
+/// Options of the file list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    /// Also give each file a download URL valid for five minutes (recorded in the audit log).
+    #[serde(default)]
+    download_urls: bool,
+}
+
 /// Files of a run, by path.
-#[utoipa::path(get, path = "/runs/{id}/files", tag = "files", params(("id" = String, Path)),
+#[utoipa::path(get, path = "/runs/{id}/files", tag = "files", params(("id" = String, Path), ListQuery),
     responses((status = 200, body = Vec<RunFile>), (status = 404, body = ErrorBody)))]
 async fn list_files(
     State(state): State<AppState>,
     actor: Actor,
+    client: ClientInfo,
     Path(id): Path<String>,
+    Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<Vec<RunFile>>> {
-    Ok(Json(Files { state: &state }.list(&actor, &id).await?))
+    Ok(Json(
+        Files { state: &state }
+            .list(&actor, &id, q.download_urls, &client)
+            .await?,
+    ))
 }
 
 /// Which file.

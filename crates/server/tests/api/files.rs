@@ -106,6 +106,24 @@ each_backend!(upload_attach_download_and_delete, |ctx| {
         1
     );
 
+    let (_, listed) = ctx
+        .get(
+            &format!("/api/v1/runs/{run}/files?download_urls=true"),
+            Some(&k),
+        )
+        .await;
+    let url = listed[0]["download_url"].as_str().unwrap();
+    let r = ctx.req(Method::GET, url, None).send().await.unwrap();
+    assert_eq!(r.bytes().await.unwrap().to_vec(), data);
+    assert_eq!(
+        ctx.count(
+            "SELECT COUNT(*) FROM audit_events WHERE event_type = $1",
+            "run_file_download"
+        )
+        .await,
+        2
+    );
+
     // The same content under another name in the same project: attached without an upload.
     let run2 = ctx.run(&k, "f", json!({})).await;
     let (_, b) = put(

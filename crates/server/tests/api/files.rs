@@ -112,8 +112,8 @@ each_backend!(upload_attach_download_and_delete, |ctx| {
             Some(&k),
         )
         .await;
-    let url = listed[0]["download_url"].as_str().unwrap();
-    let r = ctx.req(Method::GET, url, None).send().await.unwrap();
+    let dl = listed[0]["download_url"].as_str().unwrap();
+    let r = ctx.req(Method::GET, dl, None).send().await.unwrap();
     assert_eq!(r.bytes().await.unwrap().to_vec(), data);
     assert_eq!(
         ctx.count(

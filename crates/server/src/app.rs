@@ -244,6 +244,11 @@ pub async fn start_with_store(
     let background = runs::spawn_reaper(state.clone(), rx.clone());
     let app = router(state);
     let handle = tokio::spawn(async move {
+        // Without TCP_NODELAY a small response written in two pieces (headers, body) waits
+        // for the client's delayed ACK: about 40 ms per small file download.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let res = axum::serve(
             listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),

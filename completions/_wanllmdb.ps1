@@ -44,6 +44,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             [CompletionResult]::new('runs', 'runs', [CompletionResultType]::ParameterValue, 'List, inspect, compare and change runs')
             [CompletionResult]::new('logs', 'logs', [CompletionResultType]::ParameterValue, 'Print or follow a run''s output')
             [CompletionResult]::new('files', 'files', [CompletionResultType]::ParameterValue, 'Attach files to a run, list them, download them')
+            [CompletionResult]::new('admin', 'admin', [CompletionResultType]::ParameterValue, 'Server administration (administrators only)')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print shell completions (bash, zsh, fish, elvish, powershell)')
             [CompletionResult]::new('generate-docs', 'generate-docs', [CompletionResultType]::ParameterValue, 'Write completions/ and man/ into a directory (used to refresh the repository''s copies)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -741,6 +742,49 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
         'wanllmdb;files;help;help' {
             break
         }
+        'wanllmdb;admin' {
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
+            [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only data and errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only data and errors')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('gc', 'gc', [CompletionResultType]::ParameterValue, 'Delete stored file contents nothing refers to any more (server administrators only)')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'wanllmdb;admin;gc' {
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
+            [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
+            [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Only report what would be deleted')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only data and errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only data and errors')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'wanllmdb;admin;help' {
+            [CompletionResult]::new('gc', 'gc', [CompletionResultType]::ParameterValue, 'Delete stored file contents nothing refers to any more (server administrators only)')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'wanllmdb;admin;help;gc' {
+            break
+        }
+        'wanllmdb;admin;help;help' {
+            break
+        }
         'wanllmdb;completions' {
             [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
@@ -782,6 +826,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             [CompletionResult]::new('runs', 'runs', [CompletionResultType]::ParameterValue, 'List, inspect, compare and change runs')
             [CompletionResult]::new('logs', 'logs', [CompletionResultType]::ParameterValue, 'Print or follow a run''s output')
             [CompletionResult]::new('files', 'files', [CompletionResultType]::ParameterValue, 'Attach files to a run, list them, download them')
+            [CompletionResult]::new('admin', 'admin', [CompletionResultType]::ParameterValue, 'Server administration (administrators only)')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print shell completions (bash, zsh, fish, elvish, powershell)')
             [CompletionResult]::new('generate-docs', 'generate-docs', [CompletionResultType]::ParameterValue, 'Write completions/ and man/ into a directory (used to refresh the repository''s copies)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -905,6 +950,13 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             break
         }
         'wanllmdb;help;files;delete' {
+            break
+        }
+        'wanllmdb;help;admin' {
+            [CompletionResult]::new('gc', 'gc', [CompletionResultType]::ParameterValue, 'Delete stored file contents nothing refers to any more (server administrators only)')
+            break
+        }
+        'wanllmdb;help;admin;gc' {
             break
         }
         'wanllmdb;help;completions' {

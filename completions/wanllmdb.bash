@@ -16,6 +16,9 @@ _wanllmdb() {
             ",$1")
                 cmd="wanllmdb"
                 ;;
+            wanllmdb,admin)
+                cmd="wanllmdb__subcmd__admin"
+                ;;
             wanllmdb,completions)
                 cmd="wanllmdb__subcmd__completions"
                 ;;
@@ -61,6 +64,18 @@ _wanllmdb() {
             wanllmdb,whoami)
                 cmd="wanllmdb__subcmd__whoami"
                 ;;
+            wanllmdb__subcmd__admin,gc)
+                cmd="wanllmdb__subcmd__admin__subcmd__gc"
+                ;;
+            wanllmdb__subcmd__admin,help)
+                cmd="wanllmdb__subcmd__admin__subcmd__help"
+                ;;
+            wanllmdb__subcmd__admin__subcmd__help,gc)
+                cmd="wanllmdb__subcmd__admin__subcmd__help__subcmd__gc"
+                ;;
+            wanllmdb__subcmd__admin__subcmd__help,help)
+                cmd="wanllmdb__subcmd__admin__subcmd__help__subcmd__help"
+                ;;
             wanllmdb__subcmd__files,delete)
                 cmd="wanllmdb__subcmd__files__subcmd__delete"
                 ;;
@@ -90,6 +105,9 @@ _wanllmdb() {
                 ;;
             wanllmdb__subcmd__files__subcmd__help,put)
                 cmd="wanllmdb__subcmd__files__subcmd__help__subcmd__put"
+                ;;
+            wanllmdb__subcmd__help,admin)
+                cmd="wanllmdb__subcmd__help__subcmd__admin"
                 ;;
             wanllmdb__subcmd__help,completions)
                 cmd="wanllmdb__subcmd__help__subcmd__completions"
@@ -135,6 +153,9 @@ _wanllmdb() {
                 ;;
             wanllmdb__subcmd__help,whoami)
                 cmd="wanllmdb__subcmd__help__subcmd__whoami"
+                ;;
+            wanllmdb__subcmd__help__subcmd__admin,gc)
+                cmd="wanllmdb__subcmd__help__subcmd__admin__subcmd__gc"
                 ;;
             wanllmdb__subcmd__help__subcmd__files,delete)
                 cmd="wanllmdb__subcmd__help__subcmd__files__subcmd__delete"
@@ -338,7 +359,7 @@ _wanllmdb() {
 
     case "${cmd}" in
         wanllmdb)
-            opts="-q -v -h -V --host --api-key --project --quiet --verbose --help --version server login logout whoami init project run log sync runs logs files completions generate-docs help"
+            opts="-q -v -h -V --host --api-key --project --quiet --verbose --help --version server login logout whoami init project run log sync runs logs files admin completions generate-docs help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -356,6 +377,100 @@ _wanllmdb() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wanllmdb__subcmd__admin)
+            opts="-q -v -h -V --host --api-key --project --quiet --verbose --help --version gc help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --host)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --api-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --project)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wanllmdb__subcmd__admin__subcmd__gc)
+            opts="-q -v -h -V --dry-run --json --host --api-key --project --quiet --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --host)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --api-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --project)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wanllmdb__subcmd__admin__subcmd__help)
+            opts="gc help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wanllmdb__subcmd__admin__subcmd__help__subcmd__gc)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wanllmdb__subcmd__admin__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 *)
                     COMPREPLY=()
                     ;;
@@ -638,8 +753,36 @@ _wanllmdb() {
             return 0
             ;;
         wanllmdb__subcmd__help)
-            opts="server login logout whoami init project run log sync runs logs files completions generate-docs help"
+            opts="server login logout whoami init project run log sync runs logs files admin completions generate-docs help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wanllmdb__subcmd__help__subcmd__admin)
+            opts="gc"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wanllmdb__subcmd__help__subcmd__admin__subcmd__gc)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

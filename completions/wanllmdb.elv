@@ -41,6 +41,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand runs 'List, inspect, compare and change runs'
             cand logs 'Print or follow a run''s output'
             cand files 'Attach files to a run, list them, download them'
+            cand admin 'Server administration (administrators only)'
             cand completions 'Print shell completions (bash, zsh, fish, elvish, powershell)'
             cand generate-docs 'Write completions/ and man/ into a directory (used to refresh the repository''s copies)'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -671,6 +672,44 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
         }
         &'wanllmdb;files;help;help'= {
         }
+        &'wanllmdb;admin'= {
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand gc 'Delete stored file contents nothing refers to any more (server administrators only)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'wanllmdb;admin;gc'= {
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand --dry-run 'Only report what would be deleted'
+            cand --json 'Print JSON'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wanllmdb;admin;help'= {
+            cand gc 'Delete stored file contents nothing refers to any more (server administrators only)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'wanllmdb;admin;help;gc'= {
+        }
+        &'wanllmdb;admin;help;help'= {
+        }
         &'wanllmdb;completions'= {
             cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
@@ -710,6 +749,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand runs 'List, inspect, compare and change runs'
             cand logs 'Print or follow a run''s output'
             cand files 'Attach files to a run, list them, download them'
+            cand admin 'Server administration (administrators only)'
             cand completions 'Print shell completions (bash, zsh, fish, elvish, powershell)'
             cand generate-docs 'Write completions/ and man/ into a directory (used to refresh the repository''s copies)'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -800,6 +840,11 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
         &'wanllmdb;help;files;list'= {
         }
         &'wanllmdb;help;files;delete'= {
+        }
+        &'wanllmdb;help;admin'= {
+            cand gc 'Delete stored file contents nothing refers to any more (server administrators only)'
+        }
+        &'wanllmdb;help;admin;gc'= {
         }
         &'wanllmdb;help;completions'= {
         }

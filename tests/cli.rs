@@ -816,6 +816,12 @@ fn run_files_round_trip_through_the_command_line() {
     assert!(stderr(&out).contains("0 downloaded"), "{}", stderr(&out));
 
     env.ok(&["files", "rm", "filerun1", "config.yaml"]);
+    // Just detached: its bytes are kept for now (an upload may still refer to them).
+    let gc = env.json(&["admin", "gc", "--dry-run", "--json"]);
+    assert_eq!(
+        (gc["dry_run"].clone(), gc["blobs"].clone()),
+        (Value::Bool(true), Value::from(0))
+    );
     let out = env
         .wl(&["files", "get", "filerun1", "config.yaml"])
         .output()

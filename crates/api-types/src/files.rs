@@ -82,6 +82,19 @@ pub struct RunFile {
     pub download_url: Option<String>,
 }
 
+/// Answer to `POST /api/v1/admin/blobs/gc`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct GcReport {
+    /// Nothing was deleted; the figures say what would be.
+    pub dry_run: bool,
+    /// Blobs deleted (or that would be).
+    pub blobs: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Bytes of abandoned partial uploads removed.
+    pub partial_bytes: u64,
+}
+
 /// Whether `s` is a SHA-256 in lowercase hex.
 pub fn is_sha256_hex(s: &str) -> bool {
     s.len() == 64

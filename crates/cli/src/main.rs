@@ -86,6 +86,9 @@ enum Command {
     /// Attach files to a run, list them, download them
     #[command(subcommand)]
     Files(commands::files::FilesCommand),
+    /// Server administration (administrators only)
+    #[command(subcommand)]
+    Admin(commands::admin::AdminCommand),
     /// Print shell completions (bash, zsh, fish, elvish, powershell)
     Completions(commands::completions::CompletionsArgs),
     /// Write completions/ and man/ into a directory (used to refresh the repository's copies)
@@ -165,6 +168,7 @@ async fn dispatch(command: Command, flags: GlobalFlags, printer: Printer) -> Res
         Command::Runs(c) => ok(commands::runs::run(c, &flags, printer).await),
         Command::Logs(args) => ok(commands::logs::logs(args, &flags, printer).await),
         Command::Files(c) => ok(commands::files::run(c, &flags, printer).await),
+        Command::Admin(c) => ok(commands::admin::run(c, &flags, printer).await),
         Command::Completions(args) => {
             ok(commands::completions::completions(args).map_err(CliError::from))
         }

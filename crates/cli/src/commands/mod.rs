@@ -1,5 +1,6 @@
 //! One module per command group.
 
+pub mod admin;
 pub mod auth;
 pub mod completions;
 pub mod files;

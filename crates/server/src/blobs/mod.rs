@@ -116,6 +116,38 @@ impl BlobStore {
         })
     }
 
+    /// Deletes a stored blob's bytes (missing is fine).
+    pub async fn remove(&self, digest: &str) -> std::io::Result<()> {
+        match tokio::fs::remove_file(self.path(digest)).await {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Removes partial uploads older than `max_age_secs` (abandoned transfers); returns how
+    /// many bytes that freed.
+    pub async fn remove_stale_partials(&self, max_age_secs: u64) -> std::io::Result<u64> {
+        let dir = self.root.join("tmp");
+        let mut entries = match tokio::fs::read_dir(&dir).await {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(e),
+        };
+        let mut freed = 0;
+        while let Some(e) = entries.next_entry().await? {
+            let meta = e.metadata().await?;
+            let age = meta
+                .modified()
+                .ok()
+                .and_then(|m| m.elapsed().ok())
+                .map_or(0, |d| d.as_secs());
+            if age > max_age_secs && tokio::fs::remove_file(e.path()).await.is_ok() {
+                freed += meta.len();
+            }
+        }
+        Ok(freed)
+    }
+
     /// Opens a stored blob for reading.
     pub async fn open(&self, digest: &str) -> std::io::Result<tokio::fs::File> {
         tokio::fs::File::open(self.path(digest)).await

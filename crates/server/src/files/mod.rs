@@ -16,7 +16,7 @@ use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use wanllmdb_api_types::files::{
-    FileStatus, FileTicket, PutFilesRequest, PutFilesResponse, RunFile, is_sha256_hex,
+    FileStatus, FileTicket, GcReport, PutFilesRequest, PutFilesResponse, RunFile, is_sha256_hex,
     normalize_path,
 };
 
@@ -210,6 +210,9 @@ impl Files<'_> {
         let (Some(run_pk), Some(path), Some(uid)) = (c.run, c.path.clone(), c.uid) else {
             return Err(ApiError::invalid("this URL is not an upload URL"));
         };
+        // Mark the blob as fresh before its bytes land, so a garbage collection running
+        // meanwhile leaves it alone (it only takes blobs untouched for an upload's lifetime).
+        self.touch_blob(&c.dig).await?;
         let stored = self
             .state
             .blobs
@@ -220,7 +223,8 @@ impl Files<'_> {
                 BlobError::Io(e) => ApiError::Unavailable(format!("upload not stored: {e}")),
             })?;
         on_backend!(self.state.store, write pool => {
-            sqlx::query("INSERT INTO blobs (digest, size, md5, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (digest) DO NOTHING")
+            sqlx::query("INSERT INTO blobs (digest, size, md5, created_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (digest) DO UPDATE SET created_at = excluded.created_at")
                 .bind(&c.dig)
                 .bind(c.size as i64)
                 .bind(&stored.md5)
@@ -241,6 +245,94 @@ impl Files<'_> {
         self.row(run_pk, &path)
             .await?
             .ok_or_else(|| ApiError::not_found(format!("file {path}")))
+    }
+
+    async fn touch_blob(&self, digest: &str) -> ApiResult<()> {
+        on_backend!(self.state.store, write pool => {
+            sqlx::query("UPDATE blobs SET created_at = $1 WHERE digest = $2")
+                .bind(now_us())
+                .bind(digest)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// Deletes blobs no run file refers to and that no upload touched for an upload URL's
+    /// lifetime, and abandoned partial uploads. Server administrators only.
+    pub async fn collect_garbage(
+        &self,
+        actor: &Actor,
+        dry_run: bool,
+        client: &ClientInfo,
+    ) -> ApiResult<GcReport> {
+        let user = actor.require_user()?;
+        if !user.is_admin {
+            return Err(ApiError::Forbidden(
+                "garbage collection is for server administrators".into(),
+            ));
+        }
+        let cutoff = now_us() - UPLOAD_TTL * 1_000_000;
+        let candidates: Vec<(String, i64)> = on_backend!(self.state.store, read pool => {
+            sqlx::query_as(
+                "SELECT b.digest, b.size FROM blobs b WHERE b.created_at < $1 \
+                 AND NOT EXISTS (SELECT 1 FROM run_files rf WHERE rf.digest = b.digest) ORDER BY b.digest",
+            )
+            .bind(cutoff)
+            .fetch_all(pool)
+            .await?
+        });
+        let mut report = GcReport {
+            dry_run,
+            ..GcReport::default()
+        };
+        for (digest, size) in candidates {
+            if !dry_run {
+                // Checked again at the moment of deletion: a reference or an upload may have
+                // arrived since the listing.
+                let deleted = on_backend!(self.state.store, write pool => {
+                    sqlx::query(
+                        "DELETE FROM blobs WHERE digest = $1 AND created_at < $2 \
+                         AND NOT EXISTS (SELECT 1 FROM run_files rf WHERE rf.digest = $1)",
+                    )
+                    .bind(&digest)
+                    .bind(cutoff)
+                    .execute(pool)
+                    .await?
+                    .rows_affected()
+                });
+                if deleted == 0 {
+                    continue;
+                }
+                self.state
+                    .blobs
+                    .remove(&digest)
+                    .await
+                    .map_err(|e| ApiError::Internal(format!("cannot delete blob {digest}: {e}")))?;
+            }
+            report.blobs += 1;
+            report.bytes += size as u64;
+        }
+        if !dry_run {
+            report.partial_bytes = self
+                .state
+                .blobs
+                .remove_stale_partials(UPLOAD_TTL as u64)
+                .await
+                .map_err(|e| ApiError::Internal(format!("cannot clean partial uploads: {e}")))?;
+        }
+        audit::record(
+            &self.state.store,
+            AuditEvent::new("blob_gc", "admin", "info")
+                .client(client)
+                .user(user.id, &user.username)
+                .status(200)
+                .metadata(serde_json::json!({
+                    "dry_run": dry_run, "blobs": report.blobs, "bytes": report.bytes,
+                })),
+        )
+        .await;
+        Ok(report)
     }
 
     fn claims(&self, token: &str, op: &str) -> ApiResult<BlobClaims> {

@@ -11,7 +11,7 @@ use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use wanllmdb_api_types::ErrorBody;
-use wanllmdb_api_types::files::{PutFilesRequest, PutFilesResponse, RunFile};
+use wanllmdb_api_types::files::{GcReport, PutFilesRequest, PutFilesResponse, RunFile};
 
 use super::Files;
 use crate::app::AppState;
@@ -25,6 +25,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(put_files, list_files))
         .routes(routes!(get_file, delete_file))
         .routes(routes!(download_blob, upload_blob))
+        .routes(routes!(collect_garbage))
         // Uploads are limited by the size their URL was signed for, not the JSON body limit.
         .layer(DefaultBodyLimit::disable())
 }
@@ -131,4 +132,30 @@ async fn upload_blob(
     body: Body,
 ) -> ApiResult<Json<RunFile>> {
     Ok(Json(Files { state: &state }.receive(&token, body).await?))
+}
+
+/// Options of garbage collection.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+struct GcQuery {
+    /// Only report what would be deleted.
+    #[serde(default)]
+    dry_run: bool,
+}
+
+/// Delete blobs nothing refers to (and abandoned partial uploads). Server administrators only.
+/// Blobs an upload touched within the last hour are kept, so uploads in progress are safe.
+#[utoipa::path(post, path = "/admin/blobs/gc", tag = "files", params(GcQuery),
+    responses((status = 200, body = GcReport), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn collect_garbage(
+    State(state): State<AppState>,
+    actor: Actor,
+    client: ClientInfo,
+    Query(q): Query<GcQuery>,
+) -> ApiResult<Json<GcReport>> {
+    Ok(Json(
+        Files { state: &state }
+            .collect_garbage(&actor, q.dry_run, &client)
+            .await?,
+    ))
 }

@@ -265,3 +265,96 @@ each_backend!(dedup_never_crosses_projects_and_paths_are_checked, |ctx| {
         .await;
     assert_error(s, &b, StatusCode::FORBIDDEN, "forbidden");
 });
+
+async fn age_all_blobs(ctx: &Ctx) {
+    wanllmdb_server::on_backend!(ctx.store, write pool => {
+        sqlx::query("UPDATE blobs SET created_at = 0").execute(pool).await.unwrap();
+    });
+}
+
+each_backend!(
+    garbage_collection_takes_only_unreferenced_settled_blobs,
+    |ctx| {
+        let k = ctx.user("alice").await;
+        ctx.project(&k, "gc", "private").await;
+        let run = ctx.run(&k, "gc", json!({})).await;
+        let keep = b"kept bytes".to_vec();
+        let drop = b"dropped bytes".to_vec();
+        for (path, data) in [("keep.txt", &keep), ("drop.txt", &drop)] {
+            let (_, b) = put(
+                &ctx,
+                &k,
+                &run,
+                json!([{"path": path, "sha256": sha(data), "size": data.len()}]),
+            )
+            .await;
+            let (s, _) = upload(&ctx, b["files"][0]["upload_url"].as_str().unwrap(), data).await;
+            assert_eq!(s, StatusCode::OK);
+        }
+        let (s, _) = ctx
+            .delete(&format!("/api/v1/runs/{run}/file?path=drop.txt"), Some(&k))
+            .await;
+        assert_eq!(s, StatusCode::NO_CONTENT);
+
+        // Only server administrators collect.
+        let (s, b) = ctx
+            .post("/api/v1/admin/blobs/gc", Some(&k), json!({}))
+            .await;
+        assert_error(s, &b, StatusCode::FORBIDDEN, "forbidden");
+        // Unreferenced but recently uploaded: kept (an upload may still be attaching it).
+        let admin = ctx.admin_key.clone();
+        let (s, b) = ctx
+            .post("/api/v1/admin/blobs/gc", Some(&admin), json!({}))
+            .await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+        assert_eq!(b["blobs"], 0);
+
+        age_all_blobs(&ctx).await;
+        let (_, b) = ctx
+            .post(
+                "/api/v1/admin/blobs/gc?dry_run=true",
+                Some(&admin),
+                json!({}),
+            )
+            .await;
+        assert_eq!(
+            (b["dry_run"].clone(), b["blobs"].clone(), b["bytes"].clone()),
+            (json!(true), json!(1), json!(drop.len()))
+        );
+        assert_eq!(
+            ctx.count("SELECT COUNT(*) FROM blobs WHERE digest = $1", &sha(&drop))
+                .await,
+            1
+        );
+        let (_, b) = ctx
+            .post("/api/v1/admin/blobs/gc", Some(&admin), json!({}))
+            .await;
+        assert_eq!(b["blobs"], 1);
+        assert_eq!(
+            ctx.count("SELECT COUNT(*) FROM blobs WHERE digest = $1", &sha(&drop))
+                .await,
+            0
+        );
+        // The referenced blob survives, however old; the collected one must be uploaded again.
+        assert_eq!(download(&ctx, &k, &run, "keep.txt").await, keep);
+        let (_, b) = put(
+            &ctx,
+            &k,
+            &run,
+            json!([{"path": "again.txt", "sha256": sha(&drop), "size": drop.len()}]),
+        )
+        .await;
+        assert_eq!(b["files"][0]["status"], "upload");
+        let (s, _) = upload(&ctx, b["files"][0]["upload_url"].as_str().unwrap(), &drop).await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(download(&ctx, &k, &run, "again.txt").await, drop);
+        assert_eq!(
+            ctx.count(
+                "SELECT COUNT(*) FROM audit_events WHERE event_type = $1",
+                "blob_gc"
+            )
+            .await,
+            3
+        );
+    }
+);

@@ -30,6 +30,11 @@ use crate::runs::{RunRow, Runs};
 use crate::store::{format_time, now_us};
 use crate::{on_backend, with_tx};
 
+/// Attaches (or re-points) a file of a run: run_pk, path, digest, user, time.
+const ATTACH_SQL: &str = "INSERT INTO run_files (run_pk, path, digest, created_by, created_at) VALUES ($1, $2, $3, $4, $5) \
+     ON CONFLICT (run_pk, path) DO UPDATE SET digest = excluded.digest, \
+     created_by = excluded.created_by, created_at = excluded.created_at";
+
 /// Most files in one put request.
 const MAX_FILES_PER_PUT: usize = 10_000;
 /// Seconds an upload URL stays valid.
@@ -169,11 +174,6 @@ impl Files<'_> {
         Ok(held)
     }
 
-    async fn attach(&self, run_pk: i64, path: &str, digest: &str, user: i64) -> ApiResult<()> {
-        self.attach_all(run_pk, &[(path.to_string(), digest.to_string())], user)
-            .await
-    }
-
     /// Attaches files in one transaction.
     async fn attach_all(
         &self,
@@ -187,11 +187,7 @@ impl Files<'_> {
         let now = now_us();
         with_tx!(self.state.store, tx => {
             for (path, digest) in files {
-                sqlx::query(
-                    "INSERT INTO run_files (run_pk, path, digest, created_by, created_at) VALUES ($1, $2, $3, $4, $5) \
-                     ON CONFLICT (run_pk, path) DO UPDATE SET digest = excluded.digest, \
-                     created_by = excluded.created_by, created_at = excluded.created_at",
-                )
+                sqlx::query(ATTACH_SQL)
                 .bind(run_pk)
                 .bind(path)
                 .bind(digest)
@@ -222,32 +218,51 @@ impl Files<'_> {
                 BlobError::Mismatch(m) => ApiError::invalid(format!("upload rejected: {m}")),
                 BlobError::Io(e) => ApiError::Unavailable(format!("upload not stored: {e}")),
             })?;
-        on_backend!(self.state.store, write pool => {
+        // One transaction: the blob row, and the file attached to a run that still exists.
+        let now = now_us();
+        let attached: bool = with_tx!(self.state.store, tx => {
             sqlx::query("INSERT INTO blobs (digest, size, md5, created_at) VALUES ($1, $2, $3, $4) \
                  ON CONFLICT (digest) DO UPDATE SET created_at = excluded.created_at")
                 .bind(&c.dig)
                 .bind(c.size as i64)
                 .bind(&stored.md5)
-                .bind(now_us())
-                .execute(pool)
+                .bind(now)
+                .execute(&mut *tx)
                 .await?;
-        });
-        let exists: Option<i64> = on_backend!(self.state.store, read pool => {
-            sqlx::query_scalar("SELECT pk FROM runs WHERE pk = $1")
+            let run: Option<i64> = sqlx::query_scalar("SELECT pk FROM runs WHERE pk = $1")
                 .bind(run_pk)
-                .fetch_optional(pool)
-                .await?
+                .fetch_optional(&mut *tx)
+                .await?;
+            if run.is_some() {
+                sqlx::query(ATTACH_SQL)
+                    .bind(run_pk)
+                    .bind(&path)
+                    .bind(&c.dig)
+                    .bind(uid)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            run.is_some()
         });
-        if exists.is_none() {
+        if !attached {
             return Err(ApiError::not_found("run"));
         }
-        self.attach(run_pk, &path, &c.dig, uid).await?;
         self.row(run_pk, &path)
             .await?
             .ok_or_else(|| ApiError::not_found(format!("file {path}")))
     }
 
     async fn touch_blob(&self, digest: &str) -> ApiResult<()> {
+        let known: Option<i64> = on_backend!(self.state.store, read pool => {
+            sqlx::query_scalar("SELECT size FROM blobs WHERE digest = $1")
+                .bind(digest)
+                .fetch_optional(pool)
+                .await?
+        });
+        if known.is_none() {
+            return Ok(());
+        }
         on_backend!(self.state.store, write pool => {
             sqlx::query("UPDATE blobs SET created_at = $1 WHERE digest = $2")
                 .bind(now_us())

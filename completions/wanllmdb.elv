@@ -415,7 +415,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand --filter 'Filter expression, e.g. ''summary.acc >= 0.9'' (repeatable)'
             cand --sort 'Sort key, `-` for descending: created_at, name, state, config.X, summary.X'
             cand --limit 'At most this many runs'
-            cand --columns 'Columns: id, name, state, user, created, finished, tags, group, job_type, host, exit_code, config.X, summary.X'
+            cand --columns 'Columns: id, name, state, user, created, finished, tags, group, job_type, host, exit_code, notes, project, config.X, summary.X'
             cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'

@@ -224,7 +224,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from list" -l filter -d 'Filter expression, e.g. \'summary.acc >= 0.9\' (repeatable)' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from list" -l sort -d 'Sort key, `-` for descending: created_at, name, state, config.X, summary.X' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from list" -l limit -d 'At most this many runs' -r
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from list" -l columns -d 'Columns: id, name, state, user, created, finished, tags, group, job_type, host, exit_code, config.X, summary.X' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from list" -l columns -d 'Columns: id, name, state, user, created, finished, tags, group, job_type, host, exit_code, notes, project, config.X, summary.X' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from list" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from list" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from list" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r

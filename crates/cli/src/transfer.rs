@@ -286,6 +286,10 @@ pub async fn get_files(
     dir: &Path,
     printer: &Printer,
 ) -> CliResult<usize> {
+    // Every path is checked before the first byte is written.
+    for f in &files {
+        normalize_path(&f.path).map_err(|e| user_err!("refusing file {:?}: {e}", f.path))?;
+    }
     let total = files.iter().map(|f| f.size).sum();
     let pb = bar(printer, total, "downloading");
     let limit = Arc::new(Semaphore::new(PARALLEL));

@@ -32,7 +32,8 @@ Examples:
   python make_metrics.py | wanllmdb log --run ab12cd34 -     # JSON lines on stdin
   wanllmdb log --message 'checkpoint saved' --level info
 
-Without --step, the step is one past the last step logged for these keys.")]
+Without --step: inside a wrapped run the line gets the previous line's step + 1; outside, the
+step is one past the last step logged on the server for these keys.")]
 pub struct LogArgs {
     /// Run id [default: the wrapped run, $WANLLMDB_RUN_ID]
     #[arg(long, env = env::RUN_ID, value_name = "ID", hide_env_values = true)]

@@ -45,7 +45,7 @@ Examples:
         /// At most this many runs
         #[arg(long, default_value_t = 50)]
         limit: usize,
-        /// Columns: id, name, state, user, created, finished, tags, group, job_type, host, exit_code, config.X, summary.X
+        /// Columns: id, name, state, user, created, finished, tags, group, job_type, host, exit_code, notes, project, config.X, summary.X
         #[arg(long, value_delimiter = ',')]
         columns: Vec<String>,
         /// Print JSON

@@ -27,7 +27,7 @@ Examples:
   wanllmdb sync .wanllmdb/runs/ab12cd34
   wanllmdb sync --dry-run --json")]
 pub struct SyncArgs {
-    /// Run spools (.wanllmdb/runs/<id>) or directories holding them [default: ./.wanllmdb]
+    /// Run spools (.wanllmdb/runs/<id>) or directories holding them [default: $WANLLMDB_DIR, else the .wanllmdb next to .wanllmdb.toml, else ./.wanllmdb]
     pub paths: Vec<PathBuf>,
     /// Only list what would be uploaded
     #[arg(long)]

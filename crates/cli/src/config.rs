@@ -114,13 +114,7 @@ impl Settings {
     pub async fn resolve(flags: &GlobalFlags) -> CliResult<Settings> {
         let project_file = find_project_file()?;
         let user = load_user_config()?;
-        let host = flags
-            .host
-            .clone()
-            .or_else(|| project_file.as_ref().and_then(|(_, f)| f.host.clone()))
-            .or_else(|| user.host.clone())
-            .unwrap_or_else(|| DEFAULT_HOST.to_string());
-        let host = normalize_host(&host)?;
+        let host = pick_host(flags, project_file.as_ref().map(|(_, f)| f), &user)?;
         let (api_key, key_source) = match &flags.api_key {
             Some(k) if !k.is_empty() => (Some(k.clone()), KeySource::FlagOrEnv),
             _ => match load_key(&user, &host).await {
@@ -150,6 +144,31 @@ impl Settings {
             )
         })
     }
+}
+
+/// The server the flags, `./.wanllmdb.toml` or the user config name (without touching
+/// any stored key).
+pub fn resolve_host(flags: &GlobalFlags) -> CliResult<String> {
+    let project_file = find_project_file()?;
+    pick_host(
+        flags,
+        project_file.as_ref().map(|(_, f)| f),
+        &load_user_config()?,
+    )
+}
+
+fn pick_host(
+    flags: &GlobalFlags,
+    file: Option<&ProjectFile>,
+    user: &UserConfig,
+) -> CliResult<String> {
+    let host = flags
+        .host
+        .clone()
+        .or_else(|| file.and_then(|f| f.host.clone()))
+        .or_else(|| user.host.clone())
+        .unwrap_or_else(|| DEFAULT_HOST.to_string());
+    normalize_host(&host)
 }
 
 /// Adds `http://` when no scheme is given and drops trailing slashes.

@@ -272,6 +272,14 @@ pub fn spool_root(settings: &crate::config::Settings) -> PathBuf {
     PathBuf::from(".wanllmdb")
 }
 
+/// Now, in Unix seconds.
+pub fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
 fn read_json<T: serde::de::DeserializeOwned>(p: &Path) -> CliResult<T> {
     let bytes = std::fs::read(p).map_err(|e| user_err!("cannot read {}: {e}", p.display()))?;
     serde_json::from_slice(&bytes).map_err(|e| user_err!("{} is damaged: {e}", p.display()))
@@ -421,6 +429,16 @@ fn skip_long_line(file: &mut std::fs::File, offset: u64) -> std::io::Result<Opti
         }
         n += r as u64;
     }
+}
+
+/// Whether a shipping round stops after this batch: the file is drained, or a live round
+/// sent its share.
+fn round_over(exhausted: bool, drain: Drain, rounds: usize) -> bool {
+    exhausted || (drain == Drain::Live && rounds >= LIVE_BATCHES)
+}
+
+fn read_error(path: &Path, e: std::io::Error) -> ApiError {
+    ApiError::Decode(format!("cannot read {}: {e}", path.display()))
 }
 
 fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
@@ -575,23 +593,15 @@ impl Shipper {
                     }
                 }
             })
-            .map_err(|e| ApiError::Decode(format!("cannot read {}: {e}", path.display())))?;
+            .map_err(|e| read_error(&path, e))?;
             if batch.restarted {
                 self.printer.warn(
                     "the metrics file was truncated (opened with \"w\" instead of \"a\"?); reading it again from the start",
                 );
             }
-            if body.points > 0 {
-                sent += body.values as u64;
-                let path = format!("/api/v1/runs/{}/history", seg(self.run_id()));
-                let _: AppendHistoryResponse = self.api.post_raw(&path, body.finish()).await?;
-            }
-            let moved = batch.cursor != self.state.metrics;
-            self.state.metrics = batch.cursor;
-            if moved {
-                self.save()?;
-            }
-            if batch.exhausted || (drain == Drain::Live && rounds >= LIVE_BATCHES) {
+            sent += self.post_history(body).await?;
+            self.commit(|s| &mut s.metrics, batch.cursor)?;
+            if round_over(batch.exhausted, drain, rounds) {
                 return Ok(sent);
             }
         }
@@ -603,6 +613,7 @@ impl Shipper {
         let mut rounds = 0;
         loop {
             rounds += 1;
+            let mut body = HistoryBody::default();
             let batch = read_batch(
                 &path,
                 self.state.captured,
@@ -610,36 +621,42 @@ impl Shipper {
                 BATCH_VALUES,
                 |line, _| {
                     let p: HistoryPoint = serde_json::from_slice(line).ok()?;
-                    let w = p.values.0.len();
-                    Some((p, w))
+                    body.push_point(&p);
+                    Some(((), p.values.0.len()))
                 },
             )
-            .map_err(|e| ApiError::Decode(format!("cannot read {}: {e}", path.display())))?;
-            sent += self.send_points(batch.items).await?;
-            let moved = batch.cursor != self.state.captured;
-            self.state.captured = batch.cursor;
-            if moved {
-                self.save()?;
-            }
-            if batch.exhausted || (drain == Drain::Live && rounds >= LIVE_BATCHES) {
+            .map_err(|e| read_error(&path, e))?;
+            sent += self.post_history(body).await?;
+            self.commit(|s| &mut s.captured, batch.cursor)?;
+            if round_over(batch.exhausted, drain, rounds) {
                 return Ok(sent);
             }
         }
     }
 
-    async fn send_points(&self, points: Vec<HistoryPoint>) -> Result<u64, ApiError> {
-        if points.is_empty() {
+    /// Sends a history body; returns the values it held.
+    async fn post_history(&self, body: HistoryBody) -> Result<u64, ApiError> {
+        if body.points == 0 {
             return Ok(0);
         }
-        let mut b = HistoryBody::default();
-        for p in &points {
-            b.push_point(p);
-        }
-        let n = b.values;
-        let body = b.finish();
+        let n = body.values as u64;
         let path = format!("/api/v1/runs/{}/history", seg(self.run_id()));
-        let _: AppendHistoryResponse = self.api.post_raw(&path, body).await?;
-        Ok(n as u64)
+        let _: AppendHistoryResponse = self.api.post_raw(&path, body.finish()).await?;
+        Ok(n)
+    }
+
+    /// Records that a file is shipped up to `cursor` (written only when it moved).
+    fn commit(
+        &mut self,
+        slot: fn(&mut ShipState) -> &mut FileCursor,
+        cursor: FileCursor,
+    ) -> Result<(), ApiError> {
+        let current = slot(&mut self.state);
+        if *current != cursor {
+            *current = cursor;
+            self.save()?;
+        }
+        Ok(())
     }
 
     async fn ship_output(&mut self, drain: Drain) -> Result<u64, ApiError> {
@@ -652,7 +669,7 @@ impl Shipper {
                 let l: NewLogLine = serde_json::from_slice(line).ok()?;
                 Some((l, 1))
             })
-            .map_err(|e| ApiError::Decode(format!("cannot read {}: {e}", path.display())))?;
+            .map_err(|e| read_error(&path, e))?;
             if !batch.items.is_empty() {
                 let n = batch.items.len() as u64;
                 let path = format!("/api/v1/runs/{}/logs", seg(self.run_id()));
@@ -662,12 +679,8 @@ impl Shipper {
                     .await?;
                 sent += n;
             }
-            let moved = batch.cursor != self.state.output;
-            self.state.output = batch.cursor;
-            if moved {
-                self.save()?;
-            }
-            if batch.exhausted || (drain == Drain::Live && rounds >= LIVE_BATCHES) {
+            self.commit(|s| &mut s.output, batch.cursor)?;
+            if round_over(batch.exhausted, drain, rounds) {
                 return Ok(sent);
             }
         }

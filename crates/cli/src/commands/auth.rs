@@ -28,19 +28,9 @@ pub struct LoginArgs {
     pub password_stdin: bool,
 }
 
-/// The host named by flags, ./.wanllmdb.toml or the user config.
-async fn target_host(flags: &GlobalFlags) -> CliResult<String> {
-    let s = Settings::resolve(&GlobalFlags {
-        api_key: Some(String::from("-")),
-        ..flags.clone()
-    })
-    .await?;
-    Ok(s.host)
-}
-
 /// `wanllmdb login`.
 pub async fn login(args: LoginArgs, flags: &GlobalFlags, printer: Printer) -> CliResult {
-    let host = target_host(flags).await?;
+    let host = config::resolve_host(flags)?;
     let key = match (&flags.api_key, &args.username) {
         (Some(k), _) if !k.is_empty() => k.clone(),
         (_, Some(user)) => key_from_password(&host, user, args.password_stdin).await?,
@@ -122,7 +112,7 @@ async fn key_from_password(host: &str, username: &str, from_stdin: bool) -> CliR
 
 /// `wanllmdb logout`.
 pub async fn logout(flags: &GlobalFlags, printer: Printer) -> CliResult {
-    let host = target_host(flags).await?;
+    let host = config::resolve_host(flags)?;
     if config::forget_key(&host).await? {
         printer.success(format!("Logged out of {host}; its stored key is forgotten"));
     } else {

@@ -55,11 +55,7 @@ pub async fn init(args: InitArgs, flags: &GlobalFlags, printer: Printer) -> CliR
             dir
         }
     };
-    if !wanllmdb_api_types::is_valid_project_name(&project) {
-        return Err(user_err!(
-            "project name {project:?} is not valid: use 1 to 128 of A-Z a-z 0-9 . _ -"
-        ));
-    }
+    super::valid_project_name(&project)?;
     if let Some(h) = &flags.host {
         file.host = Some(normalize_host(h)?);
     }

@@ -153,11 +153,7 @@ fn require_run(run: &Option<String>) -> CliResult<String> {
     let run = run.clone().ok_or_else(|| {
         CliError::user("no run given").hint("pass --run ID, or call this inside `wanllmdb run`")
     })?;
-    if !wanllmdb_api_types::is_valid_run_id(&run) {
-        return Err(user_err!("run id {run:?} is not valid")
-            .hint("a run id is 8 characters of a-z and 0-9 (see `wanllmdb runs list`)"));
-    }
-    Ok(run)
+    super::valid_run_id(&run)
 }
 
 /// `a=1 b=2` as a metrics line.

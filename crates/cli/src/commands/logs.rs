@@ -206,11 +206,6 @@ fn print_line(l: &LogLine, format: LogFormat) {
         ),
         LogFormat::Json => println!("{}", serde_json::to_string(l).unwrap_or_default()),
         LogFormat::Csv => {
-            let msg = if l.message.contains([',', '"', '\n']) {
-                format!("\"{}\"", l.message.replace('"', "\"\""))
-            } else {
-                l.message.clone()
-            };
             println!(
                 "{},{},{},{},{},{}",
                 l.seq,
@@ -218,7 +213,7 @@ fn print_line(l: &LogLine, format: LogFormat) {
                 l.level.as_str(),
                 l.source.as_str(),
                 l.line_number.map(|n| n.to_string()).unwrap_or_default(),
-                msg
+                super::csv_field(&l.message)
             )
         }
     }

@@ -22,6 +22,26 @@ pub struct JsonFlag {
     pub json: bool,
 }
 
+/// A CSV field, quoted when it must be.
+pub fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// The project name as given, or an error that says what a project name looks like.
+pub fn valid_project_name(name: &str) -> crate::error::CliResult<()> {
+    if wanllmdb_api_types::is_valid_project_name(name) {
+        Ok(())
+    } else {
+        Err(crate::error::user_err!(
+            "project name {name:?} is not valid: use 1 to 128 of A-Z a-z 0-9 . _ -"
+        ))
+    }
+}
+
 /// The run id as given, or an error that says what a run id looks like.
 pub fn valid_run_id(run: &str) -> crate::error::CliResult<String> {
     if wanllmdb_api_types::is_valid_run_id(run) {

@@ -148,11 +148,7 @@ pub async fn run(cmd: ProjectCommand, flags: &GlobalFlags, printer: Printer) -> 
             visibility,
             json,
         } => {
-            if !wanllmdb_api_types::is_valid_project_name(&name) {
-                return Err(user_err!(
-                    "project name {name:?} is not valid: use 1 to 128 of A-Z a-z 0-9 . _ -"
-                ));
-            }
+            super::valid_project_name(&name)?;
             let req = CreateProjectRequest {
                 name,
                 description,

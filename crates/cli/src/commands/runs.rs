@@ -554,7 +554,7 @@ fn history_csv(h: &HistoryResponse) -> String {
     let mut out = String::from("step");
     for s in &h.series {
         out.push(',');
-        out.push_str(&csv_field(&s.key));
+        out.push_str(&super::csv_field(&s.key));
     }
     out.push('\n');
     for (step, vals) in rows {
@@ -566,14 +566,6 @@ fn history_csv(h: &HistoryResponse) -> String {
         out.push('\n');
     }
     out
-}
-
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
 }
 
 #[cfg(test)]

@@ -104,7 +104,7 @@ impl OutputRecorder {
             None => raw,
         };
         let text = String::from_utf8_lossy(shown);
-        let timestamp = now();
+        let timestamp = crate::spool::unix_now();
         let mut start = 0;
         loop {
             let mut end = (start + MAX_MESSAGE).min(text.len());
@@ -136,13 +136,6 @@ impl OutputRecorder {
         }
         Ok(())
     }
-}
-
-fn now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
 }
 
 /// The level a line announces at its start (`ERROR: …`, `[warning] …`, `WARNING:root:…`).

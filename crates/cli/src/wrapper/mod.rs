@@ -103,11 +103,7 @@ pub struct RunArgs {
 pub async fn run(args: RunArgs, flags: &GlobalFlags, printer: Printer) -> CliResult<u8> {
     let settings = Settings::resolve(flags).await?;
     let project = settings.require_project()?;
-    if !wanllmdb_api_types::is_valid_project_name(&project) {
-        return Err(user_err!(
-            "project name {project:?} is not valid: use 1 to 128 of A-Z a-z 0-9 . _ -"
-        ));
-    }
+    crate::commands::valid_project_name(&project)?;
     let id = match args.id.clone() {
         Some(id) if wanllmdb_api_types::is_valid_run_id(&id) => id,
         Some(id) => {
@@ -150,7 +146,7 @@ pub async fn run(args: RunArgs, flags: &GlobalFlags, printer: Printer) -> CliRes
             runtime: context::runtime_versions(&args.command),
         },
         offline: args.offline,
-        created_at: unix_now(),
+        created_at: crate::spool::unix_now(),
     };
     let root = spool_root(&settings);
     let fresh = !root.join("runs").join(&id).exists();
@@ -664,13 +660,6 @@ fn shell_join(args: &[String]) -> String {
         })
         .collect::<Vec<_>>()
         .join(" ")
-}
-
-fn unix_now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
 }
 
 #[cfg(test)]

@@ -35,6 +35,10 @@ const ATTACH_SQL: &str = "INSERT INTO run_files (run_pk, path, digest, created_b
      ON CONFLICT (run_pk, path) DO UPDATE SET digest = excluded.digest, \
      created_by = excluded.created_by, created_at = excluded.created_at";
 
+/// A run file's columns, as `to_file` reads them.
+const FILE_SELECT: &str = "SELECT rf.path, rf.digest, b.size, b.md5, rf.created_at, u.username FROM run_files rf \
+     JOIN blobs b ON b.digest = rf.digest LEFT JOIN users u ON u.id = rf.created_by";
+
 /// Most files in one put request.
 const MAX_FILES_PER_PUT: usize = 10_000;
 /// Seconds an upload URL stays valid.
@@ -397,9 +401,7 @@ impl Files<'_> {
         let (run, _) = Runs { state: self.state }.load(actor, run_id).await?;
         let rows = on_backend!(self.state.store, read pool => {
             sqlx::query(
-                "SELECT rf.path, rf.digest, b.size, b.md5, rf.created_at, u.username FROM run_files rf \
-                 JOIN blobs b ON b.digest = rf.digest LEFT JOIN users u ON u.id = rf.created_by \
-                 WHERE rf.run_pk = $1 ORDER BY rf.path",
+                sqlx::AssertSqlSafe(format!("{FILE_SELECT} WHERE rf.run_pk = $1 ORDER BY rf.path")),
             )
             .bind(run.pk)
             .fetch_all(pool)
@@ -452,9 +454,7 @@ impl Files<'_> {
     async fn row(&self, run_pk: i64, path: &str) -> ApiResult<Option<RunFile>> {
         let row = on_backend!(self.state.store, read pool => {
             match sqlx::query(
-                "SELECT rf.path, rf.digest, b.size, b.md5, rf.created_at, u.username FROM run_files rf \
-                 JOIN blobs b ON b.digest = rf.digest LEFT JOIN users u ON u.id = rf.created_by \
-                 WHERE rf.run_pk = $1 AND rf.path = $2",
+                sqlx::AssertSqlSafe(format!("{FILE_SELECT} WHERE rf.run_pk = $1 AND rf.path = $2")),
             )
             .bind(run_pk)
             .bind(path)

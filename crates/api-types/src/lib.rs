@@ -3,6 +3,7 @@
 //! Fields may be added; none is ever renamed or removed. Timestamps are RFC 3339 strings in
 //! UTC unless a field says "Unix seconds".
 
+pub mod artifacts;
 pub mod auth;
 pub mod files;
 pub mod logs;

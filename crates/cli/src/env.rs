@@ -10,6 +10,8 @@ pub const DATABASE_URL: &str = "WANLLMDB_DATABASE_URL";
 pub const CONFIG: &str = "WANLLMDB_CONFIG";
 /// Token signing secret.
 pub const JWT_SECRET: &str = "WANLLMDB_JWT_SECRET";
+/// Hosts artifact references may point at although they are private (comma-separated).
+pub const REFERENCE_ALLOW_HOSTS: &str = "WANLLMDB_REFERENCE_ALLOW_HOSTS";
 /// Request body limit.
 pub const MAX_BODY_BYTES: &str = "WANLLMDB_MAX_BODY_BYTES";
 /// Heartbeat timeout in seconds.

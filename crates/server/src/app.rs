@@ -47,7 +47,8 @@ pub fn router(state: AppState) -> Router {
         .merge(runs::routes::router())
         .merge(metrics::routes::router())
         .merge(logs::routes::router())
-        .merge(crate::files::routes::router());
+        .merge(crate::files::routes::router())
+        .merge(crate::artifacts::routes::router());
     let (api, _) = OpenApiRouter::with_openapi(openapi::base())
         .nest("/api/v1", api)
         .split_for_parts();
@@ -83,7 +84,8 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
         .merge(runs::routes::router())
         .merge(metrics::routes::router())
         .merge(logs::routes::router())
-        .merge(crate::files::routes::router());
+        .merge(crate::files::routes::router())
+        .merge(crate::artifacts::routes::router());
     let (_, doc) = OpenApiRouter::with_openapi(openapi::base())
         .nest("/api/v1", api)
         .split_for_parts();

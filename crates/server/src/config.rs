@@ -28,6 +28,9 @@ pub struct ServerConfig {
     pub jwt_secret: Option<String>,
     /// Whether anyone may register an account (otherwise only server admins can create them).
     pub allow_registration: bool,
+    /// Hosts that artifact references may point at even though they resolve to private
+    /// addresses: exact names, or `.example.com` for every subdomain.
+    pub reference_allow_hosts: Vec<String>,
     /// Print the admin key and write it to `<data_dir>/admin-api-key` on first start.
     pub bootstrap_admin: bool,
 }
@@ -47,6 +50,7 @@ impl ServerConfig {
             jwt_secret: None,
             allow_registration: true,
             bootstrap_admin: true,
+            reference_allow_hosts: Vec::new(),
         }
     }
 

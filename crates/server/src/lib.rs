@@ -3,6 +3,7 @@
 //! Layers: `routes` (thin handlers) → services (domain rules, authorization) → `store` (SQL).
 
 pub mod app;
+pub mod artifacts;
 pub mod audit;
 pub mod auth;
 pub mod blobs;

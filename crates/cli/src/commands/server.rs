@@ -27,7 +27,7 @@ pub struct ServerArgs {
     /// Database: sqlite://FILE or postgres://USER:PASSWORD@HOST/DB [default: SQLite in the data directory]
     #[arg(long, env = env::DATABASE_URL, value_name = "URL", hide_env_values = true)]
     pub database_url: Option<String>,
-    /// TOML file with any of: bind, data_dir, database_url, max_body_bytes, heartbeat_timeout_secs, allow_registration, jwt_secret
+    /// TOML file with any of: bind, data_dir, database_url, max_body_bytes, heartbeat_timeout_secs, allow_registration, jwt_secret, reference_allow_hosts
     #[arg(long, env = env::CONFIG, value_name = "FILE", hide_env_values = true)]
     pub config: Option<PathBuf>,
     /// Largest accepted request body in bytes, after decompression [default: 67108864]
@@ -42,6 +42,11 @@ pub struct ServerArgs {
     /// Secret for signing session tokens; generated and kept in the database when unset
     #[arg(long, env = env::JWT_SECRET, value_name = "SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
+    /// Host that artifact references may point at although it resolves to a private address
+    /// (an exact name, or .example.com for all its subdomains); repeat or separate with commas
+    #[arg(long = "reference-allow-host", env = env::REFERENCE_ALLOW_HOSTS, value_name = "HOST",
+        value_delimiter = ',', hide_env_values = true)]
+    pub reference_allow_hosts: Vec<String>,
 }
 
 /// The config file's keys.
@@ -55,6 +60,7 @@ struct FileConfig {
     heartbeat_timeout_secs: Option<u64>,
     allow_registration: Option<bool>,
     jwt_secret: Option<String>,
+    reference_allow_hosts: Option<Vec<String>>,
 }
 
 fn read_file_config(path: &Path) -> Result<FileConfig> {
@@ -111,6 +117,12 @@ impl ServerArgs {
             cfg.allow_registration = a;
         }
         cfg.jwt_secret = self.jwt_secret.or(file.jwt_secret);
+        cfg.reference_allow_hosts = if self.reference_allow_hosts.is_empty() {
+            file.reference_allow_hosts.unwrap_or_default()
+        } else {
+            self.reference_allow_hosts
+        };
+        cfg.reference_allow_hosts.retain(|h| !h.trim().is_empty());
         if cfg.jwt_secret.as_deref().is_some_and(|s| s.len() < 32) {
             bail!("--jwt-secret must be at least 32 characters");
         }

@@ -26,7 +26,7 @@ use crate::auth::Actor;
 use crate::blobs::BlobError;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ClientInfo;
-use crate::runs::{RunRow, Runs};
+use crate::runs::Runs;
 use crate::store::{format_time, now_us};
 use crate::{on_backend, with_tx};
 
@@ -34,6 +34,11 @@ use crate::{on_backend, with_tx};
 const ATTACH_SQL: &str = "INSERT INTO run_files (run_pk, path, digest, created_by, created_at) VALUES ($1, $2, $3, $4, $5) \
      ON CONFLICT (run_pk, path) DO UPDATE SET digest = excluded.digest, \
      created_by = excluded.created_by, created_at = excluded.created_at";
+
+/// Records a blob whose bytes have just been stored (or refreshes its time): digest, size,
+/// md5, time.
+const INSERT_BLOB_SQL: &str = "INSERT INTO blobs (digest, size, md5, created_at) VALUES ($1, $2, $3, $4) \
+     ON CONFLICT (digest) DO UPDATE SET created_at = excluded.created_at";
 
 /// A run file's columns, as `to_file` reads them.
 const FILE_SELECT: &str = "SELECT rf.path, rf.digest, b.size, b.md5, rf.created_at, u.username FROM run_files rf \
@@ -48,7 +53,7 @@ const DOWNLOAD_TTL: i64 = 300;
 
 /// What a signed blob URL allows.
 #[derive(Debug, Serialize, Deserialize)]
-struct BlobClaims {
+pub(crate) struct BlobClaims {
     /// `put` or `get`.
     op: String,
     dig: String,
@@ -61,6 +66,111 @@ struct BlobClaims {
     path: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     uid: Option<i64>,
+    /// For uploads into an artifact draft: the draft's id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ver: Option<i64>,
+}
+
+/// What an upload produced: a run file, or content of an artifact draft.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum UploadReceipt {
+    /// The file attached to the run.
+    RunFile(RunFile),
+    /// Content received for an artifact version.
+    Blob {
+        /// SHA-256.
+        sha256: String,
+        /// MD5.
+        md5: String,
+        /// Size in bytes.
+        size: u64,
+    },
+}
+
+/// A signed URL to upload `digest` into the artifact draft `draft`.
+pub(crate) fn draft_upload_url(
+    state: &AppState,
+    digest: &str,
+    size: u64,
+    draft: i64,
+    user: i64,
+) -> ApiResult<(String, i64)> {
+    let claims = BlobClaims {
+        op: "put".into(),
+        dig: digest.to_string(),
+        size,
+        exp: now_us() / 1_000_000 + UPLOAD_TTL,
+        run: None,
+        path: None,
+        uid: Some(user),
+        ver: Some(draft),
+    };
+    Ok((sign_url(state, &claims)?, UPLOAD_TTL))
+}
+
+/// A signed URL to download `digest`, valid for five minutes.
+pub(crate) fn download_url(state: &AppState, digest: &str, size: u64) -> ApiResult<String> {
+    sign_url(
+        state,
+        &BlobClaims {
+            op: "get".into(),
+            dig: digest.to_string(),
+            size,
+            exp: now_us() / 1_000_000 + DOWNLOAD_TTL,
+            run: None,
+            path: None,
+            uid: None,
+            ver: None,
+        },
+    )
+}
+
+fn sign_url(state: &AppState, claims: &BlobClaims) -> ApiResult<String> {
+    let token = state
+        .keys
+        .sign(claims)
+        .map_err(|e| ApiError::Internal(format!("cannot sign a URL: {e}")))?;
+    Ok(format!("/api/v1/blobs/{token}"))
+}
+
+/// Which of these digests the project already holds (through a run file or a finalized
+/// artifact version), with their sizes, and with the bytes present in the store. Nothing
+/// outside the project counts, so citing a digest never grants its bytes.
+pub(crate) async fn project_holds(
+    state: &AppState,
+    project_id: i64,
+    digests: &[&str],
+) -> ApiResult<HashSet<(String, u64)>> {
+    let mut digests = digests.to_vec();
+    digests.sort_unstable();
+    digests.dedup();
+    let mut held = HashSet::new();
+    for chunk in digests.chunks(500) {
+        let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+        let sql = format!(
+            "SELECT b.digest, b.size FROM blobs b WHERE b.digest IN ({}) AND (\
+             EXISTS (SELECT 1 FROM run_files rf JOIN runs r ON r.pk = rf.run_pk \
+                     WHERE rf.digest = b.digest AND r.project_id = $1) \
+             OR EXISTS (SELECT 1 FROM artifact_entries e JOIN artifact_versions v ON v.id = e.version_id \
+                     JOIN artifacts a ON a.id = v.artifact_id \
+                     WHERE e.digest = b.digest AND a.project_id = $1 AND v.state = 'committed'))",
+            marks.join(", ")
+        );
+        let rows: Vec<(String, i64)> = on_backend!(state.store, read pool => {
+            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())).bind(project_id);
+            for d in chunk {
+                q = q.bind(*d);
+            }
+            q.fetch_all(pool).await?
+        });
+        for (d, size) in rows {
+            if state.blobs.exists(&d).await {
+                held.insert((d, size as u64));
+            }
+        }
+    }
+    Ok(held)
 }
 
 /// The run-files service.
@@ -97,7 +207,8 @@ impl Files<'_> {
             }
             checked.push((path, f.sha256, f.size));
         }
-        let held = self.project_holds(&run, &checked).await?;
+        let digests: Vec<&str> = checked.iter().map(|f| f.1.as_str()).collect();
+        let held = project_holds(self.state, run.project_id, &digests).await?;
         let mut out = Vec::with_capacity(checked.len());
         let mut attach = Vec::new();
         for (path, digest, size) in checked {
@@ -121,61 +232,19 @@ impl Files<'_> {
                 run: Some(run.pk),
                 path: Some(path.clone()),
                 uid: Some(user),
+                ver: None,
             };
             out.push(FileTicket {
                 path,
                 sha256: digest,
                 size,
                 status: FileStatus::Upload,
-                upload_url: Some(self.blob_url(&claims)?),
+                upload_url: Some(sign_url(self.state, &claims)?),
                 expires_in: Some(UPLOAD_TTL),
             });
         }
         self.attach_all(run.pk, &attach, user).await?;
         Ok(PutFilesResponse { files: out })
-    }
-
-    fn blob_url(&self, claims: &BlobClaims) -> ApiResult<String> {
-        let token = self
-            .state
-            .keys
-            .sign(claims)
-            .map_err(|e| ApiError::Internal(format!("cannot sign a URL: {e}")))?;
-        Ok(format!("/api/v1/blobs/{token}"))
-    }
-
-    /// Which of these (digest, size) pairs a run of the same project already holds, with the
-    /// bytes present in the store.
-    async fn project_holds(
-        &self,
-        run: &RunRow,
-        files: &[(String, String, u64)],
-    ) -> ApiResult<HashSet<(String, u64)>> {
-        let mut digests: Vec<&str> = files.iter().map(|f| f.1.as_str()).collect();
-        digests.sort_unstable();
-        digests.dedup();
-        let mut held = HashSet::new();
-        for chunk in digests.chunks(500) {
-            let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
-            let sql = format!(
-                "SELECT DISTINCT b.digest, b.size FROM run_files rf JOIN runs r ON r.pk = rf.run_pk \
-                 JOIN blobs b ON b.digest = rf.digest WHERE r.project_id = $1 AND rf.digest IN ({})",
-                marks.join(", ")
-            );
-            let rows: Vec<(String, i64)> = on_backend!(self.state.store, read pool => {
-                let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())).bind(run.project_id);
-                for d in chunk {
-                    q = q.bind(*d);
-                }
-                q.fetch_all(pool).await?
-            });
-            for (d, size) in rows {
-                if self.state.blobs.exists(&d).await {
-                    held.insert((d, size as u64));
-                }
-            }
-        }
-        Ok(held)
     }
 
     /// Attaches files in one transaction.
@@ -205,10 +274,12 @@ impl Files<'_> {
     }
 
     /// Receives the bytes of a signed upload and attaches the file.
-    pub async fn receive(&self, token: &str, body: Body) -> ApiResult<RunFile> {
+    pub async fn receive(&self, token: &str, body: Body) -> ApiResult<UploadReceipt> {
         let c: BlobClaims = self.claims(token, "put")?;
-        let (Some(run_pk), Some(path), Some(uid)) = (c.run, c.path.clone(), c.uid) else {
-            return Err(ApiError::invalid("this URL is not an upload URL"));
+        let target = match (c.run, c.path.clone(), c.uid, c.ver) {
+            (Some(run_pk), Some(path), Some(uid), None) => Ok((run_pk, path, uid)),
+            (None, None, Some(_), Some(draft)) => Err(draft),
+            _ => return Err(ApiError::invalid("this URL is not an upload URL")),
         };
         // Mark the blob as fresh before its bytes land, so a garbage collection running
         // meanwhile leaves it alone (it only takes blobs untouched for an upload's lifetime).
@@ -222,11 +293,14 @@ impl Files<'_> {
                 BlobError::Mismatch(m) => ApiError::invalid(format!("upload rejected: {m}")),
                 BlobError::Io(e) => ApiError::Unavailable(format!("upload not stored: {e}")),
             })?;
+        let (run_pk, path, uid) = match target {
+            Ok(t) => t,
+            Err(draft) => return self.receive_for_draft(&c, draft, stored.md5).await,
+        };
         // One transaction: the blob row, and the file attached to a run that still exists.
         let now = now_us();
         let attached: bool = with_tx!(self.state.store, tx => {
-            sqlx::query("INSERT INTO blobs (digest, size, md5, created_at) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (digest) DO UPDATE SET created_at = excluded.created_at")
+            sqlx::query(INSERT_BLOB_SQL)
                 .bind(&c.dig)
                 .bind(c.size as i64)
                 .bind(&stored.md5)
@@ -254,7 +328,45 @@ impl Files<'_> {
         }
         self.row(run_pk, &path)
             .await?
+            .map(UploadReceipt::RunFile)
             .ok_or_else(|| ApiError::not_found(format!("file {path}")))
+    }
+
+    /// Records content that arrived for an artifact draft: the blob row, and the draft's
+    /// entries with this digest no longer pending.
+    async fn receive_for_draft(
+        &self,
+        c: &BlobClaims,
+        draft: i64,
+        md5: String,
+    ) -> ApiResult<UploadReceipt> {
+        let now = now_us();
+        let updated: u64 = with_tx!(self.state.store, tx => {
+            sqlx::query(INSERT_BLOB_SQL)
+                .bind(&c.dig)
+                .bind(c.size as i64)
+                .bind(&md5)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("UPDATE artifact_entries SET pending = FALSE WHERE version_id = $1 AND digest = $2 AND size = $3")
+                .bind(draft)
+                .bind(&c.dig)
+                .bind(c.size as i64)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+        });
+        if updated == 0 {
+            return Err(ApiError::not_found(
+                "artifact draft (it was committed, deleted or expired; create the version again)",
+            ));
+        }
+        Ok(UploadReceipt::Blob {
+            sha256: c.dig.clone(),
+            md5,
+            size: c.size,
+        })
     }
 
     async fn touch_blob(&self, digest: &str) -> ApiResult<()> {
@@ -292,10 +404,22 @@ impl Files<'_> {
             ));
         }
         let cutoff = now_us() - UPLOAD_TTL * 1_000_000;
+        if !dry_run {
+            // Drafts whose upload URLs have all expired can never be committed.
+            on_backend!(self.state.store, write pool => {
+                sqlx::query("DELETE FROM artifact_versions WHERE state = 'pending' AND created_at < $1")
+                    .bind(cutoff)
+                    .execute(pool)
+                    .await?;
+            });
+        }
         let candidates: Vec<(String, i64)> = on_backend!(self.state.store, read pool => {
             sqlx::query_as(
                 "SELECT b.digest, b.size FROM blobs b WHERE b.created_at < $1 \
-                 AND NOT EXISTS (SELECT 1 FROM run_files rf WHERE rf.digest = b.digest) ORDER BY b.digest",
+                 AND NOT EXISTS (SELECT 1 FROM run_files rf WHERE rf.digest = b.digest) \
+                 AND NOT EXISTS (SELECT 1 FROM artifact_entries e JOIN artifact_versions v ON v.id = e.version_id \
+                     WHERE e.digest = b.digest AND (v.state = 'committed' OR v.created_at >= $1)) \
+                 ORDER BY b.digest",
             )
             .bind(cutoff)
             .fetch_all(pool)
@@ -312,7 +436,8 @@ impl Files<'_> {
                 let deleted = on_backend!(self.state.store, write pool => {
                     sqlx::query(
                         "DELETE FROM blobs WHERE digest = $1 AND created_at < $2 \
-                         AND NOT EXISTS (SELECT 1 FROM run_files rf WHERE rf.digest = $1)",
+                         AND NOT EXISTS (SELECT 1 FROM run_files rf WHERE rf.digest = $1) \
+                         AND NOT EXISTS (SELECT 1 FROM artifact_entries e WHERE e.digest = $1)",
                     )
                     .bind(&digest)
                     .bind(cutoff)
@@ -422,15 +547,7 @@ impl Files<'_> {
     }
 
     fn download_url(&self, f: &RunFile) -> ApiResult<String> {
-        self.blob_url(&BlobClaims {
-            op: "get".into(),
-            dig: f.sha256.clone(),
-            size: f.size,
-            exp: now_us() / 1_000_000 + DOWNLOAD_TTL,
-            run: None,
-            path: None,
-            uid: None,
-        })
+        download_url(self.state, &f.sha256, f.size)
     }
 
     async fn audit_download(

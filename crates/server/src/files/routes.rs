@@ -13,7 +13,7 @@ use utoipa_axum::routes;
 use wanllmdb_api_types::ErrorBody;
 use wanllmdb_api_types::files::{GcReport, PutFilesRequest, PutFilesResponse, RunFile};
 
-use super::Files;
+use super::{Files, UploadReceipt};
 use crate::app::AppState;
 use crate::auth::Actor;
 use crate::error::ApiResult;
@@ -120,17 +120,17 @@ async fn download_blob(
     Files { state: &state }.send(&token).await
 }
 
-/// Upload bytes with a signed URL (from `POST /runs/{id}/files`). They must be exactly the
+/// Upload bytes with a signed URL (from `POST /runs/{id}/files` or an artifact version draft). They must be exactly the
 /// announced size and hash to the announced SHA-256, or nothing is stored.
 #[utoipa::path(put, path = "/blobs/{token}", tag = "files", params(("token" = String, Path)),
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
-    responses((status = 200, body = RunFile), (status = 400, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = UploadReceipt, description = "the run file, or for an artifact draft the content received"),
+        (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn upload_blob(
     State(state): State<AppState>,
     Path(token): Path<String>,
     body: Body,
-) -> ApiResult<Json<RunFile>> {
+) -> ApiResult<Json<UploadReceipt>> {
     Ok(Json(Files { state: &state }.receive(&token, body).await?))
 }
 

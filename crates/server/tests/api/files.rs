@@ -3,30 +3,14 @@
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
-use crate::{Ctx, assert_error, each_backend, read};
-
-fn sha(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
+use crate::{Ctx, assert_error, each_backend, sha, upload};
 
 async fn put(ctx: &Ctx, key: &str, run: &str, files: Value) -> (StatusCode, Value) {
     ctx.post(
         &format!("/api/v1/runs/{run}/files"),
         Some(key),
         json!({"files": files}),
-    )
-    .await
-}
-
-async fn upload(ctx: &Ctx, url: &str, bytes: &[u8]) -> (StatusCode, Value) {
-    read(
-        ctx.req(Method::PUT, url, None)
-            .body(bytes.to_vec())
-            .send()
-            .await
-            .unwrap(),
     )
     .await
 }

@@ -3,6 +3,7 @@
 //! suite: the same behaviour is required of both backends).
 
 mod accounts;
+mod artifacts;
 mod errors;
 mod files;
 mod logs;
@@ -245,6 +246,24 @@ pub fn assert_error(status: StatusCode, body: &Value, want: StatusCode, code: &s
         body["error"]["details"].is_object(),
         "details missing: {body}"
     );
+}
+
+/// SHA-256 of bytes, lowercase hex.
+pub fn sha(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// Sends bytes to a signed upload URL.
+pub async fn upload(ctx: &Ctx, url: &str, bytes: &[u8]) -> (StatusCode, Value) {
+    read(
+        ctx.req(Method::PUT, url, None)
+            .body(bytes.to_vec())
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
 }
 
 /// Runs a test body against each backend.

@@ -41,6 +41,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand runs 'List, inspect, compare and change runs'
             cand logs 'Print or follow a run''s output'
             cand files 'Attach files to a run, list them, download them'
+            cand artifact 'Version datasets, models and code: put, get, list, alias, reference, lineage'
             cand admin 'Server administration (administrators only)'
             cand completions 'Print shell completions (bash, zsh, fish, elvish, powershell)'
             cand generate-docs 'Write completions/ and man/ into a directory (used to refresh the repository''s copies)'
@@ -50,11 +51,12 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand --bind 'Address and port to listen on [default: 127.0.0.1:8080]'
             cand --data-dir 'Directory for the SQLite database, files and the admin key [default: the platform data directory]'
             cand --database-url 'Database: sqlite://FILE or postgres://USER:PASSWORD@HOST/DB [default: SQLite in the data directory]'
-            cand --config 'TOML file with any of: bind, data_dir, database_url, max_body_bytes, heartbeat_timeout_secs, allow_registration, jwt_secret'
+            cand --config 'TOML file with any of: bind, data_dir, database_url, max_body_bytes, heartbeat_timeout_secs, allow_registration, jwt_secret, reference_allow_hosts'
             cand --max-body-bytes 'Largest accepted request body in bytes, after decompression [default: 67108864]'
             cand --heartbeat-timeout 'Seconds without a heartbeat after which a running run is marked crashed [default: 300]'
             cand --allow-registration 'Let anyone register an account (true) or only administrators create them (false) [default: true]'
             cand --jwt-secret 'Secret for signing session tokens; generated and kept in the database when unset'
+            cand --reference-allow-host 'Host that artifact references may point at although it resolves to a private address (an exact name, or .example.com for all its subdomains); repeat or separate with commas'
             cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
@@ -672,6 +674,218 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
         }
         &'wanllmdb;files;help;help'= {
         }
+        &'wanllmdb;artifact'= {
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand put 'Log files, directories and references as a new version of an artifact'
+            cand get 'Download a version, checking every digest (content already cached is copied locally)'
+            cand ls 'List a project''s artifacts'
+            cand versions 'List the versions of an artifact, newest first'
+            cand show 'Show a version: details, aliases, files and lineage'
+            cand alias 'Point an alias at a version, or remove it with --remove'
+            cand aliases 'List an artifact''s aliases (latest included) and the versions they point at'
+            cand cache 'Show where the local content cache is and how much it holds; --clear empties it'
+            cand ref 'Log a version made of references to s3://, gs:// or https:// objects'
+            cand delete 'Delete an artifact with all its versions and aliases'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'wanllmdb;artifact;put'= {
+            cand --name 'Artifact name (NAME, or PROJECT/NAME)'
+            cand --type 'Type: model, dataset, file, code or any other word (needed for a new artifact)'
+            cand --alias 'Point this alias at the new version (repeatable)'
+            cand --description 'Description of the version'
+            cand --metadata 'KEY=VALUE metadata of the version (values parsed as JSON when they can be; repeatable)'
+            cand --run 'Run that produced it [default: $WANLLMDB_RUN_ID inside `wanllmdb run`]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand --json 'Print the result as JSON'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wanllmdb;artifact;get'= {
+            cand --dir 'Directory to write into [default: ./artifacts/NAME/vN]'
+            cand --run 'Record this run as a user of the version [default: $WANLLMDB_RUN_ID]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand --no-cache 'Download without keeping a copy in the local cache'
+            cand --json 'Print what happened as JSON'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wanllmdb;artifact;ls'= {
+            cand --type 'Only this type'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand --json 'Print JSON'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wanllmdb;artifact;versions'= {
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand --json 'Print JSON'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wanllmdb;artifact;show'= {
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand --json 'Print JSON (version, files, lineage)'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wanllmdb;artifact;alias'= {
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand --remove 'Remove the alias instead'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wanllmdb;artifact;aliases'= {
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand --json 'Print JSON'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wanllmdb;artifact;cache'= {
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand --clear 'Delete everything in the cache'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wanllmdb;artifact;ref'= {
+            cand --type 'Type (needed for a new artifact)'
+            cand --alias 'Point this alias at the new version (repeatable)'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand --json 'Print the result as JSON'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wanllmdb;artifact;delete'= {
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand -y 'Do not ask for confirmation'
+            cand --yes 'Do not ask for confirmation'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wanllmdb;artifact;help'= {
+            cand put 'Log files, directories and references as a new version of an artifact'
+            cand get 'Download a version, checking every digest (content already cached is copied locally)'
+            cand ls 'List a project''s artifacts'
+            cand versions 'List the versions of an artifact, newest first'
+            cand show 'Show a version: details, aliases, files and lineage'
+            cand alias 'Point an alias at a version, or remove it with --remove'
+            cand aliases 'List an artifact''s aliases (latest included) and the versions they point at'
+            cand cache 'Show where the local content cache is and how much it holds; --clear empties it'
+            cand ref 'Log a version made of references to s3://, gs:// or https:// objects'
+            cand delete 'Delete an artifact with all its versions and aliases'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'wanllmdb;artifact;help;put'= {
+        }
+        &'wanllmdb;artifact;help;get'= {
+        }
+        &'wanllmdb;artifact;help;ls'= {
+        }
+        &'wanllmdb;artifact;help;versions'= {
+        }
+        &'wanllmdb;artifact;help;show'= {
+        }
+        &'wanllmdb;artifact;help;alias'= {
+        }
+        &'wanllmdb;artifact;help;aliases'= {
+        }
+        &'wanllmdb;artifact;help;cache'= {
+        }
+        &'wanllmdb;artifact;help;ref'= {
+        }
+        &'wanllmdb;artifact;help;delete'= {
+        }
+        &'wanllmdb;artifact;help;help'= {
+        }
         &'wanllmdb;admin'= {
             cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
@@ -749,6 +963,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand runs 'List, inspect, compare and change runs'
             cand logs 'Print or follow a run''s output'
             cand files 'Attach files to a run, list them, download them'
+            cand artifact 'Version datasets, models and code: put, get, list, alias, reference, lineage'
             cand admin 'Server administration (administrators only)'
             cand completions 'Print shell completions (bash, zsh, fish, elvish, powershell)'
             cand generate-docs 'Write completions/ and man/ into a directory (used to refresh the repository''s copies)'
@@ -840,6 +1055,38 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
         &'wanllmdb;help;files;list'= {
         }
         &'wanllmdb;help;files;delete'= {
+        }
+        &'wanllmdb;help;artifact'= {
+            cand put 'Log files, directories and references as a new version of an artifact'
+            cand get 'Download a version, checking every digest (content already cached is copied locally)'
+            cand ls 'List a project''s artifacts'
+            cand versions 'List the versions of an artifact, newest first'
+            cand show 'Show a version: details, aliases, files and lineage'
+            cand alias 'Point an alias at a version, or remove it with --remove'
+            cand aliases 'List an artifact''s aliases (latest included) and the versions they point at'
+            cand cache 'Show where the local content cache is and how much it holds; --clear empties it'
+            cand ref 'Log a version made of references to s3://, gs:// or https:// objects'
+            cand delete 'Delete an artifact with all its versions and aliases'
+        }
+        &'wanllmdb;help;artifact;put'= {
+        }
+        &'wanllmdb;help;artifact;get'= {
+        }
+        &'wanllmdb;help;artifact;ls'= {
+        }
+        &'wanllmdb;help;artifact;versions'= {
+        }
+        &'wanllmdb;help;artifact;show'= {
+        }
+        &'wanllmdb;help;artifact;alias'= {
+        }
+        &'wanllmdb;help;artifact;aliases'= {
+        }
+        &'wanllmdb;help;artifact;cache'= {
+        }
+        &'wanllmdb;help;artifact;ref'= {
+        }
+        &'wanllmdb;help;artifact;delete'= {
         }
         &'wanllmdb;help;admin'= {
             cand gc 'Delete stored file contents nothing refers to any more (server administrators only)'

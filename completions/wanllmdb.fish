@@ -43,6 +43,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_needs_command" -f -a "sync" -d 'Upload 
 complete -c wanllmdb -n "__fish_wanllmdb_needs_command" -f -a "runs" -d 'List, inspect, compare and change runs'
 complete -c wanllmdb -n "__fish_wanllmdb_needs_command" -f -a "logs" -d 'Print or follow a run\'s output'
 complete -c wanllmdb -n "__fish_wanllmdb_needs_command" -f -a "files" -d 'Attach files to a run, list them, download them'
+complete -c wanllmdb -n "__fish_wanllmdb_needs_command" -f -a "artifact" -d 'Version datasets, models and code: put, get, list, alias, reference, lineage'
 complete -c wanllmdb -n "__fish_wanllmdb_needs_command" -f -a "admin" -d 'Server administration (administrators only)'
 complete -c wanllmdb -n "__fish_wanllmdb_needs_command" -f -a "completions" -d 'Print shell completions (bash, zsh, fish, elvish, powershell)'
 complete -c wanllmdb -n "__fish_wanllmdb_needs_command" -f -a "generate-docs" -d 'Write completions/ and man/ into a directory (used to refresh the repository\'s copies)'
@@ -50,12 +51,13 @@ complete -c wanllmdb -n "__fish_wanllmdb_needs_command" -f -a "help" -d 'Print t
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand server" -l bind -d 'Address and port to listen on [default: 127.0.0.1:8080]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand server" -l data-dir -d 'Directory for the SQLite database, files and the admin key [default: the platform data directory]' -r -F
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand server" -l database-url -d 'Database: sqlite://FILE or postgres://USER:PASSWORD@HOST/DB [default: SQLite in the data directory]' -r
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand server" -l config -d 'TOML file with any of: bind, data_dir, database_url, max_body_bytes, heartbeat_timeout_secs, allow_registration, jwt_secret' -r -F
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand server" -l config -d 'TOML file with any of: bind, data_dir, database_url, max_body_bytes, heartbeat_timeout_secs, allow_registration, jwt_secret, reference_allow_hosts' -r -F
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand server" -l max-body-bytes -d 'Largest accepted request body in bytes, after decompression [default: 67108864]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand server" -l heartbeat-timeout -d 'Seconds without a heartbeat after which a running run is marked crashed [default: 300]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand server" -l allow-registration -d 'Let anyone register an account (true) or only administrators create them (false) [default: true]' -r -f -a "true\t''
 false\t''"
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand server" -l jwt-secret -d 'Secret for signing session tokens; generated and kept in the database when unset' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand server" -l reference-allow-host -d 'Host that artifact references may point at although it resolves to a private address (an exact name, or .example.com for all its subdomains); repeat or separate with commas' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand server" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand server" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand server" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
@@ -367,6 +369,127 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen_subcommand_from help" -f -a "list" -d 'List a run\'s files'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen_subcommand_from help" -f -a "delete" -d 'Detach files from a run'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and not __fish_seen_subcommand_from put get ls versions show alias aliases cache ref delete help" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and not __fish_seen_subcommand_from put get ls versions show alias aliases cache ref delete help" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and not __fish_seen_subcommand_from put get ls versions show alias aliases cache ref delete help" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and not __fish_seen_subcommand_from put get ls versions show alias aliases cache ref delete help" -s q -l quiet -d 'Print only data and errors'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and not __fish_seen_subcommand_from put get ls versions show alias aliases cache ref delete help" -s v -l verbose -d 'Print more about what happens'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and not __fish_seen_subcommand_from put get ls versions show alias aliases cache ref delete help" -s h -l help -d 'Print help'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and not __fish_seen_subcommand_from put get ls versions show alias aliases cache ref delete help" -s V -l version -d 'Print version'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and not __fish_seen_subcommand_from put get ls versions show alias aliases cache ref delete help" -f -a "put" -d 'Log files, directories and references as a new version of an artifact'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and not __fish_seen_subcommand_from put get ls versions show alias aliases cache ref delete help" -f -a "get" -d 'Download a version, checking every digest (content already cached is copied locally)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and not __fish_seen_subcommand_from put get ls versions show alias aliases cache ref delete help" -f -a "ls" -d 'List a project\'s artifacts'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and not __fish_seen_subcommand_from put get ls versions show alias aliases cache ref delete help" -f -a "versions" -d 'List the versions of an artifact, newest first'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and not __fish_seen_subcommand_from put get ls versions show alias aliases cache ref delete help" -f -a "show" -d 'Show a version: details, aliases, files and lineage'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and not __fish_seen_subcommand_from put get ls versions show alias aliases cache ref delete help" -f -a "alias" -d 'Point an alias at a version, or remove it with --remove'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and not __fish_seen_subcommand_from put get ls versions show alias aliases cache ref delete help" -f -a "aliases" -d 'List an artifact\'s aliases (latest included) and the versions they point at'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and not __fish_seen_subcommand_from put get ls versions show alias aliases cache ref delete help" -f -a "cache" -d 'Show where the local content cache is and how much it holds; --clear empties it'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and not __fish_seen_subcommand_from put get ls versions show alias aliases cache ref delete help" -f -a "ref" -d 'Log a version made of references to s3://, gs:// or https:// objects'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and not __fish_seen_subcommand_from put get ls versions show alias aliases cache ref delete help" -f -a "delete" -d 'Delete an artifact with all its versions and aliases'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and not __fish_seen_subcommand_from put get ls versions show alias aliases cache ref delete help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from put" -l name -d 'Artifact name (NAME, or PROJECT/NAME)' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from put" -l type -d 'Type: model, dataset, file, code or any other word (needed for a new artifact)' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from put" -l alias -d 'Point this alias at the new version (repeatable)' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from put" -l description -d 'Description of the version' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from put" -l metadata -d 'KEY=VALUE metadata of the version (values parsed as JSON when they can be; repeatable)' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from put" -l run -d 'Run that produced it [default: $WANLLMDB_RUN_ID inside `wanllmdb run`]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from put" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from put" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from put" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from put" -l json -d 'Print the result as JSON'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from put" -s q -l quiet -d 'Print only data and errors'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from put" -s v -l verbose -d 'Print more about what happens'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from put" -s h -l help -d 'Print help'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from put" -s V -l version -d 'Print version'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from get" -l dir -d 'Directory to write into [default: ./artifacts/NAME/vN]' -r -F
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from get" -l run -d 'Record this run as a user of the version [default: $WANLLMDB_RUN_ID]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from get" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from get" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from get" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from get" -l no-cache -d 'Download without keeping a copy in the local cache'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from get" -l json -d 'Print what happened as JSON'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from get" -s q -l quiet -d 'Print only data and errors'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from get" -s v -l verbose -d 'Print more about what happens'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from get" -s h -l help -d 'Print help'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from get" -s V -l version -d 'Print version'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from ls" -l type -d 'Only this type' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from ls" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from ls" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from ls" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from ls" -l json -d 'Print JSON'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from ls" -s q -l quiet -d 'Print only data and errors'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from ls" -s v -l verbose -d 'Print more about what happens'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from ls" -s h -l help -d 'Print help'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from ls" -s V -l version -d 'Print version'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from versions" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from versions" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from versions" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from versions" -l json -d 'Print JSON'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from versions" -s q -l quiet -d 'Print only data and errors'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from versions" -s v -l verbose -d 'Print more about what happens'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from versions" -s h -l help -d 'Print help'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from versions" -s V -l version -d 'Print version'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from show" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from show" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from show" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from show" -l json -d 'Print JSON (version, files, lineage)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from show" -s q -l quiet -d 'Print only data and errors'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from show" -s v -l verbose -d 'Print more about what happens'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from show" -s V -l version -d 'Print version'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from alias" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from alias" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from alias" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from alias" -l remove -d 'Remove the alias instead'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from alias" -s q -l quiet -d 'Print only data and errors'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from alias" -s v -l verbose -d 'Print more about what happens'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from alias" -s h -l help -d 'Print help'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from alias" -s V -l version -d 'Print version'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from aliases" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from aliases" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from aliases" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from aliases" -l json -d 'Print JSON'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from aliases" -s q -l quiet -d 'Print only data and errors'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from aliases" -s v -l verbose -d 'Print more about what happens'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from aliases" -s h -l help -d 'Print help'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from aliases" -s V -l version -d 'Print version'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from cache" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from cache" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from cache" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from cache" -l clear -d 'Delete everything in the cache'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from cache" -s q -l quiet -d 'Print only data and errors'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from cache" -s v -l verbose -d 'Print more about what happens'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from cache" -s h -l help -d 'Print help'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from cache" -s V -l version -d 'Print version'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from ref" -l type -d 'Type (needed for a new artifact)' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from ref" -l alias -d 'Point this alias at the new version (repeatable)' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from ref" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from ref" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from ref" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from ref" -l json -d 'Print the result as JSON'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from ref" -s q -l quiet -d 'Print only data and errors'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from ref" -s v -l verbose -d 'Print more about what happens'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from ref" -s h -l help -d 'Print help'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from ref" -s V -l version -d 'Print version'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from delete" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from delete" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from delete" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from delete" -s y -l yes -d 'Do not ask for confirmation'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from delete" -s q -l quiet -d 'Print only data and errors'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from delete" -s v -l verbose -d 'Print more about what happens'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from delete" -s h -l help -d 'Print help'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from delete" -s V -l version -d 'Print version'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from help" -f -a "put" -d 'Log files, directories and references as a new version of an artifact'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from help" -f -a "get" -d 'Download a version, checking every digest (content already cached is copied locally)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from help" -f -a "ls" -d 'List a project\'s artifacts'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from help" -f -a "versions" -d 'List the versions of an artifact, newest first'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from help" -f -a "show" -d 'Show a version: details, aliases, files and lineage'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from help" -f -a "alias" -d 'Point an alias at a version, or remove it with --remove'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from help" -f -a "aliases" -d 'List an artifact\'s aliases (latest included) and the versions they point at'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from help" -f -a "cache" -d 'Show where the local content cache is and how much it holds; --clear empties it'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from help" -f -a "ref" -d 'Log a version made of references to s3://, gs:// or https:// objects'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from help" -f -a "delete" -d 'Delete an artifact with all its versions and aliases'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and not __fish_seen_subcommand_from gc help" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and not __fish_seen_subcommand_from gc help" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and not __fish_seen_subcommand_from gc help" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
@@ -401,22 +524,23 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand generate-docs" -s q -l
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand generate-docs" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand generate-docs" -s h -l help -d 'Print help'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand generate-docs" -s V -l version -d 'Print version'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files admin completions generate-docs help" -f -a "server" -d 'Run the tracking server (SQLite + local files by default, or PostgreSQL)'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files admin completions generate-docs help" -f -a "login" -d 'Store an API key for a server (checked against it first)'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files admin completions generate-docs help" -f -a "logout" -d 'Forget the stored API key for a server'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files admin completions generate-docs help" -f -a "whoami" -d 'Show who the stored key belongs to, and where it came from'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files admin completions generate-docs help" -f -a "init" -d 'Write ./.wanllmdb.toml (project, host) and create the project if missing'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files admin completions generate-docs help" -f -a "project" -d 'Create, list, show and delete projects; manage members'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files admin completions generate-docs help" -f -a "run" -d 'Track a program: wanllmdb run [OPTIONS] -- CMD [ARGS]…'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files admin completions generate-docs help" -f -a "log" -d 'Log metrics (KEY=VALUE… or JSON lines on stdin) or a message to a run'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files admin completions generate-docs help" -f -a "sync" -d 'Upload spooled runs (offline runs, or what an outage left behind)'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files admin completions generate-docs help" -f -a "runs" -d 'List, inspect, compare and change runs'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files admin completions generate-docs help" -f -a "logs" -d 'Print or follow a run\'s output'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files admin completions generate-docs help" -f -a "files" -d 'Attach files to a run, list them, download them'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files admin completions generate-docs help" -f -a "admin" -d 'Server administration (administrators only)'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files admin completions generate-docs help" -f -a "completions" -d 'Print shell completions (bash, zsh, fish, elvish, powershell)'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files admin completions generate-docs help" -f -a "generate-docs" -d 'Write completions/ and man/ into a directory (used to refresh the repository\'s copies)'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files admin completions generate-docs help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files artifact admin completions generate-docs help" -f -a "server" -d 'Run the tracking server (SQLite + local files by default, or PostgreSQL)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files artifact admin completions generate-docs help" -f -a "login" -d 'Store an API key for a server (checked against it first)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files artifact admin completions generate-docs help" -f -a "logout" -d 'Forget the stored API key for a server'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files artifact admin completions generate-docs help" -f -a "whoami" -d 'Show who the stored key belongs to, and where it came from'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files artifact admin completions generate-docs help" -f -a "init" -d 'Write ./.wanllmdb.toml (project, host) and create the project if missing'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files artifact admin completions generate-docs help" -f -a "project" -d 'Create, list, show and delete projects; manage members'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files artifact admin completions generate-docs help" -f -a "run" -d 'Track a program: wanllmdb run [OPTIONS] -- CMD [ARGS]…'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files artifact admin completions generate-docs help" -f -a "log" -d 'Log metrics (KEY=VALUE… or JSON lines on stdin) or a message to a run'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files artifact admin completions generate-docs help" -f -a "sync" -d 'Upload spooled runs (offline runs, or what an outage left behind)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files artifact admin completions generate-docs help" -f -a "runs" -d 'List, inspect, compare and change runs'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files artifact admin completions generate-docs help" -f -a "logs" -d 'Print or follow a run\'s output'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files artifact admin completions generate-docs help" -f -a "files" -d 'Attach files to a run, list them, download them'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files artifact admin completions generate-docs help" -f -a "artifact" -d 'Version datasets, models and code: put, get, list, alias, reference, lineage'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files artifact admin completions generate-docs help" -f -a "admin" -d 'Server administration (administrators only)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files artifact admin completions generate-docs help" -f -a "completions" -d 'Print shell completions (bash, zsh, fish, elvish, powershell)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files artifact admin completions generate-docs help" -f -a "generate-docs" -d 'Write completions/ and man/ into a directory (used to refresh the repository\'s copies)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files artifact admin completions generate-docs help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from project" -f -a "create" -d 'Create a project'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from project" -f -a "list" -d 'List the projects you can see'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from project" -f -a "show" -d 'Show a project and its statistics'
@@ -434,4 +558,14 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from files" -f -a "get" -d 'Download a run\'s files (all, or the paths given), checking every SHA-256'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from files" -f -a "list" -d 'List a run\'s files'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from files" -f -a "delete" -d 'Detach files from a run'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from artifact" -f -a "put" -d 'Log files, directories and references as a new version of an artifact'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from artifact" -f -a "get" -d 'Download a version, checking every digest (content already cached is copied locally)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from artifact" -f -a "ls" -d 'List a project\'s artifacts'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from artifact" -f -a "versions" -d 'List the versions of an artifact, newest first'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from artifact" -f -a "show" -d 'Show a version: details, aliases, files and lineage'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from artifact" -f -a "alias" -d 'Point an alias at a version, or remove it with --remove'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from artifact" -f -a "aliases" -d 'List an artifact\'s aliases (latest included) and the versions they point at'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from artifact" -f -a "cache" -d 'Show where the local content cache is and how much it holds; --clear empties it'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from artifact" -f -a "ref" -d 'Log a version made of references to s3://, gs:// or https:// objects'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from artifact" -f -a "delete" -d 'Delete an artifact with all its versions and aliases'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from admin" -f -a "gc" -d 'Delete stored file contents nothing refers to any more (server administrators only)'

@@ -72,6 +72,7 @@ fn bare(cwd: &Path, cfg: &Path) -> Command {
     c.current_dir(cwd)
         .env("WANLLMDB_CONFIG_DIR", cfg)
         .env("WANLLMDB_KEYRING", "0")
+        .env("WANLLMDB_CACHE_DIR", cfg.join("cache"))
         .env("NO_COLOR", "1")
         .env("PATH", path_with_binary())
         .env_remove("WANLLMDB_BASE_URL")
@@ -832,4 +833,192 @@ fn run_files_round_trip_through_the_command_line() {
         "{}",
         stderr(&out)
     );
+}
+
+#[test]
+fn artifacts_round_trip_through_the_command_line() {
+    let env = Env::new();
+    let w = env.work();
+    std::fs::create_dir_all(w.join("data/sub")).unwrap();
+    let big: Vec<u8> = (0..2_500_000u32).map(|i| (i * 13 % 251) as u8).collect();
+    std::fs::write(w.join("data/train.bin"), &big).unwrap();
+    std::fs::write(w.join("data/sub/labels.csv"), "id,label\n1,cat\n").unwrap();
+    std::fs::write(w.join("data/copy.bin"), &big).unwrap();
+
+    // Logged from inside a wrapped run: that run is recorded as the producer.
+    let out = env
+        .wl(&[
+            "run",
+            "--project",
+            "arts",
+            "--id",
+            "artrun01",
+            "--",
+            "wanllmdb",
+            "artifact",
+            "put",
+            "data",
+            "--name",
+            "ds",
+            "--type",
+            "dataset",
+            "--alias",
+            "staging",
+            "--metadata",
+            "rows=2",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let put: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(put["version"]["version"], "v1");
+    assert_eq!(put["version"]["run"], "artrun01");
+    assert_eq!(put["version"]["file_count"], 3);
+    // Equal content is uploaded once.
+    assert_eq!(put["uploaded"], 2);
+
+    let again = env.json(&[
+        "artifact",
+        "put",
+        "data",
+        "--name",
+        "ds",
+        "--project",
+        "arts",
+        "--json",
+    ]);
+    assert_eq!(again["created"], false);
+    assert_eq!(again["bytes_uploaded"], 0);
+
+    let get = |dir: &str, spec: &str| -> Value {
+        let dest = env.dir.path().join(dir);
+        env.json(&[
+            "artifact",
+            "get",
+            spec,
+            "--project",
+            "arts",
+            "--dir",
+            dest.to_str().unwrap(),
+            "--json",
+        ])
+    };
+    let first = get("d1", "ds");
+    assert_eq!(
+        (first["downloaded"].clone(), first["from_cache"].clone()),
+        (3.into(), 0.into())
+    );
+    let d1 = env.dir.path().join("d1");
+    assert_eq!(std::fs::read(d1.join("train.bin")).unwrap(), big);
+    assert_eq!(std::fs::read(d1.join("copy.bin")).unwrap(), big);
+    assert_eq!(
+        std::fs::read_to_string(d1.join("sub/labels.csv")).unwrap(),
+        "id,label\n1,cat\n"
+    );
+    // The same content again: copied from the local cache, nothing over the network.
+    let second = get("d2", "ds:staging");
+    assert_eq!(
+        (second["downloaded"].clone(), second["from_cache"].clone()),
+        (0.into(), 3.into())
+    );
+    assert_eq!(
+        std::fs::read(env.dir.path().join("d2/train.bin")).unwrap(),
+        big
+    );
+    // Into the same directory: nothing to do.
+    let third = get("d1", "ds:v1");
+    assert_eq!(third["already_there"], 3);
+
+    // A damaged cache entry is noticed and the content downloaded again.
+    let cache = env.dir.path().join("cfg/cache/blobs/sha256");
+    let mut damaged = 0;
+    for shard in std::fs::read_dir(&cache).unwrap().flatten() {
+        for f in std::fs::read_dir(shard.path()).unwrap().flatten() {
+            let mut bytes = std::fs::read(f.path()).unwrap();
+            if bytes.len() == big.len() {
+                bytes[1000] ^= 0xff;
+                std::fs::write(f.path(), bytes).unwrap();
+                damaged += 1;
+            }
+        }
+    }
+    assert_eq!(damaged, 1);
+    let fourth = get("d3", "ds");
+    assert_eq!(fourth["from_cache"], 1, "{fourth}");
+    assert_eq!(
+        std::fs::read(env.dir.path().join("d3/train.bin")).unwrap(),
+        big
+    );
+    assert_eq!(
+        std::fs::read(env.dir.path().join("d3/copy.bin")).unwrap(),
+        big
+    );
+
+    // Getting it inside another run records that run as a user.
+    let d4 = env.dir.path().join("d4");
+    let out = env
+        .wl(&[
+            "run",
+            "--project",
+            "arts",
+            "--id",
+            "artrun02",
+            "--",
+            "wanllmdb",
+            "artifact",
+            "get",
+            "ds:latest",
+            "--dir",
+            d4.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let show = env.json(&["artifact", "show", "ds:v1", "--project", "arts", "--json"]);
+    assert_eq!(show["lineage"]["produced_by"]["id"], "artrun01");
+    assert_eq!(show["lineage"]["used_by"][0]["id"], "artrun02");
+    assert_eq!(show["files"].as_array().unwrap().len(), 3);
+
+    // Aliases move; bad names and unknown versions are clear errors.
+    env.ok(&[
+        "artifact",
+        "alias",
+        "ds:v1",
+        "production",
+        "--project",
+        "arts",
+    ]);
+    let aliases = env.json(&["artifact", "aliases", "ds", "--project", "arts", "--json"]);
+    let names: Vec<&str> = aliases
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["alias"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["latest", "production", "staging"]);
+    let out = env
+        .wl(&["artifact", "get", "ds:v7", "--project", "arts"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 1);
+    assert!(stderr(&out).contains("v7"), "{}", stderr(&out));
+    let out = env
+        .wl(&[
+            "artifact",
+            "ref",
+            "leak",
+            "https://127.0.0.1/secret",
+            "--type",
+            "x",
+            "--project",
+            "arts",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 1);
+    assert!(stderr(&out).contains("loopback"), "{}", stderr(&out));
+    env.ok(&["artifact", "delete", "ds", "--yes", "--project", "arts"]);
+    let list = env.json(&["artifact", "ls", "--project", "arts", "--json"]);
+    assert_eq!(list, serde_json::json!([]));
 }

@@ -26,11 +26,31 @@ fn http() -> Client {
 fn binary() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
-        let status = Command::new(env!("CARGO"))
+        let mut build = Command::new(env!("CARGO"));
+        build
             .args(["build", "--quiet", "-p", "wanllmdb", "--bin", "wanllmdb"])
-            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-            .status()
-            .expect("run cargo build");
+            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+        // Variables cargo sets for this test process (CARGO_MANIFEST_DIR, CARGO_PKG_…) would
+        // look like a changed environment to build scripts that watch them (ring does), and
+        // rebuild half the tree on every test.
+        for (k, _) in std::env::vars_os() {
+            let k = k.to_string_lossy();
+            if k.starts_with("CARGO_PKG_")
+                || k.starts_with("CARGO_BIN_")
+                || matches!(
+                    k.as_ref(),
+                    "CARGO_MANIFEST_DIR"
+                        | "CARGO_MANIFEST_PATH"
+                        | "CARGO_CRATE_NAME"
+                        | "CARGO_PRIMARY_PACKAGE"
+                        | "CARGO_TARGET_TMPDIR"
+                        | "CARGO_RUSTC_CURRENT_DIR"
+                )
+            {
+                build.env_remove(k.as_ref());
+            }
+        }
+        let status = build.status().expect("run cargo build");
         assert!(status.success(), "building wanllmdb failed");
         // target/<profile>/deps/e2e-… → target/<profile>/wanllmdb
         let exe = std::env::current_exe().unwrap();

@@ -256,13 +256,14 @@ impl Api {
         .await
     }
 
-    /// `PUT` a streamed body to a transfer URL (absolute, or relative to the server).
-    pub async fn put_stream<T: DeserializeOwned>(
+    /// `PUT` a streamed body to a transfer URL (absolute, or relative to the server); the
+    /// answer's body is not needed (object stores send none).
+    pub async fn put_stream(
         &self,
         url: &str,
         body: reqwest::Body,
         size: u64,
-    ) -> Result<T, ApiError> {
+    ) -> Result<(), ApiError> {
         let url = self.absolute(url);
         // Transfer URLs carry their own authorisation; the API key is not sent along.
         let req = self
@@ -272,7 +273,11 @@ impl Api {
             .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
             .header(reqwest::header::CONTENT_LENGTH, size)
             .body(body);
-        self.json(req).await
+        let resp = self.send(req).await?;
+        resp.bytes()
+            .await
+            .map_err(|e| ApiError::Unreachable(format!("connection broke while reading: {e}")))?;
+        Ok(())
     }
 
     /// `GET` a transfer URL, for streaming the body.
@@ -298,6 +303,15 @@ impl Api {
     ) -> Result<T, ApiError> {
         self.json(self.request(Method::PATCH, path).json(body))
             .await
+    }
+
+    /// `PUT path` with a JSON body.
+    pub async fn put<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ApiError> {
+        self.json(self.request(Method::PUT, path).json(body)).await
     }
 
     /// `DELETE path`.

@@ -1,5 +1,6 @@
 //! `wanllmdb`: the command line of the wanLLMDB experiment tracker.
 
+mod cache;
 mod client;
 mod commands;
 mod config;
@@ -86,6 +87,9 @@ enum Command {
     /// Attach files to a run, list them, download them
     #[command(subcommand)]
     Files(commands::files::FilesCommand),
+    /// Version datasets, models and code: put, get, list, alias, reference, lineage
+    #[command(subcommand)]
+    Artifact(commands::artifact::ArtifactCommand),
     /// Server administration (administrators only)
     #[command(subcommand)]
     Admin(commands::admin::AdminCommand),
@@ -168,6 +172,7 @@ async fn dispatch(command: Command, flags: GlobalFlags, printer: Printer) -> Res
         Command::Runs(c) => ok(commands::runs::run(c, &flags, printer).await),
         Command::Logs(args) => ok(commands::logs::logs(args, &flags, printer).await),
         Command::Files(c) => ok(commands::files::run(c, &flags, printer).await),
+        Command::Artifact(c) => ok(commands::artifact::run(c, &flags, printer).await),
         Command::Admin(c) => ok(commands::admin::run(c, &flags, printer).await),
         Command::Completions(args) => {
             ok(commands::completions::completions(args).map_err(CliError::from))

@@ -53,7 +53,7 @@ pub async fn hash_file(path: &Path) -> std::io::Result<(String, u64)> {
     .map_err(std::io::Error::other)?
 }
 
-fn bar(printer: &Printer, total: u64, what: &str) -> indicatif::ProgressBar {
+pub fn bar(printer: &Printer, total: u64, what: &str) -> indicatif::ProgressBar {
     let b = indicatif::ProgressBar::new(total);
     if printer.progress() {
         b.set_style(
@@ -124,9 +124,19 @@ pub async fn put_files(
             }
         }
     }
-    let total: u64 = todo.iter().map(|t| t.2).sum();
     report.uploaded = todo.len();
-    report.bytes_uploaded = total;
+    report.bytes_uploaded = todo.iter().map(|t| t.2).sum();
+    upload_all(api, todo, printer).await?;
+    Ok(report)
+}
+
+/// Sends files to their signed upload URLs, several at a time, with one progress bar.
+pub async fn upload_all(
+    api: &Api,
+    todo: Vec<(PathBuf, String, u64)>,
+    printer: &Printer,
+) -> CliResult {
+    let total: u64 = todo.iter().map(|t| t.2).sum();
     let pb = bar(printer, total, "uploading");
     let limit = Arc::new(Semaphore::new(PARALLEL));
     let mut tasks = tokio::task::JoinSet::new();
@@ -155,7 +165,7 @@ pub async fn put_files(
         }
     }
     pb.finish_and_clear();
-    Ok(report)
+    Ok(())
 }
 
 async fn upload_one(
@@ -175,10 +185,8 @@ async fn upload_one(
         }
         c
     });
-    let _: RunFile = api
-        .put_stream(url, reqwest::Body::wrap_stream(stream), size)
-        .await?;
-    Ok(())
+    api.put_stream(url, reqwest::Body::wrap_stream(stream), size)
+        .await
 }
 
 /// Downloads one run file to `dir/<its path>`, unless an identical file is already there.
@@ -213,19 +221,10 @@ pub async fn get_file(
     let url = meta
         .download_url
         .ok_or_else(|| CliError::unexpected("the server gave no download URL"))?;
-    if let Some(parent) = dest.parent() {
-        tokio::fs::create_dir_all(parent)
-            .await
-            .map_err(|e| user_err!("cannot create {}: {e}", parent.display()))?;
-    }
-    let tmp = dest.with_file_name(format!(
-        ".{}.part",
-        dest.file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("download")
-    ));
+    ensure_parent(&dest).await?;
+    let tmp = part_path(&dest);
     let result = async {
-        let mut resp = match api.get_stream(&url).await {
+        let resp = match api.get_stream(&url).await {
             // A listed URL may have expired while earlier files were downloading.
             Err(ApiError::Status { status, .. }) if status == reqwest::StatusCode::FORBIDDEN => {
                 let fresh: RunFile = api
@@ -241,41 +240,75 @@ pub async fn get_file(
             }
             r => r?,
         };
-        let mut out = tokio::fs::File::create(&tmp)
-            .await
-            .map_err(|e| user_err!("cannot write {}: {e}", tmp.display()))?;
-        let mut h = Sha256::new();
-        while let Some(chunk) = resp
-            .chunk()
-            .await
-            .map_err(|e| user_err!("the download of {rel} broke off: {e}"))?
-        {
-            h.update(&chunk);
-            out.write_all(&chunk)
-                .await
-                .map_err(|e| user_err!("cannot write {}: {e}", tmp.display()))?;
-            pb.inc(chunk.len() as u64);
-        }
-        out.flush()
-            .await
-            .map_err(|e| user_err!("cannot write {}: {e}", tmp.display()))?;
-        let got = hex::encode(h.finalize());
-        if got != meta.sha256 {
-            return Err(user_err!(
-                "{rel} arrived damaged (sha256 {got}, expected {}); nothing was written",
-                meta.sha256
-            )
-            .hint("run the command again"));
-        }
-        tokio::fs::rename(&tmp, &dest)
-            .await
-            .map_err(|e| user_err!("cannot write {}: {e}", dest.display()))
+        save_verified(resp, &tmp, &dest, Some(&meta.sha256), &rel, pb).await
     }
     .await;
     if result.is_err() {
         let _ = tokio::fs::remove_file(&tmp).await;
     }
     result.map(|()| true)
+}
+
+/// Where a download to `dest` is written until it is verified.
+pub fn part_path(dest: &Path) -> PathBuf {
+    dest.with_file_name(format!(
+        ".{}.part",
+        dest.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("download")
+    ))
+}
+
+/// Creates the directory `dest` goes into.
+pub async fn ensure_parent(dest: &Path) -> CliResult {
+    if let Some(parent) = dest.parent() {
+        tokio::fs::create_dir_all(parent)
+            .await
+            .map_err(|e| user_err!("cannot create {}: {e}", parent.display()))?;
+    }
+    Ok(())
+}
+
+/// Writes a download to `tmp` while hashing it, and renames it to `dest` only when it hashes
+/// to `sha256` (when one is expected); `what` names it in errors.
+pub async fn save_verified(
+    mut resp: reqwest::Response,
+    tmp: &Path,
+    dest: &Path,
+    sha256: Option<&str>,
+    what: &str,
+    pb: &indicatif::ProgressBar,
+) -> CliResult {
+    let mut out = tokio::fs::File::create(tmp)
+        .await
+        .map_err(|e| user_err!("cannot write {}: {e}", tmp.display()))?;
+    let mut h = Sha256::new();
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| user_err!("the download of {what} broke off: {e}"))?
+    {
+        h.update(&chunk);
+        out.write_all(&chunk)
+            .await
+            .map_err(|e| user_err!("cannot write {}: {e}", tmp.display()))?;
+        pb.inc(chunk.len() as u64);
+    }
+    out.flush()
+        .await
+        .map_err(|e| user_err!("cannot write {}: {e}", tmp.display()))?;
+    let got = hex::encode(h.finalize());
+    if let Some(want) = sha256
+        && got != want
+    {
+        return Err(user_err!(
+            "{what} arrived damaged (sha256 {got}, expected {want}); nothing was written"
+        )
+        .hint("run the command again"));
+    }
+    tokio::fs::rename(tmp, dest)
+        .await
+        .map_err(|e| user_err!("cannot write {}: {e}", dest.display()))
 }
 
 /// Downloads several files in parallel with one progress bar.

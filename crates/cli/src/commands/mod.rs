@@ -1,6 +1,7 @@
 //! One module per command group.
 
 pub mod admin;
+pub mod artifact;
 pub mod auth;
 pub mod completions;
 pub mod files;

@@ -283,7 +283,7 @@ impl Artifacts<'_> {
         };
         rows.into_iter().next().ok_or_else(|| {
             ApiError::not_found(format!(
-                "version or alias {spec:?} of artifact {} (see its versions and aliases)",
+                "version or alias {spec:?} of artifact {}",
                 art.name
             ))
         })

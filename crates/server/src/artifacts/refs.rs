@@ -141,8 +141,13 @@ async fn check_https_host(uri: &str, authority: &str, allow: &[String]) -> Resul
         return Ok(());
     }
     let refuse = |ip: IpAddr| {
+        let what = if host.trim_matches(['[', ']']) == ip.to_string() {
+            ip.to_string()
+        } else {
+            format!("{host} resolves to {ip}, which")
+        };
         format!(
-            "{uri:?}: {host} is {ip}, a loopback, link-local, private or reserved address; \
+            "{uri:?}: {what} is a loopback, link-local, private or reserved address; \
              references must point at public hosts (a server administrator can allow a host \
              with --reference-allow-host)"
         )

@@ -1,0 +1,1004 @@
+//! `wanllmdb artifact …`: versioned datasets, models and code.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use clap::Subcommand;
+use indicatif::HumanBytes;
+use serde::Serialize;
+use tokio::sync::Semaphore;
+use wanllmdb_api_types::artifacts::{
+    Artifact, ArtifactAlias, ArtifactFile, ArtifactVersion, CreateVersionRequest,
+    CreateVersionResponse, EntrySpec, Lineage, SetAliasRequest, UseVersionRequest,
+    is_valid_artifact_name,
+};
+use wanllmdb_api_types::files::normalize_path;
+
+use crate::cache::Cache;
+use crate::client::{Api, seg};
+use crate::config::{GlobalFlags, Settings};
+use crate::env;
+use crate::error::{CliError, CliResult, user_err};
+use crate::output::{Printer, confirm, kv_table, table};
+use crate::transfer::{self, PARALLEL, bar, ensure_parent, hash_file, part_path, save_verified};
+
+/// `wanllmdb artifact` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ArtifactCommand {
+    /// Log files, directories and references as a new version of an artifact
+    #[command(after_help = "\
+Only content the project does not hold yet is uploaded. If nothing changed since the latest
+version, no new version is made and the latest is printed. A single directory is stored with
+its contents at the top; several paths keep their names. s3://, gs:// and https:// URIs are
+recorded as references (the bytes stay where they are). Inside `wanllmdb run`, the run is
+recorded as the version's producer.
+
+Examples:
+  wanllmdb artifact put ./data --name mnist --type dataset
+  wanllmdb artifact put model.pt config.yaml --name resnet --type model --alias staging \\
+      --metadata accuracy=0.93 --description \"after lr sweep\"
+  wanllmdb artifact put s3://bucket/imagenet/train.tar --name imagenet --type dataset")]
+    Put {
+        /// Files, directories and s3:// gs:// https:// URIs
+        #[arg(required = true)]
+        paths: Vec<String>,
+        /// Artifact name (NAME, or PROJECT/NAME)
+        #[arg(long)]
+        name: String,
+        /// Type: model, dataset, file, code or any other word (needed for a new artifact)
+        #[arg(long = "type", value_name = "TYPE")]
+        kind: Option<String>,
+        /// Point this alias at the new version (repeatable)
+        #[arg(long = "alias", value_name = "ALIAS")]
+        aliases: Vec<String>,
+        /// Description of the version
+        #[arg(long, default_value = "")]
+        description: String,
+        /// KEY=VALUE metadata of the version (values parsed as JSON when they can be; repeatable)
+        #[arg(long = "metadata", value_name = "KEY=VALUE")]
+        metadata: Vec<String>,
+        /// Run that produced it [default: $WANLLMDB_RUN_ID inside `wanllmdb run`]
+        #[arg(long)]
+        run: Option<String>,
+        /// Print the result as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Download a version, checking every digest (content already cached is copied locally)
+    #[command(after_help = "\
+VERSION is v3, 3, latest (the default) or an alias such as production. Files already in the
+target directory with the same content are left alone. Inside `wanllmdb run` (or with --run),
+the run is recorded as a user of the version.
+
+Examples:
+  wanllmdb artifact get mnist                       # latest, into ./artifacts/mnist/v<N>
+  wanllmdb artifact get resnet:production --dir model/
+  wanllmdb artifact get other-project/resnet:v2")]
+    Get {
+        /// NAME[:VERSION|ALIAS], optionally PROJECT/NAME[:…]
+        spec: String,
+        /// Directory to write into [default: ./artifacts/NAME/vN]
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Record this run as a user of the version [default: $WANLLMDB_RUN_ID]
+        #[arg(long)]
+        run: Option<String>,
+        /// Download without keeping a copy in the local cache
+        #[arg(long)]
+        no_cache: bool,
+        /// Print what happened as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// List a project's artifacts
+    #[command(alias = "list")]
+    Ls {
+        /// Only this type
+        #[arg(long = "type", value_name = "TYPE")]
+        kind: Option<String>,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the versions of an artifact, newest first
+    Versions {
+        /// NAME or PROJECT/NAME
+        name: String,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a version: details, aliases, files and lineage
+    Show {
+        /// NAME[:VERSION|ALIAS]
+        spec: String,
+        /// Print JSON (version, files, lineage)
+        #[arg(long)]
+        json: bool,
+    },
+    /// Point an alias at a version, or remove it with --remove
+    #[command(after_help = "\
+Examples:
+  wanllmdb artifact alias resnet:v3 production      # moves production to v3
+  wanllmdb artifact alias resnet production --remove")]
+    Alias {
+        /// NAME:VERSION (just NAME with --remove)
+        spec: String,
+        /// The alias (not `latest` or vN, which always mean the newest and the N-th version)
+        alias: String,
+        /// Remove the alias instead
+        #[arg(long)]
+        remove: bool,
+    },
+    /// List an artifact's aliases (latest included) and the versions they point at
+    Aliases {
+        /// NAME or PROJECT/NAME
+        name: String,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show where the local content cache is and how much it holds; --clear empties it
+    Cache {
+        /// Delete everything in the cache
+        #[arg(long)]
+        clear: bool,
+    },
+    /// Log a version made of references to s3://, gs:// or https:// objects
+    #[command(after_help = "\
+Each URI becomes an entry named after its last path segment; the bytes are not uploaded.
+The server refuses URIs that point at private, loopback or link-local addresses.
+
+Example:
+  wanllmdb artifact ref imagenet s3://datasets/imagenet/train.tar s3://datasets/imagenet/val.tar --type dataset")]
+    Ref {
+        /// NAME or PROJECT/NAME
+        name: String,
+        /// The URIs
+        #[arg(required = true)]
+        uris: Vec<String>,
+        /// Type (needed for a new artifact)
+        #[arg(long = "type", value_name = "TYPE")]
+        kind: Option<String>,
+        /// Point this alias at the new version (repeatable)
+        #[arg(long = "alias", value_name = "ALIAS")]
+        aliases: Vec<String>,
+        /// Print the result as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete an artifact with all its versions and aliases
+    #[command(alias = "rm")]
+    Delete {
+        /// NAME or PROJECT/NAME
+        name: String,
+        /// Do not ask for confirmation
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+}
+
+/// An artifact named on the command line.
+struct Target {
+    project: String,
+    name: String,
+    version: Option<String>,
+}
+
+impl Target {
+    fn parse(spec: &str, settings: &Settings) -> CliResult<Target> {
+        let (path, version) = match spec.split_once(':') {
+            Some((p, v)) if !v.is_empty() => (p, Some(v.to_string())),
+            Some(_) => {
+                return Err(user_err!("{spec:?}: nothing after ':'")
+                    .hint("write NAME:v3, NAME:latest or NAME:ALIAS"));
+            }
+            None => (spec, None),
+        };
+        let (project, name) = match path.split_once('/') {
+            Some((p, n)) => {
+                super::valid_project_name(p)?;
+                (p.to_string(), n.to_string())
+            }
+            None => (settings.require_project()?, path.to_string()),
+        };
+        if !is_valid_artifact_name(&name) {
+            return Err(user_err!(
+                "artifact name {name:?} is not valid: use 1 to 128 of A-Z a-z 0-9 . _ -"
+            ));
+        }
+        Ok(Target {
+            project,
+            name,
+            version,
+        })
+    }
+
+    fn no_version(self, spec: &str) -> CliResult<Target> {
+        if self.version.is_some() {
+            return Err(user_err!(
+                "{spec:?}: give just the artifact name here, without :VERSION"
+            ));
+        }
+        Ok(self)
+    }
+
+    fn base(&self) -> String {
+        format!(
+            "/api/v1/projects/{}/artifacts/{}",
+            seg(&self.project),
+            seg(&self.name)
+        )
+    }
+
+    fn version_path(&self) -> String {
+        format!(
+            "{}/versions/{}",
+            self.base(),
+            seg(self.version.as_deref().unwrap_or("latest"))
+        )
+    }
+}
+
+fn is_uri(s: &str) -> bool {
+    ["s3://", "gs://", "https://", "http://"]
+        .iter()
+        .any(|p| s.len() > p.len() && s[..p.len()].eq_ignore_ascii_case(p))
+}
+
+/// A reference entry named after the URI's last path segment.
+fn reference_entry(uri: &str) -> CliResult<EntrySpec> {
+    let path = uri
+        .split(['?', '#'])
+        .next()
+        .unwrap_or(uri)
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or("");
+    let rest = uri.split_once("://").map(|(_, r)| r).unwrap_or("");
+    if path.is_empty() || !rest.contains('/') {
+        return Err(user_err!("{uri:?} names no object")
+            .hint("give the URI of a file, e.g. s3://bucket/data/train.csv"));
+    }
+    let path = normalize_path(path).map_err(|e| user_err!("{uri:?}: {e}"))?;
+    Ok(EntrySpec {
+        path,
+        sha256: None,
+        size: None,
+        reference: Some(uri.to_string()),
+        checksum: None,
+    })
+}
+
+fn parse_metadata(pairs: &[String]) -> CliResult<Option<serde_json::Value>> {
+    if pairs.is_empty() {
+        return Ok(None);
+    }
+    let mut map = serde_json::Map::new();
+    for p in pairs {
+        let (k, v) = p
+            .split_once('=')
+            .ok_or_else(|| user_err!("--metadata {p:?}: expected KEY=VALUE"))?;
+        if k.is_empty() {
+            return Err(user_err!("--metadata {p:?}: the key is empty"));
+        }
+        let value = serde_json::from_str(v).unwrap_or_else(|_| serde_json::Value::String(v.into()));
+        map.insert(k.to_string(), value);
+    }
+    Ok(Some(serde_json::Value::Object(map)))
+}
+
+/// The run to record, from the flag or the wrapper's environment.
+fn run_from(flag: Option<String>) -> CliResult<Option<String>> {
+    let run = flag.or_else(|| std::env::var(env::RUN_ID).ok().filter(|r| !r.is_empty()));
+    run.map(|r| super::valid_run_id(&r)).transpose()
+}
+
+/// What `artifact put` did.
+#[derive(Debug, Serialize)]
+struct PutReport {
+    version: ArtifactVersion,
+    created: bool,
+    uploaded: usize,
+    bytes_uploaded: u64,
+}
+
+struct Manifest {
+    entries: Vec<EntrySpec>,
+    local: HashMap<String, PathBuf>,
+}
+
+async fn build_manifest(paths: &[String]) -> CliResult<Manifest> {
+    let mut entries = Vec::new();
+    let mut local_paths = Vec::new();
+    for p in paths {
+        if is_uri(p) {
+            entries.push(reference_entry(p)?);
+        } else {
+            local_paths.push(PathBuf::from(p));
+        }
+    }
+    let mut files = transfer::collect(&local_paths, None)?;
+    // One directory alone: its contents at the top of the artifact.
+    if local_paths.len() == 1 && local_paths[0].is_dir() {
+        for f in &mut files {
+            if let Some((_, rest)) = f.remote.split_once('/') {
+                f.remote = rest.to_string();
+            }
+        }
+    }
+    let mut local = HashMap::new();
+    let digests = hash_all(files.iter().map(|f| f.local.clone()).collect()).await?;
+    for (f, (sha256, size)) in files.into_iter().zip(digests) {
+        let path = normalize_path(&f.remote)
+            .map_err(|e| user_err!("cannot store {} as {:?}: {e}", f.local.display(), f.remote))?;
+        local
+            .entry(sha256.clone())
+            .or_insert_with(|| f.local.clone());
+        entries.push(EntrySpec {
+            path,
+            sha256: Some(sha256),
+            size: Some(size),
+            reference: None,
+            checksum: None,
+        });
+    }
+    let mut seen = std::collections::HashSet::new();
+    for e in &entries {
+        if !seen.insert(e.path.clone()) {
+            return Err(user_err!("two inputs would both be stored as {}", e.path)
+                .hint("rename one, or put them in separate directories"));
+        }
+    }
+    if entries.is_empty() {
+        return Err(user_err!("no files found in the paths given"));
+    }
+    Ok(Manifest { entries, local })
+}
+
+/// Hashes files, a few at a time.
+async fn hash_all(paths: Vec<PathBuf>) -> CliResult<Vec<(String, u64)>> {
+    let limit = Arc::new(Semaphore::new(4));
+    let mut tasks = Vec::with_capacity(paths.len());
+    for p in paths {
+        let limit = limit.clone();
+        tasks.push(tokio::spawn(async move {
+            let _permit = limit.acquire_owned().await;
+            hash_file(&p)
+                .await
+                .map_err(|e| user_err!("cannot read {}: {e}", p.display()))
+        }));
+    }
+    let mut out = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        out.push(
+            t.await
+                .map_err(|e| CliError::unexpected(format!("hash task failed: {e}")))??,
+        );
+    }
+    Ok(out)
+}
+
+async fn log_version(
+    api: &Api,
+    target: &Target,
+    manifest: Manifest,
+    req: CreateVersionRequest,
+    printer: &Printer,
+) -> CliResult<PutReport> {
+    let mut req = req;
+    req.entries = manifest.entries;
+    let resp: CreateVersionResponse = api
+        .post(&format!("{}/versions", target.base()), &req)
+        .await?;
+    let mut todo = Vec::new();
+    for u in &resp.uploads {
+        let local = manifest.local.get(&u.sha256).ok_or_else(|| {
+            CliError::unexpected(format!(
+                "the server asked for content {} that was not offered",
+                u.sha256
+            ))
+        })?;
+        todo.push((local.clone(), u.upload_url.clone(), u.size));
+    }
+    let uploaded = todo.len();
+    let bytes_uploaded = todo.iter().map(|t| t.2).sum();
+    let version = if todo.is_empty() {
+        resp.version
+    } else {
+        transfer::upload_all(api, todo, printer).await?;
+        api.post(
+            &format!("{}/drafts/{}/commit", target.base(), resp.version.id),
+            &serde_json::json!({}),
+        )
+        .await?
+    };
+    Ok(PutReport {
+        version,
+        created: resp.created,
+        uploaded,
+        bytes_uploaded,
+    })
+}
+
+fn print_put(printer: &Printer, report: &PutReport, json: bool) -> CliResult {
+    if json {
+        return printer.print_json(report);
+    }
+    let v = &report.version;
+    let label = format!(
+        "{}/{}:{}",
+        v.project,
+        v.artifact,
+        v.version.as_deref().unwrap_or("?")
+    );
+    if report.created {
+        printer.success(format!(
+            "Logged {label} ({} files, {}; {} uploaded, {} sent)",
+            v.file_count,
+            HumanBytes(v.total_size.max(0) as u64),
+            report.uploaded,
+            HumanBytes(report.bytes_uploaded)
+        ));
+    } else {
+        printer.success(format!(
+            "No change: {label} already holds exactly this content"
+        ));
+    }
+    if !v.aliases.is_empty() {
+        printer.info(format!("aliases: {}", v.aliases.join(", ")));
+    }
+    Ok(())
+}
+
+/// What `artifact get` did.
+#[derive(Debug, Default, Serialize)]
+struct GetReport {
+    version: String,
+    dir: PathBuf,
+    files: usize,
+    downloaded: usize,
+    from_cache: usize,
+    already_there: usize,
+    references_skipped: Vec<String>,
+}
+
+enum Got {
+    Downloaded,
+    Cached,
+}
+
+/// Runs an `artifact` subcommand.
+pub async fn run(cmd: ArtifactCommand, flags: &GlobalFlags, printer: Printer) -> CliResult {
+    if let ArtifactCommand::Cache { clear } = cmd {
+        return cache_command(clear, &printer).await;
+    }
+    let settings = Settings::resolve(flags).await?;
+    let api = Api::new(&settings)?;
+    match cmd {
+        ArtifactCommand::Put {
+            paths,
+            name,
+            kind,
+            aliases,
+            description,
+            metadata,
+            run,
+            json,
+        } => {
+            let target = Target::parse(&name, &settings)?.no_version(&name)?;
+            let manifest = build_manifest(&paths).await?;
+            let req = CreateVersionRequest {
+                kind,
+                description,
+                metadata: parse_metadata(&metadata)?,
+                run: run_from(run)?,
+                aliases,
+                entries: vec![],
+            };
+            let report = log_version(&api, &target, manifest, req, &printer).await?;
+            print_put(&printer, &report, json)
+        }
+        ArtifactCommand::Ref {
+            name,
+            uris,
+            kind,
+            aliases,
+            json,
+        } => {
+            let target = Target::parse(&name, &settings)?.no_version(&name)?;
+            for u in &uris {
+                if !is_uri(u) {
+                    return Err(user_err!("{u:?} is not an s3://, gs:// or https:// URI")
+                        .hint("local files are logged with `wanllmdb artifact put`"));
+                }
+            }
+            let manifest = build_manifest(&uris).await?;
+            let req = CreateVersionRequest {
+                kind,
+                run: run_from(None)?,
+                aliases,
+                ..CreateVersionRequest::default()
+            };
+            let report = log_version(&api, &target, manifest, req, &printer).await?;
+            print_put(&printer, &report, json)
+        }
+        ArtifactCommand::Get {
+            spec,
+            dir,
+            run,
+            no_cache,
+            json,
+        } => {
+            let target = Target::parse(&spec, &settings)?;
+            let cache = if no_cache { None } else { Cache::open() };
+            let report = get(&api, &target, dir, run_from(run)?, cache, &printer).await?;
+            if json {
+                return printer.print_json(&report);
+            }
+            printer.success(format!(
+                "{} files of {}:{} in {} ({} downloaded, {} from the local cache, {} already there)",
+                report.files,
+                target.name,
+                report.version,
+                report.dir.display(),
+                report.downloaded,
+                report.from_cache,
+                report.already_there
+            ));
+            if !report.references_skipped.is_empty() {
+                printer.warn(format!(
+                    "{} reference(s) to cloud storage were not downloaded (fetch them with your storage tools): {}",
+                    report.references_skipped.len(),
+                    report.references_skipped.join(", ")
+                ));
+            }
+            Ok(())
+        }
+        ArtifactCommand::Ls { kind, json } => {
+            let project = settings.require_project()?;
+            let mut q = vec![];
+            if let Some(k) = kind {
+                q.push(("type", k));
+            }
+            let items: Vec<Artifact> = api
+                .get_all(
+                    &format!("/api/v1/projects/{}/artifacts", seg(&project)),
+                    &q,
+                    100_000,
+                )
+                .await?;
+            printer.with_json(json).data(&items, || {
+                let mut t = table(&[
+                    "NAME",
+                    "TYPE",
+                    "VERSIONS",
+                    "LATEST",
+                    "UPDATED",
+                    "DESCRIPTION",
+                ]);
+                for a in &items {
+                    t.add_row(vec![
+                        a.name.clone(),
+                        a.kind.clone(),
+                        a.version_count.to_string(),
+                        a.latest_version.clone().unwrap_or_default(),
+                        a.updated_at.clone(),
+                        a.description.clone(),
+                    ]);
+                }
+                t
+            })
+        }
+        ArtifactCommand::Versions { name, json } => {
+            let target = Target::parse(&name, &settings)?.no_version(&name)?;
+            let versions: Vec<ArtifactVersion> =
+                api.get(&format!("{}/versions", target.base()), &[]).await?;
+            printer.with_json(json).data(&versions, || {
+                let mut t = table(&[
+                    "VERSION", "ALIASES", "FILES", "SIZE", "RUN", "CREATED", "BY", "DIGEST",
+                ]);
+                for v in &versions {
+                    t.add_row(vec![
+                        v.version.clone().unwrap_or_default(),
+                        v.aliases.join(","),
+                        v.file_count.to_string(),
+                        HumanBytes(v.total_size.max(0) as u64).to_string(),
+                        v.run.clone().unwrap_or_default(),
+                        v.created_at.clone(),
+                        v.created_by.clone().unwrap_or_default(),
+                        v.digest[..12.min(v.digest.len())].to_string(),
+                    ]);
+                }
+                t
+            })
+        }
+        ArtifactCommand::Show { spec, json } => {
+            let target = Target::parse(&spec, &settings)?;
+            let v: ArtifactVersion = api.get(&target.version_path(), &[]).await?;
+            let files: Vec<ArtifactFile> = api
+                .get(&format!("{}/files", target.version_path()), &[])
+                .await?;
+            let lineage: Lineage = api
+                .get(&format!("{}/lineage", target.version_path()), &[])
+                .await?;
+            if json {
+                return printer.print_json(&serde_json::json!({
+                    "version": v, "files": files, "lineage": lineage,
+                }));
+            }
+            let produced = lineage
+                .produced_by
+                .as_ref()
+                .map(|r| format!("{} ({}, {})", r.id, r.name, r.state))
+                .unwrap_or_else(|| "-".into());
+            let used: Vec<String> = lineage
+                .used_by
+                .iter()
+                .map(|r| format!("{} ({})", r.id, r.name))
+                .collect();
+            println!(
+                "{}",
+                kv_table(&[
+                    ("artifact", format!("{}/{}", v.project, v.artifact)),
+                    ("version", v.version.clone().unwrap_or_default()),
+                    ("type", v.kind.clone()),
+                    ("aliases", v.aliases.join(", ")),
+                    ("files", v.file_count.to_string()),
+                    ("size", HumanBytes(v.total_size.max(0) as u64).to_string()),
+                    ("digest", v.digest.clone()),
+                    ("description", v.description.clone()),
+                    ("metadata", v.metadata.to_string()),
+                    (
+                        "created",
+                        format!(
+                            "{} by {}",
+                            v.created_at,
+                            v.created_by.clone().unwrap_or_default()
+                        )
+                    ),
+                    ("logged by run", produced),
+                    (
+                        "used by runs",
+                        if used.is_empty() {
+                            "-".into()
+                        } else {
+                            used.join(", ")
+                        }
+                    ),
+                ])
+            );
+            let mut t = table(&["PATH", "SIZE", "SHA256 / REFERENCE"]);
+            for f in &files {
+                t.add_row(vec![
+                    f.path.clone(),
+                    HumanBytes(f.size).to_string(),
+                    f.sha256
+                        .clone()
+                        .or_else(|| f.reference.clone())
+                        .unwrap_or_default(),
+                ]);
+            }
+            println!("{t}");
+            Ok(())
+        }
+        ArtifactCommand::Alias {
+            spec,
+            alias,
+            remove,
+        } => {
+            let target = Target::parse(&spec, &settings)?;
+            let path = format!("{}/aliases/{}", target.base(), seg(&alias));
+            if remove {
+                api.delete(&path).await?;
+                printer.success(format!("Removed alias {alias} from {}", target.name));
+                return Ok(());
+            }
+            let version = target.version.clone().ok_or_else(|| {
+                user_err!("which version? write {}:v3 {alias}", target.name)
+                    .hint("or add --remove to take the alias away")
+            })?;
+            let v: ArtifactVersion = api.put(&path, &SetAliasRequest { version }).await?;
+            printer.success(format!(
+                "{}:{alias} → {}",
+                target.name,
+                v.version.unwrap_or_default()
+            ));
+            Ok(())
+        }
+        ArtifactCommand::Aliases { name, json } => {
+            let target = Target::parse(&name, &settings)?.no_version(&name)?;
+            let aliases: Vec<ArtifactAlias> =
+                api.get(&format!("{}/aliases", target.base()), &[]).await?;
+            printer.with_json(json).data(&aliases, || {
+                let mut t = table(&["ALIAS", "VERSION", "SET BY", "SINCE"]);
+                for a in &aliases {
+                    t.add_row(vec![
+                        a.alias.clone(),
+                        a.version.clone(),
+                        a.updated_by.clone().unwrap_or_else(|| "-".into()),
+                        a.updated_at.clone(),
+                    ]);
+                }
+                t
+            })
+        }
+        ArtifactCommand::Cache { clear } => cache_command(clear, &printer).await,
+        ArtifactCommand::Delete { name, yes } => {
+            let target = Target::parse(&name, &settings)?.no_version(&name)?;
+            let a: Artifact = api.get(&target.base(), &[]).await?;
+            if !yes
+                && !confirm(&format!(
+                    "Delete artifact {}/{} and its {} version(s)?",
+                    target.project, target.name, a.version_count
+                ))?
+            {
+                return Err(
+                    user_err!("nothing deleted").hint("pass --yes to delete without asking")
+                );
+            }
+            api.delete(&target.base()).await?;
+            printer.success(format!(
+                "Deleted {}/{} ({} versions; stored content is freed by the next `wanllmdb admin gc`)",
+                target.project, target.name, a.version_count
+            ));
+            Ok(())
+        }
+    }
+}
+
+/// Downloads a version into a directory.
+async fn get(
+    api: &Api,
+    target: &Target,
+    dir: Option<PathBuf>,
+    run: Option<String>,
+    cache: Option<Cache>,
+    printer: &Printer,
+) -> CliResult<GetReport> {
+    let v: ArtifactVersion = api.get(&target.version_path(), &[]).await?;
+    let label = v.version.clone().unwrap_or_else(|| "latest".into());
+    let spec = Target {
+        project: target.project.clone(),
+        name: target.name.clone(),
+        version: Some(label.clone()),
+    };
+    let files: Vec<ArtifactFile> = api
+        .get(
+            &format!("{}/files", spec.version_path()),
+            &[("download_urls", "true".to_string())],
+        )
+        .await?;
+    let dir = dir.unwrap_or_else(|| Path::new("artifacts").join(&target.name).join(&label));
+    // Every path is checked before the first byte is written.
+    for f in &files {
+        normalize_path(&f.path).map_err(|e| user_err!("refusing entry {:?}: {e}", f.path))?;
+    }
+    let mut report = GetReport {
+        version: label,
+        dir: dir.clone(),
+        files: files.len(),
+        ..GetReport::default()
+    };
+    let (blobs, refs): (Vec<ArtifactFile>, Vec<ArtifactFile>) =
+        files.into_iter().partition(|f| f.sha256.is_some());
+    let total = blobs.iter().map(|f| f.size).sum::<u64>() * if cache.is_some() { 2 } else { 1 };
+    let pb = bar(printer, total, "downloading");
+    // Files already in place are left alone.
+    let mut there = std::collections::HashSet::new();
+    for f in &blobs {
+        if same_content(
+            &dir.join(&f.path),
+            f.sha256.as_deref().unwrap_or_default(),
+            f.size,
+        )
+        .await
+        {
+            there.insert(f.path.clone());
+        }
+    }
+    // Phase 1: content missing from the cache is fetched once per digest.
+    let mut fetched = std::collections::HashSet::new();
+    if let Some(c) = &cache {
+        let mut wanted: BTreeMap<String, (String, String, u64)> = BTreeMap::new();
+        for f in blobs.iter().filter(|f| !there.contains(&f.path)) {
+            let d = f.sha256.clone().unwrap_or_default();
+            if !c.holds(&d, f.size).await {
+                let url = f
+                    .download_url
+                    .clone()
+                    .ok_or_else(|| CliError::unexpected("the server gave no download URL"))?;
+                wanted.insert(d, (url, f.path.clone(), f.size));
+            }
+        }
+        let limit = Arc::new(Semaphore::new(PARALLEL));
+        let mut tasks = tokio::task::JoinSet::new();
+        for (d, (url, path, _)) in wanted {
+            let (api, c, pb, limit) = (api.clone(), c.clone(), pb.clone(), limit.clone());
+            tasks.spawn(async move {
+                let _permit = limit.acquire_owned().await;
+                c.fetch(&api, &url, &d, &path, &pb).await.map(|()| d)
+            });
+        }
+        while let Some(r) = tasks.join_next().await {
+            fetched.insert(
+                r.map_err(|e| CliError::unexpected(format!("download task failed: {e}")))??,
+            );
+        }
+    }
+    // Phase 2: every entry into place.
+    let fetched = Arc::new(fetched);
+    let limit = Arc::new(Semaphore::new(PARALLEL));
+    let mut tasks = tokio::task::JoinSet::new();
+    for f in blobs {
+        if there.contains(&f.path) {
+            pb.inc(f.size * if cache.is_some() { 2 } else { 1 });
+            report.already_there += 1;
+            continue;
+        }
+        let (api, cache, pb, limit, dir, fetched) = (
+            api.clone(),
+            cache.clone(),
+            pb.clone(),
+            limit.clone(),
+            dir.clone(),
+            fetched.clone(),
+        );
+        tasks.spawn(async move {
+            let _permit = limit.acquire_owned().await;
+            place(&api, &f, &dir, cache.as_ref(), &fetched, &pb).await
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        match r.map_err(|e| CliError::unexpected(format!("download task failed: {e}")))?? {
+            Got::Downloaded => report.downloaded += 1,
+            Got::Cached => report.from_cache += 1,
+        }
+    }
+    pb.finish_and_clear();
+    for f in refs {
+        let uri = f.reference.clone().unwrap_or_default();
+        if uri.to_ascii_lowercase().starts_with("https://") {
+            fetch_reference(api, &f, &dir).await?;
+            report.downloaded += 1;
+        } else {
+            report.references_skipped.push(uri);
+        }
+    }
+    if let Some(run) = run {
+        let _: ArtifactVersion = api
+            .post(
+                &format!("{}/use", spec.version_path()),
+                &UseVersionRequest { run },
+            )
+            .await?;
+    }
+    Ok(report)
+}
+
+async fn same_content(dest: &Path, digest: &str, size: u64) -> bool {
+    match tokio::fs::metadata(dest).await {
+        Ok(m) if m.is_file() && m.len() == size => {}
+        _ => return false,
+    }
+    matches!(hash_file(dest).await, Ok((d, _)) if d == digest)
+}
+
+async fn place(
+    api: &Api,
+    f: &ArtifactFile,
+    dir: &Path,
+    cache: Option<&Cache>,
+    fetched: &std::collections::HashSet<String>,
+    pb: &indicatif::ProgressBar,
+) -> CliResult<Got> {
+    let digest = f.sha256.as_deref().unwrap_or_default();
+    let dest = dir.join(&f.path);
+    if let Some(c) = cache {
+        let fresh = fetched.contains(digest);
+        if c.copy_out(digest, f.size, &dest, fresh, pb).await? {
+            if !fresh {
+                pb.inc(f.size);
+            }
+            return Ok(if fresh { Got::Downloaded } else { Got::Cached });
+        }
+    }
+    let url = f
+        .download_url
+        .as_deref()
+        .ok_or_else(|| CliError::unexpected("the server gave no download URL"))?;
+    ensure_parent(&dest).await?;
+    let tmp = part_path(&dest);
+    let resp = api.get_stream(url).await?;
+    let result = save_verified(resp, &tmp, &dest, Some(digest), &f.path, pb).await;
+    if result.is_err() {
+        let _ = tokio::fs::remove_file(&tmp).await;
+    }
+    result.map(|()| Got::Downloaded)
+}
+
+/// Downloads an https:// reference (without our credentials), checking a `sha256:` checksum
+/// when the entry has one.
+async fn fetch_reference(api: &Api, f: &ArtifactFile, dir: &Path) -> CliResult {
+    let uri = f.reference.as_deref().unwrap_or_default();
+    let dest = dir.join(&f.path);
+    ensure_parent(&dest).await?;
+    let tmp = part_path(&dest);
+    let resp = api.get_stream(uri).await.map_err(|e| {
+        user_err!(
+            "cannot fetch reference {uri}: {}",
+            CliError::from(e).message
+        )
+    })?;
+    let expected = f
+        .checksum
+        .as_deref()
+        .and_then(|c| c.strip_prefix("sha256:"))
+        .map(str::to_string);
+    let result = save_verified(
+        resp,
+        &tmp,
+        &dest,
+        expected.as_deref(),
+        uri,
+        &indicatif::ProgressBar::hidden(),
+    )
+    .await;
+    if result.is_err() {
+        let _ = tokio::fs::remove_file(&tmp).await;
+    }
+    result
+}
+
+async fn cache_command(clear: bool, printer: &Printer) -> CliResult {
+    let cache = Cache::open().ok_or_else(|| {
+        user_err!("no cache directory is known on this machine").hint(format!(
+            "set {} to a directory",
+            crate::cache::CACHE_DIR_ENV
+        ))
+    })?;
+    let root = cache.root().to_path_buf();
+    if clear {
+        match tokio::fs::remove_dir_all(&root).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(user_err!("cannot clear {}: {e}", root.display())),
+        }
+        printer.success(format!("Cleared {}", root.display()));
+        return Ok(());
+    }
+    let (files, bytes) = tokio::task::spawn_blocking(move || du(&root))
+        .await
+        .map_err(|e| CliError::unexpected(format!("cache scan failed: {e}")))?;
+    println!(
+        "{}\n{files} files, {}",
+        cache.root().display(),
+        HumanBytes(bytes)
+    );
+    Ok(())
+}
+
+/// Files and bytes below a directory.
+fn du(dir: &Path) -> (u64, u64) {
+    let mut total = (0, 0);
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return total;
+    };
+    for e in entries.flatten() {
+        match e.file_type() {
+            Ok(t) if t.is_dir() => {
+                let (f, b) = du(&e.path());
+                total.0 += f;
+                total.1 += b;
+            }
+            Ok(t) if t.is_file() => {
+                total.0 += 1;
+                total.1 += e.metadata().map(|m| m.len()).unwrap_or(0);
+            }
+            _ => {}
+        }
+    }
+    total
+}

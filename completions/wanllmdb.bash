@@ -3245,7 +3245,7 @@ _wanllmdb() {
             return 0
             ;;
         wanllmdb__subcmd__server)
-            opts="-q -v -h -V --bind --data-dir --database-url --config --max-body-bytes --heartbeat-timeout --allow-registration --jwt-secret --reference-allow-host --host --api-key --project --quiet --verbose --help --version"
+            opts="-q -v -h -V --bind --data-dir --database-url --storage-url --s3-endpoint --s3-region --s3-path-style --config --max-body-bytes --heartbeat-timeout --allow-registration --jwt-secret --reference-allow-host --host --api-key --project --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3261,6 +3261,22 @@ _wanllmdb() {
                     ;;
                 --database-url)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --storage-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --s3-endpoint)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --s3-region)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --s3-path-style)
+                    COMPREPLY=($(compgen -W "true false" -- "${cur}"))
                     return 0
                     ;;
                 --config)

@@ -51,7 +51,12 @@ complete -c wanllmdb -n "__fish_wanllmdb_needs_command" -f -a "help" -d 'Print t
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand server" -l bind -d 'Address and port to listen on [default: 127.0.0.1:8080]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand server" -l data-dir -d 'Directory for the SQLite database, files and the admin key [default: the platform data directory]' -r -F
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand server" -l database-url -d 'Database: sqlite://FILE or postgres://USER:PASSWORD@HOST/DB [default: SQLite in the data directory]' -r
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand server" -l config -d 'TOML file with any of: bind, data_dir, database_url, max_body_bytes, heartbeat_timeout_secs, allow_registration, jwt_secret, reference_allow_hosts' -r -F
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand server" -l storage-url -d 'Where file and artifact content is stored: s3://BUCKET[/PREFIX] for S3-compatible object storage (credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY [/ AWS_SESSION_TOKEN]) [default: <data-dir>/blobs]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand server" -l s3-endpoint -d 'Endpoint of an S3-compatible service, e.g. http://minio:9000 [default: AWS; also AWS_ENDPOINT_URL]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand server" -l s3-region -d 'S3 region [default: AWS_REGION, else us-east-1]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand server" -l s3-path-style -d 'Address the bucket in the URL path (MinIO, most S3-compatible services) [default: true with --s3-endpoint]' -r -f -a "true\t''
+false\t''"
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand server" -l config -d 'TOML file with any of: bind, data_dir, database_url, storage_url, s3_endpoint, s3_region, s3_path_style, s3_access_key_id, s3_secret_access_key, max_body_bytes, heartbeat_timeout_secs, allow_registration, jwt_secret, reference_allow_hosts' -r -F
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand server" -l max-body-bytes -d 'Largest accepted request body in bytes, after decompression [default: 67108864]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand server" -l heartbeat-timeout -d 'Seconds without a heartbeat after which a running run is marked crashed [default: 300]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand server" -l allow-registration -d 'Let anyone register an account (true) or only administrators create them (false) [default: true]' -r -f -a "true\t''

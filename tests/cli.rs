@@ -1022,3 +1022,60 @@ fn artifacts_round_trip_through_the_command_line() {
     let list = env.json(&["artifact", "ls", "--project", "arts", "--json"]);
     assert_eq!(list, serde_json::json!([]));
 }
+
+#[test]
+fn artifacts_round_trip_through_object_storage() {
+    let Some(moto) = super::moto::start("wl-bucket") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let conf = write(
+        dir.path(),
+        "server.toml",
+        &format!(
+            "storage_url = \"s3://{}/data\"\ns3_endpoint = \"{}\"\ns3_access_key_id = \"test\"\ns3_secret_access_key = \"test\"\n",
+            moto.bucket, moto.endpoint
+        ),
+    );
+    let server = start(
+        &dir.path().join("data"),
+        &["--config", conf.to_str().unwrap()],
+    );
+    let key = server.admin_key.clone().unwrap();
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(work.join("model")).unwrap();
+    let weights: Vec<u8> = (0..1_500_000u32).map(|i| (i % 241) as u8).collect();
+    std::fs::write(work.join("model/weights.bin"), &weights).unwrap();
+    std::fs::write(work.join("model/config.json"), "{\"layers\": 4}").unwrap();
+    let wl = |args: &[&str]| {
+        let out = bare(&work, &dir.path().join("cfg"))
+            .env("WANLLMDB_BASE_URL", &server.url)
+            .env("WANLLMDB_API_KEY", &key)
+            .env("WANLLMDB_PROJECT", "s3p")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let put = wl(&[
+        "artifact", "put", "model", "--name", "m", "--type", "model", "--json",
+    ]);
+    assert_eq!(put["uploaded"], 2, "{put}");
+    let dest = dir.path().join("got");
+    let got = wl(&[
+        "artifact",
+        "get",
+        "m:v1",
+        "--dir",
+        dest.to_str().unwrap(),
+        "--no-cache",
+        "--json",
+    ]);
+    assert_eq!(got["downloaded"], 2);
+    assert_eq!(std::fs::read(dest.join("weights.bin")).unwrap(), weights);
+    assert_eq!(
+        std::fs::read_to_string(dest.join("config.json")).unwrap(),
+        "{\"layers\": 4}"
+    );
+}

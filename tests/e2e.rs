@@ -14,6 +14,8 @@ use reqwest::blocking::Client;
 use serde_json::{Value, json};
 
 mod cli;
+#[path = "support/moto.rs"]
+mod moto;
 
 /// An HTTP client. The workspace builds reqwest with TLS but without a built-in crypto
 /// provider (the binary brings ring, shared with PostgreSQL's TLS), so install it first.

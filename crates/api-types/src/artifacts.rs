@@ -177,6 +177,10 @@ pub struct BlobUpload {
     pub size: u64,
     /// Where to `PUT` the bytes (relative to the server's base URL unless absolute).
     pub upload_url: String,
+    /// After the `PUT`, `POST` here (empty body) so the server verifies the upload; present
+    /// when the server keeps content in object storage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub complete_url: Option<String>,
     /// Seconds the URL stays valid.
     pub expires_in: i64,
 }

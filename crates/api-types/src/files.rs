@@ -50,6 +50,10 @@ pub struct FileTicket {
     /// Where to `PUT` the bytes (relative to the server's base URL unless absolute).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upload_url: Option<String>,
+    /// After the `PUT`, `POST` here (empty body) so the server verifies and records the
+    /// upload; present when the server keeps content in object storage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub complete_url: Option<String>,
     /// Seconds the upload URL stays valid.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_in: Option<i64>,

@@ -30,6 +30,12 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// Whether this is the server saying a project does not exist.
+    pub fn is_missing_project(&self) -> bool {
+        matches!(self, ApiError::Status { status, code, message }
+            if *status == reqwest::StatusCode::NOT_FOUND && code == "not_found" && message.contains("project"))
+    }
+
     /// Worth retrying later: the network, a busy or restarting server.
     pub fn transient(&self) -> bool {
         match self {
@@ -312,6 +318,24 @@ impl Api {
         body: &B,
     ) -> Result<T, ApiError> {
         self.json(self.request(Method::PUT, path).json(body)).await
+    }
+
+    /// Creates a project unless it exists (someone may create it at the same moment); true
+    /// when this call created it.
+    pub async fn ensure_project(&self, name: &str) -> Result<bool, ApiError> {
+        let req = wanllmdb_api_types::projects::CreateProjectRequest {
+            name: name.to_string(),
+            description: None,
+            visibility: None,
+        };
+        match self
+            .post::<_, wanllmdb_api_types::projects::Project>("/api/v1/projects", &req)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if e.status() == Some(reqwest::StatusCode::CONFLICT) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// `DELETE path`.

@@ -12,6 +12,14 @@ pub const CONFIG: &str = "WANLLMDB_CONFIG";
 pub const JWT_SECRET: &str = "WANLLMDB_JWT_SECRET";
 /// Hosts artifact references may point at although they are private (comma-separated).
 pub const REFERENCE_ALLOW_HOSTS: &str = "WANLLMDB_REFERENCE_ALLOW_HOSTS";
+/// Where content is stored: s3://bucket/prefix (default: the data directory).
+pub const STORAGE_URL: &str = "WANLLMDB_STORAGE_URL";
+/// S3 endpoint for S3-compatible services.
+pub const S3_ENDPOINT: &str = "WANLLMDB_S3_ENDPOINT";
+/// S3 region.
+pub const S3_REGION: &str = "WANLLMDB_S3_REGION";
+/// Whether to address the bucket in the path.
+pub const S3_PATH_STYLE: &str = "WANLLMDB_S3_PATH_STYLE";
 /// Request body limit.
 pub const MAX_BODY_BYTES: &str = "WANLLMDB_MAX_BODY_BYTES";
 /// Heartbeat timeout in seconds.

@@ -24,7 +24,6 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use wanllmdb_api_types::logs::{AppendLogsRequest, AppendLogsResponse, NewLogLine};
 use wanllmdb_api_types::metrics::{AppendHistoryResponse, HistoryPoint};
-use wanllmdb_api_types::projects::{CreateProjectRequest, Project};
 use wanllmdb_api_types::runs::{CreateRunRequest, FinishRunRequest, Run};
 
 use crate::client::{Api, ApiError, seg};
@@ -496,25 +495,10 @@ impl Shipper {
             .post::<_, Run>("/api/v1/runs", &self.meta.run)
             .await
         {
-            Err(ApiError::Status {
-                status,
-                code,
-                message,
-            }) if status == reqwest::StatusCode::NOT_FOUND
-                && code == "not_found"
-                && message.contains("project") =>
-            {
-                let req = CreateProjectRequest {
-                    name: self.meta.run.project.clone(),
-                    description: None,
-                    visibility: None,
-                };
-                match self.api.post::<_, Project>("/api/v1/projects", &req).await {
-                    Ok(_) => self
-                        .printer
-                        .info(format!("Created project {}", self.meta.run.project)),
-                    Err(e) if e.status() == Some(reqwest::StatusCode::CONFLICT) => {}
-                    Err(e) => return Err(e),
+            Err(e) if e.is_missing_project() => {
+                if self.api.ensure_project(&self.meta.run.project).await? {
+                    self.printer
+                        .info(format!("Created project {}", self.meta.run.project));
                 }
                 self.api
                     .post::<_, Run>("/api/v1/runs", &self.meta.run)

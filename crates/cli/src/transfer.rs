@@ -120,35 +120,47 @@ pub async fn put_files(
                 let url = ticket.upload_url.ok_or_else(|| {
                     CliError::unexpected("the server asked for an upload without a URL")
                 })?;
-                todo.push((local.clone(), url, ticket.size));
+                todo.push(Upload {
+                    local: local.clone(),
+                    url,
+                    complete_url: ticket.complete_url,
+                    size: ticket.size,
+                });
             }
         }
     }
     report.uploaded = todo.len();
-    report.bytes_uploaded = todo.iter().map(|t| t.2).sum();
+    report.bytes_uploaded = todo.iter().map(|t| t.size).sum();
     upload_all(api, todo, printer).await?;
     Ok(report)
 }
 
+/// One file to send where the server said.
+#[derive(Debug, Clone)]
+pub struct Upload {
+    /// The local file.
+    pub local: PathBuf,
+    /// Where to `PUT` it.
+    pub url: String,
+    /// Where to `POST` afterwards, when the server asks for it (object storage).
+    pub complete_url: Option<String>,
+    /// Its size.
+    pub size: u64,
+}
+
 /// Sends files to their signed upload URLs, several at a time, with one progress bar.
-pub async fn upload_all(
-    api: &Api,
-    todo: Vec<(PathBuf, String, u64)>,
-    printer: &Printer,
-) -> CliResult {
-    let total: u64 = todo.iter().map(|t| t.2).sum();
+pub async fn upload_all(api: &Api, todo: Vec<Upload>, printer: &Printer) -> CliResult {
+    let total: u64 = todo.iter().map(|t| t.size).sum();
     let pb = bar(printer, total, "uploading");
     let limit = Arc::new(Semaphore::new(PARALLEL));
     let mut tasks = tokio::task::JoinSet::new();
-    for (local, url, size) in todo {
+    for up in todo {
         let api = api.clone();
         let pb = pb.clone();
         let limit = limit.clone();
         tasks.spawn(async move {
             let _permit = limit.acquire_owned().await;
-            upload_one(&api, &url, &local, size, &pb)
-                .await
-                .map_err(|e| (local, e))
+            upload_one(&api, &up, &pb).await.map_err(|e| (up.local, e))
         });
     }
     while let Some(r) = tasks.join_next().await {
@@ -168,16 +180,10 @@ pub async fn upload_all(
     Ok(())
 }
 
-async fn upload_one(
-    api: &Api,
-    url: &str,
-    local: &Path,
-    size: u64,
-    pb: &indicatif::ProgressBar,
-) -> Result<(), ApiError> {
-    let file = tokio::fs::File::open(local)
+async fn upload_one(api: &Api, up: &Upload, pb: &indicatif::ProgressBar) -> Result<(), ApiError> {
+    let file = tokio::fs::File::open(&up.local)
         .await
-        .map_err(|e| ApiError::Decode(format!("cannot read {}: {e}", local.display())))?;
+        .map_err(|e| ApiError::Decode(format!("cannot read {}: {e}", up.local.display())))?;
     let counter = pb.clone();
     let stream = tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024).map(move |c| {
         if let Ok(b) = &c {
@@ -185,8 +191,12 @@ async fn upload_one(
         }
         c
     });
-    api.put_stream(url, reqwest::Body::wrap_stream(stream), size)
-        .await
+    api.put_stream(&up.url, reqwest::Body::wrap_stream(stream), up.size)
+        .await?;
+    if let Some(done) = &up.complete_url {
+        let _: serde_json::Value = api.post(done, &serde_json::json!({})).await?;
+    }
+    Ok(())
 }
 
 /// Downloads one run file to `dir/<its path>`, unless an identical file is already there.

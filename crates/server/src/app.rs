@@ -155,7 +155,17 @@ pub async fn build_state(
     let openapi_json = Arc::new(
         serde_json::to_string(&openapi_document()).map_err(|e| StartError::Other(e.to_string()))?,
     );
-    let blobs = crate::blobs::BlobStore::local(config.data_dir.join("blobs"));
+    let blobs = match &config.s3 {
+        None => crate::blobs::BlobStore::local(config.data_dir.join("blobs")),
+        Some(cfg) => {
+            let s3 = crate::blobs::s3::S3Blobs::new(cfg.clone()).map_err(StartError::Other)?;
+            // A wrong bucket, endpoint or key is reported now rather than at the first upload.
+            s3.check()
+                .await
+                .map_err(|e| StartError::Other(format!("cannot use bucket {}: {e}", cfg.bucket)))?;
+            crate::blobs::BlobStore::S3(Arc::new(s3))
+        }
+    };
     let state = AppState {
         store,
         config: Arc::new(config),

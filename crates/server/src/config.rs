@@ -28,6 +28,8 @@ pub struct ServerConfig {
     pub jwt_secret: Option<String>,
     /// Whether anyone may register an account (otherwise only server admins can create them).
     pub allow_registration: bool,
+    /// Object storage for content; None keeps it in `<data_dir>/blobs`.
+    pub s3: Option<crate::blobs::s3::S3Config>,
     /// Hosts that artifact references may point at even though they resolve to private
     /// addresses: exact names, or `.example.com` for every subdomain.
     pub reference_allow_hosts: Vec<String>,
@@ -51,6 +53,7 @@ impl ServerConfig {
             allow_registration: true,
             bootstrap_admin: true,
             reference_allow_hosts: Vec::new(),
+            s3: None,
         }
     }
 

@@ -29,7 +29,7 @@ async fn live() -> Json<Health> {
     Json(health("ok"))
 }
 
-/// 503 naming the failing dependency when the database does not answer.
+/// 503 naming the failing dependency when the database or the blob store does not answer.
 async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
     let ping = tokio::time::timeout(std::time::Duration::from_secs(3), state.store.ping()).await;
     let (code, mut h, db) = match ping {
@@ -46,5 +46,18 @@ async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
         ),
     };
     h.checks.insert("database".into(), db);
+    let blobs = tokio::time::timeout(std::time::Duration::from_secs(3), state.blobs.check()).await;
+    let (code, blobs) = match blobs {
+        Ok(Ok(())) => (code, "ok".to_string()),
+        Ok(Err(e)) => (StatusCode::SERVICE_UNAVAILABLE, format!("error: {e}")),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "error: timed out after 3 s".to_string(),
+        ),
+    };
+    if code != StatusCode::OK {
+        h.status = "unavailable".into();
+    }
+    h.checks.insert("blob_store".into(), blobs);
     (code, Json(h))
 }

@@ -390,9 +390,17 @@ async fn log_version(
 ) -> CliResult<PutReport> {
     let mut req = req;
     req.entries = manifest.entries;
-    let resp: CreateVersionResponse = api
-        .post(&format!("{}/versions", target.base()), &req)
-        .await?;
+    let path = format!("{}/versions", target.base());
+    let resp: CreateVersionResponse = match api.post(&path, &req).await {
+        // Like `wanllmdb run`, logging into a project that does not exist yet creates it.
+        Err(e) if e.is_missing_project() => {
+            if api.ensure_project(&target.project).await? {
+                printer.info(format!("Created project {}", target.project));
+            }
+            api.post(&path, &req).await?
+        }
+        r => r?,
+    };
     let mut todo = Vec::new();
     for u in &resp.uploads {
         let local = manifest.local.get(&u.sha256).ok_or_else(|| {
@@ -401,10 +409,15 @@ async fn log_version(
                 u.sha256
             ))
         })?;
-        todo.push((local.clone(), u.upload_url.clone(), u.size));
+        todo.push(transfer::Upload {
+            local: local.clone(),
+            url: u.upload_url.clone(),
+            complete_url: u.complete_url.clone(),
+            size: u.size,
+        });
     }
     let uploaded = todo.len();
-    let bytes_uploaded = todo.iter().map(|t| t.2).sum();
+    let bytes_uploaded = todo.iter().map(|t| t.size).sum();
     let version = if todo.is_empty() {
         resp.version
     } else {

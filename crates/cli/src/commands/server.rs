@@ -15,7 +15,7 @@ use crate::env;
 /// the TOML config file; flags win over the environment, which wins over the file.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  wanllmdb server                                   # SQLite + local files in the data directory\n  wanllmdb server --bind 0.0.0.0:8080 --data-dir /srv/wanllmdb\n  wanllmdb server --database-url postgres://wanllmdb@db/wanllmdb\n\nOn first start with an empty database an 'admin' account is created; its API key is printed\nonce and saved to <data-dir>/admin-api-key (mode 0600)."
+    after_help = "Examples:\n  wanllmdb server                                   # SQLite + local files in the data directory\n  wanllmdb server --bind 0.0.0.0:8080 --data-dir /srv/wanllmdb\n  wanllmdb server --database-url postgres://wanllmdb@db/wanllmdb\n  AWS_ACCESS_KEY_ID=… AWS_SECRET_ACCESS_KEY=… wanllmdb server --storage-url s3://ml-artifacts/wanllmdb --s3-endpoint http://minio:9000\n\nOn first start with an empty database an 'admin' account is created; its API key is printed\nonce and saved to <data-dir>/admin-api-key (mode 0600)."
 )]
 pub struct ServerArgs {
     /// Address and port to listen on [default: 127.0.0.1:8080]
@@ -27,7 +27,21 @@ pub struct ServerArgs {
     /// Database: sqlite://FILE or postgres://USER:PASSWORD@HOST/DB [default: SQLite in the data directory]
     #[arg(long, env = env::DATABASE_URL, value_name = "URL", hide_env_values = true)]
     pub database_url: Option<String>,
-    /// TOML file with any of: bind, data_dir, database_url, max_body_bytes, heartbeat_timeout_secs, allow_registration, jwt_secret, reference_allow_hosts
+    /// Where file and artifact content is stored: s3://BUCKET[/PREFIX] for S3-compatible object
+    /// storage (credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY [/ AWS_SESSION_TOKEN])
+    /// [default: <data-dir>/blobs]
+    #[arg(long, env = env::STORAGE_URL, value_name = "URL", hide_env_values = true)]
+    pub storage_url: Option<String>,
+    /// Endpoint of an S3-compatible service, e.g. http://minio:9000 [default: AWS; also AWS_ENDPOINT_URL]
+    #[arg(long, env = env::S3_ENDPOINT, value_name = "URL", hide_env_values = true)]
+    pub s3_endpoint: Option<String>,
+    /// S3 region [default: AWS_REGION, else us-east-1]
+    #[arg(long, env = env::S3_REGION, value_name = "REGION", hide_env_values = true)]
+    pub s3_region: Option<String>,
+    /// Address the bucket in the URL path (MinIO, most S3-compatible services) [default: true with --s3-endpoint]
+    #[arg(long, env = env::S3_PATH_STYLE, value_name = "BOOL", hide_env_values = true)]
+    pub s3_path_style: Option<bool>,
+    /// TOML file with any of: bind, data_dir, database_url, storage_url, s3_endpoint, s3_region, s3_path_style, s3_access_key_id, s3_secret_access_key, max_body_bytes, heartbeat_timeout_secs, allow_registration, jwt_secret, reference_allow_hosts
     #[arg(long, env = env::CONFIG, value_name = "FILE", hide_env_values = true)]
     pub config: Option<PathBuf>,
     /// Largest accepted request body in bytes, after decompression [default: 67108864]
@@ -61,6 +75,12 @@ struct FileConfig {
     allow_registration: Option<bool>,
     jwt_secret: Option<String>,
     reference_allow_hosts: Option<Vec<String>>,
+    storage_url: Option<String>,
+    s3_endpoint: Option<String>,
+    s3_region: Option<String>,
+    s3_path_style: Option<bool>,
+    s3_access_key_id: Option<String>,
+    s3_secret_access_key: Option<String>,
 }
 
 fn read_file_config(path: &Path) -> Result<FileConfig> {
@@ -123,11 +143,62 @@ impl ServerArgs {
             self.reference_allow_hosts
         };
         cfg.reference_allow_hosts.retain(|h| !h.trim().is_empty());
+        if let Some(url) = self.storage_url.or(file.storage_url) {
+            cfg.s3 = storage(
+                &url,
+                self.s3_endpoint.or(file.s3_endpoint),
+                self.s3_region.or(file.s3_region),
+                self.s3_path_style.or(file.s3_path_style),
+                file.s3_access_key_id,
+                file.s3_secret_access_key,
+            )?;
+        }
         if cfg.jwt_secret.as_deref().is_some_and(|s| s.len() < 32) {
             bail!("--jwt-secret must be at least 32 characters");
         }
         Ok(cfg)
     }
+}
+
+fn aws_env(names: &[&str]) -> Option<String> {
+    names
+        .iter()
+        .find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()))
+}
+
+/// Object storage settings from `--storage-url` and friends.
+fn storage(
+    url: &str,
+    endpoint: Option<String>,
+    region: Option<String>,
+    path_style: Option<bool>,
+    key_id: Option<String>,
+    secret: Option<String>,
+) -> Result<Option<wanllmdb_server::blobs::s3::S3Config>> {
+    if url.starts_with("file://") || url == "local" {
+        return Ok(None);
+    }
+    let (bucket, prefix) = wanllmdb_server::blobs::s3::S3Config::parse_url(url)
+        .map_err(|e| anyhow::anyhow!("--storage-url: {e} (expected s3://BUCKET[/PREFIX])"))?;
+    let endpoint = endpoint.or_else(|| aws_env(&["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]));
+    let access_key_id = key_id
+        .or_else(|| aws_env(&["AWS_ACCESS_KEY_ID"]))
+        .context("S3 storage needs credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")?;
+    let secret_access_key = secret
+        .or_else(|| aws_env(&["AWS_SECRET_ACCESS_KEY"]))
+        .context("S3 storage needs credentials: set AWS_SECRET_ACCESS_KEY")?;
+    Ok(Some(wanllmdb_server::blobs::s3::S3Config {
+        bucket,
+        prefix,
+        path_style: path_style.unwrap_or(endpoint.is_some()),
+        endpoint,
+        region: region
+            .or_else(|| aws_env(&["AWS_REGION", "AWS_DEFAULT_REGION"]))
+            .unwrap_or_else(|| "us-east-1".into()),
+        access_key_id,
+        secret_access_key,
+        session_token: aws_env(&["AWS_SESSION_TOKEN"]),
+    }))
 }
 
 async fn shutdown_signal() {

@@ -1,7 +1,13 @@
 //! Content-addressed blob storage: a blob's key is the SHA-256 of its bytes, so equal content
-//! is stored once. This is the local-directory backend (`<data-dir>/blobs/sha256/ab/abcd…`).
-//! Bytes are streamed in and out: a blob is never held in memory, and it is only kept when
-//! what arrived hashes to the digest it was announced with.
+//! is stored once. Two backends: a local directory (`<data-dir>/blobs/sha256/ab/abcd…`, the
+//! default), where uploads and downloads stream through the server's signed URLs, and
+//! S3-compatible object storage (`s3`), where clients use presigned bucket URLs directly.
+//! Either way bytes are streamed, never held in memory, and content is only kept when it
+//! hashes to the digest it was announced with.
+
+pub mod s3;
+
+use std::sync::Arc;
 
 use std::path::PathBuf;
 
@@ -29,18 +35,66 @@ pub struct StoredBlob {
     pub md5: String,
 }
 
-/// The local blob directory.
+/// Where content lives.
 #[derive(Debug, Clone)]
-pub struct BlobStore {
-    root: PathBuf,
+pub enum BlobStore {
+    /// A local directory.
+    Local(LocalBlobs),
+    /// An S3-compatible bucket.
+    S3(Arc<s3::S3Blobs>),
 }
 
 impl BlobStore {
     /// Blobs under `root`.
     pub fn local(root: PathBuf) -> BlobStore {
-        BlobStore { root }
+        BlobStore::Local(LocalBlobs { root })
     }
 
+    /// Whether the bytes of `digest` are known to be stored. The database is the record of
+    /// what exists; the local backend also checks the file, the S3 backend trusts the record
+    /// (a HEAD per digest would make large manifests slow).
+    pub async fn exists(&self, digest: &str) -> bool {
+        match self {
+            BlobStore::Local(l) => l.exists(digest).await,
+            BlobStore::S3(_) => true,
+        }
+    }
+
+    /// Deletes a blob's bytes (missing is fine).
+    pub async fn remove(&self, digest: &str) -> Result<(), BlobError> {
+        match self {
+            BlobStore::Local(l) => Ok(l.remove(digest).await?),
+            BlobStore::S3(s) => s.delete(&s.content_key(digest)).await,
+        }
+    }
+
+    /// Removes abandoned partial uploads older than `max_age_secs`; returns the bytes freed.
+    pub async fn remove_stale_partials(&self, max_age_secs: u64) -> Result<u64, BlobError> {
+        match self {
+            BlobStore::Local(l) => Ok(l.remove_stale_partials(max_age_secs).await?),
+            BlobStore::S3(s) => s.remove_stale_uploads(max_age_secs).await,
+        }
+    }
+
+    /// Whether the store answers (readiness).
+    pub async fn check(&self) -> Result<(), BlobError> {
+        match self {
+            BlobStore::Local(l) => {
+                tokio::fs::create_dir_all(&l.root).await?;
+                Ok(())
+            }
+            BlobStore::S3(s) => s.check().await,
+        }
+    }
+}
+
+/// The local blob directory.
+#[derive(Debug, Clone)]
+pub struct LocalBlobs {
+    root: PathBuf,
+}
+
+impl LocalBlobs {
     fn path(&self, digest: &str) -> PathBuf {
         self.root.join("sha256").join(&digest[..2]).join(digest)
     }

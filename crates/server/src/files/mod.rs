@@ -23,7 +23,7 @@ use wanllmdb_api_types::files::{
 use crate::app::AppState;
 use crate::audit::{self, AuditEvent};
 use crate::auth::Actor;
-use crate::blobs::BlobError;
+use crate::blobs::{BlobError, BlobStore, StoredBlob};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ClientInfo;
 use crate::runs::Runs;
@@ -69,6 +69,47 @@ pub(crate) struct BlobClaims {
     /// For uploads into an artifact draft: the draft's id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     ver: Option<i64>,
+    /// With object storage: the key the client uploads to, verified on completion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    stg: Option<String>,
+}
+
+/// Where a client sends bytes.
+pub(crate) struct UploadTarget {
+    /// `PUT` the bytes here.
+    pub url: String,
+    /// Then `POST` here (object storage only: the server verifies what arrived).
+    pub complete_url: Option<String>,
+    /// Seconds both stay valid.
+    pub expires_in: i64,
+}
+
+/// Signs an upload: to the server's own endpoint (local storage), or a presigned bucket URL
+/// to a staging key plus a completion URL (object storage).
+fn upload_target(state: &AppState, mut claims: BlobClaims) -> ApiResult<UploadTarget> {
+    match &state.blobs {
+        BlobStore::Local(_) => Ok(UploadTarget {
+            url: sign_url(state, &claims)?,
+            complete_url: None,
+            expires_in: UPLOAD_TTL,
+        }),
+        BlobStore::S3(s3) => {
+            if claims.size > crate::blobs::s3::MAX_SINGLE_PART {
+                return Err(ApiError::invalid(format!(
+                    "{} bytes: with object storage, files are limited to 5 GiB each for now",
+                    claims.size
+                )));
+            }
+            let key = s3.staging_key();
+            let url = s3.presign("PUT", &key, UPLOAD_TTL as u64);
+            claims.stg = Some(key);
+            Ok(UploadTarget {
+                url,
+                complete_url: Some(format!("{}/complete", sign_url(state, &claims)?)),
+                expires_in: UPLOAD_TTL,
+            })
+        }
+    }
 }
 
 /// What an upload produced: a run file, or content of an artifact draft.
@@ -95,7 +136,7 @@ pub(crate) fn draft_upload_url(
     size: u64,
     draft: i64,
     user: i64,
-) -> ApiResult<(String, i64)> {
+) -> ApiResult<UploadTarget> {
     let claims = BlobClaims {
         op: "put".into(),
         dig: digest.to_string(),
@@ -105,12 +146,16 @@ pub(crate) fn draft_upload_url(
         path: None,
         uid: Some(user),
         ver: Some(draft),
+        stg: None,
     };
-    Ok((sign_url(state, &claims)?, UPLOAD_TTL))
+    upload_target(state, claims)
 }
 
 /// A signed URL to download `digest`, valid for five minutes.
 pub(crate) fn download_url(state: &AppState, digest: &str, size: u64) -> ApiResult<String> {
+    if let BlobStore::S3(s3) = &state.blobs {
+        return Ok(s3.presign("GET", &s3.content_key(digest), DOWNLOAD_TTL as u64));
+    }
     sign_url(
         state,
         &BlobClaims {
@@ -122,6 +167,7 @@ pub(crate) fn download_url(state: &AppState, digest: &str, size: u64) -> ApiResu
             path: None,
             uid: None,
             ver: None,
+            stg: None,
         },
     )
 }
@@ -220,6 +266,7 @@ impl Files<'_> {
                     size,
                     status: FileStatus::Stored,
                     upload_url: None,
+                    complete_url: None,
                     expires_in: None,
                 });
                 continue;
@@ -233,14 +280,17 @@ impl Files<'_> {
                 path: Some(path.clone()),
                 uid: Some(user),
                 ver: None,
+                stg: None,
             };
+            let target = upload_target(self.state, claims)?;
             out.push(FileTicket {
                 path,
                 sha256: digest,
                 size,
                 status: FileStatus::Upload,
-                upload_url: Some(sign_url(self.state, &claims)?),
-                expires_in: Some(UPLOAD_TTL),
+                upload_url: Some(target.url),
+                complete_url: target.complete_url,
+                expires_in: Some(target.expires_in),
             });
         }
         self.attach_all(run.pk, &attach, user).await?;
@@ -276,27 +326,52 @@ impl Files<'_> {
     /// Receives the bytes of a signed upload and attaches the file.
     pub async fn receive(&self, token: &str, body: Body) -> ApiResult<UploadReceipt> {
         let c: BlobClaims = self.claims(token, "put")?;
-        let target = match (c.run, c.path.clone(), c.uid, c.ver) {
-            (Some(run_pk), Some(path), Some(uid), None) => Ok((run_pk, path, uid)),
-            (None, None, Some(_), Some(draft)) => Err(draft),
-            _ => return Err(ApiError::invalid("this URL is not an upload URL")),
+        let BlobStore::Local(local) = &self.state.blobs else {
+            return Err(ApiError::invalid(
+                "this server keeps content in object storage: PUT the bytes to the upload URL \
+                 the put answer gave, then POST its complete URL",
+            ));
         };
+        if c.stg.is_some() {
+            return Err(ApiError::invalid("this URL is not an upload URL"));
+        }
         // Mark the blob as fresh before its bytes land, so a garbage collection running
         // meanwhile leaves it alone (it only takes blobs untouched for an upload's lifetime).
         self.touch_blob(&c.dig).await?;
-        let stored = self
-            .state
-            .blobs
+        let stored = local
             .write(&c.dig, c.size, body)
             .await
-            .map_err(|e| match e {
-                BlobError::Mismatch(m) => ApiError::invalid(format!("upload rejected: {m}")),
-                BlobError::Io(e) => ApiError::Unavailable(format!("upload not stored: {e}")),
-            })?;
-        let (run_pk, path, uid) = match target {
-            Ok(t) => t,
-            Err(draft) => return self.receive_for_draft(&c, draft, stored.md5).await,
+            .map_err(upload_error)?;
+        self.record_upload(&c, stored.md5).await
+    }
+
+    /// Verifies bytes a client put into object storage and records them like an upload
+    /// through the server.
+    pub async fn complete(&self, token: &str) -> ApiResult<UploadReceipt> {
+        let c: BlobClaims = self.claims(token, "put")?;
+        let (BlobStore::S3(s3), Some(staging)) = (&self.state.blobs, c.stg.as_deref()) else {
+            return Err(ApiError::invalid(
+                "this upload needs no completion: the bytes were verified when they arrived",
+            ));
         };
+        self.touch_blob(&c.dig).await?;
+        let stored = s3
+            .verify_and_store(staging, &c.dig, c.size)
+            .await
+            .map_err(upload_error)?;
+        self.record_upload(&c, stored.md5).await
+    }
+
+    /// After verified bytes are stored: the blob row, and the run file or the draft entries.
+    async fn record_upload(&self, c: &BlobClaims, md5: String) -> ApiResult<UploadReceipt> {
+        let (run_pk, path, uid) = match (c.run, c.path.clone(), c.uid, c.ver) {
+            (Some(run_pk), Some(path), Some(uid), None) => (run_pk, path, uid),
+            (None, None, Some(_), Some(draft)) => {
+                return self.receive_for_draft(c, draft, md5).await;
+            }
+            _ => return Err(ApiError::invalid("this URL is not an upload URL")),
+        };
+        let stored = StoredBlob { md5 };
         // One transaction: the blob row, and the file attached to a run that still exists.
         let now = now_us();
         let attached: bool = with_tx!(self.state.store, tx => {
@@ -448,11 +523,9 @@ impl Files<'_> {
                 if deleted == 0 {
                     continue;
                 }
-                self.state
-                    .blobs
-                    .remove(&digest)
-                    .await
-                    .map_err(|e| ApiError::Internal(format!("cannot delete blob {digest}: {e}")))?;
+                self.state.blobs.remove(&digest).await.map_err(|e| {
+                    ApiError::Unavailable(format!("cannot delete blob {digest}: {e}"))
+                })?;
             }
             report.blobs += 1;
             report.bytes += size as u64;
@@ -463,7 +536,7 @@ impl Files<'_> {
                 .blobs
                 .remove_stale_partials(UPLOAD_TTL as u64)
                 .await
-                .map_err(|e| ApiError::Internal(format!("cannot clean partial uploads: {e}")))?;
+                .map_err(|e| ApiError::Unavailable(format!("cannot clean partial uploads: {e}")))?;
         }
         audit::record(
             &self.state.store,
@@ -494,9 +567,12 @@ impl Files<'_> {
     /// Streams the bytes of a signed download.
     pub async fn send(&self, token: &str) -> ApiResult<Response> {
         let c = self.claims(token, "get")?;
-        let file = self
-            .state
-            .blobs
+        let BlobStore::Local(local) = &self.state.blobs else {
+            return Err(ApiError::not_found(
+                "blob (this server serves content from object storage)",
+            ));
+        };
+        let file = local
             .open(&c.dig)
             .await
             .map_err(|_| ApiError::not_found("blob"))?;
@@ -623,6 +699,13 @@ impl Files<'_> {
             return Err(ApiError::not_found(format!("file {path} of run {run_id}")));
         }
         Ok(())
+    }
+}
+
+fn upload_error(e: BlobError) -> ApiError {
+    match e {
+        BlobError::Mismatch(m) => ApiError::invalid(format!("upload rejected: {m}")),
+        BlobError::Io(e) => ApiError::Unavailable(format!("upload not stored: {e}")),
     }
 }
 

@@ -25,6 +25,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(put_files, list_files))
         .routes(routes!(get_file, delete_file))
         .routes(routes!(download_blob, upload_blob))
+        .routes(routes!(complete_upload))
         .routes(routes!(collect_garbage))
         // Uploads are limited by the size their URL was signed for, not the JSON body limit.
         .layer(DefaultBodyLimit::disable())
@@ -132,6 +133,18 @@ async fn upload_blob(
     body: Body,
 ) -> ApiResult<Json<UploadReceipt>> {
     Ok(Json(Files { state: &state }.receive(&token, body).await?))
+}
+
+/// After putting bytes to a presigned object-storage URL: the server reads them back, checks
+/// size and SHA-256, moves them into place and records the file (or the draft's content).
+#[utoipa::path(post, path = "/blobs/{token}/complete", tag = "files", params(("token" = String, Path)),
+    responses((status = 200, body = UploadReceipt), (status = 400, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn complete_upload(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+) -> ApiResult<Json<UploadReceipt>> {
+    Ok(Json(Files { state: &state }.complete(&token).await?))
 }
 
 /// Options of garbage collection.

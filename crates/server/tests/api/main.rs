@@ -11,6 +11,7 @@ mod matrix;
 mod metrics;
 mod projects;
 mod runs;
+mod s3;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -123,7 +124,13 @@ impl Ctx {
     }
 
     pub fn req(&self, method: Method, path: &str, token: Option<&str>) -> RequestBuilder {
-        let mut r = self.client.request(method, format!("{}{}", self.url, path));
+        // Absolute URLs (presigned object-storage URLs) are used as they are.
+        let url = if path.starts_with("http://") || path.starts_with("https://") {
+            path.to_string()
+        } else {
+            format!("{}{}", self.url, path)
+        };
+        let mut r = self.client.request(method, url);
         if let Some(t) = token {
             r = r.bearer_auth(t);
         }

@@ -4,6 +4,7 @@
 //! `cargo build --release -p wanllmdb -p wanllmdb-bench && ./target/release/wanllmdb-cli-bench`
 //! Options: `--lines N` (metric lines the wrapped program writes, default 1,000,000),
 //! `--reps N` (default 5), `--sync-runs N` and `--sync-points N` (default 100 × 10,000).
+//! `--files`: run-file and artifact transfers of 1 GiB and of 10,000 small files against `cp`.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -412,24 +413,15 @@ fn watch_rss(
     })
 }
 
-/// Run files: one 1 GiB file and 10,000 small files, up and down, against `cp`.
-fn files_figures(bin: &Path, s: &Server, work: &Path) -> Result<()> {
-    let out = client_cmd(bin, s, work)
-        .args([
-            "-q",
-            "run",
-            "--project",
-            "bench",
-            "--id",
-            "filebnch",
-            "--",
-            "true",
-        ])
-        .output()?;
-    if !out.status.success() {
-        bail!("{}", String::from_utf8_lossy(&out.stderr));
-    }
-    let data = work.join("data");
+/// Runs a client command with arguments and paths.
+fn client(bin: &Path, s: &Server, work: &Path, args: &[&str], paths: &[&Path]) -> Command {
+    let mut c = client_cmd(bin, s, work);
+    c.env("WANLLMDB_CACHE_DIR", work.join("cache"));
+    c.args(args).args(paths);
+    c
+}
+
+fn write_data(data: &Path) -> Result<()> {
     std::fs::create_dir_all(data.join("small"))?;
     // 1 GiB of incompressible-looking bytes.
     {
@@ -453,75 +445,153 @@ fn files_figures(bin: &Path, s: &Server, work: &Path) -> Result<()> {
             format!("{i}\n").repeat(400),
         )?;
     }
+    Ok(())
+}
+
+/// Run files and artifacts: one 1 GiB file and 10,000 small files, up and down, against `cp`
+/// of the same data in the same run.
+fn files_figures(bin: &Path, s: &Server, work: &Path) -> Result<()> {
+    let run = client(
+        bin,
+        s,
+        work,
+        &[
+            "-q",
+            "run",
+            "--project",
+            "bench",
+            "--id",
+            "filebnch",
+            "--",
+            "true",
+        ],
+        &[],
+    )
+    .output()?;
+    if !run.status.success() {
+        bail!("{}", String::from_utf8_lossy(&run.stderr));
+    }
+    let data = work.join("data");
+    write_data(&data)?;
+    let big = data.join("big.bin");
+    let small = data.join("small");
+    let down = work.join("down");
     let gib = 1024.0;
     let cp_big = timed({
         let mut c = Command::new("cp");
-        c.arg(data.join("big.bin")).arg(work.join("big.copy"));
+        c.arg(&big).arg(work.join("big.copy"));
         c
     })?;
     std::fs::remove_file(work.join("big.copy"))?;
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let watcher = watch_rss(s.child.id(), stop.clone());
-    let up_big = timed({
-        let mut c = client_cmd(bin, s, work);
-        c.args(["-q", "files", "put", "filebnch"])
-            .arg(data.join("big.bin"));
-        c
-    })?;
-    let down_big = timed({
-        let mut c = client_cmd(bin, s, work);
-        c.args(["-q", "files", "get", "filebnch", "big.bin", "--dir"])
-            .arg(work.join("down"));
-        c
-    })?;
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let peak = watcher.join().unwrap_or(0.0);
-    std::fs::remove_dir_all(work.join("down"))?;
-    println!(
-        "1 GiB file: cp {:.0} MB/s; upload {:.0} MB/s ({:.0} % of cp); download {:.0} MB/s ({:.0} % of cp) (target >= 70 %)",
-        gib / cp_big,
-        gib / up_big,
-        cp_big / up_big * 100.0,
-        gib / down_big,
-        cp_big / down_big * 100.0
-    );
-    println!("server peak RSS while 1 GiB streamed up and down: {peak:.1} MB (target < 100 MB)");
-
     let cp_small = timed({
         let mut c = Command::new("cp");
-        c.arg("-r")
-            .arg(data.join("small"))
-            .arg(work.join("small.copy"));
+        c.arg("-r").arg(&small).arg(work.join("small.copy"));
         c
     })?;
     std::fs::remove_dir_all(work.join("small.copy"))?;
-    let up_small = timed({
-        let mut c = client_cmd(bin, s, work);
-        c.args(["-q", "files", "put", "filebnch"])
-            .arg(data.join("small"));
-        c
-    })?;
-    let again = timed({
-        let mut c = client_cmd(bin, s, work);
-        c.args(["-q", "files", "put", "filebnch"])
-            .arg(data.join("small"));
-        c
-    })?;
-    let down_small = timed({
-        let mut c = client_cmd(bin, s, work);
-        c.args(["-q", "files", "get", "filebnch", "--dir"])
-            .arg(work.join("down"));
-        c
-    })?;
     println!(
-        "10,000 files of 2 KB: cp -r {:.2} s; upload {:.2} s ({:.0} % of cp); download (with the 1 GiB file) {:.2} s",
-        cp_small,
-        up_small,
-        cp_small / up_small * 100.0,
-        down_small
+        "cp: 1 GiB {:.0} MB/s; 10,000 files of 2 KB {cp_small:.2} s",
+        gib / cp_big
+    );
+    let pct = |t: f64, base: f64| base / t * 100.0;
+
+    // Run files.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = watch_rss(s.child.id(), stop.clone());
+    let up = timed(client(
+        bin,
+        s,
+        work,
+        &["-q", "files", "put", "filebnch"],
+        &[&big],
+    ))?;
+    let dn = timed(client(
+        bin,
+        s,
+        work,
+        &["-q", "files", "get", "filebnch", "big.bin", "--dir"],
+        &[&down],
+    ))?;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let peak_files = watcher.join().unwrap_or(0.0);
+    std::fs::remove_dir_all(&down)?;
+    println!(
+        "run files, 1 GiB: upload {:.0} MB/s ({:.0} % of cp); download {:.0} MB/s ({:.0} % of cp)",
+        gib / up,
+        pct(up, cp_big),
+        gib / dn,
+        pct(dn, cp_big)
+    );
+    let up_small = timed(client(
+        bin,
+        s,
+        work,
+        &["-q", "files", "put", "filebnch"],
+        &[&small],
+    ))?;
+    let again = timed(client(
+        bin,
+        s,
+        work,
+        &["-q", "files", "put", "filebnch"],
+        &[&small],
+    ))?;
+    println!(
+        "run files, 10,000 small: upload {up_small:.2} s ({:.0} % of cp -r); re-put unchanged {again:.2} s",
+        pct(up_small, cp_small)
+    );
+
+    // Artifacts (the same content again: new to no artifact, but already held by the project,
+    // so a separate project makes the uploads real).
+    let p = ["--project", "bench-art"];
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = watch_rss(s.child.id(), stop.clone());
+    let put = |name: &str, path: &Path| {
+        let mut args = vec!["-q", "artifact", "put", "--name", name, "--type", "dataset"];
+        args.extend(p);
+        client(bin, s, work, &args, &[path])
+    };
+    let get = |name: &str, extra: &[&str], dir: &Path| {
+        let mut args = vec!["-q", "artifact", "get", name];
+        args.extend(p);
+        args.extend(extra);
+        args.push("--dir");
+        client(bin, s, work, &args, &[dir])
+    };
+    let up = timed(put("big", &big))?;
+    let dn = timed(get("big", &["--no-cache"], &down))?;
+    std::fs::remove_dir_all(&down)?;
+    let dn_fill = timed(get("big", &[], &down))?;
+    std::fs::remove_dir_all(&down)?;
+    let dn_cached = timed(get("big", &[], &down))?;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let peak_art = watcher.join().unwrap_or(0.0);
+    std::fs::remove_dir_all(&down)?;
+    println!(
+        "artifact, 1 GiB: put {:.0} MB/s ({:.0} % of cp); get {:.0} MB/s ({:.0} % of cp); \
+         get filling the cache {:.0} MB/s; get from the cache {:.0} MB/s ({:.0} % of cp) (target >= 70 %)",
+        gib / up,
+        pct(up, cp_big),
+        gib / dn,
+        pct(dn, cp_big),
+        gib / dn_fill,
+        gib / dn_cached,
+        pct(dn_cached, cp_big)
+    );
+    let up_small = timed(put("small", &small))?;
+    let again = timed(put("small", &small))?;
+    let dn_small = timed(get("small", &["--no-cache"], &down))?;
+    std::fs::remove_dir_all(&down)?;
+    println!(
+        "artifact, 10,000 small: put {up_small:.2} s ({:.0} % of cp -r); get {dn_small:.2} s ({:.0} % of cp -r)",
+        pct(up_small, cp_small),
+        pct(dn_small, cp_small)
     );
     println!(
-        "re-putting the unchanged 10,000-file directory: {again:.2} s, no bytes sent (target < 2 s)"
+        "artifact, re-putting the unchanged 10,000-file directory: {again:.2} s, nothing sent (target < 2 s)"
+    );
+    println!(
+        "server peak RSS while 1 GiB streamed up and down: run files {peak_files:.1} MB, artifacts {peak_art:.1} MB (target < 100 MB)"
     );
     Ok(())
 }

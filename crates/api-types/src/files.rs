@@ -86,6 +86,25 @@ pub struct RunFile {
     pub download_url: Option<String>,
 }
 
+/// Answer to `POST /api/v1/blobs/batch`: one item per uploaded blob, in order.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct BatchUploadResult {
+    /// The uploads.
+    pub items: Vec<BatchItem>,
+}
+
+/// The outcome of one upload of a batch.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct BatchItem {
+    /// SHA-256 the upload was signed for.
+    pub sha256: String,
+    /// Stored and recorded.
+    pub stored: bool,
+    /// Why not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
 /// Answer to `POST /api/v1/admin/blobs/gc`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 pub struct GcReport {

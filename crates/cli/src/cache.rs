@@ -8,9 +8,8 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use crate::client::Api;
 use crate::error::{CliResult, user_err};
-use crate::transfer::{ensure_parent, part_path, save_verified};
+use crate::transfer::{ensure_parent, part_path};
 
 /// Environment variable naming the cache directory.
 pub const CACHE_DIR_ENV: &str = "WANLLMDB_CACHE_DIR";
@@ -44,55 +43,78 @@ impl Cache {
             .join(digest)
     }
 
-    /// Whether content of this digest and size is cached (not yet checked).
-    pub async fn holds(&self, digest: &str, size: u64) -> bool {
-        matches!(tokio::fs::metadata(self.blob(digest)).await, Ok(m) if m.len() == size)
+    /// The record of a verification: `<size> <modification time in ns>` of the cached file
+    /// when its digest was last checked.
+    fn stamp(&self, digest: &str) -> PathBuf {
+        let mut p = self.blob(digest).into_os_string();
+        p.push(".ok");
+        PathBuf::from(p)
     }
 
-    /// Copies cached content to `dest` (through a temporary name), checking its digest on
-    /// the way unless it was verified moments ago (`verified`). False when the cache does not
-    /// hold it intact (a damaged copy is dropped).
+    fn fingerprint(meta: &std::fs::Metadata) -> String {
+        let mtime = meta
+            .modified()
+            .ok()
+            .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
+        format!("{} {mtime}", meta.len())
+    }
+
+    async fn record(&self, digest: &str) {
+        if let Ok(meta) = tokio::fs::metadata(self.blob(digest)).await {
+            let _ = tokio::fs::write(self.stamp(digest), Self::fingerprint(&meta)).await;
+        }
+    }
+
+    /// Copies cached content to `dest` (through a temporary name). Content unchanged since it
+    /// was verified (same size and modification time) is copied as it is; anything else is
+    /// hashed on the way, and a damaged copy is dropped. False when the cache cannot supply it.
     pub async fn copy_out(
         &self,
         digest: &str,
         size: u64,
         dest: &Path,
-        verified: bool,
         pb: &indicatif::ProgressBar,
     ) -> CliResult<bool> {
         let src = self.blob(digest);
-        match tokio::fs::metadata(&src).await {
-            Ok(m) if m.len() == size => {}
+        let meta = match tokio::fs::metadata(&src).await {
+            Ok(m) if m.len() == size => m,
             _ => return Ok(false),
-        }
+        };
+        let trusted = tokio::fs::read_to_string(self.stamp(digest))
+            .await
+            .is_ok_and(|s| s == Self::fingerprint(&meta));
         ensure_parent(dest).await?;
-        let ok = copy_checked(&src, dest, (!verified).then_some(digest)).await?;
+        let ok = copy_checked(&src, dest, (!trusted).then_some(digest)).await?;
         if ok {
+            if !trusted {
+                self.record(digest).await;
+            }
             pb.inc(size);
         } else {
             let _ = tokio::fs::remove_file(&src).await;
+            let _ = tokio::fs::remove_file(self.stamp(digest)).await;
         }
         Ok(ok)
     }
 
-    /// Downloads content into the cache, verified against its digest.
-    pub async fn fetch(
-        &self,
-        api: &Api,
-        url: &str,
-        digest: &str,
-        what: &str,
-        pb: &indicatif::ProgressBar,
-    ) -> CliResult {
+    /// Keeps a verified file's content: a hard link when the cache is on the same file system
+    /// (no bytes copied; editing the file in place later only makes the entry fail its check),
+    /// a copy otherwise. The cache is an optimisation, so failures are ignored.
+    pub async fn insert(&self, digest: &str, verified: &Path) {
         let dest = self.blob(digest);
-        ensure_parent(&dest).await?;
+        if tokio::fs::metadata(&dest).await.is_ok() || ensure_parent(&dest).await.is_err() {
+            return;
+        }
         let tmp = part_path(&dest).with_extension(format!("{}.part", std::process::id()));
-        let resp = api.get_stream(url).await?;
-        let result = save_verified(resp, &tmp, &dest, Some(digest), what, pb).await;
-        if result.is_err() {
+        let _ = tokio::fs::remove_file(&tmp).await;
+        let stored = tokio::fs::hard_link(verified, &tmp).await.is_ok()
+            || tokio::fs::copy(verified, &tmp).await.is_ok();
+        if stored && tokio::fs::rename(&tmp, &dest).await.is_ok() {
+            self.record(digest).await;
+        } else {
             let _ = tokio::fs::remove_file(&tmp).await;
         }
-        result
     }
 }
 

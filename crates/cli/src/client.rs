@@ -248,15 +248,17 @@ impl Api {
         self.json(self.request(Method::POST, path).json(body)).await
     }
 
-    /// `POST path` with an already serialised JSON body.
+    /// `POST path` with a body already in bytes (`application/json` already serialised, or
+    /// `application/octet-stream`).
     pub async fn post_raw<T: DeserializeOwned>(
         &self,
         path: &str,
+        content_type: &'static str,
         body: Vec<u8>,
     ) -> Result<T, ApiError> {
         self.json(
             self.request(Method::POST, path)
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .header(reqwest::header::CONTENT_TYPE, content_type)
                 .body(body),
         )
         .await

@@ -625,7 +625,10 @@ impl Shipper {
         }
         let n = body.values as u64;
         let path = format!("/api/v1/runs/{}/history", seg(self.run_id()));
-        let _: AppendHistoryResponse = self.api.post_raw(&path, body.finish()).await?;
+        let _: AppendHistoryResponse = self
+            .api
+            .post_raw(&path, "application/json", body.finish())
+            .await?;
         Ok(n)
     }
 

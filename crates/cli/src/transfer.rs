@@ -10,7 +10,8 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::Semaphore;
 use wanllmdb_api_types::files::{
-    FileSpec, FileStatus, PutFilesRequest, PutFilesResponse, RunFile, normalize_path,
+    BatchUploadResult, FileSpec, FileStatus, PutFilesRequest, PutFilesResponse, RunFile,
+    normalize_path,
 };
 
 use crate::client::{Api, ApiError, seg};
@@ -148,13 +149,50 @@ pub struct Upload {
     pub size: u64,
 }
 
-/// Sends files to their signed upload URLs, several at a time, with one progress bar.
+/// Largest file sent in a batch with others.
+const BATCH_ITEM: u64 = 1024 * 1024;
+/// Most files in one batch.
+const BATCH_FILES: usize = 500;
+/// Most bytes in one batch.
+const BATCH_BYTES: u64 = 8 * 1024 * 1024;
+/// The server's own upload URLs start with this; what follows is the token.
+const LOCAL_UPLOAD: &str = "/api/v1/blobs/";
+
+/// Sends files to their signed upload URLs, several at a time, with one progress bar. Small
+/// files bound for the server itself go several hundred to a request.
 pub async fn upload_all(api: &Api, todo: Vec<Upload>, printer: &Printer) -> CliResult {
     let total: u64 = todo.iter().map(|t| t.size).sum();
     let pb = bar(printer, total, "uploading");
     let limit = Arc::new(Semaphore::new(PARALLEL));
     let mut tasks = tokio::task::JoinSet::new();
-    for up in todo {
+    let (small, large): (Vec<Upload>, Vec<Upload>) = todo.into_iter().partition(|u| {
+        u.size <= BATCH_ITEM && u.complete_url.is_none() && u.url.starts_with(LOCAL_UPLOAD)
+    });
+    let mut batches: Vec<Vec<Upload>> = Vec::new();
+    let mut bytes = 0;
+    for u in small {
+        match batches.last_mut() {
+            Some(b) if b.len() < BATCH_FILES && bytes + u.size <= BATCH_BYTES => {
+                bytes += u.size;
+                b.push(u);
+            }
+            _ => {
+                bytes = u.size;
+                batches.push(vec![u]);
+            }
+        }
+    }
+    for batch in batches {
+        let api = api.clone();
+        let pb = pb.clone();
+        let limit = limit.clone();
+        tasks.spawn(async move {
+            let _permit = limit.acquire_owned().await;
+            let first = batch[0].local.clone();
+            upload_batch(&api, batch, &pb).await.map_err(|e| (first, e))
+        });
+    }
+    for up in large {
         let api = api.clone();
         let pb = pb.clone();
         let limit = limit.clone();
@@ -177,6 +215,40 @@ pub async fn upload_all(api: &Api, todo: Vec<Upload>, printer: &Printer) -> CliR
         }
     }
     pb.finish_and_clear();
+    Ok(())
+}
+
+/// One request with many small files (see the server's `POST /api/v1/blobs/batch`).
+async fn upload_batch(
+    api: &Api,
+    batch: Vec<Upload>,
+    pb: &indicatif::ProgressBar,
+) -> Result<(), ApiError> {
+    let mut body = Vec::with_capacity(batch.iter().map(|u| u.size as usize + 600).sum());
+    for u in &batch {
+        let token = &u.url[LOCAL_UPLOAD.len()..];
+        let data = tokio::fs::read(&u.local)
+            .await
+            .map_err(|e| ApiError::Decode(format!("cannot read {}: {e}", u.local.display())))?;
+        if data.len() as u64 != u.size {
+            return Err(ApiError::Decode(format!(
+                "{} changed while it was being uploaded",
+                u.local.display()
+            )));
+        }
+        body.extend_from_slice(&(token.len() as u16).to_be_bytes());
+        body.extend_from_slice(token.as_bytes());
+        body.extend_from_slice(&data);
+    }
+    let result: BatchUploadResult = api
+        .post_raw("/api/v1/blobs/batch", "application/octet-stream", body)
+        .await?;
+    for (u, item) in batch.iter().zip(&result.items) {
+        if let Some(e) = &item.error {
+            return Err(ApiError::Decode(format!("{}: {e}", u.local.display())));
+        }
+    }
+    pb.inc(batch.iter().map(|u| u.size).sum());
     Ok(())
 }
 

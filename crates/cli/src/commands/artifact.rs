@@ -797,11 +797,10 @@ async fn get(
     };
     let (blobs, refs): (Vec<ArtifactFile>, Vec<ArtifactFile>) =
         files.into_iter().partition(|f| f.sha256.is_some());
-    let total = blobs.iter().map(|f| f.size).sum::<u64>() * if cache.is_some() { 2 } else { 1 };
-    let pb = bar(printer, total, "downloading");
-    // Files already in place are left alone.
-    let mut there = std::collections::HashSet::new();
-    for f in &blobs {
+    // Files already in place are left alone; the rest, grouped by content, is fetched once
+    // per digest (from the cache or the network) and copied to the other paths with it.
+    let mut groups: BTreeMap<String, Vec<ArtifactFile>> = BTreeMap::new();
+    for f in blobs {
         if same_content(
             &dir.join(&f.path),
             f.sha256.as_deref().unwrap_or_default(),
@@ -809,65 +808,43 @@ async fn get(
         )
         .await
         {
-            there.insert(f.path.clone());
-        }
-    }
-    // Phase 1: content missing from the cache is fetched once per digest.
-    let mut fetched = std::collections::HashSet::new();
-    if let Some(c) = &cache {
-        let mut wanted: BTreeMap<String, (String, String, u64)> = BTreeMap::new();
-        for f in blobs.iter().filter(|f| !there.contains(&f.path)) {
-            let d = f.sha256.clone().unwrap_or_default();
-            if !c.holds(&d, f.size).await {
-                let url = f
-                    .download_url
-                    .clone()
-                    .ok_or_else(|| CliError::unexpected("the server gave no download URL"))?;
-                wanted.insert(d, (url, f.path.clone(), f.size));
-            }
-        }
-        let limit = Arc::new(Semaphore::new(PARALLEL));
-        let mut tasks = tokio::task::JoinSet::new();
-        for (d, (url, path, _)) in wanted {
-            let (api, c, pb, limit) = (api.clone(), c.clone(), pb.clone(), limit.clone());
-            tasks.spawn(async move {
-                let _permit = limit.acquire_owned().await;
-                c.fetch(&api, &url, &d, &path, &pb).await.map(|()| d)
-            });
-        }
-        while let Some(r) = tasks.join_next().await {
-            fetched.insert(
-                r.map_err(|e| CliError::unexpected(format!("download task failed: {e}")))??,
-            );
-        }
-    }
-    // Phase 2: every entry into place.
-    let fetched = Arc::new(fetched);
-    let limit = Arc::new(Semaphore::new(PARALLEL));
-    let mut tasks = tokio::task::JoinSet::new();
-    for f in blobs {
-        if there.contains(&f.path) {
-            pb.inc(f.size * if cache.is_some() { 2 } else { 1 });
             report.already_there += 1;
             continue;
         }
-        let (api, cache, pb, limit, dir, fetched) = (
+        groups
+            .entry(f.sha256.clone().unwrap_or_default())
+            .or_default()
+            .push(f);
+    }
+    let total = groups.values().flatten().map(|f| f.size).sum();
+    let pb = bar(printer, total, "downloading");
+    let limit = Arc::new(Semaphore::new(PARALLEL));
+    let mut tasks = tokio::task::JoinSet::new();
+    for (_, group) in groups {
+        let (api, cache, pb, limit, dir) = (
             api.clone(),
             cache.clone(),
             pb.clone(),
             limit.clone(),
             dir.clone(),
-            fetched.clone(),
         );
         tasks.spawn(async move {
             let _permit = limit.acquire_owned().await;
-            place(&api, &f, &dir, cache.as_ref(), &fetched, &pb).await
+            let how = place(&api, &group[0], &dir, cache.as_ref(), &pb).await?;
+            let first = dir.join(&group[0].path);
+            for f in &group[1..] {
+                let dest = dir.join(&f.path);
+                ensure_parent(&dest).await?;
+                crate::cache::copy_checked(&first, &dest, None).await?;
+                pb.inc(f.size);
+            }
+            CliResult::Ok((how, group.len()))
         });
     }
     while let Some(r) = tasks.join_next().await {
         match r.map_err(|e| CliError::unexpected(format!("download task failed: {e}")))?? {
-            Got::Downloaded => report.downloaded += 1,
-            Got::Cached => report.from_cache += 1,
+            (Got::Downloaded, n) => report.downloaded += n,
+            (Got::Cached, n) => report.from_cache += n,
         }
     }
     pb.finish_and_clear();
@@ -904,19 +881,14 @@ async fn place(
     f: &ArtifactFile,
     dir: &Path,
     cache: Option<&Cache>,
-    fetched: &std::collections::HashSet<String>,
     pb: &indicatif::ProgressBar,
 ) -> CliResult<Got> {
     let digest = f.sha256.as_deref().unwrap_or_default();
     let dest = dir.join(&f.path);
-    if let Some(c) = cache {
-        let fresh = fetched.contains(digest);
-        if c.copy_out(digest, f.size, &dest, fresh, pb).await? {
-            if !fresh {
-                pb.inc(f.size);
-            }
-            return Ok(if fresh { Got::Downloaded } else { Got::Cached });
-        }
+    if let Some(c) = cache
+        && c.copy_out(digest, f.size, &dest, pb).await?
+    {
+        return Ok(Got::Cached);
     }
     let url = f
         .download_url
@@ -929,7 +901,11 @@ async fn place(
     if result.is_err() {
         let _ = tokio::fs::remove_file(&tmp).await;
     }
-    result.map(|()| Got::Downloaded)
+    result?;
+    if let Some(c) = cache {
+        c.insert(digest, &dest).await;
+    }
+    Ok(Got::Downloaded)
 }
 
 /// Downloads an https:// reference (without our credentials), checking a `sha256:` checksum

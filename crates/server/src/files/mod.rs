@@ -13,17 +13,18 @@ use std::collections::HashSet;
 use axum::body::Body;
 use axum::http::{HeaderValue, header};
 use axum::response::Response;
+use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use wanllmdb_api_types::files::{
-    FileStatus, FileTicket, GcReport, PutFilesRequest, PutFilesResponse, RunFile, is_sha256_hex,
-    normalize_path,
+    BatchItem, BatchUploadResult, FileStatus, FileTicket, GcReport, PutFilesRequest,
+    PutFilesResponse, RunFile, is_sha256_hex, normalize_path,
 };
 
 use crate::app::AppState;
 use crate::audit::{self, AuditEvent};
 use crate::auth::Actor;
-use crate::blobs::{BlobError, BlobStore, StoredBlob};
+use crate::blobs::{BlobError, BlobStore};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ClientInfo;
 use crate::runs::Runs;
@@ -43,6 +44,13 @@ const INSERT_BLOB_SQL: &str = "INSERT INTO blobs (digest, size, md5, created_at)
 /// A run file's columns, as `to_file` reads them.
 const FILE_SELECT: &str = "SELECT rf.path, rf.digest, b.size, b.md5, rf.created_at, u.username FROM run_files rf \
      JOIN blobs b ON b.digest = rf.digest LEFT JOIN users u ON u.id = rf.created_by";
+
+/// Largest item of a batch upload.
+const MAX_BATCH_ITEM: u64 = 4 * 1024 * 1024;
+/// Most items in a batch upload.
+const MAX_BATCH_ITEMS: usize = 1000;
+/// Most bytes in a batch upload.
+const MAX_BATCH_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Most files in one put request.
 const MAX_FILES_PER_PUT: usize = 10_000;
@@ -364,84 +372,192 @@ impl Files<'_> {
 
     /// After verified bytes are stored: the blob row, and the run file or the draft entries.
     async fn record_upload(&self, c: &BlobClaims, md5: String) -> ApiResult<UploadReceipt> {
-        let (run_pk, path, uid) = match (c.run, c.path.clone(), c.uid, c.ver) {
-            (Some(run_pk), Some(path), Some(uid), None) => (run_pk, path, uid),
-            (None, None, Some(_), Some(draft)) => {
-                return self.receive_for_draft(c, draft, md5).await;
+        let done = self.record_many(&[(c, md5.as_str())]).await?[0];
+        match (c.run, &c.path, c.ver) {
+            (Some(run_pk), Some(path), None) => {
+                if !done {
+                    return Err(ApiError::not_found("run"));
+                }
+                self.row(run_pk, path)
+                    .await?
+                    .map(UploadReceipt::RunFile)
+                    .ok_or_else(|| ApiError::not_found(format!("file {path}")))
             }
-            _ => return Err(ApiError::invalid("this URL is not an upload URL")),
-        };
-        let stored = StoredBlob { md5 };
-        // One transaction: the blob row, and the file attached to a run that still exists.
+            (None, None, Some(_)) if done => Ok(UploadReceipt::Blob {
+                sha256: c.dig.clone(),
+                md5,
+                size: c.size,
+            }),
+            (None, None, Some(_)) => Err(ApiError::not_found(
+                "artifact draft (it was committed, deleted or expired; create the version again)",
+            )),
+            _ => Err(ApiError::invalid("this URL is not an upload URL")),
+        }
+    }
+
+    /// Records verified uploads in one transaction: each blob row, and the run file attached
+    /// (to a run that still exists) or the draft's entries no longer pending. Per upload,
+    /// whether its run or draft was still there.
+    async fn record_many(&self, items: &[(&BlobClaims, &str)]) -> ApiResult<Vec<bool>> {
         let now = now_us();
-        let attached: bool = with_tx!(self.state.store, tx => {
-            sqlx::query(INSERT_BLOB_SQL)
-                .bind(&c.dig)
-                .bind(c.size as i64)
-                .bind(&stored.md5)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            let run: Option<i64> = sqlx::query_scalar("SELECT pk FROM runs WHERE pk = $1")
-                .bind(run_pk)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if run.is_some() {
-                sqlx::query(ATTACH_SQL)
-                    .bind(run_pk)
-                    .bind(&path)
+        let done: Vec<bool> = with_tx!(self.state.store, tx => {
+            let mut done = Vec::with_capacity(items.len());
+            for (c, md5) in items {
+                sqlx::query(INSERT_BLOB_SQL)
                     .bind(&c.dig)
-                    .bind(uid)
+                    .bind(c.size as i64)
+                    .bind(*md5)
                     .bind(now)
                     .execute(&mut *tx)
                     .await?;
+                let ok = match (c.run, &c.path, c.uid, c.ver) {
+                    (Some(run_pk), Some(path), Some(uid), None) => {
+                        let run: Option<i64> = sqlx::query_scalar("SELECT pk FROM runs WHERE pk = $1")
+                            .bind(run_pk)
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                        if run.is_some() {
+                            sqlx::query(ATTACH_SQL)
+                                .bind(run_pk)
+                                .bind(path)
+                                .bind(&c.dig)
+                                .bind(uid)
+                                .bind(now)
+                                .execute(&mut *tx)
+                                .await?;
+                        }
+                        run.is_some()
+                    }
+                    (None, None, Some(_), Some(draft)) => {
+                        sqlx::query("UPDATE artifact_entries SET pending = FALSE WHERE version_id = $1 AND digest = $2 AND size = $3")
+                            .bind(draft)
+                            .bind(&c.dig)
+                            .bind(c.size as i64)
+                            .execute(&mut *tx)
+                            .await?
+                            .rows_affected()
+                            > 0
+                    }
+                    _ => false,
+                };
+                done.push(ok);
             }
-            run.is_some()
+            done
         });
-        if !attached {
-            return Err(ApiError::not_found("run"));
-        }
-        self.row(run_pk, &path)
-            .await?
-            .map(UploadReceipt::RunFile)
-            .ok_or_else(|| ApiError::not_found(format!("file {path}")))
+        Ok(done)
     }
 
-    /// Records content that arrived for an artifact draft: the blob row, and the draft's
-    /// entries with this digest no longer pending.
-    async fn receive_for_draft(
-        &self,
-        c: &BlobClaims,
-        draft: i64,
-        md5: String,
-    ) -> ApiResult<UploadReceipt> {
-        let now = now_us();
-        let updated: u64 = with_tx!(self.state.store, tx => {
-            sqlx::query(INSERT_BLOB_SQL)
-                .bind(&c.dig)
-                .bind(c.size as i64)
-                .bind(&md5)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("UPDATE artifact_entries SET pending = FALSE WHERE version_id = $1 AND digest = $2 AND size = $3")
-                .bind(draft)
-                .bind(&c.dig)
-                .bind(c.size as i64)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-        });
-        if updated == 0 {
-            return Err(ApiError::not_found(
-                "artifact draft (it was committed, deleted or expired; create the version again)",
+    /// Receives many small uploads in one request body: frames of a 2-byte big-endian token
+    /// length, the upload URL's token, and exactly the bytes that token was signed for. Each is
+    /// checked against its digest; all are synced to disk together and recorded in one
+    /// transaction (local storage only).
+    pub async fn receive_batch(&self, body: Body) -> ApiResult<BatchUploadResult> {
+        use tokio::io::AsyncReadExt;
+        let BlobStore::Local(local) = &self.state.blobs else {
+            return Err(ApiError::invalid(
+                "this server keeps content in object storage: upload each file to its own URL",
             ));
+        };
+        let stream = body
+            .into_data_stream()
+            .map(|r| r.map_err(std::io::Error::other));
+        let mut reader = tokio_util::io::StreamReader::new(stream);
+        let mut claims = Vec::new();
+        let mut blobs = Vec::new();
+        let mut total = 0u64;
+        loop {
+            let mut len = [0u8; 2];
+            match reader.read_exact(&mut len).await {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+                Err(e) => return Err(ApiError::invalid(format!("batch body unreadable: {e}"))),
+            }
+            let len = u16::from_be_bytes(len) as usize;
+            let mut token = vec![0u8; len];
+            reader
+                .read_exact(&mut token)
+                .await
+                .map_err(|_| ApiError::invalid("batch body ends inside a token"))?;
+            let token = String::from_utf8(token)
+                .map_err(|_| ApiError::invalid("batch body: a token is not text"))?;
+            let c = self.claims(&token, "put")?;
+            if c.stg.is_some() {
+                return Err(ApiError::invalid("batch body: not a local upload token"));
+            }
+            if c.size > MAX_BATCH_ITEM {
+                return Err(ApiError::invalid(format!(
+                    "batch body: {} bytes in one item; items are at most {MAX_BATCH_ITEM} bytes (send larger files on their own)",
+                    c.size
+                )));
+            }
+            total += c.size;
+            if claims.len() >= MAX_BATCH_ITEMS || total > MAX_BATCH_BYTES {
+                return Err(ApiError::PayloadTooLarge(format!(
+                    "a batch holds at most {MAX_BATCH_ITEMS} items and {MAX_BATCH_BYTES} bytes"
+                )));
+            }
+            let mut data = vec![0u8; c.size as usize];
+            reader.read_exact(&mut data).await.map_err(|_| {
+                ApiError::invalid(format!(
+                    "batch body ends inside the bytes of {} ({} announced)",
+                    c.dig, c.size
+                ))
+            })?;
+            blobs.push((c.dig.clone(), bytes::Bytes::from(data)));
+            claims.push(c);
         }
-        Ok(UploadReceipt::Blob {
-            sha256: c.dig.clone(),
-            md5,
-            size: c.size,
-        })
+        // Fresh before the bytes land, so a garbage collection running meanwhile keeps them.
+        let digests: Vec<&str> = claims.iter().map(|c| c.dig.as_str()).collect();
+        self.touch_blobs(&digests).await?;
+        let stored = local
+            .write_many(blobs)
+            .await
+            .map_err(|e| ApiError::Unavailable(format!("upload not stored: {e}")))?;
+        let ok: Vec<(&BlobClaims, &str)> = claims
+            .iter()
+            .zip(&stored)
+            .filter_map(|(c, r)| r.as_ref().ok().map(|b| (c, b.md5.as_str())))
+            .collect();
+        let mut done = self.record_many(&ok).await?.into_iter();
+        let items = claims
+            .iter()
+            .zip(stored)
+            .map(|(c, r)| {
+                let error = match r {
+                    Err(m) => Some(format!("upload rejected: {m}")),
+                    Ok(_) if done.next() == Some(false) => {
+                        Some("its run or artifact draft no longer exists".to_string())
+                    }
+                    Ok(_) => None,
+                };
+                BatchItem {
+                    sha256: c.dig.clone(),
+                    stored: error.is_none(),
+                    error,
+                }
+            })
+            .collect();
+        Ok(BatchUploadResult { items })
+    }
+
+    async fn touch_blobs(&self, digests: &[&str]) -> ApiResult<()> {
+        for chunk in digests.chunks(500) {
+            let sql = format!(
+                "UPDATE blobs SET created_at = $1 WHERE digest IN ({})",
+                (0..chunk.len())
+                    .map(|i| format!("${}", i + 2))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            on_backend!(self.state.store, write pool => {
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now_us());
+                for d in chunk {
+                    q = q.bind(*d);
+                }
+                q.execute(pool).await?;
+            });
+        }
+        Ok(())
     }
 
     async fn touch_blob(&self, digest: &str) -> ApiResult<()> {

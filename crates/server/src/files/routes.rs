@@ -11,7 +11,9 @@ use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use wanllmdb_api_types::ErrorBody;
-use wanllmdb_api_types::files::{GcReport, PutFilesRequest, PutFilesResponse, RunFile};
+use wanllmdb_api_types::files::{
+    BatchUploadResult, GcReport, PutFilesRequest, PutFilesResponse, RunFile,
+};
 
 use super::{Files, UploadReceipt};
 use crate::app::AppState;
@@ -26,6 +28,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_file, delete_file))
         .routes(routes!(download_blob, upload_blob))
         .routes(routes!(complete_upload))
+        .routes(routes!(upload_batch))
         .routes(routes!(collect_garbage))
         // Uploads are limited by the size their URL was signed for, not the JSON body limit.
         .layer(DefaultBodyLimit::disable())
@@ -145,6 +148,21 @@ async fn complete_upload(
     Path(token): Path<String>,
 ) -> ApiResult<Json<UploadReceipt>> {
     Ok(Json(Files { state: &state }.complete(&token).await?))
+}
+
+/// Upload many small files in one request (local storage): the body is a sequence of frames,
+/// each a 2-byte big-endian length, an upload URL's token, then exactly the bytes it was signed
+/// for (at most 4 MiB per item, 1,000 items, 64 MiB in all). Each item is checked against its
+/// digest on its own; the answer says which were stored.
+#[utoipa::path(post, path = "/blobs/batch", tag = "files",
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    responses((status = 200, body = BatchUploadResult), (status = 400, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 413, body = ErrorBody)))]
+async fn upload_batch(
+    State(state): State<AppState>,
+    body: Body,
+) -> ApiResult<Json<BatchUploadResult>> {
+    Ok(Json(Files { state: &state }.receive_batch(body).await?))
 }
 
 /// Options of garbage collection.

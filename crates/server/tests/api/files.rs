@@ -342,3 +342,90 @@ each_backend!(
         );
     }
 );
+
+fn frame(body: &mut Vec<u8>, url: &str, bytes: &[u8]) {
+    let token = url.trim_start_matches("/api/v1/blobs/");
+    body.extend_from_slice(&(token.len() as u16).to_be_bytes());
+    body.extend_from_slice(token.as_bytes());
+    body.extend_from_slice(bytes);
+}
+
+each_backend!(batch_uploads_check_every_item, |ctx| {
+    let k = ctx.user("alice").await;
+    ctx.project(&k, "b", "private").await;
+    let run = ctx.run(&k, "b", json!({})).await;
+    let files: Vec<Vec<u8>> = (0..3)
+        .map(|i| format!("file {i}\n").repeat(50).into_bytes())
+        .collect();
+    let specs: Vec<Value> = files
+        .iter()
+        .enumerate()
+        .map(|(i, f)| json!({"path": format!("f{i}.txt"), "sha256": sha(f), "size": f.len()}))
+        .collect();
+    let (_, b) = put(&ctx, &k, &run, json!(specs)).await;
+    let urls: Vec<String> = b["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["upload_url"].as_str().unwrap().to_string())
+        .collect();
+    // The second item carries wrong bytes of the right length: only it is refused.
+    let mut body = Vec::new();
+    frame(&mut body, &urls[0], &files[0]);
+    let mut wrong = files[1].clone();
+    wrong[0] = b'X';
+    frame(&mut body, &urls[1], &wrong);
+    frame(&mut body, &urls[2], &files[2]);
+    let r = ctx
+        .req(Method::POST, "/api/v1/blobs/batch", None)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let (s, res) = crate::read(r).await;
+    assert_eq!(s, StatusCode::OK, "{res}");
+    let stored: Vec<bool> = res["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["stored"].as_bool().unwrap())
+        .collect();
+    assert_eq!(stored, [true, false, true]);
+    assert!(
+        res["items"][1]["error"].as_str().unwrap().contains("hash"),
+        "{res}"
+    );
+    let (_, list) = ctx
+        .get(&format!("/api/v1/runs/{run}/files"), Some(&k))
+        .await;
+    let paths: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths, ["f0.txt", "f2.txt"]);
+    assert_eq!(download(&ctx, &k, &run, "f2.txt").await, files[2]);
+
+    // A body cut inside an item, or a forged token, is refused as a whole.
+    let mut cut = Vec::new();
+    frame(&mut cut, &urls[1], &files[1][..10]);
+    let r = ctx
+        .req(Method::POST, "/api/v1/blobs/batch", None)
+        .body(cut)
+        .send()
+        .await
+        .unwrap();
+    let (s, e) = crate::read(r).await;
+    assert_error(s, &e, StatusCode::BAD_REQUEST, "invalid_input");
+    let mut forged = Vec::new();
+    frame(&mut forged, "/api/v1/blobs/not.a.token", &files[1]);
+    let r = ctx
+        .req(Method::POST, "/api/v1/blobs/batch", None)
+        .body(forged)
+        .send()
+        .await
+        .unwrap();
+    let (s, e) = crate::read(r).await;
+    assert_error(s, &e, StatusCode::FORBIDDEN, "forbidden");
+});

@@ -55,7 +55,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand --s3-endpoint 'Endpoint of an S3-compatible service, e.g. http://minio:9000 [default: AWS; also AWS_ENDPOINT_URL]'
             cand --s3-region 'S3 region [default: AWS_REGION, else us-east-1]'
             cand --s3-path-style 'Address the bucket in the URL path (MinIO, most S3-compatible services) [default: true with --s3-endpoint]'
-            cand --config 'TOML file with any of: bind, data_dir, database_url, storage_url, s3_endpoint, s3_region, s3_path_style, s3_access_key_id, s3_secret_access_key, max_body_bytes, heartbeat_timeout_secs, allow_registration, jwt_secret, reference_allow_hosts'
+            cand --config 'TOML file with any of: bind, data_dir, database_url, storage_url, s3_endpoint, s3_region, s3_path_style, s3_access_key_id, s3_secret_access_key, s3_multipart_threshold, s3_part_size, max_body_bytes, heartbeat_timeout_secs, allow_registration, jwt_secret, reference_allow_hosts'
             cand --max-body-bytes 'Largest accepted request body in bytes, after decompression [default: 67108864]'
             cand --heartbeat-timeout 'Seconds without a heartbeat after which a running run is marked crashed [default: 300]'
             cand --allow-registration 'Let anyone register an account (true) or only administrators create them (false) [default: true]'

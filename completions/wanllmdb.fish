@@ -56,7 +56,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand server" -l s3-endpoint
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand server" -l s3-region -d 'S3 region [default: AWS_REGION, else us-east-1]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand server" -l s3-path-style -d 'Address the bucket in the URL path (MinIO, most S3-compatible services) [default: true with --s3-endpoint]' -r -f -a "true\t''
 false\t''"
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand server" -l config -d 'TOML file with any of: bind, data_dir, database_url, storage_url, s3_endpoint, s3_region, s3_path_style, s3_access_key_id, s3_secret_access_key, max_body_bytes, heartbeat_timeout_secs, allow_registration, jwt_secret, reference_allow_hosts' -r -F
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand server" -l config -d 'TOML file with any of: bind, data_dir, database_url, storage_url, s3_endpoint, s3_region, s3_path_style, s3_access_key_id, s3_secret_access_key, s3_multipart_threshold, s3_part_size, max_body_bytes, heartbeat_timeout_secs, allow_registration, jwt_secret, reference_allow_hosts' -r -F
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand server" -l max-body-bytes -d 'Largest accepted request body in bytes, after decompression [default: 67108864]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand server" -l heartbeat-timeout -d 'Seconds without a heartbeat after which a running run is marked crashed [default: 300]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand server" -l allow-registration -d 'Let anyone register an account (true) or only administrators create them (false) [default: true]' -r -f -a "true\t''

@@ -1033,7 +1033,8 @@ fn artifacts_round_trip_through_object_storage() {
         dir.path(),
         "server.toml",
         &format!(
-            "storage_url = \"s3://{}/data\"\ns3_endpoint = \"{}\"\ns3_access_key_id = \"test\"\ns3_secret_access_key = \"test\"\n",
+            "storage_url = \"s3://{}/data\"\ns3_endpoint = \"{}\"\ns3_access_key_id = \"test\"\n\
+             s3_secret_access_key = \"test\"\ns3_multipart_threshold = 6291456\ns3_part_size = 5242880\n",
             moto.bucket, moto.endpoint
         ),
     );
@@ -1044,7 +1045,8 @@ fn artifacts_round_trip_through_object_storage() {
     let key = server.admin_key.clone().unwrap();
     let work = dir.path().join("work");
     std::fs::create_dir_all(work.join("model")).unwrap();
-    let weights: Vec<u8> = (0..1_500_000u32).map(|i| (i % 241) as u8).collect();
+    // Large enough to go in parts with the settings above (6 MiB threshold, 5 MiB parts).
+    let weights: Vec<u8> = (0..13_000_000u32).map(|i| (i % 241) as u8).collect();
     std::fs::write(work.join("model/weights.bin"), &weights).unwrap();
     std::fs::write(work.join("model/config.json"), "{\"layers\": 4}").unwrap();
     let wl = |args: &[&str]| {

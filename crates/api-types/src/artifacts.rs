@@ -181,6 +181,9 @@ pub struct BlobUpload {
     /// when the server keeps content in object storage.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub complete_url: Option<String>,
+    /// For large content in object storage: the parts to send (see `FileTicket.parts`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parts: Option<Vec<crate::files::UploadPart>>,
     /// Seconds the URL stays valid.
     pub expires_in: i64,
 }

@@ -54,9 +54,45 @@ pub struct FileTicket {
     /// upload; present when the server keeps content in object storage.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub complete_url: Option<String>,
+    /// For large files in object storage: send these byte ranges to their URLs instead
+    /// (`upload_url` is then the first part's), then `POST complete_url` with the ETags.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parts: Option<Vec<UploadPart>>,
     /// Seconds the upload URL stays valid.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_in: Option<i64>,
+}
+
+/// One part of a multipart upload.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct UploadPart {
+    /// Part number, from 1.
+    pub number: u64,
+    /// First byte of the file in this part.
+    pub offset: u64,
+    /// Bytes in this part.
+    pub size: u64,
+    /// Where to `PUT` them; the answer's `ETag` header goes into the completion.
+    pub url: String,
+}
+
+/// `POST …/complete` of a multipart upload: every part with the ETag its `PUT` answered.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CompleteUploadRequest {
+    /// The parts, in order.
+    #[serde(default)]
+    pub parts: Vec<CompletedPart>,
+}
+
+/// A part sent.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CompletedPart {
+    /// Part number.
+    pub number: u64,
+    /// The `ETag` header of the part's `PUT` answer.
+    pub etag: String,
 }
 
 /// Answer to `POST /api/v1/runs/{id}/files`.

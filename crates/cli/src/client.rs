@@ -265,13 +265,13 @@ impl Api {
     }
 
     /// `PUT` a streamed body to a transfer URL (absolute, or relative to the server); the
-    /// answer's body is not needed (object stores send none).
+    /// answer's body is not needed (object stores send none), its `ETag` is returned.
     pub async fn put_stream(
         &self,
         url: &str,
         body: reqwest::Body,
         size: u64,
-    ) -> Result<(), ApiError> {
+    ) -> Result<Option<String>, ApiError> {
         let url = self.absolute(url);
         // Transfer URLs carry their own authorisation; the API key is not sent along.
         let req = self
@@ -282,10 +282,15 @@ impl Api {
             .header(reqwest::header::CONTENT_LENGTH, size)
             .body(body);
         let resp = self.send(req).await?;
+        let etag = resp
+            .headers()
+            .get(reqwest::header::ETAG)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         resp.bytes()
             .await
             .map_err(|e| ApiError::Unreachable(format!("connection broke while reading: {e}")))?;
-        Ok(())
+        Ok(etag)
     }
 
     /// `GET` a transfer URL, for streaming the body.

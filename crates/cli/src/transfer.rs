@@ -11,7 +11,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::Semaphore;
 use wanllmdb_api_types::files::{
     BatchUploadResult, FileSpec, FileStatus, PutFilesRequest, PutFilesResponse, RunFile,
-    normalize_path,
+    UploadPart, normalize_path,
 };
 
 use crate::client::{Api, ApiError, seg};
@@ -125,6 +125,7 @@ pub async fn put_files(
                     local: local.clone(),
                     url,
                     complete_url: ticket.complete_url,
+                    parts: ticket.parts,
                     size: ticket.size,
                 });
             }
@@ -145,6 +146,8 @@ pub struct Upload {
     pub url: String,
     /// Where to `POST` afterwards, when the server asks for it (object storage).
     pub complete_url: Option<String>,
+    /// Byte ranges to send separately (large files in object storage).
+    pub parts: Option<Vec<UploadPart>>,
     /// Its size.
     pub size: u64,
 }
@@ -166,7 +169,10 @@ pub async fn upload_all(api: &Api, todo: Vec<Upload>, printer: &Printer) -> CliR
     let limit = Arc::new(Semaphore::new(PARALLEL));
     let mut tasks = tokio::task::JoinSet::new();
     let (small, large): (Vec<Upload>, Vec<Upload>) = todo.into_iter().partition(|u| {
-        u.size <= BATCH_ITEM && u.complete_url.is_none() && u.url.starts_with(LOCAL_UPLOAD)
+        u.size <= BATCH_ITEM
+            && u.complete_url.is_none()
+            && u.parts.is_none()
+            && u.url.starts_with(LOCAL_UPLOAD)
     });
     let mut batches: Vec<Vec<Upload>> = Vec::new();
     let mut bytes = 0;
@@ -252,23 +258,74 @@ async fn upload_batch(
     Ok(())
 }
 
+/// Parts of one large file in flight at once.
+const PARALLEL_PARTS: usize = 4;
+
 async fn upload_one(api: &Api, up: &Upload, pb: &indicatif::ProgressBar) -> Result<(), ApiError> {
-    let file = tokio::fs::File::open(&up.local)
-        .await
-        .map_err(|e| ApiError::Decode(format!("cannot read {}: {e}", up.local.display())))?;
-    let counter = pb.clone();
-    let stream = tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024).map(move |c| {
-        if let Ok(b) = &c {
-            counter.inc(b.len() as u64);
+    let completion = match &up.parts {
+        None => {
+            send_range(api, &up.url, &up.local, 0, up.size, pb).await?;
+            serde_json::json!({})
         }
-        c
-    });
-    api.put_stream(&up.url, reqwest::Body::wrap_stream(stream), up.size)
-        .await?;
+        Some(parts) => {
+            let limit = Arc::new(Semaphore::new(PARALLEL_PARTS));
+            let mut tasks = tokio::task::JoinSet::new();
+            for p in parts.clone() {
+                let (api, local, pb, limit) =
+                    (api.clone(), up.local.clone(), pb.clone(), limit.clone());
+                tasks.spawn(async move {
+                    let _permit = limit.acquire_owned().await;
+                    let etag = send_range(&api, &p.url, &local, p.offset, p.size, &pb).await?;
+                    let etag = etag.ok_or_else(|| {
+                        ApiError::Decode("object storage answered a part without an ETag".into())
+                    })?;
+                    Ok::<_, ApiError>((p.number, etag))
+                });
+            }
+            let mut done = Vec::with_capacity(parts.len());
+            while let Some(r) = tasks.join_next().await {
+                done.push(r.map_err(|e| ApiError::Decode(format!("upload task failed: {e}")))??);
+            }
+            done.sort();
+            let parts: Vec<serde_json::Value> = done
+                .into_iter()
+                .map(|(number, etag)| serde_json::json!({"number": number, "etag": etag}))
+                .collect();
+            serde_json::json!({ "parts": parts })
+        }
+    };
     if let Some(done) = &up.complete_url {
-        let _: serde_json::Value = api.post(done, &serde_json::json!({})).await?;
+        let _: serde_json::Value = api.post(done, &completion).await?;
     }
     Ok(())
+}
+
+/// Sends `size` bytes of `local` from `offset` to `url`; the answer's ETag.
+async fn send_range(
+    api: &Api,
+    url: &str,
+    local: &Path,
+    offset: u64,
+    size: u64,
+    pb: &indicatif::ProgressBar,
+) -> Result<Option<String>, ApiError> {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    let mut file = tokio::fs::File::open(local)
+        .await
+        .map_err(|e| ApiError::Decode(format!("cannot read {}: {e}", local.display())))?;
+    file.seek(std::io::SeekFrom::Start(offset))
+        .await
+        .map_err(|e| ApiError::Decode(format!("cannot read {}: {e}", local.display())))?;
+    let counter = pb.clone();
+    let stream =
+        tokio_util::io::ReaderStream::with_capacity(file.take(size), 256 * 1024).map(move |c| {
+            if let Ok(b) = &c {
+                counter.inc(b.len() as u64);
+            }
+            c
+        });
+    api.put_stream(url, reqwest::Body::wrap_stream(stream), size)
+        .await
 }
 
 /// Downloads one run file to `dir/<its path>`, unless an identical file is already there.

@@ -413,6 +413,7 @@ async fn log_version(
             local: local.clone(),
             url: u.upload_url.clone(),
             complete_url: u.complete_url.clone(),
+            parts: u.parts.clone(),
             size: u.size,
         });
     }

@@ -41,7 +41,7 @@ pub struct ServerArgs {
     /// Address the bucket in the URL path (MinIO, most S3-compatible services) [default: true with --s3-endpoint]
     #[arg(long, env = env::S3_PATH_STYLE, value_name = "BOOL", hide_env_values = true)]
     pub s3_path_style: Option<bool>,
-    /// TOML file with any of: bind, data_dir, database_url, storage_url, s3_endpoint, s3_region, s3_path_style, s3_access_key_id, s3_secret_access_key, max_body_bytes, heartbeat_timeout_secs, allow_registration, jwt_secret, reference_allow_hosts
+    /// TOML file with any of: bind, data_dir, database_url, storage_url, s3_endpoint, s3_region, s3_path_style, s3_access_key_id, s3_secret_access_key, s3_multipart_threshold, s3_part_size, max_body_bytes, heartbeat_timeout_secs, allow_registration, jwt_secret, reference_allow_hosts
     #[arg(long, env = env::CONFIG, value_name = "FILE", hide_env_values = true)]
     pub config: Option<PathBuf>,
     /// Largest accepted request body in bytes, after decompression [default: 67108864]
@@ -81,6 +81,8 @@ struct FileConfig {
     s3_path_style: Option<bool>,
     s3_access_key_id: Option<String>,
     s3_secret_access_key: Option<String>,
+    s3_multipart_threshold: Option<u64>,
+    s3_part_size: Option<u64>,
 }
 
 fn read_file_config(path: &Path) -> Result<FileConfig> {
@@ -152,6 +154,18 @@ impl ServerArgs {
                 file.s3_access_key_id,
                 file.s3_secret_access_key,
             )?;
+            if let Some(c) = cfg.s3.as_mut() {
+                const MIN_PART: u64 = 5 * 1024 * 1024;
+                if let Some(t) = file.s3_multipart_threshold {
+                    c.multipart_threshold = t.max(MIN_PART);
+                }
+                if let Some(p) = file.s3_part_size {
+                    if !(MIN_PART..=wanllmdb_server::blobs::s3::MAX_SINGLE_PART).contains(&p) {
+                        bail!("s3_part_size must be between 5 MiB and 5 GiB (in bytes)");
+                    }
+                    c.part_size = p;
+                }
+            }
         }
         if cfg.jwt_secret.as_deref().is_some_and(|s| s.len() < 32) {
             bail!("--jwt-secret must be at least 32 characters");
@@ -198,6 +212,9 @@ fn storage(
         access_key_id,
         secret_access_key,
         session_token: aws_env(&["AWS_SESSION_TOKEN"]),
+        multipart_threshold: wanllmdb_server::blobs::s3::S3Config::MULTIPART_THRESHOLD,
+        part_size: wanllmdb_server::blobs::s3::S3Config::PART_SIZE,
+        max_single_copy: wanllmdb_server::blobs::s3::MAX_SINGLE_PART,
     }))
 }
 

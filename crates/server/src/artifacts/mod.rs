@@ -804,12 +804,13 @@ impl Artifacts<'_> {
                 && !held.contains(&(d.clone(), e.size))
                 && asked.insert(d.clone())
             {
-                let target = draft_upload_url(self.state, d, e.size, draft, user)?;
+                let target = draft_upload_url(self.state, d, e.size, draft, user).await?;
                 uploads.push(BlobUpload {
                     sha256: d.clone(),
                     size: e.size,
                     upload_url: target.url,
                     complete_url: target.complete_url,
+                    parts: target.parts,
                     expires_in: target.expires_in,
                 });
             }

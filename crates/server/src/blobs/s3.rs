@@ -16,8 +16,12 @@ use time::OffsetDateTime;
 
 use super::{BlobError, StoredBlob};
 
-/// Largest object a single copy (and a single presigned PUT) handles.
+/// Largest object S3 takes in one PUT or one copy; also the largest part.
 pub const MAX_SINGLE_PART: u64 = 5 * 1024 * 1024 * 1024;
+/// Most parts of a multipart upload.
+const MAX_PARTS: u64 = 10_000;
+/// Part size of the server's own multipart copies (at most `max_single_copy`).
+const COPY_PART: u64 = 1024 * 1024 * 1024;
 
 /// Where and how to reach the bucket.
 #[derive(Debug, Clone)]
@@ -38,6 +42,26 @@ pub struct S3Config {
     pub secret_access_key: String,
     /// Session token for temporary credentials.
     pub session_token: Option<String>,
+    /// Files larger than this are uploaded in parts, several at a time.
+    pub multipart_threshold: u64,
+    /// Size of those parts (at least 5 MiB; raised for files that would need over 10,000).
+    pub part_size: u64,
+    /// Objects larger than this are copied into place in parts (S3 copies at most 5 GiB at once).
+    pub max_single_copy: u64,
+}
+
+impl S3Config {
+    /// Default multipart threshold: 512 MiB.
+    pub const MULTIPART_THRESHOLD: u64 = 512 * 1024 * 1024;
+    /// Default part size: 64 MiB.
+    pub const PART_SIZE: u64 = 64 * 1024 * 1024;
+
+    /// Part size for an object of `size` bytes.
+    pub fn part_size_for(&self, size: u64) -> u64 {
+        self.part_size
+            .max(size.div_ceil(MAX_PARTS))
+            .max(5 * 1024 * 1024)
+    }
 }
 
 impl S3Config {
@@ -132,6 +156,11 @@ impl S3Blobs {
         })
     }
 
+    /// The settings.
+    pub fn config(&self) -> &S3Config {
+        &self.cfg
+    }
+
     /// The object key of stored content.
     pub fn content_key(&self, digest: &str) -> String {
         self.key(&format!("sha256/{}/{digest}", &digest[..2]))
@@ -205,6 +234,29 @@ impl S3Blobs {
 
     /// A presigned URL for `method` on `key`, valid for `expires` seconds.
     pub fn presign(&self, method: &str, key: &str, expires: u64) -> String {
+        self.presign_with(method, key, &[], expires)
+    }
+
+    /// A presigned URL to upload part `number` of multipart upload `upload_id`.
+    pub fn presign_part(&self, key: &str, upload_id: &str, number: u64, expires: u64) -> String {
+        self.presign_with(
+            "PUT",
+            key,
+            &[
+                ("partNumber".to_string(), number.to_string()),
+                ("uploadId".to_string(), upload_id.to_string()),
+            ],
+            expires,
+        )
+    }
+
+    fn presign_with(
+        &self,
+        method: &str,
+        key: &str,
+        extra: &[(String, String)],
+        expires: u64,
+    ) -> String {
         let now = OffsetDateTime::now_utc();
         let (date, stamp, scope) = self.scope(now);
         let mut q = vec![
@@ -223,6 +275,7 @@ impl S3Blobs {
         if let Some(t) = &self.cfg.session_token {
             q.push(("X-Amz-Security-Token".to_string(), t.clone()));
         }
+        q.extend(extra.iter().cloned());
         let path = self.path(key);
         let query = Self::canonical_query(&q);
         let canonical = format!(
@@ -407,23 +460,140 @@ impl S3Blobs {
         let dest = self.content_key(digest);
         if self.head(&dest).await? != Some(size) {
             let source = format!("/{}/{}", self.cfg.bucket, uri_encode(staging, true));
-            let resp = self
-                .send(
-                    self.request(
-                        reqwest::Method::PUT,
-                        &dest,
-                        &[],
-                        &[("x-amz-copy-source", source)],
-                    ),
-                    "copy",
-                )
-                .await?;
-            self.expect_ok(resp, "copying an upload into place").await?;
+            if size > self.cfg.max_single_copy {
+                self.copy_in_parts(&source, &dest, size).await?;
+            } else {
+                let resp = self
+                    .send(
+                        self.request(
+                            reqwest::Method::PUT,
+                            &dest,
+                            &[],
+                            &[("x-amz-copy-source", source)],
+                        ),
+                        "copy",
+                    )
+                    .await?;
+                self.expect_ok(resp, "copying an upload into place").await?;
+            }
         }
         self.delete(staging).await?;
         Ok(StoredBlob {
             md5: hex::encode(md5.finalize()),
         })
+    }
+
+    /// Starts a multipart upload; its upload id.
+    pub async fn create_multipart(&self, key: &str) -> Result<String, BlobError> {
+        let q = [("uploads".to_string(), String::new())];
+        let resp = self
+            .send(
+                self.request(reqwest::Method::POST, key, &q, &[]),
+                "multipart start",
+            )
+            .await?;
+        let body = self.expect_ok(resp, "starting a multipart upload").await?;
+        xml_value(&body, "UploadId")
+            .map(|id| xml_unescape(&id))
+            .ok_or_else(|| io("object storage answered a multipart start without an upload id"))
+    }
+
+    /// Joins the uploaded parts (number, ETag) into the object.
+    pub async fn complete_multipart(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[(u64, String)],
+    ) -> Result<(), BlobError> {
+        let mut xml = String::from("<CompleteMultipartUpload>");
+        for (n, etag) in parts {
+            let etag = etag
+                .replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;");
+            xml.push_str(&format!(
+                "<Part><PartNumber>{n}</PartNumber><ETag>{etag}</ETag></Part>"
+            ));
+        }
+        xml.push_str("</CompleteMultipartUpload>");
+        let q = [("uploadId".to_string(), upload_id.to_string())];
+        let resp = self
+            .send(
+                self.request(reqwest::Method::POST, key, &q, &[]).body(xml),
+                "multipart completion",
+            )
+            .await?;
+        let status = resp.status();
+        let body = resp.text().await.unwrap_or_default();
+        if !status.is_success() || body.contains("<Error>") {
+            return Err(BlobError::Mismatch(format!(
+                "the parts could not be joined: {}",
+                xml_value(&body, "Message").unwrap_or_else(|| status.to_string())
+            )));
+        }
+        Ok(())
+    }
+
+    /// Abandons a multipart upload and its parts.
+    pub async fn abort_multipart(&self, key: &str, upload_id: &str) -> Result<(), BlobError> {
+        let q = [("uploadId".to_string(), upload_id.to_string())];
+        let resp = self
+            .send(
+                self.request(reqwest::Method::DELETE, key, &q, &[]),
+                "multipart abort",
+            )
+            .await?;
+        if resp.status().is_success() || resp.status() == reqwest::StatusCode::NOT_FOUND {
+            Ok(())
+        } else {
+            Err(io(format!(
+                "object storage answered {} to a multipart abort",
+                resp.status()
+            )))
+        }
+    }
+
+    /// Copies an object larger than one copy allows, in ranges.
+    async fn copy_in_parts(&self, source: &str, dest: &str, size: u64) -> Result<(), BlobError> {
+        let id = self.create_multipart(dest).await?;
+        let mut parts = Vec::new();
+        let mut start = 0;
+        let mut number = 1;
+        while start < size {
+            let end = (start + COPY_PART.min(self.cfg.max_single_copy)).min(size) - 1;
+            let q = [
+                ("partNumber".to_string(), number.to_string()),
+                ("uploadId".to_string(), id.clone()),
+            ];
+            let headers = [
+                ("x-amz-copy-source", source.to_string()),
+                ("x-amz-copy-source-range", format!("bytes={start}-{end}")),
+            ];
+            let resp = self
+                .send(
+                    self.request(reqwest::Method::PUT, dest, &q, &headers),
+                    "part copy",
+                )
+                .await?;
+            let body = match self.expect_ok(resp, "copying a part into place").await {
+                Ok(b) => b,
+                Err(e) => {
+                    let _ = self.abort_multipart(dest, &id).await;
+                    return Err(e);
+                }
+            };
+            let etag = xml_value(&body, "ETag")
+                .map(|e| xml_unescape(&e))
+                .unwrap_or_default();
+            parts.push((number, etag));
+            start = end + 1;
+            number += 1;
+        }
+        if let Err(e) = self.complete_multipart(dest, &id, &parts).await {
+            let _ = self.abort_multipart(dest, &id).await;
+            return Err(e);
+        }
+        Ok(())
     }
 
     /// Deletes uploads older than `max_age_secs` that were never verified; returns the bytes
@@ -451,13 +621,7 @@ impl S3Blobs {
                     continue;
                 };
                 let key = xml_unescape(&key);
-                let stamp: i64 = key
-                    .rsplit('/')
-                    .next()
-                    .and_then(|n| n.split('-').next())
-                    .and_then(|t| t.parse().ok())
-                    .unwrap_or(now);
-                if now - stamp > max_age_secs as i64 {
+                if now - key_time(&key).unwrap_or(now) > max_age_secs as i64 {
                     self.delete(&key).await?;
                     freed += size.parse::<u64>().unwrap_or(0);
                 }
@@ -468,10 +632,40 @@ impl S3Blobs {
                 None
             };
             if token.is_none() {
-                return Ok(freed);
+                break;
             }
         }
+        // Multipart uploads never completed keep their parts until aborted.
+        let q = [
+            ("uploads".to_string(), String::new()),
+            ("prefix".to_string(), prefix.clone()),
+        ];
+        let resp = self
+            .send(
+                self.request(reqwest::Method::GET, "", &q, &[]),
+                "multipart list",
+            )
+            .await?;
+        let body = self
+            .expect_ok(resp, "a listing of multipart uploads")
+            .await?;
+        for item in body.split("<Upload>").skip(1) {
+            let (Some(key), Some(id)) = (xml_value(item, "Key"), xml_value(item, "UploadId"))
+            else {
+                continue;
+            };
+            let key = xml_unescape(&key);
+            if now - key_time(&key).unwrap_or(now) > max_age_secs as i64 {
+                self.abort_multipart(&key, &xml_unescape(&id)).await?;
+            }
+        }
+        Ok(freed)
     }
+}
+
+/// When a staging key was made (`…/uploads/<unix-secs>-<random>`).
+fn key_time(key: &str) -> Option<i64> {
+    key.rsplit('/').next()?.split('-').next()?.parse().ok()
 }
 
 /// The text of the first `<tag>…</tag>` in `xml`.
@@ -504,6 +698,9 @@ mod tests {
             access_key_id: "AKIAIOSFODNN7EXAMPLE".into(),
             secret_access_key: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY".into(),
             session_token: None,
+            multipart_threshold: S3Config::MULTIPART_THRESHOLD,
+            part_size: S3Config::PART_SIZE,
+            max_single_copy: MAX_SINGLE_PART,
         })
         .unwrap()
     }

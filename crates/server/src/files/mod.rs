@@ -17,8 +17,8 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use wanllmdb_api_types::files::{
-    BatchItem, BatchUploadResult, FileStatus, FileTicket, GcReport, PutFilesRequest,
-    PutFilesResponse, RunFile, is_sha256_hex, normalize_path,
+    BatchItem, BatchUploadResult, CompleteUploadRequest, FileStatus, FileTicket, GcReport,
+    PutFilesRequest, PutFilesResponse, RunFile, UploadPart, is_sha256_hex, normalize_path,
 };
 
 use crate::app::AppState;
@@ -80,6 +80,9 @@ pub(crate) struct BlobClaims {
     /// With object storage: the key the client uploads to, verified on completion.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     stg: Option<String>,
+    /// With object storage, for large files: the multipart upload id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    mpu: Option<String>,
 }
 
 /// Where a client sends bytes.
@@ -88,32 +91,51 @@ pub(crate) struct UploadTarget {
     pub url: String,
     /// Then `POST` here (object storage only: the server verifies what arrived).
     pub complete_url: Option<String>,
+    /// Byte ranges to send separately (large files in object storage).
+    pub parts: Option<Vec<UploadPart>>,
     /// Seconds both stay valid.
     pub expires_in: i64,
 }
 
 /// Signs an upload: to the server's own endpoint (local storage), or a presigned bucket URL
 /// to a staging key plus a completion URL (object storage).
-fn upload_target(state: &AppState, mut claims: BlobClaims) -> ApiResult<UploadTarget> {
+async fn upload_target(state: &AppState, mut claims: BlobClaims) -> ApiResult<UploadTarget> {
     match &state.blobs {
         BlobStore::Local(_) => Ok(UploadTarget {
             url: sign_url(state, &claims)?,
             complete_url: None,
+            parts: None,
             expires_in: UPLOAD_TTL,
         }),
         BlobStore::S3(s3) => {
-            if claims.size > crate::blobs::s3::MAX_SINGLE_PART {
-                return Err(ApiError::invalid(format!(
-                    "{} bytes: with object storage, files are limited to 5 GiB each for now",
-                    claims.size
-                )));
-            }
             let key = s3.staging_key();
-            let url = s3.presign("PUT", &key, UPLOAD_TTL as u64);
+            let mut parts = None;
+            let url = if claims.size > s3.config().multipart_threshold {
+                let id = s3
+                    .create_multipart(&key)
+                    .await
+                    .map_err(|e| ApiError::Unavailable(format!("cannot start the upload: {e}")))?;
+                let part = s3.config().part_size_for(claims.size);
+                let list: Vec<UploadPart> = (0..claims.size.div_ceil(part))
+                    .map(|i| UploadPart {
+                        number: i + 1,
+                        offset: i * part,
+                        size: part.min(claims.size - i * part),
+                        url: s3.presign_part(&key, &id, i + 1, UPLOAD_TTL as u64),
+                    })
+                    .collect();
+                claims.mpu = Some(id);
+                let first = list[0].url.clone();
+                parts = Some(list);
+                first
+            } else {
+                s3.presign("PUT", &key, UPLOAD_TTL as u64)
+            };
             claims.stg = Some(key);
             Ok(UploadTarget {
                 url,
                 complete_url: Some(format!("{}/complete", sign_url(state, &claims)?)),
+                parts,
                 expires_in: UPLOAD_TTL,
             })
         }
@@ -138,7 +160,7 @@ pub enum UploadReceipt {
 }
 
 /// A signed URL to upload `digest` into the artifact draft `draft`.
-pub(crate) fn draft_upload_url(
+pub(crate) async fn draft_upload_url(
     state: &AppState,
     digest: &str,
     size: u64,
@@ -155,8 +177,9 @@ pub(crate) fn draft_upload_url(
         uid: Some(user),
         ver: Some(draft),
         stg: None,
+        mpu: None,
     };
-    upload_target(state, claims)
+    upload_target(state, claims).await
 }
 
 /// A signed URL to download `digest`, valid for five minutes.
@@ -176,6 +199,7 @@ pub(crate) fn download_url(state: &AppState, digest: &str, size: u64) -> ApiResu
             uid: None,
             ver: None,
             stg: None,
+            mpu: None,
         },
     )
 }
@@ -275,6 +299,7 @@ impl Files<'_> {
                     status: FileStatus::Stored,
                     upload_url: None,
                     complete_url: None,
+                    parts: None,
                     expires_in: None,
                 });
                 continue;
@@ -289,8 +314,9 @@ impl Files<'_> {
                 uid: Some(user),
                 ver: None,
                 stg: None,
+                mpu: None,
             };
-            let target = upload_target(self.state, claims)?;
+            let target = upload_target(self.state, claims).await?;
             out.push(FileTicket {
                 path,
                 sha256: digest,
@@ -298,6 +324,7 @@ impl Files<'_> {
                 status: FileStatus::Upload,
                 upload_url: Some(target.url),
                 complete_url: target.complete_url,
+                parts: target.parts,
                 expires_in: Some(target.expires_in),
             });
         }
@@ -355,7 +382,11 @@ impl Files<'_> {
 
     /// Verifies bytes a client put into object storage and records them like an upload
     /// through the server.
-    pub async fn complete(&self, token: &str) -> ApiResult<UploadReceipt> {
+    pub async fn complete(
+        &self,
+        token: &str,
+        req: CompleteUploadRequest,
+    ) -> ApiResult<UploadReceipt> {
         let c: BlobClaims = self.claims(token, "put")?;
         let (BlobStore::S3(s3), Some(staging)) = (&self.state.blobs, c.stg.as_deref()) else {
             return Err(ApiError::invalid(
@@ -363,6 +394,20 @@ impl Files<'_> {
             ));
         };
         self.touch_blob(&c.dig).await?;
+        if let Some(id) = &c.mpu {
+            if req.parts.is_empty() {
+                return Err(ApiError::invalid(
+                    "this upload was sent in parts: give every part's number and ETag",
+                ));
+            }
+            let parts: Vec<(u64, String)> =
+                req.parts.into_iter().map(|p| (p.number, p.etag)).collect();
+            s3.complete_multipart(staging, id, &parts)
+                .await
+                .map_err(upload_error)?;
+        } else if !req.parts.is_empty() {
+            return Err(ApiError::invalid("this upload was not sent in parts"));
+        }
         let stored = s3
             .verify_and_store(staging, &c.dig, c.size)
             .await

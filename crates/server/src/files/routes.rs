@@ -12,7 +12,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use wanllmdb_api_types::ErrorBody;
 use wanllmdb_api_types::files::{
-    BatchUploadResult, GcReport, PutFilesRequest, PutFilesResponse, RunFile,
+    BatchUploadResult, CompleteUploadRequest, GcReport, PutFilesRequest, PutFilesResponse, RunFile,
 };
 
 use super::{Files, UploadReceipt};
@@ -140,14 +140,23 @@ async fn upload_blob(
 
 /// After putting bytes to a presigned object-storage URL: the server reads them back, checks
 /// size and SHA-256, moves them into place and records the file (or the draft's content).
+/// Uploads sent in parts name every part with its ETag; others send an empty body.
 #[utoipa::path(post, path = "/blobs/{token}/complete", tag = "files", params(("token" = String, Path)),
+    request_body(content = CompleteUploadRequest, description = "only for uploads sent in parts"),
     responses((status = 200, body = UploadReceipt), (status = 400, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn complete_upload(
     State(state): State<AppState>,
     Path(token): Path<String>,
+    body: axum::body::Bytes,
 ) -> ApiResult<Json<UploadReceipt>> {
-    Ok(Json(Files { state: &state }.complete(&token).await?))
+    let req: CompleteUploadRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        CompleteUploadRequest::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| crate::error::ApiError::invalid(format!("invalid completion: {e}")))?
+    };
+    Ok(Json(Files { state: &state }.complete(&token, req).await?))
 }
 
 /// Upload many small files in one request (local storage): the body is a sequence of frames,

@@ -12,11 +12,22 @@ use moto::Moto;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use wanllmdb_server::blobs::s3::S3Config;
+use wanllmdb_server::blobs::s3::{MAX_SINGLE_PART, S3Config};
 
 use crate::{Backend, Ctx, assert_error, sha, upload};
 
 async fn start(moto: &Moto) -> Ctx {
+    start_tuned(
+        moto,
+        S3Config::MULTIPART_THRESHOLD,
+        S3Config::PART_SIZE,
+        MAX_SINGLE_PART,
+    )
+    .await
+}
+
+/// With small multipart settings, so parts and part copies can be tested with megabytes.
+async fn start_tuned(moto: &Moto, threshold: u64, part: u64, max_copy: u64) -> Ctx {
     let endpoint = moto.endpoint.clone();
     Ctx::start_with(Backend::Sqlite, move |c| {
         c.s3 = Some(S3Config {
@@ -28,6 +39,9 @@ async fn start(moto: &Moto) -> Ctx {
             access_key_id: "test".into(),
             secret_access_key: "test".into(),
             session_token: None,
+            multipart_threshold: threshold,
+            part_size: part,
+            max_single_copy: max_copy,
         });
     })
     .await
@@ -229,5 +243,110 @@ async fn s3_garbage_collection_deletes_objects() {
     assert_eq!(s, StatusCode::OK, "{r}");
     assert_eq!(r["blobs"], 1);
     assert_eq!(fetch(&ctx, &dl).await.0, StatusCode::NOT_FOUND);
+    ctx.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_large_files_go_in_parts() {
+    let Some(moto) = moto::start("wanllmdb-parts") else {
+        return;
+    };
+    const MIB: u64 = 1024 * 1024;
+    let ctx = start_tuned(&moto, 6 * MIB, 5 * MIB, 8 * MIB).await;
+    let k = ctx.user("alice").await;
+    ctx.project(&k, "p", "private").await;
+    let data: Vec<u8> = (0..12 * MIB as u32).map(|i| (i % 253) as u8).collect();
+    let (s, b) = ctx
+        .post(
+            "/api/v1/projects/p/artifacts/big/versions",
+            Some(&k),
+            json!({"type": "model", "entries": [{"path": "w.bin", "sha256": sha(&data), "size": data.len()}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let u = &b["uploads"][0];
+    let parts = u["parts"].as_array().unwrap().clone();
+    assert_eq!(parts.len(), 3, "{u}");
+    assert_eq!(u["upload_url"], parts[0]["url"]);
+    let done = u["complete_url"].as_str().unwrap().to_string();
+
+    let send = |p: &Value, bytes: Vec<u8>| {
+        let url = p["url"].as_str().unwrap().to_string();
+        let r = ctx.req(Method::PUT, &url, None).body(bytes);
+        async move {
+            let r = r.send().await.unwrap();
+            assert_eq!(r.status(), StatusCode::OK);
+            r.headers()["etag"].to_str().unwrap().to_string()
+        }
+    };
+    let mut etags = Vec::new();
+    for p in &parts {
+        let (off, size) = (
+            p["offset"].as_u64().unwrap() as usize,
+            p["size"].as_u64().unwrap() as usize,
+        );
+        let mut bytes = data[off..off + size].to_vec();
+        if p["number"] == 2 {
+            bytes[0] ^= 1; // a damaged part
+        }
+        etags.push(json!({"number": p["number"], "etag": send(p, bytes).await}));
+    }
+    // Completing without the parts is refused; with a damaged part the content is refused.
+    let (s, e) = complete(&ctx, &done).await;
+    assert_error(s, &e, StatusCode::BAD_REQUEST, "invalid_input");
+    let (s, e) = ctx.post(&done, None, json!({"parts": etags})).await;
+    assert_error(s, &e, StatusCode::BAD_REQUEST, "invalid_input");
+    assert!(
+        e["error"]["message"].as_str().unwrap().contains("hash"),
+        "{e}"
+    );
+
+    // A fresh draft (the refused upload is gone), sent right, is copied into place in parts.
+    let (_, b) = ctx
+        .post(
+            "/api/v1/projects/p/artifacts/big/versions",
+            Some(&k),
+            json!({"entries": [{"path": "w.bin", "sha256": sha(&data), "size": data.len()}]}),
+        )
+        .await;
+    let u = &b["uploads"][0];
+    let mut etags = Vec::new();
+    for p in u["parts"].as_array().unwrap() {
+        let (off, size) = (
+            p["offset"].as_u64().unwrap() as usize,
+            p["size"].as_u64().unwrap() as usize,
+        );
+        etags.push(
+            json!({"number": p["number"], "etag": send(p, data[off..off + size].to_vec()).await}),
+        );
+    }
+    let (s, r) = ctx
+        .post(
+            u["complete_url"].as_str().unwrap(),
+            None,
+            json!({"parts": etags}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    let (s, v) = ctx
+        .post(
+            &format!(
+                "/api/v1/projects/p/artifacts/big/drafts/{}/commit",
+                b["version"]["id"]
+            ),
+            Some(&k),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (_, files) = ctx
+        .get(
+            "/api/v1/projects/p/artifacts/big/versions/latest/files?download_urls=true",
+            Some(&k),
+        )
+        .await;
+    let (s, got) = fetch(&ctx, files[0]["download_url"].as_str().unwrap()).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(got == data, "downloaded content differs");
     ctx.stop().await;
 }

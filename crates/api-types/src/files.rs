@@ -122,6 +122,15 @@ pub struct RunFile {
     pub download_url: Option<String>,
 }
 
+/// `POST /api/v1/blobs/bundle`: many small downloads in one answer.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BundleRequest {
+    /// Tokens of download URLs (the part after `/api/v1/blobs/`), at most 1,000, each file at
+    /// most 4 MiB and 64 MiB in all.
+    pub tokens: Vec<String>,
+}
+
 /// Answer to `POST /api/v1/blobs/batch`: one item per uploaded blob, in order.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct BatchUploadResult {

@@ -264,6 +264,20 @@ impl Api {
         .await
     }
 
+    /// `POST path` with a JSON body, for reading the answer as a stream.
+    pub async fn post_for_stream<B: Serialize + ?Sized>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<reqwest::Response, ApiError> {
+        self.send(
+            self.request(Method::POST, path)
+                .timeout(Duration::from_secs(3600))
+                .json(body),
+        )
+        .await
+    }
+
     /// `PUT` a streamed body to a transfer URL (absolute, or relative to the server); the
     /// answer's body is not needed (object stores send none), its `ETag` is returned.
     pub async fn put_stream(

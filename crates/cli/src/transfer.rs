@@ -174,21 +174,7 @@ pub async fn upload_all(api: &Api, todo: Vec<Upload>, printer: &Printer) -> CliR
             && u.parts.is_none()
             && u.url.starts_with(LOCAL_UPLOAD)
     });
-    let mut batches: Vec<Vec<Upload>> = Vec::new();
-    let mut bytes = 0;
-    for u in small {
-        match batches.last_mut() {
-            Some(b) if b.len() < BATCH_FILES && bytes + u.size <= BATCH_BYTES => {
-                bytes += u.size;
-                b.push(u);
-            }
-            _ => {
-                bytes = u.size;
-                batches.push(vec![u]);
-            }
-        }
-    }
-    for batch in batches {
+    for batch in batches(small, |u| u.size) {
         let api = api.clone();
         let pb = pb.clone();
         let limit = limit.clone();
@@ -221,6 +207,100 @@ pub async fn upload_all(api: &Api, todo: Vec<Upload>, printer: &Printer) -> CliR
         }
     }
     pb.finish_and_clear();
+    Ok(())
+}
+
+/// A small download that can travel in a bundle with others.
+#[derive(Debug, Clone)]
+pub struct BundleItem {
+    /// Its download URL on the server.
+    pub url: String,
+    /// Where it goes.
+    pub dest: PathBuf,
+    /// Expected SHA-256.
+    pub sha256: String,
+    /// Expected size.
+    pub size: u64,
+}
+
+/// Whether a download can go in a bundle: small, and served by the server itself.
+pub fn bundleable(url: &str, size: u64) -> bool {
+    size <= BATCH_ITEM && url.starts_with(LOCAL_UPLOAD)
+}
+
+/// Splits small transfers into groups of at most `BATCH_FILES` files and `BATCH_BYTES`.
+pub fn batches<T>(items: Vec<T>, size: impl Fn(&T) -> u64) -> Vec<Vec<T>> {
+    let mut out: Vec<Vec<T>> = Vec::new();
+    let mut bytes = 0;
+    for it in items {
+        let n = size(&it);
+        match out.last_mut() {
+            Some(b) if b.len() < BATCH_FILES && bytes + n <= BATCH_BYTES => {
+                bytes += n;
+                b.push(it);
+            }
+            _ => {
+                bytes = n;
+                out.push(vec![it]);
+            }
+        }
+    }
+    out
+}
+
+/// Downloads a bundle of small files in one request (see the server's
+/// `POST /api/v1/blobs/bundle`), each checked against its SHA-256 before it takes its name.
+pub async fn fetch_bundle(
+    api: &Api,
+    items: &[BundleItem],
+    pb: &indicatif::ProgressBar,
+) -> CliResult {
+    use tokio::io::AsyncReadExt;
+    let tokens: Vec<&str> = items.iter().map(|i| &i.url[LOCAL_UPLOAD.len()..]).collect();
+    let resp = api
+        .post_for_stream(
+            "/api/v1/blobs/bundle",
+            &serde_json::json!({ "tokens": tokens }),
+        )
+        .await?;
+    let stream = resp
+        .bytes_stream()
+        .map(|r| r.map_err(std::io::Error::other));
+    let mut reader = tokio_util::io::StreamReader::new(stream);
+    let broke =
+        |e: std::io::Error| user_err!("the download broke off: {e}").hint("run the command again");
+    for it in items {
+        let mut head = [0u8; 9];
+        reader.read_exact(&mut head).await.map_err(broke)?;
+        let size = u64::from_be_bytes(head[1..].try_into().unwrap_or_default());
+        if head[0] != 0 || size != it.size {
+            return Err(user_err!(
+                "the server could not supply {} (content {} is missing from its store)",
+                it.dest.display(),
+                it.sha256
+            ));
+        }
+        let mut data = vec![0u8; size as usize];
+        reader.read_exact(&mut data).await.map_err(broke)?;
+        let got = hex::encode(Sha256::digest(&data));
+        if got != it.sha256 {
+            return Err(user_err!(
+                "{} arrived damaged (sha256 {got}, expected {}); nothing was written",
+                it.dest.display(),
+                it.sha256
+            )
+            .hint("run the command again"));
+        }
+        ensure_parent(&it.dest).await?;
+        let tmp = part_path(&it.dest);
+        tokio::fs::write(&tmp, &data)
+            .await
+            .map_err(|e| user_err!("cannot write {}: {e}", tmp.display()))?;
+        tokio::fs::rename(&tmp, &it.dest)
+            .await
+            .map_err(|e| user_err!("cannot write {}: {e}", it.dest.display()))?;
+        pb.inc(size);
+    }
     Ok(())
 }
 
@@ -350,10 +430,7 @@ pub async fn get_file(
             .await?
         }
     };
-    if dest.is_file()
-        && let Ok((sha, _)) = hash_file(&dest).await
-        && sha == meta.sha256
-    {
+    if same_content(&dest, &meta.sha256, meta.size).await {
         pb.inc(meta.size);
         return Ok(false);
     }
@@ -450,7 +527,17 @@ pub async fn save_verified(
         .map_err(|e| user_err!("cannot write {}: {e}", dest.display()))
 }
 
-/// Downloads several files in parallel with one progress bar.
+/// Whether `dest` is a file with exactly this content.
+pub async fn same_content(dest: &Path, digest: &str, size: u64) -> bool {
+    match tokio::fs::metadata(dest).await {
+        Ok(m) if m.is_file() && m.len() == size => {}
+        _ => return false,
+    }
+    matches!(hash_file(dest).await, Ok((d, _)) if d == digest)
+}
+
+/// Downloads several files in parallel with one progress bar; small files served by the
+/// server itself travel several hundred to a request.
 pub async fn get_files(
     api: &Api,
     run: &str,
@@ -465,8 +552,37 @@ pub async fn get_files(
     let total = files.iter().map(|f| f.size).sum();
     let pb = bar(printer, total, "downloading");
     let limit = Arc::new(Semaphore::new(PARALLEL));
-    let mut tasks = tokio::task::JoinSet::new();
+    let mut small = Vec::new();
+    let mut large = Vec::new();
     for f in files {
+        let url = f.download_url.clone().unwrap_or_default();
+        let dest = dir.join(&f.path);
+        if !bundleable(&url, f.size) {
+            large.push(f);
+        } else if same_content(&dest, &f.sha256, f.size).await {
+            pb.inc(f.size);
+        } else {
+            small.push(BundleItem {
+                url,
+                dest,
+                sha256: f.sha256,
+                size: f.size,
+            });
+        }
+    }
+    let mut fetched = 0;
+    let mut bundle_tasks = tokio::task::JoinSet::new();
+    for bundle in batches(small, |i| i.size) {
+        let (api, pb, limit) = (api.clone(), pb.clone(), limit.clone());
+        bundle_tasks.spawn(async move {
+            let _permit = limit.acquire_owned().await;
+            fetch_bundle(&api, &bundle, &pb)
+                .await
+                .map(|()| bundle.len())
+        });
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for f in large {
         let (api, pb, limit, run, dir) = (
             api.clone(),
             pb.clone(),
@@ -480,7 +596,9 @@ pub async fn get_files(
             get_file(&api, &run, &path, Some(f), &dir, &pb).await
         });
     }
-    let mut fetched = 0;
+    while let Some(r) = bundle_tasks.join_next().await {
+        fetched += r.map_err(|e| CliError::unexpected(format!("download task failed: {e}")))??;
+    }
     while let Some(r) = tasks.join_next().await {
         if r.map_err(|e| CliError::unexpected(format!("download task failed: {e}")))?? {
             fetched += 1;

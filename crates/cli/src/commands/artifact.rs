@@ -802,7 +802,7 @@ async fn get(
     // per digest (from the cache or the network) and copied to the other paths with it.
     let mut groups: BTreeMap<String, Vec<ArtifactFile>> = BTreeMap::new();
     for f in blobs {
-        if same_content(
+        if transfer::same_content(
             &dir.join(&f.path),
             f.sha256.as_deref().unwrap_or_default(),
             f.size,
@@ -820,6 +820,8 @@ async fn get(
     let total = groups.values().flatten().map(|f| f.size).sum();
     let pb = bar(printer, total, "downloading");
     let limit = Arc::new(Semaphore::new(PARALLEL));
+    // First the cache, and large files one request each; small files served by the server
+    // itself wait to go in bundles of several hundred.
     let mut tasks = tokio::task::JoinSet::new();
     for (_, group) in groups {
         let (api, cache, pb, limit, dir) = (
@@ -832,21 +834,60 @@ async fn get(
         tasks.spawn(async move {
             let _permit = limit.acquire_owned().await;
             let how = place(&api, &group[0], &dir, cache.as_ref(), &pb).await?;
-            let first = dir.join(&group[0].path);
-            for f in &group[1..] {
-                let dest = dir.join(&f.path);
-                ensure_parent(&dest).await?;
-                crate::cache::copy_checked(&first, &dest, None).await?;
-                pb.inc(f.size);
+            if how.is_some() {
+                fill_siblings(&group, &dir, &pb).await?;
             }
-            CliResult::Ok((how, group.len()))
+            CliResult::Ok((how, group))
+        });
+    }
+    let mut waiting = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        match r.map_err(|e| CliError::unexpected(format!("download task failed: {e}")))?? {
+            (Some(Got::Downloaded), g) => report.downloaded += g.len(),
+            (Some(Got::Cached), g) => report.from_cache += g.len(),
+            (None, g) => waiting.push(g),
+        }
+    }
+    let items: Vec<(transfer::BundleItem, Vec<ArtifactFile>)> = waiting
+        .into_iter()
+        .map(|g| {
+            let first = &g[0];
+            let item = transfer::BundleItem {
+                url: first.download_url.clone().unwrap_or_default(),
+                dest: dir.join(&first.path),
+                sha256: first.sha256.clone().unwrap_or_default(),
+                size: first.size,
+            };
+            (item, g)
+        })
+        .collect();
+    let mut tasks = tokio::task::JoinSet::new();
+    for bundle in transfer::batches(items, |(i, _)| i.size) {
+        let (api, cache, pb, limit, dir) = (
+            api.clone(),
+            cache.clone(),
+            pb.clone(),
+            limit.clone(),
+            dir.clone(),
+        );
+        tasks.spawn(async move {
+            let _permit = limit.acquire_owned().await;
+            let list: Vec<transfer::BundleItem> = bundle.iter().map(|(i, _)| i.clone()).collect();
+            transfer::fetch_bundle(&api, &list, &pb).await?;
+            let mut n = 0;
+            for (item, group) in &bundle {
+                if let Some(c) = &cache {
+                    c.insert(&item.sha256, &item.dest).await;
+                }
+                fill_siblings(group, &dir, &pb).await?;
+                n += group.len();
+            }
+            CliResult::Ok(n)
         });
     }
     while let Some(r) = tasks.join_next().await {
-        match r.map_err(|e| CliError::unexpected(format!("download task failed: {e}")))?? {
-            (Got::Downloaded, n) => report.downloaded += n,
-            (Got::Cached, n) => report.from_cache += n,
-        }
+        report.downloaded +=
+            r.map_err(|e| CliError::unexpected(format!("download task failed: {e}")))??;
     }
     pb.finish_and_clear();
     for f in refs {
@@ -869,32 +910,45 @@ async fn get(
     Ok(report)
 }
 
-async fn same_content(dest: &Path, digest: &str, size: u64) -> bool {
-    match tokio::fs::metadata(dest).await {
-        Ok(m) if m.is_file() && m.len() == size => {}
-        _ => return false,
+/// Copies the first file of a group of equal content to the others.
+async fn fill_siblings(
+    group: &[ArtifactFile],
+    dir: &Path,
+    pb: &indicatif::ProgressBar,
+) -> CliResult {
+    let first = dir.join(&group[0].path);
+    for f in &group[1..] {
+        let dest = dir.join(&f.path);
+        ensure_parent(&dest).await?;
+        crate::cache::copy_checked(&first, &dest, None).await?;
+        pb.inc(f.size);
     }
-    matches!(hash_file(dest).await, Ok((d, _)) if d == digest)
+    Ok(())
 }
 
+/// Puts one file in place from the cache or its own download; None when it is small enough
+/// to wait for a bundle.
 async fn place(
     api: &Api,
     f: &ArtifactFile,
     dir: &Path,
     cache: Option<&Cache>,
     pb: &indicatif::ProgressBar,
-) -> CliResult<Got> {
+) -> CliResult<Option<Got>> {
     let digest = f.sha256.as_deref().unwrap_or_default();
     let dest = dir.join(&f.path);
     if let Some(c) = cache
         && c.copy_out(digest, f.size, &dest, pb).await?
     {
-        return Ok(Got::Cached);
+        return Ok(Some(Got::Cached));
     }
     let url = f
         .download_url
         .as_deref()
         .ok_or_else(|| CliError::unexpected("the server gave no download URL"))?;
+    if transfer::bundleable(url, f.size) {
+        return Ok(None);
+    }
     ensure_parent(&dest).await?;
     let tmp = part_path(&dest);
     let resp = api.get_stream(url).await?;
@@ -906,7 +960,7 @@ async fn place(
     if let Some(c) = cache {
         c.insert(digest, &dest).await;
     }
-    Ok(Got::Downloaded)
+    Ok(Some(Got::Downloaded))
 }
 
 /// Downloads an https:// reference (without our credentials), checking a `sha256:` checksum

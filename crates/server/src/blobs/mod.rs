@@ -94,7 +94,7 @@ fn hasher<D: Digest + Send + 'static>() -> (
     tokio::sync::mpsc::Sender<bytes::Bytes>,
     tokio::task::JoinHandle<String>,
 ) {
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(32);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(8);
     let task = tokio::task::spawn_blocking(move || {
         let mut h = D::new();
         while let Some(c) = rx.blocking_recv() {

@@ -17,8 +17,9 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use wanllmdb_api_types::files::{
-    BatchItem, BatchUploadResult, CompleteUploadRequest, FileStatus, FileTicket, GcReport,
-    PutFilesRequest, PutFilesResponse, RunFile, UploadPart, is_sha256_hex, normalize_path,
+    BatchItem, BatchUploadResult, BundleRequest, CompleteUploadRequest, FileStatus, FileTicket,
+    GcReport, PutFilesRequest, PutFilesResponse, RunFile, UploadPart, is_sha256_hex,
+    normalize_path,
 };
 
 use crate::app::AppState;
@@ -723,6 +724,67 @@ impl Files<'_> {
             return Err(ApiError::Forbidden(format!("this URL does not allow {op}")));
         }
         Ok(c)
+    }
+
+    /// Streams many small downloads as one body (local storage): per token, in order, a
+    /// status byte (0 the bytes follow, 1 missing), the size as 8 bytes big-endian, the bytes.
+    /// Every token is checked before the first byte is sent.
+    pub async fn send_bundle(&self, req: BundleRequest) -> ApiResult<Response> {
+        let BlobStore::Local(local) = &self.state.blobs else {
+            return Err(ApiError::invalid(
+                "this server serves content from object storage: download each file from its URL",
+            ));
+        };
+        if req.tokens.len() > MAX_BATCH_ITEMS {
+            return Err(ApiError::invalid(format!(
+                "at most {MAX_BATCH_ITEMS} downloads per bundle"
+            )));
+        }
+        let mut items = Vec::with_capacity(req.tokens.len());
+        let mut total = 0;
+        for t in &req.tokens {
+            let c = self.claims(t, "get")?;
+            total += c.size;
+            if c.size > MAX_BATCH_ITEM || total > MAX_BATCH_BYTES {
+                return Err(ApiError::invalid(format!(
+                    "a bundle holds files of at most {MAX_BATCH_ITEM} bytes, {MAX_BATCH_BYTES} in all"
+                )));
+            }
+            items.push((c.dig, c.size));
+        }
+        let local = local.clone();
+        let stream = futures_util::stream::iter(items)
+            .then(move |(digest, size)| {
+                let local = local.clone();
+                async move {
+                    let (status, file) = match local.open(&digest).await {
+                        Ok(f) => (0u8, Some(f)),
+                        Err(_) => (1u8, None),
+                    };
+                    let mut head = Vec::with_capacity(9);
+                    head.push(status);
+                    head.extend_from_slice(&(if file.is_some() { size } else { 0 }).to_be_bytes());
+                    let head = futures_util::stream::once(async move {
+                        Ok::<_, std::io::Error>(bytes::Bytes::from(head))
+                    });
+                    let body = match file {
+                        Some(f) => tokio_util::io::ReaderStream::with_capacity(
+                            tokio::io::AsyncReadExt::take(f, size),
+                            64 * 1024,
+                        )
+                        .left_stream(),
+                        None => futures_util::stream::empty().right_stream(),
+                    };
+                    head.chain(body)
+                }
+            })
+            .flatten();
+        let mut resp = Response::new(Body::from_stream(stream));
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        );
+        Ok(resp)
     }
 
     /// Streams the bytes of a signed download.

@@ -12,7 +12,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use wanllmdb_api_types::ErrorBody;
 use wanllmdb_api_types::files::{
-    BatchUploadResult, CompleteUploadRequest, GcReport, PutFilesRequest, PutFilesResponse, RunFile,
+    BatchUploadResult, BundleRequest, CompleteUploadRequest, GcReport, PutFilesRequest,
+    PutFilesResponse, RunFile,
 };
 
 use super::{Files, UploadReceipt};
@@ -29,6 +30,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(download_blob, upload_blob))
         .routes(routes!(complete_upload))
         .routes(routes!(upload_batch))
+        .routes(routes!(download_bundle))
         .routes(routes!(collect_garbage))
         // Uploads are limited by the size their URL was signed for, not the JSON body limit.
         .layer(DefaultBodyLimit::disable())
@@ -172,6 +174,19 @@ async fn upload_batch(
     body: Body,
 ) -> ApiResult<Json<BatchUploadResult>> {
     Ok(Json(Files { state: &state }.receive_batch(body).await?))
+}
+
+/// Download many small files in one answer (local storage). The body is, per token in the
+/// order given: one status byte (0: the bytes follow; 1: missing), the size as 8 bytes
+/// big-endian, then the bytes. Every token must be a valid download token.
+#[utoipa::path(post, path = "/blobs/bundle", tag = "files", request_body = BundleRequest,
+    responses((status = 200, description = "the framed bytes", content_type = "application/octet-stream"),
+        (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn download_bundle(
+    State(state): State<AppState>,
+    JsonBody(req): JsonBody<BundleRequest>,
+) -> ApiResult<Response> {
+    Files { state: &state }.send_bundle(req).await
 }
 
 /// Options of garbage collection.

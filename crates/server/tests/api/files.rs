@@ -429,3 +429,63 @@ each_backend!(batch_uploads_check_every_item, |ctx| {
     let (s, e) = crate::read(r).await;
     assert_error(s, &e, StatusCode::FORBIDDEN, "forbidden");
 });
+
+each_backend!(bundles_carry_many_small_downloads, |ctx| {
+    let k = ctx.user("alice").await;
+    ctx.project(&k, "b", "private").await;
+    let run = ctx.run(&k, "b", json!({})).await;
+    let files: Vec<Vec<u8>> = (0..3)
+        .map(|i| format!("small {i}\n").repeat(9 * (i + 1)).into_bytes())
+        .collect();
+    for (i, f) in files.iter().enumerate() {
+        let (_, b) = put(
+            &ctx,
+            &k,
+            &run,
+            json!([{"path": format!("s{i}"), "sha256": sha(f), "size": f.len()}]),
+        )
+        .await;
+        let (s, _) = upload(&ctx, b["files"][0]["upload_url"].as_str().unwrap(), f).await;
+        assert_eq!(s, StatusCode::OK);
+    }
+    let (_, list) = ctx
+        .get(
+            &format!("/api/v1/runs/{run}/files?download_urls=true"),
+            Some(&k),
+        )
+        .await;
+    let tokens: Vec<String> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .map(|f| {
+            f["download_url"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches("/api/v1/blobs/")
+                .to_string()
+        })
+        .collect();
+    let r = ctx
+        .req(Method::POST, "/api/v1/blobs/bundle", None)
+        .json(&json!({"tokens": tokens}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let body = r.bytes().await.unwrap().to_vec();
+    // Frames in the order asked: s2, s1, s0.
+    let mut at = 0;
+    for want in files.iter().rev() {
+        assert_eq!(body[at], 0);
+        let size = u64::from_be_bytes(body[at + 1..at + 9].try_into().unwrap()) as usize;
+        assert_eq!(&body[at + 9..at + 9 + size], want.as_slice());
+        at += 9 + size;
+    }
+    assert_eq!(at, body.len());
+    let (s, e) = ctx
+        .post("/api/v1/blobs/bundle", None, json!({"tokens": ["forged"]}))
+        .await;
+    assert_error(s, &e, StatusCode::FORBIDDEN, "forbidden");
+});

@@ -102,18 +102,36 @@ impl Cache {
     /// (no bytes copied; editing the file in place later only makes the entry fail its check),
     /// a copy otherwise. The cache is an optimisation, so failures are ignored.
     pub async fn insert(&self, digest: &str, verified: &Path) {
-        let dest = self.blob(digest);
-        if tokio::fs::metadata(&dest).await.is_ok() || ensure_parent(&dest).await.is_err() {
-            return;
-        }
-        let tmp = part_path(&dest).with_extension(format!("{}.part", std::process::id()));
-        let _ = tokio::fs::remove_file(&tmp).await;
-        let stored = tokio::fs::hard_link(verified, &tmp).await.is_ok()
-            || tokio::fs::copy(verified, &tmp).await.is_ok();
-        if stored && tokio::fs::rename(&tmp, &dest).await.is_ok() {
-            self.record(digest).await;
-        } else {
-            let _ = tokio::fs::remove_file(&tmp).await;
+        let (cache, list) = (
+            self.clone(),
+            vec![(digest.to_string(), verified.to_path_buf())],
+        );
+        let _ = tokio::task::spawn_blocking(move || cache.insert_all(&list)).await;
+    }
+
+    /// `insert` for many files, on the calling (blocking) thread.
+    pub fn insert_all(&self, files: &[(String, PathBuf)]) {
+        for (digest, verified) in files {
+            let dest = self.blob(digest);
+            if dest.exists() {
+                continue;
+            }
+            if let Some(parent) = dest.parent()
+                && std::fs::create_dir_all(parent).is_err()
+            {
+                return;
+            }
+            let tmp = part_path(&dest).with_extension(format!("{}.part", std::process::id()));
+            let _ = std::fs::remove_file(&tmp);
+            let stored =
+                std::fs::hard_link(verified, &tmp).is_ok() || std::fs::copy(verified, &tmp).is_ok();
+            if stored && std::fs::rename(&tmp, &dest).is_ok() {
+                if let Ok(meta) = std::fs::metadata(&dest) {
+                    let _ = std::fs::write(self.stamp(digest), Self::fingerprint(&meta));
+                }
+            } else {
+                let _ = std::fs::remove_file(&tmp);
+            }
         }
     }
 }

@@ -255,7 +255,6 @@ pub async fn fetch_bundle(
     items: &[BundleItem],
     pb: &indicatif::ProgressBar,
 ) -> CliResult {
-    use tokio::io::AsyncReadExt;
     let tokens: Vec<&str> = items.iter().map(|i| &i.url[LOCAL_UPLOAD.len()..]).collect();
     let resp = api
         .post_for_stream(
@@ -263,15 +262,27 @@ pub async fn fetch_bundle(
             &serde_json::json!({ "tokens": tokens }),
         )
         .await?;
-    let stream = resp
-        .bytes_stream()
-        .map(|r| r.map_err(std::io::Error::other));
-    let mut reader = tokio_util::io::StreamReader::new(stream);
-    let broke =
-        |e: std::io::Error| user_err!("the download broke off: {e}").hint("run the command again");
+    // A bundle is a few MiB at most: read it whole, then check and write every file on one
+    // blocking thread (a thread hop per file operation costs more than the writes).
+    let body = resp
+        .bytes()
+        .await
+        .map_err(|e| user_err!("the download broke off: {e}").hint("run the command again"))?;
+    let items = items.to_vec();
+    let written = tokio::task::spawn_blocking(move || write_bundle(&body, &items))
+        .await
+        .map_err(|e| CliError::unexpected(format!("download task failed: {e}")))??;
+    pb.inc(written);
+    Ok(())
+}
+
+fn write_bundle(body: &[u8], items: &[BundleItem]) -> CliResult<u64> {
+    let mut at = 0usize;
+    let mut written = 0;
     for it in items {
-        let mut head = [0u8; 9];
-        reader.read_exact(&mut head).await.map_err(broke)?;
+        let head = body
+            .get(at..at + 9)
+            .ok_or_else(|| user_err!("the download broke off").hint("run the command again"))?;
         let size = u64::from_be_bytes(head[1..].try_into().unwrap_or_default());
         if head[0] != 0 || size != it.size {
             return Err(user_err!(
@@ -280,9 +291,11 @@ pub async fn fetch_bundle(
                 it.sha256
             ));
         }
-        let mut data = vec![0u8; size as usize];
-        reader.read_exact(&mut data).await.map_err(broke)?;
-        let got = hex::encode(Sha256::digest(&data));
+        let data = body
+            .get(at + 9..at + 9 + size as usize)
+            .ok_or_else(|| user_err!("the download broke off").hint("run the command again"))?;
+        at += 9 + size as usize;
+        let got = hex::encode(Sha256::digest(data));
         if got != it.sha256 {
             return Err(user_err!(
                 "{} arrived damaged (sha256 {got}, expected {}); nothing was written",
@@ -291,17 +304,17 @@ pub async fn fetch_bundle(
             )
             .hint("run the command again"));
         }
-        ensure_parent(&it.dest).await?;
+        if let Some(parent) = it.dest.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| user_err!("cannot create {}: {e}", parent.display()))?;
+        }
         let tmp = part_path(&it.dest);
-        tokio::fs::write(&tmp, &data)
-            .await
-            .map_err(|e| user_err!("cannot write {}: {e}", tmp.display()))?;
-        tokio::fs::rename(&tmp, &it.dest)
-            .await
+        std::fs::write(&tmp, data).map_err(|e| user_err!("cannot write {}: {e}", tmp.display()))?;
+        std::fs::rename(&tmp, &it.dest)
             .map_err(|e| user_err!("cannot write {}: {e}", it.dest.display()))?;
-        pb.inc(size);
+        written += size;
     }
-    Ok(())
+    Ok(written)
 }
 
 /// One request with many small files (see the server's `POST /api/v1/blobs/batch`).
@@ -310,22 +323,36 @@ async fn upload_batch(
     batch: Vec<Upload>,
     pb: &indicatif::ProgressBar,
 ) -> Result<(), ApiError> {
-    let mut body = Vec::with_capacity(batch.iter().map(|u| u.size as usize + 600).sum());
-    for u in &batch {
-        let token = &u.url[LOCAL_UPLOAD.len()..];
-        let data = tokio::fs::read(&u.local)
-            .await
-            .map_err(|e| ApiError::Decode(format!("cannot read {}: {e}", u.local.display())))?;
-        if data.len() as u64 != u.size {
-            return Err(ApiError::Decode(format!(
-                "{} changed while it was being uploaded",
-                u.local.display()
-            )));
+    let files: Vec<(PathBuf, u64, String)> = batch
+        .iter()
+        .map(|u| {
+            (
+                u.local.clone(),
+                u.size,
+                u.url[LOCAL_UPLOAD.len()..].to_string(),
+            )
+        })
+        .collect();
+    // One blocking thread reads them all: a thread hop per small file costs more than the read.
+    let body = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, ApiError> {
+        let mut body = Vec::with_capacity(files.iter().map(|f| f.1 as usize + 600).sum());
+        for (local, size, token) in &files {
+            let data = std::fs::read(local)
+                .map_err(|e| ApiError::Decode(format!("cannot read {}: {e}", local.display())))?;
+            if data.len() as u64 != *size {
+                return Err(ApiError::Decode(format!(
+                    "{} changed while it was being uploaded",
+                    local.display()
+                )));
+            }
+            body.extend_from_slice(&(token.len() as u16).to_be_bytes());
+            body.extend_from_slice(token.as_bytes());
+            body.extend_from_slice(&data);
         }
-        body.extend_from_slice(&(token.len() as u16).to_be_bytes());
-        body.extend_from_slice(token.as_bytes());
-        body.extend_from_slice(&data);
-    }
+        Ok(body)
+    })
+    .await
+    .map_err(|e| ApiError::Decode(format!("upload task failed: {e}")))??;
     let result: BatchUploadResult = api
         .post_raw("/api/v1/blobs/batch", "application/octet-stream", body)
         .await?;

@@ -874,11 +874,15 @@ async fn get(
             let _permit = limit.acquire_owned().await;
             let list: Vec<transfer::BundleItem> = bundle.iter().map(|(i, _)| i.clone()).collect();
             transfer::fetch_bundle(&api, &list, &pb).await?;
+            if let Some(c) = cache {
+                let list: Vec<(String, PathBuf)> = bundle
+                    .iter()
+                    .map(|(i, _)| (i.sha256.clone(), i.dest.clone()))
+                    .collect();
+                let _ = tokio::task::spawn_blocking(move || c.insert_all(&list)).await;
+            }
             let mut n = 0;
-            for (item, group) in &bundle {
-                if let Some(c) = &cache {
-                    c.insert(&item.sha256, &item.dest).await;
-                }
+            for (_, group) in &bundle {
                 fill_siblings(group, &dir, &pb).await?;
                 n += group.len();
             }

@@ -272,6 +272,13 @@ impl LocalBlobs {
         Ok(freed)
     }
 
+    /// The bytes of a small stored blob, read on the calling (blocking) thread; None when it
+    /// is missing or not of the expected size.
+    pub fn read_small(&self, digest: &str, size: u64) -> Option<Vec<u8>> {
+        let data = std::fs::read(self.path(digest)).ok()?;
+        (data.len() as u64 == size).then_some(data)
+    }
+
     /// Opens a stored blob for reading.
     pub async fn open(&self, digest: &str) -> std::io::Result<tokio::fs::File> {
         tokio::fs::File::open(self.path(digest)).await

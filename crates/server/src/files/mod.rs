@@ -752,33 +752,45 @@ impl Files<'_> {
             }
             items.push((c.dig, c.size));
         }
+        // Files are read a megabyte's worth at a time on a blocking thread (a thread hop per
+        // small file costs more than reading it), so memory stays bounded.
+        let mut chunks: Vec<Vec<(String, u64)>> = Vec::new();
+        let mut bytes = u64::MAX;
+        for it in items {
+            if bytes >= 1024 * 1024 {
+                chunks.push(Vec::new());
+                bytes = 0;
+            }
+            bytes += it.1;
+            if let Some(c) = chunks.last_mut() {
+                c.push(it);
+            }
+        }
         let local = local.clone();
-        let stream = futures_util::stream::iter(items)
-            .then(move |(digest, size)| {
-                let local = local.clone();
-                async move {
-                    let (status, file) = match local.open(&digest).await {
-                        Ok(f) => (0u8, Some(f)),
-                        Err(_) => (1u8, None),
-                    };
-                    let mut head = Vec::with_capacity(9);
-                    head.push(status);
-                    head.extend_from_slice(&(if file.is_some() { size } else { 0 }).to_be_bytes());
-                    let head = futures_util::stream::once(async move {
-                        Ok::<_, std::io::Error>(bytes::Bytes::from(head))
-                    });
-                    let body = match file {
-                        Some(f) => tokio_util::io::ReaderStream::with_capacity(
-                            tokio::io::AsyncReadExt::take(f, size),
-                            64 * 1024,
-                        )
-                        .left_stream(),
-                        None => futures_util::stream::empty().right_stream(),
-                    };
-                    head.chain(body)
-                }
-            })
-            .flatten();
+        let stream = futures_util::stream::iter(chunks).then(move |chunk| {
+            let local = local.clone();
+            async move {
+                tokio::task::spawn_blocking(move || {
+                    let mut out = Vec::new();
+                    for (digest, size) in chunk {
+                        match local.read_small(&digest, size) {
+                            Some(data) => {
+                                out.push(0u8);
+                                out.extend_from_slice(&size.to_be_bytes());
+                                out.extend_from_slice(&data);
+                            }
+                            None => {
+                                out.push(1u8);
+                                out.extend_from_slice(&0u64.to_be_bytes());
+                            }
+                        }
+                    }
+                    bytes::Bytes::from(out)
+                })
+                .await
+                .map_err(std::io::Error::other)
+            }
+        });
         let mut resp = Response::new(Body::from_stream(stream));
         resp.headers_mut().insert(
             header::CONTENT_TYPE,

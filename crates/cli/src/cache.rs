@@ -43,6 +43,11 @@ impl Cache {
             .join(digest)
     }
 
+    /// Whether content of this digest and size is in the cache (not checked yet).
+    pub fn holds_blocking(&self, digest: &str, size: u64) -> bool {
+        std::fs::metadata(self.blob(digest)).is_ok_and(|m| m.len() == size)
+    }
+
     /// The record of a verification: `<size> <modification time in ns>` of the cached file
     /// when its digest was last checked.
     fn stamp(&self, digest: &str) -> PathBuf {

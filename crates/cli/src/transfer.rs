@@ -34,24 +34,27 @@ pub struct LocalFile {
 /// SHA-256 and size of a file, read once.
 pub async fn hash_file(path: &Path) -> std::io::Result<(String, u64)> {
     let path = path.to_path_buf();
-    tokio::task::spawn_blocking(move || {
-        use std::io::Read;
-        let mut f = std::fs::File::open(&path)?;
-        let mut h = Sha256::new();
-        let mut buf = vec![0u8; 1 << 20];
-        let mut size = 0u64;
-        loop {
-            let n = f.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            h.update(&buf[..n]);
-            size += n as u64;
+    tokio::task::spawn_blocking(move || hash_file_blocking(&path))
+        .await
+        .map_err(std::io::Error::other)?
+}
+
+/// `hash_file` on the calling (blocking) thread.
+pub fn hash_file_blocking(path: &Path) -> std::io::Result<(String, u64)> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut size = 0u64;
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
         }
-        Ok((hex::encode(h.finalize()), size))
-    })
-    .await
-    .map_err(std::io::Error::other)?
+        h.update(&buf[..n]);
+        size += n as u64;
+    }
+    Ok((hex::encode(h.finalize()), size))
 }
 
 pub fn bar(printer: &Printer, total: u64, what: &str) -> indicatif::ProgressBar {
@@ -561,6 +564,15 @@ pub async fn same_content(dest: &Path, digest: &str, size: u64) -> bool {
         _ => return false,
     }
     matches!(hash_file(dest).await, Ok((d, _)) if d == digest)
+}
+
+/// `same_content` on the calling (blocking) thread.
+pub fn same_content_blocking(dest: &Path, digest: &str, size: u64) -> bool {
+    match std::fs::metadata(dest) {
+        Ok(m) if m.is_file() && m.len() == size => {}
+        _ => return false,
+    }
+    matches!(hash_file_blocking(dest), Ok((d, _)) if d == digest)
 }
 
 /// Downloads several files in parallel with one progress bar; small files served by the

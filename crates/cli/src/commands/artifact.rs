@@ -800,30 +800,40 @@ async fn get(
         files.into_iter().partition(|f| f.sha256.is_some());
     // Files already in place are left alone; the rest, grouped by content, is fetched once
     // per digest (from the cache or the network) and copied to the other paths with it.
-    let mut groups: BTreeMap<String, Vec<ArtifactFile>> = BTreeMap::new();
-    for f in blobs {
-        if transfer::same_content(
-            &dir.join(&f.path),
-            f.sha256.as_deref().unwrap_or_default(),
-            f.size,
-        )
+    // One blocking pass sorts the files: already there, or by content into groups that are
+    // fetched on their own (large, or in the cache) or wait for a bundle (small, from the
+    // server itself). A thread hop per small file would cost more than the file.
+    let (there, own, waiting) = {
+        let (dir, cache) = (dir.clone(), cache.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut there = 0;
+            let mut groups: BTreeMap<String, Vec<ArtifactFile>> = BTreeMap::new();
+            for f in blobs {
+                let digest = f.sha256.clone().unwrap_or_default();
+                if transfer::same_content_blocking(&dir.join(&f.path), &digest, f.size) {
+                    there += 1;
+                } else {
+                    groups.entry(digest).or_default().push(f);
+                }
+            }
+            let (own, waiting): (Vec<_>, Vec<_>) = groups.into_values().partition(|g| {
+                let f = &g[0];
+                !transfer::bundleable(f.download_url.as_deref().unwrap_or_default(), f.size)
+                    || cache.as_ref().is_some_and(|c| {
+                        c.holds_blocking(f.sha256.as_deref().unwrap_or_default(), f.size)
+                    })
+            });
+            (there, own, waiting)
+        })
         .await
-        {
-            report.already_there += 1;
-            continue;
-        }
-        groups
-            .entry(f.sha256.clone().unwrap_or_default())
-            .or_default()
-            .push(f);
-    }
-    let total = groups.values().flatten().map(|f| f.size).sum();
+        .map_err(|e| CliError::unexpected(format!("download task failed: {e}")))?
+    };
+    report.already_there += there;
+    let total = own.iter().chain(&waiting).flatten().map(|f| f.size).sum();
     let pb = bar(printer, total, "downloading");
     let limit = Arc::new(Semaphore::new(PARALLEL));
-    // First the cache, and large files one request each; small files served by the server
-    // itself wait to go in bundles of several hundred.
     let mut tasks = tokio::task::JoinSet::new();
-    for (_, group) in groups {
+    for group in own {
         let (api, cache, pb, limit, dir) = (
             api.clone(),
             cache.clone(),
@@ -834,18 +844,14 @@ async fn get(
         tasks.spawn(async move {
             let _permit = limit.acquire_owned().await;
             let how = place(&api, &group[0], &dir, cache.as_ref(), &pb).await?;
-            if how.is_some() {
-                fill_siblings(&group, &dir, &pb).await?;
-            }
-            CliResult::Ok((how, group))
+            fill_siblings(&group, &dir, &pb).await?;
+            CliResult::Ok((how, group.len()))
         });
     }
-    let mut waiting = Vec::new();
     while let Some(r) = tasks.join_next().await {
         match r.map_err(|e| CliError::unexpected(format!("download task failed: {e}")))?? {
-            (Some(Got::Downloaded), g) => report.downloaded += g.len(),
-            (Some(Got::Cached), g) => report.from_cache += g.len(),
-            (None, g) => waiting.push(g),
+            (Got::Downloaded, n) => report.downloaded += n,
+            (Got::Cached, n) => report.from_cache += n,
         }
     }
     let items: Vec<(transfer::BundleItem, Vec<ArtifactFile>)> = waiting
@@ -930,29 +936,25 @@ async fn fill_siblings(
     Ok(())
 }
 
-/// Puts one file in place from the cache or its own download; None when it is small enough
-/// to wait for a bundle.
+/// Puts one file in place from the cache or its own download.
 async fn place(
     api: &Api,
     f: &ArtifactFile,
     dir: &Path,
     cache: Option<&Cache>,
     pb: &indicatif::ProgressBar,
-) -> CliResult<Option<Got>> {
+) -> CliResult<Got> {
     let digest = f.sha256.as_deref().unwrap_or_default();
     let dest = dir.join(&f.path);
     if let Some(c) = cache
         && c.copy_out(digest, f.size, &dest, pb).await?
     {
-        return Ok(Some(Got::Cached));
+        return Ok(Got::Cached);
     }
     let url = f
         .download_url
         .as_deref()
         .ok_or_else(|| CliError::unexpected("the server gave no download URL"))?;
-    if transfer::bundleable(url, f.size) {
-        return Ok(None);
-    }
     ensure_parent(&dest).await?;
     let tmp = part_path(&dest);
     let resp = api.get_stream(url).await?;
@@ -964,7 +966,7 @@ async fn place(
     if let Some(c) = cache {
         c.insert(digest, &dest).await;
     }
-    Ok(Some(Got::Downloaded))
+    Ok(Got::Downloaded)
 }
 
 /// Downloads an https:// reference (without our credentials), checking a `sha256:` checksum

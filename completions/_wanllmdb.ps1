@@ -769,6 +769,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             [CompletionResult]::new('aliases', 'aliases', [CompletionResultType]::ParameterValue, 'List an artifact''s aliases (latest included) and the versions they point at')
             [CompletionResult]::new('cache', 'cache', [CompletionResultType]::ParameterValue, 'Show where the local content cache is and how much it holds; --clear empties it')
             [CompletionResult]::new('ref', 'ref', [CompletionResultType]::ParameterValue, 'Log a version made of references to s3://, gs:// or https:// objects')
+            [CompletionResult]::new('update', 'update', [CompletionResultType]::ParameterValue, 'Change an artifact''s description, tags or metadata (versions never change)')
             [CompletionResult]::new('delete', 'delete', [CompletionResultType]::ParameterValue, 'Delete an artifact with all its versions and aliases')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -920,6 +921,25 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'wanllmdb;artifact;update' {
+            [CompletionResult]::new('--description', '--description', [CompletionResultType]::ParameterName, 'New description')
+            [CompletionResult]::new('--tag', '--tag', [CompletionResultType]::ParameterName, 'Replace the tags with these (repeatable)')
+            [CompletionResult]::new('--metadata', '--metadata', [CompletionResultType]::ParameterName, 'Replace the metadata with these KEY=VALUE pairs (repeatable)')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
+            [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
+            [CompletionResult]::new('--clear-tags', '--clear-tags', [CompletionResultType]::ParameterName, 'Remove all tags')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the artifact as JSON')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only data and errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only data and errors')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'wanllmdb;artifact;delete' {
             [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
@@ -946,6 +966,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             [CompletionResult]::new('aliases', 'aliases', [CompletionResultType]::ParameterValue, 'List an artifact''s aliases (latest included) and the versions they point at')
             [CompletionResult]::new('cache', 'cache', [CompletionResultType]::ParameterValue, 'Show where the local content cache is and how much it holds; --clear empties it')
             [CompletionResult]::new('ref', 'ref', [CompletionResultType]::ParameterValue, 'Log a version made of references to s3://, gs:// or https:// objects')
+            [CompletionResult]::new('update', 'update', [CompletionResultType]::ParameterValue, 'Change an artifact''s description, tags or metadata (versions never change)')
             [CompletionResult]::new('delete', 'delete', [CompletionResultType]::ParameterValue, 'Delete an artifact with all its versions and aliases')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -975,6 +996,9 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             break
         }
         'wanllmdb;artifact;help;ref' {
+            break
+        }
+        'wanllmdb;artifact;help;update' {
             break
         }
         'wanllmdb;artifact;help;delete' {
@@ -1204,6 +1228,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             [CompletionResult]::new('aliases', 'aliases', [CompletionResultType]::ParameterValue, 'List an artifact''s aliases (latest included) and the versions they point at')
             [CompletionResult]::new('cache', 'cache', [CompletionResultType]::ParameterValue, 'Show where the local content cache is and how much it holds; --clear empties it')
             [CompletionResult]::new('ref', 'ref', [CompletionResultType]::ParameterValue, 'Log a version made of references to s3://, gs:// or https:// objects')
+            [CompletionResult]::new('update', 'update', [CompletionResultType]::ParameterValue, 'Change an artifact''s description, tags or metadata (versions never change)')
             [CompletionResult]::new('delete', 'delete', [CompletionResultType]::ParameterValue, 'Delete an artifact with all its versions and aliases')
             break
         }
@@ -1232,6 +1257,9 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             break
         }
         'wanllmdb;help;artifact;ref' {
+            break
+        }
+        'wanllmdb;help;artifact;update' {
             break
         }
         'wanllmdb;help;artifact;delete' {

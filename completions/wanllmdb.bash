@@ -109,6 +109,9 @@ _wanllmdb() {
             wanllmdb__subcmd__artifact,show)
                 cmd="wanllmdb__subcmd__artifact__subcmd__show"
                 ;;
+            wanllmdb__subcmd__artifact,update)
+                cmd="wanllmdb__subcmd__artifact__subcmd__update"
+                ;;
             wanllmdb__subcmd__artifact,versions)
                 cmd="wanllmdb__subcmd__artifact__subcmd__versions"
                 ;;
@@ -141,6 +144,9 @@ _wanllmdb() {
                 ;;
             wanllmdb__subcmd__artifact__subcmd__help,show)
                 cmd="wanllmdb__subcmd__artifact__subcmd__help__subcmd__show"
+                ;;
+            wanllmdb__subcmd__artifact__subcmd__help,update)
+                cmd="wanllmdb__subcmd__artifact__subcmd__help__subcmd__update"
                 ;;
             wanllmdb__subcmd__artifact__subcmd__help,versions)
                 cmd="wanllmdb__subcmd__artifact__subcmd__help__subcmd__versions"
@@ -255,6 +261,9 @@ _wanllmdb() {
                 ;;
             wanllmdb__subcmd__help__subcmd__artifact,show)
                 cmd="wanllmdb__subcmd__help__subcmd__artifact__subcmd__show"
+                ;;
+            wanllmdb__subcmd__help__subcmd__artifact,update)
+                cmd="wanllmdb__subcmd__help__subcmd__artifact__subcmd__update"
                 ;;
             wanllmdb__subcmd__help__subcmd__artifact,versions)
                 cmd="wanllmdb__subcmd__help__subcmd__artifact__subcmd__versions"
@@ -581,7 +590,7 @@ _wanllmdb() {
             return 0
             ;;
         wanllmdb__subcmd__artifact)
-            opts="-q -v -h -V --host --api-key --project --quiet --verbose --help --version put get ls versions show alias aliases cache ref delete help"
+            opts="-q -v -h -V --host --api-key --project --quiet --verbose --help --version put get ls versions show alias aliases cache ref update delete help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -745,7 +754,7 @@ _wanllmdb() {
             return 0
             ;;
         wanllmdb__subcmd__artifact__subcmd__help)
-            opts="put get ls versions show alias aliases cache ref delete help"
+            opts="put get ls versions show alias aliases cache ref update delete help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -898,6 +907,20 @@ _wanllmdb() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        wanllmdb__subcmd__artifact__subcmd__help__subcmd__update)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         wanllmdb__subcmd__artifact__subcmd__help__subcmd__versions)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
@@ -1033,6 +1056,44 @@ _wanllmdb() {
                 return 0
             fi
             case "${prev}" in
+                --host)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --api-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --project)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wanllmdb__subcmd__artifact__subcmd__update)
+            opts="-q -v -h -V --description --tag --clear-tags --metadata --json --host --api-key --project --quiet --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --description)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tag)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --metadata)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --host)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1395,7 +1456,7 @@ _wanllmdb() {
             return 0
             ;;
         wanllmdb__subcmd__help__subcmd__artifact)
-            opts="put get ls versions show alias aliases cache ref delete"
+            opts="put get ls versions show alias aliases cache ref update delete"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1521,6 +1582,20 @@ _wanllmdb() {
             return 0
             ;;
         wanllmdb__subcmd__help__subcmd__artifact__subcmd__show)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wanllmdb__subcmd__help__subcmd__artifact__subcmd__update)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

@@ -699,6 +699,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand aliases 'List an artifact''s aliases (latest included) and the versions they point at'
             cand cache 'Show where the local content cache is and how much it holds; --clear empties it'
             cand ref 'Log a version made of references to s3://, gs:// or https:// objects'
+            cand update 'Change an artifact''s description, tags or metadata (versions never change)'
             cand delete 'Delete an artifact with all its versions and aliases'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -840,6 +841,24 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'wanllmdb;artifact;update'= {
+            cand --description 'New description'
+            cand --tag 'Replace the tags with these (repeatable)'
+            cand --metadata 'Replace the metadata with these KEY=VALUE pairs (repeatable)'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand --clear-tags 'Remove all tags'
+            cand --json 'Print the artifact as JSON'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'wanllmdb;artifact;delete'= {
             cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
@@ -865,6 +884,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand aliases 'List an artifact''s aliases (latest included) and the versions they point at'
             cand cache 'Show where the local content cache is and how much it holds; --clear empties it'
             cand ref 'Log a version made of references to s3://, gs:// or https:// objects'
+            cand update 'Change an artifact''s description, tags or metadata (versions never change)'
             cand delete 'Delete an artifact with all its versions and aliases'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -885,6 +905,8 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
         &'wanllmdb;artifact;help;cache'= {
         }
         &'wanllmdb;artifact;help;ref'= {
+        }
+        &'wanllmdb;artifact;help;update'= {
         }
         &'wanllmdb;artifact;help;delete'= {
         }
@@ -1070,6 +1092,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand aliases 'List an artifact''s aliases (latest included) and the versions they point at'
             cand cache 'Show where the local content cache is and how much it holds; --clear empties it'
             cand ref 'Log a version made of references to s3://, gs:// or https:// objects'
+            cand update 'Change an artifact''s description, tags or metadata (versions never change)'
             cand delete 'Delete an artifact with all its versions and aliases'
         }
         &'wanllmdb;help;artifact;put'= {
@@ -1089,6 +1112,8 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
         &'wanllmdb;help;artifact;cache'= {
         }
         &'wanllmdb;help;artifact;ref'= {
+        }
+        &'wanllmdb;help;artifact;update'= {
         }
         &'wanllmdb;help;artifact;delete'= {
         }

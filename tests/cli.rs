@@ -1018,6 +1018,30 @@ fn artifacts_round_trip_through_the_command_line() {
         .unwrap();
     assert_eq!(code(&out), 1);
     assert!(stderr(&out).contains("loopback"), "{}", stderr(&out));
+    let updated = env.json(&[
+        "artifact",
+        "update",
+        "ds",
+        "--project",
+        "arts",
+        "--description",
+        "toy data",
+        "--tag",
+        "small",
+        "--json",
+    ]);
+    assert_eq!(updated["description"], "toy data");
+    assert_eq!(updated["tags"], serde_json::json!(["small"]));
+    let out = env
+        .wl(&["artifact", "update", "ds", "--project", "arts"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 1);
+    assert!(
+        stderr(&out).contains("nothing to change"),
+        "{}",
+        stderr(&out)
+    );
     env.ok(&["artifact", "delete", "ds", "--yes", "--project", "arts"]);
     let list = env.json(&["artifact", "ls", "--project", "arts", "--json"]);
     assert_eq!(list, serde_json::json!([]));

@@ -10,8 +10,8 @@ use serde::Serialize;
 use tokio::sync::Semaphore;
 use wanllmdb_api_types::artifacts::{
     Artifact, ArtifactAlias, ArtifactFile, ArtifactVersion, CreateVersionRequest,
-    CreateVersionResponse, EntrySpec, Lineage, SetAliasRequest, UseVersionRequest,
-    is_valid_artifact_name,
+    CreateVersionResponse, EntrySpec, Lineage, SetAliasRequest, UpdateArtifactRequest,
+    UseVersionRequest, is_valid_artifact_name,
 };
 use wanllmdb_api_types::files::normalize_path;
 
@@ -165,6 +165,30 @@ Example:
         #[arg(long = "alias", value_name = "ALIAS")]
         aliases: Vec<String>,
         /// Print the result as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change an artifact's description, tags or metadata (versions never change)
+    #[command(after_help = "\
+Examples:
+  wanllmdb artifact update mnist --description \"MNIST, 70k images\" --tag vision --tag small
+  wanllmdb artifact update resnet --metadata owner=vision-team --metadata license=apache-2.0")]
+    Update {
+        /// NAME or PROJECT/NAME
+        name: String,
+        /// New description
+        #[arg(long)]
+        description: Option<String>,
+        /// Replace the tags with these (repeatable)
+        #[arg(long = "tag", value_name = "TAG")]
+        tags: Vec<String>,
+        /// Remove all tags
+        #[arg(long, conflicts_with = "tags")]
+        clear_tags: bool,
+        /// Replace the metadata with these KEY=VALUE pairs (repeatable)
+        #[arg(long = "metadata", value_name = "KEY=VALUE")]
+        metadata: Vec<String>,
+        /// Print the artifact as JSON
         #[arg(long)]
         json: bool,
     },
@@ -740,6 +764,35 @@ pub async fn run(cmd: ArtifactCommand, flags: &GlobalFlags, printer: Printer) ->
             })
         }
         ArtifactCommand::Cache { clear } => cache_command(clear, &printer).await,
+        ArtifactCommand::Update {
+            name,
+            description,
+            tags,
+            clear_tags,
+            metadata,
+            json,
+        } => {
+            let target = Target::parse(&name, &settings)?.no_version(&name)?;
+            let req = UpdateArtifactRequest {
+                description,
+                metadata: parse_metadata(&metadata)?,
+                tags: if clear_tags {
+                    Some(vec![])
+                } else {
+                    (!tags.is_empty()).then_some(tags)
+                },
+            };
+            if req.description.is_none() && req.metadata.is_none() && req.tags.is_none() {
+                return Err(user_err!("nothing to change")
+                    .hint("give --description, --tag, --clear-tags or --metadata"));
+            }
+            let a: Artifact = api.patch(&target.base(), &req).await?;
+            if json {
+                return printer.print_json(&a);
+            }
+            printer.success(format!("Updated {}/{}", a.project, a.name));
+            Ok(())
+        }
         ArtifactCommand::Delete { name, yes } => {
             let target = Target::parse(&name, &settings)?.no_version(&name)?;
             let a: Artifact = api.get(&target.base(), &[]).await?;

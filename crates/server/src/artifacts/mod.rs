@@ -37,6 +37,9 @@ use crate::{on_backend, with_tx};
 const MAX_DESCRIPTION: usize = 16 * 1024;
 /// Longest reference checksum.
 const MAX_CHECKSUM: usize = 256;
+/// Most distinct hosts (or buckets) the references of one version may name; each https host
+/// is resolved when the version is created.
+const MAX_REFERENCE_HOSTS: usize = 100;
 /// Most hops a lineage query follows in each direction.
 const MAX_DEPTH: u32 = 20;
 /// Most nodes in one lineage answer.
@@ -616,6 +619,11 @@ impl Artifacts<'_> {
                         .unwrap_or_else(|| uri.clone());
                     let verdict = match checked_hosts.get(&key) {
                         Some(v) => v.clone(),
+                        None if checked_hosts.len() >= MAX_REFERENCE_HOSTS => {
+                            return Err(ApiError::invalid(format!(
+                                "entries[{i}].ref: references name more than {MAX_REFERENCE_HOSTS} different hosts or buckets in one version"
+                            )));
+                        }
                         None => {
                             let v = refs::check_reference(
                                 uri,

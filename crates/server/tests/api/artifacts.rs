@@ -404,6 +404,19 @@ each_backend!(entries_paths_and_references_are_checked, |ctx| {
             "{uri}: {b}"
         );
     }
+    // Each https host is resolved once per version; a version may name at most 100 of them.
+    let many: Vec<Value> = (0..101)
+        .map(|i| json!({"path": format!("d{i}"), "ref": format!("s3://bucket-{i:03}/x")}))
+        .collect();
+    let (s, b) = create(
+        &ctx,
+        &k,
+        "p",
+        "refs",
+        json!({"type": "dataset", "entries": many}),
+    )
+    .await;
+    assert_error(s, &b, StatusCode::BAD_REQUEST, "invalid_input");
     // Public targets are recorded as they are, with their checksum; nothing is uploaded.
     let (s, b) = create(
         &ctx,

@@ -1105,3 +1105,49 @@ fn artifacts_round_trip_through_object_storage() {
         "{\"layers\": 4}"
     );
 }
+
+#[test]
+fn changed_files_are_hashed_again_even_with_their_old_time() {
+    let env = Env::new();
+    let w = env.work();
+    std::fs::create_dir_all(w.join("d")).unwrap();
+    let file = w.join("d/a.txt");
+    std::fs::write(&file, "aaaa").unwrap();
+    let put = || {
+        env.json(&[
+            "artifact",
+            "put",
+            "d",
+            "--name",
+            "m",
+            "--type",
+            "x",
+            "--project",
+            "memo",
+            "--json",
+        ])
+    };
+    assert_eq!(put()["version"]["version"], "v1");
+    // Unchanged: the remembered digest is used, and nothing changes.
+    assert_eq!(put()["created"], false);
+    let memo = std::fs::read_to_string(env.dir.path().join("cfg/cache/digests.tsv")).unwrap();
+    assert!(memo.contains("a.txt"), "{memo}");
+    // Same size, new bytes, and the old modification time put back: still noticed.
+    let old = std::fs::metadata(&file).unwrap().modified().unwrap();
+    std::fs::write(&file, "bbbb").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&file)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    let again = put();
+    assert_eq!(again["created"], true, "{again}");
+    assert_eq!(again["version"]["version"], "v2");
+    let files = env.json(&["artifact", "show", "m:v2", "--project", "memo", "--json"]);
+    use sha2::Digest;
+    assert_eq!(
+        files["files"][0]["sha256"],
+        hex::encode(sha2::Sha256::digest(b"bbbb"))
+    );
+}

@@ -194,3 +194,99 @@ pub async fn copy_checked(src: &Path, dest: &Path, digest: Option<&str>) -> CliR
     .await
     .map_err(|e| crate::error::CliError::unexpected(format!("copy task failed: {e}")))?
 }
+
+/// Remembered digests of local files, so putting an unchanged file again does not read it:
+/// `<cache>/digests.tsv`, one line per file (`fingerprint TAB sha256 TAB absolute path`). A
+/// file's fingerprint is its device, inode, size, modification and change times; any change
+/// to the file changes the change time, so a stale digest is never used.
+pub struct DigestMemo {
+    file: Option<PathBuf>,
+    known: std::collections::HashMap<PathBuf, (String, String)>,
+    changed: bool,
+}
+
+/// Most files remembered.
+const MEMO_MAX: usize = 1_000_000;
+
+impl DigestMemo {
+    /// The memo of the configured cache (empty when there is none or it cannot be read).
+    pub fn load() -> DigestMemo {
+        let file = Cache::open().map(|c| c.root.join("digests.tsv"));
+        let mut known = std::collections::HashMap::new();
+        if let Some(text) = file.as_ref().and_then(|f| std::fs::read_to_string(f).ok()) {
+            for line in text.lines() {
+                let mut parts = line.splitn(3, '\t');
+                if let (Some(fp), Some(sha), Some(path)) =
+                    (parts.next(), parts.next(), parts.next())
+                {
+                    known.insert(PathBuf::from(path), (fp.to_string(), sha.to_string()));
+                }
+            }
+        }
+        DigestMemo {
+            file,
+            known,
+            changed: false,
+        }
+    }
+
+    fn fingerprint(meta: &std::fs::Metadata) -> String {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            format!(
+                "{}:{}:{}:{}.{}:{}.{}",
+                meta.dev(),
+                meta.ino(),
+                meta.len(),
+                meta.mtime(),
+                meta.mtime_nsec(),
+                meta.ctime(),
+                meta.ctime_nsec()
+            )
+        }
+        #[cfg(not(unix))]
+        {
+            format!("{}:{}", meta.len(), Cache::fingerprint(meta))
+        }
+    }
+
+    /// The remembered digest of `path`, if the file is unchanged since.
+    pub fn get(&self, path: &Path, meta: &std::fs::Metadata) -> Option<String> {
+        let (fp, sha) = self.known.get(path)?;
+        (*fp == Self::fingerprint(meta)).then(|| sha.clone())
+    }
+
+    /// Remembers a digest just computed.
+    pub fn put(&mut self, path: PathBuf, meta: &std::fs::Metadata, sha: &str) {
+        let text = path.to_string_lossy();
+        if text.contains(['\t', '\n', '\r']) || self.known.len() >= MEMO_MAX {
+            return;
+        }
+        self.known
+            .insert(path, (Self::fingerprint(meta), sha.to_string()));
+        self.changed = true;
+    }
+
+    /// Writes the memo back (best effort: it is only an optimisation).
+    pub fn save(&self) {
+        let Some(file) = &self.file else { return };
+        if !self.changed {
+            return;
+        }
+        let mut out = String::with_capacity(self.known.len() * 120);
+        for (path, (fp, sha)) in &self.known {
+            if path.exists() {
+                out.push_str(&format!("{fp}\t{sha}\t{}\n", path.to_string_lossy()));
+            }
+        }
+        if let Some(dir) = file.parent()
+            && std::fs::create_dir_all(dir).is_ok()
+        {
+            let tmp = file.with_extension(format!("{}.tmp", std::process::id()));
+            if std::fs::write(&tmp, out).is_ok() && std::fs::rename(&tmp, file).is_err() {
+                let _ = std::fs::remove_file(&tmp);
+            }
+        }
+    }
+}

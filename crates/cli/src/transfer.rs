@@ -39,6 +39,58 @@ pub async fn hash_file(path: &Path) -> std::io::Result<(String, u64)> {
         .map_err(std::io::Error::other)?
 }
 
+/// SHA-256 and size of many files, two at a time, reusing digests remembered for files
+/// unchanged since they were last hashed (see `cache::DigestMemo`).
+pub async fn hash_files(paths: Vec<PathBuf>) -> CliResult<Vec<(String, u64)>> {
+    let memo = tokio::task::spawn_blocking(crate::cache::DigestMemo::load)
+        .await
+        .map_err(|e| CliError::unexpected(format!("hash task failed: {e}")))?;
+    let memo = Arc::new(std::sync::Mutex::new(memo));
+    let limit = Arc::new(Semaphore::new(2));
+    let mut tasks = Vec::with_capacity(paths.len());
+    for p in paths {
+        let (limit, memo) = (limit.clone(), memo.clone());
+        tasks.push(tokio::spawn(async move {
+            let _permit = limit.acquire_owned().await;
+            tokio::task::spawn_blocking(move || -> CliResult<(String, u64)> {
+                let err = |e: std::io::Error| user_err!("cannot read {}: {e}", p.display());
+                let abs = std::fs::canonicalize(&p).map_err(err)?;
+                let meta = std::fs::metadata(&abs).map_err(err)?;
+                let known = memo.lock().ok().and_then(|m| m.get(&abs, &meta));
+                if let Some(sha) = known {
+                    return Ok((sha, meta.len()));
+                }
+                let (sha, size) = hash_file_blocking(&abs).map_err(err)?;
+                // Only a file that did not change while it was read is remembered.
+                if let Ok(after) = std::fs::metadata(&abs)
+                    && after.len() == size
+                    && after.modified().ok() == meta.modified().ok()
+                    && let Ok(mut m) = memo.lock()
+                {
+                    m.put(abs, &after, &sha);
+                }
+                Ok((sha, size))
+            })
+            .await
+            .map_err(|e| CliError::unexpected(format!("hash task failed: {e}")))?
+        }));
+    }
+    let mut out = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        out.push(
+            t.await
+                .map_err(|e| CliError::unexpected(format!("hash task failed: {e}")))??,
+        );
+    }
+    let _ = tokio::task::spawn_blocking(move || {
+        if let Ok(m) = memo.lock() {
+            m.save();
+        }
+    })
+    .await;
+    Ok(out)
+}
+
 /// `hash_file` on the calling (blocking) thread.
 pub fn hash_file_blocking(path: &Path) -> std::io::Result<(String, u64)> {
     use std::io::Read;
@@ -91,22 +143,21 @@ pub async fn put_files(
     files: Vec<LocalFile>,
     printer: &Printer,
 ) -> CliResult<PutReport> {
-    let mut specs = Vec::with_capacity(files.len());
+    let mut remotes = Vec::with_capacity(files.len());
     for f in &files {
-        let remote = normalize_path(&f.remote)
-            .map_err(|e| user_err!("cannot store {} as {:?}: {e}", f.local.display(), f.remote))?;
-        let (sha256, size) = hash_file(&f.local)
-            .await
-            .map_err(|e| user_err!("cannot read {}: {e}", f.local.display()))?;
-        specs.push((
-            f.local.clone(),
-            FileSpec {
-                path: remote,
-                sha256,
-                size,
-            },
-        ));
+        remotes.push(
+            normalize_path(&f.remote).map_err(|e| {
+                user_err!("cannot store {} as {:?}: {e}", f.local.display(), f.remote)
+            })?,
+        );
     }
+    let digests = hash_files(files.iter().map(|f| f.local.clone()).collect()).await?;
+    let specs: Vec<(PathBuf, FileSpec)> = files
+        .iter()
+        .zip(remotes)
+        .zip(digests)
+        .map(|((f, path), (sha256, size))| (f.local.clone(), FileSpec { path, sha256, size }))
+        .collect();
     let mut todo = Vec::new();
     let mut report = PutReport {
         files: specs.len(),

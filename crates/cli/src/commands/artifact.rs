@@ -21,7 +21,7 @@ use crate::config::{GlobalFlags, Settings};
 use crate::env;
 use crate::error::{CliError, CliResult, user_err};
 use crate::output::{Printer, confirm, kv_table, table};
-use crate::transfer::{self, PARALLEL, bar, ensure_parent, hash_file, part_path, save_verified};
+use crate::transfer::{self, PARALLEL, bar, ensure_parent, part_path, save_verified};
 
 /// `wanllmdb artifact` subcommands.
 #[derive(Debug, Subcommand)]
@@ -354,7 +354,7 @@ async fn build_manifest(paths: &[String]) -> CliResult<Manifest> {
         }
     }
     let mut local = HashMap::new();
-    let digests = hash_all(files.iter().map(|f| f.local.clone()).collect()).await?;
+    let digests = transfer::hash_files(files.iter().map(|f| f.local.clone()).collect()).await?;
     for (f, (sha256, size)) in files.into_iter().zip(digests) {
         let path = normalize_path(&f.remote)
             .map_err(|e| user_err!("cannot store {} as {:?}: {e}", f.local.display(), f.remote))?;
@@ -380,29 +380,6 @@ async fn build_manifest(paths: &[String]) -> CliResult<Manifest> {
         return Err(user_err!("no files found in the paths given"));
     }
     Ok(Manifest { entries, local })
-}
-
-/// Hashes files, a few at a time.
-async fn hash_all(paths: Vec<PathBuf>) -> CliResult<Vec<(String, u64)>> {
-    let limit = Arc::new(Semaphore::new(4));
-    let mut tasks = Vec::with_capacity(paths.len());
-    for p in paths {
-        let limit = limit.clone();
-        tasks.push(tokio::spawn(async move {
-            let _permit = limit.acquire_owned().await;
-            hash_file(&p)
-                .await
-                .map_err(|e| user_err!("cannot read {}: {e}", p.display()))
-        }));
-    }
-    let mut out = Vec::with_capacity(tasks.len());
-    for t in tasks {
-        out.push(
-            t.await
-                .map_err(|e| CliError::unexpected(format!("hash task failed: {e}")))??,
-        );
-    }
-    Ok(out)
 }
 
 async fn log_version(

@@ -65,9 +65,10 @@ impl Cache {
         format!("{} {mtime}", meta.len())
     }
 
-    async fn record(&self, digest: &str) {
-        if let Ok(meta) = tokio::fs::metadata(self.blob(digest)).await {
-            let _ = tokio::fs::write(self.stamp(digest), Self::fingerprint(&meta)).await;
+    /// Notes that the cached content of `digest` was just verified.
+    fn record(&self, digest: &str) {
+        if let Ok(meta) = std::fs::metadata(self.blob(digest)) {
+            let _ = std::fs::write(self.stamp(digest), Self::fingerprint(&meta));
         }
     }
 
@@ -93,7 +94,8 @@ impl Cache {
         let ok = copy_checked(&src, dest, (!trusted).then_some(digest)).await?;
         if ok {
             if !trusted {
-                self.record(digest).await;
+                let (cache, digest) = (self.clone(), digest.to_string());
+                let _ = tokio::task::spawn_blocking(move || cache.record(&digest)).await;
             }
             pb.inc(size);
         } else {
@@ -131,9 +133,7 @@ impl Cache {
             let stored =
                 std::fs::hard_link(verified, &tmp).is_ok() || std::fs::copy(verified, &tmp).is_ok();
             if stored && std::fs::rename(&tmp, &dest).is_ok() {
-                if let Ok(meta) = std::fs::metadata(&dest) {
-                    let _ = std::fs::write(self.stamp(digest), Self::fingerprint(&meta));
-                }
+                self.record(digest);
             } else {
                 let _ = std::fs::remove_file(&tmp);
             }
@@ -260,8 +260,12 @@ impl DigestMemo {
     /// Remembers a digest just computed.
     pub fn put(&mut self, path: PathBuf, meta: &std::fs::Metadata, sha: &str) {
         let text = path.to_string_lossy();
-        if text.contains(['\t', '\n', '\r']) || self.known.len() >= MEMO_MAX {
+        if text.contains(['\t', '\n', '\r']) {
             return;
+        }
+        // Entries of files long gone are never pruned one by one; a full memo starts over.
+        if self.known.len() >= MEMO_MAX {
+            self.known.clear();
         }
         self.known
             .insert(path, (Self::fingerprint(meta), sha.to_string()));
@@ -276,9 +280,7 @@ impl DigestMemo {
         }
         let mut out = String::with_capacity(self.known.len() * 120);
         for (path, (fp, sha)) in &self.known {
-            if path.exists() {
-                out.push_str(&format!("{fp}\t{sha}\t{}\n", path.to_string_lossy()));
-            }
+            out.push_str(&format!("{fp}\t{sha}\t{}\n", path.to_string_lossy()));
         }
         if let Some(dir) = file.parent()
             && std::fs::create_dir_all(dir).is_ok()

@@ -57,6 +57,11 @@ const VERSION_SELECT: &str = "SELECT v.id, v.artifact_id, a.project_id, a.name A
      FROM artifact_versions v JOIN artifacts a ON a.id = v.artifact_id JOIN projects p ON p.id = a.project_id \
      LEFT JOIN runs r ON r.pk = v.run_pk LEFT JOIN users u ON u.id = v.created_by";
 
+/// Points an alias at a version (moving it): artifact, alias, version, user, time.
+const POINT_ALIAS_SQL: &str = "INSERT INTO artifact_aliases (artifact_id, alias, version_id, updated_by, updated_at) \
+     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (artifact_id, alias) DO UPDATE SET \
+     version_id = excluded.version_id, updated_by = excluded.updated_by, updated_at = excluded.updated_at";
+
 /// An artifact as stored.
 #[derive(Debug, Clone, sqlx::FromRow)]
 struct ArtifactRow {
@@ -255,6 +260,14 @@ impl Artifacts<'_> {
             }
             q.fetch_all(pool).await?
         }))
+    }
+
+    async fn version_by_id(&self, id: i64) -> ApiResult<VersionRow> {
+        self.version_rows("v.id = $1", &[id])
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| ApiError::Internal(format!("version {id} vanished")))
     }
 
     /// Resolves `v3`, `3`, `latest` or a custom alias to a committed version.
@@ -743,14 +756,7 @@ impl Artifacts<'_> {
         {
             let id = latest.id;
             self.point_aliases(art.id, id, &aliases, user).await?;
-            let row = self.version_rows("v.id = $1", &[id]).await?;
-            let version = self
-                .one_api(
-                    row.into_iter()
-                        .next()
-                        .ok_or_else(|| ApiError::Internal("version vanished".into()))?,
-                )
-                .await?;
+            let version = self.one_api(self.version_by_id(id).await?).await?;
             return Ok(CreateVersionResponse {
                 version,
                 created: false,
@@ -833,14 +839,7 @@ impl Artifacts<'_> {
                 uploads,
             });
         }
-        let row = self.version_rows("v.id = $1", &[draft]).await?;
-        let version = self
-            .one_api(
-                row.into_iter()
-                    .next()
-                    .ok_or_else(|| ApiError::Internal("draft vanished".into()))?,
-            )
-            .await?;
+        let version = self.one_api(self.version_by_id(draft).await?).await?;
         Ok(CreateVersionResponse {
             version,
             created: true,
@@ -944,11 +943,7 @@ impl Artifacts<'_> {
                         if let Outcome::Done(id, _) = &target {
                             let list: Vec<String> = serde_json::from_str(&aliases).unwrap_or_default();
                             for a in list {
-                                sqlx::query(
-                                    "INSERT INTO artifact_aliases (artifact_id, alias, version_id, updated_by, updated_at) \
-                                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (artifact_id, alias) DO UPDATE SET \
-                                     version_id = excluded.version_id, updated_by = excluded.updated_by, updated_at = excluded.updated_at",
-                                )
+                                sqlx::query(POINT_ALIAS_SQL)
                                 .bind(art.id)
                                 .bind(&a)
                                 .bind(*id)
@@ -978,12 +973,7 @@ impl Artifacts<'_> {
             }
             Outcome::Done(id, created) => (id, created),
         };
-        let row = self
-            .version_rows("v.id = $1", &[id])
-            .await?
-            .into_iter()
-            .next()
-            .ok_or_else(|| ApiError::Internal("version vanished".into()))?;
+        let row = self.version_by_id(id).await?;
         if created {
             self.record(
                 actor,
@@ -1013,11 +1003,7 @@ impl Artifacts<'_> {
         let now = now_us();
         with_tx!(self.state.store, tx => {
             for a in aliases {
-                sqlx::query(
-                    "INSERT INTO artifact_aliases (artifact_id, alias, version_id, updated_by, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (artifact_id, alias) DO UPDATE SET \
-                     version_id = excluded.version_id, updated_by = excluded.updated_by, updated_at = excluded.updated_at",
-                )
+                sqlx::query(POINT_ALIAS_SQL)
                 .bind(artifact_id)
                 .bind(*a)
                 .bind(version_id)

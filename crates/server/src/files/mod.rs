@@ -607,23 +607,7 @@ impl Files<'_> {
     }
 
     async fn touch_blob(&self, digest: &str) -> ApiResult<()> {
-        let known: Option<i64> = on_backend!(self.state.store, read pool => {
-            sqlx::query_scalar("SELECT size FROM blobs WHERE digest = $1")
-                .bind(digest)
-                .fetch_optional(pool)
-                .await?
-        });
-        if known.is_none() {
-            return Ok(());
-        }
-        on_backend!(self.state.store, write pool => {
-            sqlx::query("UPDATE blobs SET created_at = $1 WHERE digest = $2")
-                .bind(now_us())
-                .bind(digest)
-                .execute(pool)
-                .await?;
-        });
-        Ok(())
+        self.touch_blobs(&[digest]).await
     }
 
     /// Deletes blobs no run file refers to and that no upload touched for an upload URL's

@@ -10,6 +10,7 @@ pub mod logs;
 pub mod metrics;
 pub mod projects;
 pub mod runs;
+pub mod sweeps;
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;

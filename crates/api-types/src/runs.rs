@@ -131,6 +131,9 @@ pub struct FinishRunRequest {
     /// The program's exit code.
     #[serde(default)]
     pub exit_code: Option<i32>,
+    /// Why it ended, e.g. `early-terminated` (at most 256 characters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// Answer to a heartbeat.
@@ -190,6 +193,9 @@ pub struct Run {
     pub updated_at: String,
     /// A stop was requested.
     pub stop_requested: bool,
+    /// Why it ended, when a reason was recorded (e.g. `early-terminated` by a sweep).
+    #[serde(default)]
+    pub end_reason: Option<String>,
     /// Latest value of every metric (or the value a client set).
     #[schema(value_type = Object)]
     pub summary: BTreeMap<String, MetricValue>,

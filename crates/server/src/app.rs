@@ -37,20 +37,14 @@ pub struct AppState {
     pub openapi_json: Arc<String>,
     /// Blob storage (run files).
     pub blobs: crate::blobs::BlobStore,
+    /// Metric curves of sweep runs, for Hyperband, so unchanged runs are not read again.
+    pub sweep_curves: Arc<crate::sweeps::CurveCache>,
 }
 
 /// Builds the whole router (API, health, OpenAPI) for a state.
 pub fn router(state: AppState) -> Router {
-    let api = OpenApiRouter::new()
-        .merge(auth::routes::router())
-        .merge(projects::routes::router())
-        .merge(runs::routes::router())
-        .merge(metrics::routes::router())
-        .merge(logs::routes::router())
-        .merge(crate::files::routes::router())
-        .merge(crate::artifacts::routes::router());
     let (api, _) = OpenApiRouter::with_openapi(openapi::base())
-        .nest("/api/v1", api)
+        .nest("/api/v1", api_routes())
         .split_for_parts();
     api.merge(health::router())
         .route("/api/v1/openapi.json", axum::routing::get(openapi::serve))
@@ -76,18 +70,23 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// The OpenAPI document of the whole API.
-pub fn openapi_document() -> utoipa::openapi::OpenApi {
-    let api = OpenApiRouter::<AppState>::new()
+/// Every domain's routes, relative to /api/v1.
+fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
         .merge(auth::routes::router())
         .merge(projects::routes::router())
         .merge(runs::routes::router())
         .merge(metrics::routes::router())
         .merge(logs::routes::router())
         .merge(crate::files::routes::router())
-        .merge(crate::artifacts::routes::router());
+        .merge(crate::artifacts::routes::router())
+        .merge(crate::sweeps::routes::router())
+}
+
+/// The OpenAPI document of the whole API.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
     let (_, doc) = OpenApiRouter::with_openapi(openapi::base())
-        .nest("/api/v1", api)
+        .nest("/api/v1", api_routes())
         .split_for_parts();
     doc
 }
@@ -174,6 +173,7 @@ pub async fn build_state(
         log_events,
         openapi_json,
         blobs,
+        sweep_curves: Arc::default(),
     };
     let admin_key = bootstrap_admin(&state).await?;
     Ok((state, admin_key))
@@ -253,7 +253,10 @@ pub async fn start_with_store(
     let (state, admin_api_key) = build_state(config, store.clone()).await?;
     let addr = listener.local_addr()?;
     let (tx, mut rx) = watch::channel(false);
-    let background = runs::spawn_reaper(state.clone(), rx.clone());
+    let background = [
+        runs::spawn_reaper(state.clone(), rx.clone()),
+        crate::sweeps::spawn_scheduler(state.clone(), rx.clone()),
+    ];
     let app = router(state);
     let handle = tokio::spawn(async move {
         // Without TCP_NODELAY a small response written in two pieces (headers, body) waits
@@ -269,7 +272,9 @@ pub async fn start_with_store(
             let _ = rx.wait_for(|stop| *stop).await;
         })
         .await;
-        let _ = background.await;
+        for task in background {
+            let _ = task.await;
+        }
         store.close().await;
         res
     });

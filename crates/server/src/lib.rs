@@ -18,6 +18,7 @@ pub mod openapi;
 pub mod projects;
 pub mod runs;
 pub mod store;
+pub mod sweeps;
 
 pub use app::{RunningServer, serve, start, start_with_store};
 pub use config::ServerConfig;

@@ -197,6 +197,7 @@ async fn upload(spool: Spool, api: Api, printer: Printer) -> CliResult {
     let exit = exit.unwrap_or(FinishRunRequest {
         state: RunState::Crashed,
         exit_code: None,
+        reason: None,
     });
     shipper.finish(&exit).await?;
     Ok(())

@@ -99,8 +99,30 @@ pub struct RunArgs {
     pub command: Vec<String>,
 }
 
+/// Control over a wrapped run by whoever started it (the sweep agent).
+pub struct Supervisor {
+    /// Turns `Some(reason)` when the run must stop: SIGTERM, then SIGKILL after `grace`; the
+    /// run ends killed with that reason.
+    pub stop: watch::Receiver<Option<String>>,
+    /// Time between SIGTERM and SIGKILL.
+    pub grace: Duration,
+    /// Extra environment for the program.
+    pub env: Vec<(String, String)>,
+}
+
 /// Runs the wrapper; returns the exit code to leave with.
 pub async fn run(args: RunArgs, flags: &GlobalFlags, printer: Printer) -> CliResult<u8> {
+    run_supervised(args, flags, printer, None).await
+}
+
+/// Runs the wrapper under a supervisor. The program gets its own process group, so a stop
+/// reaches the processes it started too.
+pub async fn run_supervised(
+    args: RunArgs,
+    flags: &GlobalFlags,
+    printer: Printer,
+    supervisor: Option<Supervisor>,
+) -> CliResult<u8> {
     let settings = Settings::resolve(flags).await?;
     let project = settings.require_project()?;
     crate::commands::valid_project_name(&project)?;
@@ -199,6 +221,10 @@ pub async fn run(args: RunArgs, flags: &GlobalFlags, printer: Printer) -> CliRes
         .stdin(std::process::Stdio::inherit())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
+    if let Some(sup) = &supervisor {
+        cmd.envs(sup.env.iter().map(|(k, v)| (k, v)));
+        cmd.process_group(0);
+    }
     if std::env::var_os("PYTHONUNBUFFERED").is_none() {
         // Piped output is block-buffered by Python; unbuffered keeps lines live and in order.
         cmd.env("PYTHONUNBUFFERED", "1");
@@ -214,8 +240,16 @@ pub async fn run(args: RunArgs, flags: &GlobalFlags, printer: Printer) -> CliRes
         Duration::from_secs(args.sync_timeout),
     ));
 
-    let (status, stopped) = match cmd.spawn() {
-        Ok(child) => supervise(child, recorder, &api, &id, created, args.offline, printer).await?,
+    let watch = Watch {
+        api: &api,
+        id: &id,
+        created,
+        offline: args.offline,
+        printer,
+        supervisor,
+    };
+    let (status, stopped, reason) = match cmd.spawn() {
+        Ok(child) => supervise(child, recorder, watch).await?,
         Err(e) => {
             let _ = done_tx.send(true);
             let hint = if e.kind() == std::io::ErrorKind::NotFound {
@@ -226,6 +260,7 @@ pub async fn run(args: RunArgs, flags: &GlobalFlags, printer: Printer) -> CliRes
             let finish = FinishRunRequest {
                 state: RunState::Crashed,
                 exit_code: Some(127),
+                reason: None,
             };
             spool.write_exit(&finish)?;
             let _ = ship_task.await;
@@ -233,10 +268,15 @@ pub async fn run(args: RunArgs, flags: &GlobalFlags, printer: Printer) -> CliRes
             return Err(user_err!("cannot start {:?}: {e}", args.command[0]).hint(hint));
         }
     };
-    let (state, code) = outcome(status, stopped);
+    let (mut state, code) = outcome(status, stopped);
+    if reason.is_some() {
+        // Stopped by its supervisor: killed, however the program chose to exit.
+        state = RunState::Killed;
+    }
     let finish = FinishRunRequest {
         state,
         exit_code: Some(code),
+        reason,
     };
     spool.write_exit(&finish)?;
     let _ = done_tx.send(true);
@@ -331,18 +371,34 @@ fn saved_files(globs: &[String], spool: &Spool, printer: Printer) -> CliResult<V
     Ok(out)
 }
 
-/// Waits for the program while recording its output, heartbeating and forwarding signals.
-/// Returns its exit status and whether it was asked to stop.
-async fn supervise(
-    mut child: tokio::process::Child,
-    mut recorder: OutputRecorder,
-    api: &Api,
-    id: &str,
+/// What `supervise` needs besides the program.
+struct Watch<'a> {
+    api: &'a Api,
+    id: &'a str,
     created: Arc<AtomicBool>,
     offline: bool,
     printer: Printer,
-) -> CliResult<(ExitStatus, bool)> {
+    supervisor: Option<Supervisor>,
+}
+
+/// Waits for the program while recording its output, heartbeating and forwarding signals.
+/// Returns its exit status, whether it was asked to stop, and the supervisor's reason if the
+/// supervisor stopped it.
+async fn supervise(
+    mut child: tokio::process::Child,
+    mut recorder: OutputRecorder,
+    watch: Watch<'_>,
+) -> CliResult<(ExitStatus, bool, Option<String>)> {
+    let Watch {
+        api,
+        id,
+        created,
+        offline,
+        printer,
+        supervisor,
+    } = watch;
     let pid = child.id().map(|p| nix::unistd::Pid::from_raw(p as i32));
+    let group = supervisor.is_some();
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -367,18 +423,41 @@ async fn supervise(
     let mut sighup = signal(tokio::signal::unix::SignalKind::hangup())?;
     let forward = |sig: Signal| {
         if let Some(pid) = pid {
-            let _ = nix::sys::signal::kill(pid, sig);
+            let _ = if group {
+                nix::sys::signal::killpg(pid, sig)
+            } else {
+                nix::sys::signal::kill(pid, sig)
+            };
         }
     };
+    let (mut stop_rx, grace) = match supervisor {
+        Some(s) => (Some(s.stop), s.grace),
+        None => (None, Duration::ZERO),
+    };
+    let mut reason: Option<String> = None;
+    let mut kill_at: Option<tokio::time::Instant> = None;
     let status = loop {
         tokio::select! {
             s = child.wait() => break s.map_err(|e| CliError::unexpected(format!("waiting for the program: {e}")))?,
+            r = stop_requested(&mut stop_rx), if reason.is_none() => {
+                printer.warn(format!("run {id}: stopping ({r}); SIGTERM now, SIGKILL in {} s", grace.as_secs()));
+                reason = Some(r);
+                stopped.store(true, Ordering::SeqCst);
+                forward(Signal::SIGTERM);
+                kill_at = Some(tokio::time::Instant::now() + grace);
+            }
+            _ = sleep_until(kill_at) => {
+                printer.warn(format!("run {id}: still running after the grace period; SIGKILL"));
+                forward(Signal::SIGKILL);
+                kill_at = None;
+            }
             _ = sigterm.recv() => { stopped.store(true, Ordering::SeqCst); forward(Signal::SIGTERM); }
             _ = sighup.recv() => { stopped.store(true, Ordering::SeqCst); forward(Signal::SIGHUP); }
             _ = sigint.recv() => {
                 stopped.store(true, Ordering::SeqCst);
-                // Ctrl-C at a terminal reaches the whole foreground group, the program included.
-                if !std::io::stdin().is_terminal() {
+                // Ctrl-C at a terminal reaches the whole foreground group, the program included,
+                // unless the program has a group of its own (under a supervisor).
+                if group || !std::io::stdin().is_terminal() {
                     forward(Signal::SIGINT);
                 }
             }
@@ -395,7 +474,24 @@ async fn supervise(
         let _ = stop_tx.send(true);
         let _ = capture.await;
     }
-    Ok((status, stopped.load(Ordering::SeqCst)))
+    Ok((status, stopped.load(Ordering::SeqCst), reason))
+}
+
+/// Resolves with the supervisor's reason once it asks for a stop; never without a supervisor.
+async fn stop_requested(rx: &mut Option<watch::Receiver<Option<String>>>) -> String {
+    if let Some(rx) = rx
+        && let Ok(r) = rx.wait_for(|r| r.is_some()).await
+    {
+        return r.clone().unwrap_or_default();
+    }
+    std::future::pending().await
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
 }
 
 fn signal(kind: tokio::signal::unix::SignalKind) -> CliResult<tokio::signal::unix::Signal> {
@@ -602,6 +698,7 @@ async fn final_drain(
                 .unwrap_or(FinishRunRequest {
                     state: RunState::Crashed,
                     exit_code: None,
+                    reason: None,
                 });
             shipper.finish(&exit).await
         }

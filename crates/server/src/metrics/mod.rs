@@ -760,6 +760,23 @@ impl Metrics<'_> {
         })
     }
 
+    /// Every value of one key of a run, in step order (the sweep controller's input).
+    pub(crate) async fn values_of(
+        &self,
+        run_pk: i64,
+        run_id: &str,
+        key: &str,
+    ) -> ApiResult<Vec<f64>> {
+        let h = self
+            .history_of(run_pk, run_id, &[key.to_string()], None, None, None)
+            .await?;
+        Ok(h.series
+            .into_iter()
+            .next()
+            .map(|s| s.values)
+            .unwrap_or_default())
+    }
+
     /// Many runs at once (for comparison charts). Runs the caller cannot read are 404.
     pub async fn query(
         &self,

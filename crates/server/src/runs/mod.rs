@@ -59,12 +59,13 @@ pub struct RunRow {
     updated_at: i64,
     stop_requested: bool,
     reaped: bool,
+    end_reason: Option<String>,
 }
 
 const RUN_SELECT: &str = "SELECT r.pk, r.id, r.project_id, p.name AS project_name, r.name, r.state, r.config, r.tags, r.notes,
     r.group_name, r.job_type, r.git_commit, r.git_branch, r.git_remote, r.git_dirty, r.host, r.os, r.program, r.runtime,
     r.exit_code, u.username AS created_by_name, r.created_at, r.started_at, r.finished_at, r.heartbeat_at, r.updated_at,
-    r.stop_requested, r.reaped
+    r.stop_requested, r.reaped, r.end_reason
     FROM runs r JOIN projects p ON p.id = r.project_id LEFT JOIN users u ON u.id = r.created_by";
 
 impl RunRow {
@@ -97,6 +98,7 @@ impl RunRow {
             heartbeat_at: format_time(self.heartbeat_at),
             updated_at: format_time(self.updated_at),
             stop_requested: self.stop_requested,
+            end_reason: self.end_reason,
             summary,
         }
     }
@@ -400,7 +402,7 @@ impl Runs<'_> {
         let pk = existing.pk;
         with_tx!(self.store(), tx => {
             sqlx::query(
-                "UPDATE runs SET state = 'running', finished_at = NULL, exit_code = NULL, stop_requested = $1, reaped = $1, heartbeat_at = $2, updated_at = $2,
+                "UPDATE runs SET state = 'running', finished_at = NULL, exit_code = NULL, end_reason = NULL, stop_requested = $1, reaped = $1, heartbeat_at = $2, updated_at = $2,
                  started_at = CASE WHEN state = 'running' THEN started_at ELSE $2 END,
                  config = $3, tags = $4, name = COALESCE($5, name), notes = COALESCE($6, notes), group_name = COALESCE($7, group_name),
                  job_type = COALESCE($8, job_type), host = COALESCE($9, host), os = COALESCE($10, os), program = COALESCE($11, program)
@@ -500,10 +502,14 @@ impl Runs<'_> {
                 "finish takes state finished, crashed or killed",
             ));
         }
+        check_len("reason", &req.reason, 256)?;
         let now = now_us();
+        // A run a sweep stopped ends with the sweep's reason unless the client gave one.
         on_backend!(self.store(), write pool => {
-            sqlx::query("UPDATE runs SET state = $1, exit_code = $2, finished_at = $3, updated_at = $3, reaped = $5 WHERE pk = $4")
-                .bind(req.state.as_str()).bind(req.exit_code.map(i64::from)).bind(now).bind(row.pk).bind(false).execute(pool).await?;
+            sqlx::query("UPDATE runs SET state = $1, exit_code = $2, finished_at = $3, updated_at = $3, reaped = $5,
+                 end_reason = CASE WHEN $1 = 'killed' THEN COALESCE($6, (SELECT t.stop_reason FROM sweep_trials t WHERE t.run_id = runs.id)) ELSE $6 END
+                 WHERE pk = $4")
+                .bind(req.state.as_str()).bind(req.exit_code.map(i64::from)).bind(now).bind(row.pk).bind(false).bind(&req.reason).execute(pool).await?;
         });
         self.get(actor, id).await
     }

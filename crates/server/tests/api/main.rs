@@ -12,6 +12,7 @@ mod metrics;
 mod projects;
 mod runs;
 mod s3;
+mod sweeps;
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -1,0 +1,1153 @@
+//! Sweeps: the controller that hands out hyperparameters (grid, random, or TPE), stops
+//! losing runs early (Hyperband), and keeps the agents that run the trials busy.
+//!
+//! A trial reserves a run id and a set of parameters; the run itself is an ordinary run
+//! created by the agent's wrapper with that id, so a trial's state is its run's state (joined
+//! by id). Handing out a trial happens in one transaction that first touches the sweep's row:
+//! that row lock (PostgreSQL) or the write lock (SQLite) serialises controllers, so any number
+//! of agents, through any number of server replicas on one database, share one grid cursor
+//! and one run cap.
+
+pub mod hyperband;
+pub mod importance;
+pub mod routes;
+pub mod space;
+pub mod tpe;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use serde_json::{Map, Value};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use wanllmdb_api_types::sweeps::{
+    AgentCommand, AgentHeartbeat, AgentHeartbeatResponse, AgentRegistered, CreateSweepRequest,
+    Goal, ParallelAxis, Param, ParamImportance, RegisterAgentRequest, RetryFailed, SearchMethod,
+    Suggestion, Sweep, SweepAgent, SweepAnalysis, SweepConfig, SweepState, Trial, TrialCounts,
+    TrialState, parse_sweep_config,
+};
+
+use crate::app::AppState;
+use crate::audit::{self, AuditEvent};
+use crate::auth::Actor;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::ClientInfo;
+use crate::metrics::Metrics;
+use crate::projects::{ProjectAccess, Projects};
+use crate::runs::generate_run_id;
+use crate::store::{Store, format_time, now_us};
+use crate::{on_backend, with_tx};
+use space::Space;
+
+/// Why the controller stops a run that Hyperband judged a loser.
+pub const EARLY_TERMINATED: &str = "early-terminated";
+/// Why the runs of a canceled sweep stop.
+pub const SWEEP_CANCELED: &str = "sweep-canceled";
+
+const SWEEP_SELECT: &str = "SELECT s.pk, s.id, s.project_id, p.name AS project, s.name, s.description, \
+     s.method, s.config, s.state, s.seed, s.grid_cursor, s.trial_count, s.finish_reason, \
+     u.username AS created_by, s.created_at, s.updated_at \
+     FROM sweeps s JOIN projects p ON p.id = s.project_id LEFT JOIN users u ON u.id = s.created_by";
+
+/// Trials with their run's state and the metric's summary ($1 sweep, $2 metric name).
+const TRIAL_SELECT: &str = "SELECT t.pk, t.number, t.run_id, t.params, t.stop_reason, \
+     t.retry_requested, t.retry_of, t.created_at, a.id AS agent_id, r.pk AS run_pk, r.state AS run_state, \
+     m.count AS iterations, m.last_value, m.last_nan, m.set_value, m.set_nan, m.is_set \
+     FROM sweep_trials t LEFT JOIN sweep_agents a ON a.pk = t.agent_pk \
+     LEFT JOIN runs r ON r.id = t.run_id \
+     LEFT JOIN metric_series m ON m.run_pk = r.pk AND m.key = $2 \
+     WHERE t.sweep_pk = $1 ORDER BY t.number";
+
+/// A sweep as stored.
+#[derive(Debug, Clone, sqlx::FromRow)]
+struct SweepRow {
+    pk: i64,
+    id: String,
+    project_id: i64,
+    project: String,
+    name: String,
+    description: String,
+    method: String,
+    config: String,
+    state: String,
+    seed: i64,
+    grid_cursor: i64,
+    trial_count: i64,
+    finish_reason: Option<String>,
+    created_by: Option<String>,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl SweepRow {
+    fn state(&self) -> SweepState {
+        SweepState::parse(&self.state).unwrap_or(SweepState::Canceled)
+    }
+
+    /// The stored configuration; it was validated when the sweep was created.
+    fn config(&self) -> ApiResult<SweepConfig> {
+        let raw: Value = serde_json::from_str(&self.config).map_err(|e| {
+            ApiError::Internal(format!("sweep {} has a corrupt config: {e}", self.id))
+        })?;
+        parse_sweep_config(&raw)
+            .map_err(|_| ApiError::Internal(format!("sweep {} has an invalid config", self.id)))
+    }
+
+    fn metric_key(cfg: &SweepConfig) -> String {
+        cfg.metric
+            .as_ref()
+            .map(|m| m.name.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// A trial with its run's state and summary.
+#[derive(Debug, Clone, sqlx::FromRow)]
+struct TrialRow {
+    pk: i64,
+    number: i64,
+    run_id: String,
+    params: String,
+    stop_reason: Option<String>,
+    retry_requested: bool,
+    retry_of: Option<i64>,
+    created_at: i64,
+    agent_id: Option<String>,
+    run_pk: Option<i64>,
+    run_state: Option<String>,
+    iterations: Option<i64>,
+    last_value: Option<f64>,
+    last_nan: Option<bool>,
+    set_value: Option<f64>,
+    set_nan: Option<bool>,
+    is_set: Option<bool>,
+}
+
+impl TrialRow {
+    /// The run's state; a reservation whose run never started within the heartbeat timeout
+    /// counts as crashed.
+    fn state(&self, stale_before_us: i64) -> TrialState {
+        match self.run_state.as_deref() {
+            Some("running") => TrialState::Running,
+            Some("finished") => TrialState::Finished,
+            Some("killed") => TrialState::Killed,
+            Some(_) => TrialState::Crashed,
+            None if self.created_at < stale_before_us => TrialState::Crashed,
+            None => TrialState::Pending,
+        }
+    }
+
+    /// The metric's summary value: an explicitly set summary wins over the last logged value.
+    fn value(&self) -> Option<f64> {
+        let v = if self.is_set.unwrap_or(false) {
+            (!self.set_nan.unwrap_or(false))
+                .then_some(self.set_value)
+                .flatten()
+        } else {
+            (!self.last_nan.unwrap_or(false))
+                .then_some(self.last_value)
+                .flatten()
+        };
+        v.filter(|v| v.is_finite())
+    }
+
+    fn params(&self) -> Map<String, Value> {
+        serde_json::from_str(&self.params).unwrap_or_default()
+    }
+
+    fn to_api(&self, stale_before_us: i64) -> Trial {
+        Trial {
+            number: self.number as u64,
+            run_id: self.run_id.clone(),
+            state: self.state(stale_before_us),
+            params: self.params(),
+            value: self.value(),
+            iterations: self.iterations.unwrap_or(0).max(0) as u64,
+            stop_reason: self.stop_reason.clone(),
+            retry_of: self.retry_of.map(|n| n as u64),
+            agent_id: self.agent_id.clone(),
+            created_at: format_time(self.created_at),
+        }
+    }
+}
+
+/// Most curves kept; past this the cache starts over (it only saves reads).
+const CURVE_CACHE_RUNS: usize = 100_000;
+
+/// The metric values of sweep runs by run, with the version (count, last value) read.
+#[derive(Debug, Default)]
+pub struct CurveCache(Mutex<HashMap<i64, CachedCurve>>);
+
+/// A run's metric count and last value's bits: its curve changes only when these do.
+type CurveVersion = (i64, Option<u64>);
+type CachedCurve = (CurveVersion, Arc<Vec<f64>>);
+
+impl CurveCache {
+    fn get(&self, run_pk: i64, version: CurveVersion) -> Option<Arc<Vec<f64>>> {
+        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(&run_pk)
+            .filter(|(v, _)| *v == version)
+            .map(|(_, c)| c.clone())
+    }
+
+    fn put(&self, run_pk: i64, version: CurveVersion, curve: Arc<Vec<f64>>) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= CURVE_CACHE_RUNS {
+            map.clear();
+        }
+        map.insert(run_pk, (version, curve));
+    }
+}
+
+/// An agent as stored.
+#[derive(Debug, Clone, sqlx::FromRow)]
+struct AgentRow {
+    id: String,
+    host: String,
+    pid: Option<i64>,
+    heartbeat_at: i64,
+    exited_at: Option<i64>,
+}
+
+/// Lower is better: the objective as the samplers see it.
+fn signed(goal: Goal, v: f64) -> f64 {
+    match goal {
+        Goal::Minimize => v,
+        Goal::Maximize => -v,
+    }
+}
+
+fn goal_of(cfg: &SweepConfig) -> Goal {
+    cfg.metric
+        .as_ref()
+        .map(|m| m.goal)
+        .unwrap_or(Goal::Minimize)
+}
+
+/// What the sampler draws next, and what it costs the sweep's counters.
+struct Draw {
+    params: Map<String, Value>,
+    grid_index: Option<i64>,
+    retry_of: Option<i64>,
+}
+
+/// Why no trial can be handed out now.
+#[derive(Debug, Clone, PartialEq)]
+enum NoTrial {
+    /// Paused: ask again later.
+    Paused,
+    /// Nothing left to hand out, ever (unless failed trials are retried).
+    Exhausted(String),
+    /// Finished or canceled.
+    Over(String),
+}
+
+/// The sweep service.
+pub struct Sweeps<'a> {
+    /// Shared state.
+    pub state: &'a AppState,
+}
+
+impl Sweeps<'_> {
+    fn store(&self) -> &Store {
+        &self.state.store
+    }
+
+    fn stale_before(&self) -> i64 {
+        now_us() - self.state.config.heartbeat_timeout.as_micros() as i64
+    }
+
+    async fn row(&self, id: &str) -> ApiResult<Option<SweepRow>> {
+        let sql = format!("{SWEEP_SELECT} WHERE s.id = $1");
+        Ok(on_backend!(self.store(), read pool => {
+            sqlx::query_as::<_, SweepRow>(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(pool).await?
+        }))
+    }
+
+    /// The sweep and the caller's access to its project (404 for those who cannot read it).
+    async fn load(&self, actor: &Actor, id: &str) -> ApiResult<(SweepRow, ProjectAccess)> {
+        let missing = || ApiError::not_found(format!("sweep {id}"));
+        let row = self.row(id).await?.ok_or_else(missing)?;
+        let access = Projects { state: self.state }
+            .access_by_id(actor, row.project_id)
+            .await?;
+        access.require_read().map_err(|_| missing())?;
+        Ok((row, access))
+    }
+
+    async fn load_for_write(&self, actor: &Actor, id: &str) -> ApiResult<SweepRow> {
+        let (row, access) = self.load(actor, id).await?;
+        access.require_write()?;
+        Ok(row)
+    }
+
+    async fn trials(&self, sweep_pk: i64, metric: &str) -> ApiResult<Vec<TrialRow>> {
+        Ok(on_backend!(self.store(), read pool => {
+            sqlx::query_as::<_, TrialRow>(TRIAL_SELECT).bind(sweep_pk).bind(metric).fetch_all(pool).await?
+        }))
+    }
+
+    async fn audit(&self, actor: &Actor, client: &ClientInfo, ev: AuditEvent) {
+        let mut ev = ev.client(client);
+        if let Some(u) = &actor.user {
+            ev = ev.user(u.id, &u.username);
+        }
+        audit::record(self.store(), ev).await;
+    }
+
+    /// Validates a configuration and creates the sweep in a project.
+    pub async fn create(
+        &self,
+        actor: &Actor,
+        client: &ClientInfo,
+        project: &str,
+        req: CreateSweepRequest,
+    ) -> ApiResult<Sweep> {
+        let access = Projects { state: self.state }
+            .access(actor, project)
+            .await?;
+        access.require_write()?;
+        let user = actor.require_user()?;
+        let cfg = parse_sweep_config(&req.config).map_err(|problems| {
+            let list: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+            ApiError::InvalidInputDetails {
+                message: format!(
+                    "the sweep configuration has {} problem(s): {}",
+                    list.len(),
+                    list.join("; ")
+                ),
+                details: serde_json::json!({ "problems": problems.iter().map(|p| serde_json::json!({"path": p.path, "message": p.message})).collect::<Vec<_>>() }),
+            }
+        })?;
+        if let Some(p) = cfg.project.as_deref().filter(|p| *p != project) {
+            return Err(ApiError::invalid(format!(
+                "the configuration names project {p:?} but the sweep is being created in {project:?}; remove `project` or create it there"
+            )));
+        }
+        let id = generate_run_id();
+        let name = cfg.name.clone().unwrap_or_else(|| id.clone());
+        let seed = cfg.tpe.seed.unwrap_or_else(rand::random::<u64>) as i64;
+        let method = match cfg.method {
+            SearchMethod::Grid => "grid",
+            SearchMethod::Random => "random",
+            SearchMethod::Bayes => "bayes",
+        };
+        let now = now_us();
+        on_backend!(self.store(), write pool => {
+            sqlx::query("INSERT INTO sweeps (id, project_id, name, description, method, config, state, seed, created_by, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, $9, $9)")
+                .bind(&id).bind(access.id).bind(&name).bind(cfg.description.clone().unwrap_or_default())
+                .bind(method).bind(req.config.to_string()).bind(seed).bind(user.id).bind(now)
+                .execute(pool).await?;
+        });
+        self.audit(
+            actor,
+            client,
+            AuditEvent::new("sweep_create", "sweeps", "info")
+                .resource(format!("sweep:{id}"))
+                .metadata(serde_json::json!({"project": project, "method": method, "name": name})),
+        )
+        .await;
+        self.get(actor, &id).await
+    }
+
+    /// One sweep with its counts, best trial and agents.
+    pub async fn get(&self, actor: &Actor, id: &str) -> ApiResult<Sweep> {
+        let (row, _) = self.load(actor, id).await?;
+        self.tick(&row).await?;
+        let row = self
+            .row(id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("sweep"))?;
+        self.to_api(row).await
+    }
+
+    async fn to_api(&self, row: SweepRow) -> ApiResult<Sweep> {
+        let cfg = row.config()?;
+        let trials = self.trials(row.pk, &SweepRow::metric_key(&cfg)).await?;
+        let stale = self.stale_before();
+        let mut counts = TrialCounts::default();
+        for t in &trials {
+            match t.state(stale) {
+                TrialState::Pending => counts.pending += 1,
+                TrialState::Running => counts.running += 1,
+                TrialState::Finished => counts.finished += 1,
+                TrialState::Crashed => counts.crashed += 1,
+                TrialState::Killed => counts.killed += 1,
+            }
+        }
+        let goal = goal_of(&cfg);
+        let best = cfg.metric.as_ref().and_then(|_| {
+            trials
+                .iter()
+                .filter_map(|t| t.value().map(|v| (signed(goal, v), t)))
+                .min_by(|a, b| a.0.total_cmp(&b.0))
+                .map(|(_, t)| t.to_api(stale))
+        });
+        let agents = self.agents(row.pk).await?;
+        Ok(Sweep {
+            grid_size: matches!(cfg.method, SearchMethod::Grid)
+                .then(|| Space::new(&cfg).grid_size())
+                .flatten(),
+            state: row.state(),
+            config: serde_json::from_str(&row.config).unwrap_or(Value::Null),
+            id: row.id,
+            project: row.project,
+            name: row.name,
+            description: row.description,
+            method: row.method,
+            finish_reason: row.finish_reason,
+            counts,
+            best,
+            agents,
+            created_by: row.created_by,
+            created_at: format_time(row.created_at),
+            updated_at: format_time(row.updated_at),
+        })
+    }
+
+    async fn agents(&self, sweep_pk: i64) -> ApiResult<Vec<SweepAgent>> {
+        let rows: Vec<AgentRow> = on_backend!(self.store(), read pool => {
+            sqlx::query_as("SELECT id, host, pid, heartbeat_at, exited_at FROM sweep_agents WHERE sweep_pk = $1 ORDER BY pk")
+                .bind(sweep_pk).fetch_all(pool).await?
+        });
+        let stale = self.stale_before();
+        Ok(rows
+            .into_iter()
+            .map(|a| SweepAgent {
+                state: if a.exited_at.is_some() {
+                    "exited"
+                } else if a.heartbeat_at < stale {
+                    "lost"
+                } else {
+                    "running"
+                }
+                .into(),
+                id: a.id,
+                host: a.host,
+                pid: a.pid.and_then(|p| u32::try_from(p).ok()),
+                heartbeat_at: format_time(a.heartbeat_at),
+            })
+            .collect())
+    }
+
+    /// The sweeps of a project, newest first.
+    pub async fn list(&self, actor: &Actor, project: &str) -> ApiResult<Vec<Sweep>> {
+        let access = Projects { state: self.state }
+            .access(actor, project)
+            .await?;
+        access.require_read()?;
+        let sql = format!(
+            "{SWEEP_SELECT} WHERE s.project_id = $1 ORDER BY s.created_at DESC, s.pk DESC LIMIT 1000"
+        );
+        let rows: Vec<SweepRow> = on_backend!(self.store(), read pool => {
+            sqlx::query_as::<_, SweepRow>(sqlx::AssertSqlSafe(sql)).bind(access.id).fetch_all(pool).await?
+        });
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            out.push(self.to_api(row).await?);
+        }
+        Ok(out)
+    }
+
+    /// Every trial of a sweep, in the order handed out.
+    pub async fn list_trials(&self, actor: &Actor, id: &str) -> ApiResult<Vec<Trial>> {
+        let (row, _) = self.load(actor, id).await?;
+        let cfg = row.config()?;
+        let stale = self.stale_before();
+        Ok(self
+            .trials(row.pk, &SweepRow::metric_key(&cfg))
+            .await?
+            .iter()
+            .map(|t| t.to_api(stale))
+            .collect())
+    }
+
+    /// Pauses, resumes, finishes or cancels a sweep.
+    pub async fn transition(
+        &self,
+        actor: &Actor,
+        client: &ClientInfo,
+        id: &str,
+        action: &str,
+    ) -> ApiResult<Sweep> {
+        let row = self.load_for_write(actor, id).await?;
+        let from = row.state();
+        let to = match (action, from) {
+            (_, s) if s.is_terminal() => {
+                return Err(ApiError::Conflict(format!(
+                    "sweep {id} is {}; create a new sweep to search again",
+                    s.as_str()
+                )));
+            }
+            ("pause", SweepState::Pending | SweepState::Running) => SweepState::Paused,
+            ("resume", SweepState::Paused) => SweepState::Running,
+            ("finish", _) => SweepState::Finished,
+            ("cancel", _) => SweepState::Canceled,
+            ("pause" | "resume", s) => {
+                return Err(ApiError::Conflict(format!(
+                    "sweep {id} is {}; it cannot {action}",
+                    s.as_str()
+                )));
+            }
+            _ => {
+                return Err(ApiError::invalid(format!(
+                    "unknown action {action:?}: use pause, resume, finish or cancel"
+                )));
+            }
+        };
+        let reason = match to {
+            SweepState::Finished => Some("finished by hand"),
+            SweepState::Canceled => Some("canceled by hand"),
+            _ => None,
+        };
+        self.set_state(row.pk, to, reason).await?;
+        if to == SweepState::Canceled {
+            self.stop_unfinished(row.pk, SWEEP_CANCELED).await?;
+        }
+        self.audit(
+            actor,
+            client,
+            AuditEvent::new("sweep_state_change", "sweeps", "info")
+                .resource(format!("sweep:{id}"))
+                .metadata(serde_json::json!({"from": from.as_str(), "to": to.as_str()})),
+        )
+        .await;
+        self.get(actor, id).await
+    }
+
+    async fn set_state(&self, pk: i64, to: SweepState, reason: Option<&str>) -> ApiResult<()> {
+        let now = now_us();
+        let finished_at = to.is_terminal().then_some(now);
+        on_backend!(self.store(), write pool => {
+            sqlx::query("UPDATE sweeps SET state = $1, finish_reason = COALESCE($2, finish_reason), finished_at = COALESCE($3, finished_at), updated_at = $4 WHERE pk = $5")
+                .bind(to.as_str()).bind(reason).bind(finished_at).bind(now).bind(pk).execute(pool).await?;
+        });
+        Ok(())
+    }
+
+    /// Asks every running or reserved trial's run to stop.
+    async fn stop_unfinished(&self, sweep_pk: i64, reason: &str) -> ApiResult<()> {
+        let now = now_us();
+        with_tx!(self.store(), tx => {
+            sqlx::query("UPDATE sweep_trials SET stop_reason = $1 WHERE sweep_pk = $2 AND stop_reason IS NULL AND run_id NOT IN (SELECT id FROM runs WHERE state <> 'running')")
+                .bind(reason).bind(sweep_pk).execute(&mut *tx).await?;
+            sqlx::query("UPDATE runs SET stop_requested = $1, updated_at = $2 WHERE state = 'running' AND id IN (SELECT run_id FROM sweep_trials WHERE sweep_pk = $3)")
+                .bind(true).bind(now).bind(sweep_pk).execute(&mut *tx).await?;
+        });
+        Ok(())
+    }
+
+    /// Queues every crashed trial to run again with the same parameters.
+    pub async fn retry_failed(
+        &self,
+        actor: &Actor,
+        client: &ClientInfo,
+        id: &str,
+    ) -> ApiResult<RetryFailed> {
+        let row = self.load_for_write(actor, id).await?;
+        if row.state() == SweepState::Canceled {
+            return Err(ApiError::Conflict(format!(
+                "sweep {id} is canceled; create a new sweep to search again"
+            )));
+        }
+        let cfg = row.config()?;
+        let stale = self.stale_before();
+        let trials = self.trials(row.pk, &SweepRow::metric_key(&cfg)).await?;
+        let retried: Vec<i64> = trials.iter().filter_map(|t| t.retry_of).collect();
+        let failed: Vec<i64> = trials
+            .iter()
+            .filter(|t| t.state(stale) == TrialState::Crashed)
+            .filter(|t| !t.retry_requested && !retried.contains(&t.number))
+            .map(|t| t.pk)
+            .collect();
+        if !failed.is_empty() {
+            with_tx!(self.store(), tx => {
+                for pk in &failed {
+                    sqlx::query("UPDATE sweep_trials SET retry_requested = $1 WHERE pk = $2")
+                        .bind(true).bind(pk).execute(&mut *tx).await?;
+                }
+                // A sweep that ran out of points has work again.
+                sqlx::query("UPDATE sweeps SET state = 'running', finish_reason = NULL, finished_at = NULL, updated_at = $1 WHERE pk = $2 AND state = 'finished'")
+                    .bind(now_us()).bind(row.pk).execute(&mut *tx).await?;
+            });
+        }
+        self.audit(
+            actor,
+            client,
+            AuditEvent::new("sweep_retry_failed", "sweeps", "info")
+                .resource(format!("sweep:{id}"))
+                .metadata(serde_json::json!({"queued": failed.len()})),
+        )
+        .await;
+        Ok(RetryFailed {
+            queued: failed.len() as u64,
+        })
+    }
+
+    /// Manual mode: reserves the next trial for a run the caller starts itself.
+    pub async fn suggest(&self, actor: &Actor, id: &str) -> ApiResult<Suggestion> {
+        let row = self.load_for_write(actor, id).await?;
+        self.tick(&row).await?;
+        match self.reserve(&row, None).await? {
+            Ok(s) => Ok(s),
+            Err(NoTrial::Paused) => Err(ApiError::Conflict(format!(
+                "sweep {id} is paused; resume it with `wanllmdb sweep resume {id}`"
+            ))),
+            Err(NoTrial::Exhausted(why) | NoTrial::Over(why)) => Err(ApiError::Conflict(format!(
+                "sweep {id} has no more trials: {why}"
+            ))),
+        }
+    }
+
+    /// Reserves the next trial: a queued retry first, then a fresh draw.
+    async fn reserve(
+        &self,
+        sweep: &SweepRow,
+        agent_pk: Option<i64>,
+    ) -> ApiResult<Result<Suggestion, NoTrial>> {
+        let cfg = sweep.config()?;
+        let space = Space::new(&cfg);
+        let metric = SweepRow::metric_key(&cfg);
+        let stale = self.stale_before();
+        let now = now_us();
+        let run_id = generate_run_id();
+        let outcome: Result<(i64, Map<String, Value>), NoTrial> = with_tx!(self.store(), tx => {
+            // Touching the row first takes the lock that serialises controllers.
+            let (state, cursor, drawn): (String, i64, i64) = sqlx::query_as(
+                "UPDATE sweeps SET updated_at = $1 WHERE pk = $2 RETURNING state, grid_cursor, trial_count")
+                .bind(now).bind(sweep.pk).fetch_one(&mut *tx).await?;
+            let retry: Option<(i64, String, Option<i64>)> = sqlx::query_as(
+                "SELECT number, params, grid_index FROM sweep_trials WHERE sweep_pk = $1 AND retry_requested = $2 ORDER BY number LIMIT 1")
+                .bind(sweep.pk).bind(true).fetch_optional(&mut *tx).await?;
+            let history: Vec<TrialRow> = if matches!(cfg.method, SearchMethod::Bayes) && retry.is_none() {
+                sqlx::query_as::<_, TrialRow>(TRIAL_SELECT).bind(sweep.pk).bind(&metric).fetch_all(&mut *tx).await?
+            } else {
+                Vec::new()
+            };
+            let draw = match SweepState::parse(&state).unwrap_or(SweepState::Canceled) {
+                SweepState::Paused => Err(NoTrial::Paused),
+                s if s.is_terminal() => Err(NoTrial::Over(format!("the sweep is {}", s.as_str()))),
+                _ => Ok(match retry {
+                    Some((number, params, grid_index)) => Ok(Draw {
+                        params: serde_json::from_str(&params).unwrap_or_default(),
+                        grid_index,
+                        retry_of: Some(number),
+                    }),
+                    None => draw(&cfg, &space, sweep.seed, cursor, drawn, &history, stale),
+                }),
+            };
+            match draw {
+                Err(e) | Ok(Err(e)) => Err(e),
+                Ok(Ok(d)) => {
+                    let number: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(number), 0) + 1 FROM sweep_trials WHERE sweep_pk = $1")
+                        .bind(sweep.pk).fetch_one(&mut *tx).await?;
+                    sqlx::query("INSERT INTO sweep_trials (sweep_pk, number, run_id, params, grid_index, agent_pk, retry_of, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+                        .bind(sweep.pk).bind(number).bind(&run_id).bind(Value::Object(d.params.clone()).to_string())
+                        .bind(d.grid_index).bind(agent_pk).bind(d.retry_of).bind(now)
+                        .execute(&mut *tx).await?;
+                    let (cursor, drawn) = match (d.retry_of, d.grid_index) {
+                        (Some(of), _) => {
+                            sqlx::query("UPDATE sweep_trials SET retry_requested = $1 WHERE sweep_pk = $2 AND number = $3")
+                                .bind(false).bind(sweep.pk).bind(of).execute(&mut *tx).await?;
+                            (cursor, drawn)
+                        }
+                        (None, Some(g)) => (g + 1, drawn + 1),
+                        (None, None) => (cursor, drawn + 1),
+                    };
+                    sqlx::query("UPDATE sweeps SET grid_cursor = $1, trial_count = $2, state = CASE WHEN state = 'pending' THEN 'running' ELSE state END WHERE pk = $3")
+                        .bind(cursor).bind(drawn).bind(sweep.pk).execute(&mut *tx).await?;
+                    Ok((number, d.params))
+                }
+            }
+        });
+        Ok(outcome.map(|(number, params)| Suggestion {
+            sweep_id: sweep.id.clone(),
+            project: sweep.project.clone(),
+            run_id,
+            number: number as u64,
+            config: cfg.nest_params(&params),
+            params,
+        }))
+    }
+
+    /// Enforces what needs no caller: Hyperband stops, the metric target, and finishing a
+    /// sweep that has nothing left to run.
+    async fn tick(&self, sweep: &SweepRow) -> ApiResult<()> {
+        if sweep.state().is_terminal() {
+            return Ok(());
+        }
+        let cfg = sweep.config()?;
+        let metric = SweepRow::metric_key(&cfg);
+        let trials = self.trials(sweep.pk, &metric).await?;
+        let stale = self.stale_before();
+        if let (Some(hb), Some(m)) = (&cfg.early_terminate, &cfg.metric) {
+            self.enforce_hyperband(hb, m.goal, &metric, &trials, stale)
+                .await?;
+        }
+        if let Some(reason) = finish_reason(&cfg, sweep, &trials, stale) {
+            self.set_state(sweep.pk, SweepState::Finished, Some(&reason))
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn enforce_hyperband(
+        &self,
+        hb: &wanllmdb_api_types::sweeps::Hyperband,
+        goal: Goal,
+        metric: &str,
+        trials: &[TrialRow],
+        stale: i64,
+    ) -> ApiResult<()> {
+        let first_band = hyperband::bands(hb).first().copied().unwrap_or(u64::MAX);
+        let candidates = trials.iter().any(|t| {
+            t.state(stale) == TrialState::Running
+                && t.stop_reason.is_none()
+                && t.iterations.unwrap_or(0) as u64 >= first_band
+        });
+        if !candidates {
+            return Ok(());
+        }
+        let metrics = Metrics { state: self.state };
+        let mut curves = Vec::new();
+        let mut who = Vec::new();
+        for t in trials {
+            let (Some(run_pk), Some(n)) = (t.run_pk, t.iterations) else {
+                continue;
+            };
+            if n == 0 {
+                continue;
+            }
+            // A run's curve changes only when it logs: its count and last value say so.
+            let version = (n, t.last_value.map(f64::to_bits));
+            let values = match self.state.sweep_curves.get(run_pk, version) {
+                Some(v) => v,
+                None => {
+                    let v: Arc<Vec<f64>> = Arc::new(
+                        metrics
+                            .values_of(run_pk, &t.run_id, metric)
+                            .await?
+                            .into_iter()
+                            .filter(|v| v.is_finite())
+                            .collect(),
+                    );
+                    self.state.sweep_curves.put(run_pk, version, v.clone());
+                    v
+                }
+            };
+            curves.push(hyperband::Curve {
+                running: t.state(stale) == TrialState::Running && t.stop_reason.is_none(),
+                values: values.to_vec(),
+            });
+            who.push(t);
+        }
+        for d in hyperband::decide(hb, goal, &curves) {
+            let t = who[d.index];
+            tracing::info!(run = %t.run_id, band = d.band, value = d.value, threshold = d.threshold, "hyperband stops a run");
+            self.request_stop(t.pk, &t.run_id, EARLY_TERMINATED).await?;
+        }
+        Ok(())
+    }
+
+    async fn request_stop(&self, trial_pk: i64, run_id: &str, reason: &str) -> ApiResult<()> {
+        let now = now_us();
+        with_tx!(self.store(), tx => {
+            sqlx::query("UPDATE sweep_trials SET stop_reason = $1 WHERE pk = $2 AND stop_reason IS NULL")
+                .bind(reason).bind(trial_pk).execute(&mut *tx).await?;
+            sqlx::query("UPDATE runs SET stop_requested = $1, updated_at = $2 WHERE id = $3 AND state = 'running'")
+                .bind(true).bind(now).bind(run_id).execute(&mut *tx).await?;
+        });
+        Ok(())
+    }
+
+    /// An agent joins a sweep.
+    pub async fn register_agent(
+        &self,
+        actor: &Actor,
+        id: &str,
+        req: RegisterAgentRequest,
+    ) -> ApiResult<AgentRegistered> {
+        let row = self.load_for_write(actor, id).await?;
+        let user = actor.require_user()?;
+        if row.state().is_terminal() {
+            return Err(ApiError::Conflict(format!(
+                "sweep {id} is {}; there is nothing for an agent to run",
+                row.state().as_str()
+            )));
+        }
+        let host: String = req.host.unwrap_or_default().chars().take(256).collect();
+        let agent_id = generate_run_id();
+        let now = now_us();
+        on_backend!(self.store(), write pool => {
+            sqlx::query("INSERT INTO sweep_agents (id, sweep_pk, host, pid, created_by, created_at, heartbeat_at) VALUES ($1, $2, $3, $4, $5, $6, $6)")
+                .bind(&agent_id).bind(row.pk).bind(&host).bind(req.pid.map(i64::from)).bind(user.id).bind(now)
+                .execute(pool).await?;
+        });
+        Ok(AgentRegistered {
+            agent_id,
+            sweep: self.to_api(row).await?,
+        })
+    }
+
+    /// An agent's heartbeat: records it, enforces the sweep's rules, and answers with what
+    /// the agent should do — stop runs, start one, or leave.
+    pub async fn agent_heartbeat(
+        &self,
+        actor: &Actor,
+        id: &str,
+        agent_id: &str,
+        hb: AgentHeartbeat,
+    ) -> ApiResult<AgentHeartbeatResponse> {
+        let row = self.load_for_write(actor, id).await?;
+        let agent_pk = self.touch_agent(row.pk, agent_id).await?;
+        self.tick(&row).await?;
+        let row = self
+            .row(id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("sweep"))?;
+        let cfg = row.config()?;
+        let trials = self.trials(row.pk, &SweepRow::metric_key(&cfg)).await?;
+        let by_run: HashMap<&str, &TrialRow> =
+            trials.iter().map(|t| (t.run_id.as_str(), t)).collect();
+        let mut commands = Vec::new();
+        for run in &hb.running {
+            if let Some(reason) = by_run.get(run.as_str()).and_then(|t| t.stop_reason.clone()) {
+                commands.push(AgentCommand::Stop {
+                    run_id: run.clone(),
+                    reason,
+                });
+            }
+        }
+        if hb.running.is_empty() {
+            match row.state() {
+                SweepState::Pending | SweepState::Running if hb.want_run => {
+                    match self.reserve(&row, Some(agent_pk)).await? {
+                        Ok(s) => commands.push(AgentCommand::Run(s)),
+                        Err(NoTrial::Paused) => {}
+                        Err(NoTrial::Exhausted(reason) | NoTrial::Over(reason)) => {
+                            commands.push(AgentCommand::Exit { reason })
+                        }
+                    }
+                }
+                s if s.is_terminal() => commands.push(AgentCommand::Exit {
+                    reason: format!(
+                        "the sweep is {}{}",
+                        s.as_str(),
+                        row.finish_reason
+                            .as_deref()
+                            .map(|r| format!(" ({r})"))
+                            .unwrap_or_default()
+                    ),
+                }),
+                _ => {}
+            }
+        }
+        let state = self
+            .row(id)
+            .await?
+            .map(|r| r.state())
+            .unwrap_or(SweepState::Canceled);
+        Ok(AgentHeartbeatResponse { state, commands })
+    }
+
+    async fn touch_agent(&self, sweep_pk: i64, agent_id: &str) -> ApiResult<i64> {
+        let found: Option<(i64, Option<i64>)> = on_backend!(self.store(), write pool => {
+            sqlx::query_as("UPDATE sweep_agents SET heartbeat_at = $1 WHERE sweep_pk = $2 AND id = $3 RETURNING pk, exited_at")
+                .bind(now_us()).bind(sweep_pk).bind(agent_id).fetch_optional(pool).await?
+        });
+        match found {
+            None => Err(ApiError::not_found(format!(
+                "agent {agent_id} of this sweep"
+            ))),
+            Some((_, Some(_))) => Err(ApiError::Conflict(format!(
+                "agent {agent_id} has exited; start a new agent"
+            ))),
+            Some((pk, None)) => Ok(pk),
+        }
+    }
+
+    /// An agent leaves.
+    pub async fn agent_exit(&self, actor: &Actor, id: &str, agent_id: &str) -> ApiResult<()> {
+        let row = self.load_for_write(actor, id).await?;
+        let done = on_backend!(self.store(), write pool => {
+            sqlx::query("UPDATE sweep_agents SET exited_at = $1 WHERE sweep_pk = $2 AND id = $3 AND exited_at IS NULL")
+                .bind(now_us()).bind(row.pk).bind(agent_id).execute(pool).await?.rows_affected()
+        });
+        if done == 0 {
+            return Err(ApiError::not_found(format!(
+                "running agent {agent_id} of this sweep"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Trials ranked by the metric, parameter importance, and parallel-coordinates data.
+    pub async fn analysis(&self, actor: &Actor, id: &str) -> ApiResult<SweepAnalysis> {
+        let (row, _) = self.load(actor, id).await?;
+        let cfg = row.config()?;
+        let stale = self.stale_before();
+        let trials = self.trials(row.pk, &SweepRow::metric_key(&cfg)).await?;
+        Ok(analyse(&cfg, &trials, stale))
+    }
+}
+
+/// Draws a fresh point for the sweep's method; `cursor` is the next grid index, `drawn` the
+/// points drawn so far.
+fn draw(
+    cfg: &SweepConfig,
+    space: &Space,
+    seed: i64,
+    cursor: i64,
+    drawn: i64,
+    history: &[TrialRow],
+    stale: i64,
+) -> Result<Draw, NoTrial> {
+    if cfg.run_cap.is_some_and(|cap| drawn as u64 >= cap) {
+        return Err(NoTrial::Exhausted(format!(
+            "the run cap of {} was reached",
+            cfg.run_cap.unwrap_or(0)
+        )));
+    }
+    // Each draw has its own stream, so a sweep's sequence is reproducible from its seed.
+    let mut rng =
+        StdRng::seed_from_u64((seed as u64) ^ (drawn as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let params = match cfg.method {
+        SearchMethod::Grid => {
+            let size = space.grid_size().unwrap_or(0);
+            if cursor as u64 >= size {
+                return Err(NoTrial::Exhausted(format!(
+                    "all {size} grid points were handed out"
+                )));
+            }
+            let point = space
+                .grid_point(cursor as u64)
+                .ok_or_else(|| NoTrial::Exhausted("the grid is empty".into()))?;
+            return Ok(Draw {
+                params: point,
+                grid_index: Some(cursor),
+                retry_of: None,
+            });
+        }
+        SearchMethod::Random => space.sample(&mut rng),
+        SearchMethod::Bayes => suggest_tpe(cfg, space, history, stale, &mut rng),
+    };
+    Ok(Draw {
+        params,
+        grid_index: None,
+        retry_of: None,
+    })
+}
+
+/// The TPE suggestion given every trial so far: finished ones by their value, crashed ones (and
+/// finished ones without the metric) as the worst, running ones as unknown.
+fn suggest_tpe(
+    cfg: &SweepConfig,
+    space: &Space,
+    history: &[TrialRow],
+    stale: i64,
+    rng: &mut StdRng,
+) -> Map<String, Value> {
+    let dims = space.dims();
+    let goal = goal_of(cfg);
+    let observations: Vec<tpe::Observation> = history
+        .iter()
+        .filter_map(|t| {
+            let params = space.to_coords(&dims, &t.params())?;
+            let value = match t.state(stale) {
+                TrialState::Pending | TrialState::Running => None,
+                TrialState::Crashed => Some(f64::INFINITY),
+                TrialState::Finished | TrialState::Killed => {
+                    Some(t.value().map_or(f64::INFINITY, |v| signed(goal, v)))
+                }
+            };
+            Some(tpe::Observation { params, value })
+        })
+        .collect();
+    let opts = tpe::TpeOptions {
+        n_startup_trials: cfg.tpe.n_startup_trials,
+        n_ei_candidates: cfg.tpe.n_ei_candidates,
+        multivariate: cfg.tpe.multivariate,
+        constant_liar: cfg.tpe.constant_liar,
+        ..tpe::TpeOptions::default()
+    };
+    let only_dims: Vec<tpe::Dim> = dims.iter().map(|(_, d)| d.clone()).collect();
+    let coords = tpe::suggest(&only_dims, &observations, &opts, rng);
+    space.from_coords(&dims, &coords)
+}
+
+/// Why the sweep is over now, if it is: its target reached, or nothing left to run.
+fn finish_reason(
+    cfg: &SweepConfig,
+    sweep: &SweepRow,
+    trials: &[TrialRow],
+    stale: i64,
+) -> Option<String> {
+    if let Some(m) = &cfg.metric
+        && let Some(target) = m.target
+    {
+        let hit = trials
+            .iter()
+            .filter_map(TrialRow::value)
+            .find(|v| match m.goal {
+                Goal::Minimize => *v <= target,
+                Goal::Maximize => *v >= target,
+            });
+        if let Some(v) = hit {
+            return Some(format!("{} reached the target {target} ({v})", m.name));
+        }
+    }
+    let busy = trials
+        .iter()
+        .any(|t| matches!(t.state(stale), TrialState::Pending | TrialState::Running));
+    let queued = trials.iter().any(|t| t.retry_requested);
+    if busy || queued || sweep.state() == SweepState::Pending {
+        return None;
+    }
+    if let Some(cap) = cfg.run_cap
+        && sweep.trial_count as u64 >= cap
+    {
+        return Some(format!("the run cap of {cap} was reached"));
+    }
+    if matches!(cfg.method, SearchMethod::Grid) {
+        let size = Space::new(cfg).grid_size().unwrap_or(0);
+        if sweep.grid_cursor as u64 >= size {
+            return Some(format!("all {size} grid points were tried"));
+        }
+    }
+    None
+}
+
+/// Ranks trials, estimates parameter importance and lays out the parallel-coordinates view.
+fn analyse(cfg: &SweepConfig, trials: &[TrialRow], stale: i64) -> SweepAnalysis {
+    let goal = goal_of(cfg);
+    let mut scored: Vec<(f64, &TrialRow)> = trials
+        .iter()
+        .filter_map(|t| t.value().map(|v| (signed(goal, v), t)))
+        .collect();
+    scored.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let space = Space::new(cfg);
+    let searched: Vec<&space::Leaf> = space
+        .dims()
+        .iter()
+        .map(|(i, _)| &space.leaves[*i])
+        .collect();
+    let params: Vec<Map<String, Value>> = scored.iter().map(|(_, t)| t.params()).collect();
+    let objective: Vec<f64> = scored.iter().filter_map(|(_, t)| t.value()).collect();
+    let columns: Vec<(String, Vec<importance::ParamValue>)> = searched
+        .iter()
+        .map(|leaf| {
+            let col = params
+                .iter()
+                .map(|p| param_value(p.get(&leaf.name).unwrap_or(&Value::Null)))
+                .collect();
+            (leaf.name.clone(), col)
+        })
+        .collect();
+    let mut imp: Vec<ParamImportance> = importance::importance(&columns, &objective)
+        .into_iter()
+        .map(|i| ParamImportance {
+            name: i.name,
+            importance: i.importance,
+            correlation: i.correlation,
+        })
+        .collect();
+    imp.sort_by(|a, b| b.importance.total_cmp(&a.importance));
+    let mut axes: Vec<ParallelAxis> = searched.iter().map(|l| axis(l, &params)).collect();
+    let metric = cfg.metric.as_ref().map(|m| m.name.clone());
+    axes.push(ParallelAxis {
+        name: metric.clone().unwrap_or_else(|| "value".into()),
+        kind: "numeric".into(),
+        min: objective.iter().copied().reduce(f64::min),
+        max: objective.iter().copied().reduce(f64::max),
+        categories: Vec::new(),
+    });
+    let lines = params
+        .iter()
+        .zip(&objective)
+        .map(|(p, v)| {
+            let mut line: Vec<Value> = searched
+                .iter()
+                .map(|l| p.get(&l.name).cloned().unwrap_or(Value::Null))
+                .collect();
+            line.push(Value::from(*v));
+            line
+        })
+        .collect();
+    SweepAnalysis {
+        metric,
+        top: scored.iter().map(|(_, t)| t.to_api(stale)).collect(),
+        importance: imp,
+        axes,
+        lines,
+    }
+}
+
+fn param_value(v: &Value) -> importance::ParamValue {
+    match v {
+        Value::Number(n) => importance::ParamValue::Num(n.as_f64().unwrap_or(0.0)),
+        Value::String(s) => importance::ParamValue::Cat(s.clone()),
+        other => importance::ParamValue::Cat(other.to_string()),
+    }
+}
+
+fn axis(leaf: &space::Leaf, params: &[Map<String, Value>]) -> ParallelAxis {
+    let values: Vec<&Value> = params.iter().filter_map(|p| p.get(&leaf.name)).collect();
+    let numeric =
+        !matches!(leaf.param, Param::Choice { .. }) || values.iter().all(|v| v.is_number());
+    if numeric {
+        let nums = values.iter().filter_map(|v| v.as_f64());
+        ParallelAxis {
+            name: leaf.name.clone(),
+            kind: "numeric".into(),
+            min: nums.clone().reduce(f64::min),
+            max: nums.reduce(f64::max),
+            categories: Vec::new(),
+        }
+    } else {
+        let categories = match &leaf.param {
+            Param::Choice { values, .. } => values.clone(),
+            _ => Vec::new(),
+        };
+        ParallelAxis {
+            name: leaf.name.clone(),
+            kind: "categorical".into(),
+            min: None,
+            max: None,
+            categories,
+        }
+    }
+}
+
+/// Starts the background controller: every `reaper_interval` it enforces Hyperband, targets
+/// and completion on running sweeps, so runs started by hand (`sweep suggest`) are governed
+/// as agent runs are. It stops when `stop` turns true.
+pub fn spawn_scheduler(state: AppState, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(state.config.reaper_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+            if let Err(e) = (Sweeps { state: &state }).tick_all().await {
+                tracing::warn!(error = %e, "sweep scheduler failed");
+            }
+        }
+    })
+}
+
+impl Sweeps<'_> {
+    async fn tick_all(&self) -> ApiResult<()> {
+        let sql = format!("{SWEEP_SELECT} WHERE s.state IN ('running', 'paused')");
+        let rows: Vec<SweepRow> = on_backend!(self.store(), read pool => {
+            sqlx::query_as::<_, SweepRow>(sqlx::AssertSqlSafe(sql)).fetch_all(pool).await?
+        });
+        for row in rows {
+            self.tick(&row).await?;
+        }
+        Ok(())
+    }
+}

@@ -42,6 +42,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand logs 'Print or follow a run''s output'
             cand files 'Attach files to a run, list them, download them'
             cand artifact 'Version datasets, models and code: put, get, list, alias, reference, lineage'
+            cand sweep 'Hyperparameter sweeps (W&B-format configs): create, run agents, inspect, control'
             cand admin 'Server administration (administrators only)'
             cand completions 'Print shell completions (bash, zsh, fish, elvish, powershell)'
             cand generate-docs 'Write completions/ and man/ into a directory (used to refresh the repository''s copies)'
@@ -912,6 +913,238 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
         }
         &'wanllmdb;artifact;help;help'= {
         }
+        &'wanllmdb;sweep'= {
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand create 'Create a sweep from a YAML or JSON config (W&B''s sweep format)'
+            cand validate 'Check a config without creating anything; lists every problem with its path'
+            cand list 'List the sweeps of the project'
+            cand show 'Show a sweep: state, counts, best run, top runs, parameter importance'
+            cand trials 'List every trial of a sweep with its parameters and value'
+            cand suggest 'Manual mode: reserve the next parameters and a run id to start yourself'
+            cand pause 'Stop handing out new runs; running ones go on'
+            cand resume 'Hand out runs again after a pause'
+            cand finish 'End the sweep: no new runs; running ones finish'
+            cand cancel 'End the sweep and stop its running runs'
+            cand retry-failed 'Queue every crashed run to be tried again with the same parameters'
+            cand agent 'Run trials of a sweep here until it is done (or --count runs)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'wanllmdb;sweep;create'= {
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand --json 'Print JSON'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wanllmdb;sweep;validate'= {
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wanllmdb;sweep;list'= {
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand --json 'Print JSON'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wanllmdb;sweep;show'= {
+            cand --top 'Rows of the top-runs table'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand --json 'Print JSON'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wanllmdb;sweep;trials'= {
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand --json 'Print JSON'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wanllmdb;sweep;suggest'= {
+            cand --write 'Also write the (nested) parameters to this JSON file'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand --json 'Print JSON'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wanllmdb;sweep;pause'= {
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wanllmdb;sweep;resume'= {
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wanllmdb;sweep;finish'= {
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wanllmdb;sweep;cancel'= {
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wanllmdb;sweep;retry-failed'= {
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wanllmdb;sweep;agent'= {
+            cand --count 'Run at most this many trials, then exit'
+            cand --grace 'Seconds between SIGTERM and SIGKILL when a run is stopped'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wanllmdb;sweep;help'= {
+            cand create 'Create a sweep from a YAML or JSON config (W&B''s sweep format)'
+            cand validate 'Check a config without creating anything; lists every problem with its path'
+            cand list 'List the sweeps of the project'
+            cand show 'Show a sweep: state, counts, best run, top runs, parameter importance'
+            cand trials 'List every trial of a sweep with its parameters and value'
+            cand suggest 'Manual mode: reserve the next parameters and a run id to start yourself'
+            cand pause 'Stop handing out new runs; running ones go on'
+            cand resume 'Hand out runs again after a pause'
+            cand finish 'End the sweep: no new runs; running ones finish'
+            cand cancel 'End the sweep and stop its running runs'
+            cand retry-failed 'Queue every crashed run to be tried again with the same parameters'
+            cand agent 'Run trials of a sweep here until it is done (or --count runs)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'wanllmdb;sweep;help;create'= {
+        }
+        &'wanllmdb;sweep;help;validate'= {
+        }
+        &'wanllmdb;sweep;help;list'= {
+        }
+        &'wanllmdb;sweep;help;show'= {
+        }
+        &'wanllmdb;sweep;help;trials'= {
+        }
+        &'wanllmdb;sweep;help;suggest'= {
+        }
+        &'wanllmdb;sweep;help;pause'= {
+        }
+        &'wanllmdb;sweep;help;resume'= {
+        }
+        &'wanllmdb;sweep;help;finish'= {
+        }
+        &'wanllmdb;sweep;help;cancel'= {
+        }
+        &'wanllmdb;sweep;help;retry-failed'= {
+        }
+        &'wanllmdb;sweep;help;agent'= {
+        }
+        &'wanllmdb;sweep;help;help'= {
+        }
         &'wanllmdb;admin'= {
             cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
@@ -990,6 +1223,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand logs 'Print or follow a run''s output'
             cand files 'Attach files to a run, list them, download them'
             cand artifact 'Version datasets, models and code: put, get, list, alias, reference, lineage'
+            cand sweep 'Hyperparameter sweeps (W&B-format configs): create, run agents, inspect, control'
             cand admin 'Server administration (administrators only)'
             cand completions 'Print shell completions (bash, zsh, fish, elvish, powershell)'
             cand generate-docs 'Write completions/ and man/ into a directory (used to refresh the repository''s copies)'
@@ -1116,6 +1350,44 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
         &'wanllmdb;help;artifact;update'= {
         }
         &'wanllmdb;help;artifact;delete'= {
+        }
+        &'wanllmdb;help;sweep'= {
+            cand create 'Create a sweep from a YAML or JSON config (W&B''s sweep format)'
+            cand validate 'Check a config without creating anything; lists every problem with its path'
+            cand list 'List the sweeps of the project'
+            cand show 'Show a sweep: state, counts, best run, top runs, parameter importance'
+            cand trials 'List every trial of a sweep with its parameters and value'
+            cand suggest 'Manual mode: reserve the next parameters and a run id to start yourself'
+            cand pause 'Stop handing out new runs; running ones go on'
+            cand resume 'Hand out runs again after a pause'
+            cand finish 'End the sweep: no new runs; running ones finish'
+            cand cancel 'End the sweep and stop its running runs'
+            cand retry-failed 'Queue every crashed run to be tried again with the same parameters'
+            cand agent 'Run trials of a sweep here until it is done (or --count runs)'
+        }
+        &'wanllmdb;help;sweep;create'= {
+        }
+        &'wanllmdb;help;sweep;validate'= {
+        }
+        &'wanllmdb;help;sweep;list'= {
+        }
+        &'wanllmdb;help;sweep;show'= {
+        }
+        &'wanllmdb;help;sweep;trials'= {
+        }
+        &'wanllmdb;help;sweep;suggest'= {
+        }
+        &'wanllmdb;help;sweep;pause'= {
+        }
+        &'wanllmdb;help;sweep;resume'= {
+        }
+        &'wanllmdb;help;sweep;finish'= {
+        }
+        &'wanllmdb;help;sweep;cancel'= {
+        }
+        &'wanllmdb;help;sweep;retry-failed'= {
+        }
+        &'wanllmdb;help;sweep;agent'= {
         }
         &'wanllmdb;help;admin'= {
             cand gc 'Delete stored file contents nothing refers to any more (server administrators only)'

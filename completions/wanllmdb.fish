@@ -44,6 +44,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_needs_command" -f -a "runs" -d 'List, i
 complete -c wanllmdb -n "__fish_wanllmdb_needs_command" -f -a "logs" -d 'Print or follow a run\'s output'
 complete -c wanllmdb -n "__fish_wanllmdb_needs_command" -f -a "files" -d 'Attach files to a run, list them, download them'
 complete -c wanllmdb -n "__fish_wanllmdb_needs_command" -f -a "artifact" -d 'Version datasets, models and code: put, get, list, alias, reference, lineage'
+complete -c wanllmdb -n "__fish_wanllmdb_needs_command" -f -a "sweep" -d 'Hyperparameter sweeps (W&B-format configs): create, run agents, inspect, control'
 complete -c wanllmdb -n "__fish_wanllmdb_needs_command" -f -a "admin" -d 'Server administration (administrators only)'
 complete -c wanllmdb -n "__fish_wanllmdb_needs_command" -f -a "completions" -d 'Print shell completions (bash, zsh, fish, elvish, powershell)'
 complete -c wanllmdb -n "__fish_wanllmdb_needs_command" -f -a "generate-docs" -d 'Write completions/ and man/ into a directory (used to refresh the repository\'s copies)'
@@ -509,6 +510,132 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_s
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from help" -f -a "update" -d 'Change an artifact\'s description, tags or metadata (versions never change)'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from help" -f -a "delete" -d 'Delete an artifact with all its versions and aliases'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and not __fish_seen_subcommand_from create validate list show trials suggest pause resume finish cancel retry-failed agent help" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and not __fish_seen_subcommand_from create validate list show trials suggest pause resume finish cancel retry-failed agent help" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and not __fish_seen_subcommand_from create validate list show trials suggest pause resume finish cancel retry-failed agent help" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and not __fish_seen_subcommand_from create validate list show trials suggest pause resume finish cancel retry-failed agent help" -s q -l quiet -d 'Print only data and errors'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and not __fish_seen_subcommand_from create validate list show trials suggest pause resume finish cancel retry-failed agent help" -s v -l verbose -d 'Print more about what happens'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and not __fish_seen_subcommand_from create validate list show trials suggest pause resume finish cancel retry-failed agent help" -s h -l help -d 'Print help'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and not __fish_seen_subcommand_from create validate list show trials suggest pause resume finish cancel retry-failed agent help" -s V -l version -d 'Print version'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and not __fish_seen_subcommand_from create validate list show trials suggest pause resume finish cancel retry-failed agent help" -f -a "create" -d 'Create a sweep from a YAML or JSON config (W&B\'s sweep format)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and not __fish_seen_subcommand_from create validate list show trials suggest pause resume finish cancel retry-failed agent help" -f -a "validate" -d 'Check a config without creating anything; lists every problem with its path'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and not __fish_seen_subcommand_from create validate list show trials suggest pause resume finish cancel retry-failed agent help" -f -a "list" -d 'List the sweeps of the project'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and not __fish_seen_subcommand_from create validate list show trials suggest pause resume finish cancel retry-failed agent help" -f -a "show" -d 'Show a sweep: state, counts, best run, top runs, parameter importance'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and not __fish_seen_subcommand_from create validate list show trials suggest pause resume finish cancel retry-failed agent help" -f -a "trials" -d 'List every trial of a sweep with its parameters and value'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and not __fish_seen_subcommand_from create validate list show trials suggest pause resume finish cancel retry-failed agent help" -f -a "suggest" -d 'Manual mode: reserve the next parameters and a run id to start yourself'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and not __fish_seen_subcommand_from create validate list show trials suggest pause resume finish cancel retry-failed agent help" -f -a "pause" -d 'Stop handing out new runs; running ones go on'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and not __fish_seen_subcommand_from create validate list show trials suggest pause resume finish cancel retry-failed agent help" -f -a "resume" -d 'Hand out runs again after a pause'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and not __fish_seen_subcommand_from create validate list show trials suggest pause resume finish cancel retry-failed agent help" -f -a "finish" -d 'End the sweep: no new runs; running ones finish'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and not __fish_seen_subcommand_from create validate list show trials suggest pause resume finish cancel retry-failed agent help" -f -a "cancel" -d 'End the sweep and stop its running runs'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and not __fish_seen_subcommand_from create validate list show trials suggest pause resume finish cancel retry-failed agent help" -f -a "retry-failed" -d 'Queue every crashed run to be tried again with the same parameters'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and not __fish_seen_subcommand_from create validate list show trials suggest pause resume finish cancel retry-failed agent help" -f -a "agent" -d 'Run trials of a sweep here until it is done (or --count runs)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and not __fish_seen_subcommand_from create validate list show trials suggest pause resume finish cancel retry-failed agent help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from create" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from create" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from create" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from create" -l json -d 'Print JSON'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from create" -s q -l quiet -d 'Print only data and errors'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from create" -s v -l verbose -d 'Print more about what happens'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from create" -s h -l help -d 'Print help'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from create" -s V -l version -d 'Print version'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from validate" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from validate" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from validate" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from validate" -s q -l quiet -d 'Print only data and errors'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from validate" -s v -l verbose -d 'Print more about what happens'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from validate" -s h -l help -d 'Print help'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from validate" -s V -l version -d 'Print version'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from list" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from list" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from list" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from list" -l json -d 'Print JSON'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Print only data and errors'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from list" -s v -l verbose -d 'Print more about what happens'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from show" -l top -d 'Rows of the top-runs table' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from show" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from show" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from show" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from show" -l json -d 'Print JSON'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from show" -s q -l quiet -d 'Print only data and errors'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from show" -s v -l verbose -d 'Print more about what happens'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from show" -s V -l version -d 'Print version'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from trials" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from trials" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from trials" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from trials" -l json -d 'Print JSON'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from trials" -s q -l quiet -d 'Print only data and errors'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from trials" -s v -l verbose -d 'Print more about what happens'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from trials" -s h -l help -d 'Print help'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from trials" -s V -l version -d 'Print version'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from suggest" -l write -d 'Also write the (nested) parameters to this JSON file' -r -F
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from suggest" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from suggest" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from suggest" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from suggest" -l json -d 'Print JSON'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from suggest" -s q -l quiet -d 'Print only data and errors'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from suggest" -s v -l verbose -d 'Print more about what happens'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from suggest" -s h -l help -d 'Print help'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from suggest" -s V -l version -d 'Print version'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from pause" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from pause" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from pause" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from pause" -s q -l quiet -d 'Print only data and errors'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from pause" -s v -l verbose -d 'Print more about what happens'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from pause" -s h -l help -d 'Print help'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from pause" -s V -l version -d 'Print version'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from resume" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from resume" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from resume" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from resume" -s q -l quiet -d 'Print only data and errors'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from resume" -s v -l verbose -d 'Print more about what happens'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from resume" -s h -l help -d 'Print help'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from resume" -s V -l version -d 'Print version'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from finish" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from finish" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from finish" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from finish" -s q -l quiet -d 'Print only data and errors'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from finish" -s v -l verbose -d 'Print more about what happens'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from finish" -s h -l help -d 'Print help'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from finish" -s V -l version -d 'Print version'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from cancel" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from cancel" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from cancel" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from cancel" -s q -l quiet -d 'Print only data and errors'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from cancel" -s v -l verbose -d 'Print more about what happens'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from cancel" -s h -l help -d 'Print help'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from cancel" -s V -l version -d 'Print version'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from retry-failed" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from retry-failed" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from retry-failed" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from retry-failed" -s q -l quiet -d 'Print only data and errors'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from retry-failed" -s v -l verbose -d 'Print more about what happens'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from retry-failed" -s h -l help -d 'Print help'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from retry-failed" -s V -l version -d 'Print version'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from agent" -l count -d 'Run at most this many trials, then exit' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from agent" -l grace -d 'Seconds between SIGTERM and SIGKILL when a run is stopped' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from agent" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from agent" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from agent" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from agent" -s q -l quiet -d 'Print only data and errors'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from agent" -s v -l verbose -d 'Print more about what happens'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from agent" -s h -l help -d 'Print help'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from agent" -s V -l version -d 'Print version'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from help" -f -a "create" -d 'Create a sweep from a YAML or JSON config (W&B\'s sweep format)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from help" -f -a "validate" -d 'Check a config without creating anything; lists every problem with its path'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from help" -f -a "list" -d 'List the sweeps of the project'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from help" -f -a "show" -d 'Show a sweep: state, counts, best run, top runs, parameter importance'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from help" -f -a "trials" -d 'List every trial of a sweep with its parameters and value'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from help" -f -a "suggest" -d 'Manual mode: reserve the next parameters and a run id to start yourself'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from help" -f -a "pause" -d 'Stop handing out new runs; running ones go on'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from help" -f -a "resume" -d 'Hand out runs again after a pause'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from help" -f -a "finish" -d 'End the sweep: no new runs; running ones finish'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from help" -f -a "cancel" -d 'End the sweep and stop its running runs'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from help" -f -a "retry-failed" -d 'Queue every crashed run to be tried again with the same parameters'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from help" -f -a "agent" -d 'Run trials of a sweep here until it is done (or --count runs)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and not __fish_seen_subcommand_from gc help" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and not __fish_seen_subcommand_from gc help" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and not __fish_seen_subcommand_from gc help" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
@@ -543,23 +670,24 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand generate-docs" -s q -l
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand generate-docs" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand generate-docs" -s h -l help -d 'Print help'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand generate-docs" -s V -l version -d 'Print version'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files artifact admin completions generate-docs help" -f -a "server" -d 'Run the tracking server (SQLite + local files by default, or PostgreSQL)'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files artifact admin completions generate-docs help" -f -a "login" -d 'Store an API key for a server (checked against it first)'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files artifact admin completions generate-docs help" -f -a "logout" -d 'Forget the stored API key for a server'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files artifact admin completions generate-docs help" -f -a "whoami" -d 'Show who the stored key belongs to, and where it came from'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files artifact admin completions generate-docs help" -f -a "init" -d 'Write ./.wanllmdb.toml (project, host) and create the project if missing'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files artifact admin completions generate-docs help" -f -a "project" -d 'Create, list, show and delete projects; manage members'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files artifact admin completions generate-docs help" -f -a "run" -d 'Track a program: wanllmdb run [OPTIONS] -- CMD [ARGS]…'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files artifact admin completions generate-docs help" -f -a "log" -d 'Log metrics (KEY=VALUE… or JSON lines on stdin) or a message to a run'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files artifact admin completions generate-docs help" -f -a "sync" -d 'Upload spooled runs (offline runs, or what an outage left behind)'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files artifact admin completions generate-docs help" -f -a "runs" -d 'List, inspect, compare and change runs'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files artifact admin completions generate-docs help" -f -a "logs" -d 'Print or follow a run\'s output'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files artifact admin completions generate-docs help" -f -a "files" -d 'Attach files to a run, list them, download them'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files artifact admin completions generate-docs help" -f -a "artifact" -d 'Version datasets, models and code: put, get, list, alias, reference, lineage'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files artifact admin completions generate-docs help" -f -a "admin" -d 'Server administration (administrators only)'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files artifact admin completions generate-docs help" -f -a "completions" -d 'Print shell completions (bash, zsh, fish, elvish, powershell)'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files artifact admin completions generate-docs help" -f -a "generate-docs" -d 'Write completions/ and man/ into a directory (used to refresh the repository\'s copies)'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files artifact admin completions generate-docs help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files artifact sweep admin completions generate-docs help" -f -a "server" -d 'Run the tracking server (SQLite + local files by default, or PostgreSQL)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files artifact sweep admin completions generate-docs help" -f -a "login" -d 'Store an API key for a server (checked against it first)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files artifact sweep admin completions generate-docs help" -f -a "logout" -d 'Forget the stored API key for a server'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files artifact sweep admin completions generate-docs help" -f -a "whoami" -d 'Show who the stored key belongs to, and where it came from'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files artifact sweep admin completions generate-docs help" -f -a "init" -d 'Write ./.wanllmdb.toml (project, host) and create the project if missing'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files artifact sweep admin completions generate-docs help" -f -a "project" -d 'Create, list, show and delete projects; manage members'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files artifact sweep admin completions generate-docs help" -f -a "run" -d 'Track a program: wanllmdb run [OPTIONS] -- CMD [ARGS]…'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files artifact sweep admin completions generate-docs help" -f -a "log" -d 'Log metrics (KEY=VALUE… or JSON lines on stdin) or a message to a run'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files artifact sweep admin completions generate-docs help" -f -a "sync" -d 'Upload spooled runs (offline runs, or what an outage left behind)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files artifact sweep admin completions generate-docs help" -f -a "runs" -d 'List, inspect, compare and change runs'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files artifact sweep admin completions generate-docs help" -f -a "logs" -d 'Print or follow a run\'s output'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files artifact sweep admin completions generate-docs help" -f -a "files" -d 'Attach files to a run, list them, download them'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files artifact sweep admin completions generate-docs help" -f -a "artifact" -d 'Version datasets, models and code: put, get, list, alias, reference, lineage'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files artifact sweep admin completions generate-docs help" -f -a "sweep" -d 'Hyperparameter sweeps (W&B-format configs): create, run agents, inspect, control'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files artifact sweep admin completions generate-docs help" -f -a "admin" -d 'Server administration (administrators only)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files artifact sweep admin completions generate-docs help" -f -a "completions" -d 'Print shell completions (bash, zsh, fish, elvish, powershell)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files artifact sweep admin completions generate-docs help" -f -a "generate-docs" -d 'Write completions/ and man/ into a directory (used to refresh the repository\'s copies)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files artifact sweep admin completions generate-docs help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from project" -f -a "create" -d 'Create a project'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from project" -f -a "list" -d 'List the projects you can see'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from project" -f -a "show" -d 'Show a project and its statistics'
@@ -588,4 +716,16 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from artifact" -f -a "ref" -d 'Log a version made of references to s3://, gs:// or https:// objects'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from artifact" -f -a "update" -d 'Change an artifact\'s description, tags or metadata (versions never change)'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from artifact" -f -a "delete" -d 'Delete an artifact with all its versions and aliases'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from sweep" -f -a "create" -d 'Create a sweep from a YAML or JSON config (W&B\'s sweep format)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from sweep" -f -a "validate" -d 'Check a config without creating anything; lists every problem with its path'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from sweep" -f -a "list" -d 'List the sweeps of the project'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from sweep" -f -a "show" -d 'Show a sweep: state, counts, best run, top runs, parameter importance'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from sweep" -f -a "trials" -d 'List every trial of a sweep with its parameters and value'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from sweep" -f -a "suggest" -d 'Manual mode: reserve the next parameters and a run id to start yourself'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from sweep" -f -a "pause" -d 'Stop handing out new runs; running ones go on'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from sweep" -f -a "resume" -d 'Hand out runs again after a pause'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from sweep" -f -a "finish" -d 'End the sweep: no new runs; running ones finish'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from sweep" -f -a "cancel" -d 'End the sweep and stop its running runs'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from sweep" -f -a "retry-failed" -d 'Queue every crashed run to be tried again with the same parameters'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from sweep" -f -a "agent" -d 'Run trials of a sweep here until it is done (or --count runs)'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from admin" -f -a "gc" -d 'Delete stored file contents nothing refers to any more (server administrators only)'

@@ -11,6 +11,9 @@ use serde_json::Value;
 
 use super::{Server, binary, http, signal, start, start_at, wait_exit};
 
+#[path = "sweeps.rs"]
+mod sweeps;
+
 /// A server, its admin key and a working directory for the client.
 struct Env {
     dir: tempfile::TempDir,

@@ -46,3 +46,11 @@ pub const DIR: &str = "WANLLMDB_DIR";
 pub const SCALARS: &str = "WANLLMDB_SCALARS";
 /// Set to `0` to never touch the OS keyring.
 pub const KEYRING: &str = "WANLLMDB_KEYRING";
+/// Sweep of the wrapped run, set for programs a sweep agent starts.
+pub const SWEEP_ID: &str = "WANLLMDB_SWEEP_ID";
+/// The run's sweep parameters as a JSON object, set for programs a sweep agent starts.
+pub const SWEEP_PARAMS: &str = "WANLLMDB_SWEEP_PARAMS";
+/// Path of a JSON file holding the same parameters.
+pub const SWEEP_PARAMS_FILE: &str = "WANLLMDB_SWEEP_PARAMS_FILE";
+/// Seconds between a sweep agent's heartbeats.
+pub const SWEEP_HEARTBEAT: &str = "WANLLMDB_SWEEP_HEARTBEAT";

@@ -90,6 +90,9 @@ enum Command {
     /// Version datasets, models and code: put, get, list, alias, reference, lineage
     #[command(subcommand)]
     Artifact(commands::artifact::ArtifactCommand),
+    /// Hyperparameter sweeps (W&B-format configs): create, run agents, inspect, control
+    #[command(subcommand)]
+    Sweep(commands::sweep::SweepCommand),
     /// Server administration (administrators only)
     #[command(subcommand)]
     Admin(commands::admin::AdminCommand),
@@ -173,6 +176,7 @@ async fn dispatch(command: Command, flags: GlobalFlags, printer: Printer) -> Res
         Command::Logs(args) => ok(commands::logs::logs(args, &flags, printer).await),
         Command::Files(c) => ok(commands::files::run(c, &flags, printer).await),
         Command::Artifact(c) => ok(commands::artifact::run(c, &flags, printer).await),
+        Command::Sweep(c) => commands::sweep::run(c, &flags, printer).await,
         Command::Admin(c) => ok(commands::admin::run(c, &flags, printer).await),
         Command::Completions(args) => {
             ok(commands::completions::completions(args).map_err(CliError::from))

@@ -103,11 +103,12 @@ impl Printer {
         Ok(())
     }
 
-    /// Prints `value` as JSON with `--json`, otherwise runs `table` to print it for people.
-    pub fn data<T: Serialize + ?Sized>(
+    /// Prints `value` as JSON with `--json`, otherwise runs `table` to print it for people
+    /// (a table, or any text).
+    pub fn data<T: Serialize + ?Sized, D: std::fmt::Display>(
         &self,
         value: &T,
-        table: impl FnOnce() -> Table,
+        table: impl FnOnce() -> D,
     ) -> CliResult {
         if self.json {
             self.print_json(value)

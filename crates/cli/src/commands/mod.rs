@@ -11,6 +11,7 @@ pub mod logs;
 pub mod project;
 pub mod runs;
 pub mod server;
+pub mod sweep;
 pub mod sync;
 
 use clap::Args;

@@ -56,19 +56,8 @@ fn read_config_file(path: &Path) -> CliResult<Map<String, Value>> {
         other => Err(user_err!(
             "config file {} must hold a mapping of names to values, not {}",
             path.display(),
-            kind(&other)
+            wanllmdb_api_types::sweeps::json_kind(&other)
         )),
-    }
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "a mapping",
     }
 }
 

@@ -194,8 +194,94 @@ parameters:
         assert!((0.001..=0.1).contains(&lr));
         assert_eq!(t["value"].as_f64().unwrap(), lr);
     }
+
+    // Bayesian search with Hyperband, as W&B users write it: runs to its cap and finishes.
+    write(
+        &work,
+        "bayes.py",
+        r#"
+import json, os, time
+p = json.loads(os.environ["WANLLMDB_SWEEP_PARAMS"])
+m = open(os.environ["WANLLMDB_METRICS"], "a")
+for step in range(6):
+    loss = (p["lr"] - 0.01) ** 2 * 1e4 + p["layers"] * 0.01 + 1.0 / (step + 1)
+    m.write(json.dumps({"step": step, "val_loss": loss}) + "\n")
+    m.flush()
+    time.sleep(0.05)
+"#,
+    );
+    let bayes = write(
+        &work,
+        "bayes.yaml",
+        "program: bayes.py
+method: bayes
+metric: {name: val_loss, goal: minimize}
+run_cap: 8
+early_terminate: {type: hyperband, min_iter: 2, eta: 3}
+optuna_config: {n_startup_trials: 3}
+parameters:
+  lr: {distribution: log_uniform_values, min: 0.0001, max: 0.1}
+  layers: {distribution: int_uniform, min: 1, max: 6}
+",
+    );
+    let id = env.create_sweep(&bayes);
+    let agents = [env.agent(&id, &[]), env.agent(&id, &[])];
+    for a in agents {
+        let (c, err) = finish(a, Duration::from_secs(120));
+        assert_eq!(c, 0, "{err}");
+    }
+    let trials = env.trials(&id);
+    assert_eq!(trials.len(), 8);
+    for t in &trials {
+        match t["state"].as_str().unwrap() {
+            "finished" => assert_eq!(t["iterations"], 6, "{t}"),
+            "killed" => assert_eq!(t["stop_reason"], "early-terminated", "{t}"),
+            other => panic!("trial ended {other}: {t}"),
+        }
+        let lr = t["params"]["lr"].as_f64().unwrap();
+        assert!((0.0001..=0.1).contains(&lr), "{t}");
+    }
+    let show = env.json(&["sweep", "show", &id, "--json"]);
+    assert_eq!(show["sweep"]["state"], "finished", "{show}");
+    assert_eq!(show["analysis"]["importance"].as_array().unwrap().len(), 2);
+
     let list = env.json(&["sweep", "list", "--project", "sw", "--json"]);
-    assert_eq!(list.as_array().unwrap().len(), 2);
+    assert_eq!(list.as_array().unwrap().len(), 3);
+}
+
+#[test]
+fn cancel_stops_a_run_that_ignores_sigterm_with_sigkill() {
+    let env = Env::new();
+    let work = env.work();
+    write(
+        &work,
+        "stubborn.sh",
+        "trap '' TERM\necho started > started\nsleep 60\n",
+    );
+    let cfg = write(
+        &work,
+        "stubborn.yaml",
+        "command: [bash, stubborn.sh]\nmethod: random\nparameters:\n  x: {values: [1, 2]}\n",
+    );
+    let id = env.create_sweep(&cfg);
+    let agent = env.agent(&id, &["--grace", "1"]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !work.join("started").exists() {
+        assert!(Instant::now() < deadline, "the run never started");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let started = Instant::now();
+    env.ok(&["sweep", "cancel", &id]);
+    let (c, err) = finish(agent, Duration::from_secs(30));
+    assert_eq!(c, 0, "{err}");
+    assert!(started.elapsed() < Duration::from_secs(20), "SIGKILL came late");
+    assert!(err.contains("SIGKILL"), "{err}");
+    let trials = env.trials(&id);
+    assert_eq!(trials.len(), 1);
+    let (_, run) = env.get(&format!("/api/v1/runs/{}", trials[0]["run_id"].as_str().unwrap()));
+    assert_eq!(run["state"], "killed", "{run}");
+    assert_eq!(run["end_reason"], "sweep-canceled");
+    assert_eq!(run["exit_code"], 137);
 }
 
 #[test]

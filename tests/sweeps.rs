@@ -274,11 +274,17 @@ fn cancel_stops_a_run_that_ignores_sigterm_with_sigkill() {
     env.ok(&["sweep", "cancel", &id]);
     let (c, err) = finish(agent, Duration::from_secs(30));
     assert_eq!(c, 0, "{err}");
-    assert!(started.elapsed() < Duration::from_secs(20), "SIGKILL came late");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "SIGKILL came late"
+    );
     assert!(err.contains("SIGKILL"), "{err}");
     let trials = env.trials(&id);
     assert_eq!(trials.len(), 1);
-    let (_, run) = env.get(&format!("/api/v1/runs/{}", trials[0]["run_id"].as_str().unwrap()));
+    let (_, run) = env.get(&format!(
+        "/api/v1/runs/{}",
+        trials[0]["run_id"].as_str().unwrap()
+    ));
     assert_eq!(run["state"], "killed", "{run}");
     assert_eq!(run["end_reason"], "sweep-canceled");
     assert_eq!(run["exit_code"], 137);

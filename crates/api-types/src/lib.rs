@@ -9,6 +9,7 @@ pub mod files;
 pub mod logs;
 pub mod metrics;
 pub mod projects;
+pub mod registry;
 pub mod runs;
 pub mod sweeps;
 

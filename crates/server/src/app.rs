@@ -81,6 +81,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(crate::files::routes::router())
         .merge(crate::artifacts::routes::router())
         .merge(crate::sweeps::routes::router())
+        .merge(crate::registry::routes::router())
 }
 
 /// The OpenAPI document of the whole API.

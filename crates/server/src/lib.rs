@@ -16,6 +16,7 @@ pub mod logs;
 pub mod metrics;
 pub mod openapi;
 pub mod projects;
+pub mod registry;
 pub mod runs;
 pub mod store;
 pub mod sweeps;

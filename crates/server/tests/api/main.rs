@@ -10,6 +10,7 @@ mod logs;
 mod matrix;
 mod metrics;
 mod projects;
+mod registry;
 mod runs;
 mod s3;
 mod sweeps;

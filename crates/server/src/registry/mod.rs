@@ -857,7 +857,10 @@ impl Registry<'_> {
     ) -> ApiResult<()> {
         let model = self.load_with(actor, name, Role::Member).await?;
         let user = actor.require_user()?;
-        let row = self.resolve(&model, &format!("@{alias}")).await?;
+        let row = self
+            .resolve(&model, &format!("@{alias}"))
+            .await
+            .map_err(|_| ApiError::not_found(format!("alias {alias} of model {name}")))?;
         let now = now_us();
         with_tx!(self.store(), tx => {
             sqlx::query("DELETE FROM model_aliases WHERE model_id = $1 AND alias = $2").bind(model.id).bind(alias).execute(&mut *tx).await?;

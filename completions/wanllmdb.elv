@@ -43,6 +43,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand files 'Attach files to a run, list them, download them'
             cand artifact 'Version datasets, models and code: put, get, list, alias, reference, lineage'
             cand sweep 'Hyperparameter sweeps (W&B-format configs): create, run agents, inspect, control'
+            cand model 'Model registry: register models, version them, stage, approve, alias, download'
             cand admin 'Server administration (administrators only)'
             cand completions 'Print shell completions (bash, zsh, fish, elvish, powershell)'
             cand generate-docs 'Write completions/ and man/ into a directory (used to refresh the repository''s copies)'
@@ -1145,6 +1146,338 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
         }
         &'wanllmdb;sweep;help;help'= {
         }
+        &'wanllmdb;model'= {
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand register 'Register a model in the project (model names are unique on the server)'
+            cand ls 'List registered models: those of the project, or every one you can read with --all'
+            cand show 'Show a model and its versions, or one version (NAME@ALIAS, NAME/STAGE, NAME:vN)'
+            cand versions 'List a model''s versions, newest first'
+            cand version 'Create or delete model versions'
+            cand transition 'Move a version to another stage (Production may need an approval first)'
+            cand approve 'Approve a version for Production (project admins and owners), or --revoke the approval'
+            cand alias 'Point an alias at a version, or remove one with --remove ALIAS'
+            cand history 'Who did what to a model (or to one version), oldest first'
+            cand update 'Change a model''s description, tags or approval setting'
+            cand delete 'Delete a model with all its versions, aliases and history (project admins)'
+            cand policy 'Show the project''s registry policy, or change it (project admins)'
+            cand download 'Download a model version''s files, checking every digest (as `artifact get` does)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'wanllmdb;model;register'= {
+            cand --description 'Free text'
+            cand --tag 'Tag (repeatable)'
+            cand --require-approval 'Whether Production needs an approval [default: the project''s policy]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand --json 'Print JSON'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wanllmdb;model;ls'= {
+            cand --search 'Only models whose name or description contains this'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand --all 'Models of every project you can read, not just the current one'
+            cand --json 'Print JSON'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wanllmdb;model;show'= {
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand --json 'Print JSON'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wanllmdb;model;versions'= {
+            cand --stage 'Only versions in this stage'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand --json 'Print JSON'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wanllmdb;model;version'= {
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand create 'Register an artifact version as the next version of a model'
+            cand delete 'Delete a version (project admins); its artifact version stays'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'wanllmdb;model;version;create'= {
+            cand --artifact 'ART:VER, ART:ALIAS or PROJECT/ART:VER'
+            cand --run 'The run that trained it [default: $WANLLMDB_RUN_ID inside `wanllmdb run`]'
+            cand --metrics 'Evaluation metric KEY=VALUE (repeatable)'
+            cand --description 'Free text'
+            cand --tag 'Tag (repeatable)'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand --json 'Print the version as JSON'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wanllmdb;model;version;delete'= {
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand -y 'Do not ask for confirmation'
+            cand --yes 'Do not ask for confirmation'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wanllmdb;model;version;help'= {
+            cand create 'Register an artifact version as the next version of a model'
+            cand delete 'Delete a version (project admins); its artifact version stays'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'wanllmdb;model;version;help;create'= {
+        }
+        &'wanllmdb;model;version;help;delete'= {
+        }
+        &'wanllmdb;model;version;help;help'= {
+        }
+        &'wanllmdb;model;transition'= {
+            cand --to 'Stage to move to: Staging, Production, Archived or None'
+            cand -m 'Why (kept in the history)'
+            cand --comment 'Why (kept in the history)'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand --archive-existing 'Into Production: archive the versions in Production now'
+            cand --json 'Print the version as JSON'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wanllmdb;model;approve'= {
+            cand -m 'Why (kept in the history)'
+            cand --comment 'Why (kept in the history)'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand --revoke 'Withdraw the approval instead'
+            cand --json 'Print the version as JSON'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wanllmdb;model;alias'= {
+            cand --remove 'Remove this alias instead'
+            cand -m 'Why (kept in the history)'
+            cand --comment 'Why (kept in the history)'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand --json 'Print the version as JSON'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wanllmdb;model;history'= {
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand --json 'Print JSON'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wanllmdb;model;update'= {
+            cand --description 'New description'
+            cand --tag 'Replace the tags with these (repeatable)'
+            cand --require-approval 'Whether Production needs an approval for this model'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand --clear-tags 'Remove all tags'
+            cand --json 'Print the model as JSON'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wanllmdb;model;delete'= {
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand -y 'Do not ask for confirmation'
+            cand --yes 'Do not ask for confirmation'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wanllmdb;model;policy'= {
+            cand --require-approval 'Production needs an approval'
+            cand --allow-self-approval 'The creator of a version may approve it'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand --json 'Print JSON'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wanllmdb;model;download'= {
+            cand --dir 'Directory to write into [default: ./models/NAME/vN]'
+            cand --run 'Record this run as a user of the files [default: $WANLLMDB_RUN_ID]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand --no-cache 'Download without keeping a copy in the local cache'
+            cand --json 'Print what happened as JSON'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wanllmdb;model;help'= {
+            cand register 'Register a model in the project (model names are unique on the server)'
+            cand ls 'List registered models: those of the project, or every one you can read with --all'
+            cand show 'Show a model and its versions, or one version (NAME@ALIAS, NAME/STAGE, NAME:vN)'
+            cand versions 'List a model''s versions, newest first'
+            cand version 'Create or delete model versions'
+            cand transition 'Move a version to another stage (Production may need an approval first)'
+            cand approve 'Approve a version for Production (project admins and owners), or --revoke the approval'
+            cand alias 'Point an alias at a version, or remove one with --remove ALIAS'
+            cand history 'Who did what to a model (or to one version), oldest first'
+            cand update 'Change a model''s description, tags or approval setting'
+            cand delete 'Delete a model with all its versions, aliases and history (project admins)'
+            cand policy 'Show the project''s registry policy, or change it (project admins)'
+            cand download 'Download a model version''s files, checking every digest (as `artifact get` does)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'wanllmdb;model;help;register'= {
+        }
+        &'wanllmdb;model;help;ls'= {
+        }
+        &'wanllmdb;model;help;show'= {
+        }
+        &'wanllmdb;model;help;versions'= {
+        }
+        &'wanllmdb;model;help;version'= {
+            cand create 'Register an artifact version as the next version of a model'
+            cand delete 'Delete a version (project admins); its artifact version stays'
+        }
+        &'wanllmdb;model;help;version;create'= {
+        }
+        &'wanllmdb;model;help;version;delete'= {
+        }
+        &'wanllmdb;model;help;transition'= {
+        }
+        &'wanllmdb;model;help;approve'= {
+        }
+        &'wanllmdb;model;help;alias'= {
+        }
+        &'wanllmdb;model;help;history'= {
+        }
+        &'wanllmdb;model;help;update'= {
+        }
+        &'wanllmdb;model;help;delete'= {
+        }
+        &'wanllmdb;model;help;policy'= {
+        }
+        &'wanllmdb;model;help;download'= {
+        }
+        &'wanllmdb;model;help;help'= {
+        }
         &'wanllmdb;admin'= {
             cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
@@ -1224,6 +1557,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand files 'Attach files to a run, list them, download them'
             cand artifact 'Version datasets, models and code: put, get, list, alias, reference, lineage'
             cand sweep 'Hyperparameter sweeps (W&B-format configs): create, run agents, inspect, control'
+            cand model 'Model registry: register models, version them, stage, approve, alias, download'
             cand admin 'Server administration (administrators only)'
             cand completions 'Print shell completions (bash, zsh, fish, elvish, powershell)'
             cand generate-docs 'Write completions/ and man/ into a directory (used to refresh the repository''s copies)'
@@ -1388,6 +1722,53 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
         &'wanllmdb;help;sweep;retry-failed'= {
         }
         &'wanllmdb;help;sweep;agent'= {
+        }
+        &'wanllmdb;help;model'= {
+            cand register 'Register a model in the project (model names are unique on the server)'
+            cand ls 'List registered models: those of the project, or every one you can read with --all'
+            cand show 'Show a model and its versions, or one version (NAME@ALIAS, NAME/STAGE, NAME:vN)'
+            cand versions 'List a model''s versions, newest first'
+            cand version 'Create or delete model versions'
+            cand transition 'Move a version to another stage (Production may need an approval first)'
+            cand approve 'Approve a version for Production (project admins and owners), or --revoke the approval'
+            cand alias 'Point an alias at a version, or remove one with --remove ALIAS'
+            cand history 'Who did what to a model (or to one version), oldest first'
+            cand update 'Change a model''s description, tags or approval setting'
+            cand delete 'Delete a model with all its versions, aliases and history (project admins)'
+            cand policy 'Show the project''s registry policy, or change it (project admins)'
+            cand download 'Download a model version''s files, checking every digest (as `artifact get` does)'
+        }
+        &'wanllmdb;help;model;register'= {
+        }
+        &'wanllmdb;help;model;ls'= {
+        }
+        &'wanllmdb;help;model;show'= {
+        }
+        &'wanllmdb;help;model;versions'= {
+        }
+        &'wanllmdb;help;model;version'= {
+            cand create 'Register an artifact version as the next version of a model'
+            cand delete 'Delete a version (project admins); its artifact version stays'
+        }
+        &'wanllmdb;help;model;version;create'= {
+        }
+        &'wanllmdb;help;model;version;delete'= {
+        }
+        &'wanllmdb;help;model;transition'= {
+        }
+        &'wanllmdb;help;model;approve'= {
+        }
+        &'wanllmdb;help;model;alias'= {
+        }
+        &'wanllmdb;help;model;history'= {
+        }
+        &'wanllmdb;help;model;update'= {
+        }
+        &'wanllmdb;help;model;delete'= {
+        }
+        &'wanllmdb;help;model;policy'= {
+        }
+        &'wanllmdb;help;model;download'= {
         }
         &'wanllmdb;help;admin'= {
             cand gc 'Delete stored file contents nothing refers to any more (server administrators only)'

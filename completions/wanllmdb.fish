@@ -45,6 +45,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_needs_command" -f -a "logs" -d 'Print o
 complete -c wanllmdb -n "__fish_wanllmdb_needs_command" -f -a "files" -d 'Attach files to a run, list them, download them'
 complete -c wanllmdb -n "__fish_wanllmdb_needs_command" -f -a "artifact" -d 'Version datasets, models and code: put, get, list, alias, reference, lineage'
 complete -c wanllmdb -n "__fish_wanllmdb_needs_command" -f -a "sweep" -d 'Hyperparameter sweeps (W&B-format configs): create, run agents, inspect, control'
+complete -c wanllmdb -n "__fish_wanllmdb_needs_command" -f -a "model" -d 'Model registry: register models, version them, stage, approve, alias, download'
 complete -c wanllmdb -n "__fish_wanllmdb_needs_command" -f -a "admin" -d 'Server administration (administrators only)'
 complete -c wanllmdb -n "__fish_wanllmdb_needs_command" -f -a "completions" -d 'Print shell completions (bash, zsh, fish, elvish, powershell)'
 complete -c wanllmdb -n "__fish_wanllmdb_needs_command" -f -a "generate-docs" -d 'Write completions/ and man/ into a directory (used to refresh the repository\'s copies)'
@@ -636,6 +637,180 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from help" -f -a "retry-failed" -d 'Queue every crashed run to be tried again with the same parameters'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from help" -f -a "agent" -d 'Run trials of a sweep here until it is done (or --count runs)'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and not __fish_seen_subcommand_from register ls show versions version transition approve alias history update delete policy download help" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and not __fish_seen_subcommand_from register ls show versions version transition approve alias history update delete policy download help" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and not __fish_seen_subcommand_from register ls show versions version transition approve alias history update delete policy download help" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and not __fish_seen_subcommand_from register ls show versions version transition approve alias history update delete policy download help" -s q -l quiet -d 'Print only data and errors'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and not __fish_seen_subcommand_from register ls show versions version transition approve alias history update delete policy download help" -s v -l verbose -d 'Print more about what happens'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and not __fish_seen_subcommand_from register ls show versions version transition approve alias history update delete policy download help" -s h -l help -d 'Print help'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and not __fish_seen_subcommand_from register ls show versions version transition approve alias history update delete policy download help" -s V -l version -d 'Print version'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and not __fish_seen_subcommand_from register ls show versions version transition approve alias history update delete policy download help" -f -a "register" -d 'Register a model in the project (model names are unique on the server)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and not __fish_seen_subcommand_from register ls show versions version transition approve alias history update delete policy download help" -f -a "ls" -d 'List registered models: those of the project, or every one you can read with --all'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and not __fish_seen_subcommand_from register ls show versions version transition approve alias history update delete policy download help" -f -a "show" -d 'Show a model and its versions, or one version (NAME@ALIAS, NAME/STAGE, NAME:vN)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and not __fish_seen_subcommand_from register ls show versions version transition approve alias history update delete policy download help" -f -a "versions" -d 'List a model\'s versions, newest first'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and not __fish_seen_subcommand_from register ls show versions version transition approve alias history update delete policy download help" -f -a "version" -d 'Create or delete model versions'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and not __fish_seen_subcommand_from register ls show versions version transition approve alias history update delete policy download help" -f -a "transition" -d 'Move a version to another stage (Production may need an approval first)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and not __fish_seen_subcommand_from register ls show versions version transition approve alias history update delete policy download help" -f -a "approve" -d 'Approve a version for Production (project admins and owners), or --revoke the approval'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and not __fish_seen_subcommand_from register ls show versions version transition approve alias history update delete policy download help" -f -a "alias" -d 'Point an alias at a version, or remove one with --remove ALIAS'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and not __fish_seen_subcommand_from register ls show versions version transition approve alias history update delete policy download help" -f -a "history" -d 'Who did what to a model (or to one version), oldest first'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and not __fish_seen_subcommand_from register ls show versions version transition approve alias history update delete policy download help" -f -a "update" -d 'Change a model\'s description, tags or approval setting'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and not __fish_seen_subcommand_from register ls show versions version transition approve alias history update delete policy download help" -f -a "delete" -d 'Delete a model with all its versions, aliases and history (project admins)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and not __fish_seen_subcommand_from register ls show versions version transition approve alias history update delete policy download help" -f -a "policy" -d 'Show the project\'s registry policy, or change it (project admins)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and not __fish_seen_subcommand_from register ls show versions version transition approve alias history update delete policy download help" -f -a "download" -d 'Download a model version\'s files, checking every digest (as `artifact get` does)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and not __fish_seen_subcommand_from register ls show versions version transition approve alias history update delete policy download help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from register" -l description -d 'Free text' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from register" -l tag -d 'Tag (repeatable)' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from register" -l require-approval -d 'Whether Production needs an approval [default: the project\'s policy]' -r -f -a "true\t''
+false\t''"
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from register" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from register" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from register" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from register" -l json -d 'Print JSON'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from register" -s q -l quiet -d 'Print only data and errors'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from register" -s v -l verbose -d 'Print more about what happens'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from register" -s h -l help -d 'Print help'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from register" -s V -l version -d 'Print version'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from ls" -l search -d 'Only models whose name or description contains this' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from ls" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from ls" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from ls" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from ls" -l all -d 'Models of every project you can read, not just the current one'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from ls" -l json -d 'Print JSON'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from ls" -s q -l quiet -d 'Print only data and errors'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from ls" -s v -l verbose -d 'Print more about what happens'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from ls" -s h -l help -d 'Print help'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from ls" -s V -l version -d 'Print version'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from show" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from show" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from show" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from show" -l json -d 'Print JSON'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from show" -s q -l quiet -d 'Print only data and errors'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from show" -s v -l verbose -d 'Print more about what happens'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from show" -s V -l version -d 'Print version'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from versions" -l stage -d 'Only versions in this stage' -r -f -a "Staging\t''
+Production\t''
+Archived\t''
+None\t''"
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from versions" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from versions" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from versions" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from versions" -l json -d 'Print JSON'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from versions" -s q -l quiet -d 'Print only data and errors'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from versions" -s v -l verbose -d 'Print more about what happens'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from versions" -s h -l help -d 'Print help'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from versions" -s V -l version -d 'Print version'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from version" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from version" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from version" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from version" -s q -l quiet -d 'Print only data and errors'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from version" -s v -l verbose -d 'Print more about what happens'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from version" -s h -l help -d 'Print help'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from version" -s V -l version -d 'Print version'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from version" -f -a "create" -d 'Register an artifact version as the next version of a model'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from version" -f -a "delete" -d 'Delete a version (project admins); its artifact version stays'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from version" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from transition" -l to -d 'Stage to move to: Staging, Production, Archived or None' -r -f -a "Staging\t''
+Production\t''
+Archived\t''
+None\t''"
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from transition" -s m -l comment -d 'Why (kept in the history)' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from transition" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from transition" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from transition" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from transition" -l archive-existing -d 'Into Production: archive the versions in Production now'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from transition" -l json -d 'Print the version as JSON'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from transition" -s q -l quiet -d 'Print only data and errors'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from transition" -s v -l verbose -d 'Print more about what happens'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from transition" -s h -l help -d 'Print help'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from transition" -s V -l version -d 'Print version'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from approve" -s m -l comment -d 'Why (kept in the history)' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from approve" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from approve" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from approve" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from approve" -l revoke -d 'Withdraw the approval instead'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from approve" -l json -d 'Print the version as JSON'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from approve" -s q -l quiet -d 'Print only data and errors'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from approve" -s v -l verbose -d 'Print more about what happens'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from approve" -s h -l help -d 'Print help'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from approve" -s V -l version -d 'Print version'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from alias" -l remove -d 'Remove this alias instead' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from alias" -s m -l comment -d 'Why (kept in the history)' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from alias" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from alias" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from alias" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from alias" -l json -d 'Print the version as JSON'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from alias" -s q -l quiet -d 'Print only data and errors'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from alias" -s v -l verbose -d 'Print more about what happens'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from alias" -s h -l help -d 'Print help'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from alias" -s V -l version -d 'Print version'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from history" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from history" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from history" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from history" -l json -d 'Print JSON'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from history" -s q -l quiet -d 'Print only data and errors'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from history" -s v -l verbose -d 'Print more about what happens'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from history" -s h -l help -d 'Print help'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from history" -s V -l version -d 'Print version'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from update" -l description -d 'New description' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from update" -l tag -d 'Replace the tags with these (repeatable)' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from update" -l require-approval -d 'Whether Production needs an approval for this model' -r -f -a "true\t'Production needs an approval'
+false\t'Production needs no approval'
+project\t'Follow the project\'s policy'"
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from update" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from update" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from update" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from update" -l clear-tags -d 'Remove all tags'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from update" -l json -d 'Print the model as JSON'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from update" -s q -l quiet -d 'Print only data and errors'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from update" -s v -l verbose -d 'Print more about what happens'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from update" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from update" -s V -l version -d 'Print version'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from delete" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from delete" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from delete" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from delete" -s y -l yes -d 'Do not ask for confirmation'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from delete" -s q -l quiet -d 'Print only data and errors'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from delete" -s v -l verbose -d 'Print more about what happens'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from delete" -s h -l help -d 'Print help'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from delete" -s V -l version -d 'Print version'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from policy" -l require-approval -d 'Production needs an approval' -r -f -a "true\t''
+false\t''"
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from policy" -l allow-self-approval -d 'The creator of a version may approve it' -r -f -a "true\t''
+false\t''"
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from policy" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from policy" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from policy" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from policy" -l json -d 'Print JSON'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from policy" -s q -l quiet -d 'Print only data and errors'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from policy" -s v -l verbose -d 'Print more about what happens'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from policy" -s h -l help -d 'Print help'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from policy" -s V -l version -d 'Print version'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from download" -l dir -d 'Directory to write into [default: ./models/NAME/vN]' -r -F
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from download" -l run -d 'Record this run as a user of the files [default: $WANLLMDB_RUN_ID]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from download" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from download" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from download" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from download" -l no-cache -d 'Download without keeping a copy in the local cache'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from download" -l json -d 'Print what happened as JSON'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from download" -s q -l quiet -d 'Print only data and errors'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from download" -s v -l verbose -d 'Print more about what happens'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from download" -s h -l help -d 'Print help'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from download" -s V -l version -d 'Print version'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from help" -f -a "register" -d 'Register a model in the project (model names are unique on the server)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from help" -f -a "ls" -d 'List registered models: those of the project, or every one you can read with --all'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from help" -f -a "show" -d 'Show a model and its versions, or one version (NAME@ALIAS, NAME/STAGE, NAME:vN)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from help" -f -a "versions" -d 'List a model\'s versions, newest first'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from help" -f -a "version" -d 'Create or delete model versions'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from help" -f -a "transition" -d 'Move a version to another stage (Production may need an approval first)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from help" -f -a "approve" -d 'Approve a version for Production (project admins and owners), or --revoke the approval'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from help" -f -a "alias" -d 'Point an alias at a version, or remove one with --remove ALIAS'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from help" -f -a "history" -d 'Who did what to a model (or to one version), oldest first'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from help" -f -a "update" -d 'Change a model\'s description, tags or approval setting'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from help" -f -a "delete" -d 'Delete a model with all its versions, aliases and history (project admins)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from help" -f -a "policy" -d 'Show the project\'s registry policy, or change it (project admins)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from help" -f -a "download" -d 'Download a model version\'s files, checking every digest (as `artifact get` does)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and not __fish_seen_subcommand_from gc help" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and not __fish_seen_subcommand_from gc help" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and not __fish_seen_subcommand_from gc help" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
@@ -670,24 +845,25 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand generate-docs" -s q -l
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand generate-docs" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand generate-docs" -s h -l help -d 'Print help'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand generate-docs" -s V -l version -d 'Print version'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files artifact sweep admin completions generate-docs help" -f -a "server" -d 'Run the tracking server (SQLite + local files by default, or PostgreSQL)'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files artifact sweep admin completions generate-docs help" -f -a "login" -d 'Store an API key for a server (checked against it first)'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files artifact sweep admin completions generate-docs help" -f -a "logout" -d 'Forget the stored API key for a server'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files artifact sweep admin completions generate-docs help" -f -a "whoami" -d 'Show who the stored key belongs to, and where it came from'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files artifact sweep admin completions generate-docs help" -f -a "init" -d 'Write ./.wanllmdb.toml (project, host) and create the project if missing'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files artifact sweep admin completions generate-docs help" -f -a "project" -d 'Create, list, show and delete projects; manage members'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files artifact sweep admin completions generate-docs help" -f -a "run" -d 'Track a program: wanllmdb run [OPTIONS] -- CMD [ARGS]…'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files artifact sweep admin completions generate-docs help" -f -a "log" -d 'Log metrics (KEY=VALUE… or JSON lines on stdin) or a message to a run'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files artifact sweep admin completions generate-docs help" -f -a "sync" -d 'Upload spooled runs (offline runs, or what an outage left behind)'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files artifact sweep admin completions generate-docs help" -f -a "runs" -d 'List, inspect, compare and change runs'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files artifact sweep admin completions generate-docs help" -f -a "logs" -d 'Print or follow a run\'s output'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files artifact sweep admin completions generate-docs help" -f -a "files" -d 'Attach files to a run, list them, download them'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files artifact sweep admin completions generate-docs help" -f -a "artifact" -d 'Version datasets, models and code: put, get, list, alias, reference, lineage'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files artifact sweep admin completions generate-docs help" -f -a "sweep" -d 'Hyperparameter sweeps (W&B-format configs): create, run agents, inspect, control'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files artifact sweep admin completions generate-docs help" -f -a "admin" -d 'Server administration (administrators only)'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files artifact sweep admin completions generate-docs help" -f -a "completions" -d 'Print shell completions (bash, zsh, fish, elvish, powershell)'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files artifact sweep admin completions generate-docs help" -f -a "generate-docs" -d 'Write completions/ and man/ into a directory (used to refresh the repository\'s copies)'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files artifact sweep admin completions generate-docs help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files artifact sweep model admin completions generate-docs help" -f -a "server" -d 'Run the tracking server (SQLite + local files by default, or PostgreSQL)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files artifact sweep model admin completions generate-docs help" -f -a "login" -d 'Store an API key for a server (checked against it first)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files artifact sweep model admin completions generate-docs help" -f -a "logout" -d 'Forget the stored API key for a server'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files artifact sweep model admin completions generate-docs help" -f -a "whoami" -d 'Show who the stored key belongs to, and where it came from'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files artifact sweep model admin completions generate-docs help" -f -a "init" -d 'Write ./.wanllmdb.toml (project, host) and create the project if missing'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files artifact sweep model admin completions generate-docs help" -f -a "project" -d 'Create, list, show and delete projects; manage members'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files artifact sweep model admin completions generate-docs help" -f -a "run" -d 'Track a program: wanllmdb run [OPTIONS] -- CMD [ARGS]…'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files artifact sweep model admin completions generate-docs help" -f -a "log" -d 'Log metrics (KEY=VALUE… or JSON lines on stdin) or a message to a run'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files artifact sweep model admin completions generate-docs help" -f -a "sync" -d 'Upload spooled runs (offline runs, or what an outage left behind)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files artifact sweep model admin completions generate-docs help" -f -a "runs" -d 'List, inspect, compare and change runs'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files artifact sweep model admin completions generate-docs help" -f -a "logs" -d 'Print or follow a run\'s output'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files artifact sweep model admin completions generate-docs help" -f -a "files" -d 'Attach files to a run, list them, download them'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files artifact sweep model admin completions generate-docs help" -f -a "artifact" -d 'Version datasets, models and code: put, get, list, alias, reference, lineage'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files artifact sweep model admin completions generate-docs help" -f -a "sweep" -d 'Hyperparameter sweeps (W&B-format configs): create, run agents, inspect, control'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files artifact sweep model admin completions generate-docs help" -f -a "model" -d 'Model registry: register models, version them, stage, approve, alias, download'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files artifact sweep model admin completions generate-docs help" -f -a "admin" -d 'Server administration (administrators only)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files artifact sweep model admin completions generate-docs help" -f -a "completions" -d 'Print shell completions (bash, zsh, fish, elvish, powershell)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files artifact sweep model admin completions generate-docs help" -f -a "generate-docs" -d 'Write completions/ and man/ into a directory (used to refresh the repository\'s copies)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami init project run log sync runs logs files artifact sweep model admin completions generate-docs help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from project" -f -a "create" -d 'Create a project'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from project" -f -a "list" -d 'List the projects you can see'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from project" -f -a "show" -d 'Show a project and its statistics'
@@ -728,4 +904,17 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from sweep" -f -a "cancel" -d 'End the sweep and stop its running runs'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from sweep" -f -a "retry-failed" -d 'Queue every crashed run to be tried again with the same parameters'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from sweep" -f -a "agent" -d 'Run trials of a sweep here until it is done (or --count runs)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from model" -f -a "register" -d 'Register a model in the project (model names are unique on the server)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from model" -f -a "ls" -d 'List registered models: those of the project, or every one you can read with --all'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from model" -f -a "show" -d 'Show a model and its versions, or one version (NAME@ALIAS, NAME/STAGE, NAME:vN)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from model" -f -a "versions" -d 'List a model\'s versions, newest first'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from model" -f -a "version" -d 'Create or delete model versions'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from model" -f -a "transition" -d 'Move a version to another stage (Production may need an approval first)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from model" -f -a "approve" -d 'Approve a version for Production (project admins and owners), or --revoke the approval'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from model" -f -a "alias" -d 'Point an alias at a version, or remove one with --remove ALIAS'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from model" -f -a "history" -d 'Who did what to a model (or to one version), oldest first'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from model" -f -a "update" -d 'Change a model\'s description, tags or approval setting'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from model" -f -a "delete" -d 'Delete a model with all its versions, aliases and history (project admins)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from model" -f -a "policy" -d 'Show the project\'s registry policy, or change it (project admins)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from model" -f -a "download" -d 'Download a model version\'s files, checking every digest (as `artifact get` does)'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from admin" -f -a "gc" -d 'Delete stored file contents nothing refers to any more (server administrators only)'

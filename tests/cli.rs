@@ -11,6 +11,8 @@ use serde_json::Value;
 
 use super::{Server, binary, http, signal, start, start_at, wait_exit};
 
+#[path = "registry.rs"]
+mod registry;
 #[path = "sweeps.rs"]
 mod sweeps;
 

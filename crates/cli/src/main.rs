@@ -93,6 +93,9 @@ enum Command {
     /// Hyperparameter sweeps (W&B-format configs): create, run agents, inspect, control
     #[command(subcommand)]
     Sweep(commands::sweep::SweepCommand),
+    /// Model registry: register models, version them, stage, approve, alias, download
+    #[command(subcommand)]
+    Model(commands::model::ModelCommand),
     /// Server administration (administrators only)
     #[command(subcommand)]
     Admin(commands::admin::AdminCommand),
@@ -177,6 +180,7 @@ async fn dispatch(command: Command, flags: GlobalFlags, printer: Printer) -> Res
         Command::Files(c) => ok(commands::files::run(c, &flags, printer).await),
         Command::Artifact(c) => ok(commands::artifact::run(c, &flags, printer).await),
         Command::Sweep(c) => commands::sweep::run(c, &flags, printer).await,
+        Command::Model(c) => ok(commands::model::run(c, &flags, printer).await),
         Command::Admin(c) => ok(commands::admin::run(c, &flags, printer).await),
         Command::Completions(args) => {
             ok(commands::completions::completions(args).map_err(CliError::from))

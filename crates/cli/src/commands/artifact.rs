@@ -239,6 +239,25 @@ impl Target {
         })
     }
 
+    /// A fully qualified `PROJECT/NAME:VERSION`, as the server writes it.
+    fn qualified(spec: &str) -> CliResult<Target> {
+        let bad =
+            || CliError::unexpected(format!("{spec:?} is not a PROJECT/NAME:VERSION reference"));
+        let (project, rest) = spec.split_once('/').ok_or_else(bad)?;
+        let (name, version) = rest.split_once(':').ok_or_else(bad)?;
+        if !wanllmdb_api_types::is_valid_project_name(project)
+            || !is_valid_artifact_name(name)
+            || version.is_empty()
+        {
+            return Err(bad());
+        }
+        Ok(Target {
+            project: project.to_string(),
+            name: name.to_string(),
+            version: Some(version.to_string()),
+        })
+    }
+
     fn no_version(self, spec: &str) -> CliResult<Target> {
         if self.version.is_some() {
             return Err(user_err!(
@@ -315,7 +334,7 @@ fn parse_metadata(pairs: &[String]) -> CliResult<Option<serde_json::Value>> {
 }
 
 /// The run to record, from the flag or the wrapper's environment.
-fn run_from(flag: Option<String>) -> CliResult<Option<String>> {
+pub(crate) fn run_from(flag: Option<String>) -> CliResult<Option<String>> {
     let run = flag.or_else(|| std::env::var(env::RUN_ID).ok().filter(|r| !r.is_empty()));
     run.map(|r| super::valid_run_id(&r)).transpose()
 }
@@ -470,14 +489,14 @@ fn print_put(printer: &Printer, report: &PutReport, json: bool) -> CliResult {
 
 /// What `artifact get` did.
 #[derive(Debug, Default, Serialize)]
-struct GetReport {
-    version: String,
-    dir: PathBuf,
-    files: usize,
-    downloaded: usize,
-    from_cache: usize,
-    already_there: usize,
-    references_skipped: Vec<String>,
+pub(crate) struct GetReport {
+    pub(crate) version: String,
+    pub(crate) dir: PathBuf,
+    pub(crate) files: usize,
+    pub(crate) downloaded: usize,
+    pub(crate) from_cache: usize,
+    pub(crate) already_there: usize,
+    pub(crate) references_skipped: Vec<String>,
 }
 
 enum Got {
@@ -791,6 +810,20 @@ pub async fn run(cmd: ArtifactCommand, flags: &GlobalFlags, printer: Printer) ->
             Ok(())
         }
     }
+}
+
+/// Downloads `PROJECT/NAME:VERSION` into `dir` exactly as `artifact get` does (paths checked,
+/// digests verified, the local cache used): how `model download` fetches a model's files.
+pub(crate) async fn download(
+    api: &Api,
+    artifact: &str,
+    dir: PathBuf,
+    run: Option<String>,
+    cache: Option<Cache>,
+    printer: &Printer,
+) -> CliResult<GetReport> {
+    let target = Target::qualified(artifact)?;
+    get(api, &target, Some(dir), run, cache, printer).await
 }
 
 /// Downloads a version into a directory.

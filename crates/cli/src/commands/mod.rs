@@ -8,6 +8,7 @@ pub mod files;
 pub mod init;
 pub mod log;
 pub mod logs;
+pub mod model;
 pub mod project;
 pub mod runs;
 pub mod server;

@@ -626,36 +626,21 @@ impl Sweeps<'_> {
             } else {
                 Vec::new()
             };
-            let draw = match SweepState::parse(&state).unwrap_or(SweepState::Canceled) {
-                SweepState::Paused => Err(NoTrial::Paused),
-                s if s.is_terminal() => Err(NoTrial::Over(format!("the sweep is {}", s.as_str()))),
-                _ => Ok(match retry {
-                    Some((number, params, grid_index)) => Ok(Draw {
-                        params: serde_json::from_str(&params).unwrap_or_default(),
-                        grid_index,
-                        retry_of: Some(number),
-                    }),
-                    None => draw(&cfg, &space, sweep.seed, cursor, drawn, &history, stale),
-                }),
-            };
-            match draw {
-                Err(e) | Ok(Err(e)) => Err(e),
-                Ok(Ok(d)) => {
+            let locked = Locked { state: &state, cursor, drawn, retry, history: &history };
+            match next_draw(&cfg, &space, sweep.seed, locked, stale) {
+                Err(e) => Err(e),
+                Ok(d) => {
                     let number: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(number), 0) + 1 FROM sweep_trials WHERE sweep_pk = $1")
                         .bind(sweep.pk).fetch_one(&mut *tx).await?;
                     sqlx::query("INSERT INTO sweep_trials (sweep_pk, number, run_id, params, grid_index, agent_pk, retry_of, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
                         .bind(sweep.pk).bind(number).bind(&run_id).bind(Value::Object(d.params.clone()).to_string())
                         .bind(d.grid_index).bind(agent_pk).bind(d.retry_of).bind(now)
                         .execute(&mut *tx).await?;
-                    let (cursor, drawn) = match (d.retry_of, d.grid_index) {
-                        (Some(of), _) => {
-                            sqlx::query("UPDATE sweep_trials SET retry_requested = $1 WHERE sweep_pk = $2 AND number = $3")
-                                .bind(false).bind(sweep.pk).bind(of).execute(&mut *tx).await?;
-                            (cursor, drawn)
-                        }
-                        (None, Some(g)) => (g + 1, drawn + 1),
-                        (None, None) => (cursor, drawn + 1),
-                    };
+                    if let Some(of) = d.retry_of {
+                        sqlx::query("UPDATE sweep_trials SET retry_requested = $1 WHERE sweep_pk = $2 AND number = $3")
+                            .bind(false).bind(sweep.pk).bind(of).execute(&mut *tx).await?;
+                    }
+                    let (cursor, drawn) = d.counters_after(cursor, drawn);
                     sqlx::query("UPDATE sweeps SET grid_cursor = $1, trial_count = $2, state = CASE WHEN state = 'pending' THEN 'running' ELSE state END WHERE pk = $3")
                         .bind(cursor).bind(drawn).bind(sweep.pk).execute(&mut *tx).await?;
                     Ok((number, d.params))
@@ -890,6 +875,60 @@ impl Sweeps<'_> {
         let stale = self.stale_before();
         let trials = self.trials(row.pk, &SweepRow::metric_key(&cfg)).await?;
         Ok(analyse(&cfg, &trials, stale))
+    }
+}
+
+/// The sweep as read under its lock.
+struct Locked<'a> {
+    state: &'a str,
+    /// The next grid index.
+    cursor: i64,
+    /// Points drawn so far (retries excluded).
+    drawn: i64,
+    /// The first trial queued for a retry: number, params, grid index.
+    retry: Option<(i64, String, Option<i64>)>,
+    /// Every trial (bayes only).
+    history: &'a [TrialRow],
+}
+
+/// What to hand out: nothing while paused or over, a queued retry first, else a fresh draw.
+fn next_draw(
+    cfg: &SweepConfig,
+    space: &Space,
+    seed: i64,
+    locked: Locked<'_>,
+    stale: i64,
+) -> Result<Draw, NoTrial> {
+    match SweepState::parse(locked.state).unwrap_or(SweepState::Canceled) {
+        SweepState::Paused => Err(NoTrial::Paused),
+        s if s.is_terminal() => Err(NoTrial::Over(format!("the sweep is {}", s.as_str()))),
+        _ => match locked.retry {
+            Some((number, params, grid_index)) => Ok(Draw {
+                params: serde_json::from_str(&params).unwrap_or_default(),
+                grid_index,
+                retry_of: Some(number),
+            }),
+            None => draw(
+                cfg,
+                space,
+                seed,
+                locked.cursor,
+                locked.drawn,
+                locked.history,
+                stale,
+            ),
+        },
+    }
+}
+
+impl Draw {
+    /// The sweep's grid cursor and drawn count once this draw is handed out.
+    fn counters_after(&self, cursor: i64, drawn: i64) -> (i64, i64) {
+        match (self.retry_of, self.grid_index) {
+            (Some(_), _) => (cursor, drawn),
+            (None, Some(g)) => (g + 1, drawn + 1),
+            (None, None) => (cursor, drawn + 1),
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 //! UTC unless a field says "Unix seconds".
 
 pub mod artifacts;
+pub mod audit;
 pub mod auth;
 pub mod files;
 pub mod logs;
@@ -91,5 +92,14 @@ mod tests {
         assert!(!is_valid_project_name(""));
         assert!(!is_valid_project_name("a/b"));
         assert!(!is_valid_project_name(&"x".repeat(129)));
+    }
+}
+
+/// A CSV field, quoted (with doubled quotes) when it holds a comma, a quote or a line break.
+pub fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
     }
 }

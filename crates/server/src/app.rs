@@ -82,6 +82,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(crate::artifacts::routes::router())
         .merge(crate::sweeps::routes::router())
         .merge(crate::registry::routes::router())
+        .merge(crate::audit::routes::router())
 }
 
 /// The OpenAPI document of the whole API.

@@ -33,6 +33,8 @@ pub struct ServerConfig {
     /// Hosts that artifact references may point at even though they resolve to private
     /// addresses: exact names, or `.example.com` for every subdomain.
     pub reference_allow_hosts: Vec<String>,
+    /// Audit events older than this many days are deleted (0 keeps them forever).
+    pub audit_retention_days: u32,
     /// Print the admin key and write it to `<data_dir>/admin-api-key` on first start.
     pub bootstrap_admin: bool,
 }
@@ -52,6 +54,7 @@ impl ServerConfig {
             jwt_secret: None,
             allow_registration: true,
             bootstrap_admin: true,
+            audit_retention_days: 365,
             reference_allow_hosts: Vec::new(),
             s3: None,
         }

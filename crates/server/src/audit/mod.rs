@@ -1,4 +1,8 @@
-//! The audit log: security-relevant events, written by the services. Querying comes later.
+//! The audit log: security-relevant events, written by the services and read by server
+//! administrators (`query`, `routes`).
+
+pub mod query;
+pub mod routes;
 
 use crate::extract::ClientInfo;
 use crate::on_backend;

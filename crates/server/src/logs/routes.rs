@@ -13,7 +13,7 @@ use utoipa_axum::routes;
 use wanllmdb_api_types::logs::{
     AppendLogsRequest, AppendLogsResponse, LogLevel, LogLine, LogSource,
 };
-use wanllmdb_api_types::{ErrorBody, Page};
+use wanllmdb_api_types::{ErrorBody, Page, csv_field};
 
 use super::{LogFilter, Logs};
 use crate::app::AppState;
@@ -176,14 +176,6 @@ enum ExportFormat {
     Txt,
     Json,
     Csv,
-}
-
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
 }
 
 fn render(line: &LogLine, format: ExportFormat, first: bool) -> String {

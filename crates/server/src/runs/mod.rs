@@ -634,6 +634,7 @@ pub fn spawn_reaper(state: AppState, mut stop: watch::Receiver<bool>) -> JoinHan
         let mut tick = tokio::time::interval(state.config.reaper_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let timeout = state.config.heartbeat_timeout.as_micros() as i64;
+        let mut audit_retention = crate::audit::query::RetentionSchedule::default();
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
@@ -647,6 +648,9 @@ pub fn spawn_reaper(state: AppState, mut stop: watch::Receiver<bool>) -> JoinHan
             if let Err(e) = (Accounts { state: &state }).prune().await {
                 tracing::warn!(error = %e, "pruning expired tokens failed");
             }
+            audit_retention
+                .tick(&state.store, state.config.audit_retention_days)
+                .await;
         }
     })
 }

@@ -4,6 +4,7 @@
 
 mod accounts;
 mod artifacts;
+mod audit;
 mod errors;
 mod files;
 mod logs;

@@ -48,6 +48,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             [CompletionResult]::new('sweep', 'sweep', [CompletionResultType]::ParameterValue, 'Hyperparameter sweeps (W&B-format configs): create, run agents, inspect, control')
             [CompletionResult]::new('model', 'model', [CompletionResultType]::ParameterValue, 'Model registry: register models, version them, stage, approve, alias, download')
             [CompletionResult]::new('admin', 'admin', [CompletionResultType]::ParameterValue, 'Server administration (administrators only)')
+            [CompletionResult]::new('audit', 'audit', [CompletionResultType]::ParameterValue, 'Read the audit log: events, failed logins, statistics (administrators only)')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print shell completions (bash, zsh, fish, elvish, powershell)')
             [CompletionResult]::new('generate-docs', 'generate-docs', [CompletionResultType]::ParameterValue, 'Write completions/ and man/ into a directory (used to refresh the repository''s copies)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -61,9 +62,10 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             [CompletionResult]::new('--s3-endpoint', '--s3-endpoint', [CompletionResultType]::ParameterName, 'Endpoint of an S3-compatible service, e.g. http://minio:9000 [default: AWS; also AWS_ENDPOINT_URL]')
             [CompletionResult]::new('--s3-region', '--s3-region', [CompletionResultType]::ParameterName, 'S3 region [default: AWS_REGION, else us-east-1]')
             [CompletionResult]::new('--s3-path-style', '--s3-path-style', [CompletionResultType]::ParameterName, 'Address the bucket in the URL path (MinIO, most S3-compatible services) [default: true with --s3-endpoint]')
-            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'TOML file with any of: bind, data_dir, database_url, storage_url, s3_endpoint, s3_region, s3_path_style, s3_access_key_id, s3_secret_access_key, s3_multipart_threshold, s3_part_size, max_body_bytes, heartbeat_timeout_secs, allow_registration, jwt_secret, reference_allow_hosts')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'TOML file with any of: bind, data_dir, database_url, storage_url, s3_endpoint, s3_region, s3_path_style, s3_access_key_id, s3_secret_access_key, s3_multipart_threshold, s3_part_size, max_body_bytes, heartbeat_timeout_secs, audit_retention_days, allow_registration, jwt_secret, reference_allow_hosts')
             [CompletionResult]::new('--max-body-bytes', '--max-body-bytes', [CompletionResultType]::ParameterName, 'Largest accepted request body in bytes, after decompression [default: 67108864]')
             [CompletionResult]::new('--heartbeat-timeout', '--heartbeat-timeout', [CompletionResultType]::ParameterName, 'Seconds without a heartbeat after which a running run is marked crashed [default: 300]')
+            [CompletionResult]::new('--audit-retention-days', '--audit-retention-days', [CompletionResultType]::ParameterName, 'Days to keep audit events; older ones are deleted hourly (0 keeps them forever) [default: 365]')
             [CompletionResult]::new('--allow-registration', '--allow-registration', [CompletionResultType]::ParameterName, 'Let anyone register an account (true) or only administrators create them (false) [default: true]')
             [CompletionResult]::new('--jwt-secret', '--jwt-secret', [CompletionResultType]::ParameterName, 'Secret for signing session tokens; generated and kept in the database when unset')
             [CompletionResult]::new('--reference-allow-host', '--reference-allow-host', [CompletionResultType]::ParameterName, 'Host that artifact references may point at although it resolves to a private address (an exact name, or .example.com for all its subdomains); repeat or separate with commas')
@@ -1680,6 +1682,102 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
         'wanllmdb;admin;help;help' {
             break
         }
+        'wanllmdb;audit' {
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
+            [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only data and errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only data and errors')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('logs', 'logs', [CompletionResultType]::ParameterValue, 'List audit events, newest first; filters combine')
+            [CompletionResult]::new('stats', 'stats', [CompletionResultType]::ParameterValue, 'Event counts of the last hours: by category and severity, logins and failure rate')
+            [CompletionResult]::new('failed-logins', 'failed-logins', [CompletionResultType]::ParameterValue, 'Failed (and rate-limited) logins of the last hours, newest first')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'wanllmdb;audit;logs' {
+            [CompletionResult]::new('--category', '--category', [CompletionResultType]::ParameterName, 'Only this category: auth, authorization, data_access, data_modification, registry, sweeps, admin')
+            [CompletionResult]::new('--type', '--type', [CompletionResultType]::ParameterName, 'Only this event type, e.g. login_failure, api_key_created, access_denied')
+            [CompletionResult]::new('--severity', '--severity', [CompletionResultType]::ParameterName, 'Only this severity: info, warning, critical')
+            [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'Only events of this username')
+            [CompletionResult]::new('--resource', '--resource', [CompletionResultType]::ParameterName, 'Only this resource, e.g. project:mnist or user:alice')
+            [CompletionResult]::new('--status', '--status', [CompletionResultType]::ParameterName, 'Only this HTTP status')
+            [CompletionResult]::new('--since', '--since', [CompletionResultType]::ParameterName, 'From this time on (RFC 3339, Unix seconds, or an age such as 24h)')
+            [CompletionResult]::new('--until', '--until', [CompletionResultType]::ParameterName, 'Up to this time')
+            [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'At most this many events [default: 100; csv: all]')
+            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'table, json (an array; one object per line with --follow) or csv')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
+            [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
+            [CompletionResult]::new('-f', '-f', [CompletionResultType]::ParameterName, 'After the matching events, print new ones as they happen until Ctrl-C')
+            [CompletionResult]::new('--follow', '--follow', [CompletionResultType]::ParameterName, 'After the matching events, print new ones as they happen until Ctrl-C')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only data and errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only data and errors')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'wanllmdb;audit;stats' {
+            [CompletionResult]::new('--hours', '--hours', [CompletionResultType]::ParameterName, 'The window: the last this many hours')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
+            [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only data and errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only data and errors')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'wanllmdb;audit;failed-logins' {
+            [CompletionResult]::new('--hours', '--hours', [CompletionResultType]::ParameterName, 'The window: the last this many hours')
+            [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'At most this many attempts (1–1000)')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
+            [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only data and errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only data and errors')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'wanllmdb;audit;help' {
+            [CompletionResult]::new('logs', 'logs', [CompletionResultType]::ParameterValue, 'List audit events, newest first; filters combine')
+            [CompletionResult]::new('stats', 'stats', [CompletionResultType]::ParameterValue, 'Event counts of the last hours: by category and severity, logins and failure rate')
+            [CompletionResult]::new('failed-logins', 'failed-logins', [CompletionResultType]::ParameterValue, 'Failed (and rate-limited) logins of the last hours, newest first')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'wanllmdb;audit;help;logs' {
+            break
+        }
+        'wanllmdb;audit;help;stats' {
+            break
+        }
+        'wanllmdb;audit;help;failed-logins' {
+            break
+        }
+        'wanllmdb;audit;help;help' {
+            break
+        }
         'wanllmdb;completions' {
             [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
@@ -1725,6 +1823,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             [CompletionResult]::new('sweep', 'sweep', [CompletionResultType]::ParameterValue, 'Hyperparameter sweeps (W&B-format configs): create, run agents, inspect, control')
             [CompletionResult]::new('model', 'model', [CompletionResultType]::ParameterValue, 'Model registry: register models, version them, stage, approve, alias, download')
             [CompletionResult]::new('admin', 'admin', [CompletionResultType]::ParameterValue, 'Server administration (administrators only)')
+            [CompletionResult]::new('audit', 'audit', [CompletionResultType]::ParameterValue, 'Read the audit log: events, failed logins, statistics (administrators only)')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print shell completions (bash, zsh, fish, elvish, powershell)')
             [CompletionResult]::new('generate-docs', 'generate-docs', [CompletionResultType]::ParameterValue, 'Write completions/ and man/ into a directory (used to refresh the repository''s copies)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -2016,6 +2115,21 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             break
         }
         'wanllmdb;help;admin;gc' {
+            break
+        }
+        'wanllmdb;help;audit' {
+            [CompletionResult]::new('logs', 'logs', [CompletionResultType]::ParameterValue, 'List audit events, newest first; filters combine')
+            [CompletionResult]::new('stats', 'stats', [CompletionResultType]::ParameterValue, 'Event counts of the last hours: by category and severity, logins and failure rate')
+            [CompletionResult]::new('failed-logins', 'failed-logins', [CompletionResultType]::ParameterValue, 'Failed (and rate-limited) logins of the last hours, newest first')
+            break
+        }
+        'wanllmdb;help;audit;logs' {
+            break
+        }
+        'wanllmdb;help;audit;stats' {
+            break
+        }
+        'wanllmdb;help;audit;failed-logins' {
             break
         }
         'wanllmdb;help;completions' {

@@ -22,6 +22,9 @@ _wanllmdb() {
             wanllmdb,artifact)
                 cmd="wanllmdb__subcmd__artifact"
                 ;;
+            wanllmdb,audit)
+                cmd="wanllmdb__subcmd__audit"
+                ;;
             wanllmdb,completions)
                 cmd="wanllmdb__subcmd__completions"
                 ;;
@@ -157,6 +160,30 @@ _wanllmdb() {
             wanllmdb__subcmd__artifact__subcmd__help,versions)
                 cmd="wanllmdb__subcmd__artifact__subcmd__help__subcmd__versions"
                 ;;
+            wanllmdb__subcmd__audit,failed-logins)
+                cmd="wanllmdb__subcmd__audit__subcmd__failed__subcmd__logins"
+                ;;
+            wanllmdb__subcmd__audit,help)
+                cmd="wanllmdb__subcmd__audit__subcmd__help"
+                ;;
+            wanllmdb__subcmd__audit,logs)
+                cmd="wanllmdb__subcmd__audit__subcmd__logs"
+                ;;
+            wanllmdb__subcmd__audit,stats)
+                cmd="wanllmdb__subcmd__audit__subcmd__stats"
+                ;;
+            wanllmdb__subcmd__audit__subcmd__help,failed-logins)
+                cmd="wanllmdb__subcmd__audit__subcmd__help__subcmd__failed__subcmd__logins"
+                ;;
+            wanllmdb__subcmd__audit__subcmd__help,help)
+                cmd="wanllmdb__subcmd__audit__subcmd__help__subcmd__help"
+                ;;
+            wanllmdb__subcmd__audit__subcmd__help,logs)
+                cmd="wanllmdb__subcmd__audit__subcmd__help__subcmd__logs"
+                ;;
+            wanllmdb__subcmd__audit__subcmd__help,stats)
+                cmd="wanllmdb__subcmd__audit__subcmd__help__subcmd__stats"
+                ;;
             wanllmdb__subcmd__files,delete)
                 cmd="wanllmdb__subcmd__files__subcmd__delete"
                 ;;
@@ -192,6 +219,9 @@ _wanllmdb() {
                 ;;
             wanllmdb__subcmd__help,artifact)
                 cmd="wanllmdb__subcmd__help__subcmd__artifact"
+                ;;
+            wanllmdb__subcmd__help,audit)
+                cmd="wanllmdb__subcmd__help__subcmd__audit"
                 ;;
             wanllmdb__subcmd__help,completions)
                 cmd="wanllmdb__subcmd__help__subcmd__completions"
@@ -279,6 +309,15 @@ _wanllmdb() {
                 ;;
             wanllmdb__subcmd__help__subcmd__artifact,versions)
                 cmd="wanllmdb__subcmd__help__subcmd__artifact__subcmd__versions"
+                ;;
+            wanllmdb__subcmd__help__subcmd__audit,failed-logins)
+                cmd="wanllmdb__subcmd__help__subcmd__audit__subcmd__failed__subcmd__logins"
+                ;;
+            wanllmdb__subcmd__help__subcmd__audit,logs)
+                cmd="wanllmdb__subcmd__help__subcmd__audit__subcmd__logs"
+                ;;
+            wanllmdb__subcmd__help__subcmd__audit,stats)
+                cmd="wanllmdb__subcmd__help__subcmd__audit__subcmd__stats"
                 ;;
             wanllmdb__subcmd__help__subcmd__files,delete)
                 cmd="wanllmdb__subcmd__help__subcmd__files__subcmd__delete"
@@ -749,7 +788,7 @@ _wanllmdb() {
 
     case "${cmd}" in
         wanllmdb)
-            opts="-q -v -h -V --host --api-key --project --quiet --verbose --help --version server login logout whoami init project run log sync runs logs files artifact sweep model admin completions generate-docs help"
+            opts="-q -v -h -V --host --api-key --project --quiet --verbose --help --version server login logout whoami init project run log sync runs logs files artifact sweep model admin audit completions generate-docs help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1418,6 +1457,232 @@ _wanllmdb() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        wanllmdb__subcmd__audit)
+            opts="-q -v -h -V --host --api-key --project --quiet --verbose --help --version logs stats failed-logins help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --host)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --api-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --project)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wanllmdb__subcmd__audit__subcmd__failed__subcmd__logins)
+            opts="-q -v -h -V --hours --limit --json --host --api-key --project --quiet --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --hours)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --limit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --host)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --api-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --project)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wanllmdb__subcmd__audit__subcmd__help)
+            opts="logs stats failed-logins help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wanllmdb__subcmd__audit__subcmd__help__subcmd__failed__subcmd__logins)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wanllmdb__subcmd__audit__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wanllmdb__subcmd__audit__subcmd__help__subcmd__logs)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wanllmdb__subcmd__audit__subcmd__help__subcmd__stats)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wanllmdb__subcmd__audit__subcmd__logs)
+            opts="-f -q -v -h -V --category --type --severity --user --resource --status --since --until --limit --follow --format --host --api-key --project --quiet --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --category)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --type)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --severity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --resource)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --status)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --since)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --until)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --limit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
+                    return 0
+                    ;;
+                --host)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --api-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --project)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wanllmdb__subcmd__audit__subcmd__stats)
+            opts="-q -v -h -V --hours --json --host --api-key --project --quiet --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --hours)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --host)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --api-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --project)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         wanllmdb__subcmd__completions)
             opts="-q -v -h -V --host --api-key --project --quiet --verbose --help --version bash elvish fish powershell zsh"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -1693,7 +1958,7 @@ _wanllmdb() {
             return 0
             ;;
         wanllmdb__subcmd__help)
-            opts="server login logout whoami init project run log sync runs logs files artifact sweep model admin completions generate-docs help"
+            opts="server login logout whoami init project run log sync runs logs files artifact sweep model admin audit completions generate-docs help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1889,6 +2154,62 @@ _wanllmdb() {
             return 0
             ;;
         wanllmdb__subcmd__help__subcmd__artifact__subcmd__versions)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wanllmdb__subcmd__help__subcmd__audit)
+            opts="logs stats failed-logins"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wanllmdb__subcmd__help__subcmd__audit__subcmd__failed__subcmd__logins)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wanllmdb__subcmd__help__subcmd__audit__subcmd__logs)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wanllmdb__subcmd__help__subcmd__audit__subcmd__stats)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -4815,7 +5136,7 @@ _wanllmdb() {
             return 0
             ;;
         wanllmdb__subcmd__server)
-            opts="-q -v -h -V --bind --data-dir --database-url --storage-url --s3-endpoint --s3-region --s3-path-style --config --max-body-bytes --heartbeat-timeout --allow-registration --jwt-secret --reference-allow-host --host --api-key --project --quiet --verbose --help --version"
+            opts="-q -v -h -V --bind --data-dir --database-url --storage-url --s3-endpoint --s3-region --s3-path-style --config --max-body-bytes --heartbeat-timeout --audit-retention-days --allow-registration --jwt-secret --reference-allow-host --host --api-key --project --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -4858,6 +5179,10 @@ _wanllmdb() {
                     return 0
                     ;;
                 --heartbeat-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --audit-retention-days)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -45,6 +45,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand sweep 'Hyperparameter sweeps (W&B-format configs): create, run agents, inspect, control'
             cand model 'Model registry: register models, version them, stage, approve, alias, download'
             cand admin 'Server administration (administrators only)'
+            cand audit 'Read the audit log: events, failed logins, statistics (administrators only)'
             cand completions 'Print shell completions (bash, zsh, fish, elvish, powershell)'
             cand generate-docs 'Write completions/ and man/ into a directory (used to refresh the repository''s copies)'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -57,9 +58,10 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand --s3-endpoint 'Endpoint of an S3-compatible service, e.g. http://minio:9000 [default: AWS; also AWS_ENDPOINT_URL]'
             cand --s3-region 'S3 region [default: AWS_REGION, else us-east-1]'
             cand --s3-path-style 'Address the bucket in the URL path (MinIO, most S3-compatible services) [default: true with --s3-endpoint]'
-            cand --config 'TOML file with any of: bind, data_dir, database_url, storage_url, s3_endpoint, s3_region, s3_path_style, s3_access_key_id, s3_secret_access_key, s3_multipart_threshold, s3_part_size, max_body_bytes, heartbeat_timeout_secs, allow_registration, jwt_secret, reference_allow_hosts'
+            cand --config 'TOML file with any of: bind, data_dir, database_url, storage_url, s3_endpoint, s3_region, s3_path_style, s3_access_key_id, s3_secret_access_key, s3_multipart_threshold, s3_part_size, max_body_bytes, heartbeat_timeout_secs, audit_retention_days, allow_registration, jwt_secret, reference_allow_hosts'
             cand --max-body-bytes 'Largest accepted request body in bytes, after decompression [default: 67108864]'
             cand --heartbeat-timeout 'Seconds without a heartbeat after which a running run is marked crashed [default: 300]'
+            cand --audit-retention-days 'Days to keep audit events; older ones are deleted hourly (0 keeps them forever) [default: 365]'
             cand --allow-registration 'Let anyone register an account (true) or only administrators create them (false) [default: true]'
             cand --jwt-secret 'Secret for signing session tokens; generated and kept in the database when unset'
             cand --reference-allow-host 'Host that artifact references may point at although it resolves to a private address (an exact name, or .example.com for all its subdomains); repeat or separate with commas'
@@ -1516,6 +1518,93 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
         }
         &'wanllmdb;admin;help;help'= {
         }
+        &'wanllmdb;audit'= {
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand logs 'List audit events, newest first; filters combine'
+            cand stats 'Event counts of the last hours: by category and severity, logins and failure rate'
+            cand failed-logins 'Failed (and rate-limited) logins of the last hours, newest first'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'wanllmdb;audit;logs'= {
+            cand --category 'Only this category: auth, authorization, data_access, data_modification, registry, sweeps, admin'
+            cand --type 'Only this event type, e.g. login_failure, api_key_created, access_denied'
+            cand --severity 'Only this severity: info, warning, critical'
+            cand --user 'Only events of this username'
+            cand --resource 'Only this resource, e.g. project:mnist or user:alice'
+            cand --status 'Only this HTTP status'
+            cand --since 'From this time on (RFC 3339, Unix seconds, or an age such as 24h)'
+            cand --until 'Up to this time'
+            cand --limit 'At most this many events [default: 100; csv: all]'
+            cand --format 'table, json (an array; one object per line with --follow) or csv'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand -f 'After the matching events, print new ones as they happen until Ctrl-C'
+            cand --follow 'After the matching events, print new ones as they happen until Ctrl-C'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wanllmdb;audit;stats'= {
+            cand --hours 'The window: the last this many hours'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand --json 'Print JSON'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wanllmdb;audit;failed-logins'= {
+            cand --hours 'The window: the last this many hours'
+            cand --limit 'At most this many attempts (1–1000)'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand --json 'Print JSON'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wanllmdb;audit;help'= {
+            cand logs 'List audit events, newest first; filters combine'
+            cand stats 'Event counts of the last hours: by category and severity, logins and failure rate'
+            cand failed-logins 'Failed (and rate-limited) logins of the last hours, newest first'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'wanllmdb;audit;help;logs'= {
+        }
+        &'wanllmdb;audit;help;stats'= {
+        }
+        &'wanllmdb;audit;help;failed-logins'= {
+        }
+        &'wanllmdb;audit;help;help'= {
+        }
         &'wanllmdb;completions'= {
             cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
@@ -1559,6 +1648,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand sweep 'Hyperparameter sweeps (W&B-format configs): create, run agents, inspect, control'
             cand model 'Model registry: register models, version them, stage, approve, alias, download'
             cand admin 'Server administration (administrators only)'
+            cand audit 'Read the audit log: events, failed logins, statistics (administrators only)'
             cand completions 'Print shell completions (bash, zsh, fish, elvish, powershell)'
             cand generate-docs 'Write completions/ and man/ into a directory (used to refresh the repository''s copies)'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -1774,6 +1864,17 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand gc 'Delete stored file contents nothing refers to any more (server administrators only)'
         }
         &'wanllmdb;help;admin;gc'= {
+        }
+        &'wanllmdb;help;audit'= {
+            cand logs 'List audit events, newest first; filters combine'
+            cand stats 'Event counts of the last hours: by category and severity, logins and failure rate'
+            cand failed-logins 'Failed (and rate-limited) logins of the last hours, newest first'
+        }
+        &'wanllmdb;help;audit;logs'= {
+        }
+        &'wanllmdb;help;audit;stats'= {
+        }
+        &'wanllmdb;help;audit;failed-logins'= {
         }
         &'wanllmdb;help;completions'= {
         }

@@ -24,6 +24,8 @@ pub const S3_PATH_STYLE: &str = "WANLLMDB_S3_PATH_STYLE";
 pub const MAX_BODY_BYTES: &str = "WANLLMDB_MAX_BODY_BYTES";
 /// Heartbeat timeout in seconds.
 pub const HEARTBEAT_TIMEOUT: &str = "WANLLMDB_HEARTBEAT_TIMEOUT";
+/// Days audit events are kept (0 = forever).
+pub const AUDIT_RETENTION_DAYS: &str = "WANLLMDB_AUDIT_RETENTION_DAYS";
 /// Whether self-registration is open.
 pub const ALLOW_REGISTRATION: &str = "WANLLMDB_ALLOW_REGISTRATION";
 /// Log filter.

@@ -99,6 +99,9 @@ enum Command {
     /// Server administration (administrators only)
     #[command(subcommand)]
     Admin(commands::admin::AdminCommand),
+    /// Read the audit log: events, failed logins, statistics (administrators only)
+    #[command(subcommand)]
+    Audit(commands::audit::AuditCommand),
     /// Print shell completions (bash, zsh, fish, elvish, powershell)
     Completions(commands::completions::CompletionsArgs),
     /// Write completions/ and man/ into a directory (used to refresh the repository's copies)
@@ -182,6 +185,7 @@ async fn dispatch(command: Command, flags: GlobalFlags, printer: Printer) -> Res
         Command::Sweep(c) => commands::sweep::run(c, &flags, printer).await,
         Command::Model(c) => ok(commands::model::run(c, &flags, printer).await),
         Command::Admin(c) => ok(commands::admin::run(c, &flags, printer).await),
+        Command::Audit(c) => ok(commands::audit::run(c, &flags, printer).await),
         Command::Completions(args) => {
             ok(commands::completions::completions(args).map_err(CliError::from))
         }

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod artifact;
+pub mod audit;
 pub mod auth;
 pub mod completions;
 pub mod files;
@@ -25,14 +26,7 @@ pub struct JsonFlag {
     pub json: bool,
 }
 
-/// A CSV field, quoted when it must be.
-pub fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
+pub use wanllmdb_api_types::csv_field;
 
 /// The project name as given, or an error that says what a project name looks like.
 pub fn valid_project_name(name: &str) -> crate::error::CliResult<()> {

@@ -41,7 +41,7 @@ pub struct ServerArgs {
     /// Address the bucket in the URL path (MinIO, most S3-compatible services) [default: true with --s3-endpoint]
     #[arg(long, env = env::S3_PATH_STYLE, value_name = "BOOL", hide_env_values = true)]
     pub s3_path_style: Option<bool>,
-    /// TOML file with any of: bind, data_dir, database_url, storage_url, s3_endpoint, s3_region, s3_path_style, s3_access_key_id, s3_secret_access_key, s3_multipart_threshold, s3_part_size, max_body_bytes, heartbeat_timeout_secs, allow_registration, jwt_secret, reference_allow_hosts
+    /// TOML file with any of: bind, data_dir, database_url, storage_url, s3_endpoint, s3_region, s3_path_style, s3_access_key_id, s3_secret_access_key, s3_multipart_threshold, s3_part_size, max_body_bytes, heartbeat_timeout_secs, audit_retention_days, allow_registration, jwt_secret, reference_allow_hosts
     #[arg(long, env = env::CONFIG, value_name = "FILE", hide_env_values = true)]
     pub config: Option<PathBuf>,
     /// Largest accepted request body in bytes, after decompression [default: 67108864]
@@ -50,6 +50,9 @@ pub struct ServerArgs {
     /// Seconds without a heartbeat after which a running run is marked crashed [default: 300]
     #[arg(long, env = env::HEARTBEAT_TIMEOUT, value_name = "SECONDS", hide_env_values = true)]
     pub heartbeat_timeout: Option<u64>,
+    /// Days to keep audit events; older ones are deleted hourly (0 keeps them forever) [default: 365]
+    #[arg(long, env = env::AUDIT_RETENTION_DAYS, value_name = "DAYS", hide_env_values = true)]
+    pub audit_retention_days: Option<u32>,
     /// Let anyone register an account (true) or only administrators create them (false) [default: true]
     #[arg(long, env = env::ALLOW_REGISTRATION, value_name = "BOOL", hide_env_values = true)]
     pub allow_registration: Option<bool>,
@@ -72,6 +75,7 @@ struct FileConfig {
     database_url: Option<String>,
     max_body_bytes: Option<usize>,
     heartbeat_timeout_secs: Option<u64>,
+    audit_retention_days: Option<u32>,
     allow_registration: Option<bool>,
     jwt_secret: Option<String>,
     reference_allow_hosts: Option<Vec<String>>,
@@ -134,6 +138,9 @@ impl ServerArgs {
             }
             cfg.heartbeat_timeout = Duration::from_secs(s);
             cfg.reaper_interval = Duration::from_secs(s.clamp(1, 30));
+        }
+        if let Some(d) = self.audit_retention_days.or(file.audit_retention_days) {
+            cfg.audit_retention_days = d;
         }
         if let Some(a) = self.allow_registration.or(file.allow_registration) {
             cfg.allow_registration = a;

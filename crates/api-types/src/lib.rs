@@ -74,6 +74,15 @@ pub fn is_valid_project_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
+/// A CSV field, quoted (with doubled quotes) when it holds a comma, a quote or a line break.
+pub fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,14 +101,5 @@ mod tests {
         assert!(!is_valid_project_name(""));
         assert!(!is_valid_project_name("a/b"));
         assert!(!is_valid_project_name(&"x".repeat(129)));
-    }
-}
-
-/// A CSV field, quoted (with doubled quotes) when it holds a comma, a quote or a line break.
-pub fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
     }
 }

@@ -22,7 +22,6 @@ fn logs_path(args: &LogsArgs) -> String {
 const FOLLOW_EVERY: Duration = Duration::from_secs(2);
 /// Most events read per poll of `--follow`.
 const FOLLOW_BATCH: usize = 10_000;
-/// Columns of the CSV export (the server's, in the same order).
 
 /// `wanllmdb audit` subcommands.
 #[derive(Debug, Subcommand)]

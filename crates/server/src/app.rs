@@ -39,14 +39,17 @@ pub struct AppState {
     pub blobs: crate::blobs::BlobStore,
     /// Metric curves of sweep runs, for Hyperband, so unchanged runs are not read again.
     pub sweep_curves: Arc<crate::sweeps::CurveCache>,
+    /// Request counters and latency histograms served at `/metrics`.
+    pub telemetry: Arc<crate::telemetry::Telemetry>,
 }
 
-/// Builds the whole router (API, health, OpenAPI) for a state.
+/// Builds the whole router (API, health, metrics, OpenAPI) for a state.
 pub fn router(state: AppState) -> Router {
     let (api, _) = OpenApiRouter::with_openapi(openapi::base())
         .nest("/api/v1", api_routes())
         .split_for_parts();
     api.merge(health::router())
+        .merge(crate::telemetry::router())
         .route("/api/v1/openapi.json", axum::routing::get(openapi::serve))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -67,6 +70,12 @@ pub fn router(state: AppState) -> Router {
                 ),
         )
         .layer(TraceLayer::new_for_http())
+        // Outermost, so requests refused by the layers above are counted too. `Router::layer`
+        // runs after routing, so the matched route is known.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::telemetry::record,
+        ))
         .with_state(state)
 }
 
@@ -176,6 +185,7 @@ pub async fn build_state(
         openapi_json,
         blobs,
         sweep_curves: Arc::default(),
+        telemetry: Arc::default(),
     };
     let admin_key = bootstrap_admin(&state).await?;
     Ok((state, admin_key))

@@ -20,6 +20,7 @@ pub mod registry;
 pub mod runs;
 pub mod store;
 pub mod sweeps;
+pub mod telemetry;
 
 pub use app::{RunningServer, serve, start, start_with_store};
 pub use config::ServerConfig;

@@ -15,6 +15,7 @@ mod registry;
 mod runs;
 mod s3;
 mod sweeps;
+mod telemetry;
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -1,0 +1,355 @@
+//! Prometheus metrics at `GET /metrics` (text exposition format 0.0.4, written by hand).
+//!
+//! Request counters and latency histograms are kept in memory by a middleware; everything else
+//! (runs, sweeps, agents, pools, process) is read when Prometheus scrapes, so it is never stale.
+//! The endpoint needs no credentials, like `/health`: operators keep it off the public network.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{Method, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use crate::app::AppState;
+use crate::error::ApiResult;
+use crate::on_backend;
+use crate::store::{Backend, now_us};
+
+/// Upper bounds (seconds) of the request duration histogram; `+Inf` follows.
+const BUCKETS: [f64; 11] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// The content type Prometheus expects for the text format.
+const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Request durations of one method and route.
+#[derive(Default)]
+struct Histogram {
+    /// Observations per bucket (not cumulative); the last slot is `+Inf`.
+    buckets: [u64; BUCKETS.len() + 1],
+    sum: f64,
+    count: u64,
+}
+
+impl Histogram {
+    fn observe(&mut self, seconds: f64) {
+        let slot = BUCKETS
+            .iter()
+            .position(|le| seconds <= *le)
+            .unwrap_or(BUCKETS.len());
+        self.buckets[slot] += 1;
+        self.sum += seconds;
+        self.count += 1;
+    }
+}
+
+#[derive(Default)]
+struct Requests {
+    /// (method, route, status) → responses.
+    counts: HashMap<(&'static str, String, u16), u64>,
+    /// (method, route) → durations.
+    durations: HashMap<(&'static str, String), Histogram>,
+}
+
+/// In-memory request metrics of this process, and when it started.
+pub struct Telemetry {
+    started: Instant,
+    requests: Mutex<Requests>,
+}
+
+impl Default for Telemetry {
+    fn default() -> Self {
+        Telemetry {
+            started: Instant::now(),
+            requests: Mutex::default(),
+        }
+    }
+}
+
+impl Telemetry {
+    /// Counts one answered request.
+    pub fn observe(&self, method: &'static str, route: String, status: u16, took: Duration) {
+        let mut r = self.requests.lock().unwrap_or_else(|e| e.into_inner());
+        *r.counts.entry((method, route.clone(), status)).or_default() += 1;
+        r.durations
+            .entry((method, route))
+            .or_default()
+            .observe(took.as_secs_f64());
+    }
+
+    fn write_requests(&self, out: &mut String) {
+        let r = self.requests.lock().unwrap_or_else(|e| e.into_inner());
+        let mut counts: Vec<_> = r.counts.iter().collect();
+        counts.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        header(
+            out,
+            "wanllmdb_http_requests_total",
+            "counter",
+            "HTTP requests answered, by method, route and status.",
+        );
+        for ((method, route, status), n) in counts {
+            let _ = writeln!(
+                out,
+                "wanllmdb_http_requests_total{{method=\"{method}\",route=\"{}\",status=\"{status}\"}} {n}",
+                escape(route)
+            );
+        }
+        let mut durations: Vec<_> = r.durations.iter().collect();
+        durations.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let name = "wanllmdb_http_request_duration_seconds";
+        header(
+            out,
+            name,
+            "histogram",
+            "Time from routing a request to its response head, by method and route.",
+        );
+        for ((method, route), h) in durations {
+            let labels = format!("method=\"{method}\",route=\"{}\"", escape(route));
+            let mut cumulative = 0;
+            for (i, n) in h.buckets.iter().enumerate() {
+                cumulative += n;
+                let le = BUCKETS.get(i).map_or("+Inf".to_string(), f64::to_string);
+                let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {cumulative}");
+            }
+            let _ = writeln!(out, "{name}_sum{{{labels}}} {}", h.sum);
+            let _ = writeln!(out, "{name}_count{{{labels}}} {}", h.count);
+        }
+    }
+}
+
+/// Records every request into [`Telemetry`]; added to the whole router, so the route is known.
+pub async fn record(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let method = method_label(req.method());
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let start = Instant::now();
+    let resp = next.run(req).await;
+    state
+        .telemetry
+        .observe(method, route, resp.status().as_u16(), start.elapsed());
+    resp
+}
+
+/// Known methods by name; anything else as `other`, so clients cannot grow the label set.
+fn method_label(m: &Method) -> &'static str {
+    match *m {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
+/// `GET /metrics`.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/metrics", get(scrape))
+}
+
+async fn scrape(State(state): State<AppState>) -> ApiResult<Response> {
+    let mut out = String::with_capacity(16 * 1024);
+    state.telemetry.write_requests(&mut out);
+    write_database(&state, &mut out).await?;
+    write_pools(&state.store.backend, &mut out);
+    write_process(&mut out);
+    header(
+        &mut out,
+        "wanllmdb_uptime_seconds",
+        "gauge",
+        "Seconds since this server process started.",
+    );
+    let _ = writeln!(
+        out,
+        "wanllmdb_uptime_seconds {}",
+        state.telemetry.started.elapsed().as_secs_f64()
+    );
+    header(
+        &mut out,
+        "wanllmdb_build_info",
+        "gauge",
+        "Always 1; the version label names the server build.",
+    );
+    let _ = writeln!(
+        out,
+        "wanllmdb_build_info{{version=\"{}\"}} 1",
+        env!("CARGO_PKG_VERSION")
+    );
+    Ok(([(header::CONTENT_TYPE, CONTENT_TYPE)], out).into_response())
+}
+
+async fn write_database(state: &AppState, out: &mut String) -> ApiResult<()> {
+    let store = &state.store;
+    let runs: Vec<(String, i64)> = on_backend!(store, read pool => {
+        sqlx::query_as("SELECT state, COUNT(*) FROM runs GROUP BY state ORDER BY state")
+            .fetch_all(pool).await?
+    });
+    header(out, "wanllmdb_runs", "gauge", "Runs by state.");
+    for (s, n) in runs {
+        let _ = writeln!(out, "wanllmdb_runs{{state=\"{}\"}} {n}", escape(&s));
+    }
+    let sweeps: Vec<(String, i64)> = on_backend!(store, read pool => {
+        sqlx::query_as("SELECT state, COUNT(*) FROM sweeps GROUP BY state ORDER BY state")
+            .fetch_all(pool).await?
+    });
+    header(out, "wanllmdb_sweeps", "gauge", "Sweeps by state.");
+    for (s, n) in sweeps {
+        let _ = writeln!(out, "wanllmdb_sweeps{{state=\"{}\"}} {n}", escape(&s));
+    }
+    let fresh_after = now_us() - state.config.heartbeat_timeout.as_micros() as i64;
+    let agents: i64 = on_backend!(store, read pool => {
+        sqlx::query_scalar(
+            "SELECT COUNT(*) FROM sweep_agents WHERE exited_at IS NULL AND heartbeat_at >= $1",
+        )
+        .bind(fresh_after)
+        .fetch_one(pool).await?
+    });
+    header(
+        out,
+        "wanllmdb_sweep_agents_active",
+        "gauge",
+        "Sweep agents that have not exited and sent a heartbeat within the heartbeat timeout.",
+    );
+    let _ = writeln!(out, "wanllmdb_sweep_agents_active {agents}");
+    Ok(())
+}
+
+fn write_pools(backend: &Backend, out: &mut String) {
+    header(
+        out,
+        "wanllmdb_db_pool_connections",
+        "gauge",
+        "Open database connections by pool, in use or idle.",
+    );
+    let mut pool = |name: &str, size: u32, idle: usize| {
+        let idle = idle as u64;
+        let in_use = u64::from(size).saturating_sub(idle);
+        let _ = writeln!(
+            out,
+            "wanllmdb_db_pool_connections{{pool=\"{name}\",state=\"in_use\"}} {in_use}"
+        );
+        let _ = writeln!(
+            out,
+            "wanllmdb_db_pool_connections{{pool=\"{name}\",state=\"idle\"}} {idle}"
+        );
+    };
+    match backend {
+        Backend::Sqlite { write, read } => {
+            pool("sqlite_write", write.size(), write.num_idle());
+            pool("sqlite_read", read.size(), read.num_idle());
+        }
+        Backend::Postgres(p) => pool("postgres", p.size(), p.num_idle()),
+    }
+}
+
+/// Resident memory and CPU time from /proc (Linux); left out where /proc cannot be read.
+fn write_process(out: &mut String) {
+    if let Some(bytes) = resident_bytes() {
+        header(
+            out,
+            "wanllmdb_process_resident_memory_bytes",
+            "gauge",
+            "Resident memory of the server process.",
+        );
+        let _ = writeln!(out, "wanllmdb_process_resident_memory_bytes {bytes}");
+    }
+    if let Some(seconds) = cpu_seconds() {
+        header(
+            out,
+            "wanllmdb_process_cpu_seconds_total",
+            "counter",
+            "User and system CPU time of the server process.",
+        );
+        let _ = writeln!(out, "wanllmdb_process_cpu_seconds_total {seconds}");
+    }
+}
+
+/// Resident pages from /proc/self/statm, times the page size. Without libc the page size is not
+/// asked of the kernel: /proc/self/status gives the same figure in kB, which fixes it.
+fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    let status = std::fs::read_to_string("/proc/self/status").ok();
+    let rss_kb = status.as_deref().and_then(|s| {
+        s.lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+    });
+    // Both files are read a moment apart; the page size is whichever power of two fits best.
+    let page_size = match rss_kb {
+        Some(kb) if pages > 0 => {
+            let approx = kb * 1024 / pages;
+            [4096u64, 16384, 65536]
+                .into_iter()
+                .min_by_key(|p| p.abs_diff(approx))
+                .unwrap_or(4096)
+        }
+        _ => 4096,
+    };
+    Some(pages * page_size)
+}
+
+/// utime + stime (fields 14 and 15 of /proc/self/stat) in clock ticks; Linux fixes the
+/// user-visible tick rate (USER_HZ) at 100 on every architecture.
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name (field 2) may hold spaces; the fields after it start past its ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) as f64 / 100.0)
+}
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+/// Escapes a label value (backslash, double quote, newline).
+fn escape(v: &str) -> String {
+    v.replace('\\', r"\\")
+        .replace('"', "\\\"")
+        .replace('\n', r"\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_puts_bounds_in_their_bucket() {
+        let mut h = Histogram::default();
+        h.observe(0.005);
+        h.observe(0.0051);
+        h.observe(60.0);
+        assert_eq!(h.buckets[0], 1);
+        assert_eq!(h.buckets[1], 1);
+        assert_eq!(h.buckets[BUCKETS.len()], 1);
+        assert_eq!(h.count, 3);
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+
+    #[test]
+    fn process_figures_are_read_on_linux() {
+        if cfg!(target_os = "linux") {
+            assert!(resident_bytes().is_some_and(|b| b > 0));
+            assert!(cpu_seconds().is_some());
+        }
+    }
+}

@@ -31,28 +31,31 @@ Examples:
 
 /// Runs an `admin` subcommand.
 pub async fn run(cmd: AdminCommand, flags: &GlobalFlags, printer: Printer) -> CliResult {
+    match cmd {
+        AdminCommand::Gc { dry_run, json } => gc(dry_run, json, flags, printer).await,
+    }
+}
+
+/// `admin gc`: asks the server to delete unreferenced blobs.
+async fn gc(dry_run: bool, json: bool, flags: &GlobalFlags, printer: Printer) -> CliResult {
     let settings = Settings::resolve(flags).await?;
     let api = Api::new(&settings)?;
-    match cmd {
-        AdminCommand::Gc { dry_run, json } => {
-            let path = if dry_run {
-                "/api/v1/admin/blobs/gc?dry_run=true"
-            } else {
-                "/api/v1/admin/blobs/gc"
-            };
-            let r: GcReport = api.post(path, &serde_json::json!({})).await?;
-            printer.with_json(json).data(&r, || {
-                kv_table(&[
-                    (
-                        if r.dry_run { "would delete" } else { "deleted" },
-                        format!("{} blob(s), {} bytes", r.blobs, r.bytes),
-                    ),
-                    (
-                        "partial uploads removed",
-                        format!("{} bytes", r.partial_bytes),
-                    ),
-                ])
-            })
-        }
-    }
+    let path = if dry_run {
+        "/api/v1/admin/blobs/gc?dry_run=true"
+    } else {
+        "/api/v1/admin/blobs/gc"
+    };
+    let r: GcReport = api.post(path, &serde_json::json!({})).await?;
+    printer.with_json(json).data(&r, || {
+        kv_table(&[
+            (
+                if r.dry_run { "would delete" } else { "deleted" },
+                format!("{} blob(s), {} bytes", r.blobs, r.bytes),
+            ),
+            (
+                "partial uploads removed",
+                format!("{} bytes", r.partial_bytes),
+            ),
+        ])
+    })
 }

@@ -14,6 +14,7 @@ use reqwest::blocking::Client;
 use serde_json::{Value, json};
 
 mod cli;
+mod replicas;
 #[path = "support/moto.rs"]
 mod moto;
 

@@ -41,6 +41,9 @@ pub struct AppState {
     pub sweep_curves: Arc<crate::sweeps::CurveCache>,
     /// Request counters and latency histograms served at `/metrics`.
     pub telemetry: Arc<crate::telemetry::Telemetry>,
+    /// Leases of the singleton background jobs, shared with the other replicas through the
+    /// database.
+    pub singletons: Arc<crate::lease::Singletons>,
 }
 
 /// Builds the whole router (API, health, metrics, OpenAPI) for a state.
@@ -176,6 +179,7 @@ pub async fn build_state(
             crate::blobs::BlobStore::S3(Arc::new(s3))
         }
     };
+    let config_period = config.reaper_interval;
     let state = AppState {
         store,
         config: Arc::new(config),
@@ -186,6 +190,7 @@ pub async fn build_state(
         blobs,
         sweep_curves: Arc::default(),
         telemetry: Arc::default(),
+        singletons: Arc::new(crate::lease::Singletons::new(config_period)),
     };
     let admin_key = bootstrap_admin(&state).await?;
     Ok((state, admin_key))

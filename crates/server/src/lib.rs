@@ -12,6 +12,7 @@ pub mod error;
 mod extract;
 pub mod files;
 pub mod health;
+pub mod lease;
 pub mod logs;
 pub mod metrics;
 pub mod openapi;

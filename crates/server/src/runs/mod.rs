@@ -638,7 +638,10 @@ pub fn spawn_reaper(state: AppState, mut stop: watch::Receiver<bool>) -> JoinHan
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
-                _ = stop.wait_for(|s| *s) => return,
+                _ = stop.wait_for(|s| *s) => break,
+            }
+            if !state.singletons.reaper.acquire(&state.store).await {
+                continue;
             }
             match reap_silent_runs(&state.store, timeout).await {
                 Ok(0) => {}
@@ -652,5 +655,7 @@ pub fn spawn_reaper(state: AppState, mut stop: watch::Receiver<bool>) -> JoinHan
                 .tick(&state.store, state.config.audit_retention_days)
                 .await;
         }
+        // Another replica takes over at its next tick instead of waiting for expiry.
+        state.singletons.reaper.release(&state.store).await;
     })
 }

@@ -1169,12 +1169,16 @@ pub fn spawn_scheduler(state: AppState, mut stop: watch::Receiver<bool>) -> Join
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
-                _ = stop.wait_for(|s| *s) => return,
+                _ = stop.wait_for(|s| *s) => break,
+            }
+            if !state.singletons.sweep_scheduler.acquire(&state.store).await {
+                continue;
             }
             if let Err(e) = (Sweeps { state: &state }).tick_all().await {
                 tracing::warn!(error = %e, "sweep scheduler failed");
             }
         }
+        state.singletons.sweep_scheduler.release(&state.store).await;
     })
 }
 

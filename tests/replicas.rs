@@ -81,13 +81,15 @@ fn psql(url: &str, sql: &str) {
     );
 }
 
-/// Two replicas, started one after the other on the same database and data directory.
+/// Two replicas, started one after the other on the same database and the same object
+/// storage: a moto S3 bucket when moto_server is available, else one shared data directory.
 struct Pair {
     dir: tempfile::TempDir,
     schema: Schema,
     a: Server,
     b: Server,
     key: String,
+    _moto: Option<super::moto::Moto>,
 }
 
 impl Pair {
@@ -98,15 +100,33 @@ impl Pair {
         };
         let dir = tempfile::tempdir().unwrap();
         let url = schema.url();
-        let mut args = vec!["--database-url", url.as_str()];
-        args.extend_from_slice(extra);
-        let data = dir.path().join("data");
-        let a = start(&data, &args);
+        let mut args = vec!["--database-url".to_string(), url];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let moto = super::moto::start("wl-replicas");
+        let (data_a, data_b) = match &moto {
+            Some(m) => {
+                let conf = dir.path().join("server.toml");
+                std::fs::write(
+                    &conf,
+                    format!(
+                        "storage_url = \"s3://{}/shared\"\ns3_endpoint = \"{}\"\n\
+                         s3_access_key_id = \"test\"\ns3_secret_access_key = \"test\"\n",
+                        m.bucket, m.endpoint
+                    ),
+                )
+                .unwrap();
+                args.extend(["--config".to_string(), conf.display().to_string()]);
+                (dir.path().join("data-a"), dir.path().join("data-b"))
+            }
+            None => (dir.path().join("data"), dir.path().join("data")),
+        };
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let a = start(&data_a, &args);
         let key = a
             .admin_key
             .clone()
             .expect("the first replica creates the admin");
-        let b = start(&data, &args);
+        let b = start(&data_b, &args);
         assert!(b.admin_key.is_none(), "the second replica finds the admin");
         Some(Pair {
             dir,
@@ -114,6 +134,7 @@ impl Pair {
             a,
             b,
             key,
+            _moto: moto,
         })
     }
 }
@@ -391,4 +412,55 @@ fn a_sweep_hands_out_each_grid_point_once_across_replicas() {
     let points: BTreeSet<String> = items.iter().map(|t| t["params"].to_string()).collect();
     assert_eq!(points.len(), 12, "every grid point exactly once");
     assert!(items.iter().all(|t| t["state"] == "finished"), "{trials}");
+
+    // Content uploaded through one replica downloads through the other.
+    std::fs::create_dir_all(work.join("model")).unwrap();
+    let weights: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(work.join("model/weights.bin"), &weights).unwrap();
+    let put = cli(
+        &p,
+        &p.a.url,
+        &work,
+        &["artifact", "put", "model", "--name", "m", "--type", "model"],
+    );
+    assert_eq!(put["uploaded"], 1, "{put}");
+    let dest = work.join("got");
+    let got = cli(
+        &p,
+        &p.b.url,
+        &work,
+        &[
+            "artifact",
+            "get",
+            "m:v1",
+            "--dir",
+            dest.to_str().unwrap(),
+            "--no-cache",
+        ],
+    );
+    assert_eq!(got["downloaded"], 1, "{got}");
+    assert_eq!(std::fs::read(dest.join("weights.bin")).unwrap(), weights);
+}
+
+/// `wanllmdb ARGS --json` in project `sw` against one replica.
+fn cli(p: &Pair, url: &str, work: &Path, args: &[&str]) -> Value {
+    let out = Command::new(super::binary())
+        .args(args)
+        .args(["--project", "sw", "--json"])
+        .current_dir(work)
+        .env("WANLLMDB_CONFIG_DIR", work.join("cfg-cli"))
+        .env("WANLLMDB_CACHE_DIR", work.join("cache"))
+        .env("WANLLMDB_KEYRING", "0")
+        .env("WANLLMDB_BASE_URL", url)
+        .env("WANLLMDB_API_KEY", &p.key)
+        .env_remove("WANLLMDB_PROJECT")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
 }

@@ -199,6 +199,15 @@ enum Arg<'a> {
     Int(i64),
 }
 
+/// What an approval request does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Approval {
+    /// Approve the version for Production.
+    Grant,
+    /// Withdraw an earlier approval.
+    Revoke,
+}
+
 /// The registry service.
 pub struct Registry<'a> {
     /// Shared state.
@@ -741,8 +750,8 @@ impl Registry<'_> {
         )))
     }
 
-    /// Approves a version for Production (project owners and admins; not the version's
-    /// creator unless the project allows self-approval).
+    /// Approves a version for Production, or revokes its approval (project owners and
+    /// admins; approval not by the version's creator unless the project allows it).
     pub async fn approve(
         &self,
         actor: &Actor,
@@ -750,8 +759,9 @@ impl Registry<'_> {
         name: &str,
         version: &str,
         comment: Option<&str>,
-        revoke: bool,
+        change: Approval,
     ) -> ApiResult<ModelVersion> {
+        let revoke = change == Approval::Revoke;
         let model = self.load_with(actor, name, Role::Admin).await?;
         let user = actor.require_user()?;
         check_text("comment", comment)?;

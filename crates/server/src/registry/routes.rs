@@ -13,7 +13,7 @@ use wanllmdb_api_types::registry::{
     RegisteredModel, RegistryPolicy, SetModelAliasRequest, TransitionRequest, UpdateModelRequest,
 };
 
-use super::Registry;
+use super::{Approval, Registry};
 use crate::app::AppState;
 use crate::auth::Actor;
 use crate::error::ApiResult;
@@ -230,7 +230,7 @@ async fn approve(
                 &name,
                 &version,
                 req.comment.as_deref(),
-                false,
+                Approval::Grant,
             )
             .await?,
     ))
@@ -255,7 +255,7 @@ async fn revoke_approval(
                 &name,
                 &version,
                 req.comment.as_deref(),
-                true,
+                Approval::Revoke,
             )
             .await?,
     ))

@@ -43,8 +43,9 @@ pub fn bands(cfg: &Hyperband) -> Vec<u64> {
 pub struct Curve {
     /// Whether the run is still running (only those can be stopped).
     pub running: bool,
-    /// The metric's values in the order they were logged (NaN and infinities left out).
-    pub values: Vec<f64>,
+    /// The metric's values in the order they were logged (NaN and infinities left out),
+    /// shared with the controller's curve cache rather than copied on every check.
+    pub values: std::sync::Arc<Vec<f64>>,
 }
 
 /// Why a run should stop.
@@ -130,7 +131,7 @@ mod tests {
     fn curve(running: bool, values: &[f64]) -> Curve {
         Curve {
             running,
-            values: values.to_vec(),
+            values: std::sync::Arc::new(values.to_vec()),
         }
     }
 

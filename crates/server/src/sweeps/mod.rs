@@ -724,7 +724,7 @@ impl Sweeps<'_> {
             };
             curves.push(hyperband::Curve {
                 running: t.state(stale) == TrialState::Running && t.stop_reason.is_none(),
-                values: values.to_vec(),
+                values,
             });
             who.push(t);
         }

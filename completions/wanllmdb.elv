@@ -33,6 +33,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand login 'Store an API key for a server (checked against it first)'
             cand logout 'Forget the stored API key for a server'
             cand whoami 'Show who the stored key belongs to, and where it came from'
+            cand auth 'Manage your account: change your password'
             cand init 'Write ./.wanllmdb.toml (project, host) and create the project if missing'
             cand project 'Create, list, show and delete projects; manage members'
             cand run 'Track a program: wanllmdb run [OPTIONS] -- CMD [ARGS]…'
@@ -52,19 +53,21 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
         }
         &'wanllmdb;server'= {
             cand --bind 'Address and port to listen on [default: 127.0.0.1:8080]'
+            cand --metrics-bind 'Serve /metrics on this address only (e.g. 127.0.0.1:9090), so it can stay off the network the API is on [default: /metrics is served on --bind]'
             cand --data-dir 'Directory for the SQLite database, files and the admin key [default: the platform data directory]'
             cand --database-url 'Database: sqlite://FILE or postgres://USER:PASSWORD@HOST/DB [default: SQLite in the data directory]'
             cand --storage-url 'Where file and artifact content is stored: s3://BUCKET[/PREFIX] for S3-compatible object storage (credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY [/ AWS_SESSION_TOKEN]) [default: <data-dir>/blobs]'
             cand --s3-endpoint 'Endpoint of an S3-compatible service, e.g. http://minio:9000 [default: AWS; also AWS_ENDPOINT_URL]'
             cand --s3-region 'S3 region [default: AWS_REGION, else us-east-1]'
             cand --s3-path-style 'Address the bucket in the URL path (MinIO, most S3-compatible services) [default: true with --s3-endpoint]'
-            cand --config 'TOML file with any of: bind, data_dir, database_url, storage_url, s3_endpoint, s3_region, s3_path_style, s3_access_key_id, s3_secret_access_key, s3_multipart_threshold, s3_part_size, max_body_bytes, heartbeat_timeout_secs, audit_retention_days, allow_registration, jwt_secret, reference_allow_hosts'
+            cand --config 'TOML file with any of: bind, metrics_bind, data_dir, database_url, storage_url, s3_endpoint, s3_region, s3_path_style, s3_access_key_id, s3_secret_access_key, s3_multipart_threshold, s3_part_size, max_body_bytes, heartbeat_timeout_secs, audit_retention_days, allow_registration, jwt_secret, reference_allow_hosts, trusted_proxies'
             cand --max-body-bytes 'Largest accepted request body in bytes, after decompression [default: 67108864]'
             cand --heartbeat-timeout 'Seconds without a heartbeat after which a running run is marked crashed [default: 300]'
             cand --audit-retention-days 'Days to keep audit events; older ones are deleted hourly (0 keeps them forever) [default: 365]'
             cand --allow-registration 'Let anyone register an account (true) or only administrators create them (false) [default: true]'
             cand --jwt-secret 'Secret for signing session tokens; generated and kept in the database when unset'
             cand --reference-allow-host 'Host that artifact references may point at although it resolves to a private address (an exact name, or .example.com for all its subdomains); repeat or separate with commas'
+            cand --trusted-proxy 'Reverse proxy (an address or a CIDR network such as 10.0.0.0/8) whose X-Forwarded-For or Forwarded header names the client for audit rows and login limits; repeat or separate with commas. Headers from other peers are ignored [default: none]'
             cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
@@ -118,6 +121,43 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand --help 'Print help'
             cand -V 'Print version'
             cand --version 'Print version'
+        }
+        &'wanllmdb;auth'= {
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand passwd 'Change your password; your other sessions end, API keys keep working'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'wanllmdb;auth;passwd'= {
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand --password-stdin 'Read the current password, then the new one, from stdin, one per line (for scripts)'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wanllmdb;auth;help'= {
+            cand passwd 'Change your password; your other sessions end, API keys keep working'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'wanllmdb;auth;help;passwd'= {
+        }
+        &'wanllmdb;auth;help;help'= {
         }
         &'wanllmdb;init'= {
             cand --scalars 'Also capture `key: value` numbers from output lines matching this regex in `wanllmdb run`'
@@ -1493,6 +1533,14 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
             cand gc 'Delete stored file contents nothing refers to any more (server administrators only)'
+            cand user 'Accounts: list, show, create, disable, enable, reset passwords, promote, demote (server administrators only)'
+            cand api-key 'Every account''s API keys: list and revoke (server administrators only)'
+            cand status 'The server''s version, uptime, CPU, memory, disk, database and blob store (server administrators only)'
+            cand backup 'Write a consistent backup of the server''s database and local blobs to one file, while the server keeps running (reads the storage directly; no login needed)'
+            cand restore 'Restore a backup into a new data directory (or an empty database and bucket)'
+            cand verify 'Check the database''s integrity and every blob''s digest, or a backup file against its manifest; exits with 1 and lists the problems when anything is wrong'
+            cand export 'Export everything (tables as JSON lines, blobs as files) into a directory, to import into another backend'
+            cand import 'Import an export into an empty database and blob store, then compare counts and checksums with the export'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'wanllmdb;admin;gc'= {
@@ -1510,11 +1558,414 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'wanllmdb;admin;user'= {
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand list 'List accounts, oldest first'
+            cand show 'Show one account'
+            cand create 'Create an account; without --password-stdin a strong password is generated and printed once on stdout'
+            cand disable 'Disable an account: it cannot log in, and its API keys and sessions are revoked at once'
+            cand enable 'Let a disabled account log in again (its revoked API keys stay revoked)'
+            cand reset-password 'Set a new password and end the account''s sessions (its API keys are kept)'
+            cand promote 'Make an account a server administrator'
+            cand demote 'Make a server administrator an ordinary account'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'wanllmdb;admin;user;list'= {
+            cand --search 'Only accounts whose username or email contains this text (any case)'
+            cand --limit 'At most this many'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand --json 'Print JSON (an array of accounts)'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wanllmdb;admin;user;show'= {
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand --json 'Print JSON (the account)'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wanllmdb;admin;user;create'= {
+            cand --email 'Email address (unique on the server)'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand --admin 'Make the account a server administrator'
+            cand --password-stdin 'Read the password from the first line of stdin instead of generating one'
+            cand --json 'Print JSON (the account, with `generated_password`)'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wanllmdb;admin;user;disable'= {
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand --json 'Print JSON (the account)'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wanllmdb;admin;user;enable'= {
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand --json 'Print JSON (the account)'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wanllmdb;admin;user;reset-password'= {
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand --password-stdin 'Read the new password from the first line of stdin instead of generating one'
+            cand --json 'Print JSON (the account, with `generated_password`)'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wanllmdb;admin;user;promote'= {
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand --json 'Print JSON (the account)'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wanllmdb;admin;user;demote'= {
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand --json 'Print JSON (the account)'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wanllmdb;admin;user;help'= {
+            cand list 'List accounts, oldest first'
+            cand show 'Show one account'
+            cand create 'Create an account; without --password-stdin a strong password is generated and printed once on stdout'
+            cand disable 'Disable an account: it cannot log in, and its API keys and sessions are revoked at once'
+            cand enable 'Let a disabled account log in again (its revoked API keys stay revoked)'
+            cand reset-password 'Set a new password and end the account''s sessions (its API keys are kept)'
+            cand promote 'Make an account a server administrator'
+            cand demote 'Make a server administrator an ordinary account'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'wanllmdb;admin;user;help;list'= {
+        }
+        &'wanllmdb;admin;user;help;show'= {
+        }
+        &'wanllmdb;admin;user;help;create'= {
+        }
+        &'wanllmdb;admin;user;help;disable'= {
+        }
+        &'wanllmdb;admin;user;help;enable'= {
+        }
+        &'wanllmdb;admin;user;help;reset-password'= {
+        }
+        &'wanllmdb;admin;user;help;promote'= {
+        }
+        &'wanllmdb;admin;user;help;demote'= {
+        }
+        &'wanllmdb;admin;user;help;help'= {
+        }
+        &'wanllmdb;admin;api-key'= {
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand list 'List active API keys of every account, or of one (never the secrets)'
+            cand revoke 'Revoke an API key of any account, by id'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'wanllmdb;admin;api-key;list'= {
+            cand --user 'Only this account''s keys'
+            cand --limit 'At most this many'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand --json 'Print JSON (an array of keys)'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wanllmdb;admin;api-key;revoke'= {
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wanllmdb;admin;api-key;help'= {
+            cand list 'List active API keys of every account, or of one (never the secrets)'
+            cand revoke 'Revoke an API key of any account, by id'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'wanllmdb;admin;api-key;help;list'= {
+        }
+        &'wanllmdb;admin;api-key;help;revoke'= {
+        }
+        &'wanllmdb;admin;api-key;help;help'= {
+        }
+        &'wanllmdb;admin;status'= {
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand --json 'Print JSON (the system metrics object)'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wanllmdb;admin;backup'= {
+            cand -o 'The archive to write (must not exist yet)'
+            cand --out 'The archive to write (must not exist yet)'
+            cand --data-dir 'Directory for the SQLite database, files and the admin key [default: the platform data directory]'
+            cand --database-url 'Database: sqlite://FILE or postgres://USER:PASSWORD@HOST/DB [default: SQLite in the data directory]'
+            cand --storage-url 'Where file and artifact content is stored: s3://BUCKET[/PREFIX] for S3-compatible object storage (credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY [/ AWS_SESSION_TOKEN]) [default: <data-dir>/blobs]'
+            cand --s3-endpoint 'Endpoint of an S3-compatible service, e.g. http://minio:9000 [default: AWS; also AWS_ENDPOINT_URL]'
+            cand --s3-region 'S3 region [default: AWS_REGION, else us-east-1]'
+            cand --s3-path-style 'Address the bucket in the URL path (MinIO, most S3-compatible services) [default: true with --s3-endpoint]'
+            cand --config 'TOML file with any of: bind, metrics_bind, data_dir, database_url, storage_url, s3_endpoint, s3_region, s3_path_style, s3_access_key_id, s3_secret_access_key, s3_multipart_threshold, s3_part_size, max_body_bytes, heartbeat_timeout_secs, audit_retention_days, allow_registration, jwt_secret, reference_allow_hosts, trusted_proxies'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand --json 'Print JSON (the backup''s manifest)'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wanllmdb;admin;restore'= {
+            cand --data-dir 'Directory for the SQLite database, files and the admin key [default: the platform data directory]'
+            cand --database-url 'Database: sqlite://FILE or postgres://USER:PASSWORD@HOST/DB [default: SQLite in the data directory]'
+            cand --storage-url 'Where file and artifact content is stored: s3://BUCKET[/PREFIX] for S3-compatible object storage (credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY [/ AWS_SESSION_TOKEN]) [default: <data-dir>/blobs]'
+            cand --s3-endpoint 'Endpoint of an S3-compatible service, e.g. http://minio:9000 [default: AWS; also AWS_ENDPOINT_URL]'
+            cand --s3-region 'S3 region [default: AWS_REGION, else us-east-1]'
+            cand --s3-path-style 'Address the bucket in the URL path (MinIO, most S3-compatible services) [default: true with --s3-endpoint]'
+            cand --config 'TOML file with any of: bind, metrics_bind, data_dir, database_url, storage_url, s3_endpoint, s3_region, s3_path_style, s3_access_key_id, s3_secret_access_key, s3_multipart_threshold, s3_part_size, max_body_bytes, heartbeat_timeout_secs, audit_retention_days, allow_registration, jwt_secret, reference_allow_hosts, trusted_proxies'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand --json 'Print JSON (the comparison of the restored data with the backup)'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wanllmdb;admin;verify'= {
+            cand --backup 'Check this backup archive against its manifest instead of the server''s storage'
+            cand --data-dir 'Directory for the SQLite database, files and the admin key [default: the platform data directory]'
+            cand --database-url 'Database: sqlite://FILE or postgres://USER:PASSWORD@HOST/DB [default: SQLite in the data directory]'
+            cand --storage-url 'Where file and artifact content is stored: s3://BUCKET[/PREFIX] for S3-compatible object storage (credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY [/ AWS_SESSION_TOKEN]) [default: <data-dir>/blobs]'
+            cand --s3-endpoint 'Endpoint of an S3-compatible service, e.g. http://minio:9000 [default: AWS; also AWS_ENDPOINT_URL]'
+            cand --s3-region 'S3 region [default: AWS_REGION, else us-east-1]'
+            cand --s3-path-style 'Address the bucket in the URL path (MinIO, most S3-compatible services) [default: true with --s3-endpoint]'
+            cand --config 'TOML file with any of: bind, metrics_bind, data_dir, database_url, storage_url, s3_endpoint, s3_region, s3_path_style, s3_access_key_id, s3_secret_access_key, s3_multipart_threshold, s3_part_size, max_body_bytes, heartbeat_timeout_secs, audit_retention_days, allow_registration, jwt_secret, reference_allow_hosts, trusted_proxies'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand --json 'Print JSON (what was checked and every problem found)'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wanllmdb;admin;export'= {
+            cand -o 'The directory to write (must be empty or absent)'
+            cand --out 'The directory to write (must be empty or absent)'
+            cand --data-dir 'Directory for the SQLite database, files and the admin key [default: the platform data directory]'
+            cand --database-url 'Database: sqlite://FILE or postgres://USER:PASSWORD@HOST/DB [default: SQLite in the data directory]'
+            cand --storage-url 'Where file and artifact content is stored: s3://BUCKET[/PREFIX] for S3-compatible object storage (credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY [/ AWS_SESSION_TOKEN]) [default: <data-dir>/blobs]'
+            cand --s3-endpoint 'Endpoint of an S3-compatible service, e.g. http://minio:9000 [default: AWS; also AWS_ENDPOINT_URL]'
+            cand --s3-region 'S3 region [default: AWS_REGION, else us-east-1]'
+            cand --s3-path-style 'Address the bucket in the URL path (MinIO, most S3-compatible services) [default: true with --s3-endpoint]'
+            cand --config 'TOML file with any of: bind, metrics_bind, data_dir, database_url, storage_url, s3_endpoint, s3_region, s3_path_style, s3_access_key_id, s3_secret_access_key, s3_multipart_threshold, s3_part_size, max_body_bytes, heartbeat_timeout_secs, audit_retention_days, allow_registration, jwt_secret, reference_allow_hosts, trusted_proxies'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand --json 'Print JSON (the export''s manifest)'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wanllmdb;admin;import'= {
+            cand --data-dir 'Directory for the SQLite database, files and the admin key [default: the platform data directory]'
+            cand --database-url 'Database: sqlite://FILE or postgres://USER:PASSWORD@HOST/DB [default: SQLite in the data directory]'
+            cand --storage-url 'Where file and artifact content is stored: s3://BUCKET[/PREFIX] for S3-compatible object storage (credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY [/ AWS_SESSION_TOKEN]) [default: <data-dir>/blobs]'
+            cand --s3-endpoint 'Endpoint of an S3-compatible service, e.g. http://minio:9000 [default: AWS; also AWS_ENDPOINT_URL]'
+            cand --s3-region 'S3 region [default: AWS_REGION, else us-east-1]'
+            cand --s3-path-style 'Address the bucket in the URL path (MinIO, most S3-compatible services) [default: true with --s3-endpoint]'
+            cand --config 'TOML file with any of: bind, metrics_bind, data_dir, database_url, storage_url, s3_endpoint, s3_region, s3_path_style, s3_access_key_id, s3_secret_access_key, s3_multipart_threshold, s3_part_size, max_body_bytes, heartbeat_timeout_secs, audit_retention_days, allow_registration, jwt_secret, reference_allow_hosts, trusted_proxies'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand --json 'Print JSON (the comparison of the imported data with the export)'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'wanllmdb;admin;help'= {
             cand gc 'Delete stored file contents nothing refers to any more (server administrators only)'
+            cand user 'Accounts: list, show, create, disable, enable, reset passwords, promote, demote (server administrators only)'
+            cand api-key 'Every account''s API keys: list and revoke (server administrators only)'
+            cand status 'The server''s version, uptime, CPU, memory, disk, database and blob store (server administrators only)'
+            cand backup 'Write a consistent backup of the server''s database and local blobs to one file, while the server keeps running (reads the storage directly; no login needed)'
+            cand restore 'Restore a backup into a new data directory (or an empty database and bucket)'
+            cand verify 'Check the database''s integrity and every blob''s digest, or a backup file against its manifest; exits with 1 and lists the problems when anything is wrong'
+            cand export 'Export everything (tables as JSON lines, blobs as files) into a directory, to import into another backend'
+            cand import 'Import an export into an empty database and blob store, then compare counts and checksums with the export'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'wanllmdb;admin;help;gc'= {
+        }
+        &'wanllmdb;admin;help;user'= {
+            cand list 'List accounts, oldest first'
+            cand show 'Show one account'
+            cand create 'Create an account; without --password-stdin a strong password is generated and printed once on stdout'
+            cand disable 'Disable an account: it cannot log in, and its API keys and sessions are revoked at once'
+            cand enable 'Let a disabled account log in again (its revoked API keys stay revoked)'
+            cand reset-password 'Set a new password and end the account''s sessions (its API keys are kept)'
+            cand promote 'Make an account a server administrator'
+            cand demote 'Make a server administrator an ordinary account'
+        }
+        &'wanllmdb;admin;help;user;list'= {
+        }
+        &'wanllmdb;admin;help;user;show'= {
+        }
+        &'wanllmdb;admin;help;user;create'= {
+        }
+        &'wanllmdb;admin;help;user;disable'= {
+        }
+        &'wanllmdb;admin;help;user;enable'= {
+        }
+        &'wanllmdb;admin;help;user;reset-password'= {
+        }
+        &'wanllmdb;admin;help;user;promote'= {
+        }
+        &'wanllmdb;admin;help;user;demote'= {
+        }
+        &'wanllmdb;admin;help;api-key'= {
+            cand list 'List active API keys of every account, or of one (never the secrets)'
+            cand revoke 'Revoke an API key of any account, by id'
+        }
+        &'wanllmdb;admin;help;api-key;list'= {
+        }
+        &'wanllmdb;admin;help;api-key;revoke'= {
+        }
+        &'wanllmdb;admin;help;status'= {
+        }
+        &'wanllmdb;admin;help;backup'= {
+        }
+        &'wanllmdb;admin;help;restore'= {
+        }
+        &'wanllmdb;admin;help;verify'= {
+        }
+        &'wanllmdb;admin;help;export'= {
+        }
+        &'wanllmdb;admin;help;import'= {
         }
         &'wanllmdb;admin;help;help'= {
         }
@@ -1636,6 +2087,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand login 'Store an API key for a server (checked against it first)'
             cand logout 'Forget the stored API key for a server'
             cand whoami 'Show who the stored key belongs to, and where it came from'
+            cand auth 'Manage your account: change your password'
             cand init 'Write ./.wanllmdb.toml (project, host) and create the project if missing'
             cand project 'Create, list, show and delete projects; manage members'
             cand run 'Track a program: wanllmdb run [OPTIONS] -- CMD [ARGS]…'
@@ -1660,6 +2112,11 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
         &'wanllmdb;help;logout'= {
         }
         &'wanllmdb;help;whoami'= {
+        }
+        &'wanllmdb;help;auth'= {
+            cand passwd 'Change your password; your other sessions end, API keys keep working'
+        }
+        &'wanllmdb;help;auth;passwd'= {
         }
         &'wanllmdb;help;init'= {
         }
@@ -1862,8 +2319,62 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
         }
         &'wanllmdb;help;admin'= {
             cand gc 'Delete stored file contents nothing refers to any more (server administrators only)'
+            cand user 'Accounts: list, show, create, disable, enable, reset passwords, promote, demote (server administrators only)'
+            cand api-key 'Every account''s API keys: list and revoke (server administrators only)'
+            cand status 'The server''s version, uptime, CPU, memory, disk, database and blob store (server administrators only)'
+            cand backup 'Write a consistent backup of the server''s database and local blobs to one file, while the server keeps running (reads the storage directly; no login needed)'
+            cand restore 'Restore a backup into a new data directory (or an empty database and bucket)'
+            cand verify 'Check the database''s integrity and every blob''s digest, or a backup file against its manifest; exits with 1 and lists the problems when anything is wrong'
+            cand export 'Export everything (tables as JSON lines, blobs as files) into a directory, to import into another backend'
+            cand import 'Import an export into an empty database and blob store, then compare counts and checksums with the export'
         }
         &'wanllmdb;help;admin;gc'= {
+        }
+        &'wanllmdb;help;admin;user'= {
+            cand list 'List accounts, oldest first'
+            cand show 'Show one account'
+            cand create 'Create an account; without --password-stdin a strong password is generated and printed once on stdout'
+            cand disable 'Disable an account: it cannot log in, and its API keys and sessions are revoked at once'
+            cand enable 'Let a disabled account log in again (its revoked API keys stay revoked)'
+            cand reset-password 'Set a new password and end the account''s sessions (its API keys are kept)'
+            cand promote 'Make an account a server administrator'
+            cand demote 'Make a server administrator an ordinary account'
+        }
+        &'wanllmdb;help;admin;user;list'= {
+        }
+        &'wanllmdb;help;admin;user;show'= {
+        }
+        &'wanllmdb;help;admin;user;create'= {
+        }
+        &'wanllmdb;help;admin;user;disable'= {
+        }
+        &'wanllmdb;help;admin;user;enable'= {
+        }
+        &'wanllmdb;help;admin;user;reset-password'= {
+        }
+        &'wanllmdb;help;admin;user;promote'= {
+        }
+        &'wanllmdb;help;admin;user;demote'= {
+        }
+        &'wanllmdb;help;admin;api-key'= {
+            cand list 'List active API keys of every account, or of one (never the secrets)'
+            cand revoke 'Revoke an API key of any account, by id'
+        }
+        &'wanllmdb;help;admin;api-key;list'= {
+        }
+        &'wanllmdb;help;admin;api-key;revoke'= {
+        }
+        &'wanllmdb;help;admin;status'= {
+        }
+        &'wanllmdb;help;admin;backup'= {
+        }
+        &'wanllmdb;help;admin;restore'= {
+        }
+        &'wanllmdb;help;admin;verify'= {
+        }
+        &'wanllmdb;help;admin;export'= {
+        }
+        &'wanllmdb;help;admin;import'= {
         }
         &'wanllmdb;help;audit'= {
             cand logs 'List audit events, newest first; filters combine'

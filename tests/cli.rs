@@ -11,8 +11,16 @@ use serde_json::Value;
 
 use super::{Server, binary, http, signal, start, start_at, wait_exit};
 
+#[path = "admin_users.rs"]
+mod admin_users;
+#[path = "auth_passwd.rs"]
+mod auth_passwd;
+#[path = "backup.rs"]
+mod backup;
 #[path = "registry.rs"]
 mod registry;
+#[path = "status.rs"]
+mod status;
 #[path = "sweeps.rs"]
 mod sweeps;
 

@@ -14,9 +14,9 @@ use reqwest::blocking::Client;
 use serde_json::{Value, json};
 
 mod cli;
-mod replicas;
 #[path = "support/moto.rs"]
 mod moto;
+mod replicas;
 
 /// An HTTP client. The workspace builds reqwest with TLS but without a built-in crypto
 /// provider (the binary brings ring, shared with PostgreSQL's TLS), so install it first.

@@ -55,6 +55,17 @@ pub struct LogoutRequest {
     pub refresh_token: Option<String>,
 }
 
+/// `POST /api/v1/auth/password`: the caller changes their own password.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePasswordRequest {
+    /// The password now in use; may be left out only by an account that has none yet.
+    #[serde(default)]
+    pub current_password: Option<String>,
+    /// The new password, under the same policy as registration.
+    pub new_password: String,
+}
+
 /// A user account as others may see it.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct User {

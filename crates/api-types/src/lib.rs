@@ -3,6 +3,7 @@
 //! Fields may be added; none is ever renamed or removed. Timestamps are RFC 3339 strings in
 //! UTC unless a field says "Unix seconds".
 
+pub mod admin;
 pub mod artifacts;
 pub mod audit;
 pub mod auth;
@@ -13,6 +14,7 @@ pub mod projects;
 pub mod registry;
 pub mod runs;
 pub mod sweeps;
+pub mod system;
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;

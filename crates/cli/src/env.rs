@@ -2,6 +2,8 @@
 
 /// Address the server listens on.
 pub const BIND: &str = "WANLLMDB_BIND";
+/// Separate address for `/metrics`.
+pub const METRICS_BIND: &str = "WANLLMDB_METRICS_BIND";
 /// Server data directory.
 pub const DATA_DIR: &str = "WANLLMDB_DATA_DIR";
 /// Database URL.
@@ -12,6 +14,8 @@ pub const CONFIG: &str = "WANLLMDB_CONFIG";
 pub const JWT_SECRET: &str = "WANLLMDB_JWT_SECRET";
 /// Hosts artifact references may point at although they are private (comma-separated).
 pub const REFERENCE_ALLOW_HOSTS: &str = "WANLLMDB_REFERENCE_ALLOW_HOSTS";
+/// Reverse proxies whose forwarding headers name the client (comma-separated CIDRs).
+pub const TRUSTED_PROXIES: &str = "WANLLMDB_TRUSTED_PROXIES";
 /// Where content is stored: s3://bucket/prefix (default: the data directory).
 pub const STORAGE_URL: &str = "WANLLMDB_STORAGE_URL";
 /// S3 endpoint for S3-compatible services.

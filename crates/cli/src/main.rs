@@ -68,6 +68,9 @@ enum Command {
     Logout,
     /// Show who the stored key belongs to, and where it came from
     Whoami(commands::JsonFlag),
+    /// Manage your account: change your password
+    #[command(subcommand)]
+    Auth(commands::auth::AuthCommand),
     /// Write ./.wanllmdb.toml (project, host) and create the project if missing
     Init(commands::init::InitArgs),
     /// Create, list, show and delete projects; manage members
@@ -173,6 +176,7 @@ async fn dispatch(command: Command, flags: GlobalFlags, printer: Printer) -> Res
         Command::Login(args) => ok(commands::auth::login(args, &flags, printer).await),
         Command::Logout => ok(commands::auth::logout(&flags, printer).await),
         Command::Whoami(j) => ok(commands::auth::whoami(&flags, printer.with_json(j.json)).await),
+        Command::Auth(c) => ok(commands::auth::run(c, &flags, printer).await),
         Command::Init(args) => ok(commands::init::init(args, &flags, printer).await),
         Command::Project(c) => ok(commands::project::run(c, &flags, printer).await),
         Command::Run(args) => wrapper::run(args, &flags, printer).await,

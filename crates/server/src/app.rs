@@ -52,7 +52,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", api_routes())
         .split_for_parts();
     api.merge(health::router())
-        .merge(crate::telemetry::router())
+        .merge(crate::telemetry::router(&state.config))
         .route("/api/v1/openapi.json", axum::routing::get(openapi::serve))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -95,6 +95,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(crate::sweeps::routes::router())
         .merge(crate::registry::routes::router())
         .merge(crate::audit::routes::router())
+        .merge(crate::system::router())
+        .merge(auth::admin_routes::router())
 }
 
 /// The OpenAPI document of the whole API.
@@ -117,6 +119,8 @@ async fn not_found(uri: axum::http::Uri) -> ApiError {
 pub struct RunningServer {
     /// The address it listens on.
     pub addr: SocketAddr,
+    /// The address `/metrics` is served on, when it has one of its own.
+    pub metrics_addr: Option<SocketAddr>,
     /// The API key of the bootstrap admin, when the database was empty.
     pub admin_api_key: Option<String>,
     shutdown: watch::Sender<bool>,
@@ -267,9 +271,15 @@ pub async fn start_with_store(
     listener: TcpListener,
 ) -> Result<RunningServer, StartError> {
     std::fs::create_dir_all(&config.data_dir)?;
+    let metrics_listener = crate::telemetry::bind(config.metrics_bind).await?;
     let (state, admin_api_key) = build_state(config, store.clone()).await?;
     let addr = listener.local_addr()?;
+    let metrics_addr = metrics_listener
+        .as_ref()
+        .map(TcpListener::local_addr)
+        .transpose()?;
     let (tx, mut rx) = watch::channel(false);
+    let metrics = metrics_listener.map(|l| crate::telemetry::serve(l, state.clone(), rx.clone()));
     let background = [
         runs::spawn_reaper(state.clone(), rx.clone()),
         crate::sweeps::spawn_scheduler(state.clone(), rx.clone()),
@@ -289,6 +299,9 @@ pub async fn start_with_store(
             let _ = rx.wait_for(|stop| *stop).await;
         })
         .await;
+        if let Some(m) = metrics {
+            let _ = m.await;
+        }
         for task in background {
             let _ = task.await;
         }
@@ -297,6 +310,7 @@ pub async fn start_with_store(
     });
     Ok(RunningServer {
         addr,
+        metrics_addr,
         admin_api_key,
         shutdown: tx,
         handle,
@@ -321,8 +335,11 @@ pub async fn serve(
             data_dir.join("admin-api-key").display()
         );
     }
+    let metrics = server
+        .metrics_addr
+        .map_or(String::new(), |m| format!(", metrics: http://{m}/metrics"));
     eprintln!(
-        "wanllmdb server {} listening on {url} (database: {db})",
+        "wanllmdb server {} listening on {url} (database: {db}{metrics})",
         env!("CARGO_PKG_VERSION")
     );
     let mut server = server;

@@ -4,11 +4,15 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use crate::extract::Cidr;
+
 /// Everything `serve` needs to know.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     /// Address to listen on.
     pub bind: SocketAddr,
+    /// When set, `/metrics` is served only on this address (and not on `bind`).
+    pub metrics_bind: Option<SocketAddr>,
     /// Where the SQLite file, blobs and the admin key file live.
     pub data_dir: PathBuf,
     /// `sqlite://…` or `postgres://…`; None means `<data_dir>/wanllmdb.db`.
@@ -37,6 +41,9 @@ pub struct ServerConfig {
     pub audit_retention_days: u32,
     /// Print the admin key and write it to `<data_dir>/admin-api-key` on first start.
     pub bootstrap_admin: bool,
+    /// Reverse proxies whose `X-Forwarded-For` / `Forwarded` headers name the client; the
+    /// headers of any other peer are ignored.
+    pub trusted_proxies: Vec<Cidr>,
 }
 
 impl ServerConfig {
@@ -44,6 +51,7 @@ impl ServerConfig {
     pub fn new(data_dir: impl Into<PathBuf>) -> ServerConfig {
         ServerConfig {
             bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            metrics_bind: None,
             data_dir: data_dir.into(),
             database_url: None,
             max_body_bytes: 64 * 1024 * 1024,
@@ -57,6 +65,7 @@ impl ServerConfig {
             audit_retention_days: 365,
             reference_allow_hosts: Vec::new(),
             s3: None,
+            trusted_proxies: Vec::new(),
         }
     }
 

@@ -1,12 +1,12 @@
 //! Request extractors that turn every bad input into a clear JSON 4xx.
 
 use std::io::Read;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
-use axum::http::header;
 use axum::http::request::Parts;
+use axum::http::{Extensions, HeaderMap, Method, Uri, header};
 use serde::de::DeserializeOwned;
 
 use crate::app::AppState;
@@ -125,7 +125,7 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryPairs {
 /// Who is calling from where, for audit rows and rate limits.
 #[derive(Debug, Clone, Default)]
 pub struct ClientInfo {
-    /// Peer address.
+    /// The client's address: the peer, or with a trusted proxy the address it forwarded.
     pub ip: Option<String>,
     /// User-Agent header.
     pub user_agent: Option<String>,
@@ -138,22 +138,32 @@ pub struct ClientInfo {
 impl ClientInfo {
     /// Reads it off a request.
     pub fn from_parts(parts: &Parts) -> ClientInfo {
-        ClientInfo {
-            ip: parts
-                .extensions
+        ClientInfo::read(&parts.method, &parts.uri, &parts.headers, &parts.extensions)
+    }
+
+    /// Reads it off a request that has not been taken apart (in middleware).
+    pub fn from_request(req: &Request) -> ClientInfo {
+        ClientInfo::read(req.method(), req.uri(), req.headers(), req.extensions())
+    }
+
+    fn read(method: &Method, uri: &Uri, headers: &HeaderMap, ext: &Extensions) -> ClientInfo {
+        let ip = match ext.get::<ClientIp>() {
+            Some(c) => Some(c.0),
+            None => ext
                 .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip().to_string()),
-            user_agent: parts
-                .headers
+                .map(|c| canonical_ip(c.0.ip())),
+        };
+        ClientInfo {
+            ip: ip.map(|ip| ip.to_string()),
+            user_agent: headers
                 .get(header::USER_AGENT)
                 .and_then(|v| v.to_str().ok())
                 .map(|s| s.chars().take(512).collect()),
-            method: parts.method.to_string(),
+            method: method.to_string(),
             // Nested routers see a stripped URI; audit rows want the one the client sent.
-            path: parts
-                .extensions
+            path: ext
                 .get::<axum::extract::OriginalUri>()
-                .map_or_else(|| parts.uri.path().to_string(), |o| o.0.path().to_string()),
+                .map_or_else(|| uri.path().to_string(), |o| o.0.path().to_string()),
         }
     }
 }
@@ -163,5 +173,338 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientInfo {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
         Ok(ClientInfo::from_parts(parts))
+    }
+}
+
+/// An address or network a trusted reverse proxy connects from: `10.0.0.0/8`, `fd00::/8`,
+/// or a single address such as `192.0.2.7`. IPv4-mapped IPv6 forms count as IPv4.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    network: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    /// Whether an address lies inside the network.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.network, canonical_ip(ip)) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                mask_v4(u32::from(ip), self.prefix) == u32::from(net)
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                mask_v6(u128::from(ip), self.prefix) == u128::from(net)
+            }
+            _ => false,
+        }
+    }
+}
+
+impl std::str::FromStr for Cidr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Cidr, String> {
+        let s = s.trim();
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let ip: IpAddr = addr.parse().map_err(|_| {
+            format!("{s:?} is not an IP address or network (expected e.g. 10.0.0.0/8, fd00::/8 or 192.0.2.7)")
+        })?;
+        let max = if ip.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(|| {
+                format!("{s:?}: the prefix length must be a number from 0 to {max}")
+            })?,
+        };
+        Ok(Cidr::new(ip, prefix))
+    }
+}
+
+impl Cidr {
+    fn new(ip: IpAddr, prefix: u8) -> Cidr {
+        match ip {
+            IpAddr::V4(v4) => Cidr {
+                network: IpAddr::V4(mask_v4(u32::from(v4), prefix).into()),
+                prefix,
+            },
+            // `::ffff:10.0.0.0/104` is the IPv4 network 10.0.0.0/8.
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) if prefix >= 96 => Cidr::new(IpAddr::V4(v4), prefix - 96),
+                _ => Cidr {
+                    network: IpAddr::V6(mask_v6(u128::from(v6), prefix).into()),
+                    prefix,
+                },
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for Cidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.network, self.prefix)
+    }
+}
+
+fn mask_v4(bits: u32, prefix: u8) -> u32 {
+    bits & u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0)
+}
+
+fn mask_v6(bits: u128, prefix: u8) -> u128 {
+    bits & u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0)
+}
+
+/// IPv4-mapped IPv6 addresses (`::ffff:192.0.2.7`, what a dual-stack socket reports for an
+/// IPv4 peer) as plain IPv4, so one client has one address in audit rows and rate limits.
+pub fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// The client's address, once per request, as [`resolve_client_ip`] found it.
+#[derive(Debug, Clone, Copy)]
+struct ClientIp(IpAddr);
+
+/// Decides the client's address and keeps it on the request for [`ClientInfo`]: the peer,
+/// unless the peer is a trusted proxy (then the forwarding headers name the client).
+pub fn resolve_client_ip(req: &mut Request, trusted: &[Cidr]) {
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    if let Some(peer) = peer {
+        let ip = client_ip(peer, req.headers(), trusted);
+        req.extensions_mut().insert(ClientIp(ip));
+    }
+}
+
+/// Walks `X-Forwarded-For` (or, without it, `Forwarded: for=`) from the right, skipping
+/// trusted hops: the first untrusted address is the client; when every hop is trusted, the
+/// leftmost. Headers from an untrusted peer are ignored, so they cannot be spoofed.
+pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[Cidr]) -> IpAddr {
+    let peer = canonical_ip(peer);
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|c| c.contains(ip));
+    if !is_trusted(peer) {
+        return peer;
+    }
+    let mut hops = forwarded_chain(headers);
+    let mut client = peer;
+    while let Some(hop) = hops.pop() {
+        // A hop that is not an address (`unknown`, an obfuscated name) ends what can be
+        // believed: the proxy that wrote it is the last known client.
+        let Some(ip) = parse_hop(&hop) else {
+            return client;
+        };
+        client = canonical_ip(ip);
+        if !is_trusted(client) {
+            return client;
+        }
+    }
+    client
+}
+
+/// The hops of the forwarding header, leftmost (the original client) first.
+fn forwarded_chain(headers: &HeaderMap) -> Vec<String> {
+    let values = |name: &str| -> Vec<String> {
+        headers
+            .get_all(name)
+            .iter()
+            .map(|v| v.to_str().unwrap_or("\u{0}").to_string())
+            .collect()
+    };
+    let xff = values("x-forwarded-for");
+    if !xff.is_empty() {
+        return xff
+            .iter()
+            .flat_map(|v| v.split(','))
+            .map(|h| h.trim().to_string())
+            .collect();
+    }
+    values("forwarded")
+        .iter()
+        .flat_map(|v| v.split(','))
+        .map(|element| {
+            element
+                .split(';')
+                .find_map(|pair| {
+                    let (k, v) = pair.split_once('=')?;
+                    k.trim()
+                        .eq_ignore_ascii_case("for")
+                        .then(|| v.trim().trim_matches('"').to_string())
+                })
+                // An element without `for=` does not say who sent it.
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+/// An address as proxies write it: `192.0.2.7`, `192.0.2.7:4711`, `2001:db8::1`,
+/// `[2001:db8::1]` or `[2001:db8::1]:4711`.
+fn parse_hop(hop: &str) -> Option<IpAddr> {
+    let hop = hop.trim();
+    if let Some(rest) = hop.strip_prefix('[') {
+        return rest
+            .split_once(']')?
+            .0
+            .parse::<Ipv6Addr>()
+            .ok()
+            .map(IpAddr::V6);
+    }
+    if let Ok(ip) = hop.parse::<IpAddr>() {
+        return Some(ip);
+    }
+    let (host, port) = hop.rsplit_once(':')?;
+    port.parse::<u16>().ok()?;
+    host.parse::<Ipv4Addr>().ok().map(IpAddr::V4)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cidrs(list: &[&str]) -> Vec<Cidr> {
+        list.iter().map(|s| s.parse().unwrap()).collect()
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, v.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn parses_networks_and_single_addresses() {
+        let c: Cidr = "10.1.2.3/8".parse().unwrap();
+        assert_eq!(c.to_string(), "10.0.0.0/8");
+        assert!(c.contains(ip("10.255.0.1")));
+        assert!(!c.contains(ip("11.0.0.1")));
+        let one: Cidr = " 192.0.2.7 ".parse().unwrap();
+        assert_eq!(one.to_string(), "192.0.2.7/32");
+        assert!(one.contains(ip("192.0.2.7")));
+        assert!(!one.contains(ip("192.0.2.8")));
+        let v6: Cidr = "fd00::/8".parse().unwrap();
+        assert!(v6.contains(ip("fd12:3456::1")));
+        assert!(!v6.contains(ip("fe80::1")));
+        assert!(!v6.contains(ip("10.0.0.1")));
+        let all: Cidr = "0.0.0.0/0".parse().unwrap();
+        assert!(all.contains(ip("203.0.113.9")));
+        assert!(!all.contains(ip("2001:db8::1")));
+        let v6_all: Cidr = "::/0".parse().unwrap();
+        assert!(v6_all.contains(ip("2001:db8::1")));
+    }
+
+    #[test]
+    fn ipv4_mapped_forms_are_ipv4() {
+        let mapped_net: Cidr = "::ffff:10.0.0.0/104".parse().unwrap();
+        assert_eq!(mapped_net.to_string(), "10.0.0.0/8");
+        let v4: Cidr = "127.0.0.1/32".parse().unwrap();
+        assert!(v4.contains(ip("::ffff:127.0.0.1")));
+        assert_eq!(canonical_ip(ip("::ffff:192.0.2.7")), ip("192.0.2.7"));
+        assert_eq!(canonical_ip(ip("2001:db8::1")), ip("2001:db8::1"));
+    }
+
+    #[test]
+    fn rejects_bad_entries_with_a_reason() {
+        for bad in [
+            "",
+            "10.0.0.0/33",
+            "fd00::/129",
+            "10.0.0.0/-1",
+            "10.0.0/8",
+            "proxy.local",
+            "10.0.0.0/8/8",
+        ] {
+            let err = bad.parse::<Cidr>().unwrap_err();
+            assert!(err.contains(&format!("{:?}", bad.trim())), "{bad}: {err}");
+        }
+        assert!(
+            "10.0.0.0/x"
+                .parse::<Cidr>()
+                .unwrap_err()
+                .contains("0 to 32")
+        );
+        assert!(
+            "fd00::/200"
+                .parse::<Cidr>()
+                .unwrap_err()
+                .contains("0 to 128")
+        );
+    }
+
+    #[test]
+    fn an_untrusted_peer_is_the_client_whatever_it_claims() {
+        let h = headers(&[("x-forwarded-for", "1.2.3.4"), ("forwarded", "for=5.6.7.8")]);
+        assert_eq!(client_ip(ip("198.51.100.1"), &h, &[]), ip("198.51.100.1"));
+        let trusted = cidrs(&["10.0.0.0/8"]);
+        assert_eq!(
+            client_ip(ip("198.51.100.1"), &h, &trusted),
+            ip("198.51.100.1")
+        );
+        assert_eq!(
+            client_ip(ip("::ffff:198.51.100.1"), &h, &trusted),
+            ip("198.51.100.1")
+        );
+    }
+
+    #[test]
+    fn walks_forwarded_for_from_the_right_past_trusted_hops() {
+        let trusted = cidrs(&["10.0.0.0/8", "fd00::/8"]);
+        let peer = ip("10.0.0.2");
+        // The client may prepend anything; only the hops the trusted proxies added count.
+        let h = headers(&[("x-forwarded-for", "6.6.6.6, 203.0.113.5, 10.0.0.9")]);
+        assert_eq!(client_ip(peer, &h, &trusted), ip("203.0.113.5"));
+        // Several header lines are one list, in order.
+        let h = headers(&[
+            ("x-forwarded-for", "6.6.6.6"),
+            ("x-forwarded-for", "203.0.113.5, fd00::7"),
+        ]);
+        assert_eq!(client_ip(peer, &h, &trusted), ip("203.0.113.5"));
+        // Every hop trusted: the leftmost.
+        let h = headers(&[("x-forwarded-for", "10.1.1.1, 10.2.2.2")]);
+        assert_eq!(client_ip(peer, &h, &trusted), ip("10.1.1.1"));
+        // No header: the peer.
+        assert_eq!(client_ip(peer, &HeaderMap::new(), &trusted), peer);
+        // Ports and brackets are tolerated; mapped addresses become IPv4.
+        let h = headers(&[("x-forwarded-for", "[2001:db8::5]:4711, 203.0.113.7:80")]);
+        assert_eq!(client_ip(peer, &h, &trusted), ip("203.0.113.7"));
+        let h = headers(&[("x-forwarded-for", "::ffff:203.0.113.8")]);
+        assert_eq!(client_ip(peer, &h, &trusted), ip("203.0.113.8"));
+    }
+
+    #[test]
+    fn garbage_in_the_chain_stops_the_walk_at_the_last_trusted_hop() {
+        let trusted = cidrs(&["10.0.0.0/8"]);
+        let h = headers(&[("x-forwarded-for", "203.0.113.5, unknown, 10.0.0.9")]);
+        assert_eq!(client_ip(ip("10.0.0.2"), &h, &trusted), ip("10.0.0.9"));
+        let h = headers(&[("x-forwarded-for", "")]);
+        assert_eq!(client_ip(ip("10.0.0.2"), &h, &trusted), ip("10.0.0.2"));
+    }
+
+    #[test]
+    fn reads_forwarded_for_when_there_is_no_x_forwarded_for() {
+        let trusted = cidrs(&["10.0.0.0/8"]);
+        let peer = ip("10.0.0.2");
+        let h = headers(&[(
+            "forwarded",
+            "for=6.6.6.6, For=\"[2001:db8:cafe::17]:4711\";proto=https, for=10.0.0.3;by=10.0.0.2",
+        )]);
+        assert_eq!(client_ip(peer, &h, &trusted), ip("2001:db8:cafe::17"));
+        let h = headers(&[("forwarded", "for=_hidden, for=10.0.0.3")]);
+        assert_eq!(client_ip(peer, &h, &trusted), ip("10.0.0.3"));
+        // X-Forwarded-For wins when both are present.
+        let h = headers(&[
+            ("forwarded", "for=198.51.100.9"),
+            ("x-forwarded-for", "203.0.113.5"),
+        ]);
+        assert_eq!(client_ip(peer, &h, &trusted), ip("203.0.113.5"));
     }
 }

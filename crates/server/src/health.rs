@@ -1,4 +1,7 @@
 //! Liveness and readiness.
+//!
+//! Readiness covers every dependency the server has: the database and the blob store. There is
+//! no Redis to check: shared state (revocations, login limits, leases) lives in the database.
 
 use axum::Json;
 use axum::Router;

@@ -21,7 +21,9 @@ pub mod registry;
 pub mod runs;
 pub mod store;
 pub mod sweeps;
+pub mod system;
 pub mod telemetry;
+pub mod transfer;
 
 pub use app::{RunningServer, serve, start, start_with_store};
 pub use config::ServerConfig;

@@ -1,23 +1,33 @@
 //! Prometheus metrics at `GET /metrics` (text exposition format 0.0.4, written by hand).
 //!
-//! Request counters and latency histograms are kept in memory by a middleware; everything else
-//! (runs, sweeps, agents, pools, process) is read when Prometheus scrapes, so it is never stale.
-//! The endpoint needs no credentials, like `/health`: operators keep it off the public network.
+//! Request counters and latency histograms are kept in memory by a middleware, ingestion and
+//! transfer counters by the handlers that store or send the data; everything else (runs,
+//! sweeps, agents, pools, process) is read when Prometheus scrapes, so it is never stale.
+//! The endpoint needs no credentials, like `/health`: operators keep it off the public network,
+//! or serve it on its own address (`metrics_bind`).
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::sync::Mutex;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{Method, header};
+use axum::http::{Method, Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use futures_util::{Stream, StreamExt};
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
-use crate::app::AppState;
-use crate::error::ApiResult;
+use crate::app::{AppState, StartError};
+use crate::config::ServerConfig;
+use crate::error::{ApiError, ApiResult};
 use crate::on_backend;
 use crate::store::{Backend, now_us};
 
@@ -58,22 +68,144 @@ struct Requests {
     durations: HashMap<(&'static str, String), Histogram>,
 }
 
+/// What transferred blob bytes belong to: the `kind` label of the byte counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransferKind {
+    /// A file attached to a run.
+    RunFile,
+    /// A file of an artifact version.
+    Artifact,
+}
+
+impl TransferKind {
+    const ALL: [TransferKind; 2] = [TransferKind::RunFile, TransferKind::Artifact];
+
+    fn label(self) -> &'static str {
+        match self {
+            TransferKind::RunFile => "run_file",
+            TransferKind::Artifact => "artifact",
+        }
+    }
+}
+
+/// Data accepted or sent since start-up; lock-free, bumped on the hot paths.
+#[derive(Default)]
+struct Ingested {
+    points: AtomicU64,
+    log_lines: AtomicU64,
+    /// Indexed by `TransferKind as usize`.
+    uploaded: [AtomicU64; 2],
+    downloaded: [AtomicU64; 2],
+}
+
 /// In-memory request metrics of this process, and when it started.
 pub struct Telemetry {
     started: Instant,
+    /// Microseconds since the Unix epoch at start-up.
+    started_at_us: i64,
     requests: Mutex<Requests>,
+    ingested: Ingested,
 }
 
 impl Default for Telemetry {
     fn default() -> Self {
         Telemetry {
             started: Instant::now(),
+            started_at_us: now_us(),
             requests: Mutex::default(),
+            ingested: Ingested::default(),
         }
     }
 }
 
 impl Telemetry {
+    /// Time since this process started.
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// When this process started, in microseconds since the Unix epoch.
+    pub fn started_at_us(&self) -> i64 {
+        self.started_at_us
+    }
+
+    /// Counts metric points stored.
+    pub fn points_ingested(&self, points: u64) {
+        self.ingested.points.fetch_add(points, Ordering::Relaxed);
+    }
+
+    /// Counts log lines stored.
+    pub fn log_lines_ingested(&self, lines: u64) {
+        self.ingested.log_lines.fetch_add(lines, Ordering::Relaxed);
+    }
+
+    /// Counts the bytes of an upload that was verified and stored.
+    pub fn uploaded(&self, kind: TransferKind, bytes: u64) {
+        self.ingested.uploaded[kind as usize].fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Counts bytes handed to a download response.
+    pub fn downloaded(&self, kind: TransferKind, bytes: u64) {
+        self.ingested.downloaded[kind as usize].fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Wraps a download body so its bytes are counted as they are sent, not when the download
+    /// starts: a client that goes away midway is counted for what it got.
+    pub fn count_download<S, E>(
+        self: &Arc<Self>,
+        kind: TransferKind,
+        stream: S,
+    ) -> impl Stream<Item = Result<bytes::Bytes, E>> + use<S, E>
+    where
+        S: Stream<Item = Result<bytes::Bytes, E>>,
+    {
+        let telemetry = Arc::clone(self);
+        stream.inspect(move |chunk| {
+            if let Ok(bytes) = chunk {
+                telemetry.downloaded(kind, bytes.len() as u64);
+            }
+        })
+    }
+
+    fn write_ingested(&self, out: &mut String) {
+        let counters = [
+            (
+                "wanllmdb_metric_points_ingested_total",
+                "Metric points stored (one value of one key at one step).",
+                &self.ingested.points,
+            ),
+            (
+                "wanllmdb_log_lines_ingested_total",
+                "Log lines stored (duplicates of lines already stored are not counted).",
+                &self.ingested.log_lines,
+            ),
+        ];
+        for (name, help, n) in counters {
+            header(out, name, "counter", help);
+            let _ = writeln!(out, "{name} {}", n.load(Ordering::Relaxed));
+        }
+        let transfers = [
+            (
+                "wanllmdb_bytes_uploaded_total",
+                "Bytes of uploads verified and stored, by kind (run_file, artifact).",
+                &self.ingested.uploaded,
+            ),
+            (
+                "wanllmdb_bytes_downloaded_total",
+                "Bytes of stored content sent by this server, by kind (run_file, artifact).",
+                &self.ingested.downloaded,
+            ),
+        ];
+        for (name, help, by_kind) in transfers {
+            header(out, name, "counter", help);
+            for kind in TransferKind::ALL {
+                let n = by_kind[kind as usize].load(Ordering::Relaxed);
+                let _ = writeln!(out, "{name}{{kind=\"{}\"}} {n}", kind.label());
+            }
+        }
+    }
+
     /// Counts one answered request.
     pub fn observe(&self, method: &'static str, route: String, status: u16, took: Duration) {
         let mut r = self.requests.lock().unwrap_or_else(|e| e.into_inner());
@@ -153,14 +285,54 @@ fn method_label(m: &Method) -> &'static str {
     }
 }
 
-/// `GET /metrics`.
-pub fn router() -> Router<AppState> {
-    Router::new().route("/metrics", get(scrape))
+/// `GET /metrics` on the main address, unless it has an address of its own.
+pub fn router(config: &ServerConfig) -> Router<AppState> {
+    if config.metrics_bind.is_some() {
+        Router::new()
+    } else {
+        Router::new().route("/metrics", get(scrape))
+    }
+}
+
+/// Listens on the separate metrics address, when one is configured.
+pub async fn bind(addr: Option<SocketAddr>) -> Result<Option<TcpListener>, StartError> {
+    let Some(addr) = addr else {
+        return Ok(None);
+    };
+    TcpListener::bind(addr)
+        .await
+        .map(Some)
+        .map_err(|e| StartError::Other(format!("cannot listen on {addr} for metrics: {e}")))
+}
+
+/// Serves `/metrics` alone on its own listener until `shutdown` turns true.
+pub fn serve(
+    listener: TcpListener,
+    state: AppState,
+    mut shutdown: watch::Receiver<bool>,
+) -> JoinHandle<std::io::Result<()>> {
+    let app = Router::new()
+        .route("/metrics", get(scrape))
+        .fallback(|uri: Uri| async move {
+            ApiError::NotFound(format!(
+                "no such endpoint: {} (this address serves only /metrics)",
+                uri.path()
+            ))
+        })
+        .with_state(state);
+    tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = shutdown.wait_for(|stop| *stop).await;
+            })
+            .await
+    })
 }
 
 async fn scrape(State(state): State<AppState>) -> ApiResult<Response> {
     let mut out = String::with_capacity(16 * 1024);
     state.telemetry.write_requests(&mut out);
+    state.telemetry.write_ingested(&mut out);
     write_database(&state, &mut out).await?;
     write_pools(&state.store.backend, &mut out);
     write_process(&mut out);
@@ -186,7 +358,26 @@ async fn scrape(State(state): State<AppState>) -> ApiResult<Response> {
         "wanllmdb_build_info{{version=\"{}\"}} 1",
         env!("CARGO_PKG_VERSION")
     );
+    write_singletons(&state, &mut out);
     Ok(([(header::CONTENT_TYPE, CONTENT_TYPE)], out).into_response())
+}
+
+/// Which singleton jobs this replica runs: summed over replicas, each job should be 1.
+fn write_singletons(state: &AppState, out: &mut String) {
+    header(
+        out,
+        "wanllmdb_singleton_job_leader",
+        "gauge",
+        "1 when this replica holds the job's lease and runs it, else 0.",
+    );
+    for lease in state.singletons.all() {
+        let _ = writeln!(
+            out,
+            "wanllmdb_singleton_job_leader{{job=\"{}\"}} {}",
+            lease.name(),
+            u8::from(lease.is_held())
+        );
+    }
 }
 
 async fn write_database(state: &AppState, out: &mut String) -> ApiResult<()> {
@@ -277,7 +468,7 @@ fn write_process(out: &mut String) {
 
 /// Resident pages from /proc/self/statm, times the page size. Without libc the page size is not
 /// asked of the kernel: /proc/self/status gives the same figure in kB, which fixes it.
-fn resident_bytes() -> Option<u64> {
+pub(crate) fn resident_bytes() -> Option<u64> {
     let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
     let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
     let status = std::fs::read_to_string("/proc/self/status").ok();
@@ -302,7 +493,7 @@ fn resident_bytes() -> Option<u64> {
 
 /// utime + stime (fields 14 and 15 of /proc/self/stat) in clock ticks; Linux fixes the
 /// user-visible tick rate (USER_HZ) at 100 on every architecture.
-fn cpu_seconds() -> Option<f64> {
+pub(crate) fn cpu_seconds() -> Option<f64> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
     // The command name (field 2) may hold spaces; the fields after it start past its ')'.
     let rest = &stat[stat.rfind(')')? + 1..];

@@ -1,7 +1,9 @@
-//! `wanllmdb login`, `logout` and `whoami`.
+//! `wanllmdb login`, `logout`, `whoami` and `auth passwd`.
 
-use clap::Args;
-use wanllmdb_api_types::auth::{CreateApiKeyRequest, CreatedApiKey, LoginRequest, TokenPair, User};
+use clap::{Args, Subcommand};
+use wanllmdb_api_types::auth::{
+    ChangePasswordRequest, CreateApiKeyRequest, CreatedApiKey, LoginRequest, TokenPair, User,
+};
 
 use crate::client::{Api, ApiError};
 use crate::config::{self, GlobalFlags, KeySource, Settings, StoredIn};
@@ -145,4 +147,96 @@ pub async fn whoami(flags: &GlobalFlags, printer: Printer) -> CliResult {
             ("project", s.project.clone().unwrap_or_else(|| "-".into())),
         ])
     })
+}
+
+/// `wanllmdb auth`: the signed-in account.
+#[derive(Debug, Subcommand)]
+pub enum AuthCommand {
+    /// Change your password; your other sessions end, API keys keep working
+    Passwd(PasswdArgs),
+}
+
+/// Options of `wanllmdb auth passwd`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+The new password needs at least 12 characters with an upper-case letter, a lower-case letter,
+a digit and a symbol. Every other session of the account is ended; its API keys (including the
+one this command signs in with) keep working: revoke them separately if they may be exposed.
+An account that has no password yet (the bootstrap admin) leaves the current one empty.
+
+Examples:
+  wanllmdb auth passwd                                  # prompts for the current and new password
+  printf '%s\\n%s\\n' \"$OLD\" \"$NEW\" | wanllmdb auth passwd --password-stdin")]
+pub struct PasswdArgs {
+    /// Read the current password, then the new one, from stdin, one per line (for scripts)
+    #[arg(long)]
+    pub password_stdin: bool,
+}
+
+/// Runs an `auth` subcommand.
+pub async fn run(cmd: AuthCommand, flags: &GlobalFlags, printer: Printer) -> CliResult {
+    match cmd {
+        AuthCommand::Passwd(args) => passwd(args, flags, printer).await,
+    }
+}
+
+/// `wanllmdb auth passwd`.
+async fn passwd(args: PasswdArgs, flags: &GlobalFlags, printer: Printer) -> CliResult {
+    let s = Settings::resolve(flags).await?;
+    if s.api_key.is_none() {
+        return Err(user_err!("not logged in to {}", s.host)
+            .hint("run `wanllmdb login --host URL`, or set WANLLMDB_API_KEY"));
+    }
+    let (current, new) = if args.password_stdin {
+        passwords_from_stdin()?
+    } else if interactive() {
+        passwords_from_prompt()?
+    } else {
+        return Err(CliError::user("no password: stdin is not a terminal")
+            .hint("pipe the current and the new password, one per line, with --password-stdin"));
+    };
+    let req = ChangePasswordRequest {
+        current_password: Some(current).filter(|c| !c.is_empty()),
+        new_password: new,
+    };
+    // The answer is an empty 204; only its status matters.
+    Api::new(&s)?
+        .post_for_stream("/api/v1/auth/password", &req)
+        .await?;
+    printer.success(format!(
+        "Password changed on {}; other sessions were ended, API keys keep working",
+        s.host
+    ));
+    Ok(())
+}
+
+fn passwords_from_stdin() -> CliResult<(String, String)> {
+    let read = || -> CliResult<String> {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .map_err(|e| user_err!("cannot read the passwords from stdin: {e}"))?;
+        Ok(line.trim_end_matches(['\n', '\r']).to_string())
+    };
+    let current = read()?;
+    let new = read()?;
+    if new.is_empty() {
+        return Err(CliError::user("no new password on stdin")
+            .hint("send two lines: the current password, then the new one"));
+    }
+    Ok((current, new))
+}
+
+fn passwords_from_prompt() -> CliResult<(String, String)> {
+    let current = dialoguer::Password::new()
+        .with_prompt("Current password (empty if the account has none)")
+        .allow_empty_password(true)
+        .interact()
+        .map_err(|e| CliError::user(format!("no password entered: {e}")))?;
+    let new = dialoguer::Password::new()
+        .with_prompt("New password")
+        .with_confirmation("Repeat the new password", "the two entries differ")
+        .interact()
+        .map_err(|e| CliError::user(format!("no password entered: {e}")))?;
+    Ok((current, new))
 }

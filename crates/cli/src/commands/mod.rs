@@ -4,6 +4,7 @@ pub mod admin;
 pub mod artifact;
 pub mod audit;
 pub mod auth;
+pub mod backup;
 pub mod completions;
 pub mod files;
 pub mod init;
@@ -13,6 +14,7 @@ pub mod model;
 pub mod project;
 pub mod runs;
 pub mod server;
+pub mod status;
 pub mod sweep;
 pub mod sync;
 

@@ -11,16 +11,10 @@ use wanllmdb_server::ServerConfig;
 
 use crate::env;
 
-/// Options of `wanllmdb server`. Each may also come from its environment variable or from
-/// the TOML config file; flags win over the environment, which wins over the file.
-#[derive(Debug, Args)]
-#[command(
-    after_help = "Examples:\n  wanllmdb server                                   # SQLite + local files in the data directory\n  wanllmdb server --bind 0.0.0.0:8080 --data-dir /srv/wanllmdb\n  wanllmdb server --database-url postgres://wanllmdb@db/wanllmdb\n  AWS_ACCESS_KEY_ID=… AWS_SECRET_ACCESS_KEY=… wanllmdb server --storage-url s3://ml-artifacts/wanllmdb --s3-endpoint http://minio:9000\n\nOn first start with an empty database an 'admin' account is created; its API key is printed\nonce and saved to <data-dir>/admin-api-key (mode 0600)."
-)]
-pub struct ServerArgs {
-    /// Address and port to listen on [default: 127.0.0.1:8080]
-    #[arg(long, env = env::BIND, value_name = "ADDR", hide_env_values = true)]
-    pub bind: Option<SocketAddr>,
+/// Where a server's data lives. `wanllmdb server` takes these, and so do the admin commands
+/// that work on the storage directly (backup, restore, verify, export, import).
+#[derive(Debug, Default, Args)]
+pub struct StorageArgs {
     /// Directory for the SQLite database, files and the admin key [default: the platform data directory]
     #[arg(long, env = env::DATA_DIR, value_name = "DIR", hide_env_values = true)]
     pub data_dir: Option<PathBuf>,
@@ -41,9 +35,28 @@ pub struct ServerArgs {
     /// Address the bucket in the URL path (MinIO, most S3-compatible services) [default: true with --s3-endpoint]
     #[arg(long, env = env::S3_PATH_STYLE, value_name = "BOOL", hide_env_values = true)]
     pub s3_path_style: Option<bool>,
-    /// TOML file with any of: bind, data_dir, database_url, storage_url, s3_endpoint, s3_region, s3_path_style, s3_access_key_id, s3_secret_access_key, s3_multipart_threshold, s3_part_size, max_body_bytes, heartbeat_timeout_secs, audit_retention_days, allow_registration, jwt_secret, reference_allow_hosts
+    /// TOML file with any of: bind, metrics_bind, data_dir, database_url, storage_url, s3_endpoint, s3_region, s3_path_style, s3_access_key_id, s3_secret_access_key, s3_multipart_threshold, s3_part_size, max_body_bytes, heartbeat_timeout_secs, audit_retention_days, allow_registration, jwt_secret, reference_allow_hosts, trusted_proxies
     #[arg(long, env = env::CONFIG, value_name = "FILE", hide_env_values = true)]
     pub config: Option<PathBuf>,
+}
+
+/// Options of `wanllmdb server`. Each may also come from its environment variable or from
+/// the TOML config file; flags win over the environment, which wins over the file.
+#[derive(Debug, Default, Args)]
+#[command(
+    after_help = "Examples:\n  wanllmdb server                                   # SQLite + local files in the data directory\n  wanllmdb server --bind 0.0.0.0:8080 --data-dir /srv/wanllmdb\n  wanllmdb server --database-url postgres://wanllmdb@db/wanllmdb\n  wanllmdb server --bind 0.0.0.0:8080 --metrics-bind 127.0.0.1:9090   # /metrics only on localhost\n  AWS_ACCESS_KEY_ID=… AWS_SECRET_ACCESS_KEY=… wanllmdb server --storage-url s3://ml-artifacts/wanllmdb --s3-endpoint http://minio:9000\n\nOn first start with an empty database an 'admin' account is created; its API key is printed\nonce and saved to <data-dir>/admin-api-key (mode 0600)."
+)]
+pub struct ServerArgs {
+    /// Address and port to listen on [default: 127.0.0.1:8080]
+    #[arg(long, env = env::BIND, value_name = "ADDR", hide_env_values = true)]
+    pub bind: Option<SocketAddr>,
+    /// Serve /metrics on this address only (e.g. 127.0.0.1:9090), so it can stay off the network
+    /// the API is on [default: /metrics is served on --bind]
+    #[arg(long, env = env::METRICS_BIND, value_name = "ADDR", hide_env_values = true)]
+    pub metrics_bind: Option<SocketAddr>,
+    /// Where the data lives: database, content storage, config file.
+    #[command(flatten)]
+    pub storage: StorageArgs,
     /// Largest accepted request body in bytes, after decompression [default: 67108864]
     #[arg(long, env = env::MAX_BODY_BYTES, value_name = "BYTES", hide_env_values = true)]
     pub max_body_bytes: Option<usize>,
@@ -64,6 +77,12 @@ pub struct ServerArgs {
     #[arg(long = "reference-allow-host", env = env::REFERENCE_ALLOW_HOSTS, value_name = "HOST",
         value_delimiter = ',', hide_env_values = true)]
     pub reference_allow_hosts: Vec<String>,
+    /// Reverse proxy (an address or a CIDR network such as 10.0.0.0/8) whose X-Forwarded-For or
+    /// Forwarded header names the client for audit rows and login limits; repeat or separate
+    /// with commas. Headers from other peers are ignored [default: none]
+    #[arg(long = "trusted-proxy", env = env::TRUSTED_PROXIES, value_name = "CIDR",
+        value_delimiter = ',', hide_env_values = true)]
+    pub trusted_proxies: Vec<String>,
 }
 
 /// The config file's keys.
@@ -71,6 +90,7 @@ pub struct ServerArgs {
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     bind: Option<SocketAddr>,
+    metrics_bind: Option<SocketAddr>,
     data_dir: Option<PathBuf>,
     database_url: Option<String>,
     max_body_bytes: Option<usize>,
@@ -79,6 +99,7 @@ struct FileConfig {
     allow_registration: Option<bool>,
     jwt_secret: Option<String>,
     reference_allow_hosts: Option<Vec<String>>,
+    trusted_proxies: Option<Vec<String>>,
     storage_url: Option<String>,
     s3_endpoint: Option<String>,
     s3_region: Option<String>,
@@ -105,11 +126,12 @@ fn default_data_dir() -> PathBuf {
 impl ServerArgs {
     /// Merges flags/env with the config file and defaults.
     pub fn resolve(self) -> Result<ServerConfig> {
-        let file = match &self.config {
+        let file = match &self.storage.config {
             Some(p) => read_file_config(p)?,
             None => FileConfig::default(),
         };
         let data_dir = self
+            .storage
             .data_dir
             .or(file.data_dir)
             .unwrap_or_else(default_data_dir);
@@ -117,7 +139,11 @@ impl ServerArgs {
         if let Some(b) = self.bind.or(file.bind) {
             cfg.bind = b;
         }
-        cfg.database_url = self.database_url.or(file.database_url);
+        cfg.metrics_bind = self.metrics_bind.or(file.metrics_bind);
+        if cfg.metrics_bind == Some(cfg.bind) && cfg.bind.port() != 0 {
+            bail!("--metrics-bind must differ from --bind ({})", cfg.bind);
+        }
+        cfg.database_url = self.storage.database_url.or(file.database_url);
         let supported = |u: &str| {
             u.starts_with("sqlite:")
                 || u.starts_with("postgres://")
@@ -152,12 +178,18 @@ impl ServerArgs {
             self.reference_allow_hosts
         };
         cfg.reference_allow_hosts.retain(|h| !h.trim().is_empty());
-        if let Some(url) = self.storage_url.or(file.storage_url) {
+        let proxies = if self.trusted_proxies.is_empty() {
+            file.trusted_proxies.unwrap_or_default()
+        } else {
+            self.trusted_proxies
+        };
+        cfg.trusted_proxies = trusted_proxies(&proxies)?;
+        if let Some(url) = self.storage.storage_url.or(file.storage_url) {
             cfg.s3 = storage(
                 &url,
-                self.s3_endpoint.or(file.s3_endpoint),
-                self.s3_region.or(file.s3_region),
-                self.s3_path_style.or(file.s3_path_style),
+                self.storage.s3_endpoint.or(file.s3_endpoint),
+                self.storage.s3_region.or(file.s3_region),
+                self.storage.s3_path_style.or(file.s3_path_style),
                 file.s3_access_key_id,
                 file.s3_secret_access_key,
             )?;
@@ -179,6 +211,18 @@ impl ServerArgs {
         }
         Ok(cfg)
     }
+}
+
+/// Parses `--trusted-proxy` entries; a bad one stops the server from starting.
+fn trusted_proxies(entries: &[String]) -> Result<Vec<wanllmdb_server::config::Cidr>> {
+    entries
+        .iter()
+        .filter(|e| !e.trim().is_empty())
+        .map(|e| {
+            e.parse()
+                .map_err(|why| anyhow::anyhow!("--trusted-proxy: {why}"))
+        })
+        .collect()
 }
 
 fn aws_env(names: &[&str]) -> Option<String> {
@@ -254,4 +298,23 @@ pub async fn run(args: ServerArgs) -> Result<()> {
     wanllmdb_server::serve(cfg, shutdown_signal())
         .await
         .map_err(anyhow::Error::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trusted_proxies_are_parsed_and_bad_ones_refused() {
+        let ok = trusted_proxies(&["10.0.0.0/8".into(), " ".into(), "::1".into()]).unwrap();
+        let shown: Vec<String> = ok.iter().map(ToString::to_string).collect();
+        assert_eq!(shown, ["10.0.0.0/8", "::1/128"]);
+        let err = trusted_proxies(&["10.0.0.0/8".into(), "proxy.internal".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("--trusted-proxy: \"proxy.internal\" is not an IP address"),
+            "{err}"
+        );
+    }
 }

@@ -487,10 +487,19 @@ impl Artifacts<'_> {
         project: &str,
         name: &str,
         req: UpdateArtifactRequest,
+        client: &ClientInfo,
     ) -> ApiResult<Artifact> {
         let access = self.access(actor, project).await?;
         access.require_write()?;
         let row = self.load(&access, name).await?;
+        let fields: Vec<&str> = [
+            ("description", req.description.is_some()),
+            ("metadata", req.metadata.is_some()),
+            ("tags", req.tags.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(f, given)| given.then_some(f))
+        .collect();
         let description = req.description.unwrap_or(row.description);
         check_description(&description)?;
         let metadata = match req.metadata {
@@ -511,6 +520,15 @@ impl Artifacts<'_> {
                 .execute(pool)
                 .await?;
         });
+        self.record(
+            actor,
+            client,
+            AuditEvent::new("artifact_update", "data_modification", "info")
+                .resource(format!("artifact:{project}/{name}"))
+                .status(200)
+                .metadata(serde_json::json!({ "fields": fields })),
+        )
+        .await;
         self.get(actor, project, name).await
     }
 
@@ -1057,7 +1075,12 @@ impl Artifacts<'_> {
         if download_urls {
             for f in &mut rows {
                 if let Some(d) = &f.sha256 {
-                    f.download_url = Some(download_url(self.state, d, f.size)?);
+                    f.download_url = Some(download_url(
+                        self.state,
+                        d,
+                        f.size,
+                        crate::telemetry::TransferKind::Artifact,
+                    )?);
                 }
             }
             self.record(

@@ -115,12 +115,13 @@ async fn get_artifact(
 async fn update_artifact(
     State(state): State<AppState>,
     actor: Actor,
+    client: ClientInfo,
     Path((project, name)): Path<(String, String)>,
     JsonBody(req): JsonBody<UpdateArtifactRequest>,
 ) -> ApiResult<Json<Artifact>> {
     Ok(Json(
         Artifacts { state: &state }
-            .update(&actor, &project, &name, req)
+            .update(&actor, &project, &name, req, &client)
             .await?,
     ))
 }

@@ -4,6 +4,7 @@
 pub mod query;
 pub mod routes;
 
+use crate::auth::Actor;
 use crate::extract::ClientInfo;
 use crate::on_backend;
 use crate::store::{Store, now_us};
@@ -50,6 +51,14 @@ impl AuditEvent {
         self.user_id = Some(id);
         self.username = Some(name.to_string());
         self
+    }
+
+    /// Who acted: the caller of the request, when signed in.
+    pub fn actor(self, actor: &Actor) -> Self {
+        match &actor.user {
+            Some(u) => self.user(u.id, &u.username),
+            None => self,
+        }
     }
 
     /// Who acted, by id only.

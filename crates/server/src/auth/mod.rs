@@ -1,5 +1,7 @@
 //! Accounts, passwords, sessions (JWT access + rotating refresh tokens) and API keys.
 
+pub mod admin;
+pub mod admin_routes;
 pub mod routes;
 
 use std::sync::Arc;
@@ -16,7 +18,7 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sqlx::Row;
-use wanllmdb_api_types::auth::{ApiKey, CreatedApiKey, TokenPair, User};
+use wanllmdb_api_types::auth::{ApiKey, ChangePasswordRequest, CreatedApiKey, TokenPair, User};
 
 use crate::app::AppState;
 use crate::audit::{self, AuditEvent};
@@ -144,6 +146,15 @@ struct Claims {
     fam: Option<String>,
 }
 
+/// What failed password attempts count against: the account and the client address.
+fn failure_subjects(username: &str, client: &ClientInfo) -> Vec<String> {
+    let mut subjects = vec![format!("user:{}", username.to_lowercase())];
+    if let Some(ip) = &client.ip {
+        subjects.push(format!("ip:{ip}"));
+    }
+    subjects
+}
+
 /// Random bytes as lowercase hex.
 pub fn random_hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
@@ -215,7 +226,7 @@ pub fn check_password_policy(p: &str) -> ApiResult<()> {
     }
 }
 
-fn check_username(u: &str) -> ApiResult<()> {
+pub(crate) fn check_username(u: &str) -> ApiResult<()> {
     let ok = (3..=64).contains(&u.len())
         && u.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
@@ -228,7 +239,7 @@ fn check_username(u: &str) -> ApiResult<()> {
     }
 }
 
-fn check_email(e: &str) -> ApiResult<()> {
+pub(crate) fn check_email(e: &str) -> ApiResult<()> {
     let ok = e.len() <= 254
         && !e.contains(char::is_whitespace)
         && e.split_once('@').is_some_and(|(l, d)| {
@@ -251,6 +262,9 @@ struct UserRow {
     password_hash: Option<String>,
     is_admin: bool,
     created_at: i64,
+    /// Only the login query reads it.
+    #[sqlx(default)]
+    disabled_at: Option<i64>,
 }
 
 impl UserRow {
@@ -279,6 +293,7 @@ impl Accounts<'_> {
     /// Creates a user (password policy and uniqueness checked).
     pub async fn register(
         &self,
+        client: &ClientInfo,
         actor: &Actor,
         username: &str,
         email: &str,
@@ -293,7 +308,24 @@ impl Accounts<'_> {
         check_email(email)?;
         check_password_policy(password)?;
         let hash = hash_password(password.to_string()).await?;
-        self.insert_user(username, email, Some(hash), false).await
+        let user = self.insert_user(username, email, Some(hash), false).await?;
+        // The actor is whoever registered the account: its new owner, or an administrator.
+        let (by_id, by_name) = actor
+            .user
+            .as_ref()
+            .map_or((user.id, user.username.as_str()), |u| {
+                (u.id, u.username.as_str())
+            });
+        audit::record(
+            self.store(),
+            AuditEvent::new("user_register", "auth", "info")
+                .client(client)
+                .user(by_id, by_name)
+                .resource(format!("user:{}", user.username))
+                .status(201),
+        )
+        .await;
+        Ok(user)
     }
 
     /// Inserts a user row.
@@ -348,6 +380,19 @@ impl Accounts<'_> {
             .ok_or_else(|| ApiError::not_found("user"))
     }
 
+    /// Seconds to wait when any subject has used up its failed attempts for the minute.
+    async fn retry_after(&self, subjects: &[String]) -> ApiResult<Option<u64>> {
+        for s in subjects {
+            let (n, first) = self.failures_within_minute(s).await?;
+            if n >= FAILED_LOGINS_PER_MINUTE {
+                let wait =
+                    first.map_or(60, |f| ((f + 60_000_000 - now_us()) / 1_000_000 + 1).max(1));
+                return Ok(Some(wait as u64));
+            }
+        }
+        Ok(None)
+    }
+
     async fn failures_within_minute(&self, subject: &str) -> ApiResult<(i64, Option<i64>)> {
         let since = now_us() - 60_000_000;
         let out = on_backend!(self.store(), read pool => {
@@ -382,31 +427,23 @@ impl Accounts<'_> {
         username: &str,
         password: &str,
     ) -> ApiResult<TokenPair> {
-        let mut subjects = vec![format!("user:{}", username.to_lowercase())];
-        if let Some(ip) = &client.ip {
-            subjects.push(format!("ip:{ip}"));
-        }
-        for s in &subjects {
-            let (n, first) = self.failures_within_minute(s).await?;
-            if n >= FAILED_LOGINS_PER_MINUTE {
-                let wait =
-                    first.map_or(60, |f| ((f + 60_000_000 - now_us()) / 1_000_000 + 1).max(1));
-                audit::record(
-                    self.store(),
-                    AuditEvent::new("login_rate_limited", "auth", "warning")
-                        .client(client)
-                        .resource(format!("user:{username}"))
-                        .status(429),
-                )
-                .await;
-                return Err(ApiError::TooManyRequests {
-                    message: "too many failed logins; wait before trying again".into(),
-                    retry_after: wait as u64,
-                });
-            }
+        let subjects = failure_subjects(username, client);
+        if let Some(wait) = self.retry_after(&subjects).await? {
+            audit::record(
+                self.store(),
+                AuditEvent::new("login_rate_limited", "auth", "warning")
+                    .client(client)
+                    .resource(format!("user:{username}"))
+                    .status(429),
+            )
+            .await;
+            return Err(ApiError::TooManyRequests {
+                message: "too many failed logins; wait before trying again".into(),
+                retry_after: wait,
+            });
         }
         let row = on_backend!(self.store(), read pool => {
-            sqlx::query_as::<_, UserRow>("SELECT id, username, email, password_hash, is_admin, created_at FROM users WHERE username = $1 OR email = $2")
+            sqlx::query_as::<_, UserRow>("SELECT id, username, email, password_hash, is_admin, created_at, disabled_at FROM users WHERE username = $1 OR email = $2")
                 .bind(username)
                 .bind(username.to_lowercase())
                 .fetch_optional(pool)
@@ -433,6 +470,12 @@ impl Accounts<'_> {
                 "invalid username or password".into(),
             ));
         };
+        // Only after the password matched, so a wrong guess never learns the account is disabled.
+        if user.disabled_at.is_some() {
+            return Err(ApiError::Forbidden(
+                "account is disabled; ask a server administrator".into(),
+            ));
+        }
         audit::record(
             self.store(),
             AuditEvent::new("login_success", "auth", "info")
@@ -605,6 +648,116 @@ impl Accounts<'_> {
         Ok(())
     }
 
+    /// Changes the caller's own password. Wrong current passwords count as failed logins of
+    /// the account and the client, so guessing is rate-limited like logging in. The caller's
+    /// other sessions end (API keys stay valid); returns how many.
+    pub async fn change_password(
+        &self,
+        client: &ClientInfo,
+        user: &AuthUser,
+        bearer: &str,
+        req: &ChangePasswordRequest,
+    ) -> ApiResult<i64> {
+        let subjects = failure_subjects(&user.username, client);
+        if let Some(wait) = self.retry_after(&subjects).await? {
+            return Err(ApiError::TooManyRequests {
+                message: "too many wrong passwords; wait before trying again".into(),
+                retry_after: wait,
+            });
+        }
+        self.check_current_password(client, user, &subjects, req.current_password.as_deref())
+            .await?;
+        check_password_policy(&req.new_password)?;
+        if req.current_password.as_deref() == Some(req.new_password.as_str()) {
+            return Err(ApiError::invalid(
+                "the new password must differ from the current one",
+            ));
+        }
+        let hash = hash_password(req.new_password.clone()).await?;
+        // Keep the session making the change; API keys carry no session.
+        let keep = user
+            .session
+            .as_ref()
+            .and_then(|_| self.decode(bearer, "access").ok())
+            .and_then(|c| c.fam)
+            .unwrap_or_default();
+        let now = now_us();
+        let ended: i64 = with_tx!(self.store(), tx => {
+            sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+                .bind(&hash)
+                .bind(user.id)
+                .execute(&mut *tx)
+                .await?;
+            let ended: i64 = sqlx::query_scalar("SELECT COUNT(DISTINCT family) FROM refresh_tokens WHERE user_id = $1 AND family <> $2 AND revoked_at IS NULL AND expires_at > $3")
+                .bind(user.id)
+                .bind(&keep)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await?;
+            sqlx::query("UPDATE refresh_tokens SET revoked_at = $1 WHERE user_id = $2 AND family <> $3 AND revoked_at IS NULL")
+                .bind(now)
+                .bind(user.id)
+                .bind(&keep)
+                .execute(&mut *tx)
+                .await?;
+            ended
+        });
+        audit::record(
+            self.store(),
+            AuditEvent::new("password_change", "auth", "info")
+                .client(client)
+                .user(user.id, &user.username)
+                .resource(format!("user:{}", user.username))
+                .status(204)
+                .metadata(serde_json::json!({ "sessions_ended": ended })),
+        )
+        .await;
+        Ok(ended)
+    }
+
+    /// Checks the password a user says is theirs; a mismatch is recorded as a failure.
+    async fn check_current_password(
+        &self,
+        client: &ClientInfo,
+        user: &AuthUser,
+        subjects: &[String],
+        given: Option<&str>,
+    ) -> ApiResult<()> {
+        let stored: Option<String> = on_backend!(self.store(), read pool => {
+            sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1")
+                .bind(user.id)
+                .fetch_one(pool)
+                .await?
+        });
+        let Some(stored) = stored else {
+            // An account made with only an API key (the bootstrap admin) sets its first one.
+            return Ok(());
+        };
+        let Some(given) = given else {
+            return Err(ApiError::InvalidInputDetails {
+                message: "current_password is required to change the password".into(),
+                details: serde_json::json!({ "field": "current_password" }),
+            });
+        };
+        if verify_password(given.to_string(), stored).await {
+            return Ok(());
+        }
+        self.record_failure(subjects).await?;
+        audit::record(
+            self.store(),
+            AuditEvent::new("password_change_failure", "auth", "warning")
+                .client(client)
+                .user(user.id, &user.username)
+                .resource(format!("user:{}", user.username))
+                .status(400),
+        )
+        .await;
+        Err(ApiError::InvalidInputDetails {
+            message: "current_password is not this account's password".into(),
+            details: serde_json::json!({ "field": "current_password" }),
+        })
+    }
+
     /// Creates an API key for a user; the secret is returned once.
     pub async fn create_api_key(
         &self,
@@ -740,14 +893,17 @@ impl Accounts<'_> {
             .sub
             .parse()
             .map_err(|_| ApiError::Unauthenticated("invalid token subject".into()))?;
-        let found: Option<(String, bool)> = on_backend!(self.store(), read pool => {
-            match sqlx::query("SELECT username, is_admin FROM users WHERE id = $1").bind(id).fetch_optional(pool).await? {
-                Some(r) => Some((r.try_get("username")?, r.try_get("is_admin")?)),
+        let found: Option<(String, bool, Option<i64>)> = on_backend!(self.store(), read pool => {
+            match sqlx::query("SELECT username, is_admin, disabled_at FROM users WHERE id = $1").bind(id).fetch_optional(pool).await? {
+                Some(r) => Some((r.try_get("username")?, r.try_get("is_admin")?, r.try_get("disabled_at")?)),
                 None => None,
             }
         });
-        let (username, is_admin) = found
+        let (username, is_admin, disabled_at) = found
             .ok_or_else(|| ApiError::Unauthenticated("the token's user no longer exists".into()))?;
+        if disabled_at.is_some() {
+            return Err(disabled_credential());
+        }
         Ok(AuthUser {
             id,
             username,
@@ -758,18 +914,21 @@ impl Accounts<'_> {
 
     async fn authenticate_api_key(&self, key: &str) -> ApiResult<AuthUser> {
         let hash = sha256_hex(key);
-        type KeyRow = (i64, Option<i64>, i64, String, bool);
+        type KeyRow = (i64, Option<i64>, i64, String, bool, Option<i64>);
         let found: Option<KeyRow> = on_backend!(self.store(), read pool => {
-            match sqlx::query("SELECT k.id, k.last_used_at, u.id AS user_id, u.username, u.is_admin FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.key_hash = $1 AND k.revoked_at IS NULL")
+            match sqlx::query("SELECT k.id, k.last_used_at, u.id AS user_id, u.username, u.is_admin, u.disabled_at FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.key_hash = $1 AND k.revoked_at IS NULL")
                 .bind(&hash)
                 .fetch_optional(pool)
                 .await? {
-                Some(r) => Some((r.try_get("id")?, r.try_get("last_used_at")?, r.try_get("user_id")?, r.try_get("username")?, r.try_get("is_admin")?)),
+                Some(r) => Some((r.try_get("id")?, r.try_get("last_used_at")?, r.try_get("user_id")?, r.try_get("username")?, r.try_get("is_admin")?, r.try_get("disabled_at")?)),
                 None => None,
             }
         });
-        let (key_id, last_used, user_id, username, is_admin) =
+        let (key_id, last_used, user_id, username, is_admin, disabled_at) =
             found.ok_or_else(|| ApiError::Unauthenticated("invalid or revoked API key".into()))?;
+        if disabled_at.is_some() {
+            return Err(disabled_credential());
+        }
         let now = now_us();
         // Recording every use would put a write on every request; once a minute is plenty.
         if last_used.is_none_or(|t| now - t > 60_000_000) {
@@ -797,6 +956,12 @@ impl Accounts<'_> {
     }
 }
 
+/// A credential of a disabled account (its keys and sessions were revoked when it was
+/// disabled; this also covers any issued in a race with disabling).
+fn disabled_credential() -> ApiError {
+    ApiError::Unauthenticated("account is disabled; ask a server administrator".into())
+}
+
 /// Middleware: resolves the bearer credential once per request and stores the [`Actor`].
 /// A credential that is present but invalid is a 401 (and an audit row), never anonymous.
 pub async fn resolve_actor(
@@ -804,6 +969,7 @@ pub async fn resolve_actor(
     mut req: Request,
     next: Next,
 ) -> Response {
+    crate::extract::resolve_client_ip(&mut req, &state.config.trusted_proxies);
     let header = req
         .headers()
         .get(axum::http::header::AUTHORIZATION)
@@ -841,27 +1007,10 @@ pub async fn resolve_actor(
         }
     };
     let who = actor.user.as_ref().map(|u| (u.id, u.username.clone()));
-    let client = ClientInfo {
-        ip: req
-            .extensions()
-            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-            .map(|c| c.0.ip().to_string()),
-        user_agent: None,
-        method: req.method().to_string(),
-        path: req.uri().path().to_string(),
-    };
-    let user_agent = req
-        .headers()
-        .get(axum::http::header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+    let client = ClientInfo::from_request(&req);
     req.extensions_mut().insert(actor);
     let resp = next.run(req).await;
     if resp.status() == axum::http::StatusCode::FORBIDDEN {
-        let client = ClientInfo {
-            user_agent,
-            ..client
-        };
         let mut ev = AuditEvent::new("access_denied", "authorization", "warning")
             .client(&client)
             .status(403);

@@ -2,13 +2,13 @@
 
 use axum::Json;
 use axum::extract::{FromRequest, Path, Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use wanllmdb_api_types::ErrorBody;
 use wanllmdb_api_types::auth::{
-    ApiKey, CreateApiKeyRequest, CreatedApiKey, LoginRequest, LogoutRequest, RefreshRequest,
-    RegisterRequest, TokenPair, User,
+    ApiKey, ChangePasswordRequest, CreateApiKeyRequest, CreatedApiKey, LoginRequest, LogoutRequest,
+    RefreshRequest, RegisterRequest, TokenPair, User,
 };
 
 use super::{Accounts, Actor};
@@ -24,6 +24,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(refresh))
         .routes(routes!(logout))
         .routes(routes!(me))
+        .routes(routes!(change_password))
         .routes(routes!(create_api_key, list_api_keys))
         .routes(routes!(revoke_api_key))
 }
@@ -34,10 +35,11 @@ pub fn router() -> OpenApiRouter<AppState> {
 async fn register(
     State(state): State<AppState>,
     actor: Actor,
+    client: ClientInfo,
     JsonBody(req): JsonBody<RegisterRequest>,
 ) -> ApiResult<(StatusCode, Json<User>)> {
     let user = Accounts { state: &state }
-        .register(&actor, &req.username, &req.email, &req.password)
+        .register(&client, &actor, &req.username, &req.email, &req.password)
         .await?;
     Ok((StatusCode::CREATED, Json(user)))
 }
@@ -126,6 +128,31 @@ async fn logout(
 async fn me(State(state): State<AppState>, actor: Actor) -> ApiResult<Json<User>> {
     let user = actor.require_user()?;
     Ok(Json(super::me(&state, user).await?))
+}
+
+/// Change the caller's own password. The caller's other sessions end; API keys stay valid.
+#[utoipa::path(post, path = "/auth/password", tag = "auth", request_body = ChangePasswordRequest,
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 429, body = ErrorBody)))]
+async fn change_password(
+    State(state): State<AppState>,
+    actor: Actor,
+    client: ClientInfo,
+    headers: HeaderMap,
+    JsonBody(req): JsonBody<ChangePasswordRequest>,
+) -> ApiResult<StatusCode> {
+    let user = actor.require_user()?;
+    // The credential past "Bearer ", which the middleware already accepted.
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|h| h.get(7..))
+        .unwrap_or("")
+        .trim();
+    Accounts { state: &state }
+        .change_password(&client, user, bearer, &req)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Create an API key (shown once).

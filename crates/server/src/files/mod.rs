@@ -30,6 +30,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::ClientInfo;
 use crate::runs::Runs;
 use crate::store::{format_time, now_us};
+use crate::telemetry::TransferKind;
 use crate::{on_backend, with_tx};
 
 /// Attaches (or re-points) a file of a run: run_pk, path, digest, user, time.
@@ -84,6 +85,20 @@ pub(crate) struct BlobClaims {
     /// With object storage, for large files: the multipart upload id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     mpu: Option<String>,
+    /// For downloads: what the bytes belong to, for the transfer counters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    knd: Option<TransferKind>,
+}
+
+impl BlobClaims {
+    /// Uploads into a draft are artifact content; downloads say what they are.
+    fn kind(&self) -> TransferKind {
+        match (self.ver, self.knd) {
+            (Some(_), _) => TransferKind::Artifact,
+            (None, Some(kind)) => kind,
+            (None, None) => TransferKind::RunFile,
+        }
+    }
 }
 
 /// Where a client sends bytes.
@@ -179,12 +194,18 @@ pub(crate) async fn draft_upload_url(
         ver: Some(draft),
         stg: None,
         mpu: None,
+        knd: None,
     };
     upload_target(state, claims).await
 }
 
 /// A signed URL to download `digest`, valid for five minutes.
-pub(crate) fn download_url(state: &AppState, digest: &str, size: u64) -> ApiResult<String> {
+pub(crate) fn download_url(
+    state: &AppState,
+    digest: &str,
+    size: u64,
+    kind: TransferKind,
+) -> ApiResult<String> {
     if let BlobStore::S3(s3) = &state.blobs {
         return Ok(s3.presign("GET", &s3.content_key(digest), DOWNLOAD_TTL as u64));
     }
@@ -201,6 +222,7 @@ pub(crate) fn download_url(state: &AppState, digest: &str, size: u64) -> ApiResu
             ver: None,
             stg: None,
             mpu: None,
+            knd: Some(kind),
         },
     )
 }
@@ -265,6 +287,7 @@ impl Files<'_> {
         actor: &Actor,
         run_id: &str,
         req: PutFilesRequest,
+        client: &ClientInfo,
     ) -> ApiResult<PutFilesResponse> {
         let (run, _) = Runs { state: self.state }
             .load_for_write(actor, run_id)
@@ -316,6 +339,7 @@ impl Files<'_> {
                 ver: None,
                 stg: None,
                 mpu: None,
+                knd: None,
             };
             let target = upload_target(self.state, claims).await?;
             out.push(FileTicket {
@@ -330,6 +354,15 @@ impl Files<'_> {
             });
         }
         self.attach_all(run.pk, &attach, user).await?;
+        let ev = AuditEvent::new("run_file_upload", "data_modification", "info")
+            .resource(format!("run:{run_id}"))
+            .status(200)
+            .metadata(serde_json::json!({
+                "files": out.len(),
+                "attached": attach.len(),
+                "uploads": out.len() - attach.len(),
+            }));
+        audit::record(&self.state.store, ev.client(client).actor(actor)).await;
         Ok(PutFilesResponse { files: out })
     }
 
@@ -378,7 +411,9 @@ impl Files<'_> {
             .write(&c.dig, c.size, body)
             .await
             .map_err(upload_error)?;
-        self.record_upload(&c, stored.md5).await
+        self.record_upload(&c, stored.md5)
+            .await
+            .inspect(|_| self.state.telemetry.uploaded(c.kind(), c.size))
     }
 
     /// Verifies bytes a client put into object storage and records them like an upload
@@ -413,7 +448,9 @@ impl Files<'_> {
             .verify_and_store(staging, &c.dig, c.size)
             .await
             .map_err(upload_error)?;
-        self.record_upload(&c, stored.md5).await
+        self.record_upload(&c, stored.md5)
+            .await
+            .inspect(|_| self.state.telemetry.uploaded(c.kind(), c.size))
     }
 
     /// After verified bytes are stored: the blob row, and the run file or the draft entries.
@@ -576,6 +613,9 @@ impl Files<'_> {
                     }
                     Ok(_) => None,
                 };
+                if error.is_none() {
+                    self.state.telemetry.uploaded(c.kind(), c.size);
+                }
                 BatchItem {
                     sha256: c.dig.clone(),
                     stored: error.is_none(),
@@ -734,11 +774,12 @@ impl Files<'_> {
                     "a bundle holds files of at most {MAX_BATCH_ITEM} bytes, {MAX_BATCH_BYTES} in all"
                 )));
             }
-            items.push((c.dig, c.size));
+            let kind = c.kind();
+            items.push((c.dig, c.size, kind));
         }
         // Files are read a megabyte's worth at a time on a blocking thread (a thread hop per
         // small file costs more than reading it), so memory stays bounded.
-        let mut chunks: Vec<Vec<(String, u64)>> = Vec::new();
+        let mut chunks: Vec<Vec<(String, u64, TransferKind)>> = Vec::new();
         let mut bytes = u64::MAX;
         for it in items {
             if bytes >= 1024 * 1024 {
@@ -751,14 +792,17 @@ impl Files<'_> {
             }
         }
         let local = local.clone();
+        let telemetry = self.state.telemetry.clone();
         let stream = futures_util::stream::iter(chunks).then(move |chunk| {
             let local = local.clone();
+            let telemetry = telemetry.clone();
             async move {
                 tokio::task::spawn_blocking(move || {
                     let mut out = Vec::new();
-                    for (digest, size) in chunk {
+                    for (digest, size, kind) in chunk {
                         match local.read_small(&digest, size) {
                             Some(data) => {
+                                telemetry.downloaded(kind, size);
                                 out.push(0u8);
                                 out.extend_from_slice(&size.to_be_bytes());
                                 out.extend_from_slice(&data);
@@ -796,6 +840,7 @@ impl Files<'_> {
             .await
             .map_err(|_| ApiError::not_found("blob"))?;
         let stream = tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024);
+        let stream = self.state.telemetry.count_download(c.kind(), stream);
         let mut resp = Response::new(Body::from_stream(stream));
         let h = resp.headers_mut();
         h.insert(
@@ -842,7 +887,7 @@ impl Files<'_> {
     }
 
     fn download_url(&self, f: &RunFile) -> ApiResult<String> {
-        download_url(self.state, &f.sha256, f.size)
+        download_url(self.state, &f.sha256, f.size, TransferKind::RunFile)
     }
 
     async fn audit_download(
@@ -901,7 +946,13 @@ impl Files<'_> {
     }
 
     /// Detaches a file (the bytes stay until garbage collection).
-    pub async fn delete(&self, actor: &Actor, run_id: &str, path: &str) -> ApiResult<()> {
+    pub async fn delete(
+        &self,
+        actor: &Actor,
+        run_id: &str,
+        path: &str,
+        client: &ClientInfo,
+    ) -> ApiResult<()> {
         let (run, _) = Runs { state: self.state }
             .load_for_write(actor, run_id)
             .await?;
@@ -917,6 +968,10 @@ impl Files<'_> {
         if n == 0 {
             return Err(ApiError::not_found(format!("file {path} of run {run_id}")));
         }
+        let ev = AuditEvent::new("run_file_delete", "data_modification", "warning")
+            .resource(format!("run:{run_id}/{path}"))
+            .status(204);
+        audit::record(&self.state.store, ev.client(client).actor(actor)).await;
         Ok(())
     }
 }

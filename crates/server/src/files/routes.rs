@@ -45,10 +45,15 @@ pub fn router() -> OpenApiRouter<AppState> {
 async fn put_files(
     State(state): State<AppState>,
     actor: Actor,
+    client: ClientInfo,
     Path(id): Path<String>,
     JsonBody(req): JsonBody<PutFilesRequest>,
 ) -> ApiResult<Json<PutFilesResponse>> {
-    Ok(Json(Files { state: &state }.put(&actor, &id, req).await?))
+    Ok(Json(
+        Files { state: &state }
+            .put(&actor, &id, req, &client)
+            .await?,
+    ))
 }
 
 /// Options of the file list.
@@ -108,10 +113,13 @@ async fn get_file(
 async fn delete_file(
     State(state): State<AppState>,
     actor: Actor,
+    client: ClientInfo,
     Path(id): Path<String>,
     Query(q): Query<FileQuery>,
 ) -> ApiResult<StatusCode> {
-    Files { state: &state }.delete(&actor, &id, &q.path).await?;
+    Files { state: &state }
+        .delete(&actor, &id, &q.path, &client)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

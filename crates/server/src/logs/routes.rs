@@ -40,11 +40,11 @@ async fn append_logs(
     Path(id): Path<String>,
     JsonBody(req): JsonBody<AppendLogsRequest>,
 ) -> ApiResult<Json<AppendLogsResponse>> {
-    Ok(Json(
-        Logs { state: &state }
-            .append(&actor, &id, req.lines)
-            .await?,
-    ))
+    let stored = Logs { state: &state }
+        .append(&actor, &id, req.lines)
+        .await?;
+    state.telemetry.log_lines_ingested(stored.accepted);
+    Ok(Json(stored))
 }
 
 /// Query of the log listing.

@@ -38,11 +38,11 @@ async fn append_history(
     Path(id): Path<String>,
     JsonBody(req): JsonBody<AppendHistoryRequest>,
 ) -> ApiResult<Json<AppendHistoryResponse>> {
-    Ok(Json(
-        Metrics { state: &state }
-            .append(&actor, &id, req.points)
-            .await?,
-    ))
+    let stored = Metrics { state: &state }
+        .append(&actor, &id, req.points)
+        .await?;
+    state.telemetry.points_ingested(stored.accepted);
+    Ok(Json(stored))
 }
 
 /// Query of a history read.

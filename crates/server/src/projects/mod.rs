@@ -11,8 +11,10 @@ use wanllmdb_api_types::projects::{
 };
 
 use crate::app::AppState;
+use crate::audit::{self, AuditEvent};
 use crate::auth::Actor;
 use crate::error::{ApiError, ApiResult};
+use crate::extract::ClientInfo;
 use crate::store::{Store, format_time, now_us};
 use crate::{on_backend, with_tx};
 
@@ -199,7 +201,12 @@ impl Projects<'_> {
     }
 
     /// Creates a project owned by the caller.
-    pub async fn create(&self, actor: &Actor, req: &CreateProjectRequest) -> ApiResult<Project> {
+    pub async fn create(
+        &self,
+        actor: &Actor,
+        req: &CreateProjectRequest,
+        client: &ClientInfo,
+    ) -> ApiResult<Project> {
         let user = actor.require_user()?;
         if !wanllmdb_api_types::is_valid_project_name(&req.name) {
             return Err(ApiError::invalid(format!(
@@ -240,7 +247,20 @@ impl Projects<'_> {
             }
             other => other?,
         }
+        self.record(
+            actor,
+            client,
+            AuditEvent::new("project_create", "data_modification", "info")
+                .resource(format!("project:{}", req.name))
+                .status(201)
+                .metadata(serde_json::json!({ "visibility": vis.as_str() })),
+        )
+        .await;
         self.get(actor, &req.name).await
+    }
+
+    async fn record(&self, actor: &Actor, client: &ClientInfo, ev: AuditEvent) {
+        audit::record(self.store(), ev.client(client).actor(actor)).await;
     }
 
     /// One project.
@@ -322,6 +342,7 @@ impl Projects<'_> {
         actor: &Actor,
         name: &str,
         req: &UpdateProjectRequest,
+        client: &ClientInfo,
     ) -> ApiResult<Project> {
         let access = self.access(actor, name).await?;
         access.require(Role::Admin)?;
@@ -337,16 +358,25 @@ impl Projects<'_> {
                 .execute(pool)
                 .await?;
         });
+        self.record(actor, client, update_event(&access, req)).await;
         self.get(actor, name).await
     }
 
     /// Deletes a project and everything in it (owner only).
-    pub async fn delete(&self, actor: &Actor, name: &str) -> ApiResult<()> {
+    pub async fn delete(&self, actor: &Actor, name: &str, client: &ClientInfo) -> ApiResult<()> {
         let access = self.access(actor, name).await?;
         access.require(Role::Owner)?;
         on_backend!(self.store(), write pool => {
             sqlx::query("DELETE FROM projects WHERE id = $1").bind(access.id).execute(pool).await?;
         });
+        self.record(
+            actor,
+            client,
+            AuditEvent::new("project_delete", "data_modification", "warning")
+                .resource(format!("project:{name}"))
+                .status(204),
+        )
+        .await;
         Ok(())
     }
 
@@ -412,6 +442,7 @@ impl Projects<'_> {
         name: &str,
         username: &str,
         role: Role,
+        client: &ClientInfo,
     ) -> ApiResult<Member> {
         let access = self.access(actor, name).await?;
         Self::check_grant(&access, role)?;
@@ -426,6 +457,15 @@ impl Projects<'_> {
             sqlx::query("INSERT INTO project_members (project_id, user_id, role, added_at) VALUES ($1, $2, $3, $4)")
                 .bind(access.id).bind(uid).bind(role.as_str()).bind(now).execute(pool).await?;
         });
+        self.record(
+            actor,
+            client,
+            AuditEvent::new("member_add", "data_modification", "info")
+                .resource(format!("project:{name}"))
+                .status(201)
+                .metadata(serde_json::json!({ "member": username, "role": role.as_str() })),
+        )
+        .await;
         Ok(Member {
             username: username.to_string(),
             role,
@@ -440,6 +480,7 @@ impl Projects<'_> {
         name: &str,
         username: &str,
         role: Role,
+        client: &ClientInfo,
     ) -> ApiResult<Member> {
         let access = self.access(actor, name).await?;
         Self::check_grant(&access, role)?;
@@ -463,6 +504,19 @@ impl Projects<'_> {
             sqlx::query_scalar("UPDATE project_members SET role = $1 WHERE project_id = $2 AND user_id = $3 RETURNING added_at")
                 .bind(role.as_str()).bind(access.id).bind(uid).fetch_one(pool).await?
         });
+        self.record(
+            actor,
+            client,
+            AuditEvent::new("member_update", "data_modification", "info")
+                .resource(format!("project:{name}"))
+                .status(200)
+                .metadata(serde_json::json!({
+                    "member": username,
+                    "from": current.as_str(),
+                    "to": role.as_str(),
+                })),
+        )
+        .await;
         Ok(Member {
             username: username.to_string(),
             role,
@@ -471,7 +525,13 @@ impl Projects<'_> {
     }
 
     /// Removes a member (owner/admin, or members removing themselves).
-    pub async fn remove_member(&self, actor: &Actor, name: &str, username: &str) -> ApiResult<()> {
+    pub async fn remove_member(
+        &self,
+        actor: &Actor,
+        name: &str,
+        username: &str,
+        client: &ClientInfo,
+    ) -> ApiResult<()> {
         let access = self.access(actor, name).await?;
         access.require_read()?;
         let uid = self.user_id_by_name(username).await?;
@@ -499,8 +559,42 @@ impl Projects<'_> {
         on_backend!(self.store(), write pool => {
             sqlx::query("DELETE FROM project_members WHERE project_id = $1 AND user_id = $2").bind(access.id).bind(uid).execute(pool).await?;
         });
+        self.record(
+            actor,
+            client,
+            AuditEvent::new("member_remove", "data_modification", "info")
+                .resource(format!("project:{name}"))
+                .status(204)
+                .metadata(serde_json::json!({ "member": username, "role": current.as_str() })),
+        )
+        .await;
         Ok(())
     }
+}
+
+/// What a project update changed; making a project public is a warning, as it opens its
+/// data to everyone.
+fn update_event(before: &ProjectAccess, req: &UpdateProjectRequest) -> AuditEvent {
+    let opened =
+        req.visibility == Some(Visibility::Public) && before.visibility != Visibility::Public;
+    let mut changed = serde_json::Map::new();
+    if req.description.is_some() {
+        changed.insert("description".into(), serde_json::json!(true));
+    }
+    if let Some(v) = req.visibility.filter(|v| *v != before.visibility) {
+        changed.insert(
+            "visibility".into(),
+            serde_json::json!({ "from": before.visibility.as_str(), "to": v.as_str() }),
+        );
+    }
+    AuditEvent::new(
+        "project_update",
+        "data_modification",
+        if opened { "warning" } else { "info" },
+    )
+    .resource(format!("project:{}", before.name))
+    .status(200)
+    .metadata(serde_json::Value::Object(changed))
 }
 
 fn check_description(d: &str) -> ApiResult<()> {

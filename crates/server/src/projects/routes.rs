@@ -17,7 +17,7 @@ use super::Projects;
 use crate::app::AppState;
 use crate::auth::Actor;
 use crate::error::ApiResult;
-use crate::extract::{JsonBody, Query};
+use crate::extract::{ClientInfo, JsonBody, Query};
 
 /// The project routes.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -34,9 +34,12 @@ pub fn router() -> OpenApiRouter<AppState> {
 async fn create_project(
     State(state): State<AppState>,
     actor: Actor,
+    client: ClientInfo,
     JsonBody(req): JsonBody<CreateProjectRequest>,
 ) -> ApiResult<(StatusCode, Json<Project>)> {
-    let p = Projects { state: &state }.create(&actor, &req).await?;
+    let p = Projects { state: &state }
+        .create(&actor, &req, &client)
+        .await?;
     Ok((StatusCode::CREATED, Json(p)))
 }
 
@@ -93,12 +96,13 @@ async fn get_project(
 async fn update_project(
     State(state): State<AppState>,
     actor: Actor,
+    client: ClientInfo,
     Path(name): Path<String>,
     JsonBody(req): JsonBody<UpdateProjectRequest>,
 ) -> ApiResult<Json<Project>> {
     Ok(Json(
         Projects { state: &state }
-            .update(&actor, &name, &req)
+            .update(&actor, &name, &req, &client)
             .await?,
     ))
 }
@@ -109,9 +113,12 @@ async fn update_project(
 async fn delete_project(
     State(state): State<AppState>,
     actor: Actor,
+    client: ClientInfo,
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
-    Projects { state: &state }.delete(&actor, &name).await?;
+    Projects { state: &state }
+        .delete(&actor, &name, &client)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -135,11 +142,12 @@ async fn list_members(
 async fn add_member(
     State(state): State<AppState>,
     actor: Actor,
+    client: ClientInfo,
     Path(name): Path<String>,
     JsonBody(req): JsonBody<AddMemberRequest>,
 ) -> ApiResult<(StatusCode, Json<Member>)> {
     let m = Projects { state: &state }
-        .add_member(&actor, &name, &req.username, req.role)
+        .add_member(&actor, &name, &req.username, req.role, &client)
         .await?;
     Ok((StatusCode::CREATED, Json(m)))
 }
@@ -151,12 +159,13 @@ async fn add_member(
 async fn update_member(
     State(state): State<AppState>,
     actor: Actor,
+    client: ClientInfo,
     Path((name, user)): Path<(String, String)>,
     JsonBody(req): JsonBody<UpdateMemberRequest>,
 ) -> ApiResult<Json<Member>> {
     Ok(Json(
         Projects { state: &state }
-            .update_member(&actor, &name, &user, req.role)
+            .update_member(&actor, &name, &user, req.role, &client)
             .await?,
     ))
 }
@@ -168,10 +177,11 @@ async fn update_member(
 async fn remove_member(
     State(state): State<AppState>,
     actor: Actor,
+    client: ClientInfo,
     Path((name, user)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
     Projects { state: &state }
-        .remove_member(&actor, &name, &user)
+        .remove_member(&actor, &name, &user, &client)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -331,6 +331,7 @@ impl Registry<'_> {
             actor,
             client,
             AuditEvent::new("model_register", "registry", "info")
+                .status(201)
                 .resource(format!("model:{}", req.name))
                 .metadata(serde_json::json!({"project": req.project})),
         )
@@ -430,6 +431,7 @@ impl Registry<'_> {
             actor,
             client,
             AuditEvent::new("model_update", "registry", "info")
+                .status(200)
                 .resource(format!("model:{name}"))
                 .metadata(serde_json::json!({"require_approval": approval})),
         )
@@ -447,6 +449,7 @@ impl Registry<'_> {
             actor,
             client,
             AuditEvent::new("model_delete", "registry", "warning")
+                .status(204)
                 .resource(format!("model:{name}"))
                 .metadata(serde_json::json!({"versions": row.version_count})),
         )
@@ -558,6 +561,7 @@ impl Registry<'_> {
             actor,
             client,
             AuditEvent::new("model_version_create", "registry", "info")
+                .status(201)
                 .resource(format!("model:{name}:v{number}"))
                 .metadata(serde_json::json!({"artifact": req.artifact, "run": req.run})),
         )
@@ -655,6 +659,7 @@ impl Registry<'_> {
             actor,
             client,
             AuditEvent::new("model_version_delete", "registry", "warning")
+                .status(204)
                 .resource(format!("model:{name}:v{}", row.version))
                 .metadata(serde_json::json!({"stage": row.stage})),
         )
@@ -718,6 +723,7 @@ impl Registry<'_> {
             actor,
             client,
             AuditEvent::new("model_transition", "registry", "info")
+                .status(200)
                 .resource(format!("model:{name}:v{number}"))
                 .metadata(serde_json::json!({"from": row.stage, "to": req.to.as_str(), "comment": req.comment, "archived": archived})),
         )
@@ -807,6 +813,7 @@ impl Registry<'_> {
             actor,
             client,
             AuditEvent::new(event, "registry", "info")
+                .status(200)
                 .resource(format!("model:{name}:v{number}"))
                 .metadata(serde_json::json!({"comment": comment})),
         )
@@ -850,6 +857,7 @@ impl Registry<'_> {
             actor,
             client,
             AuditEvent::new("model_alias_set", "registry", "info")
+                .status(200)
                 .resource(format!("model:{name}:v{number}"))
                 .metadata(serde_json::json!({"alias": alias})),
         )
@@ -880,6 +888,7 @@ impl Registry<'_> {
             actor,
             client,
             AuditEvent::new("model_alias_remove", "registry", "info")
+                .status(204)
                 .resource(format!("model:{name}:v{}", row.version))
                 .metadata(serde_json::json!({"alias": alias})),
         )
@@ -945,6 +954,7 @@ impl Registry<'_> {
             actor,
             client,
             AuditEvent::new("registry_policy_change", "registry", "warning")
+                .status(200)
                 .resource(format!("project:{project}"))
                 .metadata(serde_json::json!({"require_approval": policy.require_approval, "allow_self_approval": policy.allow_self_approval})),
         )

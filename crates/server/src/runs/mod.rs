@@ -18,8 +18,10 @@ use wanllmdb_api_types::runs::{
 };
 
 use crate::app::AppState;
+use crate::audit::{self, AuditEvent};
 use crate::auth::{Accounts, Actor};
 use crate::error::{ApiError, ApiResult};
+use crate::extract::ClientInfo;
 use crate::projects::{ProjectAccess, Projects};
 use crate::store::{Store, format_time, now_us};
 use crate::{on_backend, with_tx};
@@ -282,7 +284,35 @@ impl Runs<'_> {
 
     /// Creates a run, or resumes it when the id exists in the same project and the caller may
     /// write there. Returns the run and whether it was newly created.
-    pub async fn create(&self, actor: &Actor, req: CreateRunRequest) -> ApiResult<(Run, bool)> {
+    pub async fn create(
+        &self,
+        actor: &Actor,
+        req: CreateRunRequest,
+        client: &ClientInfo,
+    ) -> ApiResult<(Run, bool)> {
+        let project = req.project.clone();
+        let (run, created) = self.create_or_resume(actor, req).await?;
+        let ev = if created {
+            AuditEvent::new("run_create", "data_modification", "info").status(201)
+        } else {
+            AuditEvent::new("run_resume", "data_modification", "info").status(200)
+        };
+        let ev = ev
+            .resource(format!("run:{}", run.id))
+            .metadata(serde_json::json!({ "project": project }));
+        self.record(actor, client, ev).await;
+        Ok((run, created))
+    }
+
+    async fn record(&self, actor: &Actor, client: &ClientInfo, ev: AuditEvent) {
+        audit::record(self.store(), ev.client(client).actor(actor)).await;
+    }
+
+    async fn create_or_resume(
+        &self,
+        actor: &Actor,
+        req: CreateRunRequest,
+    ) -> ApiResult<(Run, bool)> {
         let access = Projects { state: self.state }
             .access(actor, &req.project)
             .await?;
@@ -434,7 +464,13 @@ impl Runs<'_> {
     }
 
     /// Renames, retags or re-notes a run.
-    pub async fn update(&self, actor: &Actor, id: &str, req: UpdateRunRequest) -> ApiResult<Run> {
+    pub async fn update(
+        &self,
+        actor: &Actor,
+        id: &str,
+        req: UpdateRunRequest,
+        client: &ClientInfo,
+    ) -> ApiResult<Run> {
         let (row, _) = self.load_for_write(actor, id).await?;
         check_len("name", &req.name, 256)?;
         check_len("notes", &req.notes, 100_000)?;
@@ -459,15 +495,41 @@ impl Runs<'_> {
                 }
             }
         });
+        let fields: Vec<&str> = [
+            ("name", req.name.is_some()),
+            ("notes", req.notes.is_some()),
+            ("tags", tags.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(f, given)| given.then_some(f))
+        .collect();
+        self.record(
+            actor,
+            client,
+            AuditEvent::new("run_update", "data_modification", "info")
+                .resource(format!("run:{id}"))
+                .status(200)
+                .metadata(serde_json::json!({ "fields": fields })),
+        )
+        .await;
         self.get(actor, id).await
     }
 
     /// Deletes a run with its metrics and logs.
-    pub async fn delete(&self, actor: &Actor, id: &str) -> ApiResult<()> {
-        let (row, _) = self.load_for_write(actor, id).await?;
+    pub async fn delete(&self, actor: &Actor, id: &str, client: &ClientInfo) -> ApiResult<()> {
+        let (row, access) = self.load_for_write(actor, id).await?;
         on_backend!(self.store(), write pool => {
             sqlx::query("DELETE FROM runs WHERE pk = $1").bind(row.pk).execute(pool).await?;
         });
+        self.record(
+            actor,
+            client,
+            AuditEvent::new("run_delete", "data_modification", "warning")
+                .resource(format!("run:{id}"))
+                .status(204)
+                .metadata(serde_json::json!({ "project": access.name })),
+        )
+        .await;
         Ok(())
     }
 
@@ -495,7 +557,13 @@ impl Runs<'_> {
     }
 
     /// Marks a run finished, crashed or killed.
-    pub async fn finish(&self, actor: &Actor, id: &str, req: FinishRunRequest) -> ApiResult<Run> {
+    pub async fn finish(
+        &self,
+        actor: &Actor,
+        id: &str,
+        req: FinishRunRequest,
+        client: &ClientInfo,
+    ) -> ApiResult<Run> {
         let (row, _) = self.load_for_write(actor, id).await?;
         if req.state == RunState::Running {
             return Err(ApiError::invalid(
@@ -511,16 +579,40 @@ impl Runs<'_> {
                  WHERE pk = $4")
                 .bind(req.state.as_str()).bind(req.exit_code.map(i64::from)).bind(now).bind(row.pk).bind(false).bind(&req.reason).execute(pool).await?;
         });
+        self.record(
+            actor,
+            client,
+            AuditEvent::new("run_finish", "data_modification", "info")
+                .resource(format!("run:{id}"))
+                .status(200)
+                .metadata(
+                    serde_json::json!({ "state": req.state.as_str(), "exit_code": req.exit_code }),
+                ),
+        )
+        .await;
         self.get(actor, id).await
     }
 
     /// Asks a run to stop; its wrapper learns on the next heartbeat.
-    pub async fn request_stop(&self, actor: &Actor, id: &str) -> ApiResult<Run> {
+    pub async fn request_stop(
+        &self,
+        actor: &Actor,
+        id: &str,
+        client: &ClientInfo,
+    ) -> ApiResult<Run> {
         let (row, _) = self.load_for_write(actor, id).await?;
         on_backend!(self.store(), write pool => {
             sqlx::query("UPDATE runs SET stop_requested = $1, updated_at = $2 WHERE pk = $3")
                 .bind(true).bind(now_us()).bind(row.pk).execute(pool).await?;
         });
+        self.record(
+            actor,
+            client,
+            AuditEvent::new("run_stop", "data_modification", "info")
+                .resource(format!("run:{id}"))
+                .status(200),
+        )
+        .await;
         self.get(actor, id).await
     }
 

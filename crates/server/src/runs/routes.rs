@@ -14,7 +14,7 @@ use super::{RunQuery, Runs};
 use crate::app::AppState;
 use crate::auth::Actor;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{JsonBody, QueryPairs};
+use crate::extract::{ClientInfo, JsonBody, QueryPairs};
 
 /// The run routes.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -33,9 +33,10 @@ pub fn router() -> OpenApiRouter<AppState> {
 async fn create_run(
     State(state): State<AppState>,
     actor: Actor,
+    client: ClientInfo,
     JsonBody(req): JsonBody<CreateRunRequest>,
 ) -> ApiResult<(StatusCode, Json<Run>)> {
-    let (run, created) = Runs { state: &state }.create(&actor, req).await?;
+    let (run, created) = Runs { state: &state }.create(&actor, req, &client).await?;
     let code = if created {
         StatusCode::CREATED
     } else {
@@ -101,10 +102,15 @@ async fn get_run(
 async fn update_run(
     State(state): State<AppState>,
     actor: Actor,
+    client: ClientInfo,
     Path(id): Path<String>,
     JsonBody(req): JsonBody<UpdateRunRequest>,
 ) -> ApiResult<Json<Run>> {
-    Ok(Json(Runs { state: &state }.update(&actor, &id, req).await?))
+    Ok(Json(
+        Runs { state: &state }
+            .update(&actor, &id, req, &client)
+            .await?,
+    ))
 }
 
 /// Delete a run with its metrics and logs.
@@ -113,9 +119,10 @@ async fn update_run(
 async fn delete_run(
     State(state): State<AppState>,
     actor: Actor,
+    client: ClientInfo,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    Runs { state: &state }.delete(&actor, &id).await?;
+    Runs { state: &state }.delete(&actor, &id, &client).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -136,10 +143,15 @@ async fn heartbeat(
 async fn finish(
     State(state): State<AppState>,
     actor: Actor,
+    client: ClientInfo,
     Path(id): Path<String>,
     JsonBody(req): JsonBody<FinishRunRequest>,
 ) -> ApiResult<Json<Run>> {
-    Ok(Json(Runs { state: &state }.finish(&actor, &id, req).await?))
+    Ok(Json(
+        Runs { state: &state }
+            .finish(&actor, &id, req, &client)
+            .await?,
+    ))
 }
 
 /// Ask a run to stop (its wrapper sees it on the next heartbeat).
@@ -148,9 +160,12 @@ async fn finish(
 async fn stop(
     State(state): State<AppState>,
     actor: Actor,
+    client: ClientInfo,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Run>> {
     Ok(Json(
-        Runs { state: &state }.request_stop(&actor, &id).await?,
+        Runs { state: &state }
+            .request_stop(&actor, &id, &client)
+            .await?,
     ))
 }

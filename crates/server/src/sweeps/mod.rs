@@ -345,6 +345,7 @@ impl Sweeps<'_> {
             actor,
             client,
             AuditEvent::new("sweep_create", "sweeps", "info")
+                .status(201)
                 .resource(format!("sweep:{id}"))
                 .metadata(serde_json::json!({"project": project, "method": method, "name": name})),
         )
@@ -510,6 +511,7 @@ impl Sweeps<'_> {
             actor,
             client,
             AuditEvent::new("sweep_state_change", "sweeps", "info")
+                .status(200)
                 .resource(format!("sweep:{id}"))
                 .metadata(serde_json::json!({"from": from.as_str(), "to": to.as_str()})),
         )
@@ -577,6 +579,7 @@ impl Sweeps<'_> {
             actor,
             client,
             AuditEvent::new("sweep_retry_failed", "sweeps", "info")
+                .status(200)
                 .resource(format!("sweep:{id}"))
                 .metadata(serde_json::json!({"queued": failed.len()})),
         )

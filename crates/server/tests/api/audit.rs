@@ -8,8 +8,8 @@ use crate::{Ctx, PASSWORD, assert_error, each_backend};
 
 const AGENT: &str = "probe \"quoted\", agent";
 
-/// Known events: alice and bob register and log in (login_success + api_key_created each),
-/// alice logs in once more, two wrong passwords for alice and one unknown user (with a
+/// Known events: alice and bob register and log in (user_register + login_success +
+/// api_key_created each), alice creates a project (project_create) and logs in once more, two wrong passwords for alice and one unknown user (with a
 /// User-Agent that needs CSV quoting), and bob is refused the audit log (access_denied).
 async fn seed(ctx: &Ctx) -> (String, String) {
     let alice = ctx.user("alice").await;
@@ -114,7 +114,9 @@ each_backend!(audit_filters_combine, |ctx| {
             "login_failure",
             "login_failure",
             "login_success",
-            "login_success"
+            "login_success",
+            "project_create",
+            "user_register"
         ]
     );
     let (s, by_path) = ctx
@@ -138,7 +140,7 @@ each_backend!(audit_filters_combine, |ctx| {
 each_backend!(audit_pages_and_time_ranges, |ctx| {
     seed(&ctx).await;
     let all = ids(&page(&ctx, "limit=1000").await);
-    assert_eq!(all.len(), 9, "{all:?}");
+    assert_eq!(all.len(), 12, "{all:?}");
 
     // Pages of 3 walk the whole log without gaps or repeats.
     let mut walked = Vec::new();

@@ -3,19 +3,24 @@
 //! suite: the same behaviour is required of both backends).
 
 mod accounts;
+mod admin_users;
 mod artifacts;
 mod audit;
+mod audit_coverage;
 mod errors;
 mod files;
 mod logs;
 mod matrix;
 mod metrics;
+#[path = "../../../../tests/support/moto.rs"]
+mod moto;
 mod projects;
 mod registry;
 mod runs;
 mod s3;
 mod sweeps;
 mod telemetry;
+mod transfer;
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -5,10 +5,7 @@
 //! moto_server is found through `WANLLMDB_TEST_MOTO_SERVER` or on `PATH`; without it these
 //! tests say so and pass, unless `WANLLMDB_TEST_REQUIRE_S3` is set (CI sets it).
 
-#[path = "../../../../tests/support/moto.rs"]
-mod moto;
-
-use moto::Moto;
+use crate::moto::{self, Moto};
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};

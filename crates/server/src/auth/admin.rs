@@ -1,0 +1,668 @@
+//! Server administration of accounts and API keys: list, create, disable, enable, promote,
+//! demote, reset passwords, and list or revoke anyone's keys. Server administrators only;
+//! every change is an audit event of category `admin`.
+
+use rand::Rng;
+use sqlx::Row;
+use wanllmdb_api_types::Page;
+use wanllmdb_api_types::admin::{
+    API_KEY_REVOKED, AdminApiKey, AdminUser, CreateUserRequest, CreatedUser, DisabledUser,
+    PASSWORD_RESET, PasswordReset, USER_CREATED, USER_DEMOTED, USER_DISABLED, USER_ENABLED,
+    USER_PROMOTED,
+};
+use wanllmdb_api_types::auth::ApiKey;
+
+use super::{
+    Accounts, Actor, AuthUser, check_email, check_password_policy, check_username, hash_password,
+};
+use crate::app::AppState;
+use crate::audit::{self, AuditEvent};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::ClientInfo;
+use crate::projects::{decode_cursor, make_cursor};
+use crate::store::{BackendKind, Store, format_time, now_us};
+use crate::{on_backend, with_tx};
+
+const AUDIT_CATEGORY: &str = "admin";
+const DEFAULT_PAGE: i64 = 100;
+const MAX_PAGE: i64 = 1000;
+
+const USER_SELECT: &str = "SELECT u.id, u.username, u.email, u.is_admin, u.disabled_at, u.created_at,
+    (SELECT COUNT(*) FROM api_keys k WHERE k.user_id = u.id AND k.revoked_at IS NULL) AS active_api_keys
+    FROM users u";
+
+/// The enabled administrators. On PostgreSQL their rows are locked, so two administrators
+/// demoting or disabling each other at once cannot leave the server with none; SQLite's
+/// `BEGIN IMMEDIATE` already serialises the transactions.
+const ENABLED_ADMINS_SQLITE: &str =
+    "SELECT id FROM users WHERE is_admin AND disabled_at IS NULL ORDER BY id";
+const ENABLED_ADMINS_POSTGRES: &str =
+    "SELECT id FROM users WHERE is_admin AND disabled_at IS NULL ORDER BY id FOR UPDATE";
+
+/// Sessions still alive: refresh-token families with an unrevoked, unexpired token.
+const LIVE_SESSIONS: &str = "SELECT COUNT(DISTINCT family) FROM refresh_tokens
+    WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2";
+/// Revoking every refresh token also kills the access tokens of those families at once
+/// (see `Accounts::authenticate`).
+const END_SESSIONS: &str =
+    "UPDATE refresh_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL";
+
+#[derive(sqlx::FromRow)]
+struct AdminUserRow {
+    id: i64,
+    username: String,
+    email: String,
+    is_admin: bool,
+    disabled_at: Option<i64>,
+    created_at: i64,
+    active_api_keys: i64,
+}
+
+impl AdminUserRow {
+    fn into_api(self) -> AdminUser {
+        AdminUser {
+            id: self.id,
+            username: self.username,
+            email: self.email,
+            is_admin: self.is_admin,
+            disabled: self.disabled_at.is_some(),
+            disabled_at: self.disabled_at.map(format_time),
+            created_at: format_time(self.created_at),
+            active_api_keys: self.active_api_keys,
+        }
+    }
+}
+
+/// The account a guarded change (disable, demote) is about, read inside its transaction.
+#[derive(sqlx::FromRow)]
+struct Target {
+    id: i64,
+    is_admin: bool,
+    disabled_at: Option<i64>,
+}
+
+/// What a guarded change is, for its messages.
+#[derive(Debug, Clone, Copy)]
+enum GuardedChange {
+    Disable,
+    Demote,
+}
+
+impl GuardedChange {
+    fn verb(self) -> &'static str {
+        match self {
+            GuardedChange::Disable => "disable",
+            GuardedChange::Demote => "demote",
+        }
+    }
+}
+
+/// 409 when a change would leave no enabled administrator, or would lock the caller out.
+fn check_guarded_change(
+    change: GuardedChange,
+    username: &str,
+    target: &Target,
+    enabled_admins: &[i64],
+    caller: &AuthUser,
+) -> ApiResult<()> {
+    let verb = change.verb();
+    if enabled_admins == [target.id] {
+        return Err(ApiError::Conflict(format!(
+            "cannot {verb} {username}: it is the last enabled server administrator; promote another account first"
+        )));
+    }
+    if target.id == caller.id {
+        return Err(ApiError::Conflict(format!(
+            "you cannot {verb} your own account; ask another server administrator"
+        )));
+    }
+    Ok(())
+}
+
+/// 401 for anonymous callers, 403 for everyone but server administrators (project owners
+/// and admins included).
+fn require_admin(actor: &Actor) -> ApiResult<&AuthUser> {
+    let user = actor.require_user()?;
+    if user.is_admin {
+        Ok(user)
+    } else {
+        Err(ApiError::Forbidden(
+            "managing accounts and API keys is only for server administrators".into(),
+        ))
+    }
+}
+
+/// A page size from 1 to 1000 (100 when absent).
+fn page_size(limit: Option<i64>) -> ApiResult<i64> {
+    let limit = limit.unwrap_or(DEFAULT_PAGE);
+    if (1..=MAX_PAGE).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(ApiError::invalid(format!(
+            "limit={limit} must be a number from 1 to {MAX_PAGE}"
+        )))
+    }
+}
+
+/// The id a `next_cursor` of a list ordered by id stands for.
+fn decode_id_cursor(c: &str) -> ApiResult<i64> {
+    decode_cursor(c)?.parse().map_err(|_| {
+        ApiError::invalid(format!(
+            "invalid cursor {c:?}: pass back a next_cursor value unchanged"
+        ))
+    })
+}
+
+/// A `LIKE` pattern matching `q` anywhere, case-insensitively.
+fn contains_pattern(q: &str) -> String {
+    format!(
+        "%{}%",
+        q.to_lowercase()
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+    )
+}
+
+/// A random password that meets the policy: four groups of six letters and digits joined by
+/// dashes (about 139 bits), without look-alike characters.
+pub fn generate_password() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
+    let mut rng = rand::rng();
+    loop {
+        let groups: Vec<String> = (0..4)
+            .map(|_| {
+                (0..6)
+                    .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
+                    .collect()
+            })
+            .collect();
+        let password = groups.join("-");
+        // A draw without an upper-case letter or a digit is rare; draw again.
+        if check_password_policy(&password).is_ok() {
+            return password;
+        }
+    }
+}
+
+/// The password to set: the given one if it meets the policy, or a generated one (returned
+/// as the second value, to show once).
+fn chosen_password(given: Option<&str>) -> ApiResult<(String, Option<String>)> {
+    match given {
+        Some(p) => {
+            check_password_policy(p)?;
+            Ok((p.to_string(), None))
+        }
+        None => {
+            let p = generate_password();
+            Ok((p.clone(), Some(p)))
+        }
+    }
+}
+
+/// The administration service.
+pub struct AccountAdmin<'a> {
+    /// Shared state.
+    pub state: &'a AppState,
+}
+
+impl AccountAdmin<'_> {
+    fn store(&self) -> &Store {
+        &self.state.store
+    }
+
+    fn enabled_admins_sql(&self) -> &'static str {
+        match self.store().kind() {
+            BackendKind::Sqlite => ENABLED_ADMINS_SQLITE,
+            BackendKind::Postgres => ENABLED_ADMINS_POSTGRES,
+        }
+    }
+
+    /// An `admin` audit event by `admin` from `client`.
+    fn event(
+        kind: &'static str,
+        severity: &'static str,
+        client: &ClientInfo,
+        admin: &AuthUser,
+    ) -> AuditEvent {
+        AuditEvent::new(kind, AUDIT_CATEGORY, severity)
+            .client(client)
+            .user(admin.id, &admin.username)
+    }
+
+    async fn find(&self, username: &str) -> ApiResult<AdminUser> {
+        let sql = format!("{USER_SELECT} WHERE u.username = $1");
+        let row = on_backend!(self.store(), read pool => {
+            sqlx::query_as::<_, AdminUserRow>(sqlx::AssertSqlSafe(sql))
+                .bind(username)
+                .fetch_optional(pool)
+                .await?
+        });
+        row.map(AdminUserRow::into_api)
+            .ok_or_else(|| ApiError::not_found(format!("user {username}")))
+    }
+
+    /// Accounts, oldest first (the same order on every backend, unlike collations of
+    /// names); `q` keeps those whose username or email contains it.
+    pub async fn list_users(
+        &self,
+        actor: &Actor,
+        q: Option<&str>,
+        limit: Option<i64>,
+        cursor: Option<&str>,
+    ) -> ApiResult<Page<AdminUser>> {
+        require_admin(actor)?;
+        let limit = page_size(limit)?;
+        let after = cursor.map(decode_id_cursor).transpose()?.unwrap_or(0);
+        let pattern = q.filter(|q| !q.is_empty()).map(contains_pattern);
+        let sql = format!(
+            "{USER_SELECT} WHERE u.id > $1
+               AND ($2 IS NULL OR LOWER(u.username) LIKE $2 ESCAPE '\\' OR LOWER(u.email) LIKE $2 ESCAPE '\\')
+             ORDER BY u.id LIMIT $3"
+        );
+        let mut items: Vec<AdminUser> = on_backend!(self.store(), read pool => {
+            sqlx::query_as::<_, AdminUserRow>(sqlx::AssertSqlSafe(sql))
+                .bind(after)
+                .bind(&pattern)
+                .bind(limit + 1)
+                .fetch_all(pool)
+                .await?
+                .into_iter()
+                .map(AdminUserRow::into_api)
+                .collect()
+        });
+        let next_cursor = if items.len() as i64 > limit {
+            items.truncate(limit as usize);
+            items.last().map(|u| make_cursor(&u.id.to_string()))
+        } else {
+            None
+        };
+        Ok(Page { items, next_cursor })
+    }
+
+    /// One account.
+    pub async fn user(&self, actor: &Actor, username: &str) -> ApiResult<AdminUser> {
+        require_admin(actor)?;
+        self.find(username).await
+    }
+
+    /// Creates an account; without a password, a generated one is returned once.
+    pub async fn create_user(
+        &self,
+        actor: &Actor,
+        client: &ClientInfo,
+        req: &CreateUserRequest,
+    ) -> ApiResult<CreatedUser> {
+        let admin = require_admin(actor)?;
+        check_username(&req.username)?;
+        check_email(&req.email)?;
+        let (password, generated_password) = chosen_password(req.password.as_deref())?;
+        let hash = hash_password(password).await?;
+        Accounts { state: self.state }
+            .insert_user(&req.username, &req.email, Some(hash), req.is_admin)
+            .await?;
+        let user = self.find(&req.username).await?;
+        audit::record(
+            self.store(),
+            Self::event(USER_CREATED, "info", client, admin)
+                .resource(format!("user:{}", user.username))
+                .metadata(serde_json::json!({ "is_admin": user.is_admin }))
+                .status(201),
+        )
+        .await;
+        Ok(CreatedUser {
+            user,
+            generated_password,
+        })
+    }
+
+    /// Disables an account and, in the same transaction, revokes its API keys and sessions;
+    /// its access tokens stop working at once.
+    pub async fn disable(
+        &self,
+        actor: &Actor,
+        client: &ClientInfo,
+        username: &str,
+    ) -> ApiResult<DisabledUser> {
+        let admin = require_admin(actor)?;
+        let now = now_us();
+        let admins_sql = self.enabled_admins_sql();
+        let (api_keys_revoked, sessions_revoked) = with_tx!(self.store(), tx => {
+            let admins: Vec<i64> = sqlx::query_scalar(admins_sql).fetch_all(&mut *tx).await?;
+            let target = sqlx::query_as::<_, Target>("SELECT id, is_admin, disabled_at FROM users WHERE username = $1")
+                .bind(username)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or_else(|| ApiError::not_found(format!("user {username}")))?;
+            if target.disabled_at.is_some() {
+                return Err(ApiError::Conflict(format!("user {username} is already disabled")));
+            }
+            // The caller is an enabled administrator, so only administrators need guarding.
+            if target.is_admin {
+                check_guarded_change(GuardedChange::Disable, username, &target, &admins, admin)?;
+            }
+            sqlx::query("UPDATE users SET disabled_at = $1 WHERE id = $2")
+                .bind(now)
+                .bind(target.id)
+                .execute(&mut *tx)
+                .await?;
+            let keys = sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL")
+                .bind(now)
+                .bind(target.id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            let sessions: i64 = sqlx::query_scalar(LIVE_SESSIONS)
+                .bind(target.id)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await?;
+            sqlx::query(END_SESSIONS).bind(now).bind(target.id).execute(&mut *tx).await?;
+            (keys as i64, sessions)
+        });
+        audit::record(
+            self.store(),
+            Self::event(USER_DISABLED, "warning", client, admin)
+                .resource(format!("user:{username}"))
+                .metadata(serde_json::json!({
+                    "api_keys_revoked": api_keys_revoked,
+                    "sessions_revoked": sessions_revoked,
+                }))
+                .status(200),
+        )
+        .await;
+        Ok(DisabledUser {
+            user: self.find(username).await?,
+            api_keys_revoked,
+            sessions_revoked,
+        })
+    }
+
+    /// Lets a disabled account log in again. Keys revoked when it was disabled stay revoked.
+    pub async fn enable(
+        &self,
+        actor: &Actor,
+        client: &ClientInfo,
+        username: &str,
+    ) -> ApiResult<AdminUser> {
+        let change = FlagChange {
+            sql: "UPDATE users SET disabled_at = NULL WHERE username = $1 AND disabled_at IS NOT NULL",
+            unchanged: "is not disabled",
+            event: USER_ENABLED,
+            severity: "info",
+        };
+        self.set_flag(actor, client, username, change).await
+    }
+
+    /// Makes an account a server administrator.
+    pub async fn promote(
+        &self,
+        actor: &Actor,
+        client: &ClientInfo,
+        username: &str,
+    ) -> ApiResult<AdminUser> {
+        let change = FlagChange {
+            sql: "UPDATE users SET is_admin = TRUE WHERE username = $1 AND NOT is_admin",
+            unchanged: "is already a server administrator",
+            event: USER_PROMOTED,
+            severity: "warning",
+        };
+        self.set_flag(actor, client, username, change).await
+    }
+
+    /// Applies one conditional update to an account: 404 for an unknown account, 409 when
+    /// the update found nothing to change, else one audit event.
+    async fn set_flag(
+        &self,
+        actor: &Actor,
+        client: &ClientInfo,
+        username: &str,
+        change: FlagChange,
+    ) -> ApiResult<AdminUser> {
+        let admin = require_admin(actor)?;
+        let changed = on_backend!(self.store(), write pool => {
+            sqlx::query(change.sql)
+                .bind(username)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        let user = self.find(username).await?;
+        if changed == 0 {
+            return Err(ApiError::Conflict(format!(
+                "user {username} {}",
+                change.unchanged
+            )));
+        }
+        audit::record(
+            self.store(),
+            Self::event(change.event, change.severity, client, admin)
+                .resource(format!("user:{username}"))
+                .status(200),
+        )
+        .await;
+        Ok(user)
+    }
+
+    /// Makes a server administrator an ordinary account again.
+    pub async fn demote(
+        &self,
+        actor: &Actor,
+        client: &ClientInfo,
+        username: &str,
+    ) -> ApiResult<AdminUser> {
+        let admin = require_admin(actor)?;
+        let admins_sql = self.enabled_admins_sql();
+        with_tx!(self.store(), tx => {
+            let admins: Vec<i64> = sqlx::query_scalar(admins_sql).fetch_all(&mut *tx).await?;
+            let target = sqlx::query_as::<_, Target>("SELECT id, is_admin, disabled_at FROM users WHERE username = $1")
+                .bind(username)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or_else(|| ApiError::not_found(format!("user {username}")))?;
+            if !target.is_admin {
+                return Err(ApiError::Conflict(format!("user {username} is not a server administrator")));
+            }
+            check_guarded_change(GuardedChange::Demote, username, &target, &admins, admin)?;
+            sqlx::query("UPDATE users SET is_admin = $1 WHERE id = $2")
+                .bind(false)
+                .bind(target.id)
+                .execute(&mut *tx)
+                .await?;
+        });
+        audit::record(
+            self.store(),
+            Self::event(USER_DEMOTED, "info", client, admin)
+                .resource(format!("user:{username}"))
+                .status(200),
+        )
+        .await;
+        self.find(username).await
+    }
+
+    /// Sets a new password (given, or generated and returned once) and ends every session of
+    /// the account, so whoever knew the old password is logged out. API keys are kept.
+    pub async fn reset_password(
+        &self,
+        actor: &Actor,
+        client: &ClientInfo,
+        username: &str,
+        password: Option<&str>,
+    ) -> ApiResult<PasswordReset> {
+        let admin = require_admin(actor)?;
+        let (password, generated_password) = chosen_password(password)?;
+        // Unknown users are refused before the slow hash.
+        self.find(username).await?;
+        let hash = hash_password(password).await?;
+        let now = now_us();
+        let sessions_revoked: i64 = with_tx!(self.store(), tx => {
+            let id: i64 = sqlx::query_scalar("UPDATE users SET password_hash = $1 WHERE username = $2 RETURNING id")
+                .bind(&hash)
+                .bind(username)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or_else(|| ApiError::not_found(format!("user {username}")))?;
+            let sessions: i64 = sqlx::query_scalar(LIVE_SESSIONS).bind(id).bind(now).fetch_one(&mut *tx).await?;
+            sqlx::query(END_SESSIONS).bind(now).bind(id).execute(&mut *tx).await?;
+            sessions
+        });
+        audit::record(
+            self.store(),
+            Self::event(PASSWORD_RESET, "warning", client, admin)
+                .resource(format!("user:{username}"))
+                .metadata(serde_json::json!({
+                    "generated": generated_password.is_some(),
+                    "sessions_revoked": sessions_revoked,
+                }))
+                .status(200),
+        )
+        .await;
+        Ok(PasswordReset {
+            user: self.find(username).await?,
+            generated_password,
+            sessions_revoked,
+        })
+    }
+
+    /// Active API keys of every account, or of one, by id.
+    pub async fn list_api_keys(
+        &self,
+        actor: &Actor,
+        username: Option<&str>,
+        limit: Option<i64>,
+        cursor: Option<&str>,
+    ) -> ApiResult<Page<AdminApiKey>> {
+        require_admin(actor)?;
+        let limit = page_size(limit)?;
+        let after = cursor.map(decode_id_cursor).transpose()?.unwrap_or(0);
+        let owner = match username.filter(|u| !u.is_empty()) {
+            Some(u) => Some(self.find(u).await?.id),
+            None => None,
+        };
+        let mut items = on_backend!(self.store(), read pool => {
+            sqlx::query(
+                "SELECT k.id, k.name, k.prefix, k.created_at, k.last_used_at, u.id AS user_id, u.username
+                 FROM api_keys k JOIN users u ON u.id = k.user_id
+                 WHERE k.revoked_at IS NULL AND k.id > $1 AND ($2 IS NULL OR k.user_id = $2)
+                 ORDER BY k.id LIMIT $3",
+            )
+            .bind(after)
+            .bind(owner)
+            .bind(limit + 1)
+            .fetch_all(pool)
+            .await?
+            .into_iter()
+            .map(|r| -> Result<AdminApiKey, sqlx::Error> {
+                Ok(AdminApiKey {
+                    key: ApiKey {
+                        id: r.try_get("id")?,
+                        name: r.try_get("name")?,
+                        prefix: r.try_get("prefix")?,
+                        created_at: format_time(r.try_get("created_at")?),
+                        last_used_at: r.try_get::<Option<i64>, _>("last_used_at")?.map(format_time),
+                    },
+                    user_id: r.try_get("user_id")?,
+                    username: r.try_get("username")?,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?
+        });
+        let next_cursor = if items.len() as i64 > limit {
+            items.truncate(limit as usize);
+            items.last().map(|k| make_cursor(&k.key.id.to_string()))
+        } else {
+            None
+        };
+        Ok(Page { items, next_cursor })
+    }
+
+    /// Revokes any account's API key.
+    pub async fn revoke_api_key(
+        &self,
+        actor: &Actor,
+        client: &ClientInfo,
+        id: i64,
+    ) -> ApiResult<()> {
+        let admin = require_admin(actor)?;
+        let owner: Option<String> = on_backend!(self.store(), write pool => {
+            let user_id: Option<i64> = sqlx::query_scalar(
+                "UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL RETURNING user_id",
+            )
+            .bind(now_us())
+            .bind(id)
+            .fetch_optional(pool)
+            .await?;
+            match user_id {
+                Some(u) => sqlx::query_scalar("SELECT username FROM users WHERE id = $1").bind(u).fetch_optional(pool).await?,
+                None => None,
+            }
+        });
+        let owner = owner.ok_or_else(|| {
+            ApiError::not_found(format!("API key {id} (or it is already revoked)"))
+        })?;
+        audit::record(
+            self.store(),
+            Self::event(API_KEY_REVOKED, "info", client, admin)
+                .resource(format!("api_key:{id}"))
+                .metadata(serde_json::json!({ "owner": owner }))
+                .status(204),
+        )
+        .await;
+        Ok(())
+    }
+}
+
+/// A one-statement change of an account (enable, promote).
+struct FlagChange {
+    /// The update; `$1` is the username, and it changes no row when there is nothing to do.
+    sql: &'static str,
+    /// Completes "user NAME …" in the 409 when nothing changed.
+    unchanged: &'static str,
+    event: &'static str,
+    severity: &'static str,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_passwords_meet_the_policy_and_differ() {
+        let a = generate_password();
+        let b = generate_password();
+        assert!(check_password_policy(&a).is_ok(), "{a}");
+        assert_eq!(a.len(), 27, "{a}");
+        assert_ne!(a, b);
+    }
+
+    fn caller(id: i64) -> AuthUser {
+        AuthUser {
+            id,
+            username: format!("u{id}"),
+            is_admin: true,
+            session: None,
+        }
+    }
+
+    #[test]
+    fn the_last_admin_and_the_caller_are_guarded() {
+        let target = Target {
+            id: 1,
+            is_admin: true,
+            disabled_at: None,
+        };
+        let last = check_guarded_change(GuardedChange::Demote, "root", &target, &[1], &caller(1))
+            .unwrap_err()
+            .to_string();
+        assert!(last.contains("last enabled server administrator"), "{last}");
+        let own =
+            check_guarded_change(GuardedChange::Disable, "root", &target, &[1, 2], &caller(1))
+                .unwrap_err()
+                .to_string();
+        assert!(own.contains("your own account"), "{own}");
+        assert!(
+            check_guarded_change(GuardedChange::Disable, "root", &target, &[1, 2], &caller(2))
+                .is_ok()
+        );
+    }
+}

@@ -1,0 +1,263 @@
+//! `GET /api/v1/system/metrics`: the process, its machine, the database and the blob store,
+//! as JSON for server administrators (Prometheus gets counters at `/metrics` instead).
+//!
+//! Machine figures come from /proc and `statvfs` (Linux); where the operating system does not
+//! give one, it is null rather than a guess. The server uses no Redis: `redis` is always null.
+
+use std::path::Path;
+
+use axum::Json;
+use axum::extract::State;
+use sqlx::{Database, Pool};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use wanllmdb_api_types::ErrorBody;
+use wanllmdb_api_types::system::{
+    ApplicationInfo, BlobStoreInfo, CpuInfo, DatabaseConnections, DatabaseInfo, DiskInfo,
+    MemoryInfo, PoolUsage, SystemInfo, SystemMetrics,
+};
+
+use crate::app::AppState;
+use crate::auth::Actor;
+use crate::blobs::BlobStore;
+use crate::error::{ApiError, ApiResult};
+use crate::on_backend;
+use crate::store::{Backend, format_time};
+use crate::telemetry::{cpu_seconds, resident_bytes};
+
+/// The system routes.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(system_metrics))
+}
+
+/// The state of this server process, its machine, the database and the blob store. Server
+/// administrators only.
+#[utoipa::path(get, path = "/system/metrics", tag = "system",
+    responses((status = 200, body = SystemMetrics), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)))]
+async fn system_metrics(
+    State(state): State<AppState>,
+    actor: Actor,
+) -> ApiResult<Json<SystemMetrics>> {
+    if !actor.require_user()?.is_admin {
+        return Err(ApiError::Forbidden(
+            "system metrics are only readable by server administrators".into(),
+        ));
+    }
+    let data_dir = state.config.data_dir.clone();
+    // /proc and statvfs are file system calls: off the async threads.
+    let system = tokio::task::spawn_blocking(move || system_info(&data_dir))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))??;
+    Ok(Json(SystemMetrics {
+        application: application_info(&state),
+        system,
+        database: database_info(&state).await?,
+        blob_store: blob_store_info(&state).await?,
+        redis: None,
+    }))
+}
+
+fn application_info(state: &AppState) -> ApplicationInfo {
+    ApplicationInfo {
+        name: "wanllmdb".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        uptime_seconds: state.telemetry.uptime().as_secs_f64(),
+        started_at: format_time(state.telemetry.started_at_us()),
+    }
+}
+
+fn system_info(data_dir: &Path) -> ApiResult<SystemInfo> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let (total, available) = memory();
+    Ok(SystemInfo {
+        cpu: CpuInfo {
+            cores: u32::try_from(cores).unwrap_or(u32::MAX),
+            load_average: load_average(),
+            process_cpu_seconds: cpu_seconds(),
+        },
+        memory: MemoryInfo {
+            total_bytes: total,
+            available_bytes: available,
+            used_percent: total
+                .zip(available)
+                .map(|(t, a)| percent(t.saturating_sub(a), t)),
+            process_rss_bytes: resident_bytes(),
+        },
+        disk: disk(data_dir)?,
+    })
+}
+
+fn percent(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 * 100.0 / whole as f64
+    }
+}
+
+/// The 1, 5 and 15 minute load averages from /proc/loadavg.
+fn load_average() -> Option<[f64; 3]> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    let mut it = text.split_whitespace().map(str::parse::<f64>);
+    Some([it.next()?.ok()?, it.next()?.ok()?, it.next()?.ok()?])
+}
+
+/// MemTotal and MemAvailable from /proc/meminfo, in bytes.
+fn memory() -> (Option<u64>, Option<u64>) {
+    let Ok(text) = std::fs::read_to_string("/proc/meminfo") else {
+        return (None, None);
+    };
+    (
+        meminfo_bytes(&text, "MemTotal:"),
+        meminfo_bytes(&text, "MemAvailable:"),
+    )
+}
+
+fn meminfo_bytes(meminfo: &str, field: &str) -> Option<u64> {
+    let kb: u64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix(field))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb * 1024)
+}
+
+/// Size and free space of the file system holding the data directory.
+fn disk(data_dir: &Path) -> ApiResult<DiskInfo> {
+    let fs = nix::sys::statvfs::statvfs(data_dir).map_err(|e| {
+        ApiError::Unavailable(format!(
+            "cannot read the file system of the data directory: {e}"
+        ))
+    })?;
+    let unit = fs.fragment_size() as u64;
+    let total = fs.blocks() as u64 * unit;
+    let free = fs.blocks_available() as u64 * unit;
+    Ok(DiskInfo {
+        path: data_dir.display().to_string(),
+        total_bytes: total,
+        free_bytes: free,
+        used_percent: percent(total.saturating_sub(free), total),
+    })
+}
+
+async fn database_info(state: &AppState) -> ApiResult<DatabaseInfo> {
+    let (backend, size_bytes, pools) = match &state.store.backend {
+        Backend::Sqlite { write, read } => (
+            "sqlite",
+            sqlite_size(read).await?,
+            vec![
+                pool_usage("sqlite_write", write),
+                pool_usage("sqlite_read", read),
+            ],
+        ),
+        Backend::Postgres(pool) => {
+            let size: i64 = sqlx::query_scalar("SELECT pg_database_size(current_database())")
+                .fetch_one(pool)
+                .await?;
+            (
+                "postgres",
+                u64::try_from(size).unwrap_or(0),
+                vec![pool_usage("postgres", pool)],
+            )
+        }
+    };
+    let sum = |f: fn(&PoolUsage) -> u32| pools.iter().map(f).sum();
+    Ok(DatabaseInfo {
+        backend: backend.into(),
+        size_bytes,
+        connections: DatabaseConnections {
+            max: sum(|p| p.max),
+            open: sum(|p| p.open),
+            idle: sum(|p| p.idle),
+            in_use: sum(|p| p.in_use),
+            pools,
+        },
+    })
+}
+
+/// Pages of the main file plus the write-ahead log, which holds recent commits until a
+/// checkpoint copies them over.
+async fn sqlite_size(pool: &sqlx::SqlitePool) -> ApiResult<u64> {
+    let pages: i64 = sqlx::query_scalar("PRAGMA page_count")
+        .fetch_one(pool)
+        .await?;
+    let page_size: i64 = sqlx::query_scalar("PRAGMA page_size")
+        .fetch_one(pool)
+        .await?;
+    let files: Vec<(i64, String, String)> = sqlx::query_as("PRAGMA database_list")
+        .fetch_all(pool)
+        .await?;
+    let main = files.iter().find(|(_, name, _)| name == "main");
+    let wal = match main {
+        Some((_, _, file)) if !file.is_empty() => tokio::fs::metadata(format!("{file}-wal"))
+            .await
+            .map_or(0, |m| m.len()),
+        _ => 0,
+    };
+    Ok(u64::try_from(pages * page_size).unwrap_or(0) + wal)
+}
+
+fn pool_usage<DB: Database>(name: &str, pool: &Pool<DB>) -> PoolUsage {
+    let open = pool.size();
+    let idle = u32::try_from(pool.num_idle()).unwrap_or(u32::MAX);
+    PoolUsage {
+        name: name.into(),
+        max: pool.options().get_max_connections(),
+        open,
+        idle,
+        in_use: open.saturating_sub(idle),
+    }
+}
+
+async fn blob_store_info(state: &AppState) -> ApiResult<BlobStoreInfo> {
+    let (blobs, bytes): (i64, i64) = on_backend!(state.store, read pool => {
+        sqlx::query_as("SELECT COUNT(*), CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM blobs")
+            .fetch_one(pool)
+            .await?
+    });
+    let mut info = BlobStoreInfo {
+        backend: "local".into(),
+        path: None,
+        bucket: None,
+        prefix: None,
+        endpoint: None,
+        blobs: u64::try_from(blobs).unwrap_or(0),
+        stored_bytes: u64::try_from(bytes).unwrap_or(0),
+    };
+    match &state.blobs {
+        BlobStore::Local(_) => {
+            info.path = Some(state.config.data_dir.join("blobs").display().to_string());
+        }
+        BlobStore::S3(s3) => {
+            let cfg = s3.config();
+            info.backend = "s3".into();
+            info.bucket = Some(cfg.bucket.clone());
+            info.prefix = Some(cfg.prefix.clone());
+            info.endpoint = cfg.endpoint.clone();
+        }
+    }
+    Ok(info)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn meminfo_fields_are_read_in_bytes() {
+        let text = "MemTotal:       16318480 kB\nMemFree:  1 kB\nMemAvailable:   8000000 kB\n";
+        assert_eq!(meminfo_bytes(text, "MemTotal:"), Some(16318480 * 1024));
+        assert_eq!(meminfo_bytes(text, "MemAvailable:"), Some(8000000 * 1024));
+        assert_eq!(meminfo_bytes(text, "SwapTotal:"), None);
+    }
+
+    #[test]
+    fn percent_of_nothing_is_zero() {
+        assert_eq!(percent(5, 0), 0.0);
+        assert_eq!(percent(1, 4), 25.0);
+    }
+}

@@ -1,0 +1,460 @@
+//! Loading an export or a backup into an empty database and blob store, then comparing the
+//! result with the manifest.
+
+use std::path::Path;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncBufReadExt;
+
+use super::codec::{self, Cell};
+use super::export::{blob_path, blob_summary, snapshot_manifest};
+use super::schema::{self, TABLES, TableSpec};
+use super::tar::TarReader;
+use super::{FORMAT_VERSION, Manifest, Progress, Target, TransferError};
+use crate::store::Backend;
+
+/// Expected and found content of one table (or of the blobs) after an import.
+#[derive(Debug, Clone, Serialize)]
+pub struct Comparison {
+    /// Table name, or `blobs` for the blob contents.
+    pub name: String,
+    /// Rows (blobs) the manifest lists.
+    pub expected_rows: u64,
+    /// Rows (blobs) found in the target.
+    pub actual_rows: u64,
+    /// Checksum the manifest lists.
+    pub expected_sha256: String,
+    /// Checksum of the target's content.
+    pub actual_sha256: String,
+    /// Whether both agree.
+    pub matches: bool,
+}
+
+/// What an import did and how the result compares with the source.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImportReport {
+    /// The manifest of the export that was imported.
+    pub source: Manifest,
+    /// Per table (and blobs): expected vs found.
+    pub comparisons: Vec<Comparison>,
+    /// Blobs written to the target blob store.
+    pub blobs_uploaded: u64,
+    /// Blobs the target store already held.
+    pub blobs_present: u64,
+    /// Whether every count and checksum matches.
+    pub matches: bool,
+}
+
+const MAX_BATCH_ROWS: usize = 500;
+/// Below both backends' limits on bound parameters (SQLite 32766, PostgreSQL 65535).
+const MAX_BATCH_PARAMS: usize = 30_000;
+const MAX_BATCH_BYTES: usize = 4 << 20;
+
+async fn read_manifest(dir: &Path) -> Result<Manifest, TransferError> {
+    let path = dir.join("manifest.json");
+    let bytes = tokio::fs::read(&path).await.map_err(|_| {
+        TransferError::Invalid(format!(
+            "{} is not a complete export: it has no manifest.json",
+            dir.display()
+        ))
+    })?;
+    let m: Manifest = serde_json::from_slice(&bytes)
+        .map_err(|e| TransferError::Invalid(format!("{} is not valid: {e}", path.display())))?;
+    if m.format != FORMAT_VERSION {
+        return Err(TransferError::Invalid(format!(
+            "export format {} is not supported by this version (it reads format {FORMAT_VERSION})",
+            m.format
+        )));
+    }
+    Ok(m)
+}
+
+async fn schema_version(target: &Target) -> Result<i64, TransferError> {
+    let v: Option<i64> = crate::on_backend!(target.store, read pool => {
+        sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations").fetch_one(pool).await?
+    });
+    Ok(v.unwrap_or(0))
+}
+
+/// Refuses a target that holds any row (a server started on it has created its admin).
+async fn ensure_empty(target: &Target) -> Result<(), TransferError> {
+    let mut filled = Vec::new();
+    for spec in TABLES {
+        let sql = format!(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM {} LIMIT 1) t",
+            spec.name
+        );
+        let n: i64 = crate::on_backend!(target.store, read pool => {
+            sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_one(pool).await?
+        });
+        if n > 0 {
+            filled.push(spec.name);
+        }
+    }
+    if filled.is_empty() {
+        return Ok(());
+    }
+    Err(TransferError::NotEmpty(format!(
+        "the target database is not empty (rows in {}); import only into a new database, \
+         before any server has started on it",
+        filled.join(", ")
+    )))
+}
+
+/// The `(digest, size)` list of `tables/blobs.jsonl`.
+async fn blob_list(dir: &Path) -> Result<Vec<(String, u64)>, TransferError> {
+    let spec = TABLES
+        .iter()
+        .find(|t| t.name == "blobs")
+        .expect("blobs is exported");
+    let mut lines = open_table(dir, spec).await?;
+    let mut out = Vec::new();
+    let mut line = Vec::new();
+    while read_line(&mut lines, &mut line).await? {
+        if let [Cell::Text(Some(d)), Cell::Int(Some(size)), ..] =
+            &codec::read_line(spec, &line)?[..]
+        {
+            out.push((d.clone(), *size as u64));
+        }
+    }
+    Ok(out)
+}
+
+type Lines = tokio::io::BufReader<tokio::fs::File>;
+
+async fn open_table(dir: &Path, spec: &TableSpec) -> Result<Lines, TransferError> {
+    let path = dir.join("tables").join(format!("{}.jsonl", spec.name));
+    let f = tokio::fs::File::open(&path)
+        .await
+        .map_err(|e| TransferError::Invalid(format!("cannot read {}: {e}", path.display())))?;
+    Ok(tokio::io::BufReader::with_capacity(1 << 20, f))
+}
+
+/// Reads the next line (with its newline) into `line`; false at the end.
+async fn read_line(input: &mut Lines, line: &mut Vec<u8>) -> Result<bool, TransferError> {
+    line.clear();
+    Ok(input.read_until(b'\n', line).await? > 0)
+}
+
+async fn upload_blobs(
+    target: &Target,
+    dir: &Path,
+    blobs: &[(String, u64)],
+    progress: &dyn Progress,
+) -> Result<(u64, u64), TransferError> {
+    let (mut uploaded, mut present) = (0, 0);
+    progress.begin("blobs", blobs.iter().map(|(_, s)| s).sum());
+    for (digest, size) in blobs {
+        if digest.len() != 64 || !digest.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(TransferError::Invalid(format!(
+                "the blobs table lists {digest:?}, which is not a SHA-256 digest"
+            )));
+        }
+        let path = dir.join(blob_path(digest));
+        let file = tokio::fs::File::open(&path).await.map_err(|e| {
+            TransferError::Invalid(format!("blob {digest} is missing from the export: {e}"))
+        })?;
+        if super::blobio::store(&target.blobs, digest, *size, Box::pin(file)).await? {
+            uploaded += 1;
+        } else {
+            present += 1;
+        }
+        progress.advance(*size);
+    }
+    progress.end();
+    Ok((uploaded, present))
+}
+
+fn insert_sql(spec: &TableSpec, rows: usize) -> String {
+    let cols: Vec<&str> = spec.columns.iter().map(|(c, _)| *c).collect();
+    let n = cols.len();
+    let values: Vec<String> = (0..rows)
+        .map(|r| {
+            let ps: Vec<String> = (1..=n).map(|i| format!("${}", r * n + i)).collect();
+            format!("({})", ps.join(", "))
+        })
+        .collect();
+    format!(
+        "INSERT INTO {} ({}) VALUES {}",
+        spec.name,
+        cols.join(", "),
+        values.join(", ")
+    )
+}
+
+fn cell_bytes(cells: &[Cell]) -> usize {
+    cells
+        .iter()
+        .map(|c| match c {
+            Cell::Text(Some(s)) => s.len(),
+            Cell::Bytes(Some(b)) => b.len(),
+            _ => 8,
+        })
+        .sum()
+}
+
+/// Inserts the buffered rows of one table in one statement.
+macro_rules! insert_batch {
+    ($tx:expr, $spec:expr, $rows:expr) => {{
+        if !$rows.is_empty() {
+            let sql = insert_sql($spec, $rows.len());
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for row in $rows.drain(..) {
+                for cell in row {
+                    q = match cell {
+                        Cell::Int(v) => q.bind(v),
+                        Cell::Bool(v) => q.bind(v),
+                        Cell::Float(v) => q.bind(v),
+                        Cell::Text(v) => q.bind(v),
+                        Cell::Bytes(v) => q.bind(v),
+                    };
+                }
+            }
+            q.execute(&mut *$tx).await?;
+        }
+    }};
+}
+
+/// Loads every table file into the open transaction `$tx`, checking each against the
+/// manifest as it is read.
+macro_rules! load_tables {
+    ($tx:expr, $dir:expr, $manifest:expr, $progress:expr, $postgres:expr) => {{
+        for (spec, expected) in TABLES.iter().zip(&$manifest.tables) {
+            $progress.begin(&format!("table {}", spec.name), expected.rows);
+            let mut input = open_table($dir, spec).await?;
+            let per_batch = (MAX_BATCH_PARAMS / spec.columns.len()).min(MAX_BATCH_ROWS);
+            let (mut rows, mut bytes, mut count) = (Vec::new(), 0usize, 0u64);
+            let mut hash = Sha256::new();
+            let mut line = Vec::new();
+            while read_line(&mut input, &mut line).await? {
+                hash.update(&line);
+                let cells = codec::read_line(spec, &line)?;
+                bytes += cell_bytes(&cells);
+                rows.push(cells);
+                count += 1;
+                if rows.len() >= per_batch || bytes >= MAX_BATCH_BYTES {
+                    let n = rows.len() as u64;
+                    insert_batch!($tx, spec, rows);
+                    $progress.advance(n);
+                    bytes = 0;
+                }
+            }
+            insert_batch!($tx, spec, rows);
+            let sha = hex::encode(hash.finalize());
+            if count != expected.rows || sha != expected.sha256 {
+                return Err(TransferError::Invalid(format!(
+                    "tables/{}.jsonl does not match the manifest ({count} rows, expected {}); \
+                     the export is damaged",
+                    spec.name, expected.rows
+                )));
+            }
+            if $postgres && let Some(col) = spec.identity() {
+                let sql = format!(
+                    "SELECT setval(pg_get_serial_sequence('{t}', '{col}'), COALESCE(MAX({col}), 0) + 1, false) FROM {t}",
+                    t = spec.name
+                );
+                sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut *$tx).await?;
+            }
+            $progress.end();
+        }
+    }};
+}
+
+async fn load(
+    target: &Target,
+    dir: &Path,
+    manifest: &Manifest,
+    progress: &dyn Progress,
+) -> Result<(), TransferError> {
+    match &target.store.backend {
+        Backend::Sqlite { write, .. } => {
+            let mut tx = write.begin_with("BEGIN IMMEDIATE").await?;
+            load_tables!(tx, dir, manifest, progress, false);
+            tx.commit().await?;
+        }
+        Backend::Postgres(pool) => {
+            let mut tx = pool.begin().await?;
+            load_tables!(tx, dir, manifest, progress, true);
+            tx.commit().await?;
+        }
+    }
+    Ok(())
+}
+
+fn check_manifest_tables(m: &Manifest) -> Result<(), TransferError> {
+    let names: Vec<&str> = m.tables.iter().map(|t| t.name.as_str()).collect();
+    let ours: Vec<&str> = TABLES.iter().map(|t| t.name).collect();
+    if names != ours {
+        return Err(TransferError::Invalid(
+            "the manifest lists other tables than this version exports".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Imports the export directory `dir` into `target`, which must be empty: blobs first
+/// (each checked against its digest; ones the store holds are skipped), then every table in
+/// one transaction with ids preserved. Finally the target is read back and compared with the
+/// manifest, table by table; [`ImportReport::matches`] says whether all agree.
+pub async fn import(
+    target: &Target,
+    dir: &Path,
+    progress: &dyn Progress,
+) -> Result<ImportReport, TransferError> {
+    let manifest = read_manifest(dir).await?;
+    schema::check(&target.store).await?;
+    let ours = schema_version(target).await?;
+    if manifest.schema_version != ours {
+        return Err(TransferError::Invalid(format!(
+            "the export has database schema version {}, this wanllmdb has {ours}; \
+             export and import with the same version",
+            manifest.schema_version
+        )));
+    }
+    check_manifest_tables(&manifest)?;
+    ensure_empty(target).await?;
+    let blobs = blob_list(dir).await?;
+    if blob_summary(&blobs) != manifest.blobs {
+        return Err(TransferError::Invalid(
+            "the blobs table of the export does not match its manifest; the export is damaged"
+                .into(),
+        ));
+    }
+    let (blobs_uploaded, blobs_present) = upload_blobs(target, dir, &blobs, progress).await?;
+    load(target, dir, &manifest, progress).await?;
+    let after = snapshot_manifest(target, progress).await?;
+    let comparisons = compare(&manifest, &after);
+    Ok(ImportReport {
+        matches: comparisons.iter().all(|c| c.matches),
+        source: manifest,
+        comparisons,
+        blobs_uploaded,
+        blobs_present,
+    })
+}
+
+/// Table-by-table comparison of what was expected with what was found.
+pub fn compare(expected: &Manifest, actual: &Manifest) -> Vec<Comparison> {
+    let mut out: Vec<Comparison> = expected
+        .tables
+        .iter()
+        .map(|e| {
+            let a = actual.tables.iter().find(|a| a.name == e.name);
+            let (rows, sha) = a.map_or((0, String::new()), |a| (a.rows, a.sha256.clone()));
+            Comparison {
+                name: e.name.clone(),
+                expected_rows: e.rows,
+                actual_rows: rows,
+                matches: rows == e.rows && sha == e.sha256,
+                expected_sha256: e.sha256.clone(),
+                actual_sha256: sha,
+            }
+        })
+        .collect();
+    out.push(Comparison {
+        name: "blobs (content)".into(),
+        expected_rows: expected.blobs.count,
+        actual_rows: actual.blobs.count,
+        expected_sha256: expected.blobs.sha256.clone(),
+        actual_sha256: actual.blobs.sha256.clone(),
+        matches: expected.blobs == actual.blobs,
+    });
+    out
+}
+
+/// Where a path inside a backup archive may be extracted to, or None for paths a backup
+/// never holds (so nothing lands outside the work directory).
+fn archive_path(path: &str) -> Option<&str> {
+    if path == "manifest.json" {
+        return Some(path);
+    }
+    if let Some(table) = path
+        .strip_prefix("tables/")
+        .and_then(|t| t.strip_suffix(".jsonl"))
+    {
+        return TABLES.iter().any(|t| t.name == table).then_some(path);
+    }
+    let digest = path.strip_prefix("blobs/sha256/")?;
+    let (shard, digest) = digest.split_once('/')?;
+    let hex = |s: &str| {
+        s.bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    };
+    (digest.len() == 64 && hex(digest) && shard == &digest[..2]).then_some(path)
+}
+
+async fn unpack(file: &Path, work: &Path, progress: &dyn Progress) -> Result<(), TransferError> {
+    let mut tar = TarReader::open(file).await?;
+    progress.begin("unpacking", tokio::fs::metadata(file).await?.len());
+    while let Some(entry) = tar.next_entry().await? {
+        let rel = archive_path(&entry.path).ok_or_else(|| {
+            TransferError::Invalid(format!(
+                "{} is not a wanllmdb backup (it holds {})",
+                file.display(),
+                entry.path
+            ))
+        })?;
+        let dest = work.join(rel);
+        if let Some(parent) = dest.parent() {
+            tokio::fs::create_dir_all(parent).await?;
+        }
+        let mut out = tokio::fs::File::create(&dest).await?;
+        let n = tokio::io::copy(tar.body(), &mut out).await?;
+        if n != entry.size {
+            return Err(TransferError::Invalid(format!(
+                "{} ends inside {} (truncated?)",
+                file.display(),
+                entry.path
+            )));
+        }
+        progress.advance(n);
+    }
+    progress.end();
+    Ok(())
+}
+
+/// Restores the backup archive `file` into the empty `target`, unpacking it under `work`
+/// first (removed afterwards); see [`import`].
+pub async fn restore(
+    target: &Target,
+    file: &Path,
+    work: &Path,
+    progress: &dyn Progress,
+) -> Result<ImportReport, TransferError> {
+    ensure_empty(target).await?;
+    let dir = work.join(format!(".restore-{}", crate::auth::random_hex(6)));
+    let result = async {
+        unpack(file, &dir, progress).await?;
+        import(target, &dir, progress).await
+    }
+    .await;
+    let _ = tokio::fs::remove_dir_all(&dir).await;
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_backup_paths_are_extracted() {
+        let d = "ab".to_string() + &"0".repeat(62);
+        assert!(archive_path("manifest.json").is_some());
+        assert!(archive_path("tables/runs.jsonl").is_some());
+        assert!(archive_path(&format!("blobs/sha256/ab/{d}")).is_some());
+        assert!(archive_path(&format!("blobs/sha256/cd/{d}")).is_none());
+        assert!(archive_path("tables/../../etc.jsonl").is_none());
+        assert!(archive_path("../x").is_none());
+        assert!(archive_path("blobs/sha256/ab/../../x").is_none());
+    }
+
+    #[test]
+    fn inserts_number_every_parameter() {
+        let spec = TABLES.iter().find(|t| t.name == "run_tags").unwrap();
+        assert_eq!(
+            insert_sql(spec, 2),
+            "INSERT INTO run_tags (run_pk, tag) VALUES ($1, $2), ($3, $4)"
+        );
+    }
+}

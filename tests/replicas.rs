@@ -228,6 +228,22 @@ fn sessions_revocations_and_login_limits_hold_across_replicas() {
     assert!(st.is_success(), "{st}");
     assert_eq!(get(b, "/api/v1/auth/me", key).0, StatusCode::UNAUTHORIZED);
 
+    // Disabling the account on B ends its session and its keys on A at once.
+    let (_, pair) = login(a, "ria", "Correct-Horse-42");
+    let access = pair["access_token"].as_str().unwrap().to_string();
+    let (_, created) = post(a, "/api/v1/auth/api-keys", &access, json!({"name": "ci2"}));
+    let key = created["key"].as_str().unwrap().to_string();
+    assert_eq!(get(a, "/api/v1/auth/me", &key).0, StatusCode::OK);
+    let (st, body) = post(b, "/api/v1/admin/users/ria/disable", &p.key, json!({}));
+    assert!(st.is_success(), "{st} {body}");
+    assert_eq!(
+        get(a, "/api/v1/auth/me", &access).0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(get(a, "/api/v1/auth/me", &key).0, StatusCode::UNAUTHORIZED);
+    let (st, body) = post(a, "/api/v1/admin/users/ria/enable", &p.key, json!({}));
+    assert!(st.is_success(), "{st} {body}");
+
     // Failed logins spread over both replicas count together.
     for i in 0..5 {
         let url = if i % 2 == 0 { a } else { b };
@@ -291,6 +307,8 @@ fn singleton_jobs_run_on_one_replica_and_move_when_it_dies() {
     );
     std::thread::sleep(Duration::from_secs(4));
     assert_eq!(holders(&p), first);
+    assert_eq!(leader_gauges(&p.a.url), [1, 1], "replica A runs both jobs");
+    assert_eq!(leader_gauges(&p.b.url), [0, 0], "replica B runs neither");
     let mut b_log = Vec::new();
     drain(&p.b, &mut b_log);
     let runs_job = |log: &[String]| {
@@ -330,6 +348,26 @@ fn singleton_jobs_run_on_one_replica_and_move_when_it_dies() {
     });
     drain(&p.b, &mut b_log);
     assert_eq!(runs_job(&b_log), 2, "{b_log:?}");
+    assert_eq!(leader_gauges(&p.b.url), [1, 1]);
+}
+
+/// `wanllmdb_singleton_job_leader` of the reaper and the sweep scheduler, from `/metrics`.
+fn leader_gauges(url: &str) -> [u8; 2] {
+    let text = http()
+        .get(format!("{url}/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    let gauge = |job: &str| {
+        let prefix = format!("wanllmdb_singleton_job_leader{{job=\"{job}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .unwrap_or_else(|| panic!("no {prefix} in\n{text}"))
+            .parse()
+            .unwrap()
+    };
+    [gauge("reaper"), gauge("sweep-scheduler")]
 }
 
 const TRAIN: &str = r#"#!/usr/bin/env bash

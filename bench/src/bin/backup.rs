@@ -122,13 +122,23 @@ fn dir_bytes(p: &Path) -> u64 {
     }
 }
 
-fn row(step: &str, secs: f64, bytes: u64, points: usize) {
+/// Prints one table row for a step that began at `start`.
+fn row(step: &str, start: Instant, bytes: u64, points: usize) {
+    let secs = start.elapsed().as_secs_f64();
     println!(
         "| {step} | {secs:.2} s | {:.1} MB | {:.0} MB/s | {:.2} M points/s |",
         bytes as f64 / 1e6,
         bytes as f64 / 1e6 / secs,
         points as f64 / 1e6 / secs
     );
+}
+
+/// Times the read-back an import ends with (its share of the import's time).
+async fn read_back(target: &Target, bytes: u64, points: usize) -> Result<()> {
+    let t = Instant::now();
+    transfer::snapshot_manifest(target, &NoProgress).await?;
+    row("  of which: reading it back", t, bytes, points);
+    Ok(())
 }
 
 #[tokio::main]
@@ -155,64 +165,32 @@ async fn main() -> Result<()> {
     let t = Instant::now();
     transfer::backup(&source, &file, &NoProgress).await?;
     let archive = dir_bytes(&file);
-    row(
-        "backup (SQLite → archive)",
-        t.elapsed().as_secs_f64(),
-        archive,
-        args.points,
-    );
+    row("backup (SQLite → archive)", t, archive, args.points);
 
     let t = Instant::now();
     let checked = transfer::verify_backup(&file, &NoProgress).await?;
     anyhow::ensure!(checked.problems.is_empty(), "{:?}", checked.problems);
-    row(
-        "verify --backup",
-        t.elapsed().as_secs_f64(),
-        archive,
-        args.points,
-    );
+    row("verify --backup", t, archive, args.points);
 
     let t = Instant::now();
     let checked = transfer::verify(&source, &NoProgress).await?;
     anyhow::ensure!(checked.problems.is_empty(), "{:?}", checked.problems);
-    row(
-        "verify (live SQLite)",
-        t.elapsed().as_secs_f64(),
-        db_bytes,
-        args.points,
-    );
+    row("verify (live SQLite)", t, db_bytes, args.points);
 
     let restored = tmp.path().join("restored");
     let target = open_sqlite(&restored).await?;
     let t = Instant::now();
     let report = transfer::restore(&target, &file, &restored, &NoProgress).await?;
     anyhow::ensure!(report.matches, "restore differs");
-    row(
-        "restore (archive → SQLite)",
-        t.elapsed().as_secs_f64(),
-        archive,
-        args.points,
-    );
-    let t = Instant::now();
-    transfer::snapshot_manifest(&target, &NoProgress).await?;
-    row(
-        "  of which: reading it back",
-        t.elapsed().as_secs_f64(),
-        archive,
-        args.points,
-    );
+    row("restore (archive → SQLite)", t, archive, args.points);
+    read_back(&target, archive, args.points).await?;
     target.close().await;
 
     let export = tmp.path().join("export");
     let t = Instant::now();
     transfer::export(&source, &export, &NoProgress).await?;
     let exported = dir_bytes(&export);
-    row(
-        "export (SQLite → directory)",
-        t.elapsed().as_secs_f64(),
-        exported,
-        args.points,
-    );
+    row("export (SQLite → directory)", t, exported, args.points);
     source.close().await;
 
     if let Some(base) = &args.database_url {
@@ -232,20 +210,8 @@ async fn main() -> Result<()> {
         let t = Instant::now();
         let report = transfer::import(&target, &export, &NoProgress).await?;
         anyhow::ensure!(report.matches, "import differs");
-        row(
-            "import (directory → PostgreSQL)",
-            t.elapsed().as_secs_f64(),
-            exported,
-            args.points,
-        );
-        let t = Instant::now();
-        transfer::snapshot_manifest(&target, &NoProgress).await?;
-        row(
-            "  of which: reading it back",
-            t.elapsed().as_secs_f64(),
-            exported,
-            args.points,
-        );
+        row("import (directory → PostgreSQL)", t, exported, args.points);
+        read_back(&target, exported, args.points).await?;
         target.close().await;
         sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
             .execute(&admin)

@@ -29,20 +29,36 @@ pub struct CreateArtifactRequest {
     pub tags: Vec<String>,
 }
 
-/// `PATCH /api/v1/projects/{project}/artifacts/{name}`: fields given are replaced.
+/// `PATCH /api/v1/projects/{project}/artifacts/{name}`: fields given are replaced, except
+/// `metadata`, which is merged (RFC 7396 JSON merge patch: `null` removes a key).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateArtifactRequest {
     /// New description.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    /// New metadata (a JSON object).
+    /// Metadata keys to change, merged into the stored metadata (`null` removes a key).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Object)]
     pub metadata: Option<serde_json::Value>,
     /// New tags.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tags: Option<Vec<String>>,
+}
+
+/// `PATCH /api/v1/projects/{project}/artifacts/{name}/versions/{version}`: a version's
+/// content never changes, its description and metadata may.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateVersionRequest {
+    /// New description.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Metadata keys to change, merged into the stored metadata (RFC 7396 JSON merge patch:
+    /// `null` removes a key, nested objects merge).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Object)]
+    pub metadata: Option<serde_json::Value>,
 }
 
 /// An artifact.

@@ -13,6 +13,9 @@ pub struct RegisterRequest {
     pub email: String,
     /// At least 12 characters with upper case, lower case, a digit and a symbol.
     pub password: String,
+    /// Display name, e.g. "John Doe" (at most 256 bytes).
+    #[serde(default)]
+    pub full_name: Option<String>,
 }
 
 /// `POST /api/v1/auth/login` (JSON; the OAuth2 password-flow form is accepted too).
@@ -75,6 +78,9 @@ pub struct User {
     pub username: String,
     /// Email address.
     pub email: String,
+    /// Display name given at registration, when there is one.
+    #[serde(default)]
+    pub full_name: Option<String>,
     /// Server administrator (may do anything).
     pub is_admin: bool,
     /// When the account was created.

@@ -122,6 +122,68 @@ pub struct RunFile {
     pub download_url: Option<String>,
 }
 
+/// `POST /api/v1/runs/{id}/files/upload-url`: an upload URL for a file known by name only.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UploadUrlRequest {
+    /// Relative path the file will have in the run, e.g. `model.pth`.
+    pub path: String,
+}
+
+/// A short-lived absolute URL that moves the bytes of one file, with no other credentials.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TransferUrl {
+    /// The file's path.
+    pub path: String,
+    /// Absolute URL.
+    pub url: String,
+    /// The HTTP method to use with it: `PUT` (the raw bytes as the body) or `GET`.
+    pub method: String,
+    /// When it stops working (RFC 3339).
+    pub expires_at: String,
+    /// Seconds until then.
+    pub expires_in: i64,
+    /// Size in bytes (downloads only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    /// SHA-256 of the bytes (downloads only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// MD5 of the bytes (downloads only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub md5: Option<String>,
+}
+
+/// What a name-first upload URL received (the answer to the `PUT`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct StagedFile {
+    /// The file's path.
+    pub path: String,
+    /// Bytes received.
+    pub size: u64,
+    /// Their SHA-256.
+    pub sha256: String,
+    /// Their MD5.
+    pub md5: String,
+}
+
+/// `POST /api/v1/runs/{id}/files/register`: attaches a file uploaded to a name-first upload
+/// URL, after checking that what arrived is what the client meant to send.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterFileRequest {
+    /// The path the upload URL was made for.
+    pub path: String,
+    /// The size the client sent, in bytes.
+    pub size: u64,
+    /// MD5 of the bytes, when the client computed it.
+    #[serde(default)]
+    pub md5: Option<String>,
+    /// SHA-256 of the bytes, when the client computed it.
+    #[serde(default)]
+    pub sha256: Option<String>,
+}
+
 /// `POST /api/v1/blobs/bundle`: many small downloads in one answer.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

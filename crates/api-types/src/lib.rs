@@ -76,6 +76,52 @@ pub fn is_valid_project_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
+/// Parses an RFC 3339 time (`2025-01-31T12:00:00Z`, `…+08:00`) to Unix seconds.
+pub fn rfc3339_to_unix_seconds(s: &str) -> Option<f64> {
+    let t = time::OffsetDateTime::parse(s.trim(), &time::format_description::well_known::Rfc3339)
+        .ok()?;
+    Some(t.unix_timestamp_nanos() as f64 / 1e9)
+}
+
+/// Deserializes an optional timestamp given as Unix seconds (a number) or as an RFC 3339
+/// string; every timestamp field of a request accepts both.
+pub fn deserialize_timestamp<'de, D>(d: D) -> Result<Option<f64>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    use serde::de::{self, Visitor};
+    struct V;
+    impl Visitor<'_> for V {
+        type Value = Option<f64>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("Unix seconds (a number) or an RFC 3339 time string")
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Option<f64>, E> {
+            Ok(None)
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Option<f64>, E> {
+            Ok(None)
+        }
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<Option<f64>, E> {
+            Ok(Some(v))
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Option<f64>, E> {
+            Ok(Some(v as f64))
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Option<f64>, E> {
+            Ok(Some(v as f64))
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Option<f64>, E> {
+            rfc3339_to_unix_seconds(v).map(Some).ok_or_else(|| {
+                E::custom(format!(
+                    "timestamp {v:?} is neither Unix seconds nor an RFC 3339 time such as 2025-01-31T12:00:00Z"
+                ))
+            })
+        }
+    }
+    d.deserialize_any(V)
+}
+
 /// A CSV field, quoted (with doubled quotes) when it holds a comma, a quote or a line break.
 pub fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) {
@@ -95,6 +141,30 @@ mod tests {
         assert!(!is_valid_run_id("AB12cd34"));
         assert!(!is_valid_run_id("ab12cd3"));
         assert!(!is_valid_run_id("ab12cd3_"));
+    }
+
+    #[test]
+    fn timestamps_take_seconds_or_rfc3339() {
+        #[derive(serde::Deserialize)]
+        struct T {
+            #[serde(default, deserialize_with = "deserialize_timestamp")]
+            at: Option<f64>,
+        }
+        let at = |j: &str| serde_json::from_str::<T>(j).map(|t| t.at);
+        assert_eq!(at(r#"{"at": 1764250000.5}"#).unwrap(), Some(1764250000.5));
+        assert_eq!(at(r#"{"at": 1764250000}"#).unwrap(), Some(1764250000.0));
+        assert_eq!(
+            at(r#"{"at": "2025-11-27T13:26:40.5Z"}"#).unwrap(),
+            Some(1764250000.5)
+        );
+        assert_eq!(
+            at(r#"{"at": "2025-11-27T21:26:40+08:00"}"#).unwrap(),
+            Some(1764250000.0)
+        );
+        assert_eq!(at(r#"{"at": null}"#).unwrap(), None);
+        assert_eq!(at(r#"{}"#).unwrap(), None);
+        let err = at(r#"{"at": "yesterday"}"#).unwrap_err().to_string();
+        assert!(err.contains("RFC 3339"), "{err}");
     }
 
     #[test]

@@ -90,8 +90,9 @@ pub struct NewLogLine {
     pub level: Option<LogLevel>,
     /// The text (one line).
     pub message: String,
-    /// Unix seconds; receive time when absent.
-    #[serde(default)]
+    /// Unix seconds or an RFC 3339 string; receive time when absent.
+    #[serde(default, deserialize_with = "crate::deserialize_timestamp")]
+    #[schema(value_type = Option<f64>)]
     pub timestamp: Option<f64>,
     /// Defaults to `user`.
     #[serde(default)]

@@ -110,8 +110,9 @@ impl<'de> Deserialize<'de> for MetricValues {
 pub struct HistoryPoint {
     /// Step number (usually the training iteration).
     pub step: i64,
-    /// Unix seconds; the server's receive time when absent.
-    #[serde(default)]
+    /// Unix seconds or an RFC 3339 string; the server's receive time when absent.
+    #[serde(default, deserialize_with = "crate::deserialize_timestamp")]
+    #[schema(value_type = Option<f64>)]
     pub timestamp: Option<f64>,
     /// Key → value.
     pub values: MetricValues,

@@ -120,6 +120,19 @@ pub struct UpdateRunRequest {
     /// New notes.
     #[serde(default)]
     pub notes: Option<String>,
+    /// Config keys to set, merged into the stored config key by key (a `null` value removes
+    /// the key); allowed while the run is running.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub config: Option<serde_json::Value>,
+}
+
+/// `POST /api/v1/runs/{id}/tags`: adds one tag (adding a tag the run has is a no-op).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddTagRequest {
+    /// The tag, 1 to 128 bytes.
+    pub tag: String,
 }
 
 /// `POST /api/v1/runs/{id}/finish`.

@@ -81,6 +81,14 @@ fn check_json_content_type(parts: &Parts) -> Result<(), ApiError> {
     }
 }
 
+/// The bytes of a JSON request body (gzip inflated, size limited, content type checked), for
+/// handlers that look at the JSON before choosing its shape.
+pub async fn json_bytes(req: Request, state: &AppState) -> Result<Vec<u8>, ApiError> {
+    let (parts, bytes) = read_body(req, state.config.max_body_bytes).await?;
+    check_json_content_type(&parts)?;
+    Ok(bytes)
+}
+
 /// A JSON request body (gzip allowed), limited in size.
 pub struct JsonBody<T>(pub T);
 
@@ -88,9 +96,32 @@ impl<T: DeserializeOwned + Send> FromRequest<AppState> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        Ok(JsonBody(parse_json(&json_bytes(req, state).await?)?))
+    }
+}
+
+/// A body that is JSON or an HTML/OAuth2 form (`application/x-www-form-urlencoded`), as the
+/// auth endpoints take.
+pub struct FormOrJson<T>(pub T);
+
+impl<T: DeserializeOwned + Send> FromRequest<AppState> for FormOrJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
         let (parts, bytes) = read_body(req, state.config.max_body_bytes).await?;
-        check_json_content_type(&parts)?;
-        Ok(JsonBody(parse_json(&bytes)?))
+        let ct = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if ct.starts_with("application/x-www-form-urlencoded") {
+            serde_urlencoded::from_bytes(&bytes)
+                .map(FormOrJson)
+                .map_err(|e| ApiError::invalid(format!("invalid form body: {e}")))
+        } else {
+            check_json_content_type(&parts)?;
+            parse_json(&bytes).map(FormOrJson)
+        }
     }
 }
 
@@ -261,6 +292,70 @@ pub fn canonical_ip(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
         v4 => v4,
+    }
+}
+
+/// The server's URL as this client reaches it, without a trailing slash: the configured
+/// public URL, else built from the request (`X-Forwarded-Proto` and `X-Forwarded-Host` are
+/// believed only from a trusted proxy; otherwise the scheme is http and the host is `Host`).
+#[derive(Debug, Clone)]
+pub struct PublicBase(pub String);
+
+impl PublicBase {
+    /// An absolute URL for a path of this server (`/api/v1/...`), or `url` itself when it is
+    /// already absolute (presigned object-storage URLs).
+    pub fn absolute(&self, url: &str) -> String {
+        if url.starts_with("http://") || url.starts_with("https://") {
+            url.to_string()
+        } else {
+            format!("{}{url}", self.0)
+        }
+    }
+
+    fn from_request(parts: &Parts, state: &AppState) -> PublicBase {
+        if let Some(url) = &state.config.public_url {
+            return PublicBase(url.clone());
+        }
+        let header = |name: &str| {
+            parts
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| v.split(',').next().unwrap_or("").trim().to_string())
+                .filter(|v| !v.is_empty() && valid_authority(v))
+        };
+        let peer_trusted = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .is_some_and(|c| {
+                let ip = canonical_ip(c.0.ip());
+                state.config.trusted_proxies.iter().any(|t| t.contains(ip))
+            });
+        let forwarded = |name: &str| if peer_trusted { header(name) } else { None };
+        let scheme = forwarded("x-forwarded-proto")
+            .filter(|p| p == "https" || p == "http")
+            .unwrap_or_else(|| "http".to_string());
+        let host = forwarded("x-forwarded-host")
+            .or_else(|| header("host"))
+            .unwrap_or_else(|| state.config.bind.to_string());
+        PublicBase(format!("{scheme}://{host}"))
+    }
+}
+
+/// A Host header value: a name or address with an optional port, nothing that could change
+/// the meaning of a URL built from it.
+fn valid_authority(v: &str) -> bool {
+    v.len() <= 255
+        && v.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']' | b'_')
+        })
+}
+
+impl FromRequestParts<AppState> for PublicBase {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        Ok(PublicBase::from_request(parts, state))
     }
 }
 

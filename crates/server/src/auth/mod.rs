@@ -40,8 +40,19 @@ pub struct AuthUser {
     pub username: String,
     /// Server administrator.
     pub is_admin: bool,
-    /// The access token's id and expiry when the caller used a session token.
-    pub session: Option<(String, i64)>,
+    /// The login session, when the caller used an access token (not an API key).
+    pub session: Option<Session>,
+}
+
+/// The login an access token belongs to.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// The access token's id.
+    pub jti: String,
+    /// When the access token expires (Unix seconds).
+    pub exp: i64,
+    /// The refresh-token family of the login: every token pair rotated from one login.
+    pub family: String,
 }
 
 /// The caller of a request: a user, or anonymous.
@@ -226,6 +237,22 @@ pub fn check_password_policy(p: &str) -> ApiResult<()> {
     }
 }
 
+/// A display name: trimmed, at most 256 bytes, without control characters; empty means none.
+fn check_full_name(name: Option<&str>) -> ApiResult<Option<&str>> {
+    let Some(name) = name.map(str::trim).filter(|n| !n.is_empty()) else {
+        return Ok(None);
+    };
+    if name.len() > 256 {
+        return Err(ApiError::invalid("full_name is longer than 256 bytes"));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(ApiError::invalid(
+            "full_name must not contain control characters",
+        ));
+    }
+    Ok(Some(name))
+}
+
 pub(crate) fn check_username(u: &str) -> ApiResult<()> {
     let ok = (3..=64).contains(&u.len())
         && u.bytes()
@@ -262,6 +289,8 @@ struct UserRow {
     password_hash: Option<String>,
     is_admin: bool,
     created_at: i64,
+    #[sqlx(default)]
+    full_name: Option<String>,
     /// Only the login query reads it.
     #[sqlx(default)]
     disabled_at: Option<i64>,
@@ -273,6 +302,7 @@ impl UserRow {
             id: self.id,
             username: self.username,
             email: self.email,
+            full_name: self.full_name,
             is_admin: self.is_admin,
             created_at: format_time(self.created_at),
         }
@@ -295,10 +325,9 @@ impl Accounts<'_> {
         &self,
         client: &ClientInfo,
         actor: &Actor,
-        username: &str,
-        email: &str,
-        password: &str,
+        req: &wanllmdb_api_types::auth::RegisterRequest,
     ) -> ApiResult<User> {
+        let (username, email, password) = (&req.username, &req.email, &req.password);
         if !self.state.config.allow_registration && !actor.is_admin() {
             return Err(ApiError::Forbidden(
                 "registration is closed on this server; ask an administrator to create your account".into(),
@@ -307,8 +336,19 @@ impl Accounts<'_> {
         check_username(username)?;
         check_email(email)?;
         check_password_policy(password)?;
+        let full_name = check_full_name(req.full_name.as_deref())?;
         let hash = hash_password(password.to_string()).await?;
-        let user = self.insert_user(username, email, Some(hash), false).await?;
+        let mut user = self.insert_user(username, email, Some(hash), false).await?;
+        if let Some(name) = full_name {
+            on_backend!(self.store(), write pool => {
+                sqlx::query("UPDATE users SET full_name = $1 WHERE id = $2")
+                    .bind(name)
+                    .bind(user.id)
+                    .execute(pool)
+                    .await?;
+            });
+            user.full_name = Some(name.to_string());
+        }
         // The actor is whoever registered the account: its new owner, or an administrator.
         let (by_id, by_name) = actor
             .user
@@ -371,7 +411,7 @@ impl Accounts<'_> {
     /// Looks a user up by id.
     pub async fn user(&self, id: i64) -> ApiResult<User> {
         let row = on_backend!(self.store(), read pool => {
-            sqlx::query_as::<_, UserRow>("SELECT id, username, email, password_hash, is_admin, created_at FROM users WHERE id = $1")
+            sqlx::query_as::<_, UserRow>("SELECT id, username, email, password_hash, is_admin, created_at, full_name FROM users WHERE id = $1")
                 .bind(id)
                 .fetch_optional(pool)
                 .await?
@@ -602,20 +642,22 @@ impl Accounts<'_> {
         Ok(())
     }
 
-    /// Ends a session: revokes the access token and, if given, the refresh token's family.
+    /// Ends a session: revokes the access token and every refresh token of its login (the
+    /// token family), so neither works afterwards on any replica. A refresh token given in the
+    /// body must be the caller's; its family is revoked too.
     pub async fn logout(
         &self,
         client: &ClientInfo,
         user: &AuthUser,
         refresh_token: Option<&str>,
     ) -> ApiResult<()> {
-        let Some((jti, exp)) = &user.session else {
+        let Some(session) = &user.session else {
             return Err(ApiError::invalid(
                 "logout ends a session token; API keys are revoked with DELETE /api/v1/auth/api-keys/{id}",
             ));
         };
         // Check the refresh token first, so a bad one changes nothing.
-        let family = match refresh_token {
+        let other_family = match refresh_token {
             Some(rt) => {
                 let claims = self.decode(rt, "refresh")?;
                 if claims.sub != user.id.to_string() {
@@ -623,10 +665,11 @@ impl Accounts<'_> {
                         "that refresh token belongs to another user".into(),
                     ));
                 }
-                Some(claims.fam.unwrap_or_default())
+                claims.fam.filter(|f| *f != session.family)
             }
             None => None,
         };
+        let (jti, exp) = (&session.jti, session.exp);
         on_backend!(self.store(), write pool => {
             sqlx::query("INSERT INTO revoked_tokens (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING")
                 .bind(jti)
@@ -634,7 +677,10 @@ impl Accounts<'_> {
                 .execute(pool)
                 .await?;
         });
-        if let Some(f) = family {
+        if !session.family.is_empty() {
+            self.revoke_family(&session.family).await?;
+        }
+        if let Some(f) = other_family {
             self.revoke_family(&f).await?;
         }
         audit::record(
@@ -655,7 +701,6 @@ impl Accounts<'_> {
         &self,
         client: &ClientInfo,
         user: &AuthUser,
-        bearer: &str,
         req: &ChangePasswordRequest,
     ) -> ApiResult<i64> {
         let subjects = failure_subjects(&user.username, client);
@@ -678,8 +723,7 @@ impl Accounts<'_> {
         let keep = user
             .session
             .as_ref()
-            .and_then(|_| self.decode(bearer, "access").ok())
-            .and_then(|c| c.fam)
+            .map(|s| s.family.clone())
             .unwrap_or_default();
         let now = now_us();
         let ended: i64 = with_tx!(self.store(), tx => {
@@ -908,7 +952,11 @@ impl Accounts<'_> {
             id,
             username,
             is_admin,
-            session: Some((claims.jti, claims.exp)),
+            session: Some(Session {
+                jti: claims.jti,
+                exp: claims.exp,
+                family,
+            }),
         })
     }
 

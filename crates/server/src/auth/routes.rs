@@ -1,8 +1,8 @@
 //! HTTP handlers for /api/v1/auth.
 
 use axum::Json;
-use axum::extract::{FromRequest, Path, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{Path, Request, State};
+use axum::http::StatusCode;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use wanllmdb_api_types::ErrorBody;
@@ -14,7 +14,7 @@ use wanllmdb_api_types::auth::{
 use super::{Accounts, Actor};
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ClientInfo, JsonBody, parse_json, read_body};
+use crate::extract::{ClientInfo, FormOrJson, JsonBody, parse_json, read_body};
 
 /// The auth routes.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -39,44 +39,19 @@ async fn register(
     JsonBody(req): JsonBody<RegisterRequest>,
 ) -> ApiResult<(StatusCode, Json<User>)> {
     let user = Accounts { state: &state }
-        .register(&client, &actor, &req.username, &req.email, &req.password)
+        .register(&client, &actor, &req)
         .await?;
     Ok((StatusCode::CREATED, Json(user)))
 }
 
-/// A login body: JSON, or the OAuth2 password-flow form.
-struct LoginBody(LoginRequest);
-
-impl FromRequest<AppState> for LoginBody {
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
-        let (parts, bytes) = read_body(req, state.config.max_body_bytes).await?;
-        let ct = parts
-            .headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        if ct.starts_with("application/x-www-form-urlencoded") {
-            let form: LoginRequest = serde_urlencoded::from_bytes(&bytes).map_err(|e| {
-                ApiError::invalid(format!(
-                    "invalid login form (needs username and password): {e}"
-                ))
-            })?;
-            Ok(LoginBody(form))
-        } else {
-            Ok(LoginBody(parse_json(&bytes)?))
-        }
-    }
-}
-
-/// Log in with a username (or email) and password.
-#[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = LoginRequest,
+/// Log in with a username (or email) and password, as JSON or as the OAuth2 password-flow form.
+#[utoipa::path(post, path = "/auth/login", tag = "auth", request_body(content(
+        (LoginRequest = "application/json"), (LoginRequest = "application/x-www-form-urlencoded"))),
     responses((status = 200, body = TokenPair), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn login(
     State(state): State<AppState>,
     client: ClientInfo,
-    LoginBody(req): LoginBody,
+    FormOrJson(req): FormOrJson<LoginRequest>,
 ) -> ApiResult<Json<TokenPair>> {
     Ok(Json(
         Accounts { state: &state }
@@ -85,13 +60,15 @@ async fn login(
     ))
 }
 
-/// Exchange a refresh token for a new token pair.
-#[utoipa::path(post, path = "/auth/refresh", tag = "auth", request_body = RefreshRequest,
+/// Exchange a refresh token for a new token pair. The body is JSON or the form
+/// `refresh_token=…`.
+#[utoipa::path(post, path = "/auth/refresh", tag = "auth", request_body(content(
+        (RefreshRequest = "application/json"), (RefreshRequest = "application/x-www-form-urlencoded"))),
     responses((status = 200, body = TokenPair), (status = 401, body = ErrorBody)))]
 async fn refresh(
     State(state): State<AppState>,
     client: ClientInfo,
-    JsonBody(req): JsonBody<RefreshRequest>,
+    FormOrJson(req): FormOrJson<RefreshRequest>,
 ) -> ApiResult<Json<TokenPair>> {
     Ok(Json(
         Accounts { state: &state }
@@ -138,19 +115,11 @@ async fn change_password(
     State(state): State<AppState>,
     actor: Actor,
     client: ClientInfo,
-    headers: HeaderMap,
     JsonBody(req): JsonBody<ChangePasswordRequest>,
 ) -> ApiResult<StatusCode> {
     let user = actor.require_user()?;
-    // The credential past "Bearer ", which the middleware already accepted.
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|h| h.get(7..))
-        .unwrap_or("")
-        .trim();
     Accounts { state: &state }
-        .change_password(&client, user, bearer, &req)
+        .change_password(&client, user, &req)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

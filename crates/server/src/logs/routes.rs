@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, State};
+use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -11,7 +11,7 @@ use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use wanllmdb_api_types::logs::{
-    AppendLogsRequest, AppendLogsResponse, LogLevel, LogLine, LogSource,
+    AppendLogsRequest, AppendLogsResponse, LogLevel, LogLine, LogSource, NewLogLine,
 };
 use wanllmdb_api_types::{ErrorBody, Page, csv_field};
 
@@ -19,7 +19,7 @@ use super::{LogFilter, Logs};
 use crate::app::AppState;
 use crate::auth::Actor;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{JsonBody, Query};
+use crate::extract::{Query, json_bytes, parse_json};
 use crate::runs::Runs;
 
 const EXPORT_PAGE: i64 = 5_000;
@@ -31,18 +31,34 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(stream_logs))
 }
 
-/// Append log lines (retries are safe when lines carry source and line_number).
-#[utoipa::path(post, path = "/runs/{id}/logs", tag = "logs", params(("id" = String, Path)), request_body = AppendLogsRequest,
+/// The body of a log append: `{"lines": [...]}`, or the bare array of lines.
+struct LogLines(Vec<NewLogLine>);
+
+impl FromRequest<AppState> for LogLines {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let bytes = json_bytes(req, state).await?;
+        if bytes.trim_ascii_start().starts_with(b"[") {
+            parse_json(&bytes).map(LogLines)
+        } else {
+            parse_json::<AppendLogsRequest>(&bytes).map(|r| LogLines(r.lines))
+        }
+    }
+}
+
+/// Append log lines (retries are safe when lines carry source and line_number). The body is
+/// `{"lines": [...]}` or the bare array of lines.
+#[utoipa::path(post, path = "/runs/{id}/logs", tag = "logs", params(("id" = String, Path)),
+    request_body(content = AppendLogsRequest, description = "`{\"lines\": [...]}`, or the array of lines alone"),
     responses((status = 200, body = AppendLogsResponse), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn append_logs(
     State(state): State<AppState>,
     actor: Actor,
     Path(id): Path<String>,
-    JsonBody(req): JsonBody<AppendLogsRequest>,
+    LogLines(lines): LogLines,
 ) -> ApiResult<Json<AppendLogsResponse>> {
-    let stored = Logs { state: &state }
-        .append(&actor, &id, req.lines)
-        .await?;
+    let stored = Logs { state: &state }.append(&actor, &id, lines).await?;
     state.telemetry.log_lines_ingested(stored.accepted);
     Ok(Json(stored))
 }

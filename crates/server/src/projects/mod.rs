@@ -160,6 +160,34 @@ impl Projects<'_> {
         Ok(Self::build_access(actor, id, name, &vis, role.as_deref()))
     }
 
+    /// Like [`Projects::access`], but a project that does not exist is created first (private,
+    /// the caller its owner) when the caller is signed in, so "log to project X" means
+    /// "create or join X". Anonymous callers still get the 404.
+    pub async fn access_or_create(
+        &self,
+        actor: &Actor,
+        name: &str,
+        client: &ClientInfo,
+    ) -> ApiResult<ProjectAccess> {
+        match self.access(actor, name).await {
+            // Anonymous callers learn nothing about which projects exist.
+            Err(ApiError::NotFound(_)) => {
+                actor.require_user()?;
+            }
+            other => return other,
+        }
+        let req = CreateProjectRequest {
+            name: name.to_string(),
+            description: None,
+            visibility: Some(Visibility::Private),
+        };
+        match self.create(actor, &req, client).await {
+            // Someone else created it meanwhile: join theirs (if allowed).
+            Ok(_) | Err(ApiError::Conflict(_)) => self.access(actor, name).await,
+            Err(e) => Err(e),
+        }
+    }
+
     /// Resolves access by project id.
     pub async fn access_by_id(&self, actor: &Actor, id: i64) -> ApiResult<ProjectAccess> {
         let row = on_backend!(self.store(), read pool => {

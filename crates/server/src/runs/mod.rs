@@ -23,7 +23,7 @@ use crate::auth::{Accounts, Actor};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ClientInfo;
 use crate::projects::{ProjectAccess, Projects};
-use crate::store::{Store, format_time, now_us};
+use crate::store::{BackendKind, Store, format_time, now_us};
 use crate::{on_backend, with_tx};
 use filter::{Bind, SqlBuilder};
 
@@ -104,6 +104,21 @@ impl RunRow {
             summary,
         }
     }
+}
+
+/// The stored config with `patch` merged in: each key replaces the stored one, `null` removes
+/// it. A stored config that is not an object (never written by this server) starts empty.
+fn merge_config(stored: &str, patch: &serde_json::Map<String, serde_json::Value>) -> String {
+    let mut config: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(stored).unwrap_or_default();
+    for (k, v) in patch {
+        if v.is_null() {
+            config.remove(k);
+        } else {
+            config.insert(k.clone(), v.clone());
+        }
+    }
+    serde_json::Value::Object(config).to_string()
 }
 
 /// A new random run id: 8 characters of `[a-z0-9]`.
@@ -291,7 +306,7 @@ impl Runs<'_> {
         client: &ClientInfo,
     ) -> ApiResult<(Run, bool)> {
         let project = req.project.clone();
-        let (run, created) = self.create_or_resume(actor, req).await?;
+        let (run, created) = self.create_or_resume(actor, req, client).await?;
         let ev = if created {
             AuditEvent::new("run_create", "data_modification", "info").status(201)
         } else {
@@ -312,9 +327,10 @@ impl Runs<'_> {
         &self,
         actor: &Actor,
         req: CreateRunRequest,
+        client: &ClientInfo,
     ) -> ApiResult<(Run, bool)> {
         let access = Projects { state: self.state }
-            .access(actor, &req.project)
+            .access_or_create(actor, &req.project, client)
             .await?;
         access.require_write()?;
         let user = actor.require_user()?;
@@ -463,7 +479,7 @@ impl Runs<'_> {
         self.to_api(row).await
     }
 
-    /// Renames, retags or re-notes a run.
+    /// Renames, retags or re-notes a run, and merges config keys into its config.
     pub async fn update(
         &self,
         actor: &Actor,
@@ -478,8 +494,24 @@ impl Runs<'_> {
             return Err(ApiError::invalid("name cannot be empty"));
         }
         let tags = req.tags.as_deref().map(check_tags).transpose()?;
+        let config_patch = match &req.config {
+            None => None,
+            Some(serde_json::Value::Object(m)) => Some(m),
+            Some(_) => {
+                return Err(ApiError::invalid(
+                    "config must be a JSON object of the keys to set (null removes a key)",
+                ));
+            }
+        };
         let now = now_us();
+        let lock = self.row_lock();
         with_tx!(self.store(), tx => {
+            if let Some(patch) = config_patch {
+                let sql = format!("SELECT config FROM runs WHERE pk = $1{lock}");
+                let stored: String = sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(row.pk).fetch_one(&mut *tx).await?;
+                let merged = merge_config(&stored, patch);
+                sqlx::query("UPDATE runs SET config = $1 WHERE pk = $2").bind(merged).bind(row.pk).execute(&mut *tx).await?;
+            }
             sqlx::query("UPDATE runs SET name = COALESCE($1, name), notes = COALESCE($2, notes), tags = COALESCE($3, tags), updated_at = $4 WHERE pk = $5")
                 .bind(&req.name)
                 .bind(&req.notes)
@@ -499,19 +531,89 @@ impl Runs<'_> {
             ("name", req.name.is_some()),
             ("notes", req.notes.is_some()),
             ("tags", tags.is_some()),
+            ("config", config_patch.is_some()),
         ]
         .into_iter()
         .filter_map(|(f, given)| given.then_some(f))
         .collect();
+        let mut metadata = serde_json::json!({ "fields": fields });
+        if let Some(patch) = config_patch {
+            metadata["config_keys"] = patch.keys().cloned().collect();
+        }
         self.record(
             actor,
             client,
             AuditEvent::new("run_update", "data_modification", "info")
                 .resource(format!("run:{id}"))
                 .status(200)
-                .metadata(serde_json::json!({ "fields": fields })),
+                .metadata(metadata),
         )
         .await;
+        self.get(actor, id).await
+    }
+
+    /// `FOR UPDATE` where the backend has row locks; SQLite's write transaction already
+    /// excludes other writers.
+    fn row_lock(&self) -> &'static str {
+        match self.store().kind() {
+            BackendKind::Postgres => " FOR UPDATE",
+            BackendKind::Sqlite => "",
+        }
+    }
+
+    /// Adds one tag, or removes one, in a single transaction (concurrent changes of other tags
+    /// are kept). Adding a tag the run has changes nothing; removing one it lacks is a 404.
+    pub async fn change_tag(
+        &self,
+        actor: &Actor,
+        id: &str,
+        tag: &str,
+        add: bool,
+        client: &ClientInfo,
+    ) -> ApiResult<Run> {
+        let (row, _) = self.load_for_write(actor, id).await?;
+        let tag = check_tags(&[tag.to_string()])?.remove(0);
+        let lock = self.row_lock();
+        let now = now_us();
+        let changed: bool = with_tx!(self.store(), tx => {
+            let sql = format!("SELECT tags FROM runs WHERE pk = $1{lock}");
+            let stored: String = sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(row.pk).fetch_one(&mut *tx).await?;
+            let mut tags: Vec<String> = serde_json::from_str(&stored).unwrap_or_default();
+            let had = tags.contains(&tag);
+            let changed = had != add;
+            if changed {
+                if add {
+                    tags.push(tag.clone());
+                    check_tags(&tags)?;
+                    sqlx::query("INSERT INTO run_tags (run_pk, tag) VALUES ($1, $2) ON CONFLICT DO NOTHING").bind(row.pk).bind(&tag).execute(&mut *tx).await?;
+                } else {
+                    tags.retain(|t| *t != tag);
+                    sqlx::query("DELETE FROM run_tags WHERE run_pk = $1 AND tag = $2").bind(row.pk).bind(&tag).execute(&mut *tx).await?;
+                }
+                sqlx::query("UPDATE runs SET tags = $1, updated_at = $2 WHERE pk = $3")
+                    .bind(serde_json::to_string(&tags).unwrap_or_default())
+                    .bind(now)
+                    .bind(row.pk)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            changed
+        });
+        if !add && !changed {
+            return Err(ApiError::not_found(format!("tag {tag:?} on run {id}")));
+        }
+        if changed {
+            let event = if add { "run_tag_add" } else { "run_tag_remove" };
+            self.record(
+                actor,
+                client,
+                AuditEvent::new(event, "data_modification", "info")
+                    .resource(format!("run:{id}"))
+                    .status(200)
+                    .metadata(serde_json::json!({ "tag": tag })),
+            )
+            .await;
+        }
         self.get(actor, id).await
     }
 

@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use wanllmdb_api_types::runs::{
-    CreateRunRequest, FinishRunRequest, HeartbeatResponse, Run, UpdateRunRequest,
+    AddTagRequest, CreateRunRequest, FinishRunRequest, HeartbeatResponse, Run, UpdateRunRequest,
 };
 use wanllmdb_api_types::{ErrorBody, Page};
 
@@ -24,6 +24,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(heartbeat))
         .routes(routes!(finish))
         .routes(routes!(stop))
+        .routes(routes!(add_tag))
+        .routes(routes!(remove_tag))
 }
 
 /// Create a run, or resume it when the id already exists in the project (idempotent).
@@ -96,7 +98,7 @@ async fn get_run(
     Ok(Json(Runs { state: &state }.get(&actor, &id).await?))
 }
 
-/// Change a run's name, tags or notes.
+/// Change a run's name, tags or notes, or merge keys into its config (`null` removes a key).
 #[utoipa::path(patch, path = "/runs/{id}", tag = "runs", params(("id" = String, Path)), request_body = UpdateRunRequest,
     responses((status = 200, body = Run), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn update_run(
@@ -166,6 +168,39 @@ async fn stop(
     Ok(Json(
         Runs { state: &state }
             .request_stop(&actor, &id, &client)
+            .await?,
+    ))
+}
+
+/// Add one tag to a run (atomically; adding a tag it has already changes nothing).
+#[utoipa::path(post, path = "/runs/{id}/tags", tag = "runs", params(("id" = String, Path)), request_body = AddTagRequest,
+    responses((status = 200, body = Run), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn add_tag(
+    State(state): State<AppState>,
+    actor: Actor,
+    client: ClientInfo,
+    Path(id): Path<String>,
+    JsonBody(req): JsonBody<AddTagRequest>,
+) -> ApiResult<Json<Run>> {
+    Ok(Json(
+        Runs { state: &state }
+            .change_tag(&actor, &id, &req.tag, true, &client)
+            .await?,
+    ))
+}
+
+/// Remove one tag from a run (atomically; 404 when the run does not carry it).
+#[utoipa::path(delete, path = "/runs/{id}/tags/{tag}", tag = "runs", params(("id" = String, Path), ("tag" = String, Path)),
+    responses((status = 200, body = Run), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn remove_tag(
+    State(state): State<AppState>,
+    actor: Actor,
+    client: ClientInfo,
+    Path((id, tag)): Path<(String, String)>,
+) -> ApiResult<Json<Run>> {
+    Ok(Json(
+        Runs { state: &state }
+            .change_tag(&actor, &id, &tag, false, &client)
             .await?,
     ))
 }

@@ -60,7 +60,7 @@ macro_rules! tables {
 
 tables! {
     "users" ["id"] { "id": I, "username": T, "email": T, "password_hash": T, "is_admin": B,
-        "created_at": I, "disabled_at": I }
+        "created_at": I, "disabled_at": I, "full_name": T }
     "api_keys" ["id"] { "id": I, "user_id": I, "name": T, "prefix": T, "key_hash": T,
         "created_at": I, "last_used_at": I, "revoked_at": I }
     "refresh_tokens" ["jti"] { "jti": T, "family": T, "user_id": I, "expires_at": I,
@@ -93,6 +93,9 @@ tables! {
     "blobs" ["digest"] { "digest": T, "size": I, "md5": T, "created_at": I }
     "run_files" ["id"] { "id": I, "run_pk": I, "path": T, "digest": T, "created_by": I,
         "created_at": I }
+    "staged_uploads" ["id"] { "id": T, "run_pk": I, "path": T, "staging_key": T, "digest": T,
+        "size": I, "md5": T, "created_by": I, "created_at": I, "uploaded_at": I,
+        "expires_at": I }
     "artifacts" ["id"] { "id": I, "project_id": I, "name": T, "kind": T, "description": T,
         "metadata": T, "tags": T, "created_by": I, "created_at": I, "updated_at": I }
     "artifact_versions" ["id"] { "id": I, "artifact_id": I, "version": I, "state": T,

@@ -18,9 +18,11 @@ mod projects;
 mod registry;
 mod runs;
 mod s3;
+mod sessions;
 mod sweeps;
 mod telemetry;
 mod transfer;
+mod wire;
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -83,10 +83,43 @@ each_backend!(create_get_update_delete, |ctx| {
         let (s, b) = ctx.post("/api/v1/runs", Some(&k), bad.clone()).await;
         assert_error(s, &b, StatusCode::BAD_REQUEST, "invalid_input");
     }
+    // A run in a project that does not exist creates it: private, the caller its owner.
     let (s, b) = ctx
-        .post("/api/v1/runs", Some(&k), json!({"project": "nope"}))
+        .post("/api/v1/runs", Some(&k), json!({"project": "fresh"}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    assert_eq!(b["project"], "fresh");
+    let (s, p) = ctx.get("/api/v1/projects/fresh", Some(&k)).await;
+    assert_eq!(s, StatusCode::OK, "{p}");
+    assert_eq!(p["visibility"], "private");
+    let bob = ctx.user("bob").await;
+    let (s, _) = ctx.get("/api/v1/projects/fresh", Some(&bob)).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    // Others join only where they may write: bob cannot log into alice's private project.
+    let (s, b) = ctx
+        .post("/api/v1/runs", Some(&bob), json!({"project": "fresh"}))
         .await;
     assert_error(s, &b, StatusCode::NOT_FOUND, "not_found");
+    // Anonymous callers create nothing; a bad name is a 400 naming the rule.
+    let (s, b) = ctx
+        .post("/api/v1/runs", None, json!({"project": "anon-proj"}))
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "{b}");
+    let (s, _) = ctx
+        .get("/api/v1/projects/anon-proj", Some(&ctx.admin_key))
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, b) = ctx
+        .post("/api/v1/runs", Some(&k), json!({"project": "no/slash"}))
+        .await;
+    assert_error(s, &b, StatusCode::BAD_REQUEST, "invalid_input");
+    assert!(
+        b["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("project name"),
+        "{b}"
+    );
 
     let (s, _) = ctx.delete("/api/v1/runs/abc12345", Some(&k)).await;
     assert_eq!(s, StatusCode::NO_CONTENT);
@@ -361,4 +394,84 @@ each_backend!(search_filter_sort_and_page, |ctx| {
     let (s, b) = ctx.get("/api/v1/runs", Some(&k)).await;
     assert_error(s, &b, StatusCode::BAD_REQUEST, "invalid_input");
     let _ = Backend::Sqlite;
+});
+
+each_backend!(config_merges_and_tags_change_one_at_a_time, |ctx| {
+    let k = ctx.user("alice").await;
+    let id = ctx
+        .run(
+            &k,
+            "p",
+            json!({"config": {"lr": 0.1, "epochs": 3, "opt": {"name": "sgd"}}, "tags": ["a"]}),
+        )
+        .await;
+    let path = format!("/api/v1/runs/{id}");
+    // Config keys merge into the running run's config; null removes one.
+    let (s, r) = ctx
+        .patch(
+            &path,
+            Some(&k),
+            json!({"config": {"lr": 0.01, "batch_size": 64, "epochs": null}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    assert_eq!(r["state"], "running");
+    assert_eq!(
+        r["config"],
+        json!({"lr": 0.01, "batch_size": 64, "opt": {"name": "sgd"}})
+    );
+    let (s, b) = ctx.patch(&path, Some(&k), json!({"config": [1, 2]})).await;
+    assert_error(s, &b, StatusCode::BAD_REQUEST, "invalid_input");
+    assert!(
+        b["error"]["message"].as_str().unwrap().contains("config"),
+        "{b}"
+    );
+
+    // One tag at a time: adding twice is a no-op, removing a missing one is a 404.
+    let tags = format!("{path}/tags");
+    let (s, r) = ctx
+        .post(&tags, Some(&k), json!({"tag": "production-ready"}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    assert_eq!(r["tags"], json!(["a", "production-ready"]));
+    let (s, r) = ctx
+        .post(&tags, Some(&k), json!({"tag": "production-ready"}))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(r["tags"], json!(["a", "production-ready"]));
+    let (_, page) = ctx
+        .get("/api/v1/runs?project=p&tag=production-ready", Some(&k))
+        .await;
+    assert_eq!(page["items"].as_array().unwrap().len(), 1);
+    let (s, r) = ctx.delete(&format!("{tags}/a"), Some(&k)).await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    assert_eq!(r["tags"], json!(["production-ready"]));
+    let (_, page) = ctx.get("/api/v1/runs?project=p&tag=a", Some(&k)).await;
+    assert_eq!(page["items"].as_array().unwrap().len(), 0);
+    let (s, b) = ctx.delete(&format!("{tags}/a"), Some(&k)).await;
+    assert_error(s, &b, StatusCode::NOT_FOUND, "not_found");
+    let (s, b) = ctx.post(&tags, Some(&k), json!({"tag": ""})).await;
+    assert_error(s, &b, StatusCode::BAD_REQUEST, "invalid_input");
+
+    // Concurrent adds of different tags all land.
+    let adds = (0..8).map(|i| {
+        let tags = tags.clone();
+        let k = k.clone();
+        let ctx = &ctx;
+        async move {
+            ctx.post(&tags, Some(&k), json!({"tag": format!("t{i}")}))
+                .await
+                .0
+        }
+    });
+    for s in futures_util::future::join_all(adds).await {
+        assert_eq!(s, StatusCode::OK);
+    }
+    let (_, r) = ctx.get(&path, Some(&k)).await;
+    assert_eq!(r["tags"].as_array().unwrap().len(), 9, "{r}");
+
+    // Outsiders cannot change tags of a private run.
+    let bob = ctx.user("bob").await;
+    let (s, _) = ctx.post(&tags, Some(&bob), json!({"tag": "x"})).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
 });

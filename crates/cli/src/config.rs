@@ -13,7 +13,7 @@ use crate::env;
 use crate::error::{CliError, CliResult, user_err};
 
 /// The server used when nothing else names one.
-pub const DEFAULT_HOST: &str = "http://127.0.0.1:8080";
+pub const DEFAULT_HOST: &str = "http://127.0.0.1:8000";
 /// Name of the per-directory settings file.
 pub const PROJECT_FILE: &str = ".wanllmdb.toml";
 const KEYRING_SERVICE: &str = "wanllmdb";

@@ -31,7 +31,7 @@ use crate::output::Printer;
     after_help = "\
 Get started:
   wanllmdb server                              # start a server (SQLite + local files)
-  wanllmdb login --host http://127.0.0.1:8080  # store an API key for it
+  wanllmdb login --host http://127.0.0.1:8000  # store an API key for it
   wanllmdb init --project mnist                # remember the project for this directory
   wanllmdb run -- python train.py              # track a training run
 
@@ -39,7 +39,7 @@ Exit codes: 0 success, 1 bad input / not found / refused, 2 unexpected failure;
 `wanllmdb run` exits with the wrapped program's code."
 )]
 pub(crate) struct Cli {
-    /// Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]
+    /// Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]
     #[arg(long, global = true, env = env::BASE_URL, value_name = "URL", hide_env_values = true)]
     host: Option<String>,
     /// API key [default: the one stored by `wanllmdb login`]

@@ -18,7 +18,7 @@ otherwise in a credentials file readable only by you. WANLLMDB_API_KEY and --api
 precedence over the stored key in every command.
 
 Examples:
-  wanllmdb login --host http://gpu-box:8080 --api-key wlk_…   # the key the server printed
+  wanllmdb login --host http://gpu-box:8000 --api-key wlk_…   # the key the server printed
   wanllmdb login --username alice                          # password prompt; makes a new key
   echo \"$PASSWORD\" | wanllmdb login --username alice --password-stdin")]
 pub struct LoginArgs {

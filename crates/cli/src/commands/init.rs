@@ -16,7 +16,7 @@ Writes ./.wanllmdb.toml so that commands run in this directory (or below it) nee
 
 Examples:
   wanllmdb init --project mnist
-  wanllmdb init --project mnist --host http://gpu-box:8080")]
+  wanllmdb init --project mnist --host http://gpu-box:8000")]
 pub struct InitArgs {
     /// Also capture `key: value` numbers from output lines matching this regex in `wanllmdb run`
     #[arg(long, value_name = "REGEX")]

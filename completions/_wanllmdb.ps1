@@ -21,7 +21,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
 
     $completions = @(switch ($command) {
         'wanllmdb' {
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only data and errors')
@@ -56,15 +56,17 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             break
         }
         'wanllmdb;server' {
-            [CompletionResult]::new('--bind', '--bind', [CompletionResultType]::ParameterName, 'Address and port to listen on [default: 127.0.0.1:8080]')
+            [CompletionResult]::new('--bind', '--bind', [CompletionResultType]::ParameterName, 'Address and port to listen on [default: 127.0.0.1:8000]')
             [CompletionResult]::new('--metrics-bind', '--metrics-bind', [CompletionResultType]::ParameterName, 'Serve /metrics on this address only (e.g. 127.0.0.1:9090), so it can stay off the network the API is on [default: /metrics is served on --bind]')
+            [CompletionResult]::new('--public-url', '--public-url', [CompletionResultType]::ParameterName, 'The server''s URL as clients reach it (e.g. https://ml.example.com behind a proxy), used in the absolute upload and download URLs it hands out [default: from each request''s Host]')
+            [CompletionResult]::new('--s3-public-endpoint', '--s3-public-endpoint', [CompletionResultType]::ParameterName, 'The S3 endpoint as clients reach it, when it differs from --s3-endpoint (e.g. the server reaches http://minio:9000 but clients https://minio.example.com): presigned URLs are signed for it [default: --s3-endpoint]')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Directory for the SQLite database, files and the admin key [default: the platform data directory]')
             [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Database: sqlite://FILE or postgres://USER:PASSWORD@HOST/DB [default: SQLite in the data directory]')
             [CompletionResult]::new('--storage-url', '--storage-url', [CompletionResultType]::ParameterName, 'Where file and artifact content is stored: s3://BUCKET[/PREFIX] for S3-compatible object storage (credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY [/ AWS_SESSION_TOKEN]) [default: <data-dir>/blobs]')
             [CompletionResult]::new('--s3-endpoint', '--s3-endpoint', [CompletionResultType]::ParameterName, 'Endpoint of an S3-compatible service, e.g. http://minio:9000 [default: AWS; also AWS_ENDPOINT_URL]')
             [CompletionResult]::new('--s3-region', '--s3-region', [CompletionResultType]::ParameterName, 'S3 region [default: AWS_REGION, else us-east-1]')
             [CompletionResult]::new('--s3-path-style', '--s3-path-style', [CompletionResultType]::ParameterName, 'Address the bucket in the URL path (MinIO, most S3-compatible services) [default: true with --s3-endpoint]')
-            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'TOML file with any of: bind, metrics_bind, data_dir, database_url, storage_url, s3_endpoint, s3_region, s3_path_style, s3_access_key_id, s3_secret_access_key, s3_multipart_threshold, s3_part_size, max_body_bytes, heartbeat_timeout_secs, audit_retention_days, allow_registration, jwt_secret, reference_allow_hosts, trusted_proxies')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'TOML file with any of: bind, metrics_bind, public_url, s3_public_endpoint, data_dir, database_url, storage_url, s3_endpoint, s3_region, s3_path_style, s3_access_key_id, s3_secret_access_key, s3_multipart_threshold, s3_part_size, max_body_bytes, heartbeat_timeout_secs, audit_retention_days, allow_registration, jwt_secret, reference_allow_hosts, trusted_proxies')
             [CompletionResult]::new('--max-body-bytes', '--max-body-bytes', [CompletionResultType]::ParameterName, 'Largest accepted request body in bytes, after decompression [default: 67108864]')
             [CompletionResult]::new('--heartbeat-timeout', '--heartbeat-timeout', [CompletionResultType]::ParameterName, 'Seconds without a heartbeat after which a running run is marked crashed [default: 300]')
             [CompletionResult]::new('--audit-retention-days', '--audit-retention-days', [CompletionResultType]::ParameterName, 'Days to keep audit events; older ones are deleted hourly (0 keeps them forever) [default: 365]')
@@ -72,7 +74,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             [CompletionResult]::new('--jwt-secret', '--jwt-secret', [CompletionResultType]::ParameterName, 'Secret for signing session tokens; generated and kept in the database when unset')
             [CompletionResult]::new('--reference-allow-host', '--reference-allow-host', [CompletionResultType]::ParameterName, 'Host that artifact references may point at although it resolves to a private address (an exact name, or .example.com for all its subdomains); repeat or separate with commas')
             [CompletionResult]::new('--trusted-proxy', '--trusted-proxy', [CompletionResultType]::ParameterName, 'Reverse proxy (an address or a CIDR network such as 10.0.0.0/8) whose X-Forwarded-For or Forwarded header names the client for audit rows and login limits; repeat or separate with commas. Headers from other peers are ignored [default: none]')
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only data and errors')
@@ -87,7 +89,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
         }
         'wanllmdb;login' {
             [CompletionResult]::new('--username', '--username', [CompletionResultType]::ParameterName, 'Sign in with this account''s password and create an API key for this machine')
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('--password-stdin', '--password-stdin', [CompletionResultType]::ParameterName, 'Read the password from stdin (for scripts)')
@@ -102,7 +104,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             break
         }
         'wanllmdb;logout' {
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only data and errors')
@@ -116,7 +118,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             break
         }
         'wanllmdb;whoami' {
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (the API''s own objects) instead of a table')
@@ -131,7 +133,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             break
         }
         'wanllmdb;auth' {
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only data and errors')
@@ -147,7 +149,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             break
         }
         'wanllmdb;auth;passwd' {
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('--password-stdin', '--password-stdin', [CompletionResultType]::ParameterName, 'Read the current password, then the new one, from stdin, one per line (for scripts)')
@@ -174,7 +176,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
         }
         'wanllmdb;init' {
             [CompletionResult]::new('--scalars', '--scalars', [CompletionResultType]::ParameterName, 'Also capture `key: value` numbers from output lines matching this regex in `wanllmdb run`')
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only data and errors')
@@ -188,7 +190,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             break
         }
         'wanllmdb;project' {
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only data and errors')
@@ -210,7 +212,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
         'wanllmdb;project;create' {
             [CompletionResult]::new('--description', '--description', [CompletionResultType]::ParameterName, 'What the project is about')
             [CompletionResult]::new('--visibility', '--visibility', [CompletionResultType]::ParameterName, 'Who can see it')
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the created project as JSON')
@@ -227,7 +229,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
         'wanllmdb;project;list' {
             [CompletionResult]::new('--search', '--search', [CompletionResultType]::ParameterName, 'Only names containing this text')
             [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'At most this many')
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON')
@@ -242,7 +244,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             break
         }
         'wanllmdb;project;show' {
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON')
@@ -257,7 +259,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             break
         }
         'wanllmdb;project;delete' {
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('-y', '-y', [CompletionResultType]::ParameterName, 'Do not ask for confirmation')
@@ -273,7 +275,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             break
         }
         'wanllmdb;project;members' {
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only data and errors')
@@ -292,7 +294,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             break
         }
         'wanllmdb;project;members;list' {
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON')
@@ -308,7 +310,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
         }
         'wanllmdb;project;members;add' {
             [CompletionResult]::new('--role', '--role', [CompletionResultType]::ParameterName, 'Role to give')
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON')
@@ -323,7 +325,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             break
         }
         'wanllmdb;project;members;remove' {
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON')
@@ -338,7 +340,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             break
         }
         'wanllmdb;project;members;role' {
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON')
@@ -429,7 +431,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             [CompletionResult]::new('--scalars', '--scalars', [CompletionResultType]::ParameterName, 'Also record `key: value` / `key=value` numbers from output lines matching this regex')
             [CompletionResult]::new('--sync-timeout', '--sync-timeout', [CompletionResultType]::ParameterName, 'After the program ends, how long to keep trying an unreachable server before leaving the rest to `wanllmdb sync`')
             [CompletionResult]::new('--save', '--save', [CompletionResultType]::ParameterName, 'Attach files matching this glob to the run when it ends (repeatable; directories recursively)')
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('--offline', '--offline', [CompletionResultType]::ParameterName, 'Do not contact the server; upload later with `wanllmdb sync`')
@@ -449,7 +451,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             [CompletionResult]::new('-m', '-m', [CompletionResultType]::ParameterName, 'Log this text as a log line instead of metrics')
             [CompletionResult]::new('--message', '--message', [CompletionResultType]::ParameterName, 'Log this text as a log line instead of metrics')
             [CompletionResult]::new('--level', '--level', [CompletionResultType]::ParameterName, 'Level of --message: debug, info, warning or error')
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only data and errors')
@@ -465,7 +467,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
         'wanllmdb;sync' {
             [CompletionResult]::new('-j', '-j', [CompletionResultType]::ParameterName, 'Runs uploaded at the same time')
             [CompletionResult]::new('--jobs', '--jobs', [CompletionResultType]::ParameterName, 'Runs uploaded at the same time')
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Only list what would be uploaded')
@@ -481,7 +483,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             break
         }
         'wanllmdb;runs' {
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only data and errors')
@@ -511,7 +513,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             [CompletionResult]::new('--sort', '--sort', [CompletionResultType]::ParameterName, 'Sort key, `-` for descending: created_at, name, state, config.X, summary.X')
             [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'At most this many runs')
             [CompletionResult]::new('--columns', '--columns', [CompletionResultType]::ParameterName, 'Columns: id, name, state, user, created, finished, tags, group, job_type, host, exit_code, notes, project, config.X, summary.X')
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON')
@@ -526,7 +528,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             break
         }
         'wanllmdb;runs;show' {
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON')
@@ -542,7 +544,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
         }
         'wanllmdb;runs;compare' {
             [CompletionResult]::new('--keys', '--keys', [CompletionResultType]::ParameterName, 'Only these summary metrics')
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('--all', '--all', [CompletionResultType]::ParameterName, 'Also show config values that are equal in every run')
@@ -563,7 +565,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             [CompletionResult]::new('--max-points', '--max-points', [CompletionResultType]::ParameterName, 'Downsample each metric to about this many points (keeps extremes)')
             [CompletionResult]::new('--min-step', '--min-step', [CompletionResultType]::ParameterName, 'From this step')
             [CompletionResult]::new('--max-step', '--max-step', [CompletionResultType]::ParameterName, 'Up to this step')
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only data and errors')
@@ -579,7 +581,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
         'wanllmdb;runs;tag' {
             [CompletionResult]::new('--add', '--add', [CompletionResultType]::ParameterName, 'Tag to add (repeatable)')
             [CompletionResult]::new('--remove', '--remove', [CompletionResultType]::ParameterName, 'Tag to remove (repeatable)')
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only data and errors')
@@ -593,7 +595,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             break
         }
         'wanllmdb;runs;notes' {
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only data and errors')
@@ -607,7 +609,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             break
         }
         'wanllmdb;runs;stop' {
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only data and errors')
@@ -621,7 +623,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             break
         }
         'wanllmdb;runs;delete' {
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('-y', '-y', [CompletionResultType]::ParameterName, 'Do not ask for confirmation')
@@ -680,7 +682,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             [CompletionResult]::new('--source', '--source', [CompletionResultType]::ParameterName, 'Only lines from stdout, stderr, sdk or user')
             [CompletionResult]::new('--grep', '--grep', [CompletionResultType]::ParameterName, 'Only lines containing this text (case-insensitive)')
             [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'txt (time, level, source, message), json or csv')
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('-f', '-f', [CompletionResultType]::ParameterName, 'Keep printing new lines until the run ends')
@@ -696,7 +698,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             break
         }
         'wanllmdb;files' {
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only data and errors')
@@ -716,7 +718,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
         }
         'wanllmdb;files;put' {
             [CompletionResult]::new('--prefix', '--prefix', [CompletionResultType]::ParameterName, 'Store under this directory on the server')
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print what happened as JSON')
@@ -732,7 +734,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
         }
         'wanllmdb;files;get' {
             [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Directory to write into')
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only data and errors')
@@ -746,7 +748,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             break
         }
         'wanllmdb;files;list' {
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON')
@@ -761,7 +763,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             break
         }
         'wanllmdb;files;delete' {
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only data and errors')
@@ -798,7 +800,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             break
         }
         'wanllmdb;artifact' {
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only data and errors')
@@ -830,7 +832,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             [CompletionResult]::new('--description', '--description', [CompletionResultType]::ParameterName, 'Description of the version')
             [CompletionResult]::new('--metadata', '--metadata', [CompletionResultType]::ParameterName, 'KEY=VALUE metadata of the version (values parsed as JSON when they can be; repeatable)')
             [CompletionResult]::new('--run', '--run', [CompletionResultType]::ParameterName, 'Run that produced it [default: $WANLLMDB_RUN_ID inside `wanllmdb run`]')
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the result as JSON')
@@ -847,7 +849,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
         'wanllmdb;artifact;get' {
             [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Directory to write into [default: ./artifacts/NAME/vN]')
             [CompletionResult]::new('--run', '--run', [CompletionResultType]::ParameterName, 'Record this run as a user of the version [default: $WANLLMDB_RUN_ID]')
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('--no-cache', '--no-cache', [CompletionResultType]::ParameterName, 'Download without keeping a copy in the local cache')
@@ -864,7 +866,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
         }
         'wanllmdb;artifact;ls' {
             [CompletionResult]::new('--type', '--type', [CompletionResultType]::ParameterName, 'Only this type')
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON')
@@ -879,7 +881,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             break
         }
         'wanllmdb;artifact;versions' {
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON')
@@ -894,7 +896,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             break
         }
         'wanllmdb;artifact;show' {
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (version, files, lineage)')
@@ -909,7 +911,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             break
         }
         'wanllmdb;artifact;alias' {
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('--remove', '--remove', [CompletionResultType]::ParameterName, 'Remove the alias instead')
@@ -924,7 +926,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             break
         }
         'wanllmdb;artifact;aliases' {
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON')
@@ -939,7 +941,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             break
         }
         'wanllmdb;artifact;cache' {
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('--clear', '--clear', [CompletionResultType]::ParameterName, 'Delete everything in the cache')
@@ -956,7 +958,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
         'wanllmdb;artifact;ref' {
             [CompletionResult]::new('--type', '--type', [CompletionResultType]::ParameterName, 'Type (needed for a new artifact)')
             [CompletionResult]::new('--alias', '--alias', [CompletionResultType]::ParameterName, 'Point this alias at the new version (repeatable)')
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the result as JSON')
@@ -974,7 +976,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             [CompletionResult]::new('--description', '--description', [CompletionResultType]::ParameterName, 'New description')
             [CompletionResult]::new('--tag', '--tag', [CompletionResultType]::ParameterName, 'Replace the tags with these (repeatable)')
             [CompletionResult]::new('--metadata', '--metadata', [CompletionResultType]::ParameterName, 'Replace the metadata with these KEY=VALUE pairs (repeatable)')
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('--clear-tags', '--clear-tags', [CompletionResultType]::ParameterName, 'Remove all tags')
@@ -990,7 +992,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             break
         }
         'wanllmdb;artifact;delete' {
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('-y', '-y', [CompletionResultType]::ParameterName, 'Do not ask for confirmation')
@@ -1057,7 +1059,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             break
         }
         'wanllmdb;sweep' {
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only data and errors')
@@ -1084,7 +1086,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             break
         }
         'wanllmdb;sweep;create' {
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON')
@@ -1099,7 +1101,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             break
         }
         'wanllmdb;sweep;validate' {
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only data and errors')
@@ -1113,7 +1115,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             break
         }
         'wanllmdb;sweep;list' {
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON')
@@ -1129,7 +1131,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
         }
         'wanllmdb;sweep;show' {
             [CompletionResult]::new('--top', '--top', [CompletionResultType]::ParameterName, 'Rows of the top-runs table')
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON')
@@ -1144,7 +1146,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             break
         }
         'wanllmdb;sweep;trials' {
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON')
@@ -1160,7 +1162,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
         }
         'wanllmdb;sweep;suggest' {
             [CompletionResult]::new('--write', '--write', [CompletionResultType]::ParameterName, 'Also write the (nested) parameters to this JSON file')
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON')
@@ -1175,7 +1177,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             break
         }
         'wanllmdb;sweep;pause' {
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only data and errors')
@@ -1189,7 +1191,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             break
         }
         'wanllmdb;sweep;resume' {
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only data and errors')
@@ -1203,7 +1205,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             break
         }
         'wanllmdb;sweep;finish' {
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only data and errors')
@@ -1217,7 +1219,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             break
         }
         'wanllmdb;sweep;cancel' {
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only data and errors')
@@ -1231,7 +1233,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             break
         }
         'wanllmdb;sweep;retry-failed' {
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only data and errors')
@@ -1247,7 +1249,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
         'wanllmdb;sweep;agent' {
             [CompletionResult]::new('--count', '--count', [CompletionResultType]::ParameterName, 'Run at most this many trials, then exit')
             [CompletionResult]::new('--grace', '--grace', [CompletionResultType]::ParameterName, 'Seconds between SIGTERM and SIGKILL when a run is stopped')
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only data and errors')
@@ -1316,7 +1318,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             break
         }
         'wanllmdb;model' {
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only data and errors')
@@ -1347,7 +1349,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             [CompletionResult]::new('--description', '--description', [CompletionResultType]::ParameterName, 'Free text')
             [CompletionResult]::new('--tag', '--tag', [CompletionResultType]::ParameterName, 'Tag (repeatable)')
             [CompletionResult]::new('--require-approval', '--require-approval', [CompletionResultType]::ParameterName, 'Whether Production needs an approval [default: the project''s policy]')
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON')
@@ -1363,7 +1365,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
         }
         'wanllmdb;model;ls' {
             [CompletionResult]::new('--search', '--search', [CompletionResultType]::ParameterName, 'Only models whose name or description contains this')
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('--all', '--all', [CompletionResultType]::ParameterName, 'Models of every project you can read, not just the current one')
@@ -1379,7 +1381,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             break
         }
         'wanllmdb;model;show' {
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON')
@@ -1395,7 +1397,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
         }
         'wanllmdb;model;versions' {
             [CompletionResult]::new('--stage', '--stage', [CompletionResultType]::ParameterName, 'Only versions in this stage')
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON')
@@ -1410,7 +1412,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             break
         }
         'wanllmdb;model;version' {
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only data and errors')
@@ -1432,7 +1434,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             [CompletionResult]::new('--metrics', '--metrics', [CompletionResultType]::ParameterName, 'Evaluation metric KEY=VALUE (repeatable)')
             [CompletionResult]::new('--description', '--description', [CompletionResultType]::ParameterName, 'Free text')
             [CompletionResult]::new('--tag', '--tag', [CompletionResultType]::ParameterName, 'Tag (repeatable)')
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the version as JSON')
@@ -1447,7 +1449,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             break
         }
         'wanllmdb;model;version;delete' {
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('-y', '-y', [CompletionResultType]::ParameterName, 'Do not ask for confirmation')
@@ -1481,7 +1483,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             [CompletionResult]::new('--to', '--to', [CompletionResultType]::ParameterName, 'Stage to move to: Staging, Production, Archived or None')
             [CompletionResult]::new('-m', '-m', [CompletionResultType]::ParameterName, 'Why (kept in the history)')
             [CompletionResult]::new('--comment', '--comment', [CompletionResultType]::ParameterName, 'Why (kept in the history)')
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('--archive-existing', '--archive-existing', [CompletionResultType]::ParameterName, 'Into Production: archive the versions in Production now')
@@ -1499,7 +1501,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
         'wanllmdb;model;approve' {
             [CompletionResult]::new('-m', '-m', [CompletionResultType]::ParameterName, 'Why (kept in the history)')
             [CompletionResult]::new('--comment', '--comment', [CompletionResultType]::ParameterName, 'Why (kept in the history)')
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('--revoke', '--revoke', [CompletionResultType]::ParameterName, 'Withdraw the approval instead')
@@ -1518,7 +1520,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             [CompletionResult]::new('--remove', '--remove', [CompletionResultType]::ParameterName, 'Remove this alias instead')
             [CompletionResult]::new('-m', '-m', [CompletionResultType]::ParameterName, 'Why (kept in the history)')
             [CompletionResult]::new('--comment', '--comment', [CompletionResultType]::ParameterName, 'Why (kept in the history)')
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the version as JSON')
@@ -1533,7 +1535,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             break
         }
         'wanllmdb;model;history' {
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON')
@@ -1551,7 +1553,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             [CompletionResult]::new('--description', '--description', [CompletionResultType]::ParameterName, 'New description')
             [CompletionResult]::new('--tag', '--tag', [CompletionResultType]::ParameterName, 'Replace the tags with these (repeatable)')
             [CompletionResult]::new('--require-approval', '--require-approval', [CompletionResultType]::ParameterName, 'Whether Production needs an approval for this model')
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('--clear-tags', '--clear-tags', [CompletionResultType]::ParameterName, 'Remove all tags')
@@ -1567,7 +1569,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             break
         }
         'wanllmdb;model;delete' {
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('-y', '-y', [CompletionResultType]::ParameterName, 'Do not ask for confirmation')
@@ -1585,7 +1587,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
         'wanllmdb;model;policy' {
             [CompletionResult]::new('--require-approval', '--require-approval', [CompletionResultType]::ParameterName, 'Production needs an approval')
             [CompletionResult]::new('--allow-self-approval', '--allow-self-approval', [CompletionResultType]::ParameterName, 'The creator of a version may approve it')
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON')
@@ -1602,7 +1604,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
         'wanllmdb;model;download' {
             [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Directory to write into [default: ./models/NAME/vN]')
             [CompletionResult]::new('--run', '--run', [CompletionResultType]::ParameterName, 'Record this run as a user of the files [default: $WANLLMDB_RUN_ID]')
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('--no-cache', '--no-cache', [CompletionResultType]::ParameterName, 'Download without keeping a copy in the local cache')
@@ -1685,7 +1687,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             break
         }
         'wanllmdb;admin' {
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only data and errors')
@@ -1709,7 +1711,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             break
         }
         'wanllmdb;admin;gc' {
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Only report what would be deleted')
@@ -1725,7 +1727,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             break
         }
         'wanllmdb;admin;user' {
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only data and errors')
@@ -1750,7 +1752,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
         'wanllmdb;admin;user;list' {
             [CompletionResult]::new('--search', '--search', [CompletionResultType]::ParameterName, 'Only accounts whose username or email contains this text (any case)')
             [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'At most this many')
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (an array of accounts)')
@@ -1765,7 +1767,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             break
         }
         'wanllmdb;admin;user;show' {
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (the account)')
@@ -1781,7 +1783,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
         }
         'wanllmdb;admin;user;create' {
             [CompletionResult]::new('--email', '--email', [CompletionResultType]::ParameterName, 'Email address (unique on the server)')
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('--admin', '--admin', [CompletionResultType]::ParameterName, 'Make the account a server administrator')
@@ -1798,7 +1800,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             break
         }
         'wanllmdb;admin;user;disable' {
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (the account)')
@@ -1813,7 +1815,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             break
         }
         'wanllmdb;admin;user;enable' {
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (the account)')
@@ -1828,7 +1830,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             break
         }
         'wanllmdb;admin;user;reset-password' {
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('--password-stdin', '--password-stdin', [CompletionResultType]::ParameterName, 'Read the new password from the first line of stdin instead of generating one')
@@ -1844,7 +1846,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             break
         }
         'wanllmdb;admin;user;promote' {
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (the account)')
@@ -1859,7 +1861,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             break
         }
         'wanllmdb;admin;user;demote' {
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (the account)')
@@ -1913,7 +1915,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             break
         }
         'wanllmdb;admin;api-key' {
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only data and errors')
@@ -1932,7 +1934,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
         'wanllmdb;admin;api-key;list' {
             [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'Only this account''s keys')
             [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'At most this many')
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (an array of keys)')
@@ -1947,7 +1949,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             break
         }
         'wanllmdb;admin;api-key;revoke' {
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only data and errors')
@@ -1976,7 +1978,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             break
         }
         'wanllmdb;admin;status' {
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (the system metrics object)')
@@ -1999,8 +2001,8 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             [CompletionResult]::new('--s3-endpoint', '--s3-endpoint', [CompletionResultType]::ParameterName, 'Endpoint of an S3-compatible service, e.g. http://minio:9000 [default: AWS; also AWS_ENDPOINT_URL]')
             [CompletionResult]::new('--s3-region', '--s3-region', [CompletionResultType]::ParameterName, 'S3 region [default: AWS_REGION, else us-east-1]')
             [CompletionResult]::new('--s3-path-style', '--s3-path-style', [CompletionResultType]::ParameterName, 'Address the bucket in the URL path (MinIO, most S3-compatible services) [default: true with --s3-endpoint]')
-            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'TOML file with any of: bind, metrics_bind, data_dir, database_url, storage_url, s3_endpoint, s3_region, s3_path_style, s3_access_key_id, s3_secret_access_key, s3_multipart_threshold, s3_part_size, max_body_bytes, heartbeat_timeout_secs, audit_retention_days, allow_registration, jwt_secret, reference_allow_hosts, trusted_proxies')
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'TOML file with any of: bind, metrics_bind, public_url, s3_public_endpoint, data_dir, database_url, storage_url, s3_endpoint, s3_region, s3_path_style, s3_access_key_id, s3_secret_access_key, s3_multipart_threshold, s3_part_size, max_body_bytes, heartbeat_timeout_secs, audit_retention_days, allow_registration, jwt_secret, reference_allow_hosts, trusted_proxies')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (the backup''s manifest)')
@@ -2021,8 +2023,8 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             [CompletionResult]::new('--s3-endpoint', '--s3-endpoint', [CompletionResultType]::ParameterName, 'Endpoint of an S3-compatible service, e.g. http://minio:9000 [default: AWS; also AWS_ENDPOINT_URL]')
             [CompletionResult]::new('--s3-region', '--s3-region', [CompletionResultType]::ParameterName, 'S3 region [default: AWS_REGION, else us-east-1]')
             [CompletionResult]::new('--s3-path-style', '--s3-path-style', [CompletionResultType]::ParameterName, 'Address the bucket in the URL path (MinIO, most S3-compatible services) [default: true with --s3-endpoint]')
-            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'TOML file with any of: bind, metrics_bind, data_dir, database_url, storage_url, s3_endpoint, s3_region, s3_path_style, s3_access_key_id, s3_secret_access_key, s3_multipart_threshold, s3_part_size, max_body_bytes, heartbeat_timeout_secs, audit_retention_days, allow_registration, jwt_secret, reference_allow_hosts, trusted_proxies')
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'TOML file with any of: bind, metrics_bind, public_url, s3_public_endpoint, data_dir, database_url, storage_url, s3_endpoint, s3_region, s3_path_style, s3_access_key_id, s3_secret_access_key, s3_multipart_threshold, s3_part_size, max_body_bytes, heartbeat_timeout_secs, audit_retention_days, allow_registration, jwt_secret, reference_allow_hosts, trusted_proxies')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (the comparison of the restored data with the backup)')
@@ -2044,8 +2046,8 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             [CompletionResult]::new('--s3-endpoint', '--s3-endpoint', [CompletionResultType]::ParameterName, 'Endpoint of an S3-compatible service, e.g. http://minio:9000 [default: AWS; also AWS_ENDPOINT_URL]')
             [CompletionResult]::new('--s3-region', '--s3-region', [CompletionResultType]::ParameterName, 'S3 region [default: AWS_REGION, else us-east-1]')
             [CompletionResult]::new('--s3-path-style', '--s3-path-style', [CompletionResultType]::ParameterName, 'Address the bucket in the URL path (MinIO, most S3-compatible services) [default: true with --s3-endpoint]')
-            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'TOML file with any of: bind, metrics_bind, data_dir, database_url, storage_url, s3_endpoint, s3_region, s3_path_style, s3_access_key_id, s3_secret_access_key, s3_multipart_threshold, s3_part_size, max_body_bytes, heartbeat_timeout_secs, audit_retention_days, allow_registration, jwt_secret, reference_allow_hosts, trusted_proxies')
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'TOML file with any of: bind, metrics_bind, public_url, s3_public_endpoint, data_dir, database_url, storage_url, s3_endpoint, s3_region, s3_path_style, s3_access_key_id, s3_secret_access_key, s3_multipart_threshold, s3_part_size, max_body_bytes, heartbeat_timeout_secs, audit_retention_days, allow_registration, jwt_secret, reference_allow_hosts, trusted_proxies')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (what was checked and every problem found)')
@@ -2068,8 +2070,8 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             [CompletionResult]::new('--s3-endpoint', '--s3-endpoint', [CompletionResultType]::ParameterName, 'Endpoint of an S3-compatible service, e.g. http://minio:9000 [default: AWS; also AWS_ENDPOINT_URL]')
             [CompletionResult]::new('--s3-region', '--s3-region', [CompletionResultType]::ParameterName, 'S3 region [default: AWS_REGION, else us-east-1]')
             [CompletionResult]::new('--s3-path-style', '--s3-path-style', [CompletionResultType]::ParameterName, 'Address the bucket in the URL path (MinIO, most S3-compatible services) [default: true with --s3-endpoint]')
-            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'TOML file with any of: bind, metrics_bind, data_dir, database_url, storage_url, s3_endpoint, s3_region, s3_path_style, s3_access_key_id, s3_secret_access_key, s3_multipart_threshold, s3_part_size, max_body_bytes, heartbeat_timeout_secs, audit_retention_days, allow_registration, jwt_secret, reference_allow_hosts, trusted_proxies')
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'TOML file with any of: bind, metrics_bind, public_url, s3_public_endpoint, data_dir, database_url, storage_url, s3_endpoint, s3_region, s3_path_style, s3_access_key_id, s3_secret_access_key, s3_multipart_threshold, s3_part_size, max_body_bytes, heartbeat_timeout_secs, audit_retention_days, allow_registration, jwt_secret, reference_allow_hosts, trusted_proxies')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (the export''s manifest)')
@@ -2090,8 +2092,8 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             [CompletionResult]::new('--s3-endpoint', '--s3-endpoint', [CompletionResultType]::ParameterName, 'Endpoint of an S3-compatible service, e.g. http://minio:9000 [default: AWS; also AWS_ENDPOINT_URL]')
             [CompletionResult]::new('--s3-region', '--s3-region', [CompletionResultType]::ParameterName, 'S3 region [default: AWS_REGION, else us-east-1]')
             [CompletionResult]::new('--s3-path-style', '--s3-path-style', [CompletionResultType]::ParameterName, 'Address the bucket in the URL path (MinIO, most S3-compatible services) [default: true with --s3-endpoint]')
-            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'TOML file with any of: bind, metrics_bind, data_dir, database_url, storage_url, s3_endpoint, s3_region, s3_path_style, s3_access_key_id, s3_secret_access_key, s3_multipart_threshold, s3_part_size, max_body_bytes, heartbeat_timeout_secs, audit_retention_days, allow_registration, jwt_secret, reference_allow_hosts, trusted_proxies')
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'TOML file with any of: bind, metrics_bind, public_url, s3_public_endpoint, data_dir, database_url, storage_url, s3_endpoint, s3_region, s3_path_style, s3_access_key_id, s3_secret_access_key, s3_multipart_threshold, s3_part_size, max_body_bytes, heartbeat_timeout_secs, audit_retention_days, allow_registration, jwt_secret, reference_allow_hosts, trusted_proxies')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (the comparison of the imported data with the export)')
@@ -2189,7 +2191,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             break
         }
         'wanllmdb;audit' {
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only data and errors')
@@ -2217,7 +2219,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             [CompletionResult]::new('--until', '--until', [CompletionResultType]::ParameterName, 'Up to this time')
             [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'At most this many events [default: 100; csv: all]')
             [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'table, json (an array; one object per line with --follow) or csv')
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('-f', '-f', [CompletionResultType]::ParameterName, 'After the matching events, print new ones as they happen until Ctrl-C')
@@ -2234,7 +2236,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
         }
         'wanllmdb;audit;stats' {
             [CompletionResult]::new('--hours', '--hours', [CompletionResultType]::ParameterName, 'The window: the last this many hours')
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON')
@@ -2251,7 +2253,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
         'wanllmdb;audit;failed-logins' {
             [CompletionResult]::new('--hours', '--hours', [CompletionResultType]::ParameterName, 'The window: the last this many hours')
             [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'At most this many attempts (1–1000)')
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON')
@@ -2285,7 +2287,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             break
         }
         'wanllmdb;completions' {
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only data and errors')
@@ -2299,7 +2301,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             break
         }
         'wanllmdb;generate-docs' {
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only data and errors')

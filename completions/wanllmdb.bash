@@ -6831,7 +6831,7 @@ _wanllmdb() {
             return 0
             ;;
         wanllmdb__subcmd__server)
-            opts="-q -v -h -V --bind --metrics-bind --data-dir --database-url --storage-url --s3-endpoint --s3-region --s3-path-style --config --max-body-bytes --heartbeat-timeout --audit-retention-days --allow-registration --jwt-secret --reference-allow-host --trusted-proxy --host --api-key --project --quiet --verbose --help --version"
+            opts="-q -v -h -V --bind --metrics-bind --public-url --s3-public-endpoint --data-dir --database-url --storage-url --s3-endpoint --s3-region --s3-path-style --config --max-body-bytes --heartbeat-timeout --audit-retention-days --allow-registration --jwt-secret --reference-allow-host --trusted-proxy --host --api-key --project --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -6842,6 +6842,14 @@ _wanllmdb() {
                     return 0
                     ;;
                 --metrics-bind)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --public-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --s3-public-endpoint)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

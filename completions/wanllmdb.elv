@@ -18,7 +18,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
     }
     var completions = [
         &'wanllmdb'= {
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand -q 'Print only data and errors'
@@ -52,15 +52,17 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'wanllmdb;server'= {
-            cand --bind 'Address and port to listen on [default: 127.0.0.1:8080]'
+            cand --bind 'Address and port to listen on [default: 127.0.0.1:8000]'
             cand --metrics-bind 'Serve /metrics on this address only (e.g. 127.0.0.1:9090), so it can stay off the network the API is on [default: /metrics is served on --bind]'
+            cand --public-url 'The server''s URL as clients reach it (e.g. https://ml.example.com behind a proxy), used in the absolute upload and download URLs it hands out [default: from each request''s Host]'
+            cand --s3-public-endpoint 'The S3 endpoint as clients reach it, when it differs from --s3-endpoint (e.g. the server reaches http://minio:9000 but clients https://minio.example.com): presigned URLs are signed for it [default: --s3-endpoint]'
             cand --data-dir 'Directory for the SQLite database, files and the admin key [default: the platform data directory]'
             cand --database-url 'Database: sqlite://FILE or postgres://USER:PASSWORD@HOST/DB [default: SQLite in the data directory]'
             cand --storage-url 'Where file and artifact content is stored: s3://BUCKET[/PREFIX] for S3-compatible object storage (credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY [/ AWS_SESSION_TOKEN]) [default: <data-dir>/blobs]'
             cand --s3-endpoint 'Endpoint of an S3-compatible service, e.g. http://minio:9000 [default: AWS; also AWS_ENDPOINT_URL]'
             cand --s3-region 'S3 region [default: AWS_REGION, else us-east-1]'
             cand --s3-path-style 'Address the bucket in the URL path (MinIO, most S3-compatible services) [default: true with --s3-endpoint]'
-            cand --config 'TOML file with any of: bind, metrics_bind, data_dir, database_url, storage_url, s3_endpoint, s3_region, s3_path_style, s3_access_key_id, s3_secret_access_key, s3_multipart_threshold, s3_part_size, max_body_bytes, heartbeat_timeout_secs, audit_retention_days, allow_registration, jwt_secret, reference_allow_hosts, trusted_proxies'
+            cand --config 'TOML file with any of: bind, metrics_bind, public_url, s3_public_endpoint, data_dir, database_url, storage_url, s3_endpoint, s3_region, s3_path_style, s3_access_key_id, s3_secret_access_key, s3_multipart_threshold, s3_part_size, max_body_bytes, heartbeat_timeout_secs, audit_retention_days, allow_registration, jwt_secret, reference_allow_hosts, trusted_proxies'
             cand --max-body-bytes 'Largest accepted request body in bytes, after decompression [default: 67108864]'
             cand --heartbeat-timeout 'Seconds without a heartbeat after which a running run is marked crashed [default: 300]'
             cand --audit-retention-days 'Days to keep audit events; older ones are deleted hourly (0 keeps them forever) [default: 365]'
@@ -68,7 +70,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand --jwt-secret 'Secret for signing session tokens; generated and kept in the database when unset'
             cand --reference-allow-host 'Host that artifact references may point at although it resolves to a private address (an exact name, or .example.com for all its subdomains); repeat or separate with commas'
             cand --trusted-proxy 'Reverse proxy (an address or a CIDR network such as 10.0.0.0/8) whose X-Forwarded-For or Forwarded header names the client for audit rows and login limits; repeat or separate with commas. Headers from other peers are ignored [default: none]'
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand -q 'Print only data and errors'
@@ -82,7 +84,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
         }
         &'wanllmdb;login'= {
             cand --username 'Sign in with this account''s password and create an API key for this machine'
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand --password-stdin 'Read the password from stdin (for scripts)'
@@ -96,7 +98,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand --version 'Print version'
         }
         &'wanllmdb;logout'= {
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand -q 'Print only data and errors'
@@ -109,7 +111,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand --version 'Print version'
         }
         &'wanllmdb;whoami'= {
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand --json 'Print JSON (the API''s own objects) instead of a table'
@@ -123,7 +125,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand --version 'Print version'
         }
         &'wanllmdb;auth'= {
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand -q 'Print only data and errors'
@@ -138,7 +140,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'wanllmdb;auth;passwd'= {
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand --password-stdin 'Read the current password, then the new one, from stdin, one per line (for scripts)'
@@ -161,7 +163,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
         }
         &'wanllmdb;init'= {
             cand --scalars 'Also capture `key: value` numbers from output lines matching this regex in `wanllmdb run`'
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand -q 'Print only data and errors'
@@ -174,7 +176,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand --version 'Print version'
         }
         &'wanllmdb;project'= {
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand -q 'Print only data and errors'
@@ -195,7 +197,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
         &'wanllmdb;project;create'= {
             cand --description 'What the project is about'
             cand --visibility 'Who can see it'
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand --json 'Print the created project as JSON'
@@ -211,7 +213,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
         &'wanllmdb;project;list'= {
             cand --search 'Only names containing this text'
             cand --limit 'At most this many'
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand --json 'Print JSON'
@@ -225,7 +227,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand --version 'Print version'
         }
         &'wanllmdb;project;show'= {
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand --json 'Print JSON'
@@ -239,7 +241,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand --version 'Print version'
         }
         &'wanllmdb;project;delete'= {
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand -y 'Do not ask for confirmation'
@@ -254,7 +256,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand --version 'Print version'
         }
         &'wanllmdb;project;members'= {
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand -q 'Print only data and errors'
@@ -272,7 +274,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'wanllmdb;project;members;list'= {
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand --json 'Print JSON'
@@ -287,7 +289,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
         }
         &'wanllmdb;project;members;add'= {
             cand --role 'Role to give'
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand --json 'Print JSON'
@@ -301,7 +303,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand --version 'Print version'
         }
         &'wanllmdb;project;members;remove'= {
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand --json 'Print JSON'
@@ -315,7 +317,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand --version 'Print version'
         }
         &'wanllmdb;project;members;role'= {
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand --json 'Print JSON'
@@ -388,7 +390,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand --scalars 'Also record `key: value` / `key=value` numbers from output lines matching this regex'
             cand --sync-timeout 'After the program ends, how long to keep trying an unreachable server before leaving the rest to `wanllmdb sync`'
             cand --save 'Attach files matching this glob to the run when it ends (repeatable; directories recursively)'
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand --offline 'Do not contact the server; upload later with `wanllmdb sync`'
@@ -407,7 +409,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand -m 'Log this text as a log line instead of metrics'
             cand --message 'Log this text as a log line instead of metrics'
             cand --level 'Level of --message: debug, info, warning or error'
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand -q 'Print only data and errors'
@@ -422,7 +424,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
         &'wanllmdb;sync'= {
             cand -j 'Runs uploaded at the same time'
             cand --jobs 'Runs uploaded at the same time'
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand --dry-run 'Only list what would be uploaded'
@@ -437,7 +439,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand --version 'Print version'
         }
         &'wanllmdb;runs'= {
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand -q 'Print only data and errors'
@@ -466,7 +468,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand --sort 'Sort key, `-` for descending: created_at, name, state, config.X, summary.X'
             cand --limit 'At most this many runs'
             cand --columns 'Columns: id, name, state, user, created, finished, tags, group, job_type, host, exit_code, notes, project, config.X, summary.X'
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand --json 'Print JSON'
@@ -480,7 +482,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand --version 'Print version'
         }
         &'wanllmdb;runs;show'= {
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand --json 'Print JSON'
@@ -495,7 +497,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
         }
         &'wanllmdb;runs;compare'= {
             cand --keys 'Only these summary metrics'
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand --all 'Also show config values that are equal in every run'
@@ -515,7 +517,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand --max-points 'Downsample each metric to about this many points (keeps extremes)'
             cand --min-step 'From this step'
             cand --max-step 'Up to this step'
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand -q 'Print only data and errors'
@@ -530,7 +532,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
         &'wanllmdb;runs;tag'= {
             cand --add 'Tag to add (repeatable)'
             cand --remove 'Tag to remove (repeatable)'
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand -q 'Print only data and errors'
@@ -543,7 +545,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand --version 'Print version'
         }
         &'wanllmdb;runs;notes'= {
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand -q 'Print only data and errors'
@@ -556,7 +558,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand --version 'Print version'
         }
         &'wanllmdb;runs;stop'= {
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand -q 'Print only data and errors'
@@ -569,7 +571,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand --version 'Print version'
         }
         &'wanllmdb;runs;delete'= {
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand -y 'Do not ask for confirmation'
@@ -617,7 +619,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand --source 'Only lines from stdout, stderr, sdk or user'
             cand --grep 'Only lines containing this text (case-insensitive)'
             cand --format 'txt (time, level, source, message), json or csv'
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand -f 'Keep printing new lines until the run ends'
@@ -632,7 +634,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand --version 'Print version'
         }
         &'wanllmdb;files'= {
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand -q 'Print only data and errors'
@@ -651,7 +653,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
         }
         &'wanllmdb;files;put'= {
             cand --prefix 'Store under this directory on the server'
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand --json 'Print what happened as JSON'
@@ -666,7 +668,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
         }
         &'wanllmdb;files;get'= {
             cand --dir 'Directory to write into'
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand -q 'Print only data and errors'
@@ -679,7 +681,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand --version 'Print version'
         }
         &'wanllmdb;files;list'= {
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand --json 'Print JSON'
@@ -693,7 +695,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand --version 'Print version'
         }
         &'wanllmdb;files;delete'= {
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand -q 'Print only data and errors'
@@ -723,7 +725,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
         &'wanllmdb;files;help;help'= {
         }
         &'wanllmdb;artifact'= {
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand -q 'Print only data and errors'
@@ -754,7 +756,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand --description 'Description of the version'
             cand --metadata 'KEY=VALUE metadata of the version (values parsed as JSON when they can be; repeatable)'
             cand --run 'Run that produced it [default: $WANLLMDB_RUN_ID inside `wanllmdb run`]'
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand --json 'Print the result as JSON'
@@ -770,7 +772,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
         &'wanllmdb;artifact;get'= {
             cand --dir 'Directory to write into [default: ./artifacts/NAME/vN]'
             cand --run 'Record this run as a user of the version [default: $WANLLMDB_RUN_ID]'
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand --no-cache 'Download without keeping a copy in the local cache'
@@ -786,7 +788,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
         }
         &'wanllmdb;artifact;ls'= {
             cand --type 'Only this type'
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand --json 'Print JSON'
@@ -800,7 +802,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand --version 'Print version'
         }
         &'wanllmdb;artifact;versions'= {
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand --json 'Print JSON'
@@ -814,7 +816,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand --version 'Print version'
         }
         &'wanllmdb;artifact;show'= {
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand --json 'Print JSON (version, files, lineage)'
@@ -828,7 +830,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand --version 'Print version'
         }
         &'wanllmdb;artifact;alias'= {
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand --remove 'Remove the alias instead'
@@ -842,7 +844,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand --version 'Print version'
         }
         &'wanllmdb;artifact;aliases'= {
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand --json 'Print JSON'
@@ -856,7 +858,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand --version 'Print version'
         }
         &'wanllmdb;artifact;cache'= {
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand --clear 'Delete everything in the cache'
@@ -872,7 +874,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
         &'wanllmdb;artifact;ref'= {
             cand --type 'Type (needed for a new artifact)'
             cand --alias 'Point this alias at the new version (repeatable)'
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand --json 'Print the result as JSON'
@@ -889,7 +891,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand --description 'New description'
             cand --tag 'Replace the tags with these (repeatable)'
             cand --metadata 'Replace the metadata with these KEY=VALUE pairs (repeatable)'
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand --clear-tags 'Remove all tags'
@@ -904,7 +906,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand --version 'Print version'
         }
         &'wanllmdb;artifact;delete'= {
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand -y 'Do not ask for confirmation'
@@ -957,7 +959,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
         &'wanllmdb;artifact;help;help'= {
         }
         &'wanllmdb;sweep'= {
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand -q 'Print only data and errors'
@@ -983,7 +985,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'wanllmdb;sweep;create'= {
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand --json 'Print JSON'
@@ -997,7 +999,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand --version 'Print version'
         }
         &'wanllmdb;sweep;validate'= {
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand -q 'Print only data and errors'
@@ -1010,7 +1012,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand --version 'Print version'
         }
         &'wanllmdb;sweep;list'= {
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand --json 'Print JSON'
@@ -1025,7 +1027,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
         }
         &'wanllmdb;sweep;show'= {
             cand --top 'Rows of the top-runs table'
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand --json 'Print JSON'
@@ -1039,7 +1041,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand --version 'Print version'
         }
         &'wanllmdb;sweep;trials'= {
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand --json 'Print JSON'
@@ -1054,7 +1056,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
         }
         &'wanllmdb;sweep;suggest'= {
             cand --write 'Also write the (nested) parameters to this JSON file'
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand --json 'Print JSON'
@@ -1068,7 +1070,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand --version 'Print version'
         }
         &'wanllmdb;sweep;pause'= {
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand -q 'Print only data and errors'
@@ -1081,7 +1083,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand --version 'Print version'
         }
         &'wanllmdb;sweep;resume'= {
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand -q 'Print only data and errors'
@@ -1094,7 +1096,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand --version 'Print version'
         }
         &'wanllmdb;sweep;finish'= {
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand -q 'Print only data and errors'
@@ -1107,7 +1109,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand --version 'Print version'
         }
         &'wanllmdb;sweep;cancel'= {
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand -q 'Print only data and errors'
@@ -1120,7 +1122,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand --version 'Print version'
         }
         &'wanllmdb;sweep;retry-failed'= {
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand -q 'Print only data and errors'
@@ -1135,7 +1137,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
         &'wanllmdb;sweep;agent'= {
             cand --count 'Run at most this many trials, then exit'
             cand --grace 'Seconds between SIGTERM and SIGKILL when a run is stopped'
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand -q 'Print only data and errors'
@@ -1189,7 +1191,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
         &'wanllmdb;sweep;help;help'= {
         }
         &'wanllmdb;model'= {
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand -q 'Print only data and errors'
@@ -1219,7 +1221,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand --description 'Free text'
             cand --tag 'Tag (repeatable)'
             cand --require-approval 'Whether Production needs an approval [default: the project''s policy]'
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand --json 'Print JSON'
@@ -1234,7 +1236,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
         }
         &'wanllmdb;model;ls'= {
             cand --search 'Only models whose name or description contains this'
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand --all 'Models of every project you can read, not just the current one'
@@ -1249,7 +1251,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand --version 'Print version'
         }
         &'wanllmdb;model;show'= {
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand --json 'Print JSON'
@@ -1264,7 +1266,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
         }
         &'wanllmdb;model;versions'= {
             cand --stage 'Only versions in this stage'
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand --json 'Print JSON'
@@ -1278,7 +1280,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand --version 'Print version'
         }
         &'wanllmdb;model;version'= {
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand -q 'Print only data and errors'
@@ -1299,7 +1301,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand --metrics 'Evaluation metric KEY=VALUE (repeatable)'
             cand --description 'Free text'
             cand --tag 'Tag (repeatable)'
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand --json 'Print the version as JSON'
@@ -1313,7 +1315,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand --version 'Print version'
         }
         &'wanllmdb;model;version;delete'= {
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand -y 'Do not ask for confirmation'
@@ -1342,7 +1344,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand --to 'Stage to move to: Staging, Production, Archived or None'
             cand -m 'Why (kept in the history)'
             cand --comment 'Why (kept in the history)'
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand --archive-existing 'Into Production: archive the versions in Production now'
@@ -1359,7 +1361,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
         &'wanllmdb;model;approve'= {
             cand -m 'Why (kept in the history)'
             cand --comment 'Why (kept in the history)'
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand --revoke 'Withdraw the approval instead'
@@ -1377,7 +1379,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand --remove 'Remove this alias instead'
             cand -m 'Why (kept in the history)'
             cand --comment 'Why (kept in the history)'
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand --json 'Print the version as JSON'
@@ -1391,7 +1393,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand --version 'Print version'
         }
         &'wanllmdb;model;history'= {
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand --json 'Print JSON'
@@ -1408,7 +1410,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand --description 'New description'
             cand --tag 'Replace the tags with these (repeatable)'
             cand --require-approval 'Whether Production needs an approval for this model'
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand --clear-tags 'Remove all tags'
@@ -1423,7 +1425,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand --version 'Print version'
         }
         &'wanllmdb;model;delete'= {
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand -y 'Do not ask for confirmation'
@@ -1440,7 +1442,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
         &'wanllmdb;model;policy'= {
             cand --require-approval 'Production needs an approval'
             cand --allow-self-approval 'The creator of a version may approve it'
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand --json 'Print JSON'
@@ -1456,7 +1458,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
         &'wanllmdb;model;download'= {
             cand --dir 'Directory to write into [default: ./models/NAME/vN]'
             cand --run 'Record this run as a user of the files [default: $WANLLMDB_RUN_ID]'
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand --no-cache 'Download without keeping a copy in the local cache'
@@ -1521,7 +1523,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
         &'wanllmdb;model;help;help'= {
         }
         &'wanllmdb;admin'= {
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand -q 'Print only data and errors'
@@ -1544,7 +1546,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'wanllmdb;admin;gc'= {
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand --dry-run 'Only report what would be deleted'
@@ -1559,7 +1561,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand --version 'Print version'
         }
         &'wanllmdb;admin;user'= {
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand -q 'Print only data and errors'
@@ -1583,7 +1585,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
         &'wanllmdb;admin;user;list'= {
             cand --search 'Only accounts whose username or email contains this text (any case)'
             cand --limit 'At most this many'
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand --json 'Print JSON (an array of accounts)'
@@ -1597,7 +1599,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand --version 'Print version'
         }
         &'wanllmdb;admin;user;show'= {
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand --json 'Print JSON (the account)'
@@ -1612,7 +1614,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
         }
         &'wanllmdb;admin;user;create'= {
             cand --email 'Email address (unique on the server)'
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand --admin 'Make the account a server administrator'
@@ -1628,7 +1630,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand --version 'Print version'
         }
         &'wanllmdb;admin;user;disable'= {
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand --json 'Print JSON (the account)'
@@ -1642,7 +1644,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand --version 'Print version'
         }
         &'wanllmdb;admin;user;enable'= {
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand --json 'Print JSON (the account)'
@@ -1656,7 +1658,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand --version 'Print version'
         }
         &'wanllmdb;admin;user;reset-password'= {
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand --password-stdin 'Read the new password from the first line of stdin instead of generating one'
@@ -1671,7 +1673,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand --version 'Print version'
         }
         &'wanllmdb;admin;user;promote'= {
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand --json 'Print JSON (the account)'
@@ -1685,7 +1687,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand --version 'Print version'
         }
         &'wanllmdb;admin;user;demote'= {
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand --json 'Print JSON (the account)'
@@ -1728,7 +1730,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
         &'wanllmdb;admin;user;help;help'= {
         }
         &'wanllmdb;admin;api-key'= {
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand -q 'Print only data and errors'
@@ -1746,7 +1748,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
         &'wanllmdb;admin;api-key;list'= {
             cand --user 'Only this account''s keys'
             cand --limit 'At most this many'
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand --json 'Print JSON (an array of keys)'
@@ -1760,7 +1762,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand --version 'Print version'
         }
         &'wanllmdb;admin;api-key;revoke'= {
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand -q 'Print only data and errors'
@@ -1784,7 +1786,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
         &'wanllmdb;admin;api-key;help;help'= {
         }
         &'wanllmdb;admin;status'= {
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand --json 'Print JSON (the system metrics object)'
@@ -1806,8 +1808,8 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand --s3-endpoint 'Endpoint of an S3-compatible service, e.g. http://minio:9000 [default: AWS; also AWS_ENDPOINT_URL]'
             cand --s3-region 'S3 region [default: AWS_REGION, else us-east-1]'
             cand --s3-path-style 'Address the bucket in the URL path (MinIO, most S3-compatible services) [default: true with --s3-endpoint]'
-            cand --config 'TOML file with any of: bind, metrics_bind, data_dir, database_url, storage_url, s3_endpoint, s3_region, s3_path_style, s3_access_key_id, s3_secret_access_key, s3_multipart_threshold, s3_part_size, max_body_bytes, heartbeat_timeout_secs, audit_retention_days, allow_registration, jwt_secret, reference_allow_hosts, trusted_proxies'
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --config 'TOML file with any of: bind, metrics_bind, public_url, s3_public_endpoint, data_dir, database_url, storage_url, s3_endpoint, s3_region, s3_path_style, s3_access_key_id, s3_secret_access_key, s3_multipart_threshold, s3_part_size, max_body_bytes, heartbeat_timeout_secs, audit_retention_days, allow_registration, jwt_secret, reference_allow_hosts, trusted_proxies'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand --json 'Print JSON (the backup''s manifest)'
@@ -1827,8 +1829,8 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand --s3-endpoint 'Endpoint of an S3-compatible service, e.g. http://minio:9000 [default: AWS; also AWS_ENDPOINT_URL]'
             cand --s3-region 'S3 region [default: AWS_REGION, else us-east-1]'
             cand --s3-path-style 'Address the bucket in the URL path (MinIO, most S3-compatible services) [default: true with --s3-endpoint]'
-            cand --config 'TOML file with any of: bind, metrics_bind, data_dir, database_url, storage_url, s3_endpoint, s3_region, s3_path_style, s3_access_key_id, s3_secret_access_key, s3_multipart_threshold, s3_part_size, max_body_bytes, heartbeat_timeout_secs, audit_retention_days, allow_registration, jwt_secret, reference_allow_hosts, trusted_proxies'
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --config 'TOML file with any of: bind, metrics_bind, public_url, s3_public_endpoint, data_dir, database_url, storage_url, s3_endpoint, s3_region, s3_path_style, s3_access_key_id, s3_secret_access_key, s3_multipart_threshold, s3_part_size, max_body_bytes, heartbeat_timeout_secs, audit_retention_days, allow_registration, jwt_secret, reference_allow_hosts, trusted_proxies'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand --json 'Print JSON (the comparison of the restored data with the backup)'
@@ -1849,8 +1851,8 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand --s3-endpoint 'Endpoint of an S3-compatible service, e.g. http://minio:9000 [default: AWS; also AWS_ENDPOINT_URL]'
             cand --s3-region 'S3 region [default: AWS_REGION, else us-east-1]'
             cand --s3-path-style 'Address the bucket in the URL path (MinIO, most S3-compatible services) [default: true with --s3-endpoint]'
-            cand --config 'TOML file with any of: bind, metrics_bind, data_dir, database_url, storage_url, s3_endpoint, s3_region, s3_path_style, s3_access_key_id, s3_secret_access_key, s3_multipart_threshold, s3_part_size, max_body_bytes, heartbeat_timeout_secs, audit_retention_days, allow_registration, jwt_secret, reference_allow_hosts, trusted_proxies'
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --config 'TOML file with any of: bind, metrics_bind, public_url, s3_public_endpoint, data_dir, database_url, storage_url, s3_endpoint, s3_region, s3_path_style, s3_access_key_id, s3_secret_access_key, s3_multipart_threshold, s3_part_size, max_body_bytes, heartbeat_timeout_secs, audit_retention_days, allow_registration, jwt_secret, reference_allow_hosts, trusted_proxies'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand --json 'Print JSON (what was checked and every problem found)'
@@ -1872,8 +1874,8 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand --s3-endpoint 'Endpoint of an S3-compatible service, e.g. http://minio:9000 [default: AWS; also AWS_ENDPOINT_URL]'
             cand --s3-region 'S3 region [default: AWS_REGION, else us-east-1]'
             cand --s3-path-style 'Address the bucket in the URL path (MinIO, most S3-compatible services) [default: true with --s3-endpoint]'
-            cand --config 'TOML file with any of: bind, metrics_bind, data_dir, database_url, storage_url, s3_endpoint, s3_region, s3_path_style, s3_access_key_id, s3_secret_access_key, s3_multipart_threshold, s3_part_size, max_body_bytes, heartbeat_timeout_secs, audit_retention_days, allow_registration, jwt_secret, reference_allow_hosts, trusted_proxies'
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --config 'TOML file with any of: bind, metrics_bind, public_url, s3_public_endpoint, data_dir, database_url, storage_url, s3_endpoint, s3_region, s3_path_style, s3_access_key_id, s3_secret_access_key, s3_multipart_threshold, s3_part_size, max_body_bytes, heartbeat_timeout_secs, audit_retention_days, allow_registration, jwt_secret, reference_allow_hosts, trusted_proxies'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand --json 'Print JSON (the export''s manifest)'
@@ -1893,8 +1895,8 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand --s3-endpoint 'Endpoint of an S3-compatible service, e.g. http://minio:9000 [default: AWS; also AWS_ENDPOINT_URL]'
             cand --s3-region 'S3 region [default: AWS_REGION, else us-east-1]'
             cand --s3-path-style 'Address the bucket in the URL path (MinIO, most S3-compatible services) [default: true with --s3-endpoint]'
-            cand --config 'TOML file with any of: bind, metrics_bind, data_dir, database_url, storage_url, s3_endpoint, s3_region, s3_path_style, s3_access_key_id, s3_secret_access_key, s3_multipart_threshold, s3_part_size, max_body_bytes, heartbeat_timeout_secs, audit_retention_days, allow_registration, jwt_secret, reference_allow_hosts, trusted_proxies'
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --config 'TOML file with any of: bind, metrics_bind, public_url, s3_public_endpoint, data_dir, database_url, storage_url, s3_endpoint, s3_region, s3_path_style, s3_access_key_id, s3_secret_access_key, s3_multipart_threshold, s3_part_size, max_body_bytes, heartbeat_timeout_secs, audit_retention_days, allow_registration, jwt_secret, reference_allow_hosts, trusted_proxies'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand --json 'Print JSON (the comparison of the imported data with the export)'
@@ -1970,7 +1972,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
         &'wanllmdb;admin;help;help'= {
         }
         &'wanllmdb;audit'= {
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand -q 'Print only data and errors'
@@ -1997,7 +1999,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand --until 'Up to this time'
             cand --limit 'At most this many events [default: 100; csv: all]'
             cand --format 'table, json (an array; one object per line with --follow) or csv'
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand -f 'After the matching events, print new ones as they happen until Ctrl-C'
@@ -2013,7 +2015,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
         }
         &'wanllmdb;audit;stats'= {
             cand --hours 'The window: the last this many hours'
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand --json 'Print JSON'
@@ -2029,7 +2031,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
         &'wanllmdb;audit;failed-logins'= {
             cand --hours 'The window: the last this many hours'
             cand --limit 'At most this many attempts (1–1000)'
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand --json 'Print JSON'
@@ -2057,7 +2059,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
         &'wanllmdb;audit;help;help'= {
         }
         &'wanllmdb;completions'= {
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand -q 'Print only data and errors'
@@ -2070,7 +2072,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand --version 'Print version'
         }
         &'wanllmdb;generate-docs'= {
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand -q 'Print only data and errors'

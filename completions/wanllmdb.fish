@@ -24,7 +24,7 @@ function __fish_wanllmdb_using_subcommand
     contains -- $cmd[1] $argv
 end
 
-complete -c wanllmdb -n "__fish_wanllmdb_needs_command" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_needs_command" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_needs_command" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_needs_command" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_needs_command" -s q -l quiet -d 'Print only data and errors'
@@ -52,8 +52,10 @@ complete -c wanllmdb -n "__fish_wanllmdb_needs_command" -f -a "audit" -d 'Read t
 complete -c wanllmdb -n "__fish_wanllmdb_needs_command" -f -a "completions" -d 'Print shell completions (bash, zsh, fish, elvish, powershell)'
 complete -c wanllmdb -n "__fish_wanllmdb_needs_command" -f -a "generate-docs" -d 'Write completions/ and man/ into a directory (used to refresh the repository\'s copies)'
 complete -c wanllmdb -n "__fish_wanllmdb_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand server" -l bind -d 'Address and port to listen on [default: 127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand server" -l bind -d 'Address and port to listen on [default: 127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand server" -l metrics-bind -d 'Serve /metrics on this address only (e.g. 127.0.0.1:9090), so it can stay off the network the API is on [default: /metrics is served on --bind]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand server" -l public-url -d 'The server\'s URL as clients reach it (e.g. https://ml.example.com behind a proxy), used in the absolute upload and download URLs it hands out [default: from each request\'s Host]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand server" -l s3-public-endpoint -d 'The S3 endpoint as clients reach it, when it differs from --s3-endpoint (e.g. the server reaches http://minio:9000 but clients https://minio.example.com): presigned URLs are signed for it [default: --s3-endpoint]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand server" -l data-dir -d 'Directory for the SQLite database, files and the admin key [default: the platform data directory]' -r -F
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand server" -l database-url -d 'Database: sqlite://FILE or postgres://USER:PASSWORD@HOST/DB [default: SQLite in the data directory]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand server" -l storage-url -d 'Where file and artifact content is stored: s3://BUCKET[/PREFIX] for S3-compatible object storage (credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY [/ AWS_SESSION_TOKEN]) [default: <data-dir>/blobs]' -r
@@ -61,7 +63,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand server" -l s3-endpoint
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand server" -l s3-region -d 'S3 region [default: AWS_REGION, else us-east-1]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand server" -l s3-path-style -d 'Address the bucket in the URL path (MinIO, most S3-compatible services) [default: true with --s3-endpoint]' -r -f -a "true\t''
 false\t''"
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand server" -l config -d 'TOML file with any of: bind, metrics_bind, data_dir, database_url, storage_url, s3_endpoint, s3_region, s3_path_style, s3_access_key_id, s3_secret_access_key, s3_multipart_threshold, s3_part_size, max_body_bytes, heartbeat_timeout_secs, audit_retention_days, allow_registration, jwt_secret, reference_allow_hosts, trusted_proxies' -r -F
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand server" -l config -d 'TOML file with any of: bind, metrics_bind, public_url, s3_public_endpoint, data_dir, database_url, storage_url, s3_endpoint, s3_region, s3_path_style, s3_access_key_id, s3_secret_access_key, s3_multipart_threshold, s3_part_size, max_body_bytes, heartbeat_timeout_secs, audit_retention_days, allow_registration, jwt_secret, reference_allow_hosts, trusted_proxies' -r -F
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand server" -l max-body-bytes -d 'Largest accepted request body in bytes, after decompression [default: 67108864]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand server" -l heartbeat-timeout -d 'Seconds without a heartbeat after which a running run is marked crashed [default: 300]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand server" -l audit-retention-days -d 'Days to keep audit events; older ones are deleted hourly (0 keeps them forever) [default: 365]' -r
@@ -70,7 +72,7 @@ false\t''"
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand server" -l jwt-secret -d 'Secret for signing session tokens; generated and kept in the database when unset' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand server" -l reference-allow-host -d 'Host that artifact references may point at although it resolves to a private address (an exact name, or .example.com for all its subdomains); repeat or separate with commas' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand server" -l trusted-proxy -d 'Reverse proxy (an address or a CIDR network such as 10.0.0.0/8) whose X-Forwarded-For or Forwarded header names the client for audit rows and login limits; repeat or separate with commas. Headers from other peers are ignored [default: none]' -r
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand server" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand server" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand server" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand server" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand server" -s q -l quiet -d 'Print only data and errors'
@@ -78,7 +80,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand server" -s v -l verbos
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand server" -s h -l help -d 'Print help'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand server" -s V -l version -d 'Print version'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand login" -l username -d 'Sign in with this account\'s password and create an API key for this machine' -r
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand login" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand login" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand login" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand login" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand login" -l password-stdin -d 'Read the password from stdin (for scripts)'
@@ -86,14 +88,14 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand login" -s q -l quiet -
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand login" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand login" -s h -l help -d 'Print help'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand login" -s V -l version -d 'Print version'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand logout" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand logout" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand logout" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand logout" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand logout" -s q -l quiet -d 'Print only data and errors'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand logout" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand logout" -s h -l help -d 'Print help'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand logout" -s V -l version -d 'Print version'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand whoami" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand whoami" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand whoami" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand whoami" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand whoami" -l json -d 'Print JSON (the API\'s own objects) instead of a table'
@@ -101,7 +103,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand whoami" -s q -l quiet 
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand whoami" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand whoami" -s h -l help -d 'Print help'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand whoami" -s V -l version -d 'Print version'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand auth; and not __fish_seen_subcommand_from passwd help" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand auth; and not __fish_seen_subcommand_from passwd help" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand auth; and not __fish_seen_subcommand_from passwd help" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand auth; and not __fish_seen_subcommand_from passwd help" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand auth; and not __fish_seen_subcommand_from passwd help" -s q -l quiet -d 'Print only data and errors'
@@ -110,7 +112,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand auth; and not __fish_s
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand auth; and not __fish_seen_subcommand_from passwd help" -s V -l version -d 'Print version'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand auth; and not __fish_seen_subcommand_from passwd help" -f -a "passwd" -d 'Change your password; your other sessions end, API keys keep working'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand auth; and not __fish_seen_subcommand_from passwd help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand auth; and __fish_seen_subcommand_from passwd" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand auth; and __fish_seen_subcommand_from passwd" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand auth; and __fish_seen_subcommand_from passwd" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand auth; and __fish_seen_subcommand_from passwd" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand auth; and __fish_seen_subcommand_from passwd" -l password-stdin -d 'Read the current password, then the new one, from stdin, one per line (for scripts)'
@@ -121,14 +123,14 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand auth; and __fish_seen_
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand auth; and __fish_seen_subcommand_from help" -f -a "passwd" -d 'Change your password; your other sessions end, API keys keep working'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand auth; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand init" -l scalars -d 'Also capture `key: value` numbers from output lines matching this regex in `wanllmdb run`' -r
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand init" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand init" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand init" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand init" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand init" -s q -l quiet -d 'Print only data and errors'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand init" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand init" -s h -l help -d 'Print help'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand init" -s V -l version -d 'Print version'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and not __fish_seen_subcommand_from create list show delete members help" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and not __fish_seen_subcommand_from create list show delete members help" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and not __fish_seen_subcommand_from create list show delete members help" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and not __fish_seen_subcommand_from create list show delete members help" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and not __fish_seen_subcommand_from create list show delete members help" -s q -l quiet -d 'Print only data and errors'
@@ -144,7 +146,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and not __fis
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from create" -l description -d 'What the project is about' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from create" -l visibility -d 'Who can see it' -r -f -a "public\t'Anyone with an account can read it'
 private\t'Only members can see it'"
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from create" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from create" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from create" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from create" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from create" -l json -d 'Print the created project as JSON'
@@ -154,7 +156,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_se
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from create" -s V -l version -d 'Print version'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from list" -l search -d 'Only names containing this text' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from list" -l limit -d 'At most this many' -r
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from list" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from list" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from list" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from list" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from list" -l json -d 'Print JSON'
@@ -162,7 +164,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_se
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from list" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from show" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from show" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from show" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from show" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from show" -l json -d 'Print JSON'
@@ -170,7 +172,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_se
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from show" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from show" -s V -l version -d 'Print version'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from delete" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from delete" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from delete" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from delete" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from delete" -s y -l yes -d 'Do not ask for confirmation'
@@ -178,7 +180,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_se
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from delete" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from delete" -s h -l help -d 'Print help'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from delete" -s V -l version -d 'Print version'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from members" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from members" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from members" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from members" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from members" -s q -l quiet -d 'Print only data and errors'
@@ -206,7 +208,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand run" -l config -d 'Hyp
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand run" -l scalars -d 'Also record `key: value` / `key=value` numbers from output lines matching this regex' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand run" -l sync-timeout -d 'After the program ends, how long to keep trying an unreachable server before leaving the rest to `wanllmdb sync`' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand run" -l save -d 'Attach files matching this glob to the run when it ends (repeatable; directories recursively)' -r
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand run" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand run" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand run" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand run" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand run" -l offline -d 'Do not contact the server; upload later with `wanllmdb sync`'
@@ -218,7 +220,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand log" -l run -d 'Run id
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand log" -l step -d 'Step of these values' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand log" -s m -l message -d 'Log this text as a log line instead of metrics' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand log" -l level -d 'Level of --message: debug, info, warning or error' -r
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand log" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand log" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand log" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand log" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand log" -s q -l quiet -d 'Print only data and errors'
@@ -226,7 +228,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand log" -s v -l verbose -
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand log" -s h -l help -d 'Print help'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand log" -s V -l version -d 'Print version'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sync" -s j -l jobs -d 'Runs uploaded at the same time' -r
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sync" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sync" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sync" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sync" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sync" -l dry-run -d 'Only list what would be uploaded'
@@ -235,7 +237,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sync" -s q -l quiet -d
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sync" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sync" -s h -l help -d 'Print help'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sync" -s V -l version -d 'Print version'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and not __fish_seen_subcommand_from list show compare history tag notes stop delete help" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and not __fish_seen_subcommand_from list show compare history tag notes stop delete help" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and not __fish_seen_subcommand_from list show compare history tag notes stop delete help" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and not __fish_seen_subcommand_from list show compare history tag notes stop delete help" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and not __fish_seen_subcommand_from list show compare history tag notes stop delete help" -s q -l quiet -d 'Print only data and errors'
@@ -258,7 +260,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from list" -l sort -d 'Sort key, `-` for descending: created_at, name, state, config.X, summary.X' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from list" -l limit -d 'At most this many runs' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from list" -l columns -d 'Columns: id, name, state, user, created, finished, tags, group, job_type, host, exit_code, notes, project, config.X, summary.X' -r
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from list" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from list" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from list" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from list" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from list" -l json -d 'Print JSON'
@@ -266,7 +268,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from list" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from show" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from show" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from show" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from show" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from show" -l json -d 'Print JSON'
@@ -275,7 +277,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from show" -s V -l version -d 'Print version'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from compare" -l keys -d 'Only these summary metrics' -r
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from compare" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from compare" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from compare" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from compare" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from compare" -l all -d 'Also show config values that are equal in every run'
@@ -290,7 +292,7 @@ json\t'JSON'"
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from history" -l max-points -d 'Downsample each metric to about this many points (keeps extremes)' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from history" -l min-step -d 'From this step' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from history" -l max-step -d 'Up to this step' -r
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from history" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from history" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from history" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from history" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from history" -s q -l quiet -d 'Print only data and errors'
@@ -299,28 +301,28 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from history" -s V -l version -d 'Print version'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from tag" -l add -d 'Tag to add (repeatable)' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from tag" -l remove -d 'Tag to remove (repeatable)' -r
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from tag" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from tag" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from tag" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from tag" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from tag" -s q -l quiet -d 'Print only data and errors'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from tag" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from tag" -s h -l help -d 'Print help'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from tag" -s V -l version -d 'Print version'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from notes" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from notes" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from notes" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from notes" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from notes" -s q -l quiet -d 'Print only data and errors'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from notes" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from notes" -s h -l help -d 'Print help'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from notes" -s V -l version -d 'Print version'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from stop" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from stop" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from stop" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from stop" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from stop" -s q -l quiet -d 'Print only data and errors'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from stop" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from stop" -s h -l help -d 'Print help'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from stop" -s V -l version -d 'Print version'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from delete" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from delete" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from delete" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from delete" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from delete" -s y -l yes -d 'Do not ask for confirmation'
@@ -343,7 +345,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand logs" -l grep -d 'Only
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand logs" -l format -d 'txt (time, level, source, message), json or csv' -r -f -a "txt\t'One line per log line: time, level, source, message'
 json\t'JSON (an array; one object per line with --follow)'
 csv\t'Comma-separated values'"
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand logs" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand logs" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand logs" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand logs" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand logs" -s f -l follow -d 'Keep printing new lines until the run ends'
@@ -351,7 +353,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand logs" -s q -l quiet -d
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand logs" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand logs" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand logs" -s V -l version -d 'Print version'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and not __fish_seen_subcommand_from put get list delete help" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and not __fish_seen_subcommand_from put get list delete help" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and not __fish_seen_subcommand_from put get list delete help" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and not __fish_seen_subcommand_from put get list delete help" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and not __fish_seen_subcommand_from put get list delete help" -s q -l quiet -d 'Print only data and errors'
@@ -364,7 +366,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and not __fish_
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and not __fish_seen_subcommand_from put get list delete help" -f -a "delete" -d 'Detach files from a run'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and not __fish_seen_subcommand_from put get list delete help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen_subcommand_from put" -l prefix -d 'Store under this directory on the server' -r
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen_subcommand_from put" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen_subcommand_from put" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen_subcommand_from put" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen_subcommand_from put" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen_subcommand_from put" -l json -d 'Print what happened as JSON'
@@ -373,14 +375,14 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen_subcommand_from put" -s h -l help -d 'Print help'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen_subcommand_from put" -s V -l version -d 'Print version'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen_subcommand_from get" -l dir -d 'Directory to write into' -r -F
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen_subcommand_from get" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen_subcommand_from get" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen_subcommand_from get" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen_subcommand_from get" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen_subcommand_from get" -s q -l quiet -d 'Print only data and errors'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen_subcommand_from get" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen_subcommand_from get" -s h -l help -d 'Print help'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen_subcommand_from get" -s V -l version -d 'Print version'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen_subcommand_from list" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen_subcommand_from list" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen_subcommand_from list" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen_subcommand_from list" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen_subcommand_from list" -l json -d 'Print JSON'
@@ -388,7 +390,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen_subcommand_from list" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen_subcommand_from delete" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen_subcommand_from delete" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen_subcommand_from delete" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen_subcommand_from delete" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen_subcommand_from delete" -s q -l quiet -d 'Print only data and errors'
@@ -400,7 +402,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen_subcommand_from help" -f -a "list" -d 'List a run\'s files'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen_subcommand_from help" -f -a "delete" -d 'Detach files from a run'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and not __fish_seen_subcommand_from put get ls versions show alias aliases cache ref update delete help" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and not __fish_seen_subcommand_from put get ls versions show alias aliases cache ref update delete help" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and not __fish_seen_subcommand_from put get ls versions show alias aliases cache ref update delete help" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and not __fish_seen_subcommand_from put get ls versions show alias aliases cache ref update delete help" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and not __fish_seen_subcommand_from put get ls versions show alias aliases cache ref update delete help" -s q -l quiet -d 'Print only data and errors'
@@ -425,7 +427,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_s
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from put" -l description -d 'Description of the version' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from put" -l metadata -d 'KEY=VALUE metadata of the version (values parsed as JSON when they can be; repeatable)' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from put" -l run -d 'Run that produced it [default: $WANLLMDB_RUN_ID inside `wanllmdb run`]' -r
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from put" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from put" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from put" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from put" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from put" -l json -d 'Print the result as JSON'
@@ -435,7 +437,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_s
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from put" -s V -l version -d 'Print version'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from get" -l dir -d 'Directory to write into [default: ./artifacts/NAME/vN]' -r -F
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from get" -l run -d 'Record this run as a user of the version [default: $WANLLMDB_RUN_ID]' -r
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from get" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from get" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from get" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from get" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from get" -l no-cache -d 'Download without keeping a copy in the local cache'
@@ -445,7 +447,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_s
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from get" -s h -l help -d 'Print help'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from get" -s V -l version -d 'Print version'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from ls" -l type -d 'Only this type' -r
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from ls" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from ls" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from ls" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from ls" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from ls" -l json -d 'Print JSON'
@@ -453,7 +455,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_s
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from ls" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from ls" -s h -l help -d 'Print help'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from ls" -s V -l version -d 'Print version'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from versions" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from versions" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from versions" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from versions" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from versions" -l json -d 'Print JSON'
@@ -461,7 +463,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_s
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from versions" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from versions" -s h -l help -d 'Print help'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from versions" -s V -l version -d 'Print version'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from show" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from show" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from show" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from show" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from show" -l json -d 'Print JSON (version, files, lineage)'
@@ -469,7 +471,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_s
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from show" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from show" -s V -l version -d 'Print version'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from alias" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from alias" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from alias" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from alias" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from alias" -l remove -d 'Remove the alias instead'
@@ -477,7 +479,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_s
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from alias" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from alias" -s h -l help -d 'Print help'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from alias" -s V -l version -d 'Print version'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from aliases" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from aliases" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from aliases" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from aliases" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from aliases" -l json -d 'Print JSON'
@@ -485,7 +487,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_s
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from aliases" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from aliases" -s h -l help -d 'Print help'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from aliases" -s V -l version -d 'Print version'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from cache" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from cache" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from cache" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from cache" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from cache" -l clear -d 'Delete everything in the cache'
@@ -495,7 +497,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_s
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from cache" -s V -l version -d 'Print version'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from ref" -l type -d 'Type (needed for a new artifact)' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from ref" -l alias -d 'Point this alias at the new version (repeatable)' -r
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from ref" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from ref" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from ref" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from ref" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from ref" -l json -d 'Print the result as JSON'
@@ -506,7 +508,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_s
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from update" -l description -d 'New description' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from update" -l tag -d 'Replace the tags with these (repeatable)' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from update" -l metadata -d 'Replace the metadata with these KEY=VALUE pairs (repeatable)' -r
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from update" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from update" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from update" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from update" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from update" -l clear-tags -d 'Remove all tags'
@@ -515,7 +517,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_s
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from update" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from update" -s h -l help -d 'Print help'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from update" -s V -l version -d 'Print version'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from delete" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from delete" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from delete" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from delete" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from delete" -s y -l yes -d 'Do not ask for confirmation'
@@ -535,7 +537,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_s
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from help" -f -a "update" -d 'Change an artifact\'s description, tags or metadata (versions never change)'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from help" -f -a "delete" -d 'Delete an artifact with all its versions and aliases'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and not __fish_seen_subcommand_from create validate list show trials suggest pause resume finish cancel retry-failed agent help" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and not __fish_seen_subcommand_from create validate list show trials suggest pause resume finish cancel retry-failed agent help" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and not __fish_seen_subcommand_from create validate list show trials suggest pause resume finish cancel retry-failed agent help" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and not __fish_seen_subcommand_from create validate list show trials suggest pause resume finish cancel retry-failed agent help" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and not __fish_seen_subcommand_from create validate list show trials suggest pause resume finish cancel retry-failed agent help" -s q -l quiet -d 'Print only data and errors'
@@ -555,7 +557,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and not __fish_
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and not __fish_seen_subcommand_from create validate list show trials suggest pause resume finish cancel retry-failed agent help" -f -a "retry-failed" -d 'Queue every crashed run to be tried again with the same parameters'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and not __fish_seen_subcommand_from create validate list show trials suggest pause resume finish cancel retry-failed agent help" -f -a "agent" -d 'Run trials of a sweep here until it is done (or --count runs)'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and not __fish_seen_subcommand_from create validate list show trials suggest pause resume finish cancel retry-failed agent help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from create" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from create" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from create" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from create" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from create" -l json -d 'Print JSON'
@@ -563,14 +565,14 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from create" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from create" -s h -l help -d 'Print help'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from create" -s V -l version -d 'Print version'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from validate" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from validate" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from validate" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from validate" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from validate" -s q -l quiet -d 'Print only data and errors'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from validate" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from validate" -s h -l help -d 'Print help'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from validate" -s V -l version -d 'Print version'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from list" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from list" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from list" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from list" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from list" -l json -d 'Print JSON'
@@ -579,7 +581,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from show" -l top -d 'Rows of the top-runs table' -r
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from show" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from show" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from show" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from show" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from show" -l json -d 'Print JSON'
@@ -587,7 +589,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from show" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from show" -s V -l version -d 'Print version'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from trials" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from trials" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from trials" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from trials" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from trials" -l json -d 'Print JSON'
@@ -596,7 +598,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from trials" -s h -l help -d 'Print help'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from trials" -s V -l version -d 'Print version'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from suggest" -l write -d 'Also write the (nested) parameters to this JSON file' -r -F
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from suggest" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from suggest" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from suggest" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from suggest" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from suggest" -l json -d 'Print JSON'
@@ -604,35 +606,35 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from suggest" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from suggest" -s h -l help -d 'Print help'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from suggest" -s V -l version -d 'Print version'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from pause" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from pause" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from pause" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from pause" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from pause" -s q -l quiet -d 'Print only data and errors'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from pause" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from pause" -s h -l help -d 'Print help'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from pause" -s V -l version -d 'Print version'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from resume" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from resume" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from resume" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from resume" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from resume" -s q -l quiet -d 'Print only data and errors'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from resume" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from resume" -s h -l help -d 'Print help'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from resume" -s V -l version -d 'Print version'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from finish" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from finish" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from finish" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from finish" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from finish" -s q -l quiet -d 'Print only data and errors'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from finish" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from finish" -s h -l help -d 'Print help'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from finish" -s V -l version -d 'Print version'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from cancel" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from cancel" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from cancel" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from cancel" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from cancel" -s q -l quiet -d 'Print only data and errors'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from cancel" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from cancel" -s h -l help -d 'Print help'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from cancel" -s V -l version -d 'Print version'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from retry-failed" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from retry-failed" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from retry-failed" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from retry-failed" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from retry-failed" -s q -l quiet -d 'Print only data and errors'
@@ -641,7 +643,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from retry-failed" -s V -l version -d 'Print version'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from agent" -l count -d 'Run at most this many trials, then exit' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from agent" -l grace -d 'Seconds between SIGTERM and SIGKILL when a run is stopped' -r
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from agent" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from agent" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from agent" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from agent" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from agent" -s q -l quiet -d 'Print only data and errors'
@@ -661,7 +663,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from help" -f -a "retry-failed" -d 'Queue every crashed run to be tried again with the same parameters'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from help" -f -a "agent" -d 'Run trials of a sweep here until it is done (or --count runs)'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and not __fish_seen_subcommand_from register ls show versions version transition approve alias history update delete policy download help" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and not __fish_seen_subcommand_from register ls show versions version transition approve alias history update delete policy download help" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and not __fish_seen_subcommand_from register ls show versions version transition approve alias history update delete policy download help" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and not __fish_seen_subcommand_from register ls show versions version transition approve alias history update delete policy download help" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and not __fish_seen_subcommand_from register ls show versions version transition approve alias history update delete policy download help" -s q -l quiet -d 'Print only data and errors'
@@ -686,7 +688,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from register" -l tag -d 'Tag (repeatable)' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from register" -l require-approval -d 'Whether Production needs an approval [default: the project\'s policy]' -r -f -a "true\t''
 false\t''"
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from register" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from register" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from register" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from register" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from register" -l json -d 'Print JSON'
@@ -695,7 +697,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from register" -s h -l help -d 'Print help'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from register" -s V -l version -d 'Print version'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from ls" -l search -d 'Only models whose name or description contains this' -r
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from ls" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from ls" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from ls" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from ls" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from ls" -l all -d 'Models of every project you can read, not just the current one'
@@ -704,7 +706,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from ls" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from ls" -s h -l help -d 'Print help'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from ls" -s V -l version -d 'Print version'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from show" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from show" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from show" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from show" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from show" -l json -d 'Print JSON'
@@ -716,7 +718,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen
 Production\t''
 Archived\t''
 None\t''"
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from versions" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from versions" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from versions" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from versions" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from versions" -l json -d 'Print JSON'
@@ -724,7 +726,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from versions" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from versions" -s h -l help -d 'Print help'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from versions" -s V -l version -d 'Print version'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from version" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from version" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from version" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from version" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from version" -s q -l quiet -d 'Print only data and errors'
@@ -739,7 +741,7 @@ Production\t''
 Archived\t''
 None\t''"
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from transition" -s m -l comment -d 'Why (kept in the history)' -r
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from transition" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from transition" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from transition" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from transition" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from transition" -l archive-existing -d 'Into Production: archive the versions in Production now'
@@ -749,7 +751,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from transition" -s h -l help -d 'Print help'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from transition" -s V -l version -d 'Print version'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from approve" -s m -l comment -d 'Why (kept in the history)' -r
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from approve" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from approve" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from approve" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from approve" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from approve" -l revoke -d 'Withdraw the approval instead'
@@ -760,7 +762,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from approve" -s V -l version -d 'Print version'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from alias" -l remove -d 'Remove this alias instead' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from alias" -s m -l comment -d 'Why (kept in the history)' -r
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from alias" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from alias" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from alias" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from alias" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from alias" -l json -d 'Print the version as JSON'
@@ -768,7 +770,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from alias" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from alias" -s h -l help -d 'Print help'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from alias" -s V -l version -d 'Print version'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from history" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from history" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from history" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from history" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from history" -l json -d 'Print JSON'
@@ -781,7 +783,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from update" -l require-approval -d 'Whether Production needs an approval for this model' -r -f -a "true\t'Production needs an approval'
 false\t'Production needs no approval'
 project\t'Follow the project\'s policy'"
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from update" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from update" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from update" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from update" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from update" -l clear-tags -d 'Remove all tags'
@@ -790,7 +792,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from update" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from update" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from update" -s V -l version -d 'Print version'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from delete" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from delete" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from delete" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from delete" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from delete" -s y -l yes -d 'Do not ask for confirmation'
@@ -802,7 +804,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen
 false\t''"
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from policy" -l allow-self-approval -d 'The creator of a version may approve it' -r -f -a "true\t''
 false\t''"
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from policy" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from policy" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from policy" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from policy" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from policy" -l json -d 'Print JSON'
@@ -812,7 +814,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from policy" -s V -l version -d 'Print version'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from download" -l dir -d 'Directory to write into [default: ./models/NAME/vN]' -r -F
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from download" -l run -d 'Record this run as a user of the files [default: $WANLLMDB_RUN_ID]' -r
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from download" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from download" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from download" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from download" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from download" -l no-cache -d 'Download without keeping a copy in the local cache'
@@ -835,7 +837,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from help" -f -a "policy" -d 'Show the project\'s registry policy, or change it (project admins)'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from help" -f -a "download" -d 'Download a model version\'s files, checking every digest (as `artifact get` does)'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and not __fish_seen_subcommand_from gc user api-key status backup restore verify export import help" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and not __fish_seen_subcommand_from gc user api-key status backup restore verify export import help" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and not __fish_seen_subcommand_from gc user api-key status backup restore verify export import help" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and not __fish_seen_subcommand_from gc user api-key status backup restore verify export import help" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and not __fish_seen_subcommand_from gc user api-key status backup restore verify export import help" -s q -l quiet -d 'Print only data and errors'
@@ -852,7 +854,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and not __fish_
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and not __fish_seen_subcommand_from gc user api-key status backup restore verify export import help" -f -a "export" -d 'Export everything (tables as JSON lines, blobs as files) into a directory, to import into another backend'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and not __fish_seen_subcommand_from gc user api-key status backup restore verify export import help" -f -a "import" -d 'Import an export into an empty database and blob store, then compare counts and checksums with the export'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and not __fish_seen_subcommand_from gc user api-key status backup restore verify export import help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from gc" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from gc" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from gc" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from gc" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from gc" -l dry-run -d 'Only report what would be deleted'
@@ -861,7 +863,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from gc" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from gc" -s h -l help -d 'Print help'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from gc" -s V -l version -d 'Print version'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from user" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from user" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from user" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from user" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from user" -s q -l quiet -d 'Print only data and errors'
@@ -877,7 +879,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from user" -f -a "promote" -d 'Make an account a server administrator'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from user" -f -a "demote" -d 'Make a server administrator an ordinary account'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from user" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from api-key" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from api-key" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from api-key" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from api-key" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from api-key" -s q -l quiet -d 'Print only data and errors'
@@ -887,7 +889,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from api-key" -f -a "list" -d 'List active API keys of every account, or of one (never the secrets)'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from api-key" -f -a "revoke" -d 'Revoke an API key of any account, by id'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from api-key" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from status" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from status" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from status" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from status" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from status" -l json -d 'Print JSON (the system metrics object)'
@@ -903,8 +905,8 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from backup" -l s3-region -d 'S3 region [default: AWS_REGION, else us-east-1]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from backup" -l s3-path-style -d 'Address the bucket in the URL path (MinIO, most S3-compatible services) [default: true with --s3-endpoint]' -r -f -a "true\t''
 false\t''"
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from backup" -l config -d 'TOML file with any of: bind, metrics_bind, data_dir, database_url, storage_url, s3_endpoint, s3_region, s3_path_style, s3_access_key_id, s3_secret_access_key, s3_multipart_threshold, s3_part_size, max_body_bytes, heartbeat_timeout_secs, audit_retention_days, allow_registration, jwt_secret, reference_allow_hosts, trusted_proxies' -r -F
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from backup" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from backup" -l config -d 'TOML file with any of: bind, metrics_bind, public_url, s3_public_endpoint, data_dir, database_url, storage_url, s3_endpoint, s3_region, s3_path_style, s3_access_key_id, s3_secret_access_key, s3_multipart_threshold, s3_part_size, max_body_bytes, heartbeat_timeout_secs, audit_retention_days, allow_registration, jwt_secret, reference_allow_hosts, trusted_proxies' -r -F
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from backup" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from backup" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from backup" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from backup" -l json -d 'Print JSON (the backup\'s manifest)'
@@ -919,8 +921,8 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from restore" -l s3-region -d 'S3 region [default: AWS_REGION, else us-east-1]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from restore" -l s3-path-style -d 'Address the bucket in the URL path (MinIO, most S3-compatible services) [default: true with --s3-endpoint]' -r -f -a "true\t''
 false\t''"
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from restore" -l config -d 'TOML file with any of: bind, metrics_bind, data_dir, database_url, storage_url, s3_endpoint, s3_region, s3_path_style, s3_access_key_id, s3_secret_access_key, s3_multipart_threshold, s3_part_size, max_body_bytes, heartbeat_timeout_secs, audit_retention_days, allow_registration, jwt_secret, reference_allow_hosts, trusted_proxies' -r -F
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from restore" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from restore" -l config -d 'TOML file with any of: bind, metrics_bind, public_url, s3_public_endpoint, data_dir, database_url, storage_url, s3_endpoint, s3_region, s3_path_style, s3_access_key_id, s3_secret_access_key, s3_multipart_threshold, s3_part_size, max_body_bytes, heartbeat_timeout_secs, audit_retention_days, allow_registration, jwt_secret, reference_allow_hosts, trusted_proxies' -r -F
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from restore" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from restore" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from restore" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from restore" -l json -d 'Print JSON (the comparison of the restored data with the backup)'
@@ -936,8 +938,8 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from verify" -l s3-region -d 'S3 region [default: AWS_REGION, else us-east-1]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from verify" -l s3-path-style -d 'Address the bucket in the URL path (MinIO, most S3-compatible services) [default: true with --s3-endpoint]' -r -f -a "true\t''
 false\t''"
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from verify" -l config -d 'TOML file with any of: bind, metrics_bind, data_dir, database_url, storage_url, s3_endpoint, s3_region, s3_path_style, s3_access_key_id, s3_secret_access_key, s3_multipart_threshold, s3_part_size, max_body_bytes, heartbeat_timeout_secs, audit_retention_days, allow_registration, jwt_secret, reference_allow_hosts, trusted_proxies' -r -F
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from verify" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from verify" -l config -d 'TOML file with any of: bind, metrics_bind, public_url, s3_public_endpoint, data_dir, database_url, storage_url, s3_endpoint, s3_region, s3_path_style, s3_access_key_id, s3_secret_access_key, s3_multipart_threshold, s3_part_size, max_body_bytes, heartbeat_timeout_secs, audit_retention_days, allow_registration, jwt_secret, reference_allow_hosts, trusted_proxies' -r -F
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from verify" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from verify" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from verify" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from verify" -l json -d 'Print JSON (what was checked and every problem found)'
@@ -953,8 +955,8 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from export" -l s3-region -d 'S3 region [default: AWS_REGION, else us-east-1]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from export" -l s3-path-style -d 'Address the bucket in the URL path (MinIO, most S3-compatible services) [default: true with --s3-endpoint]' -r -f -a "true\t''
 false\t''"
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from export" -l config -d 'TOML file with any of: bind, metrics_bind, data_dir, database_url, storage_url, s3_endpoint, s3_region, s3_path_style, s3_access_key_id, s3_secret_access_key, s3_multipart_threshold, s3_part_size, max_body_bytes, heartbeat_timeout_secs, audit_retention_days, allow_registration, jwt_secret, reference_allow_hosts, trusted_proxies' -r -F
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from export" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from export" -l config -d 'TOML file with any of: bind, metrics_bind, public_url, s3_public_endpoint, data_dir, database_url, storage_url, s3_endpoint, s3_region, s3_path_style, s3_access_key_id, s3_secret_access_key, s3_multipart_threshold, s3_part_size, max_body_bytes, heartbeat_timeout_secs, audit_retention_days, allow_registration, jwt_secret, reference_allow_hosts, trusted_proxies' -r -F
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from export" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from export" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from export" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from export" -l json -d 'Print JSON (the export\'s manifest)'
@@ -969,8 +971,8 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from import" -l s3-region -d 'S3 region [default: AWS_REGION, else us-east-1]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from import" -l s3-path-style -d 'Address the bucket in the URL path (MinIO, most S3-compatible services) [default: true with --s3-endpoint]' -r -f -a "true\t''
 false\t''"
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from import" -l config -d 'TOML file with any of: bind, metrics_bind, data_dir, database_url, storage_url, s3_endpoint, s3_region, s3_path_style, s3_access_key_id, s3_secret_access_key, s3_multipart_threshold, s3_part_size, max_body_bytes, heartbeat_timeout_secs, audit_retention_days, allow_registration, jwt_secret, reference_allow_hosts, trusted_proxies' -r -F
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from import" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from import" -l config -d 'TOML file with any of: bind, metrics_bind, public_url, s3_public_endpoint, data_dir, database_url, storage_url, s3_endpoint, s3_region, s3_path_style, s3_access_key_id, s3_secret_access_key, s3_multipart_threshold, s3_part_size, max_body_bytes, heartbeat_timeout_secs, audit_retention_days, allow_registration, jwt_secret, reference_allow_hosts, trusted_proxies' -r -F
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from import" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from import" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from import" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from import" -l json -d 'Print JSON (the comparison of the imported data with the export)'
@@ -988,7 +990,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from help" -f -a "export" -d 'Export everything (tables as JSON lines, blobs as files) into a directory, to import into another backend'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from help" -f -a "import" -d 'Import an export into an empty database and blob store, then compare counts and checksums with the export'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and not __fish_seen_subcommand_from logs stats failed-logins help" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and not __fish_seen_subcommand_from logs stats failed-logins help" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and not __fish_seen_subcommand_from logs stats failed-logins help" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and not __fish_seen_subcommand_from logs stats failed-logins help" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and not __fish_seen_subcommand_from logs stats failed-logins help" -s q -l quiet -d 'Print only data and errors'
@@ -1011,7 +1013,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and __fish_seen
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and __fish_seen_subcommand_from logs" -l format -d 'table, json (an array; one object per line with --follow) or csv' -r -f -a "table\t'A table for people'
 json\t'The API\'s JSON objects'
 csv\t'Comma-separated values with a header row'"
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and __fish_seen_subcommand_from logs" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and __fish_seen_subcommand_from logs" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and __fish_seen_subcommand_from logs" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and __fish_seen_subcommand_from logs" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and __fish_seen_subcommand_from logs" -s f -l follow -d 'After the matching events, print new ones as they happen until Ctrl-C'
@@ -1020,7 +1022,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and __fish_seen
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and __fish_seen_subcommand_from logs" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and __fish_seen_subcommand_from logs" -s V -l version -d 'Print version'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and __fish_seen_subcommand_from stats" -l hours -d 'The window: the last this many hours' -r
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and __fish_seen_subcommand_from stats" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and __fish_seen_subcommand_from stats" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and __fish_seen_subcommand_from stats" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and __fish_seen_subcommand_from stats" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and __fish_seen_subcommand_from stats" -l json -d 'Print JSON'
@@ -1030,7 +1032,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and __fish_seen
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and __fish_seen_subcommand_from stats" -s V -l version -d 'Print version'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and __fish_seen_subcommand_from failed-logins" -l hours -d 'The window: the last this many hours' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and __fish_seen_subcommand_from failed-logins" -l limit -d 'At most this many attempts (1–1000)' -r
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and __fish_seen_subcommand_from failed-logins" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and __fish_seen_subcommand_from failed-logins" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and __fish_seen_subcommand_from failed-logins" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and __fish_seen_subcommand_from failed-logins" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and __fish_seen_subcommand_from failed-logins" -l json -d 'Print JSON'
@@ -1042,14 +1044,14 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and __fish_seen
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and __fish_seen_subcommand_from help" -f -a "stats" -d 'Event counts of the last hours: by category and severity, logins and failure rate'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and __fish_seen_subcommand_from help" -f -a "failed-logins" -d 'Failed (and rate-limited) logins of the last hours, newest first'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand completions" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand completions" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand completions" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand completions" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand completions" -s q -l quiet -d 'Print only data and errors'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand completions" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand completions" -s V -l version -d 'Print version'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand generate-docs" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8080]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand generate-docs" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand generate-docs" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand generate-docs" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand generate-docs" -s q -l quiet -d 'Print only data and errors'

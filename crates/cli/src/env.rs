@@ -20,6 +20,10 @@ pub const TRUSTED_PROXIES: &str = "WANLLMDB_TRUSTED_PROXIES";
 pub const STORAGE_URL: &str = "WANLLMDB_STORAGE_URL";
 /// S3 endpoint for S3-compatible services.
 pub const S3_ENDPOINT: &str = "WANLLMDB_S3_ENDPOINT";
+/// The S3 endpoint as clients reach it, for presigned URLs.
+pub const S3_PUBLIC_ENDPOINT: &str = "WANLLMDB_S3_PUBLIC_ENDPOINT";
+/// The server's URL as clients reach it, for the absolute URLs it hands out.
+pub const PUBLIC_URL: &str = "WANLLMDB_PUBLIC_URL";
 /// S3 region.
 pub const S3_REGION: &str = "WANLLMDB_S3_REGION";
 /// Whether to address the bucket in the path.

@@ -11,6 +11,9 @@ pub use crate::extract::Cidr;
 pub struct ServerConfig {
     /// Address to listen on.
     pub bind: SocketAddr,
+    /// The server's URL as clients reach it (`https://ml.example.com`, no trailing slash), for
+    /// the absolute URLs it hands out; None builds them from each request's Host header.
+    pub public_url: Option<String>,
     /// When set, `/metrics` is served only on this address (and not on `bind`).
     pub metrics_bind: Option<SocketAddr>,
     /// Where the SQLite file, blobs and the admin key file live.
@@ -50,8 +53,9 @@ impl ServerConfig {
     /// Defaults for a data directory.
     pub fn new(data_dir: impl Into<PathBuf>) -> ServerConfig {
         ServerConfig {
-            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            bind: SocketAddr::from(([127, 0, 0, 1], 8000)),
             metrics_bind: None,
+            public_url: None,
             data_dir: data_dir.into(),
             database_url: None,
             max_body_bytes: 64 * 1024 * 1024,

@@ -35,7 +35,7 @@ pub struct StorageArgs {
     /// Address the bucket in the URL path (MinIO, most S3-compatible services) [default: true with --s3-endpoint]
     #[arg(long, env = env::S3_PATH_STYLE, value_name = "BOOL", hide_env_values = true)]
     pub s3_path_style: Option<bool>,
-    /// TOML file with any of: bind, metrics_bind, data_dir, database_url, storage_url, s3_endpoint, s3_region, s3_path_style, s3_access_key_id, s3_secret_access_key, s3_multipart_threshold, s3_part_size, max_body_bytes, heartbeat_timeout_secs, audit_retention_days, allow_registration, jwt_secret, reference_allow_hosts, trusted_proxies
+    /// TOML file with any of: bind, metrics_bind, public_url, s3_public_endpoint, data_dir, database_url, storage_url, s3_endpoint, s3_region, s3_path_style, s3_access_key_id, s3_secret_access_key, s3_multipart_threshold, s3_part_size, max_body_bytes, heartbeat_timeout_secs, audit_retention_days, allow_registration, jwt_secret, reference_allow_hosts, trusted_proxies
     #[arg(long, env = env::CONFIG, value_name = "FILE", hide_env_values = true)]
     pub config: Option<PathBuf>,
 }
@@ -44,16 +44,25 @@ pub struct StorageArgs {
 /// the TOML config file; flags win over the environment, which wins over the file.
 #[derive(Debug, Default, Args)]
 #[command(
-    after_help = "Examples:\n  wanllmdb server                                   # SQLite + local files in the data directory\n  wanllmdb server --bind 0.0.0.0:8080 --data-dir /srv/wanllmdb\n  wanllmdb server --database-url postgres://wanllmdb@db/wanllmdb\n  wanllmdb server --bind 0.0.0.0:8080 --metrics-bind 127.0.0.1:9090   # /metrics only on localhost\n  AWS_ACCESS_KEY_ID=… AWS_SECRET_ACCESS_KEY=… wanllmdb server --storage-url s3://ml-artifacts/wanllmdb --s3-endpoint http://minio:9000\n\nOn first start with an empty database an 'admin' account is created; its API key is printed\nonce and saved to <data-dir>/admin-api-key (mode 0600)."
+    after_help = "Examples:\n  wanllmdb server                                   # SQLite + local files in the data directory\n  wanllmdb server --bind 0.0.0.0:8000 --data-dir /srv/wanllmdb\n  wanllmdb server --database-url postgres://wanllmdb@db/wanllmdb\n  wanllmdb server --bind 0.0.0.0:8000 --metrics-bind 127.0.0.1:9090   # /metrics only on localhost\n  AWS_ACCESS_KEY_ID=… AWS_SECRET_ACCESS_KEY=… wanllmdb server --storage-url s3://ml-artifacts/wanllmdb --s3-endpoint http://minio:9000\n\nOn first start with an empty database an 'admin' account is created; its API key is printed\nonce and saved to <data-dir>/admin-api-key (mode 0600)."
 )]
 pub struct ServerArgs {
-    /// Address and port to listen on [default: 127.0.0.1:8080]
+    /// Address and port to listen on [default: 127.0.0.1:8000]
     #[arg(long, env = env::BIND, value_name = "ADDR", hide_env_values = true)]
     pub bind: Option<SocketAddr>,
     /// Serve /metrics on this address only (e.g. 127.0.0.1:9090), so it can stay off the network
     /// the API is on [default: /metrics is served on --bind]
     #[arg(long, env = env::METRICS_BIND, value_name = "ADDR", hide_env_values = true)]
     pub metrics_bind: Option<SocketAddr>,
+    /// The server's URL as clients reach it (e.g. https://ml.example.com behind a proxy), used
+    /// in the absolute upload and download URLs it hands out [default: from each request's Host]
+    #[arg(long, env = env::PUBLIC_URL, value_name = "URL", hide_env_values = true)]
+    pub public_url: Option<String>,
+    /// The S3 endpoint as clients reach it, when it differs from --s3-endpoint (e.g. the server
+    /// reaches http://minio:9000 but clients https://minio.example.com): presigned URLs are
+    /// signed for it [default: --s3-endpoint]
+    #[arg(long, env = env::S3_PUBLIC_ENDPOINT, value_name = "URL", hide_env_values = true)]
+    pub s3_public_endpoint: Option<String>,
     /// Where the data lives: database, content storage, config file.
     #[command(flatten)]
     pub storage: StorageArgs,
@@ -91,6 +100,8 @@ pub struct ServerArgs {
 struct FileConfig {
     bind: Option<SocketAddr>,
     metrics_bind: Option<SocketAddr>,
+    public_url: Option<String>,
+    s3_public_endpoint: Option<String>,
     data_dir: Option<PathBuf>,
     database_url: Option<String>,
     max_body_bytes: Option<usize>,
@@ -140,6 +151,17 @@ impl ServerArgs {
             cfg.bind = b;
         }
         cfg.metrics_bind = self.metrics_bind.or(file.metrics_bind);
+        cfg.public_url = self
+            .public_url
+            .or(file.public_url)
+            .map(|u| public_url(&u, "--public-url"))
+            .transpose()?;
+        let s3_public_endpoint = self
+            .s3_public_endpoint
+            .or(file.s3_public_endpoint)
+            .map(|u| public_url(&u, "--s3-public-endpoint"))
+            .transpose()?;
+        let s3_public_endpoint_given = s3_public_endpoint.is_some();
         if cfg.metrics_bind == Some(cfg.bind) && cfg.bind.port() != 0 {
             bail!("--metrics-bind must differ from --bind ({})", cfg.bind);
         }
@@ -194,6 +216,7 @@ impl ServerArgs {
                 file.s3_secret_access_key,
             )?;
             if let Some(c) = cfg.s3.as_mut() {
+                c.public_endpoint = s3_public_endpoint;
                 const MIN_PART: u64 = 5 * 1024 * 1024;
                 if let Some(t) = file.s3_multipart_threshold {
                     c.multipart_threshold = t.max(MIN_PART);
@@ -206,11 +229,31 @@ impl ServerArgs {
                 }
             }
         }
+        if cfg.s3.is_none() && s3_public_endpoint_given {
+            bail!("--s3-public-endpoint needs S3 storage (--storage-url s3://…)");
+        }
         if cfg.jwt_secret.as_deref().is_some_and(|s| s.len() < 32) {
             bail!("--jwt-secret must be at least 32 characters");
         }
         Ok(cfg)
     }
+}
+
+/// Checks a URL clients are given: http(s), a host, no path, query or trailing slash.
+fn public_url(url: &str, flag: &str) -> Result<String> {
+    let url = url.trim().trim_end_matches('/');
+    let Some((scheme, rest)) = url.split_once("://") else {
+        bail!("{flag} {url:?} is not a URL: use e.g. https://ml.example.com");
+    };
+    if !matches!(scheme, "http" | "https") || rest.is_empty() || rest.contains(['?', '#', ' ']) {
+        bail!(
+            "{flag} {url:?} must be http:// or https:// with a host, e.g. https://ml.example.com"
+        );
+    }
+    if flag == "--s3-public-endpoint" && rest.contains('/') {
+        bail!("{flag} {url:?} must not have a path");
+    }
+    Ok(url.to_string())
 }
 
 /// Parses `--trusted-proxy` entries; a bad one stops the server from starting.
@@ -257,6 +300,7 @@ fn storage(
         prefix,
         path_style: path_style.unwrap_or(endpoint.is_some()),
         endpoint,
+        public_endpoint: None,
         region: region
             .or_else(|| aws_env(&["AWS_REGION", "AWS_DEFAULT_REGION"]))
             .unwrap_or_else(|| "us-east-1".into()),

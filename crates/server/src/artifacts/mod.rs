@@ -17,8 +17,9 @@ use wanllmdb_api_types::Page;
 use wanllmdb_api_types::artifacts::{
     Artifact, ArtifactAlias, ArtifactFile, ArtifactVersion, BlobUpload, CreateArtifactRequest,
     CreateVersionRequest, CreateVersionResponse, Lineage, LineageEdge, LineageNode, LineageRun,
-    MAX_ENTRIES, ManifestItem, RunArtifacts, SetAliasRequest, UpdateArtifactRequest, VersionState,
-    is_valid_artifact_name, is_valid_word, manifest_digest, parse_version_number,
+    MAX_ENTRIES, ManifestItem, RunArtifacts, SetAliasRequest, UpdateArtifactRequest,
+    UpdateVersionRequest, VersionState, is_valid_artifact_name, is_valid_word, manifest_digest,
+    parse_version_number,
 };
 use wanllmdb_api_types::files::{is_sha256_hex, normalize_path};
 
@@ -164,6 +165,39 @@ fn check_object(v: Option<serde_json::Value>, what: &str) -> ApiResult<String> {
         None | Some(serde_json::Value::Null) => Ok("{}".into()),
         Some(o @ serde_json::Value::Object(_)) => Ok(o.to_string()),
         Some(_) => Err(ApiError::invalid(format!("{what} must be a JSON object"))),
+    }
+}
+
+/// Applies a JSON merge patch (RFC 7396) to stored metadata: keys in the patch replace the
+/// stored ones, nested objects merge, `null` removes a key.
+fn merge_metadata(stored: &str, patch: serde_json::Value) -> ApiResult<String> {
+    if !patch.is_object() {
+        return Err(ApiError::invalid(
+            "metadata must be a JSON object of the keys to change (null removes a key)",
+        ));
+    }
+    let mut target: serde_json::Value =
+        serde_json::from_str(stored).unwrap_or_else(|_| serde_json::json!({}));
+    merge_patch(&mut target, patch);
+    Ok(target.to_string())
+}
+
+fn merge_patch(target: &mut serde_json::Value, patch: serde_json::Value) {
+    let serde_json::Value::Object(patch) = patch else {
+        *target = patch;
+        return;
+    };
+    if !target.is_object() {
+        *target = serde_json::json!({});
+    }
+    if let serde_json::Value::Object(t) = target {
+        for (k, v) in patch {
+            if v.is_null() {
+                t.remove(&k);
+            } else {
+                merge_patch(t.entry(k).or_insert(serde_json::Value::Null), v);
+            }
+        }
     }
 }
 
@@ -371,15 +405,28 @@ impl Artifacts<'_> {
         actor: &Actor,
         project: &str,
         kind: Option<&str>,
+        tag: Option<&str>,
         limit: usize,
         cursor: Option<&str>,
     ) -> ApiResult<Page<Artifact>> {
         let access = self.access(actor, project).await?;
         let after = cursor.map(decode_cursor).transpose()?.unwrap_or_default();
         let limit = limit.clamp(1, 1000);
+        // Tags are stored as a JSON array written by serde_json; the tag encoded the same way,
+        // quotes included, matches exactly that element.
+        let tag_pattern = tag.map(|t| {
+            let quoted = serde_json::to_string(t).unwrap_or_default();
+            format!(
+                "%{}%",
+                quoted
+                    .replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_")
+            )
+        });
         let sql = format!(
             "{ARTIFACT_SELECT} WHERE a.project_id = $1 AND a.name > $2 AND ($3 = '' OR a.kind = $3) \
-             ORDER BY a.name LIMIT {}",
+             AND ($4 = '' OR a.tags LIKE $4 ESCAPE '\\') ORDER BY a.name LIMIT {}",
             limit + 1
         );
         let mut rows: Vec<ArtifactRow> = on_backend!(self.state.store, read pool => {
@@ -387,6 +434,7 @@ impl Artifacts<'_> {
                 .bind(access.id)
                 .bind(&after)
                 .bind(kind.unwrap_or(""))
+                .bind(tag_pattern.as_deref().unwrap_or(""))
                 .fetch_all(pool)
                 .await?
         });
@@ -503,7 +551,7 @@ impl Artifacts<'_> {
         let description = req.description.unwrap_or(row.description);
         check_description(&description)?;
         let metadata = match req.metadata {
-            Some(m) => check_object(Some(m), "metadata")?,
+            Some(patch) => merge_metadata(&row.metadata, patch)?,
             None => row.metadata,
         };
         let tags = match req.tags {
@@ -701,10 +749,20 @@ impl Artifacts<'_> {
         let user = actor.require_user()?.id;
         check_description(&req.description)?;
         let metadata = check_object(req.metadata.clone(), "metadata")?;
+        // `latest` and `vN` move by themselves: asked for, they are checked, not stored.
+        let mut auto_versions = Vec::new();
         for a in &req.aliases {
-            check_alias(a)?;
+            match parse_version_number(a) {
+                Some(n) => auto_versions.push((a.as_str(), n)),
+                None if a == "latest" => {}
+                None => check_alias(a)?,
+            }
         }
-        let aliases: BTreeSet<&String> = req.aliases.iter().collect();
+        let aliases: BTreeSet<&String> = req
+            .aliases
+            .iter()
+            .filter(|a| *a != "latest" && parse_version_number(a).is_none())
+            .collect();
         let entries = self.check_entries(&req).await?;
         let run_pk = match &req.run {
             Some(id) => {
@@ -767,6 +825,8 @@ impl Artifacts<'_> {
             })
             .collect();
         let digest = manifest_digest(&mut items);
+        self.check_version_aliases(&art, &digest, &auto_versions)
+            .await?;
         let aliases_json = serde_json::to_string(&aliases).unwrap_or_else(|_| "[]".into());
         // The same manifest as the newest version: that version, with any aliases asked for.
         if let Ok(latest) = self.resolve(&art, "latest").await
@@ -863,6 +923,157 @@ impl Artifacts<'_> {
             created: true,
             uploads,
         })
+    }
+
+    /// Checks `vN` aliases of a version being created: N must be the number the upload will
+    /// get (the newest version's own, when the manifest equals it), so a mistake is refused
+    /// before a byte is stored.
+    async fn check_version_aliases(
+        &self,
+        art: &ArtifactRow,
+        digest: &str,
+        asked: &[(&str, i64)],
+    ) -> ApiResult<()> {
+        if asked.is_empty() {
+            return Ok(());
+        }
+        let newest: Option<(i64, String)> = on_backend!(self.state.store, read pool => {
+            sqlx::query_as(
+                "SELECT version, digest FROM artifact_versions WHERE artifact_id = $1 AND state = 'committed' \
+                 ORDER BY version DESC LIMIT 1",
+            )
+            .bind(art.id)
+            .fetch_optional(pool)
+            .await?
+        });
+        let expected = match &newest {
+            Some((n, d)) if d == digest => *n,
+            Some((n, _)) => n + 1,
+            None => 1,
+        };
+        match asked.iter().find(|(_, n)| *n != expected) {
+            None => Ok(()),
+            Some((alias, n)) => Err(ApiError::InvalidInputDetails {
+                message: format!(
+                    "alias {alias} conflicts with the version being created: this upload becomes v{expected} of {} (v{n} is another version); leave vN aliases out, they are set automatically",
+                    art.name
+                ),
+                details: serde_json::json!({ "alias": alias, "version": format!("v{expected}") }),
+            }),
+        }
+    }
+
+    /// Changes a version's description or merges keys into its metadata.
+    pub async fn update_version(
+        &self,
+        actor: &Actor,
+        project: &str,
+        name: &str,
+        spec: &str,
+        req: UpdateVersionRequest,
+        client: &ClientInfo,
+    ) -> ApiResult<ArtifactVersion> {
+        let access = self.access(actor, project).await?;
+        access.require_write()?;
+        let art = self.load(&access, name).await?;
+        let v = self.resolve(&art, spec).await?;
+        if let Some(d) = &req.description {
+            check_description(d)?;
+        }
+        let lock = match self.state.store.kind() {
+            crate::store::BackendKind::Postgres => " FOR UPDATE",
+            crate::store::BackendKind::Sqlite => "",
+        };
+        with_tx!(self.state.store, tx => {
+            let sql = format!("SELECT metadata FROM artifact_versions WHERE id = $1{lock}");
+            let stored: String = sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(v.id).fetch_one(&mut *tx).await?;
+            let metadata = match req.metadata.clone() {
+                Some(patch) => merge_metadata(&stored, patch)?,
+                None => stored,
+            };
+            sqlx::query("UPDATE artifact_versions SET metadata = $1, description = COALESCE($2, description) WHERE id = $3")
+                .bind(&metadata)
+                .bind(&req.description)
+                .bind(v.id)
+                .execute(&mut *tx)
+                .await?;
+        });
+        let fields: Vec<&str> = [
+            ("description", req.description.is_some()),
+            ("metadata", req.metadata.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(f, given)| given.then_some(f))
+        .collect();
+        self.record(
+            actor,
+            client,
+            AuditEvent::new("artifact_version_update", "data_modification", "info")
+                .resource(format!("artifact:{project}/{}", v.label()))
+                .status(200)
+                .metadata(serde_json::json!({ "fields": fields })),
+        )
+        .await;
+        self.one_api(self.version_by_id(v.id).await?).await
+    }
+
+    /// Deletes one version. A version that custom aliases point at or that registered model
+    /// versions were made from is kept (409 naming them). Its number is never reused.
+    pub async fn delete_version(
+        &self,
+        actor: &Actor,
+        project: &str,
+        name: &str,
+        spec: &str,
+        client: &ClientInfo,
+    ) -> ApiResult<()> {
+        let access = self.access(actor, project).await?;
+        access.require_write()?;
+        let art = self.load(&access, name).await?;
+        let v = self.resolve(&art, spec).await?;
+        let (aliases, models): (Vec<String>, Vec<(String, i64)>) = on_backend!(self.state.store, read pool => {
+            let aliases = sqlx::query_scalar("SELECT alias FROM artifact_aliases WHERE version_id = $1 ORDER BY alias")
+                .bind(v.id)
+                .fetch_all(pool)
+                .await?;
+            let models = sqlx::query_as(
+                "SELECT m.name, mv.version FROM model_versions mv JOIN registered_models m ON m.id = mv.model_id \
+                 WHERE mv.artifact_version_id = $1 ORDER BY m.name, mv.version",
+            )
+            .bind(v.id)
+            .fetch_all(pool)
+            .await?;
+            (aliases, models)
+        });
+        let mut holders: Vec<String> = aliases.iter().map(|a| format!("alias {a}")).collect();
+        holders.extend(models.iter().map(|(m, n)| format!("model {m} v{n}")));
+        if !holders.is_empty() {
+            return Err(ApiError::Conflict(format!(
+                "{} is still held by {}: move or remove those first",
+                v.label(),
+                holders.join(", ")
+            )));
+        }
+        // The row stays as a tombstone so the number is never handed out again; its files
+        // and lineage go (the bytes stay until garbage collection).
+        with_tx!(self.state.store, tx => {
+            sqlx::query("DELETE FROM artifact_entries WHERE version_id = $1").bind(v.id).execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM artifact_usage WHERE version_id = $1").bind(v.id).execute(&mut *tx).await?;
+            sqlx::query("UPDATE artifact_versions SET state = 'deleted', run_pk = NULL, file_count = 0, total_size = 0 WHERE id = $1")
+                .bind(v.id)
+                .execute(&mut *tx)
+                .await?;
+        });
+        self.record(
+            actor,
+            client,
+            AuditEvent::new("artifact_version_delete", "data_modification", "warning")
+                .resource(format!("artifact:{project}/{}", v.label()))
+                .status(204)
+                .metadata(serde_json::json!({ "files": v.file_count, "bytes": v.total_size })),
+        )
+        .await;
+        Ok(())
     }
 
     /// Commits a draft once its content has arrived.
@@ -1096,6 +1307,74 @@ impl Artifacts<'_> {
         Ok(rows)
     }
 
+    /// One file of a version with a short-lived download URL (relative for local storage);
+    /// recorded in the audit log. A reference has no stored bytes: the error says where it
+    /// points.
+    pub async fn file(
+        &self,
+        actor: &Actor,
+        project: &str,
+        name: &str,
+        spec: &str,
+        path: &str,
+        client: &ClientInfo,
+    ) -> ApiResult<ArtifactFile> {
+        let access = self.access(actor, project).await?;
+        let art = self.load(&access, name).await?;
+        let v = self.resolve(&art, spec).await?;
+        let path = wanllmdb_api_types::files::normalize_path(path)
+            .map_err(|e| ApiError::invalid(format!("path: {e}")))?;
+        let row = on_backend!(self.state.store, read pool => {
+            match sqlx::query(
+                "SELECT e.path, e.digest, e.size, e.ref_uri, e.ref_checksum, b.md5 FROM artifact_entries e \
+                 LEFT JOIN blobs b ON b.digest = e.digest WHERE e.version_id = $1 AND e.path = $2",
+            )
+            .bind(v.id)
+            .bind(&path)
+            .fetch_optional(pool)
+            .await?
+            {
+                None => None,
+                Some(r) => {
+                    let size: i64 = r.try_get("size")?;
+                    Some(ArtifactFile {
+                        path: r.try_get("path")?,
+                        sha256: r.try_get("digest")?,
+                        md5: r.try_get("md5")?,
+                        size: size as u64,
+                        reference: r.try_get("ref_uri")?,
+                        checksum: r.try_get("ref_checksum")?,
+                        download_url: None,
+                    })
+                }
+            }
+        });
+        let mut f =
+            row.ok_or_else(|| ApiError::not_found(format!("file {path} in {name}:{}", v.label())))?;
+        let Some(digest) = f.sha256.clone() else {
+            return Err(ApiError::invalid(format!(
+                "{path} is a reference to {}: fetch it from there",
+                f.reference.as_deref().unwrap_or("another location")
+            )));
+        };
+        f.download_url = Some(download_url(
+            self.state,
+            &digest,
+            f.size,
+            crate::telemetry::TransferKind::Artifact,
+        )?);
+        self.record(
+            actor,
+            client,
+            AuditEvent::new("artifact_download", "data_access", "info")
+                .resource(format!("artifact:{project}/{}", v.label()))
+                .status(200)
+                .metadata(serde_json::json!({ "files": 1, "path": path })),
+        )
+        .await;
+        Ok(f)
+    }
+
     /// Aliases of an artifact, `latest` first.
     pub async fn aliases(
         &self,
@@ -1151,10 +1430,21 @@ impl Artifacts<'_> {
     ) -> ApiResult<ArtifactVersion> {
         let access = self.access(actor, project).await?;
         access.require_write()?;
-        check_alias(alias)?;
         let user = actor.require_user()?.id;
         let art = self.load(&access, name).await?;
         let v = self.resolve(&art, &req.version).await?;
+        if alias == "latest" || parse_version_number(alias).is_some() {
+            // These move by themselves: pointing one where it already points is a no-op.
+            let current = self.resolve(&art, alias).await.ok().map(|c| c.id);
+            if current == Some(v.id) {
+                return self.one_api(v).await;
+            }
+            return Err(ApiError::invalid(format!(
+                "alias {alias:?} of {name} moves by itself (`latest` is the newest version, `vN` the N-th) and cannot point at v{}; use a custom alias such as production",
+                v.version.unwrap_or(0)
+            )));
+        }
+        check_alias(alias)?;
         let alias_owned = alias.to_string();
         self.point_aliases(art.id, v.id, &[&alias_owned].into_iter().collect(), user)
             .await?;

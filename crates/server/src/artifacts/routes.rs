@@ -10,15 +10,17 @@ use utoipa_axum::routes;
 use wanllmdb_api_types::artifacts::{
     Artifact, ArtifactAlias, ArtifactFile, ArtifactVersion, CreateArtifactRequest,
     CreateVersionRequest, CreateVersionResponse, Lineage, RunArtifacts, SetAliasRequest,
-    UpdateArtifactRequest, UseVersionRequest,
+    UpdateArtifactRequest, UpdateVersionRequest, UseVersionRequest,
 };
+use wanllmdb_api_types::files::TransferUrl;
 use wanllmdb_api_types::{ErrorBody, Page};
 
 use super::Artifacts;
 use crate::app::AppState;
 use crate::auth::Actor;
 use crate::error::ApiResult;
-use crate::extract::{ClientInfo, JsonBody, Query};
+use crate::extract::{ClientInfo, JsonBody, PublicBase, Query};
+use crate::files::download_transfer_url;
 
 /// The artifact routes.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -27,8 +29,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_artifact, update_artifact, delete_artifact))
         .routes(routes!(list_versions, create_version))
         .routes(routes!(commit_draft))
-        .routes(routes!(get_version))
+        .routes(routes!(get_version, update_version, delete_version))
         .routes(routes!(version_files))
+        .routes(routes!(version_file_download_url))
         .routes(routes!(use_version))
         .routes(routes!(version_lineage))
         .routes(routes!(list_aliases))
@@ -43,6 +46,8 @@ struct ListQuery {
     /// Only artifacts of this type.
     #[serde(rename = "type")]
     kind: Option<String>,
+    /// Only artifacts carrying this tag.
+    tag: Option<String>,
     /// Page size (1–1000, default 100).
     limit: Option<usize>,
     /// `next_cursor` of the previous page.
@@ -65,6 +70,7 @@ async fn list_artifacts(
                 &actor,
                 &project,
                 q.kind.as_deref(),
+                q.tag.as_deref(),
                 q.limit.unwrap_or(100),
                 q.cursor.as_deref(),
             )
@@ -223,6 +229,75 @@ struct FilesQuery {
     /// Give uploaded content download URLs valid for five minutes (recorded in the audit log).
     #[serde(default)]
     download_urls: bool,
+}
+
+/// Change a version's description, or merge keys into its metadata (RFC 7396: `null`
+/// removes a key). Its files never change.
+#[utoipa::path(patch, path = "/projects/{name}/artifacts/{artifact}/versions/{version}", tag = "artifacts",
+    params(("name" = String, Path, description = "project"), ("artifact" = String, Path), ("version" = String, Path)),
+    request_body = UpdateVersionRequest,
+    responses((status = 200, body = ArtifactVersion), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn update_version(
+    State(state): State<AppState>,
+    actor: Actor,
+    client: ClientInfo,
+    Path((project, name, version)): Path<(String, String, String)>,
+    JsonBody(req): JsonBody<UpdateVersionRequest>,
+) -> ApiResult<Json<ArtifactVersion>> {
+    Ok(Json(
+        Artifacts { state: &state }
+            .update_version(&actor, &project, &name, &version, req, &client)
+            .await?,
+    ))
+}
+
+/// Delete one version (409 naming the aliases or model versions that still hold it). Its
+/// number is not reused.
+#[utoipa::path(delete, path = "/projects/{name}/artifacts/{artifact}/versions/{version}", tag = "artifacts",
+    params(("name" = String, Path, description = "project"), ("artifact" = String, Path), ("version" = String, Path)),
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn delete_version(
+    State(state): State<AppState>,
+    actor: Actor,
+    client: ClientInfo,
+    Path((project, name, version)): Path<(String, String, String)>,
+) -> ApiResult<StatusCode> {
+    Artifacts { state: &state }
+        .delete_version(&actor, &project, &name, &version, &client)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Which file of a version.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+struct FileQuery {
+    /// The file's path in the version.
+    path: String,
+}
+
+/// An absolute URL that downloads one file of a version with a plain `GET` (no other
+/// credentials, for five minutes); recorded in the audit log.
+#[utoipa::path(get, path = "/projects/{name}/artifacts/{artifact}/versions/{version}/files/download-url", tag = "artifacts",
+    params(("name" = String, Path, description = "project"), ("artifact" = String, Path), ("version" = String, Path), FileQuery),
+    responses((status = 200, body = TransferUrl), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn version_file_download_url(
+    State(state): State<AppState>,
+    actor: Actor,
+    client: ClientInfo,
+    base: PublicBase,
+    Path((project, name, version)): Path<(String, String, String)>,
+    Query(q): Query<FileQuery>,
+) -> ApiResult<Json<TransferUrl>> {
+    let f = Artifacts { state: &state }
+        .file(&actor, &project, &name, &version, &q.path, &client)
+        .await?;
+    let url = base.absolute(f.download_url.as_deref().unwrap_or_default());
+    Ok(Json(download_transfer_url(
+        f.path, url, f.size, f.sha256, f.md5,
+    )))
 }
 
 /// The manifest of a version, by path.

@@ -35,6 +35,17 @@ pub struct StoredBlob {
     pub md5: String,
 }
 
+/// What arrived in an upload whose content was not announced beforehand.
+#[derive(Debug, Clone)]
+pub struct ReadBack {
+    /// SHA-256 of the bytes, hex (the content address).
+    pub sha256: String,
+    /// MD5 of the bytes, hex.
+    pub md5: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
 /// Where content lives.
 #[derive(Debug, Clone)]
 pub enum BlobStore {
@@ -128,23 +139,51 @@ impl LocalBlobs {
         size: u64,
         body: Body,
     ) -> Result<StoredBlob, BlobError> {
-        let dir = self.root.join("tmp");
-        tokio::fs::create_dir_all(&dir).await?;
-        let tmp = dir.join(format!("{digest}.{}", crate::auth::random_hex(8)));
-        let result = self.receive(&tmp, digest, size, body).await;
-        if result.is_err() {
+        let (tmp, got) = self.receive(body, size).await?;
+        let mismatch = if got.size != size {
+            Some(format!("{} bytes arrived, {size} were announced", got.size))
+        } else if got.sha256 != digest {
+            Some(format!(
+                "the bytes hash to sha256 {}, not the announced {digest}",
+                got.sha256
+            ))
+        } else {
+            None
+        };
+        if let Some(m) = mismatch {
             let _ = tokio::fs::remove_file(&tmp).await;
+            return Err(BlobError::Mismatch(m));
         }
-        result
+        self.keep(&tmp, digest).await?;
+        Ok(StoredBlob { md5: got.md5 })
     }
 
-    async fn receive(
-        &self,
+    /// Streams `body` (at most `limit` bytes) to storage under whatever digest it has.
+    pub async fn write_any(&self, body: Body, limit: u64) -> Result<ReadBack, BlobError> {
+        let (tmp, got) = self.receive(body, limit).await?;
+        self.keep(&tmp, &got.sha256).await?;
+        Ok(got)
+    }
+
+    /// Streams a body to a temporary file, hashing it; more than `limit` bytes is refused.
+    async fn receive(&self, body: Body, limit: u64) -> Result<(PathBuf, ReadBack), BlobError> {
+        let dir = self.root.join("tmp");
+        tokio::fs::create_dir_all(&dir).await?;
+        let tmp = dir.join(format!("upload.{}", crate::auth::random_hex(8)));
+        match Self::stream_to(&tmp, body, limit).await {
+            Ok(got) => Ok((tmp, got)),
+            Err(e) => {
+                let _ = tokio::fs::remove_file(&tmp).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn stream_to(
         tmp: &std::path::Path,
-        digest: &str,
-        size: u64,
         body: Body,
-    ) -> Result<StoredBlob, BlobError> {
+        limit: u64,
+    ) -> Result<ReadBack, BlobError> {
         let mut file = tokio::fs::File::create(tmp).await?;
         // SHA-256 and MD5 each run on their own thread while this task writes: together on
         // one thread they cap a stream near 340 MB/s here (MD5 alone is ~520 MB/s).
@@ -157,9 +196,9 @@ impl LocalBlobs {
                 BlobError::Io(std::io::Error::other(format!("upload interrupted: {e}")))
             })?;
             got += chunk.len() as u64;
-            if got > size {
+            if got > limit {
                 return Err(BlobError::Mismatch(format!(
-                    "more than the announced {size} bytes arrived"
+                    "more than the announced or allowed {limit} bytes arrived"
                 )));
             }
             // A hashing thread only stops early if it panicked; the join below reports it.
@@ -171,26 +210,27 @@ impl LocalBlobs {
         let joined = |r: Result<String, tokio::task::JoinError>| {
             r.map_err(|e| BlobError::Io(std::io::Error::other(format!("hashing failed: {e}"))))
         };
-        let actual = joined(sha.await)?;
+        let sha256 = joined(sha.await)?;
         let md5 = joined(md5.await)?;
-        if got != size {
-            return Err(BlobError::Mismatch(format!(
-                "{got} bytes arrived, {size} were announced"
-            )));
-        }
-        if actual != digest {
-            return Err(BlobError::Mismatch(format!(
-                "the bytes hash to sha256 {actual}, not the announced {digest}"
-            )));
-        }
         file.sync_all().await?;
-        drop(file);
+        Ok(ReadBack {
+            sha256,
+            md5,
+            size: got,
+        })
+    }
+
+    /// Moves a received temporary file to the content address of `digest`.
+    async fn keep(&self, tmp: &std::path::Path, digest: &str) -> Result<(), BlobError> {
         let dest = self.path(digest);
         if let Some(parent) = dest.parent() {
             tokio::fs::create_dir_all(parent).await?;
         }
-        tokio::fs::rename(tmp, &dest).await?;
-        Ok(StoredBlob { md5 })
+        if let Err(e) = tokio::fs::rename(tmp, &dest).await {
+            let _ = tokio::fs::remove_file(tmp).await;
+            return Err(e.into());
+        }
+        Ok(())
     }
 
     /// Stores several small blobs already in memory, checking each against its digest, with

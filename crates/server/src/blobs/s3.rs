@@ -14,7 +14,7 @@ use md5::Md5;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
-use super::{BlobError, StoredBlob};
+use super::{BlobError, ReadBack, StoredBlob};
 
 /// Largest object S3 takes in one PUT or one copy; also the largest part.
 pub const MAX_SINGLE_PART: u64 = 5 * 1024 * 1024 * 1024;
@@ -32,6 +32,10 @@ pub struct S3Config {
     pub prefix: String,
     /// Endpoint URL for S3-compatible services (`http://minio:9000`); None means AWS.
     pub endpoint: Option<String>,
+    /// The endpoint as clients reach it, when it differs from the one the server uses (e.g.
+    /// `https://minio.example.com` outside, `http://minio:9000` inside): presigned URLs are
+    /// signed for it. None signs them for `endpoint`.
+    pub public_endpoint: Option<String>,
     /// Region (`us-east-1` unless the service says otherwise).
     pub region: String,
     /// Address the bucket as `endpoint/bucket/key` instead of `bucket.endpoint/key`.
@@ -89,6 +93,31 @@ pub struct S3Blobs {
     host: String,
     /// Path before the key: `/bucket` (path style) or empty.
     bucket_path: String,
+    /// `scheme://host[:port]` and Host of the URLs handed to clients.
+    public_origin: String,
+    public_host: String,
+}
+
+/// `scheme://host[:port]` and the Host header for an endpoint URL and the bucket.
+fn origin_and_host(endpoint: &str, cfg: &S3Config) -> Result<(String, String), String> {
+    let (scheme, hostport) = endpoint
+        .trim_end_matches('/')
+        .split_once("://")
+        .ok_or_else(|| format!("S3 endpoint {endpoint:?} is not a URL"))?;
+    if scheme != "http" && scheme != "https" {
+        return Err(format!(
+            "S3 endpoint {endpoint:?} must be http:// or https://"
+        ));
+    }
+    if hostport.contains('/') {
+        return Err(format!("S3 endpoint {endpoint:?} must not have a path"));
+    }
+    let host = if cfg.path_style {
+        hostport.to_string()
+    } else {
+        format!("{}.{hostport}", cfg.bucket)
+    };
+    Ok((format!("{scheme}://{host}"), host))
 }
 
 type HmacSha256 = Hmac<Sha256>;
@@ -126,31 +155,26 @@ impl S3Blobs {
             .endpoint
             .clone()
             .unwrap_or_else(|| format!("https://s3.{}.amazonaws.com", cfg.region));
-        let (scheme, hostport) = endpoint
-            .trim_end_matches('/')
-            .split_once("://")
-            .ok_or_else(|| format!("S3 endpoint {endpoint:?} is not a URL"))?;
-        if scheme != "http" && scheme != "https" {
-            return Err(format!(
-                "S3 endpoint {endpoint:?} must be http:// or https://"
-            ));
-        }
-        if hostport.contains('/') {
-            return Err(format!("S3 endpoint {endpoint:?} must not have a path"));
-        }
-        let (host, bucket_path) = if cfg.path_style {
-            (hostport.to_string(), format!("/{}", cfg.bucket))
+        let (origin, host) = origin_and_host(&endpoint, &cfg)?;
+        let (public_origin, public_host) = match &cfg.public_endpoint {
+            Some(p) => origin_and_host(p, &cfg).map_err(|e| format!("public {e}"))?,
+            None => (origin.clone(), host.clone()),
+        };
+        let bucket_path = if cfg.path_style {
+            format!("/{}", cfg.bucket)
         } else {
-            (format!("{}.{hostport}", cfg.bucket), String::new())
+            String::new()
         };
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .build()
             .map_err(|e| format!("cannot build the S3 client: {e}"))?;
         Ok(S3Blobs {
-            origin: format!("{scheme}://{host}"),
+            origin,
             host,
             bucket_path,
+            public_origin,
+            public_host,
             http,
             cfg,
         })
@@ -278,12 +302,13 @@ impl S3Blobs {
         q.extend(extra.iter().cloned());
         let path = self.path(key);
         let query = Self::canonical_query(&q);
+        // Clients use these URLs, so they are signed for the host clients reach.
         let canonical = format!(
             "{method}\n{path}\n{query}\nhost:{}\n\nhost\nUNSIGNED-PAYLOAD",
-            self.host
+            self.public_host
         );
         let sig = self.signature(&date, &stamp, &scope, &canonical);
-        format!("{}{path}?{query}&X-Amz-Signature={sig}", self.origin)
+        format!("{}{path}?{query}&X-Amz-Signature={sig}", self.public_origin)
     }
 
     /// A request signed in its headers (payload unsigned).
@@ -411,14 +436,8 @@ impl S3Blobs {
         }
     }
 
-    /// Checks that the upload at `staging` is exactly `size` bytes hashing to `digest`, then
-    /// moves it to the content key. A mismatch deletes the upload.
-    pub async fn verify_and_store(
-        &self,
-        staging: &str,
-        digest: &str,
-        size: u64,
-    ) -> Result<StoredBlob, BlobError> {
+    /// Reads an upload back from its staging key: its SHA-256, MD5 and size.
+    pub async fn read_back(&self, staging: &str) -> Result<ReadBack, BlobError> {
         let resp = self
             .send(self.request(reqwest::Method::GET, staging, &[], &[]), "GET")
             .await?;
@@ -435,20 +454,36 @@ impl S3Blobs {
         }
         let mut sha = Sha256::new();
         let mut md5 = Md5::new();
-        let mut got = 0u64;
+        let mut size = 0u64;
         let mut stream = resp.bytes_stream();
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| io(format!("reading the upload back failed: {e}")))?;
-            got += chunk.len() as u64;
+            size += chunk.len() as u64;
             sha.update(&chunk);
             md5.update(&chunk);
         }
-        let actual = hex::encode(sha.finalize());
-        let mismatch = if got != size {
-            Some(format!("{got} bytes arrived, {size} were announced"))
-        } else if actual != digest {
+        Ok(ReadBack {
+            sha256: hex::encode(sha.finalize()),
+            md5: hex::encode(md5.finalize()),
+            size,
+        })
+    }
+
+    /// Reads an upload back, checks it is exactly `size` bytes hashing to `digest`, and moves
+    /// it to its content key (a mismatching upload is deleted).
+    pub async fn verify_and_store(
+        &self,
+        staging: &str,
+        digest: &str,
+        size: u64,
+    ) -> Result<StoredBlob, BlobError> {
+        let got = self.read_back(staging).await?;
+        let mismatch = if got.size != size {
+            Some(format!("{} bytes arrived, {size} were announced", got.size))
+        } else if got.sha256 != digest {
             Some(format!(
-                "the bytes hash to sha256 {actual}, not the announced {digest}"
+                "the bytes hash to sha256 {}, not the announced {digest}",
+                got.sha256
             ))
         } else {
             None
@@ -457,6 +492,18 @@ impl S3Blobs {
             self.delete(staging).await?;
             return Err(BlobError::Mismatch(m));
         }
+        self.move_into_place(staging, digest, size).await?;
+        Ok(StoredBlob { md5: got.md5 })
+    }
+
+    /// Moves verified bytes from a staging key to the content key of `digest` (kept as they
+    /// are when that content is already stored), then deletes the staging object.
+    pub async fn move_into_place(
+        &self,
+        staging: &str,
+        digest: &str,
+        size: u64,
+    ) -> Result<(), BlobError> {
         let dest = self.content_key(digest);
         if self.head(&dest).await? != Some(size) {
             let source = format!("/{}/{}", self.cfg.bucket, uri_encode(staging, true));
@@ -477,10 +524,7 @@ impl S3Blobs {
                 self.expect_ok(resp, "copying an upload into place").await?;
             }
         }
-        self.delete(staging).await?;
-        Ok(StoredBlob {
-            md5: hex::encode(md5.finalize()),
-        })
+        self.delete(staging).await
     }
 
     /// Starts a multipart upload; its upload id.
@@ -693,6 +737,7 @@ mod tests {
             bucket: "examplebucket".into(),
             prefix: String::new(),
             endpoint: None,
+            public_endpoint: None,
             region: "us-east-1".into(),
             path_style: false,
             access_key_id: "AKIAIOSFODNN7EXAMPLE".into(),

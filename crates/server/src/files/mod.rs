@@ -7,6 +7,9 @@
 //! seen elsewhere never grants its bytes.
 
 pub mod routes;
+mod staged;
+
+pub(crate) use staged::download_transfer_url;
 
 use std::collections::HashSet;
 

@@ -13,14 +13,14 @@ use utoipa_axum::routes;
 use wanllmdb_api_types::ErrorBody;
 use wanllmdb_api_types::files::{
     BatchUploadResult, BundleRequest, CompleteUploadRequest, GcReport, PutFilesRequest,
-    PutFilesResponse, RunFile,
+    PutFilesResponse, RegisterFileRequest, RunFile, StagedFile, TransferUrl, UploadUrlRequest,
 };
 
 use super::{Files, UploadReceipt};
 use crate::app::AppState;
 use crate::auth::Actor;
 use crate::error::ApiResult;
-use crate::extract::{ClientInfo, JsonBody, Query};
+use crate::extract::{ClientInfo, JsonBody, PublicBase, Query};
 
 /// The run-file and blob routes.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -32,6 +32,10 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(upload_batch))
         .routes(routes!(download_bundle))
         .routes(routes!(collect_garbage))
+        .routes(routes!(upload_url))
+        .routes(routes!(upload_staged))
+        .routes(routes!(register_file))
+        .routes(routes!(download_url))
         // Uploads are limited by the size their URL was signed for, not the JSON body limit.
         .layer(DefaultBodyLimit::disable())
 }
@@ -219,6 +223,84 @@ async fn collect_garbage(
     Ok(Json(
         Files { state: &state }
             .collect_garbage(&actor, q.dry_run, &client)
+            .await?,
+    ))
+}
+
+/// An absolute URL to upload one file by name: `PUT` the raw bytes to it (no other
+/// credentials, for an hour), then register the file. For clients that know a file's name
+/// before its content.
+#[utoipa::path(post, path = "/runs/{id}/files/upload-url", tag = "files", params(("id" = String, Path)),
+    request_body = UploadUrlRequest,
+    responses((status = 200, body = TransferUrl), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn upload_url(
+    State(state): State<AppState>,
+    actor: Actor,
+    client: ClientInfo,
+    base: PublicBase,
+    Path(id): Path<String>,
+    JsonBody(req): JsonBody<UploadUrlRequest>,
+) -> ApiResult<Json<TransferUrl>> {
+    Ok(Json(
+        Files { state: &state }
+            .upload_url(&actor, &id, &req.path, &base, &client)
+            .await?,
+    ))
+}
+
+/// Upload the bytes of a file to the URL `upload-url` gave (local storage). The body is the
+/// file as it is; the answer says what arrived. The file is attached when it is registered.
+#[utoipa::path(put, path = "/uploads/{token}", tag = "files", params(("token" = String, Path)),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    responses((status = 200, body = StagedFile), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)),
+    security(()))]
+async fn upload_staged(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    body: Body,
+) -> ApiResult<Json<StagedFile>> {
+    Ok(Json(
+        Files { state: &state }.receive_staged(&token, body).await?,
+    ))
+}
+
+/// Attach a file uploaded to a name-first upload URL. What arrived must be exactly `size`
+/// bytes (and match `md5` / `sha256` when given); otherwise nothing is attached and the
+/// answer says what differs.
+#[utoipa::path(post, path = "/runs/{id}/files/register", tag = "files", params(("id" = String, Path)),
+    request_body = RegisterFileRequest,
+    responses((status = 201, body = RunFile), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn register_file(
+    State(state): State<AppState>,
+    actor: Actor,
+    client: ClientInfo,
+    Path(id): Path<String>,
+    JsonBody(req): JsonBody<RegisterFileRequest>,
+) -> ApiResult<(StatusCode, Json<RunFile>)> {
+    let f = Files { state: &state }
+        .register(&actor, &id, req, &client)
+        .await?;
+    Ok((StatusCode::CREATED, Json(f)))
+}
+
+/// An absolute URL that downloads one file of a run with a plain `GET` (no other
+/// credentials, for five minutes); recorded in the audit log.
+#[utoipa::path(get, path = "/runs/{id}/files/download-url", tag = "files", params(("id" = String, Path), FileQuery),
+    responses((status = 200, body = TransferUrl), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn download_url(
+    State(state): State<AppState>,
+    actor: Actor,
+    client: ClientInfo,
+    base: PublicBase,
+    Path(id): Path<String>,
+    Query(q): Query<FileQuery>,
+) -> ApiResult<Json<TransferUrl>> {
+    Ok(Json(
+        Files { state: &state }
+            .download_url_for(&actor, &id, &q.path, &base, &client)
             .await?,
     ))
 }

@@ -4,6 +4,7 @@
 
 mod accounts;
 mod admin_users;
+mod artifact_versions;
 mod artifacts;
 mod audit;
 mod audit_coverage;
@@ -22,6 +23,7 @@ mod sessions;
 mod sweeps;
 mod telemetry;
 mod transfer;
+mod uploads;
 mod wire;
 
 use std::str::FromStr;

@@ -31,6 +31,7 @@ async fn start_tuned(moto: &Moto, threshold: u64, part: u64, max_copy: u64) -> C
             bucket: moto.bucket.clone(),
             prefix: "srv".into(),
             endpoint: Some(endpoint),
+            public_endpoint: None,
             region: "us-east-1".into(),
             path_style: true,
             access_key_id: "test".into(),

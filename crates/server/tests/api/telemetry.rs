@@ -499,6 +499,7 @@ async fn telemetry_with_object_storage() {
             bucket,
             prefix: "srv".into(),
             endpoint: Some(endpoint),
+            public_endpoint: None,
             region: "us-east-1".into(),
             path_style: true,
             access_key_id: "test".into(),

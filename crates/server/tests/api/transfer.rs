@@ -405,6 +405,7 @@ async fn local_blobs_move_to_s3_and_back() {
         bucket: moto.bucket.clone(),
         prefix: "moved".into(),
         endpoint: Some(moto.endpoint.clone()),
+        public_endpoint: None,
         region: "us-east-1".into(),
         path_style: true,
         access_key_id: "test".into(),

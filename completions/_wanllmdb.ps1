@@ -1080,6 +1080,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             [CompletionResult]::new('resume', 'resume', [CompletionResultType]::ParameterValue, 'Hand out runs again after a pause')
             [CompletionResult]::new('finish', 'finish', [CompletionResultType]::ParameterValue, 'End the sweep: no new runs; running ones finish')
             [CompletionResult]::new('cancel', 'cancel', [CompletionResultType]::ParameterValue, 'End the sweep and stop its running runs')
+            [CompletionResult]::new('delete', 'delete', [CompletionResultType]::ParameterValue, 'Delete a sweep; its runs stay as ordinary runs (their notes say which sweep they came from)')
             [CompletionResult]::new('retry-failed', 'retry-failed', [CompletionResultType]::ParameterValue, 'Queue every crashed run to be tried again with the same parameters')
             [CompletionResult]::new('agent', 'agent', [CompletionResultType]::ParameterValue, 'Run trials of a sweep here until it is done (or --count runs)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -1232,6 +1233,23 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'wanllmdb;sweep;delete' {
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
+            [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
+            [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
+            [CompletionResult]::new('-y', '-y', [CompletionResultType]::ParameterName, 'Do not ask for confirmation')
+            [CompletionResult]::new('--yes', '--yes', [CompletionResultType]::ParameterName, 'Do not ask for confirmation')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only data and errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only data and errors')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'wanllmdb;sweep;retry-failed' {
             [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
@@ -1273,6 +1291,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             [CompletionResult]::new('resume', 'resume', [CompletionResultType]::ParameterValue, 'Hand out runs again after a pause')
             [CompletionResult]::new('finish', 'finish', [CompletionResultType]::ParameterValue, 'End the sweep: no new runs; running ones finish')
             [CompletionResult]::new('cancel', 'cancel', [CompletionResultType]::ParameterValue, 'End the sweep and stop its running runs')
+            [CompletionResult]::new('delete', 'delete', [CompletionResultType]::ParameterValue, 'Delete a sweep; its runs stay as ordinary runs (their notes say which sweep they came from)')
             [CompletionResult]::new('retry-failed', 'retry-failed', [CompletionResultType]::ParameterValue, 'Queue every crashed run to be tried again with the same parameters')
             [CompletionResult]::new('agent', 'agent', [CompletionResultType]::ParameterValue, 'Run trials of a sweep here until it is done (or --count runs)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -1306,6 +1325,9 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             break
         }
         'wanllmdb;sweep;help;cancel' {
+            break
+        }
+        'wanllmdb;sweep;help;delete' {
             break
         }
         'wanllmdb;sweep;help;retry-failed' {
@@ -2523,6 +2545,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             [CompletionResult]::new('resume', 'resume', [CompletionResultType]::ParameterValue, 'Hand out runs again after a pause')
             [CompletionResult]::new('finish', 'finish', [CompletionResultType]::ParameterValue, 'End the sweep: no new runs; running ones finish')
             [CompletionResult]::new('cancel', 'cancel', [CompletionResultType]::ParameterValue, 'End the sweep and stop its running runs')
+            [CompletionResult]::new('delete', 'delete', [CompletionResultType]::ParameterValue, 'Delete a sweep; its runs stay as ordinary runs (their notes say which sweep they came from)')
             [CompletionResult]::new('retry-failed', 'retry-failed', [CompletionResultType]::ParameterValue, 'Queue every crashed run to be tried again with the same parameters')
             [CompletionResult]::new('agent', 'agent', [CompletionResultType]::ParameterValue, 'Run trials of a sweep here until it is done (or --count runs)')
             break
@@ -2555,6 +2578,9 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             break
         }
         'wanllmdb;help;sweep;cancel' {
+            break
+        }
+        'wanllmdb;help;sweep;delete' {
             break
         }
         'wanllmdb;help;sweep;retry-failed' {

@@ -661,6 +661,9 @@ _wanllmdb() {
             wanllmdb__subcmd__help__subcmd__sweep,create)
                 cmd="wanllmdb__subcmd__help__subcmd__sweep__subcmd__create"
                 ;;
+            wanllmdb__subcmd__help__subcmd__sweep,delete)
+                cmd="wanllmdb__subcmd__help__subcmd__sweep__subcmd__delete"
+                ;;
             wanllmdb__subcmd__help__subcmd__sweep,finish)
                 cmd="wanllmdb__subcmd__help__subcmd__sweep__subcmd__finish"
                 ;;
@@ -937,6 +940,9 @@ _wanllmdb() {
             wanllmdb__subcmd__sweep,create)
                 cmd="wanllmdb__subcmd__sweep__subcmd__create"
                 ;;
+            wanllmdb__subcmd__sweep,delete)
+                cmd="wanllmdb__subcmd__sweep__subcmd__delete"
+                ;;
             wanllmdb__subcmd__sweep,finish)
                 cmd="wanllmdb__subcmd__sweep__subcmd__finish"
                 ;;
@@ -975,6 +981,9 @@ _wanllmdb() {
                 ;;
             wanllmdb__subcmd__sweep__subcmd__help,create)
                 cmd="wanllmdb__subcmd__sweep__subcmd__help__subcmd__create"
+                ;;
+            wanllmdb__subcmd__sweep__subcmd__help,delete)
+                cmd="wanllmdb__subcmd__sweep__subcmd__help__subcmd__delete"
                 ;;
             wanllmdb__subcmd__sweep__subcmd__help,finish)
                 cmd="wanllmdb__subcmd__sweep__subcmd__help__subcmd__finish"
@@ -4619,7 +4628,7 @@ _wanllmdb() {
             return 0
             ;;
         wanllmdb__subcmd__help__subcmd__sweep)
-            opts="create validate list show trials suggest pause resume finish cancel retry-failed agent"
+            opts="create validate list show trials suggest pause resume finish cancel delete retry-failed agent"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -4661,6 +4670,20 @@ _wanllmdb() {
             return 0
             ;;
         wanllmdb__subcmd__help__subcmd__sweep__subcmd__create)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wanllmdb__subcmd__help__subcmd__sweep__subcmd__delete)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -6929,7 +6952,7 @@ _wanllmdb() {
             return 0
             ;;
         wanllmdb__subcmd__sweep)
-            opts="-q -v -h -V --host --api-key --project --quiet --verbose --help --version create validate list show trials suggest pause resume finish cancel retry-failed agent help"
+            opts="-q -v -h -V --host --api-key --project --quiet --verbose --help --version create validate list show trials suggest pause resume finish cancel delete retry-failed agent help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -7040,6 +7063,32 @@ _wanllmdb() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        wanllmdb__subcmd__sweep__subcmd__delete)
+            opts="-y -q -v -h -V --yes --json --host --api-key --project --quiet --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --host)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --api-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --project)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         wanllmdb__subcmd__sweep__subcmd__finish)
             opts="-q -v -h -V --host --api-key --project --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -7067,7 +7116,7 @@ _wanllmdb() {
             return 0
             ;;
         wanllmdb__subcmd__sweep__subcmd__help)
-            opts="create validate list show trials suggest pause resume finish cancel retry-failed agent help"
+            opts="create validate list show trials suggest pause resume finish cancel delete retry-failed agent help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -7109,6 +7158,20 @@ _wanllmdb() {
             return 0
             ;;
         wanllmdb__subcmd__sweep__subcmd__help__subcmd__create)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wanllmdb__subcmd__sweep__subcmd__help__subcmd__delete)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

@@ -980,6 +980,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand resume 'Hand out runs again after a pause'
             cand finish 'End the sweep: no new runs; running ones finish'
             cand cancel 'End the sweep and stop its running runs'
+            cand delete 'Delete a sweep; its runs stay as ordinary runs (their notes say which sweep they came from)'
             cand retry-failed 'Queue every crashed run to be tried again with the same parameters'
             cand agent 'Run trials of a sweep here until it is done (or --count runs)'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -1121,6 +1122,22 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'wanllmdb;sweep;delete'= {
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand -y 'Do not ask for confirmation'
+            cand --yes 'Do not ask for confirmation'
+            cand --json 'Print JSON'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'wanllmdb;sweep;retry-failed'= {
             cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
@@ -1160,6 +1177,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand resume 'Hand out runs again after a pause'
             cand finish 'End the sweep: no new runs; running ones finish'
             cand cancel 'End the sweep and stop its running runs'
+            cand delete 'Delete a sweep; its runs stay as ordinary runs (their notes say which sweep they came from)'
             cand retry-failed 'Queue every crashed run to be tried again with the same parameters'
             cand agent 'Run trials of a sweep here until it is done (or --count runs)'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -1183,6 +1201,8 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
         &'wanllmdb;sweep;help;finish'= {
         }
         &'wanllmdb;sweep;help;cancel'= {
+        }
+        &'wanllmdb;sweep;help;delete'= {
         }
         &'wanllmdb;sweep;help;retry-failed'= {
         }
@@ -2245,6 +2265,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand resume 'Hand out runs again after a pause'
             cand finish 'End the sweep: no new runs; running ones finish'
             cand cancel 'End the sweep and stop its running runs'
+            cand delete 'Delete a sweep; its runs stay as ordinary runs (their notes say which sweep they came from)'
             cand retry-failed 'Queue every crashed run to be tried again with the same parameters'
             cand agent 'Run trials of a sweep here until it is done (or --count runs)'
         }
@@ -2267,6 +2288,8 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
         &'wanllmdb;help;sweep;finish'= {
         }
         &'wanllmdb;help;sweep;cancel'= {
+        }
+        &'wanllmdb;help;sweep;delete'= {
         }
         &'wanllmdb;help;sweep;retry-failed'= {
         }

@@ -460,4 +460,34 @@ parameters:
     ] {
         assert!(err.contains(want), "{want} not in {err}");
     }
+
+    // Valid, but log_uniform takes exponents: validate and create both say what it samples.
+    let exps = write(
+        &work,
+        "exps.yaml",
+        "program: train.py\nmethod: random\nparameters:\n  lr: {distribution: log_uniform, min: 0.0001, max: 0.1}\n",
+    );
+    for cmd in ["validate", "create"] {
+        let out = env
+            .wl(&["sweep", cmd, exps.to_str().unwrap(), "--project", "sw"])
+            .output()
+            .unwrap();
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains("warning: parameters.lr: log_uniform takes exponents")
+                && err.contains("use distribution: log_uniform_values"),
+            "{cmd}: {err}"
+        );
+    }
+    // Deleting one: without --yes and a terminal it asks for confirmation and refuses.
+    let gone = env.create_sweep(&exps);
+    let out = env.wl(&["sweep", "delete", &gone]).output().unwrap();
+    assert_eq!(code(&out), 1);
+    assert!(stderr(&out).contains("--yes"), "{}", stderr(&out));
+    let d = env.json(&["sweep", "delete", &gone, "--yes", "--json"]);
+    assert_eq!(d["id"], gone.as_str());
+    assert_eq!(d["detached_runs"], serde_json::json!([]));
+    let out = env.wl(&["sweep", "show", &gone]).output().unwrap();
+    assert_eq!(code(&out), 1);
 }

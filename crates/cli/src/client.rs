@@ -365,6 +365,11 @@ impl Api {
             .await
             .map(|_| ())
     }
+
+    /// `DELETE path`, reading the JSON answer.
+    pub async fn delete_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, ApiError> {
+        self.json(self.request(Method::DELETE, path)).await
+    }
 }
 
 /// Percent-encodes one path segment.

@@ -99,7 +99,8 @@ const GRID_DISTRIBUTIONS: [&str; 5] = [
 
 const METRIC_KEYS: [&str; 5] = ["name", "goal", "target", "impute", "impute_while_running"];
 const HYPERBAND_KEYS: [&str; 6] = ["type", "min_iter", "max_iter", "s", "eta", "strict"];
-const TPE_KEYS: [&str; 5] = [
+const TPE_KEYS: [&str; 6] = [
+    "sampler",
     "n_startup_trials",
     "n_ei_candidates",
     "multivariate",
@@ -218,6 +219,9 @@ fn default_eta() -> f64 {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TpeConfig {
+    /// Which sampler `method: bayes` uses: TPE (default) or plain random draws, named as
+    /// Optuna names them.
+    pub sampler: Sampler,
     /// Trials drawn at random before the model is used (default 10).
     pub n_startup_trials: usize,
     /// Candidates scored by expected improvement per suggestion (default 24).
@@ -235,11 +239,38 @@ pub struct TpeConfig {
 impl Default for TpeConfig {
     fn default() -> TpeConfig {
         TpeConfig {
+            sampler: Sampler::Tpe,
             n_startup_trials: 10,
             n_ei_candidates: 24,
             multivariate: true,
             constant_liar: true,
             seed: None,
+        }
+    }
+}
+
+/// The sampler behind `method: bayes` (`optuna_config.sampler`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Sampler {
+    /// Tree-structured Parzen estimator, as Optuna's `TPESampler`.
+    #[default]
+    #[serde(rename = "TPESampler")]
+    Tpe,
+    /// Independent random draws, as Optuna's `RandomSampler`.
+    #[serde(rename = "RandomSampler")]
+    Random,
+}
+
+impl Sampler {
+    /// The supported names, for messages.
+    pub const NAMES: [&'static str; 2] = ["TPESampler", "RandomSampler"];
+
+    /// Parses Optuna's class name.
+    pub fn parse(s: &str) -> Option<Sampler> {
+        match s {
+            "TPESampler" => Some(Sampler::Tpe),
+            "RandomSampler" => Some(Sampler::Random),
+            _ => None,
         }
     }
 }
@@ -587,6 +618,63 @@ fn nest_level(
     out
 }
 
+/// Things a valid configuration says that its author probably did not mean, as sentences for
+/// people: the value range of every parameter whose bounds are exponents (`log_uniform`,
+/// `q_log_uniform`, `inv_log_uniform`, as in W&B), with the `*_values` fix when the bounds
+/// look like the values themselves (`min: 0.0001, max: 0.1` samples 1.0001 to 1.105).
+pub fn config_warnings(cfg: &SweepConfig) -> Vec<String> {
+    let mut out = Vec::new();
+    for (name, param) in cfg.flat_params() {
+        let Param::Dist(d) = param else { continue };
+        let (min, max, fix, low, high) = match *d {
+            Distribution::LogUniform { min, max } => {
+                (min, max, "log_uniform_values", min.exp(), max.exp())
+            }
+            Distribution::QLogUniform { min, max, .. } => {
+                (min, max, "q_log_uniform_values", min.exp(), max.exp())
+            }
+            Distribution::InvLogUniform { min, max } => (
+                min,
+                max,
+                "inv_log_uniform_values",
+                (-max).exp(),
+                (-min).exp(),
+            ),
+            _ => continue,
+        };
+        let mut w = format!(
+            "parameters.{name}: {} takes exponents, so min {min} and max {max} sample values from {} to {}",
+            d.name(),
+            short_number(low),
+            short_number(high)
+        );
+        // Bounds spanning a decade or more whose exponents span less than one: the author
+        // wrote the values, not their logarithms.
+        if min > 0.0 && max / min >= 10.0 && max - min < std::f64::consts::LN_10 {
+            w.push_str(&format!(
+                "; to sample values from {min} to {max}, use distribution: {fix}"
+            ));
+        }
+        out.push(w);
+    }
+    out
+}
+
+/// A number with five significant digits, for messages.
+fn short_number(x: f64) -> String {
+    if x != 0.0 && (x.abs() < 1e-4 || x.abs() >= 1e6) {
+        format!("{x:.3e}")
+    } else {
+        let digits = (4 - x.abs().log10().floor() as i32).clamp(0, 12) as usize;
+        let s = format!("{x:.digits$}");
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            s
+        }
+    }
+}
+
 /// One problem in a sweep configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConfigIssue {
@@ -895,6 +983,22 @@ impl Parser {
         let m = self.object(v, PATH)?;
         self.unknown_keys(m, PATH, &TPE_KEYS);
         let defaults = TpeConfig::default();
+        let sampler = match m.get("sampler") {
+            None => Some(defaults.sampler),
+            Some(v) => {
+                let parsed = v.as_str().and_then(Sampler::parse);
+                if parsed.is_none() {
+                    self.issue(
+                        at(PATH, "sampler"),
+                        format!(
+                            "unsupported sampler {v}: use one of {}",
+                            Sampler::NAMES.join(", ")
+                        ),
+                    );
+                }
+                parsed
+            }
+        };
         let mut count = |key: &str, default: usize| match m.get(key) {
             None => Some(default),
             Some(v) => self
@@ -914,6 +1018,7 @@ impl Parser {
             Some(v) => self.uint(v, &at(PATH, "seed"), 0).map(Some),
         };
         Some(TpeConfig {
+            sampler: sampler?,
             n_startup_trials: n_startup_trials?,
             n_ei_candidates: n_ei_candidates?,
             multivariate: multivariate?,
@@ -2120,6 +2225,7 @@ mod tests {
         assert_eq!(
             cfg.tpe,
             TpeConfig {
+                sampler: Sampler::Tpe,
                 n_startup_trials: 5,
                 n_ei_candidates: 24,
                 multivariate: true,
@@ -2212,6 +2318,42 @@ mod tests {
     }
 
     #[test]
+    fn log_scale_bounds_are_explained() {
+        let cfg = parse_sweep_config(&json!({
+            "method": "bayes",
+            "metric": {"name": "val_accuracy", "goal": "maximize"},
+            "parameters": {
+                "learning_rate": {"distribution": "log_uniform", "min": 0.0001, "max": 0.1},
+                "wd": {"distribution": "log_uniform", "min": -9.21, "max": -2.3},
+                "lr2": {"distribution": "log_uniform_values", "min": 0.0001, "max": 0.1},
+                "dropout": {"distribution": "uniform", "min": 0.1, "max": 0.5},
+            },
+        }))
+        .unwrap();
+        let w = config_warnings(&cfg);
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert_eq!(
+            w[0],
+            "parameters.learning_rate: log_uniform takes exponents, so min 0.0001 and max 0.1 sample values from 1.0001 to 1.1052; to sample values from 0.0001 to 0.1, use distribution: log_uniform_values"
+        );
+        assert_eq!(
+            w[1],
+            "parameters.wd: log_uniform takes exponents, so min -9.21 and max -2.3 sample values from 0.00010003 to 0.10026"
+        );
+        let inv = parse_sweep_config(&json!({
+            "method": "random",
+            "parameters": {"x": {"distribution": "inv_log_uniform", "min": 0.5, "max": 3}},
+        }))
+        .unwrap();
+        assert_eq!(
+            config_warnings(&inv),
+            [
+                "parameters.x: inv_log_uniform takes exponents, so min 0.5 and max 3 sample values from 0.049787 to 0.60653"
+            ]
+        );
+    }
+
+    #[test]
     fn every_problem_is_reported_with_its_path() {
         let found = issues(json!({
             "method": "grid",
@@ -2250,7 +2392,10 @@ mod tests {
                 "is a string; write the number without quotes",
             ),
             ("optuna_config.seed", "at least 0"),
-            ("optuna_config.sampler", "unknown key"),
+            (
+                "optuna_config.sampler",
+                "unsupported sampler \"tpe\": use one of TPESampler, RandomSampler",
+            ),
             ("parameters.lr.max", "must be greater than min"),
             ("parameters.lr", "grid search needs `values`"),
             ("parameters.wd.min", "must be greater than 0"),

@@ -172,6 +172,10 @@ pub struct Sweep {
     pub created_at: String,
     /// Last change.
     pub updated_at: String,
+    /// What the configuration says that was probably not meant, e.g. the value range a
+    /// `log_uniform` parameter really samples (see `config_warnings`).
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 /// How much one parameter explains the metric.
@@ -298,6 +302,15 @@ pub struct AgentRegistered {
     pub agent_id: String,
     /// The sweep.
     pub sweep: Sweep,
+}
+
+/// Answer to `DELETE /api/v1/sweeps/{id}`: the sweep is gone, its runs stay.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DeletedSweep {
+    /// The sweep's id.
+    pub id: String,
+    /// Runs of its trials, kept as ordinary runs; each one's notes say so.
+    pub detached_runs: Vec<String>,
 }
 
 /// Answer to `POST /api/v1/sweeps/{id}/retry-failed`.

@@ -10,8 +10,8 @@ use serde_json::{Map, Value};
 use tokio::sync::watch;
 use wanllmdb_api_types::sweeps::{
     AgentCommand, AgentHeartbeat, AgentHeartbeatResponse, AgentRegistered, CommandContext,
-    CreateSweepRequest, RegisterAgentRequest, RetryFailed, Suggestion, Sweep, SweepAnalysis,
-    SweepConfig, Trial, build_command, parse_sweep_config,
+    CreateSweepRequest, DeletedSweep, RegisterAgentRequest, RetryFailed, Suggestion, Sweep,
+    SweepAnalysis, SweepConfig, Trial, build_command, config_warnings, parse_sweep_config,
 };
 
 use crate::client::{Api, seg};
@@ -126,6 +126,23 @@ Prints the parameters and the reserved run id; start the run with them, e.g.
         /// Sweep id
         id: String,
     },
+    /// Delete a sweep; its runs stay as ordinary runs (their notes say which sweep they came from)
+    #[command(after_help = "\
+The sweep's trials and agents are deleted; every run it started is kept, detached, with a
+note. Agents still running for it stop at their next request.
+
+Example:
+  wanllmdb sweep delete k3x9q2ab --yes")]
+    Delete {
+        /// Sweep id
+        id: String,
+        /// Do not ask for confirmation
+        #[arg(long, short)]
+        yes: bool,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
     /// Queue every crashed run to be tried again with the same parameters
     RetryFailed {
         /// Sweep id
@@ -205,6 +222,19 @@ pub async fn run(cmd: SweepCommand, flags: &GlobalFlags, printer: Printer) -> Cl
         SweepCommand::Resume { id } => change(&api, &id, "resume", printer).await,
         SweepCommand::Finish { id } => change(&api, &id, "finish", printer).await,
         SweepCommand::Cancel { id } => change(&api, &id, "cancel", printer).await,
+        SweepCommand::Delete { id, yes, json } => {
+            if !yes && !crate::output::confirm(&format!("Delete sweep {id}? Its runs are kept."))? {
+                return Err(user_err!("not deleted"));
+            }
+            let d: DeletedSweep = api.delete_json(&path(&id, "")).await?;
+            printer.with_json(json).data(&d, || {
+                kv_table(&[
+                    ("deleted sweep", d.id.clone()),
+                    ("runs kept", d.detached_runs.len().to_string()),
+                ])
+            })?;
+            Ok(0)
+        }
         SweepCommand::RetryFailed { id } => {
             let r: RetryFailed = api
                 .post(&path(&id, "/retry-failed"), &serde_json::json!({}))
@@ -265,6 +295,9 @@ fn load_config(path: &Path) -> CliResult<(Value, SweepConfig)> {
 
 fn validate(path: &Path, printer: Printer) -> CliResult {
     let (_, cfg) = load_config(path)?;
+    for w in config_warnings(&cfg) {
+        printer.warn(w);
+    }
     let leaves = cfg.flat_params().len();
     let grid = cfg
         .grid_size()
@@ -295,6 +328,9 @@ async fn create(api: &Api, settings: &Settings, path: &Path, printer: Printer) -
         }
         other => other?,
     };
+    for w in &sweep.warnings {
+        printer.warn(w);
+    }
     printer.data(&sweep, || {
         kv_table(&[
             ("sweep", sweep.id.clone()),

@@ -24,9 +24,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use wanllmdb_api_types::sweeps::{
     AgentCommand, AgentHeartbeat, AgentHeartbeatResponse, AgentRegistered, CreateSweepRequest,
-    Goal, ParallelAxis, Param, ParamImportance, RegisterAgentRequest, RetryFailed, SearchMethod,
-    Suggestion, Sweep, SweepAgent, SweepAnalysis, SweepConfig, SweepState, Trial, TrialCounts,
-    TrialState, parse_sweep_config,
+    DeletedSweep, Goal, ParallelAxis, Param, ParamImportance, RegisterAgentRequest, RetryFailed,
+    Sampler, SearchMethod, Suggestion, Sweep, SweepAgent, SweepAnalysis, SweepConfig, SweepState,
+    Trial, TrialCounts, TrialState, config_warnings, parse_sweep_config,
 };
 
 use crate::app::AppState;
@@ -405,6 +405,7 @@ impl Sweeps<'_> {
             created_by: row.created_by,
             created_at: format_time(row.created_at),
             updated_at: format_time(row.updated_at),
+            warnings: config_warnings(&cfg),
         })
     }
 
@@ -539,6 +540,58 @@ impl Sweeps<'_> {
                 .bind(true).bind(now).bind(sweep_pk).execute(&mut *tx).await?;
         });
         Ok(())
+    }
+
+    /// Deletes a sweep with its trials and agents. Its runs stay as ordinary runs, detached,
+    /// and each one's notes say which sweep they came from.
+    pub async fn delete(
+        &self,
+        actor: &Actor,
+        client: &ClientInfo,
+        id: &str,
+    ) -> ApiResult<DeletedSweep> {
+        let row = self.load_for_write(actor, id).await?;
+        let user = actor.require_user()?;
+        let note = format!(
+            "Detached from sweep {id} ({}), deleted by {} on {}.",
+            row.name,
+            user.username,
+            &format_time(now_us())[..10]
+        );
+        let now = now_us();
+        let detached: Vec<String> = with_tx!(self.store(), tx => {
+            let ids: Vec<String> = sqlx::query_scalar(
+                "SELECT r.id FROM runs r JOIN sweep_trials t ON t.run_id = r.id WHERE t.sweep_pk = $1 ORDER BY t.number",
+            )
+            .bind(row.pk)
+            .fetch_all(&mut *tx)
+            .await?;
+            sqlx::query(
+                "UPDATE runs SET notes = CASE WHEN notes = '' THEN $1 ELSE notes || $2 || $1 END, updated_at = $3
+                 WHERE id IN (SELECT run_id FROM sweep_trials WHERE sweep_pk = $4)",
+            )
+            .bind(&note)
+            .bind("\n")
+            .bind(now)
+            .bind(row.pk)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("DELETE FROM sweeps WHERE pk = $1").bind(row.pk).execute(&mut *tx).await?;
+            ids
+        });
+        self.audit(
+            actor,
+            client,
+            AuditEvent::new("sweep_delete", "sweeps", "warning")
+                .status(200)
+                .resource(format!("sweep:{id}"))
+                .metadata(serde_json::json!({"name": row.name, "runs_detached": detached.len()})),
+        )
+        .await;
+        Ok(DeletedSweep {
+            id: id.to_string(),
+            detached_runs: detached,
+        })
     }
 
     /// Queues every crashed trial to run again with the same parameters.
@@ -973,6 +1026,7 @@ fn draw(
             });
         }
         SearchMethod::Random => space.sample(&mut rng),
+        SearchMethod::Bayes if cfg.tpe.sampler == Sampler::Random => space.sample(&mut rng),
         SearchMethod::Bayes => suggest_tpe(cfg, space, history, stale, &mut rng),
     };
     Ok(Draw {

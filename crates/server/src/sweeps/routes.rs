@@ -7,7 +7,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use wanllmdb_api_types::ErrorBody;
 use wanllmdb_api_types::sweeps::{
-    AgentHeartbeat, AgentHeartbeatResponse, AgentRegistered, CreateSweepRequest,
+    AgentHeartbeat, AgentHeartbeatResponse, AgentRegistered, CreateSweepRequest, DeletedSweep,
     RegisterAgentRequest, RetryFailed, Suggestion, Sweep, SweepAnalysis, Trial,
 };
 
@@ -21,7 +21,7 @@ use crate::extract::{ClientInfo, JsonBody};
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_sweeps, create_sweep))
-        .routes(routes!(get_sweep))
+        .routes(routes!(get_sweep, delete_sweep))
         .routes(routes!(list_trials))
         .routes(routes!(analysis))
         .routes(routes!(change_state))
@@ -45,7 +45,9 @@ async fn list_sweeps(
 }
 
 /// Create a sweep from a configuration in W&B's format. Every problem of an invalid
-/// configuration is listed in `error.details.problems` as `{path, message}`.
+/// configuration is listed in `error.details.problems` as `{path, message}`; what a valid one
+/// probably did not mean (the value range `log_uniform` bounds really sample) is in
+/// `warnings`.
 #[utoipa::path(post, path = "/projects/{name}/sweeps", tag = "sweeps",
     params(("name" = String, Path, description = "project")), request_body = CreateSweepRequest,
     responses((status = 201, body = Sweep), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -71,6 +73,24 @@ async fn get_sweep(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Sweep>> {
     Ok(Json(Sweeps { state: &state }.get(&actor, &id).await?))
+}
+
+/// Delete a sweep with its trials and agents. Its runs stay as ordinary runs; each run's
+/// notes say which sweep it came from, and the answer lists them.
+#[utoipa::path(delete, path = "/sweeps/{id}", tag = "sweeps", params(("id" = String, Path)),
+    responses((status = 200, body = DeletedSweep), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+async fn delete_sweep(
+    State(state): State<AppState>,
+    actor: Actor,
+    client: ClientInfo,
+    Path(id): Path<String>,
+) -> ApiResult<Json<DeletedSweep>> {
+    Ok(Json(
+        Sweeps { state: &state }
+            .delete(&actor, &client, &id)
+            .await?,
+    ))
 }
 
 /// Every trial of a sweep, in the order handed out.

@@ -20,6 +20,7 @@ mod registry;
 mod runs;
 mod s3;
 mod sessions;
+mod sweep_options;
 mod sweeps;
 mod telemetry;
 mod transfer;

@@ -5678,7 +5678,7 @@ _wanllmdb() {
             return 0
             ;;
         wanllmdb__subcmd__model__subcmd__version__subcmd__create)
-            opts="-q -v -h -V --artifact --run --metrics --description --tag --json --host --api-key --project --quiet --verbose --help --version"
+            opts="-q -v -h -V --artifact --run --metrics --description --tag --stage --json --host --api-key --project --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -5702,6 +5702,10 @@ _wanllmdb() {
                     ;;
                 --tag)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --stage)
+                    COMPREPLY=($(compgen -W "Staging Production Archived None" -- "${cur}"))
                     return 0
                     ;;
                 --host)

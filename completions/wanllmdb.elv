@@ -1321,6 +1321,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand --metrics 'Evaluation metric KEY=VALUE (repeatable)'
             cand --description 'Free text'
             cand --tag 'Tag (repeatable)'
+            cand --stage 'Move it to this stage at once, under the rules of `model transition` (Production without a needed approval leaves it in None, with a warning)'
             cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'

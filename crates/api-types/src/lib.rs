@@ -122,6 +122,21 @@ where
     d.deserialize_any(V)
 }
 
+/// Deserializes an optional user reference given as a name (string) or a numeric id.
+pub fn deserialize_name_or_id<'de, D>(d: D) -> Result<Option<String>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    match Option::<serde_json::Value>::deserialize(d)? {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(s)) => Ok(Some(s)),
+        Some(serde_json::Value::Number(n)) => Ok(Some(n.to_string())),
+        Some(other) => Err(serde::de::Error::custom(format!(
+            "expected a username or a user id, not {other}"
+        ))),
+    }
+}
+
 /// A CSV field, quoted (with doubled quotes) when it holds a comma, a quote or a line break.
 pub fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) {

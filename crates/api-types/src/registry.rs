@@ -118,11 +118,21 @@ pub struct RegisteredModel {
 #[serde(deny_unknown_fields)]
 pub struct CreateModelVersionRequest {
     /// The artifact version holding the files: `ART:v3` or `ART:ALIAS` in the model's project,
-    /// or `PROJECT/ART:VER` in another project the caller can read.
-    pub artifact: String,
-    /// The run that trained it.
+    /// or `PROJECT/ART:VER` in another project the caller can read. Give this or
+    /// `artifact_version_id`.
     #[serde(default)]
+    pub artifact: Option<String>,
+    /// The artifact version by its numeric id (an `ArtifactVersion`'s `id`).
+    #[serde(default)]
+    pub artifact_version_id: Option<i64>,
+    /// The run that trained it (also accepted as `run_id`).
+    #[serde(default, alias = "run_id")]
     pub run: Option<String>,
+    /// A stage to move the new version to, under the same rules as a transition. When
+    /// Production needs an approval that does not exist yet, the version is created in
+    /// `None` and the answer's `warnings` say to approve it, then transition.
+    #[serde(default)]
+    pub stage: Option<Stage>,
     /// Free text.
     #[serde(default)]
     pub description: Option<String>,
@@ -165,13 +175,18 @@ pub struct ModelVersion {
     pub approved_by: Option<String>,
     /// When.
     pub approved_at: Option<String>,
+    /// What did not happen as asked (only on the answer to creating a version, e.g. a stage
+    /// that needs an approval first).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// `POST /api/v1/models/{name}/versions/{version}/transition`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TransitionRequest {
-    /// The stage to move to.
+    /// The stage to move to (also accepted as `to_stage`).
+    #[serde(alias = "to_stage")]
     pub to: Stage,
     /// Why (kept in the history).
     #[serde(default)]
@@ -188,6 +203,11 @@ pub struct ApprovalRequest {
     /// Why (kept in the history).
     #[serde(default)]
     pub comment: Option<String>,
+    /// Who approves: must be the caller, by username or numeric user id (403 otherwise).
+    /// Optional; the approver is always the caller.
+    #[serde(default, deserialize_with = "crate::deserialize_name_or_id")]
+    #[schema(value_type = Option<String>)]
+    pub approved_by: Option<String>,
 }
 
 /// `PUT /api/v1/models/{name}/aliases/{alias}`.

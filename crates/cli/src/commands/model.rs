@@ -310,6 +310,10 @@ Examples:
         /// Tag (repeatable)
         #[arg(long = "tag", value_name = "TAG")]
         tags: Vec<String>,
+        /// Move it to this stage at once, under the rules of `model transition` (Production
+        /// without a needed approval leaves it in None, with a warning)
+        #[arg(long, value_parser = stage_parser(), ignore_case = true)]
+        stage: Option<Stage>,
         /// Print the version as JSON
         #[arg(long)]
         json: bool,
@@ -396,11 +400,14 @@ pub async fn run(cmd: ModelCommand, flags: &GlobalFlags, printer: Printer) -> Cl
             metrics,
             description,
             tags,
+            stage,
             json,
         }) => {
             let req = CreateModelVersionRequest {
-                artifact: artifact_spec(&artifact)?,
+                artifact: Some(artifact_spec(&artifact)?),
+                artifact_version_id: None,
                 run: artifact::run_from(run)?,
+                stage,
                 description,
                 metrics: parse_metrics(&metrics)?,
                 tags,
@@ -439,7 +446,10 @@ pub async fn run(cmd: ModelCommand, flags: &GlobalFlags, printer: Printer) -> Cl
             revoke,
             json,
         } => {
-            let req = ApprovalRequest { comment };
+            let req = ApprovalRequest {
+                comment,
+                approved_by: None,
+            };
             let name = model_name(&name)?;
             approve(&api, name, &version, req, revoke, printer.with_json(json)).await
         }
@@ -764,19 +774,28 @@ async fn create_version(
     printer: Printer,
 ) -> CliResult {
     let v: ModelVersion = api.post(&model_path(model, "/versions"), &req).await?;
+    for w in &v.warnings {
+        printer.warn(w);
+    }
     if printer.json {
         return printer.print_json(&v);
     }
     printer.success(format!(
-        "Registered {} {} from {}",
+        "Registered {} {} from {} ({})",
         v.model,
         v.version,
-        v.artifact.as_deref().unwrap_or(&req.artifact)
+        v.artifact
+            .as_deref()
+            .or(req.artifact.as_deref())
+            .unwrap_or("-"),
+        v.stage.as_str()
     ));
-    printer.info(format!(
-        "stage it with: wanllmdb model transition {} {} --to Staging",
-        v.model, v.version
-    ));
+    if v.stage == Stage::None {
+        printer.info(format!(
+            "stage it with: wanllmdb model transition {} {} --to Staging",
+            v.model, v.version
+        ));
+    }
     Ok(())
 }
 

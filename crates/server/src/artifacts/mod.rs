@@ -304,6 +304,24 @@ impl Artifacts<'_> {
             .ok_or_else(|| ApiError::Internal(format!("version {id} vanished")))
     }
 
+    /// A committed version by its numeric id, when the caller may read its project (404
+    /// otherwise, as for any object an outsider may not see).
+    pub async fn version_by_id_for(&self, actor: &Actor, id: i64) -> ApiResult<ArtifactVersion> {
+        let missing = || ApiError::not_found(format!("artifact version {id}"));
+        let row = self
+            .version_rows("v.id = $1 AND v.state = 'committed'", &[id])
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(missing)?;
+        Projects { state: self.state }
+            .access_by_id(actor, row.project_id)
+            .await?
+            .require_read()
+            .map_err(|_| missing())?;
+        self.one_api(row).await
+    }
+
     /// Resolves `v3`, `3`, `latest` or a custom alias to a committed version.
     async fn resolve(&self, art: &ArtifactRow, spec: &str) -> ApiResult<VersionRow> {
         let rows = if spec == "latest" {

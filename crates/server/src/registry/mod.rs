@@ -28,6 +28,12 @@ use crate::runs::Runs;
 use crate::store::{Store, format_time, now_us};
 use crate::{on_backend, with_tx};
 
+/// Whether moving a version from stage `from` to `to` voids its approval for Production.
+fn voids_approval(from: &str, to: Stage) -> bool {
+    (from == Stage::Production.as_str() && to != Stage::Production)
+        || matches!(to, Stage::Staging | Stage::None)
+}
+
 /// Longest description or comment.
 const MAX_TEXT: usize = 16 * 1024;
 
@@ -150,6 +156,7 @@ impl VersionRow {
             created_at: format_time(self.created_at),
             approved_by: self.approved_by,
             approved_at: self.approved_at.map(format_time),
+            warnings: Vec::new(),
         }
     }
 }
@@ -502,9 +509,13 @@ impl Registry<'_> {
             .collect())
     }
 
-    /// Resolves `v3`/`3`, `@alias`, or a stage name (the newest version in that stage).
+    /// Resolves `v3`/`3`, `latest`, `@alias`, or a stage name (the newest version in that
+    /// stage).
     async fn resolve(&self, model: &ModelRow, selector: &str) -> ApiResult<VersionRow> {
-        let rows = if let Some(alias) = selector.strip_prefix('@') {
+        let rows = if selector == "latest" {
+            self.version_rows(model.id, "ORDER BY v.version DESC LIMIT 1", Arg::None)
+                .await?
+        } else if let Some(alias) = selector.strip_prefix('@') {
             self.version_rows(model.id, "AND v.id = (SELECT al.version_id FROM model_aliases al WHERE al.model_id = v.model_id AND al.alias = $2)", Arg::Text(alias)).await?
         } else if let Some(stage) = Stage::parse(selector) {
             self.version_rows(
@@ -540,7 +551,33 @@ impl Registry<'_> {
             Some(v @ serde_json::Value::Object(_)) => v.clone(),
             Some(_) => return Err(ApiError::invalid("metrics must be a JSON object")),
         };
-        let artifact_id = self.artifact_version(actor, &model, &req.artifact).await?;
+        let (artifact_id, artifact_label) = match (&req.artifact, req.artifact_version_id) {
+            (Some(a), None) => (self.artifact_version(actor, &model, a).await?, a.clone()),
+            (None, Some(id)) => {
+                let v = Artifacts { state: self.state }
+                    .version_by_id_for(actor, id)
+                    .await?;
+                (
+                    v.id,
+                    format!(
+                        "{}/{}:{}",
+                        v.project,
+                        v.artifact,
+                        v.version.unwrap_or_default()
+                    ),
+                )
+            }
+            (Some(_), Some(_)) => {
+                return Err(ApiError::invalid(
+                    "give the artifact version once: `artifact` (NAME:VER) or `artifact_version_id`, not both",
+                ));
+            }
+            (None, None) => {
+                return Err(ApiError::invalid(
+                    "say which artifact version holds the model: `artifact` (NAME:v3, NAME:ALIAS or PROJECT/NAME:v3) or `artifact_version_id`",
+                ));
+            }
+        };
         let run_pk = match &req.run {
             Some(run) => Some(Runs { state: self.state }.load(actor, run).await?.0.pk),
             None => None,
@@ -554,7 +591,7 @@ impl Registry<'_> {
                 .bind(model.id).bind(n).bind(artifact_id).bind(run_pk).bind(req.description.clone().unwrap_or_default())
                 .bind(metrics.to_string()).bind(serde_json::to_string(&tags).unwrap_or_default()).bind(user.id).bind(now)
                 .execute(&mut *tx).await?;
-            record_change!(tx, model.id, &user.username, now, Change { version: Some(n), action: "version_created", from: None, to: Some(req.artifact.clone()), comment: req.description.as_deref() });
+            record_change!(tx, model.id, &user.username, now, Change { version: Some(n), action: "version_created", from: None, to: Some(artifact_label.clone()), comment: req.description.as_deref() });
             n
         });
         self.audit(
@@ -563,10 +600,47 @@ impl Registry<'_> {
             AuditEvent::new("model_version_create", "registry", "info")
                 .status(201)
                 .resource(format!("model:{name}:v{number}"))
-                .metadata(serde_json::json!({"artifact": req.artifact, "run": req.run})),
+                .metadata(serde_json::json!({"artifact": artifact_label, "run": req.run})),
         )
         .await;
-        self.version(actor, name, &number.to_string()).await
+        match req.stage {
+            None | Some(Stage::None) => self.version(actor, name, &number.to_string()).await,
+            Some(stage) => {
+                self.stage_new_version(actor, client, &model, number, stage)
+                    .await
+            }
+        }
+    }
+
+    /// Moves a version just created to the stage its request named, under the transition
+    /// rules. A promotion to Production that needs an approval leaves it in None, with a
+    /// warning that says what to do.
+    async fn stage_new_version(
+        &self,
+        actor: &Actor,
+        client: &ClientInfo,
+        model: &ModelRow,
+        number: i64,
+        stage: Stage,
+    ) -> ApiResult<ModelVersion> {
+        let name = &model.name;
+        if stage == Stage::Production {
+            let row = self.resolve(model, &number.to_string()).await?;
+            if let Err(ApiError::Conflict(why)) = self.check_approval(model, &row).await {
+                let mut v = self.version(actor, name, &number.to_string()).await?;
+                v.warnings.push(format!(
+                    "created in stage None, not Production: {why}; then move it with `wanllmdb model transition {name} v{number} --to Production`"
+                ));
+                return Ok(v);
+            }
+        }
+        let req = TransitionRequest {
+            to: stage,
+            comment: Some("stage given when the version was created".into()),
+            archive_existing: false,
+        };
+        self.transition(actor, client, name, &number.to_string(), req)
+            .await
     }
 
     /// The id of the artifact version `ART:SPEC` (in the model's project) or
@@ -623,15 +697,41 @@ impl Registry<'_> {
         self.versions_api(&model, rows).await
     }
 
-    /// One version by number, `@alias` or stage.
+    /// One version by number, `latest`, `@alias` or stage.
     pub async fn version(
         &self,
         actor: &Actor,
         name: &str,
         selector: &str,
     ) -> ApiResult<ModelVersion> {
+        self.version_in(actor, name, selector, None).await
+    }
+
+    /// One version; with a stage, `latest` means the newest version in that stage.
+    pub async fn version_in(
+        &self,
+        actor: &Actor,
+        name: &str,
+        selector: &str,
+        stage: Option<&str>,
+    ) -> ApiResult<ModelVersion> {
         let (model, _) = self.load(actor, name).await?;
-        let row = self.resolve(&model, selector).await?;
+        let row = match stage {
+            None => self.resolve(&model, selector).await?,
+            Some(s) if selector == "latest" => {
+                let st = Stage::parse(s).ok_or_else(|| {
+                    ApiError::invalid(format!(
+                        "unknown stage {s:?}: use None, Staging, Production or Archived"
+                    ))
+                })?;
+                self.resolve(&model, st.as_str()).await?
+            }
+            Some(_) => {
+                return Err(ApiError::invalid(format!(
+                    "stage= only goes with versions/latest (the newest version in that stage), not with {selector:?}"
+                )));
+            }
+        };
         let mut v = self.versions_api(&model, vec![row]).await?;
         v.pop()
             .ok_or_else(|| ApiError::Internal("version vanished".into()))
@@ -704,19 +804,32 @@ impl Registry<'_> {
             };
             let mut archived = Vec::new();
             if req.to == Stage::Production && req.archive_existing {
-                let others: Vec<(i64,)> = sqlx::query_as("SELECT version FROM model_versions WHERE model_id = $1 AND stage = 'Production' AND id <> $2 ORDER BY version")
+                let others: Vec<(i64, Option<String>)> = sqlx::query_as("SELECT v.version, u.username FROM model_versions v LEFT JOIN users u ON u.id = v.approved_by WHERE v.model_id = $1 AND v.stage = 'Production' AND v.id <> $2 ORDER BY v.version")
                     .bind(model.id).bind(row.id).fetch_all(&mut *tx).await?;
-                for (v,) in others {
-                    sqlx::query("UPDATE model_versions SET stage = 'Archived', updated_at = $1 WHERE model_id = $2 AND version = $3")
+                for (v, approver) in others {
+                    sqlx::query("UPDATE model_versions SET stage = 'Archived', approved_by = NULL, approved_at = NULL, updated_at = $1 WHERE model_id = $2 AND version = $3")
                         .bind(now).bind(model.id).bind(v).execute(&mut *tx).await?;
                     let comment = format!("archived when v{number} was promoted to Production");
                     record_change!(tx, model.id, &user.username, now, Change { version: Some(v), action: "transition", from: Some("Production".into()), to: Some("Archived".into()), comment: Some(comment.as_str()) });
+                    if approver.is_some() {
+                        record_change!(tx, model.id, &user.username, now, Change { version: Some(v), action: "approval_voided", from: approver, to: None, comment: Some("moved from Production to Archived") });
+                    }
                     archived.push(v);
                 }
             }
             sqlx::query("UPDATE model_versions SET stage = $1, updated_at = $2 WHERE id = $3")
                 .bind(req.to.as_str()).bind(now).bind(row.id).execute(&mut *tx).await?;
-            record_change!(tx, model.id, &user.username, now, Change { version: Some(number), action: "transition", from: Some(from), to: Some(req.to.as_str().into()), comment: req.comment.as_deref() });
+            record_change!(tx, model.id, &user.username, now, Change { version: Some(number), action: "transition", from: Some(from.clone()), to: Some(req.to.as_str().into()), comment: req.comment.as_deref() });
+            // An approval is for one promotion: leaving Production, or going back to Staging
+            // or None, voids it (the promotion it allowed stands).
+            if voids_approval(&from, req.to) {
+                let voided = sqlx::query("UPDATE model_versions SET approved_by = NULL, approved_at = NULL WHERE id = $1 AND approved_by IS NOT NULL")
+                    .bind(row.id).execute(&mut *tx).await?.rows_affected();
+                if voided > 0 {
+                    let why = format!("moved from {from} to {}", req.to.as_str());
+                    record_change!(tx, model.id, &user.username, now, Change { version: Some(number), action: "approval_voided", from: row.approved_by.clone(), to: None, comment: Some(why.as_str()) });
+                }
+            }
             archived
         });
         self.audit(
@@ -765,11 +878,21 @@ impl Registry<'_> {
         name: &str,
         version: &str,
         comment: Option<&str>,
+        approved_by: Option<&str>,
         change: Approval,
     ) -> ApiResult<ModelVersion> {
         let revoke = change == Approval::Revoke;
         let model = self.load_with(actor, name, Role::Admin).await?;
         let user = actor.require_user()?;
+        if let Some(who) = approved_by
+            && who != user.username
+            && who != user.id.to_string()
+        {
+            return Err(ApiError::Forbidden(format!(
+                "approved_by is {who:?}, but approvals are recorded under the caller ({}); each approver approves with their own credentials",
+                user.username
+            )));
+        }
         check_text("comment", comment)?;
         let number = version_number(version)?;
         let row = self.resolve(&model, &number.to_string()).await?;

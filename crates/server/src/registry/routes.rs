@@ -160,18 +160,29 @@ async fn create_version(
     Ok((StatusCode::CREATED, Json(v)))
 }
 
-/// One version: `v3` (or `3`), `@ALIAS`, or a stage name for the newest version in it.
+/// Which stage `versions/latest` looks in.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+struct VersionQuery {
+    /// With `latest`: the newest version in this stage (None, Staging, Production, Archived).
+    stage: Option<String>,
+}
+
+/// One version: `v3` (or `3`), `latest` (with `?stage=`, the newest in that stage), `@ALIAS`,
+/// or a stage name for the newest version in it.
 #[utoipa::path(get, path = "/models/{name}/versions/{selector}", tag = "registry",
-    params(("name" = String, Path), ("selector" = String, Path, description = "v3, @alias, or Production/Staging/Archived/None")),
-    responses((status = 200, body = ModelVersion), (status = 404, body = ErrorBody)))]
+    params(("name" = String, Path), ("selector" = String, Path, description = "v3, latest, @alias, or Production/Staging/Archived/None"),
+        VersionQuery),
+    responses((status = 200, body = ModelVersion), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn get_version(
     State(state): State<AppState>,
     actor: Actor,
     Path((name, selector)): Path<(String, String)>,
+    Query(q): Query<VersionQuery>,
 ) -> ApiResult<Json<ModelVersion>> {
     Ok(Json(
         Registry { state: &state }
-            .version(&actor, &name, &selector)
+            .version_in(&actor, &name, &selector, q.stage.as_deref())
             .await?,
     ))
 }
@@ -230,6 +241,7 @@ async fn approve(
                 &name,
                 &version,
                 req.comment.as_deref(),
+                req.approved_by.as_deref(),
                 Approval::Grant,
             )
             .await?,
@@ -255,6 +267,7 @@ async fn revoke_approval(
                 &name,
                 &version,
                 req.comment.as_deref(),
+                None,
                 Approval::Revoke,
             )
             .await?,

@@ -17,6 +17,7 @@ mod metrics;
 mod moto;
 mod projects;
 mod registry;
+mod registry_surface;
 mod runs;
 mod s3;
 mod sessions;

@@ -250,6 +250,7 @@ each_backend!(promotion_needs_a_second_pair_of_eyes, |ctx| {
         ("approval_revoked", "v2", "-"),
         ("approved", "v2", "alice"),
         ("transition", "v1", "Archived"),
+        ("approval_voided", "v1", "-"),
         ("transition", "v2", "Production"),
     ];
     let got: Vec<(&str, &str, &str)> = trail
@@ -266,7 +267,7 @@ each_backend!(promotion_needs_a_second_pair_of_eyes, |ctx| {
             Some(&viewer),
         )
         .await;
-    assert_eq!(h1.as_array().unwrap().len(), 5);
+    assert_eq!(h1.as_array().unwrap().len(), 6);
     for (event, n) in [
         ("model_register", 1),
         ("model_version_create", 2),

@@ -12,9 +12,9 @@ use std::collections::HashMap;
 
 use wanllmdb_api_types::projects::Role;
 use wanllmdb_api_types::registry::{
-    CreateModelVersionRequest, ModelEvent, ModelVersion, RegisterModelRequest, RegisteredModel,
-    RegistryPolicy, SetModelAliasRequest, Stage, TransitionRequest, UpdateModelRequest,
-    is_valid_model_name,
+    ApprovalRequest, CreateModelVersionRequest, ModelEvent, ModelVersion, RegisterModelRequest,
+    RegisteredModel, RegistryPolicy, SetModelAliasRequest, Stage, TransitionRequest,
+    UpdateModelRequest, is_valid_model_name,
 };
 
 use crate::app::AppState;
@@ -877,10 +877,11 @@ impl Registry<'_> {
         client: &ClientInfo,
         name: &str,
         version: &str,
-        comment: Option<&str>,
-        approved_by: Option<&str>,
+        req: &ApprovalRequest,
         change: Approval,
     ) -> ApiResult<ModelVersion> {
+        let comment = req.comment.as_deref();
+        let approved_by = req.approved_by.as_deref();
         let revoke = change == Approval::Revoke;
         let model = self.load_with(actor, name, Role::Admin).await?;
         let user = actor.require_user()?;

@@ -235,15 +235,7 @@ async fn approve(
 ) -> ApiResult<Json<ModelVersion>> {
     Ok(Json(
         Registry { state: &state }
-            .approve(
-                &actor,
-                &client,
-                &name,
-                &version,
-                req.comment.as_deref(),
-                req.approved_by.as_deref(),
-                Approval::Grant,
-            )
+            .approve(&actor, &client, &name, &version, &req, Approval::Grant)
             .await?,
     ))
 }
@@ -266,8 +258,10 @@ async fn revoke_approval(
                 &client,
                 &name,
                 &version,
-                req.comment.as_deref(),
-                None,
+                &ApprovalRequest {
+                    comment: req.comment,
+                    approved_by: None,
+                },
                 Approval::Revoke,
             )
             .await?,

@@ -47,7 +47,7 @@ Examples:
   wanllmdb audit logs --status failure
   wanllmdb audit logs --since 30d --format csv > audit.csv
   wanllmdb audit logs --follow                      # new events as they happen (Ctrl-C to stop)")]
-    Logs(LogsArgs),
+    Logs(Box<LogsArgs>),
     /// Event counts of the last hours: by category, severity and outcome, logins and failure rate
     #[command(after_help = "\
 Examples:
@@ -152,7 +152,7 @@ pub async fn run(cmd: AuditCommand, flags: &GlobalFlags, printer: Printer) -> Cl
     let settings = Settings::resolve(flags).await?;
     let api = Api::new(&settings)?;
     match cmd {
-        AuditCommand::Logs(args) => logs(&api, args, printer).await,
+        AuditCommand::Logs(args) => logs(&api, *args, printer).await,
         AuditCommand::Stats { hours, json } => {
             let s: AuditStats = api
                 .get(

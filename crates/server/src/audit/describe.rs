@@ -22,6 +22,12 @@ pub fn describe(e: &AuditLogEntry) -> String {
             return format!("{who} gave a wrong current password when changing it");
         }
         "auth.register" if e.resource_id == e.username => format!("{who} registered"),
+        "auth.register" => format!("{who} registered account '{}'", id(e)),
+        "user.promote" => format!("{who} made user '{}' a server administrator", id(e)),
+        "user.demote" => format!(
+            "{who} took server administrator rights from user '{}'",
+            id(e)
+        ),
         "auth.token.invalid" => {
             return format!(
                 "A request to {request} carried an invalid, expired or revoked token or API key"
@@ -38,6 +44,7 @@ pub fn describe(e: &AuditLogEntry) -> String {
                 "A spent refresh token of {whose} was presented again; its session was ended"
             );
         }
+        "security.suspicious" => format!("Suspicious request by {}: {request}", who.to_lowercase()),
         "blob.gc" => {
             let dry = e.metadata["dry_run"].as_bool() == Some(true);
             format!(
@@ -46,18 +53,22 @@ pub fn describe(e: &AuditLogEntry) -> String {
             )
         }
         "model_version.transition" => {
-            let stage = |k: &str| e.metadata[k].as_str().unwrap_or("?").to_string();
-            format!(
-                "{who} moved model version '{}' from {} to {}",
-                e.resource_id.as_deref().unwrap_or("?"),
-                stage("from"),
-                stage("to")
-            )
+            let stages = match (e.metadata["from"].as_str(), e.metadata["to"].as_str()) {
+                (Some(from), Some(to)) => format!("from {from} to {to}"),
+                (None, Some(to)) => format!("to {to}"),
+                _ => "to another stage".into(),
+            };
+            format!("{who} moved model version '{}' {stages}", id(e))
         }
         t if t.starts_with("member.") => member(e, &who),
         _ => generic(e, &who),
     };
     with_outcome(sentence, e)
+}
+
+/// The object's id, `?` when the event names none.
+fn id(e: &AuditLogEntry) -> &str {
+    e.resource_id.as_deref().unwrap_or("?")
 }
 
 /// `User 'alice'`, `User #7`, or `An anonymous client`.
@@ -101,7 +112,7 @@ fn member(e: &AuditLogEntry, who: &str) -> String {
         (Value::String(r), _) | (_, Value::String(r)) => format!(" ({r})"),
         _ => String::new(),
     };
-    let project = e.resource_id.as_deref().unwrap_or("?");
+    let project = id(e);
     let prep = if verb == "added" { "to" } else { "in" };
     format!("{who} {verb} '{member}'{role} {prep} project '{project}'")
 }
@@ -115,8 +126,9 @@ fn generic(e: &AuditLogEntry, who: &str) -> String {
     let verb = past_tense(verb);
     let subject_words = subject.replace(['_', '.'], " ");
     match (&e.resource_type, &e.resource_id) {
-        (Some(kind), Some(id)) if kind.as_str() == subject => {
-            format!("{who} {verb} {subject_words} '{id}'")
+        // The object itself, or a finer kind of it (`artifact.download` of an artifact_version).
+        (Some(kind), Some(id)) if kind == subject || kind.starts_with(&format!("{subject}_")) => {
+            format!("{who} {verb} {} '{id}'", kind.replace('_', " "))
         }
         (kind, Some(id)) => {
             let kind = kind.as_deref().unwrap_or("object").replace('_', " ");
@@ -140,8 +152,6 @@ fn past_tense(verb: &str) -> String {
         "revoke" => "revoked".into(),
         "disable" => "disabled".into(),
         "enable" => "enabled".into(),
-        "promote" => "made an administrator:".into(),
-        "demote" => "took administrator rights from".into(),
         "password_reset" => "reset the password of".into(),
         "register" => "registered".into(),
         "resume" => "resumed".into(),
@@ -206,6 +216,28 @@ mod tests {
         e.resource_type = Some(kind.into());
         e.resource_id = Some(id.into());
         e
+    }
+
+    #[test]
+    fn every_catalog_entry_has_a_sentence() {
+        for c in crate::audit::catalog::CATALOG {
+            let mut e = entry(c.event_type, c.action);
+            e.resource_type = c.resource_type.map(str::to_string);
+            e.resource_id = c.resource_type.map(|_| "x1".to_string());
+            let d = describe(&e);
+            assert!(
+                d.starts_with("User 'john'") || d.starts_with("A ") || d.starts_with("Failed"),
+                "{c:?}: {d}"
+            );
+            assert!(
+                !d.contains("did '") && !d.contains(" on auth") && !d.contains('?'),
+                "{c:?}: {d}"
+            );
+            // Sign-in events are about the actor's own account; everything else names its object.
+            if c.resource_type.is_some() && !c.event_type.starts_with("auth.") {
+                assert!(d.contains("'x1'"), "{c:?}: {d}");
+            }
+        }
     }
 
     #[test]

@@ -889,21 +889,27 @@ each_backend!(audit_operations_are_described_as_they_behave, |ctx| {
     }
 });
 
-each_backend!(audit_retention_prunes_old_events, |ctx| {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_retention_prunes_old_events() {
     use wanllmdb_server::audit::query::prune;
     let day = 86_400_000_000;
-    insert_event(&ctx, 400 * day, "ancient").await;
-    insert_event(&ctx, 10 * day, "recent").await;
-    let count =
-        |r: &'static str| ctx.count("SELECT COUNT(*) FROM audit_events WHERE username = $1", r);
-    assert_eq!(prune(&ctx.store, 0).await.unwrap(), 0, "0 keeps everything");
-    assert_eq!(count("ancient").await, 1);
-    assert_eq!(prune(&ctx.store, 365).await.unwrap(), 1);
-    assert_eq!(count("ancient").await, 0);
-    assert_eq!(count("recent").await, 1);
-    assert_eq!(prune(&ctx.store, 7).await.unwrap(), 1);
-    assert_eq!(count("recent").await, 0);
-});
+    for backend in backends() {
+        // The server's own pruning kept out of the way (0 keeps everything).
+        let ctx = Ctx::start_with(backend, |cfg| cfg.audit_retention_days = 0).await;
+        insert_event(&ctx, 400 * day, "ancient").await;
+        insert_event(&ctx, 10 * day, "recent").await;
+        let count =
+            |r: &'static str| ctx.count("SELECT COUNT(*) FROM audit_events WHERE username = $1", r);
+        assert_eq!(prune(&ctx.store, 0).await.unwrap(), 0, "0 keeps everything");
+        assert_eq!(count("ancient").await, 1);
+        assert_eq!(prune(&ctx.store, 365).await.unwrap(), 1);
+        assert_eq!(count("ancient").await, 0);
+        assert_eq!(count("recent").await, 1);
+        assert_eq!(prune(&ctx.store, 7).await.unwrap(), 1);
+        assert_eq!(count("recent").await, 0);
+        ctx.stop().await;
+    }
+}
 
 /// The reaper prunes with the configured retention when the server starts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -979,18 +985,33 @@ async fn insert_at(ctx: &Ctx, at_us: i64, name: &str) {
     });
 }
 
-/// Events as the server stored them before migration 0007: (event_type, category, severity,
-/// user_id, username, resource, status, metadata).
-const OLD_ROWS: &[(
-    &str,
-    &str,
-    &str,
+/// An event as the server stored it before migration 0007: event_type, category, severity,
+/// user_id, username, resource, status (HTTP), metadata.
+type OldRow = (
+    &'static str,
+    &'static str,
+    &'static str,
     Option<i64>,
-    Option<&str>,
-    Option<&str>,
+    Option<&'static str>,
+    Option<&'static str>,
     i64,
-    &str,
-)] = &[
+    &'static str,
+);
+
+/// What an old row reads as afterwards: action, event_type, event_category, severity,
+/// resource_type, resource_id, status.
+type MigratedRow = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+    Option<&'static str>,
+    &'static str,
+);
+
+/// Events as stored before migration 0007.
+const OLD_ROWS: &[OldRow] = &[
     (
         "login_failure",
         "auth",
@@ -1123,9 +1144,8 @@ const OLD_ROWS: &[(
     ),
 ];
 
-/// What each old row reads as afterwards, by resource (or action): (event_type, event_category,
-/// severity, resource_type, resource_id, status).
-const MIGRATED: &[(&str, &str, &str, &str, Option<&str>, Option<&str>, &str)] = &[
+/// What each of [`OLD_ROWS`] reads as after the migration, in the same order.
+const MIGRATED: &[MigratedRow] = &[
     (
         "login_failure",
         "auth.login.failed",

@@ -103,6 +103,11 @@ enum ExportFormat {
     Csv,
 }
 
+/// The value of a parameter, unless it is missing or empty.
+fn nonempty(v: &Option<String>) -> Option<String> {
+    v.clone().filter(|s| !s.is_empty())
+}
+
 /// A whole number, or a 400 naming the parameter.
 fn number(param: &str, v: &str) -> ApiResult<i64> {
     v.trim()
@@ -124,9 +129,22 @@ fn parse_hours(h: &str) -> ApiResult<u32> {
 
 impl AuditQuery {
     fn filter(&self) -> ApiResult<AuditFilter> {
-        let now = now_us();
-        let nonempty = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
         let mut conds = Vec::new();
+        self.what(&mut conds)?;
+        self.who(&mut conds)?;
+        self.when(now_us(), &mut conds)?;
+        Ok(AuditFilter {
+            conds,
+            before: self
+                .cursor
+                .as_deref()
+                .map(query::parse_cursor)
+                .transpose()?,
+        })
+    }
+
+    /// Category, type, severity, outcome.
+    fn what(&self, conds: &mut Vec<Cond>) -> ApiResult<()> {
         for (param, v) in [
             ("event_category", &self.event_category),
             ("category", &self.category),
@@ -158,6 +176,11 @@ impl AuditQuery {
         if let Some(v) = nonempty(&self.http_status) {
             conds.push(Cond::Int("http_status", number("http_status", &v)?));
         }
+        Ok(())
+    }
+
+    /// The user and the object acted on.
+    fn who(&self, conds: &mut Vec<Cond>) -> ApiResult<()> {
         if let Some(v) = nonempty(&self.user_id) {
             conds.push(Cond::Int("user_id", number("user_id", &v)?));
         }
@@ -179,6 +202,11 @@ impl AuditQuery {
                 conds.push(Cond::Text(col, v));
             }
         }
+        Ok(())
+    }
+
+    /// The time range.
+    fn when(&self, now: i64, conds: &mut Vec<Cond>) -> ApiResult<()> {
         let time = |name: &str, v: &Option<String>, bound: Bound| {
             nonempty(v)
                 .map(|v| query::parse_time_bound(name, &v, now, bound))
@@ -199,14 +227,7 @@ impl AuditQuery {
                 now - i64::from(parse_hours(&h)?) * 3_600_000_000,
             ));
         }
-        Ok(AuditFilter {
-            conds,
-            before: self
-                .cursor
-                .as_deref()
-                .map(query::parse_cursor)
-                .transpose()?,
-        })
+        Ok(())
     }
 
     fn limit(&self) -> ApiResult<Option<i64>> {

@@ -2226,20 +2226,29 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('logs', 'logs', [CompletionResultType]::ParameterValue, 'List audit events, newest first; filters combine')
-            [CompletionResult]::new('stats', 'stats', [CompletionResultType]::ParameterValue, 'Event counts of the last hours: by category and severity, logins and failure rate')
-            [CompletionResult]::new('failed-logins', 'failed-logins', [CompletionResultType]::ParameterValue, 'Failed (and rate-limited) logins of the last hours, newest first')
+            [CompletionResult]::new('stats', 'stats', [CompletionResultType]::ParameterValue, 'Event counts of the last hours: by category, severity and outcome, logins and failure rate')
+            [CompletionResult]::new('failed-logins', 'failed-logins', [CompletionResultType]::ParameterValue, 'Failed (and rate-limited) logins of the last hours, newest first, with reason and attempts')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
         'wanllmdb;audit;logs' {
-            [CompletionResult]::new('--category', '--category', [CompletionResultType]::ParameterName, 'Only this category: auth, authorization, data_access, data_modification, registry, sweeps, admin')
-            [CompletionResult]::new('--type', '--type', [CompletionResultType]::ParameterName, 'Only this event type, e.g. login_failure, api_key_created, access_denied')
-            [CompletionResult]::new('--severity', '--severity', [CompletionResultType]::ParameterName, 'Only this severity: info, warning, critical')
-            [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'Only events of this username')
-            [CompletionResult]::new('--resource', '--resource', [CompletionResultType]::ParameterName, 'Only this resource, e.g. project:mnist or user:alice')
-            [CompletionResult]::new('--status', '--status', [CompletionResultType]::ParameterName, 'Only this HTTP status')
-            [CompletionResult]::new('--since', '--since', [CompletionResultType]::ParameterName, 'From this time on (RFC 3339, Unix seconds, or an age such as 24h)')
-            [CompletionResult]::new('--until', '--until', [CompletionResultType]::ParameterName, 'Up to this time')
+            [CompletionResult]::new('--event-category', '--event-category', [CompletionResultType]::ParameterName, 'Only these categories: authentication, authorization, data_modification, data_access, security')
+            [CompletionResult]::new('--category', '--category', [CompletionResultType]::ParameterName, 'Only these categories: authentication, authorization, data_modification, data_access, security')
+            [CompletionResult]::new('--event-type', '--event-type', [CompletionResultType]::ParameterName, 'Only this event type, e.g. auth.login.failed, project.delete, or a short name such as login_failure')
+            [CompletionResult]::new('--type', '--type', [CompletionResultType]::ParameterName, 'Only this event type, e.g. auth.login.failed, project.delete, or a short name such as login_failure')
+            [CompletionResult]::new('--severity', '--severity', [CompletionResultType]::ParameterName, 'Only these severities: critical, high, medium, low, info')
+            [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'Only events of this user (a user id or a username)')
+            [CompletionResult]::new('--user-id', '--user-id', [CompletionResultType]::ParameterName, 'Only events of the user with this id')
+            [CompletionResult]::new('--username', '--username', [CompletionResultType]::ParameterName, 'Only events of this username, and failed logins that tried it')
+            [CompletionResult]::new('--resource-type', '--resource-type', [CompletionResultType]::ParameterName, 'Only this kind of object, e.g. project, run, user, model_version')
+            [CompletionResult]::new('--resource-id', '--resource-id', [CompletionResultType]::ParameterName, 'Only this object, e.g. mnist')
+            [CompletionResult]::new('--resource', '--resource', [CompletionResultType]::ParameterName, 'Only this object as kind:id, e.g. project:mnist')
+            [CompletionResult]::new('--status', '--status', [CompletionResultType]::ParameterName, 'Only this outcome: success, failure or error; a number is the HTTP status')
+            [CompletionResult]::new('--start-date', '--start-date', [CompletionResultType]::ParameterName, 'From this time on (a date, RFC 3339, Unix seconds, or an age such as 24h)')
+            [CompletionResult]::new('--since', '--since', [CompletionResultType]::ParameterName, 'From this time on (a date, RFC 3339, Unix seconds, or an age such as 24h)')
+            [CompletionResult]::new('--end-date', '--end-date', [CompletionResultType]::ParameterName, 'Up to this time (a date includes its whole day)')
+            [CompletionResult]::new('--until', '--until', [CompletionResultType]::ParameterName, 'Up to this time (a date includes its whole day)')
+            [CompletionResult]::new('--hours', '--hours', [CompletionResultType]::ParameterName, 'Only the last this many hours')
             [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'At most this many events [default: 100; csv: all]')
             [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'table, json (an array; one object per line with --follow) or csv')
             [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
@@ -2292,8 +2301,8 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
         }
         'wanllmdb;audit;help' {
             [CompletionResult]::new('logs', 'logs', [CompletionResultType]::ParameterValue, 'List audit events, newest first; filters combine')
-            [CompletionResult]::new('stats', 'stats', [CompletionResultType]::ParameterValue, 'Event counts of the last hours: by category and severity, logins and failure rate')
-            [CompletionResult]::new('failed-logins', 'failed-logins', [CompletionResultType]::ParameterValue, 'Failed (and rate-limited) logins of the last hours, newest first')
+            [CompletionResult]::new('stats', 'stats', [CompletionResultType]::ParameterValue, 'Event counts of the last hours: by category, severity and outcome, logins and failure rate')
+            [CompletionResult]::new('failed-logins', 'failed-logins', [CompletionResultType]::ParameterValue, 'Failed (and rate-limited) logins of the last hours, newest first, with reason and attempts')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -2734,8 +2743,8 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
         }
         'wanllmdb;help;audit' {
             [CompletionResult]::new('logs', 'logs', [CompletionResultType]::ParameterValue, 'List audit events, newest first; filters combine')
-            [CompletionResult]::new('stats', 'stats', [CompletionResultType]::ParameterValue, 'Event counts of the last hours: by category and severity, logins and failure rate')
-            [CompletionResult]::new('failed-logins', 'failed-logins', [CompletionResultType]::ParameterValue, 'Failed (and rate-limited) logins of the last hours, newest first')
+            [CompletionResult]::new('stats', 'stats', [CompletionResultType]::ParameterValue, 'Event counts of the last hours: by category, severity and outcome, logins and failure rate')
+            [CompletionResult]::new('failed-logins', 'failed-logins', [CompletionResultType]::ParameterValue, 'Failed (and rate-limited) logins of the last hours, newest first, with reason and attempts')
             break
         }
         'wanllmdb;help;audit;logs' {

@@ -2005,19 +2005,28 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
             cand logs 'List audit events, newest first; filters combine'
-            cand stats 'Event counts of the last hours: by category and severity, logins and failure rate'
-            cand failed-logins 'Failed (and rate-limited) logins of the last hours, newest first'
+            cand stats 'Event counts of the last hours: by category, severity and outcome, logins and failure rate'
+            cand failed-logins 'Failed (and rate-limited) logins of the last hours, newest first, with reason and attempts'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'wanllmdb;audit;logs'= {
-            cand --category 'Only this category: auth, authorization, data_access, data_modification, registry, sweeps, admin'
-            cand --type 'Only this event type, e.g. login_failure, api_key_created, access_denied'
-            cand --severity 'Only this severity: info, warning, critical'
-            cand --user 'Only events of this username'
-            cand --resource 'Only this resource, e.g. project:mnist or user:alice'
-            cand --status 'Only this HTTP status'
-            cand --since 'From this time on (RFC 3339, Unix seconds, or an age such as 24h)'
-            cand --until 'Up to this time'
+            cand --event-category 'Only these categories: authentication, authorization, data_modification, data_access, security'
+            cand --category 'Only these categories: authentication, authorization, data_modification, data_access, security'
+            cand --event-type 'Only this event type, e.g. auth.login.failed, project.delete, or a short name such as login_failure'
+            cand --type 'Only this event type, e.g. auth.login.failed, project.delete, or a short name such as login_failure'
+            cand --severity 'Only these severities: critical, high, medium, low, info'
+            cand --user 'Only events of this user (a user id or a username)'
+            cand --user-id 'Only events of the user with this id'
+            cand --username 'Only events of this username, and failed logins that tried it'
+            cand --resource-type 'Only this kind of object, e.g. project, run, user, model_version'
+            cand --resource-id 'Only this object, e.g. mnist'
+            cand --resource 'Only this object as kind:id, e.g. project:mnist'
+            cand --status 'Only this outcome: success, failure or error; a number is the HTTP status'
+            cand --start-date 'From this time on (a date, RFC 3339, Unix seconds, or an age such as 24h)'
+            cand --since 'From this time on (a date, RFC 3339, Unix seconds, or an age such as 24h)'
+            cand --end-date 'Up to this time (a date includes its whole day)'
+            cand --until 'Up to this time (a date includes its whole day)'
+            cand --hours 'Only the last this many hours'
             cand --limit 'At most this many events [default: 100; csv: all]'
             cand --format 'table, json (an array; one object per line with --follow) or csv'
             cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
@@ -2067,8 +2076,8 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
         }
         &'wanllmdb;audit;help'= {
             cand logs 'List audit events, newest first; filters combine'
-            cand stats 'Event counts of the last hours: by category and severity, logins and failure rate'
-            cand failed-logins 'Failed (and rate-limited) logins of the last hours, newest first'
+            cand stats 'Event counts of the last hours: by category, severity and outcome, logins and failure rate'
+            cand failed-logins 'Failed (and rate-limited) logins of the last hours, newest first, with reason and attempts'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'wanllmdb;audit;help;logs'= {
@@ -2404,8 +2413,8 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
         }
         &'wanllmdb;help;audit'= {
             cand logs 'List audit events, newest first; filters combine'
-            cand stats 'Event counts of the last hours: by category and severity, logins and failure rate'
-            cand failed-logins 'Failed (and rate-limited) logins of the last hours, newest first'
+            cand stats 'Event counts of the last hours: by category, severity and outcome, logins and failure rate'
+            cand failed-logins 'Failed (and rate-limited) logins of the last hours, newest first, with reason and attempts'
         }
         &'wanllmdb;help;audit;logs'= {
         }

@@ -1009,17 +1009,22 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and not __fish_
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and not __fish_seen_subcommand_from logs stats failed-logins help" -s h -l help -d 'Print help'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and not __fish_seen_subcommand_from logs stats failed-logins help" -s V -l version -d 'Print version'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and not __fish_seen_subcommand_from logs stats failed-logins help" -f -a "logs" -d 'List audit events, newest first; filters combine'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and not __fish_seen_subcommand_from logs stats failed-logins help" -f -a "stats" -d 'Event counts of the last hours: by category and severity, logins and failure rate'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and not __fish_seen_subcommand_from logs stats failed-logins help" -f -a "failed-logins" -d 'Failed (and rate-limited) logins of the last hours, newest first'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and not __fish_seen_subcommand_from logs stats failed-logins help" -f -a "stats" -d 'Event counts of the last hours: by category, severity and outcome, logins and failure rate'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and not __fish_seen_subcommand_from logs stats failed-logins help" -f -a "failed-logins" -d 'Failed (and rate-limited) logins of the last hours, newest first, with reason and attempts'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and not __fish_seen_subcommand_from logs stats failed-logins help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and __fish_seen_subcommand_from logs" -l category -d 'Only this category: auth, authorization, data_access, data_modification, registry, sweeps, admin' -r
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and __fish_seen_subcommand_from logs" -l type -d 'Only this event type, e.g. login_failure, api_key_created, access_denied' -r
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and __fish_seen_subcommand_from logs" -l severity -d 'Only this severity: info, warning, critical' -r
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and __fish_seen_subcommand_from logs" -l user -d 'Only events of this username' -r
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and __fish_seen_subcommand_from logs" -l resource -d 'Only this resource, e.g. project:mnist or user:alice' -r
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and __fish_seen_subcommand_from logs" -l status -d 'Only this HTTP status' -r
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and __fish_seen_subcommand_from logs" -l since -d 'From this time on (RFC 3339, Unix seconds, or an age such as 24h)' -r
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and __fish_seen_subcommand_from logs" -l until -d 'Up to this time' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and __fish_seen_subcommand_from logs" -l event-category -l category -d 'Only these categories: authentication, authorization, data_modification, data_access, security' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and __fish_seen_subcommand_from logs" -l event-type -l type -d 'Only this event type, e.g. auth.login.failed, project.delete, or a short name such as login_failure' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and __fish_seen_subcommand_from logs" -l severity -d 'Only these severities: critical, high, medium, low, info' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and __fish_seen_subcommand_from logs" -l user -d 'Only events of this user (a user id or a username)' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and __fish_seen_subcommand_from logs" -l user-id -d 'Only events of the user with this id' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and __fish_seen_subcommand_from logs" -l username -d 'Only events of this username, and failed logins that tried it' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and __fish_seen_subcommand_from logs" -l resource-type -d 'Only this kind of object, e.g. project, run, user, model_version' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and __fish_seen_subcommand_from logs" -l resource-id -d 'Only this object, e.g. mnist' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and __fish_seen_subcommand_from logs" -l resource -d 'Only this object as kind:id, e.g. project:mnist' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and __fish_seen_subcommand_from logs" -l status -d 'Only this outcome: success, failure or error; a number is the HTTP status' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and __fish_seen_subcommand_from logs" -l start-date -l since -d 'From this time on (a date, RFC 3339, Unix seconds, or an age such as 24h)' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and __fish_seen_subcommand_from logs" -l end-date -l until -d 'Up to this time (a date includes its whole day)' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and __fish_seen_subcommand_from logs" -l hours -d 'Only the last this many hours' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and __fish_seen_subcommand_from logs" -l limit -d 'At most this many events [default: 100; csv: all]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and __fish_seen_subcommand_from logs" -l format -d 'table, json (an array; one object per line with --follow) or csv' -r -f -a "table\t'A table for people'
 json\t'The API\'s JSON objects'
@@ -1052,8 +1057,8 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and __fish_seen
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and __fish_seen_subcommand_from failed-logins" -s h -l help -d 'Print help'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and __fish_seen_subcommand_from failed-logins" -s V -l version -d 'Print version'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and __fish_seen_subcommand_from help" -f -a "logs" -d 'List audit events, newest first; filters combine'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and __fish_seen_subcommand_from help" -f -a "stats" -d 'Event counts of the last hours: by category and severity, logins and failure rate'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and __fish_seen_subcommand_from help" -f -a "failed-logins" -d 'Failed (and rate-limited) logins of the last hours, newest first'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and __fish_seen_subcommand_from help" -f -a "stats" -d 'Event counts of the last hours: by category, severity and outcome, logins and failure rate'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and __fish_seen_subcommand_from help" -f -a "failed-logins" -d 'Failed (and rate-limited) logins of the last hours, newest first, with reason and attempts'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand completions" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand completions" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
@@ -1155,5 +1160,5 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from admin" -f -a "export" -d 'Export everything (tables as JSON lines, blobs as files) into a directory, to import into another backend'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from admin" -f -a "import" -d 'Import an export into an empty database and blob store, then compare counts and checksums with the export'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from audit" -f -a "logs" -d 'List audit events, newest first; filters combine'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from audit" -f -a "stats" -d 'Event counts of the last hours: by category and severity, logins and failure rate'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from audit" -f -a "failed-logins" -d 'Failed (and rate-limited) logins of the last hours, newest first'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from audit" -f -a "stats" -d 'Event counts of the last hours: by category, severity and outcome, logins and failure rate'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from audit" -f -a "failed-logins" -d 'Failed (and rate-limited) logins of the last hours, newest first, with reason and attempts'

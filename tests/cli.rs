@@ -13,6 +13,8 @@ use super::{Server, binary, http, signal, start, start_at, wait_exit};
 
 #[path = "admin_users.rs"]
 mod admin_users;
+#[path = "audit.rs"]
+mod audit;
 #[path = "auth_passwd.rs"]
 mod auth_passwd;
 #[path = "backup.rs"]

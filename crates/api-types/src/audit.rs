@@ -1,5 +1,5 @@
-//! The audit log: security-relevant events (logins, key changes, denied access, deletions),
-//! readable by server administrators.
+//! The audit log: security-relevant events (logins, key changes, denied access, changes and
+//! downloads of data), readable by server administrators.
 
 use std::collections::BTreeMap;
 
@@ -7,64 +7,119 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 /// The event type of a successful password login.
-pub const LOGIN_SUCCESS: &str = "login_success";
-/// The event type of a login refused for a wrong username or password.
-pub const LOGIN_FAILURE: &str = "login_failure";
-/// A login refused because of too many recent failures.
-pub const LOGIN_RATE_LIMITED: &str = "login_rate_limited";
+pub const LOGIN_SUCCESS: &str = "auth.login.success";
+/// The event type of a refused login (wrong password, unknown user, disabled account, or too
+/// many recent failures; `metadata.reason` says which).
+pub const LOGIN_FAILED: &str = "auth.login.failed";
 
+/// Category of logins, logouts, password changes, registrations and API keys.
+pub const AUTHENTICATION: &str = "authentication";
+/// Category of refused requests.
+pub const AUTHORIZATION: &str = "authorization";
+/// Category of changes to projects, runs, files, artifacts, models and sweeps.
+pub const DATA_MODIFICATION: &str = "data_modification";
+/// Category of downloads.
+pub const DATA_ACCESS: &str = "data_access";
+/// Category of suspicious activity and changes of who may do what.
+pub const SECURITY: &str = "security";
+/// The categories an event may have.
+pub const CATEGORIES: [&str; 5] = [
+    AUTHENTICATION,
+    AUTHORIZATION,
+    DATA_MODIFICATION,
+    DATA_ACCESS,
+    SECURITY,
+];
+
+/// Routine, changes nobody's access.
+pub const INFO: &str = "info";
+/// Creating, changing or reading data.
+pub const LOW: &str = "low";
+/// Deletions, changes of access, failures that may be an attack.
+pub const MEDIUM: &str = "medium";
+/// Brute force, new administrator power, data opened to everyone.
+pub const HIGH: &str = "high";
+/// A stolen credential.
+pub const CRITICAL: &str = "critical";
 /// The severities an event may have, least to most serious.
-pub const SEVERITIES: [&str; 3] = ["info", "warning", "critical"];
+pub const SEVERITIES: [&str; 5] = [INFO, LOW, MEDIUM, HIGH, CRITICAL];
+
+/// The outcomes an event may have: done, refused (a 4xx), or broken (a 5xx).
+pub const STATUSES: [&str; 3] = ["success", "failure", "error"];
 
 /// One recorded event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct AuditLogEntry {
     /// Increasing id.
     pub id: i64,
-    /// When it happened (RFC 3339, microseconds).
-    pub at: String,
-    /// What happened, e.g. `login_failure`, `api_key_created`, `access_denied`.
+    /// What happened, e.g. `auth.login.failed`, `project.create`, `authz.access_denied`.
     pub event_type: String,
-    /// Area: `auth`, `authorization`, `data_access`, `data_modification`, `registry`, `sweeps`, `admin`.
-    pub category: String,
-    /// `info`, `warning` or `critical`.
+    /// `authentication`, `authorization`, `data_modification`, `data_access` or `security`.
+    pub event_category: String,
+    /// `info`, `low`, `medium`, `high` or `critical`.
     pub severity: String,
     /// Id of the user who acted, when known.
     pub user_id: Option<i64>,
-    /// Name of the user who acted, when known.
+    /// Name of the user who acted; for a failed login, the name that was tried.
     pub username: Option<String>,
-    /// Client address.
-    pub ip: Option<String>,
+    /// Client address (IPv4 or IPv6).
+    pub ip_address: Option<String>,
     /// Client User-Agent.
     pub user_agent: Option<String>,
     /// HTTP method of the request.
-    pub method: Option<String>,
-    /// Request path.
-    pub path: Option<String>,
-    /// What was acted on, e.g. `project:mnist` or `user:alice`.
-    pub resource: Option<String>,
-    /// HTTP status of the outcome.
-    pub status: Option<i64>,
+    pub request_method: Option<String>,
+    /// Request path, e.g. `/api/v1/projects`.
+    pub request_path: Option<String>,
+    /// What happened as a sentence, e.g. `User 'john' logged in successfully`.
+    pub description: String,
+    /// The kind of object acted on, e.g. `project`.
+    pub resource_type: Option<String>,
+    /// Which object, e.g. `mnist`.
+    pub resource_id: Option<String>,
     /// Extra structured data (an object; empty when there is none).
     #[schema(value_type = Object)]
     pub metadata: serde_json::Value,
+    /// `success`, `failure` (refused) or `error` (the server failed).
+    pub status: String,
+    /// HTTP status of the outcome.
+    pub http_status: Option<i64>,
+    /// When it happened (RFC 3339, microseconds).
+    pub created_at: String,
+    /// The server's own short name of the event, e.g. `login_rate_limited`.
+    pub action: String,
+    /// Same as `created_at` (the old name; kept for one release).
+    #[schema(deprecated)]
+    pub at: String,
+    /// Same as `event_category` (the old name; kept for one release).
+    #[schema(deprecated)]
+    pub category: String,
+    /// Same as `ip_address` (the old name; kept for one release).
+    #[schema(deprecated)]
+    pub ip: Option<String>,
+    /// Same as `request_method` (the old name; kept for one release).
+    #[schema(deprecated)]
+    pub method: Option<String>,
+    /// Same as `request_path` (the old name; kept for one release).
+    #[schema(deprecated)]
+    pub path: Option<String>,
+    /// `resource_type:resource_id` as recorded, e.g. `project:mnist` (kept for one release).
+    #[schema(deprecated)]
+    pub resource: Option<String>,
 }
 
-/// A failed login attempt.
+/// Logins of a time window.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct FailedLogin {
-    /// Id of the audit event.
-    pub id: i64,
-    /// When (RFC 3339).
-    pub at: String,
-    /// The username or email that was tried.
-    pub username: Option<String>,
-    /// Client address.
-    pub ip: Option<String>,
-    /// Client User-Agent.
-    pub user_agent: Option<String>,
-    /// `login_failure` (wrong credentials) or `login_rate_limited` (refused after too many).
-    pub event_type: String,
+pub struct LoginStats {
+    /// Successful password logins.
+    pub successful_logins: u64,
+    /// Refused logins, whatever the reason (rate-limited ones included).
+    pub failed_logins: u64,
+    /// `failed_logins / (successful_logins + failed_logins)`; 0 when there were no logins.
+    pub failure_rate: f64,
+    /// Of the failed logins, those refused by the failed-login limit.
+    pub rate_limited_logins: u64,
+    /// Failed logins per `metadata.reason` (`unknown` for events recorded without one).
+    pub failures_by_reason: BTreeMap<String, u64>,
 }
 
 /// Counts of the events of a time window.
@@ -73,23 +128,36 @@ pub struct AuditStats {
     /// The window: the last this many hours.
     pub hours: u32,
     /// Events in the window.
-    pub total: u64,
-    /// Events per category.
+    pub total_events: u64,
+    /// Events per category (every category, 0 when none).
     pub by_category: BTreeMap<String, u64>,
-    /// Events per severity.
+    /// Events per severity (every severity, 0 when none).
     pub by_severity: BTreeMap<String, u64>,
-    /// Successful password logins.
+    /// Events per outcome (`success`, `failure`, `error`).
+    pub by_status: BTreeMap<String, u64>,
+    /// Events per event type.
+    pub by_event_type: BTreeMap<String, u64>,
+    /// Logins and their failure rate.
+    pub authentication: LoginStats,
+    /// Same as `total_events` (kept for one release).
+    #[schema(deprecated)]
+    pub total: u64,
+    /// Same as `authentication.successful_logins` (kept for one release).
+    #[schema(deprecated)]
     pub login_successes: u64,
-    /// Logins refused for a wrong username or password.
+    /// Failed logins that were not rate-limited (kept for one release).
+    #[schema(deprecated)]
     pub login_failures: u64,
-    /// Logins refused because of too many recent failures (not counted in `login_failures`).
+    /// Same as `authentication.rate_limited_logins` (kept for one release).
+    #[schema(deprecated)]
     pub login_rate_limited: u64,
-    /// `login_failures / (login_successes + login_failures)`; 0 when there were no logins.
+    /// `login_failures / (login_successes + login_failures)` (kept for one release).
+    #[schema(deprecated)]
     pub failure_rate: f64,
 }
 
 /// The header of an audit export as CSV: the columns of [`AuditLogEntry::csv_row`].
-pub const AUDIT_CSV_HEADER: &str = "id,at,event_type,category,severity,user_id,username,ip,user_agent,method,path,resource,status,metadata";
+pub const AUDIT_CSV_HEADER: &str = "id,created_at,event_type,event_category,severity,status,http_status,user_id,username,ip_address,user_agent,request_method,request_path,resource_type,resource_id,description,metadata,action";
 
 impl AuditLogEntry {
     /// The event as one CSV row (without a line break); metadata as JSON.
@@ -99,19 +167,23 @@ impl AuditLogEntry {
         let num = |v: Option<i64>| v.map(|n| n.to_string()).unwrap_or_default();
         [
             self.id.to_string(),
-            field(&self.at),
+            field(&self.created_at),
             field(&self.event_type),
-            field(&self.category),
+            field(&self.event_category),
             field(&self.severity),
+            field(&self.status),
+            num(self.http_status),
             num(self.user_id),
             opt(&self.username),
-            opt(&self.ip),
+            opt(&self.ip_address),
             opt(&self.user_agent),
-            opt(&self.method),
-            opt(&self.path),
-            opt(&self.resource),
-            num(self.status),
+            opt(&self.request_method),
+            opt(&self.request_path),
+            opt(&self.resource_type),
+            opt(&self.resource_id),
+            field(&self.description),
             field(&self.metadata.to_string()),
+            field(&self.action),
         ]
         .join(",")
     }

@@ -1,9 +1,12 @@
 //! `wanllmdb audit …`: read the server's audit log (server administrators only).
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use clap::{Subcommand, ValueEnum};
-use wanllmdb_api_types::audit::{AUDIT_CSV_HEADER, AuditLogEntry, AuditStats, FailedLogin};
+use wanllmdb_api_types::audit::{
+    AUDIT_CSV_HEADER, AuditLogEntry, AuditStats, SEVERITIES, STATUSES,
+};
 
 use crate::client::{Api, ApiError, seg};
 use crate::config::{GlobalFlags, Settings};
@@ -28,19 +31,24 @@ const FOLLOW_BATCH: usize = 10_000;
 pub enum AuditCommand {
     /// List audit events, newest first; filters combine
     #[command(after_help = "\
-Times are RFC 3339 (2024-05-01T12:00:00Z), Unix seconds, or an age: 30m, 24h, 7d, 2w.
---user matches what the user did and failed logins to their account. csv without --limit
-exports every matching event; table and json show the newest 100 unless --limit says more.
+Times are a date (2025-01-31; as an end, its whole day), RFC 3339 (2025-01-31T12:00:00Z), Unix
+seconds, or an age: 30m, 24h, 7d, 2w. --event-type takes published types (auth.login.failed)
+or the server's short names (login_failure); --severity, --event-category and --status take
+comma-separated lists. --user (or --username) matches what the user did and failed logins to
+their account; --user also takes a user id. csv without --limit exports every matching event;
+table and json show the newest 100 unless --limit says more.
 
 Examples:
-  wanllmdb audit logs --since 24h
-  wanllmdb audit logs --category auth --severity warning
-  wanllmdb audit logs --type login_failure --since 7d --format json
-  wanllmdb audit logs --user alice --resource project:mnist
+  wanllmdb audit logs --hours 24
+  wanllmdb audit logs --event-category authentication --severity medium,high
+  wanllmdb audit logs --event-type auth.login.failed --since 7d --format json
+  wanllmdb audit logs --event-category data_modification --severity high --start-date 2025-01-01 --end-date 2025-01-31
+  wanllmdb audit logs --user alice --resource-type project --resource-id mnist
+  wanllmdb audit logs --status failure
   wanllmdb audit logs --since 30d --format csv > audit.csv
   wanllmdb audit logs --follow                      # new events as they happen (Ctrl-C to stop)")]
-    Logs(LogsArgs),
-    /// Event counts of the last hours: by category and severity, logins and failure rate
+    Logs(Box<LogsArgs>),
+    /// Event counts of the last hours: by category, severity and outcome, logins and failure rate
     #[command(after_help = "\
 Examples:
   wanllmdb audit stats
@@ -53,7 +61,7 @@ Examples:
         #[arg(long)]
         json: bool,
     },
-    /// Failed (and rate-limited) logins of the last hours, newest first
+    /// Failed (and rate-limited) logins of the last hours, newest first, with reason and attempts
     #[command(after_help = "\
 Examples:
   wanllmdb audit failed-logins
@@ -74,30 +82,49 @@ Examples:
 /// Options of `wanllmdb audit logs`.
 #[derive(Debug, clap::Args)]
 pub struct LogsArgs {
-    /// Only this category: auth, authorization, data_access, data_modification, registry, sweeps, admin
-    #[arg(long)]
-    category: Option<String>,
-    /// Only this event type, e.g. login_failure, api_key_created, access_denied
-    #[arg(long = "type", value_name = "TYPE")]
+    /// Only these categories: authentication, authorization, data_modification, data_access, security
+    #[arg(
+        long = "event-category",
+        visible_alias = "category",
+        value_name = "CATEGORY"
+    )]
+    event_category: Option<String>,
+    /// Only this event type, e.g. auth.login.failed, project.delete, or a short name such as login_failure
+    #[arg(long = "event-type", visible_alias = "type", value_name = "TYPE")]
     event_type: Option<String>,
-    /// Only this severity: info, warning, critical
+    /// Only these severities: critical, high, medium, low, info
     #[arg(long)]
     severity: Option<String>,
-    /// Only events of this username
+    /// Only events of this user (a user id or a username)
     #[arg(long)]
     user: Option<String>,
-    /// Only this resource, e.g. project:mnist or user:alice
+    /// Only events of the user with this id
+    #[arg(long = "user-id", value_name = "ID")]
+    user_id: Option<i64>,
+    /// Only events of this username, and failed logins that tried it
+    #[arg(long)]
+    username: Option<String>,
+    /// Only this kind of object, e.g. project, run, user, model_version
+    #[arg(long = "resource-type", value_name = "TYPE")]
+    resource_type: Option<String>,
+    /// Only this object, e.g. mnist
+    #[arg(long = "resource-id", value_name = "ID")]
+    resource_id: Option<String>,
+    /// Only this object as kind:id, e.g. project:mnist
     #[arg(long)]
     resource: Option<String>,
-    /// Only this HTTP status
+    /// Only this outcome: success, failure or error; a number is the HTTP status
     #[arg(long)]
-    status: Option<u16>,
-    /// From this time on (RFC 3339, Unix seconds, or an age such as 24h)
-    #[arg(long, value_name = "TIME")]
+    status: Option<String>,
+    /// From this time on (a date, RFC 3339, Unix seconds, or an age such as 24h)
+    #[arg(long = "start-date", visible_alias = "since", value_name = "TIME")]
     since: Option<String>,
-    /// Up to this time
-    #[arg(long, value_name = "TIME")]
+    /// Up to this time (a date includes its whole day)
+    #[arg(long = "end-date", visible_alias = "until", value_name = "TIME")]
     until: Option<String>,
+    /// Only the last this many hours
+    #[arg(long)]
+    hours: Option<u32>,
     /// At most this many events [default: 100; csv: all]
     #[arg(long)]
     limit: Option<usize>,
@@ -125,7 +152,7 @@ pub async fn run(cmd: AuditCommand, flags: &GlobalFlags, printer: Printer) -> Cl
     let settings = Settings::resolve(flags).await?;
     let api = Api::new(&settings)?;
     match cmd {
-        AuditCommand::Logs(args) => logs(&api, args, printer).await,
+        AuditCommand::Logs(args) => logs(&api, *args, printer).await,
         AuditCommand::Stats { hours, json } => {
             let s: AuditStats = api
                 .get(
@@ -138,7 +165,7 @@ pub async fn run(cmd: AuditCommand, flags: &GlobalFlags, printer: Printer) -> Cl
         }
         AuditCommand::FailedLogins { hours, limit, json } => {
             let q = [("hours", hours.to_string()), ("limit", limit.to_string())];
-            let f: Vec<FailedLogin> = api
+            let f: Vec<AuditLogEntry> = api
                 .get("/api/v1/audit/logs/security/failed-logins", &q)
                 .await
                 .map_err(admin_only)?;
@@ -165,20 +192,27 @@ fn admin_only(e: ApiError) -> CliError {
 fn filter_query(args: &LogsArgs) -> Vec<(&'static str, String)> {
     let mut q = Vec::new();
     let fields = [
-        ("category", &args.category),
-        ("type", &args.event_type),
+        ("event_category", &args.event_category),
+        ("event_type", &args.event_type),
         ("severity", &args.severity),
+        ("username", &args.username),
+        ("resource_type", &args.resource_type),
+        ("resource_id", &args.resource_id),
         ("resource", &args.resource),
-        ("since", &args.since),
-        ("until", &args.until),
+        ("status", &args.status),
+        ("start_date", &args.since),
+        ("end_date", &args.until),
     ];
     for (k, v) in fields {
         if let Some(v) = v {
             q.push((k, v.clone()));
         }
     }
-    if let Some(s) = args.status {
-        q.push(("status", s.to_string()));
+    if let Some(id) = args.user_id {
+        q.push(("user_id", id.to_string()));
+    }
+    if let Some(h) = args.hours {
+        q.push(("hours", h.to_string()));
     }
     q
 }
@@ -231,7 +265,7 @@ async fn follow(
     } else if args.format == AuditFormat::Table {
         println!("{}", follow_line_header());
     }
-    let mut last = events.first().map(|e| (e.id, e.at.clone()));
+    let mut last = events.first().map(|e| (e.id, e.created_at.clone()));
     for e in events.iter().rev() {
         print_event(e, args.format);
     }
@@ -240,13 +274,13 @@ async fn follow(
         tokio::time::sleep(FOLLOW_EVERY).await;
         let mut q: Vec<_> = query
             .iter()
-            .filter(|(k, _)| *k != "since")
+            .filter(|(k, _)| *k != "start_date")
             .cloned()
             .collect();
         if let Some((_, at)) = &last {
-            q.push(("since", at.clone()));
+            q.push(("start_date", at.clone()));
         } else if let Some(s) = &args.since {
-            q.push(("since", s.clone()));
+            q.push(("start_date", s.clone()));
         }
         let new: Vec<AuditLogEntry> = match api.get_all(&logs_path(args), &q, FOLLOW_BATCH).await {
             Ok(v) => v,
@@ -261,7 +295,7 @@ async fn follow(
             print_event(e, args.format);
         }
         if let Some(newest) = new.iter().max_by_key(|e| e.id).filter(|e| e.id > seen) {
-            last = Some((newest.id, newest.at.clone()));
+            last = Some((newest.id, newest.created_at.clone()));
         }
     }
 }
@@ -286,23 +320,33 @@ fn or_dash(v: &Option<String>) -> String {
     v.clone().unwrap_or_else(|| "-".into())
 }
 
-fn status_cell(s: Option<i64>) -> String {
-    s.map_or_else(|| "-".into(), |s| s.to_string())
+/// `success`, or `failure 403`.
+fn status_cell(e: &AuditLogEntry) -> String {
+    match e.http_status {
+        Some(code) if e.status != "success" => format!("{} {code}", e.status),
+        _ => e.status.clone(),
+    }
 }
 
 fn events_table(events: &[AuditLogEntry]) -> comfy_table::Table {
     let mut t = table(&[
-        "time", "severity", "type", "user", "ip", "resource", "status",
+        "time",
+        "severity",
+        "event",
+        "user",
+        "ip",
+        "status",
+        "description",
     ]);
     for e in events {
         t.add_row(vec![
-            short_time(&e.at),
+            short_time(&e.created_at),
             e.severity.clone(),
             e.event_type.clone(),
             or_dash(&e.username),
-            or_dash(&e.ip),
-            or_dash(&e.resource),
-            status_cell(e.status),
+            or_dash(&e.ip_address),
+            status_cell(e),
+            e.description.clone(),
         ]);
     }
     t
@@ -310,69 +354,77 @@ fn events_table(events: &[AuditLogEntry]) -> comfy_table::Table {
 
 fn follow_line_header() -> String {
     format!(
-        "{:<19}  {:<8}  {:<24}  {:<16}  {:<15}  {:<24}  status",
-        "time", "severity", "type", "user", "ip", "resource"
+        "{:<19}  {:<8}  {:<26}  {:<16}  {:<15}  {:<12}  description",
+        "time", "severity", "event", "user", "ip", "status"
     )
 }
 
 fn follow_line(e: &AuditLogEntry) -> String {
     format!(
-        "{:<19}  {:<8}  {:<24}  {:<16}  {:<15}  {:<24}  {}",
-        short_time(&e.at),
+        "{:<19}  {:<8}  {:<26}  {:<16}  {:<15}  {:<12}  {}",
+        short_time(&e.created_at),
         e.severity,
         e.event_type,
         or_dash(&e.username),
-        or_dash(&e.ip),
-        or_dash(&e.resource),
-        status_cell(e.status)
+        or_dash(&e.ip_address),
+        status_cell(e),
+        e.description
     )
 }
 
+/// `critical 0, high 2, …` in the order of `keys`, then any others.
+fn counts_line(counts: &BTreeMap<String, u64>, keys: &[&str]) -> String {
+    let mut parts: Vec<String> = keys
+        .iter()
+        .map(|k| format!("{k} {}", counts.get(*k).copied().unwrap_or(0)))
+        .collect();
+    parts.extend(
+        counts
+            .iter()
+            .filter(|(k, _)| !keys.contains(&k.as_str()))
+            .map(|(k, n)| format!("{k} {n}")),
+    );
+    parts.join(", ")
+}
+
 fn stats_text(s: &AuditStats) -> String {
-    let mut rows = vec![
+    let a = &s.authentication;
+    let severities: Vec<&str> = SEVERITIES.iter().rev().copied().collect();
+    let rows = vec![
         ("window", format!("last {} hour(s)", s.hours)),
-        ("events", s.total.to_string()),
-        ("logins", s.login_successes.to_string()),
-        ("failed logins", s.login_failures.to_string()),
-        ("rate-limited logins", s.login_rate_limited.to_string()),
+        ("events", s.total_events.to_string()),
+        ("successful logins", a.successful_logins.to_string()),
+        ("failed logins", a.failed_logins.to_string()),
+        ("of which rate-limited", a.rate_limited_logins.to_string()),
         (
             "login failure rate",
-            format!("{:.1}%", s.failure_rate * 100.0),
+            format!("{:.1}%", a.failure_rate * 100.0),
         ),
+        ("by severity", counts_line(&s.by_severity, &severities)),
+        ("by status", counts_line(&s.by_status, &STATUSES)),
     ];
-    let sev: Vec<String> = s
-        .by_severity
-        .iter()
-        .map(|(k, n)| format!("{k} {n}"))
-        .collect();
-    rows.push((
-        "by severity",
-        if sev.is_empty() {
-            "-".into()
-        } else {
-            sev.join(", ")
-        },
-    ));
     let mut out = kv_table(&rows).to_string();
-    if !s.by_category.is_empty() {
-        let mut t = table(&["category", "events"]);
-        for (k, n) in &s.by_category {
-            t.add_row(vec![k.clone(), n.to_string()]);
-        }
-        out.push_str("\n\n");
-        out.push_str(&t.to_string());
+    let mut t = table(&["category", "events"]);
+    for (k, n) in &s.by_category {
+        t.add_row(vec![k.clone(), n.to_string()]);
     }
+    out.push_str("\n\n");
+    out.push_str(&t.to_string());
     out
 }
 
-fn failed_table(f: &[FailedLogin]) -> comfy_table::Table {
-    let mut t = table(&["time", "username", "ip", "type", "user agent"]);
+fn failed_table(f: &[AuditLogEntry]) -> comfy_table::Table {
+    let mut t = table(&["time", "username", "ip", "reason", "attempts", "user agent"]);
     for l in f {
+        let attempts = l.metadata["attempts"]
+            .as_i64()
+            .map_or_else(|| "-".into(), |n| n.to_string());
         t.add_row(vec![
-            short_time(&l.at),
+            short_time(&l.created_at),
             or_dash(&l.username),
-            or_dash(&l.ip),
-            l.event_type.clone(),
+            or_dash(&l.ip_address),
+            l.metadata["reason"].as_str().unwrap_or("-").to_string(),
+            attempts,
             or_dash(&l.user_agent),
         ]);
     }

@@ -1,8 +1,14 @@
 //! The audit log: security-relevant events, written by the services and read by server
-//! administrators (`query`, `routes`).
+//! administrators (`query`, `routes`). Services record events under short names of their own;
+//! [`catalog`] publishes them under the event types, categories and severities of the API, and
+//! [`describe`] says what happened in a sentence.
 
+pub mod catalog;
+pub mod describe;
 pub mod query;
 pub mod routes;
+
+use axum::response::Response;
 
 use crate::auth::Actor;
 use crate::extract::ClientInfo;
@@ -12,7 +18,7 @@ use crate::store::{Store, now_us};
 /// One event to record.
 #[derive(Debug, Clone)]
 pub struct AuditEvent {
-    event_type: &'static str,
+    action: &'static str,
     category: &'static str,
     severity: &'static str,
     user_id: Option<i64>,
@@ -24,11 +30,11 @@ pub struct AuditEvent {
 }
 
 impl AuditEvent {
-    /// An event of a type (`login_failure`), category (`auth`) and severity (`info`,
-    /// `warning`, `critical`).
-    pub fn new(event_type: &'static str, category: &'static str, severity: &'static str) -> Self {
+    /// An event recorded as `action` (`login_failure`), with the service's category (`auth`)
+    /// and severity (`info`, `warning`, `critical`); [`catalog::classify`] publishes it.
+    pub fn new(action: &'static str, category: &'static str, severity: &'static str) -> Self {
         AuditEvent {
-            event_type,
+            action,
             category,
             severity,
             user_id: None,
@@ -61,6 +67,12 @@ impl AuditEvent {
         }
     }
 
+    /// Who acted, or for a failed login the account name that was tried, by name only.
+    pub fn username(mut self, name: &str) -> Self {
+        self.username = Some(name.to_string());
+        self
+    }
+
     /// Who acted, by id only.
     pub fn user_id(mut self, id: i64) -> Self {
         self.user_id = Some(id);
@@ -88,15 +100,17 @@ impl AuditEvent {
 
 /// Writes an event. Failures are logged, not returned: auditing never breaks a request.
 pub async fn record(store: &Store, e: AuditEvent) {
+    let c = catalog::classify(e.action, e.category, e.severity, e.resource.as_deref());
     let res: Result<_, sqlx::Error> = on_backend!(store, write pool => {
         sqlx::query(
-            "INSERT INTO audit_events (at, event_type, category, severity, user_id, username, ip, user_agent, method, path, resource, status, metadata)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+            "INSERT INTO audit_events (at, event_type, category, severity, action, user_id, username, ip, user_agent, method, path, resource, resource_type, resource_id, http_status, status, metadata)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
         )
         .bind(now_us())
-        .bind(e.event_type)
-        .bind(e.category)
-        .bind(e.severity)
+        .bind(c.event_type.as_ref())
+        .bind(c.category)
+        .bind(c.severity)
+        .bind(e.action)
         .bind(e.user_id)
         .bind(&e.username)
         .bind(&e.client.ip)
@@ -104,13 +118,50 @@ pub async fn record(store: &Store, e: AuditEvent) {
         .bind(&e.client.method)
         .bind(&e.client.path)
         .bind(&e.resource)
+        .bind(&c.resource_type)
+        .bind(&c.resource_id)
         .bind(e.status)
+        .bind(catalog::outcome(e.status))
         .bind(e.metadata.to_string())
         .execute(pool)
         .await
         .map(|_| ())
     });
     if let Err(err) = res {
-        tracing::error!(error = %err, event = e.event_type, "could not write audit event");
+        tracing::error!(error = %err, event = e.action, "could not write audit event");
     }
+}
+
+/// The event of a refused password login: the account name tried, why (`invalid_password`,
+/// `unknown_user`, `account_disabled`, `rate_limited`) and how many failed logins that account
+/// has in the current failed-login window, this one included.
+pub fn failed_login(
+    client: &ClientInfo,
+    username: &str,
+    reason: &str,
+    attempts: i64,
+    http_status: i64,
+) -> AuditEvent {
+    let action = if reason == "rate_limited" {
+        "login_rate_limited"
+    } else {
+        "login_failure"
+    };
+    AuditEvent::new(action, "auth", "warning")
+        .client(client)
+        .username(username)
+        .resource(format!("user:{username}"))
+        .status(http_status)
+        .metadata(serde_json::json!({ "reason": reason, "attempts": attempts }))
+}
+
+/// Marks a response whose refusal the handler already recorded, so the central recorder of
+/// `403` answers does not record it a second time.
+#[derive(Debug, Clone, Copy)]
+pub struct AlreadyRecorded;
+
+/// Marks `resp` as [`AlreadyRecorded`].
+pub fn already_recorded(mut resp: Response) -> Response {
+    resp.extensions_mut().insert(AlreadyRecorded);
+    resp
 }

@@ -5,37 +5,114 @@ use std::time::{Duration, Instant};
 
 use wanllmdb_api_types::Page;
 use wanllmdb_api_types::audit::{
-    AuditLogEntry, AuditStats, FailedLogin, LOGIN_FAILURE, LOGIN_RATE_LIMITED, LOGIN_SUCCESS,
-    SEVERITIES,
+    AuditLogEntry, AuditStats, CATEGORIES, LOGIN_FAILED, LOGIN_SUCCESS, LoginStats, SEVERITIES,
+    STATUSES,
 };
 
+use super::describe::describe;
 use crate::error::{ApiError, ApiResult};
 use crate::on_backend;
 use crate::projects::{decode_cursor, make_cursor};
-use crate::store::{Store, format_time, now_us};
+use crate::store::{BackendKind, Store, format_time, now_us};
 
-/// Which events to read; every set field must match.
+/// One condition an event must meet.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cond {
+    /// The column holds one of these words (`category`, `severity`, `status`).
+    OneOf(&'static str, Vec<String>),
+    /// The event has one of these types: published (`auth.login.failed`) or recorded
+    /// (`login_rate_limited`) names.
+    EventType(Vec<String>),
+    /// The integer column equals this (`user_id`, `http_status`).
+    Int(&'static str, i64),
+    /// The text column equals this (`resource_type`, `resource_id`, `resource`).
+    Text(&'static str, String),
+    /// What a user did (by id, when known, or name), and failed logins to that account name.
+    Subject {
+        /// The user's id.
+        user_id: Option<i64>,
+        /// The user's name, or the name a failed login tried.
+        username: String,
+    },
+    /// At or after this time (µs).
+    Since(i64),
+    /// At or before this time (µs).
+    Until(i64),
+}
+
+/// Which events to read: all conditions must hold.
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
-    /// Category, exactly.
-    pub category: Option<String>,
-    /// Event type, exactly.
-    pub event_type: Option<String>,
-    /// Severity (validated).
-    pub severity: Option<String>,
-    /// Username of the actor, or the account a failed login tried.
-    pub user: Option<String>,
-    /// Resource, exactly.
-    pub resource: Option<String>,
-    /// HTTP status.
-    pub status: Option<i64>,
-    /// From this time on (µs, inclusive).
-    pub since_us: Option<i64>,
-    /// Up to this time (µs, inclusive).
-    pub until_us: Option<i64>,
+    /// The conditions.
+    pub conds: Vec<Cond>,
     /// Keyset position: only events before `(at, id)`.
     pub before: Option<(i64, i64)>,
 }
+
+enum Bind {
+    Int(i64),
+    Text(String),
+}
+
+/// SQL text and the values of its `$n` placeholders.
+#[derive(Default)]
+struct Sql {
+    text: String,
+    binds: Vec<Bind>,
+}
+
+impl Sql {
+    fn bind(&mut self, b: Bind) -> String {
+        self.binds.push(b);
+        format!("${}", self.binds.len())
+    }
+
+    fn list(&mut self, values: &[String]) -> String {
+        let marks: Vec<String> = values
+            .iter()
+            .map(|v| self.bind(Bind::Text(v.clone())))
+            .collect();
+        marks.join(", ")
+    }
+
+    /// Appends `AND (cond)`; column names come from our own constants, never input.
+    fn cond(&mut self, c: &Cond) {
+        let frag = match c {
+            Cond::OneOf(col, values) => format!("{col} IN ({})", self.list(values)),
+            Cond::EventType(names) => {
+                let (published, recorded): (Vec<String>, Vec<String>) =
+                    names.iter().cloned().partition(|n| n.contains('.'));
+                let mut parts = Vec::new();
+                if !published.is_empty() {
+                    parts.push(format!("event_type IN ({})", self.list(&published)));
+                }
+                if !recorded.is_empty() {
+                    parts.push(format!("action IN ({})", self.list(&recorded)));
+                }
+                parts.join(" OR ")
+            }
+            Cond::Int(col, v) => format!("{col} = {}", self.bind(Bind::Int(*v))),
+            Cond::Text(col, v) => format!("{col} = {}", self.bind(Bind::Text(v.clone()))),
+            Cond::Subject { user_id, username } => {
+                let name = self.bind(Bind::Text(username.clone()));
+                let by_id = match user_id {
+                    Some(id) => format!("user_id = {} OR ", self.bind(Bind::Int(*id))),
+                    None => String::new(),
+                };
+                format!(
+                    "{by_id}username = {name} OR (username IS NULL AND resource_type = 'user' AND resource_id = {name})"
+                )
+            }
+            Cond::Since(us) => format!("at >= {}", self.bind(Bind::Int(*us))),
+            Cond::Until(us) => format!("at <= {}", self.bind(Bind::Int(*us))),
+        };
+        self.text.push_str(" AND (");
+        self.text.push_str(&frag);
+        self.text.push(')');
+    }
+}
+
+const COLUMNS: &str = "id, at, event_type, category, severity, action, user_id, username, ip, user_agent, method, path, resource, resource_type, resource_id, http_status, status, metadata";
 
 #[derive(sqlx::FromRow)]
 struct AuditRow {
@@ -44,6 +121,7 @@ struct AuditRow {
     event_type: String,
     category: String,
     severity: String,
+    action: String,
     user_id: Option<i64>,
     username: Option<String>,
     ip: Option<String>,
@@ -51,7 +129,10 @@ struct AuditRow {
     method: Option<String>,
     path: Option<String>,
     resource: Option<String>,
-    status: Option<i64>,
+    resource_type: Option<String>,
+    resource_id: Option<String>,
+    http_status: Option<i64>,
+    status: String,
     metadata: String,
 }
 
@@ -61,59 +142,117 @@ impl AuditRow {
             .ok()
             .filter(serde_json::Value::is_object)
             .unwrap_or_else(|| serde_json::json!({}));
-        AuditLogEntry {
+        let created_at = format_time(self.at);
+        let mut e = AuditLogEntry {
             id: self.id,
-            at: format_time(self.at),
             event_type: self.event_type,
-            category: self.category,
+            event_category: self.category.clone(),
             severity: self.severity,
             user_id: self.user_id,
             username: self.username,
-            ip: self.ip,
+            ip_address: self.ip.clone(),
             user_agent: self.user_agent,
+            request_method: self.method.clone(),
+            request_path: self.path.clone(),
+            description: String::new(),
+            resource_type: self.resource_type,
+            resource_id: self.resource_id,
+            metadata,
+            status: self.status,
+            http_status: self.http_status,
+            created_at: created_at.clone(),
+            action: self.action,
+            at: created_at,
+            category: self.category,
+            ip: self.ip,
             method: self.method,
             path: self.path,
             resource: self.resource,
-            status: self.status,
-            metadata,
+        };
+        e.description = describe(&e);
+        e
+    }
+}
+
+/// Checks a comma-separated list of words against the allowed ones, translating old words
+/// with `old`; the message names the parameter.
+pub fn parse_words(
+    param: &str,
+    value: &str,
+    allowed: &[&str],
+    old: impl Fn(&str) -> Option<&'static [&'static str]>,
+) -> ApiResult<Vec<String>> {
+    let mut out = Vec::new();
+    for word in value.split(',').map(str::trim).filter(|w| !w.is_empty()) {
+        let lower = word.to_ascii_lowercase();
+        if let Some(w) = allowed.iter().find(|a| **a == lower) {
+            out.push((*w).to_string());
+        } else if let Some(ws) = old(&lower) {
+            out.extend(ws.iter().map(|w| (*w).to_string()));
+        } else {
+            return Err(ApiError::invalid(format!(
+                "unknown {param} {word:?}: use {}",
+                allowed.join(", ")
+            )));
         }
     }
-}
-
-const SELECT_FILTERED: &str = "SELECT id, at, event_type, category, severity, user_id, username, ip, user_agent, method, path, resource, status, metadata
-    FROM audit_events
-    WHERE ($1 IS NULL OR category = $1)
-      AND ($2 IS NULL OR event_type = $2)
-      AND ($3 IS NULL OR severity = $3)
-      AND ($4 IS NULL OR username = $4 OR (username IS NULL AND resource = $5))
-      AND ($6 IS NULL OR resource = $6)
-      AND ($7 IS NULL OR status = $7)
-      AND ($8 IS NULL OR at >= $8)
-      AND ($9 IS NULL OR at <= $9)
-      AND ($10 IS NULL OR at < $10 OR (at = $10 AND id < $11))
-    ORDER BY at DESC, id DESC
-    LIMIT $12";
-
-/// Checks a severity name.
-pub fn parse_severity(s: &str) -> ApiResult<String> {
-    let lower = s.to_ascii_lowercase();
-    if SEVERITIES.contains(&lower.as_str()) {
-        Ok(lower)
-    } else {
-        Err(ApiError::invalid(format!(
-            "unknown severity {s:?}: use info, warning or critical"
-        )))
+    if out.is_empty() {
+        return Err(ApiError::invalid(format!(
+            "{param} is empty: use {}",
+            allowed.join(", ")
+        )));
     }
+    Ok(out)
 }
 
-/// Parses a time bound: RFC 3339, Unix seconds, or an age such as `30m`, `24h`, `7d`, `2w`.
-pub fn parse_time_bound(name: &str, v: &str, now: i64) -> ApiResult<i64> {
+/// Severities, one or several (`high,critical`); the old `warning` means medium or high.
+pub fn parse_severity(param: &str, value: &str) -> ApiResult<Vec<String>> {
+    parse_words(param, value, &SEVERITIES, |w| match w {
+        "warning" => Some(&["medium", "high"]),
+        _ => None,
+    })
+}
+
+/// Categories, one or several; the old `auth`, `registry`, `sweeps` and `admin` map onto
+/// the five categories.
+pub fn parse_category(param: &str, value: &str) -> ApiResult<Vec<String>> {
+    parse_words(param, value, &CATEGORIES, |w| match w {
+        "auth" => Some(&["authentication"]),
+        "registry" | "sweeps" => Some(&["data_modification"]),
+        "admin" => Some(&["security"]),
+        _ => None,
+    })
+}
+
+/// Outcomes (`success`, `failure`, `error`), one or several.
+pub fn parse_status(param: &str, value: &str) -> ApiResult<Vec<String>> {
+    parse_words(param, value, &STATUSES, |_| None)
+}
+
+/// Which end of a range a time bound is: a plain date covers its whole day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bound {
+    /// From the start of the day.
+    Start,
+    /// To the end of the day.
+    End,
+}
+
+/// Parses a time bound: RFC 3339, a date (`2025-01-31`, UTC; as an end, inclusive of the whole
+/// day), Unix seconds, or an age such as `30m`, `24h`, `7d`, `2w`.
+pub fn parse_time_bound(name: &str, v: &str, now: i64, bound: Bound) -> ApiResult<i64> {
     let bad = || {
         ApiError::invalid(format!(
-            "{name}={v:?} is not a time: use RFC 3339 (2024-05-01T12:00:00Z), Unix seconds, or an age such as 30m, 24h, 7d"
+            "{name}={v:?} is not a time: use a date (2025-01-31), RFC 3339 (2025-01-31T12:00:00Z), Unix seconds, or an age such as 30m, 24h, 7d"
         ))
     };
     let v = v.trim();
+    if let Some(day_start) = date(v) {
+        return Ok(match bound {
+            Bound::Start => day_start,
+            Bound::End => day_start + 86_400_000_000 - 1,
+        });
+    }
     if let Some(unit) = v.chars().last().filter(char::is_ascii_alphabetic) {
         let secs_per = match unit {
             's' => 1,
@@ -136,6 +275,18 @@ pub fn parse_time_bound(name: &str, v: &str, now: i64) -> ApiResult<i64> {
         return crate::store::seconds_to_us(s).ok_or_else(bad);
     }
     rfc3339(v).ok_or_else(bad)
+}
+
+/// The start (µs, UTC) of a `YYYY-MM-DD` day.
+fn date(v: &str) -> Option<i64> {
+    let mut parts = v.splitn(3, '-');
+    let (y, m, d) = (parts.next()?, parts.next()?, parts.next()?);
+    if y.len() != 4 || m.len() != 2 || d.len() != 2 {
+        return None;
+    }
+    let month = time::Month::try_from(m.parse::<u8>().ok()?).ok()?;
+    let day = time::Date::from_calendar_date(y.parse().ok()?, month, d.parse().ok()?).ok()?;
+    Some(day.midnight().assume_utc().unix_timestamp() * 1_000_000)
 }
 
 fn rfc3339(v: &str) -> Option<i64> {
@@ -161,29 +312,62 @@ pub fn parse_cursor(c: &str) -> ApiResult<(i64, i64)> {
         })
 }
 
+/// The user a `/audit/logs/user/{user}` path names: a number is a user id when such a user
+/// exists, anything else (or a number that is no id) a username, known or not.
+pub async fn subject(store: &Store, user: &str) -> ApiResult<Cond> {
+    const BY_ID: &str = "SELECT id, username FROM users WHERE id = $1";
+    const BY_NAME: &str = "SELECT id, username FROM users WHERE username = $1";
+    let by_id = match user.parse::<i64>() {
+        Ok(id) => on_backend!(store, read pool => {
+            sqlx::query_as::<_, (i64, String)>(BY_ID).bind(id).fetch_optional(pool).await?
+        }),
+        Err(_) => None,
+    };
+    let found = match by_id {
+        Some(found) => Some(found),
+        None => on_backend!(store, read pool => {
+            sqlx::query_as::<_, (i64, String)>(BY_NAME).bind(user).fetch_optional(pool).await?
+        }),
+    };
+    Ok(match found {
+        Some((id, username)) => Cond::Subject {
+            user_id: Some(id),
+            username,
+        },
+        None => Cond::Subject {
+            user_id: None,
+            username: user.to_string(),
+        },
+    })
+}
+
 /// Reads up to `limit` events matching `f`, newest first, with their raw times.
 async fn fetch(store: &Store, f: &AuditFilter, limit: i64) -> ApiResult<Vec<AuditRow>> {
-    let user_resource = f.user.as_ref().map(|u| format!("user:{u}"));
-    let (before_at, before_id) = match f.before {
-        Some((a, i)) => (Some(a), Some(i)),
-        None => (None, None),
+    let mut sql = Sql {
+        text: format!("SELECT {COLUMNS} FROM audit_events WHERE TRUE"),
+        binds: Vec::new(),
     };
+    for c in &f.conds {
+        sql.cond(c);
+    }
+    if let Some((at, id)) = f.before {
+        let (a, i) = (sql.bind(Bind::Int(at)), sql.bind(Bind::Int(id)));
+        sql.text
+            .push_str(&format!(" AND (at < {a} OR (at = {a} AND id < {i}))"));
+    }
+    let lim = sql.bind(Bind::Int(limit));
+    sql.text
+        .push_str(&format!(" ORDER BY at DESC, id DESC LIMIT {lim}"));
+    let Sql { text, binds } = sql;
     Ok(on_backend!(store, read pool => {
-        sqlx::query_as::<_, AuditRow>(SELECT_FILTERED)
-            .bind(&f.category)
-            .bind(&f.event_type)
-            .bind(&f.severity)
-            .bind(&f.user)
-            .bind(&user_resource)
-            .bind(&f.resource)
-            .bind(f.status)
-            .bind(f.since_us)
-            .bind(f.until_us)
-            .bind(before_at)
-            .bind(before_id)
-            .bind(limit)
-            .fetch_all(pool)
-            .await?
+        let mut q = sqlx::query_as::<_, AuditRow>(sqlx::AssertSqlSafe(text));
+        for b in binds {
+            q = match b {
+                Bind::Int(v) => q.bind(v),
+                Bind::Text(v) => q.bind(v),
+            };
+        }
+        q.fetch_all(pool).await?
     }))
 }
 
@@ -215,74 +399,101 @@ pub async fn next_batch(
     Ok(rows.into_iter().map(AuditRow::into_entry).collect())
 }
 
+fn window_start(hours: u32) -> i64 {
+    now_us() - i64::from(hours) * 3_600_000_000
+}
+
 /// Failed logins of the last `hours`, newest first.
-pub async fn failed_logins(store: &Store, hours: u32, limit: i64) -> ApiResult<Vec<FailedLogin>> {
-    let since = now_us() - i64::from(hours) * 3_600_000_000;
-    let rows = on_backend!(store, read pool => {
-        sqlx::query_as::<_, AuditRow>(
-            "SELECT id, at, event_type, category, severity, user_id, username, ip, user_agent, method, path, resource, status, metadata
-             FROM audit_events WHERE at >= $1 AND event_type IN ($2, $3)
-             ORDER BY at DESC, id DESC LIMIT $4",
-        )
-        .bind(since)
-        .bind(LOGIN_FAILURE)
-        .bind(LOGIN_RATE_LIMITED)
-        .bind(limit)
-        .fetch_all(pool)
+pub async fn failed_logins(store: &Store, hours: u32, limit: i64) -> ApiResult<Vec<AuditLogEntry>> {
+    let f = AuditFilter {
+        conds: vec![
+            Cond::EventType(vec![LOGIN_FAILED.to_string()]),
+            Cond::Since(window_start(hours)),
+        ],
+        before: None,
+    };
+    Ok(fetch(store, &f, limit)
         .await?
-    });
-    Ok(rows
         .into_iter()
-        .map(|r| FailedLogin {
-            id: r.id,
-            at: format_time(r.at),
-            username: r
-                .resource
-                .as_deref()
-                .and_then(|s| s.strip_prefix("user:"))
-                .map(str::to_string)
-                .or(r.username),
-            ip: r.ip,
-            user_agent: r.user_agent,
-            event_type: r.event_type,
-        })
+        .map(AuditRow::into_entry)
         .collect())
 }
 
-async fn counts_by(store: &Store, column: &str, since: i64) -> ApiResult<BTreeMap<String, u64>> {
-    // `column` is one of our own constants, never input.
-    let sql =
-        format!("SELECT {column}, COUNT(*) FROM audit_events WHERE at >= $1 GROUP BY {column}");
+/// Event counts per value of `expr` since `since`; `expr` is one of our own constants.
+async fn counts_by(
+    store: &Store,
+    expr: &str,
+    since: i64,
+    only_type: Option<&str>,
+) -> ApiResult<BTreeMap<String, u64>> {
+    let sql = format!(
+        "SELECT COALESCE({expr}, 'unknown'), COUNT(*) FROM audit_events WHERE at >= $1 AND ($2 IS NULL OR event_type = $2) GROUP BY 1"
+    );
     let rows: Vec<(String, i64)> = on_backend!(store, read pool => {
         sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(since)
+            .bind(only_type)
             .fetch_all(pool)
             .await?
     });
     Ok(rows.into_iter().map(|(k, n)| (k, n as u64)).collect())
 }
 
+/// Every one of `keys` (0 when absent), plus whatever else was counted.
+fn with_zeros(keys: &[&str], mut counts: BTreeMap<String, u64>) -> BTreeMap<String, u64> {
+    for k in keys {
+        counts.entry((*k).to_string()).or_insert(0);
+    }
+    counts
+}
+
+fn rate(part: u64, other: u64) -> f64 {
+    if part + other == 0 {
+        0.0
+    } else {
+        part as f64 / (part + other) as f64
+    }
+}
+
 /// Counts of the last `hours`.
 pub async fn stats(store: &Store, hours: u32) -> ApiResult<AuditStats> {
-    let since = now_us() - i64::from(hours) * 3_600_000_000;
-    let by_category = counts_by(store, "category", since).await?;
-    let by_severity = counts_by(store, "severity", since).await?;
-    let by_type = counts_by(store, "event_type", since).await?;
+    let since = window_start(hours);
+    let by_type = counts_by(store, "event_type", since, None).await?;
+    let by_action = counts_by(store, "action", since, Some(LOGIN_FAILED)).await?;
+    let reason = match store.kind() {
+        BackendKind::Sqlite => "json_extract(metadata, '$.reason')",
+        BackendKind::Postgres => "(metadata::jsonb ->> 'reason')",
+    };
+    let failures_by_reason = counts_by(store, reason, since, Some(LOGIN_FAILED)).await?;
     let count = |t: &str| by_type.get(t).copied().unwrap_or(0);
-    let (ok, failed) = (count(LOGIN_SUCCESS), count(LOGIN_FAILURE));
+    let (ok, failed) = (count(LOGIN_SUCCESS), count(LOGIN_FAILED));
+    let rate_limited = by_action.get("login_rate_limited").copied().unwrap_or(0);
+    let total = by_type.values().sum();
     Ok(AuditStats {
         hours,
-        total: by_category.values().sum(),
-        by_category,
-        by_severity,
-        login_successes: ok,
-        login_failures: failed,
-        login_rate_limited: count(LOGIN_RATE_LIMITED),
-        failure_rate: if ok + failed == 0 {
-            0.0
-        } else {
-            failed as f64 / (ok + failed) as f64
+        total_events: total,
+        by_category: with_zeros(
+            &CATEGORIES,
+            counts_by(store, "category", since, None).await?,
+        ),
+        by_severity: with_zeros(
+            &SEVERITIES,
+            counts_by(store, "severity", since, None).await?,
+        ),
+        by_status: with_zeros(&STATUSES, counts_by(store, "status", since, None).await?),
+        authentication: LoginStats {
+            successful_logins: ok,
+            failed_logins: failed,
+            failure_rate: rate(failed, ok),
+            rate_limited_logins: rate_limited,
+            failures_by_reason,
         },
+        total,
+        login_successes: ok,
+        login_failures: failed - rate_limited,
+        login_rate_limited: rate_limited,
+        failure_rate: rate(failed - rate_limited, ok),
+        by_event_type: by_type,
     })
 }
 
@@ -331,29 +542,56 @@ mod tests {
     #[test]
     fn time_bounds() {
         let now = 10_000_000_000_000;
-        assert_eq!(
-            parse_time_bound("since", "30m", now).unwrap(),
-            now - 1_800_000_000
-        );
-        assert_eq!(
-            parse_time_bound("since", "24h", now).unwrap(),
-            now - 86_400_000_000
-        );
-        assert_eq!(
-            parse_time_bound("since", "7d", now).unwrap(),
-            now - 7 * 86_400_000_000
-        );
-        assert_eq!(parse_time_bound("since", "1.5", now).unwrap(), 1_500_000);
-        assert_eq!(
-            parse_time_bound("since", "1970-01-01T00:00:01Z", now).unwrap(),
-            1_000_000
-        );
-        let err = parse_time_bound("since", "yesterday", now)
-            .unwrap_err()
-            .to_string();
+        let start = |v| parse_time_bound("since", v, now, Bound::Start);
+        assert_eq!(start("30m").unwrap(), now - 1_800_000_000);
+        assert_eq!(start("24h").unwrap(), now - 86_400_000_000);
+        assert_eq!(start("7d").unwrap(), now - 7 * 86_400_000_000);
+        assert_eq!(start("1.5").unwrap(), 1_500_000);
+        assert_eq!(start("1970-01-01T00:00:01Z").unwrap(), 1_000_000);
+        let err = start("yesterday").unwrap_err().to_string();
         assert!(err.contains("since") && err.contains("24h"), "{err}");
-        assert!(parse_time_bound("until", "5x", now).is_err());
-        assert!(parse_time_bound("until", "-5h", now).is_err());
+        assert!(parse_time_bound("until", "5x", now, Bound::End).is_err());
+        assert!(parse_time_bound("until", "-5h", now, Bound::End).is_err());
+    }
+
+    #[test]
+    fn dates_cover_their_whole_day() {
+        let jan31 = 1_738_281_600_000_000; // 2025-01-31T00:00:00Z
+        assert_eq!(
+            parse_time_bound("start_date", "2025-01-31", 0, Bound::Start).unwrap(),
+            jan31
+        );
+        assert_eq!(
+            parse_time_bound("end_date", "2025-01-31", 0, Bound::End).unwrap(),
+            jan31 + 86_400_000_000 - 1
+        );
+        for bad in ["2025-02-30", "2025-13-01", "2025-1-31", "25-01-31"] {
+            let err = parse_time_bound("end_date", bad, 0, Bound::End).unwrap_err();
+            assert!(err.to_string().contains("end_date"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn words_and_their_old_names() {
+        assert_eq!(
+            parse_severity("severity", "WARNING").unwrap(),
+            ["medium", "high"]
+        );
+        assert_eq!(
+            parse_severity("severity", "high,critical").unwrap(),
+            ["high", "critical"]
+        );
+        assert_eq!(
+            parse_category("category", "auth").unwrap(),
+            ["authentication"]
+        );
+        assert_eq!(parse_category("category", "admin").unwrap(), ["security"]);
+        let err = parse_severity("severity", "loud").unwrap_err().to_string();
+        assert!(
+            err.contains("severity") && err.contains("critical"),
+            "{err}"
+        );
+        assert!(parse_status("status", ",").is_err());
     }
 
     #[test]

@@ -9,10 +9,10 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use wanllmdb_api_types::audit::{AUDIT_CSV_HEADER, AuditLogEntry, AuditStats, FailedLogin};
+use wanllmdb_api_types::audit::{AUDIT_CSV_HEADER, AuditLogEntry, AuditStats};
 use wanllmdb_api_types::{ErrorBody, Page};
 
-use super::query::{self, AuditFilter};
+use super::query::{self, AuditFilter, Bound, Cond};
 use crate::app::AppState;
 use crate::auth::Actor;
 use crate::error::{ApiError, ApiResult};
@@ -44,28 +44,51 @@ fn require_admin(actor: &Actor) -> ApiResult<()> {
     }
 }
 
-/// Filters of the audit log; all given ones must match.
+/// Filters of the audit log; all given ones must match. Lists of words may be comma-separated
+/// (`severity=high,critical`). The old names (`category`, `type`, `user`, `resource`, `since`,
+/// `until`, a numeric `status`) keep working.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 struct AuditQuery {
-    /// Category, e.g. `auth`, `authorization`, `data_access`, `data_modification`, `registry`.
+    /// `authentication`, `authorization`, `data_modification`, `data_access` or `security`.
+    event_category: Option<String>,
+    /// Old name of `event_category`; also takes the old values `auth` (authentication),
+    /// `registry` and `sweeps` (data_modification) and `admin` (security).
     category: Option<String>,
-    /// Event type, e.g. `login_failure`.
+    /// Event type, e.g. `auth.login.failed`, or the server's short name, e.g. `login_failure`.
+    event_type: Option<String>,
+    /// Old name of `event_type`.
     #[serde(rename = "type")]
     #[param(rename = "type")]
-    event_type: Option<String>,
-    /// `info`, `warning` or `critical`.
+    legacy_type: Option<String>,
+    /// `critical`, `high`, `medium`, `low` or `info`; the old `warning` means medium or high.
     severity: Option<String>,
-    /// Username of the actor (or the account a failed login tried).
-    user: Option<String>,
-    /// Resource, exactly, e.g. `project:mnist`.
-    resource: Option<String>,
-    /// HTTP status of the outcome.
+    /// `success`, `failure` or `error`; a number is the HTTP status.
     status: Option<String>,
-    /// From this time: RFC 3339, Unix seconds, or an age such as `30m`, `24h`, `7d`.
+    /// HTTP status of the outcome.
+    http_status: Option<String>,
+    /// Id of the user who acted.
+    user_id: Option<String>,
+    /// Username of the user who acted, or the account a failed login tried.
+    username: Option<String>,
+    /// Old name of `username`.
+    user: Option<String>,
+    /// Kind of object, e.g. `project`, `run`, `user`, `model_version`.
+    resource_type: Option<String>,
+    /// Which object, e.g. `mnist`.
+    resource_id: Option<String>,
+    /// Kind and object together, e.g. `project:mnist`.
+    resource: Option<String>,
+    /// From this time: a date (2025-01-01), RFC 3339, Unix seconds, or an age such as `24h`.
+    start_date: Option<String>,
+    /// Old name of `start_date`.
     since: Option<String>,
-    /// Until this time (inclusive), in the same forms.
+    /// Up to this time, inclusive (a date: its whole day), in the same forms.
+    end_date: Option<String>,
+    /// Old name of `end_date`.
     until: Option<String>,
+    /// The last this many hours (1–87840).
+    hours: Option<String>,
     /// Page size (1–1000, default 100); with `format`, the most events to export.
     limit: Option<String>,
     /// `next_cursor` of the previous page.
@@ -80,42 +103,131 @@ enum ExportFormat {
     Csv,
 }
 
+/// The value of a parameter, unless it is missing or empty.
+fn nonempty(v: &Option<String>) -> Option<String> {
+    v.clone().filter(|s| !s.is_empty())
+}
+
+/// A whole number, or a 400 naming the parameter.
+fn number(param: &str, v: &str) -> ApiResult<i64> {
+    v.trim()
+        .parse::<i64>()
+        .map_err(|_| ApiError::invalid(format!("{param}={v:?} is not a whole number")))
+}
+
+/// `hours`: 1 to ten years.
+fn parse_hours(h: &str) -> ApiResult<u32> {
+    h.parse::<u32>()
+        .ok()
+        .filter(|h| (1..=MAX_HOURS).contains(h))
+        .ok_or_else(|| {
+            ApiError::invalid(format!(
+                "hours={h:?} must be a whole number from 1 to {MAX_HOURS}"
+            ))
+        })
+}
+
 impl AuditQuery {
     fn filter(&self) -> ApiResult<AuditFilter> {
-        let now = now_us();
-        let time = |name: &str, v: &Option<String>| {
-            v.as_deref()
-                .map(|v| query::parse_time_bound(name, v, now))
-                .transpose()
-        };
-        let nonempty = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
+        let mut conds = Vec::new();
+        self.what(&mut conds)?;
+        self.who(&mut conds)?;
+        self.when(now_us(), &mut conds)?;
         Ok(AuditFilter {
-            category: nonempty(&self.category),
-            event_type: nonempty(&self.event_type),
-            severity: self
-                .severity
-                .as_deref()
-                .map(query::parse_severity)
-                .transpose()?,
-            user: nonempty(&self.user),
-            resource: nonempty(&self.resource),
-            status: self
-                .status
-                .as_deref()
-                .map(|s| {
-                    s.parse::<i64>().map_err(|_| {
-                        ApiError::invalid(format!("status={s:?} is not an HTTP status code"))
-                    })
-                })
-                .transpose()?,
-            since_us: time("since", &self.since)?,
-            until_us: time("until", &self.until)?,
+            conds,
             before: self
                 .cursor
                 .as_deref()
                 .map(query::parse_cursor)
                 .transpose()?,
         })
+    }
+
+    /// Category, type, severity, outcome.
+    fn what(&self, conds: &mut Vec<Cond>) -> ApiResult<()> {
+        for (param, v) in [
+            ("event_category", &self.event_category),
+            ("category", &self.category),
+        ] {
+            if let Some(v) = nonempty(v) {
+                conds.push(Cond::OneOf("category", query::parse_category(param, &v)?));
+            }
+        }
+        for v in [&self.event_type, &self.legacy_type]
+            .into_iter()
+            .filter_map(nonempty)
+        {
+            conds.push(Cond::EventType(
+                v.split(',').map(|t| t.trim().to_string()).collect(),
+            ));
+        }
+        if let Some(v) = nonempty(&self.severity) {
+            conds.push(Cond::OneOf(
+                "severity",
+                query::parse_severity("severity", &v)?,
+            ));
+        }
+        if let Some(v) = nonempty(&self.status) {
+            conds.push(match v.trim().parse::<i64>() {
+                Ok(code) => Cond::Int("http_status", code),
+                Err(_) => Cond::OneOf("status", query::parse_status("status", &v)?),
+            });
+        }
+        if let Some(v) = nonempty(&self.http_status) {
+            conds.push(Cond::Int("http_status", number("http_status", &v)?));
+        }
+        Ok(())
+    }
+
+    /// The user and the object acted on.
+    fn who(&self, conds: &mut Vec<Cond>) -> ApiResult<()> {
+        if let Some(v) = nonempty(&self.user_id) {
+            conds.push(Cond::Int("user_id", number("user_id", &v)?));
+        }
+        for v in [&self.username, &self.user]
+            .into_iter()
+            .filter_map(nonempty)
+        {
+            conds.push(Cond::Subject {
+                user_id: None,
+                username: v,
+            });
+        }
+        for (col, v) in [
+            ("resource_type", &self.resource_type),
+            ("resource_id", &self.resource_id),
+            ("resource", &self.resource),
+        ] {
+            if let Some(v) = nonempty(v) {
+                conds.push(Cond::Text(col, v));
+            }
+        }
+        Ok(())
+    }
+
+    /// The time range.
+    fn when(&self, now: i64, conds: &mut Vec<Cond>) -> ApiResult<()> {
+        let time = |name: &str, v: &Option<String>, bound: Bound| {
+            nonempty(v)
+                .map(|v| query::parse_time_bound(name, &v, now, bound))
+                .transpose()
+        };
+        for (name, v) in [("start_date", &self.start_date), ("since", &self.since)] {
+            if let Some(us) = time(name, v, Bound::Start)? {
+                conds.push(Cond::Since(us));
+            }
+        }
+        for (name, v) in [("end_date", &self.end_date), ("until", &self.until)] {
+            if let Some(us) = time(name, v, Bound::End)? {
+                conds.push(Cond::Until(us));
+            }
+        }
+        if let Some(h) = nonempty(&self.hours) {
+            conds.push(Cond::Since(
+                now - i64::from(parse_hours(&h)?) * 3_600_000_000,
+            ));
+        }
+        Ok(())
     }
 
     fn limit(&self) -> ApiResult<Option<i64>> {
@@ -141,9 +253,10 @@ impl AuditQuery {
     }
 }
 
-/// A page, or with `format` an export, of the events matching `q`.
-async fn answer(state: AppState, q: &AuditQuery) -> ApiResult<Response> {
-    let filter = q.filter()?;
+/// A page, or with `format` an export, of the events matching `q` (and `extra`).
+async fn answer(state: AppState, q: &AuditQuery, extra: Option<Cond>) -> ApiResult<Response> {
+    let mut filter = q.filter()?;
+    filter.conds.extend(extra);
     let limit = q.limit()?;
     if let Some(format) = q.format()? {
         return Ok(export(state, filter, format, limit));
@@ -159,57 +272,60 @@ async fn answer(state: AppState, q: &AuditQuery) -> ApiResult<Response> {
 
 /// Audit events, newest first (server administrators). Filters combine with AND.
 #[utoipa::path(get, path = "/audit/logs", tag = "audit", params(AuditQuery),
+    security(("bearer" = [])),
     responses((status = 200, description = "a page; with format=jsonl or csv, every matching event", body = Page<AuditLogEntry>),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+        (status = 400, description = "a parameter is unknown or malformed", body = ErrorBody),
+        (status = 401, description = "no valid credentials", body = ErrorBody),
+        (status = 403, description = "not a server administrator", body = ErrorBody)))]
 async fn list_audit_logs(
     State(state): State<AppState>,
     actor: Actor,
     Query(q): Query<AuditQuery>,
 ) -> ApiResult<Response> {
     require_admin(&actor)?;
-    answer(state, &q).await
+    answer(state, &q, None).await
 }
 
 /// Audit events of one user: what they did, and failed logins to their account.
 #[utoipa::path(get, path = "/audit/logs/user/{user}", tag = "audit",
-    params(("user" = String, Path, description = "username"), AuditQuery),
-    responses((status = 200, body = Page<AuditLogEntry>), (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    params(("user" = String, Path, description = "a user id (when such a user exists) or a username"), AuditQuery),
+    security(("bearer" = [])),
+    responses((status = 200, body = Page<AuditLogEntry>),
+        (status = 400, description = "a parameter is unknown or malformed", body = ErrorBody),
+        (status = 401, description = "no valid credentials", body = ErrorBody),
+        (status = 403, description = "not a server administrator", body = ErrorBody)))]
 async fn list_user_audit_logs(
     State(state): State<AppState>,
     actor: Actor,
     Path(user): Path<String>,
-    Query(mut q): Query<AuditQuery>,
+    Query(q): Query<AuditQuery>,
 ) -> ApiResult<Response> {
     require_admin(&actor)?;
-    q.user = Some(user);
-    answer(state, &q).await
+    let subject = query::subject(&state.store, &user).await?;
+    answer(state, &q, Some(subject)).await
 }
 
-/// The window of the summary endpoints.
+/// The window and size of the failed-login list.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 struct WindowQuery {
     /// The last this many hours (1–87840, default 24).
     hours: Option<String>,
-    /// At most this many events (1–1000, default 100; failed logins only).
+    /// At most this many events (1–1000, default 100).
     limit: Option<String>,
+}
+
+/// The window of the summary.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+struct SummaryQuery {
+    /// The last this many hours (1–87840, default 24).
+    hours: Option<String>,
 }
 
 impl WindowQuery {
     fn hours(&self) -> ApiResult<u32> {
-        match self.hours.as_deref() {
-            None => Ok(24),
-            Some(h) => h
-                .parse::<u32>()
-                .ok()
-                .filter(|h| (1..=MAX_HOURS).contains(h))
-                .ok_or_else(|| {
-                    ApiError::invalid(format!(
-                        "hours={h:?} must be a whole number from 1 to {MAX_HOURS}"
-                    ))
-                }),
-        }
+        self.hours.as_deref().map_or(Ok(24), parse_hours)
     }
 
     fn limit(&self) -> ApiResult<i64> {
@@ -226,15 +342,19 @@ impl WindowQuery {
     }
 }
 
-/// Failed and rate-limited logins of the last `hours`, newest first.
+/// Failed logins (`auth.login.failed`, rate-limited ones included) of the last `hours`,
+/// newest first; `metadata` says the `reason` and the `attempts` of that account.
 #[utoipa::path(get, path = "/audit/logs/security/failed-logins", tag = "audit", params(WindowQuery),
-    responses((status = 200, body = Vec<FailedLogin>), (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    security(("bearer" = [])),
+    responses((status = 200, body = Vec<AuditLogEntry>),
+        (status = 400, description = "hours or limit out of range, or an unknown parameter", body = ErrorBody),
+        (status = 401, description = "no valid credentials", body = ErrorBody),
+        (status = 403, description = "not a server administrator", body = ErrorBody)))]
 async fn failed_logins(
     State(state): State<AppState>,
     actor: Actor,
     Query(q): Query<WindowQuery>,
-) -> ApiResult<Json<Vec<FailedLogin>>> {
+) -> ApiResult<Json<Vec<AuditLogEntry>>> {
     require_admin(&actor)?;
     let (hours, limit) = (q.hours()?, q.limit()?);
     Ok(Json(
@@ -242,20 +362,22 @@ async fn failed_logins(
     ))
 }
 
-/// Event counts of the last `hours`: per category and severity, logins and their failure rate.
-#[utoipa::path(get, path = "/audit/stats/summary", tag = "audit", params(WindowQuery),
-    responses((status = 200, body = AuditStats), (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+/// Event counts of the last `hours`: per category, severity, status and event type, logins
+/// and their failure rate.
+#[utoipa::path(get, path = "/audit/stats/summary", tag = "audit", params(SummaryQuery),
+    security(("bearer" = [])),
+    responses((status = 200, body = AuditStats),
+        (status = 400, description = "hours out of range, or an unknown parameter", body = ErrorBody),
+        (status = 401, description = "no valid credentials", body = ErrorBody),
+        (status = 403, description = "not a server administrator", body = ErrorBody)))]
 async fn audit_stats(
     State(state): State<AppState>,
     actor: Actor,
-    Query(q): Query<WindowQuery>,
+    Query(q): Query<SummaryQuery>,
 ) -> ApiResult<Json<AuditStats>> {
     require_admin(&actor)?;
-    if q.limit.is_some() {
-        return Err(ApiError::invalid("limit does not apply to the summary"));
-    }
-    Ok(Json(query::stats(&state.store, q.hours()?).await?))
+    let hours = q.hours.as_deref().map_or(Ok(24), parse_hours)?;
+    Ok(Json(query::stats(&state.store, hours).await?))
 }
 
 fn render(e: &AuditLogEntry, format: ExportFormat) -> String {

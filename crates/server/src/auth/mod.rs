@@ -460,6 +460,25 @@ impl Accounts<'_> {
         Ok(())
     }
 
+    /// Records a refused login with its reason and the account's failures in the current
+    /// window, this one included (refusals the limiter does not count add one).
+    async fn audit_failed_login(
+        &self,
+        client: &ClientInfo,
+        subjects: &[String],
+        username: &str,
+        reason: &str,
+        http_status: i64,
+    ) -> ApiResult<()> {
+        let (counted, _) = self.failures_within_minute(&subjects[0]).await?;
+        // Wrong passwords and unknown users were just added to the window; refusals were not.
+        let uncounted = !matches!(reason, "invalid_password" | "unknown_user");
+        let attempts = counted + i64::from(uncounted);
+        let event = audit::failed_login(client, username, reason, attempts, http_status);
+        audit::record(self.store(), event).await;
+        Ok(())
+    }
+
     /// Checks a username/password pair and issues tokens. Rate-limited per username and IP.
     pub async fn login(
         &self,
@@ -469,14 +488,8 @@ impl Accounts<'_> {
     ) -> ApiResult<TokenPair> {
         let subjects = failure_subjects(username, client);
         if let Some(wait) = self.retry_after(&subjects).await? {
-            audit::record(
-                self.store(),
-                AuditEvent::new("login_rate_limited", "auth", "warning")
-                    .client(client)
-                    .resource(format!("user:{username}"))
-                    .status(429),
-            )
-            .await;
+            self.audit_failed_login(client, &subjects, username, "rate_limited", 429)
+                .await?;
             return Err(ApiError::TooManyRequests {
                 message: "too many failed logins; wait before trying again".into(),
                 retry_after: wait,
@@ -496,22 +509,23 @@ impl Accounts<'_> {
             .unwrap_or_else(|| self.state.dummy_hash.clone());
         let ok = verify_password(password.to_string(), hash).await
             && row.as_ref().is_some_and(|r| r.password_hash.is_some());
+        let reason = if row.is_some() {
+            "invalid_password"
+        } else {
+            "unknown_user"
+        };
         let Some(user) = row.filter(|_| ok) else {
             self.record_failure(&subjects).await?;
-            audit::record(
-                self.store(),
-                AuditEvent::new("login_failure", "auth", "warning")
-                    .client(client)
-                    .resource(format!("user:{username}"))
-                    .status(401),
-            )
-            .await;
+            self.audit_failed_login(client, &subjects, username, reason, 401)
+                .await?;
             return Err(ApiError::Unauthenticated(
                 "invalid username or password".into(),
             ));
         };
         // Only after the password matched, so a wrong guess never learns the account is disabled.
         if user.disabled_at.is_some() {
+            self.audit_failed_login(client, &subjects, username, "account_disabled", 403)
+                .await?;
             return Err(ApiError::Forbidden(
                 "account is disabled; ask a server administrator".into(),
             ));
@@ -1058,7 +1072,9 @@ pub async fn resolve_actor(
     let client = ClientInfo::from_request(&req);
     req.extensions_mut().insert(actor);
     let resp = next.run(req).await;
-    if resp.status() == axum::http::StatusCode::FORBIDDEN {
+    if resp.status() == axum::http::StatusCode::FORBIDDEN
+        && resp.extensions().get::<audit::AlreadyRecorded>().is_none()
+    {
         let mut ev = AuditEvent::new("access_denied", "authorization", "warning")
             .client(&client)
             .status(403);

@@ -52,12 +52,14 @@ async fn login(
     State(state): State<AppState>,
     client: ClientInfo,
     FormOrJson(req): FormOrJson<LoginRequest>,
-) -> ApiResult<Json<TokenPair>> {
-    Ok(Json(
-        Accounts { state: &state }
-            .login(&client, &req.username, &req.password)
-            .await?,
-    ))
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let accounts = Accounts { state: &state };
+    match accounts.login(&client, &req.username, &req.password).await {
+        Ok(pair) => Json(pair).into_response(),
+        // The login records its own refusals, a disabled account's 403 included.
+        Err(e) => crate::audit::already_recorded(e.into_response()),
+    }
 }
 
 /// Exchange a refresh token for a new token pair. The body is JSON or the form

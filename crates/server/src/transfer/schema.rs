@@ -70,7 +70,8 @@ tables! {
     "server_settings" ["name"] { "name": T, "value": T }
     "audit_events" ["id"] { "id": I, "at": I, "event_type": T, "category": T, "severity": T,
         "user_id": I, "username": T, "ip": T, "user_agent": T, "method": T, "path": T,
-        "resource": T, "status": I, "metadata": T }
+        "resource": T, "http_status": I, "metadata": T, "status": T, "action": T,
+        "resource_type": T, "resource_id": T }
     "projects" ["id"] { "id": I, "name": T, "description": T, "visibility": T, "owner_id": I,
         "created_at": I, "updated_at": I }
     "project_members" ["project_id", "user_id"] { "project_id": I, "user_id": I, "role": T,

@@ -124,7 +124,7 @@ each_backend!(login_refresh_rotation_and_logout, |ctx| {
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     assert_eq!(
         ctx.count(
-            "SELECT COUNT(*) FROM audit_events WHERE event_type = $1",
+            "SELECT COUNT(*) FROM audit_events WHERE action = $1",
             "refresh_token_reuse"
         )
         .await,
@@ -155,7 +155,7 @@ each_backend!(login_refresh_rotation_and_logout, |ctx| {
 
     assert!(
         ctx.count(
-            "SELECT COUNT(*) FROM audit_events WHERE event_type = $1",
+            "SELECT COUNT(*) FROM audit_events WHERE action = $1",
             "login_success"
         )
         .await
@@ -163,7 +163,7 @@ each_backend!(login_refresh_rotation_and_logout, |ctx| {
     );
     assert!(
         ctx.count(
-            "SELECT COUNT(*) FROM audit_events WHERE event_type = $1",
+            "SELECT COUNT(*) FROM audit_events WHERE action = $1",
             "login_failure"
         )
         .await
@@ -171,14 +171,14 @@ each_backend!(login_refresh_rotation_and_logout, |ctx| {
     );
     assert_eq!(
         ctx.count(
-            "SELECT COUNT(*) FROM audit_events WHERE event_type = $1",
+            "SELECT COUNT(*) FROM audit_events WHERE action = $1",
             "logout"
         )
         .await,
         1
     );
     // The audit row carries who, from where and how.
-    let ip_rows = ctx.count("SELECT COUNT(*) FROM audit_events WHERE event_type = $1 AND ip = '127.0.0.1' AND method = 'POST' AND path = '/api/v1/auth/logout' AND username = 'bob'", "logout").await;
+    let ip_rows = ctx.count("SELECT COUNT(*) FROM audit_events WHERE action = $1 AND ip = '127.0.0.1' AND method = 'POST' AND path = '/api/v1/auth/logout' AND username = 'bob'", "logout").await;
     assert_eq!(ip_rows, 1);
 });
 
@@ -252,7 +252,7 @@ each_backend!(api_keys_create_list_revoke, |ctx| {
     assert_eq!(s, StatusCode::NOT_FOUND);
     assert_eq!(
         ctx.count(
-            "SELECT COUNT(*) FROM audit_events WHERE event_type = $1",
+            "SELECT COUNT(*) FROM audit_events WHERE action = $1",
             "api_key_revoked"
         )
         .await,
@@ -260,7 +260,7 @@ each_backend!(api_keys_create_list_revoke, |ctx| {
     );
     assert!(
         ctx.count(
-            "SELECT COUNT(*) FROM audit_events WHERE event_type = $1",
+            "SELECT COUNT(*) FROM audit_events WHERE action = $1",
             "api_key_created"
         )
         .await
@@ -274,7 +274,7 @@ each_backend!(api_keys_create_list_revoke, |ctx| {
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     assert!(
         ctx.count(
-            "SELECT COUNT(*) FROM audit_events WHERE event_type = $1",
+            "SELECT COUNT(*) FROM audit_events WHERE action = $1",
             "authentication_failed"
         )
         .await

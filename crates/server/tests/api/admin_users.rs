@@ -337,7 +337,7 @@ each_backend!(disabling_kills_every_credential_at_once, |ctx| {
     assert_error(s, &b, StatusCode::CONFLICT, "conflict");
 
     let disabled = one_event(&ctx, "user_disabled", "user:dora").await;
-    assert_eq!(disabled["severity"], "warning");
+    assert_eq!(disabled["severity"], "medium");
     assert_eq!(disabled["metadata"]["api_keys_revoked"], 1);
     assert_eq!(disabled["path"], "/api/v1/admin/users/dora/disable");
     one_event(&ctx, "user_enabled", "user:dora").await;
@@ -545,7 +545,7 @@ each_backend!(admin_lists_and_revokes_other_users_keys, |ctx| {
     assert_eq!(keys["items"], json!([]));
 
     let e = one_event(&ctx, "api_key_revoked", &format!("api_key:{id}")).await;
-    assert_eq!(e["category"], "admin");
+    assert_eq!(e["category"], "security");
     assert_eq!(e["metadata"]["owner"], "alice");
 });
 

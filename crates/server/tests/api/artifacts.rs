@@ -331,7 +331,7 @@ each_backend!(versions_dedup_aliases_and_immutability, |ctx| {
     assert_eq!(vs[1]["version"], "v1");
     assert!(
         ctx.count(
-            "SELECT COUNT(*) FROM audit_events WHERE event_type = $1",
+            "SELECT COUNT(*) FROM audit_events WHERE action = $1",
             "artifact_download"
         )
         .await
@@ -572,7 +572,7 @@ each_backend!(
         assert_eq!(s, StatusCode::NOT_FOUND);
         assert_eq!(
             ctx.count(
-                "SELECT COUNT(*) FROM audit_events WHERE event_type = $1",
+                "SELECT COUNT(*) FROM audit_events WHERE action = $1",
                 "artifact_delete"
             )
             .await,

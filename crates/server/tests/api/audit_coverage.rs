@@ -81,7 +81,7 @@ async fn check(ctx: &Ctx, s: Step<'_>) -> Value {
     assert_eq!(added.len(), 1, "{label} should leave one event: {added:#?}");
     let e = &added[0];
     assert_eq!(e["event_type"], s.event, "{label}: {e}");
-    assert_eq!(e["category"], s.category, "{label}: {e}");
+    assert_eq!(e["event_category"], s.category, "{label}: {e}");
     assert_eq!(e["username"], json!(s.user), "{label}: {e}");
     match s.resource.as_deref().and_then(|r| r.strip_suffix('*')) {
         // Ids the server picks: only their kind is known in advance.
@@ -91,14 +91,44 @@ async fn check(ctx: &Ctx, s: Step<'_>) -> Value {
         ),
         None => assert_eq!(e["resource"], json!(s.resource), "{label}: {e}"),
     }
-    assert_eq!(e["status"], s.status.as_u16(), "{label}: {e}");
-    assert_eq!(e["ip"], "127.0.0.1", "{label}: {e}");
+    assert_eq!(e["http_status"], s.status.as_u16(), "{label}: {e}");
+    let outcome = if s.status.is_success() {
+        "success"
+    } else {
+        "failure"
+    };
+    assert_eq!(e["status"], outcome, "{label}: {e}");
+    assert_eq!(e["ip_address"], "127.0.0.1", "{label}: {e}");
     assert_eq!(
-        e["method"],
+        e["request_method"],
         label.split(' ').next().unwrap(),
         "{label}: {e}"
     );
-    assert_eq!(e["path"], s.path.split('?').next().unwrap(), "{label}: {e}");
+    let path = s.path.split('?').next().unwrap();
+    assert_eq!(e["request_path"], path, "{label}: {e}");
+    // The old names carry the same values, for one release.
+    for (old, new) in [
+        ("category", "event_category"),
+        ("ip", "ip_address"),
+        ("method", "request_method"),
+        ("path", "request_path"),
+        ("at", "created_at"),
+    ] {
+        assert_eq!(e[old], e[new], "{label}: {old}");
+    }
+    // The published resource is the recorded one, split at its first colon.
+    if let Some(r) = e["resource"].as_str() {
+        let (kind, id) = r.split_once(':').unwrap();
+        assert_eq!(e["resource_id"], id, "{label}: {e}");
+        assert!(
+            e["resource_type"].as_str().unwrap().starts_with(kind),
+            "{label}: {e}"
+        );
+    }
+    assert!(
+        !e["description"].as_str().unwrap().is_empty(),
+        "{label}: {e}"
+    );
     body
 }
 
@@ -139,7 +169,12 @@ each_backend!(accounts_and_sessions_leave_auth_events, |ctx| {
             Some(carol),
             S::CREATED,
         )
-        .leaves("user_register", "auth", Some("carol"), Some("user:carol")),
+        .leaves(
+            "auth.register",
+            "authentication",
+            Some("carol"),
+            Some("user:carol"),
+        ),
         step(
             M::POST,
             "/api/v1/auth/login",
@@ -147,7 +182,7 @@ each_backend!(accounts_and_sessions_leave_auth_events, |ctx| {
             Some(json!({"username": "alice", "password": "Wrong-password-9"})),
             S::UNAUTHORIZED,
         )
-        .leaves("login_failure", "auth", None, me),
+        .leaves("auth.login.failed", "authentication", u, me),
         step(
             M::POST,
             "/api/v1/auth/password",
@@ -155,7 +190,7 @@ each_backend!(accounts_and_sessions_leave_auth_events, |ctx| {
             Some(wrong),
             S::BAD_REQUEST,
         )
-        .leaves("password_change_failure", "auth", u, me),
+        .leaves("auth.password.change_failed", "authentication", u, me),
         step(
             M::POST,
             "/api/v1/auth/password",
@@ -163,7 +198,7 @@ each_backend!(accounts_and_sessions_leave_auth_events, |ctx| {
             Some(change),
             S::NO_CONTENT,
         )
-        .leaves("password_change", "auth", u, me),
+        .leaves("auth.password.change", "authentication", u, me),
         step(
             M::POST,
             "/api/v1/auth/login",
@@ -171,7 +206,7 @@ each_backend!(accounts_and_sessions_leave_auth_events, |ctx| {
             Some(json!({"username": "alice", "password": NEW_PASSWORD})),
             S::OK,
         )
-        .leaves("login_success", "auth", u, None),
+        .leaves("auth.login.success", "authentication", u, None),
         step(
             M::GET,
             "/api/v1/auth/me",
@@ -179,7 +214,7 @@ each_backend!(accounts_and_sessions_leave_auth_events, |ctx| {
             None,
             S::UNAUTHORIZED,
         )
-        .leaves("authentication_failed", "auth", None, None),
+        .leaves("auth.token.invalid", "authentication", None, None),
         step(
             M::POST,
             "/api/v1/auth/api-keys",
@@ -187,7 +222,7 @@ each_backend!(accounts_and_sessions_leave_auth_events, |ctx| {
             Some(json!({"name": "ci"})),
             S::CREATED,
         )
-        .leaves("api_key_created", "auth", u, Some("api_key:*")),
+        .leaves("api_key.create", "authentication", u, Some("api_key:*")),
     ];
     let mut key_id = None;
     for s in steps {
@@ -205,7 +240,7 @@ each_backend!(accounts_and_sessions_leave_auth_events, |ctx| {
         None,
         S::NO_CONTENT,
     )
-    .leaves("api_key_revoked", "auth", u, Some(&r));
+    .leaves("api_key.revoke", "authentication", u, Some(&r));
     check(&ctx, revoke).await;
 
     // The password change ended the other session but kept the one that made it.
@@ -232,7 +267,7 @@ each_backend!(accounts_and_sessions_leave_auth_events, |ctx| {
             Some(refresh_body),
             S::UNAUTHORIZED,
         )
-        .leaves("refresh_token_reuse", "auth", None, None),
+        .leaves("security.suspicious", "security", None, None),
     )
     .await;
     let (_, pair) = ctx.login("alice", NEW_PASSWORD).await;
@@ -246,7 +281,7 @@ each_backend!(accounts_and_sessions_leave_auth_events, |ctx| {
             None,
             S::NO_CONTENT,
         )
-        .leaves("logout", "auth", u, None),
+        .leaves("auth.logout", "authentication", u, None),
     )
     .await;
 });
@@ -267,7 +302,7 @@ each_backend!(projects_runs_and_files_leave_modification_events, |ctx| {
             Some(json!({"name": "cov", "visibility": "private"})),
             S::CREATED,
         )
-        .leaves("project_create", "data_modification", u, p),
+        .leaves("project.create", "data_modification", u, p),
         step(
             M::PATCH,
             "/api/v1/projects/cov",
@@ -275,7 +310,7 @@ each_backend!(projects_runs_and_files_leave_modification_events, |ctx| {
             Some(json!({"description": "coverage"})),
             S::OK,
         )
-        .leaves("project_update", "data_modification", u, p),
+        .leaves("project.update", "data_modification", u, p),
         step(
             M::POST,
             "/api/v1/projects/cov/members",
@@ -283,7 +318,7 @@ each_backend!(projects_runs_and_files_leave_modification_events, |ctx| {
             Some(json!({"username": "bob", "role": "viewer"})),
             S::CREATED,
         )
-        .leaves("member_add", "data_modification", u, p),
+        .leaves("member.add", "security", u, p),
         // A viewer may not change the project: the denial is recorded centrally.
         step(
             M::PATCH,
@@ -292,7 +327,7 @@ each_backend!(projects_runs_and_files_leave_modification_events, |ctx| {
             Some(json!({"description": "mine"})),
             S::FORBIDDEN,
         )
-        .leaves("access_denied", "authorization", Some("bob"), None),
+        .leaves("authz.access_denied", "authorization", Some("bob"), None),
         step(
             M::PATCH,
             "/api/v1/projects/cov/members/bob",
@@ -300,7 +335,7 @@ each_backend!(projects_runs_and_files_leave_modification_events, |ctx| {
             Some(json!({"role": "member"})),
             S::OK,
         )
-        .leaves("member_update", "data_modification", u, p),
+        .leaves("member.update", "security", u, p),
         step(
             M::POST,
             "/api/v1/runs",
@@ -308,7 +343,7 @@ each_backend!(projects_runs_and_files_leave_modification_events, |ctx| {
             Some(json!({"project": "cov", "id": "covrun01"})),
             S::CREATED,
         )
-        .leaves("run_create", "data_modification", u, run),
+        .leaves("run.create", "data_modification", u, run),
         step(
             M::POST,
             "/api/v1/runs",
@@ -316,7 +351,7 @@ each_backend!(projects_runs_and_files_leave_modification_events, |ctx| {
             Some(json!({"project": "cov", "id": "covrun01"})),
             S::OK,
         )
-        .leaves("run_resume", "data_modification", Some("bob"), run),
+        .leaves("run.resume", "data_modification", Some("bob"), run),
         step(
             M::PATCH,
             "/api/v1/runs/covrun01",
@@ -324,7 +359,7 @@ each_backend!(projects_runs_and_files_leave_modification_events, |ctx| {
             Some(json!({"name": "baseline", "tags": ["a"]})),
             S::OK,
         )
-        .leaves("run_update", "data_modification", u, run),
+        .leaves("run.update", "data_modification", u, run),
         step(
             M::POST,
             "/api/v1/runs/covrun01/files",
@@ -332,7 +367,7 @@ each_backend!(projects_runs_and_files_leave_modification_events, |ctx| {
             Some(file),
             S::OK,
         )
-        .leaves("run_file_upload", "data_modification", u, run),
+        .leaves("run_file.create", "data_modification", u, run),
     ];
     let mut tickets = Value::Null;
     for s in steps {
@@ -393,7 +428,7 @@ each_backend!(projects_runs_and_files_leave_modification_events, |ctx| {
             S::OK,
         )
         .leaves(
-            "run_file_download",
+            "run_file.download",
             "data_access",
             Some("bob"),
             Some(file_res),
@@ -405,7 +440,7 @@ each_backend!(projects_runs_and_files_leave_modification_events, |ctx| {
             None,
             S::OK,
         )
-        .leaves("run_stop", "data_modification", u, run),
+        .leaves("run.stop", "data_modification", u, run),
         step(
             M::POST,
             "/api/v1/runs/covrun01/finish",
@@ -413,7 +448,7 @@ each_backend!(projects_runs_and_files_leave_modification_events, |ctx| {
             Some(json!({"state": "finished", "exit_code": 0})),
             S::OK,
         )
-        .leaves("run_finish", "data_modification", u, run),
+        .leaves("run.finish", "data_modification", u, run),
         step(
             M::DELETE,
             "/api/v1/runs/covrun01/file?path=model.bin",
@@ -421,7 +456,7 @@ each_backend!(projects_runs_and_files_leave_modification_events, |ctx| {
             None,
             S::NO_CONTENT,
         )
-        .leaves("run_file_delete", "data_modification", u, Some(file_res)),
+        .leaves("run_file.delete", "data_modification", u, Some(file_res)),
         step(
             M::DELETE,
             "/api/v1/runs/covrun01",
@@ -429,7 +464,7 @@ each_backend!(projects_runs_and_files_leave_modification_events, |ctx| {
             None,
             S::NO_CONTENT,
         )
-        .leaves("run_delete", "data_modification", u, run),
+        .leaves("run.delete", "data_modification", u, run),
         step(
             M::DELETE,
             "/api/v1/projects/cov/members/bob",
@@ -437,7 +472,7 @@ each_backend!(projects_runs_and_files_leave_modification_events, |ctx| {
             None,
             S::NO_CONTENT,
         )
-        .leaves("member_remove", "data_modification", u, p),
+        .leaves("member.remove", "security", u, p),
         step(
             M::DELETE,
             "/api/v1/projects/cov",
@@ -445,7 +480,7 @@ each_backend!(projects_runs_and_files_leave_modification_events, |ctx| {
             None,
             S::NO_CONTENT,
         )
-        .leaves("project_delete", "data_modification", u, p),
+        .leaves("project.delete", "data_modification", u, p),
     ];
     for s in steps {
         check(&ctx, s).await;
@@ -467,7 +502,7 @@ each_backend!(artifacts_registry_sweeps_and_admin_leave_events, |ctx| {
             Some(json!({"name": "data", "type": "dataset"})),
             S::CREATED,
         )
-        .leaves("artifact_create", "data_modification", u, art),
+        .leaves("artifact.create", "data_modification", u, art),
         step(
             M::PATCH,
             "/api/v1/projects/cov/artifacts/data",
@@ -475,7 +510,7 @@ each_backend!(artifacts_registry_sweeps_and_admin_leave_events, |ctx| {
             Some(json!({"description": "inputs"})),
             S::OK,
         )
-        .leaves("artifact_update", "data_modification", u, art),
+        .leaves("artifact.update", "data_modification", u, art),
         step(
             M::DELETE,
             "/api/v1/projects/cov/artifacts/data",
@@ -483,7 +518,7 @@ each_backend!(artifacts_registry_sweeps_and_admin_leave_events, |ctx| {
             None,
             S::NO_CONTENT,
         )
-        .leaves("artifact_delete", "data_modification", u, art),
+        .leaves("artifact.delete", "data_modification", u, art),
         step(
             M::POST,
             "/api/v1/models",
@@ -491,7 +526,7 @@ each_backend!(artifacts_registry_sweeps_and_admin_leave_events, |ctx| {
             Some(json!({"name": "clf", "project": "cov"})),
             S::CREATED,
         )
-        .leaves("model_register", "registry", u, Some("model:clf")),
+        .leaves("model.create", "data_modification", u, Some("model:clf")),
         step(
             M::POST,
             "/api/v1/admin/blobs/gc",
@@ -499,7 +534,7 @@ each_backend!(artifacts_registry_sweeps_and_admin_leave_events, |ctx| {
             None,
             S::FORBIDDEN,
         )
-        .leaves("access_denied", "authorization", u, None),
+        .leaves("authz.access_denied", "authorization", u, None),
         step(
             M::POST,
             "/api/v1/admin/blobs/gc?dry_run=true",
@@ -507,7 +542,7 @@ each_backend!(artifacts_registry_sweeps_and_admin_leave_events, |ctx| {
             None,
             S::OK,
         )
-        .leaves("blob_gc", "admin", Some("admin"), None),
+        .leaves("blob.gc", "data_modification", Some("admin"), None),
     ];
     for s in steps {
         check(&ctx, s).await;
@@ -519,7 +554,7 @@ each_backend!(artifacts_registry_sweeps_and_admin_leave_events, |ctx| {
     assert_eq!(s, StatusCode::CREATED, "{b}");
     let added = &events(&ctx).await[before..];
     assert_eq!(added.len(), 1, "{added:#?}");
-    assert_eq!(added[0]["event_type"], "sweep_create");
+    assert_eq!(added[0]["event_type"], "sweep.create");
     assert_eq!(added[0]["username"], "alice");
     assert_eq!(
         added[0]["resource"],
@@ -539,8 +574,8 @@ each_backend!(making_a_project_public_is_a_warning, |ctx| {
         .await;
     assert_eq!(s, StatusCode::OK);
     let last = events(&ctx).await.pop().unwrap();
-    assert_eq!(last["event_type"], "project_update");
-    assert_eq!(last["severity"], "warning");
+    assert_eq!(last["event_type"], "project.update");
+    assert_eq!(last["severity"], "high");
     assert_eq!(
         last["metadata"],
         json!({"visibility": {"from": "private", "to": "public"}})
@@ -623,7 +658,7 @@ async fn failed_login_ip(ctx: &Ctx, user: &str, forwarded_for: &str) -> (StatusC
         .unwrap();
     let status = resp.status();
     let last = events(ctx).await.pop().unwrap();
-    (status, last["ip"].clone())
+    (status, last["ip_address"].clone())
 }
 
 async fn with_proxies(backend: Backend, proxies: &[&str]) -> Ctx {

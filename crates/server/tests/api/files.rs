@@ -83,7 +83,7 @@ each_backend!(upload_attach_download_and_delete, |ctx| {
     assert_eq!(download(&ctx, &k, &run, "logs/metrics.csv").await, data);
     assert_eq!(
         ctx.count(
-            "SELECT COUNT(*) FROM audit_events WHERE event_type = $1",
+            "SELECT COUNT(*) FROM audit_events WHERE action = $1",
             "run_file_download"
         )
         .await,
@@ -101,7 +101,7 @@ each_backend!(upload_attach_download_and_delete, |ctx| {
     assert_eq!(r.bytes().await.unwrap().to_vec(), data);
     assert_eq!(
         ctx.count(
-            "SELECT COUNT(*) FROM audit_events WHERE event_type = $1",
+            "SELECT COUNT(*) FROM audit_events WHERE action = $1",
             "run_file_download"
         )
         .await,
@@ -334,7 +334,7 @@ each_backend!(
         assert_eq!(download(&ctx, &k, &run, "again.txt").await, drop);
         assert_eq!(
             ctx.count(
-                "SELECT COUNT(*) FROM audit_events WHERE event_type = $1",
+                "SELECT COUNT(*) FROM audit_events WHERE action = $1",
                 "blob_gc"
             )
             .await,

@@ -180,7 +180,7 @@ each_backend!(authorization_matrix, |ctx| {
     assert_eq!(r["project"], "mine");
     assert!(
         ctx.count(
-            "SELECT COUNT(*) FROM audit_events WHERE status = 403 AND event_type = $1",
+            "SELECT COUNT(*) FROM audit_events WHERE http_status = 403 AND action = $1",
             "access_denied"
         )
         .await

@@ -277,11 +277,8 @@ each_backend!(promotion_needs_a_second_pair_of_eyes, |ctx| {
         ("registry_policy_change", 1),
     ] {
         assert_eq!(
-            ctx.count(
-                "SELECT COUNT(*) FROM audit_events WHERE event_type = $1",
-                event
-            )
-            .await,
+            ctx.count("SELECT COUNT(*) FROM audit_events WHERE action = $1", event)
+                .await,
             n,
             "{event}"
         );

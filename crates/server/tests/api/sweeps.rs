@@ -471,7 +471,7 @@ each_backend!(pause_resume_finish_cancel, |ctx| {
     let (_, sw) = ctx.get(&format!("/api/v1/sweeps/{id}"), Some(&k)).await;
     assert_eq!(sw["agents"][0]["state"], "exited");
     assert_eq!(
-        ctx.count("SELECT COUNT(*) FROM audit_events WHERE event_type = 'sweep_state_change' AND resource = $1", &format!("sweep:{id}")).await,
+        ctx.count("SELECT COUNT(*) FROM audit_events WHERE action = 'sweep_state_change' AND resource = $1", &format!("sweep:{id}")).await,
         3
     );
 });

@@ -143,3 +143,74 @@ pub struct BlobStoreInfo {
     /// Bytes of those contents.
     pub stored_bytes: u64,
 }
+
+/// `GET /metrics` with `Accept: application/json` (or `?format=json`): the product
+/// description's monitoring document, for server administrators. Prometheus text stays the
+/// default of `/metrics`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct MonitoringReport {
+    /// The server process.
+    pub application: ApplicationInfo,
+    /// The machine the answering process runs on.
+    pub system: MonitoredSystem,
+    /// The database.
+    pub database: MonitoredDatabase,
+    /// Where file and artifact content is kept.
+    pub blob_store: BlobStoreInfo,
+    /// Redis is not used: tokens, limits and leases live in the database. Always
+    /// `{"configured": false}`.
+    #[schema(value_type = Object)]
+    pub redis: serde_json::Value,
+}
+
+/// CPU, memory and disk as the product description names them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct MonitoredSystem {
+    /// Processors.
+    pub cpu: MonitoredCpu,
+    /// Physical memory of the machine.
+    pub memory: UsageFigures,
+    /// The file system holding the data directory.
+    pub disk: UsageFigures,
+}
+
+/// Processors and how busy they are.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct MonitoredCpu {
+    /// Share of the machine's CPU time spent busy over a short sample, 0 to 100; null where
+    /// the operating system does not say.
+    pub percent: Option<f64>,
+    /// Processors this process may run on.
+    pub count: u32,
+    /// Load average over 1, 5 and 15 minutes.
+    pub load_average: Option<[f64; 3]>,
+    /// User and system CPU time this process has used.
+    pub process_cpu_seconds: Option<f64>,
+}
+
+/// Size, use and share used of a resource; figures the operating system does not give are
+/// null.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct UsageFigures {
+    /// Size in bytes.
+    pub total_bytes: Option<u64>,
+    /// Bytes in use.
+    pub used_bytes: Option<u64>,
+    /// Share used, 0 to 100.
+    pub percent: Option<f64>,
+}
+
+/// The database as the product description names it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct MonitoredDatabase {
+    /// Whether a query just succeeded.
+    pub connected: bool,
+    /// `sqlite` or `postgres`.
+    pub backend: String,
+    /// Space the database takes.
+    pub database_size_bytes: u64,
+    /// Connections this process has open.
+    pub connection_count: u32,
+    /// Most connections this process may open.
+    pub pool_size: u32,
+}

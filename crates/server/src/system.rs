@@ -14,7 +14,8 @@ use utoipa_axum::routes;
 use wanllmdb_api_types::ErrorBody;
 use wanllmdb_api_types::system::{
     ApplicationInfo, BlobStoreInfo, CpuInfo, DatabaseConnections, DatabaseInfo, DiskInfo,
-    MemoryInfo, PoolUsage, SystemInfo, SystemMetrics,
+    MemoryInfo, MonitoredCpu, MonitoredDatabase, MonitoredSystem, MonitoringReport, PoolUsage,
+    SystemInfo, SystemMetrics, UsageFigures,
 };
 
 use crate::app::AppState;
@@ -39,23 +40,102 @@ async fn system_metrics(
     State(state): State<AppState>,
     actor: Actor,
 ) -> ApiResult<Json<SystemMetrics>> {
-    if !actor.require_user()?.is_admin {
-        return Err(ApiError::Forbidden(
-            "system metrics are only readable by server administrators".into(),
-        ));
-    }
-    let data_dir = state.config.data_dir.clone();
-    // /proc and statvfs are file system calls: off the async threads.
-    let system = tokio::task::spawn_blocking(move || system_info(&data_dir))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))??;
+    require_admin(&actor)?;
     Ok(Json(SystemMetrics {
         application: application_info(&state),
-        system,
+        system: machine(&state).await?,
         database: database_info(&state).await?,
         blob_store: blob_store_info(&state).await?,
         redis: None,
     }))
+}
+
+/// 401 for anonymous callers, 403 for everyone but server administrators: these figures
+/// describe the host.
+fn require_admin(actor: &Actor) -> ApiResult<()> {
+    if actor.require_user()?.is_admin {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(
+            "system metrics are only readable by server administrators".into(),
+        ))
+    }
+}
+
+async fn machine(state: &AppState) -> ApiResult<SystemInfo> {
+    let data_dir = state.config.data_dir.clone();
+    // /proc and statvfs are file system calls: off the async threads.
+    tokio::task::spawn_blocking(move || system_info(&data_dir))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+}
+
+/// The JSON answer of `GET /metrics` (server administrators): the product description's
+/// names over the same figures as `/api/v1/system/metrics`.
+pub async fn monitoring_report(state: &AppState, actor: &Actor) -> ApiResult<MonitoringReport> {
+    require_admin(actor)?;
+    let (machine, busy) = tokio::join!(machine(state), cpu_busy_percent());
+    let machine = machine?;
+    let db = database_info(state).await?;
+    let memory_used = machine
+        .memory
+        .total_bytes
+        .zip(machine.memory.available_bytes)
+        .map(|(t, a)| t.saturating_sub(a));
+    let disk = &machine.disk;
+    Ok(MonitoringReport {
+        application: application_info(state),
+        system: MonitoredSystem {
+            cpu: MonitoredCpu {
+                percent: busy,
+                count: machine.cpu.cores,
+                load_average: machine.cpu.load_average,
+                process_cpu_seconds: machine.cpu.process_cpu_seconds,
+            },
+            memory: UsageFigures {
+                total_bytes: machine.memory.total_bytes,
+                used_bytes: memory_used,
+                percent: machine.memory.used_percent,
+            },
+            disk: UsageFigures {
+                total_bytes: Some(disk.total_bytes),
+                used_bytes: Some(disk.total_bytes.saturating_sub(disk.free_bytes)),
+                percent: Some(disk.used_percent),
+            },
+        },
+        database: MonitoredDatabase {
+            connected: state.store.ping().await.is_ok(),
+            backend: db.backend,
+            database_size_bytes: db.size_bytes,
+            connection_count: db.connections.open,
+            pool_size: db.connections.max,
+        },
+        blob_store: blob_store_info(state).await?,
+        redis: serde_json::json!({ "configured": false }),
+    })
+}
+
+/// Busy and total jiffies of all CPUs from /proc/stat.
+fn cpu_times() -> Option<(u64, u64)> {
+    let text = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = text.lines().find(|l| l.starts_with("cpu "))?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal …: idle and iowait are not busy.
+    let total: u64 = v.iter().take(8).sum();
+    let idle = v.get(3)? + v.get(4).copied().unwrap_or(0);
+    Some((total - idle, total))
+}
+
+/// The machine's CPU use over a quarter of a second.
+async fn cpu_busy_percent() -> Option<f64> {
+    let (b0, t0) = cpu_times()?;
+    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    let (b1, t1) = cpu_times()?;
+    (t1 > t0).then(|| percent(b1.saturating_sub(b0), t1 - t0))
 }
 
 fn application_info(state: &AppState) -> ApplicationInfo {

@@ -319,6 +319,11 @@ pub fn serve(
                 uri.path()
             ))
         })
+        // The JSON form is for administrators, so credentials are read here too.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::resolve_actor,
+        ))
         .with_state(state);
     tokio::spawn(async move {
         axum::serve(listener, app)
@@ -329,7 +334,43 @@ pub fn serve(
     })
 }
 
-async fn scrape(State(state): State<AppState>) -> ApiResult<Response> {
+/// `?format=` of `/metrics`.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScrapeQuery {
+    format: Option<String>,
+}
+
+/// `/metrics`: Prometheus text, or with `Accept: application/json` (or `?format=json`) the
+/// monitoring document of the product description, for server administrators.
+async fn scrape(
+    State(state): State<AppState>,
+    actor: crate::auth::Actor,
+    headers: axum::http::HeaderMap,
+    crate::extract::Query(q): crate::extract::Query<ScrapeQuery>,
+) -> ApiResult<Response> {
+    let wants_json = match q.format.as_deref() {
+        Some("json") => true,
+        Some("prometheus" | "text") => false,
+        Some(other) => {
+            return Err(ApiError::invalid(format!(
+                "unknown format {other:?}: use json, or prometheus (the default)"
+            )));
+        }
+        None => headers
+            .get_all(axum::http::header::ACCEPT)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.contains("application/json")),
+    };
+    if wants_json {
+        let report = crate::system::monitoring_report(&state, &actor).await?;
+        return Ok(axum::Json(report).into_response());
+    }
+    prometheus_text(&state).await
+}
+
+async fn prometheus_text(state: &AppState) -> ApiResult<Response> {
     let mut out = String::with_capacity(16 * 1024);
     state.telemetry.write_requests(&mut out);
     state.telemetry.write_ingested(&mut out);

@@ -420,6 +420,29 @@ async fn telemetry_metrics_on_their_own_address() {
             .await
             .unwrap();
         assert_eq!(r.status(), StatusCode::NOT_FOUND);
+        // The JSON form works there too, for administrators.
+        let r = ctx
+            .req(
+                reqwest::Method::GET,
+                &format!("http://{metrics}/metrics?format=json"),
+                Some(&ctx.admin_key),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let (s, _) = crate::read(
+            ctx.req(
+                reqwest::Method::GET,
+                &format!("http://{metrics}/metrics?format=json"),
+                None,
+            )
+            .send()
+            .await
+            .unwrap(),
+        )
+        .await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
         ctx.stop().await;
         // Shutting down closed the metrics listener too.
         assert!(std::net::TcpStream::connect(metrics).is_err());
@@ -557,3 +580,47 @@ async fn telemetry_with_object_storage() {
     assert!(!m.to_string().contains("secret_access_key"));
     ctx.stop().await;
 }
+
+each_backend!(telemetry_metrics_as_the_description_json, |ctx| {
+    let k = ctx.user("alice").await;
+    let json_metrics = |key: Option<&str>, accept: &str, query: &str| {
+        let mut r = ctx.req(reqwest::Method::GET, &format!("/metrics{query}"), key);
+        if !accept.is_empty() {
+            r = r.header("accept", accept);
+        }
+        async move { crate::read(r.send().await.unwrap()).await }
+    };
+    // It reveals the host: administrators only.
+    let (s, b) = json_metrics(None, "application/json", "").await;
+    crate::assert_error(s, &b, StatusCode::UNAUTHORIZED, "unauthenticated");
+    let (s, b) = json_metrics(Some(&k), "application/json", "").await;
+    crate::assert_error(s, &b, StatusCode::FORBIDDEN, "forbidden");
+    for (accept, query) in [("application/json", ""), ("", "?format=json")] {
+        let (s, m) = json_metrics(Some(&ctx.admin_key), accept, query).await;
+        assert_eq!(s, StatusCode::OK, "{m}");
+        assert!(m["application"]["uptime_seconds"].as_f64().unwrap() >= 0.0);
+        assert!(m["application"]["version"].is_string());
+        assert!(m["system"]["cpu"]["count"].as_u64().unwrap() >= 1);
+        let mem = &m["system"]["memory"];
+        assert!(mem["used_bytes"].as_u64().unwrap() <= mem["total_bytes"].as_u64().unwrap());
+        let pct = mem["percent"].as_f64().unwrap();
+        assert!((0.0..=100.0).contains(&pct), "{m}");
+        let disk = &m["system"]["disk"];
+        assert!(disk["used_bytes"].as_u64().unwrap() <= disk["total_bytes"].as_u64().unwrap());
+        assert_eq!(m["database"]["connected"], true);
+        assert!(m["database"]["database_size_bytes"].as_u64().unwrap() > 0);
+        assert!(m["database"]["pool_size"].as_u64().unwrap() >= 1);
+        assert!(m["database"]["connection_count"].as_u64().unwrap() >= 1);
+        assert_eq!(m["redis"], json!({"configured": false}));
+    }
+    // Prometheus text stays the default, for anyone who can reach it.
+    let r = ctx
+        .req(reqwest::Method::GET, "/metrics", None)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.text().await.unwrap().contains("wanllmdb_build_info"));
+    let (s, b) = json_metrics(None, "", "?format=xml").await;
+    crate::assert_error(s, &b, StatusCode::BAD_REQUEST, "invalid_input");
+});

@@ -374,7 +374,7 @@ async fn prometheus_text(state: &AppState) -> ApiResult<Response> {
     let mut out = String::with_capacity(16 * 1024);
     state.telemetry.write_requests(&mut out);
     state.telemetry.write_ingested(&mut out);
-    write_database(&state, &mut out).await?;
+    write_database(state, &mut out).await?;
     write_pools(&state.store.backend, &mut out);
     write_process(&mut out);
     header(
@@ -399,7 +399,7 @@ async fn prometheus_text(state: &AppState) -> ApiResult<Response> {
         "wanllmdb_build_info{{version=\"{}\"}} 1",
         env!("CARGO_PKG_VERSION")
     );
-    write_singletons(&state, &mut out);
+    write_singletons(state, &mut out);
     Ok(([(header::CONTENT_TYPE, CONTENT_TYPE)], out).into_response())
 }
 

@@ -124,6 +124,8 @@ def env(
         "WANLLMDB_KEYRING": "0",
         "WANLLMDB_BIN": binary(),
         "NO_COLOR": "1",
+        # finish() keeps trying an unreachable server this long before leaving it to sync.
+        "WANLLMDB_SYNC_TIMEOUT": "2",
     }
     for k in (
         "WANLLMDB_RUN_ID",

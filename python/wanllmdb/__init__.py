@@ -141,7 +141,7 @@ def __dir__() -> list[str]:
     return sorted(__all__)
 
 
-def _run() -> Run:
+def _current_run() -> Run:
     r = _state.current
     if r is None:
         raise UsageError("there is no current run: call wanllmdb.init() first")
@@ -222,12 +222,12 @@ def finish(exit_code: int | None = None, quiet: bool | None = None) -> None:
 
 def mark_crashed() -> None:
     """Ends the current run as crashed."""
-    _run().mark_crashed()
+    _current_run().mark_crashed()
 
 
 def heartbeat() -> None:
     """Tells the server the current run is alive (also done every 30 s in the background)."""
-    _run().heartbeat()
+    _current_run().heartbeat()
 
 
 def define_metric(
@@ -240,13 +240,13 @@ def define_metric(
     """How a metric is summarised (``summary="min"|"max"|"mean"|"best"|"last"``).
 
     Example: ``wanllmdb.define_metric("val_loss", summary="min")``"""
-    return _run().define_metric(name, step_metric=step_metric, summary=summary, goal=goal, **kwargs)
+    return _current_run().define_metric(name, step_metric=step_metric, summary=summary, goal=goal, **kwargs)
 
 
 def add_tag(run_or_tag: Any, tag: str | None = None) -> None:
     """Tags the current run (``add_tag("best")``), or any run (``add_tag(run_or_id, "best")``)."""
     if tag is None:
-        _run().add_tag(run_or_tag)
+        _current_run().add_tag(run_or_tag)
         return
     _tag_other(run_or_tag, tag, add=True)
 
@@ -254,7 +254,7 @@ def add_tag(run_or_tag: Any, tag: str | None = None) -> None:
 def remove_tag(run_or_tag: Any, tag: str | None = None) -> None:
     """Removes a tag from the current run, or from any run (``remove_tag(run_or_id, tag)``)."""
     if tag is None:
-        _run().remove_tag(run_or_tag)
+        _current_run().remove_tag(run_or_tag)
         return
     _tag_other(run_or_tag, tag, add=False)
 
@@ -281,34 +281,34 @@ def log_message(message: str, level: str = "INFO") -> None:
     """Adds a line to the current run's log.
 
     Example: ``wanllmdb.log_message("Custom log message", level="INFO")``"""
-    _run().log_message(message, level)
+    _current_run().log_message(message, level)
 
 
 def log_batch(lines: Iterable[Mapping[str, Any]]) -> None:
     """Adds several log lines: ``[{"level": "INFO", "message": "Epoch 1 started"}, …]``."""
-    _run().log_batch(lines)
+    _current_run().log_batch(lines)
 
 
 def save(glob_str: str, base_path: str | None = None, policy: str = "live") -> list[str]:
     """Attaches files to the current run. Example: ``wanllmdb.save("checkpoints/*")``."""
-    return _run().save(glob_str, base_path, policy)
+    return _current_run().save(glob_str, base_path, policy)
 
 
 def get_upload_url(name: str) -> str:
     """A URL taking a plain PUT of ``name``'s bytes for the current run."""
-    return _run().get_upload_url(name)
+    return _current_run().get_upload_url(name)
 
 
 def register_file(
     name: str, size: int | None = None, md5: str | None = None, sha256: str | None = None
 ) -> dict[str, Any]:
     """Records a file sent to :func:`get_upload_url` as part of the current run."""
-    return _run().register_file(name, size=size, md5=md5, sha256=sha256)
+    return _current_run().register_file(name, size=size, md5=md5, sha256=sha256)
 
 
 def get_download_url(name: str) -> str:
     """A URL answering a plain GET with the bytes of the current run's file ``name``."""
-    return _run().get_download_url(name)
+    return _current_run().get_download_url(name)
 
 
 # -- the server beyond one run -----------------------------------------------------------------
@@ -327,7 +327,7 @@ def _api() -> Any:
     return Transport(s.host, s.api_key)
 
 
-def _project(project: str | None, what: str) -> str:
+def _project_of(project: str | None, what: str) -> str:
     if project:
         return project
     r = _state.current
@@ -362,14 +362,14 @@ def list_runs(
     ``{"config.lr": 0.01, "summary.acc": {"$gte": 0.9}}``; ``order``: ``"-summary.acc"``."""
     from ._project import list_runs as _list
 
-    return _list(_api(), _project(project, "list_runs()"), filters, order)
+    return _list(_api(), _project_of(project, "list_runs()"), filters, order)
 
 
 def get_best_run(metric: str, order: str = "max", project: str | None = None) -> Any:
     """The run with the highest (``order="max"``) or lowest summary value of ``metric``."""
     from ._project import get_best_run as _best
 
-    return _best(_api(), _project(project, "get_best_run()"), metric, order)
+    return _best(_api(), _project_of(project, "get_best_run()"), metric, order)
 
 
 def login(key: str | None = None, host: str | None = None, relogin: bool | None = None) -> bool:
@@ -525,7 +525,7 @@ def register_model(
     """Registers a model (in the current run's project unless ``project`` is given)."""
     from ._registry import register_model as _rm
 
-    return _rm(name, description, tags, _project(project, "register_model()"))
+    return _rm(name, description, tags, _project_of(project, "register_model()"))
 
 
 def create_model_version(

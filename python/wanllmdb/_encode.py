@@ -78,7 +78,7 @@ class MetricEncoder:
             f = to_metric(v)
             if f is None:
                 if v is not None:
-                    self._skip(key, f"a {type(v).__name__} is not a metric value")
+                    self._skip(key, _why_not(v))
                 continue
             out[key] = wire_float(f) if isinstance(f, float) else f
 
@@ -87,6 +87,15 @@ class MetricEncoder:
             return
         self._warned.add(key)
         self._warn(f"wanllmdb: {key!r} was not logged: {why} (reported once per key)")
+
+
+def _why_not(v: Any) -> str:
+    from ._compat import Unsupported
+
+    name = type(v).__name__
+    if isinstance(v, Unsupported):
+        return f"wandb.{name} values are not supported yet"
+    return f"a {name} is not a metric value"
 
 
 def to_metric(v: Any) -> Any:

@@ -19,15 +19,13 @@ def check_project_name(name: Any, what: str) -> str:
 
 def ensure_project(t: Transport, name: str) -> bool:
     """Creates a project unless it exists; True when this call created it."""
-    from ._errors import CommError
+    from ._errors import Error
 
     try:
         t.post("/projects", {"name": name}, what=f"project {name!r}")
         return True
-    except UsageError:
-        raise
-    except CommError as e:
-        if e.status == 409:
+    except Error as e:
+        if getattr(e, "status", None) == 409:
             return False
         raise
 

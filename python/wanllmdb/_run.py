@@ -31,7 +31,7 @@ from ._errors import (
     UsageError,
 )
 from ._spool import SPOOL_VERSION, Spool
-from ._transport import Transport, seg, with_retries
+from ._transport import Transport, Unreachable, seg, with_retries
 from ._worker import MetricDef, Worker
 
 VERSION = "0.1.0"
@@ -45,6 +45,7 @@ ENV_MODE = "WANLLMDB_MODE"
 ENV_CONSOLE = "WANLLMDB_CONSOLE"
 INIT_TIMEOUT = 10.0
 FINISH_TIMEOUT = 10.0
+ENV_SYNC_TIMEOUT = "WANLLMDB_SYNC_TIMEOUT"
 QUEUE_CAP = 200_000
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 SUMMARY_MODES = ("min", "max", "mean", "last", "best", "none")
@@ -179,7 +180,7 @@ class Run:
                 if self._partial:
                     self._commit()
                 self.step = step
-        self._partial.update(_translate_media(self, data))
+        self._partial.update(data)
         if commit is None:
             commit = step is None
         if commit:
@@ -464,7 +465,7 @@ class Run:
                     finish["reason"] = reason
                 if self._spool is not None:
                     self._spool.write_exit(finish)
-                w.close(FINISH_TIMEOUT)
+                w.close(_settings.env_seconds(ENV_SYNC_TIMEOUT, FINISH_TIMEOUT))
                 left = self._finish_on_server(w, finish)
         if self._spool is not None:
             self._spool.release()
@@ -491,6 +492,13 @@ class Run:
                 w.shipper.state["created"] = False
                 w.shipper.save()
             return f"wanllmdb: not everything of run {self.id} reached the server ({w.outage or 'unreachable'}); upload the rest with: wanllmdb sync {spool.dir}"
+        saved = spool.saved_files()
+        if saved:
+            try:
+                self._upload_saved(saved)
+                spool.write_saved_files([])
+            except (CommError, OSError) as e:
+                return f"wanllmdb: the files saved by run {self.id} were not attached ({e}); run: wanllmdb sync {spool.dir}"
         try:
             with_retries(
                 lambda: self._transport.post(
@@ -628,21 +636,6 @@ def _check_level(level: Any) -> str:
     if lv not in LEVELS:
         raise UsageError(f"level={level!r}: use one of {', '.join(LEVELS)}")
     return lv
-
-
-def _translate_media(run: Run, data: Mapping[str, Any]) -> dict[str, Any]:
-    # Values of the W&B media classes we do not support yet are left out with one warning.
-    from ._compat import Unsupported
-
-    out = dict(data)
-    for k, v in data.items():
-        if isinstance(v, Unsupported):
-            run._warn_once(
-                f"media-{k}",
-                f"wanllmdb: {k!r} holds a wandb.{type(v).__name__}, which is not supported yet; not logged",
-            )
-            del out[k]
-    return out
 
 
 def _unsupported(what: str) -> None:
@@ -975,11 +968,15 @@ def _create_online(t: Transport, run: Run, req: dict[str, Any], resume: Any) -> 
                 raise
             from ._project import ensure_project
 
-            ensure_project(t, run.project)
+            if not ensure_project(t, run.project):
+                # It exists, yet the run cannot be created in it: a private project of others.
+                raise PermissionDenied(f"{what}: this account may not write to project {run.project!r}") from None
             return t.post("/runs", req, what=what, timeout=INIT_TIMEOUT)
 
     try:
-        got = with_retries(create, time.monotonic() + INIT_TIMEOUT)
+        # A busy server is waited for; one that does not answer at all is left to the
+        # background thread (the run goes on in the spool).
+        got = with_retries(create, time.monotonic() + INIT_TIMEOUT, stop=lambda: False, give_up=Unreachable)
     except PermissionDenied as e:
         raise PermissionDenied(
             f"{what}: this account may not write to project {run.project!r} ({e})"

@@ -51,20 +51,22 @@ def _decode_error(status: int, body: bytes, what: str) -> CommError:
     except (ValueError, KeyError, TypeError, AttributeError):
         message = body[:200].decode("utf-8", "replace").strip()
     message = message or f"HTTP {status}"
+    err: Exception
     if status == 401:
-        return AuthenticationError(
+        err = AuthenticationError(
             f"the server did not accept the API key ({message}); pass api_key=, set "
             "WANLLMDB_API_KEY, or run `wanllmdb login`"
         )
-    if status == 403:
-        return PermissionDenied(f"{what}: {message}")
-    if status == 404:
-        err404 = NotFound(f"{what}: {message}")
-        err404.status, err404.code = 404, code  # type: ignore[attr-defined]
-        return err404
-    if 400 <= status < 500 and status not in (408, 429):
-        return UsageError(f"{what}: {message}")
-    return CommError(f"{what}: {message} ({status})", status=status, code=code)
+    elif status == 403:
+        err = PermissionDenied(f"{what}: {message}")
+    elif status == 404:
+        err = NotFound(f"{what}: {message}")
+    elif 400 <= status < 500 and status not in (408, 429):
+        err = UsageError(f"{what}: {message}")
+    else:
+        return CommError(f"{what}: {message} ({status})", status=status, code=code)
+    err.status, err.code = status, code  # type: ignore[attr-defined]
+    return err  # type: ignore[return-value]
 
 
 class Transport:
@@ -243,6 +245,7 @@ def with_retries(
     deadline: float,
     stop: Callable[[], bool] = lambda: False,
     sleep: Callable[[float], Any] = time.sleep,
+    give_up: type[BaseException] | None = None,
 ) -> Any:
     """Calls until it succeeds, a non-transient error, or ``deadline`` (monotonic seconds)."""
     failures = 0
@@ -251,6 +254,8 @@ def with_retries(
             return call()
         except CommError as e:
             if not is_transient(e) or time.monotonic() >= deadline or stop():
+                raise
+            if give_up is not None and isinstance(e, give_up):
                 raise
             failures += 1
             wait = getattr(e, "retry_after", None)

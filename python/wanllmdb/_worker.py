@@ -28,6 +28,9 @@ MEMORY_POINTS = 50_000
 POINTS_PER_POST = 2_000
 
 
+_FLOATS = {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}
+
+
 def heartbeat_every() -> float:
     return env_seconds(ENV_HEARTBEAT, HEARTBEAT_EVERY)
 
@@ -167,27 +170,28 @@ class Worker(threading.Thread):
         return out
 
     def write_rows(self) -> None:
+        """Encodes what log() queued and appends it to the spool (or the wrapper's file)."""
         with self.lock:
             rows = self.drain()
             if not rows:
                 return
             lines, points = self.encode(rows)
-        if not lines:
-            return
-        text = "".join(lines)
-        if self.metrics_file is not None:
-            self._append_metrics_file(text)
-            return
-        if self.spool is None:
-            return
-        if self._file is None:
-            self._file = open(self.spool.path("metrics"), "a", encoding="utf-8")  # noqa: SIM115
-        self._file.write(text)
-        self._file.flush()
-        if self.mem_points is not None:
-            self.mem_points.extend(points)
-            if len(self.mem_points) > MEMORY_POINTS:
-                self.mem_points = None
+            if not lines:
+                return
+            text = "".join(lines)
+            if self.metrics_file is not None:
+                self._append_metrics_file(text)
+                return
+            if self.spool is None:
+                return
+            if self._file is None:
+                self._file = open(self.spool.path("metrics"), "a", encoding="utf-8")  # noqa: SIM115
+            self._file.write(text)
+            self._file.flush()
+            if self.mem_points is not None:
+                self.mem_points.extend(points)
+                if len(self.mem_points) > MEMORY_POINTS:
+                    self.mem_points = None
 
     def _append_metrics_file(self, text: str) -> None:
         try:
@@ -251,20 +255,14 @@ class Worker(threading.Thread):
                     break
 
     def snapshot_last(self) -> dict[str, Any]:
-        """Last values including rows not written yet."""
+        """Last values, including rows log() queued a moment ago."""
+        self.write_rows()
         with self.lock:
             snap = dict(self.last)
-            pending = list(self.queue)
-        for _, _, row in pending:
-            snap.update(self.encoder.clean(row))
+            snap.update(self.defined_summary)
         for k, v in snap.items():
             if isinstance(v, str):
-                snap[k] = {
-                    "NaN": float("nan"),
-                    "Infinity": float("inf"),
-                    "-Infinity": float("-inf"),
-                }.get(v, v)
-        snap.update(self.defined_summary)
+                snap[k] = _FLOATS.get(v, v)
         return snap
 
     # -- log lines --------------------------------------------------------------------------
@@ -319,7 +317,7 @@ class Worker(threading.Thread):
         if self.outage is None:
             self.outage = str(e)
             self.warn_once(
-                f"outage-{self._failures}",
+                "outage",
                 f"wanllmdb: {e}; run {self.run_id} goes on, and its data waits in the spool "
                 "until the server is back",
             )
@@ -328,6 +326,7 @@ class Worker(threading.Thread):
         self._failures = 0
         if self.outage is not None:
             self.outage = None
+            self.warned.discard("outage")
 
     def ship(self, final: bool) -> None:
         assert self.shipper is not None
@@ -420,13 +419,10 @@ class Worker(threading.Thread):
         if self.transport is not None:
             deadline = time.monotonic() + timeout
             while True:
-                self.outage = None
                 self._next_ship = 0.0
                 self._next_create = 0.0
                 self.cycle(final=True)
-                if self.transport is None or (
-                    self.created and not self.ops and self.outage is None
-                ):
+                if self.transport is None or self.fully_shipped():
                     break
                 if time.monotonic() >= deadline:
                     break
@@ -437,15 +433,10 @@ class Worker(threading.Thread):
         self._file = self._out_file = None
 
     def fully_shipped(self) -> bool:
-        if self.spool is None or self.shipper is None:
+        """Everything is on the server (attached runs: every change was carried out)."""
+        if self.transport is None or not self.created or self.ops:
             return False
-        return (
-            self.created
-            and self.transport is not None
-            and self.outage is None
-            and not self.ops
-            and self.spool.pending_bytes(self.shipper.state) == 0
-        )
-
-
-__all__ = ["MetricDef", "RunStopped", "Worker"]
+        if self.spool is None or self.shipper is None:
+            return True
+        st = self.shipper.state
+        return self.spool.pending_bytes(st) == 0 and bool(st.get("summary_sent"))

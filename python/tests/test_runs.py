@@ -64,9 +64,18 @@ def test_non_finite_nested_numpy_like_and_bad_values(env, api):
     run = wandb.init(project="sdk-values")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        wandb.log({"nan": math.nan, "inf": math.inf, "ninf": -math.inf, "ok": True,
-                   "train": {"loss": 0.5, "deep": {"x": 2}}, "t": Scalar(0.25),
-                   "name": "text", "arr": [1, 2]})
+        wandb.log(
+            {
+                "nan": math.nan,
+                "inf": math.inf,
+                "ninf": -math.inf,
+                "ok": True,
+                "train": {"loss": 0.5, "deep": {"x": 2}},
+                "t": Scalar(0.25),
+                "name": "text",
+                "arr": [1, 2],
+            }
+        )
         wandb.log({"name": "again", "ok": False})
         assert math.isnan(run.summary["nan"]) and run.summary["inf"] == math.inf
         # The background thread reports what it left out; finish() waits for it.
@@ -93,7 +102,12 @@ def test_config_update_namespace_and_locked_values(env, api):
     wandb.config.update({"lr": 0.5}, allow_val_change=True)
     assert wandb.config.as_dict() == {"lr": 0.5, "layers": 3, "model": "resnet50", "dropout": 0.2}
     wandb.finish()
-    assert api.get(f"/runs/{run.id}")["config"] == {"lr": 0.5, "layers": 3, "model": "resnet50", "dropout": 0.2}
+    assert api.get(f"/runs/{run.id}")["config"] == {
+        "lr": 0.5,
+        "layers": 3,
+        "model": "resnet50",
+        "dropout": 0.2,
+    }
 
 
 def test_summary_is_last_values_unless_set_or_defined(env, api):
@@ -130,10 +144,9 @@ def test_tags_messages_and_captured_output(env, api, capsys):
 
 
 def test_context_manager_marks_a_crash(env, api):
-    with pytest.raises(RuntimeError):
-        with wandb.init(project="sdk-ctx") as run:
-            wandb.log({"x": 1})
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), wandb.init(project="sdk-ctx") as run:
+        wandb.log({"x": 1})
+        raise RuntimeError("boom")
     got = api.get(f"/runs/{run.id}")
     assert got["state"] == "crashed"
     assert history(api, run.id)["x"] == {0: 1}
@@ -154,8 +167,13 @@ def test_bad_credentials_and_unwritable_project_fail_at_init(env, api, server, m
         wandb.init(project="sdk-auth")
     # A second account that is not a member of a private project.
     api.post("/projects", {"name": "sdk-private", "visibility": "private"})
-    api.post("/admin/users", {"username": "outsider", "email": "o@example.com", "password": "Outsider-pass-123!"})
-    tokens = server.api(None).post("/auth/login", {"username": "outsider", "password": "Outsider-pass-123!"})
+    api.post(
+        "/admin/users",
+        {"username": "outsider", "email": "o@example.com", "password": "Outsider-pass-123!"},
+    )
+    tokens = server.api(None).post(
+        "/auth/login", {"username": "outsider", "password": "Outsider-pass-123!"}
+    )
     key = server.api(tokens["access_token"]).post("/auth/api-keys", {"name": "t"})["key"]
     monkeypatch.setenv("WANLLMDB_API_KEY", key)
     with pytest.raises((wandb.PermissionDenied, wandb.NotFound), match="sdk-private"):
@@ -204,7 +222,9 @@ def test_queries_tags_of_other_runs_and_projects(env, api):
     assert "production-candidate" in api.get(f"/runs/{ids[1]}")["tags"]
     assert wandb.get_best_run(metric="accuracy", order="max", project="sdk-team").id == ids[1]
     assert wandb.get_best_run(metric="accuracy", order="min", project="sdk-team").id == ids[0]
-    filtered = wandb.list_runs("sdk-team", filters={"summary.accuracy": {"$gte": 0.8}}, order="-summary.accuracy")
+    filtered = wandb.list_runs(
+        "sdk-team", filters={"summary.accuracy": {"$gte": 0.8}}, order="-summary.accuracy"
+    )
     assert [r.id for r in filtered] == [ids[1], ids[2]]
 
 

@@ -240,7 +240,9 @@ def define_metric(
     """How a metric is summarised (``summary="min"|"max"|"mean"|"best"|"last"``).
 
     Example: ``wanllmdb.define_metric("val_loss", summary="min")``"""
-    return _current_run().define_metric(name, step_metric=step_metric, summary=summary, goal=goal, **kwargs)
+    return _current_run().define_metric(
+        name, step_metric=step_metric, summary=summary, goal=goal, **kwargs
+    )
 
 
 def add_tag(run_or_tag: Any, tag: str | None = None) -> None:

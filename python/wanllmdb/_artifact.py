@@ -87,7 +87,12 @@ class Artifact:
         path = normalize_path(name or os.path.basename(local_path), "add_file(name=...)")
         self._check_mutable()
         digest, size = sha256_file(local_path)
-        self._entries[path] = {"path": path, "sha256": digest, "size": size, "local": os.path.abspath(local_path)}
+        self._entries[path] = {
+            "path": path,
+            "sha256": digest,
+            "size": size,
+            "local": os.path.abspath(local_path),
+        }
         return ArtifactEntry(self, self._entries[path])
 
     def add_dir(self, local_path: str, name: str | None = None) -> None:
@@ -99,7 +104,13 @@ class Artifact:
         for f in sorted(p for p in root.rglob("*") if p.is_file()):
             self.add_file(str(f), prefix + f.relative_to(root).as_posix())
 
-    def add_reference(self, uri: str, name: str | None = None, checksum: str | None = None, size: int | None = None) -> ArtifactEntry:
+    def add_reference(
+        self,
+        uri: str,
+        name: str | None = None,
+        checksum: str | None = None,
+        size: int | None = None,
+    ) -> ArtifactEntry:
         """Adds a file that stays in external storage (``s3://``, ``gs://``, ``https://``)."""
         if not isinstance(uri, str) or not uri.startswith(("s3://", "gs://", "https://")):
             raise UsageError(f"add_reference(uri={uri!r}): use an s3://, gs:// or https:// URI")
@@ -122,7 +133,10 @@ class Artifact:
         """``[{"path": "data.csv", "size": 1024000}, …]`` (with digests and references)."""
         if self.state != "local":
             self._load_files()
-        return [{k: v for k, v in e.items() if k != "local" and v is not None} for e in self._entries.values()]
+        return [
+            {k: v for k, v in e.items() if k != "local" and v is not None}
+            for e in self._entries.values()
+        ]
 
     def get_path(self, name: str) -> ArtifactEntry:
         """One file of the artifact; ``.download()`` fetches it."""
@@ -137,7 +151,10 @@ class Artifact:
 
     def _load_files(self, urls: bool = False) -> None:
         assert self._transport is not None
-        got = self._transport.get(f"{self._base()}/versions/{seg(str(self.version))}/files", {"download_urls": "true"} if urls else None)
+        got = self._transport.get(
+            f"{self._base()}/versions/{seg(str(self.version))}/files",
+            {"download_urls": "true"} if urls else None,
+        )
         items = got if isinstance(got, list) else got.get("items", got.get("files", []))
         self._entries = {f["path"]: f for f in items}
 
@@ -203,14 +220,24 @@ class Artifact:
 def _transport_and_project(run: Any, project: str | None, what: str) -> tuple[Transport, str]:
     from . import _api, _project_of
 
-    t = run._transport if run is not None and getattr(run, "_transport", None) is not None else _api()
+    t = (
+        run._transport
+        if run is not None and getattr(run, "_transport", None) is not None
+        else _api()
+    )
     if run is not None and getattr(run, "_transport", None) is None and run.mode != "disabled":
         raise UsageError(f"{what} needs the server; run {run.id} is {run.mode}")
     proj = project or (run.project if run is not None else None) or _project_of(None, what)
     return t, check_project_name(proj, what)
 
 
-def log_artifact(artifact_or_path: Any, name: str | None = None, type: str | None = None, aliases: list[str] | None = None, run: Any = None) -> Artifact:
+def log_artifact(
+    artifact_or_path: Any,
+    name: str | None = None,
+    type: str | None = None,
+    aliases: list[str] | None = None,
+    run: Any = None,
+) -> Artifact:
     if isinstance(artifact_or_path, Artifact):
         art = artifact_or_path
     elif isinstance(artifact_or_path, (str, os.PathLike)):
@@ -223,11 +250,15 @@ def log_artifact(artifact_or_path: Any, name: str | None = None, type: str | Non
         else:
             raise UsageError(f"log_artifact({str(p)!r}): no such file or directory")
     else:
-        raise UsageError(f"log_artifact() takes an Artifact or a path, not a {artifact_or_path.__class__.__name__}")
+        raise UsageError(
+            f"log_artifact() takes an Artifact or a path, not a {artifact_or_path.__class__.__name__}"
+        )
     if art.state != "local":
         raise UsageError(f"artifact {art.name} was logged already as {art.version}")
     if not art._entries:
-        raise UsageError(f"artifact {art.name} holds no files: add_file, add_dir or add_reference first")
+        raise UsageError(
+            f"artifact {art.name} holds no files: add_file, add_dir or add_reference first"
+        )
     t, project = _transport_and_project(run, None, "log_artifact()")
     wanted = [a for a in (aliases or []) if isinstance(a, str)]
     # `latest` and `vN` name themselves; the server points them, so only the others are sent.
@@ -269,7 +300,10 @@ def log_artifact(artifact_or_path: Any, name: str | None = None, type: str | Non
         if m and a != str(art.version):
             import warnings
 
-            warnings.warn(f"wanllmdb: alias {a!r} names a version number, but this version is {art.version}; not set", stacklevel=3)
+            warnings.warn(
+                f"wanllmdb: alias {a!r} names a version number, but this version is {art.version}; not set",
+                stacklevel=3,
+            )
     return art
 
 
@@ -288,7 +322,11 @@ def _version_path(project: str, name: str, version: str) -> str:
 
 def use_artifact(artifact_or_name: Any, type: str | None = None, run: Any = None) -> Artifact:
     if isinstance(artifact_or_name, Artifact) and artifact_or_name.state != "local":
-        proj, name, version = artifact_or_name.project, artifact_or_name.name, str(artifact_or_name.version)
+        proj, name, version = (
+            artifact_or_name.project,
+            artifact_or_name.name,
+            str(artifact_or_name.version),
+        )
     elif isinstance(artifact_or_name, Artifact):
         raise UsageError("use_artifact(): this artifact was never logged; log_artifact() it first")
     else:
@@ -298,7 +336,11 @@ def use_artifact(artifact_or_name: Any, type: str | None = None, run: Any = None
     v = t.get(_version_path(project, name, version), what=what)
     if type is not None and v.get("type") not in (None, type):
         raise UsageError(f"{what}: the artifact's type is {v.get('type')!r}, not {type!r}")
-    if run is not None and not getattr(run, "disabled", False) and getattr(run, "_transport", None) is not None:
+    if (
+        run is not None
+        and not getattr(run, "disabled", False)
+        and getattr(run, "_transport", None) is not None
+    ):
         t.post(_version_path(project, name, v["version"]) + "/use", {"run": run.id}, what=what)
     art = Artifact(name, v.get("type") or "file", v.get("description"), v.get("metadata"))
     return art._bind(t, v)
@@ -322,8 +364,16 @@ def set_alias(artifact: Any, alias: str, version: Any, project: str | None) -> R
         got = t.get(_version_path(p, name, alias), what=f"alias {alias}")
         if got.get("version") == version or str(got.get("version")) == f"v{version}":
             return Record(got)
-        raise UsageError(f"alias {alias!r} always names {got.get('version')}; it cannot point at {version}")
-    return Record(t.put(f"/projects/{seg(p)}/artifacts/{seg(name)}/aliases/{seg(alias)}", {"version": version}, what=f"alias {alias} of {name}"))
+        raise UsageError(
+            f"alias {alias!r} always names {got.get('version')}; it cannot point at {version}"
+        )
+    return Record(
+        t.put(
+            f"/projects/{seg(p)}/artifacts/{seg(name)}/aliases/{seg(alias)}",
+            {"version": version},
+            what=f"alias {alias} of {name}",
+        )
+    )
 
 
 def list_aliases(artifact: Any, project: str | None) -> list[dict[str, str]]:
@@ -343,7 +393,9 @@ def finalize_version(artifact: Any, version: Any, project: str | None) -> Record
     t, p = _transport_and_project(_state.current, project or proj, "finalize_version()")
     base = f"/projects/{seg(p)}/artifacts/{seg(name)}"
     vid = getattr(version, "id", None) if isinstance(version, VersionName) else version
-    if isinstance(vid, int) or (isinstance(vid, str) and vid.isdigit() and not isinstance(version, VersionName)):
+    if isinstance(vid, int) or (
+        isinstance(vid, str) and vid.isdigit() and not isinstance(version, VersionName)
+    ):
         # A draft id: commit it (a committed version answers with itself).
         try:
             got = t.post(f"{base}/drafts/{int(vid)}/commit", {}, what=f"finalize_version({name!r})")

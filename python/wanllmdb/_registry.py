@@ -39,7 +39,9 @@ def _stage(stage: Any, what: str) -> str:
     raise UsageError(f"{what}: stage {stage!r} is not one of {', '.join(STAGES)}")
 
 
-def register_model(name: str, description: str | None, tags: list[str] | None, project: str) -> Record:
+def register_model(
+    name: str, description: str | None, tags: list[str] | None, project: str
+) -> Record:
     check_project_name(project, "register_model(project=...)")
     body: dict[str, Any] = {"name": name, "project": project, "tags": list(tags or [])}
     if description is not None:
@@ -48,8 +50,14 @@ def register_model(name: str, description: str | None, tags: list[str] | None, p
 
 
 def create_model_version(
-    model: Any, run_id: str | None, artifact_version_id: Any, artifact: Any, description: str | None,
-    metrics: Mapping[str, Any] | None, stage: str | None, tags: list[str] | None,
+    model: Any,
+    run_id: str | None,
+    artifact_version_id: Any,
+    artifact: Any,
+    description: str | None,
+    metrics: Mapping[str, Any] | None,
+    stage: str | None,
+    tags: list[str] | None,
 ) -> Record:
     from ._artifact import KNOWN_VERSIONS, Artifact
 
@@ -68,7 +76,9 @@ def create_model_version(
         else:
             body["artifact_version_id"] = vid
     else:
-        raise UsageError("create_model_version() needs artifact='name:alias' or artifact_version_id=")
+        raise UsageError(
+            "create_model_version() needs artifact='name:alias' or artifact_version_id="
+        )
     if run_id is None and _state.current is not None and not _state.current.disabled:
         run_id = _state.current.id
     if run_id is not None:
@@ -77,29 +87,52 @@ def create_model_version(
         body["description"] = description
     if metrics is not None:
         body["metrics"] = dict(metrics)
-    v = Record(_t().post(f"/models/{seg(name)}/versions", body, what=f"create_model_version({name!r})"))
+    v = Record(
+        _t().post(f"/models/{seg(name)}/versions", body, what=f"create_model_version({name!r})")
+    )
     if stage is not None and _stage(stage, "create_model_version(stage=...)") != "None":
         v = transition_stage(name, v["version"], stage, None, False)
     return v
 
 
-def transition_stage(model: Any, version: Any, to_stage: str, comment: str | None, archive_existing: bool) -> Record:
+def transition_stage(
+    model: Any, version: Any, to_stage: str, comment: str | None, archive_existing: bool
+) -> Record:
     name = _model_name(model, "transition_stage(model=...)")
-    body: dict[str, Any] = {"to": _stage(to_stage, "transition_stage(to_stage=...)"), "archive_existing": bool(archive_existing)}
+    body: dict[str, Any] = {
+        "to": _stage(to_stage, "transition_stage(to_stage=...)"),
+        "archive_existing": bool(archive_existing),
+    }
     if comment is not None:
         body["comment"] = comment
-    return Record(_t().post(f"/models/{seg(name)}/versions/{seg(_version(version))}/transition", body, what=f"transition_stage({name!r}, {_version(version)!r})"))
+    return Record(
+        _t().post(
+            f"/models/{seg(name)}/versions/{seg(_version(version))}/transition",
+            body,
+            what=f"transition_stage({name!r}, {_version(version)!r})",
+        )
+    )
 
 
-def approve_version(model: Any, version: Any, approved_by: str | None, comment: str | None) -> Record:
+def approve_version(
+    model: Any, version: Any, approved_by: str | None, comment: str | None
+) -> Record:
     name = _model_name(model, "approve_version(model=...)")
     t = _t()
     if approved_by is not None:
         me = t.get("/auth/me").get("username")
         if approved_by != me:
-            raise PermissionDenied(f"approve_version(approved_by={approved_by!r}): the approval is recorded as the caller, {me!r}")
+            raise PermissionDenied(
+                f"approve_version(approved_by={approved_by!r}): the approval is recorded as the caller, {me!r}"
+            )
     body = {"comment": comment} if comment is not None else {}
-    return Record(t.post(f"/models/{seg(name)}/versions/{seg(_version(version))}/approval", body, what=f"approve_version({name!r}, {_version(version)!r})"))
+    return Record(
+        t.post(
+            f"/models/{seg(name)}/versions/{seg(_version(version))}/approval",
+            body,
+            what=f"approve_version({name!r}, {_version(version)!r})",
+        )
+    )
 
 
 def list_model_versions(model: Any, stage: str | None) -> list[Record]:

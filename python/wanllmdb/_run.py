@@ -970,13 +970,17 @@ def _create_online(t: Transport, run: Run, req: dict[str, Any], resume: Any) -> 
 
             if not ensure_project(t, run.project):
                 # It exists, yet the run cannot be created in it: a private project of others.
-                raise PermissionDenied(f"{what}: this account may not write to project {run.project!r}") from None
+                raise PermissionDenied(
+                    f"{what}: this account may not write to project {run.project!r}"
+                ) from None
             return t.post("/runs", req, what=what, timeout=INIT_TIMEOUT)
 
     try:
         # A busy server is waited for; one that does not answer at all is left to the
         # background thread (the run goes on in the spool).
-        got = with_retries(create, time.monotonic() + INIT_TIMEOUT, stop=lambda: False, give_up=Unreachable)
+        got = with_retries(
+            create, time.monotonic() + INIT_TIMEOUT, stop=lambda: False, give_up=Unreachable
+        )
     except PermissionDenied as e:
         raise PermissionDenied(
             f"{what}: this account may not write to project {run.project!r} ({e})"

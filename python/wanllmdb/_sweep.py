@@ -62,19 +62,35 @@ def create(config: dict[str, Any], project: str | None, **kwargs: Any) -> str:
     return got["id"]
 
 
-def create_from_parts(name: str, method: str, metric_name: str, metric_goal: str, config: Mapping[str, Any] | None, project: str | None) -> str:
+def create_from_parts(
+    name: str,
+    method: str,
+    metric_name: str,
+    metric_goal: str,
+    config: Mapping[str, Any] | None,
+    project: str | None,
+) -> str:
     if metric_goal not in ("maximize", "minimize"):
         raise UsageError(f"create_sweep(metric_goal={metric_goal!r}): use 'maximize' or 'minimize'")
     cfg = dict(config or {})
     params = cfg.pop("parameters", None)
     if params is None:
         params, cfg = cfg, {}
-    cfg.update({"name": name, "method": method, "metric": {"name": metric_name, "goal": metric_goal}, "parameters": params})
+    cfg.update(
+        {
+            "name": name,
+            "method": method,
+            "metric": {"name": metric_name, "goal": metric_goal},
+            "parameters": params,
+        }
+    )
     return create(cfg, project)
 
 
 def control(sweep_id: str, action: str) -> Record:
-    return Record(_api().post(f"/sweeps/{seg(sweep_id)}/{action}", {}, what=f"{action}_sweep({sweep_id!r})"))
+    return Record(
+        _api().post(f"/sweeps/{seg(sweep_id)}/{action}", {}, what=f"{action}_sweep({sweep_id!r})")
+    )
 
 
 class Suggestion(dict):  # type: ignore[type-arg]
@@ -119,7 +135,9 @@ def _agent_binary(sweep_id: str, count: int | None) -> None:
 
     exe = cli_binary()
     if not exe:
-        raise UsageError("agent() without function= runs the sweep's program through the `wanllmdb` binary, which is not on PATH")
+        raise UsageError(
+            "agent() without function= runs the sweep's program through the `wanllmdb` binary, which is not on PATH"
+        )
     cmd = [exe, "sweep", "agent", sweep_id] + (["--count", str(count)] if count else [])
     code = subprocess.call(cmd)
     if code != 0:
@@ -137,7 +155,11 @@ class Agent:
         self.base = f"/sweeps/{seg(sweep_id)}"
 
     def work(self, count: int | None) -> None:
-        reg = self.t.post(f"{self.base}/agents", {"host": socket.gethostname(), "pid": os.getpid()}, what=f"agent({self.sweep_id!r})")
+        reg = self.t.post(
+            f"{self.base}/agents",
+            {"host": socket.gethostname(), "pid": os.getpid()},
+            what=f"agent({self.sweep_id!r})",
+        )
         self.agent_id = reg["agent_id"]
         try:
             self._loop(count)
@@ -148,7 +170,11 @@ class Agent:
                 pass
 
     def _heartbeat(self, running: list[str], want: bool) -> dict[str, Any]:
-        return self.t.post(f"{self.base}/agents/{seg(self.agent_id)}/heartbeat", {"running": running, "want_run": want}, what=f"agent({self.sweep_id!r})")
+        return self.t.post(
+            f"{self.base}/agents/{seg(self.agent_id)}/heartbeat",
+            {"running": running, "want_run": want},
+            what=f"agent({self.sweep_id!r})",
+        )
 
     def _loop(self, count: int | None) -> None:
         done = 0
@@ -169,7 +195,9 @@ class Agent:
                     elif err is not None and not healthy:
                         failures.append(err)
                         if len(failures) >= FLAP_RUNS:
-                            raise UsageError(f"agent(): the first {FLAP_RUNS} trials all raised; the last one: {err!r}") from err
+                            raise UsageError(
+                                f"agent(): the first {FLAP_RUNS} trials all raised; the last one: {err!r}"
+                            ) from err
                     if count is not None and done >= count:
                         return
             if not ran:
@@ -178,7 +206,14 @@ class Agent:
     def _trial(self, cmd: dict[str, Any]) -> tuple[bool, BaseException | None]:
         from ._run import init
 
-        run = init(project=cmd["project"], id=cmd["run_id"], config=cmd.get("config") or {}, group=f"sweep-{self.sweep_id}", job_type="sweep", reinit=True)
+        run = init(
+            project=cmd["project"],
+            id=cmd["run_id"],
+            config=cmd.get("config") or {},
+            group=f"sweep-{self.sweep_id}",
+            job_type="sweep",
+            reinit=True,
+        )
         run._agent_trial = True
         run.sweep_id = self.sweep_id
         stop = threading.Event()

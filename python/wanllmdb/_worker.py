@@ -13,7 +13,7 @@ from fnmatch import fnmatchcase
 from typing import Any, Callable
 
 from ._encode import MetricEncoder, dumps, wire_float
-from ._errors import CommError, RunStopped, UsageError
+from ._errors import CommError, UsageError
 from ._settings import env_seconds
 from ._spool import Shipper, Spool
 from ._transport import Transport, is_transient
@@ -99,6 +99,9 @@ class Worker(threading.Thread):
         self._failures = 0
         if spool is not None:
             self.shipper = Shipper(spool, run_id, self._post)
+            if spool.pending_bytes(self.shipper.state) > 0:
+                # A resumed spool with unshipped lines: those go out from the file first.
+                self.mem_points = None
 
     # -- helpers -------------------------------------------------------------------------
     def _warn(self, msg: str) -> None:

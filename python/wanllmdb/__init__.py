@@ -335,9 +335,10 @@ def _project_of(project: str | None, what: str) -> str:
     r = _state.current
     if r is not None:
         return r.project
+    from ._run import last_project
     from ._settings import resolve
 
-    p = resolve().project
+    p = resolve().project or last_project()
     if not p:
         raise UsageError(f"{what} needs project=..., a current run, or WANLLMDB_PROJECT")
     return p

@@ -287,8 +287,7 @@ def log_artifact(
         upload(t, up, locals_by_digest[up["sha256"]])
     version = resp["version"]
     if version.get("state") == "pending":
-        version = t.post(f"{base}/drafts/{version['id']}/commit", {}, what=what)
-        version = version.get("version", version)
+        version = _version_object(t.post(f"{base}/drafts/{version['id']}/commit", {}, what=what))
     art._bind(t, version)
     if art.tags:
         try:
@@ -305,6 +304,12 @@ def log_artifact(
                 stacklevel=3,
             )
     return art
+
+
+def _version_object(got: dict[str, Any]) -> dict[str, Any]:
+    """The version in an answer that is either the version or wraps it."""
+    inner = got.get("version")
+    return inner if isinstance(inner, dict) else got
 
 
 def parse_ref(ref: str, what: str) -> tuple[str | None, str, str]:
@@ -399,7 +404,7 @@ def finalize_version(artifact: Any, version: Any, project: str | None) -> Record
         # A draft id: commit it (a committed version answers with itself).
         try:
             got = t.post(f"{base}/drafts/{int(vid)}/commit", {}, what=f"finalize_version({name!r})")
-            return Record(got.get("version", got))
+            return Record(_version_object(got))
         except (NotFound, UsageError):
             for v in t.pages(f"{base}/versions", {}):
                 if v.get("id") == int(vid):

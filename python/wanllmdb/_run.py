@@ -65,6 +65,11 @@ def valid_run_id(s: str) -> bool:
     return len(s) == 8 and all(c in RUN_ID_CHARS for c in s)
 
 
+def last_project() -> str | None:
+    """The project of the last run started in this process."""
+    return _last_project
+
+
 def current() -> Run | None:
     return _state.current
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import warnings
+from pathlib import Path
 
 import pytest
 
@@ -59,7 +60,7 @@ def test_artifacts_version_alias_download_and_lineage(env, api, tmp_path):
     used = wandb.use_artifact("sentiment-classifier:production")
     assert used.version == "v2"
     path = used.get_path("model.pth").download(root=str(tmp_path / "dl"))
-    assert open(path, "rb").read() == b"weights-v2"
+    assert Path(path).read_bytes() == b"weights-v2"
     root = wandb.use_artifact("sentiment-classifier:v1").download(root=str(tmp_path / "all"))
     assert (tmp_path / "all" / "tokenizer" / "vocab.txt").read_text() == "a\nb\n"
     assert root.endswith("all")

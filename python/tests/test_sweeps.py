@@ -34,6 +34,7 @@ def test_agent_runs_trials_with_suggested_config(env, api, monkeypatch):
     wandb.agent(sweep_id, function=train, count=3)
     assert len(seen) == 3 and wandb.run is None
     for run_id, lr, bs, epochs in seen:
+        assert epochs == 3, "the script's default joins the suggested parameters"
         run = api.get(f"/runs/{run_id}")
         assert run["state"] == "finished" and run["group"] == f"sweep-{sweep_id}"
         assert run["config"]["batch_size"] == bs and run["config"]["epochs"] == 3

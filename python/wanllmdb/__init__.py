@@ -16,8 +16,6 @@ encoder and the background thread come with the first ``init()``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
-
 from . import _state
 from ._errors import (
     AuthenticationError,
@@ -30,7 +28,11 @@ from ._errors import (
     UsageError,
 )
 
+# `typing` alone costs more than the rest of the import: it is read by type checkers only.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any, Iterable, Mapping
+
     from ._artifact import Artifact
     from ._config import Config, Summary
     from ._run import Run

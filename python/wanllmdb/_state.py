@@ -2,6 +2,4 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-current: Any = None
+current = None

@@ -343,11 +343,17 @@ _wanllmdb() {
             wanllmdb__subcmd__auth,passwd)
                 cmd="wanllmdb__subcmd__auth__subcmd__passwd"
                 ;;
+            wanllmdb__subcmd__auth,token)
+                cmd="wanllmdb__subcmd__auth__subcmd__token"
+                ;;
             wanllmdb__subcmd__auth__subcmd__help,help)
                 cmd="wanllmdb__subcmd__auth__subcmd__help__subcmd__help"
                 ;;
             wanllmdb__subcmd__auth__subcmd__help,passwd)
                 cmd="wanllmdb__subcmd__auth__subcmd__help__subcmd__passwd"
+                ;;
+            wanllmdb__subcmd__auth__subcmd__help,token)
+                cmd="wanllmdb__subcmd__auth__subcmd__help__subcmd__token"
                 ;;
             wanllmdb__subcmd__files,delete)
                 cmd="wanllmdb__subcmd__files__subcmd__delete"
@@ -543,6 +549,9 @@ _wanllmdb() {
                 ;;
             wanllmdb__subcmd__help__subcmd__auth,passwd)
                 cmd="wanllmdb__subcmd__help__subcmd__auth__subcmd__passwd"
+                ;;
+            wanllmdb__subcmd__help__subcmd__auth,token)
+                cmd="wanllmdb__subcmd__help__subcmd__auth__subcmd__token"
                 ;;
             wanllmdb__subcmd__help__subcmd__files,delete)
                 cmd="wanllmdb__subcmd__help__subcmd__files__subcmd__delete"
@@ -3005,7 +3014,7 @@ _wanllmdb() {
             return 0
             ;;
         wanllmdb__subcmd__auth)
-            opts="-q -v -h -V --host --api-key --project --quiet --verbose --help --version passwd help"
+            opts="-q -v -h -V --host --api-key --project --quiet --verbose --help --version passwd token help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3031,7 +3040,7 @@ _wanllmdb() {
             return 0
             ;;
         wanllmdb__subcmd__auth__subcmd__help)
-            opts="passwd help"
+            opts="passwd token help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3072,8 +3081,48 @@ _wanllmdb() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        wanllmdb__subcmd__auth__subcmd__help__subcmd__token)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         wanllmdb__subcmd__auth__subcmd__passwd)
             opts="-q -v -h -V --password-stdin --host --api-key --project --quiet --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --host)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --api-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --project)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wanllmdb__subcmd__auth__subcmd__token)
+            opts="-q -v -h -V --host --api-key --project --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3891,7 +3940,7 @@ _wanllmdb() {
             return 0
             ;;
         wanllmdb__subcmd__help__subcmd__auth)
-            opts="passwd"
+            opts="passwd token"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3905,6 +3954,20 @@ _wanllmdb() {
             return 0
             ;;
         wanllmdb__subcmd__help__subcmd__auth__subcmd__passwd)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wanllmdb__subcmd__help__subcmd__auth__subcmd__token)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -6331,7 +6394,7 @@ _wanllmdb() {
             return 0
             ;;
         wanllmdb__subcmd__run)
-            opts="-q -v -h -V --name --id --tag --notes --group --job-type --config --scalars --offline --sync-timeout --save --host --api-key --project --quiet --verbose --help --version"
+            opts="-q -v -h -V --name --id --tag --notes --group --job-type --config --scalars --offline --sync-timeout --save --no-system-metrics --host --api-key --project --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -6947,7 +7010,7 @@ _wanllmdb() {
             return 0
             ;;
         wanllmdb__subcmd__sweep__subcmd__agent)
-            opts="-q -v -h -V --count --grace --host --api-key --project --quiet --verbose --help --version"
+            opts="-q -v -h -V --count --grace --no-system-metrics --host --api-key --project --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -39,7 +39,7 @@ def is_transient(e: BaseException) -> bool:
 
 def gzip_bytes(raw: bytes) -> bytes:
     """gzip framing around zlib's deflate (the gzip module costs an import)."""
-    c = zlib.compressobj(6, zlib.DEFLATED, 31)
+    c = zlib.compressobj(1, zlib.DEFLATED, 31)
     return c.compress(raw) + c.flush()
 
 

@@ -103,7 +103,7 @@ class Worker(threading.Thread):
                 # A resumed spool with unshipped lines: those go out from the file first.
                 self.mem_points = None
 
-    # -- helpers -------------------------------------------------------------------------
+    # -- warnings and posts--------------------------------------------------------------------
     def _warn(self, msg: str) -> None:
         warnings.warn(msg, stacklevel=2)
 

@@ -36,7 +36,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             [CompletionResult]::new('login', 'login', [CompletionResultType]::ParameterValue, 'Store an API key for a server (checked against it first)')
             [CompletionResult]::new('logout', 'logout', [CompletionResultType]::ParameterValue, 'Forget the stored API key for a server')
             [CompletionResult]::new('whoami', 'whoami', [CompletionResultType]::ParameterValue, 'Show who the stored key belongs to, and where it came from')
-            [CompletionResult]::new('auth', 'auth', [CompletionResultType]::ParameterValue, 'Manage your account: change your password')
+            [CompletionResult]::new('auth', 'auth', [CompletionResultType]::ParameterValue, 'Manage your account: change your password, print the stored API key')
             [CompletionResult]::new('init', 'init', [CompletionResultType]::ParameterValue, 'Write ./.wanllmdb.toml (project, host) and create the project if missing')
             [CompletionResult]::new('project', 'project', [CompletionResultType]::ParameterValue, 'Create, list, show and delete projects; manage members')
             [CompletionResult]::new('run', 'run', [CompletionResultType]::ParameterValue, 'Track a program: wanllmdb run [OPTIONS] -- CMD [ARGS]…')
@@ -145,6 +145,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('passwd', 'passwd', [CompletionResultType]::ParameterValue, 'Change your password; your other sessions end, API keys keep working')
+            [CompletionResult]::new('token', 'token', [CompletionResultType]::ParameterValue, 'Print the API key stored for a server by `wanllmdb login` (for scripts and the Python SDK)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -163,12 +164,30 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'wanllmdb;auth;token' {
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
+            [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
+            [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only data and errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only data and errors')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'wanllmdb;auth;help' {
             [CompletionResult]::new('passwd', 'passwd', [CompletionResultType]::ParameterValue, 'Change your password; your other sessions end, API keys keep working')
+            [CompletionResult]::new('token', 'token', [CompletionResultType]::ParameterValue, 'Print the API key stored for a server by `wanllmdb login` (for scripts and the Python SDK)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
         'wanllmdb;auth;help;passwd' {
+            break
+        }
+        'wanllmdb;auth;help;token' {
             break
         }
         'wanllmdb;auth;help;help' {
@@ -435,6 +454,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
             [CompletionResult]::new('--offline', '--offline', [CompletionResultType]::ParameterName, 'Do not contact the server; upload later with `wanllmdb sync`')
+            [CompletionResult]::new('--no-system-metrics', '--no-system-metrics', [CompletionResultType]::ParameterName, 'Record no system/… metrics (CPU, memory, GPUs every 15 s)')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only data and errors')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only data and errors')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more about what happens')
@@ -1270,6 +1290,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
+            [CompletionResult]::new('--no-system-metrics', '--no-system-metrics', [CompletionResultType]::ParameterName, 'Record no system/… metrics for the runs (CPU, memory, GPUs every 15 s)')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only data and errors')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only data and errors')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more about what happens')
@@ -2351,7 +2372,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             [CompletionResult]::new('login', 'login', [CompletionResultType]::ParameterValue, 'Store an API key for a server (checked against it first)')
             [CompletionResult]::new('logout', 'logout', [CompletionResultType]::ParameterValue, 'Forget the stored API key for a server')
             [CompletionResult]::new('whoami', 'whoami', [CompletionResultType]::ParameterValue, 'Show who the stored key belongs to, and where it came from')
-            [CompletionResult]::new('auth', 'auth', [CompletionResultType]::ParameterValue, 'Manage your account: change your password')
+            [CompletionResult]::new('auth', 'auth', [CompletionResultType]::ParameterValue, 'Manage your account: change your password, print the stored API key')
             [CompletionResult]::new('init', 'init', [CompletionResultType]::ParameterValue, 'Write ./.wanllmdb.toml (project, host) and create the project if missing')
             [CompletionResult]::new('project', 'project', [CompletionResultType]::ParameterValue, 'Create, list, show and delete projects; manage members')
             [CompletionResult]::new('run', 'run', [CompletionResultType]::ParameterValue, 'Track a program: wanllmdb run [OPTIONS] -- CMD [ARGS]…')
@@ -2384,9 +2405,13 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
         }
         'wanllmdb;help;auth' {
             [CompletionResult]::new('passwd', 'passwd', [CompletionResultType]::ParameterValue, 'Change your password; your other sessions end, API keys keep working')
+            [CompletionResult]::new('token', 'token', [CompletionResultType]::ParameterValue, 'Print the API key stored for a server by `wanllmdb login` (for scripts and the Python SDK)')
             break
         }
         'wanllmdb;help;auth;passwd' {
+            break
+        }
+        'wanllmdb;help;auth;token' {
             break
         }
         'wanllmdb;help;init' {

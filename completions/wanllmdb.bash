@@ -343,11 +343,17 @@ _wanllmdb() {
             wanllmdb__subcmd__auth,passwd)
                 cmd="wanllmdb__subcmd__auth__subcmd__passwd"
                 ;;
+            wanllmdb__subcmd__auth,token)
+                cmd="wanllmdb__subcmd__auth__subcmd__token"
+                ;;
             wanllmdb__subcmd__auth__subcmd__help,help)
                 cmd="wanllmdb__subcmd__auth__subcmd__help__subcmd__help"
                 ;;
             wanllmdb__subcmd__auth__subcmd__help,passwd)
                 cmd="wanllmdb__subcmd__auth__subcmd__help__subcmd__passwd"
+                ;;
+            wanllmdb__subcmd__auth__subcmd__help,token)
+                cmd="wanllmdb__subcmd__auth__subcmd__help__subcmd__token"
                 ;;
             wanllmdb__subcmd__files,delete)
                 cmd="wanllmdb__subcmd__files__subcmd__delete"
@@ -543,6 +549,9 @@ _wanllmdb() {
                 ;;
             wanllmdb__subcmd__help__subcmd__auth,passwd)
                 cmd="wanllmdb__subcmd__help__subcmd__auth__subcmd__passwd"
+                ;;
+            wanllmdb__subcmd__help__subcmd__auth,token)
+                cmd="wanllmdb__subcmd__help__subcmd__auth__subcmd__token"
                 ;;
             wanllmdb__subcmd__help__subcmd__files,delete)
                 cmd="wanllmdb__subcmd__help__subcmd__files__subcmd__delete"
@@ -3050,7 +3059,7 @@ _wanllmdb() {
             return 0
             ;;
         wanllmdb__subcmd__auth)
-            opts="-q -v -h -V --host --api-key --project --quiet --verbose --help --version passwd help"
+            opts="-q -v -h -V --host --api-key --project --quiet --verbose --help --version passwd token help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3076,7 +3085,7 @@ _wanllmdb() {
             return 0
             ;;
         wanllmdb__subcmd__auth__subcmd__help)
-            opts="passwd help"
+            opts="passwd token help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3117,8 +3126,48 @@ _wanllmdb() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        wanllmdb__subcmd__auth__subcmd__help__subcmd__token)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         wanllmdb__subcmd__auth__subcmd__passwd)
             opts="-q -v -h -V --password-stdin --host --api-key --project --quiet --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --host)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --api-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --project)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wanllmdb__subcmd__auth__subcmd__token)
+            opts="-q -v -h -V --host --api-key --project --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3936,7 +3985,7 @@ _wanllmdb() {
             return 0
             ;;
         wanllmdb__subcmd__help__subcmd__auth)
-            opts="passwd"
+            opts="passwd token"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3950,6 +3999,20 @@ _wanllmdb() {
             return 0
             ;;
         wanllmdb__subcmd__help__subcmd__auth__subcmd__passwd)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wanllmdb__subcmd__help__subcmd__auth__subcmd__token)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -6394,7 +6457,7 @@ _wanllmdb() {
             return 0
             ;;
         wanllmdb__subcmd__run)
-            opts="-q -v -h -V --name --id --tag --notes --group --job-type --config --scalars --offline --sync-timeout --save --host --api-key --project --quiet --verbose --help --version"
+            opts="-q -v -h -V --name --id --tag --notes --group --job-type --config --scalars --offline --sync-timeout --save --no-system-metrics --host --api-key --project --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -7018,7 +7081,7 @@ _wanllmdb() {
             return 0
             ;;
         wanllmdb__subcmd__sweep__subcmd__agent)
-            opts="-q -v -h -V --count --grace --host --api-key --project --quiet --verbose --help --version"
+            opts="-q -v -h -V --count --grace --no-system-metrics --host --api-key --project --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

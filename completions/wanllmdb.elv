@@ -33,7 +33,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand login 'Store an API key for a server (checked against it first)'
             cand logout 'Forget the stored API key for a server'
             cand whoami 'Show who the stored key belongs to, and where it came from'
-            cand auth 'Manage your account: change your password'
+            cand auth 'Manage your account: change your password, print the stored API key'
             cand init 'Write ./.wanllmdb.toml (project, host) and create the project if missing'
             cand project 'Create, list, show and delete projects; manage members'
             cand run 'Track a program: wanllmdb run [OPTIONS] -- CMD [ARGS]…'
@@ -137,6 +137,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
             cand passwd 'Change your password; your other sessions end, API keys keep working'
+            cand token 'Print the API key stored for a server by `wanllmdb login` (for scripts and the Python SDK)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'wanllmdb;auth;passwd'= {
@@ -153,11 +154,27 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'wanllmdb;auth;token'= {
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'wanllmdb;auth;help'= {
             cand passwd 'Change your password; your other sessions end, API keys keep working'
+            cand token 'Print the API key stored for a server by `wanllmdb login` (for scripts and the Python SDK)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'wanllmdb;auth;help;passwd'= {
+        }
+        &'wanllmdb;auth;help;token'= {
         }
         &'wanllmdb;auth;help;help'= {
         }
@@ -394,6 +411,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand --offline 'Do not contact the server; upload later with `wanllmdb sync`'
+            cand --no-system-metrics 'Record no system/… metrics (CPU, memory, GPUs every 15 s)'
             cand -q 'Print only data and errors'
             cand --quiet 'Print only data and errors'
             cand -v 'Print more about what happens'
@@ -1157,6 +1175,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand --no-system-metrics 'Record no system/… metrics for the runs (CPU, memory, GPUs every 15 s)'
             cand -q 'Print only data and errors'
             cand --quiet 'Print only data and errors'
             cand -v 'Print more about what happens'
@@ -2119,7 +2138,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand login 'Store an API key for a server (checked against it first)'
             cand logout 'Forget the stored API key for a server'
             cand whoami 'Show who the stored key belongs to, and where it came from'
-            cand auth 'Manage your account: change your password'
+            cand auth 'Manage your account: change your password, print the stored API key'
             cand init 'Write ./.wanllmdb.toml (project, host) and create the project if missing'
             cand project 'Create, list, show and delete projects; manage members'
             cand run 'Track a program: wanllmdb run [OPTIONS] -- CMD [ARGS]…'
@@ -2147,8 +2166,11 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
         }
         &'wanllmdb;help;auth'= {
             cand passwd 'Change your password; your other sessions end, API keys keep working'
+            cand token 'Print the API key stored for a server by `wanllmdb login` (for scripts and the Python SDK)'
         }
         &'wanllmdb;help;auth;passwd'= {
+        }
+        &'wanllmdb;help;auth;token'= {
         }
         &'wanllmdb;help;init'= {
         }

@@ -35,7 +35,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_needs_command" -f -a "server" -d 'Run t
 complete -c wanllmdb -n "__fish_wanllmdb_needs_command" -f -a "login" -d 'Store an API key for a server (checked against it first)'
 complete -c wanllmdb -n "__fish_wanllmdb_needs_command" -f -a "logout" -d 'Forget the stored API key for a server'
 complete -c wanllmdb -n "__fish_wanllmdb_needs_command" -f -a "whoami" -d 'Show who the stored key belongs to, and where it came from'
-complete -c wanllmdb -n "__fish_wanllmdb_needs_command" -f -a "auth" -d 'Manage your account: change your password'
+complete -c wanllmdb -n "__fish_wanllmdb_needs_command" -f -a "auth" -d 'Manage your account: change your password, print the stored API key'
 complete -c wanllmdb -n "__fish_wanllmdb_needs_command" -f -a "init" -d 'Write ./.wanllmdb.toml (project, host) and create the project if missing'
 complete -c wanllmdb -n "__fish_wanllmdb_needs_command" -f -a "project" -d 'Create, list, show and delete projects; manage members'
 complete -c wanllmdb -n "__fish_wanllmdb_needs_command" -f -a "run" -d 'Track a program: wanllmdb run [OPTIONS] -- CMD [ARGS]…'
@@ -103,15 +103,16 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand whoami" -s q -l quiet 
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand whoami" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand whoami" -s h -l help -d 'Print help'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand whoami" -s V -l version -d 'Print version'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand auth; and not __fish_seen_subcommand_from passwd help" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand auth; and not __fish_seen_subcommand_from passwd help" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand auth; and not __fish_seen_subcommand_from passwd help" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand auth; and not __fish_seen_subcommand_from passwd help" -s q -l quiet -d 'Print only data and errors'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand auth; and not __fish_seen_subcommand_from passwd help" -s v -l verbose -d 'Print more about what happens'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand auth; and not __fish_seen_subcommand_from passwd help" -s h -l help -d 'Print help'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand auth; and not __fish_seen_subcommand_from passwd help" -s V -l version -d 'Print version'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand auth; and not __fish_seen_subcommand_from passwd help" -f -a "passwd" -d 'Change your password; your other sessions end, API keys keep working'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand auth; and not __fish_seen_subcommand_from passwd help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand auth; and not __fish_seen_subcommand_from passwd token help" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand auth; and not __fish_seen_subcommand_from passwd token help" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand auth; and not __fish_seen_subcommand_from passwd token help" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand auth; and not __fish_seen_subcommand_from passwd token help" -s q -l quiet -d 'Print only data and errors'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand auth; and not __fish_seen_subcommand_from passwd token help" -s v -l verbose -d 'Print more about what happens'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand auth; and not __fish_seen_subcommand_from passwd token help" -s h -l help -d 'Print help'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand auth; and not __fish_seen_subcommand_from passwd token help" -s V -l version -d 'Print version'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand auth; and not __fish_seen_subcommand_from passwd token help" -f -a "passwd" -d 'Change your password; your other sessions end, API keys keep working'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand auth; and not __fish_seen_subcommand_from passwd token help" -f -a "token" -d 'Print the API key stored for a server by `wanllmdb login` (for scripts and the Python SDK)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand auth; and not __fish_seen_subcommand_from passwd token help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand auth; and __fish_seen_subcommand_from passwd" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand auth; and __fish_seen_subcommand_from passwd" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand auth; and __fish_seen_subcommand_from passwd" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
@@ -120,7 +121,15 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand auth; and __fish_seen_
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand auth; and __fish_seen_subcommand_from passwd" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand auth; and __fish_seen_subcommand_from passwd" -s h -l help -d 'Print help'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand auth; and __fish_seen_subcommand_from passwd" -s V -l version -d 'Print version'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand auth; and __fish_seen_subcommand_from token" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand auth; and __fish_seen_subcommand_from token" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand auth; and __fish_seen_subcommand_from token" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand auth; and __fish_seen_subcommand_from token" -s q -l quiet -d 'Print only data and errors'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand auth; and __fish_seen_subcommand_from token" -s v -l verbose -d 'Print more about what happens'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand auth; and __fish_seen_subcommand_from token" -s h -l help -d 'Print help'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand auth; and __fish_seen_subcommand_from token" -s V -l version -d 'Print version'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand auth; and __fish_seen_subcommand_from help" -f -a "passwd" -d 'Change your password; your other sessions end, API keys keep working'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand auth; and __fish_seen_subcommand_from help" -f -a "token" -d 'Print the API key stored for a server by `wanllmdb login` (for scripts and the Python SDK)'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand auth; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand init" -l scalars -d 'Also capture `key: value` numbers from output lines matching this regex in `wanllmdb run`' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand init" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
@@ -212,6 +221,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand run" -l host -d 'Serve
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand run" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand run" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand run" -l offline -d 'Do not contact the server; upload later with `wanllmdb sync`'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand run" -l no-system-metrics -d 'Record no system/… metrics (CPU, memory, GPUs every 15 s)'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand run" -s q -l quiet -d 'Print only data and errors'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand run" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand run" -s h -l help -d 'Print help'
@@ -656,6 +666,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from agent" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from agent" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from agent" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from agent" -l no-system-metrics -d 'Record no system/… metrics for the runs (CPU, memory, GPUs every 15 s)'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from agent" -s q -l quiet -d 'Print only data and errors'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from agent" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from agent" -s h -l help -d 'Print help'
@@ -1078,7 +1089,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_s
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami auth init project run log sync runs logs files artifact sweep model admin audit completions generate-docs help" -f -a "login" -d 'Store an API key for a server (checked against it first)'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami auth init project run log sync runs logs files artifact sweep model admin audit completions generate-docs help" -f -a "logout" -d 'Forget the stored API key for a server'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami auth init project run log sync runs logs files artifact sweep model admin audit completions generate-docs help" -f -a "whoami" -d 'Show who the stored key belongs to, and where it came from'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami auth init project run log sync runs logs files artifact sweep model admin audit completions generate-docs help" -f -a "auth" -d 'Manage your account: change your password'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami auth init project run log sync runs logs files artifact sweep model admin audit completions generate-docs help" -f -a "auth" -d 'Manage your account: change your password, print the stored API key'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami auth init project run log sync runs logs files artifact sweep model admin audit completions generate-docs help" -f -a "init" -d 'Write ./.wanllmdb.toml (project, host) and create the project if missing'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami auth init project run log sync runs logs files artifact sweep model admin audit completions generate-docs help" -f -a "project" -d 'Create, list, show and delete projects; manage members'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami auth init project run log sync runs logs files artifact sweep model admin audit completions generate-docs help" -f -a "run" -d 'Track a program: wanllmdb run [OPTIONS] -- CMD [ARGS]…'
@@ -1096,6 +1107,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_s
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami auth init project run log sync runs logs files artifact sweep model admin audit completions generate-docs help" -f -a "generate-docs" -d 'Write completions/ and man/ into a directory (used to refresh the repository\'s copies)'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from server login logout whoami auth init project run log sync runs logs files artifact sweep model admin audit completions generate-docs help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from auth" -f -a "passwd" -d 'Change your password; your other sessions end, API keys keep working'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from auth" -f -a "token" -d 'Print the API key stored for a server by `wanllmdb login` (for scripts and the Python SDK)'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from project" -f -a "create" -d 'Create a project'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from project" -f -a "list" -d 'List the projects you can see'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from project" -f -a "show" -d 'Show a project and its statistics'

@@ -21,6 +21,8 @@ mod auth_passwd;
 mod backup;
 #[path = "registry.rs"]
 mod registry;
+#[path = "sdk_side.rs"]
+mod sdk_side;
 #[path = "status.rs"]
 mod status;
 #[path = "sweeps.rs"]

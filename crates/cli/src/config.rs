@@ -304,6 +304,12 @@ async fn with_keyring<T: Send + 'static>(
     }
 }
 
+/// The key stored for `host` by `wanllmdb login` (keyring or credentials file), if any.
+pub async fn stored_key(host: &str) -> CliResult<Option<String>> {
+    let user = load_user_config()?;
+    Ok(load_key(&user, host).await.map(|(k, _)| k))
+}
+
 async fn load_key(user: &UserConfig, host: &str) -> Option<(String, KeySource)> {
     if user.hosts.get(host).is_some_and(|h| h.keyring)
         && let Some(Ok(k)) = with_keyring(host, |e| e.get_password()).await

@@ -48,6 +48,12 @@ pub const PROJECT: &str = "WANLLMDB_PROJECT";
 pub const RUN_ID: &str = "WANLLMDB_RUN_ID";
 /// Metrics file the wrapped program appends JSON lines to.
 pub const METRICS: &str = "WANLLMDB_METRICS";
+/// JSON file holding the wrapped run's config, set for the wrapped program.
+pub const RUN_CONFIG: &str = "WANLLMDB_RUN_CONFIG";
+/// Set to `1` (or `true`) to record no `system/…` metrics.
+pub const NO_SYSTEM_METRICS: &str = "WANLLMDB_NO_SYSTEM_METRICS";
+/// Seconds between system metric samples (15 by default).
+pub const SYSTEM_METRICS_INTERVAL: &str = "WANLLMDB_SYSTEM_METRICS_INTERVAL";
 /// Directory holding the user config and the credentials file.
 pub const CONFIG_DIR: &str = "WANLLMDB_CONFIG_DIR";
 /// Directory holding run spools (default `./.wanllmdb`).

@@ -68,7 +68,7 @@ enum Command {
     Logout,
     /// Show who the stored key belongs to, and where it came from
     Whoami(commands::JsonFlag),
-    /// Manage your account: change your password
+    /// Manage your account: change your password, print the stored API key
     #[command(subcommand)]
     Auth(commands::auth::AuthCommand),
     /// Write ./.wanllmdb.toml (project, host) and create the project if missing

@@ -1,7 +1,9 @@
 //! One line of a metrics file: a JSON object such as `{"step": 3, "loss": 0.25}`.
 //!
-//! `step` (or `_step`) is the step; `timestamp` (or `_timestamp`) is Unix seconds. Every
-//! other key is a metric: numbers as they are, booleans as 0/1, the strings `"NaN"`,
+//! `step` (or `_step`) is the step; `timestamp` (or `_timestamp`) is Unix seconds. When a
+//! line has `_step`, a `step` key is an ordinary metric (and likewise `timestamp` next to
+//! `_timestamp`): the Python SDK writes `_step` so that its users may log a metric named
+//! `step`. Every other key is a metric: numbers as they are, booleans as 0/1, the strings `"NaN"`,
 //! `"Infinity"`, `"-Infinity"` as those values, and nested objects flattened with `/`
 //! (`{"train": {"loss": 1}}` is `train/loss`). Anything else is reported, never silently
 //! dropped.
@@ -80,28 +82,47 @@ impl<'de> Visitor<'de> for LineSeed<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let (mut step, mut plain_step) = (None, None);
+        let (mut ts, mut plain_ts) = (None, None);
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
             match key.as_ref() {
-                "step" | "_step" => {
-                    let v: Value = map.next_value()?;
-                    self.out.step = Some(step_of(&v).map_err(de::Error::custom)?);
-                }
-                "timestamp" | "_timestamp" => {
-                    let v: Value = map.next_value()?;
-                    match v.as_f64() {
-                        Some(t) if t.is_finite() && t.abs() < 9.0e12 => {
-                            self.out.timestamp = Some(t)
-                        }
-                        _ => return Err(de::Error::custom("timestamp must be Unix seconds")),
-                    }
-                }
+                "_step" => step = Some(map.next_value::<Value>()?),
+                "step" => plain_step = Some(map.next_value::<Value>()?),
+                "_timestamp" => ts = Some(map.next_value::<Value>()?),
+                "timestamp" => plain_ts = Some(map.next_value::<Value>()?),
                 _ => {
                     let v: Value = map.next_value()?;
                     add_value(self.out, key.into_owned(), v);
                 }
             }
         }
+        let (step, demoted) = prefer_underscored(step, plain_step);
+        if let Some(v) = demoted {
+            add_value(self.out, "step".into(), v);
+        }
+        if let Some(v) = step {
+            self.out.step = Some(step_of(&v).map_err(de::Error::custom)?);
+        }
+        let (ts, demoted) = prefer_underscored(ts, plain_ts);
+        if let Some(v) = demoted {
+            add_value(self.out, "timestamp".into(), v);
+        }
+        if let Some(v) = ts {
+            match v.as_f64() {
+                Some(t) if t.is_finite() && t.abs() < 9.0e12 => self.out.timestamp = Some(t),
+                _ => return Err(de::Error::custom("timestamp must be Unix seconds")),
+            }
+        }
         Ok(())
+    }
+}
+
+/// `_step` wins over `step` (and `_timestamp` over `timestamp`): returns the value in force
+/// and, when both were given, the plain one, which is then an ordinary metric.
+fn prefer_underscored<T>(underscored: Option<T>, plain: Option<T>) -> (Option<T>, Option<T>) {
+    match underscored {
+        Some(u) => (Some(u), plain),
+        None => (plain, None),
     }
 }
 
@@ -233,6 +254,8 @@ pub struct FastLine<'a> {
 pub fn fast_line(line: &[u8]) -> Option<FastLine<'_>> {
     let mut p = Scan { s: line, i: 0 };
     let mut out = FastLine::default();
+    let (mut step, mut plain_step) = (None, None);
+    let (mut ts, mut plain_ts) = (None, None);
     p.ws();
     p.eat(b'{')?;
     p.ws();
@@ -249,19 +272,10 @@ pub fn fast_line(line: &[u8]) -> Option<FastLine<'_>> {
         p.ws();
         let num = p.number()?;
         match key {
-            b"step" | b"_step" => {
-                if num.iter().any(|c| !(c.is_ascii_digit() || *c == b'-')) {
-                    return None;
-                }
-                out.step = Some(std::str::from_utf8(num).ok()?.parse().ok()?);
-            }
-            b"timestamp" | b"_timestamp" => {
-                let t: f64 = std::str::from_utf8(num).ok()?.parse().ok()?;
-                if t.abs() >= 9.0e12 {
-                    return None;
-                }
-                out.timestamp = Some(num);
-            }
+            b"_step" => step = Some(num),
+            b"step" => plain_step = Some(num),
+            b"_timestamp" => ts = Some(num),
+            b"timestamp" => plain_ts = Some(num),
             _ => out.values.push((key, num)),
         }
         p.ws();
@@ -272,7 +286,32 @@ pub fn fast_line(line: &[u8]) -> Option<FastLine<'_>> {
         }
     }
     p.ws();
-    (p.i == line.len()).then_some(out)
+    if p.i != line.len() {
+        return None;
+    }
+    // `_step` wins, and then `step` is a metric; the same for the timestamp.
+    let (step, demoted) = prefer_underscored(step, plain_step);
+    if let Some(v) = demoted {
+        out.values.push((b"step", v));
+    }
+    if let Some(num) = step {
+        if num.iter().any(|c| !(c.is_ascii_digit() || *c == b'-')) {
+            return None;
+        }
+        out.step = Some(std::str::from_utf8(num).ok()?.parse().ok()?);
+    }
+    let (ts, demoted) = prefer_underscored(ts, plain_ts);
+    if let Some(v) = demoted {
+        out.values.push((b"timestamp", v));
+    }
+    if let Some(num) = ts {
+        let t: f64 = std::str::from_utf8(num).ok()?.parse().ok()?;
+        if t.abs() >= 9.0e12 {
+            return None;
+        }
+        out.timestamp = Some(num);
+    }
+    Some(out)
 }
 
 struct Scan<'a> {
@@ -474,6 +513,23 @@ mod tests {
         assert!(req.points[1].values.0[0].1.0.is_nan());
         assert_eq!(req.points[2].step, 9);
         assert_eq!(req.points[2].values.0[0].1.0, -2e-3);
+    }
+
+    #[test]
+    fn underscore_step_makes_step_a_metric() {
+        let line =
+            br#"{"_step": 7, "step": 3, "_timestamp": 1764250000.5, "timestamp": 2, "a": 1}"#;
+        let full = parse_line(line).unwrap();
+        assert_eq!(full.step, Some(7));
+        assert_eq!(full.timestamp, Some(1764250000.5));
+        let keys: Vec<_> = full.values.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["a", "step", "timestamp"]);
+        let fast = fast_line(line).unwrap();
+        assert_eq!(fast.step, Some(7));
+        assert_eq!(fast.values.len(), 3);
+        // Without `_step`, `step` is the step whatever its position.
+        let p = parse_line(br#"{"a": 1, "step": 4}"#).unwrap();
+        assert_eq!((p.step, p.values.len()), (Some(4), 1));
     }
 
     #[test]

@@ -4,13 +4,21 @@
 //!
 //! ```text
 //! run.json        the run as it will be created (project, config, git, host …) and the server
+//! config.json     the run's config alone ($WANLLMDB_RUN_CONFIG), for the program to read
 //! metrics.jsonl   the program's metrics file ($WANLLMDB_METRICS), one JSON object per line
 //! captured.jsonl  metrics captured from output lines (--scalars), one point per line
+//! system.jsonl    system/… metrics (CPU, memory, GPUs), one point per line
 //! output.jsonl    stdout/stderr lines, one log line per line
+//! summary.json    summary values set by the program ({"values": {…}}), sent after the metrics
+//! files.json      files to attach once the run is on the server
 //! state.json      how far each file has been shipped (byte offset, line, next step)
 //! exit.json       how the program ended, once it has
-//! wrapper.pid     the live wrapper's process id, while it runs
+//! wrapper.pid     the live process writing the spool (a wrapper or the Python SDK), while it runs
 //! ```
+//!
+//! The Python SDK writes the same format, so `wanllmdb sync` uploads its offline runs too;
+//! `tests/fixtures/spool` is one spool both test suites read. Version 2 added config.json,
+//! system.jsonl and summary.json; a spool of a newer version than this binary knows is refused.
 //!
 //! Shipping is idempotent: points are keyed by (run, key, step) and log lines by (source,
 //! line number) on the server, and `state.json` only moves forward after the server
@@ -32,7 +40,7 @@ use crate::metrics_line::{HistoryBody, fast_line, parse_line};
 use crate::output::Printer;
 
 /// Format version of `run.json`.
-pub const SPOOL_VERSION: u32 = 1;
+pub const SPOOL_VERSION: u32 = 2;
 /// Metric values per shipped batch.
 pub const BATCH_VALUES: usize = 20_000;
 /// Log lines per shipped batch.
@@ -87,6 +95,12 @@ pub struct ShipState {
     /// Progress through `output.jsonl`.
     #[serde(default)]
     pub output: FileCursor,
+    /// Progress through `system.jsonl`.
+    #[serde(default)]
+    pub system: FileCursor,
+    /// `summary.json` as it is now was acknowledged.
+    #[serde(default)]
+    pub summary_sent: bool,
     /// The final state was acknowledged: nothing is left to do.
     #[serde(default)]
     pub finished: bool,
@@ -141,7 +155,36 @@ impl Spool {
 
     /// The run description.
     pub fn meta(&self) -> CliResult<SpoolMeta> {
-        read_json(&self.dir.join("run.json"))
+        let meta: SpoolMeta = read_json(&self.dir.join("run.json"))?;
+        if meta.version > SPOOL_VERSION {
+            return Err(user_err!(
+                "{} was written in spool format {}, newer than this wanllmdb knows ({SPOOL_VERSION})",
+                self.dir.display(),
+                meta.version
+            )
+            .hint("upgrade wanllmdb, then sync again"));
+        }
+        Ok(meta)
+    }
+
+    /// Writes the run's config to `config.json` for the program to read; returns its path.
+    pub fn write_run_config(&self, config: Option<&serde_json::Value>) -> CliResult<PathBuf> {
+        let empty = serde_json::Value::Object(Default::default());
+        let p = self.dir.join("config.json");
+        write_json(&p, config.unwrap_or(&empty))?;
+        Ok(std::fs::canonicalize(&p).unwrap_or(p))
+    }
+
+    /// Summary values to set once the metrics are on the server (`summary.json`).
+    pub fn summary(&self) -> CliResult<Option<serde_json::Value>> {
+        let p = self.dir.join("summary.json");
+        if !p.exists() {
+            return Ok(None);
+        }
+        let v: serde_json::Value = read_json(&p)?;
+        Ok(v.get("values")
+            .filter(|v| v.as_object().is_some_and(|m| !m.is_empty()))
+            .cloned())
     }
 
     /// Shipping progress.
@@ -219,6 +262,11 @@ impl Spool {
         self.dir.join("output.jsonl")
     }
 
+    /// `system.jsonl`.
+    pub fn system_path(&self) -> PathBuf {
+        self.dir.join("system.jsonl")
+    }
+
     fn pid_path(&self) -> PathBuf {
         self.dir.join("wrapper.pid")
     }
@@ -253,6 +301,7 @@ impl Spool {
         let len = |p: PathBuf| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
         len(self.metrics_path()).saturating_sub(s.metrics.offset)
             + len(self.captured_path()).saturating_sub(s.captured.offset)
+            + len(self.system_path()).saturating_sub(s.system.offset)
             + len(self.output_path()).saturating_sub(s.output.offset)
     }
 }
@@ -448,6 +497,31 @@ fn trim_ascii(s: &[u8]) -> &[u8] {
     s.trim_ascii()
 }
 
+/// The spool files that hold wire-format points, one per line.
+#[derive(Debug, Clone, Copy)]
+enum PointsFile {
+    /// `captured.jsonl`.
+    Captured,
+    /// `system.jsonl`.
+    System,
+}
+
+impl PointsFile {
+    fn path(self, spool: &Spool) -> PathBuf {
+        match self {
+            PointsFile::Captured => spool.captured_path(),
+            PointsFile::System => spool.system_path(),
+        }
+    }
+
+    fn cursor(self) -> fn(&mut ShipState) -> &mut FileCursor {
+        match self {
+            PointsFile::Captured => |s| &mut s.captured,
+            PointsFile::System => |s| &mut s.system,
+        }
+    }
+}
+
 /// Ships one spool to the server.
 pub struct Shipper {
     /// The spool.
@@ -525,8 +599,10 @@ impl Shipper {
             self.ensure_created().await?;
         }
         let mut sent = self.ship_metrics(drain).await?;
-        sent += self.ship_captured(drain).await?;
+        sent += self.ship_points(drain, PointsFile::Captured).await?;
+        sent += self.ship_points(drain, PointsFile::System).await?;
         sent += self.ship_output(drain).await?;
+        self.ship_summary().await?;
         Ok(sent)
     }
 
@@ -591,27 +667,24 @@ impl Shipper {
         }
     }
 
-    async fn ship_captured(&mut self, drain: Drain) -> Result<u64, ApiError> {
-        let path = self.spool.captured_path();
+    /// Ships a file of wire-format points.
+    async fn ship_points(&mut self, drain: Drain, file: PointsFile) -> Result<u64, ApiError> {
+        let path = file.path(&self.spool);
+        let slot = file.cursor();
         let mut sent = 0;
         let mut rounds = 0;
         loop {
             rounds += 1;
             let mut body = HistoryBody::default();
-            let batch = read_batch(
-                &path,
-                self.state.captured,
-                drain,
-                BATCH_VALUES,
-                |line, _| {
-                    let p: HistoryPoint = serde_json::from_slice(line).ok()?;
-                    body.push_point(&p);
-                    Some(((), p.values.0.len()))
-                },
-            )
+            let start = *slot(&mut self.state);
+            let batch = read_batch(&path, start, drain, BATCH_VALUES, |line, _| {
+                let p: HistoryPoint = serde_json::from_slice(line).ok()?;
+                body.push_point(&p);
+                Some(((), p.values.0.len()))
+            })
             .map_err(|e| read_error(&path, e))?;
             sent += self.post_history(body).await?;
-            self.commit(|s| &mut s.captured, batch.cursor)?;
+            self.commit(slot, batch.cursor)?;
             if round_over(batch.exhausted, drain, rounds) {
                 return Ok(sent);
             }
@@ -671,6 +744,26 @@ impl Shipper {
                 return Ok(sent);
             }
         }
+    }
+
+    /// Sets the summary values of `summary.json` once, after the metrics they refer to.
+    async fn ship_summary(&mut self) -> Result<(), ApiError> {
+        if self.state.summary_sent {
+            return Ok(());
+        }
+        let values = self
+            .spool
+            .summary()
+            .map_err(|e| ApiError::Decode(e.message))?;
+        if let Some(values) = values {
+            let path = format!("/api/v1/runs/{}/summary", seg(self.run_id()));
+            let _: serde_json::Value = self
+                .api
+                .post(&path, &serde_json::json!({ "values": values }))
+                .await?;
+        }
+        self.state.summary_sent = true;
+        self.save()
     }
 
     /// Records the final state on the server.

@@ -154,6 +154,16 @@ pub async fn whoami(flags: &GlobalFlags, printer: Printer) -> CliResult {
 pub enum AuthCommand {
     /// Change your password; your other sessions end, API keys keep working
     Passwd(PasswdArgs),
+    /// Print the API key stored for a server by `wanllmdb login` (for scripts and the Python SDK)
+    #[command(after_help = "\
+Prints the key `wanllmdb login` stored for the server (--host, WANLLMDB_BASE_URL,
+./.wanllmdb.toml or the last server logged in to), from the OS keyring or the credentials file,
+on stdout and nothing else. Exits 1 when no key is stored for that server.
+
+Examples:
+  wanllmdb auth token
+  curl -H \"Authorization: Bearer $(wanllmdb auth token --host http://gpu-box:8000)\" …")]
+    Token,
 }
 
 /// Options of `wanllmdb auth passwd`.
@@ -177,6 +187,20 @@ pub struct PasswdArgs {
 pub async fn run(cmd: AuthCommand, flags: &GlobalFlags, printer: Printer) -> CliResult {
     match cmd {
         AuthCommand::Passwd(args) => passwd(args, flags, printer).await,
+        AuthCommand::Token => token(flags).await,
+    }
+}
+
+/// `wanllmdb auth token`: the stored key, on stdout alone.
+async fn token(flags: &GlobalFlags) -> CliResult {
+    let host = config::resolve_host(flags)?;
+    match config::stored_key(&host).await? {
+        Some(key) => {
+            println!("{key}");
+            Ok(())
+        }
+        None => Err(user_err!("no API key is stored for {host}")
+            .hint(format!("run `wanllmdb login --host {host}`"))),
     }
 }
 

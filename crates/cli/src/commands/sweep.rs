@@ -171,6 +171,9 @@ Examples:
         /// Seconds between SIGTERM and SIGKILL when a run is stopped
         #[arg(long, default_value_t = 30, value_name = "SECONDS")]
         grace: u64,
+        /// Record no system/… metrics for the runs (CPU, memory, GPUs every 15 s)
+        #[arg(long, env = env::NO_SYSTEM_METRICS, hide_env_values = true)]
+        no_system_metrics: bool,
     },
 }
 
@@ -245,7 +248,12 @@ pub async fn run(cmd: SweepCommand, flags: &GlobalFlags, printer: Printer) -> Cl
             ));
             Ok(0)
         }
-        SweepCommand::Agent { id, count, grace } => {
+        SweepCommand::Agent {
+            id,
+            count,
+            grace,
+            no_system_metrics,
+        } => {
             let agent = Agent {
                 api,
                 settings,
@@ -253,6 +261,7 @@ pub async fn run(cmd: SweepCommand, flags: &GlobalFlags, printer: Printer) -> Cl
                 printer,
                 sweep_id: id,
                 grace: Duration::from_secs(grace),
+                no_system_metrics,
             };
             agent.run(count).await
         }
@@ -516,6 +525,7 @@ struct Agent {
     printer: Printer,
     sweep_id: String,
     grace: Duration,
+    no_system_metrics: bool,
 }
 
 /// Watches the first runs: if they all fail fast, the command is broken.
@@ -717,6 +727,7 @@ impl Agent {
             offline: false,
             sync_timeout: 10,
             save: Vec::new(),
+            no_system_metrics: self.no_system_metrics,
             command: command.clone(),
         };
         let mut flags = self.flags.clone();

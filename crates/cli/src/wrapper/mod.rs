@@ -4,6 +4,7 @@
 
 pub mod capture;
 pub mod context;
+pub mod system;
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitStatus;
@@ -46,9 +47,12 @@ const SHIP_REST: u32 = 3;
 #[derive(Debug, Args)]
 #[command(after_help = "\
 The program gets WANLLMDB_RUN_ID, WANLLMDB_PROJECT, WANLLMDB_BASE_URL and WANLLMDB_METRICS in
-its environment. It logs metrics by appending one JSON object per line to $WANLLMDB_METRICS:
+its environment, and WANLLMDB_RUN_CONFIG: a JSON file holding the run's config. It logs metrics
+by appending one JSON object per line to $WANLLMDB_METRICS:
   {\"step\": 3, \"loss\": 0.25, \"acc\": 0.9}
 (without \"step\" the wrapper numbers lines itself), or with `wanllmdb log loss=0.25`.
+Every 15 s the CPU and memory of the program's process tree, the host's memory and each GPU
+(through nvidia-smi) are recorded as system/… metrics, unless --no-system-metrics is given.
 
 Everything goes to .wanllmdb/runs/<id>/ first and is shipped from there about once a second,
 so the program never waits on the network; if the server is unreachable the run goes on and
@@ -94,6 +98,9 @@ pub struct RunArgs {
     /// Attach files matching this glob to the run when it ends (repeatable; directories recursively)
     #[arg(long, value_name = "GLOB")]
     pub save: Vec<String>,
+    /// Record no system/… metrics (CPU, memory, GPUs every 15 s)
+    #[arg(long, env = env::NO_SYSTEM_METRICS, hide_env_values = true)]
+    pub no_system_metrics: bool,
     /// The command to run, after `--`
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,
@@ -212,12 +219,14 @@ pub async fn run_supervised(
     let recorder = OutputRecorder::new(&spool, scalars)
         .map_err(|e| user_err!("cannot write the spool {}: {e}", spool.dir.display()))?;
     let metrics_path = std::fs::canonicalize(spool.metrics_path()).unwrap_or(spool.metrics_path());
+    let config_path = spool.write_run_config(meta.run.config.as_ref())?;
     let mut cmd = tokio::process::Command::new(&args.command[0]);
     cmd.args(&args.command[1..])
         .env(env::RUN_ID, &id)
         .env(env::PROJECT, &project)
         .env(env::BASE_URL, &settings.host)
         .env(env::METRICS, &metrics_path)
+        .env(env::RUN_CONFIG, &config_path)
         .stdin(std::process::Stdio::inherit())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
@@ -249,7 +258,17 @@ pub async fn run_supervised(
         supervisor,
     };
     let (status, stopped, reason) = match cmd.spawn() {
-        Ok(child) => supervise(child, recorder, watch).await?,
+        Ok(child) => {
+            let sampler = (!args.no_system_metrics)
+                .then(|| child.id())
+                .flatten()
+                .map(|pid| tokio::spawn(sample_system(pid, spool.system_path())));
+            let r = supervise(child, recorder, watch).await;
+            if let Some(s) = sampler {
+                s.abort();
+            }
+            r?
+        }
         Err(e) => {
             let _ = done_tx.send(true);
             let hint = if e.kind() == std::io::ErrorKind::NotFound {
@@ -710,6 +729,19 @@ async fn final_drain(
                 tokio::time::sleep(backoff(failures).min(deadline - Instant::now())).await;
             }
             Err(e) => return ShipOutcome::Left(e.to_string()),
+        }
+    }
+}
+
+/// Samples the program's process tree and the machine until aborted.
+async fn sample_system(pid: u32, file: std::path::PathBuf) {
+    let mut sampler = system::SystemSampler::new(pid, &file);
+    let mut tick = tokio::time::interval(system::interval());
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = sampler.sample().await {
+            tracing::debug!("system metrics not recorded: {e}");
         }
     }
 }

@@ -85,7 +85,7 @@ Examples:
         /// csv (one row per step, one column per metric) or json (the API's columnar answer)
         #[arg(long, value_enum, default_value_t = HistoryFormat::Csv)]
         format: HistoryFormat,
-        /// Downsample each metric to about this many points (keeps extremes)
+        /// Downsample each metric to at most this many buckets (each bucket's last value; json adds min and max)
         #[arg(long)]
         max_points: Option<usize>,
         /// From this step
@@ -585,6 +585,9 @@ mod tests {
                     timestamps: vec![0.0; 3],
                     total_points: 3,
                     downsampled: false,
+                    min: None,
+                    max: None,
+                    last: None,
                 },
                 Series {
                     key: "val,acc".into(),
@@ -593,6 +596,9 @@ mod tests {
                     timestamps: vec![0.0],
                     total_points: 1,
                     downsampled: false,
+                    min: None,
+                    max: None,
+                    last: None,
                 },
             ],
         };

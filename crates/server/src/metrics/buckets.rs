@@ -251,10 +251,7 @@ mod tests {
         assert_eq!(by_unit.steps, by_point.steps);
         assert_eq!(by_unit.last, by_point.last);
         let all_max = pts.iter().map(|p| p.value).fold(f64::NAN, higher);
-        assert_eq!(
-            by_unit.max.iter().copied().fold(f64::NAN, higher),
-            all_max
-        );
+        assert_eq!(by_unit.max.iter().copied().fold(f64::NAN, higher), all_max);
     }
 
     #[test]

@@ -618,8 +618,8 @@ impl Metrics<'_> {
         let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
             return Ok(series);
         };
-        let grid =
-            grid.unwrap_or_else(|| Grid::new(first.start_step.max(lo), last.end_step.min(hi), maxp));
+        let grid = grid
+            .unwrap_or_else(|| Grid::new(first.start_step.max(lo), last.end_step.min(hi), maxp));
         let decode_whole = |i: usize, c: &ChunkRow| {
             i == 0
                 || c.start_step < lo

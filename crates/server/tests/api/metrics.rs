@@ -347,7 +347,11 @@ each_backend!(downsampling_keeps_extremes, |ctx| {
             floats(&series["max"]),
             floats(&series["last"]),
         );
-        assert_eq!(floats(&series["values"]), last, "values are the last points");
+        assert_eq!(
+            floats(&series["values"]),
+            last,
+            "values are the last points"
+        );
         assert!(
             steps.len() <= max_points && steps.len() >= max_points / 2,
             "{max_points}: {}",
@@ -357,14 +361,21 @@ each_backend!(downsampling_keeps_extremes, |ctx| {
         assert!(steps.windows(2).all(|w| w[0] < w[1]));
         assert_eq!(steps[0], 0, "{max_points}: first point kept");
         assert_eq!(last[0], f(0));
-        assert_eq!(*steps.last().unwrap(), 19_999, "{max_points}: last point kept");
+        assert_eq!(
+            *steps.last().unwrap(),
+            19_999,
+            "{max_points}: last point kept"
+        );
         assert_eq!(*last.last().unwrap(), f(19_999));
         assert!(
             max.contains(&100.0) && min.contains(&-100.0),
             "{max_points}: spikes kept"
         );
         for i in 0..steps.len() {
-            assert!(min[i] <= last[i] && last[i] <= max[i], "{max_points}: bucket {i}");
+            assert!(
+                min[i] <= last[i] && last[i] <= max[i],
+                "{max_points}: bucket {i}"
+            );
         }
     };
     for max_points in [10usize, 100, 1000, 3000] {
@@ -409,8 +420,15 @@ each_backend!(downsampling_keeps_extremes, |ctx| {
         .map(|v| v.as_i64().unwrap())
         .collect();
     assert!(steps.iter().all(|s| (7000..=8999).contains(s)));
-    assert_eq!((steps[0], *steps.last().unwrap()), (7000, 8999), "zoom keeps its ends");
-    assert!(floats(&h["series"][0]["max"]).contains(&100.0), "the spike survives a zoom");
+    assert_eq!(
+        (steps[0], *steps.last().unwrap()),
+        (7000, 8999),
+        "zoom keeps its ends"
+    );
+    assert!(
+        floats(&h["series"][0]["max"]).contains(&100.0),
+        "the spike survives a zoom"
+    );
     assert_eq!(h["series"][0]["total_points"], 2000);
     let (_, h) = ctx
         .get(

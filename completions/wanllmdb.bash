@@ -58,6 +58,9 @@ _wanllmdb() {
             wanllmdb,model)
                 cmd="wanllmdb__subcmd__model"
                 ;;
+            wanllmdb,open)
+                cmd="wanllmdb__subcmd__open"
+                ;;
             wanllmdb,project)
                 cmd="wanllmdb__subcmd__project"
                 ;;
@@ -421,6 +424,9 @@ _wanllmdb() {
             wanllmdb__subcmd__help,model)
                 cmd="wanllmdb__subcmd__help__subcmd__model"
                 ;;
+            wanllmdb__subcmd__help,open)
+                cmd="wanllmdb__subcmd__help__subcmd__open"
+                ;;
             wanllmdb__subcmd__help,project)
                 cmd="wanllmdb__subcmd__help__subcmd__project"
                 ;;
@@ -642,6 +648,9 @@ _wanllmdb() {
                 ;;
             wanllmdb__subcmd__help__subcmd__runs,notes)
                 cmd="wanllmdb__subcmd__help__subcmd__runs__subcmd__notes"
+                ;;
+            wanllmdb__subcmd__help__subcmd__runs,plot)
+                cmd="wanllmdb__subcmd__help__subcmd__runs__subcmd__plot"
                 ;;
             wanllmdb__subcmd__help__subcmd__runs,show)
                 cmd="wanllmdb__subcmd__help__subcmd__runs__subcmd__show"
@@ -892,6 +901,9 @@ _wanllmdb() {
             wanllmdb__subcmd__runs,notes)
                 cmd="wanllmdb__subcmd__runs__subcmd__notes"
                 ;;
+            wanllmdb__subcmd__runs,plot)
+                cmd="wanllmdb__subcmd__runs__subcmd__plot"
+                ;;
             wanllmdb__subcmd__runs,show)
                 cmd="wanllmdb__subcmd__runs__subcmd__show"
                 ;;
@@ -918,6 +930,9 @@ _wanllmdb() {
                 ;;
             wanllmdb__subcmd__runs__subcmd__help,notes)
                 cmd="wanllmdb__subcmd__runs__subcmd__help__subcmd__notes"
+                ;;
+            wanllmdb__subcmd__runs__subcmd__help,plot)
+                cmd="wanllmdb__subcmd__runs__subcmd__help__subcmd__plot"
                 ;;
             wanllmdb__subcmd__runs__subcmd__help,show)
                 cmd="wanllmdb__subcmd__runs__subcmd__help__subcmd__show"
@@ -1013,7 +1028,7 @@ _wanllmdb() {
 
     case "${cmd}" in
         wanllmdb)
-            opts="-q -v -h -V --host --api-key --project --quiet --verbose --help --version server login logout whoami auth init project run log sync runs logs files artifact sweep model admin audit completions generate-docs help"
+            opts="-q -v -h -V --host --api-key --project --quiet --verbose --help --version server login logout whoami auth init project run log sync runs logs open files artifact sweep model admin audit completions generate-docs help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3373,7 +3388,7 @@ _wanllmdb() {
             return 0
             ;;
         wanllmdb__subcmd__help)
-            opts="server login logout whoami auth init project run log sync runs logs files artifact sweep model admin audit completions generate-docs help"
+            opts="server login logout whoami auth init project run log sync runs logs open files artifact sweep model admin audit completions generate-docs help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -4324,6 +4339,20 @@ _wanllmdb() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        wanllmdb__subcmd__help__subcmd__open)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         wanllmdb__subcmd__help__subcmd__project)
             opts="create list show delete members"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -4479,7 +4508,7 @@ _wanllmdb() {
             return 0
             ;;
         wanllmdb__subcmd__help__subcmd__runs)
-            opts="list show compare history tag notes stop delete"
+            opts="list show compare history plot tag notes stop delete"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -4549,6 +4578,20 @@ _wanllmdb() {
             return 0
             ;;
         wanllmdb__subcmd__help__subcmd__runs__subcmd__notes)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wanllmdb__subcmd__help__subcmd__runs__subcmd__plot)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -5812,6 +5855,32 @@ _wanllmdb() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        wanllmdb__subcmd__open)
+            opts="-q -v -h -V --print --host --api-key --project --quiet --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --host)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --api-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --project)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         wanllmdb__subcmd__project)
             opts="-q -v -h -V --host --api-key --project --quiet --verbose --help --version create list show delete members help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -6397,7 +6466,7 @@ _wanllmdb() {
             return 0
             ;;
         wanllmdb__subcmd__runs)
-            opts="-q -v -h -V --host --api-key --project --quiet --verbose --help --version list show compare history tag notes stop delete help"
+            opts="-q -v -h -V --host --api-key --project --quiet --verbose --help --version list show compare history plot tag notes stop delete help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -6479,7 +6548,7 @@ _wanllmdb() {
             return 0
             ;;
         wanllmdb__subcmd__runs__subcmd__help)
-            opts="list show compare history tag notes stop delete help"
+            opts="list show compare history plot tag notes stop delete help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -6563,6 +6632,20 @@ _wanllmdb() {
             return 0
             ;;
         wanllmdb__subcmd__runs__subcmd__help__subcmd__notes)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wanllmdb__subcmd__runs__subcmd__help__subcmd__plot)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -6725,6 +6808,44 @@ _wanllmdb() {
                 return 0
             fi
             case "${prev}" in
+                --host)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --api-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --project)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wanllmdb__subcmd__runs__subcmd__plot)
+            opts="-q -v -h -V --keys --width --height --host --api-key --project --quiet --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --keys)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --width)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --height)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --host)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

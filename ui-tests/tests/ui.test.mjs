@@ -271,3 +271,22 @@ test('an XSS payload in names, tags and config renders as inert text', async () 
   await shot(page, 'xss-inert');
   await page.close();
 });
+
+test('the CLI prints a run\'s page and draws its curves in the terminal', async () => {
+  const { execFileSync } = await import('node:child_process');
+  const { binary } = await import('../lib/harness.mjs');
+  const env = { ...process.env, WANLLMDB_BASE_URL: server.url, WANLLMDB_API_KEY: alice.key, NO_COLOR: '1', HOME: server.dataDir };
+  const url = execFileSync(binary(), ['open', runs.spiky, '--print'], { env }).toString().trim();
+  assert.equal(url, `${server.url}/runs/${runs.spiky}`);
+  const page = await chrome.context.newPage();
+  await login(page, server, { username: 'alice', password: PASSWORD });
+  assert.equal((await page.goto(url)).status(), 200);
+  await page.close();
+  const plot = execFileSync(binary(), ['runs', 'plot', runs.spiky, runs.baseline, '--keys', 'loss', '--width', '80', '--height', '10'], { env }).toString();
+  const lines = plot.split('\n');
+  assert.equal(lines[0], 'loss');
+  assert.ok(lines.slice(1, 11).every((l) => [...l].length === 80), plot);
+  assert.match(lines[1], /^\s+100\b/, 'the spike sets the top of the axis');
+  assert.match(plot, /[\u2801-\u28ff]/);
+  assert.match(plot, new RegExp(`#2 ${runs.baseline}`));
+});

@@ -95,6 +95,21 @@ Examples:
         #[arg(long)]
         max_step: Option<i64>,
     },
+    /// Draw runs' metrics in the terminal (Braille characters at the terminal's width)
+    Plot {
+        /// Run ids (one or more; their curves share each chart)
+        #[arg(required = true)]
+        runs: Vec<String>,
+        /// Metrics to plot (comma-separated), one chart each
+        #[arg(long, value_delimiter = ',', required = true)]
+        keys: Vec<String>,
+        /// Width in characters [default: the terminal's]
+        #[arg(long)]
+        width: Option<usize>,
+        /// Height of each chart in lines
+        #[arg(long, default_value_t = 12)]
+        height: usize,
+    },
     /// Add or remove tags
     Tag {
         /// Run id
@@ -303,6 +318,12 @@ pub async fn run(cmd: RunsCommand, flags: &GlobalFlags, printer: Printer) -> Cli
                 }
             }
         }
+        RunsCommand::Plot {
+            runs,
+            keys,
+            width,
+            height,
+        } => super::plot::plot(&api, runs, keys, width, height).await,
         RunsCommand::Tag { run, add, remove } => {
             if add.is_empty() && remove.is_empty() {
                 return Err(

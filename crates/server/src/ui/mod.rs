@@ -350,13 +350,12 @@ async fn logout(
     headers: axum::http::HeaderMap,
     session: Option<axum::Extension<WebSession>>,
 ) -> Response {
-    if let (Some(user), Some(axum::Extension(s))) = (page.actor.user.as_ref(), session) {
-        if let Err(e) = (Accounts { state: &state })
+    if let (Some(user), Some(axum::Extension(s))) = (page.actor.user.as_ref(), session)
+        && let Err(e) = (Accounts { state: &state })
             .end_web_session(&client, user, &s)
             .await
-        {
-            return PageError::new(&page.chrome, e).into_response();
-        }
+    {
+        return PageError::new(&page.chrome, e).into_response();
     }
     let mut resp = Redirect::to("/login").into_response();
     let clear = web::set_cookie(web::SESSION_COOKIE, "", 0, web::is_https(&headers));

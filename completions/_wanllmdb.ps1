@@ -44,6 +44,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             [CompletionResult]::new('sync', 'sync', [CompletionResultType]::ParameterValue, 'Upload spooled runs (offline runs, or what an outage left behind)')
             [CompletionResult]::new('runs', 'runs', [CompletionResultType]::ParameterValue, 'List, inspect, compare and change runs')
             [CompletionResult]::new('logs', 'logs', [CompletionResultType]::ParameterValue, 'Print or follow a run''s output')
+            [CompletionResult]::new('open', 'open', [CompletionResultType]::ParameterValue, 'Print the web page of a run or project, and open it on a desktop')
             [CompletionResult]::new('files', 'files', [CompletionResultType]::ParameterValue, 'Attach files to a run, list them, download them')
             [CompletionResult]::new('artifact', 'artifact', [CompletionResultType]::ParameterValue, 'Version datasets, models and code: put, get, list, alias, reference, lineage')
             [CompletionResult]::new('sweep', 'sweep', [CompletionResultType]::ParameterValue, 'Hyperparameter sweeps (W&B-format configs): create, run agents, inspect, control')
@@ -518,6 +519,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             [CompletionResult]::new('show', 'show', [CompletionResultType]::ParameterValue, 'Show one run: state, config, git, host and metric summary')
             [CompletionResult]::new('compare', 'compare', [CompletionResultType]::ParameterValue, 'Compare runs side by side: config differences and summary metrics')
             [CompletionResult]::new('history', 'history', [CompletionResultType]::ParameterValue, 'Print a run''s metric history')
+            [CompletionResult]::new('plot', 'plot', [CompletionResultType]::ParameterValue, 'Draw runs'' metrics in the terminal (Braille characters at the terminal''s width)')
             [CompletionResult]::new('tag', 'tag', [CompletionResultType]::ParameterValue, 'Add or remove tags')
             [CompletionResult]::new('notes', 'notes', [CompletionResultType]::ParameterValue, 'Replace a run''s notes')
             [CompletionResult]::new('stop', 'stop', [CompletionResultType]::ParameterValue, 'Ask a running run to stop (its wrapper stops the program at the next heartbeat)')
@@ -582,7 +584,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
         'wanllmdb;runs;history' {
             [CompletionResult]::new('--keys', '--keys', [CompletionResultType]::ParameterName, 'Only these metrics (comma-separated) [default: all]')
             [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'csv (one row per step, one column per metric) or json (the API''s columnar answer)')
-            [CompletionResult]::new('--max-points', '--max-points', [CompletionResultType]::ParameterName, 'Downsample each metric to about this many points (keeps extremes)')
+            [CompletionResult]::new('--max-points', '--max-points', [CompletionResultType]::ParameterName, 'Downsample each metric to at most this many buckets (each bucket''s last value; json adds min and max)')
             [CompletionResult]::new('--min-step', '--min-step', [CompletionResultType]::ParameterName, 'From this step')
             [CompletionResult]::new('--max-step', '--max-step', [CompletionResultType]::ParameterName, 'Up to this step')
             [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
@@ -594,6 +596,23 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more about what happens')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'wanllmdb;runs;plot' {
+            [CompletionResult]::new('--keys', '--keys', [CompletionResultType]::ParameterName, 'Metrics to plot (comma-separated), one chart each')
+            [CompletionResult]::new('--width', '--width', [CompletionResultType]::ParameterName, 'Width in characters [default: the terminal''s]')
+            [CompletionResult]::new('--height', '--height', [CompletionResultType]::ParameterName, 'Height of each chart in lines')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
+            [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
+            [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only data and errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only data and errors')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
@@ -663,6 +682,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             [CompletionResult]::new('show', 'show', [CompletionResultType]::ParameterValue, 'Show one run: state, config, git, host and metric summary')
             [CompletionResult]::new('compare', 'compare', [CompletionResultType]::ParameterValue, 'Compare runs side by side: config differences and summary metrics')
             [CompletionResult]::new('history', 'history', [CompletionResultType]::ParameterValue, 'Print a run''s metric history')
+            [CompletionResult]::new('plot', 'plot', [CompletionResultType]::ParameterValue, 'Draw runs'' metrics in the terminal (Braille characters at the terminal''s width)')
             [CompletionResult]::new('tag', 'tag', [CompletionResultType]::ParameterValue, 'Add or remove tags')
             [CompletionResult]::new('notes', 'notes', [CompletionResultType]::ParameterValue, 'Replace a run''s notes')
             [CompletionResult]::new('stop', 'stop', [CompletionResultType]::ParameterValue, 'Ask a running run to stop (its wrapper stops the program at the next heartbeat)')
@@ -680,6 +700,9 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             break
         }
         'wanllmdb;runs;help;history' {
+            break
+        }
+        'wanllmdb;runs;help;plot' {
             break
         }
         'wanllmdb;runs;help;tag' {
@@ -713,6 +736,21 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more about what happens')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'wanllmdb;open' {
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
+            [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
+            [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
+            [CompletionResult]::new('--print', '--print', [CompletionResultType]::ParameterName, 'Only print the URL, even on a desktop')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only data and errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only data and errors')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
@@ -2380,6 +2418,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             [CompletionResult]::new('sync', 'sync', [CompletionResultType]::ParameterValue, 'Upload spooled runs (offline runs, or what an outage left behind)')
             [CompletionResult]::new('runs', 'runs', [CompletionResultType]::ParameterValue, 'List, inspect, compare and change runs')
             [CompletionResult]::new('logs', 'logs', [CompletionResultType]::ParameterValue, 'Print or follow a run''s output')
+            [CompletionResult]::new('open', 'open', [CompletionResultType]::ParameterValue, 'Print the web page of a run or project, and open it on a desktop')
             [CompletionResult]::new('files', 'files', [CompletionResultType]::ParameterValue, 'Attach files to a run, list them, download them')
             [CompletionResult]::new('artifact', 'artifact', [CompletionResultType]::ParameterValue, 'Version datasets, models and code: put, get, list, alias, reference, lineage')
             [CompletionResult]::new('sweep', 'sweep', [CompletionResultType]::ParameterValue, 'Hyperparameter sweeps (W&B-format configs): create, run agents, inspect, control')
@@ -2470,6 +2509,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             [CompletionResult]::new('show', 'show', [CompletionResultType]::ParameterValue, 'Show one run: state, config, git, host and metric summary')
             [CompletionResult]::new('compare', 'compare', [CompletionResultType]::ParameterValue, 'Compare runs side by side: config differences and summary metrics')
             [CompletionResult]::new('history', 'history', [CompletionResultType]::ParameterValue, 'Print a run''s metric history')
+            [CompletionResult]::new('plot', 'plot', [CompletionResultType]::ParameterValue, 'Draw runs'' metrics in the terminal (Braille characters at the terminal''s width)')
             [CompletionResult]::new('tag', 'tag', [CompletionResultType]::ParameterValue, 'Add or remove tags')
             [CompletionResult]::new('notes', 'notes', [CompletionResultType]::ParameterValue, 'Replace a run''s notes')
             [CompletionResult]::new('stop', 'stop', [CompletionResultType]::ParameterValue, 'Ask a running run to stop (its wrapper stops the program at the next heartbeat)')
@@ -2488,6 +2528,9 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
         'wanllmdb;help;runs;history' {
             break
         }
+        'wanllmdb;help;runs;plot' {
+            break
+        }
         'wanllmdb;help;runs;tag' {
             break
         }
@@ -2501,6 +2544,9 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             break
         }
         'wanllmdb;help;logs' {
+            break
+        }
+        'wanllmdb;help;open' {
             break
         }
         'wanllmdb;help;files' {

@@ -58,6 +58,9 @@ _wanllmdb() {
             wanllmdb,model)
                 cmd="wanllmdb__subcmd__model"
                 ;;
+            wanllmdb,open)
+                cmd="wanllmdb__subcmd__open"
+                ;;
             wanllmdb,project)
                 cmd="wanllmdb__subcmd__project"
                 ;;
@@ -427,6 +430,9 @@ _wanllmdb() {
             wanllmdb__subcmd__help,model)
                 cmd="wanllmdb__subcmd__help__subcmd__model"
                 ;;
+            wanllmdb__subcmd__help,open)
+                cmd="wanllmdb__subcmd__help__subcmd__open"
+                ;;
             wanllmdb__subcmd__help,project)
                 cmd="wanllmdb__subcmd__help__subcmd__project"
                 ;;
@@ -651,6 +657,9 @@ _wanllmdb() {
                 ;;
             wanllmdb__subcmd__help__subcmd__runs,notes)
                 cmd="wanllmdb__subcmd__help__subcmd__runs__subcmd__notes"
+                ;;
+            wanllmdb__subcmd__help__subcmd__runs,plot)
+                cmd="wanllmdb__subcmd__help__subcmd__runs__subcmd__plot"
                 ;;
             wanllmdb__subcmd__help__subcmd__runs,show)
                 cmd="wanllmdb__subcmd__help__subcmd__runs__subcmd__show"
@@ -904,6 +913,9 @@ _wanllmdb() {
             wanllmdb__subcmd__runs,notes)
                 cmd="wanllmdb__subcmd__runs__subcmd__notes"
                 ;;
+            wanllmdb__subcmd__runs,plot)
+                cmd="wanllmdb__subcmd__runs__subcmd__plot"
+                ;;
             wanllmdb__subcmd__runs,show)
                 cmd="wanllmdb__subcmd__runs__subcmd__show"
                 ;;
@@ -930,6 +942,9 @@ _wanllmdb() {
                 ;;
             wanllmdb__subcmd__runs__subcmd__help,notes)
                 cmd="wanllmdb__subcmd__runs__subcmd__help__subcmd__notes"
+                ;;
+            wanllmdb__subcmd__runs__subcmd__help,plot)
+                cmd="wanllmdb__subcmd__runs__subcmd__help__subcmd__plot"
                 ;;
             wanllmdb__subcmd__runs__subcmd__help,show)
                 cmd="wanllmdb__subcmd__runs__subcmd__help__subcmd__show"
@@ -1031,7 +1046,7 @@ _wanllmdb() {
 
     case "${cmd}" in
         wanllmdb)
-            opts="-q -v -h -V --host --api-key --project --quiet --verbose --help --version server login logout whoami auth init project run log sync runs logs files artifact sweep model admin audit completions generate-docs help"
+            opts="-q -v -h -V --host --api-key --project --quiet --verbose --help --version server login logout whoami auth init project run log sync runs logs open files artifact sweep model admin audit completions generate-docs help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3467,7 +3482,7 @@ _wanllmdb() {
             return 0
             ;;
         wanllmdb__subcmd__help)
-            opts="server login logout whoami auth init project run log sync runs logs files artifact sweep model admin audit completions generate-docs help"
+            opts="server login logout whoami auth init project run log sync runs logs open files artifact sweep model admin audit completions generate-docs help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -4432,6 +4447,20 @@ _wanllmdb() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        wanllmdb__subcmd__help__subcmd__open)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         wanllmdb__subcmd__help__subcmd__project)
             opts="create list show delete members"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -4587,7 +4616,7 @@ _wanllmdb() {
             return 0
             ;;
         wanllmdb__subcmd__help__subcmd__runs)
-            opts="list show compare history tag notes stop delete"
+            opts="list show compare history plot tag notes stop delete"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -4657,6 +4686,20 @@ _wanllmdb() {
             return 0
             ;;
         wanllmdb__subcmd__help__subcmd__runs__subcmd__notes)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wanllmdb__subcmd__help__subcmd__runs__subcmd__plot)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -5938,6 +5981,32 @@ _wanllmdb() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        wanllmdb__subcmd__open)
+            opts="-q -v -h -V --print --host --api-key --project --quiet --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --host)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --api-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --project)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         wanllmdb__subcmd__project)
             opts="-q -v -h -V --host --api-key --project --quiet --verbose --help --version create list show delete members help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -6523,7 +6592,7 @@ _wanllmdb() {
             return 0
             ;;
         wanllmdb__subcmd__runs)
-            opts="-q -v -h -V --host --api-key --project --quiet --verbose --help --version list show compare history tag notes stop delete help"
+            opts="-q -v -h -V --host --api-key --project --quiet --verbose --help --version list show compare history plot tag notes stop delete help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -6605,7 +6674,7 @@ _wanllmdb() {
             return 0
             ;;
         wanllmdb__subcmd__runs__subcmd__help)
-            opts="list show compare history tag notes stop delete help"
+            opts="list show compare history plot tag notes stop delete help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -6689,6 +6758,20 @@ _wanllmdb() {
             return 0
             ;;
         wanllmdb__subcmd__runs__subcmd__help__subcmd__notes)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wanllmdb__subcmd__runs__subcmd__help__subcmd__plot)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -6851,6 +6934,44 @@ _wanllmdb() {
                 return 0
             fi
             case "${prev}" in
+                --host)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --api-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --project)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wanllmdb__subcmd__runs__subcmd__plot)
+            opts="-q -v -h -V --keys --width --height --host --api-key --project --quiet --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --keys)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --width)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --height)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --host)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

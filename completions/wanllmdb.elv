@@ -41,6 +41,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand sync 'Upload spooled runs (offline runs, or what an outage left behind)'
             cand runs 'List, inspect, compare and change runs'
             cand logs 'Print or follow a run''s output'
+            cand open 'Print the web page of a run or project, and open it on a desktop'
             cand files 'Attach files to a run, list them, download them'
             cand artifact 'Version datasets, models and code: put, get, list, alias, reference, lineage'
             cand sweep 'Hyperparameter sweeps (W&B-format configs): create, run agents, inspect, control'
@@ -472,6 +473,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand show 'Show one run: state, config, git, host and metric summary'
             cand compare 'Compare runs side by side: config differences and summary metrics'
             cand history 'Print a run''s metric history'
+            cand plot 'Draw runs'' metrics in the terminal (Braille characters at the terminal''s width)'
             cand tag 'Add or remove tags'
             cand notes 'Replace a run''s notes'
             cand stop 'Ask a running run to stop (its wrapper stops the program at the next heartbeat)'
@@ -532,7 +534,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
         &'wanllmdb;runs;history'= {
             cand --keys 'Only these metrics (comma-separated) [default: all]'
             cand --format 'csv (one row per step, one column per metric) or json (the API''s columnar answer)'
-            cand --max-points 'Downsample each metric to about this many points (keeps extremes)'
+            cand --max-points 'Downsample each metric to at most this many buckets (each bucket''s last value; json adds min and max)'
             cand --min-step 'From this step'
             cand --max-step 'Up to this step'
             cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
@@ -544,6 +546,22 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand --verbose 'Print more about what happens'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wanllmdb;runs;plot'= {
+            cand --keys 'Metrics to plot (comma-separated), one chart each'
+            cand --width 'Width in characters [default: the terminal''s]'
+            cand --height 'Height of each chart in lines'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
             cand -V 'Print version'
             cand --version 'Print version'
         }
@@ -608,6 +626,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand show 'Show one run: state, config, git, host and metric summary'
             cand compare 'Compare runs side by side: config differences and summary metrics'
             cand history 'Print a run''s metric history'
+            cand plot 'Draw runs'' metrics in the terminal (Braille characters at the terminal''s width)'
             cand tag 'Add or remove tags'
             cand notes 'Replace a run''s notes'
             cand stop 'Ask a running run to stop (its wrapper stops the program at the next heartbeat)'
@@ -621,6 +640,8 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
         &'wanllmdb;runs;help;compare'= {
         }
         &'wanllmdb;runs;help;history'= {
+        }
+        &'wanllmdb;runs;help;plot'= {
         }
         &'wanllmdb;runs;help;tag'= {
         }
@@ -648,6 +669,20 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand --verbose 'Print more about what happens'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wanllmdb;open'= {
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand --print 'Only print the URL, even on a desktop'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
             cand -V 'Print version'
             cand --version 'Print version'
         }
@@ -2146,6 +2181,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand sync 'Upload spooled runs (offline runs, or what an outage left behind)'
             cand runs 'List, inspect, compare and change runs'
             cand logs 'Print or follow a run''s output'
+            cand open 'Print the web page of a run or project, and open it on a desktop'
             cand files 'Attach files to a run, list them, download them'
             cand artifact 'Version datasets, models and code: put, get, list, alias, reference, lineage'
             cand sweep 'Hyperparameter sweeps (W&B-format configs): create, run agents, inspect, control'
@@ -2214,6 +2250,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand show 'Show one run: state, config, git, host and metric summary'
             cand compare 'Compare runs side by side: config differences and summary metrics'
             cand history 'Print a run''s metric history'
+            cand plot 'Draw runs'' metrics in the terminal (Braille characters at the terminal''s width)'
             cand tag 'Add or remove tags'
             cand notes 'Replace a run''s notes'
             cand stop 'Ask a running run to stop (its wrapper stops the program at the next heartbeat)'
@@ -2227,6 +2264,8 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
         }
         &'wanllmdb;help;runs;history'= {
         }
+        &'wanllmdb;help;runs;plot'= {
+        }
         &'wanllmdb;help;runs;tag'= {
         }
         &'wanllmdb;help;runs;notes'= {
@@ -2236,6 +2275,8 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
         &'wanllmdb;help;runs;delete'= {
         }
         &'wanllmdb;help;logs'= {
+        }
+        &'wanllmdb;help;open'= {
         }
         &'wanllmdb;help;files'= {
             cand put 'Attach files or directories to a run (only bytes the server lacks are sent)'

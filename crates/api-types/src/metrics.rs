@@ -146,8 +146,20 @@ pub struct Series {
     pub timestamps: Vec<f64>,
     /// Points stored in the requested step range.
     pub total_points: u64,
-    /// True when the points were downsampled (each bucket's minimum and maximum kept).
+    /// True when the points were downsampled onto a grid of buckets: then `steps` are the
+    /// buckets' grid steps, `values` and `timestamps` each bucket's last point, and `min`,
+    /// `max` and `last` are present.
     pub downsampled: bool,
+    /// Smallest value of each bucket, aligned with `steps` (downsampled reads only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<Vec<MetricValue>>,
+    /// Largest value of each bucket, aligned with `steps` (downsampled reads only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<Vec<MetricValue>>,
+    /// Value of each bucket's last point, aligned with `steps` (downsampled reads only; the
+    /// same numbers as `values`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last: Option<Vec<MetricValue>>,
 }
 
 /// `GET /api/v1/runs/{id}/history` answer.

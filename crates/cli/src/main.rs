@@ -87,6 +87,8 @@ enum Command {
     Runs(commands::runs::RunsCommand),
     /// Print or follow a run's output
     Logs(commands::logs::LogsArgs),
+    /// Print the web page of a run or project, and open it on a desktop
+    Open(commands::open::OpenArgs),
     /// Attach files to a run, list them, download them
     #[command(subcommand)]
     Files(commands::files::FilesCommand),
@@ -184,6 +186,7 @@ async fn dispatch(command: Command, flags: GlobalFlags, printer: Printer) -> Res
         Command::Sync(args) => ok(commands::sync::sync(args, &flags, printer).await),
         Command::Runs(c) => ok(commands::runs::run(c, &flags, printer).await),
         Command::Logs(args) => ok(commands::logs::logs(args, &flags, printer).await),
+        Command::Open(args) => ok(commands::open::open(args, &flags, printer).await),
         Command::Files(c) => ok(commands::files::run(c, &flags, printer).await),
         Command::Artifact(c) => ok(commands::artifact::run(c, &flags, printer).await),
         Command::Sweep(c) => commands::sweep::run(c, &flags, printer).await,

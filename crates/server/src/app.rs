@@ -54,6 +54,7 @@ pub fn router(state: AppState) -> Router {
     api.merge(health::router())
         .merge(crate::telemetry::router(&state.config))
         .route("/api/v1/openapi.json", axum::routing::get(openapi::serve))
+        .merge(crate::ui::router(state.clone()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

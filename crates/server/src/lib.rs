@@ -24,6 +24,7 @@ pub mod sweeps;
 pub mod system;
 pub mod telemetry;
 pub mod transfer;
+pub mod ui;
 
 pub use app::{RunningServer, serve, start, start_with_store};
 pub use config::ServerConfig;

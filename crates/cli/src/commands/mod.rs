@@ -11,6 +11,8 @@ pub mod init;
 pub mod log;
 pub mod logs;
 pub mod model;
+pub mod open;
+pub mod plot;
 pub mod project;
 pub mod runs;
 pub mod server;

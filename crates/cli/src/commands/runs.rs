@@ -85,7 +85,7 @@ Examples:
         /// csv (one row per step, one column per metric) or json (the API's columnar answer)
         #[arg(long, value_enum, default_value_t = HistoryFormat::Csv)]
         format: HistoryFormat,
-        /// Downsample each metric to about this many points (keeps extremes)
+        /// Downsample each metric to at most this many buckets (each bucket's last value; json adds min and max)
         #[arg(long)]
         max_points: Option<usize>,
         /// From this step
@@ -94,6 +94,21 @@ Examples:
         /// Up to this step
         #[arg(long)]
         max_step: Option<i64>,
+    },
+    /// Draw runs' metrics in the terminal (Braille characters at the terminal's width)
+    Plot {
+        /// Run ids (one or more; their curves share each chart)
+        #[arg(required = true)]
+        runs: Vec<String>,
+        /// Metrics to plot (comma-separated), one chart each
+        #[arg(long, value_delimiter = ',', required = true)]
+        keys: Vec<String>,
+        /// Width in characters [default: the terminal's]
+        #[arg(long)]
+        width: Option<usize>,
+        /// Height of each chart in lines
+        #[arg(long, default_value_t = 12)]
+        height: usize,
     },
     /// Add or remove tags
     Tag {
@@ -303,6 +318,12 @@ pub async fn run(cmd: RunsCommand, flags: &GlobalFlags, printer: Printer) -> Cli
                 }
             }
         }
+        RunsCommand::Plot {
+            runs,
+            keys,
+            width,
+            height,
+        } => super::plot::plot(&api, runs, keys, width, height).await,
         RunsCommand::Tag { run, add, remove } => {
             if add.is_empty() && remove.is_empty() {
                 return Err(
@@ -585,6 +606,9 @@ mod tests {
                     timestamps: vec![0.0; 3],
                     total_points: 3,
                     downsampled: false,
+                    min: None,
+                    max: None,
+                    last: None,
                 },
                 Series {
                     key: "val,acc".into(),
@@ -593,6 +617,9 @@ mod tests {
                     timestamps: vec![0.0],
                     total_points: 1,
                     downsampled: false,
+                    min: None,
+                    max: None,
+                    last: None,
                 },
             ],
         };

@@ -215,6 +215,9 @@ pub async fn run_supervised(
         },
         spool.dir.display()
     ));
+    if !args.offline {
+        printer.info(format!("wanllmdb: view it at {}/runs/{id}", settings.host));
+    }
 
     let recorder = OutputRecorder::new(&spool, scalars)
         .map_err(|e| user_err!("cannot write the spool {}: {e}", spool.dir.display()))?;

@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod admin_routes;
 pub mod routes;
+pub mod web;
 
 use std::sync::Arc;
 
@@ -486,6 +487,17 @@ impl Accounts<'_> {
         username: &str,
         password: &str,
     ) -> ApiResult<TokenPair> {
+        let user_id = self.check_login(client, username, password).await?;
+        self.issue_pair(user_id, &random_hex(16)).await
+    }
+
+    /// Checks a username/password pair (rate-limited, audited) and returns the user's id.
+    pub async fn check_login(
+        &self,
+        client: &ClientInfo,
+        username: &str,
+        password: &str,
+    ) -> ApiResult<i64> {
         let subjects = failure_subjects(username, client);
         if let Some(wait) = self.retry_after(&subjects).await? {
             self.audit_failed_login(client, &subjects, username, "rate_limited", 429)
@@ -538,7 +550,7 @@ impl Accounts<'_> {
                 .status(200),
         )
         .await;
-        self.issue_pair(user.id, &random_hex(16)).await
+        Ok(user.id)
     }
 
     async fn issue_pair(&self, user_id: i64, family: &str) -> ApiResult<TokenPair> {
@@ -1037,7 +1049,14 @@ pub async fn resolve_actor(
         .get(axum::http::header::AUTHORIZATION)
         .map(|v| v.to_str().unwrap_or("").to_string());
     let actor = match header {
-        None => Actor::default(),
+        None => match web_session(&state, req.headers(), req.method(), req.uri().path()).await {
+            Ok(Some((user, session))) => {
+                req.extensions_mut().insert(session);
+                Actor { user: Some(user) }
+            }
+            Ok(None) => Actor::default(),
+            Err(e) => return e.into_response(),
+        },
         Some(h) => {
             let token = h
                 .strip_prefix("Bearer ")
@@ -1084,6 +1103,43 @@ pub async fn resolve_actor(
         audit::record(&state.store, ev).await;
     }
     resp
+}
+
+/// The browser session of a request without an Authorization header. A cookie that is no
+/// longer valid counts as anonymous (the page offers a login). A request a cookie
+/// authenticates is refused when it comes from another site's page, and, outside the web
+/// pages (which check their forms themselves), when it changes state without the session's
+/// CSRF token in the `X-CSRF-Token` header.
+async fn web_session(
+    state: &AppState,
+    headers: &axum::http::HeaderMap,
+    method: &axum::http::Method,
+    path: &str,
+) -> ApiResult<Option<(AuthUser, web::WebSession)>> {
+    let Some(token) = web::cookie(headers, web::SESSION_COOKIE) else {
+        return Ok(None);
+    };
+    let Ok((user, session)) = (Accounts { state }).authenticate_web(token).await else {
+        return Ok(None);
+    };
+    if web::foreign_origin(headers) {
+        return Err(ApiError::Forbidden(
+            "a request from another site's page cannot use this session".into(),
+        ));
+    }
+    if web::changes_state(method) && path.starts_with("/api/") {
+        let sent = headers
+            .get(web::CSRF_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if !web::same_token(sent, &session.csrf) {
+            return Err(ApiError::Forbidden(
+                "missing or wrong CSRF token: send the page's token in the X-CSRF-Token header"
+                    .into(),
+            ));
+        }
+    }
+    Ok(Some((user, session)))
 }
 
 /// Formats a user row for the API (used by `me`).

@@ -125,6 +125,23 @@ impl Logs<'_> {
 
     /// Lines of a run in order, filtered, at most `limit`.
     pub async fn page(&self, run_pk: i64, f: &LogFilter, limit: i64) -> ApiResult<Vec<LogLine>> {
+        self.select(run_pk, f, limit, false).await
+    }
+
+    /// The last `limit` lines of a run that pass the filter, in order (a log tail).
+    pub async fn tail(&self, run_pk: i64, f: &LogFilter, limit: i64) -> ApiResult<Vec<LogLine>> {
+        let mut lines = self.select(run_pk, f, limit, true).await?;
+        lines.reverse();
+        Ok(lines)
+    }
+
+    async fn select(
+        &self,
+        run_pk: i64,
+        f: &LogFilter,
+        limit: i64,
+        newest_first: bool,
+    ) -> ApiResult<Vec<LogLine>> {
         let mut wheres = vec!["run_pk = $1".to_string(), "id > $2".to_string()];
         let mut texts: Vec<String> = Vec::new();
         let mut ints: Vec<i64> = Vec::new();
@@ -168,8 +185,9 @@ impl Logs<'_> {
             n += 1;
         }
         let sql = format!(
-            "SELECT id, level, source, line_number, ts, message FROM log_lines WHERE {} ORDER BY id LIMIT ${n}",
-            wheres.join(" AND ")
+            "SELECT id, level, source, line_number, ts, message FROM log_lines WHERE {} ORDER BY id {} LIMIT ${n}",
+            wheres.join(" AND "),
+            if newest_first { "DESC" } else { "ASC" }
         );
         let after = f.after_seq.unwrap_or(0);
         let lines = on_backend!(self.store(), read pool => {

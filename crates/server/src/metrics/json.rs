@@ -151,11 +151,20 @@ fn push_series(out: &mut Pieces, s: &SeriesData) {
     out.push_owned(timestamps);
     out.push(b",\"total_points\":");
     out.push(itoa::Buffer::new().format(s.total_points).as_bytes());
-    out.push(if s.downsampled {
-        b",\"downsampled\":true}"
-    } else {
-        b",\"downsampled\":false}"
-    });
+    if !s.downsampled {
+        out.push(b",\"downsampled\":false}");
+        return;
+    }
+    out.push(b",\"downsampled\":true");
+    for (name, column) in [
+        (&b",\"min\":"[..], &s.min),
+        (b",\"max\":", &s.max),
+        (b",\"last\":", &s.values),
+    ] {
+        out.push(name);
+        out.push_owned(values_array(column));
+    }
+    out.push(b"}");
 }
 
 fn push_history(out: &mut Pieces, h: &RunHistory) {
@@ -234,6 +243,10 @@ mod tests {
                 });
             }
             s.total_points = n as u64;
+            if s.downsampled {
+                s.min = s.values.iter().map(|v| v - 1.0).collect();
+                s.max = s.values.iter().map(|v| v + 1.0).collect();
+            }
             let h = RunHistory {
                 run: "ab12cd34".into(),
                 series: vec![s.clone(), s],

@@ -4,6 +4,7 @@
 //! last chunk and add new ones; a batch that rewrites old steps (a retry, late points) merges
 //! the chunks it touches, so a point is stored once per (run, key, step).
 
+pub mod buckets;
 pub mod codec;
 pub mod json;
 pub mod routes;
@@ -21,7 +22,8 @@ use crate::error::{ApiError, ApiResult};
 use crate::runs::Runs;
 use crate::store::{Store, now_us, seconds_to_us, us_to_seconds};
 use crate::{on_backend, with_tx};
-use codec::{ChunkStats, Downsampler, Point};
+use buckets::{BucketWriter, Buckets, Grid};
+use codec::{ChunkStats, Point};
 
 /// Largest number of points in one chunk.
 pub const CHUNK_POINTS: usize = 1024;
@@ -43,7 +45,11 @@ struct ChunkRow {
     start_step: i64,
     end_step: i64,
     stats: ChunkStats,
+    /// The chunk's last point (None for chunks written before it was stored).
+    last: Option<Point>,
     data: Option<Vec<u8>>,
+    /// The last point of each block (with [`Fetch::Blocks`]; None for older chunks).
+    lasts: Option<Vec<u8>>,
 }
 
 #[derive(Debug, Clone)]
@@ -145,9 +151,11 @@ macro_rules! insert_chunk {
         let st = codec::chunk_stats(pts);
         let data = codec::encode_chunk(pts);
         let blocks = encode_blocks(pts);
+        let lasts = encode_lasts(pts);
+        let last = pts[pts.len() - 1];
         sqlx::query(
-            "INSERT INTO metric_chunks (series_id, start_step, end_step, count, min_step, min_value, min_ts, max_step, max_value, max_ts, data, blocks)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            "INSERT INTO metric_chunks (series_id, start_step, end_step, count, min_step, min_value, min_ts, max_step, max_value, max_ts, data, blocks, last_value, last_ts, lasts)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
         )
         .bind($series)
         .bind(st.start_step)
@@ -161,6 +169,9 @@ macro_rules! insert_chunk {
         .bind(st.max.map(|p| p.timestamp_us))
         .bind(data)
         .bind(blocks)
+        .bind((!last.value.is_nan()).then_some(last.value))
+        .bind(last.timestamp_us)
+        .bind(lasts)
         .execute(&mut *$tx)
         .await?;
     }};
@@ -193,36 +204,13 @@ fn encode_blocks(points: &[Point]) -> Vec<u8> {
     out
 }
 
-/// Groups consecutive units (chunks or blocks, each given by its minimum and maximum point)
-/// into at most `max_points / 2` buckets and appends each bucket's minimum and maximum in step
-/// order. NaN counts only where a bucket holds nothing else.
-fn push_bucket_extremes(series: &mut SeriesData, units: &[(Point, Point)], max_points: usize) {
-    let buckets = (max_points / 2).max(1);
-    let per_bucket = units.len().div_ceil(buckets).max(1);
-    for group in units.chunks(per_bucket) {
-        let (mut min, mut max) = group[0];
-        for (a, b) in group {
-            if a.value < min.value || (min.value.is_nan() && !a.value.is_nan()) {
-                min = *a;
-            }
-            if b.value > max.value || (max.value.is_nan() && !b.value.is_nan()) {
-                max = *b;
-            }
-        }
-        let pair = if min.step == max.step {
-            [Some(min), None]
-        } else if min.step < max.step {
-            [Some(min), Some(max)]
-        } else {
-            [Some(max), Some(min)]
-        };
-        for p in pair.into_iter().flatten() {
-            series.steps.push(p.step);
-            series.values.push(p.value);
-            series.timestamps_us.push(p.timestamp_us);
-        }
-    }
-    series.downsampled = true;
+/// The last point of every block of a chunk, encoded with the chunk codec.
+fn encode_lasts(points: &[Point]) -> Vec<u8> {
+    let lasts: Vec<Point> = points
+        .chunks(BLOCK_POINTS)
+        .map(|b| b[b.len() - 1])
+        .collect();
+    codec::encode_chunk(&lasts)
 }
 
 /// Decodes [`encode_blocks`] output into (min, max) pairs, one per block.
@@ -277,8 +265,13 @@ pub struct SeriesData {
     pub timestamps_us: Vec<i64>,
     /// Points stored in the requested range.
     pub total_points: u64,
-    /// Whether buckets were reduced to their extremes.
+    /// Whether the points were reduced to buckets: then `steps` are the buckets' grid steps,
+    /// `values` and `timestamps_us` their last points, and `min` and `max` their extremes.
     pub downsampled: bool,
+    /// Smallest value of each bucket (downsampled reads only).
+    pub min: Vec<f64>,
+    /// Largest value of each bucket (downsampled reads only).
+    pub max: Vec<f64>,
 }
 
 impl SeriesData {
@@ -296,8 +289,25 @@ impl SeriesData {
                 .collect(),
             total_points: self.total_points,
             downsampled: self.downsampled,
+            min: self.downsampled.then(|| wire(&self.min)),
+            max: self.downsampled.then(|| wire(&self.max)),
+            last: self.downsampled.then(|| wire(&self.values)),
         }
     }
+
+    /// Takes the buckets of a downsampled read.
+    fn set_buckets(&mut self, b: Buckets) {
+        self.steps = b.steps;
+        self.values = b.last;
+        self.timestamps_us = b.last_us;
+        self.min = b.min;
+        self.max = b.max;
+        self.downsampled = true;
+    }
+}
+
+fn wire(values: &[f64]) -> Vec<MetricValue> {
+    values.iter().copied().map(MetricValue).collect()
 }
 
 /// The history of one run.
@@ -317,6 +327,23 @@ impl RunHistory {
             series: self.series.iter().map(SeriesData::to_api).collect(),
         }
     }
+}
+
+/// The inclusive step range of a read, after checking the read's parameters.
+fn step_range(
+    min_step: Option<i64>,
+    max_step: Option<i64>,
+    max_points: Option<usize>,
+) -> ApiResult<(i64, i64)> {
+    if max_points.is_some_and(|m| m < 2) {
+        return Err(ApiError::invalid("max_points must be at least 2"));
+    }
+    let lo = min_step.unwrap_or(i64::MIN);
+    let hi = max_step.unwrap_or(i64::MAX);
+    if lo > hi {
+        return Err(ApiError::invalid("min_step is greater than max_step"));
+    }
+    Ok((lo, hi))
 }
 
 /// Moves columnar points into a series.
@@ -486,16 +513,17 @@ impl Metrics<'_> {
     ) -> ApiResult<Vec<ChunkRow>> {
         let sql: &'static str = match fetch {
             Fetch::Data => {
-                "SELECT start_step, end_step, count, min_step, min_value, min_ts, max_step, max_value, max_ts, data FROM metric_chunks WHERE series_id = $1 AND end_step >= $2 AND start_step <= $3 ORDER BY start_step"
+                "SELECT start_step, end_step, count, min_step, min_value, min_ts, max_step, max_value, max_ts, last_value, last_ts, data FROM metric_chunks WHERE series_id = $1 AND end_step >= $2 AND start_step <= $3 ORDER BY start_step"
             }
             Fetch::Blocks => {
-                "SELECT start_step, end_step, count, min_step, min_value, min_ts, max_step, max_value, max_ts, blocks AS data FROM metric_chunks WHERE series_id = $1 AND end_step >= $2 AND start_step <= $3 ORDER BY start_step"
+                "SELECT start_step, end_step, count, min_step, min_value, min_ts, max_step, max_value, max_ts, last_value, last_ts, blocks AS data, lasts FROM metric_chunks WHERE series_id = $1 AND end_step >= $2 AND start_step <= $3 ORDER BY start_step"
             }
             Fetch::Stats => {
-                "SELECT start_step, end_step, count, min_step, min_value, min_ts, max_step, max_value, max_ts FROM metric_chunks WHERE series_id = $1 AND end_step >= $2 AND start_step <= $3 ORDER BY start_step"
+                "SELECT start_step, end_step, count, min_step, min_value, min_ts, max_step, max_value, max_ts, last_value, last_ts FROM metric_chunks WHERE series_id = $1 AND end_step >= $2 AND start_step <= $3 ORDER BY start_step"
             }
         };
         let with_data = fetch != Fetch::Stats;
+        let with_lasts = fetch == Fetch::Blocks;
         Ok(on_backend!(self.store(), read pool => {
             let rows = sqlx::query(sql).bind(series_id).bind(lo).bind(hi).fetch_all(pool).await?;
             let mut out = Vec::with_capacity(rows.len());
@@ -506,6 +534,8 @@ impl Metrics<'_> {
                 };
                 let start_step: i64 = r.try_get("start_step")?;
                 let end_step: i64 = r.try_get("end_step")?;
+                let last_value: Option<f64> = r.try_get("last_value")?;
+                let last_ts: Option<i64> = r.try_get("last_ts")?;
                 out.push(ChunkRow {
                     start_step,
                     end_step,
@@ -516,7 +546,10 @@ impl Metrics<'_> {
                         min: point(r.try_get("min_step")?, r.try_get("min_value")?, r.try_get("min_ts")?),
                         max: point(r.try_get("max_step")?, r.try_get("max_value")?, r.try_get("max_ts")?),
                     },
+                    // A stored last time with no value is a NaN (SQLite cannot store NaN).
+                    last: last_ts.map(|timestamp_us| Point { step: end_step, value: last_value.unwrap_or(f64::NAN), timestamp_us }),
                     data: if with_data { Some(r.try_get("data")?) } else { None },
+                    lasts: if with_lasts { r.try_get("lasts")? } else { None },
                 });
             }
             out
@@ -548,18 +581,20 @@ impl Metrics<'_> {
         Ok(out)
     }
 
-    /// Reads one series in a step range, downsampled to at most `max_points`.
+    /// Reads one series in a step range; above `max_points` points it is downsampled onto
+    /// `grid` (or, for a read of one run, onto a grid over the series' own range).
     ///
-    /// Coarse reads (at least one whole chunk per bucket) use buckets made of whole chunks and
-    /// take each bucket's extremes from the chunk rows' stored minimum and maximum, so no blob
-    /// is read except where the step range cuts a chunk. Finer reads decode the points and use
-    /// buckets of equal step width. Either way every bucket's minimum and maximum are exact.
+    /// The cheapest source that still sees every point is used: with at least a chunk's worth
+    /// of points per bucket, the chunk rows' stored extremes and last points (no blob read);
+    /// with at least a block's worth, the per-block summaries; otherwise the points
+    /// themselves. Chunks the step range cuts, the first chunk (so the first point is exact)
+    /// and chunks written before their last points were stored are decoded.
     async fn read_series(
         &self,
         s: &SeriesRow,
-        lo: i64,
-        hi: i64,
+        (lo, hi): (i64, i64),
         max_points: Option<usize>,
+        grid: Option<Grid>,
     ) -> ApiResult<SeriesData> {
         let series = SeriesData {
             key: s.key.clone(),
@@ -571,80 +606,81 @@ impl Metrics<'_> {
         let Some(maxp) = max_points.filter(|m| s.count as u64 > *m as u64) else {
             return self.read_raw(series, s.id, lo, hi).await;
         };
-        let buckets = (maxp / 2).max(1);
-        let count = s.count as usize;
-        if count >= buckets * CHUNK_POINTS {
-            self.read_extremes(series, s.id, (lo, hi), maxp, Fetch::Stats)
-                .await
-        } else if count >= buckets * BLOCK_POINTS {
-            self.read_extremes(series, s.id, (lo, hi), maxp, Fetch::Blocks)
-                .await
+        let per_bucket = s.count as u64 / grid.map_or(maxp as u64, |g| g.len());
+        let unit = if per_bucket >= CHUNK_POINTS as u64 {
+            Fetch::Stats
+        } else if per_bucket >= BLOCK_POINTS as u64 {
+            Fetch::Blocks
         } else {
-            self.read_fine(series, s.id, lo, hi, maxp).await
+            return self.read_fine(series, s.id, (lo, hi), maxp, grid).await;
+        };
+        let rows = self.chunk_rows(s.id, lo, hi, unit).await?;
+        let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
+            return Ok(series);
+        };
+        let grid = grid
+            .unwrap_or_else(|| Grid::new(first.start_step.max(lo), last.end_step.min(hi), maxp));
+        let decode_whole = |i: usize, c: &ChunkRow| {
+            i == 0
+                || c.start_step < lo
+                || c.end_step > hi
+                || c.last.is_none()
+                || (unit == Fetch::Blocks && c.lasts.is_none())
+        };
+        let needed: Vec<i64> = rows
+            .iter()
+            .enumerate()
+            .filter(|(i, c)| decode_whole(*i, c))
+            .map(|(_, c)| c.start_step)
+            .collect();
+        let blobs = self.chunk_blobs(s.id, &needed).await?;
+        let mut out = BucketWriter::new(grid);
+        let mut total = 0u64;
+        for c in &rows {
+            if let Some(data) = blobs.get(&c.start_step) {
+                for p in decode(data)? {
+                    if p.step >= lo && p.step <= hi {
+                        total += 1;
+                        out.point(p);
+                    }
+                }
+                continue;
+            }
+            total += c.stats.count as u64;
+            let last = c
+                .last
+                .ok_or_else(|| ApiError::Internal("metric chunk without its last point".into()))?;
+            if unit == Fetch::Blocks {
+                let extremes = decode_blocks(c.data.as_deref().unwrap_or_default())?;
+                let lasts = decode(c.lasts.as_deref().unwrap_or_default())?;
+                if extremes.len() != lasts.len() {
+                    return Err(ApiError::Internal("corrupt metric block summary".into()));
+                }
+                for ((min, max), last) in extremes.into_iter().zip(lasts) {
+                    out.unit(min.value, max.value, last);
+                }
+            } else {
+                let value = |p: Option<Point>| p.map_or(f64::NAN, |p| p.value);
+                out.unit(value(c.stats.min), value(c.stats.max), last);
+            }
         }
+        if total <= maxp as u64 {
+            return self.read_raw(series, s.id, lo, hi).await;
+        }
+        let mut series = series;
+        series.total_points = total;
+        series.set_buckets(out.finish());
+        Ok(series)
     }
 
-    /// Downsampling from stored extremes: buckets are runs of whole units (chunks, whose
-    /// extremes sit in the chunk rows, or 32-point blocks, from the block summaries). Chunks
-    /// the step range cuts, and chunks holding only NaN, are decoded and re-cut into units.
-    async fn read_extremes(
+    /// Downsampling from decoded points.
+    async fn read_fine(
         &self,
         mut series: SeriesData,
         series_id: i64,
         (lo, hi): (i64, i64),
         maxp: usize,
-        unit: Fetch,
-    ) -> ApiResult<SeriesData> {
-        let unit_points = if unit == Fetch::Blocks {
-            BLOCK_POINTS
-        } else {
-            CHUNK_POINTS
-        };
-        let rows = self.chunk_rows(series_id, lo, hi, unit).await?;
-        let decode_whole = |c: &ChunkRow| {
-            c.start_step < lo || c.end_step > hi || (unit == Fetch::Stats && c.stats.min.is_none())
-        };
-        let needed: Vec<i64> = rows
-            .iter()
-            .filter(|c| decode_whole(c))
-            .map(|c| c.start_step)
-            .collect();
-        let blobs = self.chunk_blobs(series_id, &needed).await?;
-        let mut units: Vec<(Point, Point)> = Vec::with_capacity(rows.len());
-        let mut total = 0u64;
-        for c in &rows {
-            if let Some(data) = blobs.get(&c.start_step) {
-                let mut pts = decode(data)?;
-                pts.retain(|p| p.step >= lo && p.step <= hi);
-                total += pts.len() as u64;
-                units.extend(pts.chunks(unit_points).map(block_extremes));
-                continue;
-            }
-            total += c.stats.count as u64;
-            match (unit, c.stats.min, c.stats.max) {
-                (Fetch::Blocks, _, _) => {
-                    units.extend(decode_blocks(c.data.as_deref().unwrap_or_default())?)
-                }
-                (_, Some(a), Some(b)) => units.push((a, b)),
-                _ => return Err(ApiError::Internal("metric chunk without extremes".into())),
-            }
-        }
-        if total <= maxp as u64 {
-            return self.read_raw(series, series_id, lo, hi).await;
-        }
-        push_bucket_extremes(&mut series, &units, maxp);
-        series.total_points = total;
-        Ok(series)
-    }
-
-    /// Downsampling from decoded points, with buckets of equal step width.
-    async fn read_fine(
-        &self,
-        mut series: SeriesData,
-        series_id: i64,
-        lo: i64,
-        hi: i64,
-        maxp: usize,
+        grid: Option<Grid>,
     ) -> ApiResult<SeriesData> {
         let (steps, values, ts) = self.points(series_id, lo, hi).await?;
         series.total_points = steps.len() as u64;
@@ -652,22 +688,16 @@ impl Metrics<'_> {
             fill(&mut series, steps, values, ts);
             return Ok(series);
         }
-        let mut ds = Downsampler::new(steps[0], steps[steps.len() - 1], maxp);
+        let grid = grid.unwrap_or_else(|| Grid::new(steps[0], steps[steps.len() - 1], maxp));
+        let mut out = BucketWriter::new(grid);
         for i in 0..steps.len() {
-            ds.add_point(Point {
+            out.point(Point {
                 step: steps[i],
                 value: values[i],
                 timestamp_us: ts[i],
             });
         }
-        let out = ds.finish();
-        fill(
-            &mut series,
-            out.iter().map(|p| p.step).collect(),
-            out.iter().map(|p| p.value).collect(),
-            out.iter().map(|p| p.timestamp_us).collect(),
-        );
-        series.downsampled = true;
+        series.set_buckets(out.finish());
         Ok(series)
     }
 
@@ -741,23 +771,62 @@ impl Metrics<'_> {
         max_step: Option<i64>,
         max_points: Option<usize>,
     ) -> ApiResult<RunHistory> {
-        if max_points.is_some_and(|m| m < 2) {
-            return Err(ApiError::invalid("max_points must be at least 2"));
-        }
-        let lo = min_step.unwrap_or(i64::MIN);
-        let hi = max_step.unwrap_or(i64::MAX);
-        if lo > hi {
-            return Err(ApiError::invalid("min_step is greater than max_step"));
-        }
+        let range = step_range(min_step, max_step, max_points)?;
         let rows = self.series_rows(run_pk, keys).await?;
+        self.read_run(run_id, &rows, range, max_points, None).await
+    }
+
+    /// Reads the given series of one run; `grids` holds the shared grid of each key.
+    async fn read_run(
+        &self,
+        run_id: &str,
+        rows: &[SeriesRow],
+        range: (i64, i64),
+        max_points: Option<usize>,
+        grids: Option<&HashMap<String, Grid>>,
+    ) -> ApiResult<RunHistory> {
         let mut series = Vec::with_capacity(rows.len());
-        for s in &rows {
-            series.push(self.read_series(s, lo, hi, max_points).await?);
+        for s in rows {
+            let grid = grids.and_then(|g| g.get(&s.key)).copied();
+            series.push(self.read_series(s, range, max_points, grid).await?);
         }
         Ok(RunHistory {
             run: run_id.to_string(),
             series,
         })
+    }
+
+    /// One grid per key over the union of the step ranges of the series that will be
+    /// downsampled, so every run's buckets of a key sit on the same steps.
+    async fn shared_grids(
+        &self,
+        runs: &[(String, Vec<SeriesRow>)],
+        (lo, hi): (i64, i64),
+        max_points: usize,
+    ) -> ApiResult<HashMap<String, Grid>> {
+        let mut spans: HashMap<String, (i64, i64)> = HashMap::new();
+        for (_, rows) in runs {
+            for s in rows.iter().filter(|s| s.count as u64 > max_points as u64) {
+                let Some((first, last)) = self.span(s.id, lo, hi).await? else {
+                    continue;
+                };
+                let e = spans.entry(s.key.clone()).or_insert((first, last));
+                *e = (e.0.min(first), e.1.max(last));
+            }
+        }
+        Ok(spans
+            .into_iter()
+            .map(|(k, (a, b))| (k, Grid::new(a, b, max_points)))
+            .collect())
+    }
+
+    /// First and last stored step of a series within a range (clamped to it).
+    async fn span(&self, series_id: i64, lo: i64, hi: i64) -> ApiResult<Option<(i64, i64)>> {
+        let (first, last): (Option<i64>, Option<i64>) = on_backend!(self.store(), read pool => {
+            sqlx::query_as("SELECT MIN(start_step), MAX(end_step) FROM metric_chunks WHERE series_id = $1 AND end_step >= $2 AND start_step <= $3")
+                .bind(series_id).bind(lo).bind(hi).fetch_one(pool).await?
+        });
+        Ok(first.zip(last).map(|(a, b)| (a.max(lo), b.min(hi))))
     }
 
     /// Every value of one key of a run, in step order (the sweep controller's input).
@@ -793,17 +862,23 @@ impl Metrics<'_> {
         if run_ids.len() > 1000 {
             return Err(ApiError::invalid("at most 1000 runs per query"));
         }
+        let range = step_range(min_step, max_step, max_points)?;
         let runs = Runs { state: self.state };
         let mut loaded = Vec::with_capacity(run_ids.len());
         for id in run_ids {
             let (run, _) = runs.load(actor, id).await?;
-            loaded.push((run.pk, id.clone()));
+            loaded.push((id.clone(), self.series_rows(run.pk, keys).await?));
         }
+        let grids = match max_points {
+            Some(m) => self.shared_grids(&loaded, range, m).await?,
+            None => HashMap::new(),
+        };
         // Runs are read concurrently: decoding is CPU work that can use every core.
         use futures_util::StreamExt;
+        let grids = &grids;
         let results: Vec<ApiResult<RunHistory>> = futures_util::stream::iter(loaded)
-            .map(|(pk, id)| async move {
-                self.history_of(pk, &id, keys, min_step, max_step, max_points)
+            .map(|(id, rows)| async move {
+                self.read_run(&id, &rows, range, max_points, Some(grids))
                     .await
             })
             .buffered(4)

@@ -202,6 +202,9 @@ mod tests {
             Cell::Int(None),
             Cell::Bytes(Some(vec![0, 255, 10])),
             Cell::Bytes(Some(Vec::new())),
+            Cell::Float(Some(2.5)),
+            Cell::Int(Some(5)),
+            Cell::Bytes(None),
         ];
         let mut line = Vec::new();
         write_line(chunks, &cells, &mut line);

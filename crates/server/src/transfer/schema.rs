@@ -88,7 +88,8 @@ tables! {
         "set_nan": B, "is_set": B, "updated_at": I }
     "metric_chunks" ["series_id", "start_step"] { "series_id": I, "start_step": I,
         "end_step": I, "count": I, "min_step": I, "min_value": F, "min_ts": I, "max_step": I,
-        "max_value": F, "max_ts": I, "data": Y, "blocks": Y }
+        "max_value": F, "max_ts": I, "data": Y, "blocks": Y, "last_value": F, "last_ts": I,
+        "lasts": Y }
     "log_lines" ["id"] { "id": I, "run_pk": I, "level": T, "source": T, "line_number": I,
         "ts": I, "message": T }
     "blobs" ["digest"] { "digest": T, "size": I, "md5": T, "created_at": I }

@@ -15,6 +15,22 @@ async fn setup(ctx: &Ctx) -> (String, String) {
     (k, id)
 }
 
+fn ints(v: &Value) -> Vec<i64> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_i64().unwrap())
+        .collect()
+}
+
+fn floats(v: &Value) -> Vec<f64> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect()
+}
+
 fn points(range: std::ops::Range<i64>, f: impl Fn(i64) -> f64) -> Value {
     let pts: Vec<Value> = range
         .map(|s| json!({"step": s, "timestamp": 1_764_250_000.0 + s as f64 * 0.01, "values": {"loss": f(s), "acc": s as f64 / 1000.0}}))
@@ -321,6 +337,47 @@ each_backend!(downsampling_keeps_extremes, |ctx| {
             .await;
         assert_eq!(s, StatusCode::OK);
     }
+    let check = |h: &Value, max_points: usize| {
+        let series = &h["series"][0];
+        assert_eq!(series["downsampled"], true);
+        assert_eq!(series["total_points"], 20_000);
+        let steps = ints(&series["steps"]);
+        let (min, max, last) = (
+            floats(&series["min"]),
+            floats(&series["max"]),
+            floats(&series["last"]),
+        );
+        assert_eq!(
+            floats(&series["values"]),
+            last,
+            "values are the last points"
+        );
+        assert!(
+            steps.len() <= max_points && steps.len() >= max_points / 2,
+            "{max_points}: {}",
+            steps.len()
+        );
+        assert_eq!((min.len(), max.len()), (steps.len(), steps.len()));
+        assert!(steps.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(steps[0], 0, "{max_points}: first point kept");
+        assert_eq!(last[0], f(0));
+        assert_eq!(
+            *steps.last().unwrap(),
+            19_999,
+            "{max_points}: last point kept"
+        );
+        assert_eq!(*last.last().unwrap(), f(19_999));
+        assert!(
+            max.contains(&100.0) && min.contains(&-100.0),
+            "{max_points}: spikes kept"
+        );
+        for i in 0..steps.len() {
+            assert!(
+                min[i] <= last[i] && last[i] <= max[i],
+                "{max_points}: bucket {i}"
+            );
+        }
+    };
     for max_points in [10usize, 100, 1000, 3000] {
         let (s, h) = ctx
             .get(
@@ -329,35 +386,23 @@ each_backend!(downsampling_keeps_extremes, |ctx| {
             )
             .await;
         assert_eq!(s, StatusCode::OK);
-        let series = &h["series"][0];
-        assert_eq!(series["downsampled"], true);
-        assert_eq!(series["total_points"], 20_000);
-        let steps: Vec<i64> = series["steps"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_i64().unwrap())
-            .collect();
-        let values: Vec<f64> = series["values"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_f64().unwrap())
-            .collect();
-        assert!(
-            steps.len() <= max_points && steps.len() >= max_points / 2,
-            "{max_points}: {}",
-            steps.len()
-        );
-        assert!(steps.windows(2).all(|w| w[0] < w[1]));
-        assert!(
-            steps.contains(&7_777) && steps.contains(&13_001),
-            "{max_points}: spikes kept"
-        );
-        assert!(values.contains(&100.0) && values.contains(&-100.0));
-        for (s, v) in steps.iter().zip(&values) {
-            assert_eq!(*v, f(*s), "downsampled points are real points");
-        }
+        check(&h, max_points);
+    }
+    // Chunks stored before their last points were kept are decoded instead.
+    wanllmdb_server::on_backend!(ctx.store, write pool => {
+        sqlx::query("UPDATE metric_chunks SET last_value = NULL, last_ts = NULL, lasts = NULL")
+            .execute(pool)
+            .await
+            .unwrap();
+    });
+    for max_points in [10usize, 100, 1000] {
+        let (_, h) = ctx
+            .get(
+                &format!("/api/v1/runs/{id}/history?keys=loss&max_points={max_points}"),
+                Some(&k),
+            )
+            .await;
+        check(&h, max_points);
     }
     // Within a step range, and a range holding fewer points than max_points is returned whole.
     let (_, h) = ctx
@@ -374,7 +419,16 @@ each_backend!(downsampling_keeps_extremes, |ctx| {
         .iter()
         .map(|v| v.as_i64().unwrap())
         .collect();
-    assert!(steps.iter().all(|s| (7000..=8999).contains(s)) && steps.contains(&7_777));
+    assert!(steps.iter().all(|s| (7000..=8999).contains(s)));
+    assert_eq!(
+        (steps[0], *steps.last().unwrap()),
+        (7000, 8999),
+        "zoom keeps its ends"
+    );
+    assert!(
+        floats(&h["series"][0]["max"]).contains(&100.0),
+        "the spike survives a zoom"
+    );
     assert_eq!(h["series"][0]["total_points"], 2000);
     let (_, h) = ctx
         .get(
@@ -408,7 +462,8 @@ each_backend!(multi_run_query, |ctx| {
         ctx.post(
             &format!("/api/v1/runs/{id}/history"),
             Some(&k),
-            points(0..3000, |s| (s as f64) * (i as f64 + 1.0)),
+            // Run b stops at step 1999: its buckets still sit on a's grid.
+            points(0..3000 - 1000 * i as i64, |s| (s as f64) * (i as f64 + 1.0)),
         )
         .await;
     }
@@ -424,21 +479,41 @@ each_backend!(multi_run_query, |ctx| {
     assert_eq!(results.len(), 2);
     assert_eq!(results[0]["run"], b.as_str());
     assert_eq!(results[1]["run"], a.as_str());
-    for r in results {
+    for (r, total) in results.iter().zip([2000, 3000]) {
         assert_eq!(r["series"].as_array().unwrap().len(), 1);
         assert!(r["series"][0]["steps"].as_array().unwrap().len() <= 100);
-        assert_eq!(r["series"][0]["total_points"], 3000);
+        assert_eq!(r["series"][0]["total_points"], total);
+        assert_eq!(r["series"][0]["downsampled"], true);
     }
-    assert_eq!(
-        results[0]["series"][0]["values"]
-            .as_array()
-            .unwrap()
-            .last()
-            .unwrap()
-            .as_f64()
-            .unwrap(),
-        2999.0 * 2.0
+    let (steps_b, steps_a) = (
+        ints(&results[0]["series"][0]["steps"]),
+        ints(&results[1]["series"][0]["steps"]),
     );
+    assert_eq!((steps_a[0], *steps_a.last().unwrap()), (0, 2999));
+    assert!(
+        steps_b.iter().all(|s| steps_a.contains(s)),
+        "one grid for both runs: {steps_b:?} vs {steps_a:?}"
+    );
+    let last_b = *steps_b.last().unwrap();
+    assert!((1999..2999).contains(&last_b), "{last_b}");
+    assert_eq!(
+        *floats(&results[0]["series"][0]["last"]).last().unwrap(),
+        1999.0 * 2.0,
+        "b's last bucket ends on its last point"
+    );
+    // A single-run read of b has its own grid, ending on its last step.
+    let (_, h) = ctx
+        .get(
+            &format!("/api/v1/runs/{b}/history?keys=loss&max_points=100"),
+            Some(&k),
+        )
+        .await;
+    assert_eq!(*ints(&h["series"][0]["steps"]).last().unwrap(), 1999);
+    // Plain reads carry no bucket arrays.
+    let (_, h) = ctx
+        .get(&format!("/api/v1/runs/{b}/history?keys=loss"), Some(&k))
+        .await;
+    assert!(h["series"][0].get("min").is_none() && h["series"][0].get("last").is_none());
 
     // Someone else's private run is not found, and nothing leaks.
     let other = ctx.user("mallory").await;

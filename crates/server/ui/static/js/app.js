@@ -1,0 +1,20 @@
+// Starts the widgets a page holds. Each widget lives in its own module and reads what it
+// needs from data- attributes.
+
+import { initChartGrid } from './chartgrid.js';
+import { initLogs } from './logs.js';
+import { initColumnPicker, initRunTable } from './runtable.js';
+
+/** @param {ParentNode} root */
+function start(root) {
+  root.querySelectorAll('[data-chart-grid]').forEach((el) => initChartGrid(/** @type {HTMLElement} */ (el)));
+  root.querySelectorAll('[data-logs]').forEach((el) => initLogs(/** @type {HTMLElement} */ (el)));
+  root.querySelectorAll('[data-run-table]').forEach((el) => initRunTable(/** @type {HTMLTableElement} */ (el)));
+  root.querySelectorAll('[data-column-picker]').forEach((el) => initColumnPicker(/** @type {HTMLFormElement} */ (el)));
+}
+
+start(document);
+document.body.addEventListener('htmx:load', (e) => {
+  const target = /** @type {CustomEvent} */ (e).target;
+  if (target instanceof HTMLElement && target !== document.body) start(target);
+});

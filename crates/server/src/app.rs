@@ -108,6 +108,14 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
     doc
 }
 
+/// The OpenAPI document as served: every operation with its security requirement and the
+/// error statuses it can answer.
+pub fn openapi_json() -> Result<String, serde_json::Error> {
+    let mut doc = serde_json::to_value(openapi_document())?;
+    openapi::complete(&mut doc);
+    serde_json::to_string(&doc)
+}
+
 async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
     ApiError::MethodNotAllowed(format!("{method} is not supported on {}", uri.path()))
 }
@@ -170,9 +178,7 @@ pub async fn build_state(
         .await
         .map_err(|e| StartError::Other(e.to_string()))?;
     let (log_events, _) = broadcast::channel(1024);
-    let openapi_json = Arc::new(
-        serde_json::to_string(&openapi_document()).map_err(|e| StartError::Other(e.to_string()))?,
-    );
+    let openapi_json = Arc::new(openapi_json().map_err(|e| StartError::Other(e.to_string()))?);
     let blobs = match &config.s3 {
         None => crate::blobs::BlobStore::local(config.data_dir.join("blobs")),
         Some(cfg) => {

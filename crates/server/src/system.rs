@@ -35,7 +35,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// administrators only.
 #[utoipa::path(get, path = "/system/metrics", tag = "system",
     responses((status = 200, body = SystemMetrics), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)))]
+        (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)),
+    security(("bearer" = [])))]
 async fn system_metrics(
     State(state): State<AppState>,
     actor: Actor,

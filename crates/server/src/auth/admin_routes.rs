@@ -71,7 +71,8 @@ struct ApiKeysQuery {
 /// Every account, by username (server administrators).
 #[utoipa::path(get, path = "/admin/users", tag = "admin", params(UsersQuery),
     responses((status = 200, body = Page<AdminUser>), (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+    security(("bearer" = [])))]
 async fn list_users(
     State(state): State<AppState>,
     actor: Actor,
@@ -105,7 +106,8 @@ async fn create_user(
 #[utoipa::path(get, path = "/admin/users/{username}", tag = "admin",
     params(("username" = String, Path, description = "username")),
     responses((status = 200, body = AdminUser), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
 async fn show_user(
     State(state): State<AppState>,
     actor: Actor,
@@ -224,7 +226,8 @@ async fn reset_password(
 /// Active API keys of every account, or of one (never the secrets).
 #[utoipa::path(get, path = "/admin/api-keys", tag = "admin", params(ApiKeysQuery),
     responses((status = 200, body = Page<AdminApiKey>), (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
 async fn list_api_keys(
     State(state): State<AppState>,
     actor: Actor,

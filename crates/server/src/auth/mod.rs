@@ -66,9 +66,7 @@ pub struct Actor {
 impl Actor {
     /// The user, or 401.
     pub fn require_user(&self) -> ApiResult<&AuthUser> {
-        self.user
-            .as_ref()
-            .ok_or_else(|| ApiError::Unauthenticated("authentication required: send an 'Authorization: Bearer <token or API key>' header".into()))
+        self.user.as_ref().ok_or_else(authentication_required)
     }
 
     /// The user's id, if any.
@@ -1087,6 +1085,10 @@ pub async fn resolve_actor(
             }
         }
     };
+    if actor.user.is_none() && needs_credentials(req.method(), req.uri().path()) {
+        // Refused before the body is read or the path is looked up.
+        return authentication_required().into_response();
+    }
     let who = actor.user.as_ref().map(|u| (u.id, u.username.clone()));
     let client = ClientInfo::from_request(&req);
     req.extensions_mut().insert(actor);
@@ -1103,6 +1105,31 @@ pub async fn resolve_actor(
         audit::record(&state.store, ev).await;
     }
     resp
+}
+
+/// The 401 of a call that needs a signed-in caller and has none.
+fn authentication_required() -> ApiError {
+    ApiError::Unauthenticated(
+        "authentication required: send an 'Authorization: Bearer <token or API key>' header".into(),
+    )
+}
+
+/// API calls that change something need a signed-in caller, except the ones that create
+/// credentials and the signed transfer URLs (which carry their own). Reads may be anonymous:
+/// public projects are readable by anyone.
+fn needs_credentials(method: &axum::http::Method, path: &str) -> bool {
+    const OPEN: [&str; 5] = [
+        "/api/v1/auth/login",
+        "/api/v1/auth/register",
+        "/api/v1/auth/refresh",
+        "/api/v1/uploads/",
+        "/api/v1/blobs/",
+    ];
+    let reads = matches!(
+        *method,
+        axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
+    );
+    !reads && path.starts_with("/api/v1/") && !OPEN.iter().any(|p| path.starts_with(p))
 }
 
 /// The browser session of a request without an Authorization header. A cookie that is no

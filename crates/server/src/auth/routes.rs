@@ -31,7 +31,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// Create an account.
 #[utoipa::path(post, path = "/auth/register", tag = "auth", request_body = RegisterRequest,
-    responses((status = 201, body = User), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 201, body = User), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security((), ("bearer" = [])))]
 async fn register(
     State(state): State<AppState>,
     actor: Actor,
@@ -47,7 +48,8 @@ async fn register(
 /// Log in with a username (or email) and password, as JSON or as the OAuth2 password-flow form.
 #[utoipa::path(post, path = "/auth/login", tag = "auth", request_body(content(
         (LoginRequest = "application/json"), (LoginRequest = "application/x-www-form-urlencoded"))),
-    responses((status = 200, body = TokenPair), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
+    responses((status = 200, body = TokenPair), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)),
+    security(()))]
 async fn login(
     State(state): State<AppState>,
     client: ClientInfo,
@@ -66,7 +68,8 @@ async fn login(
 /// `refresh_token=…`.
 #[utoipa::path(post, path = "/auth/refresh", tag = "auth", request_body(content(
         (RefreshRequest = "application/json"), (RefreshRequest = "application/x-www-form-urlencoded"))),
-    responses((status = 200, body = TokenPair), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = TokenPair), (status = 401, body = ErrorBody)),
+    security(()))]
 async fn refresh(
     State(state): State<AppState>,
     client: ClientInfo,
@@ -103,7 +106,8 @@ async fn logout(
 
 /// The calling user.
 #[utoipa::path(get, path = "/auth/me", tag = "auth",
-    responses((status = 200, body = User), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = User), (status = 401, body = ErrorBody)),
+    security(("bearer" = [])))]
 async fn me(State(state): State<AppState>, actor: Actor) -> ApiResult<Json<User>> {
     let user = actor.require_user()?;
     Ok(Json(super::me(&state, user).await?))
@@ -144,7 +148,8 @@ async fn create_api_key(
 
 /// List the caller's API keys.
 #[utoipa::path(get, path = "/auth/api-keys", tag = "auth",
-    responses((status = 200, body = Vec<ApiKey>), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = Vec<ApiKey>), (status = 401, body = ErrorBody)),
+    security(("bearer" = [])))]
 async fn list_api_keys(
     State(state): State<AppState>,
     actor: Actor,

@@ -130,7 +130,8 @@ async fn delete_file(
 /// Download bytes with a signed URL (from `GET /runs/{id}/file`). No other credentials.
 #[utoipa::path(get, path = "/blobs/{token}", tag = "files", params(("token" = String, Path)),
     responses((status = 200, description = "the bytes", content_type = "application/octet-stream"),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(()))]
 async fn download_blob(
     State(state): State<AppState>,
     Path(token): Path<String>,
@@ -143,7 +144,8 @@ async fn download_blob(
 #[utoipa::path(put, path = "/blobs/{token}", tag = "files", params(("token" = String, Path)),
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
     responses((status = 200, body = UploadReceipt, description = "the run file, or for an artifact draft the content received"),
-        (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+        (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(()))]
 async fn upload_blob(
     State(state): State<AppState>,
     Path(token): Path<String>,
@@ -158,7 +160,8 @@ async fn upload_blob(
 #[utoipa::path(post, path = "/blobs/{token}/complete", tag = "files", params(("token" = String, Path)),
     request_body(content = CompleteUploadRequest, description = "only for uploads sent in parts"),
     responses((status = 200, body = UploadReceipt), (status = 400, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(()))]
 async fn complete_upload(
     State(state): State<AppState>,
     Path(token): Path<String>,
@@ -180,7 +183,8 @@ async fn complete_upload(
 #[utoipa::path(post, path = "/blobs/batch", tag = "files",
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
     responses((status = 200, body = BatchUploadResult), (status = 400, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 413, body = ErrorBody)))]
+        (status = 403, body = ErrorBody), (status = 413, body = ErrorBody)),
+    security(()))]
 async fn upload_batch(
     State(state): State<AppState>,
     body: Body,
@@ -193,7 +197,8 @@ async fn upload_batch(
 /// big-endian, then the bytes. Every token must be a valid download token.
 #[utoipa::path(post, path = "/blobs/bundle", tag = "files", request_body = BundleRequest,
     responses((status = 200, description = "the framed bytes", content_type = "application/octet-stream"),
-        (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+        (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)),
+    security(()))]
 async fn download_bundle(
     State(state): State<AppState>,
     JsonBody(req): JsonBody<BundleRequest>,

@@ -15,6 +15,7 @@ mod matrix;
 mod metrics;
 #[path = "../../../../tests/support/moto.rs"]
 mod moto;
+mod openapi;
 mod projects;
 mod registry;
 mod registry_surface;

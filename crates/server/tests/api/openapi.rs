@@ -83,12 +83,11 @@ each_backend!(every_operation_is_described_as_it_behaves, |ctx| {
                 ));
             }
             for error in ["400", "401", "404", "500"] {
-                if let Some(r) = op["responses"].get(error) {
-                    if r.pointer("/content/application~1json/schema/$ref")
+                if let Some(r) = op["responses"].get(error)
+                    && r.pointer("/content/application~1json/schema/$ref")
                         .is_none()
-                    {
-                        problems.push(format!("{what}: {error} has no error body"));
-                    }
+                {
+                    problems.push(format!("{what}: {error} has no error body"));
                 }
             }
             // Anonymous: 401 exactly when a bearer is required.

@@ -16,6 +16,7 @@ mod metrics;
 #[path = "../../../../tests/support/moto.rs"]
 mod moto;
 mod openapi;
+mod product;
 mod projects;
 mod registry;
 mod registry_surface;

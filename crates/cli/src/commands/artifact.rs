@@ -168,11 +168,12 @@ Example:
         #[arg(long)]
         json: bool,
     },
-    /// Change an artifact's description, tags or metadata (versions never change)
+    /// Change an artifact's description, tags or metadata (a version's files never change)
     #[command(after_help = "\
 Examples:
   wanllmdb artifact update mnist --description \"MNIST, 70k images\" --tag vision --tag small
-  wanllmdb artifact update resnet --metadata owner=vision-team --metadata license=apache-2.0")]
+  wanllmdb artifact update resnet --metadata owner=vision-team --metadata license=apache-2.0
+  wanllmdb artifact update resnet --metadata owner=null      # removes the key")]
     Update {
         /// NAME or PROJECT/NAME
         name: String,
@@ -185,7 +186,8 @@ Examples:
         /// Remove all tags
         #[arg(long, conflicts_with = "tags")]
         clear_tags: bool,
-        /// Replace the metadata with these KEY=VALUE pairs (repeatable)
+        /// Set these KEY=VALUE pairs in the metadata, keeping the other keys; KEY=null removes
+        /// one (repeatable)
         #[arg(long = "metadata", value_name = "KEY=VALUE")]
         metadata: Vec<String>,
         /// Print the artifact as JSON

@@ -1368,7 +1368,7 @@ impl Artifacts<'_> {
             }
         });
         let mut f =
-            row.ok_or_else(|| ApiError::not_found(format!("file {path} in {name}:{}", v.label())))?;
+            row.ok_or_else(|| ApiError::not_found(format!("file {path} in {}", v.label())))?;
         let Some(digest) = f.sha256.clone() else {
             return Err(ApiError::invalid(format!(
                 "{path} is a reference to {}: fetch it from there",

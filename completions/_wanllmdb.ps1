@@ -878,7 +878,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             [CompletionResult]::new('aliases', 'aliases', [CompletionResultType]::ParameterValue, 'List an artifact''s aliases (latest included) and the versions they point at')
             [CompletionResult]::new('cache', 'cache', [CompletionResultType]::ParameterValue, 'Show where the local content cache is and how much it holds; --clear empties it')
             [CompletionResult]::new('ref', 'ref', [CompletionResultType]::ParameterValue, 'Log a version made of references to s3://, gs:// or https:// objects')
-            [CompletionResult]::new('update', 'update', [CompletionResultType]::ParameterValue, 'Change an artifact''s description, tags or metadata (versions never change)')
+            [CompletionResult]::new('update', 'update', [CompletionResultType]::ParameterValue, 'Change an artifact''s description, tags or metadata (a version''s files never change)')
             [CompletionResult]::new('delete', 'delete', [CompletionResultType]::ParameterValue, 'Delete an artifact with all its versions and aliases')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -1033,7 +1033,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
         'wanllmdb;artifact;update' {
             [CompletionResult]::new('--description', '--description', [CompletionResultType]::ParameterName, 'New description')
             [CompletionResult]::new('--tag', '--tag', [CompletionResultType]::ParameterName, 'Replace the tags with these (repeatable)')
-            [CompletionResult]::new('--metadata', '--metadata', [CompletionResultType]::ParameterName, 'Replace the metadata with these KEY=VALUE pairs (repeatable)')
+            [CompletionResult]::new('--metadata', '--metadata', [CompletionResultType]::ParameterName, 'Set these KEY=VALUE pairs in the metadata, keeping the other keys; KEY=null removes one (repeatable)')
             [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
@@ -1075,7 +1075,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             [CompletionResult]::new('aliases', 'aliases', [CompletionResultType]::ParameterValue, 'List an artifact''s aliases (latest included) and the versions they point at')
             [CompletionResult]::new('cache', 'cache', [CompletionResultType]::ParameterValue, 'Show where the local content cache is and how much it holds; --clear empties it')
             [CompletionResult]::new('ref', 'ref', [CompletionResultType]::ParameterValue, 'Log a version made of references to s3://, gs:// or https:// objects')
-            [CompletionResult]::new('update', 'update', [CompletionResultType]::ParameterValue, 'Change an artifact''s description, tags or metadata (versions never change)')
+            [CompletionResult]::new('update', 'update', [CompletionResultType]::ParameterValue, 'Change an artifact''s description, tags or metadata (a version''s files never change)')
             [CompletionResult]::new('delete', 'delete', [CompletionResultType]::ParameterValue, 'Delete an artifact with all its versions and aliases')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -2578,7 +2578,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             [CompletionResult]::new('aliases', 'aliases', [CompletionResultType]::ParameterValue, 'List an artifact''s aliases (latest included) and the versions they point at')
             [CompletionResult]::new('cache', 'cache', [CompletionResultType]::ParameterValue, 'Show where the local content cache is and how much it holds; --clear empties it')
             [CompletionResult]::new('ref', 'ref', [CompletionResultType]::ParameterValue, 'Log a version made of references to s3://, gs:// or https:// objects')
-            [CompletionResult]::new('update', 'update', [CompletionResultType]::ParameterValue, 'Change an artifact''s description, tags or metadata (versions never change)')
+            [CompletionResult]::new('update', 'update', [CompletionResultType]::ParameterValue, 'Change an artifact''s description, tags or metadata (a version''s files never change)')
             [CompletionResult]::new('delete', 'delete', [CompletionResultType]::ParameterValue, 'Delete an artifact with all its versions and aliases')
             break
         }

@@ -798,7 +798,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand aliases 'List an artifact''s aliases (latest included) and the versions they point at'
             cand cache 'Show where the local content cache is and how much it holds; --clear empties it'
             cand ref 'Log a version made of references to s3://, gs:// or https:// objects'
-            cand update 'Change an artifact''s description, tags or metadata (versions never change)'
+            cand update 'Change an artifact''s description, tags or metadata (a version''s files never change)'
             cand delete 'Delete an artifact with all its versions and aliases'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -943,7 +943,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
         &'wanllmdb;artifact;update'= {
             cand --description 'New description'
             cand --tag 'Replace the tags with these (repeatable)'
-            cand --metadata 'Replace the metadata with these KEY=VALUE pairs (repeatable)'
+            cand --metadata 'Set these KEY=VALUE pairs in the metadata, keeping the other keys; KEY=null removes one (repeatable)'
             cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
@@ -983,7 +983,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand aliases 'List an artifact''s aliases (latest included) and the versions they point at'
             cand cache 'Show where the local content cache is and how much it holds; --clear empties it'
             cand ref 'Log a version made of references to s3://, gs:// or https:// objects'
-            cand update 'Change an artifact''s description, tags or metadata (versions never change)'
+            cand update 'Change an artifact''s description, tags or metadata (a version''s files never change)'
             cand delete 'Delete an artifact with all its versions and aliases'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -2302,7 +2302,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand aliases 'List an artifact''s aliases (latest included) and the versions they point at'
             cand cache 'Show where the local content cache is and how much it holds; --clear empties it'
             cand ref 'Log a version made of references to s3://, gs:// or https:// objects'
-            cand update 'Change an artifact''s description, tags or metadata (versions never change)'
+            cand update 'Change an artifact''s description, tags or metadata (a version''s files never change)'
             cand delete 'Delete an artifact with all its versions and aliases'
         }
         &'wanllmdb;help;artifact;put'= {

@@ -449,7 +449,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and not __fi
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and not __fish_seen_subcommand_from put get ls versions show alias aliases cache ref update delete help" -f -a "aliases" -d 'List an artifact\'s aliases (latest included) and the versions they point at'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and not __fish_seen_subcommand_from put get ls versions show alias aliases cache ref update delete help" -f -a "cache" -d 'Show where the local content cache is and how much it holds; --clear empties it'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and not __fish_seen_subcommand_from put get ls versions show alias aliases cache ref update delete help" -f -a "ref" -d 'Log a version made of references to s3://, gs:// or https:// objects'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and not __fish_seen_subcommand_from put get ls versions show alias aliases cache ref update delete help" -f -a "update" -d 'Change an artifact\'s description, tags or metadata (versions never change)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and not __fish_seen_subcommand_from put get ls versions show alias aliases cache ref update delete help" -f -a "update" -d 'Change an artifact\'s description, tags or metadata (a version\'s files never change)'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and not __fish_seen_subcommand_from put get ls versions show alias aliases cache ref update delete help" -f -a "delete" -d 'Delete an artifact with all its versions and aliases'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and not __fish_seen_subcommand_from put get ls versions show alias aliases cache ref update delete help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from put" -l name -d 'Artifact name (NAME, or PROJECT/NAME)' -r
@@ -538,7 +538,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_s
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from ref" -s V -l version -d 'Print version'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from update" -l description -d 'New description' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from update" -l tag -d 'Replace the tags with these (repeatable)' -r
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from update" -l metadata -d 'Replace the metadata with these KEY=VALUE pairs (repeatable)' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from update" -l metadata -d 'Set these KEY=VALUE pairs in the metadata, keeping the other keys; KEY=null removes one (repeatable)' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from update" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from update" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from update" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
@@ -565,7 +565,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_s
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from help" -f -a "aliases" -d 'List an artifact\'s aliases (latest included) and the versions they point at'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from help" -f -a "cache" -d 'Show where the local content cache is and how much it holds; --clear empties it'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from help" -f -a "ref" -d 'Log a version made of references to s3://, gs:// or https:// objects'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from help" -f -a "update" -d 'Change an artifact\'s description, tags or metadata (versions never change)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from help" -f -a "update" -d 'Change an artifact\'s description, tags or metadata (a version\'s files never change)'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from help" -f -a "delete" -d 'Delete an artifact with all its versions and aliases'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and not __fish_seen_subcommand_from create validate list show trials suggest pause resume finish cancel delete retry-failed agent help" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
@@ -1157,7 +1157,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from artifact" -f -a "aliases" -d 'List an artifact\'s aliases (latest included) and the versions they point at'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from artifact" -f -a "cache" -d 'Show where the local content cache is and how much it holds; --clear empties it'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from artifact" -f -a "ref" -d 'Log a version made of references to s3://, gs:// or https:// objects'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from artifact" -f -a "update" -d 'Change an artifact\'s description, tags or metadata (versions never change)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from artifact" -f -a "update" -d 'Change an artifact\'s description, tags or metadata (a version\'s files never change)'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from artifact" -f -a "delete" -d 'Delete an artifact with all its versions and aliases'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from sweep" -f -a "create" -d 'Create a sweep from a YAML or JSON config (W&B\'s sweep format)'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from sweep" -f -a "validate" -d 'Check a config without creating anything; lists every problem with its path'

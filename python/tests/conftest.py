@@ -15,11 +15,14 @@ from typing import Any, Iterator
 
 import pytest
 
-import wanllmdb
-from wanllmdb import _state
-from wanllmdb._transport import Transport
-
 REPO = Path(__file__).resolve().parents[2]
+# The checkout's package, as the scripts the tests start get it (child_env), even where an
+# older copy is installed in the environment.
+sys.path.insert(0, str(REPO / "python"))
+
+import wanllmdb  # noqa: E402
+from wanllmdb import _state  # noqa: E402
+from wanllmdb._transport import Transport  # noqa: E402
 
 
 def binary() -> str:

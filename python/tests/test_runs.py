@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
+import urllib.request
 import warnings
 
 import pytest
@@ -253,3 +255,34 @@ def test_saved_files_are_attached(env, api, tmp_path):
     wandb.finish()
     files = {f["path"]: f for f in api.get(f"/runs/{run.id}/files")}
     assert files["config.yaml"]["size"] == 8 and files["checkpoints/a.pt"]["size"] == 100
+
+
+def test_name_first_upload_register_and_download(env, api, server):
+    run = wandb.init(project="sdk-file-urls", console="off", system_metrics=False)
+    url = wandb.get_upload_url("model.pth")
+    assert url.startswith(server.url + "/"), "an absolute URL on the server"
+    data = b"\x01" * 1024
+    # A plain PUT of the bytes, as `requests.put(url, data=f)` sends it: no credentials.
+    put = urllib.request.Request(url, data=data, method="PUT")
+    assert urllib.request.urlopen(put).status == 200
+    with pytest.raises(wandb.UsageError, match="size"):
+        wandb.register_file("model.pth", size=len(data) + 1)
+    f = wandb.register_file("model.pth", size=len(data), sha256=hashlib.sha256(data).hexdigest())
+    assert f["path"] == "model.pth" and f["size"] == 1024
+    assert urllib.request.urlopen(wandb.get_download_url("model.pth")).read() == data
+    with pytest.raises(wandb.NotFound, match=r"missing\.bin"):
+        wandb.get_download_url("missing.bin")
+    wandb.finish()
+    assert [f["path"] for f in api.get(f"/runs/{run.id}/files")] == ["model.pth"]
+
+
+def test_tags_of_another_run_are_added_and_removed(env, api):
+    other = wandb.init(project="sdk-other-tags", tags=["baseline"])
+    wandb.finish()
+    wandb.init(project="sdk-other-tags")
+    wandb.add_tag(other.id, "best")
+    wandb.remove_tag(other, "baseline")
+    assert api.get(f"/runs/{other.id}")["tags"] == ["best"]
+    with pytest.raises(wandb.NotFound, match="baseline"):
+        wandb.remove_tag(other.id, "baseline")
+    wandb.finish()

@@ -304,9 +304,10 @@ def get_upload_url(name: str) -> str:
 
 
 def register_file(
-    name: str, size: int | None = None, md5: str | None = None, sha256: str | None = None
+    name: str, size: int, md5: str | None = None, sha256: str | None = None
 ) -> dict[str, Any]:
-    """Records a file sent to :func:`get_upload_url` as part of the current run."""
+    """Attaches a file sent to :func:`get_upload_url` to the current run (``size``: the bytes
+    sent; the server checks them)."""
     return _current_run().register_file(name, size=size, md5=md5, sha256=sha256)
 
 

@@ -286,3 +286,15 @@ def test_tags_of_another_run_are_added_and_removed(env, api):
     with pytest.raises(wandb.NotFound, match="baseline"):
         wandb.remove_tag(other.id, "baseline")
     wandb.finish()
+
+
+def test_init_says_where_the_run_is_and_its_url_is_its_page(env, api, capsys, monkeypatch):
+    run = wandb.init(project="sdk-url", console="off", system_metrics=False)
+    wandb.finish()
+    assert f"run {run.id} in project sdk-url; view it at {run.url}" in capsys.readouterr().err
+    status, _, page = api.raw("GET", run.url)
+    assert status == 200 and run.id in page.decode()
+    monkeypatch.setenv("WANLLMDB_QUIET", "1")
+    offline = wandb.init(project="sdk-url", mode="offline", console="off", system_metrics=False)
+    wandb.finish(quiet=True)
+    assert offline.id not in capsys.readouterr().err

@@ -43,6 +43,7 @@ ENV_SWEEP_ID = "WANLLMDB_SWEEP_ID"
 ENV_SWEEP_PARAMS = "WANLLMDB_SWEEP_PARAMS"
 ENV_MODE = "WANLLMDB_MODE"
 ENV_CONSOLE = "WANLLMDB_CONSOLE"
+ENV_QUIET = "WANLLMDB_QUIET"
 INIT_TIMEOUT = 10.0
 FINISH_TIMEOUT = 10.0
 ENV_SYNC_TIMEOUT = "WANLLMDB_SYNC_TIMEOUT"
@@ -879,7 +880,7 @@ def _start(
                 "server comes back (else upload it with: wanllmdb sync)"
             )
         run._transport = transport
-        run.url = f"{settings.host}/projects/{seg(proj)}/runs/{run_id}"
+        run.url = run_page(settings.host, run_id)
     _remember_resume(root, run_id)
     sampler = None
     if system_metrics is None:
@@ -909,6 +910,7 @@ def _start(
         w.shipper.save()
     run._worker = w
     w.start()
+    _announce(run)
     console = (console or os.environ.get(ENV_CONSOLE) or "auto").lower()
     if console not in ("auto", "wrap", "off", "redirect"):
         raise UsageError(f"init(console={console!r}): use 'auto', 'wrap' or 'off'")
@@ -917,6 +919,19 @@ def _start(
 
         run._tees = _capture.install(run._capture_line)
     return run
+
+
+def run_page(host: str, run_id: str) -> str:
+    """The run's page in the web UI."""
+    return f"{host}/runs/{seg(run_id)}"
+
+
+def _announce(run: Run) -> None:
+    # One line on stderr saying where the run went (before stderr is recorded as its log).
+    if os.environ.get(ENV_QUIET, "").lower() in ("1", "true", "yes"):
+        return
+    where = f"view it at {run.url}" if run._transport is not None else f"offline (spool {run.dir})"
+    print(f"wanllmdb: run {run.id} in project {run.project}; {where}", file=sys.stderr)
 
 
 def _line_numbers(spool: Spool) -> dict[str, int]:
@@ -1014,7 +1029,7 @@ def _attach(
     run.sweep_id = os.environ.get(ENV_SWEEP_ID)
     transport = Transport(settings.host, settings.api_key)
     run._transport = transport
-    run.url = f"{settings.host}/projects/{seg(project)}/runs/{run_id}"
+    run.url = run_page(settings.host, run_id)
     w = Worker(
         run_id,
         run._queue,

@@ -183,11 +183,18 @@ def test_bad_credentials_and_unwritable_project_fail_at_init(env, api, server, m
 
 
 def test_unreachable_server_falls_back_to_offline_with_a_warning(env, tmp_path):
-    with pytest.warns(UserWarning, match="recorded offline"):
+    with pytest.warns(UserWarning, match="recorded offline") as at_init:
         run = wandb.init(project="sdk-down", host="http://127.0.0.1:9")
     wandb.log({"x": 1})
-    with pytest.warns(UserWarning, match="wanllmdb sync"):
+    with pytest.warns(UserWarning, match="wanllmdb sync") as at_finish:
         wandb.finish()
+    # Each warning points at the script's own line, not inside the package.
+    ours = [
+        w
+        for w in (*at_init, *at_finish)
+        if "recorded offline" in str(w.message) or "wanllmdb sync" in str(w.message)
+    ]
+    assert len(ours) == 2 and all(w.filename == __file__ for w in ours), ours
     lines = (tmp_path / "spool" / "runs" / run.id / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 1 and '"x":1' in lines[0]
 

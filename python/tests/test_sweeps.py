@@ -117,8 +117,9 @@ def test_server_warnings_become_python_warnings_and_the_sampler_passes_through(e
         "parameters": {"lr": {"distribution": "log_uniform", "min": 0.0001, "max": 0.1}},
         "optuna_config": {"sampler": "RandomSampler", "n_startup_trials": 5},
     }
-    with pytest.warns(UserWarning, match="log_uniform_values"):
+    with pytest.warns(UserWarning, match="log_uniform_values") as caught:
         sweep_id = wandb.sweep(cfg, project="sdk-sweep-warn")
+    assert caught[0].filename == __file__, "the warning points at the caller's line"
     got = api.get(f"/sweeps/{sweep_id}")
     assert got["config"]["optuna_config"]["sampler"] == "RandomSampler"
     with pytest.warns(UserWarning, match="log_uniform_values"):

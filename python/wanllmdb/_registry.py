@@ -3,11 +3,10 @@ through stages, approve them."""
 
 from __future__ import annotations
 
-import warnings
 from typing import Any, Mapping
 
 from . import _state
-from ._errors import NotFound, UsageError
+from ._errors import NotFound, UsageError, warn
 from ._project import Record, check_project_name
 from ._transport import Transport, seg
 
@@ -90,7 +89,7 @@ def create_model_version(
         _t().post(f"/models/{seg(name)}/versions", body, what=f"create_model_version({name!r})")
     )
     for w in v.pop("warnings", None) or []:
-        warnings.warn(f"wanllmdb: model {name} {v.get('version')}: {w}", stacklevel=4)
+        warn(f"wanllmdb: model {name} {v.get('version')}: {w}")
     return v
 
 

@@ -14,7 +14,6 @@ import subprocess
 import sys
 import threading
 import time
-import warnings
 from collections import deque
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
@@ -30,6 +29,7 @@ from ._errors import (
     RunStopped,
     UsageError,
 )
+from ._errors import warn as _warn
 from ._spool import SPOOL_VERSION, Spool
 from ._transport import Transport, Unreachable, seg, with_retries
 from ._worker import MetricDef, Worker
@@ -73,10 +73,6 @@ def last_project() -> str | None:
 
 def current() -> Run | None:
     return _state.current
-
-
-def _warn(msg: str, stacklevel: int = 3) -> None:
-    warnings.warn(msg, stacklevel=stacklevel)
 
 
 class Run:
@@ -224,7 +220,7 @@ class Run:
     def _warn_once(self, cause: str, msg: str) -> None:
         if cause not in self._warned:
             self._warned.add(cause)
-            _warn(msg, stacklevel=4)
+            _warn(msg)
 
     # -- stop requests -----------------------------------------------------------------------
     @property
@@ -471,7 +467,7 @@ class Run:
             if _state.current is self:
                 _state.current = None
         if left and not quiet:
-            _warn(left, stacklevel=4)
+            _warn(left)
 
     def _finish_on_server(self, w: Worker, finish: dict[str, Any]) -> str:
         spool = self._spool

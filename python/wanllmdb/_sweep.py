@@ -9,11 +9,10 @@ import subprocess
 import threading
 import time
 import traceback
-import warnings
 from typing import Any, Callable, Mapping
 
 from . import _state
-from ._errors import NotFound, RunStopped, UsageError
+from ._errors import NotFound, RunStopped, UsageError, warn
 from ._project import Record, check_project_name, ensure_project
 from ._transport import Transport, seg
 
@@ -57,7 +56,7 @@ def create(config: dict[str, Any], project: str | None, **kwargs: Any) -> str:
         ensure_project(t, proj)
         got = t.post(path, {"config": config}, what="sweep()")
     for w in got["warnings"]:
-        warnings.warn(f"wanllmdb: sweep {got['id']}: {w}", stacklevel=3)
+        warn(f"wanllmdb: sweep {got['id']}: {w}")
     return got["id"]
 
 

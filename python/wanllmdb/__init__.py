@@ -379,17 +379,26 @@ def get_best_run(metric: str, order: str = "max", project: str | None = None) ->
 
 
 def login(key: str | None = None, host: str | None = None, relogin: bool | None = None) -> bool:
-    """Checks an API key against the server and stores it as ``wanllmdb login`` does."""
-    from ._settings import ENV_API_KEY, normalize_host, resolve, store_login
+    """Checks an API key against the server and stores it as ``wanllmdb login`` does. Without
+    ``key``, checks the key the SDK would use (``WANLLMDB_API_KEY``, or the one ``wanllmdb
+    login`` stored), so ``wandb.login()`` at the top of a script works after a CLI login.
+
+    Example: ``wanllmdb.login(key="wlk_...", host="http://127.0.0.1:8000")``"""
+    import os
+
+    from ._settings import ENV_API_KEY, resolve, store_login
     from ._transport import Transport
 
-    s = resolve(host=host)
-    h = normalize_host(host) if host else s.host
-    k = key or __import__("os").environ.get(ENV_API_KEY)
-    if not k:
-        raise UsageError("login(key=...) needs an API key (the server prints one at first start)")
-    me = Transport(h, k).get("/auth/me", what=f"login(host={h!r})")
-    store_login(h, me.get("username", ""), k)
+    s = resolve(host=host, api_key=key)
+    if not s.api_key:
+        raise UsageError(
+            f"login(key=...) needs an API key for {s.host} (the server prints one at first "
+            "start), or run `wanllmdb login` once"
+        )
+    me = Transport(s.host, s.api_key).get("/auth/me", what=f"login(host={s.host!r})")
+    if key or os.environ.get(ENV_API_KEY):
+        # A key handed in: kept for later, as the command line keeps it.
+        store_login(s.host, me.get("username", ""), s.api_key)
     return True
 
 

@@ -555,7 +555,11 @@ def create_model_version(
     tags: list[str] | None = None,
 ) -> Any:
     """Creates the next version of a model from an artifact version (``artifact="name:alias"``
-    or ``artifact_version_id=artifact.version.id``)."""
+    or ``artifact_version_id=artifact.version.id``), trained by ``run_id`` (default: the
+    current run), and moves it to ``stage``. A Production that still needs an approval leaves
+    it in None, with the server's reason as a warning.
+
+    Example: ``create_model_version("classifier", artifact="model:latest", stage="Staging")``"""
     from ._registry import create_model_version as _cmv
 
     return _cmv(
@@ -586,7 +590,10 @@ def transition_stage(
 def approve_version(
     model: Any, version: str, approved_by: str | None = None, comment: str | None = None
 ) -> Any:
-    """Approves a model version for Production (project admins; not its creator)."""
+    """Approves a model version for Production (project admins; not its creator unless the
+    project allows it). ``approved_by``, when given, must name the caller; the server checks.
+
+    Example: ``approve_version("classifier", "v3", comment="passed review")``"""
     from ._registry import approve_version as _av
 
     return _av(model, version, approved_by, comment)

@@ -1,5 +1,7 @@
 """Fixtures: the real ``wanllmdb server`` binary on a free port (one per session, more for
-tests that kill it), and a clean HOME, config directory and spool for every test."""
+tests that kill it), and a clean HOME, config directory and spool for every test. The servers
+keep their data in SQLite, or, when ``WANLLMDB_TEST_DATABASE_URL`` names a PostgreSQL database,
+each in a schema of its own there."""
 
 from __future__ import annotations
 
@@ -15,11 +17,14 @@ from typing import Any, Iterator
 
 import pytest
 
-import wanllmdb
-from wanllmdb import _state
-from wanllmdb._transport import Transport
-
 REPO = Path(__file__).resolve().parents[2]
+# The checkout's package, as the scripts the tests start get it (child_env), even where an
+# older copy is installed in the environment.
+sys.path.insert(0, str(REPO / "python"))
+
+import wanllmdb  # noqa: E402
+from wanllmdb import _state  # noqa: E402
+from wanllmdb._transport import Transport  # noqa: E402
 
 
 def binary() -> str:
@@ -36,11 +41,46 @@ def binary() -> str:
     raise RuntimeError("no wanllmdb binary: run `cargo build -p wanllmdb` or set WANLLMDB_BIN")
 
 
+_schemas: list[str] = []
+
+
+def new_database() -> str | None:
+    """A database URL for a new server: a fresh schema of ``WANLLMDB_TEST_DATABASE_URL``
+    (dropped when the session ends), or None for SQLite in the server's data directory."""
+    base = os.environ.get("WANLLMDB_TEST_DATABASE_URL")
+    if not base:
+        return None
+    name = f"sdk_{os.getpid()}_{time.monotonic_ns()}"
+    psql(base, f"CREATE SCHEMA {name}")
+    _schemas.append(name)
+    return f"{base}{'&' if '?' in base else '?'}options[search_path]={name}"
+
+
+def psql(url: str, sql: str) -> None:
+    subprocess.run(["psql", url, "-Xqc", sql], check=True, capture_output=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _drop_schemas() -> Iterator[None]:
+    yield
+    base = os.environ.get("WANLLMDB_TEST_DATABASE_URL")
+    for name in _schemas:
+        if base:
+            psql(base, f"DROP SCHEMA IF EXISTS {name} CASCADE")
+
+
 class Server:
     """A running ``wanllmdb server``."""
 
-    def __init__(self, data_dir: Path, bind: str = "127.0.0.1:0", extra: list[str] | None = None):
+    def __init__(
+        self,
+        data_dir: Path,
+        bind: str = "127.0.0.1:0",
+        extra: list[str] | None = None,
+        database: str | None = None,
+    ):
         self.data_dir = data_dir
+        self.database = database
         env = dict(os.environ)
         for k in (
             "WANLLMDB_DATABASE_URL",
@@ -50,7 +90,16 @@ class Server:
         ):
             env.pop(k, None)
         self.proc = subprocess.Popen(
-            [binary(), "server", "--bind", bind, "--data-dir", str(data_dir), *(extra or [])],
+            [
+                binary(),
+                "server",
+                "--bind",
+                bind,
+                "--data-dir",
+                str(data_dir),
+                *(["--database-url", database] if database else []),
+                *(extra or []),
+            ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -101,7 +150,7 @@ class Server:
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    s = Server(tmp_path_factory.mktemp("server"))
+    s = Server(tmp_path_factory.mktemp("server"), database=new_database())
     yield s
     s.stop()
 
@@ -207,4 +256,14 @@ def wait_for(check: Any, timeout: float = 30.0, what: str = "condition") -> Any:
         time.sleep(0.05)
 
 
-__all__ = ["Server", "binary", "child_env", "cli", "history", "run_script", "wait_for", "wanllmdb"]
+__all__ = [
+    "Server",
+    "binary",
+    "child_env",
+    "cli",
+    "history",
+    "new_database",
+    "run_script",
+    "wait_for",
+    "wanllmdb",
+]

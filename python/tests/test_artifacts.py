@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import warnings
 from pathlib import Path
 
 import pytest
@@ -38,11 +37,19 @@ def test_artifacts_version_alias_download_and_lineage(env, api, tmp_path):
     (tmp_path / "model.pth").write_bytes(b"weights-v2")
     v2 = wandb.Artifact("sentiment-classifier", type="model")
     v2.add_file(str(tmp_path / "model.pth"))
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    # `latest` and `vN` are fine when they name the version created; the server says which
+    # version this upload becomes when they do not.
+    with pytest.raises(wandb.UsageError, match="becomes v2"):
         wandb.log_artifact(v2, aliases=["latest", "v7"])
+    wandb.log_artifact(v2, aliases=["latest", "v2"])
     assert v2.version == "v2"
-    assert any("'v7'" in str(w.message) for w in caught)
+    wandb.create_alias(
+        artifact="sentiment-classifier", alias="latest", version="v2", project="sdk-art"
+    )
+    with pytest.raises(wandb.UsageError, match="moves by itself"):
+        wandb.update_alias(
+            artifact="sentiment-classifier", alias="v1", version="v2", project="sdk-art"
+        )
     wandb.create_alias(
         artifact="sentiment-classifier", alias="production", version="v1", project="sdk-art"
     )
@@ -53,8 +60,11 @@ def test_artifacts_version_alias_download_and_lineage(env, api, tmp_path):
     assert (
         aliases["production"] == "v2" and aliases["latest"] == "v2" and aliases["staging"] == "v1"
     )
-    # finalize_version of a committed version is a no-op returning it.
+    # finalize_version of a committed version is a no-op returning it, by name or by id.
     assert wandb.finalize_version("sdk-art/sentiment-classifier", "v1")["version"] == "v1"
+    assert wandb.finalize_version("sdk-art/sentiment-classifier", "latest")["version"] == "v2"
+    assert wandb.finalize_version("sdk-art/sentiment-classifier", art.version)["version"] == "v1"
+    assert wandb.finalize_version(v2, str(v2.version.id))["version"] == "v2"
 
     consumer = wandb.init(project="sdk-art", console="off", system_metrics=False)
     used = wandb.use_artifact("sentiment-classifier:production")

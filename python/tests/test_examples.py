@@ -5,23 +5,24 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import cli, run_script
+from conftest import REPO, cli, run_script
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = REPO / "examples"
 
 
 @pytest.mark.parametrize(
     "name", ["quickstart", "image_classification", "dataset_versions", "team_projects"]
 )
-def test_example_runs(name, env, api, tmp_path):
-    out = run_script(
-        EXAMPLES / f"{name}.py",
-        env | {"CWD": str(tmp_path)},
-        EXAMPLE_PROJECT=f"ex-{name.replace('_', '-')}",
-        EXAMPLE_TRIALS="3",
-        WANLLMDB_SWEEP_HEARTBEAT="0.2",
-    )
-    assert out.returncode == 0, out.stderr
+def test_example_runs_and_runs_again(name, env, api, tmp_path):
+    for _ in range(2):
+        out = run_script(
+            EXAMPLES / f"{name}.py",
+            env | {"CWD": str(tmp_path)},
+            EXAMPLE_PROJECT=f"ex-{name.replace('_', '-')}",
+            EXAMPLE_TRIALS="3",
+            WANLLMDB_SWEEP_HEARTBEAT="0.2",
+        )
+        assert out.returncode == 0, out.stderr
     runs = api.get(
         "/runs",
         {"project": "my-project" if name == "quickstart" else f"ex-{name.replace('_', '-')}"},

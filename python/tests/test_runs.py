@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
+import urllib.request
 import warnings
 
 import pytest
@@ -181,11 +183,18 @@ def test_bad_credentials_and_unwritable_project_fail_at_init(env, api, server, m
 
 
 def test_unreachable_server_falls_back_to_offline_with_a_warning(env, tmp_path):
-    with pytest.warns(UserWarning, match="recorded offline"):
+    with pytest.warns(UserWarning, match="recorded offline") as at_init:
         run = wandb.init(project="sdk-down", host="http://127.0.0.1:9")
     wandb.log({"x": 1})
-    with pytest.warns(UserWarning, match="wanllmdb sync"):
+    with pytest.warns(UserWarning, match="wanllmdb sync") as at_finish:
         wandb.finish()
+    # Each warning points at the script's own line, not inside the package.
+    ours = [
+        w
+        for w in (*at_init, *at_finish)
+        if "recorded offline" in str(w.message) or "wanllmdb sync" in str(w.message)
+    ]
+    assert len(ours) == 2 and all(w.filename == __file__ for w in ours), ours
     lines = (tmp_path / "spool" / "runs" / run.id / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 1 and '"x":1' in lines[0]
 
@@ -253,3 +262,46 @@ def test_saved_files_are_attached(env, api, tmp_path):
     wandb.finish()
     files = {f["path"]: f for f in api.get(f"/runs/{run.id}/files")}
     assert files["config.yaml"]["size"] == 8 and files["checkpoints/a.pt"]["size"] == 100
+
+
+def test_name_first_upload_register_and_download(env, api, server):
+    run = wandb.init(project="sdk-file-urls", console="off", system_metrics=False)
+    url = wandb.get_upload_url("model.pth")
+    assert url.startswith(server.url + "/"), "an absolute URL on the server"
+    data = b"\x01" * 1024
+    # A plain PUT of the bytes, as `requests.put(url, data=f)` sends it: no credentials.
+    put = urllib.request.Request(url, data=data, method="PUT")
+    assert urllib.request.urlopen(put).status == 200
+    with pytest.raises(wandb.UsageError, match="size"):
+        wandb.register_file("model.pth", size=len(data) + 1)
+    f = wandb.register_file("model.pth", size=len(data), sha256=hashlib.sha256(data).hexdigest())
+    assert f["path"] == "model.pth" and f["size"] == 1024
+    assert urllib.request.urlopen(wandb.get_download_url("model.pth")).read() == data
+    with pytest.raises(wandb.NotFound, match=r"missing\.bin"):
+        wandb.get_download_url("missing.bin")
+    wandb.finish()
+    assert [f["path"] for f in api.get(f"/runs/{run.id}/files")] == ["model.pth"]
+
+
+def test_tags_of_another_run_are_added_and_removed(env, api):
+    other = wandb.init(project="sdk-other-tags", tags=["baseline"])
+    wandb.finish()
+    wandb.init(project="sdk-other-tags")
+    wandb.add_tag(other.id, "best")
+    wandb.remove_tag(other, "baseline")
+    assert api.get(f"/runs/{other.id}")["tags"] == ["best"]
+    with pytest.raises(wandb.NotFound, match="baseline"):
+        wandb.remove_tag(other.id, "baseline")
+    wandb.finish()
+
+
+def test_init_says_where_the_run_is_and_its_url_is_its_page(env, api, capsys, monkeypatch):
+    run = wandb.init(project="sdk-url", console="off", system_metrics=False)
+    wandb.finish()
+    assert f"run {run.id} in project sdk-url; view it at {run.url}" in capsys.readouterr().err
+    status, _, page = api.raw("GET", run.url)
+    assert status == 200 and run.id in page.decode()
+    monkeypatch.setenv("WANLLMDB_QUIET", "1")
+    offline = wandb.init(project="sdk-url", mode="offline", console="off", system_metrics=False)
+    wandb.finish(quiet=True)
+    assert offline.id not in capsys.readouterr().err

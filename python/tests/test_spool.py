@@ -13,7 +13,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import REPO, Server, child_env, cli, history, wait_for
+from conftest import REPO, Server, child_env, cli, history, new_database, wait_for
 
 import wanllmdb as wandb
 
@@ -108,7 +108,8 @@ def test_kill_9_of_the_training_process_loses_nothing_written(env, api, tmp_path
 
 
 def test_kill_9_of_the_server_loses_nothing(env, tmp_path, monkeypatch):
-    server = Server(tmp_path / "data")
+    database = new_database()
+    server = Server(tmp_path / "data", database=database)
     try:
         monkeypatch.setenv("WANLLMDB_BASE_URL", server.url)
         monkeypatch.setenv("WANLLMDB_API_KEY", server.admin_key)
@@ -125,7 +126,7 @@ def test_kill_9_of_the_server_loses_nothing(env, tmp_path, monkeypatch):
             wandb.log_message("during the outage")
             run._worker.wake.set()
             wait_for(lambda: run._worker.outage is not None, what="the outage")
-        server = Server(tmp_path / "data", bind=server.bind)
+        server = Server(tmp_path / "data", bind=server.bind, database=database)
         wandb.finish()
         api = server.api()
         assert history(api, run.id)["x"] == {i: i for i in range(200)}

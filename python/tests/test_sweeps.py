@@ -107,3 +107,29 @@ def test_sweep_control_suggest_and_create_sweep(env, api):
     assert api.get(f"/sweeps/{sweep_id}")["state"] == "finished"
     with pytest.raises(wandb.UsageError, match="sweep"):
         wandb.sweep({"method": "nonsense"}, project="sdk-sweep-ctl")
+
+
+def test_server_warnings_become_python_warnings_and_the_sampler_passes_through(env, api):
+    cfg = {
+        "method": "bayes",
+        "metric": {"name": "acc", "goal": "maximize"},
+        # W&B's log_uniform takes exponents: these bounds sample 1.0001 to 1.105.
+        "parameters": {"lr": {"distribution": "log_uniform", "min": 0.0001, "max": 0.1}},
+        "optuna_config": {"sampler": "RandomSampler", "n_startup_trials": 5},
+    }
+    with pytest.warns(UserWarning, match="log_uniform_values") as caught:
+        sweep_id = wandb.sweep(cfg, project="sdk-sweep-warn")
+    assert caught[0].filename == __file__, "the warning points at the caller's line"
+    got = api.get(f"/sweeps/{sweep_id}")
+    assert got["config"]["optuna_config"]["sampler"] == "RandomSampler"
+    with pytest.warns(UserWarning, match="log_uniform_values"):
+        wandb.create_sweep(
+            name="parts",
+            method="random",
+            metric_name="acc",
+            metric_goal="maximize",
+            config=cfg["parameters"],
+            project="sdk-sweep-warn",
+        )
+    with pytest.raises(wandb.UsageError, match="sampler"):
+        wandb.sweep(dict(cfg, optuna_config={"sampler": "CmaEsSampler"}), project="sdk-sweep-warn")

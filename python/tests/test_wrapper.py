@@ -143,6 +143,7 @@ def test_credentials_come_from_the_cli_login(env, server, monkeypatch, tmp_path)
     assert out.returncode == 0, out.stderr
     s = _settings.resolve()
     assert s.api_key == server.admin_key and s.host == server.url
+    assert wandb.login(), "wandb.login() without a key checks the stored one"
     run = wandb.init(project="sdk-login", console="off", system_metrics=False)
     wandb.finish()
     assert server.api().get(f"/runs/{run.id}")["created_by"] == "admin"
@@ -166,6 +167,8 @@ def test_a_key_in_the_keyring_is_asked_of_the_binary(env, server, monkeypatch, t
 
 def test_login_stores_a_key_the_cli_reads(env, server, monkeypatch):
     monkeypatch.delenv("WANLLMDB_API_KEY")
+    with pytest.raises(wandb.UsageError, match="wanllmdb login"):
+        wandb.login(host=server.url)
     with pytest.raises(wandb.AuthenticationError):
         wandb.login(key="wlk_wrong", host=server.url)
     assert wandb.login(key=server.admin_key, host=server.url)

@@ -304,9 +304,10 @@ def get_upload_url(name: str) -> str:
 
 
 def register_file(
-    name: str, size: int | None = None, md5: str | None = None, sha256: str | None = None
+    name: str, size: int, md5: str | None = None, sha256: str | None = None
 ) -> dict[str, Any]:
-    """Records a file sent to :func:`get_upload_url` as part of the current run."""
+    """Attaches a file sent to :func:`get_upload_url` to the current run (``size``: the bytes
+    sent; the server checks them)."""
     return _current_run().register_file(name, size=size, md5=md5, sha256=sha256)
 
 
@@ -378,17 +379,26 @@ def get_best_run(metric: str, order: str = "max", project: str | None = None) ->
 
 
 def login(key: str | None = None, host: str | None = None, relogin: bool | None = None) -> bool:
-    """Checks an API key against the server and stores it as ``wanllmdb login`` does."""
-    from ._settings import ENV_API_KEY, normalize_host, resolve, store_login
+    """Checks an API key against the server and stores it as ``wanllmdb login`` does. Without
+    ``key``, checks the key the SDK would use (``WANLLMDB_API_KEY``, or the one ``wanllmdb
+    login`` stored), so ``wandb.login()`` at the top of a script works after a CLI login.
+
+    Example: ``wanllmdb.login(key="wlk_...", host="http://127.0.0.1:8000")``"""
+    import os
+
+    from ._settings import ENV_API_KEY, resolve, store_login
     from ._transport import Transport
 
-    s = resolve(host=host)
-    h = normalize_host(host) if host else s.host
-    k = key or __import__("os").environ.get(ENV_API_KEY)
-    if not k:
-        raise UsageError("login(key=...) needs an API key (the server prints one at first start)")
-    me = Transport(h, k).get("/auth/me", what=f"login(host={h!r})")
-    store_login(h, me.get("username", ""), k)
+    s = resolve(host=host, api_key=key)
+    if not s.api_key:
+        raise UsageError(
+            f"login(key=...) needs an API key for {s.host} (the server prints one at first "
+            "start), or run `wanllmdb login` once"
+        )
+    me = Transport(s.host, s.api_key).get("/auth/me", what=f"login(host={s.host!r})")
+    if key or os.environ.get(ENV_API_KEY):
+        # A key handed in: kept for later, as the command line keeps it.
+        store_login(s.host, me.get("username", ""), s.api_key)
     return True
 
 
@@ -545,7 +555,11 @@ def create_model_version(
     tags: list[str] | None = None,
 ) -> Any:
     """Creates the next version of a model from an artifact version (``artifact="name:alias"``
-    or ``artifact_version_id=artifact.version.id``)."""
+    or ``artifact_version_id=artifact.version.id``), trained by ``run_id`` (default: the
+    current run), and moves it to ``stage``. A Production that still needs an approval leaves
+    it in None, with the server's reason as a warning.
+
+    Example: ``create_model_version("classifier", artifact="model:latest", stage="Staging")``"""
     from ._registry import create_model_version as _cmv
 
     return _cmv(
@@ -576,7 +590,10 @@ def transition_stage(
 def approve_version(
     model: Any, version: str, approved_by: str | None = None, comment: str | None = None
 ) -> Any:
-    """Approves a model version for Production (project admins; not its creator)."""
+    """Approves a model version for Production (project admins; not its creator unless the
+    project allows it). ``approved_by``, when given, must name the caller; the server checks.
+
+    Example: ``approve_version("classifier", "v3", comment="passed review")``"""
     from ._registry import approve_version as _av
 
     return _av(model, version, approved_by, comment)

@@ -13,10 +13,6 @@ from ._files import normalize_path, sha256_file, upload
 from ._project import Record, check_project_name, ensure_project
 from ._transport import Transport, seg
 
-_VERSION_ALIAS = re.compile(r"^v(\d+)$")
-# Ids of versions logged in this process → "project/name:vN", for the registry.
-KNOWN_VERSIONS: dict[int, str] = {}
-
 
 class VersionName(str):
     """``"v3"`` that also carries the version's ``.id`` (``artifact.version.id``)."""
@@ -155,8 +151,7 @@ class Artifact:
             f"{self._base()}/versions/{seg(str(self.version))}/files",
             {"download_urls": "true"} if urls else None,
         )
-        items = got if isinstance(got, list) else got.get("items", got.get("files", []))
-        self._entries = {f["path"]: f for f in items}
+        self._entries = {f["path"]: f for f in got}
 
     def download(self, root: str | None = None) -> str:
         """Fetches every stored file into ``root`` (default ``./artifacts/<name>/<version>``);
@@ -209,8 +204,6 @@ class Artifact:
         self.state = v.get("state", "committed")
         self.description = v.get("description", self.description)
         self.metadata = v.get("metadata") or self.metadata
-        if v.get("version"):
-            KNOWN_VERSIONS[v["id"]] = f"{self.project}/{self.name}:{v['version']}"
         return self
 
     def __repr__(self) -> str:
@@ -260,13 +253,15 @@ def log_artifact(
             f"artifact {art.name} holds no files: add_file, add_dir or add_reference first"
         )
     t, project = _transport_and_project(run, None, "log_artifact()")
-    wanted = [a for a in (aliases or []) if isinstance(a, str)]
-    # `latest` and `vN` name themselves; the server points them, so only the others are sent.
-    custom = [a for a in wanted if a != "latest" and not _VERSION_ALIAS.match(a)]
+    if aliases is not None and (
+        isinstance(aliases, str) or not all(isinstance(a, str) for a in aliases)
+    ):
+        raise UsageError(f"log_artifact(aliases={aliases!r}) takes a list of strings")
     body: dict[str, Any] = {
         "type": art.type,
         "description": art.description,
-        "aliases": custom,
+        # `latest` and `vN` are checked by the server: they must name the version created.
+        "aliases": list(aliases or []),
         "entries": [{k: v for k, v in e.items() if k != "local"} for e in art._entries.values()],
     }
     if art.metadata:
@@ -287,29 +282,11 @@ def log_artifact(
         upload(t, up, locals_by_digest[up["sha256"]])
     version = resp["version"]
     if version.get("state") == "pending":
-        version = _version_object(t.post(f"{base}/drafts/{version['id']}/commit", {}, what=what))
+        version = t.post(f"{base}/drafts/{version['id']}/commit", {}, what=what)
     art._bind(t, version)
     if art.tags:
-        try:
-            t.patch(base, {"tags": sorted(set(art.tags))}, what=what)
-        except UsageError:
-            pass
-    for a in wanted:
-        m = _VERSION_ALIAS.match(a)
-        if m and a != str(art.version):
-            import warnings
-
-            warnings.warn(
-                f"wanllmdb: alias {a!r} names a version number, but this version is {art.version}; not set",
-                stacklevel=3,
-            )
+        t.patch(base, {"tags": sorted(set(art.tags))}, what=what)
     return art
-
-
-def _version_object(got: dict[str, Any]) -> dict[str, Any]:
-    """The version in an answer that is either the version or wraps it."""
-    inner = got.get("version")
-    return inner if isinstance(inner, dict) else got
 
 
 def parse_ref(ref: str, what: str) -> tuple[str | None, str, str]:
@@ -364,14 +341,7 @@ def set_alias(artifact: Any, alias: str, version: Any, project: str | None) -> R
     proj, name = _name_of(artifact)
     t, p = _transport_and_project(_state.current, project or proj, "create_alias()")
     version = str(version)
-    if alias == "latest" or _VERSION_ALIAS.match(alias):
-        # Names the server keeps itself: fine when they already point there.
-        got = t.get(_version_path(p, name, alias), what=f"alias {alias}")
-        if got.get("version") == version or str(got.get("version")) == f"v{version}":
-            return Record(got)
-        raise UsageError(
-            f"alias {alias!r} always names {got.get('version')}; it cannot point at {version}"
-        )
+    # `latest` and `vN` move by themselves: the server accepts them where they already point.
     return Record(
         t.put(
             f"/projects/{seg(p)}/artifacts/{seg(name)}/aliases/{seg(alias)}",
@@ -387,8 +357,7 @@ def list_aliases(artifact: Any, project: str | None) -> list[dict[str, str]]:
     proj, name = _name_of(artifact)
     t, p = _transport_and_project(_state.current, project or proj, "list_aliases()")
     got = t.get(f"/projects/{seg(p)}/artifacts/{seg(name)}/aliases", what=f"list_aliases({name!r})")
-    items = got if isinstance(got, list) else got.get("items", [])
-    return [{"alias": a["alias"], "version": a["version"]} for a in items]
+    return [{"alias": a["alias"], "version": a["version"]} for a in got]
 
 
 def finalize_version(artifact: Any, version: Any, project: str | None) -> Record:
@@ -396,18 +365,14 @@ def finalize_version(artifact: Any, version: Any, project: str | None) -> Record
 
     proj, name = _name_of(artifact)
     t, p = _transport_and_project(_state.current, project or proj, "finalize_version()")
-    base = f"/projects/{seg(p)}/artifacts/{seg(name)}"
-    vid = getattr(version, "id", None) if isinstance(version, VersionName) else version
-    if isinstance(vid, int) or (
-        isinstance(vid, str) and vid.isdigit() and not isinstance(version, VersionName)
-    ):
-        # A draft id: commit it (a committed version answers with itself).
-        try:
-            got = t.post(f"{base}/drafts/{int(vid)}/commit", {}, what=f"finalize_version({name!r})")
-            return Record(_version_object(got))
-        except (NotFound, UsageError):
-            for v in t.pages(f"{base}/versions", {}):
-                if v.get("id") == int(vid):
-                    return Record(v)
-            raise
-    return Record(t.get(_version_path(p, name, str(version)), what=f"finalize_version({name!r})"))
+    what = f"finalize_version({name!r})"
+    vid = version.id if isinstance(version, VersionName) else version
+    if isinstance(vid, str) and vid.isdigit():
+        vid = int(vid)
+    if isinstance(vid, int) and not isinstance(vid, bool):
+        # A draft (or version) id: committing a committed version returns it unchanged.
+        return Record(
+            t.post(f"/projects/{seg(p)}/artifacts/{seg(name)}/drafts/{vid}/commit", {}, what=what)
+        )
+    # A name (`v3`, `latest`, an alias) only ever names a committed version.
+    return Record(t.get(_version_path(p, name, str(version)), what=what))

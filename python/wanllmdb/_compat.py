@@ -3,8 +3,9 @@ script does not stop with AttributeError, and each warns once."""
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
+
+from ._errors import warn
 
 _warned: set[str] = set()
 
@@ -13,7 +14,7 @@ def warn_unsupported(what: str) -> None:
     if what in _warned:
         return
     _warned.add(what)
-    warnings.warn(f"wanllmdb: {what} is not supported yet and is ignored", stacklevel=3)
+    warn(f"wanllmdb: {what} is not supported yet and is ignored")
 
 
 class Unsupported:

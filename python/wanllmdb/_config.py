@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import warnings
 from typing import Any, Callable, Iterator, Mapping
 
 from ._encode import json_friendly
 from ._errors import ConfigError, UsageError
-
-
-def _warn(msg: str) -> None:
-    warnings.warn(msg, stacklevel=4)
+from ._errors import warn as _warn
 
 
 def as_mapping(d: Any, what: str) -> dict[str, Any]:

@@ -44,3 +44,21 @@ class RunStopped(Error):
         super().__init__(f"run {run_id} was asked to stop ({reason})")
         self.run_id = run_id
         self.reason = reason
+
+
+def warn(message: str) -> None:
+    """``warnings.warn`` pointing at the user's line: the first frame outside this package
+    (a fixed ``stacklevel`` would point inside it, since calls reach here by different paths)."""
+    import os
+    import sys
+    import warnings
+
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    frame = sys._getframe(1)
+    level = 2
+    while frame.f_back is not None and os.path.abspath(frame.f_code.co_filename).startswith(
+        package
+    ):
+        frame = frame.f_back
+        level += 1
+    warnings.warn(message, stacklevel=level)

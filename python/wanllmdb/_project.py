@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
 from ._errors import UsageError
 from ._transport import Transport, seg
@@ -17,17 +17,16 @@ def check_project_name(name: Any, what: str) -> str:
     return name
 
 
-def ensure_project(t: Transport, name: str) -> bool:
-    """Creates a project unless it exists; True when this call created it."""
+def ensure_project(t: Transport, name: str) -> None:
+    """Creates a project unless it exists (runs do this on the server; sweeps and artifacts
+    here)."""
     from ._errors import Error
 
     try:
         t.post("/projects", {"name": name}, what=f"project {name!r}")
-        return True
     except Error as e:
-        if getattr(e, "status", None) == 409:
-            return False
-        raise
+        if getattr(e, "status", None) != 409:
+            raise
 
 
 class Record(dict):  # type: ignore[type-arg]
@@ -142,25 +141,9 @@ def run_id_of(run_or_id: Any) -> str:
     raise UsageError(f"expected a run or a run id, not a {type(run_or_id).__name__}")
 
 
-def tags_call(
-    t: Transport, run_id: str, tag: str, add: bool, current: Iterable[str] | None = None
-) -> Any:
-    """Adds or removes one tag of any run (by id)."""
-    from ._errors import NotFound
-
+def tags_call(t: Transport, run_id: str, tag: str, add: bool) -> Any:
+    """Adds or removes one tag of any run (by id); removing a tag the run lacks is NotFound."""
     rid = seg(run_id)
-    try:
-        if add:
-            return t.post(f"/runs/{rid}/tags", {"tag": tag}, what=f"run {run_id}")
-        return t.delete(f"/runs/{rid}/tags/{seg(tag)}", what=f"run {run_id}")
-    except (NotFound, UsageError) as e:
-        # A server without the tag endpoints: replace the whole list.
-        run = t.get(f"/runs/{rid}", what=f"run {run_id}")
-        tags = list(run.get("tags", []))
-        if add and tag not in tags:
-            tags.append(tag)
-        elif not add:
-            if tag not in tags:
-                raise e from None
-            tags.remove(tag)
-        return t.patch(f"/runs/{rid}", {"tags": tags}, what=f"run {run_id}")
+    if add:
+        return t.post(f"/runs/{rid}/tags", {"tag": tag}, what=f"add_tag({run_id!r})")
+    return t.delete(f"/runs/{rid}/tags/{seg(tag)}", what=f"remove_tag({run_id!r})")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from . import _state
-from ._errors import PermissionDenied, UsageError
+from ._errors import NotFound, UsageError, warn
 from ._project import Record, check_project_name
 from ._transport import Transport, seg
 
@@ -59,7 +59,7 @@ def create_model_version(
     stage: str | None,
     tags: list[str] | None,
 ) -> Record:
-    from ._artifact import KNOWN_VERSIONS, Artifact
+    from ._artifact import Artifact
 
     name = _model_name(model, "create_model_version(model_name=...)")
     body: dict[str, Any] = {"tags": list(tags or [])}
@@ -70,11 +70,7 @@ def create_model_version(
     elif artifact is not None:
         body["artifact"] = str(artifact)
     elif artifact_version_id is not None:
-        vid = getattr(artifact_version_id, "id", artifact_version_id)
-        if isinstance(vid, int) and vid in KNOWN_VERSIONS:
-            body["artifact"] = KNOWN_VERSIONS[vid]
-        else:
-            body["artifact_version_id"] = vid
+        body["artifact_version_id"] = _version_id(artifact_version_id)
     else:
         raise UsageError(
             "create_model_version() needs artifact='name:alias' or artifact_version_id="
@@ -82,7 +78,9 @@ def create_model_version(
     if run_id is None and _state.current is not None and not _state.current.disabled:
         run_id = _state.current.id
     if run_id is not None:
-        body["run"] = getattr(run_id, "id", run_id)
+        body["run_id"] = getattr(run_id, "id", run_id)
+    if stage is not None:
+        body["stage"] = _stage(stage, "create_model_version(stage=...)")
     if description is not None:
         body["description"] = description
     if metrics is not None:
@@ -90,9 +88,22 @@ def create_model_version(
     v = Record(
         _t().post(f"/models/{seg(name)}/versions", body, what=f"create_model_version({name!r})")
     )
-    if stage is not None and _stage(stage, "create_model_version(stage=...)") != "None":
-        v = transition_stage(name, v["version"], stage, None, False)
+    for w in v.pop("warnings", None) or []:
+        warn(f"wanllmdb: model {name} {v.get('version')}: {w}")
     return v
+
+
+def _version_id(v: Any) -> int:
+    """An artifact version's numeric id: an int, its text, or ``artifact.version``."""
+    vid = getattr(v, "id", v)
+    if isinstance(vid, str) and vid.isdigit():
+        vid = int(vid)
+    if isinstance(vid, bool) or not isinstance(vid, int):
+        raise UsageError(
+            f"create_model_version(artifact_version_id={v!r}): use an artifact version's id "
+            "(artifact.version.id), or artifact='name:alias'"
+        )
+    return vid
 
 
 def transition_stage(
@@ -118,16 +129,13 @@ def approve_version(
     model: Any, version: Any, approved_by: str | None, comment: str | None
 ) -> Record:
     name = _model_name(model, "approve_version(model=...)")
-    t = _t()
+    body: dict[str, Any] = {}
     if approved_by is not None:
-        me = t.get("/auth/me").get("username")
-        if approved_by != me:
-            raise PermissionDenied(
-                f"approve_version(approved_by={approved_by!r}): the approval is recorded as the caller, {me!r}"
-            )
-    body = {"comment": comment} if comment is not None else {}
+        body["approved_by"] = approved_by
+    if comment is not None:
+        body["comment"] = comment
     return Record(
-        t.post(
+        _t().post(
             f"/models/{seg(name)}/versions/{seg(_version(version))}/approval",
             body,
             what=f"approve_version({name!r}, {_version(version)!r})",
@@ -139,10 +147,19 @@ def list_model_versions(model: Any, stage: str | None) -> list[Record]:
     name = _model_name(model, "list_model_versions(model=...)")
     q = {"stage": _stage(stage, "list_model_versions(stage=...)")} if stage is not None else None
     got = _t().get(f"/models/{seg(name)}/versions", q, what=f"list_model_versions({name!r})")
-    items = got if isinstance(got, list) else got.get("items", [])
-    return [Record(v) for v in items]
+    return [Record(v) for v in got]
 
 
 def get_latest_version(model: Any, stage: str | None) -> Record | None:
-    versions = list_model_versions(model, stage)
-    return versions[0] if versions else None
+    name = _model_name(model, "get_latest_version(model=...)")
+    q = {"stage": _stage(stage, "get_latest_version(stage=...)")} if stage is not None else None
+    try:
+        return Record(
+            _t().get(
+                f"/models/{seg(name)}/versions/latest", q, what=f"get_latest_version({name!r})"
+            )
+        )
+    except NotFound:
+        # No version (in that stage); a model that does not exist is still an error.
+        _t().get(f"/models/{seg(name)}", what=f"get_latest_version({name!r})")
+        return None

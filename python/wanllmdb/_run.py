@@ -14,7 +14,6 @@ import subprocess
 import sys
 import threading
 import time
-import warnings
 from collections import deque
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
@@ -30,6 +29,7 @@ from ._errors import (
     RunStopped,
     UsageError,
 )
+from ._errors import warn as _warn
 from ._spool import SPOOL_VERSION, Spool
 from ._transport import Transport, Unreachable, seg, with_retries
 from ._worker import MetricDef, Worker
@@ -43,6 +43,7 @@ ENV_SWEEP_ID = "WANLLMDB_SWEEP_ID"
 ENV_SWEEP_PARAMS = "WANLLMDB_SWEEP_PARAMS"
 ENV_MODE = "WANLLMDB_MODE"
 ENV_CONSOLE = "WANLLMDB_CONSOLE"
+ENV_QUIET = "WANLLMDB_QUIET"
 INIT_TIMEOUT = 10.0
 FINISH_TIMEOUT = 10.0
 ENV_SYNC_TIMEOUT = "WANLLMDB_SYNC_TIMEOUT"
@@ -72,10 +73,6 @@ def last_project() -> str | None:
 
 def current() -> Run | None:
     return _state.current
-
-
-def _warn(msg: str, stacklevel: int = 3) -> None:
-    warnings.warn(msg, stacklevel=stacklevel)
 
 
 class Run:
@@ -223,7 +220,7 @@ class Run:
     def _warn_once(self, cause: str, msg: str) -> None:
         if cause not in self._warned:
             self._warned.add(cause)
-            _warn(msg, stacklevel=4)
+            _warn(msg)
 
     # -- stop requests -----------------------------------------------------------------------
     @property
@@ -283,23 +280,13 @@ class Run:
         rid = seg(self.id)
         what = f"run {self.id}"
         if op == "config":
-            try:
-                t.patch(f"/runs/{rid}", {"config": arg}, what)
-            except UsageError:
-                # A server without config changes: a resume merges top-level keys.
-                t.post("/runs", {"project": self.project, "id": self.id, "config": arg}, what)
+            t.patch(f"/runs/{rid}", {"config": arg}, what)
         elif op == "summary":
             t.post(f"/runs/{rid}/summary", {"values": arg}, what)
         elif op == "tag_add":
-            try:
-                t.post(f"/runs/{rid}/tags", {"tag": arg}, what)
-            except (NotFound, UsageError):
-                t.patch(f"/runs/{rid}", {"tags": self.tags}, what)
+            t.post(f"/runs/{rid}/tags", {"tag": arg}, what)
         elif op == "tag_remove":
-            try:
-                t.delete(f"/runs/{rid}/tags/{seg(arg)}", what)
-            except (NotFound, UsageError):
-                t.patch(f"/runs/{rid}", {"tags": self.tags}, what)
+            t.delete(f"/runs/{rid}/tags/{seg(arg)}", what)
         elif op == "files":
             self._upload_saved(arg)
 
@@ -480,7 +467,7 @@ class Run:
             if _state.current is self:
                 _state.current = None
         if left and not quiet:
-            _warn(left, stacklevel=4)
+            _warn(left)
 
     def _finish_on_server(self, w: Worker, finish: dict[str, Any]) -> str:
         spool = self._spool
@@ -565,8 +552,9 @@ class Run:
         put_run_files(self._transport, self.id, files)
 
     def get_upload_url(self, name: str) -> str:
-        """A URL that takes a plain ``PUT`` of the file's bytes, without credentials, until
-        it expires; follow with :meth:`register_file`."""
+        """An absolute URL that takes a plain ``PUT`` of the file's bytes, without credentials,
+        for an hour; follow with :meth:`register_file`. Example:
+        ``requests.put(run.get_upload_url("model.pth"), data=open("model.pth", "rb"))``."""
         t = self._require_online("get_upload_url()")
         return t.post(
             f"/runs/{seg(self.id)}/files/upload-url",
@@ -575,13 +563,17 @@ class Run:
         )["url"]
 
     def register_file(
-        self, name: str, size: int | None = None, md5: str | None = None, sha256: str | None = None
+        self, name: str, size: int, md5: str | None = None, sha256: str | None = None
     ) -> dict[str, Any]:
-        """Records a file sent to :meth:`get_upload_url` as part of the run."""
+        """Attaches a file sent to :meth:`get_upload_url` to the run, once the server checked
+        that ``size`` bytes arrived (and that they match ``md5``/``sha256`` when given).
+        Example: ``run.register_file("model.pth", size=os.path.getsize("model.pth"))``."""
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise UsageError(
+                f"register_file(size={size!r}) must be the number of bytes sent to the upload URL"
+            )
         t = self._require_online("register_file()")
-        body: dict[str, Any] = {"path": name}
-        if size is not None:
-            body["size"] = int(size)
+        body: dict[str, Any] = {"path": name, "size": size}
         if md5:
             body["md5"] = md5
         if sha256:
@@ -589,23 +581,14 @@ class Run:
         return t.post(f"/runs/{seg(self.id)}/files/register", body, what=f"register_file({name!r})")
 
     def get_download_url(self, name: str) -> str:
-        """A URL that answers a plain ``GET`` with the file's bytes until it expires."""
+        """An absolute URL that answers a plain ``GET`` with the file's bytes, for five
+        minutes."""
         t = self._require_online("get_download_url()")
-        try:
-            return t.get(
-                f"/runs/{seg(self.id)}/files/download-url",
-                {"path": name},
-                what=f"get_download_url({name!r})",
-            )["url"]
-        except (NotFound, UsageError) as e:
-            # A server without the name-first endpoint: the file listing's signed URL.
-            try:
-                f = t.get(
-                    f"/runs/{seg(self.id)}/file", {"path": name}, what=f"get_download_url({name!r})"
-                )
-            except NotFound:
-                raise e from None
-            return t.url(f["download_url"])
+        return t.get(
+            f"/runs/{seg(self.id)}/files/download-url",
+            {"path": name},
+            what=f"get_download_url({name!r})",
+        )["url"]
 
     # -- artifacts (see _artifact.py) ------------------------------------------------------------
     def log_artifact(
@@ -893,7 +876,7 @@ def _start(
                 "server comes back (else upload it with: wanllmdb sync)"
             )
         run._transport = transport
-        run.url = f"{settings.host}/projects/{seg(proj)}/runs/{run_id}"
+        run.url = run_page(settings.host, run_id)
     _remember_resume(root, run_id)
     sampler = None
     if system_metrics is None:
@@ -923,6 +906,7 @@ def _start(
         w.shipper.save()
     run._worker = w
     w.start()
+    _announce(run)
     console = (console or os.environ.get(ENV_CONSOLE) or "auto").lower()
     if console not in ("auto", "wrap", "off", "redirect"):
         raise UsageError(f"init(console={console!r}): use 'auto', 'wrap' or 'off'")
@@ -931,6 +915,19 @@ def _start(
 
         run._tees = _capture.install(run._capture_line)
     return run
+
+
+def run_page(host: str, run_id: str) -> str:
+    """The run's page in the web UI."""
+    return f"{host}/runs/{seg(run_id)}"
+
+
+def _announce(run: Run) -> None:
+    # One line on stderr saying where the run went (before stderr is recorded as its log).
+    if os.environ.get(ENV_QUIET, "").lower() in ("1", "true", "yes"):
+        return
+    where = f"view it at {run.url}" if run._transport is not None else f"offline (spool {run.dir})"
+    print(f"wanllmdb: run {run.id} in project {run.project}; {where}", file=sys.stderr)
 
 
 def _line_numbers(spool: Spool) -> dict[str, int]:
@@ -952,7 +949,7 @@ def _line_numbers(spool: Spool) -> dict[str, int]:
 
 
 def _create_online(t: Transport, run: Run, req: dict[str, Any], resume: Any) -> bool:
-    """Creates (or resumes) the run; creates its project when missing. True when done."""
+    """Creates (or resumes) the run (the server creates a missing project). True when done."""
     what = f"init(project={run.project!r})"
     if resume in ("must", "never"):
         try:
@@ -966,19 +963,7 @@ def _create_online(t: Transport, run: Run, req: dict[str, Any], resume: Any) -> 
             raise UsageError(f"init(resume='never'): run {run.id} already exists")
 
     def create() -> Any:
-        try:
-            return t.post("/runs", req, what=what, timeout=INIT_TIMEOUT)
-        except NotFound as e:
-            if "project" not in str(e):
-                raise
-            from ._project import ensure_project
-
-            if not ensure_project(t, run.project):
-                # It exists, yet the run cannot be created in it: a private project of others.
-                raise PermissionDenied(
-                    f"{what}: this account may not write to project {run.project!r}"
-                ) from None
-            return t.post("/runs", req, what=what, timeout=INIT_TIMEOUT)
+        return t.post("/runs", req, what=what, timeout=INIT_TIMEOUT)
 
     try:
         # A busy server is waited for; one that does not answer at all is left to the
@@ -986,7 +971,11 @@ def _create_online(t: Transport, run: Run, req: dict[str, Any], resume: Any) -> 
         got = with_retries(
             create, time.monotonic() + INIT_TIMEOUT, stop=lambda: False, give_up=Unreachable
         )
-    except PermissionDenied as e:
+    except (PermissionDenied, NotFound) as e:
+        # The server creates a missing project, so a project it does not find is a private
+        # project of others (it says no more than that to outsiders), as a 403 is a read-only one.
+        if isinstance(e, NotFound) and "project" not in str(e):
+            raise
         raise PermissionDenied(
             f"{what}: this account may not write to project {run.project!r} ({e})"
         ) from None
@@ -1036,7 +1025,7 @@ def _attach(
     run.sweep_id = os.environ.get(ENV_SWEEP_ID)
     transport = Transport(settings.host, settings.api_key)
     run._transport = transport
-    run.url = f"{settings.host}/projects/{seg(project)}/runs/{run_id}"
+    run.url = run_page(settings.host, run_id)
     w = Worker(
         run_id,
         run._queue,

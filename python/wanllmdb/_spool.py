@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -341,7 +340,3 @@ class Shipper:
             self.post(f"/runs/{self.run_id}/summary", body)
         self.state["summary_sent"] = True
         self.save()
-
-
-def unix_now() -> float:
-    return time.time()

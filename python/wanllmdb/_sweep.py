@@ -9,11 +9,10 @@ import subprocess
 import threading
 import time
 import traceback
-import warnings
 from typing import Any, Callable, Mapping
 
 from . import _state
-from ._errors import RunStopped, UsageError
+from ._errors import NotFound, RunStopped, UsageError, warn
 from ._project import Record, check_project_name, ensure_project
 from ._transport import Transport, seg
 
@@ -50,15 +49,14 @@ def create(config: dict[str, Any], project: str | None, **kwargs: Any) -> str:
     path = f"/projects/{seg(proj)}/sweeps"
     try:
         got = t.post(path, {"config": config}, what="sweep()")
-    except UsageError as e:
-        raise UsageError(f"sweep(): {e}") from None
-    except Exception as e:
-        if "project" not in str(e) or getattr(e, "status", None) != 404:
+    except NotFound as e:
+        # Sweeps, like runs, may start a project.
+        if "project" not in str(e):
             raise
         ensure_project(t, proj)
         got = t.post(path, {"config": config}, what="sweep()")
-    for w in got.get("warnings", []) or []:
-        warnings.warn(f"wanllmdb: sweep {got['id']}: {w}", stacklevel=3)
+    for w in got["warnings"]:
+        warn(f"wanllmdb: sweep {got['id']}: {w}")
     return got["id"]
 
 
@@ -103,20 +101,20 @@ class Suggestion(dict):  # type: ignore[type-arg]
 
 def suggest(sweep_id: str) -> Suggestion:
     got = _api().post(f"/sweeps/{seg(sweep_id)}/suggest", {}, what=f"suggest_params({sweep_id!r})")
-    s = Suggestion(got.get("config") or got.get("params") or {})
+    s = Suggestion(got["config"])
     s.run_id = got["run_id"]
-    s.number = got.get("number", 0)
+    s.number = got["number"]
     return s
 
 
 def importance(sweep_id: str) -> dict[str, float]:
     a = _api().get(f"/sweeps/{seg(sweep_id)}/analysis", what=f"get_param_importance({sweep_id!r})")
-    return {p["name"]: p["importance"] for p in a.get("importance", [])}
+    return {p["name"]: p["importance"] for p in a["importance"]}
 
 
 def parallel_coords(sweep_id: str) -> dict[str, Any]:
     a = _api().get(f"/sweeps/{seg(sweep_id)}/analysis", what=f"get_parallel_coords({sweep_id!r})")
-    return {"metric": a.get("metric"), "axes": a.get("axes", []), "lines": a.get("lines", [])}
+    return {"metric": a["metric"], "axes": a["axes"], "lines": a["lines"]}
 
 
 def agent(sweep_id: str, function: Callable[[], Any] | None, count: int | None) -> None:

@@ -63,11 +63,14 @@ with tempfile.TemporaryDirectory() as d:
     wandb.log_artifact(artifact, aliases=["latest", "production"])
 wandb.finish()
 
-# 4. Register it and put the version in Staging.
-model = wandb.register_model(
-    name="product-classifier", description="product image classifier", project=PROJECT
-)
+# 4. Register it (once) and put a new version in Staging.
+try:
+    wandb.register_model(
+        name="product-classifier", description="product image classifier", project=PROJECT
+    )
+except wandb.UsageError as e:  # registered by an earlier run of this script
+    print(f"model: {e}")
 version = wandb.create_model_version(
     model="product-classifier", artifact="best-model:latest", stage="Staging"
 )
-print(f"registered {model.name} {version.version} in {version.stage}")
+print(f"registered product-classifier {version.version} in {version.stage}")

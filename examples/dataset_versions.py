@@ -1,5 +1,6 @@
 """Versioned datasets: two versions of a dataset, runs that use each, and models whose
-versions carry aliases."""
+versions carry aliases. `latest` and `vN` are set by the server (v1, v2, … in order), so the
+script names versions by what log_artifact returned and can run again in the same project."""
 
 import csv
 import os
@@ -26,14 +27,15 @@ def write_reviews(name: str, rows: int) -> str:
 wandb.init(project=PROJECT, name="ingest")
 dataset_v1 = wandb.Artifact("sentiment-dataset", type="dataset")
 dataset_v1.add_file(write_reviews("reviews_10k.csv", 100), name="reviews.csv")
-wandb.log_artifact(dataset_v1, aliases=["v1"])
+wandb.log_artifact(dataset_v1, aliases=["small"])
 dataset_v2 = wandb.Artifact("sentiment-dataset", type="dataset")
 dataset_v2.add_file(write_reviews("reviews_50k.csv", 500), name="reviews.csv")
-wandb.log_artifact(dataset_v2, aliases=["v2", "latest"])
+wandb.log_artifact(dataset_v2, aliases=["large"])
+print(f"dataset versions {dataset_v1.version} and {dataset_v2.version}")
 wandb.finish()
 
 # 2. Train on each version; the runs are recorded as users of what they read.
-for version in ("v1", "v2"):
+for version in (dataset_v1.version, dataset_v2.version):
     wandb.init(project=PROJECT, name=f"train-on-{version}")
     dataset = wandb.use_artifact(f"sentiment-dataset:{version}")
     folder = dataset.download(root=os.path.join(work, version))
@@ -45,7 +47,7 @@ for version in ("v1", "v2"):
     with open(path, "wb") as f:
         f.write(os.urandom(256))
     model.add_file(path, name="model.bin")
-    wandb.log_artifact(model, aliases=[version] + (["production"] if version == "v2" else []))
+    wandb.log_artifact(model, aliases=["production"] if version == dataset_v2.version else [])
     wandb.finish()
 
 print(wandb.list_aliases("sentiment-model"))

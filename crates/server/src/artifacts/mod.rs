@@ -246,6 +246,16 @@ fn check_alias(alias: &str) -> ApiResult<()> {
     Ok(())
 }
 
+/// A short-lived URL for the bytes of an artifact file.
+fn artifact_download_url(state: &AppState, digest: &str, size: u64) -> ApiResult<String> {
+    download_url(
+        state,
+        digest,
+        size,
+        crate::telemetry::TransferKind::Artifact,
+    )
+}
+
 fn in_list(first: usize, n: usize) -> String {
     (first..first + n)
         .map(|i| format!("${i}"))
@@ -1277,50 +1287,16 @@ impl Artifacts<'_> {
         let access = self.access(actor, project).await?;
         let art = self.load(&access, name).await?;
         let v = self.resolve(&art, spec).await?;
-        let rows = on_backend!(self.state.store, read pool => {
-            let mut out = Vec::new();
-            for r in sqlx::query(
-                "SELECT e.path, e.digest, e.size, e.ref_uri, e.ref_checksum, b.md5 FROM artifact_entries e \
-                 LEFT JOIN blobs b ON b.digest = e.digest WHERE e.version_id = $1 ORDER BY e.path",
-            )
-            .bind(v.id)
-            .fetch_all(pool)
-            .await?
-            {
-                let size: i64 = r.try_get("size")?;
-                out.push(ArtifactFile {
-                    path: r.try_get("path")?,
-                    sha256: r.try_get("digest")?,
-                    md5: r.try_get("md5")?,
-                    size: size as u64,
-                    reference: r.try_get("ref_uri")?,
-                    checksum: r.try_get("ref_checksum")?,
-                    download_url: None,
-                });
-            }
-            out
-        });
-        let mut rows = rows;
+        let mut rows = self.entries(v.id, None).await?;
         if download_urls {
             for f in &mut rows {
                 if let Some(d) = &f.sha256 {
-                    f.download_url = Some(download_url(
-                        self.state,
-                        d,
-                        f.size,
-                        crate::telemetry::TransferKind::Artifact,
-                    )?);
+                    f.download_url = Some(artifact_download_url(self.state, d, f.size)?);
                 }
             }
-            self.record(
-                actor,
-                client,
-                AuditEvent::new("artifact_download", "data_access", "info")
-                    .resource(format!("artifact:{project}/{}", v.label()))
-                    .status(200)
-                    .metadata(serde_json::json!({ "files": rows.len() })),
-            )
-            .await;
+            let files = serde_json::json!({ "files": rows.len() });
+            self.record_download(actor, client, project, &v, files)
+                .await;
         }
         Ok(rows)
     }
@@ -1340,57 +1316,67 @@ impl Artifacts<'_> {
         let access = self.access(actor, project).await?;
         let art = self.load(&access, name).await?;
         let v = self.resolve(&art, spec).await?;
-        let path = wanllmdb_api_types::files::normalize_path(path)
-            .map_err(|e| ApiError::invalid(format!("path: {e}")))?;
-        let row = on_backend!(self.state.store, read pool => {
-            match sqlx::query(
-                "SELECT e.path, e.digest, e.size, e.ref_uri, e.ref_checksum, b.md5 FROM artifact_entries e \
-                 LEFT JOIN blobs b ON b.digest = e.digest WHERE e.version_id = $1 AND e.path = $2",
-            )
-            .bind(v.id)
-            .bind(&path)
-            .fetch_optional(pool)
+        let path = normalize_path(path).map_err(|e| ApiError::invalid(format!("path: {e}")))?;
+        let mut f = self
+            .entries(v.id, Some(&path))
             .await?
-            {
-                None => None,
-                Some(r) => {
-                    let size: i64 = r.try_get("size")?;
-                    Some(ArtifactFile {
-                        path: r.try_get("path")?,
-                        sha256: r.try_get("digest")?,
-                        md5: r.try_get("md5")?,
-                        size: size as u64,
-                        reference: r.try_get("ref_uri")?,
-                        checksum: r.try_get("ref_checksum")?,
-                        download_url: None,
-                    })
-                }
-            }
-        });
-        let mut f =
-            row.ok_or_else(|| ApiError::not_found(format!("file {path} in {}", v.label())))?;
+            .pop()
+            .ok_or_else(|| ApiError::not_found(format!("file {path} in {}", v.label())))?;
         let Some(digest) = f.sha256.clone() else {
             return Err(ApiError::invalid(format!(
                 "{path} is a reference to {}: fetch it from there",
                 f.reference.as_deref().unwrap_or("another location")
             )));
         };
-        f.download_url = Some(download_url(
-            self.state,
-            &digest,
-            f.size,
-            crate::telemetry::TransferKind::Artifact,
-        )?);
-        self.record(
-            actor,
-            client,
-            AuditEvent::new("artifact_download", "data_access", "info")
-                .resource(format!("artifact:{project}/{}", v.label()))
-                .status(200)
-                .metadata(serde_json::json!({ "files": 1, "path": path })),
-        )
-        .await;
+        f.download_url = Some(artifact_download_url(self.state, &digest, f.size)?);
+        let files = serde_json::json!({ "files": 1, "path": path });
+        self.record_download(actor, client, project, &v, files)
+            .await;
         Ok(f)
+    }
+
+    /// The entries of a version by path, or only the one at `path`.
+    async fn entries(&self, version_id: i64, path: Option<&str>) -> ApiResult<Vec<ArtifactFile>> {
+        Ok(on_backend!(self.state.store, read pool => {
+            let mut out = Vec::new();
+            for r in sqlx::query(
+                "SELECT e.path, e.digest, e.size, e.ref_uri, e.ref_checksum, b.md5 FROM artifact_entries e \
+                 LEFT JOIN blobs b ON b.digest = e.digest WHERE e.version_id = $1 AND ($2 IS NULL OR e.path = $2) \
+                 ORDER BY e.path",
+            )
+            .bind(version_id)
+            .bind(path)
+            .fetch_all(pool)
+            .await?
+            {
+                let size: i64 = r.try_get("size")?;
+                out.push(ArtifactFile {
+                    path: r.try_get("path")?,
+                    sha256: r.try_get("digest")?,
+                    md5: r.try_get("md5")?,
+                    size: size as u64,
+                    reference: r.try_get("ref_uri")?,
+                    checksum: r.try_get("ref_checksum")?,
+                    download_url: None,
+                });
+            }
+            out
+        }))
+    }
+
+    async fn record_download(
+        &self,
+        actor: &Actor,
+        client: &ClientInfo,
+        project: &str,
+        v: &VersionRow,
+        metadata: serde_json::Value,
+    ) {
+        let ev = AuditEvent::new("artifact_download", "data_access", "info")
+            .resource(format!("artifact:{project}/{}", v.label()))
+            .status(200)
+            .metadata(metadata);
+        self.record(actor, client, ev).await;
     }
 
     /// Aliases of an artifact, `latest` first.

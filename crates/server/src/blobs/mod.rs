@@ -46,6 +46,25 @@ pub struct ReadBack {
     pub size: u64,
 }
 
+impl ReadBack {
+    /// Why these are not the `size` bytes hashing to `digest` that were announced, if not.
+    pub fn mismatch(&self, digest: &str, size: u64) -> Option<String> {
+        if self.size != size {
+            Some(format!(
+                "{} bytes arrived, {size} were announced",
+                self.size
+            ))
+        } else if self.sha256 != digest {
+            Some(format!(
+                "the bytes hash to sha256 {}, not the announced {digest}",
+                self.sha256
+            ))
+        } else {
+            None
+        }
+    }
+}
+
 /// Where content lives.
 #[derive(Debug, Clone)]
 pub enum BlobStore {
@@ -140,17 +159,7 @@ impl LocalBlobs {
         body: Body,
     ) -> Result<StoredBlob, BlobError> {
         let (tmp, got) = self.receive(body, size).await?;
-        let mismatch = if got.size != size {
-            Some(format!("{} bytes arrived, {size} were announced", got.size))
-        } else if got.sha256 != digest {
-            Some(format!(
-                "the bytes hash to sha256 {}, not the announced {digest}",
-                got.sha256
-            ))
-        } else {
-            None
-        };
-        if let Some(m) = mismatch {
+        if let Some(m) = got.mismatch(digest, size) {
             let _ = tokio::fs::remove_file(&tmp).await;
             return Err(BlobError::Mismatch(m));
         }

@@ -478,17 +478,7 @@ impl S3Blobs {
         size: u64,
     ) -> Result<StoredBlob, BlobError> {
         let got = self.read_back(staging).await?;
-        let mismatch = if got.size != size {
-            Some(format!("{} bytes arrived, {size} were announced", got.size))
-        } else if got.sha256 != digest {
-            Some(format!(
-                "the bytes hash to sha256 {}, not the announced {digest}",
-                got.sha256
-            ))
-        } else {
-            None
-        };
-        if let Some(m) = mismatch {
+        if let Some(m) = got.mismatch(digest, size) {
             self.delete(staging).await?;
             return Err(BlobError::Mismatch(m));
         }

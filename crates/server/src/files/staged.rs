@@ -39,6 +39,19 @@ struct StageClaims {
     exp: i64,
 }
 
+/// Records stored bytes in `blobs` (or refreshes their time) with `$tx` inside `with_tx!`.
+macro_rules! insert_blob {
+    ($tx:ident, $got:expr, $now:expr) => {
+        sqlx::query(INSERT_BLOB_SQL)
+            .bind(&$got.sha256)
+            .bind($got.size as i64)
+            .bind(&$got.md5)
+            .bind($now)
+            .execute(&mut *$tx)
+            .await?
+    };
+}
+
 /// A staged upload as stored.
 struct Staged {
     id: String,
@@ -145,13 +158,7 @@ impl Files<'_> {
             .map_err(upload_error)?;
         let now = now_us();
         with_tx!(self.state.store, tx => {
-            sqlx::query(INSERT_BLOB_SQL)
-                .bind(&got.sha256)
-                .bind(got.size as i64)
-                .bind(&got.md5)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+            insert_blob!(tx, got, now);
             sqlx::query("UPDATE staged_uploads SET digest = $1, size = $2, md5 = $3, uploaded_at = $4 WHERE id = $5")
                 .bind(&got.sha256)
                 .bind(got.size as i64)
@@ -295,13 +302,7 @@ impl Files<'_> {
     ) -> ApiResult<()> {
         let now = now_us();
         with_tx!(self.state.store, tx => {
-            sqlx::query(INSERT_BLOB_SQL)
-                .bind(&got.sha256)
-                .bind(got.size as i64)
-                .bind(&got.md5)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+            insert_blob!(tx, got, now);
             sqlx::query(ATTACH_SQL)
                 .bind(run_pk)
                 .bind(path)

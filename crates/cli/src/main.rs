@@ -117,24 +117,36 @@ enum Command {
     },
 }
 
-fn init_logging(server: bool) {
-    let default = if server {
+/// Log lines go to stderr: for the server one per request and its events, as text or JSON;
+/// colour only on a terminal (and not with `NO_COLOR`).
+fn init_logging(server: Option<commands::server::LogFormat>) {
+    use std::io::IsTerminal;
+    let default = if server.is_some() {
         "warn,wanllmdb_server=info"
     } else {
         "error"
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env(env::LOG)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .init();
+        .with_ansi(std::io::stderr().is_terminal() && !no_color);
+    if server == Some(commands::server::LogFormat::Json) {
+        builder.json().flatten_event(true).init();
+    } else {
+        builder.init();
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let is_server = matches!(cli.command, Command::Server(_));
-    init_logging(is_server);
+    init_logging(match &cli.command {
+        Command::Server(args) => Some(args.log_format.unwrap_or(commands::server::LogFormat::Text)),
+        _ => None,
+    });
     let printer = Printer::new(cli.quiet, cli.verbose);
     // TLS for https servers uses ring, the provider already in the tree for PostgreSQL.
     let _ = rustls::crypto::ring::default_provider().install_default();

@@ -139,6 +139,14 @@ fn check_len(what: &str, s: &Option<String>, max: usize) -> ApiResult<()> {
     }
 }
 
+/// A one-line field shown in tables (name, group, job type): limited, and without control
+/// or bidirectional-override characters.
+fn check_label(what: &str, s: &Option<String>, max: usize) -> ApiResult<()> {
+    check_len(what, s, max)?;
+    s.as_deref()
+        .map_or(Ok(()), |v| ApiError::check_text(what, v))
+}
+
 fn check_tags(tags: &[String]) -> ApiResult<Vec<String>> {
     if tags.len() > 100 {
         return Err(ApiError::invalid("a run can have at most 100 tags"));
@@ -151,6 +159,7 @@ fn check_tags(tags: &[String]) -> ApiResult<Vec<String>> {
                 "tag {t:?} must be 1 to 128 bytes"
             )));
         }
+        ApiError::check_text("tag", t)?;
         if !out.iter().any(|x| x == t) {
             out.push(t.to_string());
         }
@@ -339,10 +348,11 @@ impl Runs<'_> {
             Some(v @ serde_json::Value::Object(_)) => v.clone(),
             Some(_) => return Err(ApiError::invalid("config must be a JSON object")),
         };
-        check_len("name", &req.name, 256)?;
+        check_label("name", &req.name, 256)?;
         check_len("notes", &req.notes, 100_000)?;
-        check_len("group", &req.group, 256)?;
-        check_len("job_type", &req.job_type, 256)?;
+        check_label("group", &req.group, 256)?;
+        check_label("job_type", &req.job_type, 256)?;
+        self.check_config_size(&config.to_string())?;
         let tags = check_tags(&req.tags)?;
         if let Some(id) = &req.id {
             if !wanllmdb_api_types::is_valid_run_id(id) {
@@ -444,6 +454,8 @@ impl Runs<'_> {
             }
         }
         let all_tags = check_tags(&all_tags)?;
+        let merged = serde_json::Value::Object(merged).to_string();
+        self.check_config_size(&merged)?;
         let now = now_us();
         let pk = existing.pk;
         with_tx!(self.store(), tx => {
@@ -456,7 +468,7 @@ impl Runs<'_> {
             )
             .bind(false)
             .bind(now)
-            .bind(serde_json::Value::Object(merged).to_string())
+            .bind(merged)
             .bind(serde_json::to_string(&all_tags).unwrap_or_default())
             .bind(req.name.clone().filter(|n| !n.trim().is_empty()))
             .bind(&req.notes)
@@ -488,7 +500,7 @@ impl Runs<'_> {
         client: &ClientInfo,
     ) -> ApiResult<Run> {
         let (row, _) = self.load_for_write(actor, id).await?;
-        check_len("name", &req.name, 256)?;
+        check_label("name", &req.name, 256)?;
         check_len("notes", &req.notes, 100_000)?;
         if req.name.as_deref().is_some_and(|n| n.trim().is_empty()) {
             return Err(ApiError::invalid("name cannot be empty"));
@@ -510,6 +522,7 @@ impl Runs<'_> {
                 let sql = format!("SELECT config FROM runs WHERE pk = $1{lock}");
                 let stored: String = sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(row.pk).fetch_one(&mut *tx).await?;
                 let merged = merge_config(&stored, patch);
+                self.check_config_size(&merged)?;
                 sqlx::query("UPDATE runs SET config = $1 WHERE pk = $2").bind(merged).bind(row.pk).execute(&mut *tx).await?;
             }
             sqlx::query("UPDATE runs SET name = COALESCE($1, name), notes = COALESCE($2, notes), tags = COALESCE($3, tags), updated_at = $4 WHERE pk = $5")
@@ -550,6 +563,20 @@ impl Runs<'_> {
         )
         .await;
         self.get(actor, id).await
+    }
+
+    /// A 413 when a run's config, as JSON, is over the server's limit: configs come back in
+    /// every run list, so one huge config would make every page huge.
+    fn check_config_size(&self, json: &str) -> ApiResult<()> {
+        let max = self.state.config.max_run_config_bytes;
+        if json.len() <= max {
+            return Ok(());
+        }
+        Err(ApiError::PayloadTooLarge(format!(
+            "the run config is {} bytes as JSON; this server keeps configs of at most {max} \
+             bytes (its --max-run-config-bytes): keep large values in files or artifacts",
+            json.len()
+        )))
     }
 
     /// `FOR UPDATE` where the backend has row locks; SQLite's write transaction already

@@ -33,6 +33,10 @@ pub const CREDENTIALS_BODY_BYTES: usize = 8 * 1024;
 pub const ANONYMOUS_BODY_BYTES: usize = 64 * 1024;
 /// A bundle download request: a list of download tokens.
 const BUNDLE_BODY_BYTES: usize = 1024 * 1024;
+/// At most this much of a refused signed-in body is read (and thrown away) after the 413.
+const DISCARD_BYTES: u64 = 256 * 1024 * 1024;
+/// How long a refused body is read for at most.
+const DISCARD_FOR: Duration = Duration::from_secs(60);
 /// What a 503 for a full body budget asks the client to wait.
 const BUSY_RETRY_AFTER_SECS: u64 = 2;
 
@@ -227,6 +231,11 @@ pub async fn guard_body(State(state): State<AppState>, mut req: Request, next: N
     if let (Some(n), Some(limit)) = (declared, limit)
         && n > limit as u64
     {
+        if !anonymous {
+            // A signed-in client that overshot gets to read its 413: the rest of its body is
+            // read and thrown away (not kept), so the connection is not torn down under it.
+            tokio::spawn(discard(req.into_body(), n.min(DISCARD_BYTES)));
+        }
         return ApiError::from(BodyError::TooLarge(limit)).into_response();
     }
     let charge =
@@ -256,6 +265,21 @@ pub async fn guard_body(State(state): State<AppState>, mut req: Request, next: N
     // The handler is done with what it read: the bytes leave the budget now.
     drop(charge);
     resp
+}
+
+/// Reads and drops up to `limit` bytes of a refused body, for at most [`DISCARD_FOR`].
+async fn discard(mut body: Body, limit: u64) {
+    use http_body_util::BodyExt;
+    let _ = tokio::time::timeout(DISCARD_FOR, async {
+        let mut read = 0u64;
+        while let Some(Ok(frame)) = body.frame().await {
+            read += frame.data_ref().map_or(0, |d| d.len() as u64);
+            if read >= limit {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 /// A request body that counts its bytes against the route's limit and the server's budget,

@@ -54,6 +54,15 @@ each_backend!(authorization_matrix, |ctx| {
                     StatusCode::FORBIDDEN
                 }
             };
+            // A body from an anonymous caller where an account is needed is refused before it
+            // is read: 401 whatever the project's visibility (nothing about it is revealed).
+            let refused = |allowed: bool| -> StatusCode {
+                if !allowed && *who == "anonymous" {
+                    StatusCode::UNAUTHORIZED
+                } else {
+                    denied(allowed)
+                }
+            };
             let ctxmsg = format!("{who} on {vis}");
 
             let (s, _) = ctx.get(&format!("/api/v1/projects/{project}"), k).await;
@@ -78,7 +87,7 @@ each_backend!(authorization_matrix, |ctx| {
                     json!({"points": [{"step": 1, "values": {"loss": 0.5}}]}),
                 )
                 .await;
-            assert_eq!(s, denied(can_write), "write history: {ctxmsg}");
+            assert_eq!(s, refused(can_write), "write history: {ctxmsg}");
             let (s, _) = ctx
                 .post(
                     &format!("/api/v1/runs/{run}/logs"),
@@ -86,18 +95,18 @@ each_backend!(authorization_matrix, |ctx| {
                     json!({"lines": [{"message": "hi"}]}),
                 )
                 .await;
-            assert_eq!(s, denied(can_write), "write logs: {ctxmsg}");
+            assert_eq!(s, refused(can_write), "write logs: {ctxmsg}");
             let (s, _) = ctx
                 .patch(&format!("/api/v1/runs/{run}"), k, json!({"notes": "x"}))
                 .await;
-            assert_eq!(s, denied(can_write), "update run: {ctxmsg}");
+            assert_eq!(s, refused(can_write), "update run: {ctxmsg}");
             let (s, _) = ctx
                 .post("/api/v1/runs", k, json!({"project": project}))
                 .await;
             let want = if can_write {
                 StatusCode::CREATED
             } else {
-                denied(false)
+                refused(false)
             };
             assert_eq!(s, want, "create run: {ctxmsg}");
             // Resuming someone's run id needs write access too; the run stays untouched.
@@ -111,7 +120,7 @@ each_backend!(authorization_matrix, |ctx| {
             let want = if can_write {
                 StatusCode::OK
             } else {
-                denied(false)
+                refused(false)
             };
             assert_eq!(s, want, "resume run: {ctxmsg}");
 
@@ -122,7 +131,7 @@ each_backend!(authorization_matrix, |ctx| {
                     json!({"description": "d"}),
                 )
                 .await;
-            assert_eq!(s, denied(can_admin), "update project: {ctxmsg}");
+            assert_eq!(s, refused(can_admin), "update project: {ctxmsg}");
             let (s, _) = ctx
                 .post(
                     &format!("/api/v1/projects/{project}/members"),
@@ -133,7 +142,7 @@ each_backend!(authorization_matrix, |ctx| {
             let want = if can_admin {
                 StatusCode::CREATED
             } else {
-                denied(false)
+                refused(false)
             };
             assert_eq!(s, want, "add member: {ctxmsg}");
             if can_admin {

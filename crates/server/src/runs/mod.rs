@@ -23,7 +23,7 @@ use crate::auth::{Accounts, Actor};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ClientInfo;
 use crate::projects::{ProjectAccess, Projects};
-use crate::store::{BackendKind, Store, format_time, now_us};
+use crate::store::{BackendKind, Store, format_time, now_us, seconds_to_us};
 use crate::{on_backend, with_tx};
 use filter::{Bind, SqlBuilder};
 
@@ -137,6 +137,15 @@ fn check_len(what: &str, s: &Option<String>, max: usize) -> ApiResult<()> {
         ))),
         _ => Ok(()),
     }
+}
+
+/// A time a client recorded (Unix seconds), in microseconds; a 400 naming `what` when it is not
+/// a time.
+fn recorded_time(what: &str, t: Option<f64>) -> ApiResult<Option<i64>> {
+    t.map(|t| {
+        seconds_to_us(t).ok_or_else(|| ApiError::invalid(format!("{what} is not a valid time")))
+    })
+    .transpose()
 }
 
 /// A one-line field shown in tables (name, group, job type): limited, and without control
@@ -371,6 +380,8 @@ impl Runs<'_> {
         }
         let id = req.id.clone().unwrap_or_else(generate_run_id);
         let now = now_us();
+        // A run recorded offline keeps the time it started; a clock ahead of ours gives now.
+        let started = recorded_time("started_at", req.started_at)?.map_or(now, |t| t.min(now));
         let git = req.git.clone().unwrap_or_default();
         let name = req
             .name
@@ -381,7 +392,7 @@ impl Runs<'_> {
             with_tx!(self.store(), tx => {
                 let pk: i64 = sqlx::query_scalar(
                     "INSERT INTO runs (id, project_id, name, state, config, tags, notes, group_name, job_type, git_commit, git_branch, git_remote, git_dirty, host, os, program, runtime, created_by, created_at, started_at, heartbeat_at, updated_at)
-                     VALUES ($1, $2, $3, 'running', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $18, $18, $18) RETURNING pk",
+                     VALUES ($1, $2, $3, 'running', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $19, $19, $18, $18) RETURNING pk",
                 )
                 .bind(&id)
                 .bind(access.id)
@@ -401,6 +412,7 @@ impl Runs<'_> {
                 .bind(serde_json::to_string(&req.runtime).unwrap_or_default())
                 .bind(user.id)
                 .bind(now)
+                .bind(started)
                 .fetch_one(&mut *tx)
                 .await?;
                 for t in &tags {
@@ -701,12 +713,15 @@ impl Runs<'_> {
         }
         check_len("reason", &req.reason, 256)?;
         let now = now_us();
+        // A run recorded offline keeps the time it ended, between its start and now.
+        let end = recorded_time("finished_at", req.finished_at)?
+            .map_or(now, |t| t.clamp(row.started_at.min(now), now));
         // A run a sweep stopped ends with the sweep's reason unless the client gave one.
         on_backend!(self.store(), write pool => {
             sqlx::query("UPDATE runs SET state = $1, exit_code = $2, finished_at = $3, updated_at = $3, reaped = $5,
                  end_reason = CASE WHEN $1 = 'killed' THEN COALESCE($6, (SELECT t.stop_reason FROM sweep_trials t WHERE t.run_id = runs.id)) ELSE $6 END
                  WHERE pk = $4")
-                .bind(req.state.as_str()).bind(req.exit_code.map(i64::from)).bind(now).bind(row.pk).bind(false).bind(&req.reason).execute(pool).await?;
+                .bind(req.state.as_str()).bind(req.exit_code.map(i64::from)).bind(end).bind(row.pk).bind(false).bind(&req.reason).execute(pool).await?;
         });
         self.record(
             actor,

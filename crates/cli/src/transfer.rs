@@ -436,10 +436,7 @@ async fn upload_one(api: &Api, up: &Upload, pb: &indicatif::ProgressBar) -> Resu
                     (api.clone(), up.local.clone(), pb.clone(), limit.clone());
                 tasks.spawn(async move {
                     let _permit = limit.acquire_owned().await;
-                    let etag = send_range(&api, &p.url, &local, p.offset, p.size, &pb).await?;
-                    let etag = etag.ok_or_else(|| {
-                        ApiError::Decode("object storage answered a part without an ETag".into())
-                    })?;
+                    let etag = send_part(&api, &p, &local, &pb).await?;
                     Ok::<_, ApiError>((p.number, etag))
                 });
             }
@@ -459,6 +456,41 @@ async fn upload_one(api: &Api, up: &Upload, pb: &indicatif::ProgressBar) -> Resu
         let _: serde_json::Value = api.post(done, &completion).await?;
     }
     Ok(())
+}
+
+/// Attempts per part of a multipart upload.
+const PART_ATTEMPTS: u32 = 5;
+
+/// Sends one part, retrying a failure that may pass (the network, a busy object store) after
+/// 0.5, 1, 2 and 4 s; the part's ETag.
+async fn send_part(
+    api: &Api,
+    part: &UploadPart,
+    local: &Path,
+    pb: &indicatif::ProgressBar,
+) -> Result<String, ApiError> {
+    let mut attempt = 0;
+    loop {
+        let sent = send_range(api, &part.url, local, part.offset, part.size, pb).await;
+        match sent {
+            Ok(Some(etag)) => return Ok(etag),
+            Ok(None) => {
+                return Err(ApiError::Decode(
+                    "object storage answered a part without an ETag".into(),
+                ));
+            }
+            Err(e) if e.transient() && attempt + 1 < PART_ATTEMPTS => {
+                tokio::time::sleep(part_backoff(attempt)).await;
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// The wait before retry `attempt` + 1 of a part.
+fn part_backoff(attempt: u32) -> std::time::Duration {
+    std::time::Duration::from_millis(500 << attempt.min(4))
 }
 
 /// Sends `size` bytes of `local` from `offset` to `url`; the answer's ETag.
@@ -753,4 +785,97 @@ fn walk(dir: &Path, remote: &str, out: &mut Vec<LocalFile>) -> CliResult {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod part_retry_tests {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::TcpListener;
+
+    use super::*;
+
+    /// An object store stand-in: answers each PUT with the next status of `answers` (an ETag
+    /// with 200), after reading the whole body; returns how many bodies it read.
+    fn store(answers: Vec<u16>) -> (String, std::thread::JoinHandle<usize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/part", listener.local_addr().unwrap());
+        let handle = std::thread::spawn(move || {
+            let mut bodies = 0;
+            for status in answers {
+                let (conn, _) = listener.accept().unwrap();
+                let mut reader = BufReader::new(conn.try_clone().unwrap());
+                let mut len = 0usize;
+                loop {
+                    let mut line = String::new();
+                    reader.read_line(&mut line).unwrap();
+                    if line == "\r\n" {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap();
+                    }
+                }
+                let mut body = vec![0u8; len];
+                reader.read_exact(&mut body).unwrap();
+                bodies += 1;
+                let mut conn = conn;
+                let reply = if status == 200 {
+                    "HTTP/1.1 200 OK\r\nETag: \"abc\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string()
+                } else {
+                    format!(
+                        "HTTP/1.1 {status} Busy\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    )
+                };
+                conn.write_all(reply.as_bytes()).unwrap();
+            }
+            bodies
+        });
+        (url, handle)
+    }
+
+    fn part_file() -> (tempfile::NamedTempFile, UploadPart) {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(&[7u8; 1000]).unwrap();
+        let part = UploadPart {
+            number: 1,
+            offset: 100,
+            size: 500,
+            url: String::new(),
+        };
+        (f, part)
+    }
+
+    #[tokio::test]
+    async fn a_failed_part_is_sent_again_after_a_pause() {
+        let (url, store) = store(vec![503, 500, 200]);
+        let (file, mut part) = part_file();
+        part.url = url;
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let api = Api::with("http://127.0.0.1:9", None).unwrap();
+        let etag = send_part(&api, &part, file.path(), &indicatif::ProgressBar::hidden())
+            .await
+            .unwrap();
+        assert_eq!(etag, "\"abc\"");
+        assert_eq!(store.join().unwrap(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_refused_part_is_not_retried() {
+        let (url, store) = store(vec![403]);
+        let (file, mut part) = part_file();
+        part.url = url;
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let api = Api::with("http://127.0.0.1:9", None).unwrap();
+        let err = send_part(&api, &part, file.path(), &indicatif::ProgressBar::hidden())
+            .await
+            .unwrap_err();
+        assert!(!err.transient(), "{err:?}");
+        assert_eq!(store.join().unwrap(), 1);
+    }
+
+    #[test]
+    fn pauses_grow_and_stop_growing() {
+        let waits: Vec<u64> = (0..7).map(|a| part_backoff(a).as_millis() as u64).collect();
+        assert_eq!(waits, [500, 1000, 2000, 4000, 8000, 8000, 8000]);
+    }
 }

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use nix::fcntl::{FcntlArg, FdFlag, fcntl};
-use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, killpg, sigprocmask};
+use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::{Pid, getpgrp, getppid};
 
 /// The hidden subcommand that runs the guard.
@@ -149,17 +149,12 @@ pub fn program_end(status_file: &Path, guard: ExitStatus) -> ProgramEnd {
 /// the pipe closes, and records how the program ended. Returns the exit code to leave with.
 pub fn run(args: GuardArgs) -> u8 {
     // Terminal signals meant for the wrapper's group must not end the guard before the
-    // program. The program starts with a clean mask (the standard library resets it).
-    let mut mask = SigSet::empty();
-    for sig in [
-        Signal::SIGINT,
-        Signal::SIGTERM,
-        Signal::SIGHUP,
-        Signal::SIGQUIT,
-    ] {
-        mask.add(sig);
-    }
-    let _ = sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None);
+    // program. They are caught (and dropped), not blocked: a program inherits a blocked mask,
+    // while caught signals are reset to their defaults when it starts.
+    let _caught = match catch_terminal_signals() {
+        Ok(c) => c,
+        Err(_) => return 1,
+    };
     // The program must not inherit the pipe.
     let _ = fcntl(args.control_fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC));
     let wrapper = getppid();
@@ -205,6 +200,28 @@ pub fn run(args: GuardArgs) -> u8 {
     };
     let _ = std::fs::write(&args.status_file, line);
     code
+}
+
+/// Installs handlers for the signals a terminal or a process manager sends a whole group, so
+/// the guard outlives them; the handlers stay while the returned value lives.
+fn catch_terminal_signals()
+-> std::io::Result<(tokio::runtime::Runtime, Vec<tokio::signal::unix::Signal>)> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()?;
+    let caught = rt.block_on(async {
+        [
+            SignalKind::interrupt(),
+            SignalKind::terminate(),
+            SignalKind::hangup(),
+            SignalKind::quit(),
+        ]
+        .into_iter()
+        .map(signal)
+        .collect::<std::io::Result<Vec<_>>>()
+    })?;
+    Ok((rt, caught))
 }
 
 /// Whom the guard's signals reach.

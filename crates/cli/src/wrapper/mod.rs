@@ -450,7 +450,6 @@ async fn supervise(
         mut link,
         own_group,
     } = watch;
-    let pid = child.id().map(|p| nix::unistd::Pid::from_raw(p as i32));
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -460,12 +459,14 @@ async fn supervise(
         r
     });
     let stopped = Arc::new(AtomicBool::new(false));
+    // A stop asked for on the server (seen by a heartbeat) reaches the program as SIGTERM.
+    let (stop_asked_tx, mut stop_asked) = tokio::sync::mpsc::unbounded_channel::<()>();
     let heartbeat = (!offline).then(|| {
         tokio::spawn(heartbeat_loop(
             api.clone(),
             id.to_string(),
             created,
-            pid,
+            stop_asked_tx,
             stopped.clone(),
             printer,
         ))
@@ -496,6 +497,7 @@ async fn supervise(
                 kill_at = None;
             }
             _ = sigterm.recv() => { stopped.store(true, Ordering::SeqCst); forward(Signal::SIGTERM); }
+            Some(()) = stop_asked.recv() => forward(Signal::SIGTERM),
             _ = sighup.recv() => { stopped.store(true, Ordering::SeqCst); forward(Signal::SIGHUP); }
             _ = sigint.recv() => {
                 stopped.store(true, Ordering::SeqCst);
@@ -597,7 +599,7 @@ async fn heartbeat_loop(
     api: Api,
     id: String,
     created: Arc<AtomicBool>,
-    pid: Option<nix::unistd::Pid>,
+    stop: tokio::sync::mpsc::UnboundedSender<()>,
     stopped: Arc<AtomicBool>,
     printer: Printer,
 ) {
@@ -623,9 +625,7 @@ async fn heartbeat_loop(
                 printer.warn(format!(
                     "run {id}: a stop was requested; sending SIGTERM to the program"
                 ));
-                if let Some(pid) = pid {
-                    let _ = nix::sys::signal::kill(pid, Signal::SIGTERM);
-                }
+                let _ = stop.send(());
             }
             Ok(_) => {}
             Err(e) => printer.debug(format!("heartbeat failed: {e}")),

@@ -382,6 +382,7 @@ fn bodies_cost_nothing_before_authentication() {
         )
         .unwrap();
         assert_eq!(read_head(&mut conn).0, 413);
+        drop(conn);
         let (st, b) = post(
             &c,
             &format!("{base}/api/v1/auth/login"),
@@ -397,6 +398,7 @@ fn bodies_cost_nothing_before_authentication() {
         )
         .unwrap();
         assert_eq!(read_head(&mut conn).0, 413);
+        drop(conn);
 
         // One request holds a megabyte of the budget (announced, still arriving); the next
         // that does not fit is told to come back.

@@ -234,7 +234,8 @@ pub async fn guard_body(State(state): State<AppState>, mut req: Request, next: N
         if !anonymous {
             // A signed-in client that overshot gets to read its 413: the rest of its body is
             // read and thrown away (not kept), so the connection is not torn down under it.
-            tokio::spawn(discard(req.into_body(), n.min(DISCARD_BYTES)));
+            let idle = state.config.body_timeout;
+            tokio::spawn(discard(req.into_body(), n.min(DISCARD_BYTES), idle));
         }
         return ApiError::from(BodyError::TooLarge(limit)).into_response();
     }
@@ -267,12 +268,13 @@ pub async fn guard_body(State(state): State<AppState>, mut req: Request, next: N
     resp
 }
 
-/// Reads and drops up to `limit` bytes of a refused body, for at most [`DISCARD_FOR`].
-async fn discard(mut body: Body, limit: u64) {
+/// Reads and drops up to `limit` bytes of a refused body, for at most [`DISCARD_FOR`], and
+/// stops when the body pauses for `idle`.
+async fn discard(mut body: Body, limit: u64, idle: Duration) {
     use http_body_util::BodyExt;
     let _ = tokio::time::timeout(DISCARD_FOR, async {
         let mut read = 0u64;
-        while let Some(Ok(frame)) = body.frame().await {
+        while let Ok(Some(Ok(frame))) = tokio::time::timeout(idle, body.frame()).await {
             read += frame.data_ref().map_or(0, |d| d.len() as u64);
             if read >= limit {
                 break;

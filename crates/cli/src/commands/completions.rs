@@ -45,7 +45,8 @@ pub fn generate_docs(dir: &Path) -> Result<()> {
         clap_complete::generate_to(shell, &mut cmd, "wanllmdb", &comp_dir)
             .with_context(|| format!("cannot write {shell} completions"))?;
     }
-    let cmd = crate::command();
+    let mut cmd = crate::command();
+    cmd.build();
     write_pages(&cmd, &man_dir, "wanllmdb")
 }
 

@@ -181,6 +181,12 @@ pub async fn put_files(
                     complete_url: ticket.complete_url,
                     parts: ticket.parts,
                     size: ticket.size,
+                    resume_key: Some(format!(
+                        "{} run {run} {} {}",
+                        api.base(),
+                        ticket.path,
+                        ticket.sha256
+                    )),
                 });
             }
         }
@@ -204,6 +210,9 @@ pub struct Upload {
     pub parts: Option<Vec<UploadPart>>,
     /// Its size.
     pub size: u64,
+    /// Names the upload's destination (server, run, path, content) when a multipart upload
+    /// may be resumed by a later command: its parts already stored are not sent again.
+    pub resume_key: Option<String>,
 }
 
 /// Largest file sent in a batch with others.
@@ -244,7 +253,10 @@ pub async fn upload_all(api: &Api, todo: Vec<Upload>, printer: &Printer) -> CliR
         let limit = limit.clone();
         tasks.spawn(async move {
             let _permit = limit.acquire_owned().await;
-            upload_one(&api, &up, &pb).await.map_err(|e| (up.local, e))
+            let resume = Resumable::in_cache();
+            upload_one(&api, &up, &pb, resume.as_ref())
+                .await
+                .map_err(|e| (up.local, e))
         });
     }
     while let Some(r) = tasks.join_next().await {
@@ -422,40 +434,195 @@ async fn upload_batch(
 /// Parts of one large file in flight at once.
 const PARALLEL_PARTS: usize = 4;
 
-async fn upload_one(api: &Api, up: &Upload, pb: &indicatif::ProgressBar) -> Result<(), ApiError> {
-    let completion = match &up.parts {
+async fn upload_one(
+    api: &Api,
+    up: &Upload,
+    pb: &indicatif::ProgressBar,
+    resume: Option<&Resumable>,
+) -> Result<(), ApiError> {
+    let (completion, complete_url) = match &up.parts {
         None => {
             send_range(api, &up.url, &up.local, 0, up.size, pb).await?;
-            serde_json::json!({})
+            (serde_json::json!({}), up.complete_url.clone())
         }
         Some(parts) => {
-            let limit = Arc::new(Semaphore::new(PARALLEL_PARTS));
-            let mut tasks = tokio::task::JoinSet::new();
-            for p in parts.clone() {
-                let (api, local, pb, limit) =
-                    (api.clone(), up.local.clone(), pb.clone(), limit.clone());
-                tasks.spawn(async move {
-                    let _permit = limit.acquire_owned().await;
-                    let etag = send_part(&api, &p, &local, &pb).await?;
-                    Ok::<_, ApiError>((p.number, etag))
-                });
+            let record = match (resume, &up.resume_key, &up.complete_url) {
+                (Some(r), Some(key), Some(done)) => Some(r.record(key, up.size, parts, done)),
+                _ => None,
+            };
+            let result = send_parts(api, up, pb, record.as_ref()).await;
+            if let (Ok(_), Some(r)) = (&result, &record) {
+                r.forget();
             }
-            let mut done = Vec::with_capacity(parts.len());
-            while let Some(r) = tasks.join_next().await {
-                done.push(r.map_err(|e| ApiError::Decode(format!("upload task failed: {e}")))??);
-            }
-            done.sort();
-            let parts: Vec<serde_json::Value> = done
+            let (etags, complete_url) = result?;
+            let parts: Vec<serde_json::Value> = etags
                 .into_iter()
                 .map(|(number, etag)| serde_json::json!({"number": number, "etag": etag}))
                 .collect();
-            serde_json::json!({ "parts": parts })
+            (serde_json::json!({ "parts": parts }), Some(complete_url))
         }
     };
-    if let Some(done) = &up.complete_url {
+    if let Some(done) = &complete_url {
         let _: serde_json::Value = api.post(done, &completion).await?;
     }
     Ok(())
+}
+
+/// Sends the parts not stored yet, several at a time; every part's ETag in order, and the
+/// completion URL of the upload they belong to.
+async fn send_parts(
+    api: &Api,
+    up: &Upload,
+    pb: &indicatif::ProgressBar,
+    record: Option<&PartsRecord>,
+) -> Result<(Vec<(u64, String)>, String), ApiError> {
+    let (parts, complete_url, mut done) = match record {
+        Some(r) => (r.parts.clone(), r.complete_url.clone(), r.done()),
+        None => (
+            up.parts.clone().unwrap_or_default(),
+            up.complete_url.clone().unwrap_or_default(),
+            std::collections::BTreeMap::new(),
+        ),
+    };
+    pb.inc(
+        parts
+            .iter()
+            .filter(|p| done.contains_key(&p.number))
+            .map(|p| p.size)
+            .sum(),
+    );
+    let limit = Arc::new(Semaphore::new(PARALLEL_PARTS));
+    let mut tasks = tokio::task::JoinSet::new();
+    for p in parts.into_iter().filter(|p| !done.contains_key(&p.number)) {
+        let (api, local, pb, limit) = (api.clone(), up.local.clone(), pb.clone(), limit.clone());
+        tasks.spawn(async move {
+            let _permit = limit.acquire_owned().await;
+            let etag = send_part(&api, &p, &local, &pb).await?;
+            Ok::<_, ApiError>((p.number, etag))
+        });
+    }
+    let mut failed = None;
+    while let Some(r) = tasks.join_next().await {
+        match r.map_err(|e| ApiError::Decode(format!("upload task failed: {e}")))? {
+            Ok((number, etag)) => {
+                done.insert(number, etag);
+                if let Some(r) = record {
+                    r.save(&done);
+                }
+            }
+            // The other parts go on: what they store is kept for the next attempt.
+            Err(e) => failed = failed.or(Some(e)),
+        }
+    }
+    match failed {
+        Some(e) => Err(e),
+        None => Ok((done.into_iter().collect(), complete_url)),
+    }
+}
+
+/// Where the state of multipart uploads is kept between commands: `uploads/` in the cache
+/// directory, one small JSON file per upload.
+pub struct Resumable {
+    dir: PathBuf,
+}
+
+impl Resumable {
+    /// In the local cache directory, when there is one.
+    pub fn in_cache() -> Option<Resumable> {
+        crate::cache::Cache::open().map(|c| Resumable::at(c.root().join("uploads")))
+    }
+
+    /// In `dir`.
+    pub fn at(dir: PathBuf) -> Resumable {
+        Resumable { dir }
+    }
+
+    /// The record of the upload named by `key`: an earlier attempt's, while its URLs are still
+    /// valid for the same bytes, else a new one for this ticket.
+    fn record(
+        &self,
+        key: &str,
+        size: u64,
+        parts: &[UploadPart],
+        complete_url: &str,
+    ) -> PartsRecord {
+        let path = self.dir.join(format!(
+            "{}.json",
+            hex::encode(Sha256::digest(key.as_bytes()))
+        ));
+        let earlier = std::fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<PartsState>(&b).ok())
+            .filter(|s| s.size == size && s.valid_until > crate::spool::unix_now() + 300.0);
+        let state = earlier.unwrap_or_else(|| PartsState {
+            size,
+            // Presigned part URLs live for an hour from the ticket; trust them for less.
+            valid_until: crate::spool::unix_now() + 3000.0,
+            complete_url: complete_url.to_string(),
+            parts: parts.to_vec(),
+            done: std::collections::BTreeMap::new(),
+        });
+        PartsRecord {
+            path,
+            parts: state.parts.clone(),
+            complete_url: state.complete_url.clone(),
+            state: std::sync::Mutex::new(state),
+        }
+    }
+}
+
+/// What one multipart upload has stored so far.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct PartsState {
+    size: u64,
+    /// Unix seconds until which the URLs below may be used.
+    valid_until: f64,
+    complete_url: String,
+    parts: Vec<UploadPart>,
+    /// Part number → ETag of the parts stored.
+    done: std::collections::BTreeMap<u64, String>,
+}
+
+/// An upload's [`PartsState`] and the file it is kept in.
+struct PartsRecord {
+    path: PathBuf,
+    parts: Vec<UploadPart>,
+    complete_url: String,
+    state: std::sync::Mutex<PartsState>,
+}
+
+impl PartsRecord {
+    fn done(&self) -> std::collections::BTreeMap<u64, String> {
+        self.state
+            .lock()
+            .map(|s| s.done.clone())
+            .unwrap_or_default()
+    }
+
+    /// Keeps what is stored, for a later attempt (best effort: a record that cannot be written
+    /// only means those parts are sent again).
+    fn save(&self, done: &std::collections::BTreeMap<u64, String>) {
+        let Ok(mut state) = self.state.lock() else {
+            return;
+        };
+        state.done = done.clone();
+        if let Ok(text) = serde_json::to_vec(&*state) {
+            let _ = std::fs::create_dir_all(self.dir());
+            let tmp = self.path.with_extension("tmp");
+            if std::fs::write(&tmp, text).is_ok() {
+                let _ = std::fs::rename(&tmp, &self.path);
+            }
+        }
+    }
+
+    fn dir(&self) -> &Path {
+        self.path.parent().unwrap_or(Path::new("."))
+    }
+
+    /// The upload is complete: nothing to resume.
+    fn forget(&self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
 }
 
 /// Attempts per part of a multipart upload.
@@ -871,6 +1038,95 @@ mod part_retry_tests {
             .unwrap_err();
         assert!(!err.transient(), "{err:?}");
         assert_eq!(store.join().unwrap(), 1);
+    }
+
+    /// An object store and server stand-in for whole uploads: serves requests until dropped,
+    /// logging `METHOD /path` of each; `PUT /old/2` is refused the first time.
+    fn stand_in() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let seen = log.clone();
+        std::thread::spawn(move || {
+            let mut refused_before = false;
+            for conn in listener.incoming() {
+                let conn = conn.unwrap();
+                let mut reader = BufReader::new(conn.try_clone().unwrap());
+                let mut first = String::new();
+                reader.read_line(&mut first).unwrap();
+                let mut len = 0usize;
+                loop {
+                    let mut line = String::new();
+                    reader.read_line(&mut line).unwrap();
+                    if line == "\r\n" {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap();
+                    }
+                }
+                let mut body = vec![0u8; len];
+                reader.read_exact(&mut body).unwrap();
+                let request: Vec<&str> = first.split_whitespace().take(2).collect();
+                let request = request.join(" ");
+                seen.lock().unwrap().push(request.clone());
+                let refused = request == "PUT /old/2" && !refused_before;
+                refused_before |= refused;
+                let reply = if refused {
+                    "HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                } else if request.starts_with("PUT") {
+                    "HTTP/1.1 200 OK\r\nETag: \"e\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                } else {
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}"
+                };
+                let mut conn = conn;
+                conn.write_all(reply.as_bytes()).unwrap();
+            }
+        });
+        (base, log)
+    }
+
+    fn ticket(base: &str, name: &str, file: &Path) -> Upload {
+        let parts = (0..3)
+            .map(|i| UploadPart {
+                number: i + 1,
+                offset: i * 400,
+                size: if i == 2 { 200 } else { 400 },
+                url: format!("{base}/{name}/{}", i + 1),
+            })
+            .collect::<Vec<_>>();
+        Upload {
+            local: file.to_path_buf(),
+            url: parts[0].url.clone(),
+            complete_url: Some(format!("/{name}-complete")),
+            parts: Some(parts),
+            size: 1000,
+            resume_key: Some("run ab12cd34 w.bin".into()),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_resumed_upload_sends_only_the_missing_parts() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let (base, log) = stand_in();
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        file.write_all(&[1u8; 1000]).unwrap();
+        let state = tempfile::tempdir().unwrap();
+        let resume = Resumable::at(state.path().to_path_buf());
+        let api = Api::with(&base, None).unwrap();
+        let pb = indicatif::ProgressBar::hidden();
+        let first = ticket(&base, "old", file.path());
+        assert!(upload_one(&api, &first, &pb, Some(&resume)).await.is_err());
+        let mut sent: Vec<String> = log.lock().unwrap().drain(..).collect();
+        sent.sort();
+        assert_eq!(sent, ["PUT /old/1", "PUT /old/2", "PUT /old/3"]);
+        // The next command gets a fresh ticket; the parts stored under the earlier one are kept.
+        let again = ticket(&base, "fresh", file.path());
+        upload_one(&api, &again, &pb, Some(&resume)).await.unwrap();
+        let sent: Vec<String> = log.lock().unwrap().drain(..).collect();
+        assert_eq!(sent, ["PUT /old/2", "POST /old-complete"]);
+        // Done: nothing is left to resume.
+        assert_eq!(std::fs::read_dir(state.path()).unwrap().count(), 0);
     }
 
     #[test]

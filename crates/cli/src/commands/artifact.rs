@@ -446,6 +446,7 @@ async fn log_version(
             complete_url: u.complete_url.clone(),
             parts: u.parts.clone(),
             size: u.size,
+            resume_key: None,
         });
     }
     let uploaded = todo.len();

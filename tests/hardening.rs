@@ -865,3 +865,64 @@ fn small_leaks_are_closed() {
         stop(s);
     }
 }
+
+/// Operations: one structured line per request (method, route template, status, duration,
+/// actor, request id) in JSON with `--log-format json`, never a secret, no colour codes when
+/// stderr is not a terminal.
+#[test]
+fn every_request_leaves_one_json_log_line() {
+    let c = http();
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db { schema: None };
+    let (s, early) = launch(&db, &dir.path().join("data"), &["--log-format", "json"]);
+    let key = s.admin_key.clone().unwrap();
+    let resp = c
+        .get(format!("{}/api/v1/auth/me", s.url))
+        .bearer_auth(&key)
+        .header("x-request-id", "trace-42")
+        .send()
+        .unwrap();
+    assert_eq!(resp.headers()["x-request-id"], "trace-42");
+    let (_, b) = post(
+        &c,
+        &format!("{}/api/v1/auth/login", s.url),
+        None,
+        json!({"username": "admin", "password": "not-this-one-1A!"}),
+    );
+    assert_eq!(b["error"]["code"], "unauthenticated");
+    let mut lines = early;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let requests = loop {
+        let requests: Vec<Value> = lines
+            .iter()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| v["message"] == "request")
+            .collect();
+        if requests.len() >= 2 {
+            break requests;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        lines.push(s.stderr.recv_timeout(left).expect("request log lines"));
+    };
+    let me = &requests[0];
+    assert_eq!(me["method"], "GET");
+    assert_eq!(me["route"], "/api/v1/auth/me");
+    assert_eq!(me["status"], 200);
+    assert_eq!(me["actor"], "admin");
+    assert_eq!(me["request_id"], "trace-42");
+    assert!(me["duration_ms"].as_f64().is_some());
+    let login = &requests[1];
+    assert_eq!(login["route"], "/api/v1/auth/login");
+    assert_eq!(login["status"], 401);
+    assert_eq!(login["actor"], "anonymous");
+    assert_eq!(login["request_id"].as_str().unwrap().len(), 16);
+    for l in &lines {
+        assert!(!l.contains('\u{1b}'), "colour codes in {l:?}");
+        assert!(
+            !l.contains(&key) || !l.contains("request"),
+            "the key in {l:?}"
+        );
+        assert!(!l.contains("not-this-one"), "a password in {l:?}");
+    }
+    stop(s);
+}

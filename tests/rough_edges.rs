@@ -94,6 +94,24 @@ fn json_everywhere_and_sort_keys_with_a_minus() {
 }
 
 #[test]
+fn following_an_ended_run_prints_its_lines_and_stops() {
+    let env = Env::new();
+    let id = run_with_history(&env);
+    let out = env.wl(&["logs", &id, "--follow"]).output().unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("finished: its lines so far"),
+        "{}",
+        stderr(&out)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("line 0") && text.contains("line 300"),
+        "{text}"
+    );
+}
+
+#[test]
 fn empty_answers_explain_themselves() {
     let env = Env::new();
     let id = run_with_history(&env);

@@ -200,8 +200,8 @@ fn a_program_without_the_separator_gets_a_hint() {
     );
 }
 
-/// The state letter of a process, or None when it is gone (a zombie counts as gone).
-fn running(pid: &str) -> bool {
+/// Whether a process is still running (a zombie counts as gone).
+pub(super) fn running(pid: &str) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
         .and_then(|s| s.rsplit_once(')').map(|(_, rest)| rest.trim().to_string()))

@@ -37,6 +37,9 @@ _wanllmdb() {
             wanllmdb,generate-docs)
                 cmd="wanllmdb__subcmd__generate__subcmd__docs"
                 ;;
+            wanllmdb,guard-program)
+                cmd="wanllmdb__subcmd__guard__subcmd__program"
+                ;;
             wanllmdb,help)
                 cmd="wanllmdb__subcmd__help"
                 ;;
@@ -262,6 +265,9 @@ _wanllmdb() {
             wanllmdb__subcmd__artifact,help)
                 cmd="wanllmdb__subcmd__artifact__subcmd__help"
                 ;;
+            wanllmdb__subcmd__artifact,lineage)
+                cmd="wanllmdb__subcmd__artifact__subcmd__lineage"
+                ;;
             wanllmdb__subcmd__artifact,ls)
                 cmd="wanllmdb__subcmd__artifact__subcmd__ls"
                 ;;
@@ -297,6 +303,9 @@ _wanllmdb() {
                 ;;
             wanllmdb__subcmd__artifact__subcmd__help,help)
                 cmd="wanllmdb__subcmd__artifact__subcmd__help__subcmd__help"
+                ;;
+            wanllmdb__subcmd__artifact__subcmd__help,lineage)
+                cmd="wanllmdb__subcmd__artifact__subcmd__help__subcmd__lineage"
                 ;;
             wanllmdb__subcmd__artifact__subcmd__help,ls)
                 cmd="wanllmdb__subcmd__artifact__subcmd__help__subcmd__ls"
@@ -408,6 +417,9 @@ _wanllmdb() {
                 ;;
             wanllmdb__subcmd__help,generate-docs)
                 cmd="wanllmdb__subcmd__help__subcmd__generate__subcmd__docs"
+                ;;
+            wanllmdb__subcmd__help,guard-program)
+                cmd="wanllmdb__subcmd__help__subcmd__guard__subcmd__program"
                 ;;
             wanllmdb__subcmd__help,help)
                 cmd="wanllmdb__subcmd__help__subcmd__help"
@@ -525,6 +537,9 @@ _wanllmdb() {
                 ;;
             wanllmdb__subcmd__help__subcmd__artifact,get)
                 cmd="wanllmdb__subcmd__help__subcmd__artifact__subcmd__get"
+                ;;
+            wanllmdb__subcmd__help__subcmd__artifact,lineage)
+                cmd="wanllmdb__subcmd__help__subcmd__artifact__subcmd__lineage"
                 ;;
             wanllmdb__subcmd__help__subcmd__artifact,ls)
                 cmd="wanllmdb__subcmd__help__subcmd__artifact__subcmd__ls"
@@ -1046,7 +1061,7 @@ _wanllmdb() {
 
     case "${cmd}" in
         wanllmdb)
-            opts="-q -v -h -V --host --api-key --project --quiet --verbose --help --version server login logout whoami auth init project run log sync runs logs open files artifact sweep model admin audit completions generate-docs help"
+            opts="-q -v -h -V --host --api-key --project --quiet --verbose --help --version login logout whoami auth init project run log sync runs logs open files artifact sweep model admin audit server completions generate-docs guard-program help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2262,7 +2277,7 @@ _wanllmdb() {
             return 0
             ;;
         wanllmdb__subcmd__artifact)
-            opts="-q -v -h -V --host --api-key --project --quiet --verbose --help --version put get ls versions show alias aliases cache ref update delete help"
+            opts="-q -v -h -V --host --api-key --project --quiet --verbose --help --version put get ls versions show lineage alias aliases cache ref update delete help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2426,7 +2441,7 @@ _wanllmdb() {
             return 0
             ;;
         wanllmdb__subcmd__artifact__subcmd__help)
-            opts="put get ls versions show alias aliases cache ref update delete help"
+            opts="put get ls versions show lineage alias aliases cache ref update delete help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2523,6 +2538,20 @@ _wanllmdb() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        wanllmdb__subcmd__artifact__subcmd__help__subcmd__lineage)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         wanllmdb__subcmd__artifact__subcmd__help__subcmd__ls)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
@@ -2600,6 +2629,32 @@ _wanllmdb() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wanllmdb__subcmd__artifact__subcmd__lineage)
+            opts="-q -v -h -V --json --host --api-key --project --quiet --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --host)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --api-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --project)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -3481,8 +3536,46 @@ _wanllmdb() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        wanllmdb__subcmd__guard__subcmd__program)
+            opts="-q -v -h -V --control-fd --status-file --own-group --grace --host --api-key --project --quiet --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --control-fd)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --status-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --grace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --host)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --api-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --project)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         wanllmdb__subcmd__help)
-            opts="server login logout whoami auth init project run log sync runs logs open files artifact sweep model admin audit completions generate-docs help"
+            opts="login logout whoami auth init project run log sync runs logs open files artifact sweep model admin audit server completions generate-docs guard-program help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3776,7 +3869,7 @@ _wanllmdb() {
             return 0
             ;;
         wanllmdb__subcmd__help__subcmd__artifact)
-            opts="put get ls versions show alias aliases cache ref update delete"
+            opts="put get ls versions show lineage alias aliases cache ref update delete"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3846,6 +3939,20 @@ _wanllmdb() {
             return 0
             ;;
         wanllmdb__subcmd__help__subcmd__artifact__subcmd__get)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wanllmdb__subcmd__help__subcmd__artifact__subcmd__lineage)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -4126,6 +4233,20 @@ _wanllmdb() {
             return 0
             ;;
         wanllmdb__subcmd__help__subcmd__generate__subcmd__docs)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wanllmdb__subcmd__help__subcmd__guard__subcmd__program)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -5126,7 +5247,7 @@ _wanllmdb() {
             return 0
             ;;
         wanllmdb__subcmd__logs)
-            opts="-f -q -v -h -V --follow --level --source --grep --format --host --api-key --project --quiet --verbose --help --version"
+            opts="-f -q -v -h -V --follow --level --source --grep --format --json --host --api-key --project --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -6828,7 +6949,7 @@ _wanllmdb() {
             return 0
             ;;
         wanllmdb__subcmd__runs__subcmd__history)
-            opts="-q -v -h -V --keys --format --max-points --min-step --max-step --host --api-key --project --quiet --verbose --help --version"
+            opts="-q -v -h -V --keys --format --json --max-points --min-step --max-step --host --api-key --project --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -7078,7 +7199,7 @@ _wanllmdb() {
             return 0
             ;;
         wanllmdb__subcmd__server)
-            opts="-q -v -h -V --bind --metrics-bind --public-url --s3-public-endpoint --data-dir --database-url --storage-url --s3-endpoint --s3-region --s3-path-style --config --max-body-bytes --heartbeat-timeout --audit-retention-days --allow-registration --jwt-secret --reference-allow-host --trusted-proxy --host --api-key --project --quiet --verbose --help --version"
+            opts="-q -v -h -V --bind --metrics-bind --public-url --s3-public-endpoint --data-dir --database-url --storage-url --s3-endpoint --s3-region --s3-path-style --config --max-body-bytes --max-inflight-body-bytes --max-run-config-bytes --header-timeout --body-timeout --log-format --heartbeat-timeout --audit-retention-days --allow-registration --jwt-secret --reference-allow-host --trusted-proxy --host --api-key --project --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -7130,6 +7251,26 @@ _wanllmdb() {
                     ;;
                 --max-body-bytes)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-inflight-body-bytes)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-run-config-bytes)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --header-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --body-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0
                     ;;
                 --heartbeat-timeout)

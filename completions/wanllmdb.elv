@@ -29,7 +29,6 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand --help 'Print help'
             cand -V 'Print version'
             cand --version 'Print version'
-            cand server 'Run the tracking server (SQLite + local files by default, or PostgreSQL)'
             cand login 'Store an API key for a server (checked against it first)'
             cand logout 'Forget the stored API key for a server'
             cand whoami 'Show who the stored key belongs to, and where it came from'
@@ -48,40 +47,11 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand model 'Model registry: register models, version them, stage, approve, alias, download'
             cand admin 'Server administration (administrators only)'
             cand audit 'Read the audit log: events, failed logins, statistics (administrators only)'
+            cand server 'Run the tracking server (SQLite + local files by default, or PostgreSQL)'
             cand completions 'Print shell completions (bash, zsh, fish, elvish, powershell)'
             cand generate-docs 'Write completions/ and man/ into a directory (used to refresh the repository''s copies)'
+            cand guard-program 'Run a program under a guard that stops it when the wrapper dies (the wrapper uses this)'
             cand help 'Print this message or the help of the given subcommand(s)'
-        }
-        &'wanllmdb;server'= {
-            cand --bind 'Address and port to listen on [default: 127.0.0.1:8000]'
-            cand --metrics-bind 'Serve /metrics on this address only (e.g. 127.0.0.1:9090), so it can stay off the network the API is on [default: /metrics is served on --bind]'
-            cand --public-url 'The server''s URL as clients reach it (e.g. https://ml.example.com behind a proxy), used in the absolute upload and download URLs it hands out [default: from each request''s Host]'
-            cand --s3-public-endpoint 'The S3 endpoint as clients reach it, when it differs from --s3-endpoint (e.g. the server reaches http://minio:9000 but clients https://minio.example.com): presigned URLs are signed for it [default: --s3-endpoint]'
-            cand --data-dir 'Directory for the SQLite database, files and the admin key [default: the platform data directory]'
-            cand --database-url 'Database: sqlite://FILE or postgres://USER:PASSWORD@HOST/DB [default: SQLite in the data directory]'
-            cand --storage-url 'Where file and artifact content is stored: s3://BUCKET[/PREFIX] for S3-compatible object storage (credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY [/ AWS_SESSION_TOKEN]) [default: <data-dir>/blobs]'
-            cand --s3-endpoint 'Endpoint of an S3-compatible service, e.g. http://minio:9000 [default: AWS; also AWS_ENDPOINT_URL]'
-            cand --s3-region 'S3 region [default: AWS_REGION, else us-east-1]'
-            cand --s3-path-style 'Address the bucket in the URL path (MinIO, most S3-compatible services) [default: true with --s3-endpoint]'
-            cand --config 'TOML file with any of: bind, metrics_bind, public_url, s3_public_endpoint, data_dir, database_url, storage_url, s3_endpoint, s3_region, s3_path_style, s3_access_key_id, s3_secret_access_key, s3_multipart_threshold, s3_part_size, max_body_bytes, heartbeat_timeout_secs, audit_retention_days, allow_registration, jwt_secret, reference_allow_hosts, trusted_proxies'
-            cand --max-body-bytes 'Largest accepted request body in bytes, after decompression [default: 67108864]'
-            cand --heartbeat-timeout 'Seconds without a heartbeat after which a running run is marked crashed [default: 300]'
-            cand --audit-retention-days 'Days to keep audit events; older ones are deleted hourly (0 keeps them forever) [default: 365]'
-            cand --allow-registration 'Let anyone register an account (true) or only administrators create them (false) [default: true]'
-            cand --jwt-secret 'Secret for signing session tokens; generated and kept in the database when unset'
-            cand --reference-allow-host 'Host that artifact references may point at although it resolves to a private address (an exact name, or .example.com for all its subdomains); repeat or separate with commas'
-            cand --trusted-proxy 'Reverse proxy (an address or a CIDR network such as 10.0.0.0/8) whose X-Forwarded-For or Forwarded header names the client for audit rows and login limits; repeat or separate with commas. Headers from other peers are ignored [default: none]'
-            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
-            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
-            cand --project 'Project [default: from ./.wanllmdb.toml]'
-            cand -q 'Print only data and errors'
-            cand --quiet 'Print only data and errors'
-            cand -v 'Print more about what happens'
-            cand --verbose 'Print more about what happens'
-            cand -h 'Print help'
-            cand --help 'Print help'
-            cand -V 'Print version'
-            cand --version 'Print version'
         }
         &'wanllmdb;login'= {
             cand --username 'Sign in with this account''s password and create an API key for this machine'
@@ -540,6 +510,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand --json 'Print JSON: the same as --format json'
             cand -q 'Print only data and errors'
             cand --quiet 'Print only data and errors'
             cand -v 'Print more about what happens'
@@ -663,6 +634,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand -f 'Keep printing new lines until the run ends'
             cand --follow 'Keep printing new lines until the run ends'
+            cand --json 'Print JSON: the same as --format json'
             cand -q 'Print only data and errors'
             cand --quiet 'Print only data and errors'
             cand -v 'Print more about what happens'
@@ -794,6 +766,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand ls 'List a project''s artifacts'
             cand versions 'List the versions of an artifact, newest first'
             cand show 'Show a version: details, aliases, files and lineage'
+            cand lineage 'Where a version came from (the runs and inputs upstream) and what was made with it, as trees'
             cand alias 'Point an alias at a version, or remove it with --remove'
             cand aliases 'List an artifact''s aliases (latest included) and the versions they point at'
             cand cache 'Show where the local content cache is and how much it holds; --clear empties it'
@@ -873,6 +846,20 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
             cand --json 'Print JSON (version, files, lineage)'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wanllmdb;artifact;lineage'= {
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand --json 'Print JSON (the API''s nodes and edges)'
             cand -q 'Print only data and errors'
             cand --quiet 'Print only data and errors'
             cand -v 'Print more about what happens'
@@ -979,6 +966,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand ls 'List a project''s artifacts'
             cand versions 'List the versions of an artifact, newest first'
             cand show 'Show a version: details, aliases, files and lineage'
+            cand lineage 'Where a version came from (the runs and inputs upstream) and what was made with it, as trees'
             cand alias 'Point an alias at a version, or remove it with --remove'
             cand aliases 'List an artifact''s aliases (latest included) and the versions they point at'
             cand cache 'Show where the local content cache is and how much it holds; --clear empties it'
@@ -996,6 +984,8 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
         &'wanllmdb;artifact;help;versions'= {
         }
         &'wanllmdb;artifact;help;show'= {
+        }
+        &'wanllmdb;artifact;help;lineage'= {
         }
         &'wanllmdb;artifact;help;alias'= {
         }
@@ -1883,7 +1873,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand --s3-endpoint 'Endpoint of an S3-compatible service, e.g. http://minio:9000 [default: AWS; also AWS_ENDPOINT_URL]'
             cand --s3-region 'S3 region [default: AWS_REGION, else us-east-1]'
             cand --s3-path-style 'Address the bucket in the URL path (MinIO, most S3-compatible services) [default: true with --s3-endpoint]'
-            cand --config 'TOML file with any of: bind, metrics_bind, public_url, s3_public_endpoint, data_dir, database_url, storage_url, s3_endpoint, s3_region, s3_path_style, s3_access_key_id, s3_secret_access_key, s3_multipart_threshold, s3_part_size, max_body_bytes, heartbeat_timeout_secs, audit_retention_days, allow_registration, jwt_secret, reference_allow_hosts, trusted_proxies'
+            cand --config 'TOML file with any of: bind, metrics_bind, public_url, s3_public_endpoint, data_dir, database_url, storage_url, s3_endpoint, s3_region, s3_path_style, s3_access_key_id, s3_secret_access_key, s3_multipart_threshold, s3_part_size, max_body_bytes, max_inflight_body_bytes, max_run_config_bytes, header_timeout_secs, body_timeout_secs, refresh_grace_secs, heartbeat_timeout_secs, audit_retention_days, allow_registration, jwt_secret, reference_allow_hosts, trusted_proxies'
             cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
@@ -1904,7 +1894,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand --s3-endpoint 'Endpoint of an S3-compatible service, e.g. http://minio:9000 [default: AWS; also AWS_ENDPOINT_URL]'
             cand --s3-region 'S3 region [default: AWS_REGION, else us-east-1]'
             cand --s3-path-style 'Address the bucket in the URL path (MinIO, most S3-compatible services) [default: true with --s3-endpoint]'
-            cand --config 'TOML file with any of: bind, metrics_bind, public_url, s3_public_endpoint, data_dir, database_url, storage_url, s3_endpoint, s3_region, s3_path_style, s3_access_key_id, s3_secret_access_key, s3_multipart_threshold, s3_part_size, max_body_bytes, heartbeat_timeout_secs, audit_retention_days, allow_registration, jwt_secret, reference_allow_hosts, trusted_proxies'
+            cand --config 'TOML file with any of: bind, metrics_bind, public_url, s3_public_endpoint, data_dir, database_url, storage_url, s3_endpoint, s3_region, s3_path_style, s3_access_key_id, s3_secret_access_key, s3_multipart_threshold, s3_part_size, max_body_bytes, max_inflight_body_bytes, max_run_config_bytes, header_timeout_secs, body_timeout_secs, refresh_grace_secs, heartbeat_timeout_secs, audit_retention_days, allow_registration, jwt_secret, reference_allow_hosts, trusted_proxies'
             cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
@@ -1926,7 +1916,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand --s3-endpoint 'Endpoint of an S3-compatible service, e.g. http://minio:9000 [default: AWS; also AWS_ENDPOINT_URL]'
             cand --s3-region 'S3 region [default: AWS_REGION, else us-east-1]'
             cand --s3-path-style 'Address the bucket in the URL path (MinIO, most S3-compatible services) [default: true with --s3-endpoint]'
-            cand --config 'TOML file with any of: bind, metrics_bind, public_url, s3_public_endpoint, data_dir, database_url, storage_url, s3_endpoint, s3_region, s3_path_style, s3_access_key_id, s3_secret_access_key, s3_multipart_threshold, s3_part_size, max_body_bytes, heartbeat_timeout_secs, audit_retention_days, allow_registration, jwt_secret, reference_allow_hosts, trusted_proxies'
+            cand --config 'TOML file with any of: bind, metrics_bind, public_url, s3_public_endpoint, data_dir, database_url, storage_url, s3_endpoint, s3_region, s3_path_style, s3_access_key_id, s3_secret_access_key, s3_multipart_threshold, s3_part_size, max_body_bytes, max_inflight_body_bytes, max_run_config_bytes, header_timeout_secs, body_timeout_secs, refresh_grace_secs, heartbeat_timeout_secs, audit_retention_days, allow_registration, jwt_secret, reference_allow_hosts, trusted_proxies'
             cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
@@ -1949,7 +1939,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand --s3-endpoint 'Endpoint of an S3-compatible service, e.g. http://minio:9000 [default: AWS; also AWS_ENDPOINT_URL]'
             cand --s3-region 'S3 region [default: AWS_REGION, else us-east-1]'
             cand --s3-path-style 'Address the bucket in the URL path (MinIO, most S3-compatible services) [default: true with --s3-endpoint]'
-            cand --config 'TOML file with any of: bind, metrics_bind, public_url, s3_public_endpoint, data_dir, database_url, storage_url, s3_endpoint, s3_region, s3_path_style, s3_access_key_id, s3_secret_access_key, s3_multipart_threshold, s3_part_size, max_body_bytes, heartbeat_timeout_secs, audit_retention_days, allow_registration, jwt_secret, reference_allow_hosts, trusted_proxies'
+            cand --config 'TOML file with any of: bind, metrics_bind, public_url, s3_public_endpoint, data_dir, database_url, storage_url, s3_endpoint, s3_region, s3_path_style, s3_access_key_id, s3_secret_access_key, s3_multipart_threshold, s3_part_size, max_body_bytes, max_inflight_body_bytes, max_run_config_bytes, header_timeout_secs, body_timeout_secs, refresh_grace_secs, heartbeat_timeout_secs, audit_retention_days, allow_registration, jwt_secret, reference_allow_hosts, trusted_proxies'
             cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
@@ -1970,7 +1960,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand --s3-endpoint 'Endpoint of an S3-compatible service, e.g. http://minio:9000 [default: AWS; also AWS_ENDPOINT_URL]'
             cand --s3-region 'S3 region [default: AWS_REGION, else us-east-1]'
             cand --s3-path-style 'Address the bucket in the URL path (MinIO, most S3-compatible services) [default: true with --s3-endpoint]'
-            cand --config 'TOML file with any of: bind, metrics_bind, public_url, s3_public_endpoint, data_dir, database_url, storage_url, s3_endpoint, s3_region, s3_path_style, s3_access_key_id, s3_secret_access_key, s3_multipart_threshold, s3_part_size, max_body_bytes, heartbeat_timeout_secs, audit_retention_days, allow_registration, jwt_secret, reference_allow_hosts, trusted_proxies'
+            cand --config 'TOML file with any of: bind, metrics_bind, public_url, s3_public_endpoint, data_dir, database_url, storage_url, s3_endpoint, s3_region, s3_path_style, s3_access_key_id, s3_secret_access_key, s3_multipart_threshold, s3_part_size, max_body_bytes, max_inflight_body_bytes, max_run_config_bytes, header_timeout_secs, body_timeout_secs, refresh_grace_secs, heartbeat_timeout_secs, audit_retention_days, allow_registration, jwt_secret, reference_allow_hosts, trusted_proxies'
             cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
@@ -2142,6 +2132,42 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
         }
         &'wanllmdb;audit;help;help'= {
         }
+        &'wanllmdb;server'= {
+            cand --bind 'Address and port to listen on [default: 127.0.0.1:8000]'
+            cand --metrics-bind 'Serve /metrics on this address only (e.g. 127.0.0.1:9090), so it can stay off the network the API is on [default: /metrics is served on --bind]'
+            cand --public-url 'The server''s URL as clients reach it (e.g. https://ml.example.com behind a proxy), used in the absolute upload and download URLs it hands out [default: from each request''s Host]'
+            cand --s3-public-endpoint 'The S3 endpoint as clients reach it, when it differs from --s3-endpoint (e.g. the server reaches http://minio:9000 but clients https://minio.example.com): presigned URLs are signed for it [default: --s3-endpoint]'
+            cand --data-dir 'Directory for the SQLite database, files and the admin key [default: the platform data directory]'
+            cand --database-url 'Database: sqlite://FILE or postgres://USER:PASSWORD@HOST/DB [default: SQLite in the data directory]'
+            cand --storage-url 'Where file and artifact content is stored: s3://BUCKET[/PREFIX] for S3-compatible object storage (credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY [/ AWS_SESSION_TOKEN]) [default: <data-dir>/blobs]'
+            cand --s3-endpoint 'Endpoint of an S3-compatible service, e.g. http://minio:9000 [default: AWS; also AWS_ENDPOINT_URL]'
+            cand --s3-region 'S3 region [default: AWS_REGION, else us-east-1]'
+            cand --s3-path-style 'Address the bucket in the URL path (MinIO, most S3-compatible services) [default: true with --s3-endpoint]'
+            cand --config 'TOML file with any of: bind, metrics_bind, public_url, s3_public_endpoint, data_dir, database_url, storage_url, s3_endpoint, s3_region, s3_path_style, s3_access_key_id, s3_secret_access_key, s3_multipart_threshold, s3_part_size, max_body_bytes, max_inflight_body_bytes, max_run_config_bytes, header_timeout_secs, body_timeout_secs, refresh_grace_secs, heartbeat_timeout_secs, audit_retention_days, allow_registration, jwt_secret, reference_allow_hosts, trusted_proxies'
+            cand --max-body-bytes 'Largest accepted request body in bytes, after decompression [default: 67108864]'
+            cand --max-inflight-body-bytes 'Request body bytes all requests together may hold in memory; past it requests are answered 503 with Retry-After [default: 268435456]'
+            cand --max-run-config-bytes 'Largest run config in bytes of JSON; a larger one is refused with 413 [default: 1048576]'
+            cand --header-timeout 'Seconds a connection may take to send a request''s headers; also how long an idle keep-alive connection is kept open [default: 30]'
+            cand --body-timeout 'Seconds a request body may pause before the request is dropped with 408 [default: 30]'
+            cand --log-format 'Log lines as text or as JSON objects, one per line (one per request, plus events) [default: text]'
+            cand --heartbeat-timeout 'Seconds without a heartbeat after which a running run is marked crashed [default: 300]'
+            cand --audit-retention-days 'Days to keep audit events; older ones are deleted hourly (0 keeps them forever) [default: 365]'
+            cand --allow-registration 'Let anyone register an account (true) or only administrators create them (false) [default: true]'
+            cand --jwt-secret 'Secret for signing session tokens; generated and kept in the database when unset'
+            cand --reference-allow-host 'Host that artifact references may point at although it resolves to a private address (an exact name, or .example.com for all its subdomains); repeat or separate with commas'
+            cand --trusted-proxy 'Reverse proxy (an address or a CIDR network such as 10.0.0.0/8) whose X-Forwarded-For or Forwarded header names the client for audit rows and login limits; repeat or separate with commas. Headers from other peers are ignored [default: none]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'wanllmdb;completions'= {
             cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
@@ -2168,8 +2194,24 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'wanllmdb;guard-program'= {
+            cand --control-fd 'The read end of the wrapper''s pipe'
+            cand --status-file 'Where the program''s end is written: `exit N`, `signal N` or `error KIND MESSAGE`'
+            cand --grace 'Seconds between SIGTERM and SIGKILL once the wrapper is gone'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand --own-group 'Start the program in a process group of its own'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'wanllmdb;help'= {
-            cand server 'Run the tracking server (SQLite + local files by default, or PostgreSQL)'
             cand login 'Store an API key for a server (checked against it first)'
             cand logout 'Forget the stored API key for a server'
             cand whoami 'Show who the stored key belongs to, and where it came from'
@@ -2188,11 +2230,11 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand model 'Model registry: register models, version them, stage, approve, alias, download'
             cand admin 'Server administration (administrators only)'
             cand audit 'Read the audit log: events, failed logins, statistics (administrators only)'
+            cand server 'Run the tracking server (SQLite + local files by default, or PostgreSQL)'
             cand completions 'Print shell completions (bash, zsh, fish, elvish, powershell)'
             cand generate-docs 'Write completions/ and man/ into a directory (used to refresh the repository''s copies)'
+            cand guard-program 'Run a program under a guard that stops it when the wrapper dies (the wrapper uses this)'
             cand help 'Print this message or the help of the given subcommand(s)'
-        }
-        &'wanllmdb;help;server'= {
         }
         &'wanllmdb;help;login'= {
         }
@@ -2298,6 +2340,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand ls 'List a project''s artifacts'
             cand versions 'List the versions of an artifact, newest first'
             cand show 'Show a version: details, aliases, files and lineage'
+            cand lineage 'Where a version came from (the runs and inputs upstream) and what was made with it, as trees'
             cand alias 'Point an alias at a version, or remove it with --remove'
             cand aliases 'List an artifact''s aliases (latest included) and the versions they point at'
             cand cache 'Show where the local content cache is and how much it holds; --clear empties it'
@@ -2314,6 +2357,8 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
         &'wanllmdb;help;artifact;versions'= {
         }
         &'wanllmdb;help;artifact;show'= {
+        }
+        &'wanllmdb;help;artifact;lineage'= {
         }
         &'wanllmdb;help;artifact;alias'= {
         }
@@ -2485,9 +2530,13 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
         }
         &'wanllmdb;help;audit;failed-logins'= {
         }
+        &'wanllmdb;help;server'= {
+        }
         &'wanllmdb;help;completions'= {
         }
         &'wanllmdb;help;generate-docs'= {
+        }
+        &'wanllmdb;help;guard-program'= {
         }
         &'wanllmdb;help;help'= {
         }

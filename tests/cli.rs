@@ -21,6 +21,8 @@ mod auth_passwd;
 mod backup;
 #[path = "registry.rs"]
 mod registry;
+#[path = "rough_edges.rs"]
+mod rough_edges;
 #[path = "sdk_side.rs"]
 mod sdk_side;
 #[path = "status.rs"]

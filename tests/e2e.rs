@@ -14,6 +14,7 @@ use reqwest::blocking::Client;
 use serde_json::{Value, json};
 
 mod cli;
+mod hardening;
 #[path = "support/moto.rs"]
 mod moto;
 mod replicas;

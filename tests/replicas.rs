@@ -15,13 +15,13 @@ use serde_json::{Value, json};
 use super::{Server, call, http, signal, start, wait_exit};
 
 /// A fresh PostgreSQL schema, dropped at the end.
-struct Schema {
+pub(super) struct Schema {
     base: String,
     name: String,
 }
 
 impl Schema {
-    fn create() -> Option<Schema> {
+    pub(super) fn create() -> Option<Schema> {
         let base = std::env::var("WANLLMDB_TEST_DATABASE_URL")
             .ok()
             .filter(|u| !u.is_empty())?;
@@ -31,13 +31,13 @@ impl Schema {
     }
 
     /// The database URL the servers use: the schema first on the search path.
-    fn url(&self) -> String {
+    pub(super) fn url(&self) -> String {
         let sep = if self.base.contains('?') { '&' } else { '?' };
         format!("{}{sep}options[search_path]={}", self.base, self.name)
     }
 
     /// Runs `sql` with `{schema}` standing for this schema's name; returns the output.
-    fn query(&self, sql: &str) -> String {
+    pub(super) fn query(&self, sql: &str) -> String {
         let out = Command::new("psql")
             .arg(&self.base)
             .args(["-XAtqc", &sql.replace("{schema}", &self.name)])

@@ -491,3 +491,52 @@ parameters:
     let out = env.wl(&["sweep", "show", &gone]).output().unwrap();
     assert_eq!(code(&out), 1);
 }
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_killed_agent_leaves_no_program_running() {
+    let env = Env::new();
+    let work = env.work();
+    write(
+        &work,
+        "hold.py",
+        r#"
+import os, subprocess, time
+child = subprocess.Popen(["sleep", "300"])
+open("child.pid", "w").write(str(child.pid))
+open("program.pid", "w").write(str(os.getpid()))
+time.sleep(300)
+"#,
+    );
+    let cfg = write(
+        &work,
+        "hold.yaml",
+        "program: hold.py\nmethod: grid\nparameters:\n  x: {values: [1]}\n",
+    );
+    let id = env.create_sweep(&cfg);
+    let mut agent = env.agent(&id, &[]);
+    let read = |name: &str| std::fs::read_to_string(work.join(name)).ok();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (program, child) = loop {
+        if let (Some(p), Some(c)) = (read("program.pid"), read("child.pid"))
+            && !p.is_empty()
+            && !c.is_empty()
+        {
+            break (p, c);
+        }
+        assert!(Instant::now() < deadline, "the program did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let running = super::rough_edges::running;
+    assert!(running(&program) && running(&child));
+    agent.kill().unwrap();
+    agent.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while running(&program) || running(&child) {
+        assert!(
+            Instant::now() < deadline,
+            "the program or what it started outlived the agent killed with SIGKILL"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

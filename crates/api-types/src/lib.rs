@@ -68,6 +68,14 @@ pub fn is_valid_run_id(id: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
 }
 
+/// The first character of `s` that names, keys and tags must not hold: NUL and the other
+/// control characters, and the bidirectional overrides and isolates (U+202A to U+202E,
+/// U+2066 to U+2069) that make text show in another order than it is stored.
+pub fn forbidden_char(s: &str) -> Option<char> {
+    s.chars()
+        .find(|c| c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'))
+}
+
 /// Project names: 1 to 128 characters of `[A-Za-z0-9._-]`.
 pub fn is_valid_project_name(name: &str) -> bool {
     (1..=128).contains(&name.len())

@@ -105,6 +105,14 @@ pub struct CreateRunRequest {
     /// Runtime versions, e.g. `{"python": "3.11.7", "torch": "2.5.0"}`.
     #[serde(default)]
     pub runtime: BTreeMap<String, String>,
+    /// When the run started, Unix seconds or RFC 3339, for runs recorded offline and uploaded
+    /// later (`wanllmdb sync`); a new run only, and never later than now. Default: now.
+    #[serde(
+        default,
+        deserialize_with = "crate::deserialize_timestamp",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub started_at: Option<f64>,
 }
 
 /// `PATCH /api/v1/runs/{id}`: fields left out are unchanged.
@@ -147,6 +155,14 @@ pub struct FinishRunRequest {
     /// Why it ended, e.g. `early-terminated` (at most 256 characters).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// When it ended, Unix seconds or RFC 3339, for runs uploaded after the fact; between the
+    /// run's start and now. Default: now.
+    #[serde(
+        default,
+        deserialize_with = "crate::deserialize_timestamp",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub finished_at: Option<f64>,
 }
 
 /// Answer to a heartbeat.

@@ -331,12 +331,24 @@ pub enum StoredIn {
     File(PathBuf),
 }
 
+/// Writes `key` with one entry and reads it back with another: true only when the store
+/// really keeps it. A store that accepts writes and forgets them (the in-memory stand-in
+/// where no platform store is compiled in, a locked keychain) must not cost the key its file.
+fn keeps(write: &keyring::Entry, read: &keyring::Entry, key: &str) -> bool {
+    write.set_password(key).is_ok() && read.get_password().is_ok_and(|got| got == key)
+}
+
 /// Stores the key for `host`: keyring when reachable, else the credentials file.
 pub async fn store_key(host: &str, username: &str, key: &str) -> CliResult<StoredIn> {
     let k = key.to_string();
+    let h = host.to_string();
     let in_keyring = matches!(
-        with_keyring(host, move |e| e.set_password(&k)).await,
-        Some(Ok(()))
+        with_keyring(host, move |write| {
+            let read = keyring::Entry::new(KEYRING_SERVICE, &h)?;
+            Ok(keeps(&write, &read, &k))
+        })
+        .await,
+        Some(Ok(true))
     );
     let mut creds = load_credentials()?;
     let stored = if in_keyring {
@@ -398,4 +410,29 @@ pub async fn forget_key(host: &str) -> CliResult<bool> {
         save_credentials(&creds)?;
     }
     Ok(found)
+}
+
+#[cfg(test)]
+mod keyring_tests {
+    use keyring::mock::MockCredential;
+
+    use super::*;
+
+    fn mock() -> keyring::Entry {
+        keyring::Entry::new_with_credential(Box::new(MockCredential::default()))
+    }
+
+    #[test]
+    fn a_store_that_forgets_or_fails_does_not_count() {
+        // Two entries of the in-memory stand-in do not share what they hold: the key "stored"
+        // in one is not there for the other, so the credentials file must keep it.
+        assert!(!keeps(&mock(), &mock(), "wlk_1"));
+        let failing = mock();
+        let cred: &MockCredential = failing.get_credential().downcast_ref().unwrap();
+        cred.set_error(keyring::Error::PlatformFailure("locked".into()));
+        assert!(!keeps(&failing, &mock(), "wlk_1"));
+        // A store that keeps the key is believed.
+        let same = mock();
+        assert!(keeps(&same, &same, "wlk_1"));
+    }
 }

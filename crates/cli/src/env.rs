@@ -30,6 +30,14 @@ pub const S3_REGION: &str = "WANLLMDB_S3_REGION";
 pub const S3_PATH_STYLE: &str = "WANLLMDB_S3_PATH_STYLE";
 /// Request body limit.
 pub const MAX_BODY_BYTES: &str = "WANLLMDB_MAX_BODY_BYTES";
+/// Request body bytes all requests together may hold in memory.
+pub const MAX_INFLIGHT_BODY_BYTES: &str = "WANLLMDB_MAX_INFLIGHT_BODY_BYTES";
+/// Largest run config.
+pub const MAX_RUN_CONFIG_BYTES: &str = "WANLLMDB_MAX_RUN_CONFIG_BYTES";
+/// Seconds a connection may take to send a request's headers (and stay idle between requests).
+pub const HEADER_TIMEOUT: &str = "WANLLMDB_HEADER_TIMEOUT";
+/// Seconds a request body may pause.
+pub const BODY_TIMEOUT: &str = "WANLLMDB_BODY_TIMEOUT";
 /// Heartbeat timeout in seconds.
 pub const HEARTBEAT_TIMEOUT: &str = "WANLLMDB_HEARTBEAT_TIMEOUT";
 /// Days audit events are kept (0 = forever).
@@ -38,6 +46,8 @@ pub const AUDIT_RETENTION_DAYS: &str = "WANLLMDB_AUDIT_RETENTION_DAYS";
 pub const ALLOW_REGISTRATION: &str = "WANLLMDB_ALLOW_REGISTRATION";
 /// Log filter.
 pub const LOG: &str = "WANLLMDB_LOG";
+/// The server's log format: text or json.
+pub const LOG_FORMAT: &str = "WANLLMDB_LOG_FORMAT";
 /// Server URL for client commands.
 pub const BASE_URL: &str = "WANLLMDB_BASE_URL";
 /// API key for client commands.

@@ -17,6 +17,8 @@ pub struct CliError {
     pub message: String,
     /// The next step, printed as `hint: …`.
     pub hint: Option<String>,
+    /// Stdout was closed by its reader (`| head`): not a failure; the command ends quietly.
+    pub closed_stdout: bool,
 }
 
 impl CliError {
@@ -26,6 +28,17 @@ impl CliError {
             user: true,
             message: message.into(),
             hint: None,
+            closed_stdout: false,
+        }
+    }
+
+    /// Stdout's reader went away: the command stops writing and exits 0 without a message.
+    pub fn closed_stdout() -> CliError {
+        CliError {
+            user: true,
+            message: "stdout was closed".into(),
+            hint: None,
+            closed_stdout: true,
         }
     }
 
@@ -35,6 +48,7 @@ impl CliError {
             user: false,
             message: message.into(),
             hint: None,
+            closed_stdout: false,
         }
     }
 
@@ -46,7 +60,9 @@ impl CliError {
 
     /// The process exit code.
     pub fn exit_code(&self) -> u8 {
-        if self.user {
+        if self.closed_stdout {
+            0
+        } else if self.user {
             EXIT_USER
         } else {
             EXIT_UNEXPECTED

@@ -14,7 +14,7 @@ mod wrapper;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::config::GlobalFlags;
 use crate::error::{CliError, EXIT_UNEXPECTED};
@@ -109,6 +109,9 @@ enum Command {
     Audit(commands::audit::AuditCommand),
     /// Print shell completions (bash, zsh, fish, elvish, powershell)
     Completions(commands::completions::CompletionsArgs),
+    /// Run a program under a guard that stops it when the wrapper dies (the wrapper uses this)
+    #[command(hide = true, name = wrapper::guard::SUBCOMMAND)]
+    GuardProgram(wrapper::guard::GuardArgs),
     /// Write completions/ and man/ into a directory (used to refresh the repository's copies)
     #[command(hide = true)]
     GenerateDocs {
@@ -117,24 +120,108 @@ enum Command {
     },
 }
 
-fn init_logging(server: bool) {
-    let default = if server {
+/// Log lines go to stderr: for the server one per request and its events, as text or JSON;
+/// colour only on a terminal (and not with `NO_COLOR`).
+fn init_logging(server: Option<commands::server::LogFormat>) {
+    use std::io::IsTerminal;
+    let default = if server.is_some() {
         "warn,wanllmdb_server=info"
     } else {
         "error"
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env(env::LOG)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .init();
+        .with_ansi(std::io::stderr().is_terminal() && !no_color);
+    if server == Some(commands::server::LogFormat::Json) {
+        builder.json().flatten_event(true).init();
+    } else {
+        builder.init();
+    }
+}
+
+/// Global options that mean something only to a client, hidden where a command is not one.
+const CLIENT_OPTIONS: [&str; 3] = ["host", "api_key", "project"];
+/// Commands that talk to no server.
+const NOT_CLIENTS: [&str; 4] = [
+    "server",
+    "completions",
+    "generate-docs",
+    wrapper::guard::SUBCOMMAND,
+];
+
+/// The command line as parsed, shown in `--help` and written to completions and man pages:
+/// the derived one, without client options in the help of commands that are not clients.
+pub(crate) fn command() -> clap::Command {
+    let mut cmd = Cli::command();
+    // Global options reach each subcommand that has no option of the same name when the
+    // command is built: give those commands hidden copies first.
+    let hidden: Vec<clap::Arg> = cmd
+        .get_arguments()
+        .filter(|a| CLIENT_OPTIONS.contains(&a.get_id().as_str()))
+        .map(|a| a.clone().hide(true))
+        .collect();
+    for name in NOT_CLIENTS {
+        cmd = cmd.mut_subcommand(name, |sub| sub.args(hidden.iter().cloned()));
+    }
+    cmd
+}
+
+/// A hint for `wanllmdb run python train.py`: the program goes after `--`.
+fn run_separator_hint(args: &[String]) -> Option<String> {
+    let at = args.iter().position(|a| a == "run")?;
+    let rest = &args[at + 1..];
+    if rest.is_empty() || rest.iter().any(|a| a == "--") {
+        return None;
+    }
+    let first = rest.iter().position(|a| !a.starts_with('-'))?;
+    Some(format!(
+        "put `--` before the program: wanllmdb run {}-- {}",
+        rest[..first]
+            .iter()
+            .map(|a| format!("{a} "))
+            .collect::<String>(),
+        rest[first..].join(" ")
+    ))
+}
+
+/// Parses the command line; a usage error is printed with clap's exit code.
+fn parse() -> Result<Cli, ExitCode> {
+    let args: Vec<String> = std::env::args().collect();
+    let parsed = command()
+        .try_get_matches_from(&args)
+        .and_then(|mut m| Cli::from_arg_matches_mut(&mut m));
+    parsed.map_err(|e| {
+        let code = e.exit_code();
+        let _ = e.print();
+        if e.use_stderr()
+            && let Some(h) = run_separator_hint(&args)
+        {
+            eprintln!("hint: {h}");
+        }
+        ExitCode::from(u8::try_from(code).unwrap_or(EXIT_UNEXPECTED))
+    })
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match parse() {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    if let Command::GuardProgram(args) = cli.command {
+        // Before any thread starts: the guard blocks signals for itself.
+        return ExitCode::from(wrapper::guard::run(args));
+    }
+    // Tables show local times; the offset can be read safely only while one thread runs.
+    output::init_local_offset();
     let is_server = matches!(cli.command, Command::Server(_));
-    init_logging(is_server);
+    init_logging(match &cli.command {
+        Command::Server(args) => Some(args.log_format.unwrap_or(commands::server::LogFormat::Text)),
+        _ => None,
+    });
     let printer = Printer::new(cli.quiet, cli.verbose);
     // TLS for https servers uses ring, the provider already in the tree for PostgreSQL.
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -193,11 +280,54 @@ async fn dispatch(command: Command, flags: GlobalFlags, printer: Printer) -> Res
         Command::Model(c) => ok(commands::model::run(c, &flags, printer).await),
         Command::Admin(c) => ok(commands::admin::run(c, &flags, printer).await),
         Command::Audit(c) => ok(commands::audit::run(c, &flags, printer).await),
-        Command::Completions(args) => {
-            ok(commands::completions::completions(args).map_err(CliError::from))
-        }
+        Command::Completions(args) => ok(commands::completions::completions(args)),
+        Command::GuardProgram(_) => Err(CliError::unexpected("the guard runs before dispatch")),
         Command::GenerateDocs { dir } => {
             ok(commands::completions::generate_docs(&dir).map_err(CliError::from))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn a_program_without_the_separator_gets_a_hint() {
+        assert_eq!(
+            run_separator_hint(&args("wanllmdb run python train.py --lr 3")).as_deref(),
+            Some("put `--` before the program: wanllmdb run -- python train.py --lr 3")
+        );
+        assert_eq!(
+            run_separator_hint(&args("wanllmdb run --offline python train.py")).as_deref(),
+            Some("put `--` before the program: wanllmdb run --offline -- python train.py")
+        );
+        assert_eq!(
+            run_separator_hint(&args("wanllmdb run -- python x.py")),
+            None
+        );
+        assert_eq!(run_separator_hint(&args("wanllmdb runs list")), None);
+    }
+
+    #[test]
+    fn the_server_help_shows_no_client_options() {
+        let mut cmd = command();
+        cmd.build();
+        let server = cmd.find_subcommand_mut("server").unwrap();
+        let help = server.render_long_help().to_string();
+        for opt in ["--host", "--api-key", "--project"] {
+            assert!(!help.contains(opt), "{opt} in:\n{help}");
+        }
+        assert!(help.contains("--data-dir"));
+        let list = cmd
+            .find_subcommand_mut("runs")
+            .unwrap()
+            .find_subcommand_mut("list")
+            .unwrap();
+        assert!(list.render_long_help().to_string().contains("--project"));
     }
 }

@@ -201,13 +201,22 @@ impl Spool {
         write_json(&self.dir.join("state.json"), s)
     }
 
-    /// How the program ended, when it has.
+    /// How the program ended, when it has. A record without its time (written by an older
+    /// wrapper) ends when the record was written.
     pub fn exit(&self) -> CliResult<Option<FinishRunRequest>> {
         let p = self.dir.join("exit.json");
         if !p.exists() {
             return Ok(None);
         }
-        read_json(&p).map(Some)
+        let mut exit: FinishRunRequest = read_json(&p)?;
+        if exit.finished_at.is_none() {
+            exit.finished_at = std::fs::metadata(&p)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_secs_f64());
+        }
+        Ok(Some(exit))
     }
 
     /// Records how the program ended.
@@ -563,7 +572,11 @@ impl Shipper {
     }
 
     /// Creates (or resumes) the run on the server, creating its project when it is missing.
+    /// The run starts when the wrapper started, however much later it is uploaded.
     pub async fn ensure_created(&mut self) -> Result<Run, ApiError> {
+        if self.meta.run.started_at.is_none() {
+            self.meta.run.started_at = Some(self.meta.created_at);
+        }
         let run = match self
             .api
             .post::<_, Run>("/api/v1/runs", &self.meta.run)

@@ -181,6 +181,12 @@ pub async fn put_files(
                     complete_url: ticket.complete_url,
                     parts: ticket.parts,
                     size: ticket.size,
+                    resume_key: Some(format!(
+                        "{} run {run} {} {}",
+                        api.base(),
+                        ticket.path,
+                        ticket.sha256
+                    )),
                 });
             }
         }
@@ -204,6 +210,9 @@ pub struct Upload {
     pub parts: Option<Vec<UploadPart>>,
     /// Its size.
     pub size: u64,
+    /// Names the upload's destination (server, run, path, content) when a multipart upload
+    /// may be resumed by a later command: its parts already stored are not sent again.
+    pub resume_key: Option<String>,
 }
 
 /// Largest file sent in a batch with others.
@@ -244,7 +253,10 @@ pub async fn upload_all(api: &Api, todo: Vec<Upload>, printer: &Printer) -> CliR
         let limit = limit.clone();
         tasks.spawn(async move {
             let _permit = limit.acquire_owned().await;
-            upload_one(&api, &up, &pb).await.map_err(|e| (up.local, e))
+            let resume = Resumable::in_cache();
+            upload_one(&api, &up, &pb, resume.as_ref())
+                .await
+                .map_err(|e| (up.local, e))
         });
     }
     while let Some(r) = tasks.join_next().await {
@@ -422,43 +434,230 @@ async fn upload_batch(
 /// Parts of one large file in flight at once.
 const PARALLEL_PARTS: usize = 4;
 
-async fn upload_one(api: &Api, up: &Upload, pb: &indicatif::ProgressBar) -> Result<(), ApiError> {
-    let completion = match &up.parts {
+async fn upload_one(
+    api: &Api,
+    up: &Upload,
+    pb: &indicatif::ProgressBar,
+    resume: Option<&Resumable>,
+) -> Result<(), ApiError> {
+    let (completion, complete_url) = match &up.parts {
         None => {
             send_range(api, &up.url, &up.local, 0, up.size, pb).await?;
-            serde_json::json!({})
+            (serde_json::json!({}), up.complete_url.clone())
         }
         Some(parts) => {
-            let limit = Arc::new(Semaphore::new(PARALLEL_PARTS));
-            let mut tasks = tokio::task::JoinSet::new();
-            for p in parts.clone() {
-                let (api, local, pb, limit) =
-                    (api.clone(), up.local.clone(), pb.clone(), limit.clone());
-                tasks.spawn(async move {
-                    let _permit = limit.acquire_owned().await;
-                    let etag = send_range(&api, &p.url, &local, p.offset, p.size, &pb).await?;
-                    let etag = etag.ok_or_else(|| {
-                        ApiError::Decode("object storage answered a part without an ETag".into())
-                    })?;
-                    Ok::<_, ApiError>((p.number, etag))
-                });
+            let record = match (resume, &up.resume_key, &up.complete_url) {
+                (Some(r), Some(key), Some(done)) => Some(r.record(key, up.size, parts, done)),
+                _ => None,
+            };
+            let result = send_parts(api, up, pb, record.as_ref()).await;
+            if let (Ok(_), Some(r)) = (&result, &record) {
+                r.forget();
             }
-            let mut done = Vec::with_capacity(parts.len());
-            while let Some(r) = tasks.join_next().await {
-                done.push(r.map_err(|e| ApiError::Decode(format!("upload task failed: {e}")))??);
-            }
-            done.sort();
-            let parts: Vec<serde_json::Value> = done
+            let (etags, complete_url) = result?;
+            let parts: Vec<serde_json::Value> = etags
                 .into_iter()
                 .map(|(number, etag)| serde_json::json!({"number": number, "etag": etag}))
                 .collect();
-            serde_json::json!({ "parts": parts })
+            (serde_json::json!({ "parts": parts }), Some(complete_url))
         }
     };
-    if let Some(done) = &up.complete_url {
+    if let Some(done) = &complete_url {
         let _: serde_json::Value = api.post(done, &completion).await?;
     }
     Ok(())
+}
+
+/// Sends the parts not stored yet, several at a time; every part's ETag in order, and the
+/// completion URL of the upload they belong to.
+async fn send_parts(
+    api: &Api,
+    up: &Upload,
+    pb: &indicatif::ProgressBar,
+    record: Option<&PartsRecord>,
+) -> Result<(Vec<(u64, String)>, String), ApiError> {
+    let (parts, complete_url, mut done) = match record {
+        Some(r) => (r.parts.clone(), r.complete_url.clone(), r.done()),
+        None => (
+            up.parts.clone().unwrap_or_default(),
+            up.complete_url.clone().unwrap_or_default(),
+            std::collections::BTreeMap::new(),
+        ),
+    };
+    pb.inc(
+        parts
+            .iter()
+            .filter(|p| done.contains_key(&p.number))
+            .map(|p| p.size)
+            .sum(),
+    );
+    let limit = Arc::new(Semaphore::new(PARALLEL_PARTS));
+    let mut tasks = tokio::task::JoinSet::new();
+    for p in parts.into_iter().filter(|p| !done.contains_key(&p.number)) {
+        let (api, local, pb, limit) = (api.clone(), up.local.clone(), pb.clone(), limit.clone());
+        tasks.spawn(async move {
+            let _permit = limit.acquire_owned().await;
+            let etag = send_part(&api, &p, &local, &pb).await?;
+            Ok::<_, ApiError>((p.number, etag))
+        });
+    }
+    let mut failed = None;
+    while let Some(r) = tasks.join_next().await {
+        match r.map_err(|e| ApiError::Decode(format!("upload task failed: {e}")))? {
+            Ok((number, etag)) => {
+                done.insert(number, etag);
+                if let Some(r) = record {
+                    r.save(&done);
+                }
+            }
+            // The other parts go on: what they store is kept for the next attempt.
+            Err(e) => failed = failed.or(Some(e)),
+        }
+    }
+    match failed {
+        Some(e) => Err(e),
+        None => Ok((done.into_iter().collect(), complete_url)),
+    }
+}
+
+/// Where the state of multipart uploads is kept between commands: `uploads/` in the cache
+/// directory, one small JSON file per upload.
+pub struct Resumable {
+    dir: PathBuf,
+}
+
+impl Resumable {
+    /// In the local cache directory, when there is one.
+    pub fn in_cache() -> Option<Resumable> {
+        crate::cache::Cache::open().map(|c| Resumable::at(c.root().join("uploads")))
+    }
+
+    /// In `dir`.
+    pub fn at(dir: PathBuf) -> Resumable {
+        Resumable { dir }
+    }
+
+    /// The record of the upload named by `key`: an earlier attempt's, while its URLs are still
+    /// valid for the same bytes, else a new one for this ticket.
+    fn record(
+        &self,
+        key: &str,
+        size: u64,
+        parts: &[UploadPart],
+        complete_url: &str,
+    ) -> PartsRecord {
+        let path = self.dir.join(format!(
+            "{}.json",
+            hex::encode(Sha256::digest(key.as_bytes()))
+        ));
+        let earlier = std::fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<PartsState>(&b).ok())
+            .filter(|s| s.size == size && s.valid_until > crate::spool::unix_now() + 300.0);
+        let state = earlier.unwrap_or_else(|| PartsState {
+            size,
+            // Presigned part URLs live for an hour from the ticket; trust them for less.
+            valid_until: crate::spool::unix_now() + 3000.0,
+            complete_url: complete_url.to_string(),
+            parts: parts.to_vec(),
+            done: std::collections::BTreeMap::new(),
+        });
+        PartsRecord {
+            path,
+            parts: state.parts.clone(),
+            complete_url: state.complete_url.clone(),
+            state: std::sync::Mutex::new(state),
+        }
+    }
+}
+
+/// What one multipart upload has stored so far.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct PartsState {
+    size: u64,
+    /// Unix seconds until which the URLs below may be used.
+    valid_until: f64,
+    complete_url: String,
+    parts: Vec<UploadPart>,
+    /// Part number → ETag of the parts stored.
+    done: std::collections::BTreeMap<u64, String>,
+}
+
+/// An upload's [`PartsState`] and the file it is kept in.
+struct PartsRecord {
+    path: PathBuf,
+    parts: Vec<UploadPart>,
+    complete_url: String,
+    state: std::sync::Mutex<PartsState>,
+}
+
+impl PartsRecord {
+    fn done(&self) -> std::collections::BTreeMap<u64, String> {
+        self.state
+            .lock()
+            .map(|s| s.done.clone())
+            .unwrap_or_default()
+    }
+
+    /// Keeps what is stored, for a later attempt (best effort: a record that cannot be written
+    /// only means those parts are sent again).
+    fn save(&self, done: &std::collections::BTreeMap<u64, String>) {
+        let Ok(mut state) = self.state.lock() else {
+            return;
+        };
+        state.done = done.clone();
+        if let Ok(text) = serde_json::to_vec(&*state) {
+            let _ = std::fs::create_dir_all(self.dir());
+            let tmp = self.path.with_extension("tmp");
+            if std::fs::write(&tmp, text).is_ok() {
+                let _ = std::fs::rename(&tmp, &self.path);
+            }
+        }
+    }
+
+    fn dir(&self) -> &Path {
+        self.path.parent().unwrap_or(Path::new("."))
+    }
+
+    /// The upload is complete: nothing to resume.
+    fn forget(&self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Attempts per part of a multipart upload.
+const PART_ATTEMPTS: u32 = 5;
+
+/// Sends one part, retrying a failure that may pass (the network, a busy object store) after
+/// 0.5, 1, 2 and 4 s; the part's ETag.
+async fn send_part(
+    api: &Api,
+    part: &UploadPart,
+    local: &Path,
+    pb: &indicatif::ProgressBar,
+) -> Result<String, ApiError> {
+    let mut attempt = 0;
+    loop {
+        let sent = send_range(api, &part.url, local, part.offset, part.size, pb).await;
+        match sent {
+            Ok(Some(etag)) => return Ok(etag),
+            Ok(None) => {
+                return Err(ApiError::Decode(
+                    "object storage answered a part without an ETag".into(),
+                ));
+            }
+            Err(e) if e.transient() && attempt + 1 < PART_ATTEMPTS => {
+                tokio::time::sleep(part_backoff(attempt)).await;
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// The wait before retry `attempt` + 1 of a part.
+fn part_backoff(attempt: u32) -> std::time::Duration {
+    std::time::Duration::from_millis(500 << attempt.min(4))
 }
 
 /// Sends `size` bytes of `local` from `offset` to `url`; the answer's ETag.
@@ -753,4 +952,186 @@ fn walk(dir: &Path, remote: &str, out: &mut Vec<LocalFile>) -> CliResult {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod part_retry_tests {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::TcpListener;
+
+    use super::*;
+
+    /// An object store stand-in: answers each PUT with the next status of `answers` (an ETag
+    /// with 200), after reading the whole body; returns how many bodies it read.
+    fn store(answers: Vec<u16>) -> (String, std::thread::JoinHandle<usize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/part", listener.local_addr().unwrap());
+        let handle = std::thread::spawn(move || {
+            let mut bodies = 0;
+            for status in answers {
+                let (conn, _) = listener.accept().unwrap();
+                let mut reader = BufReader::new(conn.try_clone().unwrap());
+                let mut len = 0usize;
+                loop {
+                    let mut line = String::new();
+                    reader.read_line(&mut line).unwrap();
+                    if line == "\r\n" {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap();
+                    }
+                }
+                let mut body = vec![0u8; len];
+                reader.read_exact(&mut body).unwrap();
+                bodies += 1;
+                let mut conn = conn;
+                let reply = if status == 200 {
+                    "HTTP/1.1 200 OK\r\nETag: \"abc\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string()
+                } else {
+                    format!(
+                        "HTTP/1.1 {status} Busy\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    )
+                };
+                conn.write_all(reply.as_bytes()).unwrap();
+            }
+            bodies
+        });
+        (url, handle)
+    }
+
+    fn part_file() -> (tempfile::NamedTempFile, UploadPart) {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(&[7u8; 1000]).unwrap();
+        let part = UploadPart {
+            number: 1,
+            offset: 100,
+            size: 500,
+            url: String::new(),
+        };
+        (f, part)
+    }
+
+    #[tokio::test]
+    async fn a_failed_part_is_sent_again_after_a_pause() {
+        let (url, store) = store(vec![503, 500, 200]);
+        let (file, mut part) = part_file();
+        part.url = url;
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let api = Api::with("http://127.0.0.1:9", None).unwrap();
+        let etag = send_part(&api, &part, file.path(), &indicatif::ProgressBar::hidden())
+            .await
+            .unwrap();
+        assert_eq!(etag, "\"abc\"");
+        assert_eq!(store.join().unwrap(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_refused_part_is_not_retried() {
+        let (url, store) = store(vec![403]);
+        let (file, mut part) = part_file();
+        part.url = url;
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let api = Api::with("http://127.0.0.1:9", None).unwrap();
+        let err = send_part(&api, &part, file.path(), &indicatif::ProgressBar::hidden())
+            .await
+            .unwrap_err();
+        assert!(!err.transient(), "{err:?}");
+        assert_eq!(store.join().unwrap(), 1);
+    }
+
+    /// An object store and server stand-in for whole uploads: serves requests until dropped,
+    /// logging `METHOD /path` of each; `PUT /old/2` is refused the first time.
+    fn stand_in() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let seen = log.clone();
+        std::thread::spawn(move || {
+            let mut refused_before = false;
+            for conn in listener.incoming() {
+                let conn = conn.unwrap();
+                let mut reader = BufReader::new(conn.try_clone().unwrap());
+                let mut first = String::new();
+                reader.read_line(&mut first).unwrap();
+                let mut len = 0usize;
+                loop {
+                    let mut line = String::new();
+                    reader.read_line(&mut line).unwrap();
+                    if line == "\r\n" {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap();
+                    }
+                }
+                let mut body = vec![0u8; len];
+                reader.read_exact(&mut body).unwrap();
+                let request: Vec<&str> = first.split_whitespace().take(2).collect();
+                let request = request.join(" ");
+                seen.lock().unwrap().push(request.clone());
+                let refused = request == "PUT /old/2" && !refused_before;
+                refused_before |= refused;
+                let reply = if refused {
+                    "HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                } else if request.starts_with("PUT") {
+                    "HTTP/1.1 200 OK\r\nETag: \"e\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                } else {
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}"
+                };
+                let mut conn = conn;
+                conn.write_all(reply.as_bytes()).unwrap();
+            }
+        });
+        (base, log)
+    }
+
+    fn ticket(base: &str, name: &str, file: &Path) -> Upload {
+        let parts = (0..3)
+            .map(|i| UploadPart {
+                number: i + 1,
+                offset: i * 400,
+                size: if i == 2 { 200 } else { 400 },
+                url: format!("{base}/{name}/{}", i + 1),
+            })
+            .collect::<Vec<_>>();
+        Upload {
+            local: file.to_path_buf(),
+            url: parts[0].url.clone(),
+            complete_url: Some(format!("/{name}-complete")),
+            parts: Some(parts),
+            size: 1000,
+            resume_key: Some("run ab12cd34 w.bin".into()),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_resumed_upload_sends_only_the_missing_parts() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let (base, log) = stand_in();
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        file.write_all(&[1u8; 1000]).unwrap();
+        let state = tempfile::tempdir().unwrap();
+        let resume = Resumable::at(state.path().to_path_buf());
+        let api = Api::with(&base, None).unwrap();
+        let pb = indicatif::ProgressBar::hidden();
+        let first = ticket(&base, "old", file.path());
+        assert!(upload_one(&api, &first, &pb, Some(&resume)).await.is_err());
+        let mut sent: Vec<String> = log.lock().unwrap().drain(..).collect();
+        sent.sort();
+        assert_eq!(sent, ["PUT /old/1", "PUT /old/2", "PUT /old/3"]);
+        // The next command gets a fresh ticket; the parts stored under the earlier one are kept.
+        let again = ticket(&base, "fresh", file.path());
+        upload_one(&api, &again, &pb, Some(&resume)).await.unwrap();
+        let sent: Vec<String> = log.lock().unwrap().drain(..).collect();
+        assert_eq!(sent, ["PUT /old/2", "POST /old-complete"]);
+        // Done: nothing is left to resume.
+        assert_eq!(std::fs::read_dir(state.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn pauses_grow_and_stop_growing() {
+        let waits: Vec<u64> = (0..7).map(|a| part_backoff(a).as_millis() as u64).collect();
+        assert_eq!(waits, [500, 1000, 2000, 4000, 8000, 8000, 8000]);
+    }
 }

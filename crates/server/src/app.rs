@@ -11,7 +11,6 @@ use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 use tower_http::compression::CompressionLayer;
 use tower_http::compression::predicate::{DefaultPredicate, NotForContentType, Predicate};
-use tower_http::trace::TraceLayer;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::auth::{Accounts, TokenKeys};
@@ -44,6 +43,8 @@ pub struct AppState {
     /// Leases of the singleton background jobs, shared with the other replicas through the
     /// database.
     pub singletons: Arc<crate::lease::Singletons>,
+    /// Request body bytes held in memory by all requests together.
+    pub body_budget: Arc<crate::limits::BodyBudget>,
 }
 
 /// Builds the whole router (API, health, metrics, OpenAPI) for a state.
@@ -57,6 +58,11 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::ui::router(state.clone()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        // Inside resolve_actor: the caller is known before a byte of the body is read.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::limits::guard_body,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::resolve_actor,
@@ -73,7 +79,6 @@ pub fn router(state: AppState) -> Router {
                         .and(NotForContentType::const_new("application/octet-stream")),
                 ),
         )
-        .layer(TraceLayer::new_for_http())
         // Outermost, so requests refused by the layers above are counted too. `Router::layer`
         // runs after routing, so the matched route is known.
         .layer(axum::middleware::from_fn_with_state(
@@ -166,6 +171,9 @@ pub enum StartError {
     /// I/O.
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    /// The data directory is unsafe or unusable.
+    #[error(transparent)]
+    DataDir(#[from] crate::datadir::DataDirError),
 }
 
 /// Prepares state: opens the store, loads keys, bootstraps the admin.
@@ -191,6 +199,9 @@ pub async fn build_state(
         }
     };
     let config_period = config.reaper_interval;
+    let body_budget = Arc::new(crate::limits::BodyBudget::new(
+        config.max_inflight_body_bytes,
+    ));
     let state = AppState {
         store,
         config: Arc::new(config),
@@ -202,6 +213,7 @@ pub async fn build_state(
         sweep_curves: Arc::default(),
         telemetry: Arc::default(),
         singletons: Arc::new(crate::lease::Singletons::new(config_period)),
+        body_budget,
     };
     let admin_key = bootstrap_admin(&state).await?;
     Ok((state, admin_key))
@@ -265,10 +277,27 @@ pub async fn start(
     config: ServerConfig,
     listener: TcpListener,
 ) -> Result<RunningServer, StartError> {
-    std::fs::create_dir_all(&config.data_dir)?;
+    if let Some(note) = crate::datadir::prepare(&config.data_dir)? {
+        tracing::warn!("{note}");
+    }
     let url = config.effective_database_url();
+    if let Some(file) = sqlite_file(&url) {
+        crate::datadir::private_sqlite_files(file)?;
+    }
     let store = Store::open(&url).await?;
+    if let Some(file) = sqlite_file(&url) {
+        // The write-ahead log and shared memory files exist now.
+        crate::datadir::private_sqlite_files(file)?;
+    }
     start_with_store(config, store, listener).await
+}
+
+/// The file of a `sqlite://FILE[?options]` URL (not an in-memory database).
+fn sqlite_file(url: &str) -> Option<&std::path::Path> {
+    let rest = url.strip_prefix("sqlite:")?;
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    let file = rest.split('?').next().unwrap_or("");
+    (!file.is_empty() && !file.starts_with(":memory:")).then(|| std::path::Path::new(file))
 }
 
 /// Starts the server on an already opened store (tests use this to isolate databases).
@@ -277,7 +306,9 @@ pub async fn start_with_store(
     store: Store,
     listener: TcpListener,
 ) -> Result<RunningServer, StartError> {
-    std::fs::create_dir_all(&config.data_dir)?;
+    if let Some(note) = crate::datadir::prepare(&config.data_dir)? {
+        tracing::warn!("{note}");
+    }
     let metrics_listener = crate::telemetry::bind(config.metrics_bind).await?;
     let (state, admin_api_key) = build_state(config, store.clone()).await?;
     let addr = listener.local_addr()?;
@@ -285,27 +316,16 @@ pub async fn start_with_store(
         .as_ref()
         .map(TcpListener::local_addr)
         .transpose()?;
-    let (tx, mut rx) = watch::channel(false);
+    let (tx, rx) = watch::channel(false);
     let metrics = metrics_listener.map(|l| crate::telemetry::serve(l, state.clone(), rx.clone()));
     let background = [
         runs::spawn_reaper(state.clone(), rx.clone()),
         crate::sweeps::spawn_scheduler(state.clone(), rx.clone()),
     ];
+    let header_timeout = state.config.header_timeout;
     let app = router(state);
     let handle = tokio::spawn(async move {
-        // Without TCP_NODELAY a small response written in two pieces (headers, body) waits
-        // for the client's delayed ACK: about 40 ms per small file download.
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        let res = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            let _ = rx.wait_for(|stop| *stop).await;
-        })
-        .await;
+        let res = crate::connections::serve(listener, app, header_timeout, rx.clone()).await;
         if let Some(m) = metrics {
             let _ = m.await;
         }

@@ -22,6 +22,19 @@ pub struct ServerConfig {
     pub database_url: Option<String>,
     /// Largest request body accepted, counted after decompression.
     pub max_body_bytes: usize,
+    /// Request body bytes held in memory by all requests together; a request that would pass
+    /// it is answered 503 with `Retry-After`.
+    pub max_inflight_body_bytes: usize,
+    /// Largest run config, as JSON; a bigger one is refused with 413.
+    pub max_run_config_bytes: usize,
+    /// How long a connection may take to send a request's headers; also how long an idle
+    /// keep-alive connection is kept.
+    pub header_timeout: Duration,
+    /// How long a request body may pause between bytes before the request is dropped.
+    pub body_timeout: Duration,
+    /// For how long after its rotation a refresh token, presented again, gets the same new pair
+    /// (two tabs or a retried request refreshing at once); later it counts as stolen.
+    pub refresh_grace: Duration,
     /// A running run without a heartbeat for this long is marked crashed.
     pub heartbeat_timeout: Duration,
     /// How often the reaper looks for such runs.
@@ -59,6 +72,11 @@ impl ServerConfig {
             data_dir: data_dir.into(),
             database_url: None,
             max_body_bytes: 64 * 1024 * 1024,
+            max_inflight_body_bytes: 256 * 1024 * 1024,
+            max_run_config_bytes: 1024 * 1024,
+            header_timeout: Duration::from_secs(30),
+            body_timeout: Duration::from_secs(30),
+            refresh_grace: Duration::from_secs(30),
             heartbeat_timeout: Duration::from_secs(300),
             reaper_interval: Duration::from_secs(30),
             access_token_ttl: Duration::from_secs(30 * 60),

@@ -50,6 +50,17 @@ pub enum ApiError {
     /// 503.
     #[error("{0}")]
     Unavailable(String),
+    /// 503 with the seconds to wait: the server is busy, not broken.
+    #[error("{message}")]
+    Busy {
+        /// What is busy.
+        message: String,
+        /// Seconds after which a retry is likely to succeed.
+        retry_after: u64,
+    },
+    /// 408: the client stopped sending its request.
+    #[error("{0}")]
+    RequestTimeout(String),
     /// 500: a bug or an unexpected database failure. Details are logged, not returned.
     #[error("internal error: {0}")]
     Internal(String),
@@ -69,6 +80,22 @@ impl ApiError {
         ApiError::InvalidInput(msg.into())
     }
 
+    /// A 400 when `value` holds a control or bidirectional-override character (`what` names
+    /// the field: "tag", "metric name", …).
+    pub fn check_text(what: &str, value: &str) -> ApiResult<()> {
+        match wanllmdb_api_types::forbidden_char(value) {
+            None => Ok(()),
+            Some(c) => Err(ApiError::InvalidInputDetails {
+                message: format!(
+                    "{what} {value:?} holds the character U+{:04X}; names, keys and tags must not \
+                     hold control or bidirectional-override characters",
+                    c as u32
+                ),
+                details: serde_json::json!({ "field": what }),
+            }),
+        }
+    }
+
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             ApiError::InvalidInput(_) | ApiError::InvalidInputDetails { .. } => {
@@ -84,7 +111,10 @@ impl ApiError {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
             ApiError::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
-            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::Unavailable(_) | ApiError::Busy { .. } => {
+                (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+            }
+            ApiError::RequestTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -128,7 +158,9 @@ impl IntoResponse for ApiError {
             },
         };
         let mut resp = (status, axum::Json(body)).into_response();
-        if let ApiError::TooManyRequests { retry_after, .. } = self {
+        if let ApiError::TooManyRequests { retry_after, .. } | ApiError::Busy { retry_after, .. } =
+            self
+        {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(retry_after.max(1)));
         }

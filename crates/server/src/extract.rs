@@ -3,7 +3,6 @@
 use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{Extensions, HeaderMap, Method, Uri, header};
@@ -12,10 +11,16 @@ use serde::de::DeserializeOwned;
 use crate::app::AppState;
 use crate::error::ApiError;
 
-/// Reads a request body up to the configured limit, inflating gzip (the limit counts the
-/// inflated bytes, and inflation stops as soon as it is passed).
+/// Reads a request body up to `limit` (or the route's own, smaller limit), inflating gzip:
+/// the limit counts the inflated bytes, inflation stops as soon as it is passed, and the
+/// inflated bytes count against the server's body budget too.
 pub async fn read_body(req: Request, limit: usize) -> Result<(Parts, Vec<u8>), ApiError> {
-    let (parts, body) = req.into_parts();
+    use http_body_util::BodyExt;
+    let (parts, mut body) = req.into_parts();
+    let limit = parts
+        .extensions
+        .get::<crate::limits::BodyLimit>()
+        .map_or(limit, |l| l.0.min(limit));
     let gzip = match parts.headers.get(header::CONTENT_ENCODING) {
         None => false,
         Some(v) => match v
@@ -34,11 +39,18 @@ pub async fn read_body(req: Request, limit: usize) -> Result<(Parts, Vec<u8>), A
             }
         },
     };
-    let raw: Bytes = axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| too_large(limit))?;
+    let mut raw = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(crate::limits::body_read_error)?;
+        if let Ok(data) = frame.into_data() {
+            if raw.len() + data.len() > limit {
+                return Err(too_large(limit));
+            }
+            raw.extend_from_slice(&data);
+        }
+    }
     if !gzip {
-        return Ok((parts, raw.to_vec()));
+        return Ok((parts, raw));
     }
     let mut out = Vec::with_capacity(raw.len().saturating_mul(4).min(limit));
     let mut dec = flate2::read::GzDecoder::new(&raw[..]).take(limit as u64 + 1);
@@ -46,6 +58,12 @@ pub async fn read_body(req: Request, limit: usize) -> Result<(Parts, Vec<u8>), A
         .map_err(|e| ApiError::invalid(format!("request body is not valid gzip: {e}")))?;
     if out.len() > limit {
         return Err(too_large(limit));
+    }
+    if let Some(charge) = parts
+        .extensions
+        .get::<std::sync::Arc<crate::limits::Charge>>()
+    {
+        charge.add(out.len())?;
     }
     Ok((parts, out))
 }

@@ -44,8 +44,8 @@ const UNIVERSAL: [(&str, &str); 3] = [
 /// Fills in what every operation's annotation would otherwise repeat: its security
 /// requirement (reads also work anonymously on public projects, so a `GET` without one of its
 /// own takes an optional bearer; everything else needs one) and the error statuses that follow
-/// from its shape (400 for parameters or a body, 404 for a path parameter, 413 and 415 for a
-/// JSON body), each with the `ErrorBody` schema.
+/// from its shape (400 for parameters or a body, 404 for a path parameter, 408 for a body, 413
+/// and 415 for a JSON body), each with the `ErrorBody` schema.
 pub fn complete(doc: &mut serde_json::Value) {
     let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) else {
         return;
@@ -91,6 +91,12 @@ fn complete_operation(path: &str, method: &str, op: &mut serde_json::Value) {
     if path.contains('{') {
         wanted.push(("404", "Not found, or not visible to the caller"));
     }
+    if has_body {
+        wanted.push((
+            "408",
+            "The body stopped arriving for longer than the body timeout",
+        ));
+    }
     if json_body {
         wanted.push(("413", "The body is larger than the server's limit"));
         wanted.push(("415", "Unsupported Content-Type or Content-Encoding"));
@@ -131,6 +137,7 @@ fn default_description(code: &str) -> &'static str {
         "401" => "Missing, invalid, expired or revoked credentials",
         "403" => "Signed in, but not allowed",
         "404" => "Not found, or not visible to the caller",
+        "408" => "The body stopped arriving for longer than the body timeout",
         "409" => "Conflicts with the current state; the message says how",
         "413" => "The body is larger than the server's limit",
         "415" => "Unsupported Content-Type or Content-Encoding",

@@ -256,19 +256,63 @@ impl Telemetry {
     }
 }
 
-/// Records every request into [`Telemetry`]; added to the whole router, so the route is known.
-pub async fn record(State(state): State<AppState>, req: Request, next: Next) -> Response {
+/// Records every request into [`Telemetry`] and writes its one log line (method, route,
+/// status, duration, actor, request id); added to the whole router, so the route is known.
+pub async fn record(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let method = method_label(req.method());
     let route = req
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let id = RequestId::of(&req);
+    req.extensions_mut().insert(id.clone());
     let start = Instant::now();
-    let resp = next.run(req).await;
-    state
-        .telemetry
-        .observe(method, route, resp.status().as_u16(), start.elapsed());
+    let mut resp = next.run(req).await;
+    let elapsed = start.elapsed();
+    let status = resp.status().as_u16();
+    let actor = resp
+        .extensions()
+        .get::<crate::auth::LoggedActor>()
+        .map_or("anonymous", |a| a.0.as_str());
+    // The route template, never the path: paths carry signed tokens (`/blobs/{token}`).
+    tracing::info!(
+        target: "wanllmdb_server::request",
+        method,
+        route = %route,
+        status,
+        duration_ms = elapsed.as_secs_f64() * 1000.0,
+        actor,
+        request_id = %id.0,
+        "request"
+    );
+    if let Ok(v) = header::HeaderValue::from_str(&id.0) {
+        resp.headers_mut().insert(REQUEST_ID_HEADER, v);
+    }
+    state.telemetry.observe(method, route, status, elapsed);
     resp
+}
+
+/// The header a request id travels in, both ways.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// The id of one request, in its log line and its `X-Request-Id` answer header: the client's
+/// own when it sent a plausible one (a proxy's), else a fresh one.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+impl RequestId {
+    fn of(req: &Request) -> RequestId {
+        let given = req
+            .headers()
+            .get(REQUEST_ID_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| {
+                (1..=64).contains(&v.len())
+                    && v.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+            });
+        RequestId(given.map_or_else(|| crate::auth::random_hex(8), str::to_string))
+    }
 }
 
 /// Known methods by name; anything else as `other`, so clients cannot grow the label set.
@@ -309,8 +353,9 @@ pub async fn bind(addr: Option<SocketAddr>) -> Result<Option<TcpListener>, Start
 pub fn serve(
     listener: TcpListener,
     state: AppState,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) -> JoinHandle<std::io::Result<()>> {
+    let header_timeout = state.config.header_timeout;
     let app = Router::new()
         .route("/metrics", get(scrape))
         .fallback(|uri: Uri| async move {
@@ -325,13 +370,12 @@ pub fn serve(
             crate::auth::resolve_actor,
         ))
         .with_state(state);
-    tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = shutdown.wait_for(|stop| *stop).await;
-            })
-            .await
-    })
+    tokio::spawn(crate::connections::serve(
+        listener,
+        app,
+        header_timeout,
+        shutdown,
+    ))
 }
 
 /// `?format=` of `/metrics`.

@@ -12,6 +12,8 @@ use wanllmdb_api_types::files::GcReport;
 use crate::client::{Api, seg};
 use crate::config::{GlobalFlags, Settings};
 use crate::error::{CliResult, user_err};
+use crate::output::outln;
+use crate::output::when;
 use crate::output::{Printer, kv_table, table};
 
 /// `wanllmdb admin` subcommands.
@@ -451,7 +453,7 @@ fn show_password<T: serde::Serialize>(
     printer.success(done);
     if let Some(p) = generated {
         printer.info("Its password (shown only this once; pass it on safely) is:");
-        println!("{p}");
+        outln!("{p}")?;
     }
     Ok(())
 }
@@ -487,7 +489,7 @@ fn users_table(users: &[AdminUser]) -> comfy_table::Table {
             if u.is_admin { "yes" } else { "" }.to_string(),
             status(u),
             u.active_api_keys.to_string(),
-            u.created_at.clone(),
+            when(&u.created_at),
         ]);
     }
     t
@@ -501,7 +503,7 @@ fn user_details(u: &AdminUser) -> comfy_table::Table {
         ("server admin", if u.is_admin { "yes" } else { "no" }.into()),
         ("status", status(u)),
         ("active API keys", u.active_api_keys.to_string()),
-        ("created", u.created_at.clone()),
+        ("created", when(&u.created_at)),
     ])
 }
 
@@ -513,8 +515,11 @@ fn keys_table(keys: &[AdminApiKey]) -> comfy_table::Table {
             k.username.clone(),
             k.key.name.clone(),
             format!("{}…", k.key.prefix),
-            k.key.created_at.clone(),
-            k.key.last_used_at.clone().unwrap_or_else(|| "never".into()),
+            when(&k.key.created_at),
+            k.key
+                .last_used_at
+                .as_deref()
+                .map_or_else(|| "never".into(), when),
         ]);
     }
     t

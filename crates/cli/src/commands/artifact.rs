@@ -20,6 +20,8 @@ use crate::client::{Api, seg};
 use crate::config::{GlobalFlags, Settings};
 use crate::env;
 use crate::error::{CliError, CliResult, user_err};
+use crate::output::outln;
+use crate::output::when;
 use crate::output::{Printer, confirm, kv_table, table};
 use crate::transfer::{self, PARALLEL, bar, ensure_parent, part_path, save_verified};
 
@@ -114,6 +116,15 @@ Examples:
         /// NAME[:VERSION|ALIAS]
         spec: String,
         /// Print JSON (version, files, lineage)
+        #[arg(long)]
+        json: bool,
+    },
+    /// Where a version came from (the runs and inputs upstream) and what was made with it,
+    /// as trees
+    Lineage {
+        /// NAME[:VERSION|ALIAS]
+        spec: String,
+        /// Print JSON (the API's nodes and edges)
         #[arg(long)]
         json: bool,
     },
@@ -437,6 +448,7 @@ async fn log_version(
             complete_url: u.complete_url.clone(),
             parts: u.parts.clone(),
             size: u.size,
+            resume_key: None,
         });
     }
     let uploaded = todo.len();
@@ -621,7 +633,7 @@ pub async fn run(cmd: ArtifactCommand, flags: &GlobalFlags, printer: Printer) ->
                         a.kind.clone(),
                         a.version_count.to_string(),
                         a.latest_version.clone().unwrap_or_default(),
-                        a.updated_at.clone(),
+                        when(&a.updated_at),
                         a.description.clone(),
                     ]);
                 }
@@ -643,12 +655,21 @@ pub async fn run(cmd: ArtifactCommand, flags: &GlobalFlags, printer: Printer) ->
                         v.file_count.to_string(),
                         HumanBytes(v.total_size.max(0) as u64).to_string(),
                         v.run.clone().unwrap_or_default(),
-                        v.created_at.clone(),
+                        when(&v.created_at),
                         v.created_by.clone().unwrap_or_default(),
                         v.digest[..12.min(v.digest.len())].to_string(),
                     ]);
                 }
                 t
+            })
+        }
+        ArtifactCommand::Lineage { spec, json } => {
+            let target = Target::parse(&spec, &settings)?;
+            let lineage: Lineage = api
+                .get(&format!("{}/lineage", target.version_path()), &[])
+                .await?;
+            printer.with_json(json).data(&lineage, || {
+                super::lineage::render(&lineage).trim_end().to_string()
             })
         }
         ArtifactCommand::Show { spec, json } => {
@@ -675,7 +696,7 @@ pub async fn run(cmd: ArtifactCommand, flags: &GlobalFlags, printer: Printer) ->
                 .iter()
                 .map(|r| format!("{} ({})", r.id, r.name))
                 .collect();
-            println!(
+            outln!(
                 "{}",
                 kv_table(&[
                     ("artifact", format!("{}/{}", v.project, v.artifact)),
@@ -691,7 +712,7 @@ pub async fn run(cmd: ArtifactCommand, flags: &GlobalFlags, printer: Printer) ->
                         "created",
                         format!(
                             "{} by {}",
-                            v.created_at,
+                            when(&v.created_at),
                             v.created_by.clone().unwrap_or_default()
                         )
                     ),
@@ -705,7 +726,7 @@ pub async fn run(cmd: ArtifactCommand, flags: &GlobalFlags, printer: Printer) ->
                         }
                     ),
                 ])
-            );
+            )?;
             let mut t = table(&["PATH", "SIZE", "SHA256 / REFERENCE"]);
             for f in &files {
                 t.add_row(vec![
@@ -717,7 +738,7 @@ pub async fn run(cmd: ArtifactCommand, flags: &GlobalFlags, printer: Printer) ->
                         .unwrap_or_default(),
                 ]);
             }
-            println!("{t}");
+            outln!("{t}")?;
             Ok(())
         }
         ArtifactCommand::Alias {
@@ -755,7 +776,7 @@ pub async fn run(cmd: ArtifactCommand, flags: &GlobalFlags, printer: Printer) ->
                         a.alias.clone(),
                         a.version.clone(),
                         a.updated_by.clone().unwrap_or_else(|| "-".into()),
-                        a.updated_at.clone(),
+                        when(&a.updated_at),
                     ]);
                 }
                 t
@@ -1087,11 +1108,11 @@ async fn cache_command(clear: bool, printer: &Printer) -> CliResult {
     let (files, bytes) = tokio::task::spawn_blocking(move || du(&root))
         .await
         .map_err(|e| CliError::unexpected(format!("cache scan failed: {e}")))?;
-    println!(
+    outln!(
         "{}\n{files} files, {}",
         cache.root().display(),
         HumanBytes(bytes)
-    );
+    )?;
     Ok(())
 }
 

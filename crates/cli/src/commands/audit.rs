@@ -12,6 +12,7 @@ use crate::client::{Api, ApiError, seg};
 use crate::config::{GlobalFlags, Settings};
 use crate::error::{CliError, CliResult, user_err};
 use crate::output::{Printer, kv_table, table};
+use crate::output::{out, outln};
 
 /// Where the events are read: one user's, or everyone's.
 fn logs_path(args: &LogsArgs) -> String {
@@ -230,7 +231,7 @@ async fn logs(api: &Api, args: LogsArgs, printer: Printer) -> CliResult {
             q.push(("limit", n.to_string()));
         }
         let text = api.get_text(&path, &q).await.map_err(admin_only)?;
-        print!("{text}");
+        out!("{text}")?;
         return Ok(());
     }
     let limit = args.limit.unwrap_or(100);
@@ -246,7 +247,7 @@ async fn logs(api: &Api, args: LogsArgs, printer: Printer) -> CliResult {
             printer.info("no audit events match");
             return Ok(());
         }
-        println!("{}", events_table(&events));
+        outln!("{}", events_table(&events))?;
         return Ok(());
     }
     follow(api, &args, query, events, printer).await
@@ -261,13 +262,13 @@ async fn follow(
     printer: Printer,
 ) -> CliResult {
     if args.format == AuditFormat::Csv {
-        println!("{AUDIT_CSV_HEADER}");
+        outln!("{AUDIT_CSV_HEADER}")?;
     } else if args.format == AuditFormat::Table {
-        println!("{}", follow_line_header());
+        outln!("{}", follow_line_header())?;
     }
     let mut last = events.first().map(|e| (e.id, e.created_at.clone()));
     for e in events.iter().rev() {
-        print_event(e, args.format);
+        print_event(e, args.format)?;
     }
     printer.info("waiting for new events (Ctrl-C to stop)…");
     loop {
@@ -292,7 +293,7 @@ async fn follow(
         };
         let seen = last.as_ref().map_or(i64::MIN, |(id, _)| *id);
         for e in new.iter().rev().filter(|e| e.id > seen) {
-            print_event(e, args.format);
+            print_event(e, args.format)?;
         }
         if let Some(newest) = new.iter().max_by_key(|e| e.id).filter(|e| e.id > seen) {
             last = Some((newest.id, newest.created_at.clone()));
@@ -300,19 +301,11 @@ async fn follow(
     }
 }
 
-fn print_event(e: &AuditLogEntry, format: AuditFormat) {
+fn print_event(e: &AuditLogEntry, format: AuditFormat) -> CliResult {
     match format {
-        AuditFormat::Table => println!("{}", follow_line(e)),
-        AuditFormat::Json => println!("{}", serde_json::to_string(e).unwrap_or_default()),
-        AuditFormat::Csv => println!("{}", e.csv_row()),
-    }
-}
-
-/// `2024-05-01T12:00:00.123456Z` → `2024-05-01 12:00:00`.
-fn short_time(at: &str) -> String {
-    match (at.get(..10), at.get(11..19)) {
-        (Some(d), Some(t)) => format!("{d} {t}"),
-        _ => at.to_string(),
+        AuditFormat::Table => outln!("{}", follow_line(e)),
+        AuditFormat::Json => outln!("{}", serde_json::to_string(e).unwrap_or_default()),
+        AuditFormat::Csv => outln!("{}", e.csv_row()),
     }
 }
 
@@ -340,7 +333,7 @@ fn events_table(events: &[AuditLogEntry]) -> comfy_table::Table {
     ]);
     for e in events {
         t.add_row(vec![
-            short_time(&e.created_at),
+            crate::output::when(&e.created_at),
             e.severity.clone(),
             e.event_type.clone(),
             or_dash(&e.username),
@@ -362,7 +355,7 @@ fn follow_line_header() -> String {
 fn follow_line(e: &AuditLogEntry) -> String {
     format!(
         "{:<19}  {:<8}  {:<26}  {:<16}  {:<15}  {:<12}  {}",
-        short_time(&e.created_at),
+        crate::output::when(&e.created_at),
         e.severity,
         e.event_type,
         or_dash(&e.username),
@@ -420,7 +413,7 @@ fn failed_table(f: &[AuditLogEntry]) -> comfy_table::Table {
             .as_i64()
             .map_or_else(|| "-".into(), |n| n.to_string());
         t.add_row(vec![
-            short_time(&l.created_at),
+            crate::output::when(&l.created_at),
             or_dash(&l.username),
             or_dash(&l.ip_address),
             l.metadata["reason"].as_str().unwrap_or("-").to_string(),

@@ -8,6 +8,7 @@ use wanllmdb_api_types::auth::{
 use crate::client::{Api, ApiError};
 use crate::config::{self, GlobalFlags, KeySource, Settings, StoredIn};
 use crate::error::{CliError, CliResult, user_err};
+use crate::output::outln;
 use crate::output::{Printer, interactive, kv_table};
 
 /// Options of `wanllmdb login`.
@@ -196,7 +197,7 @@ async fn token(flags: &GlobalFlags) -> CliResult {
     let host = config::resolve_host(flags)?;
     match config::stored_key(&host).await? {
         Some(key) => {
-            println!("{key}");
+            outln!("{key}")?;
             Ok(())
         }
         None => Err(user_err!("no API key is stored for {host}")

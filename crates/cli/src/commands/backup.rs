@@ -12,6 +12,7 @@ use wanllmdb_server::transfer::{
 
 use crate::commands::server::{ServerArgs, StorageArgs};
 use crate::error::{CliError, CliResult, user_err};
+use crate::output::when;
 use crate::output::{Printer, kv_table, table};
 
 impl StorageArgs {
@@ -171,7 +172,7 @@ fn manifest_table(m: &Manifest, written: &str) -> comfy_table::Table {
     let rows: u64 = m.tables.iter().map(|t| t.rows).sum();
     kv_table(&[
         ("written", written.to_string()),
-        ("snapshot", m.created_at.clone()),
+        ("snapshot", when(&m.created_at)),
         (
             "source",
             format!("{} + {} blobs", m.source_database, m.source_blob_store),

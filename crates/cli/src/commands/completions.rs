@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use clap::{Args, CommandFactory};
+use clap::Args;
 use clap_complete::Shell;
 
 /// Options of `wanllmdb completions`.
@@ -19,10 +19,11 @@ pub struct CompletionsArgs {
 }
 
 /// Prints completions for a shell on stdout.
-pub fn completions(args: CompletionsArgs) -> Result<()> {
-    let mut cmd = crate::Cli::command();
-    clap_complete::generate(args.shell, &mut cmd, "wanllmdb", &mut std::io::stdout());
-    Ok(())
+pub fn completions(args: CompletionsArgs) -> crate::error::CliResult {
+    let mut cmd = crate::command();
+    let mut text = Vec::new();
+    clap_complete::generate(args.shell, &mut cmd, "wanllmdb", &mut text);
+    crate::output::write_stdout(&text)
 }
 
 /// Writes `completions/` (every supported shell) and `man/` (one page per command) under `dir`.
@@ -40,11 +41,11 @@ pub fn generate_docs(dir: &Path) -> Result<()> {
         Shell::Elvish,
         Shell::PowerShell,
     ] {
-        let mut cmd = crate::Cli::command();
+        let mut cmd = crate::command();
         clap_complete::generate_to(shell, &mut cmd, "wanllmdb", &comp_dir)
             .with_context(|| format!("cannot write {shell} completions"))?;
     }
-    let mut cmd = crate::Cli::command();
+    let mut cmd = crate::command();
     cmd.build();
     write_pages(&cmd, &man_dir, "wanllmdb")
 }

@@ -8,6 +8,7 @@ use wanllmdb_api_types::files::RunFile;
 use crate::client::{Api, seg};
 use crate::config::{GlobalFlags, Settings};
 use crate::error::{CliResult, user_err};
+use crate::output::when;
 use crate::output::{Printer, table};
 use crate::transfer;
 
@@ -139,7 +140,7 @@ pub async fn run(cmd: FilesCommand, flags: &GlobalFlags, printer: Printer) -> Cl
                         f.path.clone(),
                         f.size.to_string(),
                         f.sha256[..12].to_string(),
-                        f.created_at.clone(),
+                        when(&f.created_at),
                         f.created_by.clone().unwrap_or_default(),
                     ]);
                 }

@@ -9,6 +9,7 @@ use crate::client::{Api, seg};
 use crate::config::{GlobalFlags, Settings};
 use crate::error::{CliError, CliResult, user_err};
 use crate::output::Printer;
+use crate::output::{out, outln};
 
 /// Options of `wanllmdb logs`.
 #[derive(Debug, Args)]
@@ -36,6 +37,9 @@ pub struct LogsArgs {
     /// txt (time, level, source, message), json or csv
     #[arg(long, value_enum, default_value_t = LogFormat::Txt)]
     pub format: LogFormat,
+    /// Print JSON: the same as --format json
+    #[arg(long, conflicts_with = "format")]
+    pub json: bool,
 }
 
 /// Output format of `wanllmdb logs`.
@@ -60,8 +64,11 @@ impl LogFormat {
 }
 
 /// `wanllmdb logs`.
-pub async fn logs(args: LogsArgs, flags: &GlobalFlags, printer: Printer) -> CliResult {
+pub async fn logs(mut args: LogsArgs, flags: &GlobalFlags, printer: Printer) -> CliResult {
     super::valid_run_id(&args.run)?;
+    if args.json {
+        args.format = LogFormat::Json;
+    }
     let settings = Settings::resolve(flags).await?;
     let api = Api::new(&settings)?;
     let mut filter: Vec<(&str, String)> = Vec::new();
@@ -75,19 +82,35 @@ pub async fn logs(args: LogsArgs, flags: &GlobalFlags, printer: Printer) -> CliR
         filter.push(("q", g.clone()));
     }
     let path = format!("/api/v1/runs/{}/logs", seg(&args.run));
-    if !args.follow {
+    let run: Option<Run> = if args.follow {
+        // Check the run exists (and the filter is valid) before opening the stream.
+        Some(
+            api.get(&format!("/api/v1/runs/{}", seg(&args.run)), &[])
+                .await?,
+        )
+    } else {
+        None
+    };
+    let run = match run {
+        // A run that has ended has nothing more to follow: print what it has and stop.
+        Some(r) if r.state != RunState::Running => {
+            printer.info(format!(
+                "run {} {}: its lines so far",
+                r.id,
+                r.state.as_str()
+            ));
+            None
+        }
+        other => other,
+    };
+    let Some(run) = run else {
         let mut q = filter.clone();
         q.push(("format", args.format.as_str().to_string()));
         let text = api.get_text(&path, &q).await?;
-        print!("{text}");
-        return Ok(());
-    }
-    // Check the run exists (and the filter is valid) before opening the stream.
-    let run: Run = api
-        .get(&format!("/api/v1/runs/{}", seg(&args.run)), &[])
-        .await?;
+        return out!("{text}");
+    };
     if args.format == LogFormat::Csv {
-        println!("seq,timestamp,level,source,line_number,message");
+        outln!("seq,timestamp,level,source,line_number,message")?;
     }
     let mut q = filter;
     q.push(("limit", "1".into()));
@@ -105,9 +128,8 @@ async fn follow(
 ) -> CliResult {
     let qs = serde_urlencoded::to_string(&query).unwrap_or_default();
     let base = api.base();
-    let ws_url = match base.strip_prefix("http://") {
-        Some(rest) => format!("ws://{rest}/api/v1/runs/{}/logs/stream?{qs}", seg(&run.id)),
-        None => return poll(api, args, query, printer).await,
+    let Some(ws_url) = stream_url(base, &run.id, &qs) else {
+        return poll(api, args, query, printer).await;
     };
     let mut req = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
         ws_url.as_str(),
@@ -130,7 +152,7 @@ async fn follow(
             msg = ws.next() => match msg {
                 Some(Ok(tokio_tungstenite::tungstenite::Message::Text(t))) => {
                     match serde_json::from_str::<LogLine>(t.as_str()) {
-                        Ok(line) => print_line(&line, args.format),
+                        Ok(line) => print_line(&line, args.format)?,
                         Err(e) => printer.debug(format!("unreadable stream message: {e}")),
                     }
                 }
@@ -156,7 +178,21 @@ async fn follow(
     }
 }
 
-/// Following without a WebSocket (https servers): poll the list endpoint.
+/// The WebSocket URL of a run's log stream on the server at `base`: `ws://` for http,
+/// `wss://` (TLS through rustls) for https; None for anything else.
+fn stream_url(base: &str, run: &str, query: &str) -> Option<String> {
+    let (scheme, rest) = if let Some(rest) = base.strip_prefix("http://") {
+        ("ws", rest)
+    } else {
+        ("wss", base.strip_prefix("https://")?)
+    };
+    Some(format!(
+        "{scheme}://{rest}/api/v1/runs/{}/logs/stream?{query}",
+        seg(run)
+    ))
+}
+
+/// Following without a WebSocket (a server that cannot upgrade): poll the list endpoint.
 async fn poll(
     api: &Api,
     args: &LogsArgs,
@@ -173,7 +209,7 @@ async fn poll(
         }
         let page: wanllmdb_api_types::Page<LogLine> = api.get(&path, &q).await?;
         for l in &page.items {
-            print_line(l, args.format);
+            print_line(l, args.format)?;
         }
         if let Some(last) = page.items.last() {
             cursor = Some(last.seq.to_string());
@@ -195,18 +231,18 @@ async fn poll(
     }
 }
 
-fn print_line(l: &LogLine, format: LogFormat) {
+fn print_line(l: &LogLine, format: LogFormat) -> CliResult {
     match format {
-        LogFormat::Txt => println!(
+        LogFormat::Txt => outln!(
             "{} {:<7} [{}] {}",
             format_time(l.timestamp),
             l.level.as_str(),
             l.source.as_str(),
             l.message
         ),
-        LogFormat::Json => println!("{}", serde_json::to_string(l).unwrap_or_default()),
+        LogFormat::Json => outln!("{}", serde_json::to_string(l).unwrap_or_default()),
         LogFormat::Csv => {
-            println!(
+            outln!(
                 "{},{},{},{},{},{}",
                 l.seq,
                 l.timestamp,
@@ -232,4 +268,22 @@ fn format_time(ts: f64) -> String {
                 .ok()
         })
         .unwrap_or_else(|| ts.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn https_servers_stream_over_tls() {
+        assert_eq!(
+            stream_url("http://127.0.0.1:8000", "ab12cd34", "level=info").as_deref(),
+            Some("ws://127.0.0.1:8000/api/v1/runs/ab12cd34/logs/stream?level=info")
+        );
+        assert_eq!(
+            stream_url("https://ml.example.com/tracker", "ab12cd34", "").as_deref(),
+            Some("wss://ml.example.com/tracker/api/v1/runs/ab12cd34/logs/stream?")
+        );
+        assert_eq!(stream_url("ftp://x", "ab12cd34", ""), None);
+    }
 }

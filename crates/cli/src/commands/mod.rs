@@ -8,6 +8,7 @@ pub mod backup;
 pub mod completions;
 pub mod files;
 pub mod init;
+pub mod lineage;
 pub mod log;
 pub mod logs;
 pub mod model;

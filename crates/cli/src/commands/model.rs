@@ -19,6 +19,8 @@ use crate::cache::Cache;
 use crate::client::{Api, ApiError, seg};
 use crate::config::{GlobalFlags, Settings};
 use crate::error::{CliError, CliResult, user_err};
+use crate::output::outln;
+use crate::output::when;
 use crate::output::{Printer, confirm, kv_table, table};
 
 /// `wanllmdb model` subcommands.
@@ -1023,7 +1025,7 @@ async fn policy(
         return printer.print_json(&p);
     }
     printer.success(format!("Updated the registry policy of {project}"));
-    println!("{}", policy_table(project, &p));
+    outln!("{}", policy_table(project, &p))?;
     Ok(())
 }
 
@@ -1146,11 +1148,11 @@ fn model_table(m: &RegisteredModel) -> comfy_table::Table {
             "created",
             format!(
                 "{} by {}",
-                m.created_at,
+                when(&m.created_at),
                 m.created_by.as_deref().unwrap_or("-")
             ),
         ),
-        ("updated", m.updated_at.clone()),
+        ("updated", when(&m.updated_at)),
     ])
 }
 
@@ -1173,7 +1175,7 @@ fn models_table(models: &[RegisteredModel]) -> comfy_table::Table {
             m.latest_version.clone().unwrap_or_default(),
             m.production.join(","),
             if m.approval_required { "required" } else { "-" }.to_string(),
-            m.updated_at.clone(),
+            when(&m.updated_at),
             m.description.clone(),
         ]);
     }
@@ -1204,7 +1206,7 @@ fn version_table(v: &ModelVersion) -> comfy_table::Table {
             "created",
             format!(
                 "{} by {}",
-                v.created_at,
+                when(&v.created_at),
                 v.created_by.as_deref().unwrap_or("-")
             ),
         ),
@@ -1230,7 +1232,7 @@ fn versions_table(versions: &[ModelVersion]) -> comfy_table::Table {
             v.artifact.clone().unwrap_or_else(|| "(deleted)".into()),
             metrics_cell(&v.metrics),
             v.approved_by.clone().unwrap_or_default(),
-            v.created_at.clone(),
+            when(&v.created_at),
             v.created_by.clone().unwrap_or_default(),
         ]);
     }

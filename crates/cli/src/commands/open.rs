@@ -6,6 +6,7 @@ use clap::Args;
 use crate::config::{GlobalFlags, Settings};
 use crate::error::CliResult;
 use crate::output::Printer;
+use crate::output::outln;
 
 /// Arguments of `wanllmdb open`.
 #[derive(Debug, Args)]
@@ -47,7 +48,7 @@ pub async fn open(args: OpenArgs, flags: &GlobalFlags, printer: Printer) -> CliR
         args.target.as_deref(),
         settings.project.as_deref(),
     )?;
-    println!("{url}");
+    outln!("{url}")?;
     if args.print || !desktop() {
         return Ok(());
     }

@@ -9,6 +9,7 @@ use wanllmdb_api_types::metrics::{HistoryQueryRequest, HistoryQueryResponse, Ser
 
 use crate::client::Api;
 use crate::error::{CliResult, user_err};
+use crate::output::out;
 
 /// ANSI colours of the runs, in order.
 const COLOURS: [u8; 6] = [34, 31, 32, 35, 33, 36];
@@ -243,7 +244,7 @@ pub async fn plot(
                     .map(|s| (h.run.clone(), s.clone()))
             })
             .collect();
-        print!("{}", render(key, &series, width, height, colour));
+        out!("{}", render(key, &series, width, height, colour))?;
     }
     Ok(())
 }

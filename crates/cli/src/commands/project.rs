@@ -8,6 +8,7 @@ use wanllmdb_api_types::projects::{
 use crate::client::{Api, seg};
 use crate::config::{GlobalFlags, Settings};
 use crate::error::{CliResult, user_err};
+use crate::output::when;
 use crate::output::{Printer, confirm, kv_table, table};
 
 /// `wanllmdb project` subcommands.
@@ -219,8 +220,8 @@ pub async fn run(cmd: ProjectCommand, flags: &GlobalFlags, printer: Printer) -> 
                     ),
                     ("runs", p.stats.run_count.to_string()),
                     ("running", p.stats.running_count.to_string()),
-                    ("last activity", p.stats.last_activity_at.clone()),
-                    ("created", p.created_at.clone()),
+                    ("last activity", when(&p.stats.last_activity_at)),
+                    ("created", when(&p.created_at)),
                 ])
             })
         }

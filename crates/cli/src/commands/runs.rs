@@ -12,6 +12,7 @@ use crate::client::{Api, seg};
 use crate::config::{GlobalFlags, Settings};
 use crate::error::{CliError, CliResult, user_err};
 use crate::output::{Printer, confirm, kv_table, table};
+use crate::output::{out, outln, when};
 
 /// `wanllmdb runs` subcommands.
 #[derive(Debug, Subcommand)]
@@ -40,7 +41,7 @@ Examples:
         #[arg(long = "filter", value_name = "EXPR")]
         filters: Vec<String>,
         /// Sort key, `-` for descending: created_at, name, state, config.X, summary.X
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         sort: Option<String>,
         /// At most this many runs
         #[arg(long, default_value_t = 50)]
@@ -85,6 +86,9 @@ Examples:
         /// csv (one row per step, one column per metric) or json (the API's columnar answer)
         #[arg(long, value_enum, default_value_t = HistoryFormat::Csv)]
         format: HistoryFormat,
+        /// Print JSON: the same as --format json
+        #[arg(long, conflicts_with = "format")]
+        json: bool,
         /// Downsample each metric to at most this many buckets (each bucket's last value; json adds min and max)
         #[arg(long)]
         max_points: Option<usize>,
@@ -152,6 +156,69 @@ pub enum HistoryFormat {
     Json,
 }
 
+/// Why a filter that matched nothing may not mean what was typed: a text field compared with
+/// something the filter language reads as a number (`name ~ 1e-3` is the number 0.001).
+fn misparsed_filter(filter: &str) -> Option<String> {
+    const TEXT_FIELDS: [&str; 9] = [
+        "id", "name", "state", "tag", "group", "job_type", "notes", "host", "user",
+    ];
+    let op = ["!=", "~", "="]
+        .into_iter()
+        .find(|op| filter.contains(op))?;
+    let (field, value) = filter.split_once(op)?;
+    let (field, value) = (field.trim(), value.trim());
+    let numeric = value.parse::<f64>().is_ok() && !value.starts_with(['"', '\'']);
+    (TEXT_FIELDS.contains(&field) && numeric).then(|| {
+        format!(
+            "{value} is read as the number {}; to match the text, quote it: {field} {op} '{value}'",
+            value.parse::<f64>().unwrap_or_default()
+        )
+    })
+}
+
+/// A `--keys` metric the run does not have is an error that lists the ones it has (rather
+/// than an empty answer).
+async fn check_history_keys(
+    api: &Api,
+    run: &str,
+    keys: &[String],
+    h: &HistoryResponse,
+) -> CliResult {
+    let missing: Vec<&String> = keys
+        .iter()
+        .filter(|k| !h.series.iter().any(|s| &s.key == *k))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let summary: Vec<MetricSummary> = api
+        .get(&format!("/api/v1/runs/{}/summary", seg(run)), &[])
+        .await?;
+    let missing: Vec<&str> = missing
+        .into_iter()
+        .filter(|k| !summary.iter().any(|s| &s.key == *k))
+        .map(String::as_str)
+        .collect();
+    if missing.is_empty() {
+        // The metrics exist, just not in the steps asked for.
+        return Ok(());
+    }
+    let have: Vec<&str> = summary.iter().map(|s| s.key.as_str()).collect();
+    let err = user_err!(
+        "run {run} has no metric {}",
+        missing
+            .iter()
+            .map(|k| format!("{k:?}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Err(if have.is_empty() {
+        err.hint("it has logged no metrics yet")
+    } else {
+        err.hint(format!("its metrics: {}", have.join(", ")))
+    })
+}
+
 /// `runs compare --json`.
 #[derive(Debug, Serialize)]
 pub struct Comparison {
@@ -189,6 +256,7 @@ pub async fn run(cmd: RunsCommand, flags: &GlobalFlags, printer: Printer) -> Cli
             if let Some(s) = search {
                 q.push(("q", s));
             }
+            let hint = filters.iter().find_map(|f| misparsed_filter(f));
             for f in filters {
                 q.push(("filter", f));
             }
@@ -196,6 +264,12 @@ pub async fn run(cmd: RunsCommand, flags: &GlobalFlags, printer: Printer) -> Cli
                 q.push(("sort", s));
             }
             let runs: Vec<Run> = api.get_all("/api/v1/runs", &q, limit).await?;
+            if runs.is_empty() && q.len() > 1 {
+                printer.info("no runs match");
+                if let Some(h) = hint {
+                    printer.info(format!("hint: {h}"));
+                }
+            }
             let columns = if columns.is_empty() {
                 ["id", "name", "state", "user", "created", "tags"]
                     .map(String::from)
@@ -220,17 +294,17 @@ pub async fn run(cmd: RunsCommand, flags: &GlobalFlags, printer: Printer) -> Cli
             let summary: Vec<MetricSummary> = api
                 .get(&format!("/api/v1/runs/{}/summary", seg(&run)), &[])
                 .await?;
-            println!("{}", show_table(&r));
+            outln!("{}", show_table(&r))?;
             if !flatten(&r.config).is_empty() {
-                println!("\nconfig");
+                outln!("\nconfig")?;
                 let mut t = table(&["KEY", "VALUE"]);
                 for (k, v) in flatten(&r.config) {
                     t.add_row(vec![k, value_text(&v)]);
                 }
-                println!("{t}");
+                outln!("{t}")?;
             }
             if !summary.is_empty() {
-                println!("\nmetrics");
+                outln!("\nmetrics")?;
                 let mut t = table(&["KEY", "LAST", "MIN", "MAX", "COUNT", "LAST STEP"]);
                 for s in &summary {
                     t.add_row(vec![
@@ -242,7 +316,7 @@ pub async fn run(cmd: RunsCommand, flags: &GlobalFlags, printer: Printer) -> Cli
                         s.last_step.map(|v| v.to_string()).unwrap_or_default(),
                     ]);
                 }
-                println!("{t}");
+                outln!("{t}")?;
             }
             Ok(())
         }
@@ -287,10 +361,12 @@ pub async fn run(cmd: RunsCommand, flags: &GlobalFlags, printer: Printer) -> Cli
             run,
             keys,
             format,
+            json,
             max_points,
             min_step,
             max_step,
         } => {
+            let format = if json { HistoryFormat::Json } else { format };
             let mut q = Vec::new();
             if !keys.is_empty() {
                 q.push(("keys", keys.join(",")));
@@ -310,10 +386,14 @@ pub async fn run(cmd: RunsCommand, flags: &GlobalFlags, printer: Printer) -> Cli
                     &q,
                 )
                 .await?;
+            check_history_keys(&api, &run, &keys, &h).await?;
+            if h.series.is_empty() {
+                printer.info(format!("run {run} has no metrics yet"));
+            }
             match format {
                 HistoryFormat::Json => printer.print_json(&h),
                 HistoryFormat::Csv => {
-                    print!("{}", history_csv(&h));
+                    out!("{}", history_csv(&h))?;
                     Ok(())
                 }
             }
@@ -410,8 +490,8 @@ fn cell(r: &Run, col: &str) -> String {
         "name" => r.name.clone(),
         "state" => r.state.as_str().to_string(),
         "user" | "created_by" => r.created_by.clone(),
-        "created" | "created_at" => r.created_at.clone(),
-        "finished" | "finished_at" => r.finished_at.clone().unwrap_or_default(),
+        "created" | "created_at" => when(&r.created_at),
+        "finished" | "finished_at" => r.finished_at.as_deref().map(when).unwrap_or_default(),
         "tags" => r.tags.join(","),
         "group" => r.group.clone().unwrap_or_default(),
         "job_type" => r.job_type.clone().unwrap_or_default(),
@@ -505,10 +585,10 @@ fn show_table(r: &Run) -> comfy_table::Table {
                 .unwrap_or_else(|| "-".into()),
         ),
         ("user", r.created_by.clone()),
-        ("started", r.started_at.clone()),
+        ("started", when(&r.started_at)),
         (
             "finished",
-            r.finished_at.clone().unwrap_or_else(|| "-".into()),
+            r.finished_at.as_deref().map_or_else(|| "-".into(), when),
         ),
         ("tags", r.tags.join(", ")),
         ("group", r.group.clone().unwrap_or_else(|| "-".into())),
@@ -592,6 +672,15 @@ fn history_csv(h: &HistoryResponse) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_compared_with_text_fields_get_a_hint() {
+        let h = misparsed_filter("name ~ 1e-3").unwrap();
+        assert!(h.contains("0.001") && h.contains("name ~ '1e-3'"), "{h}");
+        assert!(misparsed_filter("name ~ '1e-3'").is_none());
+        assert!(misparsed_filter("config.lr < 1e-3").is_none());
+        assert!(misparsed_filter("name ~ resnet").is_none());
+    }
     use wanllmdb_api_types::metrics::Series;
 
     #[test]

@@ -35,7 +35,7 @@ pub struct StorageArgs {
     /// Address the bucket in the URL path (MinIO, most S3-compatible services) [default: true with --s3-endpoint]
     #[arg(long, env = env::S3_PATH_STYLE, value_name = "BOOL", hide_env_values = true)]
     pub s3_path_style: Option<bool>,
-    /// TOML file with any of: bind, metrics_bind, public_url, s3_public_endpoint, data_dir, database_url, storage_url, s3_endpoint, s3_region, s3_path_style, s3_access_key_id, s3_secret_access_key, s3_multipart_threshold, s3_part_size, max_body_bytes, heartbeat_timeout_secs, audit_retention_days, allow_registration, jwt_secret, reference_allow_hosts, trusted_proxies
+    /// TOML file with any of: bind, metrics_bind, public_url, s3_public_endpoint, data_dir, database_url, storage_url, s3_endpoint, s3_region, s3_path_style, s3_access_key_id, s3_secret_access_key, s3_multipart_threshold, s3_part_size, max_body_bytes, max_inflight_body_bytes, max_run_config_bytes, header_timeout_secs, body_timeout_secs, refresh_grace_secs, heartbeat_timeout_secs, audit_retention_days, allow_registration, jwt_secret, reference_allow_hosts, trusted_proxies
     #[arg(long, env = env::CONFIG, value_name = "FILE", hide_env_values = true)]
     pub config: Option<PathBuf>,
 }
@@ -69,6 +69,23 @@ pub struct ServerArgs {
     /// Largest accepted request body in bytes, after decompression [default: 67108864]
     #[arg(long, env = env::MAX_BODY_BYTES, value_name = "BYTES", hide_env_values = true)]
     pub max_body_bytes: Option<usize>,
+    /// Request body bytes all requests together may hold in memory; past it requests are
+    /// answered 503 with Retry-After [default: 268435456]
+    #[arg(long, env = env::MAX_INFLIGHT_BODY_BYTES, value_name = "BYTES", hide_env_values = true)]
+    pub max_inflight_body_bytes: Option<usize>,
+    /// Largest run config in bytes of JSON; a larger one is refused with 413 [default: 1048576]
+    #[arg(long, env = env::MAX_RUN_CONFIG_BYTES, value_name = "BYTES", hide_env_values = true)]
+    pub max_run_config_bytes: Option<usize>,
+    /// Seconds a connection may take to send a request's headers; also how long an idle
+    /// keep-alive connection is kept open [default: 30]
+    #[arg(long, env = env::HEADER_TIMEOUT, value_name = "SECONDS", hide_env_values = true)]
+    pub header_timeout: Option<u64>,
+    /// Seconds a request body may pause before the request is dropped with 408 [default: 30]
+    #[arg(long, env = env::BODY_TIMEOUT, value_name = "SECONDS", hide_env_values = true)]
+    pub body_timeout: Option<u64>,
+    /// Log lines as text or as JSON objects, one per line (one per request, plus events) [default: text]
+    #[arg(long, env = env::LOG_FORMAT, value_name = "FORMAT", value_enum, hide_env_values = true)]
+    pub log_format: Option<LogFormat>,
     /// Seconds without a heartbeat after which a running run is marked crashed [default: 300]
     #[arg(long, env = env::HEARTBEAT_TIMEOUT, value_name = "SECONDS", hide_env_values = true)]
     pub heartbeat_timeout: Option<u64>,
@@ -94,6 +111,15 @@ pub struct ServerArgs {
     pub trusted_proxies: Vec<String>,
 }
 
+/// How the server writes its log lines (on stderr).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One line of text per event
+    Text,
+    /// One JSON object per line
+    Json,
+}
+
 /// The config file's keys.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -105,6 +131,11 @@ struct FileConfig {
     data_dir: Option<PathBuf>,
     database_url: Option<String>,
     max_body_bytes: Option<usize>,
+    max_inflight_body_bytes: Option<usize>,
+    max_run_config_bytes: Option<usize>,
+    header_timeout_secs: Option<u64>,
+    body_timeout_secs: Option<u64>,
+    refresh_grace_secs: Option<u64>,
     heartbeat_timeout_secs: Option<u64>,
     audit_retention_days: Option<u32>,
     allow_registration: Option<bool>,
@@ -179,6 +210,41 @@ impl ServerArgs {
                 bail!("--max-body-bytes must be at least 1024");
             }
             cfg.max_body_bytes = n;
+        }
+        if let Some(n) = self
+            .max_inflight_body_bytes
+            .or(file.max_inflight_body_bytes)
+        {
+            cfg.max_inflight_body_bytes = n;
+        }
+        if cfg.max_inflight_body_bytes < cfg.max_body_bytes {
+            bail!(
+                "--max-inflight-body-bytes ({}) must be at least --max-body-bytes ({}): otherwise \
+                 the largest request could never be received",
+                cfg.max_inflight_body_bytes,
+                cfg.max_body_bytes
+            );
+        }
+        if let Some(n) = self.max_run_config_bytes.or(file.max_run_config_bytes) {
+            if n < 1024 {
+                bail!("--max-run-config-bytes must be at least 1024");
+            }
+            cfg.max_run_config_bytes = n;
+        }
+        if let Some(s) = self.header_timeout.or(file.header_timeout_secs) {
+            if s == 0 {
+                bail!("--header-timeout must be at least 1 second");
+            }
+            cfg.header_timeout = Duration::from_secs(s);
+        }
+        if let Some(s) = self.body_timeout.or(file.body_timeout_secs) {
+            if s == 0 {
+                bail!("--body-timeout must be at least 1 second");
+            }
+            cfg.body_timeout = Duration::from_secs(s);
+        }
+        if let Some(s) = file.refresh_grace_secs {
+            cfg.refresh_grace = Duration::from_secs(s);
         }
         if let Some(s) = self.heartbeat_timeout.or(file.heartbeat_timeout_secs) {
             if s == 0 {
@@ -337,8 +403,7 @@ async fn shutdown_signal() {
 /// Runs the server until SIGINT or SIGTERM.
 pub async fn run(args: ServerArgs) -> Result<()> {
     let cfg = args.resolve()?;
-    std::fs::create_dir_all(&cfg.data_dir)
-        .with_context(|| format!("cannot create data directory {}", cfg.data_dir.display()))?;
+    // The server creates the data directory itself, private to this user.
     wanllmdb_server::serve(cfg, shutdown_signal())
         .await
         .map_err(anyhow::Error::from)

@@ -5,6 +5,7 @@ use wanllmdb_api_types::system::SystemMetrics;
 
 use crate::client::Api;
 use crate::error::CliResult;
+use crate::output::when;
 use crate::output::{Printer, kv_table};
 
 /// Fetches `GET /api/v1/system/metrics` and prints it.
@@ -25,7 +26,11 @@ fn rows(m: &SystemMetrics) -> Vec<(&'static str, String)> {
         ("version", app.version.clone()),
         (
             "up since",
-            format!("{} ({})", app.started_at, duration(app.uptime_seconds)),
+            format!(
+                "{} ({})",
+                when(&app.started_at),
+                duration(app.uptime_seconds)
+            ),
         ),
         (
             "cpu",

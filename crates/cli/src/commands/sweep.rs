@@ -340,6 +340,10 @@ async fn create(api: &Api, settings: &Settings, path: &Path, printer: Printer) -
     for w in &sweep.warnings {
         printer.warn(w);
     }
+    if printer.quiet && !printer.json {
+        // `-q` is for scripts: `SWEEP=$(wanllmdb sweep create -q sweep.yaml)`.
+        return crate::output::outln!("{}", sweep.id);
+    }
     printer.data(&sweep, || {
         kv_table(&[
             ("sweep", sweep.id.clone()),
@@ -406,7 +410,7 @@ fn sweeps_table(sweeps: &[Sweep]) -> comfy_table::Table {
             s.state.as_str().to_string(),
             format!("{} ({} running)", total, c.running),
             value_cell(s.best.as_ref().and_then(|b| b.value)),
-            s.created_at.clone(),
+            crate::output::when(&s.created_at),
         ]);
     }
     t

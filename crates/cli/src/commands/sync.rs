@@ -198,6 +198,7 @@ async fn upload(spool: Spool, api: Api, printer: Printer) -> CliResult {
         state: RunState::Crashed,
         exit_code: None,
         reason: None,
+        finished_at: None,
     });
     shipper.finish(&exit).await?;
     Ok(())

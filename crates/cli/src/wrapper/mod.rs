@@ -4,6 +4,7 @@
 
 pub mod capture;
 pub mod context;
+pub mod guard;
 pub mod system;
 
 use std::io::{IsTerminal, Write};
@@ -173,6 +174,7 @@ pub async fn run_supervised(
             os: Some(context::os_description()),
             program: Some(shell_join(&args.command)),
             runtime: context::runtime_versions(&args.command),
+            started_at: None,
         },
         offline: args.offline,
         created_at: crate::spool::unix_now(),
@@ -223,8 +225,17 @@ pub async fn run_supervised(
         .map_err(|e| user_err!("cannot write the spool {}: {e}", spool.dir.display()))?;
     let metrics_path = std::fs::canonicalize(spool.metrics_path()).unwrap_or(spool.metrics_path());
     let config_path = spool.write_run_config(meta.run.config.as_ref())?;
-    let mut cmd = tokio::process::Command::new(&args.command[0]);
-    cmd.args(&args.command[1..])
+    // The program runs under a guard (this binary in a hidden mode) that stops it if this
+    // process dies; it gets a process group of its own unless it shares a terminal with us.
+    let own_group = supervisor.is_some() || !std::io::stdin().is_terminal();
+    let mut link = guard::Link::new()
+        .map_err(|e| CliError::unexpected(format!("cannot create a pipe: {e}")))?;
+    let status_file = spool.dir.join("program.status");
+    let _ = std::fs::remove_file(&status_file);
+    let exe = std::env::current_exe()
+        .map_err(|e| CliError::unexpected(format!("cannot find this program's path: {e}")))?;
+    let mut cmd = tokio::process::Command::new(exe);
+    cmd.args(link.guard_args(&status_file, own_group, &args.command))
         .env(env::RUN_ID, &id)
         .env(env::PROJECT, &project)
         .env(env::BASE_URL, &settings.host)
@@ -235,7 +246,6 @@ pub async fn run_supervised(
         .stderr(std::process::Stdio::piped());
     if let Some(sup) = &supervisor {
         cmd.envs(sup.env.iter().map(|(k, v)| (k, v)));
-        cmd.process_group(0);
     }
     if std::env::var_os("PYTHONUNBUFFERED").is_none() {
         // Piped output is block-buffered by Python; unbuffered keeps lines live and in order.
@@ -252,6 +262,8 @@ pub async fn run_supervised(
         Duration::from_secs(args.sync_timeout),
     ));
 
+    let spawned = cmd.spawn();
+    link.started();
     let watch = Watch {
         api: &api,
         id: &id,
@@ -259,8 +271,10 @@ pub async fn run_supervised(
         offline: args.offline,
         printer,
         supervisor,
+        link,
+        own_group,
     };
-    let (status, stopped, reason) = match cmd.spawn() {
+    let ended = match spawned {
         Ok(child) => {
             let sampler = (!args.no_system_metrics)
                 .then(|| child.id())
@@ -270,11 +284,20 @@ pub async fn run_supervised(
             if let Some(s) = sampler {
                 s.abort();
             }
-            r?
+            let (status, stopped, reason) = r?;
+            match guard::program_end(&status_file, status) {
+                guard::ProgramEnd::Ended(status) => Ok((status, stopped, reason)),
+                guard::ProgramEnd::NotStarted { not_found, message } => Err((not_found, message)),
+            }
         }
-        Err(e) => {
+        Err(e) => Err((e.kind() == std::io::ErrorKind::NotFound, e.to_string())),
+    };
+    let _ = std::fs::remove_file(&status_file);
+    let (status, stopped, reason) = match ended {
+        Ok(ended) => ended,
+        Err((not_found, e)) => {
             let _ = done_tx.send(true);
-            let hint = if e.kind() == std::io::ErrorKind::NotFound {
+            let hint = if not_found {
                 "is it installed and on PATH?"
             } else {
                 "check the command after `--`"
@@ -283,6 +306,7 @@ pub async fn run_supervised(
                 state: RunState::Crashed,
                 exit_code: Some(127),
                 reason: None,
+                finished_at: Some(crate::spool::unix_now()),
             };
             spool.write_exit(&finish)?;
             let _ = ship_task.await;
@@ -299,6 +323,7 @@ pub async fn run_supervised(
         state,
         exit_code: Some(code),
         reason,
+        finished_at: Some(crate::spool::unix_now()),
     };
     spool.write_exit(&finish)?;
     let _ = done_tx.send(true);
@@ -401,6 +426,10 @@ struct Watch<'a> {
     offline: bool,
     printer: Printer,
     supervisor: Option<Supervisor>,
+    /// The pipe to the program's guard, which sends it our signals.
+    link: guard::Link,
+    /// The program has a process group of its own (it does not see the terminal's signals).
+    own_group: bool,
 }
 
 /// Waits for the program while recording its output, heartbeating and forwarding signals.
@@ -418,9 +447,9 @@ async fn supervise(
         offline,
         printer,
         supervisor,
+        mut link,
+        own_group,
     } = watch;
-    let pid = child.id().map(|p| nix::unistd::Pid::from_raw(p as i32));
-    let group = supervisor.is_some();
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -430,12 +459,14 @@ async fn supervise(
         r
     });
     let stopped = Arc::new(AtomicBool::new(false));
+    // A stop asked for on the server (seen by a heartbeat) reaches the program as SIGTERM.
+    let (stop_asked_tx, mut stop_asked) = tokio::sync::mpsc::unbounded_channel::<()>();
     let heartbeat = (!offline).then(|| {
         tokio::spawn(heartbeat_loop(
             api.clone(),
             id.to_string(),
             created,
-            pid,
+            stop_asked_tx,
             stopped.clone(),
             printer,
         ))
@@ -443,15 +474,7 @@ async fn supervise(
     let mut sigterm = signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut sigint = signal(tokio::signal::unix::SignalKind::interrupt())?;
     let mut sighup = signal(tokio::signal::unix::SignalKind::hangup())?;
-    let forward = |sig: Signal| {
-        if let Some(pid) = pid {
-            let _ = if group {
-                nix::sys::signal::killpg(pid, sig)
-            } else {
-                nix::sys::signal::kill(pid, sig)
-            };
-        }
-    };
+    let mut forward = |sig: Signal| link.signal(sig);
     let (mut stop_rx, grace) = match supervisor {
         Some(s) => (Some(s.stop), s.grace),
         None => (None, Duration::ZERO),
@@ -474,12 +497,13 @@ async fn supervise(
                 kill_at = None;
             }
             _ = sigterm.recv() => { stopped.store(true, Ordering::SeqCst); forward(Signal::SIGTERM); }
+            Some(()) = stop_asked.recv() => forward(Signal::SIGTERM),
             _ = sighup.recv() => { stopped.store(true, Ordering::SeqCst); forward(Signal::SIGHUP); }
             _ = sigint.recv() => {
                 stopped.store(true, Ordering::SeqCst);
                 // Ctrl-C at a terminal reaches the whole foreground group, the program included,
-                // unless the program has a group of its own (under a supervisor).
-                if group || !std::io::stdin().is_terminal() {
+                // unless the program has a group of its own.
+                if own_group {
                     forward(Signal::SIGINT);
                 }
             }
@@ -575,7 +599,7 @@ async fn heartbeat_loop(
     api: Api,
     id: String,
     created: Arc<AtomicBool>,
-    pid: Option<nix::unistd::Pid>,
+    stop: tokio::sync::mpsc::UnboundedSender<()>,
     stopped: Arc<AtomicBool>,
     printer: Printer,
 ) {
@@ -601,9 +625,7 @@ async fn heartbeat_loop(
                 printer.warn(format!(
                     "run {id}: a stop was requested; sending SIGTERM to the program"
                 ));
-                if let Some(pid) = pid {
-                    let _ = nix::sys::signal::kill(pid, Signal::SIGTERM);
-                }
+                let _ = stop.send(());
             }
             Ok(_) => {}
             Err(e) => printer.debug(format!("heartbeat failed: {e}")),
@@ -721,6 +743,7 @@ async fn final_drain(
                     state: RunState::Crashed,
                     exit_code: None,
                     reason: None,
+                    finished_at: None,
                 });
             shipper.finish(&exit).await
         }

@@ -212,11 +212,12 @@ fn check_description(d: &str) -> ApiResult<()> {
 
 fn check_tags(tags: &[String]) -> ApiResult<String> {
     for t in tags {
-        if t.is_empty() || t.len() > 64 || t.chars().any(char::is_control) {
+        if t.is_empty() || t.len() > 64 {
             return Err(ApiError::invalid(format!(
                 "tag {t:?}: tags are 1 to 64 printable characters"
             )));
         }
+        ApiError::check_text("tag", t)?;
     }
     let set: BTreeSet<&String> = tags.iter().collect();
     Ok(serde_json::to_string(&set).unwrap_or_else(|_| "[]".into()))

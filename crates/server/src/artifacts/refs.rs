@@ -140,25 +140,25 @@ async fn check_https_host(uri: &str, authority: &str, allow: &[String]) -> Resul
     if allowed(&host, allow) {
         return Ok(());
     }
-    let refuse = |ip: IpAddr| {
-        let what = if host.trim_matches(['[', ']']) == ip.to_string() {
-            ip.to_string()
-        } else {
-            format!("{host} resolves to {ip}, which")
-        };
-        format!(
-            "{uri:?}: {what} is a loopback, link-local, private or reserved address; \
-             references must point at public hosts (a server administrator can allow a host \
-             with --reference-allow-host)"
-        )
-    };
     if let Ok(ip) = host.parse::<IpAddr>() {
         return if is_forbidden_ip(ip) {
-            Err(refuse(ip))
+            Err(format!(
+                "{uri:?}: {ip} is a loopback, link-local, private or reserved address; \
+                 references must point at public hosts (a server administrator can allow a host \
+                 with --reference-allow-host)"
+            ))
         } else {
             Ok(())
         };
     }
+    // One answer whether the name does not resolve or resolves to an internal address, and
+    // never the address: the error must not map the server's network for the caller.
+    let not_public = || {
+        format!(
+            "{uri:?}: {host} does not resolve to a public address; references must point at \
+             public hosts (a server administrator can allow a host with --reference-allow-host)"
+        )
+    };
     // Names like "2130706433" or "0x7f.1" that some resolvers read as addresses.
     if host
         .split('.')
@@ -174,16 +174,13 @@ async fn check_https_host(uri: &str, authority: &str, allow: &[String]) -> Resul
     )
     .await
     .map_err(|_| format!("{uri:?}: resolving {host} timed out"))?
-    .map_err(|e| format!("{uri:?}: cannot resolve {host}: {e}"))?
+    .map_err(|_| not_public())?
     .map(|a| a.ip())
     .collect();
-    if addrs.is_empty() {
-        return Err(format!("{uri:?}: {host} resolves to no address"));
+    if addrs.is_empty() || addrs.into_iter().any(is_forbidden_ip) {
+        return Err(not_public());
     }
-    match addrs.into_iter().find(|ip| is_forbidden_ip(*ip)) {
-        Some(ip) => Err(refuse(ip)),
-        None => Ok(()),
-    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -258,6 +255,18 @@ mod tests {
         ] {
             assert!(check_reference(bad, &none).await.is_err(), "{bad}");
         }
+        // A name that resolves to an internal address is refused without saying which one.
+        let internal = check_reference("https://localhost/x", &none)
+            .await
+            .unwrap_err();
+        assert!(
+            !internal.contains("127.0.0.1") && !internal.contains("::1"),
+            "{internal}"
+        );
+        assert!(
+            internal.contains("localhost does not resolve to a public address"),
+            "{internal}"
+        );
         let allow = vec!["localhost".to_string(), ".corp.internal".to_string()];
         assert!(check_reference("https://localhost/x", &allow).await.is_ok());
         assert!(

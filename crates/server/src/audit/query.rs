@@ -316,7 +316,7 @@ pub fn parse_cursor(c: &str) -> ApiResult<(i64, i64)> {
 /// exists, anything else (or a number that is no id) a username, known or not.
 pub async fn subject(store: &Store, user: &str) -> ApiResult<Cond> {
     const BY_ID: &str = "SELECT id, username FROM users WHERE id = $1";
-    const BY_NAME: &str = "SELECT id, username FROM users WHERE username = $1";
+    const BY_NAME: &str = "SELECT id, username FROM users WHERE lower(username) = lower($1)";
     let by_id = match user.parse::<i64>() {
         Ok(id) => on_backend!(store, read pool => {
             sqlx::query_as::<_, (i64, String)>(BY_ID).bind(id).fetch_optional(pool).await?

@@ -231,7 +231,7 @@ impl AccountAdmin<'_> {
     }
 
     async fn find(&self, username: &str) -> ApiResult<AdminUser> {
-        let sql = format!("{USER_SELECT} WHERE u.username = $1");
+        let sql = format!("{USER_SELECT} WHERE lower(u.username) = lower($1)");
         let row = on_backend!(self.store(), read pool => {
             sqlx::query_as::<_, AdminUserRow>(sqlx::AssertSqlSafe(sql))
                 .bind(username)
@@ -329,7 +329,7 @@ impl AccountAdmin<'_> {
         let admins_sql = self.enabled_admins_sql();
         let (api_keys_revoked, sessions_revoked) = with_tx!(self.store(), tx => {
             let admins: Vec<i64> = sqlx::query_scalar(admins_sql).fetch_all(&mut *tx).await?;
-            let target = sqlx::query_as::<_, Target>("SELECT id, is_admin, disabled_at FROM users WHERE username = $1")
+            let target = sqlx::query_as::<_, Target>("SELECT id, is_admin, disabled_at FROM users WHERE lower(username) = lower($1)")
                 .bind(username)
                 .fetch_optional(&mut *tx)
                 .await?
@@ -386,7 +386,7 @@ impl AccountAdmin<'_> {
         username: &str,
     ) -> ApiResult<AdminUser> {
         let change = FlagChange {
-            sql: "UPDATE users SET disabled_at = NULL WHERE username = $1 AND disabled_at IS NOT NULL",
+            sql: "UPDATE users SET disabled_at = NULL WHERE lower(username) = lower($1) AND disabled_at IS NOT NULL",
             unchanged: "is not disabled",
             event: USER_ENABLED,
             severity: "info",
@@ -402,7 +402,7 @@ impl AccountAdmin<'_> {
         username: &str,
     ) -> ApiResult<AdminUser> {
         let change = FlagChange {
-            sql: "UPDATE users SET is_admin = TRUE WHERE username = $1 AND NOT is_admin",
+            sql: "UPDATE users SET is_admin = TRUE WHERE lower(username) = lower($1) AND NOT is_admin",
             unchanged: "is already a server administrator",
             event: USER_PROMOTED,
             severity: "warning",
@@ -455,7 +455,7 @@ impl AccountAdmin<'_> {
         let admins_sql = self.enabled_admins_sql();
         with_tx!(self.store(), tx => {
             let admins: Vec<i64> = sqlx::query_scalar(admins_sql).fetch_all(&mut *tx).await?;
-            let target = sqlx::query_as::<_, Target>("SELECT id, is_admin, disabled_at FROM users WHERE username = $1")
+            let target = sqlx::query_as::<_, Target>("SELECT id, is_admin, disabled_at FROM users WHERE lower(username) = lower($1)")
                 .bind(username)
                 .fetch_optional(&mut *tx)
                 .await?
@@ -496,7 +496,7 @@ impl AccountAdmin<'_> {
         let hash = hash_password(password).await?;
         let now = now_us();
         let sessions_revoked: i64 = with_tx!(self.store(), tx => {
-            let id: i64 = sqlx::query_scalar("UPDATE users SET password_hash = $1 WHERE username = $2 RETURNING id")
+            let id: i64 = sqlx::query_scalar("UPDATE users SET password_hash = $1 WHERE lower(username) = lower($2) RETURNING id")
                 .bind(&hash)
                 .bind(username)
                 .fetch_optional(&mut *tx)

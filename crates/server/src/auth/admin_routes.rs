@@ -31,6 +31,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(reset_password))
         .routes(routes!(list_api_keys))
         .routes(routes!(revoke_api_key))
+        // Created accounts and reset passwords come back in the answer.
+        .layer(axum::middleware::map_response(super::routes::no_store))
 }
 
 /// A page size or nothing, with a message that says what a page size is.

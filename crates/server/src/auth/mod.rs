@@ -122,6 +122,7 @@ impl TokenKeys {
     ) -> Result<T, jsonwebtoken::errors::Error> {
         let mut v = Validation::new(Algorithm::HS256);
         v.leeway = 0;
+        v.validate_nbf = true;
         v.set_required_spec_claims(&["exp"]);
         jsonwebtoken::decode::<T>(token, &self.decoding, &v).map(|d| d.claims)
     }
@@ -145,6 +146,47 @@ impl TokenKeys {
     }
 }
 
+/// Seconds of clock difference between replicas tolerated on token times.
+const CLOCK_LEEWAY_SECS: u64 = 5;
+
+/// The ids and issue time of one token pair.
+struct Rotation {
+    refresh_jti: String,
+    access_jti: String,
+    /// Unix seconds.
+    iat: i64,
+}
+
+impl Rotation {
+    fn fresh() -> Rotation {
+        Rotation {
+            refresh_jti: random_hex(16),
+            access_jti: random_hex(16),
+            iat: now_us() / 1_000_000,
+        }
+    }
+}
+
+/// A refresh token that could not be spent now, with the pair it was rotated into.
+#[derive(sqlx::FromRow)]
+struct SpentToken {
+    used_at: Option<i64>,
+    revoked_at: Option<i64>,
+    rotated_jti: Option<String>,
+    rotated_access_jti: Option<String>,
+    rotated_iat: Option<i64>,
+}
+
+impl SpentToken {
+    fn rotation(&self) -> Option<Rotation> {
+        Some(Rotation {
+            refresh_jti: self.rotated_jti.clone()?,
+            access_jti: self.rotated_access_jti.clone()?,
+            iat: self.rotated_iat?,
+        })
+    }
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 struct Claims {
     sub: String,
@@ -156,9 +198,13 @@ struct Claims {
     fam: Option<String>,
 }
 
-/// What failed password attempts count against: the account and the client address.
-fn failure_subjects(username: &str, client: &ClientInfo) -> Vec<String> {
-    let mut subjects = vec![format!("user:{}", username.to_lowercase())];
+/// What failed password attempts count against: the account (by id, so its username and its
+/// email share one limit; a name no account has, by that name) and the client address.
+fn failure_subjects(account: Result<i64, &str>, client: &ClientInfo) -> Vec<String> {
+    let mut subjects = vec![match account {
+        Ok(id) => format!("account:{id}"),
+        Err(login) => format!("login:{}", login.to_lowercase()),
+    }];
     if let Some(ip) = &client.ip {
         subjects.push(format!("ip:{ip}"));
     }
@@ -202,8 +248,15 @@ async fn verify_password(password: String, hash: String) -> bool {
     .unwrap_or(false)
 }
 
-/// Checks the password policy: 12+ characters with upper, lower, digit and symbol.
+/// Checks the password policy: 12+ characters with upper, lower, digit and symbol, and not a
+/// common or easily guessed password.
 pub fn check_password_policy(p: &str) -> ApiResult<()> {
+    check_password_for(p, &[])
+}
+
+/// The password policy, also refusing passwords built from the account's own names
+/// (`user_inputs`: username, email).
+pub fn check_password_for(p: &str, user_inputs: &[&str]) -> ApiResult<()> {
     let mut missing = Vec::new();
     if p.chars().count() < 12 {
         missing.push("at least 12 characters");
@@ -226,14 +279,37 @@ pub fn check_password_policy(p: &str) -> ApiResult<()> {
     if p.len() > 1024 {
         return Err(ApiError::invalid("password is longer than 1024 bytes"));
     }
-    if missing.is_empty() {
-        Ok(())
-    } else {
-        Err(ApiError::InvalidInputDetails {
+    if !missing.is_empty() {
+        return Err(ApiError::InvalidInputDetails {
             message: format!("password is too weak: it needs {}", missing.join(", ")),
             details: serde_json::json!({ "field": "password", "missing": missing }),
-        })
+        });
     }
+    check_not_common(p, user_inputs)
+}
+
+/// Refuses passwords that dictionaries of leaked passwords, keyboard patterns, dates and the
+/// account's own names guess quickly (zxcvbn's score below 3 of 4: under 10^8 guesses).
+/// Passwords longer than 64 characters are not estimated (and not common).
+fn check_not_common(p: &str, user_inputs: &[&str]) -> ApiResult<()> {
+    if p.chars().count() > 64 {
+        return Ok(());
+    }
+    let estimate = zxcvbn::zxcvbn(p, user_inputs);
+    if u8::from(estimate.score()) >= 3 {
+        return Ok(());
+    }
+    let why = estimate
+        .feedback()
+        .and_then(|f| f.warning())
+        .map_or_else(String::new, |w| format!(" ({w})"));
+    Err(ApiError::InvalidInputDetails {
+        message: format!(
+            "password is too easy to guess: it is a common password or built from common words, \
+             patterns or your own names{why}; choose a longer, less predictable one"
+        ),
+        details: serde_json::json!({ "field": "password", "reason": "common" }),
+    })
 }
 
 /// A display name: trimmed, at most 256 bytes, without control characters; empty means none.
@@ -244,11 +320,7 @@ fn check_full_name(name: Option<&str>) -> ApiResult<Option<&str>> {
     if name.len() > 256 {
         return Err(ApiError::invalid("full_name is longer than 256 bytes"));
     }
-    if name.chars().any(char::is_control) {
-        return Err(ApiError::invalid(
-            "full_name must not contain control characters",
-        ));
-    }
+    ApiError::check_text("full_name", name)?;
     Ok(Some(name))
 }
 
@@ -334,7 +406,7 @@ impl Accounts<'_> {
         }
         check_username(username)?;
         check_email(email)?;
-        check_password_policy(password)?;
+        check_password_for(password, &[username.as_str(), email.as_str()])?;
         let full_name = check_full_name(req.full_name.as_deref())?;
         let hash = hash_password(password.to_string()).await?;
         let mut user = self.insert_user(username, email, Some(hash), false).await?;
@@ -496,7 +568,14 @@ impl Accounts<'_> {
         username: &str,
         password: &str,
     ) -> ApiResult<i64> {
-        let subjects = failure_subjects(username, client);
+        // Usernames and emails match whatever their case; both name one account.
+        let row = on_backend!(self.store(), read pool => {
+            sqlx::query_as::<_, UserRow>("SELECT id, username, email, password_hash, is_admin, created_at, disabled_at FROM users WHERE lower(username) = lower($1) OR lower(email) = lower($1) ORDER BY id LIMIT 1")
+                .bind(username)
+                .fetch_optional(pool)
+                .await?
+        });
+        let subjects = failure_subjects(row.as_ref().map(|r| r.id).ok_or(username), client);
         if let Some(wait) = self.retry_after(&subjects).await? {
             self.audit_failed_login(client, &subjects, username, "rate_limited", 429)
                 .await?;
@@ -505,13 +584,6 @@ impl Accounts<'_> {
                 retry_after: wait,
             });
         }
-        let row = on_backend!(self.store(), read pool => {
-            sqlx::query_as::<_, UserRow>("SELECT id, username, email, password_hash, is_admin, created_at, disabled_at FROM users WHERE username = $1 OR email = $2")
-                .bind(username)
-                .bind(username.to_lowercase())
-                .fetch_optional(pool)
-                .await?
-        });
         // Unknown users cost the same as wrong passwords: verify against a dummy hash.
         let hash = row
             .as_ref()
@@ -552,44 +624,47 @@ impl Accounts<'_> {
     }
 
     async fn issue_pair(&self, user_id: i64, family: &str) -> ApiResult<TokenPair> {
-        let now = now_us() / 1_000_000;
-        let cfg = &self.state.config;
-        let access_ttl = cfg.access_token_ttl.as_secs() as i64;
-        let refresh_ttl = cfg.refresh_token_ttl.as_secs() as i64;
-        let access = Claims {
-            sub: user_id.to_string(),
-            jti: random_hex(16),
-            iat: now,
-            exp: now + access_ttl,
-            typ: "access".into(),
-            // The session's family, so ending a session also ends its live access tokens.
-            fam: Some(family.to_string()),
-        };
-        let refresh_jti = random_hex(16);
-        let refresh = Claims {
-            sub: user_id.to_string(),
-            jti: refresh_jti.clone(),
-            iat: now,
-            exp: now + refresh_ttl,
-            typ: "refresh".into(),
-            fam: Some(family.to_string()),
-        };
+        let pair = Rotation::fresh();
+        let expires = self.refresh_expiry(&pair);
         on_backend!(self.store(), write pool => {
             sqlx::query("INSERT INTO refresh_tokens (jti, family, user_id, expires_at) VALUES ($1, $2, $3, $4)")
-                .bind(&refresh_jti)
+                .bind(&pair.refresh_jti)
                 .bind(family)
                 .bind(user_id)
-                .bind(refresh.exp * 1_000_000)
+                .bind(expires)
                 .execute(pool)
                 .await?;
         });
+        self.sign_pair(user_id, family, &pair)
+    }
+
+    /// When the refresh token of `pair` expires, in microseconds.
+    fn refresh_expiry(&self, pair: &Rotation) -> i64 {
+        (pair.iat + self.state.config.refresh_token_ttl.as_secs() as i64) * 1_000_000
+    }
+
+    /// The two tokens of a pair. Signing is deterministic, so the same ids and time give the
+    /// same tokens: a refresh re-presented in the grace window gets exactly the pair it got.
+    fn sign_pair(&self, user_id: i64, family: &str, pair: &Rotation) -> ApiResult<TokenPair> {
+        let cfg = &self.state.config;
+        let access_ttl = cfg.access_token_ttl.as_secs() as i64;
+        let refresh_ttl = cfg.refresh_token_ttl.as_secs() as i64;
+        let claims = |jti: &str, typ: &str, ttl: i64| Claims {
+            sub: user_id.to_string(),
+            jti: jti.to_string(),
+            iat: pair.iat,
+            exp: pair.iat + ttl,
+            typ: typ.into(),
+            // The session's family, so ending a session also ends its live access tokens.
+            fam: Some(family.to_string()),
+        };
         let enc = |c: &Claims| {
             jsonwebtoken::encode(&Header::new(Algorithm::HS256), c, &self.state.keys.encoding)
                 .map_err(|e| ApiError::Internal(format!("token signing failed: {e}")))
         };
         Ok(TokenPair {
-            access_token: enc(&access)?,
-            refresh_token: enc(&refresh)?,
+            access_token: enc(&claims(&pair.access_jti, "access", access_ttl))?,
+            refresh_token: enc(&claims(&pair.refresh_jti, "refresh", refresh_ttl))?,
             token_type: "bearer".into(),
             expires_in: access_ttl,
         })
@@ -597,62 +672,98 @@ impl Accounts<'_> {
 
     fn decode(&self, token: &str, typ: &str) -> ApiResult<Claims> {
         let mut v = Validation::new(Algorithm::HS256);
-        v.leeway = 5;
+        v.leeway = CLOCK_LEEWAY_SECS;
+        v.validate_nbf = true;
         v.set_required_spec_claims(&["exp", "sub"]);
         let data = jsonwebtoken::decode::<Claims>(token, &self.state.keys.decoding, &v)
             .map_err(|e| ApiError::Unauthenticated(format!("invalid or expired token: {e}")))?;
         if data.claims.typ != typ {
             return Err(ApiError::Unauthenticated(format!("expected a {typ} token")));
         }
+        if data.claims.iat > now_us() / 1_000_000 + CLOCK_LEEWAY_SECS as i64 {
+            return Err(ApiError::Unauthenticated(
+                "invalid token: it says it was issued in the future".into(),
+            ));
+        }
         Ok(data.claims)
     }
 
-    /// Exchanges a refresh token for a new pair. A refresh token works once: presenting a
-    /// spent one revokes its whole family (someone else may hold a copy).
+    /// Exchanges a refresh token for a new pair. A refresh token works once: presented again
+    /// within the grace window after its rotation (two tabs, a retried request) it gets the
+    /// same new pair; later, it revokes its whole family (someone else may hold a copy).
     pub async fn refresh(&self, client: &ClientInfo, token: &str) -> ApiResult<TokenPair> {
         let claims = self.decode(token, "refresh")?;
         let family = claims.fam.clone().unwrap_or_default();
-        let now = now_us();
-        let updated = on_backend!(self.store(), write pool => {
-            sqlx::query("UPDATE refresh_tokens SET used_at = $1 WHERE jti = $2 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $1")
-                .bind(now)
-                .bind(&claims.jti)
-                .execute(pool)
-                .await?
-                .rows_affected()
-        });
-        if updated != 1 {
-            let row: Option<(Option<i64>, Option<i64>)> = on_backend!(self.store(), read pool => {
-                match sqlx::query("SELECT used_at, revoked_at FROM refresh_tokens WHERE jti = $1").bind(&claims.jti).fetch_optional(pool).await? {
-                    Some(r) => Some((r.try_get("used_at")?, r.try_get("revoked_at")?)),
-                    None => None,
-                }
-            });
-            if let Some((Some(_), None)) = row {
-                // A spent token presented again: someone else may hold a copy. End the session.
-                self.revoke_family(&family).await?;
-                let user_id: i64 = claims.sub.parse().unwrap_or(0);
-                audit::record(
-                    self.store(),
-                    AuditEvent::new("refresh_token_reuse", "auth", "critical")
-                        .client(client)
-                        .user_id(user_id)
-                        .status(401),
-                )
-                .await;
-                return Err(ApiError::Unauthenticated(
-                    "refresh token was already used; its session has been ended for safety, log in again".into(),
-                ));
-            }
-            return Err(ApiError::Unauthenticated(
-                "refresh token is revoked or expired; log in again".into(),
-            ));
-        }
         let user_id: i64 = claims
             .sub
             .parse()
             .map_err(|_| ApiError::Unauthenticated("invalid token subject".into()))?;
-        self.issue_pair(user_id, &family).await
+        let now = now_us();
+        let next = Rotation::fresh();
+        let expires = self.refresh_expiry(&next);
+        // Spending the old token and recording its successor is one step, so a concurrent
+        // refresh that loses the race finds the successor.
+        let rotated = with_tx!(self.store(), tx => {
+            let n = sqlx::query("UPDATE refresh_tokens SET used_at = $1, rotated_jti = $2, rotated_access_jti = $3, rotated_iat = $4 WHERE jti = $5 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $1")
+                .bind(now)
+                .bind(&next.refresh_jti)
+                .bind(&next.access_jti)
+                .bind(next.iat)
+                .bind(&claims.jti)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if n == 1 {
+                sqlx::query("INSERT INTO refresh_tokens (jti, family, user_id, expires_at) VALUES ($1, $2, $3, $4)")
+                    .bind(&next.refresh_jti)
+                    .bind(&family)
+                    .bind(user_id)
+                    .bind(expires)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            n == 1
+        });
+        if rotated {
+            return self.sign_pair(user_id, &family, &next);
+        }
+        let spent = on_backend!(self.store(), read pool => {
+            sqlx::query_as::<_, SpentToken>("SELECT used_at, revoked_at, rotated_jti, rotated_access_jti, rotated_iat FROM refresh_tokens WHERE jti = $1")
+                .bind(&claims.jti)
+                .fetch_optional(pool)
+                .await?
+        });
+        let Some(spent) = spent.filter(|t| t.revoked_at.is_none()) else {
+            return Err(ApiError::Unauthenticated(
+                "refresh token is revoked or expired; log in again".into(),
+            ));
+        };
+        let grace = self.state.config.refresh_grace.as_micros() as i64;
+        if let (Some(used), Some(pair)) = (spent.used_at, spent.rotation())
+            && now - used <= grace
+        {
+            return self.sign_pair(user_id, &family, &pair);
+        }
+        if spent.used_at.is_none() {
+            // Unspent yet not rotated: it expired.
+            return Err(ApiError::Unauthenticated(
+                "refresh token is revoked or expired; log in again".into(),
+            ));
+        }
+        // A spent token presented again: someone else may hold a copy. End the session.
+        self.revoke_family(&family).await?;
+        audit::record(
+            self.store(),
+            AuditEvent::new("refresh_token_reuse", "auth", "critical")
+                .client(client)
+                .user_id(user_id)
+                .status(401),
+        )
+        .await;
+        Err(ApiError::Unauthenticated(
+            "refresh token was already used; its session has been ended for safety, log in again"
+                .into(),
+        ))
     }
 
     async fn revoke_family(&self, family: &str) -> ApiResult<()> {
@@ -727,7 +838,7 @@ impl Accounts<'_> {
         user: &AuthUser,
         req: &ChangePasswordRequest,
     ) -> ApiResult<i64> {
-        let subjects = failure_subjects(&user.username, client);
+        let subjects = failure_subjects(Ok(user.id), client);
         if let Some(wait) = self.retry_after(&subjects).await? {
             return Err(ApiError::TooManyRequests {
                 message: "too many wrong passwords; wait before trying again".into(),
@@ -736,7 +847,7 @@ impl Accounts<'_> {
         }
         self.check_current_password(client, user, &subjects, req.current_password.as_deref())
             .await?;
-        check_password_policy(&req.new_password)?;
+        check_password_for(&req.new_password, &[user.username.as_str()])?;
         if req.current_password.as_deref() == Some(req.new_password.as_str()) {
             return Err(ApiError::invalid(
                 "the new password must differ from the current one",
@@ -840,6 +951,7 @@ impl Accounts<'_> {
         if name.len() > 128 {
             return Err(ApiError::invalid("API key name is longer than 128 bytes"));
         }
+        ApiError::check_text("API key name", name)?;
         let created = self.insert_api_key(user.id, name).await?;
         audit::record(
             self.store(),
@@ -1034,6 +1146,10 @@ fn disabled_credential() -> ApiError {
     ApiError::Unauthenticated("account is disabled; ask a server administrator".into())
 }
 
+/// The caller of a request as its log line names it (a username), set on the response.
+#[derive(Debug, Clone)]
+pub struct LoggedActor(pub String);
+
 /// Middleware: resolves the bearer credential once per request and stores the [`Actor`].
 /// A credential that is present but invalid is a 401 (and an audit row), never anonymous.
 pub async fn resolve_actor(
@@ -1085,14 +1201,13 @@ pub async fn resolve_actor(
             }
         }
     };
-    if actor.user.is_none() && needs_credentials(req.method(), req.uri().path()) {
-        // Refused before the body is read or the path is looked up.
-        return authentication_required().into_response();
-    }
     let who = actor.user.as_ref().map(|u| (u.id, u.username.clone()));
     let client = ClientInfo::from_request(&req);
     req.extensions_mut().insert(actor);
-    let resp = next.run(req).await;
+    let mut resp = next.run(req).await;
+    if let Some((_, name)) = &who {
+        resp.extensions_mut().insert(LoggedActor(name.clone()));
+    }
     if resp.status() == axum::http::StatusCode::FORBIDDEN
         && resp.extensions().get::<audit::AlreadyRecorded>().is_none()
     {
@@ -1108,28 +1223,10 @@ pub async fn resolve_actor(
 }
 
 /// The 401 of a call that needs a signed-in caller and has none.
-fn authentication_required() -> ApiError {
+pub(crate) fn authentication_required() -> ApiError {
     ApiError::Unauthenticated(
         "authentication required: send an 'Authorization: Bearer <token or API key>' header".into(),
     )
-}
-
-/// API calls that change something need a signed-in caller, except the ones that create
-/// credentials and the signed transfer URLs (which carry their own). Reads may be anonymous:
-/// public projects are readable by anyone.
-fn needs_credentials(method: &axum::http::Method, path: &str) -> bool {
-    const OPEN: [&str; 5] = [
-        "/api/v1/auth/login",
-        "/api/v1/auth/register",
-        "/api/v1/auth/refresh",
-        "/api/v1/uploads/",
-        "/api/v1/blobs/",
-    ];
-    let reads = matches!(
-        *method,
-        axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
-    );
-    !reads && path.starts_with("/api/v1/") && !OPEN.iter().any(|p| path.starts_with(p))
 }
 
 /// The browser session of a request without an Authorization header. A cookie that is no
@@ -1177,6 +1274,22 @@ pub async fn me(state: &AppState, user: &AuthUser) -> ApiResult<User> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn common_passwords_are_refused() {
+        for common in [
+            "Password123!",
+            "P@ssw0rd1234",
+            "Qwerty123456!",
+            "Welcome@2024",
+        ] {
+            let err = check_password_policy(common).unwrap_err().to_string();
+            assert!(err.contains("too easy to guess"), "{common}: {err}");
+        }
+        assert!(check_password_for("Alice@example.com1", &["alice", "alice@example.com"]).is_err());
+        assert!(check_password_policy("Correct-Horse-42").is_ok());
+        assert!(check_password_policy("Quiet-Harbour-Lamp-31").is_ok());
+    }
 
     #[test]
     fn password_policy() {

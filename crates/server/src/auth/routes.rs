@@ -27,6 +27,17 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(change_password))
         .routes(routes!(create_api_key, list_api_keys))
         .routes(routes!(revoke_api_key))
+        .layer(axum::middleware::map_response(no_store))
+}
+
+/// Answers carrying tokens, keys or account details are kept out of every cache (browsers,
+/// proxies): `Cache-Control: no-store`.
+pub async fn no_store(mut resp: axum::response::Response) -> axum::response::Response {
+    resp.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    resp
 }
 
 /// Create an account.

@@ -592,6 +592,12 @@ impl Files<'_> {
             blobs.push((c.dig.clone(), bytes::Bytes::from(data)));
             claims.push(c);
         }
+        if claims.is_empty() {
+            return Err(ApiError::invalid(
+                "the batch body is empty: send one or more items of a 2-byte token length, the \
+                 token and the file's bytes",
+            ));
+        }
         // Fresh before the bytes land, so a garbage collection running meanwhile keeps them.
         let digests: Vec<&str> = claims.iter().map(|c| c.dig.as_str()).collect();
         self.touch_blobs(&digests).await?;

@@ -86,6 +86,7 @@ fn group_by_key(
                     "points[{i}]: metric names must be 1 to {MAX_KEY_LEN} characters"
                 )));
             }
+            ApiError::check_text("metric name", &key)?;
             let pt = Point {
                 step: p.step,
                 value,
@@ -934,6 +935,7 @@ impl Metrics<'_> {
                     "metric names must be 1 to {MAX_KEY_LEN} characters"
                 )));
             }
+            ApiError::check_text("metric name", k)?;
         }
         with_tx!(self.store(), tx => {
             for (k, MetricValue(v)) in &values {
@@ -1040,5 +1042,11 @@ mod tests {
         assert!(group_by_key(vec![hp(0, &[("", 1.0)])], 0).is_err());
         let long = "k".repeat(MAX_KEY_LEN + 1);
         assert!(group_by_key(vec![hp(0, &[(long.as_str(), 1.0)])], 0).is_err());
+        for bad in ["lo\u{0}ss", "loss\n", "\u{202E}ssol", "acc\u{2066}"] {
+            assert!(
+                group_by_key(vec![hp(0, &[(bad, 1.0)])], 0).is_err(),
+                "{bad:?}"
+            );
+        }
     }
 }

@@ -86,9 +86,11 @@ async fn get_history(
     json_pieces(move || super::json::history(&h)).await
 }
 
-/// Read many runs × keys in one request (what a comparison chart needs).
+/// Read many runs × keys in one request (what a comparison chart needs). A read: anonymous
+/// callers may query runs of public projects.
 #[utoipa::path(post, path = "/history/query", tag = "metrics", request_body = HistoryQueryRequest,
-    responses((status = 200, body = HistoryQueryResponse), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = HistoryQueryResponse), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security((), ("bearer" = [])))]
 async fn query_history(
     State(state): State<AppState>,
     actor: Actor,

@@ -433,7 +433,7 @@ impl Projects<'_> {
 
     async fn user_id_by_name(&self, username: &str) -> ApiResult<i64> {
         let id: Option<i64> = on_backend!(self.store(), read pool => {
-            sqlx::query_scalar("SELECT id FROM users WHERE username = $1").bind(username).fetch_optional(pool).await?
+            sqlx::query_scalar("SELECT id FROM users WHERE lower(username) = lower($1)").bind(username).fetch_optional(pool).await?
         });
         id.ok_or_else(|| ApiError::not_found(format!("user {username}")))
     }

@@ -45,7 +45,7 @@ const MODEL_SELECT: &str = "SELECT m.id, m.name, m.project_id, p.name AS project
 
 const VERSION_SELECT: &str = "SELECT v.id, v.version, v.stage, v.description, v.metrics, v.tags, \
      v.created_by AS creator_id, cu.username AS created_by, v.created_at, au.username AS approved_by, v.approved_at, \
-     r.id AS run, ap.name AS art_project, a.name AS art_name, av.version AS art_version \
+     r.id AS run, ap.id AS art_project_id, ap.name AS art_project, a.name AS art_name, av.version AS art_version \
      FROM model_versions v LEFT JOIN users cu ON cu.id = v.created_by LEFT JOIN users au ON au.id = v.approved_by \
      LEFT JOIN runs r ON r.pk = v.run_pk LEFT JOIN artifact_versions av ON av.id = v.artifact_version_id \
      LEFT JOIN artifacts a ON a.id = av.artifact_id LEFT JOIN projects ap ON ap.id = a.project_id";
@@ -127,6 +127,7 @@ struct VersionRow {
     approved_by: Option<String>,
     approved_at: Option<i64>,
     run: Option<String>,
+    art_project_id: Option<i64>,
     art_project: Option<String>,
     art_name: Option<String>,
     art_version: Option<i64>,
@@ -182,6 +183,7 @@ fn check_tags(tags: &[String]) -> ApiResult<Vec<String>> {
                 "tag {t:?} must be 1 to 128 characters"
             )));
         }
+        ApiError::check_text("tag", t)?;
         if !out.iter().any(|o| o == t) {
             out.push(t.to_string());
         }
@@ -496,17 +498,38 @@ impl Registry<'_> {
 
     async fn versions_api(
         &self,
+        actor: &Actor,
         model: &ModelRow,
         rows: Vec<VersionRow>,
     ) -> ApiResult<Vec<ModelVersion>> {
         let mut aliases = self.aliases(model.id).await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| {
-                let a = aliases.remove(&r.id).unwrap_or_default();
-                r.into_api(&model.name, a)
-            })
-            .collect())
+        // A version may hold an artifact of another project; a reader who cannot read that
+        // project does not learn its name.
+        let mut readable: HashMap<i64, bool> = HashMap::from([(model.project_id, true)]);
+        let mut out = Vec::with_capacity(rows.len());
+        for mut r in rows {
+            if let Some(project) = r.art_project_id {
+                let ok = match readable.get(&project) {
+                    Some(ok) => *ok,
+                    None => {
+                        let ok = Projects { state: self.state }
+                            .access_by_id(actor, project)
+                            .await
+                            .is_ok_and(|a| a.require_read().is_ok());
+                        readable.insert(project, ok);
+                        ok
+                    }
+                };
+                if !ok {
+                    r.art_project = None;
+                    r.art_name = None;
+                    r.art_version = None;
+                }
+            }
+            let a = aliases.remove(&r.id).unwrap_or_default();
+            out.push(r.into_api(&model.name, a));
+        }
+        Ok(out)
     }
 
     /// Resolves `v3`/`3`, `latest`, `@alias`, or a stage name (the newest version in that
@@ -694,7 +717,7 @@ impl Registry<'_> {
                     .await?
             }
         };
-        self.versions_api(&model, rows).await
+        self.versions_api(actor, &model, rows).await
     }
 
     /// One version by number, `latest`, `@alias` or stage.
@@ -732,7 +755,7 @@ impl Registry<'_> {
                 )));
             }
         };
-        let mut v = self.versions_api(&model, vec![row]).await?;
+        let mut v = self.versions_api(actor, &model, vec![row]).await?;
         v.pop()
             .ok_or_else(|| ApiError::Internal("version vanished".into()))
     }

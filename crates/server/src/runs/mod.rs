@@ -23,7 +23,7 @@ use crate::auth::{Accounts, Actor};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ClientInfo;
 use crate::projects::{ProjectAccess, Projects};
-use crate::store::{BackendKind, Store, format_time, now_us};
+use crate::store::{BackendKind, Store, format_time, now_us, seconds_to_us};
 use crate::{on_backend, with_tx};
 use filter::{Bind, SqlBuilder};
 
@@ -139,6 +139,23 @@ fn check_len(what: &str, s: &Option<String>, max: usize) -> ApiResult<()> {
     }
 }
 
+/// A time a client recorded (Unix seconds), in microseconds; a 400 naming `what` when it is not
+/// a time.
+fn recorded_time(what: &str, t: Option<f64>) -> ApiResult<Option<i64>> {
+    t.map(|t| {
+        seconds_to_us(t).ok_or_else(|| ApiError::invalid(format!("{what} is not a valid time")))
+    })
+    .transpose()
+}
+
+/// A one-line field shown in tables (name, group, job type): limited, and without control
+/// or bidirectional-override characters.
+fn check_label(what: &str, s: &Option<String>, max: usize) -> ApiResult<()> {
+    check_len(what, s, max)?;
+    s.as_deref()
+        .map_or(Ok(()), |v| ApiError::check_text(what, v))
+}
+
 fn check_tags(tags: &[String]) -> ApiResult<Vec<String>> {
     if tags.len() > 100 {
         return Err(ApiError::invalid("a run can have at most 100 tags"));
@@ -151,6 +168,7 @@ fn check_tags(tags: &[String]) -> ApiResult<Vec<String>> {
                 "tag {t:?} must be 1 to 128 bytes"
             )));
         }
+        ApiError::check_text("tag", t)?;
         if !out.iter().any(|x| x == t) {
             out.push(t.to_string());
         }
@@ -339,10 +357,11 @@ impl Runs<'_> {
             Some(v @ serde_json::Value::Object(_)) => v.clone(),
             Some(_) => return Err(ApiError::invalid("config must be a JSON object")),
         };
-        check_len("name", &req.name, 256)?;
+        check_label("name", &req.name, 256)?;
         check_len("notes", &req.notes, 100_000)?;
-        check_len("group", &req.group, 256)?;
-        check_len("job_type", &req.job_type, 256)?;
+        check_label("group", &req.group, 256)?;
+        check_label("job_type", &req.job_type, 256)?;
+        self.check_config_size(&config.to_string())?;
         let tags = check_tags(&req.tags)?;
         if let Some(id) = &req.id {
             if !wanllmdb_api_types::is_valid_run_id(id) {
@@ -361,6 +380,8 @@ impl Runs<'_> {
         }
         let id = req.id.clone().unwrap_or_else(generate_run_id);
         let now = now_us();
+        // A run recorded offline keeps the time it started; a clock ahead of ours gives now.
+        let started = recorded_time("started_at", req.started_at)?.map_or(now, |t| t.min(now));
         let git = req.git.clone().unwrap_or_default();
         let name = req
             .name
@@ -371,7 +392,7 @@ impl Runs<'_> {
             with_tx!(self.store(), tx => {
                 let pk: i64 = sqlx::query_scalar(
                     "INSERT INTO runs (id, project_id, name, state, config, tags, notes, group_name, job_type, git_commit, git_branch, git_remote, git_dirty, host, os, program, runtime, created_by, created_at, started_at, heartbeat_at, updated_at)
-                     VALUES ($1, $2, $3, 'running', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $18, $18, $18) RETURNING pk",
+                     VALUES ($1, $2, $3, 'running', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $19, $19, $18, $18) RETURNING pk",
                 )
                 .bind(&id)
                 .bind(access.id)
@@ -391,6 +412,7 @@ impl Runs<'_> {
                 .bind(serde_json::to_string(&req.runtime).unwrap_or_default())
                 .bind(user.id)
                 .bind(now)
+                .bind(started)
                 .fetch_one(&mut *tx)
                 .await?;
                 for t in &tags {
@@ -444,6 +466,8 @@ impl Runs<'_> {
             }
         }
         let all_tags = check_tags(&all_tags)?;
+        let merged = serde_json::Value::Object(merged).to_string();
+        self.check_config_size(&merged)?;
         let now = now_us();
         let pk = existing.pk;
         with_tx!(self.store(), tx => {
@@ -456,7 +480,7 @@ impl Runs<'_> {
             )
             .bind(false)
             .bind(now)
-            .bind(serde_json::Value::Object(merged).to_string())
+            .bind(merged)
             .bind(serde_json::to_string(&all_tags).unwrap_or_default())
             .bind(req.name.clone().filter(|n| !n.trim().is_empty()))
             .bind(&req.notes)
@@ -488,7 +512,7 @@ impl Runs<'_> {
         client: &ClientInfo,
     ) -> ApiResult<Run> {
         let (row, _) = self.load_for_write(actor, id).await?;
-        check_len("name", &req.name, 256)?;
+        check_label("name", &req.name, 256)?;
         check_len("notes", &req.notes, 100_000)?;
         if req.name.as_deref().is_some_and(|n| n.trim().is_empty()) {
             return Err(ApiError::invalid("name cannot be empty"));
@@ -510,6 +534,7 @@ impl Runs<'_> {
                 let sql = format!("SELECT config FROM runs WHERE pk = $1{lock}");
                 let stored: String = sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(row.pk).fetch_one(&mut *tx).await?;
                 let merged = merge_config(&stored, patch);
+                self.check_config_size(&merged)?;
                 sqlx::query("UPDATE runs SET config = $1 WHERE pk = $2").bind(merged).bind(row.pk).execute(&mut *tx).await?;
             }
             sqlx::query("UPDATE runs SET name = COALESCE($1, name), notes = COALESCE($2, notes), tags = COALESCE($3, tags), updated_at = $4 WHERE pk = $5")
@@ -550,6 +575,20 @@ impl Runs<'_> {
         )
         .await;
         self.get(actor, id).await
+    }
+
+    /// A 413 when a run's config, as JSON, is over the server's limit: configs come back in
+    /// every run list, so one huge config would make every page huge.
+    fn check_config_size(&self, json: &str) -> ApiResult<()> {
+        let max = self.state.config.max_run_config_bytes;
+        if json.len() <= max {
+            return Ok(());
+        }
+        Err(ApiError::PayloadTooLarge(format!(
+            "the run config is {} bytes as JSON; this server keeps configs of at most {max} \
+             bytes (its --max-run-config-bytes): keep large values in files or artifacts",
+            json.len()
+        )))
     }
 
     /// `FOR UPDATE` where the backend has row locks; SQLite's write transaction already
@@ -674,12 +713,15 @@ impl Runs<'_> {
         }
         check_len("reason", &req.reason, 256)?;
         let now = now_us();
+        // A run recorded offline keeps the time it ended, between its start and now.
+        let end = recorded_time("finished_at", req.finished_at)?
+            .map_or(now, |t| t.clamp(row.started_at.min(now), now));
         // A run a sweep stopped ends with the sweep's reason unless the client gave one.
         on_backend!(self.store(), write pool => {
             sqlx::query("UPDATE runs SET state = $1, exit_code = $2, finished_at = $3, updated_at = $3, reaped = $5,
                  end_reason = CASE WHEN $1 = 'killed' THEN COALESCE($6, (SELECT t.stop_reason FROM sweep_trials t WHERE t.run_id = runs.id)) ELSE $6 END
                  WHERE pk = $4")
-                .bind(req.state.as_str()).bind(req.exit_code.map(i64::from)).bind(now).bind(row.pk).bind(false).bind(&req.reason).execute(pool).await?;
+                .bind(req.state.as_str()).bind(req.exit_code.map(i64::from)).bind(end).bind(row.pk).bind(false).bind(&req.reason).execute(pool).await?;
         });
         self.record(
             actor,

@@ -95,6 +95,9 @@ pub enum OpenError {
     /// The URL names no supported backend.
     #[error("unsupported database URL (expected sqlite:// or postgres://): {0}")]
     Unsupported(String),
+    /// Existing accounts would collide under a newer rule.
+    #[error("cannot upgrade the database: {0}")]
+    Collision(String),
 }
 
 impl Store {
@@ -155,11 +158,49 @@ impl Store {
 
     /// Applies pending migrations.
     pub async fn migrate(&self) -> Result<(), OpenError> {
+        self.check_case_collisions().await?;
         match &self.backend {
             Backend::Sqlite { write, .. } => sqlx::migrate!("migrations/sqlite").run(write).await?,
             Backend::Postgres(pool) => sqlx::migrate!("migrations/postgres").run(pool).await?,
         }
         Ok(())
+    }
+
+    /// Usernames and emails are unique whatever their case since migration 11. Accounts made
+    /// before that may differ only in case; rather than fail on the unique index, say which.
+    async fn check_case_collisions(&self) -> Result<(), OpenError> {
+        let mut found = Vec::new();
+        for column in ["username", "email"] {
+            let sql = format!(
+                "SELECT {column} FROM users WHERE lower({column}) IN \
+                 (SELECT lower({column}) FROM users GROUP BY lower({column}) HAVING COUNT(*) > 1) \
+                 ORDER BY lower({column}), {column}"
+            );
+            let names: Result<Vec<String>, sqlx::Error> = on_backend!(self, write pool => {
+                sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_all(pool).await
+            });
+            // No users table: a new database, nothing to collide.
+            let Ok(names) = names else { continue };
+            let mut groups: Vec<Vec<String>> = Vec::new();
+            for name in names {
+                match groups.last_mut() {
+                    Some(g) if g[0].to_lowercase() == name.to_lowercase() => g.push(name),
+                    _ => groups.push(vec![name]),
+                }
+            }
+            for g in groups {
+                found.push(format!("{column}s {}", g.join(" and ")));
+            }
+        }
+        if found.is_empty() {
+            return Ok(());
+        }
+        Err(OpenError::Collision(format!(
+            "usernames and emails are now matched whatever their case, and these accounts differ \
+             only in case: {}. Rename or remove all but one of each (e.g. with the previous \
+             version's `wanllmdb admin`, or in the database) and start again",
+            found.join("; ")
+        )))
     }
 
     /// The dialect.

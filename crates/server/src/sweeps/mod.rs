@@ -326,6 +326,9 @@ impl Sweeps<'_> {
                 "the configuration names project {p:?} but the sweep is being created in {project:?}; remove `project` or create it there"
             )));
         }
+        if let Some(name) = &cfg.name {
+            ApiError::check_text("sweep name", name)?;
+        }
         let id = generate_run_id();
         let name = cfg.name.clone().unwrap_or_else(|| id.clone());
         let seed = cfg.tpe.seed.unwrap_or_else(rand::random::<u64>) as i64;

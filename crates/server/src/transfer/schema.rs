@@ -64,7 +64,8 @@ tables! {
     "api_keys" ["id"] { "id": I, "user_id": I, "name": T, "prefix": T, "key_hash": T,
         "created_at": I, "last_used_at": I, "revoked_at": I }
     "refresh_tokens" ["jti"] { "jti": T, "family": T, "user_id": I, "expires_at": I,
-        "used_at": I, "revoked_at": I }
+        "used_at": I, "revoked_at": I, "rotated_jti": T, "rotated_access_jti": T,
+        "rotated_iat": I }
     "revoked_tokens" ["jti"] { "jti": T, "expires_at": I }
     "login_failures" ["id"] { "id": I, "subject": T, "at": I }
     "server_settings" ["name"] { "name": T, "value": T }

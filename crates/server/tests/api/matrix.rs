@@ -54,9 +54,9 @@ each_backend!(authorization_matrix, |ctx| {
                     StatusCode::FORBIDDEN
                 }
             };
-            // Changes need a signed-in caller: anonymous ones are refused with 401 before
-            // anything is looked up, on public and private projects alike.
-            let denied_write = |allowed: bool| -> StatusCode {
+            // A body from an anonymous caller where an account is needed is refused before it
+            // is read: 401 whatever the project's visibility (nothing about it is revealed).
+            let refused = |allowed: bool| -> StatusCode {
                 if !allowed && *who == "anonymous" {
                     StatusCode::UNAUTHORIZED
                 } else {
@@ -87,7 +87,7 @@ each_backend!(authorization_matrix, |ctx| {
                     json!({"points": [{"step": 1, "values": {"loss": 0.5}}]}),
                 )
                 .await;
-            assert_eq!(s, denied_write(can_write), "write history: {ctxmsg}");
+            assert_eq!(s, refused(can_write), "write history: {ctxmsg}");
             let (s, _) = ctx
                 .post(
                     &format!("/api/v1/runs/{run}/logs"),
@@ -95,18 +95,18 @@ each_backend!(authorization_matrix, |ctx| {
                     json!({"lines": [{"message": "hi"}]}),
                 )
                 .await;
-            assert_eq!(s, denied_write(can_write), "write logs: {ctxmsg}");
+            assert_eq!(s, refused(can_write), "write logs: {ctxmsg}");
             let (s, _) = ctx
                 .patch(&format!("/api/v1/runs/{run}"), k, json!({"notes": "x"}))
                 .await;
-            assert_eq!(s, denied_write(can_write), "update run: {ctxmsg}");
+            assert_eq!(s, refused(can_write), "update run: {ctxmsg}");
             let (s, _) = ctx
                 .post("/api/v1/runs", k, json!({"project": project}))
                 .await;
             let want = if can_write {
                 StatusCode::CREATED
             } else {
-                denied_write(false)
+                refused(false)
             };
             assert_eq!(s, want, "create run: {ctxmsg}");
             // Resuming someone's run id needs write access too; the run stays untouched.
@@ -120,7 +120,7 @@ each_backend!(authorization_matrix, |ctx| {
             let want = if can_write {
                 StatusCode::OK
             } else {
-                denied_write(false)
+                refused(false)
             };
             assert_eq!(s, want, "resume run: {ctxmsg}");
 
@@ -131,7 +131,7 @@ each_backend!(authorization_matrix, |ctx| {
                     json!({"description": "d"}),
                 )
                 .await;
-            assert_eq!(s, denied_write(can_admin), "update project: {ctxmsg}");
+            assert_eq!(s, refused(can_admin), "update project: {ctxmsg}");
             let (s, _) = ctx
                 .post(
                     &format!("/api/v1/projects/{project}/members"),
@@ -142,7 +142,7 @@ each_backend!(authorization_matrix, |ctx| {
             let want = if can_admin {
                 StatusCode::CREATED
             } else {
-                denied_write(false)
+                refused(false)
             };
             assert_eq!(s, want, "add member: {ctxmsg}");
             if can_admin {
@@ -153,10 +153,10 @@ each_backend!(authorization_matrix, |ctx| {
             }
             if *who != "owner" {
                 let (s, _) = ctx.delete(&format!("/api/v1/projects/{project}"), k).await;
-                let want = if *who == "anonymous" {
-                    StatusCode::UNAUTHORIZED
-                } else if !can_read {
+                let want = if !can_read {
                     StatusCode::NOT_FOUND
+                } else if *who == "anonymous" {
+                    StatusCode::UNAUTHORIZED
                 } else {
                     StatusCode::FORBIDDEN
                 };

@@ -153,10 +153,11 @@ each_backend!(authorization_matrix, |ctx| {
             }
             if *who != "owner" {
                 let (s, _) = ctx.delete(&format!("/api/v1/projects/{project}"), k).await;
-                let want = if !can_read {
-                    StatusCode::NOT_FOUND
-                } else if *who == "anonymous" {
+                // A change needs an account even without a body: 401 before any lookup.
+                let want = if *who == "anonymous" {
                     StatusCode::UNAUTHORIZED
+                } else if !can_read {
+                    StatusCode::NOT_FOUND
                 } else {
                     StatusCode::FORBIDDEN
                 };

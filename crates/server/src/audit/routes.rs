@@ -49,7 +49,7 @@ fn require_admin(actor: &Actor) -> ApiResult<()> {
 /// `until`, a numeric `status`) keep working.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
-struct AuditQuery {
+pub(crate) struct AuditQuery {
     /// `authentication`, `authorization`, `data_modification`, `data_access` or `security`.
     event_category: Option<String>,
     /// Old name of `event_category`; also takes the old values `auth` (authentication),
@@ -128,7 +128,9 @@ fn parse_hours(h: &str) -> ApiResult<u32> {
 }
 
 impl AuditQuery {
-    fn filter(&self) -> ApiResult<AuditFilter> {
+    /// The conditions and the page position the parameters ask for (the web UI's audit page
+    /// reads the same parameters).
+    pub(crate) fn filter(&self) -> ApiResult<AuditFilter> {
         let mut conds = Vec::new();
         self.what(&mut conds)?;
         self.who(&mut conds)?;

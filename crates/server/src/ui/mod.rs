@@ -4,8 +4,12 @@
 //! exactly what the caller may read over the API, and a private object is a 404 page to
 //! outsiders. View state lives in the URL.
 
+mod admin;
+mod artifacts;
 pub mod assets;
 mod pages;
+mod registry;
+mod sweeps;
 pub mod views;
 
 use askama::Template;
@@ -46,6 +50,38 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/runs/{id}/files", get(pages::run_files))
         .route("/runs/{id}/files/download", get(pages::download_file))
         .route("/runs/{id}/artifacts", get(pages::run_artifacts))
+        .route("/projects/{name}/sweeps", get(sweeps::list))
+        .route("/sweeps/{id}", get(sweeps::sweep))
+        .route("/sweeps/{id}/state", post(sweeps::change_state))
+        .route("/projects/{name}/artifacts", get(artifacts::list))
+        .route(
+            "/projects/{name}/artifacts/{artifact}",
+            get(artifacts::artifact),
+        )
+        .route(
+            "/projects/{name}/artifacts/{artifact}/{version}",
+            get(artifacts::version),
+        )
+        .route(
+            "/projects/{name}/artifacts/{artifact}/{version}/files/download",
+            get(artifacts::download),
+        )
+        .route("/models", get(registry::models))
+        .route("/models/{name}", get(registry::model))
+        .route(
+            "/models/{name}/versions/{version}/transition",
+            post(registry::transition),
+        )
+        .route(
+            "/models/{name}/versions/{version}/approval",
+            post(registry::approval),
+        )
+        .route("/admin", get(|| async { Redirect::to("/admin/audit") }))
+        .route("/admin/audit", get(admin::audit))
+        .route("/admin/users", get(admin::users).post(admin::create_user))
+        .route("/admin/users/{name}/{action}", post(admin::change_user))
+        .route("/admin/api-keys", get(admin::api_keys))
+        .route("/admin/api-keys/{id}/revoke", post(admin::revoke_key))
         .route("/static/{hash}/{*path}", get(assets::serve))
         .layer(axum::middleware::from_fn_with_state(state, guard))
 }
@@ -57,6 +93,8 @@ pub struct Chrome {
     pub assets: &'static str,
     /// The logged-in user's name.
     pub user: Option<String>,
+    /// Whether the logged-in user is a server administrator (the admin pages are linked).
+    pub admin: bool,
     /// The token forms and scripts send back.
     pub csrf: String,
     /// Links from the top of the site to this page.
@@ -96,6 +134,7 @@ impl FromRequestParts<AppState> for Page {
             chrome: Chrome {
                 assets: assets::prefix(),
                 user: actor.user.as_ref().map(|u| u.username.clone()),
+                admin: actor.is_admin(),
                 csrf,
                 crumbs: vec![("Projects".into(), "/projects".into())],
             },
@@ -116,7 +155,8 @@ struct ErrorPage {
 
 /// A service error shown as a page with the error's status.
 pub struct PageError {
-    chrome: Chrome,
+    /// Boxed: errors travel in every page handler's `Result`, which stays small.
+    chrome: Box<Chrome>,
     error: ApiError,
 }
 
@@ -124,7 +164,7 @@ impl PageError {
     /// Wraps an error for a page.
     pub fn new(chrome: &Chrome, error: ApiError) -> PageError {
         PageError {
-            chrome: chrome.clone(),
+            chrome: Box::new(chrome.clone()),
             error,
         }
     }
@@ -141,7 +181,7 @@ impl IntoResponse for PageError {
         let login_hint = self.chrome.user.is_none()
             && matches!(status, StatusCode::NOT_FOUND | StatusCode::UNAUTHORIZED);
         let page = ErrorPage {
-            chrome: self.chrome,
+            chrome: *self.chrome,
             status: status.as_u16(),
             title,
             message,
@@ -153,6 +193,51 @@ impl IntoResponse for PageError {
 
 /// Result of a page handler.
 pub type PageResult<T> = Result<T, PageError>;
+
+/// What a form did, shown at the top of the page it answers with.
+#[derive(Debug, Clone)]
+pub struct Notice {
+    /// `ok` or `error` (a CSS class).
+    pub kind: &'static str,
+    /// The sentence.
+    pub text: String,
+}
+
+impl Notice {
+    /// Something was done.
+    pub fn ok(text: impl Into<String>) -> Notice {
+        Notice {
+            kind: "ok",
+            text: text.into(),
+        }
+    }
+}
+
+/// A service error as a notice, and the status the page answers with.
+pub fn refused(error: ApiError) -> (StatusCode, Notice) {
+    let text = match &error {
+        ApiError::Internal(_) => "internal server error".to_string(),
+        other => other.to_string(),
+    };
+    let status = error.into_response().status();
+    (
+        status,
+        Notice {
+            kind: "error",
+            text,
+        },
+    )
+}
+
+/// The page a form answers with. The form's action is not a page, so the address bar is set to
+/// `url` (htmx reads `HX-Push-Url`): reloading reads that page instead of posting again.
+pub fn answer_form(status: StatusCode, page: impl IntoResponse, url: &str) -> Response {
+    let mut resp = (status, page).into_response();
+    if let Ok(v) = HeaderValue::from_str(url) {
+        resp.headers_mut().insert("hx-push-url", v);
+    }
+    resp
+}
 
 /// Headers every UI response gets; the CSRF check of state changes.
 async fn guard(req: Request, next: Next) -> Response {

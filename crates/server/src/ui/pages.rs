@@ -216,6 +216,7 @@ pub(super) struct HeaderView {
 pub(super) struct ProjectPage {
     chrome: Chrome,
     project: Project,
+    tab: &'static str,
     t: TableState,
     headers: Vec<HeaderView>,
     fixed: Vec<HeaderView>,
@@ -347,6 +348,7 @@ pub(super) async fn project(
     let body = ProjectPage {
         chrome: page.chrome,
         project,
+        tab: "runs",
         t,
         headers,
         fixed,
@@ -618,13 +620,7 @@ pub(super) struct FilesPage {
 
 impl FilesPage {
     fn size(&self, f: &RunFile) -> String {
-        let b = f.size as f64;
-        match f.size {
-            0..1024 => format!("{} B", f.size),
-            1024..1_048_576 => format!("{:.1} KiB", b / 1024.0),
-            1_048_576..1_073_741_824 => format!("{:.1} MiB", b / 1_048_576.0),
-            _ => format!("{:.2} GiB", b / 1_073_741_824.0),
-        }
+        views::size(f.size)
     }
     fn href(&self, f: &RunFile) -> String {
         format!(
@@ -689,13 +685,11 @@ pub(super) struct ArtifactsPage {
 }
 
 impl ArtifactsPage {
-    fn href(&self, v: &ArtifactVersion) -> String {
-        format!(
-            "/projects/{}/artifacts/{}/{}",
-            v.project,
-            v.artifact,
-            v.version.as_deref().unwrap_or("pending")
-        )
+    /// The version's page; a version still being uploaded has none yet.
+    fn href(&self, v: &ArtifactVersion) -> Option<String> {
+        v.version
+            .as_deref()
+            .map(|n| views::artifact_href(&v.project, &v.artifact, n))
     }
 }
 

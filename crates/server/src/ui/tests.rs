@@ -9,10 +9,11 @@ use super::{Chrome, ErrorPage, LoginPage};
 
 const XSS: &str = "<script>alert(1)</script>";
 
-fn chrome(user: Option<&str>) -> Chrome {
+pub(super) fn chrome(user: Option<&str>) -> Chrome {
     Chrome {
         assets: "/static/000000000000",
         user: user.map(str::to_string),
+        admin: false,
         csrf: "c0ffee".into(),
         crumbs: vec![
             ("Projects".into(), "/projects".into()),
@@ -35,7 +36,7 @@ fn hostile_run() -> Run {
     .unwrap()
 }
 
-fn assert_inert(html: &str) {
+pub(super) fn assert_inert(html: &str) {
     assert!(!html.contains("<script>alert"), "raw script tag in output");
     assert!(!html.contains("<img src=x"), "raw img tag in output");
     assert!(

@@ -55,6 +55,46 @@ pub fn number(v: f64) -> String {
     s.to_string()
 }
 
+/// A byte count as people read it: `512 B`, `1.5 KiB`, `3.2 MiB`, `1.25 GiB`.
+pub fn size(bytes: u64) -> String {
+    let b = bytes as f64;
+    match bytes {
+        0..1024 => format!("{bytes} B"),
+        1024..1_048_576 => format!("{:.1} KiB", b / 1024.0),
+        1_048_576..1_073_741_824 => format!("{:.1} MiB", b / 1_048_576.0),
+        _ => format!("{:.2} GiB", b / 1_073_741_824.0),
+    }
+}
+
+/// The page of an artifact version.
+pub fn artifact_href(project: &str, artifact: &str, version: &str) -> String {
+    format!(
+        "/projects/{project}/artifacts/{}/{}",
+        segment(artifact),
+        segment(version)
+    )
+}
+
+/// The page of an artifact version named `PROJECT/NAME:vN` (as a model version names it).
+pub fn artifact_label_href(label: &str) -> Option<String> {
+    let (project, rest) = label.split_once('/')?;
+    let (artifact, version) = rest.rsplit_once(':')?;
+    Some(artifact_href(project, artifact, version))
+}
+
+/// Text made safe as one path segment (`/`, `?`, `#`, `%` and spaces escaped).
+pub fn segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~:@!$&'()*+,;=".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// Seconds as `1h 02m`, `3m 05s` or `12s`.
 pub fn duration(seconds: f64) -> String {
     let s = seconds.max(0.0) as u64;
@@ -261,6 +301,23 @@ mod tests {
         assert_eq!(safe_next(Some("https://evil.example")), "/projects");
         assert_eq!(safe_next(Some("/\\evil")), "/projects");
         assert_eq!(safe_next(None), "/projects");
+    }
+
+    #[test]
+    fn sizes_and_links() {
+        assert_eq!(size(512), "512 B");
+        assert_eq!(size(1536), "1.5 KiB");
+        assert_eq!(size(3 * 1_048_576), "3.0 MiB");
+        assert_eq!(
+            artifact_href("p", "data set", "v2"),
+            "/projects/p/artifacts/data%20set/v2"
+        );
+        assert_eq!(
+            artifact_label_href("vision/mnist:v3").as_deref(),
+            Some("/projects/vision/artifacts/mnist/v3")
+        );
+        assert_eq!(artifact_label_href("no-project:v3"), None);
+        assert_eq!(segment("a/b?c#d%"), "a%2Fb%3Fc%23d%25");
     }
 
     #[test]

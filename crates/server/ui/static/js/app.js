@@ -2,7 +2,9 @@
 // needs from data- attributes.
 
 import { initChartGrid } from './chartgrid.js';
+import { initLineage } from './lineage.js';
 import { initLogs } from './logs.js';
+import { initParCoords } from './parcoords.js';
 import { initColumnPicker, initRunTable } from './runtable.js';
 
 /** @param {ParentNode} root */
@@ -11,6 +13,14 @@ function start(root) {
   root.querySelectorAll('[data-logs]').forEach((el) => initLogs(/** @type {HTMLElement} */ (el)));
   root.querySelectorAll('[data-run-table]').forEach((el) => initRunTable(/** @type {HTMLTableElement} */ (el)));
   root.querySelectorAll('[data-column-picker]').forEach((el) => initColumnPicker(/** @type {HTMLFormElement} */ (el)));
+  for (const [selector, init] of /** @type {const} */ ([['[data-parcoords]', initParCoords], ['[data-lineage]', initLineage]])) {
+    root.querySelectorAll(selector).forEach((el) => {
+      const widget = /** @type {HTMLElement} */ (el);
+      init(widget).catch((err) => {
+        widget.dataset.error = String(err);
+      });
+    });
+  }
 }
 
 start(document);

@@ -1,47 +1,33 @@
 // Figures of the web UI, measured in the system Chromium against the real binary (a
 // benchmark program, not a test). Prints one line per figure.
 //
-//   WANLLMDB_BIN=../target/release/wanllmdb node bench/ui-bench.mjs [--scale 0.1]
+//   WANLLMDB_BIN=../target/release/wanllmdb node bench/ui-bench.mjs [--scale 0.1] [--only parcoords,lineage]
 //
-// --scale shrinks every data size (runs, points) for a quick look; figures for
-// docs/BENCHMARKS.md are taken at scale 1.
+// --scale shrinks every data size (runs, points, trials, nodes) for a quick look; figures for
+// docs/BENCHMARKS.md are taken at scale 1. --only runs some of the parts: table, run, compare,
+// size, live, parcoords, lineage.
 
 import { gzipSync } from 'node:zlib';
 
-import { api, browser, login, startServer, user, PASSWORD } from '../lib/harness.mjs';
+import { api, browser, login, repo, startServer, user, PASSWORD } from '../lib/harness.mjs';
+import { refVersion, run, seedSweep, use } from '../lib/seed.mjs';
+import { breakdown, median, navigate, seedCurves, traceNavigation } from './measure.mjs';
 
-const arg = process.argv.indexOf('--scale');
-const scale = arg > 0 ? Number(process.argv[arg + 1]) : 1;
+const flag = (/** @type {string} */ name) => {
+  const i = process.argv.indexOf(name);
+  return i > 0 ? process.argv[i + 1] : undefined;
+};
+const scale = Number(flag('--scale') ?? 1);
+const only = flag('--only')?.split(',');
+const part = (/** @type {string} */ name) => !only || only.includes(name);
+/** With --trace, one more navigation of each page under Chromium's tracing (target/ui-traces/). */
+const tracing = process.argv.includes('--trace');
+const trace = async (/** @type {any} */ page, /** @type {string} */ name, /** @type {string} */ url, /** @type {string} */ selector) => {
+  if (!tracing) return;
+  const t = await traceNavigation(page, url, selector, `${repo}/target/ui-traces/${name}.json`);
+  console.log(`  traced (${t.total} ms): ${t.top}`);
+};
 const n = (/** @type {number} */ x) => Math.max(1, Math.round(x * scale));
-
-/** Appends `steps` steps of `keys` keys, columnar batches of 10,000 steps. */
-async function seedCurves(server, key, run, keys, steps) {
-  for (let s0 = 0; s0 < steps; s0 += 10_000) {
-    const points = [];
-    for (let s = s0; s < Math.min(steps, s0 + 10_000); s++) {
-      /** @type {Record<string, number>} */
-      const values = {};
-      for (let k = 0; k < keys; k++) values[`metric_${String(k).padStart(2, '0')}`] = Math.exp(-s / 200_000) + 0.01 * Math.sin(s + k);
-      points.push({ step: s, timestamp: 1764250000 + s * 0.01, values });
-    }
-    await api(server, 'POST', `/api/v1/runs/${run}/history`, key, { points });
-  }
-}
-
-/**
- * Milliseconds from navigation start until `selector` is in the page and painted.
- * @param {import('playwright-core').Page} page
- */
-async function navigate(page, url, selector) {
-  await page.goto('about:blank');
-  const t0 = Date.now();
-  await page.goto(url, { waitUntil: 'commit' });
-  await page.waitForSelector(selector, { timeout: 120_000 });
-  await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => r(null))));
-  return Date.now() - t0;
-}
-
-const median = (/** @type {number[]} */ xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 async function main() {
   const server = await startServer();
@@ -52,7 +38,20 @@ async function main() {
   const page = await chrome.context.newPage();
   await login(page, server, { username: 'bench', password: PASSWORD });
 
-  // Run table with 10,000 runs.
+  if (part('table')) await tablePart(server, me, page);
+  if (part('run')) await runPart(server, me, page);
+  if (part('compare')) await comparePart(server, me, page);
+  if (part('size')) await sizePart(server, page);
+  if (part('live')) await livePart(server, me, page);
+  if (part('parcoords')) await parcoordsPart(server, me, page);
+  if (part('lineage')) await lineagePart(server, me, page);
+
+  await chrome.close();
+  await server.stop();
+}
+
+/** Run table with 10,000 runs. */
+async function tablePart(server, me, page) {
   const runCount = n(10_000);
   for (let i = 0; i < runCount; i += 50) {
     await Promise.all(
@@ -64,20 +63,28 @@ async function main() {
   const table = [];
   for (let i = 0; i < 5; i++) table.push(await navigate(page, `${server.url}/projects/table`, '#run-table tbody tr'));
   console.log(`run table, ${runCount} runs: first rows painted ${median(table)} ms after navigation (median of 5)`);
+  console.log('  last one:', JSON.stringify(await breakdown(page)));
+  await trace(page, 'run-table', `${server.url}/projects/table`, '#run-table tbody tr');
+}
 
-  // Run page, 20 keys x 1,000,000 points.
+/** Run page, 20 keys x 1,000,000 points. */
+async function runPart(server, me, page) {
   const steps = n(1_000_000);
   const big = await api(server, 'POST', '/api/v1/runs', me.key, { project: 'curves', name: 'big' });
-  let t = Date.now();
+  const t = Date.now();
   await seedCurves(server, me.key, big.id, 20, steps);
   console.log(`(seeded 20 keys x ${steps} points in ${((Date.now() - t) / 1000).toFixed(1)} s)`);
   const runPage = [];
   for (let i = 0; i < 5; i++) runPage.push(await navigate(page, `${server.url}/runs/${big.id}`, '[data-chart][data-ready=true]'));
   console.log(`run page, 20 keys x ${steps} points: first chart drawn ${median(runPage)} ms after navigation (median of 5)`);
+  console.log('  last one:', JSON.stringify(await breakdown(page)));
+  await trace(page, 'run-page', `${server.url}/runs/${big.id}`, '[data-chart][data-ready=true]');
+}
 
-  // Compare 50 runs x 100,000 points.
+/** Compare 50 runs x 100,000 points. */
+async function comparePart(server, me, page) {
   const ids = [];
-  t = Date.now();
+  const t = Date.now();
   for (let i = 0; i < 50; i++) {
     const r = await api(server, 'POST', '/api/v1/runs', me.key, { project: 'curves', name: `cmp-${i}`, config: { lr: i } });
     await seedCurves(server, me.key, r.id, 1, n(100_000));
@@ -87,14 +94,22 @@ async function main() {
   const cmp = [];
   for (let i = 0; i < 5; i++) cmp.push(await navigate(page, `${server.url}/projects/curves/compare?runs=${ids.join(',')}`, '[data-chart][data-ready=true]'));
   console.log(`compare, 50 runs x ${n(100_000)} points on one chart: drawn ${median(cmp)} ms after navigation (median of 5)`);
+  console.log('  last one:', JSON.stringify(await breakdown(page)));
+  await trace(page, 'compare', `${server.url}/projects/curves/compare?runs=${ids.join(',')}`, '[data-chart][data-ready=true]');
+}
 
-  // What a first visit downloads.
+/** What a first visit downloads: every JS and CSS file of the bundle but the lineage graph's layout library, which only its pages import. */
+async function sizePart(server, page) {
+  await page.goto(`${server.url}/projects`);
   const assets = await page.evaluate(() => performance.getEntriesByType('resource').map((e) => e.name).filter((u) => /\.(js|css)$/.test(u)));
   let gz = 0;
   for (const u of new Set(assets)) gz += gzipSync(Buffer.from(await (await fetch(u)).arrayBuffer())).length;
-  console.log(`JS + CSS shipped: ${(gz / 1024).toFixed(1)} KB gzipped (${new Set(assets).size} files)`);
+  console.log(`JS + CSS a first visit downloads: ${(gz / 1024).toFixed(1)} KB gzipped (${new Set(assets).size} files)`);
+}
 
-  // Live: a point logged to a running run, and a log line, until on screen.
+/** Live: a point logged to a running run, and a log line, until on screen. */
+async function livePart(server, me, page) {
+  let t = 0;
   const live = await api(server, 'POST', '/api/v1/runs', me.key, { project: 'curves', name: 'live' });
   await seedCurves(server, me.key, live.id, 1, 100);
   await page.goto(`${server.url}/runs/${live.id}`);
@@ -118,9 +133,109 @@ async function main() {
     line.push(Date.now() - t);
   }
   console.log(`live log line in the open tail: ${median(line)} ms (median of 5)`);
+}
 
-  await chrome.close();
-  await server.stop();
+/** Parallel coordinates of 1,000 trials x 8 parameters: drawn, and brushing. */
+async function parcoordsPart(server, me, page) {
+  const trials = n(1000);
+  const parameters = {};
+  for (let k = 0; k < 8; k++) {
+    parameters[`p${k}`] = k % 3 === 0 ? { distribution: 'log_uniform_values', min: 1e-5, max: 1 } : k % 3 === 1 ? { distribution: 'uniform', min: 0, max: 1 } : { values: [16, 32, 64, 128] };
+  }
+  const config = { method: 'random', metric: { name: 'acc', goal: 'maximize' }, parameters };
+  await api(server, 'POST', '/api/v1/projects', me.key, { name: 'sweeps', visibility: 'private' });
+  const t = Date.now();
+  const sw = await seedSweep(server, me.key, 'sweeps', config, trials, (p) => Math.sin(Math.log(p.p0)) + p.p1 - p.p2 / 256, 16);
+  console.log(`(seeded a sweep of ${trials} trials x 8 parameters in ${((Date.now() - t) / 1000).toFixed(1)} s)`);
+  const drawn = [];
+  const draw = [];
+  const loadMs = [];
+  for (let i = 0; i < 5; i++) {
+    drawn.push(await navigate(page, `${server.url}/sweeps/${sw.id}`, '[data-parcoords][data-ready=true]'));
+    draw.push(Number(await page.getAttribute('[data-parcoords]', 'data-draw-ms')));
+    loadMs.push(Number(await page.getAttribute('[data-parcoords]', 'data-load-ms')));
+  }
+  console.log(`parallel coordinates, ${trials} trials x 8 parameters: page to drawn ${median(drawn)} ms (median of 5); the canvas itself ${median(draw).toFixed(1)} ms, the analysis read in ${median(loadMs).toFixed(1)} ms`);
+  console.log('  last one:', JSON.stringify(await breakdown(page)));
+  await trace(page, 'sweep', `${server.url}/sweeps/${sw.id}`, '[data-parcoords][data-ready=true]');
+  // Brushing: a drag along the first axis, 30 moves; each from the event to the next frame
+  // (lines redrawn and the trials table filtered).
+  const times = await page.evaluate(async () => {
+    const el = /** @type {HTMLElement} */ (document.querySelector('[data-parcoords]'));
+    const canvas = /** @type {HTMLCanvasElement} */ (el.querySelector('canvas'));
+    const head = /** @type {HTMLElement} */ (el.querySelector('.pc-axis')).getBoundingClientRect();
+    const box = canvas.getBoundingClientRect();
+    const x = head.left + head.width / 2;
+    const at = (/** @type {string} */ type, /** @type {number} */ f) =>
+      canvas.dispatchEvent(new PointerEvent(type, { clientX: x, clientY: box.top + box.height * f, pointerId: 7, bubbles: true }));
+    at('pointerdown', 0.1);
+    const out = [];
+    for (let k = 0; k < 30; k++) {
+      const t0 = performance.now();
+      at('pointermove', 0.15 + k * 0.02);
+      await new Promise((r) => requestAnimationFrame(() => setTimeout(r, 0)));
+      out.push(performance.now() - t0);
+    }
+    at('pointerup', 0.75);
+    return out;
+  });
+  const table = Number(await page.getAttribute('[data-parcoords]', 'data-brush-ms'));
+  const update = Number(await page.getAttribute('[data-parcoords] canvas', 'data-update-ms'));
+  console.log(`brushing 1 axis of ${trials} trials: ${median(times).toFixed(1)} ms from the pointer event to the next frame (median of 30 moves, max ${Math.max(...times).toFixed(1)} ms); the last update took ${update.toFixed(1)} ms of script, ${table.toFixed(1)} ms of it filtering the table`);
+}
+
+/** A lineage graph of about 500 runs and versions. */
+async function lineagePart(server, me, page) {
+  const target = n(500);
+  await api(server, 'POST', '/api/v1/projects', me.key, { name: 'lineage', visibility: 'private' });
+  const t = Date.now();
+  const key = me.key;
+  const p = 'lineage';
+  // Upstream: 27 versions from 27 runs, reduced by runs that use 3 and produce 1, to one
+  // run that produces the version shown.
+  let layer = [];
+  for (let i = 0; i < 27; i++) layer.push(await refVersion(server, key, p, 'data', { run: await run(server, key, p, `source-${i}`) }));
+  let count = 54;
+  while (layer.length > 1) {
+    const next = [];
+    for (let i = 0; i < layer.length; i += 3) {
+      const r = await run(server, key, p, `merge-${count}`);
+      for (const v of layer.slice(i, i + 3)) await use(server, key, p, 'data', v, r);
+      next.push(await refVersion(server, key, p, 'data', { run: r }));
+      count += 2;
+    }
+    layer = next;
+  }
+  const start = layer[0];
+  // Downstream: each version used by 3 runs, each producing a version, until the target.
+  let frontier = [start];
+  while (count < target) {
+    const next = [];
+    for (const v of frontier) {
+      for (let k = 0; k < 3 && count < target; k++) {
+        const r = await run(server, key, p, `use-${count}`);
+        await use(server, key, p, 'data', v, r);
+        count++;
+        if (count < target) {
+          next.push(await refVersion(server, key, p, 'data', { run: r }));
+          count++;
+        }
+      }
+    }
+    frontier = next;
+  }
+  console.log(`(seeded a lineage of ${count} runs and versions in ${((Date.now() - t) / 1000).toFixed(1)} s)`);
+  const drawn = [];
+  const layout = [];
+  let nodes = 0;
+  for (let i = 0; i < 5; i++) {
+    drawn.push(await navigate(page, `${server.url}/projects/${p}/artifacts/data/${start}?depth=20`, '[data-lineage][data-ready=true]'));
+    layout.push(Number(await page.getAttribute('[data-lineage]', 'data-layout-ms')));
+    nodes = Number(await page.getAttribute('[data-lineage]', 'data-nodes'));
+  }
+  console.log(`lineage graph of ${nodes} nodes: laid out by dagre in ${median(layout).toFixed(0)} ms; page to drawn ${median(drawn)} ms (median of 5)`);
+  console.log('  last one:', JSON.stringify(await breakdown(page)));
+  await trace(page, 'lineage', `${server.url}/projects/${p}/artifacts/data/${start}?depth=20`, '[data-lineage][data-ready=true]');
 }
 
 main().catch((e) => {

@@ -27,6 +27,7 @@ mod sweep_options;
 mod sweeps;
 mod telemetry;
 mod transfer;
+mod ui;
 mod uploads;
 mod wire;
 

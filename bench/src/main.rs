@@ -300,8 +300,11 @@ async fn main() -> Result<()> {
         rate
     );
     if args.database_url.is_none() {
-        let _ = wanllmdb_server::on_backend!(store, write pool => {
-            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(pool).await.map(|_| ())
+        let _ = wanllmdb_server::on_backend!(store, write, |pool| {
+            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(pool)
+                .await
+                .map(|_| ())
         });
         let bytes = dir_size(dir.path());
         println!(

@@ -67,7 +67,7 @@ impl Lease {
     async fn try_acquire(&self, store: &Store) -> Result<bool, sqlx::Error> {
         let now = now_us();
         let expires = now.saturating_add(self.ttl.as_micros() as i64);
-        let res = on_backend!(store, write pool => {
+        let res = on_backend!(store, write, |pool| {
             sqlx::query(
                 "INSERT INTO leases (name, holder, acquired_at, expires_at) VALUES ($1, $2, $3, $4)
                  ON CONFLICT (name) DO UPDATE SET
@@ -92,7 +92,7 @@ impl Lease {
         if !self.held.swap(false, Ordering::Relaxed) {
             return;
         }
-        let res = on_backend!(store, write pool => {
+        let res = on_backend!(store, write, |pool| {
             sqlx::query("DELETE FROM leases WHERE name = $1 AND holder = $2")
                 .bind(self.name)
                 .bind(&self.holder)

@@ -295,7 +295,7 @@ fn pool_usage<DB: Database>(name: &str, pool: &Pool<DB>) -> PoolUsage {
 }
 
 async fn blob_store_info(state: &AppState) -> ApiResult<BlobStoreInfo> {
-    let (blobs, bytes): (i64, i64) = on_backend!(state.store, read pool => {
+    let (blobs, bytes): (i64, i64) = on_backend!(state.store, read, |pool| {
         sqlx::query_as("SELECT COUNT(*), CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM blobs")
             .fetch_one(pool)
             .await?

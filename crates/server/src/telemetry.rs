@@ -467,29 +467,32 @@ fn write_singletons(state: &AppState, out: &mut String) {
 
 async fn write_database(state: &AppState, out: &mut String) -> ApiResult<()> {
     let store = &state.store;
-    let runs: Vec<(String, i64)> = on_backend!(store, read pool => {
+    let runs: Vec<(String, i64)> = on_backend!(store, read, |pool| {
         sqlx::query_as("SELECT state, COUNT(*) FROM runs GROUP BY state ORDER BY state")
-            .fetch_all(pool).await?
+            .fetch_all(pool)
+            .await?
     });
     header(out, "wanllmdb_runs", "gauge", "Runs by state.");
     for (s, n) in runs {
         let _ = writeln!(out, "wanllmdb_runs{{state=\"{}\"}} {n}", escape(&s));
     }
-    let sweeps: Vec<(String, i64)> = on_backend!(store, read pool => {
+    let sweeps: Vec<(String, i64)> = on_backend!(store, read, |pool| {
         sqlx::query_as("SELECT state, COUNT(*) FROM sweeps GROUP BY state ORDER BY state")
-            .fetch_all(pool).await?
+            .fetch_all(pool)
+            .await?
     });
     header(out, "wanllmdb_sweeps", "gauge", "Sweeps by state.");
     for (s, n) in sweeps {
         let _ = writeln!(out, "wanllmdb_sweeps{{state=\"{}\"}} {n}", escape(&s));
     }
     let fresh_after = now_us() - state.config.heartbeat_timeout.as_micros() as i64;
-    let agents: i64 = on_backend!(store, read pool => {
+    let agents: i64 = on_backend!(store, read, |pool| {
         sqlx::query_scalar(
             "SELECT COUNT(*) FROM sweep_agents WHERE exited_at IS NULL AND heartbeat_at >= $1",
         )
         .bind(fresh_after)
-        .fetch_one(pool).await?
+        .fetch_one(pool)
+        .await?
     });
     header(
         out,

@@ -281,7 +281,7 @@ impl Artifacts<'_> {
 
     async fn find(&self, project_id: i64, name: &str) -> ApiResult<Option<ArtifactRow>> {
         let sql = format!("{ARTIFACT_SELECT} WHERE a.project_id = $1 AND a.name = $2");
-        Ok(on_backend!(self.state.store, read pool => {
+        Ok(on_backend!(self.state.store, read, |pool| {
             sqlx::query_as::<_, ArtifactRow>(sqlx::AssertSqlSafe(sql))
                 .bind(project_id)
                 .bind(name)
@@ -298,7 +298,7 @@ impl Artifacts<'_> {
 
     async fn version_rows(&self, filter: &str, binds: &[i64]) -> ApiResult<Vec<VersionRow>> {
         let sql = format!("{VERSION_SELECT} WHERE {filter}");
-        Ok(on_backend!(self.state.store, read pool => {
+        Ok(on_backend!(self.state.store, read, |pool| {
             let mut q = sqlx::query_as::<_, VersionRow>(sqlx::AssertSqlSafe(sql));
             for b in binds {
                 q = q.bind(*b);
@@ -352,7 +352,7 @@ impl Artifacts<'_> {
                 "{VERSION_SELECT} WHERE v.id = (SELECT al.version_id FROM artifact_aliases al \
                  WHERE al.artifact_id = $1 AND al.alias = $2)"
             );
-            on_backend!(self.state.store, read pool => {
+            on_backend!(self.state.store, read, |pool| {
                 sqlx::query_as::<_, VersionRow>(sqlx::AssertSqlSafe(sql))
                     .bind(art.id)
                     .bind(spec)
@@ -370,7 +370,7 @@ impl Artifacts<'_> {
 
     /// Aliases of versions of one artifact, `latest` included.
     async fn aliases_of(&self, artifact_id: i64) -> ApiResult<HashMap<i64, Vec<String>>> {
-        let rows: Vec<(i64, String)> = on_backend!(self.state.store, read pool => {
+        let rows: Vec<(i64, String)> = on_backend!(self.state.store, read, |pool| {
             sqlx::query_as(
                 "SELECT version_id, alias FROM artifact_aliases WHERE artifact_id = $1 ORDER BY alias",
             )
@@ -378,7 +378,7 @@ impl Artifacts<'_> {
             .fetch_all(pool)
             .await?
         });
-        let latest: Option<i64> = on_backend!(self.state.store, read pool => {
+        let latest: Option<i64> = on_backend!(self.state.store, read, |pool| {
             sqlx::query_scalar(
                 "SELECT id FROM artifact_versions WHERE artifact_id = $1 AND state = 'committed' \
                  ORDER BY version DESC LIMIT 1",
@@ -458,7 +458,7 @@ impl Artifacts<'_> {
              AND ($4 = '' OR a.tags LIKE $4 ESCAPE '\\') ORDER BY a.name LIMIT {}",
             limit + 1
         );
-        let mut rows: Vec<ArtifactRow> = on_backend!(self.state.store, read pool => {
+        let mut rows: Vec<ArtifactRow> = on_backend!(self.state.store, read, |pool| {
             sqlx::query_as::<_, ArtifactRow>(sqlx::AssertSqlSafe(sql))
                 .bind(access.id)
                 .bind(&after)
@@ -496,7 +496,7 @@ impl Artifacts<'_> {
         let metadata = check_object(req.metadata.clone(), "metadata")?;
         let tags = check_tags(&req.tags)?;
         let now = now_us();
-        let done = on_backend!(self.state.store, write pool => {
+        let done = on_backend!(self.state.store, write, |pool| {
             sqlx::query(
                 "INSERT INTO artifacts (project_id, name, kind, description, metadata, tags, created_by, created_at, updated_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) ON CONFLICT (project_id, name) DO NOTHING",
@@ -587,7 +587,7 @@ impl Artifacts<'_> {
             Some(t) => check_tags(&t)?,
             None => row.tags,
         };
-        on_backend!(self.state.store, write pool => {
+        on_backend!(self.state.store, write, |pool| {
             sqlx::query("UPDATE artifacts SET description = $1, metadata = $2, tags = $3, updated_at = $4 WHERE id = $5")
                 .bind(&description)
                 .bind(&metadata)
@@ -621,8 +621,11 @@ impl Artifacts<'_> {
         let access = self.access(actor, project).await?;
         access.require_write()?;
         let row = self.load(&access, name).await?;
-        on_backend!(self.state.store, write pool => {
-            sqlx::query("DELETE FROM artifacts WHERE id = $1").bind(row.id).execute(pool).await?;
+        on_backend!(self.state.store, write, |pool| {
+            sqlx::query("DELETE FROM artifacts WHERE id = $1")
+                .bind(row.id)
+                .execute(pool)
+                .await?;
         });
         self.record(
             actor,
@@ -874,7 +877,7 @@ impl Artifacts<'_> {
         let held = project_holds(self.state, access.id, &digests).await?;
         let total: u64 = entries.iter().map(|e| e.size).sum();
         let now = now_us();
-        let draft: i64 = with_tx!(self.state.store, tx => {
+        let draft: i64 = with_tx!(self.state.store, |tx| {
             let id: i64 = sqlx::query_scalar(
                 "INSERT INTO artifact_versions (artifact_id, version, state, digest, description, metadata, run_pk, \
                  file_count, total_size, pending_aliases, created_by, created_at) \
@@ -966,7 +969,7 @@ impl Artifacts<'_> {
         if asked.is_empty() {
             return Ok(());
         }
-        let newest: Option<(i64, String)> = on_backend!(self.state.store, read pool => {
+        let newest: Option<(i64, String)> = on_backend!(self.state.store, read, |pool| {
             sqlx::query_as(
                 "SELECT version, digest FROM artifact_versions WHERE artifact_id = $1 AND state = 'committed' \
                  ORDER BY version DESC LIMIT 1",
@@ -1013,9 +1016,12 @@ impl Artifacts<'_> {
             crate::store::BackendKind::Postgres => " FOR UPDATE",
             crate::store::BackendKind::Sqlite => "",
         };
-        with_tx!(self.state.store, tx => {
+        with_tx!(self.state.store, |tx| {
             let sql = format!("SELECT metadata FROM artifact_versions WHERE id = $1{lock}");
-            let stored: String = sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(v.id).fetch_one(&mut *tx).await?;
+            let stored: String = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .bind(v.id)
+                .fetch_one(&mut *tx)
+                .await?;
             let metadata = match req.metadata.clone() {
                 Some(patch) => merge_metadata(&stored, patch)?,
                 None => stored,
@@ -1060,20 +1066,26 @@ impl Artifacts<'_> {
         access.require_write()?;
         let art = self.load(&access, name).await?;
         let v = self.resolve(&art, spec).await?;
-        let (aliases, models): (Vec<String>, Vec<(String, i64)>) = on_backend!(self.state.store, read pool => {
-            let aliases = sqlx::query_scalar("SELECT alias FROM artifact_aliases WHERE version_id = $1 ORDER BY alias")
+        let (aliases, models): (Vec<String>, Vec<(String, i64)>) = on_backend!(
+            self.state.store,
+            read,
+            |pool| {
+                let aliases = sqlx::query_scalar(
+                    "SELECT alias FROM artifact_aliases WHERE version_id = $1 ORDER BY alias",
+                )
                 .bind(v.id)
                 .fetch_all(pool)
                 .await?;
-            let models = sqlx::query_as(
+                let models = sqlx::query_as(
                 "SELECT m.name, mv.version FROM model_versions mv JOIN registered_models m ON m.id = mv.model_id \
                  WHERE mv.artifact_version_id = $1 ORDER BY m.name, mv.version",
             )
             .bind(v.id)
             .fetch_all(pool)
             .await?;
-            (aliases, models)
-        });
+                (aliases, models)
+            }
+        );
         let mut holders: Vec<String> = aliases.iter().map(|a| format!("alias {a}")).collect();
         holders.extend(models.iter().map(|(m, n)| format!("model {m} v{n}")));
         if !holders.is_empty() {
@@ -1085,9 +1097,15 @@ impl Artifacts<'_> {
         }
         // The row stays as a tombstone so the number is never handed out again; its files
         // and lineage go (the bytes stay until garbage collection).
-        with_tx!(self.state.store, tx => {
-            sqlx::query("DELETE FROM artifact_entries WHERE version_id = $1").bind(v.id).execute(&mut *tx).await?;
-            sqlx::query("DELETE FROM artifact_usage WHERE version_id = $1").bind(v.id).execute(&mut *tx).await?;
+        with_tx!(self.state.store, |tx| {
+            sqlx::query("DELETE FROM artifact_entries WHERE version_id = $1")
+                .bind(v.id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM artifact_usage WHERE version_id = $1")
+                .bind(v.id)
+                .execute(&mut *tx)
+                .await?;
             sqlx::query("UPDATE artifact_versions SET state = 'deleted', run_pk = NULL, file_count = 0, total_size = 0 WHERE id = $1")
                 .bind(v.id)
                 .execute(&mut *tx)
@@ -1138,7 +1156,7 @@ impl Artifacts<'_> {
             Waiting(Vec<String>),
             Done(i64, bool),
         }
-        let outcome: Outcome = with_tx!(self.state.store, tx => {
+        let outcome: Outcome = with_tx!(self.state.store, |tx| {
             // Serialises commits of one artifact (a row lock on PostgreSQL; SQLite has one writer).
             sqlx::query("UPDATE artifacts SET updated_at = $1 WHERE id = $2")
                 .bind(now)
@@ -1199,16 +1217,17 @@ impl Artifacts<'_> {
                             }
                         };
                         if let Outcome::Done(id, _) = &target {
-                            let list: Vec<String> = serde_json::from_str(&aliases).unwrap_or_default();
+                            let list: Vec<String> =
+                                serde_json::from_str(&aliases).unwrap_or_default();
                             for a in list {
                                 sqlx::query(POINT_ALIAS_SQL)
-                                .bind(art.id)
-                                .bind(&a)
-                                .bind(*id)
-                                .bind(user)
-                                .bind(now)
-                                .execute(&mut *tx)
-                                .await?;
+                                    .bind(art.id)
+                                    .bind(&a)
+                                    .bind(*id)
+                                    .bind(user)
+                                    .bind(now)
+                                    .execute(&mut *tx)
+                                    .await?;
                             }
                         }
                         target
@@ -1259,16 +1278,16 @@ impl Artifacts<'_> {
             return Ok(());
         }
         let now = now_us();
-        with_tx!(self.state.store, tx => {
+        with_tx!(self.state.store, |tx| {
             for a in aliases {
                 sqlx::query(POINT_ALIAS_SQL)
-                .bind(artifact_id)
-                .bind(*a)
-                .bind(version_id)
-                .bind(user)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+                    .bind(artifact_id)
+                    .bind(*a)
+                    .bind(version_id)
+                    .bind(user)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
             }
         });
         Ok(())
@@ -1338,7 +1357,7 @@ impl Artifacts<'_> {
 
     /// The entries of a version by path, or only the one at `path`.
     async fn entries(&self, version_id: i64, path: Option<&str>) -> ApiResult<Vec<ArtifactFile>> {
-        Ok(on_backend!(self.state.store, read pool => {
+        Ok(on_backend!(self.state.store, read, |pool| {
             let mut out = Vec::new();
             for r in sqlx::query(
                 "SELECT e.path, e.digest, e.size, e.ref_uri, e.ref_checksum, b.md5 FROM artifact_entries e \
@@ -1398,7 +1417,7 @@ impl Artifacts<'_> {
                 updated_at: format_time(l.created_at),
             });
         }
-        let rows = on_backend!(self.state.store, read pool => {
+        let rows = on_backend!(self.state.store, read, |pool| {
             sqlx::query(
                 "SELECT al.alias, v.version, u.username, al.updated_at FROM artifact_aliases al \
                  JOIN artifact_versions v ON v.id = al.version_id LEFT JOIN users u ON u.id = al.updated_by \
@@ -1478,7 +1497,7 @@ impl Artifacts<'_> {
         access.require_write()?;
         check_alias(alias)?;
         let art = self.load(&access, name).await?;
-        let n = on_backend!(self.state.store, write pool => {
+        let n = on_backend!(self.state.store, write, |pool| {
             sqlx::query("DELETE FROM artifact_aliases WHERE artifact_id = $1 AND alias = $2")
                 .bind(art.id)
                 .bind(alias)
@@ -1517,7 +1536,7 @@ impl Artifacts<'_> {
         let (run, _) = Runs { state: self.state }
             .load_for_write(actor, run_id)
             .await?;
-        on_backend!(self.state.store, write pool => {
+        on_backend!(self.state.store, write, |pool| {
             sqlx::query(
                 "INSERT INTO artifact_usage (version_id, run_pk, created_at) VALUES ($1, $2, $3) \
                  ON CONFLICT (version_id, run_pk) DO NOTHING",
@@ -1556,7 +1575,7 @@ impl Artifacts<'_> {
         let mut out = Vec::new();
         for chunk in ids.chunks(500) {
             let q = sql.replace("{ids}", &in_list(1, chunk.len()));
-            let rows: Vec<(i64, i64)> = on_backend!(self.state.store, read pool => {
+            let rows: Vec<(i64, i64)> = on_backend!(self.state.store, read, |pool| {
                 let mut q = sqlx::query_as(sqlx::AssertSqlSafe(q));
                 for id in chunk {
                     q = q.bind(*id);
@@ -1576,7 +1595,7 @@ impl Artifacts<'_> {
                  JOIN projects p ON p.id = r.project_id WHERE r.pk IN ({})",
                 in_list(1, chunk.len())
             );
-            let rows = on_backend!(self.state.store, read pool => {
+            let rows = on_backend!(self.state.store, read, |pool| {
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
                 for id in chunk {
                     q = q.bind(*id);

@@ -101,7 +101,7 @@ impl AuditEvent {
 /// Writes an event. Failures are logged, not returned: auditing never breaks a request.
 pub async fn record(store: &Store, e: AuditEvent) {
     let c = catalog::classify(e.action, e.category, e.severity, e.resource.as_deref());
-    let res: Result<_, sqlx::Error> = on_backend!(store, write pool => {
+    let res: Result<_, sqlx::Error> = on_backend!(store, write, |pool| {
         sqlx::query(
             "INSERT INTO audit_events (at, event_type, category, severity, action, user_id, username, ip, user_agent, method, path, resource, resource_type, resource_id, http_status, status, metadata)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",

@@ -318,15 +318,21 @@ pub async fn subject(store: &Store, user: &str) -> ApiResult<Cond> {
     const BY_ID: &str = "SELECT id, username FROM users WHERE id = $1";
     const BY_NAME: &str = "SELECT id, username FROM users WHERE lower(username) = lower($1)";
     let by_id = match user.parse::<i64>() {
-        Ok(id) => on_backend!(store, read pool => {
-            sqlx::query_as::<_, (i64, String)>(BY_ID).bind(id).fetch_optional(pool).await?
+        Ok(id) => on_backend!(store, read, |pool| {
+            sqlx::query_as::<_, (i64, String)>(BY_ID)
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
         }),
         Err(_) => None,
     };
     let found = match by_id {
         Some(found) => Some(found),
-        None => on_backend!(store, read pool => {
-            sqlx::query_as::<_, (i64, String)>(BY_NAME).bind(user).fetch_optional(pool).await?
+        None => on_backend!(store, read, |pool| {
+            sqlx::query_as::<_, (i64, String)>(BY_NAME)
+                .bind(user)
+                .fetch_optional(pool)
+                .await?
         }),
     };
     Ok(match found {
@@ -359,7 +365,7 @@ async fn fetch(store: &Store, f: &AuditFilter, limit: i64) -> ApiResult<Vec<Audi
     sql.text
         .push_str(&format!(" ORDER BY at DESC, id DESC LIMIT {lim}"));
     let Sql { text, binds } = sql;
-    Ok(on_backend!(store, read pool => {
+    Ok(on_backend!(store, read, |pool| {
         let mut q = sqlx::query_as::<_, AuditRow>(sqlx::AssertSqlSafe(text));
         for b in binds {
             q = match b {
@@ -429,7 +435,7 @@ async fn counts_by(
     let sql = format!(
         "SELECT COALESCE({expr}, 'unknown'), COUNT(*) FROM audit_events WHERE at >= $1 AND ($2 IS NULL OR event_type = $2) GROUP BY 1"
     );
-    let rows: Vec<(String, i64)> = on_backend!(store, read pool => {
+    let rows: Vec<(String, i64)> = on_backend!(store, read, |pool| {
         sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(since)
             .bind(only_type)
@@ -503,7 +509,7 @@ pub async fn prune(store: &Store, retention_days: u32) -> Result<u64, sqlx::Erro
         return Ok(0);
     }
     let cutoff = now_us() - i64::from(retention_days) * 86_400_000_000;
-    on_backend!(store, write pool => {
+    on_backend!(store, write, |pool| {
         sqlx::query("DELETE FROM audit_events WHERE at < $1")
             .bind(cutoff)
             .execute(pool)

@@ -232,7 +232,7 @@ impl AccountAdmin<'_> {
 
     async fn find(&self, username: &str) -> ApiResult<AdminUser> {
         let sql = format!("{USER_SELECT} WHERE lower(u.username) = lower($1)");
-        let row = on_backend!(self.store(), read pool => {
+        let row = on_backend!(self.store(), read, |pool| {
             sqlx::query_as::<_, AdminUserRow>(sqlx::AssertSqlSafe(sql))
                 .bind(username)
                 .fetch_optional(pool)
@@ -260,7 +260,7 @@ impl AccountAdmin<'_> {
                AND ($2 IS NULL OR LOWER(u.username) LIKE $2 ESCAPE '\\' OR LOWER(u.email) LIKE $2 ESCAPE '\\')
              ORDER BY u.id LIMIT $3"
         );
-        let mut items: Vec<AdminUser> = on_backend!(self.store(), read pool => {
+        let mut items: Vec<AdminUser> = on_backend!(self.store(), read, |pool| {
             sqlx::query_as::<_, AdminUserRow>(sqlx::AssertSqlSafe(sql))
                 .bind(after)
                 .bind(&pattern)
@@ -327,15 +327,19 @@ impl AccountAdmin<'_> {
         let admin = require_admin(actor)?;
         let now = now_us();
         let admins_sql = self.enabled_admins_sql();
-        let (api_keys_revoked, sessions_revoked) = with_tx!(self.store(), tx => {
+        let (api_keys_revoked, sessions_revoked) = with_tx!(self.store(), |tx| {
             let admins: Vec<i64> = sqlx::query_scalar(admins_sql).fetch_all(&mut *tx).await?;
-            let target = sqlx::query_as::<_, Target>("SELECT id, is_admin, disabled_at FROM users WHERE lower(username) = lower($1)")
-                .bind(username)
-                .fetch_optional(&mut *tx)
-                .await?
-                .ok_or_else(|| ApiError::not_found(format!("user {username}")))?;
+            let target = sqlx::query_as::<_, Target>(
+                "SELECT id, is_admin, disabled_at FROM users WHERE lower(username) = lower($1)",
+            )
+            .bind(username)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("user {username}")))?;
             if target.disabled_at.is_some() {
-                return Err(ApiError::Conflict(format!("user {username} is already disabled")));
+                return Err(ApiError::Conflict(format!(
+                    "user {username} is already disabled"
+                )));
             }
             // The caller is an enabled administrator, so only administrators need guarding.
             if target.is_admin {
@@ -346,18 +350,24 @@ impl AccountAdmin<'_> {
                 .bind(target.id)
                 .execute(&mut *tx)
                 .await?;
-            let keys = sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL")
-                .bind(now)
-                .bind(target.id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+            let keys = sqlx::query(
+                "UPDATE api_keys SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
+            )
+            .bind(now)
+            .bind(target.id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
             let sessions: i64 = sqlx::query_scalar(LIVE_SESSIONS)
                 .bind(target.id)
                 .bind(now)
                 .fetch_one(&mut *tx)
                 .await?;
-            sqlx::query(END_SESSIONS).bind(now).bind(target.id).execute(&mut *tx).await?;
+            sqlx::query(END_SESSIONS)
+                .bind(now)
+                .bind(target.id)
+                .execute(&mut *tx)
+                .await?;
             (keys as i64, sessions)
         });
         audit::record(
@@ -420,7 +430,7 @@ impl AccountAdmin<'_> {
         change: FlagChange,
     ) -> ApiResult<AdminUser> {
         let admin = require_admin(actor)?;
-        let changed = on_backend!(self.store(), write pool => {
+        let changed = on_backend!(self.store(), write, |pool| {
             sqlx::query(change.sql)
                 .bind(username)
                 .execute(pool)
@@ -453,15 +463,19 @@ impl AccountAdmin<'_> {
     ) -> ApiResult<AdminUser> {
         let admin = require_admin(actor)?;
         let admins_sql = self.enabled_admins_sql();
-        with_tx!(self.store(), tx => {
+        with_tx!(self.store(), |tx| {
             let admins: Vec<i64> = sqlx::query_scalar(admins_sql).fetch_all(&mut *tx).await?;
-            let target = sqlx::query_as::<_, Target>("SELECT id, is_admin, disabled_at FROM users WHERE lower(username) = lower($1)")
-                .bind(username)
-                .fetch_optional(&mut *tx)
-                .await?
-                .ok_or_else(|| ApiError::not_found(format!("user {username}")))?;
+            let target = sqlx::query_as::<_, Target>(
+                "SELECT id, is_admin, disabled_at FROM users WHERE lower(username) = lower($1)",
+            )
+            .bind(username)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("user {username}")))?;
             if !target.is_admin {
-                return Err(ApiError::Conflict(format!("user {username} is not a server administrator")));
+                return Err(ApiError::Conflict(format!(
+                    "user {username} is not a server administrator"
+                )));
             }
             check_guarded_change(GuardedChange::Demote, username, &target, &admins, admin)?;
             sqlx::query("UPDATE users SET is_admin = $1 WHERE id = $2")
@@ -495,15 +509,23 @@ impl AccountAdmin<'_> {
         self.find(username).await?;
         let hash = hash_password(password).await?;
         let now = now_us();
-        let sessions_revoked: i64 = with_tx!(self.store(), tx => {
+        let sessions_revoked: i64 = with_tx!(self.store(), |tx| {
             let id: i64 = sqlx::query_scalar("UPDATE users SET password_hash = $1 WHERE lower(username) = lower($2) RETURNING id")
                 .bind(&hash)
                 .bind(username)
                 .fetch_optional(&mut *tx)
                 .await?
                 .ok_or_else(|| ApiError::not_found(format!("user {username}")))?;
-            let sessions: i64 = sqlx::query_scalar(LIVE_SESSIONS).bind(id).bind(now).fetch_one(&mut *tx).await?;
-            sqlx::query(END_SESSIONS).bind(now).bind(id).execute(&mut *tx).await?;
+            let sessions: i64 = sqlx::query_scalar(LIVE_SESSIONS)
+                .bind(id)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await?;
+            sqlx::query(END_SESSIONS)
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
             sessions
         });
         audit::record(
@@ -539,7 +561,7 @@ impl AccountAdmin<'_> {
             Some(u) => Some(self.find(u).await?.id),
             None => None,
         };
-        let mut items = on_backend!(self.store(), read pool => {
+        let mut items = on_backend!(self.store(), read, |pool| {
             sqlx::query(
                 "SELECT k.id, k.name, k.prefix, k.created_at, k.last_used_at, u.id AS user_id, u.username
                  FROM api_keys k JOIN users u ON u.id = k.user_id
@@ -584,7 +606,7 @@ impl AccountAdmin<'_> {
         id: i64,
     ) -> ApiResult<()> {
         let admin = require_admin(actor)?;
-        let owner: Option<String> = on_backend!(self.store(), write pool => {
+        let owner: Option<String> = on_backend!(self.store(), write, |pool| {
             let user_id: Option<i64> = sqlx::query_scalar(
                 "UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL RETURNING user_id",
             )
@@ -593,7 +615,12 @@ impl AccountAdmin<'_> {
             .fetch_optional(pool)
             .await?;
             match user_id {
-                Some(u) => sqlx::query_scalar("SELECT username FROM users WHERE id = $1").bind(u).fetch_optional(pool).await?,
+                Some(u) => {
+                    sqlx::query_scalar("SELECT username FROM users WHERE id = $1")
+                        .bind(u)
+                        .fetch_optional(pool)
+                        .await?
+                }
                 None => None,
             }
         });

@@ -133,7 +133,7 @@ impl TokenKeys {
             return Ok(TokenKeys::from_secret(s.as_bytes()));
         }
         let fresh = random_hex(32);
-        let secret: String = on_backend!(store, write pool => {
+        let secret: String = on_backend!(store, write, |pool| {
             sqlx::query("INSERT INTO server_settings (name, value) VALUES ('jwt_secret', $1) ON CONFLICT (name) DO NOTHING")
                 .bind(&fresh)
                 .execute(pool)
@@ -411,7 +411,7 @@ impl Accounts<'_> {
         let hash = hash_password(password.to_string()).await?;
         let mut user = self.insert_user(username, email, Some(hash), false).await?;
         if let Some(name) = full_name {
-            on_backend!(self.store(), write pool => {
+            on_backend!(self.store(), write, |pool| {
                 sqlx::query("UPDATE users SET full_name = $1 WHERE id = $2")
                     .bind(name)
                     .bind(user.id)
@@ -448,7 +448,7 @@ impl Accounts<'_> {
         is_admin: bool,
     ) -> ApiResult<User> {
         let now = now_us();
-        let res = on_backend!(self.store(), write pool => {
+        let res = on_backend!(self.store(), write, |pool| {
             sqlx::query_as::<_, UserRow>(
                 "INSERT INTO users (username, email, password_hash, is_admin, created_at) VALUES ($1, $2, $3, $4, $5)
                  RETURNING id, username, email, password_hash, is_admin, created_at",
@@ -474,14 +474,16 @@ impl Accounts<'_> {
 
     /// The number of users (zero on a fresh database).
     pub async fn user_count(&self) -> ApiResult<i64> {
-        Ok(on_backend!(self.store(), read pool => {
-            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM users").fetch_one(pool).await?
+        Ok(on_backend!(self.store(), read, |pool| {
+            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM users")
+                .fetch_one(pool)
+                .await?
         }))
     }
 
     /// Looks a user up by id.
     pub async fn user(&self, id: i64) -> ApiResult<User> {
-        let row = on_backend!(self.store(), read pool => {
+        let row = on_backend!(self.store(), read, |pool| {
             sqlx::query_as::<_, UserRow>("SELECT id, username, email, password_hash, is_admin, created_at, full_name FROM users WHERE id = $1")
                 .bind(id)
                 .fetch_optional(pool)
@@ -506,20 +508,23 @@ impl Accounts<'_> {
 
     async fn failures_within_minute(&self, subject: &str) -> ApiResult<(i64, Option<i64>)> {
         let since = now_us() - 60_000_000;
-        let out = on_backend!(self.store(), read pool => {
+        let out = on_backend!(self.store(), read, |pool| {
             let row = sqlx::query("SELECT COUNT(*) AS n, MIN(at) AS first FROM login_failures WHERE subject = $1 AND at > $2")
                 .bind(subject)
                 .bind(since)
                 .fetch_one(pool)
                 .await?;
-            (row.try_get::<i64, _>("n")?, row.try_get::<Option<i64>, _>("first")?)
+            (
+                row.try_get::<i64, _>("n")?,
+                row.try_get::<Option<i64>, _>("first")?,
+            )
         });
         Ok(out)
     }
 
     async fn record_failure(&self, subjects: &[String]) -> ApiResult<()> {
         let now = now_us();
-        with_tx!(self.store(), tx => {
+        with_tx!(self.store(), |tx| {
             for s in subjects {
                 sqlx::query("INSERT INTO login_failures (subject, at) VALUES ($1, $2)")
                     .bind(s)
@@ -569,7 +574,7 @@ impl Accounts<'_> {
         password: &str,
     ) -> ApiResult<i64> {
         // Usernames and emails match whatever their case; both name one account.
-        let row = on_backend!(self.store(), read pool => {
+        let row = on_backend!(self.store(), read, |pool| {
             sqlx::query_as::<_, UserRow>("SELECT id, username, email, password_hash, is_admin, created_at, disabled_at FROM users WHERE lower(username) = lower($1) OR lower(email) = lower($1) ORDER BY id LIMIT 1")
                 .bind(username)
                 .fetch_optional(pool)
@@ -626,7 +631,7 @@ impl Accounts<'_> {
     async fn issue_pair(&self, user_id: i64, family: &str) -> ApiResult<TokenPair> {
         let pair = Rotation::fresh();
         let expires = self.refresh_expiry(&pair);
-        on_backend!(self.store(), write pool => {
+        on_backend!(self.store(), write, |pool| {
             sqlx::query("INSERT INTO refresh_tokens (jti, family, user_id, expires_at) VALUES ($1, $2, $3, $4)")
                 .bind(&pair.refresh_jti)
                 .bind(family)
@@ -703,7 +708,7 @@ impl Accounts<'_> {
         let expires = self.refresh_expiry(&next);
         // Spending the old token and recording its successor is one step, so a concurrent
         // refresh that loses the race finds the successor.
-        let rotated = with_tx!(self.store(), tx => {
+        let rotated = with_tx!(self.store(), |tx| {
             let n = sqlx::query("UPDATE refresh_tokens SET used_at = $1, rotated_jti = $2, rotated_access_jti = $3, rotated_iat = $4 WHERE jti = $5 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $1")
                 .bind(now)
                 .bind(&next.refresh_jti)
@@ -727,7 +732,7 @@ impl Accounts<'_> {
         if rotated {
             return self.sign_pair(user_id, &family, &next);
         }
-        let spent = on_backend!(self.store(), read pool => {
+        let spent = on_backend!(self.store(), read, |pool| {
             sqlx::query_as::<_, SpentToken>("SELECT used_at, revoked_at, rotated_jti, rotated_access_jti, rotated_iat FROM refresh_tokens WHERE jti = $1")
                 .bind(&claims.jti)
                 .fetch_optional(pool)
@@ -767,7 +772,7 @@ impl Accounts<'_> {
     }
 
     async fn revoke_family(&self, family: &str) -> ApiResult<()> {
-        on_backend!(self.store(), write pool => {
+        on_backend!(self.store(), write, |pool| {
             sqlx::query("UPDATE refresh_tokens SET revoked_at = $1 WHERE family = $2 AND revoked_at IS NULL")
                 .bind(now_us())
                 .bind(family)
@@ -805,7 +810,7 @@ impl Accounts<'_> {
             None => None,
         };
         let (jti, exp) = (&session.jti, session.exp);
-        on_backend!(self.store(), write pool => {
+        on_backend!(self.store(), write, |pool| {
             sqlx::query("INSERT INTO revoked_tokens (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING")
                 .bind(jti)
                 .bind(exp * 1_000_000)
@@ -861,7 +866,7 @@ impl Accounts<'_> {
             .map(|s| s.family.clone())
             .unwrap_or_default();
         let now = now_us();
-        let ended: i64 = with_tx!(self.store(), tx => {
+        let ended: i64 = with_tx!(self.store(), |tx| {
             sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
                 .bind(&hash)
                 .bind(user.id)
@@ -902,7 +907,7 @@ impl Accounts<'_> {
         subjects: &[String],
         given: Option<&str>,
     ) -> ApiResult<()> {
-        let stored: Option<String> = on_backend!(self.store(), read pool => {
+        let stored: Option<String> = on_backend!(self.store(), read, |pool| {
             sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1")
                 .bind(user.id)
                 .fetch_one(pool)
@@ -970,7 +975,7 @@ impl Accounts<'_> {
         let key = format!("{API_KEY_PREFIX}{}", random_hex(24));
         let prefix: String = key.chars().take(12).collect();
         let now = now_us();
-        let id: i64 = on_backend!(self.store(), write pool => {
+        let id: i64 = on_backend!(self.store(), write, |pool| {
             sqlx::query_scalar("INSERT INTO api_keys (user_id, name, prefix, key_hash, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id")
                 .bind(user_id)
                 .bind(name)
@@ -994,7 +999,7 @@ impl Accounts<'_> {
 
     /// The caller's live keys.
     pub async fn list_api_keys(&self, user: &AuthUser) -> ApiResult<Vec<ApiKey>> {
-        let rows = on_backend!(self.store(), read pool => {
+        let rows = on_backend!(self.store(), read, |pool| {
             sqlx::query("SELECT id, name, prefix, created_at, last_used_at FROM api_keys WHERE user_id = $1 AND revoked_at IS NULL ORDER BY id")
                 .bind(user.id)
                 .fetch_all(pool)
@@ -1021,7 +1026,7 @@ impl Accounts<'_> {
         user: &AuthUser,
         id: i64,
     ) -> ApiResult<()> {
-        let n = on_backend!(self.store(), write pool => {
+        let n = on_backend!(self.store(), write, |pool| {
             sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL AND (user_id = $3 OR $4)")
                 .bind(now_us())
                 .bind(id)
@@ -1053,7 +1058,7 @@ impl Accounts<'_> {
         }
         let claims = self.decode(bearer, "access")?;
         let family = claims.fam.clone().unwrap_or_default();
-        let revoked: Option<i64> = on_backend!(self.store(), read pool => {
+        let revoked: Option<i64> = on_backend!(self.store(), read, |pool| {
             sqlx::query_scalar(
                 "SELECT expires_at FROM revoked_tokens WHERE jti = $1
                  UNION ALL SELECT expires_at FROM refresh_tokens WHERE family = $2 AND revoked_at IS NOT NULL
@@ -1073,9 +1078,17 @@ impl Accounts<'_> {
             .sub
             .parse()
             .map_err(|_| ApiError::Unauthenticated("invalid token subject".into()))?;
-        let found: Option<(String, bool, Option<i64>)> = on_backend!(self.store(), read pool => {
-            match sqlx::query("SELECT username, is_admin, disabled_at FROM users WHERE id = $1").bind(id).fetch_optional(pool).await? {
-                Some(r) => Some((r.try_get("username")?, r.try_get("is_admin")?, r.try_get("disabled_at")?)),
+        let found: Option<(String, bool, Option<i64>)> = on_backend!(self.store(), read, |pool| {
+            match sqlx::query("SELECT username, is_admin, disabled_at FROM users WHERE id = $1")
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
+            {
+                Some(r) => Some((
+                    r.try_get("username")?,
+                    r.try_get("is_admin")?,
+                    r.try_get("disabled_at")?,
+                )),
                 None => None,
             }
         });
@@ -1099,7 +1112,7 @@ impl Accounts<'_> {
     async fn authenticate_api_key(&self, key: &str) -> ApiResult<AuthUser> {
         let hash = sha256_hex(key);
         type KeyRow = (i64, Option<i64>, i64, String, bool, Option<i64>);
-        let found: Option<KeyRow> = on_backend!(self.store(), read pool => {
+        let found: Option<KeyRow> = on_backend!(self.store(), read, |pool| {
             match sqlx::query("SELECT k.id, k.last_used_at, u.id AS user_id, u.username, u.is_admin, u.disabled_at FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.key_hash = $1 AND k.revoked_at IS NULL")
                 .bind(&hash)
                 .fetch_optional(pool)
@@ -1116,8 +1129,12 @@ impl Accounts<'_> {
         let now = now_us();
         // Recording every use would put a write on every request; once a minute is plenty.
         if last_used.is_none_or(|t| now - t > 60_000_000) {
-            on_backend!(self.store(), write pool => {
-                sqlx::query("UPDATE api_keys SET last_used_at = $1 WHERE id = $2").bind(now).bind(key_id).execute(pool).await?;
+            on_backend!(self.store(), write, |pool| {
+                sqlx::query("UPDATE api_keys SET last_used_at = $1 WHERE id = $2")
+                    .bind(now)
+                    .bind(key_id)
+                    .execute(pool)
+                    .await?;
             });
         }
         Ok(AuthUser {
@@ -1131,10 +1148,19 @@ impl Accounts<'_> {
     /// Deletes expired bookkeeping rows.
     pub async fn prune(&self) -> ApiResult<()> {
         let now = now_us();
-        on_backend!(self.store(), write pool => {
-            sqlx::query("DELETE FROM login_failures WHERE at < $1").bind(now - 3_600_000_000).execute(pool).await?;
-            sqlx::query("DELETE FROM revoked_tokens WHERE expires_at < $1").bind(now).execute(pool).await?;
-            sqlx::query("DELETE FROM refresh_tokens WHERE expires_at < $1").bind(now).execute(pool).await?;
+        on_backend!(self.store(), write, |pool| {
+            sqlx::query("DELETE FROM login_failures WHERE at < $1")
+                .bind(now - 3_600_000_000)
+                .execute(pool)
+                .await?;
+            sqlx::query("DELETE FROM revoked_tokens WHERE expires_at < $1")
+                .bind(now)
+                .execute(pool)
+                .await?;
+            sqlx::query("DELETE FROM refresh_tokens WHERE expires_at < $1")
+                .bind(now)
+                .execute(pool)
+                .await?;
         });
         Ok(())
     }

@@ -86,7 +86,7 @@ impl Accounts<'_> {
         let family = random_hex(16);
         let now = now_us() / 1_000_000;
         let ttl = self.state.config.refresh_token_ttl.as_secs() as i64;
-        on_backend!(self.store(), write pool => {
+        on_backend!(self.store(), write, |pool| {
             sqlx::query("INSERT INTO refresh_tokens (jti, family, user_id, expires_at) VALUES ($1, $2, $3, $4)")
                 .bind(random_hex(16))
                 .bind(&family)
@@ -134,8 +134,11 @@ impl Accounts<'_> {
             .sub
             .parse()
             .map_err(|_| ApiError::Unauthenticated("invalid session".into()))?;
-        let found: Option<(String, bool, Option<i64>, bool)> = on_backend!(self.store(), read pool => {
-            match sqlx::query(
+        let found: Option<(String, bool, Option<i64>, bool)> = on_backend!(
+            self.store(),
+            read,
+            |pool| {
+                match sqlx::query(
                 "SELECT u.username, u.is_admin, u.disabled_at,
                         EXISTS (SELECT 1 FROM refresh_tokens t WHERE t.family = $2 AND t.revoked_at IS NOT NULL) AS revoked
                  FROM users u WHERE u.id = $1",
@@ -148,7 +151,8 @@ impl Accounts<'_> {
                 Some(r) => Some((r.try_get("username")?, r.try_get("is_admin")?, r.try_get("disabled_at")?, r.try_get("revoked")?)),
                 None => None,
             }
-        });
+            }
+        );
         let (username, is_admin, disabled_at, revoked) = found.ok_or_else(|| {
             ApiError::Unauthenticated("the session's user no longer exists".into())
         })?;

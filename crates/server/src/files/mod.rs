@@ -261,7 +261,7 @@ pub(crate) async fn project_holds(
                      WHERE e.digest = b.digest AND a.project_id = $1 AND v.state = 'committed'))",
             marks.join(", ")
         );
-        let rows: Vec<(String, i64)> = on_backend!(state.store, read pool => {
+        let rows: Vec<(String, i64)> = on_backend!(state.store, read, |pool| {
             let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())).bind(project_id);
             for d in chunk {
                 q = q.bind(*d);
@@ -380,16 +380,16 @@ impl Files<'_> {
             return Ok(());
         }
         let now = now_us();
-        with_tx!(self.state.store, tx => {
+        with_tx!(self.state.store, |tx| {
             for (path, digest) in files {
                 sqlx::query(ATTACH_SQL)
-                .bind(run_pk)
-                .bind(path)
-                .bind(digest)
-                .bind(user)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+                    .bind(run_pk)
+                    .bind(path)
+                    .bind(digest)
+                    .bind(user)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
             }
         });
         Ok(())
@@ -486,7 +486,7 @@ impl Files<'_> {
     /// whether its run or draft was still there.
     async fn record_many(&self, items: &[(&BlobClaims, &str)]) -> ApiResult<Vec<bool>> {
         let now = now_us();
-        let done: Vec<bool> = with_tx!(self.state.store, tx => {
+        let done: Vec<bool> = with_tx!(self.state.store, |tx| {
             let mut done = Vec::with_capacity(items.len());
             for (c, md5) in items {
                 sqlx::query(INSERT_BLOB_SQL)
@@ -644,7 +644,7 @@ impl Files<'_> {
                     .collect::<Vec<_>>()
                     .join(", ")
             );
-            on_backend!(self.state.store, write pool => {
+            on_backend!(self.state.store, write, |pool| {
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now_us());
                 for d in chunk {
                     q = q.bind(*d);
@@ -676,14 +676,16 @@ impl Files<'_> {
         let cutoff = now_us() - UPLOAD_TTL * 1_000_000;
         if !dry_run {
             // Drafts whose upload URLs have all expired can never be committed.
-            on_backend!(self.state.store, write pool => {
-                sqlx::query("DELETE FROM artifact_versions WHERE state = 'pending' AND created_at < $1")
-                    .bind(cutoff)
-                    .execute(pool)
-                    .await?;
+            on_backend!(self.state.store, write, |pool| {
+                sqlx::query(
+                    "DELETE FROM artifact_versions WHERE state = 'pending' AND created_at < $1",
+                )
+                .bind(cutoff)
+                .execute(pool)
+                .await?;
             });
         }
-        let candidates: Vec<(String, i64)> = on_backend!(self.state.store, read pool => {
+        let candidates: Vec<(String, i64)> = on_backend!(self.state.store, read, |pool| {
             sqlx::query_as(
                 "SELECT b.digest, b.size FROM blobs b WHERE b.created_at < $1 \
                  AND NOT EXISTS (SELECT 1 FROM run_files rf WHERE rf.digest = b.digest) \
@@ -703,7 +705,7 @@ impl Files<'_> {
             if !dry_run {
                 // Checked again at the moment of deletion: a reference or an upload may have
                 // arrived since the listing.
-                let deleted = on_backend!(self.state.store, write pool => {
+                let deleted = on_backend!(self.state.store, write, |pool| {
                     sqlx::query(
                         "DELETE FROM blobs WHERE digest = $1 AND created_at < $2 \
                          AND NOT EXISTS (SELECT 1 FROM run_files rf WHERE rf.digest = $1) \
@@ -873,10 +875,10 @@ impl Files<'_> {
         client: &ClientInfo,
     ) -> ApiResult<Vec<RunFile>> {
         let (run, _) = Runs { state: self.state }.load(actor, run_id).await?;
-        let rows = on_backend!(self.state.store, read pool => {
-            sqlx::query(
-                sqlx::AssertSqlSafe(format!("{FILE_SELECT} WHERE rf.run_pk = $1 ORDER BY rf.path")),
-            )
+        let rows = on_backend!(self.state.store, read, |pool| {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "{FILE_SELECT} WHERE rf.run_pk = $1 ORDER BY rf.path"
+            )))
             .bind(run.pk)
             .fetch_all(pool)
             .await?
@@ -918,10 +920,10 @@ impl Files<'_> {
     }
 
     async fn row(&self, run_pk: i64, path: &str) -> ApiResult<Option<RunFile>> {
-        let row = on_backend!(self.state.store, read pool => {
-            match sqlx::query(
-                sqlx::AssertSqlSafe(format!("{FILE_SELECT} WHERE rf.run_pk = $1 AND rf.path = $2")),
-            )
+        let row = on_backend!(self.state.store, read, |pool| {
+            match sqlx::query(sqlx::AssertSqlSafe(format!(
+                "{FILE_SELECT} WHERE rf.run_pk = $1 AND rf.path = $2"
+            )))
             .bind(run_pk)
             .bind(path)
             .fetch_optional(pool)
@@ -966,7 +968,7 @@ impl Files<'_> {
             .load_for_write(actor, run_id)
             .await?;
         let path = normalize_path(path).map_err(|e| ApiError::invalid(format!("path: {e}")))?;
-        let n = on_backend!(self.state.store, write pool => {
+        let n = on_backend!(self.state.store, write, |pool| {
             sqlx::query("DELETE FROM run_files WHERE run_pk = $1 AND path = $2")
                 .bind(run.pk)
                 .bind(&path)

@@ -96,7 +96,7 @@ impl Files<'_> {
                 (base.absolute(&format!("/api/v1/uploads/{token}")), None)
             }
         };
-        on_backend!(self.state.store, write pool => {
+        on_backend!(self.state.store, write, |pool| {
             sqlx::query(
                 "INSERT INTO staged_uploads (id, run_pk, path, staging_key, created_by, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
             )
@@ -143,7 +143,7 @@ impl Files<'_> {
                 "this server keeps content in object storage: PUT the bytes to the URL the upload-url answer gave",
             ));
         };
-        let path: Option<String> = on_backend!(self.state.store, read pool => {
+        let path: Option<String> = on_backend!(self.state.store, read, |pool| {
             sqlx::query_scalar("SELECT path FROM staged_uploads WHERE id = $1")
                 .bind(&claims.sid)
                 .fetch_optional(pool)
@@ -157,7 +157,7 @@ impl Files<'_> {
             .await
             .map_err(upload_error)?;
         let now = now_us();
-        with_tx!(self.state.store, tx => {
+        with_tx!(self.state.store, |tx| {
             insert_blob!(tx, got, now);
             sqlx::query("UPDATE staged_uploads SET digest = $1, size = $2, md5 = $3, uploaded_at = $4 WHERE id = $5")
                 .bind(&got.sha256)
@@ -260,7 +260,7 @@ impl Files<'_> {
 
     /// The newest unexpired staged upload of a path.
     async fn latest_staged(&self, run_pk: i64, path: &str) -> ApiResult<Option<Staged>> {
-        Ok(on_backend!(self.state.store, read pool => {
+        Ok(on_backend!(self.state.store, read, |pool| {
             match sqlx::query(
                 "SELECT id, staging_key, digest, size, md5 FROM staged_uploads
                  WHERE run_pk = $1 AND path = $2 AND expires_at > $3
@@ -281,7 +281,11 @@ impl Files<'_> {
                         id: r.try_get("id")?,
                         staging_key: r.try_get("staging_key")?,
                         received: match (digest, size, md5) {
-                            (Some(sha256), Some(size), Some(md5)) => Some(ReadBack { sha256, md5, size: size as u64 }),
+                            (Some(sha256), Some(size), Some(md5)) => Some(ReadBack {
+                                sha256,
+                                md5,
+                                size: size as u64,
+                            }),
                             _ => None,
                         },
                     })
@@ -301,7 +305,7 @@ impl Files<'_> {
         user: i64,
     ) -> ApiResult<()> {
         let now = now_us();
-        with_tx!(self.state.store, tx => {
+        with_tx!(self.state.store, |tx| {
             insert_blob!(tx, got, now);
             sqlx::query(ATTACH_SQL)
                 .bind(run_pk)

@@ -97,12 +97,20 @@ impl Logs<'_> {
         }
         let total = rows.len() as u64;
         let mut accepted = 0u64;
-        with_tx!(self.store(), tx => {
+        with_tx!(self.store(), |tx| {
             for chunk in rows.chunks(ROWS_PER_INSERT) {
                 let values: Vec<String> = (0..chunk.len())
                     .map(|i| {
                         let b = i * 6;
-                        format!("(${}, ${}, ${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6)
+                        format!(
+                            "(${}, ${}, ${}, ${}, ${}, ${})",
+                            b + 1,
+                            b + 2,
+                            b + 3,
+                            b + 4,
+                            b + 5,
+                            b + 6
+                        )
                     })
                     .collect();
                 let sql = format!(
@@ -111,7 +119,13 @@ impl Logs<'_> {
                 );
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
                 for (level, source, line, ts, msg) in chunk {
-                    q = q.bind(run.pk).bind(*level).bind(*source).bind(*line).bind(*ts).bind(msg);
+                    q = q
+                        .bind(run.pk)
+                        .bind(*level)
+                        .bind(*source)
+                        .bind(*line)
+                        .bind(*ts)
+                        .bind(msg);
                 }
                 accepted += q.execute(&mut *tx).await?.rows_affected();
             }
@@ -190,8 +204,10 @@ impl Logs<'_> {
             if newest_first { "DESC" } else { "ASC" }
         );
         let after = f.after_seq.unwrap_or(0);
-        let lines = on_backend!(self.store(), read pool => {
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(run_pk).bind(after);
+        let lines = on_backend!(self.store(), read, |pool| {
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(run_pk)
+                .bind(after);
             for t in &texts {
                 q = q.bind(t.clone());
             }

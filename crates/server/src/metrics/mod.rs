@@ -382,7 +382,7 @@ impl Metrics<'_> {
         }
         let mut keys: Vec<&String> = by_key.keys().collect();
         keys.sort();
-        with_tx!(self.store(), tx => {
+        with_tx!(self.store(), |tx| {
             for key in keys {
                 let pts = &by_key[key];
                 let row = sqlx::query(
@@ -464,13 +464,17 @@ impl Metrics<'_> {
                     .bind(count).bind(last_step).bind(last_value).bind(last_nan).bind(min_value).bind(max_value).bind(series_id)
                     .execute(&mut *tx).await?;
             }
-            sqlx::query("UPDATE runs SET updated_at = $1 WHERE pk = $2").bind(now).bind(run.pk).execute(&mut *tx).await?;
+            sqlx::query("UPDATE runs SET updated_at = $1 WHERE pk = $2")
+                .bind(now)
+                .bind(run.pk)
+                .execute(&mut *tx)
+                .await?;
         });
         Ok(AppendHistoryResponse { accepted: total })
     }
 
     async fn series_rows(&self, run_pk: i64, keys: &[String]) -> ApiResult<Vec<SeriesRow>> {
-        let rows = on_backend!(self.store(), read pool => {
+        let rows = on_backend!(self.store(), read, |pool| {
             let rows = sqlx::query("SELECT id, key, count, last_step, last_value, last_nan, min_value, max_value, set_value, set_nan, is_set FROM metric_series WHERE run_pk = $1 ORDER BY key")
                 .bind(run_pk)
                 .fetch_all(pool)
@@ -525,12 +529,21 @@ impl Metrics<'_> {
         };
         let with_data = fetch != Fetch::Stats;
         let with_lasts = fetch == Fetch::Blocks;
-        Ok(on_backend!(self.store(), read pool => {
-            let rows = sqlx::query(sql).bind(series_id).bind(lo).bind(hi).fetch_all(pool).await?;
+        Ok(on_backend!(self.store(), read, |pool| {
+            let rows = sqlx::query(sql)
+                .bind(series_id)
+                .bind(lo)
+                .bind(hi)
+                .fetch_all(pool)
+                .await?;
             let mut out = Vec::with_capacity(rows.len());
             for r in rows {
                 let point = |s: Option<i64>, v: Option<f64>, t: Option<i64>| match (s, v, t) {
-                    (Some(step), Some(value), Some(timestamp_us)) => Some(Point { step, value, timestamp_us }),
+                    (Some(step), Some(value), Some(timestamp_us)) => Some(Point {
+                        step,
+                        value,
+                        timestamp_us,
+                    }),
                     _ => None,
                 };
                 let start_step: i64 = r.try_get("start_step")?;
@@ -544,13 +557,33 @@ impl Metrics<'_> {
                         count: r.try_get("count")?,
                         start_step,
                         end_step,
-                        min: point(r.try_get("min_step")?, r.try_get("min_value")?, r.try_get("min_ts")?),
-                        max: point(r.try_get("max_step")?, r.try_get("max_value")?, r.try_get("max_ts")?),
+                        min: point(
+                            r.try_get("min_step")?,
+                            r.try_get("min_value")?,
+                            r.try_get("min_ts")?,
+                        ),
+                        max: point(
+                            r.try_get("max_step")?,
+                            r.try_get("max_value")?,
+                            r.try_get("max_ts")?,
+                        ),
                     },
                     // A stored last time with no value is a NaN (SQLite cannot store NaN).
-                    last: last_ts.map(|timestamp_us| Point { step: end_step, value: last_value.unwrap_or(f64::NAN), timestamp_us }),
-                    data: if with_data { Some(r.try_get("data")?) } else { None },
-                    lasts: if with_lasts { r.try_get("lasts")? } else { None },
+                    last: last_ts.map(|timestamp_us| Point {
+                        step: end_step,
+                        value: last_value.unwrap_or(f64::NAN),
+                        timestamp_us,
+                    }),
+                    data: if with_data {
+                        Some(r.try_get("data")?)
+                    } else {
+                        None
+                    },
+                    lasts: if with_lasts {
+                        r.try_get("lasts")?
+                    } else {
+                        None
+                    },
                 });
             }
             out
@@ -570,8 +603,9 @@ impl Metrics<'_> {
                 "SELECT start_step, data FROM metric_chunks WHERE series_id = $1 AND start_step IN ({})",
                 list.join(",")
             );
-            let rows: Vec<(i64, Vec<u8>)> = on_backend!(self.store(), read pool => {
-                let mut q = sqlx::query_as::<_, (i64, Vec<u8>)>(sqlx::AssertSqlSafe(sql)).bind(series_id);
+            let rows: Vec<(i64, Vec<u8>)> = on_backend!(self.store(), read, |pool| {
+                let mut q =
+                    sqlx::query_as::<_, (i64, Vec<u8>)>(sqlx::AssertSqlSafe(sql)).bind(series_id);
                 for st in group {
                     q = q.bind(*st);
                 }
@@ -823,7 +857,7 @@ impl Metrics<'_> {
 
     /// First and last stored step of a series within a range (clamped to it).
     async fn span(&self, series_id: i64, lo: i64, hi: i64) -> ApiResult<Option<(i64, i64)>> {
-        let (first, last): (Option<i64>, Option<i64>) = on_backend!(self.store(), read pool => {
+        let (first, last): (Option<i64>, Option<i64>) = on_backend!(self.store(), read, |pool| {
             sqlx::query_as("SELECT MIN(start_step), MAX(end_step) FROM metric_chunks WHERE series_id = $1 AND end_step >= $2 AND start_step <= $3")
                 .bind(series_id).bind(lo).bind(hi).fetch_one(pool).await?
         });
@@ -937,7 +971,7 @@ impl Metrics<'_> {
             }
             ApiError::check_text("metric name", k)?;
         }
-        with_tx!(self.store(), tx => {
+        with_tx!(self.store(), |tx| {
             for (k, MetricValue(v)) in &values {
                 let nan = v.is_nan();
                 sqlx::query(
@@ -947,7 +981,11 @@ impl Metrics<'_> {
                 .bind(run.pk).bind(k).bind(now).bind((!nan).then_some(*v)).bind(nan).bind(true)
                 .execute(&mut *tx).await?;
             }
-            sqlx::query("UPDATE runs SET updated_at = $1 WHERE pk = $2").bind(now).bind(run.pk).execute(&mut *tx).await?;
+            sqlx::query("UPDATE runs SET updated_at = $1 WHERE pk = $2")
+                .bind(now)
+                .bind(run.pk)
+                .execute(&mut *tx)
+                .await?;
         });
         self.summary(actor, run_id).await
     }

@@ -147,7 +147,7 @@ impl Projects<'_> {
 
     /// Resolves the caller's access to a project by name (404 when it does not exist).
     pub async fn access(&self, actor: &Actor, name: &str) -> ApiResult<ProjectAccess> {
-        let row = on_backend!(self.store(), read pool => {
+        let row = on_backend!(self.store(), read, |pool| {
             sqlx::query("SELECT p.id, p.visibility, (SELECT m.role FROM project_members m WHERE m.project_id = p.id AND m.user_id = $1) AS role FROM projects p WHERE p.name = $2")
                 .bind(actor.user_id().unwrap_or(-1))
                 .bind(name)
@@ -190,7 +190,7 @@ impl Projects<'_> {
 
     /// Resolves access by project id.
     pub async fn access_by_id(&self, actor: &Actor, id: i64) -> ApiResult<ProjectAccess> {
-        let row = on_backend!(self.store(), read pool => {
+        let row = on_backend!(self.store(), read, |pool| {
             sqlx::query("SELECT p.name, p.visibility, (SELECT m.role FROM project_members m WHERE m.project_id = p.id AND m.user_id = $1) AS role FROM projects p WHERE p.id = $2")
                 .bind(actor.user_id().unwrap_or(-1))
                 .bind(id)
@@ -247,7 +247,7 @@ impl Projects<'_> {
         let vis = req.visibility.unwrap_or(Visibility::Private);
         let now = now_us();
         let res: Result<(), ApiError> = async {
-            with_tx!(self.store(), tx => {
+            with_tx!(self.store(), |tx| {
                 let id: i64 = sqlx::query_scalar("INSERT INTO projects (name, description, visibility, owner_id, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5) RETURNING id")
                     .bind(&req.name)
                     .bind(&desc)
@@ -297,8 +297,12 @@ impl Projects<'_> {
         access.require_read()?;
         let sql = format!("{PROJECT_SELECT} WHERE p.id = $2");
         let uid = actor.user_id().unwrap_or(-1);
-        let mut p = on_backend!(self.store(), read pool => {
-            let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(uid).bind(access.id).fetch_one(pool).await?;
+        let mut p = on_backend!(self.store(), read, |pool| {
+            let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(uid)
+                .bind(access.id)
+                .fetch_one(pool)
+                .await?;
             project_from_row(&row)?
         });
         p.role = access.role;
@@ -336,7 +340,7 @@ impl Projects<'_> {
              ORDER BY p.name LIMIT $6"
         );
         let uid = actor.user_id().unwrap_or(-1);
-        let mut items = on_backend!(self.store(), read pool => {
+        let mut items = on_backend!(self.store(), read, |pool| {
             sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(uid)
                 .bind(&after)
@@ -377,7 +381,7 @@ impl Projects<'_> {
         if let Some(d) = &req.description {
             check_description(d)?;
         }
-        on_backend!(self.store(), write pool => {
+        on_backend!(self.store(), write, |pool| {
             sqlx::query("UPDATE projects SET description = COALESCE($1, description), visibility = COALESCE($2, visibility), updated_at = $3 WHERE id = $4")
                 .bind(&req.description)
                 .bind(req.visibility.map(|v| v.as_str()))
@@ -394,8 +398,11 @@ impl Projects<'_> {
     pub async fn delete(&self, actor: &Actor, name: &str, client: &ClientInfo) -> ApiResult<()> {
         let access = self.access(actor, name).await?;
         access.require(Role::Owner)?;
-        on_backend!(self.store(), write pool => {
-            sqlx::query("DELETE FROM projects WHERE id = $1").bind(access.id).execute(pool).await?;
+        on_backend!(self.store(), write, |pool| {
+            sqlx::query("DELETE FROM projects WHERE id = $1")
+                .bind(access.id)
+                .execute(pool)
+                .await?;
         });
         self.record(
             actor,
@@ -412,7 +419,7 @@ impl Projects<'_> {
     pub async fn members(&self, actor: &Actor, name: &str) -> ApiResult<Vec<Member>> {
         let access = self.access(actor, name).await?;
         access.require_read()?;
-        let rows = on_backend!(self.store(), read pool => {
+        let rows = on_backend!(self.store(), read, |pool| {
             sqlx::query("SELECT u.username, m.role, m.added_at FROM project_members m JOIN users u ON u.id = m.user_id WHERE m.project_id = $1 ORDER BY u.username")
                 .bind(access.id)
                 .fetch_all(pool)
@@ -432,8 +439,11 @@ impl Projects<'_> {
     }
 
     async fn user_id_by_name(&self, username: &str) -> ApiResult<i64> {
-        let id: Option<i64> = on_backend!(self.store(), read pool => {
-            sqlx::query_scalar("SELECT id FROM users WHERE lower(username) = lower($1)").bind(username).fetch_optional(pool).await?
+        let id: Option<i64> = on_backend!(self.store(), read, |pool| {
+            sqlx::query_scalar("SELECT id FROM users WHERE lower(username) = lower($1)")
+                .bind(username)
+                .fetch_optional(pool)
+                .await?
         });
         id.ok_or_else(|| ApiError::not_found(format!("user {username}")))
     }
@@ -449,17 +459,26 @@ impl Projects<'_> {
     }
 
     async fn member_role(&self, project_id: i64, user_id: i64) -> ApiResult<Option<Role>> {
-        let role: Option<String> = on_backend!(self.store(), read pool => {
-            sqlx::query_scalar("SELECT role FROM project_members WHERE project_id = $1 AND user_id = $2")
-                .bind(project_id).bind(user_id).fetch_optional(pool).await?
+        let role: Option<String> = on_backend!(self.store(), read, |pool| {
+            sqlx::query_scalar(
+                "SELECT role FROM project_members WHERE project_id = $1 AND user_id = $2",
+            )
+            .bind(project_id)
+            .bind(user_id)
+            .fetch_optional(pool)
+            .await?
         });
         Ok(role.as_deref().and_then(Role::parse))
     }
 
     async fn owner_count(&self, project_id: i64) -> ApiResult<i64> {
-        Ok(on_backend!(self.store(), read pool => {
-            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM project_members WHERE project_id = $1 AND role = 'owner'")
-                .bind(project_id).fetch_one(pool).await?
+        Ok(on_backend!(self.store(), read, |pool| {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT COUNT(*) FROM project_members WHERE project_id = $1 AND role = 'owner'",
+            )
+            .bind(project_id)
+            .fetch_one(pool)
+            .await?
         }))
     }
 
@@ -481,7 +500,7 @@ impl Projects<'_> {
             )));
         }
         let now = now_us();
-        on_backend!(self.store(), write pool => {
+        on_backend!(self.store(), write, |pool| {
             sqlx::query("INSERT INTO project_members (project_id, user_id, role, added_at) VALUES ($1, $2, $3, $4)")
                 .bind(access.id).bind(uid).bind(role.as_str()).bind(now).execute(pool).await?;
         });
@@ -528,7 +547,7 @@ impl Projects<'_> {
                 "{username} is the last owner of {name}; make someone else an owner first"
             )));
         }
-        let added: i64 = on_backend!(self.store(), write pool => {
+        let added: i64 = on_backend!(self.store(), write, |pool| {
             sqlx::query_scalar("UPDATE project_members SET role = $1 WHERE project_id = $2 AND user_id = $3 RETURNING added_at")
                 .bind(role.as_str()).bind(access.id).bind(uid).fetch_one(pool).await?
         });
@@ -584,8 +603,12 @@ impl Projects<'_> {
                 )));
             }
         }
-        on_backend!(self.store(), write pool => {
-            sqlx::query("DELETE FROM project_members WHERE project_id = $1 AND user_id = $2").bind(access.id).bind(uid).execute(pool).await?;
+        on_backend!(self.store(), write, |pool| {
+            sqlx::query("DELETE FROM project_members WHERE project_id = $1 AND user_id = $2")
+                .bind(access.id)
+                .bind(uid)
+                .execute(pool)
+                .await?;
         });
         self.record(
             actor,

@@ -238,8 +238,11 @@ impl Registry<'_> {
 
     async fn find(&self, name: &str) -> ApiResult<Option<ModelRow>> {
         let sql = format!("{MODEL_SELECT} WHERE m.name = $1");
-        Ok(on_backend!(self.store(), read pool => {
-            sqlx::query_as::<_, ModelRow>(sqlx::AssertSqlSafe(sql)).bind(name).fetch_optional(pool).await?
+        Ok(on_backend!(self.store(), read, |pool| {
+            sqlx::query_as::<_, ModelRow>(sqlx::AssertSqlSafe(sql))
+                .bind(name)
+                .fetch_optional(pool)
+                .await?
         }))
     }
 
@@ -261,7 +264,7 @@ impl Registry<'_> {
     }
 
     async fn policy_of(&self, project_id: i64) -> ApiResult<RegistryPolicy> {
-        let row: Option<(bool, bool)> = on_backend!(self.store(), read pool => {
+        let row: Option<(bool, bool)> = on_backend!(self.store(), read, |pool| {
             sqlx::query_as("SELECT require_approval, allow_self_approval FROM registry_policies WHERE project_id = $1")
                 .bind(project_id).fetch_optional(pool).await?
         });
@@ -275,7 +278,7 @@ impl Registry<'_> {
 
     async fn model_api(&self, row: ModelRow) -> ApiResult<RegisteredModel> {
         let policy = self.policy_of(row.project_id).await?;
-        let production: Vec<(i64,)> = on_backend!(self.store(), read pool => {
+        let production: Vec<(i64,)> = on_backend!(self.store(), read, |pool| {
             sqlx::query_as("SELECT version FROM model_versions WHERE model_id = $1 AND stage = 'Production' ORDER BY version DESC")
                 .bind(row.id).fetch_all(pool).await?
         });
@@ -317,7 +320,7 @@ impl Registry<'_> {
         let user = actor.require_user()?;
         let now = now_us();
         let res: ApiResult<()> = async {
-            with_tx!(self.store(), tx => {
+            with_tx!(self.store(), |tx| {
                 let id: i64 = sqlx::query_scalar("INSERT INTO registered_models (name, project_id, description, tags, require_approval, created_by, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING id")
                     .bind(&req.name).bind(access.id).bind(req.description.clone().unwrap_or_default())
                     .bind(serde_json::to_string(&tags).unwrap_or_default()).bind(req.require_approval)
@@ -383,13 +386,14 @@ impl Registry<'_> {
             )
         });
         sql.push_str(" AND ($4 IS NULL OR LOWER(m.name) LIKE $4 ESCAPE '\\' OR LOWER(m.description) LIKE $4 ESCAPE '\\') ORDER BY m.name LIMIT 1000");
-        let rows: Vec<ModelRow> = on_backend!(self.store(), read pool => {
+        let rows: Vec<ModelRow> = on_backend!(self.store(), read, |pool| {
             sqlx::query_as::<_, ModelRow>(sqlx::AssertSqlSafe(sql))
                 .bind(actor.is_admin())
                 .bind(actor.user_id().unwrap_or(-1))
                 .bind(project.unwrap_or_default())
                 .bind(pattern)
-                .fetch_all(pool).await?
+                .fetch_all(pool)
+                .await?
         });
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
@@ -423,7 +427,7 @@ impl Registry<'_> {
             req.require_approval.or(row.require_approval)
         };
         let now = now_us();
-        with_tx!(self.store(), tx => {
+        with_tx!(self.store(), |tx| {
             sqlx::query("UPDATE registered_models SET description = COALESCE($1, description), tags = COALESCE($2, tags), require_approval = $3, updated_at = $4 WHERE id = $5")
                 .bind(&req.description).bind(tags.map(|t| serde_json::to_string(&t).unwrap_or_default()))
                 .bind(approval).bind(now).bind(row.id).execute(&mut *tx).await?;
@@ -451,8 +455,11 @@ impl Registry<'_> {
     /// Deletes a model with its versions, aliases and history (the audit log keeps the trail).
     pub async fn delete(&self, actor: &Actor, client: &ClientInfo, name: &str) -> ApiResult<()> {
         let row = self.load_with(actor, name, Role::Admin).await?;
-        on_backend!(self.store(), write pool => {
-            sqlx::query("DELETE FROM registered_models WHERE id = $1").bind(row.id).execute(pool).await?;
+        on_backend!(self.store(), write, |pool| {
+            sqlx::query("DELETE FROM registered_models WHERE id = $1")
+                .bind(row.id)
+                .execute(pool)
+                .await?;
         });
         self.audit(
             actor,
@@ -473,7 +480,7 @@ impl Registry<'_> {
         arg: Arg<'_>,
     ) -> ApiResult<Vec<VersionRow>> {
         let sql = format!("{VERSION_SELECT} WHERE v.model_id = $1 {filter}");
-        Ok(on_backend!(self.store(), read pool => {
+        Ok(on_backend!(self.store(), read, |pool| {
             let q = sqlx::query_as::<_, VersionRow>(sqlx::AssertSqlSafe(sql)).bind(model_id);
             let q = match arg {
                 Arg::None => q,
@@ -485,9 +492,13 @@ impl Registry<'_> {
     }
 
     async fn aliases(&self, model_id: i64) -> ApiResult<HashMap<i64, Vec<String>>> {
-        let rows: Vec<(i64, String)> = on_backend!(self.store(), read pool => {
-            sqlx::query_as("SELECT version_id, alias FROM model_aliases WHERE model_id = $1 ORDER BY alias")
-                .bind(model_id).fetch_all(pool).await?
+        let rows: Vec<(i64, String)> = on_backend!(self.store(), read, |pool| {
+            sqlx::query_as(
+                "SELECT version_id, alias FROM model_aliases WHERE model_id = $1 ORDER BY alias",
+            )
+            .bind(model_id)
+            .fetch_all(pool)
+            .await?
         });
         let mut out: HashMap<i64, Vec<String>> = HashMap::new();
         for (v, a) in rows {
@@ -606,15 +617,35 @@ impl Registry<'_> {
             None => None,
         };
         let now = now_us();
-        let number: i64 = with_tx!(self.store(), tx => {
-            sqlx::query("UPDATE registered_models SET updated_at = $1 WHERE id = $2").bind(now).bind(model.id).execute(&mut *tx).await?;
-            let n: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) + 1 FROM model_versions WHERE model_id = $1")
-                .bind(model.id).fetch_one(&mut *tx).await?;
+        let number: i64 = with_tx!(self.store(), |tx| {
+            sqlx::query("UPDATE registered_models SET updated_at = $1 WHERE id = $2")
+                .bind(now)
+                .bind(model.id)
+                .execute(&mut *tx)
+                .await?;
+            let n: i64 = sqlx::query_scalar(
+                "SELECT COALESCE(MAX(version), 0) + 1 FROM model_versions WHERE model_id = $1",
+            )
+            .bind(model.id)
+            .fetch_one(&mut *tx)
+            .await?;
             sqlx::query("INSERT INTO model_versions (model_id, version, artifact_version_id, run_pk, description, metrics, tags, created_by, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)")
                 .bind(model.id).bind(n).bind(artifact_id).bind(run_pk).bind(req.description.clone().unwrap_or_default())
                 .bind(metrics.to_string()).bind(serde_json::to_string(&tags).unwrap_or_default()).bind(user.id).bind(now)
                 .execute(&mut *tx).await?;
-            record_change!(tx, model.id, &user.username, now, Change { version: Some(n), action: "version_created", from: None, to: Some(artifact_label.clone()), comment: req.description.as_deref() });
+            record_change!(
+                tx,
+                model.id,
+                &user.username,
+                now,
+                Change {
+                    version: Some(n),
+                    action: "version_created",
+                    from: None,
+                    to: Some(artifact_label.clone()),
+                    comment: req.description.as_deref()
+                }
+            );
             n
         });
         self.audit(
@@ -774,9 +805,24 @@ impl Registry<'_> {
             .resolve(&model, &version_number(version)?.to_string())
             .await?;
         let now = now_us();
-        with_tx!(self.store(), tx => {
-            sqlx::query("DELETE FROM model_versions WHERE id = $1").bind(row.id).execute(&mut *tx).await?;
-            record_change!(tx, model.id, &user.username, now, Change { version: Some(row.version), action: "version_deleted", from: Some(row.stage.clone()), to: None, comment: None });
+        with_tx!(self.store(), |tx| {
+            sqlx::query("DELETE FROM model_versions WHERE id = $1")
+                .bind(row.id)
+                .execute(&mut *tx)
+                .await?;
+            record_change!(
+                tx,
+                model.id,
+                &user.username,
+                now,
+                Change {
+                    version: Some(row.version),
+                    action: "version_deleted",
+                    from: Some(row.stage.clone()),
+                    to: None,
+                    comment: None
+                }
+            );
         });
         self.audit(
             actor,
@@ -792,7 +838,7 @@ impl Registry<'_> {
 
     /// Usernames of those who may approve versions of a project's models.
     async fn approvers(&self, project_id: i64) -> ApiResult<Vec<String>> {
-        let rows: Vec<(String,)> = on_backend!(self.store(), read pool => {
+        let rows: Vec<(String,)> = on_backend!(self.store(), read, |pool| {
             sqlx::query_as("SELECT u.username FROM project_members m JOIN users u ON u.id = m.user_id WHERE m.project_id = $1 AND m.role IN ('owner', 'admin') ORDER BY u.username")
                 .bind(project_id).fetch_all(pool).await?
         });
@@ -818,12 +864,22 @@ impl Registry<'_> {
             self.check_approval(&model, &row).await?;
         }
         let now = now_us();
-        let archived: Vec<i64> = with_tx!(self.store(), tx => {
+        let archived: Vec<i64> = with_tx!(self.store(), |tx| {
             // The model's row lock serialises racing promotions.
-            sqlx::query("UPDATE registered_models SET updated_at = $1 WHERE id = $2").bind(now).bind(model.id).execute(&mut *tx).await?;
-            let from: Option<String> = sqlx::query_scalar("SELECT stage FROM model_versions WHERE id = $1").bind(row.id).fetch_optional(&mut *tx).await?;
+            sqlx::query("UPDATE registered_models SET updated_at = $1 WHERE id = $2")
+                .bind(now)
+                .bind(model.id)
+                .execute(&mut *tx)
+                .await?;
+            let from: Option<String> =
+                sqlx::query_scalar("SELECT stage FROM model_versions WHERE id = $1")
+                    .bind(row.id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
             let Some(from) = from else {
-                return Err(ApiError::not_found(format!("version v{number} of model {name}")));
+                return Err(ApiError::not_found(format!(
+                    "version v{number} of model {name}"
+                )));
             };
             let mut archived = Vec::new();
             if req.to == Stage::Production && req.archive_existing {
@@ -833,16 +889,56 @@ impl Registry<'_> {
                     sqlx::query("UPDATE model_versions SET stage = 'Archived', approved_by = NULL, approved_at = NULL, updated_at = $1 WHERE model_id = $2 AND version = $3")
                         .bind(now).bind(model.id).bind(v).execute(&mut *tx).await?;
                     let comment = format!("archived when v{number} was promoted to Production");
-                    record_change!(tx, model.id, &user.username, now, Change { version: Some(v), action: "transition", from: Some("Production".into()), to: Some("Archived".into()), comment: Some(comment.as_str()) });
+                    record_change!(
+                        tx,
+                        model.id,
+                        &user.username,
+                        now,
+                        Change {
+                            version: Some(v),
+                            action: "transition",
+                            from: Some("Production".into()),
+                            to: Some("Archived".into()),
+                            comment: Some(comment.as_str())
+                        }
+                    );
                     if approver.is_some() {
-                        record_change!(tx, model.id, &user.username, now, Change { version: Some(v), action: "approval_voided", from: approver, to: None, comment: Some("moved from Production to Archived") });
+                        record_change!(
+                            tx,
+                            model.id,
+                            &user.username,
+                            now,
+                            Change {
+                                version: Some(v),
+                                action: "approval_voided",
+                                from: approver,
+                                to: None,
+                                comment: Some("moved from Production to Archived")
+                            }
+                        );
                     }
                     archived.push(v);
                 }
             }
             sqlx::query("UPDATE model_versions SET stage = $1, updated_at = $2 WHERE id = $3")
-                .bind(req.to.as_str()).bind(now).bind(row.id).execute(&mut *tx).await?;
-            record_change!(tx, model.id, &user.username, now, Change { version: Some(number), action: "transition", from: Some(from.clone()), to: Some(req.to.as_str().into()), comment: req.comment.as_deref() });
+                .bind(req.to.as_str())
+                .bind(now)
+                .bind(row.id)
+                .execute(&mut *tx)
+                .await?;
+            record_change!(
+                tx,
+                model.id,
+                &user.username,
+                now,
+                Change {
+                    version: Some(number),
+                    action: "transition",
+                    from: Some(from.clone()),
+                    to: Some(req.to.as_str().into()),
+                    comment: req.comment.as_deref()
+                }
+            );
             // An approval is for one promotion: leaving Production, or going back to Staging
             // or None, voids it (the promotion it allowed stands).
             if voids_approval(&from, req.to) {
@@ -850,7 +946,19 @@ impl Registry<'_> {
                     .bind(row.id).execute(&mut *tx).await?.rows_affected();
                 if voided > 0 {
                     let why = format!("moved from {from} to {}", req.to.as_str());
-                    record_change!(tx, model.id, &user.username, now, Change { version: Some(number), action: "approval_voided", from: row.approved_by.clone(), to: None, comment: Some(why.as_str()) });
+                    record_change!(
+                        tx,
+                        model.id,
+                        &user.username,
+                        now,
+                        Change {
+                            version: Some(number),
+                            action: "approval_voided",
+                            from: row.approved_by.clone(),
+                            to: None,
+                            comment: Some(why.as_str())
+                        }
+                    );
                 }
             }
             archived
@@ -939,12 +1047,16 @@ impl Registry<'_> {
         } else {
             (Some(user.id), Some(now))
         };
-        with_tx!(self.store(), tx => {
+        with_tx!(self.store(), |tx| {
             sqlx::query("UPDATE model_versions SET approved_by = $1, approved_at = $2, updated_at = $3 WHERE id = $4")
                 .bind(approver).bind(at).bind(now).bind(row.id).execute(&mut *tx).await?;
             let change = Change {
                 version: Some(number),
-                action: if revoke { "approval_revoked" } else { "approved" },
+                action: if revoke {
+                    "approval_revoked"
+                } else {
+                    "approved"
+                },
                 from: row.approved_by.clone(),
                 to: (!revoke).then(|| user.username.clone()),
                 comment,
@@ -984,8 +1096,12 @@ impl Registry<'_> {
         let number = version_number(&req.version)?;
         let row = self.resolve(&model, &number.to_string()).await?;
         let now = now_us();
-        with_tx!(self.store(), tx => {
-            sqlx::query("UPDATE registered_models SET updated_at = $1 WHERE id = $2").bind(now).bind(model.id).execute(&mut *tx).await?;
+        with_tx!(self.store(), |tx| {
+            sqlx::query("UPDATE registered_models SET updated_at = $1 WHERE id = $2")
+                .bind(now)
+                .bind(model.id)
+                .execute(&mut *tx)
+                .await?;
             let before: Option<i64> = sqlx::query_scalar("SELECT v.version FROM model_aliases al JOIN model_versions v ON v.id = al.version_id WHERE al.model_id = $1 AND al.alias = $2")
                 .bind(model.id).bind(alias).fetch_optional(&mut *tx).await?;
             sqlx::query("INSERT INTO model_aliases (model_id, alias, version_id, updated_by, updated_at) VALUES ($1, $2, $3, $4, $5) \
@@ -1027,9 +1143,25 @@ impl Registry<'_> {
             .await
             .map_err(|_| ApiError::not_found(format!("alias {alias} of model {name}")))?;
         let now = now_us();
-        with_tx!(self.store(), tx => {
-            sqlx::query("DELETE FROM model_aliases WHERE model_id = $1 AND alias = $2").bind(model.id).bind(alias).execute(&mut *tx).await?;
-            record_change!(tx, model.id, &user.username, now, Change { version: Some(row.version), action: "alias_removed", from: Some(alias.to_string()), to: None, comment: None });
+        with_tx!(self.store(), |tx| {
+            sqlx::query("DELETE FROM model_aliases WHERE model_id = $1 AND alias = $2")
+                .bind(model.id)
+                .bind(alias)
+                .execute(&mut *tx)
+                .await?;
+            record_change!(
+                tx,
+                model.id,
+                &user.username,
+                now,
+                Change {
+                    version: Some(row.version),
+                    action: "alias_removed",
+                    from: Some(alias.to_string()),
+                    to: None,
+                    comment: None
+                }
+            );
         });
         self.audit(
             actor,
@@ -1052,7 +1184,7 @@ impl Registry<'_> {
     ) -> ApiResult<Vec<ModelEvent>> {
         let (model, _) = self.load(actor, name).await?;
         let number = version.map(version_number).transpose()?;
-        let rows: Vec<EventRow> = on_backend!(self.store(), read pool => {
+        let rows: Vec<EventRow> = on_backend!(self.store(), read, |pool| {
             sqlx::query_as("SELECT id, version, action, from_value, to_value, comment, username, at FROM model_history WHERE model_id = $1 AND ($2 IS NULL OR version = $2) ORDER BY id")
                 .bind(model.id).bind(number).fetch_all(pool).await?
         });
@@ -1092,7 +1224,7 @@ impl Registry<'_> {
             .access(actor, project)
             .await?;
         access.require(Role::Admin)?;
-        on_backend!(self.store(), write pool => {
+        on_backend!(self.store(), write, |pool| {
             sqlx::query("INSERT INTO registry_policies (project_id, require_approval, allow_self_approval, updated_at) VALUES ($1, $2, $3, $4) \
                  ON CONFLICT (project_id) DO UPDATE SET require_approval = excluded.require_approval, allow_self_approval = excluded.allow_self_approval, updated_at = excluded.updated_at")
                 .bind(access.id).bind(policy.require_approval).bind(policy.allow_self_approval).bind(now_us()).execute(pool).await?;

@@ -228,8 +228,11 @@ impl Runs<'_> {
 
     async fn row(&self, id: &str) -> ApiResult<Option<RunRow>> {
         let sql = format!("{RUN_SELECT} WHERE r.id = $1");
-        Ok(on_backend!(self.store(), read pool => {
-            sqlx::query_as::<_, RunRow>(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(pool).await?
+        Ok(on_backend!(self.store(), read, |pool| {
+            sqlx::query_as::<_, RunRow>(sqlx::AssertSqlSafe(sql))
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
         }))
     }
 
@@ -277,7 +280,7 @@ impl Runs<'_> {
             "SELECT run_pk, key, last_value, last_nan, set_value, set_nan, is_set FROM metric_series WHERE run_pk IN ({})",
             placeholders.join(",")
         );
-        let rows: Vec<(i64, String, Option<f64>)> = on_backend!(self.store(), read pool => {
+        let rows: Vec<(i64, String, Option<f64>)> = on_backend!(self.store(), read, |pool| {
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for pk in run_pks {
                 q = q.bind(*pk);
@@ -389,7 +392,7 @@ impl Runs<'_> {
             .filter(|n| !n.trim().is_empty())
             .unwrap_or_else(|| id.clone());
         let res: ApiResult<()> = async {
-            with_tx!(self.store(), tx => {
+            with_tx!(self.store(), |tx| {
                 let pk: i64 = sqlx::query_scalar(
                     "INSERT INTO runs (id, project_id, name, state, config, tags, notes, group_name, job_type, git_commit, git_branch, git_remote, git_dirty, host, os, program, runtime, created_by, created_at, started_at, heartbeat_at, updated_at)
                      VALUES ($1, $2, $3, 'running', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $19, $19, $18, $18) RETURNING pk",
@@ -470,7 +473,7 @@ impl Runs<'_> {
         self.check_config_size(&merged)?;
         let now = now_us();
         let pk = existing.pk;
-        with_tx!(self.store(), tx => {
+        with_tx!(self.store(), |tx| {
             sqlx::query(
                 "UPDATE runs SET state = 'running', finished_at = NULL, exit_code = NULL, end_reason = NULL, stop_requested = $1, reaped = $1, heartbeat_at = $2, updated_at = $2,
                  started_at = CASE WHEN state = 'running' THEN started_at ELSE $2 END,
@@ -493,7 +496,13 @@ impl Runs<'_> {
             .execute(&mut *tx)
             .await?;
             for t in &all_tags {
-                sqlx::query("INSERT INTO run_tags (run_pk, tag) VALUES ($1, $2) ON CONFLICT DO NOTHING").bind(pk).bind(t).execute(&mut *tx).await?;
+                sqlx::query(
+                    "INSERT INTO run_tags (run_pk, tag) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                )
+                .bind(pk)
+                .bind(t)
+                .execute(&mut *tx)
+                .await?;
             }
         });
         let row = self
@@ -529,13 +538,20 @@ impl Runs<'_> {
         };
         let now = now_us();
         let lock = self.row_lock();
-        with_tx!(self.store(), tx => {
+        with_tx!(self.store(), |tx| {
             if let Some(patch) = config_patch {
                 let sql = format!("SELECT config FROM runs WHERE pk = $1{lock}");
-                let stored: String = sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(row.pk).fetch_one(&mut *tx).await?;
+                let stored: String = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                    .bind(row.pk)
+                    .fetch_one(&mut *tx)
+                    .await?;
                 let merged = merge_config(&stored, patch);
                 self.check_config_size(&merged)?;
-                sqlx::query("UPDATE runs SET config = $1 WHERE pk = $2").bind(merged).bind(row.pk).execute(&mut *tx).await?;
+                sqlx::query("UPDATE runs SET config = $1 WHERE pk = $2")
+                    .bind(merged)
+                    .bind(row.pk)
+                    .execute(&mut *tx)
+                    .await?;
             }
             sqlx::query("UPDATE runs SET name = COALESCE($1, name), notes = COALESCE($2, notes), tags = COALESCE($3, tags), updated_at = $4 WHERE pk = $5")
                 .bind(&req.name)
@@ -546,9 +562,16 @@ impl Runs<'_> {
                 .execute(&mut *tx)
                 .await?;
             if let Some(tags) = &tags {
-                sqlx::query("DELETE FROM run_tags WHERE run_pk = $1").bind(row.pk).execute(&mut *tx).await?;
+                sqlx::query("DELETE FROM run_tags WHERE run_pk = $1")
+                    .bind(row.pk)
+                    .execute(&mut *tx)
+                    .await?;
                 for t in tags {
-                    sqlx::query("INSERT INTO run_tags (run_pk, tag) VALUES ($1, $2)").bind(row.pk).bind(t).execute(&mut *tx).await?;
+                    sqlx::query("INSERT INTO run_tags (run_pk, tag) VALUES ($1, $2)")
+                        .bind(row.pk)
+                        .bind(t)
+                        .execute(&mut *tx)
+                        .await?;
                 }
             }
         });
@@ -614,9 +637,12 @@ impl Runs<'_> {
         let tag = check_tags(&[tag.to_string()])?.remove(0);
         let lock = self.row_lock();
         let now = now_us();
-        let changed: bool = with_tx!(self.store(), tx => {
+        let changed: bool = with_tx!(self.store(), |tx| {
             let sql = format!("SELECT tags FROM runs WHERE pk = $1{lock}");
-            let stored: String = sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(row.pk).fetch_one(&mut *tx).await?;
+            let stored: String = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .bind(row.pk)
+                .fetch_one(&mut *tx)
+                .await?;
             let mut tags: Vec<String> = serde_json::from_str(&stored).unwrap_or_default();
             let had = tags.contains(&tag);
             let changed = had != add;
@@ -624,10 +650,20 @@ impl Runs<'_> {
                 if add {
                     tags.push(tag.clone());
                     check_tags(&tags)?;
-                    sqlx::query("INSERT INTO run_tags (run_pk, tag) VALUES ($1, $2) ON CONFLICT DO NOTHING").bind(row.pk).bind(&tag).execute(&mut *tx).await?;
+                    sqlx::query(
+                        "INSERT INTO run_tags (run_pk, tag) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                    )
+                    .bind(row.pk)
+                    .bind(&tag)
+                    .execute(&mut *tx)
+                    .await?;
                 } else {
                     tags.retain(|t| *t != tag);
-                    sqlx::query("DELETE FROM run_tags WHERE run_pk = $1 AND tag = $2").bind(row.pk).bind(&tag).execute(&mut *tx).await?;
+                    sqlx::query("DELETE FROM run_tags WHERE run_pk = $1 AND tag = $2")
+                        .bind(row.pk)
+                        .bind(&tag)
+                        .execute(&mut *tx)
+                        .await?;
                 }
                 sqlx::query("UPDATE runs SET tags = $1, updated_at = $2 WHERE pk = $3")
                     .bind(serde_json::to_string(&tags).unwrap_or_default())
@@ -659,8 +695,11 @@ impl Runs<'_> {
     /// Deletes a run with its metrics and logs.
     pub async fn delete(&self, actor: &Actor, id: &str, client: &ClientInfo) -> ApiResult<()> {
         let (row, access) = self.load_for_write(actor, id).await?;
-        on_backend!(self.store(), write pool => {
-            sqlx::query("DELETE FROM runs WHERE pk = $1").bind(row.pk).execute(pool).await?;
+        on_backend!(self.store(), write, |pool| {
+            sqlx::query("DELETE FROM runs WHERE pk = $1")
+                .bind(row.pk)
+                .execute(pool)
+                .await?;
         });
         self.record(
             actor,
@@ -687,7 +726,7 @@ impl Runs<'_> {
             )));
         }
         let now = now_us();
-        on_backend!(self.store(), write pool => {
+        on_backend!(self.store(), write, |pool| {
             sqlx::query("UPDATE runs SET heartbeat_at = $1, updated_at = $1, state = 'running', finished_at = NULL, reaped = $3 WHERE pk = $2")
                 .bind(now).bind(row.pk).bind(false).execute(pool).await?;
         });
@@ -717,7 +756,7 @@ impl Runs<'_> {
         let end = recorded_time("finished_at", req.finished_at)?
             .map_or(now, |t| t.clamp(row.started_at.min(now), now));
         // A run a sweep stopped ends with the sweep's reason unless the client gave one.
-        on_backend!(self.store(), write pool => {
+        on_backend!(self.store(), write, |pool| {
             sqlx::query("UPDATE runs SET state = $1, exit_code = $2, finished_at = $3, updated_at = $3, reaped = $5,
                  end_reason = CASE WHEN $1 = 'killed' THEN COALESCE($6, (SELECT t.stop_reason FROM sweep_trials t WHERE t.run_id = runs.id)) ELSE $6 END
                  WHERE pk = $4")
@@ -745,9 +784,13 @@ impl Runs<'_> {
         client: &ClientInfo,
     ) -> ApiResult<Run> {
         let (row, _) = self.load_for_write(actor, id).await?;
-        on_backend!(self.store(), write pool => {
+        on_backend!(self.store(), write, |pool| {
             sqlx::query("UPDATE runs SET stop_requested = $1, updated_at = $2 WHERE pk = $3")
-                .bind(true).bind(now_us()).bind(row.pk).execute(pool).await?;
+                .bind(true)
+                .bind(now_us())
+                .bind(row.pk)
+                .execute(pool)
+                .await?;
         });
         self.record(
             actor,
@@ -820,7 +863,7 @@ impl Runs<'_> {
             wheres.join(" AND ")
         );
         let project_id = access.id;
-        let mut rows: Vec<RunRow> = on_backend!(self.store(), read pool => {
+        let mut rows: Vec<RunRow> = on_backend!(self.store(), read, |pool| {
             let mut query = sqlx::query_as::<_, RunRow>(sqlx::AssertSqlSafe(sql)).bind(project_id);
             for bind in &b.binds {
                 query = match bind {
@@ -853,7 +896,7 @@ impl Runs<'_> {
 /// Marks running runs whose heartbeat is older than the timeout as crashed. Returns how many.
 pub async fn reap_silent_runs(store: &Store, timeout_us: i64) -> Result<u64, sqlx::Error> {
     let now = now_us();
-    Ok(on_backend!(store, write pool => {
+    Ok(on_backend!(store, write, |pool| {
         sqlx::query("UPDATE runs SET state = 'crashed', reaped = $3, finished_at = $1, updated_at = $1 WHERE state = 'running' AND heartbeat_at < $2")
             .bind(now)
             .bind(now - timeout_us)

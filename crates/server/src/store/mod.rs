@@ -41,17 +41,19 @@ pub struct Store {
     pub backend: Backend,
 }
 
-/// Runs `$body` with `$pool` bound to the write pool of whichever backend the store uses.
+/// Runs `body` with `pool` bound to the write (or read) pool of whichever backend the store
+/// uses: `on_backend!(store, write, |pool| { … })`. Written like a closure so rustfmt formats
+/// the body; it is expanded once per backend, which is what lets one body serve both.
 #[macro_export]
 #[doc(hidden)]
 macro_rules! on_backend {
-    ($store:expr, write $pool:ident => $body:expr) => {
+    ($store:expr, write, |$pool:ident| $body:expr) => {
         match &$store.backend {
             $crate::store::Backend::Sqlite { write: $pool, .. } => $body,
             $crate::store::Backend::Postgres($pool) => $body,
         }
     };
-    ($store:expr, read $pool:ident => $body:expr) => {
+    ($store:expr, read, |$pool:ident| $body:expr) => {
         match &$store.backend {
             $crate::store::Backend::Sqlite { read: $pool, .. } => $body,
             $crate::store::Backend::Postgres($pool) => $body,
@@ -59,11 +61,13 @@ macro_rules! on_backend {
     };
 }
 
-/// Starts a write transaction: `BEGIN IMMEDIATE` on SQLite so concurrent writers wait.
+/// Runs `body` inside a write transaction bound to `tx`, committed when the body ends
+/// (`with_tx!(store, |tx| { … })`): `BEGIN IMMEDIATE` on SQLite so concurrent writers wait.
+/// A `?` in the body returns from the enclosing function and rolls the transaction back.
 #[macro_export]
 #[doc(hidden)]
 macro_rules! with_tx {
-    ($store:expr, $tx:ident => $body:expr) => {
+    ($store:expr, |$tx:ident| $body:expr) => {
         match &$store.backend {
             $crate::store::Backend::Sqlite { write, .. } => {
                 #[allow(unused_mut)]
@@ -176,8 +180,10 @@ impl Store {
                  (SELECT lower({column}) FROM users GROUP BY lower({column}) HAVING COUNT(*) > 1) \
                  ORDER BY lower({column}), {column}"
             );
-            let names: Result<Vec<String>, sqlx::Error> = on_backend!(self, write pool => {
-                sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_all(pool).await
+            let names: Result<Vec<String>, sqlx::Error> = on_backend!(self, write, |pool| {
+                sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                    .fetch_all(pool)
+                    .await
             });
             // No users table: a new database, nothing to collide.
             let Ok(names) = names else { continue };
@@ -213,7 +219,10 @@ impl Store {
 
     /// A trivial query, for readiness checks.
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
-        on_backend!(self, read pool => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()))
+        on_backend!(self, read, |pool| sqlx::query("SELECT 1")
+            .execute(pool)
+            .await
+            .map(|_| ()))
     }
 
     /// Closes the pools; on SQLite this checkpoints the WAL into the main file.

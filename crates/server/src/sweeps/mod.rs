@@ -261,8 +261,11 @@ impl Sweeps<'_> {
 
     async fn row(&self, id: &str) -> ApiResult<Option<SweepRow>> {
         let sql = format!("{SWEEP_SELECT} WHERE s.id = $1");
-        Ok(on_backend!(self.store(), read pool => {
-            sqlx::query_as::<_, SweepRow>(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(pool).await?
+        Ok(on_backend!(self.store(), read, |pool| {
+            sqlx::query_as::<_, SweepRow>(sqlx::AssertSqlSafe(sql))
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
         }))
     }
 
@@ -284,8 +287,12 @@ impl Sweeps<'_> {
     }
 
     async fn trials(&self, sweep_pk: i64, metric: &str) -> ApiResult<Vec<TrialRow>> {
-        Ok(on_backend!(self.store(), read pool => {
-            sqlx::query_as::<_, TrialRow>(TRIAL_SELECT).bind(sweep_pk).bind(metric).fetch_all(pool).await?
+        Ok(on_backend!(self.store(), read, |pool| {
+            sqlx::query_as::<_, TrialRow>(TRIAL_SELECT)
+                .bind(sweep_pk)
+                .bind(metric)
+                .fetch_all(pool)
+                .await?
         }))
     }
 
@@ -338,7 +345,7 @@ impl Sweeps<'_> {
             SearchMethod::Bayes => "bayes",
         };
         let now = now_us();
-        on_backend!(self.store(), write pool => {
+        on_backend!(self.store(), write, |pool| {
             sqlx::query("INSERT INTO sweeps (id, project_id, name, description, method, config, state, seed, created_by, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, $9, $9)")
                 .bind(&id).bind(access.id).bind(&name).bind(cfg.description.clone().unwrap_or_default())
                 .bind(method).bind(req.config.to_string()).bind(seed).bind(user.id).bind(now)
@@ -413,7 +420,7 @@ impl Sweeps<'_> {
     }
 
     async fn agents(&self, sweep_pk: i64) -> ApiResult<Vec<SweepAgent>> {
-        let rows: Vec<AgentRow> = on_backend!(self.store(), read pool => {
+        let rows: Vec<AgentRow> = on_backend!(self.store(), read, |pool| {
             sqlx::query_as("SELECT id, host, pid, heartbeat_at, exited_at FROM sweep_agents WHERE sweep_pk = $1 ORDER BY pk")
                 .bind(sweep_pk).fetch_all(pool).await?
         });
@@ -446,8 +453,11 @@ impl Sweeps<'_> {
         let sql = format!(
             "{SWEEP_SELECT} WHERE s.project_id = $1 ORDER BY s.created_at DESC, s.pk DESC LIMIT 1000"
         );
-        let rows: Vec<SweepRow> = on_backend!(self.store(), read pool => {
-            sqlx::query_as::<_, SweepRow>(sqlx::AssertSqlSafe(sql)).bind(access.id).fetch_all(pool).await?
+        let rows: Vec<SweepRow> = on_backend!(self.store(), read, |pool| {
+            sqlx::query_as::<_, SweepRow>(sqlx::AssertSqlSafe(sql))
+                .bind(access.id)
+                .fetch_all(pool)
+                .await?
         });
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
@@ -526,7 +536,7 @@ impl Sweeps<'_> {
     async fn set_state(&self, pk: i64, to: SweepState, reason: Option<&str>) -> ApiResult<()> {
         let now = now_us();
         let finished_at = to.is_terminal().then_some(now);
-        on_backend!(self.store(), write pool => {
+        on_backend!(self.store(), write, |pool| {
             sqlx::query("UPDATE sweeps SET state = $1, finish_reason = COALESCE($2, finish_reason), finished_at = COALESCE($3, finished_at), updated_at = $4 WHERE pk = $5")
                 .bind(to.as_str()).bind(reason).bind(finished_at).bind(now).bind(pk).execute(pool).await?;
         });
@@ -536,7 +546,7 @@ impl Sweeps<'_> {
     /// Asks every running or reserved trial's run to stop.
     async fn stop_unfinished(&self, sweep_pk: i64, reason: &str) -> ApiResult<()> {
         let now = now_us();
-        with_tx!(self.store(), tx => {
+        with_tx!(self.store(), |tx| {
             sqlx::query("UPDATE sweep_trials SET stop_reason = $1 WHERE sweep_pk = $2 AND stop_reason IS NULL AND run_id NOT IN (SELECT id FROM runs WHERE state <> 'running')")
                 .bind(reason).bind(sweep_pk).execute(&mut *tx).await?;
             sqlx::query("UPDATE runs SET stop_requested = $1, updated_at = $2 WHERE state = 'running' AND id IN (SELECT run_id FROM sweep_trials WHERE sweep_pk = $3)")
@@ -562,7 +572,7 @@ impl Sweeps<'_> {
             &format_time(now_us())[..10]
         );
         let now = now_us();
-        let detached: Vec<String> = with_tx!(self.store(), tx => {
+        let detached: Vec<String> = with_tx!(self.store(), |tx| {
             let ids: Vec<String> = sqlx::query_scalar(
                 "SELECT r.id FROM runs r JOIN sweep_trials t ON t.run_id = r.id WHERE t.sweep_pk = $1 ORDER BY t.number",
             )
@@ -579,7 +589,10 @@ impl Sweeps<'_> {
             .bind(row.pk)
             .execute(&mut *tx)
             .await?;
-            sqlx::query("DELETE FROM sweeps WHERE pk = $1").bind(row.pk).execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM sweeps WHERE pk = $1")
+                .bind(row.pk)
+                .execute(&mut *tx)
+                .await?;
             ids
         });
         self.audit(
@@ -621,10 +634,13 @@ impl Sweeps<'_> {
             .map(|t| t.pk)
             .collect();
         if !failed.is_empty() {
-            with_tx!(self.store(), tx => {
+            with_tx!(self.store(), |tx| {
                 for pk in &failed {
                     sqlx::query("UPDATE sweep_trials SET retry_requested = $1 WHERE pk = $2")
-                        .bind(true).bind(pk).execute(&mut *tx).await?;
+                        .bind(true)
+                        .bind(pk)
+                        .execute(&mut *tx)
+                        .await?;
                 }
                 // A sweep that ran out of points has work again.
                 sqlx::query("UPDATE sweeps SET state = 'running', finish_reason = NULL, finished_at = NULL, updated_at = $1 WHERE pk = $2 AND state = 'finished'")
@@ -672,7 +688,7 @@ impl Sweeps<'_> {
         let stale = self.stale_before();
         let now = now_us();
         let run_id = generate_run_id();
-        let outcome: Result<(i64, Map<String, Value>), NoTrial> = with_tx!(self.store(), tx => {
+        let outcome: Result<(i64, Map<String, Value>), NoTrial> = with_tx!(self.store(), |tx| {
             // Touching the row first takes the lock that serialises controllers.
             let (state, cursor, drawn): (String, i64, i64) = sqlx::query_as(
                 "UPDATE sweeps SET updated_at = $1 WHERE pk = $2 RETURNING state, grid_cursor, trial_count")
@@ -680,17 +696,32 @@ impl Sweeps<'_> {
             let retry: Option<(i64, String, Option<i64>)> = sqlx::query_as(
                 "SELECT number, params, grid_index FROM sweep_trials WHERE sweep_pk = $1 AND retry_requested = $2 ORDER BY number LIMIT 1")
                 .bind(sweep.pk).bind(true).fetch_optional(&mut *tx).await?;
-            let history: Vec<TrialRow> = if matches!(cfg.method, SearchMethod::Bayes) && retry.is_none() {
-                sqlx::query_as::<_, TrialRow>(TRIAL_SELECT).bind(sweep.pk).bind(&metric).fetch_all(&mut *tx).await?
-            } else {
-                Vec::new()
+            let history: Vec<TrialRow> =
+                if matches!(cfg.method, SearchMethod::Bayes) && retry.is_none() {
+                    sqlx::query_as::<_, TrialRow>(TRIAL_SELECT)
+                        .bind(sweep.pk)
+                        .bind(&metric)
+                        .fetch_all(&mut *tx)
+                        .await?
+                } else {
+                    Vec::new()
+                };
+            let locked = Locked {
+                state: &state,
+                cursor,
+                drawn,
+                retry,
+                history: &history,
             };
-            let locked = Locked { state: &state, cursor, drawn, retry, history: &history };
             match next_draw(&cfg, &space, sweep.seed, locked, stale) {
                 Err(e) => Err(e),
                 Ok(d) => {
-                    let number: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(number), 0) + 1 FROM sweep_trials WHERE sweep_pk = $1")
-                        .bind(sweep.pk).fetch_one(&mut *tx).await?;
+                    let number: i64 = sqlx::query_scalar(
+                        "SELECT COALESCE(MAX(number), 0) + 1 FROM sweep_trials WHERE sweep_pk = $1",
+                    )
+                    .bind(sweep.pk)
+                    .fetch_one(&mut *tx)
+                    .await?;
                     sqlx::query("INSERT INTO sweep_trials (sweep_pk, number, run_id, params, grid_index, agent_pk, retry_of, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
                         .bind(sweep.pk).bind(number).bind(&run_id).bind(Value::Object(d.params.clone()).to_string())
                         .bind(d.grid_index).bind(agent_pk).bind(d.retry_of).bind(now)
@@ -797,9 +828,14 @@ impl Sweeps<'_> {
 
     async fn request_stop(&self, trial_pk: i64, run_id: &str, reason: &str) -> ApiResult<()> {
         let now = now_us();
-        with_tx!(self.store(), tx => {
-            sqlx::query("UPDATE sweep_trials SET stop_reason = $1 WHERE pk = $2 AND stop_reason IS NULL")
-                .bind(reason).bind(trial_pk).execute(&mut *tx).await?;
+        with_tx!(self.store(), |tx| {
+            sqlx::query(
+                "UPDATE sweep_trials SET stop_reason = $1 WHERE pk = $2 AND stop_reason IS NULL",
+            )
+            .bind(reason)
+            .bind(trial_pk)
+            .execute(&mut *tx)
+            .await?;
             sqlx::query("UPDATE runs SET stop_requested = $1, updated_at = $2 WHERE id = $3 AND state = 'running'")
                 .bind(true).bind(now).bind(run_id).execute(&mut *tx).await?;
         });
@@ -824,7 +860,7 @@ impl Sweeps<'_> {
         let host: String = req.host.unwrap_or_default().chars().take(256).collect();
         let agent_id = generate_run_id();
         let now = now_us();
-        on_backend!(self.store(), write pool => {
+        on_backend!(self.store(), write, |pool| {
             sqlx::query("INSERT INTO sweep_agents (id, sweep_pk, host, pid, created_by, created_at, heartbeat_at) VALUES ($1, $2, $3, $4, $5, $6, $6)")
                 .bind(&agent_id).bind(row.pk).bind(&host).bind(req.pid.map(i64::from)).bind(user.id).bind(now)
                 .execute(pool).await?;
@@ -897,7 +933,7 @@ impl Sweeps<'_> {
     }
 
     async fn touch_agent(&self, sweep_pk: i64, agent_id: &str) -> ApiResult<i64> {
-        let found: Option<(i64, Option<i64>)> = on_backend!(self.store(), write pool => {
+        let found: Option<(i64, Option<i64>)> = on_backend!(self.store(), write, |pool| {
             sqlx::query_as("UPDATE sweep_agents SET heartbeat_at = $1 WHERE sweep_pk = $2 AND id = $3 RETURNING pk, exited_at")
                 .bind(now_us()).bind(sweep_pk).bind(agent_id).fetch_optional(pool).await?
         });
@@ -915,7 +951,7 @@ impl Sweeps<'_> {
     /// An agent leaves.
     pub async fn agent_exit(&self, actor: &Actor, id: &str, agent_id: &str) -> ApiResult<()> {
         let row = self.load_for_write(actor, id).await?;
-        let done = on_backend!(self.store(), write pool => {
+        let done = on_backend!(self.store(), write, |pool| {
             sqlx::query("UPDATE sweep_agents SET exited_at = $1 WHERE sweep_pk = $2 AND id = $3 AND exited_at IS NULL")
                 .bind(now_us()).bind(row.pk).bind(agent_id).execute(pool).await?.rows_affected()
         });
@@ -1245,8 +1281,10 @@ pub fn spawn_scheduler(state: AppState, mut stop: watch::Receiver<bool>) -> Join
 impl Sweeps<'_> {
     async fn tick_all(&self) -> ApiResult<()> {
         let sql = format!("{SWEEP_SELECT} WHERE s.state IN ('running', 'paused')");
-        let rows: Vec<SweepRow> = on_backend!(self.store(), read pool => {
-            sqlx::query_as::<_, SweepRow>(sqlx::AssertSqlSafe(sql)).fetch_all(pool).await?
+        let rows: Vec<SweepRow> = on_backend!(self.store(), read, |pool| {
+            sqlx::query_as::<_, SweepRow>(sqlx::AssertSqlSafe(sql))
+                .fetch_all(pool)
+                .await?
         });
         for row in rows {
             self.tick(&row).await?;

@@ -71,8 +71,10 @@ async fn read_manifest(dir: &Path) -> Result<Manifest, TransferError> {
 }
 
 async fn schema_version(target: &Target) -> Result<i64, TransferError> {
-    let v: Option<i64> = crate::on_backend!(target.store, read pool => {
-        sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations").fetch_one(pool).await?
+    let v: Option<i64> = crate::on_backend!(target.store, read, |pool| {
+        sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations")
+            .fetch_one(pool)
+            .await?
     });
     Ok(v.unwrap_or(0))
 }
@@ -85,8 +87,10 @@ async fn ensure_empty(target: &Target) -> Result<(), TransferError> {
             "SELECT COUNT(*) FROM (SELECT 1 FROM {} LIMIT 1) t",
             spec.name
         );
-        let n: i64 = crate::on_backend!(target.store, read pool => {
-            sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_one(pool).await?
+        let n: i64 = crate::on_backend!(target.store, read, |pool| {
+            sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .fetch_one(pool)
+                .await?
         });
         if n > 0 {
             filled.push(spec.name);

@@ -65,7 +65,7 @@ async fn sqlite_checks(pool: &sqlx::SqlitePool) -> Result<Vec<String>, TransferE
 
 /// Blob references the schema cannot enforce: committed artifact entries need their bytes.
 async fn reference_checks(target: &Target) -> Result<Vec<String>, TransferError> {
-    let missing: Vec<(i64, String, String)> = crate::on_backend!(target.store, read pool => {
+    let missing: Vec<(i64, String, String)> = crate::on_backend!(target.store, read, |pool| {
         sqlx::query_as(
             "SELECT e.version_id, e.path, e.digest FROM artifact_entries e \
              JOIN artifact_versions v ON v.id = e.version_id \
@@ -102,8 +102,10 @@ pub async fn verify(
         report.problems.extend(sqlite_checks(read).await?);
     }
     report.problems.extend(reference_checks(target).await?);
-    let blobs: Vec<(String, i64)> = crate::on_backend!(target.store, read pool => {
-        sqlx::query_as("SELECT digest, size FROM blobs ORDER BY digest").fetch_all(pool).await?
+    let blobs: Vec<(String, i64)> = crate::on_backend!(target.store, read, |pool| {
+        sqlx::query_as("SELECT digest, size FROM blobs ORDER BY digest")
+            .fetch_all(pool)
+            .await?
     });
     progress.begin("blobs", blobs.iter().map(|(_, s)| *s as u64).sum());
     for (digest, size) in blobs {

@@ -708,8 +708,11 @@ each_backend!(garbage_collection_respects_artifacts_and_drafts, |ctx| {
         .delete("/api/v1/projects/p/artifacts/gone", Some(&k))
         .await;
     assert_eq!(s, StatusCode::NO_CONTENT);
-    wanllmdb_server::on_backend!(ctx.store, write pool => {
-        sqlx::query("UPDATE blobs SET created_at = 0").execute(pool).await.unwrap();
+    wanllmdb_server::on_backend!(ctx.store, write, |pool| {
+        sqlx::query("UPDATE blobs SET created_at = 0")
+            .execute(pool)
+            .await
+            .unwrap();
     });
     let admin = ctx.admin_key.clone();
     let (s, b) = ctx

@@ -472,7 +472,7 @@ each_backend!(audit_exports_every_event, |ctx| {
 each_backend!(audit_exports_span_batches_and_ties, |ctx| {
     // More events than one export batch (1000), all in the same microsecond.
     let at = now_us() - 3_600_000_000;
-    wanllmdb_server::on_backend!(ctx.store, write pool => {
+    wanllmdb_server::on_backend!(ctx.store, write, |pool| {
         let mut tx = pool.begin().await.unwrap();
         for _ in 0..2100 {
             sqlx::query("INSERT INTO audit_events (at, event_type, category, severity, action) VALUES ($1, 'bulk.load', 'data_modification', 'low', 'bulk_load')")
@@ -920,7 +920,7 @@ async fn audit_retention_runs_in_the_reaper() {
     let day: i64 = 86_400_000_000;
     let now = now_us();
     for (age, resource) in [(40 * day, "user:old"), (day, "user:new")] {
-        wanllmdb_server::on_backend!(store, write pool => {
+        wanllmdb_server::on_backend!(store, write, |pool| {
             sqlx::query("INSERT INTO audit_events (at, event_type, category, severity, action, resource) VALUES ($1, 'auth.login.failed', 'authentication', 'medium', 'login_failure', $2)")
                 .bind(now - age)
                 .bind(resource)
@@ -938,12 +938,14 @@ async fn audit_retention_runs_in_the_reaper() {
     let count = |r: &'static str| {
         let store = store.clone();
         async move {
-            wanllmdb_server::on_backend!(store, read pool => {
-                sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM audit_events WHERE resource = $1")
-                    .bind(r)
-                    .fetch_one(pool)
-                    .await
-                    .unwrap()
+            wanllmdb_server::on_backend!(store, read, |pool| {
+                sqlx::query_scalar::<_, i64>(
+                    "SELECT COUNT(*) FROM audit_events WHERE resource = $1",
+                )
+                .bind(r)
+                .fetch_one(pool)
+                .await
+                .unwrap()
             })
         }
     };
@@ -973,7 +975,7 @@ async fn insert_event(ctx: &Ctx, age_us: i64, name: &str) {
 
 /// Writes a failed login of `name` at `at_us` straight into the database.
 async fn insert_at(ctx: &Ctx, at_us: i64, name: &str) {
-    wanllmdb_server::on_backend!(ctx.store, write pool => {
+    wanllmdb_server::on_backend!(ctx.store, write, |pool| {
         sqlx::query("INSERT INTO audit_events (at, event_type, category, severity, action, username, ip, resource, resource_type, resource_id, http_status, status)
                      VALUES ($1, 'auth.login.failed', 'authentication', 'medium', 'login_failure', $2, '10.0.0.9', $3, 'user', $2, 401, 'failure')")
             .bind(at_us)
@@ -1337,7 +1339,7 @@ async fn insert_old_rows(backend: wanllmdb_server::store::Backend) {
     let at = now_us() - 3_600_000_000;
     for (i, row) in OLD_ROWS.iter().enumerate() {
         let (event_type, category, severity, user_id, username, resource, status, metadata) = *row;
-        wanllmdb_server::on_backend!(store, write pool => {
+        wanllmdb_server::on_backend!(store, write, |pool| {
             sqlx::query(
                 "INSERT INTO audit_events (at, event_type, category, severity, user_id, username, ip, method, path, resource, status, metadata)
                  VALUES ($1, $2, $3, $4, $5, $6, '10.0.0.7', 'POST', '/api/v1/somewhere', $7, $8, $9)",

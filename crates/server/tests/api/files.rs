@@ -251,8 +251,11 @@ each_backend!(dedup_never_crosses_projects_and_paths_are_checked, |ctx| {
 });
 
 async fn age_all_blobs(ctx: &Ctx) {
-    wanllmdb_server::on_backend!(ctx.store, write pool => {
-        sqlx::query("UPDATE blobs SET created_at = 0").execute(pool).await.unwrap();
+    wanllmdb_server::on_backend!(ctx.store, write, |pool| {
+        sqlx::query("UPDATE blobs SET created_at = 0")
+            .execute(pool)
+            .await
+            .unwrap();
     });
 }
 

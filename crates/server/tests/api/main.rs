@@ -245,8 +245,12 @@ impl Ctx {
 
     /// Runs a `SELECT COUNT(*) …` straight against the database (audit and storage checks).
     pub async fn count(&self, sql: &'static str, arg: &str) -> i64 {
-        wanllmdb_server::on_backend!(self.store, read pool => {
-            sqlx::query_scalar::<_, i64>(sql).bind(arg).fetch_one(pool).await.unwrap()
+        wanllmdb_server::on_backend!(self.store, read, |pool| {
+            sqlx::query_scalar::<_, i64>(sql)
+                .bind(arg)
+                .fetch_one(pool)
+                .await
+                .unwrap()
         })
     }
 }

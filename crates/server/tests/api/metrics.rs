@@ -196,7 +196,7 @@ each_backend!(appends_are_idempotent_and_rewrites_merge, |ctx| {
     assert_eq!(loss["last_step"], 1000);
     assert_eq!(loss["last"].as_f64().unwrap(), 5.0);
     // Storage holds each point once: the chunk counts add up.
-    let total = wanllmdb_server::on_backend!(ctx.store, read pool => {
+    let total = wanllmdb_server::on_backend!(ctx.store, read, |pool| {
         sqlx::query_scalar::<_, i64>("SELECT CAST(SUM(c.count) AS BIGINT) FROM metric_chunks c JOIN metric_series s ON s.id = c.series_id WHERE s.key = $1")
             .bind("loss").fetch_one(pool).await.unwrap()
     });
@@ -389,7 +389,7 @@ each_backend!(downsampling_keeps_extremes, |ctx| {
         check(&h, max_points);
     }
     // Chunks stored before their last points were kept are decoded instead.
-    wanllmdb_server::on_backend!(ctx.store, write pool => {
+    wanllmdb_server::on_backend!(ctx.store, write, |pool| {
         sqlx::query("UPDATE metric_chunks SET last_value = NULL, last_ts = NULL, lasts = NULL")
             .execute(pool)
             .await

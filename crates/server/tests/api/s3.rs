@@ -231,8 +231,11 @@ async fn s3_garbage_collection_deletes_objects() {
         .delete("/api/v1/projects/p/artifacts/tmp", Some(&k))
         .await;
     assert_eq!(s, StatusCode::NO_CONTENT);
-    wanllmdb_server::on_backend!(ctx.store, write pool => {
-        sqlx::query("UPDATE blobs SET created_at = 0").execute(pool).await.unwrap();
+    wanllmdb_server::on_backend!(ctx.store, write, |pool| {
+        sqlx::query("UPDATE blobs SET created_at = 0")
+            .execute(pool)
+            .await
+            .unwrap();
     });
     let admin = ctx.admin_key.clone();
     let (s, r) = ctx

@@ -449,8 +449,11 @@ async fn the_export_knows_every_table_and_column() {
     // A table a later migration adds is refused, never silently left out.
     let dir = tempfile::tempdir().unwrap();
     let target = sqlite_target(dir.path()).await;
-    wanllmdb_server::on_backend!(target.store, write pool => {
-        sqlx::query("CREATE TABLE later (id INTEGER PRIMARY KEY)").execute(pool).await.unwrap();
+    wanllmdb_server::on_backend!(target.store, write, |pool| {
+        sqlx::query("CREATE TABLE later (id INTEGER PRIMARY KEY)")
+            .execute(pool)
+            .await
+            .unwrap();
     });
     let err = transfer::export(&target, &dir.path().join("out"), &NoProgress)
         .await

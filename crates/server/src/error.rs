@@ -69,6 +69,45 @@ pub enum ApiError {
 /// Shorthand.
 pub type ApiResult<T> = Result<T, ApiError>;
 
+/// A stored value this server does not know (written by hand, or by a newer version): an
+/// error that names the row, never a default that would quietly change what the row says.
+#[derive(Debug, thiserror::Error)]
+#[error("{table} {row}: the stored {column} {value:?} is not one this server knows")]
+pub struct UnknownStoredValue {
+    table: &'static str,
+    row: String,
+    column: &'static str,
+    value: String,
+}
+
+/// `parsed`, or the error naming `table`'s row `row` whose `column` held `value`.
+pub fn known<T>(
+    parsed: Option<T>,
+    table: &'static str,
+    row: impl std::fmt::Display,
+    column: &'static str,
+    value: &str,
+) -> Result<T, UnknownStoredValue> {
+    parsed.ok_or_else(|| UnknownStoredValue {
+        table,
+        row: row.to_string(),
+        column,
+        value: value.to_string(),
+    })
+}
+
+impl From<UnknownStoredValue> for ApiError {
+    fn from(e: UnknownStoredValue) -> ApiError {
+        ApiError::Internal(e.to_string())
+    }
+}
+
+impl From<UnknownStoredValue> for sqlx::Error {
+    fn from(e: UnknownStoredValue) -> sqlx::Error {
+        sqlx::Error::Decode(Box::new(e))
+    }
+}
+
 impl ApiError {
     /// Builds a 404 for a thing.
     pub fn not_found(what: impl std::fmt::Display) -> ApiError {
@@ -165,5 +204,21 @@ impl IntoResponse for ApiError {
                 .insert(header::RETRY_AFTER, HeaderValue::from(retry_after.max(1)));
         }
         resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unknown_stored_value_names_its_row() {
+        let e = known(None::<u8>, "run", "ab12cd34", "state", "runing").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "run ab12cd34: the stored state \"runing\" is not one this server knows"
+        );
+        assert!(matches!(ApiError::from(e), ApiError::Internal(m) if m.contains("ab12cd34")));
+        assert_eq!(known(Some(3), "run", "x", "state", "3").unwrap(), 3);
     }
 }

@@ -8,7 +8,7 @@ use wanllmdb_api_types::logs::{AppendLogsResponse, LogLevel, LogLine, LogSource,
 
 use crate::app::AppState;
 use crate::auth::Actor;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, known};
 use crate::runs::Runs;
 use crate::store::{Store, now_us, seconds_to_us, us_to_seconds};
 use crate::{on_backend, with_tx};
@@ -218,12 +218,19 @@ impl Logs<'_> {
             for r in q.bind(limit).fetch_all(pool).await? {
                 let level: String = r.try_get("level")?;
                 let source: String = r.try_get("source")?;
+                let seq: i64 = r.try_get("id")?;
                 out.push(LogLine {
-                    seq: r.try_get("id")?,
-                    level: LogLevel::parse(&level).unwrap_or(LogLevel::Info),
+                    seq,
+                    level: known(LogLevel::parse(&level), "log line", seq, "level", &level)?,
                     message: r.try_get("message")?,
                     timestamp: us_to_seconds(r.try_get("ts")?),
-                    source: LogSource::parse(&source).unwrap_or(LogSource::User),
+                    source: known(
+                        LogSource::parse(&source),
+                        "log line",
+                        seq,
+                        "source",
+                        &source,
+                    )?,
                     line_number: r.try_get("line_number")?,
                 });
             }

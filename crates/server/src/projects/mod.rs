@@ -13,7 +13,7 @@ use wanllmdb_api_types::projects::{
 use crate::app::AppState;
 use crate::audit::{self, AuditEvent};
 use crate::auth::Actor;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, known};
 use crate::extract::ClientInfo;
 use crate::store::{Store, format_time, now_us};
 use crate::{on_backend, with_tx};
@@ -427,9 +427,10 @@ impl Projects<'_> {
                 .into_iter()
                 .map(|r| -> Result<Member, sqlx::Error> {
                     let role: String = r.try_get("role")?;
+                    let username: String = r.try_get("username")?;
                     Ok(Member {
-                        username: r.try_get("username")?,
-                        role: Role::parse(&role).unwrap_or(Role::Viewer),
+                        role: known(Role::parse(&role), "project member", &username, "role", &role)?,
+                        username,
                         added_at: format_time(r.try_get("added_at")?),
                     })
                 })

@@ -21,7 +21,7 @@ use crate::app::AppState;
 use crate::artifacts::Artifacts;
 use crate::audit::{self, AuditEvent};
 use crate::auth::Actor;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, known};
 use crate::extract::ClientInfo;
 use crate::projects::{ProjectAccess, Projects};
 use crate::runs::Runs;
@@ -134,8 +134,14 @@ struct VersionRow {
 }
 
 impl VersionRow {
-    fn stage(&self) -> Stage {
-        Stage::parse(&self.stage).unwrap_or(Stage::None)
+    fn stage(&self) -> ApiResult<Stage> {
+        Ok(known(
+            Stage::parse(&self.stage),
+            "model version",
+            self.id,
+            "stage",
+            &self.stage,
+        )?)
     }
 
     fn into_api(self, model: &str, aliases: Vec<String>) -> ModelVersion {
@@ -146,7 +152,7 @@ impl VersionRow {
         ModelVersion {
             model: model.to_string(),
             version: format!("v{}", self.version),
-            stage: self.stage(),
+            stage: self.stage()?,
             artifact,
             run: self.run,
             description: self.description,

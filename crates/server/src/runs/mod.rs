@@ -20,7 +20,7 @@ use wanllmdb_api_types::runs::{
 use crate::app::AppState;
 use crate::audit::{self, AuditEvent};
 use crate::auth::{Accounts, Actor};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, known};
 use crate::extract::ClientInfo;
 use crate::projects::{ProjectAccess, Projects};
 use crate::store::{BackendKind, Store, format_time, now_us, seconds_to_us};
@@ -71,12 +71,22 @@ const RUN_SELECT: &str = "SELECT r.pk, r.id, r.project_id, p.name AS project_nam
     FROM runs r JOIN projects p ON p.id = r.project_id LEFT JOIN users u ON u.id = r.created_by";
 
 impl RunRow {
-    fn into_api(self, summary: BTreeMap<String, MetricValue>) -> Run {
-        Run {
+    fn state(&self) -> ApiResult<RunState> {
+        Ok(known(
+            RunState::parse(&self.state),
+            "run",
+            &self.id,
+            "state",
+            &self.state,
+        )?)
+    }
+
+    fn into_api(self, summary: BTreeMap<String, MetricValue>) -> ApiResult<Run> {
+        Ok(Run {
+            state: self.state()?,
             id: self.id,
             project: self.project_name,
             name: self.name,
-            state: RunState::parse(&self.state).unwrap_or(RunState::Crashed),
             config: serde_json::from_str(&self.config).unwrap_or_else(|_| serde_json::json!({})),
             tags: serde_json::from_str(&self.tags).unwrap_or_default(),
             notes: self.notes,
@@ -102,7 +112,7 @@ impl RunRow {
             stop_requested: self.stop_requested,
             end_reason: self.end_reason,
             summary,
-        }
+        })
     }
 }
 
@@ -309,7 +319,7 @@ impl Runs<'_> {
     async fn to_api(&self, row: RunRow) -> ApiResult<Run> {
         let mut s = self.summaries(&[row.pk]).await?;
         let summary = s.remove(&row.pk).unwrap_or_default();
-        Ok(row.into_api(summary))
+        row.into_api(summary)
     }
 
     /// One run.
@@ -717,7 +727,7 @@ impl Runs<'_> {
     /// killed run stays as it is (409).
     pub async fn heartbeat(&self, actor: &Actor, id: &str) -> ApiResult<HeartbeatResponse> {
         let (row, _) = self.load_for_write(actor, id).await?;
-        let state = RunState::parse(&row.state).unwrap_or(RunState::Crashed);
+        let state = row.state()?;
         let revivable = state == RunState::Running || (state == RunState::Crashed && row.reaped);
         if !revivable {
             return Err(ApiError::Conflict(format!(
@@ -888,7 +898,7 @@ impl Runs<'_> {
                 let s = summaries.remove(&r.pk).unwrap_or_default();
                 r.into_api(s)
             })
-            .collect();
+            .collect::<ApiResult<_>>()?;
         Ok(Page { items, next_cursor })
     }
 }

@@ -32,7 +32,7 @@ use wanllmdb_api_types::sweeps::{
 use crate::app::AppState;
 use crate::audit::{self, AuditEvent};
 use crate::auth::Actor;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, known};
 use crate::extract::ClientInfo;
 use crate::metrics::Metrics;
 use crate::projects::{ProjectAccess, Projects};
@@ -82,8 +82,14 @@ struct SweepRow {
 }
 
 impl SweepRow {
-    fn state(&self) -> SweepState {
-        SweepState::parse(&self.state).unwrap_or(SweepState::Canceled)
+    fn state(&self) -> ApiResult<SweepState> {
+        Ok(known(
+            SweepState::parse(&self.state),
+            "sweep",
+            &self.id,
+            "state",
+            &self.state,
+        )?)
     }
 
     /// The stored configuration; it was validated when the sweep was created.
@@ -401,7 +407,7 @@ impl Sweeps<'_> {
             grid_size: matches!(cfg.method, SearchMethod::Grid)
                 .then(|| Space::new(&cfg).grid_size())
                 .flatten(),
-            state: row.state(),
+            state: row.state()?,
             config: serde_json::from_str(&row.config).unwrap_or(Value::Null),
             id: row.id,
             project: row.project,
@@ -488,7 +494,7 @@ impl Sweeps<'_> {
         action: &str,
     ) -> ApiResult<Sweep> {
         let row = self.load_for_write(actor, id).await?;
-        let from = row.state();
+        let from = row.state()?;
         let to = match (action, from) {
             (_, s) if s.is_terminal() => {
                 return Err(ApiError::Conflict(format!(
@@ -618,7 +624,7 @@ impl Sweeps<'_> {
         id: &str,
     ) -> ApiResult<RetryFailed> {
         let row = self.load_for_write(actor, id).await?;
-        if row.state() == SweepState::Canceled {
+        if row.state()? == SweepState::Canceled {
             return Err(ApiError::Conflict(format!(
                 "sweep {id} is canceled; create a new sweep to search again"
             )));
@@ -706,8 +712,15 @@ impl Sweeps<'_> {
                 } else {
                     Vec::new()
                 };
+            let state = known(
+                SweepState::parse(&state),
+                "sweep",
+                &sweep.id,
+                "state",
+                &state,
+            )?;
             let locked = Locked {
-                state: &state,
+                state,
                 cursor,
                 drawn,
                 retry,
@@ -750,7 +763,7 @@ impl Sweeps<'_> {
     /// Enforces what needs no caller: Hyperband stops, the metric target, and finishing a
     /// sweep that has nothing left to run.
     async fn tick(&self, sweep: &SweepRow) -> ApiResult<()> {
-        if sweep.state().is_terminal() {
+        if sweep.state()?.is_terminal() {
             return Ok(());
         }
         let cfg = sweep.config()?;
@@ -851,10 +864,10 @@ impl Sweeps<'_> {
     ) -> ApiResult<AgentRegistered> {
         let row = self.load_for_write(actor, id).await?;
         let user = actor.require_user()?;
-        if row.state().is_terminal() {
+        if row.state()?.is_terminal() {
             return Err(ApiError::Conflict(format!(
                 "sweep {id} is {}; there is nothing for an agent to run",
-                row.state().as_str()
+                row.state()?.as_str()
             )));
         }
         let host: String = req.host.unwrap_or_default().chars().take(256).collect();
@@ -901,7 +914,7 @@ impl Sweeps<'_> {
             }
         }
         if hb.running.is_empty() {
-            match row.state() {
+            match row.state()? {
                 SweepState::Pending | SweepState::Running if hb.want_run => {
                     match self.reserve(&row, Some(agent_pk)).await? {
                         Ok(s) => commands.push(AgentCommand::Run(s)),
@@ -924,11 +937,11 @@ impl Sweeps<'_> {
                 _ => {}
             }
         }
-        let state = self
-            .row(id)
-            .await?
-            .map(|r| r.state())
-            .unwrap_or(SweepState::Canceled);
+        // A sweep deleted while its agent runs reads as canceled, so the agent stops.
+        let state = match self.row(id).await? {
+            Some(r) => r.state()?,
+            None => SweepState::Canceled,
+        };
         Ok(AgentHeartbeatResponse { state, commands })
     }
 
@@ -975,7 +988,7 @@ impl Sweeps<'_> {
 
 /// The sweep as read under its lock.
 struct Locked<'a> {
-    state: &'a str,
+    state: SweepState,
     /// The next grid index.
     cursor: i64,
     /// Points drawn so far (retries excluded).
@@ -994,7 +1007,7 @@ fn next_draw(
     locked: Locked<'_>,
     stale: i64,
 ) -> Result<Draw, NoTrial> {
-    match SweepState::parse(locked.state).unwrap_or(SweepState::Canceled) {
+    match locked.state {
         SweepState::Paused => Err(NoTrial::Paused),
         s if s.is_terminal() => Err(NoTrial::Over(format!("the sweep is {}", s.as_str()))),
         _ => match locked.retry {
@@ -1137,7 +1150,7 @@ fn finish_reason(
         .iter()
         .any(|t| matches!(t.state(stale), TrialState::Pending | TrialState::Running));
     let queued = trials.iter().any(|t| t.retry_requested);
-    if busy || queued || sweep.state() == SweepState::Pending {
+    if busy || queued || matches!(sweep.state(), Ok(SweepState::Pending)) {
         return None;
     }
     if let Some(cap) = cfg.run_cap

@@ -475,3 +475,34 @@ each_backend!(config_merges_and_tags_change_one_at_a_time, |ctx| {
     let (s, _) = ctx.post(&tags, Some(&bob), json!({"tag": "x"})).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 });
+
+each_backend!(an_unknown_stored_state_is_an_error_not_a_crash, |ctx| {
+    let k = ctx.user("alice").await;
+    let id = ctx.run(&k, "p", json!({})).await;
+    let path = format!("/api/v1/runs/{id}");
+    let (_, r) = ctx.get(&path, Some(&k)).await;
+    assert_eq!(r["state"], "running");
+    // A hand edit with a typo: the run must not read back as crashed (or anything else).
+    wanllmdb_server::on_backend!(ctx.store, write, |pool| {
+        sqlx::query("UPDATE runs SET state = 'runing' WHERE id = $1")
+            .bind(&id)
+            .execute(pool)
+            .await
+            .unwrap();
+    });
+    let (s, b) = ctx.get(&path, Some(&k)).await;
+    assert_error(s, &b, StatusCode::INTERNAL_SERVER_ERROR, "internal");
+    let (s, b) = ctx.get("/api/v1/runs?project=p", Some(&k)).await;
+    assert_error(s, &b, StatusCode::INTERNAL_SERVER_ERROR, "internal");
+    // Mended, it reads back as it was.
+    wanllmdb_server::on_backend!(ctx.store, write, |pool| {
+        sqlx::query("UPDATE runs SET state = 'running' WHERE id = $1")
+            .bind(&id)
+            .execute(pool)
+            .await
+            .unwrap();
+    });
+    let (s, r) = ctx.get(&path, Some(&k)).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(r["state"], "running");
+});

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod admin_routes;
+mod jwt;
 pub mod routes;
 pub mod web;
 
@@ -104,6 +105,7 @@ impl std::fmt::Debug for TokenKeys {
 impl TokenKeys {
     /// Keys from a shared secret.
     pub fn from_secret(secret: &[u8]) -> TokenKeys {
+        jwt::install();
         TokenKeys {
             encoding: Arc::new(EncodingKey::from_secret(secret)),
             decoding: Arc::new(DecodingKey::from_secret(secret)),

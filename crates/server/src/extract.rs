@@ -227,6 +227,9 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientInfo {
 
 /// An address or network a trusted reverse proxy connects from: `10.0.0.0/8`, `fd00::/8`,
 /// or a single address such as `192.0.2.7`. IPv4-mapped IPv6 forms count as IPv4.
+///
+/// Written here rather than taken from a crate: parsing and matching a prefix is forty lines
+/// over `std::net`, fully tested below, and no crate would save more than it costs to build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cidr {
     network: IpAddr,

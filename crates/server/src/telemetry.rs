@@ -1,4 +1,6 @@
-//! Prometheus metrics at `GET /metrics` (text exposition format 0.0.4, written by hand).
+//! Prometheus metrics at `GET /metrics` (text exposition format 0.0.4, written by hand: the
+//! format is a few lines of text per family, and most figures are read from the database at
+//! scrape time, which a metrics registry crate would only copy into its own counters first).
 //!
 //! Request counters and latency histograms are kept in memory by a middleware, ingestion and
 //! transfer counters by the handlers that store or send the data; everything else (runs,

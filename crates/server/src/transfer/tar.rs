@@ -1,5 +1,9 @@
 //! The tar (ustar) archive a backup is written as: plain files only, sizes beyond ustar's
 //! 8 GiB in the base-256 form GNU tar and bsdtar read.
+//!
+//! Hand-written because a backup needs only ustar's plain files, streamed asynchronously with
+//! our own size and path checks on extraction; the tar crates are synchronous and carry the
+//! link and device handling that restoring a backup must refuse anyway.
 
 use std::path::Path;
 

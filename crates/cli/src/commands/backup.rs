@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{HumanBytes, ProgressBar, ProgressStyle};
 use wanllmdb_server::ServerConfig;
 use wanllmdb_server::transfer::{
     self, ImportReport, Manifest, Target, TransferError, VerifyReport,
@@ -159,15 +159,6 @@ impl Drop for Bar {
     }
 }
 
-fn human_bytes(n: u64) -> String {
-    match n {
-        n if n < 1024 => format!("{n} B"),
-        n if n < 1 << 20 => format!("{:.1} KiB", n as f64 / 1024.0),
-        n if n < 1 << 30 => format!("{:.1} MiB", n as f64 / f64::from(1 << 20)),
-        n => format!("{:.2} GiB", n as f64 / f64::from(1 << 30)),
-    }
-}
-
 fn manifest_table(m: &Manifest, written: &str) -> comfy_table::Table {
     let rows: u64 = m.tables.iter().map(|t| t.rows).sum();
     kv_table(&[
@@ -180,7 +171,7 @@ fn manifest_table(m: &Manifest, written: &str) -> comfy_table::Table {
         ("tables", format!("{} ({rows} rows)", m.tables.len())),
         (
             "blobs",
-            format!("{} ({})", m.blobs.count, human_bytes(m.blobs.bytes)),
+            format!("{} ({})", m.blobs.count, HumanBytes(m.blobs.bytes)),
         ),
     ])
 }
@@ -312,7 +303,7 @@ fn print_verify(r: &VerifyReport, what: &str, printer: Printer) -> CliResult {
                 ("tables", r.tables.to_string()),
                 (
                     "blobs hashed",
-                    format!("{} ({})", r.blobs, human_bytes(r.blob_bytes)),
+                    format!("{} ({})", r.blobs, HumanBytes(r.blob_bytes)),
                 ),
                 (
                     "result",

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use clap::Args;
+use indicatif::HumanBytes;
 use serde::Serialize;
 use tokio::sync::Semaphore;
 use wanllmdb_api_types::runs::{FinishRunRequest, RunState};
@@ -247,20 +248,11 @@ fn print_reports(reports: &[SpoolReport], printer: Printer) -> CliResult {
                 r.state
                     .map(|s| s.as_str().to_string())
                     .unwrap_or_else(|| "-".into()),
-                human_bytes(r.pending_bytes),
+                HumanBytes(r.pending_bytes).to_string(),
                 r.status.clone(),
                 r.path.display().to_string(),
             ]);
         }
         t
     })
-}
-
-fn human_bytes(n: u64) -> String {
-    match n {
-        0 => "0".into(),
-        n if n < 1024 => format!("{n} B"),
-        n if n < 1 << 20 => format!("{:.1} KiB", n as f64 / 1024.0),
-        n => format!("{:.1} MiB", n as f64 / (1 << 20) as f64),
-    }
 }

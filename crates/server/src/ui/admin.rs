@@ -36,10 +36,6 @@ fn admin_only(page: Page, section: &str) -> PageResult<Page> {
     Ok(page)
 }
 
-fn encode(pairs: &[(String, String)]) -> String {
-    serde_urlencoded::to_string(pairs).unwrap_or_default()
-}
-
 // ---------------------------------------------------------------- audit log
 
 /// The filter fields of the audit page, in the API's names.
@@ -126,7 +122,7 @@ pub(super) async fn audit(
         asked.push(("cursor".into(), c.clone()));
     }
     let read = async {
-        let q: AuditQuery = serde_urlencoded::from_str(&encode(&asked))
+        let q: AuditQuery = serde_urlencoded::from_str(&views::query(&asked))
             .map_err(|e| ApiError::invalid(format!("audit filters: {e}")))?;
         query::page(&state.store, &q.filter()?, PAGE_SIZE).await
     };
@@ -142,7 +138,7 @@ pub(super) async fn audit(
         if let Some(c) = extra {
             p.push(("cursor".into(), c));
         }
-        format!("/admin/audit?{}", encode(&p))
+        format!("/admin/audit?{}", views::query(&p))
     };
     let mut export = given.clone();
     export.push(("format".into(), "csv".into()));
@@ -151,7 +147,7 @@ pub(super) async fn audit(
         tab: "audit",
         next: next.map(|c| url(Some(c))),
         first: cursor.map(|_| url(None)),
-        export: format!("/api/v1/audit/logs?{}", encode(&export)),
+        export: format!("/api/v1/audit/logs?{}", views::query(&export)),
         filters,
         events,
         error,
@@ -177,7 +173,7 @@ impl UsersPage {
     fn keys_href(&self, u: &AdminUser) -> String {
         format!(
             "/admin/api-keys?{}",
-            encode(&[("user".into(), u.username.clone())])
+            views::query(&[("user", u.username.clone())])
         )
     }
     fn time(&self, t: &str) -> String {
@@ -211,7 +207,7 @@ async fn users_page(
     let next = list.next_cursor.map(|c| {
         format!(
             "/admin/users?{}",
-            encode(&[("q".into(), q.q.clone()), ("cursor".into(), c)])
+            views::query(&[("q", q.q.clone()), ("cursor", c)])
         )
     });
     Ok(UsersPage {
@@ -410,7 +406,7 @@ async fn keys_page(
     let next = list.next_cursor.map(|c| {
         format!(
             "/admin/api-keys?{}",
-            encode(&[("user".into(), q.user.clone()), ("cursor".into(), c)])
+            views::query(&[("user", q.user.clone()), ("cursor", c)])
         )
     });
     let body = KeysPage {

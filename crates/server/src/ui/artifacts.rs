@@ -26,10 +26,6 @@ const DEFAULT_DEPTH: u32 = 4;
 /// Most hops each way the page offers.
 const MAX_DEPTH: u32 = 20;
 
-fn encode(pairs: &[(&str, String)]) -> String {
-    serde_urlencoded::to_string(pairs).unwrap_or_default()
-}
-
 #[derive(Template, WebTemplate)]
 #[template(path = "artifacts.html")]
 pub(super) struct ArtifactsPage {
@@ -59,7 +55,7 @@ impl ArtifactsPage {
         format!(
             "/projects/{}/artifacts?{}",
             self.project.name,
-            encode(&[("tag", tag.to_string())])
+            views::query(&[("tag", tag.to_string())])
         )
     }
     fn time(&self, t: &str) -> String {
@@ -106,7 +102,7 @@ pub(super) async fn list(
     let next = list.next_cursor.map(|c| {
         format!(
             "/projects/{name}/artifacts?{}",
-            encode(&[
+            views::query(&[
                 ("type", q.kind.clone()),
                 ("tag", q.tag.clone()),
                 ("cursor", c)
@@ -225,7 +221,7 @@ impl VersionPage {
         format!(
             "{}/files/download?{}",
             views::artifact_href(&self.v.project, &self.v.artifact, &self.label),
-            encode(&[("path", f.path.clone())])
+            views::query(&[("path", f.path.clone())])
         )
     }
     fn artifact_href(&self) -> String {

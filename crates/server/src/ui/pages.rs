@@ -40,11 +40,6 @@ fn now() -> f64 {
     crate::store::now_us() as f64 / 1e6
 }
 
-/// Query-string text of pairs.
-fn encode(pairs: &[(&str, String)]) -> String {
-    serde_urlencoded::to_string(pairs).unwrap_or_default()
-}
-
 // ---------------------------------------------------------------- projects
 
 #[derive(Template, WebTemplate)]
@@ -97,7 +92,7 @@ pub(super) async fn projects(
     let next = list.next_cursor.map(|c| {
         format!(
             "/projects?{}",
-            encode(&[
+            views::query(&[
                 ("q", q.q.clone()),
                 ("visibility", q.visibility.clone()),
                 ("cursor", c)
@@ -243,7 +238,7 @@ fn header(project: &str, t: &TableState, label: &str, field: &str) -> HeaderView
     };
     HeaderView {
         label: label.to_string(),
-        href: format!("/projects/{project}?{}", encode(&next.pairs())),
+        href: format!("/projects/{project}?{}", views::query(&next.pairs())),
         arrow: match (cur == field, desc) {
             (true, true) => "▼",
             (true, false) => "▲",
@@ -330,7 +325,7 @@ pub(super) async fn project(
         if let Some(c) = &s.cursor {
             p.push(("cursor", c.clone()));
         }
-        format!("/projects/{name}?{}", encode(&p))
+        format!("/projects/{name}?{}", views::query(&p))
     };
     let next = list.next_cursor.map(|c| with_cursor(Some(c)));
     let first = t.cursor.as_ref().map(|_| with_cursor(None));
@@ -338,7 +333,7 @@ pub(super) async fn project(
     if let Some(c) = &t.cursor {
         state_pairs.push(("cursor", c.clone()));
     }
-    let states_url = format!("/projects/{name}/states?{}", encode(&state_pairs));
+    let states_url = format!("/projects/{name}/states?{}", views::query(&state_pairs));
     let status = if error.is_some() {
         axum::http::StatusCode::BAD_REQUEST
     } else {
@@ -598,7 +593,7 @@ pub(super) async fn run_logs(
     Ok(LogsPage {
         chrome: page.chrome,
         duration: views::run_duration(&run, now()),
-        stream_url: format!("/api/v1/runs/{id}/logs/stream?{}", encode(&params)),
+        stream_url: format!("/api/v1/runs/{id}/logs/stream?{}", views::query(&params)),
         run,
         tab: "logs",
         level: level.map_or(String::new(), |l| l.as_str().to_string()),
@@ -626,7 +621,7 @@ impl FilesPage {
         format!(
             "/runs/{}/files/download?{}",
             self.run.id,
-            encode(&[("path", f.path.clone())])
+            views::query(&[("path", f.path.clone())])
         )
     }
 }

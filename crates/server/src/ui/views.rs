@@ -82,17 +82,34 @@ pub fn artifact_label_href(label: &str) -> Option<String> {
     Some(artifact_href(project, artifact, version))
 }
 
+/// Query-string text of name/value pairs (`a=1&b=x+y`).
+pub fn query<K: serde::Serialize, V: serde::Serialize>(pairs: &[(K, V)]) -> String {
+    // Pairs of strings always encode; nothing else is passed here.
+    serde_urlencoded::to_string(pairs).unwrap_or_default()
+}
+
 /// Text made safe as one path segment (`/`, `?`, `#`, `%` and spaces escaped).
 pub fn segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~:@!$&'()*+,;=".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    /// What RFC 3986 allows in a segment unescaped: unreserved, sub-delims, `:` and `@`.
+    const KEPT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~')
+        .remove(b':')
+        .remove(b'@')
+        .remove(b'!')
+        .remove(b'$')
+        .remove(b'&')
+        .remove(b'\'')
+        .remove(b'(')
+        .remove(b')')
+        .remove(b'*')
+        .remove(b'+')
+        .remove(b',')
+        .remove(b';')
+        .remove(b'=');
+    percent_encoding::utf8_percent_encode(s, KEPT).to_string()
 }
 
 /// Seconds as `1h 02m`, `3m 05s` or `12s`.

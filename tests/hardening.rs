@@ -432,6 +432,9 @@ fn bodies_cost_nothing_before_authentication() {
             std::thread::sleep(Duration::from_millis(50));
         };
         assert_eq!(busy.headers()["retry-after"], "2");
+        // Its body was never read, so the connection ends, and the answer says so: the next
+        // request goes down a fresh one.
+        assert_eq!(busy.headers()["connection"], "close");
         let b: Value = busy.json().unwrap();
         assert_eq!(b["error"]["code"], "unavailable", "{b}");
         // Small requests still fit.

@@ -207,7 +207,7 @@ pub async fn guard_body(State(state): State<AppState>, mut req: Request, next: N
     let reads = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     if policy == Policy::Members && anonymous && !reads {
         // A change needs an account, body or not: refused before anything is looked up.
-        return crate::auth::authentication_required().into_response();
+        return unread(crate::auth::authentication_required().into_response());
     }
     if req.body().is_end_stream() {
         return next.run(req).await;
@@ -220,7 +220,7 @@ pub async fn guard_body(State(state): State<AppState>, mut req: Request, next: N
         Policy::Public if anonymous => Some(ANONYMOUS_BODY_BYTES.min(max)),
         Policy::Public => Some(max),
         Policy::Members if anonymous => {
-            return crate::auth::authentication_required().into_response();
+            return unread(crate::auth::authentication_required().into_response());
         }
         Policy::Members => Some(max),
     };
@@ -237,15 +237,16 @@ pub async fn guard_body(State(state): State<AppState>, mut req: Request, next: N
             // read and thrown away (not kept), so the connection is not torn down under it.
             let idle = state.config.body_timeout;
             tokio::spawn(discard(req.into_body(), n.min(DISCARD_BYTES), idle));
+            return ApiError::from(BodyError::TooLarge(limit)).into_response();
         }
-        return ApiError::from(BodyError::TooLarge(limit)).into_response();
+        return unread(ApiError::from(BodyError::TooLarge(limit)).into_response());
     }
     let charge =
         (policy != Policy::SignedStream).then(|| Arc::new(Charge::new(state.body_budget.clone())));
     if let (Some(c), Some(n)) = (&charge, declared)
         && let Err(e) = c.add(n as usize)
     {
-        return ApiError::from(e).into_response();
+        return unread(ApiError::from(e).into_response());
     }
     if let Some(limit) = limit {
         req.extensions_mut().insert(BodyLimit(limit));
@@ -266,6 +267,14 @@ pub async fn guard_body(State(state): State<AppState>, mut req: Request, next: N
     let resp = next.run(req).await;
     // The handler is done with what it read: the bytes leave the budget now.
     drop(charge);
+    resp
+}
+
+/// A refusal sent without reading the body: the connection ends after it, and says so, so a
+/// client does not send its next request down a connection that is about to close.
+fn unread(mut resp: Response) -> Response {
+    resp.headers_mut()
+        .insert(header::CONNECTION, header::HeaderValue::from_static("close"));
     resp
 }
 

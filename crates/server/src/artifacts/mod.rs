@@ -29,9 +29,11 @@ use crate::auth::Actor;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ClientInfo;
 use crate::files::{download_url, draft_upload_url, project_holds};
-use crate::projects::{ProjectAccess, Projects, decode_cursor, make_cursor};
+use crate::paging;
+use crate::projects::{ProjectAccess, Projects};
 use crate::runs::Runs;
 use crate::store::{format_time, now_us};
+use crate::tags;
 use crate::{on_backend, with_tx};
 
 /// Longest description.
@@ -210,16 +212,9 @@ fn check_description(d: &str) -> ApiResult<()> {
     Ok(())
 }
 
+/// Artifact tags as stored: checked, then kept as a sorted JSON list.
 fn check_tags(tags: &[String]) -> ApiResult<String> {
-    for t in tags {
-        if t.is_empty() || t.len() > 64 {
-            return Err(ApiError::invalid(format!(
-                "tag {t:?}: tags are 1 to 64 printable characters"
-            )));
-        }
-        ApiError::check_text("tag", t)?;
-    }
-    let set: BTreeSet<&String> = tags.iter().collect();
+    let set: BTreeSet<String> = tags::check(tags, 64)?.into_iter().collect();
     Ok(serde_json::to_string(&set).unwrap_or_else(|_| "[]".into()))
 }
 
@@ -439,7 +434,10 @@ impl Artifacts<'_> {
         cursor: Option<&str>,
     ) -> ApiResult<Page<Artifact>> {
         let access = self.access(actor, project).await?;
-        let after = cursor.map(decode_cursor).transpose()?.unwrap_or_default();
+        let after = cursor
+            .map(paging::position)
+            .transpose()?
+            .unwrap_or_default();
         let limit = limit.clamp(1, 1000);
         // Tags are stored as a JSON array written by serde_json; the tag encoded the same way,
         // quotes included, matches exactly that element.
@@ -469,7 +467,7 @@ impl Artifacts<'_> {
         });
         let next = if rows.len() > limit {
             rows.truncate(limit);
-            rows.last().map(|r| make_cursor(&r.name))
+            rows.last().map(|r| paging::cursor(&r.name))
         } else {
             None
         };

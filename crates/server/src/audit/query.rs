@@ -12,7 +12,7 @@ use wanllmdb_api_types::audit::{
 use super::describe::describe;
 use crate::error::{ApiError, ApiResult};
 use crate::on_backend;
-use crate::projects::{decode_cursor, make_cursor};
+use crate::paging;
 use crate::store::{BackendKind, Store, format_time, now_us};
 
 /// One condition an event must meet.
@@ -297,19 +297,12 @@ fn rfc3339(v: &str) -> Option<i64> {
 
 /// Encodes the keyset position after an entry.
 fn cursor_of(at_us: i64, id: i64) -> String {
-    make_cursor(&format!("{at_us}:{id}"))
+    paging::cursor(&format!("{at_us}:{id}"))
 }
 
 /// Decodes a `next_cursor`.
 pub fn parse_cursor(c: &str) -> ApiResult<(i64, i64)> {
-    let s = decode_cursor(c)?;
-    s.split_once(':')
-        .and_then(|(a, i)| Some((a.parse().ok()?, i.parse().ok()?)))
-        .ok_or_else(|| {
-            ApiError::invalid(format!(
-                "invalid cursor {c:?}: pass back a next_cursor value unchanged"
-            ))
-        })
+    paging::position_pair(c)
 }
 
 /// The user a `/audit/logs/user/{user}` path names: a number is a user id when such a user

@@ -19,7 +19,7 @@ use crate::app::AppState;
 use crate::audit::{self, AuditEvent};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ClientInfo;
-use crate::projects::{decode_cursor, make_cursor};
+use crate::paging;
 use crate::store::{BackendKind, Store, format_time, now_us};
 use crate::{on_backend, with_tx};
 
@@ -144,15 +144,6 @@ fn page_size(limit: Option<i64>) -> ApiResult<i64> {
     }
 }
 
-/// The id a `next_cursor` of a list ordered by id stands for.
-fn decode_id_cursor(c: &str) -> ApiResult<i64> {
-    decode_cursor(c)?.parse().map_err(|_| {
-        ApiError::invalid(format!(
-            "invalid cursor {c:?}: pass back a next_cursor value unchanged"
-        ))
-    })
-}
-
 /// A `LIKE` pattern matching `q` anywhere, case-insensitively.
 fn contains_pattern(q: &str) -> String {
     format!(
@@ -253,7 +244,10 @@ impl AccountAdmin<'_> {
     ) -> ApiResult<Page<AdminUser>> {
         require_admin(actor)?;
         let limit = page_size(limit)?;
-        let after = cursor.map(decode_id_cursor).transpose()?.unwrap_or(0);
+        let after = cursor
+            .map(paging::position_as::<i64>)
+            .transpose()?
+            .unwrap_or(0);
         let pattern = q.filter(|q| !q.is_empty()).map(contains_pattern);
         let sql = format!(
             "{USER_SELECT} WHERE u.id > $1
@@ -273,7 +267,7 @@ impl AccountAdmin<'_> {
         });
         let next_cursor = if items.len() as i64 > limit {
             items.truncate(limit as usize);
-            items.last().map(|u| make_cursor(&u.id.to_string()))
+            items.last().map(|u| paging::cursor(&u.id.to_string()))
         } else {
             None
         };
@@ -556,7 +550,10 @@ impl AccountAdmin<'_> {
     ) -> ApiResult<Page<AdminApiKey>> {
         require_admin(actor)?;
         let limit = page_size(limit)?;
-        let after = cursor.map(decode_id_cursor).transpose()?.unwrap_or(0);
+        let after = cursor
+            .map(paging::position_as::<i64>)
+            .transpose()?
+            .unwrap_or(0);
         let owner = match username.filter(|u| !u.is_empty()) {
             Some(u) => Some(self.find(u).await?.id),
             None => None,
@@ -591,7 +588,7 @@ impl AccountAdmin<'_> {
         });
         let next_cursor = if items.len() as i64 > limit {
             items.truncate(limit as usize);
-            items.last().map(|k| make_cursor(&k.key.id.to_string()))
+            items.last().map(|k| paging::cursor(&k.key.id.to_string()))
         } else {
             None
         };

@@ -2,8 +2,6 @@
 
 pub mod routes;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sqlx::Row;
 use wanllmdb_api_types::Page;
 use wanllmdb_api_types::projects::{
@@ -15,6 +13,7 @@ use crate::audit::{self, AuditEvent};
 use crate::auth::Actor;
 use crate::error::{ApiError, ApiResult, known};
 use crate::extract::ClientInfo;
+use crate::paging;
 use crate::store::{Store, format_time, now_us};
 use crate::{on_backend, with_tx};
 
@@ -68,28 +67,6 @@ impl ProjectAccess {
     pub fn require_write(&self) -> ApiResult<()> {
         self.require(Role::Member)
     }
-}
-
-fn encode_cursor(s: &str) -> String {
-    URL_SAFE_NO_PAD.encode(s.as_bytes())
-}
-
-/// Decodes an opaque cursor.
-pub fn decode_cursor(c: &str) -> ApiResult<String> {
-    URL_SAFE_NO_PAD
-        .decode(c.as_bytes())
-        .ok()
-        .and_then(|b| String::from_utf8(b).ok())
-        .ok_or_else(|| {
-            ApiError::invalid(format!(
-                "invalid cursor {c:?}: pass back a next_cursor value unchanged"
-            ))
-        })
-}
-
-/// Encodes an opaque cursor.
-pub fn make_cursor(s: &str) -> String {
-    encode_cursor(s)
 }
 
 const PROJECT_SELECT: &str = "SELECT p.id, p.name, p.description, p.visibility, u.username AS owner, p.created_at, p.updated_at,
@@ -322,7 +299,10 @@ impl Projects<'_> {
         if !(1..=500).contains(&limit) {
             return Err(ApiError::invalid("limit must be between 1 and 500"));
         }
-        let after = cursor.map(decode_cursor).transpose()?.unwrap_or_default();
+        let after = cursor
+            .map(paging::position)
+            .transpose()?
+            .unwrap_or_default();
         let pattern = q.map(|q| {
             format!(
                 "%{}%",
@@ -361,7 +341,7 @@ impl Projects<'_> {
         }
         let next_cursor = if items.len() as i64 > limit {
             items.truncate(limit as usize);
-            items.last().map(|p| encode_cursor(&p.name))
+            items.last().map(|p| paging::cursor(&p.name))
         } else {
             None
         };

@@ -26,6 +26,7 @@ use crate::extract::ClientInfo;
 use crate::projects::{ProjectAccess, Projects};
 use crate::runs::Runs;
 use crate::store::{Store, format_time, now_us};
+use crate::tags;
 use crate::{on_backend, with_tx};
 
 /// Whether moving a version from stage `from` to `to` voids its approval for Production.
@@ -178,23 +179,7 @@ fn check_text(what: &str, s: Option<&str>) -> ApiResult<()> {
 }
 
 fn check_tags(tags: &[String]) -> ApiResult<Vec<String>> {
-    if tags.len() > 100 {
-        return Err(ApiError::invalid("at most 100 tags"));
-    }
-    let mut out: Vec<String> = Vec::new();
-    for t in tags {
-        let t = t.trim();
-        if t.is_empty() || t.len() > 128 {
-            return Err(ApiError::invalid(format!(
-                "tag {t:?} must be 1 to 128 characters"
-            )));
-        }
-        ApiError::check_text("tag", t)?;
-        if !out.iter().any(|o| o == t) {
-            out.push(t.to_string());
-        }
-    }
-    Ok(out)
+    tags::check(tags, 128)
 }
 
 /// `v3` or `3` → 3, or a 400 that says what a version looks like.

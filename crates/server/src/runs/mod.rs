@@ -5,8 +5,6 @@ pub mod routes;
 
 use std::collections::{BTreeMap, HashMap};
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::Rng;
 use sqlx::Row;
 use tokio::sync::watch;
@@ -22,8 +20,10 @@ use crate::audit::{self, AuditEvent};
 use crate::auth::{Accounts, Actor};
 use crate::error::{ApiError, ApiResult, known};
 use crate::extract::ClientInfo;
+use crate::paging;
 use crate::projects::{ProjectAccess, Projects};
 use crate::store::{BackendKind, Store, format_time, now_us, seconds_to_us};
+use crate::tags;
 use crate::{on_backend, with_tx};
 use filter::{Bind, SqlBuilder};
 
@@ -167,41 +167,19 @@ fn check_label(what: &str, s: &Option<String>, max: usize) -> ApiResult<()> {
 }
 
 fn check_tags(tags: &[String]) -> ApiResult<Vec<String>> {
-    if tags.len() > 100 {
-        return Err(ApiError::invalid("a run can have at most 100 tags"));
-    }
-    let mut out: Vec<String> = Vec::with_capacity(tags.len());
-    for t in tags {
-        let t = t.trim();
-        if t.is_empty() || t.len() > 128 {
-            return Err(ApiError::invalid(format!(
-                "tag {t:?} must be 1 to 128 bytes"
-            )));
-        }
-        ApiError::check_text("tag", t)?;
-        if !out.iter().any(|x| x == t) {
-            out.push(t.to_string());
-        }
-    }
-    Ok(out)
+    tags::check(tags, 128)
 }
 
 fn encode_offset(n: i64) -> String {
-    URL_SAFE_NO_PAD.encode(format!("o:{n}"))
+    paging::cursor(&format!("o:{n}"))
 }
 
 fn decode_offset(c: &str) -> ApiResult<i64> {
-    let bad = || {
-        ApiError::invalid(format!(
-            "invalid cursor {c:?}: pass back a next_cursor value unchanged"
-        ))
-    };
-    let raw = URL_SAFE_NO_PAD.decode(c.as_bytes()).map_err(|_| bad())?;
-    let s = String::from_utf8(raw).map_err(|_| bad())?;
-    s.strip_prefix("o:")
-        .and_then(|n| n.parse().ok())
-        .filter(|n: &i64| *n >= 0)
-        .ok_or_else(bad)
+    let offset = paging::position(c)?;
+    match offset.strip_prefix("o:").map(str::parse::<i64>) {
+        Some(Ok(n)) if n >= 0 => Ok(n),
+        _ => Err(paging::invalid(c)),
+    }
 }
 
 /// Parameters of a run search.

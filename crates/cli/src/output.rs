@@ -4,6 +4,7 @@
 use std::io::{IsTerminal, Write};
 
 use comfy_table::{ContentArrangement, Table, presets};
+use console::{Color, Style, StyledObject};
 use serde::Serialize;
 
 use crate::error::{CliError, CliResult};
@@ -52,6 +53,14 @@ impl Printer {
         }
     }
 
+    /// `text` in `colour` where colours are allowed, plain otherwise.
+    pub fn paint<'a>(&self, text: &'a str, colour: Color) -> StyledObject<&'a str> {
+        Style::new()
+            .fg(colour)
+            .force_styling(self.color)
+            .apply_to(text)
+    }
+
     /// Same printer, with `--json` as given.
     pub fn with_json(mut self, json: bool) -> Printer {
         self.json = json;
@@ -68,21 +77,13 @@ impl Printer {
     /// A success message (stderr), green on a terminal.
     pub fn success(&self, msg: impl AsRef<str>) {
         if !self.quiet {
-            if self.color {
-                eprintln!("\x1b[32m{}\x1b[0m", msg.as_ref());
-            } else {
-                eprintln!("{}", msg.as_ref());
-            }
+            eprintln!("{}", self.paint(msg.as_ref(), Color::Green));
         }
     }
 
     /// A warning (stderr); shown even with `--quiet`.
     pub fn warn(&self, msg: impl AsRef<str>) {
-        if self.color {
-            eprintln!("\x1b[33mwarning:\x1b[0m {}", msg.as_ref());
-        } else {
-            eprintln!("warning: {}", msg.as_ref());
-        }
+        eprintln!("{} {}", self.paint("warning:", Color::Yellow), msg.as_ref());
     }
 
     /// A diagnostic shown only with `--verbose`.
@@ -97,17 +98,9 @@ impl Printer {
         if e.closed_stdout {
             return;
         }
-        if self.color {
-            eprintln!("\x1b[31merror:\x1b[0m {}", e.message);
-        } else {
-            eprintln!("error: {}", e.message);
-        }
+        eprintln!("{} {}", self.paint("error:", Color::Red), e.message);
         if let Some(h) = &e.hint {
-            if self.color {
-                eprintln!("\x1b[36mhint:\x1b[0m {h}");
-            } else {
-                eprintln!("hint: {h}");
-            }
+            eprintln!("{} {h}", self.paint("hint:", Color::Cyan));
         }
     }
 

@@ -273,8 +273,10 @@ pub async fn guard_body(State(state): State<AppState>, mut req: Request, next: N
 /// A refusal sent without reading the body: the connection ends after it, and says so, so a
 /// client does not send its next request down a connection that is about to close.
 fn unread(mut resp: Response) -> Response {
-    resp.headers_mut()
-        .insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+    resp.headers_mut().insert(
+        header::CONNECTION,
+        header::HeaderValue::from_static("close"),
+    );
     resp
 }
 

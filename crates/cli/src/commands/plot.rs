@@ -3,6 +3,7 @@
 //! bucket of the server's downsampling: its min..max range is drawn as a vertical stroke, so
 //! spikes show, and consecutive last values are joined by a line.
 
+use console::{Color, Style};
 use std::io::IsTerminal;
 
 use wanllmdb_api_types::metrics::{HistoryQueryRequest, HistoryQueryResponse, Series};
@@ -12,7 +13,23 @@ use crate::error::{CliResult, user_err};
 use crate::output::out;
 
 /// ANSI colours of the runs, in order.
-const COLOURS: [u8; 6] = [34, 31, 32, 35, 33, 36];
+const COLOURS: [Color; 6] = [
+    Color::Blue,
+    Color::Red,
+    Color::Green,
+    Color::Magenta,
+    Color::Yellow,
+    Color::Cyan,
+];
+
+/// `text` in the colour of the `i`th curve.
+fn in_colour(text: impl std::fmt::Display, i: usize) -> String {
+    Style::new()
+        .fg(COLOURS[i % COLOURS.len()])
+        .force_styling(true)
+        .apply_to(text)
+        .to_string()
+}
 /// Characters the y-axis labels take.
 const LABEL: usize = 10;
 
@@ -66,10 +83,7 @@ impl Canvas {
             let i = r * self.cols + c;
             let ch = char::from_u32(0x2800 + u32::from(self.dots[i])).unwrap_or(' ');
             match self.owner[i].filter(|_| colour) {
-                Some(run) => out.push_str(&format!(
-                    "\x1b[{}m{ch}\x1b[0m",
-                    COLOURS[run % COLOURS.len()]
-                )),
+                Some(run) => out.push_str(&in_colour(ch, run)),
                 None => out.push(ch),
             }
         }
@@ -168,7 +182,7 @@ pub fn render(
             .enumerate()
             .map(|(i, (run, _))| {
                 if colour {
-                    format!("\x1b[{}m⣿\x1b[0m {run}", COLOURS[i % COLOURS.len()])
+                    format!("{} {run}", in_colour('⣿', i))
                 } else {
                     format!("#{} {run}", i + 1)
                 }

@@ -145,15 +145,15 @@ impl VersionRow {
         )?)
     }
 
-    fn into_api(self, model: &str, aliases: Vec<String>) -> ModelVersion {
+    fn into_api(self, model: &str, aliases: Vec<String>) -> ApiResult<ModelVersion> {
         let artifact = match (&self.art_project, &self.art_name, self.art_version) {
             (Some(p), Some(a), Some(v)) => Some(format!("{p}/{a}:v{v}")),
             _ => None,
         };
-        ModelVersion {
+        Ok(ModelVersion {
+            stage: self.stage()?,
             model: model.to_string(),
             version: format!("v{}", self.version),
-            stage: self.stage()?,
             artifact,
             run: self.run,
             description: self.description,
@@ -165,7 +165,7 @@ impl VersionRow {
             approved_by: self.approved_by,
             approved_at: self.approved_at.map(format_time),
             warnings: Vec::new(),
-        }
+        })
     }
 }
 
@@ -529,7 +529,7 @@ impl Registry<'_> {
                 }
             }
             let a = aliases.remove(&r.id).unwrap_or_default();
-            out.push(r.into_api(&model.name, a));
+            out.push(r.into_api(&model.name, a)?);
         }
         Ok(out)
     }

@@ -62,8 +62,8 @@ impl Printer {
     }
 
     /// Same printer, with `--json` as given.
-    pub fn with_json(mut self, json: bool) -> Printer {
-        self.json = json;
+    pub fn with_json(mut self, json: impl Into<bool>) -> Printer {
+        self.json = json.into();
         self
     }
 

@@ -10,6 +10,7 @@ use wanllmdb_api_types::admin::{
 use wanllmdb_api_types::files::GcReport;
 
 use crate::client::{Api, seg};
+use crate::commands::JsonFlag;
 use crate::config::{GlobalFlags, Settings};
 use crate::error::{CliResult, user_err};
 use crate::output::outln;
@@ -31,9 +32,8 @@ Examples:
         /// Only report what would be deleted
         #[arg(long)]
         dry_run: bool,
-        /// Print JSON
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        json: JsonFlag,
     },
     /// Accounts: list, show, create, disable, enable, reset passwords, promote, demote
     /// (server administrators only)
@@ -52,9 +52,8 @@ Examples:
   wanllmdb admin status
   wanllmdb admin status --json | jq .system.disk.free_bytes")]
     Status {
-        /// Print JSON (the system metrics object)
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        json: JsonFlag,
     },
     /// Write a consistent backup of the server's database and local blobs to one file, while
     /// the server keeps running (reads the storage directly; no login needed)
@@ -124,9 +123,8 @@ Examples:
         /// At most this many
         #[arg(long, default_value_t = 1000)]
         limit: usize,
-        /// Print JSON (an array of accounts)
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        json: JsonFlag,
     },
     /// Show one account
     #[command(after_help = "\
@@ -156,9 +154,8 @@ Examples:
         /// Read the password from the first line of stdin instead of generating one
         #[arg(long)]
         password_stdin: bool,
-        /// Print JSON (the account, with `generated_password`)
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        json: JsonFlag,
     },
     /// Disable an account: it cannot log in, and its API keys and sessions are revoked at once
     #[command(after_help = "\
@@ -185,9 +182,8 @@ Examples:
         /// Read the new password from the first line of stdin instead of generating one
         #[arg(long)]
         password_stdin: bool,
-        /// Print JSON (the account, with `generated_password`)
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        json: JsonFlag,
     },
     /// Make an account a server administrator
     #[command(after_help = "\
@@ -208,9 +204,8 @@ Examples:
 pub struct UserArgs {
     /// Username
     pub username: String,
-    /// Print JSON (the account)
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub json: JsonFlag,
 }
 
 /// `wanllmdb admin api-key` subcommands.
@@ -231,9 +226,8 @@ Examples:
         /// At most this many
         #[arg(long, default_value_t = 1000)]
         limit: usize,
-        /// Print JSON (an array of keys)
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        json: JsonFlag,
     },
     /// Revoke an API key of any account, by id
     #[command(after_help = "\
@@ -249,11 +243,11 @@ Examples:
 /// Runs an `admin` subcommand.
 pub async fn run(cmd: AdminCommand, flags: &GlobalFlags, printer: Printer) -> CliResult {
     match cmd {
-        AdminCommand::Gc { dry_run, json } => gc(dry_run, json, flags, printer).await,
+        AdminCommand::Gc { dry_run, json } => gc(dry_run, json.json, flags, printer).await,
         AdminCommand::User(c) => user(c, &admin_api(flags).await?, printer).await,
         AdminCommand::ApiKey(c) => api_key(c, &admin_api(flags).await?, printer).await,
         AdminCommand::Status { json } => {
-            super::status::run(&admin_api(flags).await?, json, printer).await
+            super::status::run(&admin_api(flags).await?, json.json, printer).await
         }
         AdminCommand::Backup(a) => super::backup::backup(a, printer).await,
         AdminCommand::Restore(a) => super::backup::restore(a, printer).await,
@@ -332,7 +326,7 @@ async fn user(cmd: UserCommand, api: &Api, printer: Printer) -> CliResult {
             let done = format!("Created {what} {}", created.user.username);
             show_password(
                 printer,
-                json,
+                json.json,
                 &created,
                 &done,
                 created.generated_password.as_deref(),
@@ -342,7 +336,7 @@ async fn user(cmd: UserCommand, api: &Api, printer: Printer) -> CliResult {
             let d: DisabledUser = api
                 .post(&user_path(&a.username, "/disable"), &serde_json::json!({}))
                 .await?;
-            if a.json {
+            if a.json.json {
                 return printer.print_json(&d);
             }
             printer.success(format!(
@@ -353,7 +347,7 @@ async fn user(cmd: UserCommand, api: &Api, printer: Printer) -> CliResult {
         }
         UserCommand::Enable(a) => {
             let u = change(api, &a, "/enable").await?;
-            announce(printer, a.json, &u, || {
+            announce(printer, a.json.json, &u, || {
                 format!(
                     "Enabled {}; API keys revoked when it was disabled stay revoked (it can log in and create new ones)",
                     u.username
@@ -375,17 +369,23 @@ async fn user(cmd: UserCommand, api: &Api, printer: Printer) -> CliResult {
                 "Set a new password for {}; ended {} session(s), API keys are kept",
                 r.user.username, r.sessions_revoked
             );
-            show_password(printer, json, &r, &done, r.generated_password.as_deref())
+            show_password(
+                printer,
+                json.json,
+                &r,
+                &done,
+                r.generated_password.as_deref(),
+            )
         }
         UserCommand::Promote(a) => {
             let u = change(api, &a, "/promote").await?;
-            announce(printer, a.json, &u, || {
+            announce(printer, a.json.json, &u, || {
                 format!("{} is now a server administrator", u.username)
             })
         }
         UserCommand::Demote(a) => {
             let u = change(api, &a, "/demote").await?;
-            announce(printer, a.json, &u, || {
+            announce(printer, a.json.json, &u, || {
                 format!("{} is no longer a server administrator", u.username)
             })
         }

@@ -17,6 +17,7 @@ use wanllmdb_api_types::files::normalize_path;
 
 use crate::cache::Cache;
 use crate::client::{Api, seg};
+use crate::commands::JsonFlag;
 use crate::config::{GlobalFlags, Settings};
 use crate::env;
 use crate::error::{CliError, CliResult, user_err};
@@ -63,9 +64,8 @@ Examples:
         /// Run that produced it [default: $WANLLMDB_RUN_ID inside `wanllmdb run`]
         #[arg(long)]
         run: Option<String>,
-        /// Print the result as JSON
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        json: JsonFlag,
     },
     /// Download a version, checking every digest (content already cached is copied locally)
     #[command(after_help = "\
@@ -89,9 +89,8 @@ Examples:
         /// Download without keeping a copy in the local cache
         #[arg(long)]
         no_cache: bool,
-        /// Print what happened as JSON
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        json: JsonFlag,
     },
     /// List a project's artifacts
     #[command(alias = "list")]
@@ -99,34 +98,30 @@ Examples:
         /// Only this type
         #[arg(long = "type", value_name = "TYPE")]
         kind: Option<String>,
-        /// Print JSON
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        json: JsonFlag,
     },
     /// List the versions of an artifact, newest first
     Versions {
         /// NAME or PROJECT/NAME
         name: String,
-        /// Print JSON
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        json: JsonFlag,
     },
     /// Show a version: details, aliases, files and lineage
     Show {
         /// NAME[:VERSION|ALIAS]
         spec: String,
-        /// Print JSON (version, files, lineage)
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        json: JsonFlag,
     },
     /// Where a version came from (the runs and inputs upstream) and what was made with it,
     /// as trees
     Lineage {
         /// NAME[:VERSION|ALIAS]
         spec: String,
-        /// Print JSON (the API's nodes and edges)
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        json: JsonFlag,
     },
     /// Point an alias at a version, or remove it with --remove
     #[command(after_help = "\
@@ -146,9 +141,8 @@ Examples:
     Aliases {
         /// NAME or PROJECT/NAME
         name: String,
-        /// Print JSON
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        json: JsonFlag,
     },
     /// Show where the local content cache is and how much it holds; --clear empties it
     Cache {
@@ -175,9 +169,8 @@ Example:
         /// Point this alias at the new version (repeatable)
         #[arg(long = "alias", value_name = "ALIAS")]
         aliases: Vec<String>,
-        /// Print the result as JSON
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        json: JsonFlag,
     },
     /// Change an artifact's description, tags or metadata (a version's files never change)
     #[command(after_help = "\
@@ -201,9 +194,8 @@ Examples:
         /// one (repeatable)
         #[arg(long = "metadata", value_name = "KEY=VALUE")]
         metadata: Vec<String>,
-        /// Print the artifact as JSON
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        json: JsonFlag,
     },
     /// Delete an artifact with all its versions and aliases
     #[command(alias = "rm")]
@@ -547,7 +539,7 @@ pub async fn run(cmd: ArtifactCommand, flags: &GlobalFlags, printer: Printer) ->
                 entries: vec![],
             };
             let report = log_version(&api, &target, manifest, req, &printer).await?;
-            print_put(&printer, &report, json)
+            print_put(&printer, &report, json.json)
         }
         ArtifactCommand::Ref {
             name,
@@ -571,7 +563,7 @@ pub async fn run(cmd: ArtifactCommand, flags: &GlobalFlags, printer: Printer) ->
                 ..CreateVersionRequest::default()
             };
             let report = log_version(&api, &target, manifest, req, &printer).await?;
-            print_put(&printer, &report, json)
+            print_put(&printer, &report, json.json)
         }
         ArtifactCommand::Get {
             spec,
@@ -583,7 +575,7 @@ pub async fn run(cmd: ArtifactCommand, flags: &GlobalFlags, printer: Printer) ->
             let target = Target::parse(&spec, &settings)?;
             let cache = if no_cache { None } else { Cache::open() };
             let report = get(&api, &target, dir, run_from(run)?, cache, &printer).await?;
-            if json {
+            if json.json {
                 return printer.print_json(&report);
             }
             printer.success(format!(
@@ -681,7 +673,7 @@ pub async fn run(cmd: ArtifactCommand, flags: &GlobalFlags, printer: Printer) ->
             let lineage: Lineage = api
                 .get(&format!("{}/lineage", target.version_path()), &[])
                 .await?;
-            if json {
+            if json.json {
                 return printer.print_json(&serde_json::json!({
                     "version": v, "files": files, "lineage": lineage,
                 }));
@@ -806,7 +798,7 @@ pub async fn run(cmd: ArtifactCommand, flags: &GlobalFlags, printer: Printer) ->
                     .hint("give --description, --tag, --clear-tags or --metadata"));
             }
             let a: Artifact = api.patch(&target.base(), &req).await?;
-            if json {
+            if json.json {
                 return printer.print_json(&a);
             }
             printer.success(format!("Updated {}/{}", a.project, a.name));

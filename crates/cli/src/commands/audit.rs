@@ -9,6 +9,7 @@ use wanllmdb_api_types::audit::{
 };
 
 use crate::client::{Api, ApiError, seg};
+use crate::commands::JsonFlag;
 use crate::config::{GlobalFlags, Settings};
 use crate::error::{CliError, CliResult, user_err};
 use crate::output::{Printer, kv_table, table};
@@ -58,9 +59,8 @@ Examples:
         /// The window: the last this many hours
         #[arg(long, default_value_t = 24)]
         hours: u32,
-        /// Print JSON
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        json: JsonFlag,
     },
     /// Failed (and rate-limited) logins of the last hours, newest first, with reason and attempts
     #[command(after_help = "\
@@ -74,9 +74,8 @@ Examples:
         /// At most this many attempts (1–1000)
         #[arg(long, default_value_t = 100)]
         limit: u32,
-        /// Print JSON
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        json: JsonFlag,
     },
 }
 
@@ -170,7 +169,7 @@ pub async fn run(cmd: AuditCommand, flags: &GlobalFlags, printer: Printer) -> Cl
                 .get("/api/v1/audit/logs/security/failed-logins", &q)
                 .await
                 .map_err(admin_only)?;
-            if f.is_empty() && !json {
+            if f.is_empty() && !json.json {
                 printer.info(format!("no failed logins in the last {hours} hour(s)"));
                 return Ok(());
             }

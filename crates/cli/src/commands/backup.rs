@@ -10,6 +10,7 @@ use wanllmdb_server::transfer::{
     self, ImportReport, Manifest, Target, TransferError, VerifyReport,
 };
 
+use crate::commands::JsonFlag;
 use crate::commands::server::{ServerArgs, StorageArgs};
 use crate::error::{CliError, CliResult, user_err};
 use crate::output::when;
@@ -51,9 +52,8 @@ pub struct BackupArgs {
     pub out: PathBuf,
     #[command(flatten)]
     pub storage: StorageArgs,
-    /// Print JSON (the backup's manifest)
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub json: JsonFlag,
 }
 
 /// Options of `admin restore`.
@@ -64,9 +64,8 @@ pub struct RestoreArgs {
     pub file: PathBuf,
     #[command(flatten)]
     pub storage: StorageArgs,
-    /// Print JSON (the comparison of the restored data with the backup)
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub json: JsonFlag,
 }
 
 /// Options of `admin verify`.
@@ -77,9 +76,8 @@ pub struct VerifyArgs {
     pub backup: Option<PathBuf>,
     #[command(flatten)]
     pub storage: StorageArgs,
-    /// Print JSON (what was checked and every problem found)
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub json: JsonFlag,
 }
 
 /// Options of `admin export`.
@@ -90,9 +88,8 @@ pub struct ExportArgs {
     pub out: PathBuf,
     #[command(flatten)]
     pub storage: StorageArgs,
-    /// Print JSON (the export's manifest)
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub json: JsonFlag,
 }
 
 /// Options of `admin import`.
@@ -103,9 +100,8 @@ pub struct ImportArgs {
     pub dir: PathBuf,
     #[command(flatten)]
     pub storage: StorageArgs,
-    /// Print JSON (the comparison of the imported data with the export)
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub json: JsonFlag,
 }
 
 fn transfer_err(e: TransferError) -> CliError {
@@ -243,7 +239,7 @@ pub async fn import(args: ImportArgs, printer: Printer) -> CliResult {
     let result = transfer::import(&target, &args.dir, &bar).await;
     drop(bar);
     target.close().await;
-    report_import(&result.map_err(transfer_err)?, printer, args.json)
+    report_import(&result.map_err(transfer_err)?, printer, args.json.json)
 }
 
 /// `admin restore`.
@@ -257,7 +253,7 @@ pub async fn restore(args: RestoreArgs, printer: Printer) -> CliResult {
     let result = transfer::restore(&target, &args.file, &cfg.data_dir, &bar).await;
     drop(bar);
     target.close().await;
-    report_import(&result.map_err(transfer_err)?, printer, args.json)
+    report_import(&result.map_err(transfer_err)?, printer, args.json.json)
 }
 
 /// `admin verify`: exit 1 when anything is wrong.

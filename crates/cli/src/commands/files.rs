@@ -6,6 +6,7 @@ use clap::Subcommand;
 use wanllmdb_api_types::files::RunFile;
 
 use crate::client::{Api, seg};
+use crate::commands::JsonFlag;
 use crate::config::{GlobalFlags, Settings};
 use crate::error::{CliResult, user_err};
 use crate::output::when;
@@ -30,9 +31,8 @@ Examples:
         /// Store under this directory on the server
         #[arg(long)]
         prefix: Option<String>,
-        /// Print what happened as JSON
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        json: JsonFlag,
     },
     /// Download a run's files (all, or the paths given), checking every SHA-256
     #[command(after_help = "\
@@ -55,9 +55,8 @@ Examples:
     List {
         /// Run id
         run: String,
-        /// Print JSON
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        json: JsonFlag,
     },
     /// Detach files from a run
     #[command(alias = "rm")]
@@ -87,7 +86,7 @@ pub async fn run(cmd: FilesCommand, flags: &GlobalFlags, printer: Printer) -> Cl
                 return Err(user_err!("no files found in the paths given"));
             }
             let report = transfer::put_files(&api, &run, files, &printer).await?;
-            if json {
+            if json.json {
                 printer.print_json(&report)?;
             }
             printer.success(format!(

@@ -6,6 +6,7 @@ use wanllmdb_api_types::logs::LogLine;
 use wanllmdb_api_types::runs::{Run, RunState};
 
 use crate::client::{Api, seg};
+use crate::commands::JsonFlag;
 use crate::config::{GlobalFlags, Settings};
 use crate::error::{CliError, CliResult, user_err};
 use crate::output::Printer;
@@ -35,11 +36,10 @@ pub struct LogsArgs {
     #[arg(long)]
     pub grep: Option<String>,
     /// txt (time, level, source, message), json or csv
-    #[arg(long, value_enum, default_value_t = LogFormat::Txt)]
+    #[arg(long, value_enum, default_value_t = LogFormat::Txt, conflicts_with = "json")]
     pub format: LogFormat,
-    /// Print JSON: the same as --format json
-    #[arg(long, conflicts_with = "format")]
-    pub json: bool,
+    #[command(flatten)]
+    pub json: JsonFlag,
 }
 
 /// Output format of `wanllmdb logs`.
@@ -66,7 +66,7 @@ impl LogFormat {
 /// `wanllmdb logs`.
 pub async fn logs(mut args: LogsArgs, flags: &GlobalFlags, printer: Printer) -> CliResult {
     super::valid_run_id(&args.run)?;
-    if args.json {
+    if args.json.json {
         args.format = LogFormat::Json;
     }
     let settings = Settings::resolve(flags).await?;

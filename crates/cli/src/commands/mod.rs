@@ -23,12 +23,18 @@ pub mod sync;
 
 use clap::Args;
 
-/// `--json` for commands whose only option it is.
-#[derive(Debug, Args)]
+/// `--json`, defined once and flattened into every command that prints data.
+#[derive(Debug, Clone, Copy, Default, Args)]
 pub struct JsonFlag {
-    /// Print JSON (the API's own objects) instead of a table
+    /// Print JSON instead of a table: the API's own objects, stable and documented
     #[arg(long)]
     pub json: bool,
+}
+
+impl From<JsonFlag> for bool {
+    fn from(f: JsonFlag) -> bool {
+        f.json
+    }
 }
 
 pub use wanllmdb_api_types::csv_field;

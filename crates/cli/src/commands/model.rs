@@ -17,6 +17,7 @@ use wanllmdb_api_types::registry::{
 use super::artifact::{self, GetReport};
 use crate::cache::Cache;
 use crate::client::{Api, ApiError, seg};
+use crate::commands::JsonFlag;
 use crate::config::{GlobalFlags, Settings};
 use crate::error::{CliError, CliResult, user_err};
 use crate::output::outln;
@@ -47,9 +48,8 @@ Examples:
         /// Whether Production needs an approval [default: the project's policy]
         #[arg(long, value_name = "BOOL")]
         require_approval: Option<bool>,
-        /// Print JSON
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        json: JsonFlag,
     },
     /// List registered models: those of the project, or every one you can read with --all
     #[command(alias = "list")]
@@ -60,9 +60,8 @@ Examples:
         /// Models of every project you can read, not just the current one
         #[arg(long)]
         all: bool,
-        /// Print JSON
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        json: JsonFlag,
     },
     /// Show a model and its versions, or one version (NAME@ALIAS, NAME/STAGE, NAME:vN)
     #[command(after_help = "\
@@ -77,9 +76,8 @@ Examples:
     Show {
         /// NAME, or NAME@ALIAS, NAME/STAGE, NAME:vN, NAME:latest
         reference: String,
-        /// Print JSON
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        json: JsonFlag,
     },
     /// List a model's versions, newest first
     Versions {
@@ -88,9 +86,8 @@ Examples:
         /// Only versions in this stage
         #[arg(long, value_parser = stage_parser(), ignore_case = true)]
         stage: Option<Stage>,
-        /// Print JSON
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        json: JsonFlag,
     },
     /// Create or delete model versions
     #[command(subcommand)]
@@ -121,9 +118,8 @@ Examples:
         /// Into Production: archive the versions in Production now
         #[arg(long)]
         archive_existing: bool,
-        /// Print the version as JSON
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        json: JsonFlag,
     },
     /// Approve a version for Production (project admins and owners), or --revoke the approval
     #[command(after_help = "\
@@ -146,9 +142,8 @@ Examples:
         /// Withdraw the approval instead
         #[arg(long)]
         revoke: bool,
-        /// Print the version as JSON
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        json: JsonFlag,
     },
     /// Point an alias at a version, or remove one with --remove ALIAS
     #[command(after_help = "\
@@ -174,9 +169,8 @@ Examples:
         /// Why (kept in the history)
         #[arg(long, short = 'm')]
         comment: Option<String>,
-        /// Print the version as JSON
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        json: JsonFlag,
     },
     /// Who did what to a model (or to one version), oldest first
     #[command(after_help = "\
@@ -192,9 +186,8 @@ Examples:
         /// Only this version: v3, 3, @ALIAS or a stage name
         #[arg(id = "ver", value_name = "VERSION")]
         version: Option<String>,
-        /// Print JSON
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        json: JsonFlag,
     },
     /// Change a model's description, tags or approval setting
     #[command(after_help = "\
@@ -216,9 +209,8 @@ Examples:
         /// Whether Production needs an approval for this model
         #[arg(long, value_enum, value_name = "SETTING")]
         require_approval: Option<ApprovalSetting>,
-        /// Print the model as JSON
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        json: JsonFlag,
     },
     /// Delete a model with all its versions, aliases and history (project admins)
     #[command(alias = "rm")]
@@ -245,9 +237,8 @@ Examples:
         /// The creator of a version may approve it
         #[arg(long, value_name = "BOOL")]
         allow_self_approval: Option<bool>,
-        /// Print JSON
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        json: JsonFlag,
     },
     /// Download a model version's files, checking every digest (as `artifact get` does)
     #[command(after_help = "\
@@ -273,9 +264,8 @@ Examples:
         /// Download without keeping a copy in the local cache
         #[arg(long)]
         no_cache: bool,
-        /// Print what happened as JSON
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        json: JsonFlag,
     },
 }
 
@@ -316,9 +306,8 @@ Examples:
         /// without a needed approval leaves it in None, with a warning)
         #[arg(long, value_parser = stage_parser(), ignore_case = true)]
         stage: Option<Stage>,
-        /// Print the version as JSON
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        json: JsonFlag,
     },
     /// Delete a version (project admins); its artifact version stays
     #[command(alias = "rm")]

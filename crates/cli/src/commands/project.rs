@@ -6,6 +6,7 @@ use wanllmdb_api_types::projects::{
 };
 
 use crate::client::{Api, seg};
+use crate::commands::JsonFlag;
 use crate::config::{GlobalFlags, Settings};
 use crate::error::{CliResult, user_err};
 use crate::output::when;
@@ -24,9 +25,8 @@ pub enum ProjectCommand {
         /// Who can see it
         #[arg(long, value_enum, default_value_t = VisibilityArg::Private)]
         visibility: VisibilityArg,
-        /// Print the created project as JSON
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        json: JsonFlag,
     },
     /// List the projects you can see
     #[command(alias = "ls")]
@@ -37,17 +37,15 @@ pub enum ProjectCommand {
         /// At most this many
         #[arg(long, default_value_t = 100)]
         limit: usize,
-        /// Print JSON
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        json: JsonFlag,
     },
     /// Show a project and its statistics
     Show {
         /// Project name [default: the current project]
         name: Option<String>,
-        /// Print JSON
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        json: JsonFlag,
     },
     /// Delete a project and all its runs
     Delete {
@@ -100,9 +98,8 @@ pub enum MembersCommand {
 /// The project whose members are meant, and output format.
 #[derive(Debug, Args)]
 pub struct MemberProject {
-    /// Print JSON
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub json: JsonFlag,
 }
 
 /// Visibility as typed on the command line.
@@ -159,7 +156,7 @@ pub async fn run(cmd: ProjectCommand, flags: &GlobalFlags, printer: Printer) -> 
                 }),
             };
             let p: Project = api.post("/api/v1/projects", &req).await?;
-            if json {
+            if json.json {
                 printer.print_json(&p)
             } else {
                 printer.success(format!("Created project {}", p.name));

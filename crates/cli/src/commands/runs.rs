@@ -9,6 +9,7 @@ use wanllmdb_api_types::metrics::{HistoryResponse, MetricSummary, MetricValue};
 use wanllmdb_api_types::runs::{Run, UpdateRunRequest};
 
 use crate::client::{Api, seg};
+use crate::commands::JsonFlag;
 use crate::config::{GlobalFlags, Settings};
 use crate::error::{CliError, CliResult, user_err};
 use crate::output::{Printer, confirm, kv_table, table};
@@ -49,17 +50,15 @@ Examples:
         /// Columns: id, name, state, user, created, finished, tags, group, job_type, host, exit_code, notes, project, config.X, summary.X
         #[arg(long, value_delimiter = ',')]
         columns: Vec<String>,
-        /// Print JSON
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        json: JsonFlag,
     },
     /// Show one run: state, config, git, host and metric summary
     Show {
         /// Run id
         run: String,
-        /// Print JSON
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        json: JsonFlag,
     },
     /// Compare runs side by side: config differences and summary metrics
     Compare {
@@ -72,9 +71,8 @@ Examples:
         /// Also show config values that are equal in every run
         #[arg(long)]
         all: bool,
-        /// Print JSON
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        json: JsonFlag,
     },
     /// Print a run's metric history
     History {
@@ -84,11 +82,10 @@ Examples:
         #[arg(long, value_delimiter = ',')]
         keys: Vec<String>,
         /// csv (one row per step, one column per metric) or json (the API's columnar answer)
-        #[arg(long, value_enum, default_value_t = HistoryFormat::Csv)]
+        #[arg(long, value_enum, default_value_t = HistoryFormat::Csv, conflicts_with = "json")]
         format: HistoryFormat,
-        /// Print JSON: the same as --format json
-        #[arg(long, conflicts_with = "format")]
-        json: bool,
+        #[command(flatten)]
+        json: JsonFlag,
         /// Downsample each metric to at most this many buckets (each bucket's last value; json adds min and max)
         #[arg(long)]
         max_points: Option<usize>,
@@ -288,7 +285,7 @@ pub async fn run(cmd: RunsCommand, flags: &GlobalFlags, printer: Printer) -> Cli
         }
         RunsCommand::Show { run, json } => {
             let r = get_run(&api, &run).await?;
-            if json {
+            if json.json {
                 return printer.print_json(&r);
             }
             let summary: Vec<MetricSummary> = api
@@ -366,7 +363,11 @@ pub async fn run(cmd: RunsCommand, flags: &GlobalFlags, printer: Printer) -> Cli
             min_step,
             max_step,
         } => {
-            let format = if json { HistoryFormat::Json } else { format };
+            let format = if json.json {
+                HistoryFormat::Json
+            } else {
+                format
+            };
             let mut q = Vec::new();
             if !keys.is_empty() {
                 q.push(("keys", keys.join(",")));

@@ -15,6 +15,7 @@ use wanllmdb_api_types::sweeps::{
 };
 
 use crate::client::{Api, seg};
+use crate::commands::JsonFlag;
 use crate::config::{GlobalFlags, Settings};
 use crate::env;
 use crate::error::{CliError, CliResult, user_err};
@@ -53,9 +54,8 @@ Then start agents (on as many machines as you like):
     Create {
         /// The config file (.yaml, .yml or .json)
         config: PathBuf,
-        /// Print JSON
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        json: JsonFlag,
     },
     /// Check a config without creating anything; lists every problem with its path
     Validate {
@@ -65,9 +65,8 @@ Then start agents (on as many machines as you like):
     /// List the sweeps of the project
     #[command(alias = "ls")]
     List {
-        /// Print JSON
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        json: JsonFlag,
     },
     /// Show a sweep: state, counts, best run, top runs, parameter importance
     #[command(after_help = "\
@@ -79,17 +78,15 @@ lines of a parallel-coordinates view.")]
         /// Rows of the top-runs table
         #[arg(long, default_value_t = 10)]
         top: usize,
-        /// Print JSON
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        json: JsonFlag,
     },
     /// List every trial of a sweep with its parameters and value
     Trials {
         /// Sweep id
         id: String,
-        /// Print JSON
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        json: JsonFlag,
     },
     /// Manual mode: reserve the next parameters and a run id to start yourself
     #[command(after_help = "\
@@ -102,9 +99,8 @@ Prints the parameters and the reserved run id; start the run with them, e.g.
         /// Also write the (nested) parameters to this JSON file
         #[arg(long, value_name = "FILE")]
         write: Option<PathBuf>,
-        /// Print JSON
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        json: JsonFlag,
     },
     /// Stop handing out new runs; running ones go on
     Pause {
@@ -139,9 +135,8 @@ Example:
         /// Do not ask for confirmation
         #[arg(long, short)]
         yes: bool,
-        /// Print JSON
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        json: JsonFlag,
     },
     /// Queue every crashed run to be tried again with the same parameters
     RetryFailed {

@@ -11,6 +11,7 @@ use tokio::sync::Semaphore;
 use wanllmdb_api_types::runs::{FinishRunRequest, RunState};
 
 use crate::client::Api;
+use crate::commands::JsonFlag;
 use crate::config::{GlobalFlags, Settings};
 use crate::error::{CliError, CliResult, user_err};
 use crate::output::{Printer, table};
@@ -36,9 +37,8 @@ pub struct SyncArgs {
     /// Runs uploaded at the same time
     #[arg(long, short = 'j', default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub jobs: u32,
-    /// Print JSON
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub json: JsonFlag,
 }
 
 /// One spool, as `--dry-run` and the summary report it.
@@ -164,7 +164,7 @@ pub async fn sync(args: SyncArgs, flags: &GlobalFlags, printer: Printer) -> CliR
         bar.inc(1);
     }
     bar.finish_and_clear();
-    if args.json {
+    if args.json.json {
         printer.print_json(&reports)?;
     }
     let synced = reports.iter().filter(|r| r.status == "synced").count();

@@ -73,7 +73,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand logout" -s V -l versio
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand whoami" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand whoami" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand whoami" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand whoami" -l json -d 'Print JSON (the API\'s own objects) instead of a table'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand whoami" -l json -d 'Print JSON instead of a table: the API\'s own objects, stable and documented'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand whoami" -s q -l quiet -d 'Print only data and errors'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand whoami" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand whoami" -s h -l help -d 'Print help'
@@ -133,7 +133,7 @@ private\t'Only members can see it'"
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from create" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from create" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from create" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from create" -l json -d 'Print the created project as JSON'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from create" -l json -d 'Print JSON instead of a table: the API\'s own objects, stable and documented'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from create" -s q -l quiet -d 'Print only data and errors'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from create" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from create" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -143,7 +143,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_se
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from list" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from list" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from list" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from list" -l json -d 'Print JSON'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from list" -l json -d 'Print JSON instead of a table: the API\'s own objects, stable and documented'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Print only data and errors'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from list" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
@@ -151,7 +151,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_se
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from show" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from show" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from show" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from show" -l json -d 'Print JSON'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from show" -l json -d 'Print JSON instead of a table: the API\'s own objects, stable and documented'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from show" -s q -l quiet -d 'Print only data and errors'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from show" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand project; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help'
@@ -217,7 +217,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sync" -l host -d 'Serv
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sync" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sync" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sync" -l dry-run -d 'Only list what would be uploaded'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sync" -l json -d 'Print JSON'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sync" -l json -d 'Print JSON instead of a table: the API\'s own objects, stable and documented'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sync" -s q -l quiet -d 'Print only data and errors'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sync" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sync" -s h -l help -d 'Print help'
@@ -249,7 +249,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from list" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from list" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from list" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from list" -l json -d 'Print JSON'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from list" -l json -d 'Print JSON instead of a table: the API\'s own objects, stable and documented'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Print only data and errors'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from list" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
@@ -257,7 +257,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from show" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from show" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from show" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from show" -l json -d 'Print JSON'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from show" -l json -d 'Print JSON instead of a table: the API\'s own objects, stable and documented'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from show" -s q -l quiet -d 'Print only data and errors'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from show" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help'
@@ -267,7 +267,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from compare" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from compare" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from compare" -l all -d 'Also show config values that are equal in every run'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from compare" -l json -d 'Print JSON'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from compare" -l json -d 'Print JSON instead of a table: the API\'s own objects, stable and documented'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from compare" -s q -l quiet -d 'Print only data and errors'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from compare" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from compare" -s h -l help -d 'Print help'
@@ -281,7 +281,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from history" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from history" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from history" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from history" -l json -d 'Print JSON: the same as --format json'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from history" -l json -d 'Print JSON instead of a table: the API\'s own objects, stable and documented'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from history" -s q -l quiet -d 'Print only data and errors'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from history" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and __fish_seen_subcommand_from history" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -347,7 +347,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand logs" -l host -d 'Serv
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand logs" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand logs" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand logs" -s f -l follow -d 'Keep printing new lines until the run ends'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand logs" -l json -d 'Print JSON: the same as --format json'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand logs" -l json -d 'Print JSON instead of a table: the API\'s own objects, stable and documented'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand logs" -s q -l quiet -d 'Print only data and errors'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand logs" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand logs" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -376,7 +376,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen_subcommand_from put" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen_subcommand_from put" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen_subcommand_from put" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen_subcommand_from put" -l json -d 'Print what happened as JSON'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen_subcommand_from put" -l json -d 'Print JSON instead of a table: the API\'s own objects, stable and documented'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen_subcommand_from put" -s q -l quiet -d 'Print only data and errors'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen_subcommand_from put" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen_subcommand_from put" -s h -l help -d 'Print help'
@@ -392,7 +392,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen_subcommand_from list" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen_subcommand_from list" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen_subcommand_from list" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen_subcommand_from list" -l json -d 'Print JSON'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen_subcommand_from list" -l json -d 'Print JSON instead of a table: the API\'s own objects, stable and documented'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Print only data and errors'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen_subcommand_from list" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand files; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
@@ -438,7 +438,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_s
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from put" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from put" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from put" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from put" -l json -d 'Print the result as JSON'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from put" -l json -d 'Print JSON instead of a table: the API\'s own objects, stable and documented'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from put" -s q -l quiet -d 'Print only data and errors'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from put" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from put" -s h -l help -d 'Print help'
@@ -449,7 +449,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_s
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from get" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from get" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from get" -l no-cache -d 'Download without keeping a copy in the local cache'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from get" -l json -d 'Print what happened as JSON'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from get" -l json -d 'Print JSON instead of a table: the API\'s own objects, stable and documented'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from get" -s q -l quiet -d 'Print only data and errors'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from get" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from get" -s h -l help -d 'Print help'
@@ -458,7 +458,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_s
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from ls" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from ls" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from ls" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from ls" -l json -d 'Print JSON'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from ls" -l json -d 'Print JSON instead of a table: the API\'s own objects, stable and documented'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from ls" -s q -l quiet -d 'Print only data and errors'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from ls" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from ls" -s h -l help -d 'Print help'
@@ -466,7 +466,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_s
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from versions" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from versions" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from versions" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from versions" -l json -d 'Print JSON'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from versions" -l json -d 'Print JSON instead of a table: the API\'s own objects, stable and documented'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from versions" -s q -l quiet -d 'Print only data and errors'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from versions" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from versions" -s h -l help -d 'Print help'
@@ -474,7 +474,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_s
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from show" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from show" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from show" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from show" -l json -d 'Print JSON (version, files, lineage)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from show" -l json -d 'Print JSON instead of a table: the API\'s own objects, stable and documented'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from show" -s q -l quiet -d 'Print only data and errors'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from show" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help'
@@ -482,7 +482,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_s
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from lineage" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from lineage" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from lineage" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from lineage" -l json -d 'Print JSON (the API\'s nodes and edges)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from lineage" -l json -d 'Print JSON instead of a table: the API\'s own objects, stable and documented'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from lineage" -s q -l quiet -d 'Print only data and errors'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from lineage" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from lineage" -s h -l help -d 'Print help'
@@ -498,7 +498,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_s
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from aliases" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from aliases" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from aliases" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from aliases" -l json -d 'Print JSON'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from aliases" -l json -d 'Print JSON instead of a table: the API\'s own objects, stable and documented'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from aliases" -s q -l quiet -d 'Print only data and errors'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from aliases" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from aliases" -s h -l help -d 'Print help'
@@ -516,7 +516,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_s
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from ref" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from ref" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from ref" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from ref" -l json -d 'Print the result as JSON'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from ref" -l json -d 'Print JSON instead of a table: the API\'s own objects, stable and documented'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from ref" -s q -l quiet -d 'Print only data and errors'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from ref" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from ref" -s h -l help -d 'Print help'
@@ -528,7 +528,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_s
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from update" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from update" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from update" -l clear-tags -d 'Remove all tags'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from update" -l json -d 'Print the artifact as JSON'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from update" -l json -d 'Print JSON instead of a table: the API\'s own objects, stable and documented'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from update" -s q -l quiet -d 'Print only data and errors'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from update" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand artifact; and __fish_seen_subcommand_from update" -s h -l help -d 'Print help'
@@ -578,7 +578,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and not __fish_
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from create" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from create" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from create" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from create" -l json -d 'Print JSON'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from create" -l json -d 'Print JSON instead of a table: the API\'s own objects, stable and documented'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from create" -s q -l quiet -d 'Print only data and errors'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from create" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from create" -s h -l help -d 'Print help'
@@ -593,7 +593,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from list" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from list" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from list" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from list" -l json -d 'Print JSON'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from list" -l json -d 'Print JSON instead of a table: the API\'s own objects, stable and documented'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Print only data and errors'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from list" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
@@ -602,7 +602,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from show" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from show" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from show" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from show" -l json -d 'Print JSON'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from show" -l json -d 'Print JSON instead of a table: the API\'s own objects, stable and documented'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from show" -s q -l quiet -d 'Print only data and errors'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from show" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help'
@@ -610,7 +610,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from trials" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from trials" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from trials" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from trials" -l json -d 'Print JSON'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from trials" -l json -d 'Print JSON instead of a table: the API\'s own objects, stable and documented'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from trials" -s q -l quiet -d 'Print only data and errors'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from trials" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from trials" -s h -l help -d 'Print help'
@@ -619,7 +619,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from suggest" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from suggest" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from suggest" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from suggest" -l json -d 'Print JSON'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from suggest" -l json -d 'Print JSON instead of a table: the API\'s own objects, stable and documented'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from suggest" -s q -l quiet -d 'Print only data and errors'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from suggest" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from suggest" -s h -l help -d 'Print help'
@@ -656,7 +656,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from delete" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from delete" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from delete" -s y -l yes -d 'Do not ask for confirmation'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from delete" -l json -d 'Print JSON'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from delete" -l json -d 'Print JSON instead of a table: the API\'s own objects, stable and documented'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from delete" -s q -l quiet -d 'Print only data and errors'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from delete" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sweep; and __fish_seen_subcommand_from delete" -s h -l help -d 'Print help'
@@ -720,7 +720,7 @@ false\t''"
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from register" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from register" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from register" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from register" -l json -d 'Print JSON'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from register" -l json -d 'Print JSON instead of a table: the API\'s own objects, stable and documented'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from register" -s q -l quiet -d 'Print only data and errors'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from register" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from register" -s h -l help -d 'Print help'
@@ -730,7 +730,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from ls" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from ls" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from ls" -l all -d 'Models of every project you can read, not just the current one'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from ls" -l json -d 'Print JSON'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from ls" -l json -d 'Print JSON instead of a table: the API\'s own objects, stable and documented'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from ls" -s q -l quiet -d 'Print only data and errors'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from ls" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from ls" -s h -l help -d 'Print help'
@@ -738,7 +738,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from show" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from show" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from show" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from show" -l json -d 'Print JSON'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from show" -l json -d 'Print JSON instead of a table: the API\'s own objects, stable and documented'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from show" -s q -l quiet -d 'Print only data and errors'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from show" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help'
@@ -750,7 +750,7 @@ None\t''"
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from versions" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from versions" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from versions" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from versions" -l json -d 'Print JSON'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from versions" -l json -d 'Print JSON instead of a table: the API\'s own objects, stable and documented'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from versions" -s q -l quiet -d 'Print only data and errors'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from versions" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from versions" -s h -l help -d 'Print help'
@@ -774,7 +774,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from transition" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from transition" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from transition" -l archive-existing -d 'Into Production: archive the versions in Production now'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from transition" -l json -d 'Print the version as JSON'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from transition" -l json -d 'Print JSON instead of a table: the API\'s own objects, stable and documented'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from transition" -s q -l quiet -d 'Print only data and errors'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from transition" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from transition" -s h -l help -d 'Print help'
@@ -784,7 +784,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from approve" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from approve" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from approve" -l revoke -d 'Withdraw the approval instead'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from approve" -l json -d 'Print the version as JSON'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from approve" -l json -d 'Print JSON instead of a table: the API\'s own objects, stable and documented'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from approve" -s q -l quiet -d 'Print only data and errors'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from approve" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from approve" -s h -l help -d 'Print help'
@@ -794,7 +794,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from alias" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from alias" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from alias" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from alias" -l json -d 'Print the version as JSON'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from alias" -l json -d 'Print JSON instead of a table: the API\'s own objects, stable and documented'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from alias" -s q -l quiet -d 'Print only data and errors'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from alias" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from alias" -s h -l help -d 'Print help'
@@ -802,7 +802,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from history" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from history" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from history" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from history" -l json -d 'Print JSON'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from history" -l json -d 'Print JSON instead of a table: the API\'s own objects, stable and documented'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from history" -s q -l quiet -d 'Print only data and errors'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from history" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from history" -s h -l help -d 'Print help'
@@ -816,7 +816,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from update" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from update" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from update" -l clear-tags -d 'Remove all tags'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from update" -l json -d 'Print the model as JSON'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from update" -l json -d 'Print JSON instead of a table: the API\'s own objects, stable and documented'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from update" -s q -l quiet -d 'Print only data and errors'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from update" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from update" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -836,7 +836,7 @@ false\t''"
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from policy" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from policy" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from policy" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from policy" -l json -d 'Print JSON'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from policy" -l json -d 'Print JSON instead of a table: the API\'s own objects, stable and documented'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from policy" -s q -l quiet -d 'Print only data and errors'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from policy" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from policy" -s h -l help -d 'Print help'
@@ -847,7 +847,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from download" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from download" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from download" -l no-cache -d 'Download without keeping a copy in the local cache'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from download" -l json -d 'Print what happened as JSON'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from download" -l json -d 'Print JSON instead of a table: the API\'s own objects, stable and documented'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from download" -s q -l quiet -d 'Print only data and errors'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from download" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from download" -s h -l help -d 'Print help'
@@ -887,7 +887,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from gc" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from gc" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from gc" -l dry-run -d 'Only report what would be deleted'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from gc" -l json -d 'Print JSON'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from gc" -l json -d 'Print JSON instead of a table: the API\'s own objects, stable and documented'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from gc" -s q -l quiet -d 'Print only data and errors'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from gc" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from gc" -s h -l help -d 'Print help'
@@ -921,7 +921,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from status" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from status" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from status" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from status" -l json -d 'Print JSON (the system metrics object)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from status" -l json -d 'Print JSON instead of a table: the API\'s own objects, stable and documented'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from status" -s q -l quiet -d 'Print only data and errors'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from status" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from status" -s h -l help -d 'Print help'
@@ -938,7 +938,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from backup" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from backup" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from backup" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from backup" -l json -d 'Print JSON (the backup\'s manifest)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from backup" -l json -d 'Print JSON instead of a table: the API\'s own objects, stable and documented'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from backup" -s q -l quiet -d 'Print only data and errors'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from backup" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from backup" -s h -l help -d 'Print help'
@@ -954,7 +954,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from restore" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from restore" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from restore" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from restore" -l json -d 'Print JSON (the comparison of the restored data with the backup)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from restore" -l json -d 'Print JSON instead of a table: the API\'s own objects, stable and documented'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from restore" -s q -l quiet -d 'Print only data and errors'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from restore" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from restore" -s h -l help -d 'Print help'
@@ -971,7 +971,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from verify" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from verify" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from verify" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from verify" -l json -d 'Print JSON (what was checked and every problem found)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from verify" -l json -d 'Print JSON instead of a table: the API\'s own objects, stable and documented'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from verify" -s q -l quiet -d 'Print only data and errors'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from verify" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from verify" -s h -l help -d 'Print help'
@@ -988,7 +988,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from export" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from export" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from export" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from export" -l json -d 'Print JSON (the export\'s manifest)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from export" -l json -d 'Print JSON instead of a table: the API\'s own objects, stable and documented'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from export" -s q -l quiet -d 'Print only data and errors'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from export" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from export" -s h -l help -d 'Print help'
@@ -1004,7 +1004,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from import" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from import" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from import" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from import" -l json -d 'Print JSON (the comparison of the imported data with the export)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from import" -l json -d 'Print JSON instead of a table: the API\'s own objects, stable and documented'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from import" -s q -l quiet -d 'Print only data and errors'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from import" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand admin; and __fish_seen_subcommand_from import" -s h -l help -d 'Print help'
@@ -1059,7 +1059,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and __fish_seen
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and __fish_seen_subcommand_from stats" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and __fish_seen_subcommand_from stats" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and __fish_seen_subcommand_from stats" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and __fish_seen_subcommand_from stats" -l json -d 'Print JSON'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and __fish_seen_subcommand_from stats" -l json -d 'Print JSON instead of a table: the API\'s own objects, stable and documented'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and __fish_seen_subcommand_from stats" -s q -l quiet -d 'Print only data and errors'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and __fish_seen_subcommand_from stats" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and __fish_seen_subcommand_from stats" -s h -l help -d 'Print help'
@@ -1069,7 +1069,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and __fish_seen
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and __fish_seen_subcommand_from failed-logins" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and __fish_seen_subcommand_from failed-logins" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and __fish_seen_subcommand_from failed-logins" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and __fish_seen_subcommand_from failed-logins" -l json -d 'Print JSON'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and __fish_seen_subcommand_from failed-logins" -l json -d 'Print JSON instead of a table: the API\'s own objects, stable and documented'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and __fish_seen_subcommand_from failed-logins" -s q -l quiet -d 'Print only data and errors'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and __fish_seen_subcommand_from failed-logins" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand audit; and __fish_seen_subcommand_from failed-logins" -s h -l help -d 'Print help'

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 use indicatif::HumanBytes;
 use serde::Serialize;
 use tokio::sync::Semaphore;
@@ -42,31 +42,7 @@ Examples:
   wanllmdb artifact put model.pt config.yaml --name resnet --type model --alias staging \\
       --metadata accuracy=0.93 --description \"after lr sweep\"
   wanllmdb artifact put s3://bucket/imagenet/train.tar --name imagenet --type dataset")]
-    Put {
-        /// Files, directories and s3:// gs:// https:// URIs
-        #[arg(required = true)]
-        paths: Vec<String>,
-        /// Artifact name (NAME, or PROJECT/NAME)
-        #[arg(long)]
-        name: String,
-        /// Type: model, dataset, file, code or any other word (needed for a new artifact)
-        #[arg(long = "type", value_name = "TYPE")]
-        kind: Option<String>,
-        /// Point this alias at the new version (repeatable)
-        #[arg(long = "alias", value_name = "ALIAS")]
-        aliases: Vec<String>,
-        /// Description of the version
-        #[arg(long, default_value = "")]
-        description: String,
-        /// KEY=VALUE metadata of the version (values parsed as JSON when they can be; repeatable)
-        #[arg(long = "metadata", value_name = "KEY=VALUE")]
-        metadata: Vec<String>,
-        /// Run that produced it [default: $WANLLMDB_RUN_ID inside `wanllmdb run`]
-        #[arg(long)]
-        run: Option<String>,
-        #[command(flatten)]
-        json: JsonFlag,
-    },
+    Put(PutArgs),
     /// Download a version, checking every digest (content already cached is copied locally)
     #[command(after_help = "\
 VERSION is v3, 3, latest (the default) or an alias such as production. Files already in the
@@ -77,21 +53,7 @@ Examples:
   wanllmdb artifact get mnist                       # latest, into ./artifacts/mnist/v<N>
   wanllmdb artifact get resnet:production --dir model/
   wanllmdb artifact get other-project/resnet:v2")]
-    Get {
-        /// NAME[:VERSION|ALIAS], optionally PROJECT/NAME[:…]
-        spec: String,
-        /// Directory to write into [default: ./artifacts/NAME/vN]
-        #[arg(long)]
-        dir: Option<PathBuf>,
-        /// Record this run as a user of the version [default: $WANLLMDB_RUN_ID]
-        #[arg(long)]
-        run: Option<String>,
-        /// Download without keeping a copy in the local cache
-        #[arg(long)]
-        no_cache: bool,
-        #[command(flatten)]
-        json: JsonFlag,
-    },
+    Get(GetArgs),
     /// List a project's artifacts
     #[command(alias = "list")]
     Ls {
@@ -157,46 +119,14 @@ The server refuses URIs that point at private, loopback or link-local addresses.
 
 Example:
   wanllmdb artifact ref imagenet s3://datasets/imagenet/train.tar s3://datasets/imagenet/val.tar --type dataset")]
-    Ref {
-        /// NAME or PROJECT/NAME
-        name: String,
-        /// The URIs
-        #[arg(required = true)]
-        uris: Vec<String>,
-        /// Type (needed for a new artifact)
-        #[arg(long = "type", value_name = "TYPE")]
-        kind: Option<String>,
-        /// Point this alias at the new version (repeatable)
-        #[arg(long = "alias", value_name = "ALIAS")]
-        aliases: Vec<String>,
-        #[command(flatten)]
-        json: JsonFlag,
-    },
+    Ref(RefArgs),
     /// Change an artifact's description, tags or metadata (a version's files never change)
     #[command(after_help = "\
 Examples:
   wanllmdb artifact update mnist --description \"MNIST, 70k images\" --tag vision --tag small
   wanllmdb artifact update resnet --metadata owner=vision-team --metadata license=apache-2.0
   wanllmdb artifact update resnet --metadata owner=null      # removes the key")]
-    Update {
-        /// NAME or PROJECT/NAME
-        name: String,
-        /// New description
-        #[arg(long)]
-        description: Option<String>,
-        /// Replace the tags with these (repeatable)
-        #[arg(long = "tag", value_name = "TAG")]
-        tags: Vec<String>,
-        /// Remove all tags
-        #[arg(long, conflicts_with = "tags")]
-        clear_tags: bool,
-        /// Set these KEY=VALUE pairs in the metadata, keeping the other keys; KEY=null removes
-        /// one (repeatable)
-        #[arg(long = "metadata", value_name = "KEY=VALUE")]
-        metadata: Vec<String>,
-        #[command(flatten)]
-        json: JsonFlag,
-    },
+    Update(UpdateArgs),
     /// Delete an artifact with all its versions and aliases
     #[command(alias = "rm")]
     Delete {
@@ -206,6 +136,92 @@ Examples:
         #[arg(long, short = 'y')]
         yes: bool,
     },
+}
+
+/// The arguments of `artifact put`.
+#[derive(Debug, Args)]
+pub struct PutArgs {
+    /// Files, directories and s3:// gs:// https:// URIs
+    #[arg(required = true)]
+    paths: Vec<String>,
+    /// Artifact name (NAME, or PROJECT/NAME)
+    #[arg(long)]
+    name: String,
+    /// Type: model, dataset, file, code or any other word (needed for a new artifact)
+    #[arg(long = "type", value_name = "TYPE")]
+    kind: Option<String>,
+    /// Point this alias at the new version (repeatable)
+    #[arg(long = "alias", value_name = "ALIAS")]
+    aliases: Vec<String>,
+    /// Description of the version
+    #[arg(long, default_value = "")]
+    description: String,
+    /// KEY=VALUE metadata of the version (values parsed as JSON when they can be; repeatable)
+    #[arg(long = "metadata", value_name = "KEY=VALUE")]
+    metadata: Vec<String>,
+    /// Run that produced it [default: $WANLLMDB_RUN_ID inside `wanllmdb run`]
+    #[arg(long)]
+    run: Option<String>,
+    #[command(flatten)]
+    json: JsonFlag,
+}
+
+/// The arguments of `artifact get`.
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    /// NAME[:VERSION|ALIAS], optionally PROJECT/NAME[:…]
+    spec: String,
+    /// Directory to write into [default: ./artifacts/NAME/vN]
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Record this run as a user of the version [default: $WANLLMDB_RUN_ID]
+    #[arg(long)]
+    run: Option<String>,
+    /// Download without keeping a copy in the local cache
+    #[arg(long)]
+    no_cache: bool,
+    #[command(flatten)]
+    json: JsonFlag,
+}
+
+/// The arguments of `artifact ref`.
+#[derive(Debug, Args)]
+pub struct RefArgs {
+    /// NAME or PROJECT/NAME
+    name: String,
+    /// The URIs
+    #[arg(required = true)]
+    uris: Vec<String>,
+    /// Type (needed for a new artifact)
+    #[arg(long = "type", value_name = "TYPE")]
+    kind: Option<String>,
+    /// Point this alias at the new version (repeatable)
+    #[arg(long = "alias", value_name = "ALIAS")]
+    aliases: Vec<String>,
+    #[command(flatten)]
+    json: JsonFlag,
+}
+
+/// The arguments of `artifact update`.
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    /// NAME or PROJECT/NAME
+    name: String,
+    /// New description
+    #[arg(long)]
+    description: Option<String>,
+    /// Replace the tags with these (repeatable)
+    #[arg(long = "tag", value_name = "TAG")]
+    tags: Vec<String>,
+    /// Remove all tags
+    #[arg(long, conflicts_with = "tags")]
+    clear_tags: bool,
+    /// Set these KEY=VALUE pairs in the metadata, keeping the other keys; KEY=null removes
+    /// one (repeatable)
+    #[arg(long = "metadata", value_name = "KEY=VALUE")]
+    metadata: Vec<String>,
+    #[command(flatten)]
+    json: JsonFlag,
 }
 
 /// An artifact named on the command line.
@@ -518,313 +534,401 @@ pub async fn run(cmd: ArtifactCommand, flags: &GlobalFlags, printer: Printer) ->
     let settings = Settings::resolve(flags).await?;
     let api = Api::new(&settings)?;
     match cmd {
-        ArtifactCommand::Put {
-            paths,
-            name,
-            kind,
-            aliases,
-            description,
-            metadata,
-            run,
-            json,
-        } => {
-            let target = Target::parse(&name, &settings)?.no_version(&name)?;
-            let manifest = build_manifest(&paths).await?;
-            let req = CreateVersionRequest {
-                kind,
-                description,
-                metadata: parse_metadata(&metadata)?,
-                run: run_from(run)?,
-                aliases,
-                entries: vec![],
-            };
-            let report = log_version(&api, &target, manifest, req, &printer).await?;
-            print_put(&printer, &report, json.json)
-        }
-        ArtifactCommand::Ref {
-            name,
-            uris,
-            kind,
-            aliases,
-            json,
-        } => {
-            let target = Target::parse(&name, &settings)?.no_version(&name)?;
-            for u in &uris {
-                if !is_uri(u) {
-                    return Err(user_err!("{u:?} is not an s3://, gs:// or https:// URI")
-                        .hint("local files are logged with `wanllmdb artifact put`"));
-                }
-            }
-            let manifest = build_manifest(&uris).await?;
-            let req = CreateVersionRequest {
-                kind,
-                run: run_from(None)?,
-                aliases,
-                ..CreateVersionRequest::default()
-            };
-            let report = log_version(&api, &target, manifest, req, &printer).await?;
-            print_put(&printer, &report, json.json)
-        }
-        ArtifactCommand::Get {
-            spec,
-            dir,
-            run,
-            no_cache,
-            json,
-        } => {
-            let target = Target::parse(&spec, &settings)?;
-            let cache = if no_cache { None } else { Cache::open() };
-            let report = get(&api, &target, dir, run_from(run)?, cache, &printer).await?;
-            if json.json {
-                return printer.print_json(&report);
-            }
-            printer.success(format!(
-                "{} files of {}:{} in {} ({} downloaded, {} from the local cache, {} already there)",
-                report.files,
-                target.name,
-                report.version,
-                report.dir.display(),
-                report.downloaded,
-                report.from_cache,
-                report.already_there
-            ));
-            if !report.references_skipped.is_empty() {
-                printer.warn(format!(
-                    "{} reference(s) to cloud storage were not downloaded (fetch them with your storage tools): {}",
-                    report.references_skipped.len(),
-                    report.references_skipped.join(", ")
-                ));
-            }
-            Ok(())
-        }
-        ArtifactCommand::Ls { kind, json } => {
-            let project = settings.require_project()?;
-            let mut q = vec![];
-            if let Some(k) = kind {
-                q.push(("type", k));
-            }
-            let items: Vec<Artifact> = api
-                .get_all(
-                    &format!("/api/v1/projects/{}/artifacts", seg(&project)),
-                    &q,
-                    100_000,
-                )
-                .await?;
-            printer.with_json(json).data(&items, || {
-                let mut t = table(&[
-                    "NAME",
-                    "TYPE",
-                    "VERSIONS",
-                    "LATEST",
-                    "UPDATED",
-                    "DESCRIPTION",
-                ]);
-                for a in &items {
-                    t.add_row(vec![
-                        a.name.clone(),
-                        a.kind.clone(),
-                        a.version_count.to_string(),
-                        a.latest_version.clone().unwrap_or_default(),
-                        when(&a.updated_at),
-                        a.description.clone(),
-                    ]);
-                }
-                t
-            })
-        }
+        ArtifactCommand::Put(args) => put(&api, &settings, printer, args).await,
+        ArtifactCommand::Ref(args) => reference(&api, &settings, printer, args).await,
+        ArtifactCommand::Get(args) => get_and_report(&api, &settings, printer, args).await,
+        ArtifactCommand::Ls { kind, json } => ls(&api, &settings, printer, kind, json).await,
         ArtifactCommand::Versions { name, json } => {
-            let target = Target::parse(&name, &settings)?.no_version(&name)?;
-            let versions: Vec<ArtifactVersion> =
-                api.get(&format!("{}/versions", target.base()), &[]).await?;
-            printer.with_json(json).data(&versions, || {
-                let mut t = table(&[
-                    "VERSION", "ALIASES", "FILES", "SIZE", "RUN", "CREATED", "BY", "DIGEST",
-                ]);
-                for v in &versions {
-                    t.add_row(vec![
-                        v.version.clone().unwrap_or_default(),
-                        v.aliases.join(","),
-                        v.file_count.to_string(),
-                        HumanBytes(v.total_size.max(0) as u64).to_string(),
-                        v.run.clone().unwrap_or_default(),
-                        when(&v.created_at),
-                        v.created_by.clone().unwrap_or_default(),
-                        v.digest[..12.min(v.digest.len())].to_string(),
-                    ]);
-                }
-                t
-            })
+            versions(&api, &settings, printer, name, json).await
         }
         ArtifactCommand::Lineage { spec, json } => {
-            let target = Target::parse(&spec, &settings)?;
-            let lineage: Lineage = api
-                .get(&format!("{}/lineage", target.version_path()), &[])
-                .await?;
-            printer.with_json(json).data(&lineage, || {
-                super::lineage::render(&lineage).trim_end().to_string()
-            })
+            lineage(&api, &settings, printer, spec, json).await
         }
-        ArtifactCommand::Show { spec, json } => {
-            let target = Target::parse(&spec, &settings)?;
-            let v: ArtifactVersion = api.get(&target.version_path(), &[]).await?;
-            let files: Vec<ArtifactFile> = api
-                .get(&format!("{}/files", target.version_path()), &[])
-                .await?;
-            let lineage: Lineage = api
-                .get(&format!("{}/lineage", target.version_path()), &[])
-                .await?;
-            if json.json {
-                return printer.print_json(&serde_json::json!({
-                    "version": v, "files": files, "lineage": lineage,
-                }));
-            }
-            let produced = lineage
-                .produced_by
-                .as_ref()
-                .map(|r| format!("{} ({}, {})", r.id, r.name, r.state))
-                .unwrap_or_else(|| "-".into());
-            let used: Vec<String> = lineage
-                .used_by
-                .iter()
-                .map(|r| format!("{} ({})", r.id, r.name))
-                .collect();
-            outln!(
-                "{}",
-                kv_table(&[
-                    ("artifact", format!("{}/{}", v.project, v.artifact)),
-                    ("version", v.version.clone().unwrap_or_default()),
-                    ("type", v.kind.clone()),
-                    ("aliases", v.aliases.join(", ")),
-                    ("files", v.file_count.to_string()),
-                    ("size", HumanBytes(v.total_size.max(0) as u64).to_string()),
-                    ("digest", v.digest.clone()),
-                    ("description", v.description.clone()),
-                    ("metadata", v.metadata.to_string()),
-                    (
-                        "created",
-                        format!(
-                            "{} by {}",
-                            when(&v.created_at),
-                            v.created_by.clone().unwrap_or_default()
-                        )
-                    ),
-                    ("logged by run", produced),
-                    (
-                        "used by runs",
-                        if used.is_empty() {
-                            "-".into()
-                        } else {
-                            used.join(", ")
-                        }
-                    ),
-                ])
-            )?;
-            let mut t = table(&["PATH", "SIZE", "SHA256 / REFERENCE"]);
-            for f in &files {
-                t.add_row(vec![
-                    f.path.clone(),
-                    HumanBytes(f.size).to_string(),
-                    f.sha256
-                        .clone()
-                        .or_else(|| f.reference.clone())
-                        .unwrap_or_default(),
-                ]);
-            }
-            outln!("{t}")?;
-            Ok(())
-        }
+        ArtifactCommand::Show { spec, json } => show(&api, &settings, printer, spec, json).await,
         ArtifactCommand::Alias {
             spec,
             alias,
             remove,
-        } => {
-            let target = Target::parse(&spec, &settings)?;
-            let path = format!("{}/aliases/{}", target.base(), seg(&alias));
-            if remove {
-                api.delete(&path).await?;
-                printer.success(format!("Removed alias {alias} from {}", target.name));
-                return Ok(());
-            }
-            let version = target.version.clone().ok_or_else(|| {
-                user_err!("which version? write {}:v3 {alias}", target.name)
-                    .hint("or add --remove to take the alias away")
-            })?;
-            let v: ArtifactVersion = api.put(&path, &SetAliasRequest { version }).await?;
-            printer.success(format!(
-                "{}:{alias} → {}",
-                target.name,
-                v.version.unwrap_or_default()
-            ));
-            Ok(())
-        }
+        } => set_alias(&api, &settings, printer, spec, alias, remove).await,
         ArtifactCommand::Aliases { name, json } => {
-            let target = Target::parse(&name, &settings)?.no_version(&name)?;
-            let aliases: Vec<ArtifactAlias> =
-                api.get(&format!("{}/aliases", target.base()), &[]).await?;
-            printer.with_json(json).data(&aliases, || {
-                let mut t = table(&["ALIAS", "VERSION", "SET BY", "SINCE"]);
-                for a in &aliases {
-                    t.add_row(vec![
-                        a.alias.clone(),
-                        a.version.clone(),
-                        a.updated_by.clone().unwrap_or_else(|| "-".into()),
-                        when(&a.updated_at),
-                    ]);
-                }
-                t
-            })
+            list_aliases(&api, &settings, printer, name, json).await
         }
         ArtifactCommand::Cache { clear } => cache_command(clear, &printer).await,
-        ArtifactCommand::Update {
-            name,
-            description,
-            tags,
-            clear_tags,
-            metadata,
-            json,
-        } => {
-            let target = Target::parse(&name, &settings)?.no_version(&name)?;
-            let req = UpdateArtifactRequest {
-                description,
-                metadata: parse_metadata(&metadata)?,
-                tags: if clear_tags {
-                    Some(vec![])
-                } else {
-                    (!tags.is_empty()).then_some(tags)
-                },
-            };
-            if req.description.is_none() && req.metadata.is_none() && req.tags.is_none() {
-                return Err(user_err!("nothing to change")
-                    .hint("give --description, --tag, --clear-tags or --metadata"));
-            }
-            let a: Artifact = api.patch(&target.base(), &req).await?;
-            if json.json {
-                return printer.print_json(&a);
-            }
-            printer.success(format!("Updated {}/{}", a.project, a.name));
-            Ok(())
-        }
-        ArtifactCommand::Delete { name, yes } => {
-            let target = Target::parse(&name, &settings)?.no_version(&name)?;
-            let a: Artifact = api.get(&target.base(), &[]).await?;
-            if !yes
-                && !confirm(&format!(
-                    "Delete artifact {}/{} and its {} version(s)?",
-                    target.project, target.name, a.version_count
-                ))?
-            {
-                return Err(
-                    user_err!("nothing deleted").hint("pass --yes to delete without asking")
-                );
-            }
-            api.delete(&target.base()).await?;
-            printer.success(format!(
-                "Deleted {}/{} ({} versions; stored content is freed by the next `wanllmdb admin gc`)",
-                target.project, target.name, a.version_count
-            ));
-            Ok(())
+        ArtifactCommand::Update(args) => update(&api, &settings, printer, args).await,
+        ArtifactCommand::Delete { name, yes } => delete(&api, &settings, printer, name, yes).await,
+    }
+}
+
+/// `artifact put`: uploads local files as a new version.
+async fn put(api: &Api, settings: &Settings, printer: Printer, args: PutArgs) -> CliResult {
+    let PutArgs {
+        paths,
+        name,
+        kind,
+        aliases,
+        description,
+        metadata,
+        run,
+        json,
+    } = args;
+    let target = Target::parse(&name, settings)?.no_version(&name)?;
+    let manifest = build_manifest(&paths).await?;
+    let req = CreateVersionRequest {
+        kind,
+        description,
+        metadata: parse_metadata(&metadata)?,
+        run: run_from(run)?,
+        aliases,
+        entries: vec![],
+    };
+    let report = log_version(api, &target, manifest, req, &printer).await?;
+    print_put(&printer, &report, json.json)
+}
+
+/// `artifact ref`: logs a version of references to cloud storage, without their bytes.
+async fn reference(api: &Api, settings: &Settings, printer: Printer, args: RefArgs) -> CliResult {
+    let RefArgs {
+        name,
+        uris,
+        kind,
+        aliases,
+        json,
+    } = args;
+    let target = Target::parse(&name, settings)?.no_version(&name)?;
+    for u in &uris {
+        if !is_uri(u) {
+            return Err(user_err!("{u:?} is not an s3://, gs:// or https:// URI")
+                .hint("local files are logged with `wanllmdb artifact put`"));
         }
     }
+    let manifest = build_manifest(&uris).await?;
+    let req = CreateVersionRequest {
+        kind,
+        run: run_from(None)?,
+        aliases,
+        ..CreateVersionRequest::default()
+    };
+    let report = log_version(api, &target, manifest, req, &printer).await?;
+    print_put(&printer, &report, json.json)
+}
+
+/// `artifact get`: downloads a version into a directory.
+async fn get_and_report(
+    api: &Api,
+    settings: &Settings,
+    printer: Printer,
+    args: GetArgs,
+) -> CliResult {
+    let GetArgs {
+        spec,
+        dir,
+        run,
+        no_cache,
+        json,
+    } = args;
+    let target = Target::parse(&spec, settings)?;
+    let cache = if no_cache { None } else { Cache::open() };
+    let report = get(api, &target, dir, run_from(run)?, cache, &printer).await?;
+    if json.json {
+        return printer.print_json(&report);
+    }
+    printer.success(format!(
+        "{} files of {}:{} in {} ({} downloaded, {} from the local cache, {} already there)",
+        report.files,
+        target.name,
+        report.version,
+        report.dir.display(),
+        report.downloaded,
+        report.from_cache,
+        report.already_there
+    ));
+    if !report.references_skipped.is_empty() {
+        printer.warn(format!(
+            "{} reference(s) to cloud storage were not downloaded (fetch them with your storage tools): {}",
+            report.references_skipped.len(),
+            report.references_skipped.join(", ")
+        ));
+    }
+    Ok(())
+}
+
+/// `artifact ls`: the artifacts of the project.
+async fn ls(
+    api: &Api,
+    settings: &Settings,
+    printer: Printer,
+    kind: Option<String>,
+    json: JsonFlag,
+) -> CliResult {
+    let project = settings.require_project()?;
+    let mut q = vec![];
+    if let Some(k) = kind {
+        q.push(("type", k));
+    }
+    let items: Vec<Artifact> = api
+        .get_all(
+            &format!("/api/v1/projects/{}/artifacts", seg(&project)),
+            &q,
+            100_000,
+        )
+        .await?;
+    printer.with_json(json).data(&items, || {
+        let mut t = table(&[
+            "NAME",
+            "TYPE",
+            "VERSIONS",
+            "LATEST",
+            "UPDATED",
+            "DESCRIPTION",
+        ]);
+        for a in &items {
+            t.add_row(vec![
+                a.name.clone(),
+                a.kind.clone(),
+                a.version_count.to_string(),
+                a.latest_version.clone().unwrap_or_default(),
+                when(&a.updated_at),
+                a.description.clone(),
+            ]);
+        }
+        t
+    })
+}
+
+/// `artifact versions`: the versions of one artifact.
+async fn versions(
+    api: &Api,
+    settings: &Settings,
+    printer: Printer,
+    name: String,
+    json: JsonFlag,
+) -> CliResult {
+    let target = Target::parse(&name, settings)?.no_version(&name)?;
+    let versions: Vec<ArtifactVersion> =
+        api.get(&format!("{}/versions", target.base()), &[]).await?;
+    printer.with_json(json).data(&versions, || {
+        let mut t = table(&[
+            "VERSION", "ALIASES", "FILES", "SIZE", "RUN", "CREATED", "BY", "DIGEST",
+        ]);
+        for v in &versions {
+            t.add_row(vec![
+                v.version.clone().unwrap_or_default(),
+                v.aliases.join(","),
+                v.file_count.to_string(),
+                HumanBytes(v.total_size.max(0) as u64).to_string(),
+                v.run.clone().unwrap_or_default(),
+                when(&v.created_at),
+                v.created_by.clone().unwrap_or_default(),
+                v.digest[..12.min(v.digest.len())].to_string(),
+            ]);
+        }
+        t
+    })
+}
+
+/// `artifact lineage`: the runs and versions upstream and downstream of a version.
+async fn lineage(
+    api: &Api,
+    settings: &Settings,
+    printer: Printer,
+    spec: String,
+    json: JsonFlag,
+) -> CliResult {
+    let target = Target::parse(&spec, settings)?;
+    let lineage: Lineage = api
+        .get(&format!("{}/lineage", target.version_path()), &[])
+        .await?;
+    printer.with_json(json).data(&lineage, || {
+        super::lineage::render(&lineage).trim_end().to_string()
+    })
+}
+
+/// `artifact show`: one version with its files and lineage.
+async fn show(
+    api: &Api,
+    settings: &Settings,
+    printer: Printer,
+    spec: String,
+    json: JsonFlag,
+) -> CliResult {
+    let target = Target::parse(&spec, settings)?;
+    let v: ArtifactVersion = api.get(&target.version_path(), &[]).await?;
+    let files: Vec<ArtifactFile> = api
+        .get(&format!("{}/files", target.version_path()), &[])
+        .await?;
+    let lineage: Lineage = api
+        .get(&format!("{}/lineage", target.version_path()), &[])
+        .await?;
+    if json.json {
+        return printer.print_json(&serde_json::json!({
+            "version": v, "files": files, "lineage": lineage,
+        }));
+    }
+    let produced = lineage
+        .produced_by
+        .as_ref()
+        .map(|r| format!("{} ({}, {})", r.id, r.name, r.state))
+        .unwrap_or_else(|| "-".into());
+    let used: Vec<String> = lineage
+        .used_by
+        .iter()
+        .map(|r| format!("{} ({})", r.id, r.name))
+        .collect();
+    outln!(
+        "{}",
+        kv_table(&[
+            ("artifact", format!("{}/{}", v.project, v.artifact)),
+            ("version", v.version.clone().unwrap_or_default()),
+            ("type", v.kind.clone()),
+            ("aliases", v.aliases.join(", ")),
+            ("files", v.file_count.to_string()),
+            ("size", HumanBytes(v.total_size.max(0) as u64).to_string()),
+            ("digest", v.digest.clone()),
+            ("description", v.description.clone()),
+            ("metadata", v.metadata.to_string()),
+            (
+                "created",
+                format!(
+                    "{} by {}",
+                    when(&v.created_at),
+                    v.created_by.clone().unwrap_or_default()
+                )
+            ),
+            ("logged by run", produced),
+            (
+                "used by runs",
+                if used.is_empty() {
+                    "-".into()
+                } else {
+                    used.join(", ")
+                }
+            ),
+        ])
+    )?;
+    let mut t = table(&["PATH", "SIZE", "SHA256 / REFERENCE"]);
+    for f in &files {
+        t.add_row(vec![
+            f.path.clone(),
+            HumanBytes(f.size).to_string(),
+            f.sha256
+                .clone()
+                .or_else(|| f.reference.clone())
+                .unwrap_or_default(),
+        ]);
+    }
+    outln!("{t}")?;
+    Ok(())
+}
+
+/// `artifact alias`: points an alias at a version, or removes it.
+async fn set_alias(
+    api: &Api,
+    settings: &Settings,
+    printer: Printer,
+    spec: String,
+    alias: String,
+    remove: bool,
+) -> CliResult {
+    let target = Target::parse(&spec, settings)?;
+    let path = format!("{}/aliases/{}", target.base(), seg(&alias));
+    if remove {
+        api.delete(&path).await?;
+        printer.success(format!("Removed alias {alias} from {}", target.name));
+        return Ok(());
+    }
+    let version = target.version.clone().ok_or_else(|| {
+        user_err!("which version? write {}:v3 {alias}", target.name)
+            .hint("or add --remove to take the alias away")
+    })?;
+    let v: ArtifactVersion = api.put(&path, &SetAliasRequest { version }).await?;
+    printer.success(format!(
+        "{}:{alias} → {}",
+        target.name,
+        v.version.unwrap_or_default()
+    ));
+    Ok(())
+}
+
+/// `artifact aliases`: the aliases of one artifact.
+async fn list_aliases(
+    api: &Api,
+    settings: &Settings,
+    printer: Printer,
+    name: String,
+    json: JsonFlag,
+) -> CliResult {
+    let target = Target::parse(&name, settings)?.no_version(&name)?;
+    let aliases: Vec<ArtifactAlias> = api.get(&format!("{}/aliases", target.base()), &[]).await?;
+    printer.with_json(json).data(&aliases, || {
+        let mut t = table(&["ALIAS", "VERSION", "SET BY", "SINCE"]);
+        for a in &aliases {
+            t.add_row(vec![
+                a.alias.clone(),
+                a.version.clone(),
+                a.updated_by.clone().unwrap_or_else(|| "-".into()),
+                when(&a.updated_at),
+            ]);
+        }
+        t
+    })
+}
+
+/// `artifact update`: changes an artifact's description, tags or metadata.
+async fn update(api: &Api, settings: &Settings, printer: Printer, args: UpdateArgs) -> CliResult {
+    let UpdateArgs {
+        name,
+        description,
+        tags,
+        clear_tags,
+        metadata,
+        json,
+    } = args;
+    let target = Target::parse(&name, settings)?.no_version(&name)?;
+    let req = UpdateArtifactRequest {
+        description,
+        metadata: parse_metadata(&metadata)?,
+        tags: if clear_tags {
+            Some(vec![])
+        } else {
+            (!tags.is_empty()).then_some(tags)
+        },
+    };
+    if req.description.is_none() && req.metadata.is_none() && req.tags.is_none() {
+        return Err(user_err!("nothing to change")
+            .hint("give --description, --tag, --clear-tags or --metadata"));
+    }
+    let a: Artifact = api.patch(&target.base(), &req).await?;
+    if json.json {
+        return printer.print_json(&a);
+    }
+    printer.success(format!("Updated {}/{}", a.project, a.name));
+    Ok(())
+}
+
+/// `artifact delete`: deletes an artifact and its versions.
+async fn delete(
+    api: &Api,
+    settings: &Settings,
+    printer: Printer,
+    name: String,
+    yes: bool,
+) -> CliResult {
+    let target = Target::parse(&name, settings)?.no_version(&name)?;
+    let a: Artifact = api.get(&target.base(), &[]).await?;
+    if !yes
+        && !confirm(&format!(
+            "Delete artifact {}/{} and its {} version(s)?",
+            target.project, target.name, a.version_count
+        ))?
+    {
+        return Err(user_err!("nothing deleted").hint("pass --yes to delete without asking"));
+    }
+    api.delete(&target.base()).await?;
+    printer.success(format!(
+        "Deleted {}/{} ({} versions; stored content is freed by the next `wanllmdb admin gc`)",
+        target.project, target.name, a.version_count
+    ));
+    Ok(())
 }
 
 /// Downloads `PROJECT/NAME:VERSION` into `dir` exactly as `artifact get` does (paths checked,

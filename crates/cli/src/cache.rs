@@ -2,6 +2,9 @@
 //! content again (another version, another directory) copies it from disk instead of the
 //! network. Location: `$WANLLMDB_CACHE_DIR`, else the platform cache directory
 //! (`~/.cache/wanllmdb` on Linux). Everything in it can be deleted at any time.
+//!
+//! Also the two rules every download follows (a `.part` file beside the destination, the
+//! parent directory made first), shared with `transfer.rs`, which builds on this module.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -9,7 +12,6 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use crate::error::{CliResult, user_err};
-use crate::transfer::{ensure_parent, part_path};
 
 /// Environment variable naming the cache directory.
 pub const CACHE_DIR_ENV: &str = "WANLLMDB_CACHE_DIR";
@@ -291,4 +293,24 @@ impl DigestMemo {
             }
         }
     }
+}
+
+/// Where a download to `dest` is written until it is verified.
+pub fn part_path(dest: &Path) -> PathBuf {
+    dest.with_file_name(format!(
+        ".{}.part",
+        dest.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("download")
+    ))
+}
+
+/// Creates the directory `dest` goes into.
+pub async fn ensure_parent(dest: &Path) -> CliResult {
+    if let Some(parent) = dest.parent() {
+        tokio::fs::create_dir_all(parent)
+            .await
+            .map_err(|e| user_err!("cannot create {}: {e}", parent.display()))?;
+    }
+    Ok(())
 }

@@ -14,6 +14,7 @@ use wanllmdb_api_types::files::{
     UploadPart, normalize_path,
 };
 
+use crate::cache::{ensure_parent, part_path};
 use crate::client::{Api, ApiError, seg};
 use crate::error::{CliError, CliResult, user_err};
 use crate::output::Printer;
@@ -743,26 +744,6 @@ pub async fn get_file(
         let _ = tokio::fs::remove_file(&tmp).await;
     }
     result.map(|()| true)
-}
-
-/// Where a download to `dest` is written until it is verified.
-pub fn part_path(dest: &Path) -> PathBuf {
-    dest.with_file_name(format!(
-        ".{}.part",
-        dest.file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("download")
-    ))
-}
-
-/// Creates the directory `dest` goes into.
-pub async fn ensure_parent(dest: &Path) -> CliResult {
-    if let Some(parent) = dest.parent() {
-        tokio::fs::create_dir_all(parent)
-            .await
-            .map_err(|e| user_err!("cannot create {}: {e}", parent.display()))?;
-    }
-    Ok(())
 }
 
 /// Writes a download to `tmp` while hashing it, and renames it to `dest` only when it hashes

@@ -15,7 +15,7 @@ use wanllmdb_api_types::artifacts::{
 };
 use wanllmdb_api_types::files::normalize_path;
 
-use crate::cache::Cache;
+use crate::cache::{Cache, ensure_parent, part_path};
 use crate::client::{Api, seg};
 use crate::commands::JsonFlag;
 use crate::config::{GlobalFlags, Settings};
@@ -24,7 +24,7 @@ use crate::error::{CliError, CliResult, user_err};
 use crate::output::outln;
 use crate::output::when;
 use crate::output::{Printer, confirm, kv_table, table};
-use crate::transfer::{self, PARALLEL, bar, ensure_parent, part_path, save_verified};
+use crate::transfer::{self, PARALLEL, bar, save_verified};
 
 /// `wanllmdb artifact` subcommands.
 #[derive(Debug, Subcommand)]

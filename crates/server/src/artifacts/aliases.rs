@@ -1,0 +1,127 @@
+//! Aliases of an artifact: `latest` and `vN` computed, custom ones stored and movable.
+
+use super::*;
+
+impl Artifacts<'_> {
+    /// Aliases of an artifact, `latest` first.
+    pub async fn aliases(
+        &self,
+        actor: &Actor,
+        project: &str,
+        name: &str,
+    ) -> ApiResult<Vec<ArtifactAlias>> {
+        let access = self.access(actor, project).await?;
+        let art = self.load(&access, name).await?;
+        let mut out = Vec::new();
+        if let Ok(l) = self.resolve(&art, "latest").await {
+            out.push(ArtifactAlias {
+                alias: "latest".into(),
+                version: format!("v{}", l.version.unwrap_or(0)),
+                updated_by: None,
+                updated_at: format_time(l.created_at),
+            });
+        }
+        let rows = on_backend!(self.state.store, read, |pool| {
+            sqlx::query(
+                "SELECT al.alias, v.version, u.username, al.updated_at FROM artifact_aliases al \
+                 JOIN artifact_versions v ON v.id = al.version_id LEFT JOIN users u ON u.id = al.updated_by \
+                 WHERE al.artifact_id = $1 ORDER BY al.alias",
+            )
+            .bind(art.id)
+            .fetch_all(pool)
+            .await?
+            .into_iter()
+            .map(|r| -> Result<ArtifactAlias, sqlx::Error> {
+                let v: i64 = r.try_get("version")?;
+                Ok(ArtifactAlias {
+                    alias: r.try_get("alias")?,
+                    version: format!("v{v}"),
+                    updated_by: r.try_get("username")?,
+                    updated_at: format_time(r.try_get("updated_at")?),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?
+        });
+        out.extend(rows);
+        Ok(out)
+    }
+
+    /// Points a custom alias at a version (moving it if it pointed elsewhere).
+    pub async fn set_alias(
+        &self,
+        actor: &Actor,
+        project: &str,
+        name: &str,
+        alias: &str,
+        req: SetAliasRequest,
+        client: &ClientInfo,
+    ) -> ApiResult<ArtifactVersion> {
+        let access = self.access(actor, project).await?;
+        access.require_write()?;
+        let user = actor.require_user()?.id;
+        let art = self.load(&access, name).await?;
+        let v = self.resolve(&art, &req.version).await?;
+        if alias == "latest" || parse_version_number(alias).is_some() {
+            // These move by themselves: pointing one where it already points is a no-op.
+            let current = self.resolve(&art, alias).await.ok().map(|c| c.id);
+            if current == Some(v.id) {
+                return self.one_api(v).await;
+            }
+            return Err(ApiError::invalid(format!(
+                "alias {alias:?} of {name} moves by itself (`latest` is the newest version, `vN` the N-th) and cannot point at v{}; use a custom alias such as production",
+                v.version.unwrap_or(0)
+            )));
+        }
+        check_alias(alias)?;
+        let alias_owned = alias.to_string();
+        self.point_aliases(art.id, v.id, &[&alias_owned].into_iter().collect(), user)
+            .await?;
+        self.record(
+            actor,
+            client,
+            AuditEvent::new("artifact_alias_set", "data_modification", "info")
+                .resource(format!("artifact:{project}/{name}@{alias}"))
+                .status(200)
+                .metadata(serde_json::json!({ "version": format!("v{}", v.version.unwrap_or(0)) })),
+        )
+        .await;
+        self.one_api(v).await
+    }
+
+    /// Removes a custom alias.
+    pub async fn remove_alias(
+        &self,
+        actor: &Actor,
+        project: &str,
+        name: &str,
+        alias: &str,
+        client: &ClientInfo,
+    ) -> ApiResult<()> {
+        let access = self.access(actor, project).await?;
+        access.require_write()?;
+        check_alias(alias)?;
+        let art = self.load(&access, name).await?;
+        let n = on_backend!(self.state.store, write, |pool| {
+            sqlx::query("DELETE FROM artifact_aliases WHERE artifact_id = $1 AND alias = $2")
+                .bind(art.id)
+                .bind(alias)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        if n == 0 {
+            return Err(ApiError::not_found(format!(
+                "alias {alias} of artifact {name}"
+            )));
+        }
+        self.record(
+            actor,
+            client,
+            AuditEvent::new("artifact_alias_remove", "data_modification", "info")
+                .resource(format!("artifact:{project}/{name}@{alias}"))
+                .status(204),
+        )
+        .await;
+        Ok(())
+    }
+}

@@ -1,0 +1,112 @@
+//! The files of a version: their entries, and short-lived download URLs (recorded in the
+//! audit log).
+
+use super::*;
+
+impl Artifacts<'_> {
+    /// Entries of a version; with `download_urls`, uploaded content gets short-lived URLs and
+    /// the access is recorded in the audit log.
+    pub async fn files(
+        &self,
+        actor: &Actor,
+        project: &str,
+        name: &str,
+        spec: &str,
+        download_urls: bool,
+        client: &ClientInfo,
+    ) -> ApiResult<Vec<ArtifactFile>> {
+        let access = self.access(actor, project).await?;
+        let art = self.load(&access, name).await?;
+        let v = self.resolve(&art, spec).await?;
+        let mut rows = self.entries(v.id, None).await?;
+        if download_urls {
+            for f in &mut rows {
+                if let Some(d) = &f.sha256 {
+                    f.download_url = Some(artifact_download_url(self.state, d, f.size)?);
+                }
+            }
+            let files = serde_json::json!({ "files": rows.len() });
+            self.record_download(actor, client, project, &v, files)
+                .await;
+        }
+        Ok(rows)
+    }
+
+    /// One file of a version with a short-lived download URL (relative for local storage);
+    /// recorded in the audit log. A reference has no stored bytes: the error says where it
+    /// points.
+    pub async fn file(
+        &self,
+        actor: &Actor,
+        project: &str,
+        name: &str,
+        spec: &str,
+        path: &str,
+        client: &ClientInfo,
+    ) -> ApiResult<ArtifactFile> {
+        let access = self.access(actor, project).await?;
+        let art = self.load(&access, name).await?;
+        let v = self.resolve(&art, spec).await?;
+        let path = normalize_path(path).map_err(|e| ApiError::invalid(format!("path: {e}")))?;
+        let mut f = self
+            .entries(v.id, Some(&path))
+            .await?
+            .pop()
+            .ok_or_else(|| ApiError::not_found(format!("file {path} in {}", v.label())))?;
+        let Some(digest) = f.sha256.clone() else {
+            return Err(ApiError::invalid(format!(
+                "{path} is a reference to {}: fetch it from there",
+                f.reference.as_deref().unwrap_or("another location")
+            )));
+        };
+        f.download_url = Some(artifact_download_url(self.state, &digest, f.size)?);
+        let files = serde_json::json!({ "files": 1, "path": path });
+        self.record_download(actor, client, project, &v, files)
+            .await;
+        Ok(f)
+    }
+
+    /// The entries of a version by path, or only the one at `path`.
+    async fn entries(&self, version_id: i64, path: Option<&str>) -> ApiResult<Vec<ArtifactFile>> {
+        Ok(on_backend!(self.state.store, read, |pool| {
+            let mut out = Vec::new();
+            for r in sqlx::query(
+                "SELECT e.path, e.digest, e.size, e.ref_uri, e.ref_checksum, b.md5 FROM artifact_entries e \
+                 LEFT JOIN blobs b ON b.digest = e.digest WHERE e.version_id = $1 AND ($2 IS NULL OR e.path = $2) \
+                 ORDER BY e.path",
+            )
+            .bind(version_id)
+            .bind(path)
+            .fetch_all(pool)
+            .await?
+            {
+                let size: i64 = r.try_get("size")?;
+                out.push(ArtifactFile {
+                    path: r.try_get("path")?,
+                    sha256: r.try_get("digest")?,
+                    md5: r.try_get("md5")?,
+                    size: size as u64,
+                    reference: r.try_get("ref_uri")?,
+                    checksum: r.try_get("ref_checksum")?,
+                    download_url: None,
+                });
+            }
+            out
+        }))
+    }
+
+    async fn record_download(
+        &self,
+        actor: &Actor,
+        client: &ClientInfo,
+        project: &str,
+        v: &VersionRow,
+        metadata: serde_json::Value,
+    ) {
+        let ev = AuditEvent::new("artifact_download", "data_access", "info")
+            .resource(format!("artifact:{project}/{}", v.label()))
+            .status(200)
+            .metadata(metadata);
+        self.record(actor, client, ev).await;
+    }
+}

@@ -30,13 +30,67 @@ pub struct ErrorBody {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ErrorDetail {
     /// Stable machine-readable code such as `not_found` or `invalid_input`.
-    pub code: String,
+    pub code: ErrorCode,
     /// A sentence that says what is wrong.
     pub message: String,
     /// Extra structured information (may be empty).
     #[serde(default)]
     #[schema(value_type = Object)]
     pub details: serde_json::Value,
+}
+
+/// The machine-readable kind of an error; each goes with one HTTP status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// 400: the input is wrong; the message says how.
+    InvalidInput,
+    /// 401: no credentials, or credentials the server does not accept.
+    Unauthenticated,
+    /// 403: signed in, but not allowed.
+    Forbidden,
+    /// 404: no such thing (or one the caller may not see).
+    NotFound,
+    /// 405: the path exists, the method does not.
+    MethodNotAllowed,
+    /// 408: the client stopped sending its request.
+    RequestTimeout,
+    /// 409: the change conflicts with what is stored.
+    Conflict,
+    /// 413: the body is over the route's limit.
+    PayloadTooLarge,
+    /// 415: a body type the route does not take.
+    UnsupportedMediaType,
+    /// 429: too many attempts; `Retry-After` says when to try again.
+    RateLimited,
+    /// 503: the server or its database is busy or unreachable.
+    Unavailable,
+    /// 500: a fault on the server.
+    Internal,
+    /// A code this version does not know (a newer server's).
+    #[serde(other)]
+    Unknown,
+}
+
+impl ErrorCode {
+    /// The wire spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidInput => "invalid_input",
+            ErrorCode::Unauthenticated => "unauthenticated",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::RequestTimeout => "request_timeout",
+            ErrorCode::Conflict => "conflict",
+            ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::Unavailable => "unavailable",
+            ErrorCode::Internal => "internal",
+            ErrorCode::Unknown => "unknown",
+        }
+    }
 }
 
 /// A page of a list: `next_cursor` is passed back as `cursor` to get the next page.
@@ -157,6 +211,26 @@ pub fn csv_field(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn error_codes_keep_their_wire_spelling_and_tolerate_new_ones() {
+        let body: ErrorBody = serde_json::from_str(
+            r#"{"error": {"code": "payload_too_large", "message": "too big", "details": {}}}"#,
+        )
+        .unwrap();
+        assert_eq!(body.error.code, ErrorCode::PayloadTooLarge);
+        for code in [
+            ErrorCode::InvalidInput,
+            ErrorCode::RateLimited,
+            ErrorCode::NotFound,
+        ] {
+            let text = serde_json::to_string(&code).unwrap();
+            assert_eq!(text, format!("\"{}\"", code.as_str()));
+        }
+        let newer: ErrorDetail =
+            serde_json::from_str(r#"{"code": "quota_exceeded", "message": "m"}"#).unwrap();
+        assert_eq!(newer.code, ErrorCode::Unknown);
+    }
 
     #[test]
     fn run_ids() {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use wanllmdb_api_types::ErrorBody;
+use wanllmdb_api_types::{ErrorBody, ErrorCode};
 
 use crate::config::Settings;
 use crate::error::CliError;
@@ -21,7 +21,7 @@ pub enum ApiError {
         /// HTTP status.
         status: StatusCode,
         /// Machine-readable code from the error body.
-        code: String,
+        code: ErrorCode,
         /// Human-readable message from the error body.
         message: String,
     },
@@ -33,7 +33,7 @@ impl ApiError {
     /// Whether this is the server saying a project does not exist.
     pub fn is_missing_project(&self) -> bool {
         matches!(self, ApiError::Status { status, code, message }
-            if *status == reqwest::StatusCode::NOT_FOUND && code == "not_found" && message.contains("project"))
+            if *status == reqwest::StatusCode::NOT_FOUND && *code == ErrorCode::NotFound && message.contains("project"))
     }
 
     /// Worth retrying later: the network, a busy or restarting server.
@@ -150,8 +150,9 @@ impl Api {
         let text = resp.text().await.unwrap_or_default();
         let (code, message) = match serde_json::from_str::<ErrorBody>(&text) {
             Ok(b) => (b.error.code, b.error.message),
+            // Not one of ours (a proxy's page, say): the status and the text are all there is.
             Err(_) => (
-                status.as_str().to_string(),
+                ErrorCode::Unknown,
                 if text.is_empty() {
                     status.canonical_reason().unwrap_or("error").to_string()
                 } else {

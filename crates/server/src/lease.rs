@@ -65,24 +65,23 @@ impl Lease {
     }
 
     async fn try_acquire(&self, store: &Store) -> Result<bool, sqlx::Error> {
-        let now = now_us();
-        let expires = now.saturating_add(self.ttl.as_micros() as i64);
-        let res = on_backend!(store, write, |pool| {
-            sqlx::query(
-                "INSERT INTO leases (name, holder, acquired_at, expires_at) VALUES ($1, $2, $3, $4)
+        const INSERT_LEASES: &str = "INSERT INTO leases (name, holder, acquired_at, expires_at) VALUES ($1, $2, $3, $4)
                  ON CONFLICT (name) DO UPDATE SET
                      acquired_at = CASE WHEN leases.holder = excluded.holder THEN leases.acquired_at ELSE excluded.acquired_at END,
                      holder = excluded.holder,
                      expires_at = excluded.expires_at
-                 WHERE leases.holder = excluded.holder OR leases.expires_at < excluded.acquired_at",
-            )
-            .bind(self.name)
-            .bind(&self.holder)
-            .bind(now)
-            .bind(expires)
-            .execute(pool)
-            .await?
-            .rows_affected()
+                 WHERE leases.holder = excluded.holder OR leases.expires_at < excluded.acquired_at";
+        let now = now_us();
+        let expires = now.saturating_add(self.ttl.as_micros() as i64);
+        let res = on_backend!(store, write, |pool| {
+            sqlx::query(INSERT_LEASES)
+                .bind(self.name)
+                .bind(&self.holder)
+                .bind(now)
+                .bind(expires)
+                .execute(pool)
+                .await?
+                .rows_affected()
         });
         Ok(res == 1)
     }

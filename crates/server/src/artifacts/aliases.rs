@@ -10,6 +10,9 @@ impl Artifacts<'_> {
         project: &str,
         name: &str,
     ) -> ApiResult<Vec<ArtifactAlias>> {
+        const SELECT_ARTIFACT_ALIASES: &str = "SELECT al.alias, v.version, u.username, al.updated_at FROM artifact_aliases al \
+                 JOIN artifact_versions v ON v.id = al.version_id LEFT JOIN users u ON u.id = al.updated_by \
+                 WHERE al.artifact_id = $1 ORDER BY al.alias";
         let access = self.access(actor, project).await?;
         let art = self.load(&access, name).await?;
         let mut out = Vec::new();
@@ -22,25 +25,21 @@ impl Artifacts<'_> {
             });
         }
         let rows = on_backend!(self.state.store, read, |pool| {
-            sqlx::query(
-                "SELECT al.alias, v.version, u.username, al.updated_at FROM artifact_aliases al \
-                 JOIN artifact_versions v ON v.id = al.version_id LEFT JOIN users u ON u.id = al.updated_by \
-                 WHERE al.artifact_id = $1 ORDER BY al.alias",
-            )
-            .bind(art.id)
-            .fetch_all(pool)
-            .await?
-            .into_iter()
-            .map(|r| -> Result<ArtifactAlias, sqlx::Error> {
-                let v: i64 = r.try_get("version")?;
-                Ok(ArtifactAlias {
-                    alias: r.try_get("alias")?,
-                    version: format!("v{v}"),
-                    updated_by: r.try_get("username")?,
-                    updated_at: format_time(r.try_get("updated_at")?),
+            sqlx::query(SELECT_ARTIFACT_ALIASES)
+                .bind(art.id)
+                .fetch_all(pool)
+                .await?
+                .into_iter()
+                .map(|r| -> Result<ArtifactAlias, sqlx::Error> {
+                    let v: i64 = r.try_get("version")?;
+                    Ok(ArtifactAlias {
+                        alias: r.try_get("alias")?,
+                        version: format!("v{v}"),
+                        updated_by: r.try_get("username")?,
+                        updated_at: format_time(r.try_get("updated_at")?),
+                    })
                 })
-            })
-            .collect::<Result<Vec<_>, _>>()?
+                .collect::<Result<Vec<_>, _>>()?
         });
         out.extend(rows);
         Ok(out)

@@ -68,17 +68,16 @@ impl Artifacts<'_> {
 
     /// The entries of a version by path, or only the one at `path`.
     async fn entries(&self, version_id: i64, path: Option<&str>) -> ApiResult<Vec<ArtifactFile>> {
+        const SELECT_ARTIFACT_ENTRIES: &str = "SELECT e.path, e.digest, e.size, e.ref_uri, e.ref_checksum, b.md5 FROM artifact_entries e \
+                 LEFT JOIN blobs b ON b.digest = e.digest WHERE e.version_id = $1 AND ($2 IS NULL OR e.path = $2) \
+                 ORDER BY e.path";
         Ok(on_backend!(self.state.store, read, |pool| {
             let mut out = Vec::new();
-            for r in sqlx::query(
-                "SELECT e.path, e.digest, e.size, e.ref_uri, e.ref_checksum, b.md5 FROM artifact_entries e \
-                 LEFT JOIN blobs b ON b.digest = e.digest WHERE e.version_id = $1 AND ($2 IS NULL OR e.path = $2) \
-                 ORDER BY e.path",
-            )
-            .bind(version_id)
-            .bind(path)
-            .fetch_all(pool)
-            .await?
+            for r in sqlx::query(SELECT_ARTIFACT_ENTRIES)
+                .bind(version_id)
+                .bind(path)
+                .fetch_all(pool)
+                .await?
             {
                 let size: i64 = r.try_get("size")?;
                 out.push(ArtifactFile {

@@ -372,13 +372,13 @@ impl Artifacts<'_> {
 
     /// Aliases of versions of one artifact, `latest` included.
     async fn aliases_of(&self, artifact_id: i64) -> ApiResult<HashMap<i64, Vec<String>>> {
+        const SELECT_ARTIFACT_ALIASES: &str =
+            "SELECT version_id, alias FROM artifact_aliases WHERE artifact_id = $1 ORDER BY alias";
         let rows: Vec<(i64, String)> = on_backend!(self.state.store, read, |pool| {
-            sqlx::query_as(
-                "SELECT version_id, alias FROM artifact_aliases WHERE artifact_id = $1 ORDER BY alias",
-            )
-            .bind(artifact_id)
-            .fetch_all(pool)
-            .await?
+            sqlx::query_as(SELECT_ARTIFACT_ALIASES)
+                .bind(artifact_id)
+                .fetch_all(pool)
+                .await?
         });
         let latest: Option<i64> = on_backend!(self.state.store, read, |pool| {
             sqlx::query_scalar(
@@ -490,6 +490,8 @@ impl Artifacts<'_> {
         actor: &Actor,
         req: &CreateArtifactRequest,
     ) -> ApiResult<ArtifactRow> {
+        const INSERT_ARTIFACTS: &str = "INSERT INTO artifacts (project_id, name, kind, description, metadata, tags, created_by, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) ON CONFLICT (project_id, name) DO NOTHING";
         if !is_valid_artifact_name(&req.name) {
             return Err(ApiError::invalid(format!(
                 "artifact name {:?}: use 1 to 128 characters of A-Z, a-z, 0-9, '.', '_', '-'",
@@ -502,21 +504,18 @@ impl Artifacts<'_> {
         let tags = check_tags(&req.tags)?;
         let now = now_us();
         let done = on_backend!(self.state.store, write, |pool| {
-            sqlx::query(
-                "INSERT INTO artifacts (project_id, name, kind, description, metadata, tags, created_by, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) ON CONFLICT (project_id, name) DO NOTHING",
-            )
-            .bind(access.id)
-            .bind(&req.name)
-            .bind(&req.kind)
-            .bind(&req.description)
-            .bind(&metadata)
-            .bind(&tags)
-            .bind(actor.user_id())
-            .bind(now)
-            .execute(pool)
-            .await?
-            .rows_affected()
+            sqlx::query(INSERT_ARTIFACTS)
+                .bind(access.id)
+                .bind(&req.name)
+                .bind(&req.kind)
+                .bind(&req.description)
+                .bind(&metadata)
+                .bind(&tags)
+                .bind(actor.user_id())
+                .bind(now)
+                .execute(pool)
+                .await?
+                .rows_affected()
         });
         let row = self.load(access, &req.name).await?;
         if done == 0 && row.kind != req.kind {
@@ -571,6 +570,7 @@ impl Artifacts<'_> {
         req: UpdateArtifactRequest,
         client: &ClientInfo,
     ) -> ApiResult<Artifact> {
+        const UPDATE_ARTIFACTS: &str = "UPDATE artifacts SET description = $1, metadata = $2, tags = $3, updated_at = $4 WHERE id = $5";
         let access = self.access(actor, project).await?;
         access.require_write()?;
         let row = self.load(&access, name).await?;
@@ -593,7 +593,7 @@ impl Artifacts<'_> {
             None => row.tags,
         };
         on_backend!(self.state.store, write, |pool| {
-            sqlx::query("UPDATE artifacts SET description = $1, metadata = $2, tags = $3, updated_at = $4 WHERE id = $5")
+            sqlx::query(UPDATE_ARTIFACTS)
                 .bind(&description)
                 .bind(&metadata)
                 .bind(&tags)

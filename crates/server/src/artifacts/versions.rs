@@ -110,6 +110,9 @@ impl Artifacts<'_> {
         req: CreateVersionRequest,
         client: &ClientInfo,
     ) -> ApiResult<CreateVersionResponse> {
+        const INSERT_ARTIFACT_VERSIONS: &str = "INSERT INTO artifact_versions (artifact_id, version, state, digest, description, metadata, run_pk, \
+                 file_count, total_size, pending_aliases, created_by, created_at) \
+                 VALUES ($1, NULL, 'pending', $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id";
         let access = self.access(actor, project).await?;
         access.require_write()?;
         let user = actor.require_user()?.id;
@@ -212,23 +215,19 @@ impl Artifacts<'_> {
         let total: u64 = entries.iter().map(|e| e.size).sum();
         let now = now_us();
         let draft: i64 = with_tx!(self.state.store, |tx| {
-            let id: i64 = sqlx::query_scalar(
-                "INSERT INTO artifact_versions (artifact_id, version, state, digest, description, metadata, run_pk, \
-                 file_count, total_size, pending_aliases, created_by, created_at) \
-                 VALUES ($1, NULL, 'pending', $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
-            )
-            .bind(art.id)
-            .bind(&digest)
-            .bind(&req.description)
-            .bind(&metadata)
-            .bind(run_pk)
-            .bind(entries.len() as i64)
-            .bind(total as i64)
-            .bind(&aliases_json)
-            .bind(user)
-            .bind(now)
-            .fetch_one(&mut *tx)
-            .await?;
+            let id: i64 = sqlx::query_scalar(INSERT_ARTIFACT_VERSIONS)
+                .bind(art.id)
+                .bind(&digest)
+                .bind(&req.description)
+                .bind(&metadata)
+                .bind(run_pk)
+                .bind(entries.len() as i64)
+                .bind(total as i64)
+                .bind(&aliases_json)
+                .bind(user)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await?;
             for chunk in entries.chunks(200) {
                 let rows: Vec<String> = (0..chunk.len())
                     .map(|i| format!("($1, {})", in_list(2 + i * 6, 6)))
@@ -300,17 +299,16 @@ impl Artifacts<'_> {
         digest: &str,
         asked: &[(&str, i64)],
     ) -> ApiResult<()> {
+        const SELECT_ARTIFACT_VERSIONS: &str = "SELECT version, digest FROM artifact_versions WHERE artifact_id = $1 AND state = 'committed' \
+                 ORDER BY version DESC LIMIT 1";
         if asked.is_empty() {
             return Ok(());
         }
         let newest: Option<(i64, String)> = on_backend!(self.state.store, read, |pool| {
-            sqlx::query_as(
-                "SELECT version, digest FROM artifact_versions WHERE artifact_id = $1 AND state = 'committed' \
-                 ORDER BY version DESC LIMIT 1",
-            )
-            .bind(art.id)
-            .fetch_optional(pool)
-            .await?
+            sqlx::query_as(SELECT_ARTIFACT_VERSIONS)
+                .bind(art.id)
+                .fetch_optional(pool)
+                .await?
         });
         let expected = match &newest {
             Some((n, d)) if d == digest => *n,
@@ -339,6 +337,7 @@ impl Artifacts<'_> {
         req: UpdateVersionRequest,
         client: &ClientInfo,
     ) -> ApiResult<ArtifactVersion> {
+        const UPDATE_ARTIFACT_VERSIONS: &str = "UPDATE artifact_versions SET metadata = $1, description = COALESCE($2, description) WHERE id = $3";
         let access = self.access(actor, project).await?;
         access.require_write()?;
         let art = self.load(&access, name).await?;
@@ -360,7 +359,7 @@ impl Artifacts<'_> {
                 Some(patch) => merge_metadata(&stored, patch)?,
                 None => stored,
             };
-            sqlx::query("UPDATE artifact_versions SET metadata = $1, description = COALESCE($2, description) WHERE id = $3")
+            sqlx::query(UPDATE_ARTIFACT_VERSIONS)
                 .bind(&metadata)
                 .bind(&req.description)
                 .bind(v.id)
@@ -396,30 +395,27 @@ impl Artifacts<'_> {
         spec: &str,
         client: &ClientInfo,
     ) -> ApiResult<()> {
+        const SELECT_MODEL_VERSIONS: &str = "SELECT m.name, mv.version FROM model_versions mv JOIN registered_models m ON m.id = mv.model_id \
+                 WHERE mv.artifact_version_id = $1 ORDER BY m.name, mv.version";
+        const UPDATE_ARTIFACT_VERSIONS: &str = "UPDATE artifact_versions SET state = 'deleted', run_pk = NULL, file_count = 0, total_size = 0 WHERE id = $1";
         let access = self.access(actor, project).await?;
         access.require_write()?;
         let art = self.load(&access, name).await?;
         let v = self.resolve(&art, spec).await?;
-        let (aliases, models): (Vec<String>, Vec<(String, i64)>) = on_backend!(
-            self.state.store,
-            read,
-            |pool| {
+        let (aliases, models): (Vec<String>, Vec<(String, i64)>) =
+            on_backend!(self.state.store, read, |pool| {
                 let aliases = sqlx::query_scalar(
                     "SELECT alias FROM artifact_aliases WHERE version_id = $1 ORDER BY alias",
                 )
                 .bind(v.id)
                 .fetch_all(pool)
                 .await?;
-                let models = sqlx::query_as(
-                "SELECT m.name, mv.version FROM model_versions mv JOIN registered_models m ON m.id = mv.model_id \
-                 WHERE mv.artifact_version_id = $1 ORDER BY m.name, mv.version",
-            )
-            .bind(v.id)
-            .fetch_all(pool)
-            .await?;
+                let models = sqlx::query_as(SELECT_MODEL_VERSIONS)
+                    .bind(v.id)
+                    .fetch_all(pool)
+                    .await?;
                 (aliases, models)
-            }
-        );
+            });
         let mut holders: Vec<String> = aliases.iter().map(|a| format!("alias {a}")).collect();
         holders.extend(models.iter().map(|(m, n)| format!("model {m} v{n}")));
         if !holders.is_empty() {
@@ -440,7 +436,7 @@ impl Artifacts<'_> {
                 .bind(v.id)
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query("UPDATE artifact_versions SET state = 'deleted', run_pk = NULL, file_count = 0, total_size = 0 WHERE id = $1")
+            sqlx::query(UPDATE_ARTIFACT_VERSIONS)
                 .bind(v.id)
                 .execute(&mut *tx)
                 .await?;
@@ -483,6 +479,13 @@ impl Artifacts<'_> {
         draft: i64,
         client: &ClientInfo,
     ) -> ApiResult<(ArtifactVersion, bool)> {
+        const SELECT_ARTIFACT_VERSIONS: &str = "SELECT state, digest, pending_aliases FROM artifact_versions WHERE id = $1 AND artifact_id = $2";
+        const SELECT_ARTIFACT_ENTRIES: &str = "SELECT path FROM artifact_entries WHERE version_id = $1 AND pending ORDER BY path LIMIT 5";
+        const SELECT_ARTIFACT_VERSIONS_2: &str = "SELECT id, digest FROM artifact_versions WHERE artifact_id = $1 AND state = 'committed' \
+                             ORDER BY version DESC LIMIT 1";
+        const SELECT_ARTIFACT_VERSIONS_3: &str =
+            "SELECT COALESCE(MAX(version), 0) + 1 FROM artifact_versions WHERE artifact_id = $1";
+        const UPDATE_ARTIFACT_VERSIONS: &str = "UPDATE artifact_versions SET version = $1, state = 'committed', created_at = $2 WHERE id = $3";
         let user = actor.require_user()?.id;
         let now = now_us();
         enum Outcome {
@@ -497,33 +500,27 @@ impl Artifacts<'_> {
                 .bind(art.id)
                 .execute(&mut *tx)
                 .await?;
-            let row: Option<(String, String, String)> = sqlx::query_as(
-                "SELECT state, digest, pending_aliases FROM artifact_versions WHERE id = $1 AND artifact_id = $2",
-            )
-            .bind(draft)
-            .bind(art.id)
-            .fetch_optional(&mut *tx)
-            .await?;
+            let row: Option<(String, String, String)> = sqlx::query_as(SELECT_ARTIFACT_VERSIONS)
+                .bind(draft)
+                .bind(art.id)
+                .fetch_optional(&mut *tx)
+                .await?;
             match row {
                 None => Outcome::Missing,
                 Some((state, _, _)) if state == "committed" => Outcome::Done(draft, false),
                 Some((_, digest, aliases)) => {
-                    let waiting: Vec<String> = sqlx::query_scalar(
-                        "SELECT path FROM artifact_entries WHERE version_id = $1 AND pending ORDER BY path LIMIT 5",
-                    )
-                    .bind(draft)
-                    .fetch_all(&mut *tx)
-                    .await?;
+                    let waiting: Vec<String> = sqlx::query_scalar(SELECT_ARTIFACT_ENTRIES)
+                        .bind(draft)
+                        .fetch_all(&mut *tx)
+                        .await?;
                     if !waiting.is_empty() {
                         Outcome::Waiting(waiting)
                     } else {
-                        let latest: Option<(i64, String)> = sqlx::query_as(
-                            "SELECT id, digest FROM artifact_versions WHERE artifact_id = $1 AND state = 'committed' \
-                             ORDER BY version DESC LIMIT 1",
-                        )
-                        .bind(art.id)
-                        .fetch_optional(&mut *tx)
-                        .await?;
+                        let latest: Option<(i64, String)> =
+                            sqlx::query_as(SELECT_ARTIFACT_VERSIONS_2)
+                                .bind(art.id)
+                                .fetch_optional(&mut *tx)
+                                .await?;
                         let target = match latest {
                             Some((id, d)) if d == digest => {
                                 sqlx::query("DELETE FROM artifact_versions WHERE id = $1")
@@ -533,20 +530,16 @@ impl Artifacts<'_> {
                                 Outcome::Done(id, false)
                             }
                             _ => {
-                                let next: i64 = sqlx::query_scalar(
-                                    "SELECT COALESCE(MAX(version), 0) + 1 FROM artifact_versions WHERE artifact_id = $1",
-                                )
-                                .bind(art.id)
-                                .fetch_one(&mut *tx)
-                                .await?;
-                                sqlx::query(
-                                    "UPDATE artifact_versions SET version = $1, state = 'committed', created_at = $2 WHERE id = $3",
-                                )
-                                .bind(next)
-                                .bind(now)
-                                .bind(draft)
-                                .execute(&mut *tx)
-                                .await?;
+                                let next: i64 = sqlx::query_scalar(SELECT_ARTIFACT_VERSIONS_3)
+                                    .bind(art.id)
+                                    .fetch_one(&mut *tx)
+                                    .await?;
+                                sqlx::query(UPDATE_ARTIFACT_VERSIONS)
+                                    .bind(next)
+                                    .bind(now)
+                                    .bind(draft)
+                                    .execute(&mut *tx)
+                                    .await?;
                                 Outcome::Done(draft, true)
                             }
                         };

@@ -497,6 +497,8 @@ impl AccountAdmin<'_> {
         username: &str,
         password: Option<&str>,
     ) -> ApiResult<PasswordReset> {
+        const UPDATE_USERS: &str =
+            "UPDATE users SET password_hash = $1 WHERE lower(username) = lower($2) RETURNING id";
         let admin = require_admin(actor)?;
         let (password, generated_password) = chosen_password(password)?;
         // Unknown users are refused before the slow hash.
@@ -504,7 +506,7 @@ impl AccountAdmin<'_> {
         let hash = hash_password(password).await?;
         let now = now_us();
         let sessions_revoked: i64 = with_tx!(self.store(), |tx| {
-            let id: i64 = sqlx::query_scalar("UPDATE users SET password_hash = $1 WHERE lower(username) = lower($2) RETURNING id")
+            let id: i64 = sqlx::query_scalar(UPDATE_USERS)
                 .bind(&hash)
                 .bind(username)
                 .fetch_optional(&mut *tx)
@@ -548,6 +550,10 @@ impl AccountAdmin<'_> {
         limit: Option<i64>,
         cursor: Option<&str>,
     ) -> ApiResult<Page<AdminApiKey>> {
+        const SELECT_API_KEYS: &str = "SELECT k.id, k.name, k.prefix, k.created_at, k.last_used_at, u.id AS user_id, u.username
+                 FROM api_keys k JOIN users u ON u.id = k.user_id
+                 WHERE k.revoked_at IS NULL AND k.id > $1 AND ($2 IS NULL OR k.user_id = $2)
+                 ORDER BY k.id LIMIT $3";
         require_admin(actor)?;
         let limit = page_size(limit)?;
         let after = cursor
@@ -559,32 +565,29 @@ impl AccountAdmin<'_> {
             None => None,
         };
         let mut items = on_backend!(self.store(), read, |pool| {
-            sqlx::query(
-                "SELECT k.id, k.name, k.prefix, k.created_at, k.last_used_at, u.id AS user_id, u.username
-                 FROM api_keys k JOIN users u ON u.id = k.user_id
-                 WHERE k.revoked_at IS NULL AND k.id > $1 AND ($2 IS NULL OR k.user_id = $2)
-                 ORDER BY k.id LIMIT $3",
-            )
-            .bind(after)
-            .bind(owner)
-            .bind(limit + 1)
-            .fetch_all(pool)
-            .await?
-            .into_iter()
-            .map(|r| -> Result<AdminApiKey, sqlx::Error> {
-                Ok(AdminApiKey {
-                    key: ApiKey {
-                        id: r.try_get("id")?,
-                        name: r.try_get("name")?,
-                        prefix: r.try_get("prefix")?,
-                        created_at: format_time(r.try_get("created_at")?),
-                        last_used_at: r.try_get::<Option<i64>, _>("last_used_at")?.map(format_time),
-                    },
-                    user_id: r.try_get("user_id")?,
-                    username: r.try_get("username")?,
+            sqlx::query(SELECT_API_KEYS)
+                .bind(after)
+                .bind(owner)
+                .bind(limit + 1)
+                .fetch_all(pool)
+                .await?
+                .into_iter()
+                .map(|r| -> Result<AdminApiKey, sqlx::Error> {
+                    Ok(AdminApiKey {
+                        key: ApiKey {
+                            id: r.try_get("id")?,
+                            name: r.try_get("name")?,
+                            prefix: r.try_get("prefix")?,
+                            created_at: format_time(r.try_get("created_at")?),
+                            last_used_at: r
+                                .try_get::<Option<i64>, _>("last_used_at")?
+                                .map(format_time),
+                        },
+                        user_id: r.try_get("user_id")?,
+                        username: r.try_get("username")?,
+                    })
                 })
-            })
-            .collect::<Result<Vec<_>, _>>()?
+                .collect::<Result<Vec<_>, _>>()?
         });
         let next_cursor = if items.len() as i64 > limit {
             items.truncate(limit as usize);
@@ -602,15 +605,14 @@ impl AccountAdmin<'_> {
         client: &ClientInfo,
         id: i64,
     ) -> ApiResult<()> {
+        const UPDATE_API_KEYS: &str = "UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL RETURNING user_id";
         let admin = require_admin(actor)?;
         let owner: Option<String> = on_backend!(self.store(), write, |pool| {
-            let user_id: Option<i64> = sqlx::query_scalar(
-                "UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL RETURNING user_id",
-            )
-            .bind(now_us())
-            .bind(id)
-            .fetch_optional(pool)
-            .await?;
+            let user_id: Option<i64> = sqlx::query_scalar(UPDATE_API_KEYS)
+                .bind(now_us())
+                .bind(id)
+                .fetch_optional(pool)
+                .await?;
             match user_id {
                 Some(u) => {
                     sqlx::query_scalar("SELECT username FROM users WHERE id = $1")

@@ -131,12 +131,13 @@ impl TokenKeys {
 
     /// The configured secret, or the one kept in the database (created on first start).
     pub async fn load(store: &Store, configured: Option<&str>) -> Result<TokenKeys, sqlx::Error> {
+        const INSERT_SERVER_SETTINGS: &str = "INSERT INTO server_settings (name, value) VALUES ('jwt_secret', $1) ON CONFLICT (name) DO NOTHING";
         if let Some(s) = configured {
             return Ok(TokenKeys::from_secret(s.as_bytes()));
         }
         let fresh = random_hex(32);
         let secret: String = on_backend!(store, write, |pool| {
-            sqlx::query("INSERT INTO server_settings (name, value) VALUES ('jwt_secret', $1) ON CONFLICT (name) DO NOTHING")
+            sqlx::query(INSERT_SERVER_SETTINGS)
                 .bind(&fresh)
                 .execute(pool)
                 .await?;
@@ -449,19 +450,18 @@ impl Accounts<'_> {
         password_hash: Option<String>,
         is_admin: bool,
     ) -> ApiResult<User> {
+        const INSERT_USERS: &str = "INSERT INTO users (username, email, password_hash, is_admin, created_at) VALUES ($1, $2, $3, $4, $5)
+                 RETURNING id, username, email, password_hash, is_admin, created_at";
         let now = now_us();
         let res = on_backend!(self.store(), write, |pool| {
-            sqlx::query_as::<_, UserRow>(
-                "INSERT INTO users (username, email, password_hash, is_admin, created_at) VALUES ($1, $2, $3, $4, $5)
-                 RETURNING id, username, email, password_hash, is_admin, created_at",
-            )
-            .bind(username)
-            .bind(email.to_lowercase())
-            .bind(password_hash)
-            .bind(is_admin)
-            .bind(now)
-            .fetch_one(pool)
-            .await
+            sqlx::query_as::<_, UserRow>(INSERT_USERS)
+                .bind(username)
+                .bind(email.to_lowercase())
+                .bind(password_hash)
+                .bind(is_admin)
+                .bind(now)
+                .fetch_one(pool)
+                .await
         });
         match res {
             Ok(row) => Ok(row.into_api()),
@@ -485,8 +485,9 @@ impl Accounts<'_> {
 
     /// Looks a user up by id.
     pub async fn user(&self, id: i64) -> ApiResult<User> {
+        const SELECT_USERS: &str = "SELECT id, username, email, password_hash, is_admin, created_at, full_name FROM users WHERE id = $1";
         let row = on_backend!(self.store(), read, |pool| {
-            sqlx::query_as::<_, UserRow>("SELECT id, username, email, password_hash, is_admin, created_at, full_name FROM users WHERE id = $1")
+            sqlx::query_as::<_, UserRow>(SELECT_USERS)
                 .bind(id)
                 .fetch_optional(pool)
                 .await?
@@ -509,9 +510,10 @@ impl Accounts<'_> {
     }
 
     async fn failures_within_minute(&self, subject: &str) -> ApiResult<(i64, Option<i64>)> {
+        const SELECT_LOGIN_FAILURES: &str = "SELECT COUNT(*) AS n, MIN(at) AS first FROM login_failures WHERE subject = $1 AND at > $2";
         let since = now_us() - 60_000_000;
         let out = on_backend!(self.store(), read, |pool| {
-            let row = sqlx::query("SELECT COUNT(*) AS n, MIN(at) AS first FROM login_failures WHERE subject = $1 AND at > $2")
+            let row = sqlx::query(SELECT_LOGIN_FAILURES)
                 .bind(subject)
                 .bind(since)
                 .fetch_one(pool)
@@ -575,9 +577,10 @@ impl Accounts<'_> {
         username: &str,
         password: &str,
     ) -> ApiResult<i64> {
+        const SELECT_USERS: &str = "SELECT id, username, email, password_hash, is_admin, created_at, disabled_at FROM users WHERE lower(username) = lower($1) OR lower(email) = lower($1) ORDER BY id LIMIT 1";
         // Usernames and emails match whatever their case; both name one account.
         let row = on_backend!(self.store(), read, |pool| {
-            sqlx::query_as::<_, UserRow>("SELECT id, username, email, password_hash, is_admin, created_at, disabled_at FROM users WHERE lower(username) = lower($1) OR lower(email) = lower($1) ORDER BY id LIMIT 1")
+            sqlx::query_as::<_, UserRow>(SELECT_USERS)
                 .bind(username)
                 .fetch_optional(pool)
                 .await?
@@ -631,10 +634,12 @@ impl Accounts<'_> {
     }
 
     async fn issue_pair(&self, user_id: i64, family: &str) -> ApiResult<TokenPair> {
+        const INSERT_REFRESH_TOKENS: &str =
+            "INSERT INTO refresh_tokens (jti, family, user_id, expires_at) VALUES ($1, $2, $3, $4)";
         let pair = Rotation::fresh();
         let expires = self.refresh_expiry(&pair);
         on_backend!(self.store(), write, |pool| {
-            sqlx::query("INSERT INTO refresh_tokens (jti, family, user_id, expires_at) VALUES ($1, $2, $3, $4)")
+            sqlx::query(INSERT_REFRESH_TOKENS)
                 .bind(&pair.refresh_jti)
                 .bind(family)
                 .bind(user_id)
@@ -699,6 +704,10 @@ impl Accounts<'_> {
     /// within the grace window after its rotation (two tabs, a retried request) it gets the
     /// same new pair; later, it revokes its whole family (someone else may hold a copy).
     pub async fn refresh(&self, client: &ClientInfo, token: &str) -> ApiResult<TokenPair> {
+        const UPDATE_REFRESH_TOKENS: &str = "UPDATE refresh_tokens SET used_at = $1, rotated_jti = $2, rotated_access_jti = $3, rotated_iat = $4 WHERE jti = $5 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $1";
+        const INSERT_REFRESH_TOKENS: &str =
+            "INSERT INTO refresh_tokens (jti, family, user_id, expires_at) VALUES ($1, $2, $3, $4)";
+        const SELECT_REFRESH_TOKENS: &str = "SELECT used_at, revoked_at, rotated_jti, rotated_access_jti, rotated_iat FROM refresh_tokens WHERE jti = $1";
         let claims = self.decode(token, "refresh")?;
         let family = claims.fam.clone().unwrap_or_default();
         let user_id: i64 = claims
@@ -711,7 +720,7 @@ impl Accounts<'_> {
         // Spending the old token and recording its successor is one step, so a concurrent
         // refresh that loses the race finds the successor.
         let rotated = with_tx!(self.store(), |tx| {
-            let n = sqlx::query("UPDATE refresh_tokens SET used_at = $1, rotated_jti = $2, rotated_access_jti = $3, rotated_iat = $4 WHERE jti = $5 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $1")
+            let n = sqlx::query(UPDATE_REFRESH_TOKENS)
                 .bind(now)
                 .bind(&next.refresh_jti)
                 .bind(&next.access_jti)
@@ -721,7 +730,7 @@ impl Accounts<'_> {
                 .await?
                 .rows_affected();
             if n == 1 {
-                sqlx::query("INSERT INTO refresh_tokens (jti, family, user_id, expires_at) VALUES ($1, $2, $3, $4)")
+                sqlx::query(INSERT_REFRESH_TOKENS)
                     .bind(&next.refresh_jti)
                     .bind(&family)
                     .bind(user_id)
@@ -735,7 +744,7 @@ impl Accounts<'_> {
             return self.sign_pair(user_id, &family, &next);
         }
         let spent = on_backend!(self.store(), read, |pool| {
-            sqlx::query_as::<_, SpentToken>("SELECT used_at, revoked_at, rotated_jti, rotated_access_jti, rotated_iat FROM refresh_tokens WHERE jti = $1")
+            sqlx::query_as::<_, SpentToken>(SELECT_REFRESH_TOKENS)
                 .bind(&claims.jti)
                 .fetch_optional(pool)
                 .await?
@@ -774,8 +783,10 @@ impl Accounts<'_> {
     }
 
     async fn revoke_family(&self, family: &str) -> ApiResult<()> {
+        const UPDATE_REFRESH_TOKENS: &str =
+            "UPDATE refresh_tokens SET revoked_at = $1 WHERE family = $2 AND revoked_at IS NULL";
         on_backend!(self.store(), write, |pool| {
-            sqlx::query("UPDATE refresh_tokens SET revoked_at = $1 WHERE family = $2 AND revoked_at IS NULL")
+            sqlx::query(UPDATE_REFRESH_TOKENS)
                 .bind(now_us())
                 .bind(family)
                 .execute(pool)
@@ -793,6 +804,7 @@ impl Accounts<'_> {
         user: &AuthUser,
         refresh_token: Option<&str>,
     ) -> ApiResult<()> {
+        const INSERT_REVOKED_TOKENS: &str = "INSERT INTO revoked_tokens (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING";
         let Some(session) = &user.session else {
             return Err(ApiError::invalid(
                 "logout ends a session token; API keys are revoked with DELETE /api/v1/auth/api-keys/{id}",
@@ -813,7 +825,7 @@ impl Accounts<'_> {
         };
         let (jti, exp) = (&session.jti, session.exp);
         on_backend!(self.store(), write, |pool| {
-            sqlx::query("INSERT INTO revoked_tokens (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING")
+            sqlx::query(INSERT_REVOKED_TOKENS)
                 .bind(jti)
                 .bind(exp * 1_000_000)
                 .execute(pool)
@@ -845,6 +857,8 @@ impl Accounts<'_> {
         user: &AuthUser,
         req: &ChangePasswordRequest,
     ) -> ApiResult<i64> {
+        const SELECT_REFRESH_TOKENS: &str = "SELECT COUNT(DISTINCT family) FROM refresh_tokens WHERE user_id = $1 AND family <> $2 AND revoked_at IS NULL AND expires_at > $3";
+        const UPDATE_REFRESH_TOKENS: &str = "UPDATE refresh_tokens SET revoked_at = $1 WHERE user_id = $2 AND family <> $3 AND revoked_at IS NULL";
         let subjects = failure_subjects(Ok(user.id), client);
         if let Some(wait) = self.retry_after(&subjects).await? {
             return Err(ApiError::TooManyRequests {
@@ -874,13 +888,13 @@ impl Accounts<'_> {
                 .bind(user.id)
                 .execute(&mut *tx)
                 .await?;
-            let ended: i64 = sqlx::query_scalar("SELECT COUNT(DISTINCT family) FROM refresh_tokens WHERE user_id = $1 AND family <> $2 AND revoked_at IS NULL AND expires_at > $3")
+            let ended: i64 = sqlx::query_scalar(SELECT_REFRESH_TOKENS)
                 .bind(user.id)
                 .bind(&keep)
                 .bind(now)
                 .fetch_one(&mut *tx)
                 .await?;
-            sqlx::query("UPDATE refresh_tokens SET revoked_at = $1 WHERE user_id = $2 AND family <> $3 AND revoked_at IS NULL")
+            sqlx::query(UPDATE_REFRESH_TOKENS)
                 .bind(now)
                 .bind(user.id)
                 .bind(&keep)
@@ -974,11 +988,12 @@ impl Accounts<'_> {
 
     /// Inserts a key row (also used to bootstrap the admin).
     pub async fn insert_api_key(&self, user_id: i64, name: &str) -> ApiResult<CreatedApiKey> {
+        const INSERT_API_KEYS: &str = "INSERT INTO api_keys (user_id, name, prefix, key_hash, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id";
         let key = format!("{API_KEY_PREFIX}{}", random_hex(24));
         let prefix: String = key.chars().take(12).collect();
         let now = now_us();
         let id: i64 = on_backend!(self.store(), write, |pool| {
-            sqlx::query_scalar("INSERT INTO api_keys (user_id, name, prefix, key_hash, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id")
+            sqlx::query_scalar(INSERT_API_KEYS)
                 .bind(user_id)
                 .bind(name)
                 .bind(&prefix)
@@ -1001,8 +1016,9 @@ impl Accounts<'_> {
 
     /// The caller's live keys.
     pub async fn list_api_keys(&self, user: &AuthUser) -> ApiResult<Vec<ApiKey>> {
+        const SELECT_API_KEYS: &str = "SELECT id, name, prefix, created_at, last_used_at FROM api_keys WHERE user_id = $1 AND revoked_at IS NULL ORDER BY id";
         let rows = on_backend!(self.store(), read, |pool| {
-            sqlx::query("SELECT id, name, prefix, created_at, last_used_at FROM api_keys WHERE user_id = $1 AND revoked_at IS NULL ORDER BY id")
+            sqlx::query(SELECT_API_KEYS)
                 .bind(user.id)
                 .fetch_all(pool)
                 .await?
@@ -1013,7 +1029,9 @@ impl Accounts<'_> {
                         name: r.try_get("name")?,
                         prefix: r.try_get("prefix")?,
                         created_at: format_time(r.try_get("created_at")?),
-                        last_used_at: r.try_get::<Option<i64>, _>("last_used_at")?.map(format_time),
+                        last_used_at: r
+                            .try_get::<Option<i64>, _>("last_used_at")?
+                            .map(format_time),
                     })
                 })
                 .collect::<Result<Vec<_>, _>>()?
@@ -1028,8 +1046,9 @@ impl Accounts<'_> {
         user: &AuthUser,
         id: i64,
     ) -> ApiResult<()> {
+        const UPDATE_API_KEYS: &str = "UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL AND (user_id = $3 OR $4)";
         let n = on_backend!(self.store(), write, |pool| {
-            sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL AND (user_id = $3 OR $4)")
+            sqlx::query(UPDATE_API_KEYS)
                 .bind(now_us())
                 .bind(id)
                 .bind(user.id)
@@ -1055,21 +1074,20 @@ impl Accounts<'_> {
 
     /// Resolves a bearer credential to a user.
     pub async fn authenticate(&self, bearer: &str) -> ApiResult<AuthUser> {
+        const SELECT_REVOKED_TOKENS: &str = "SELECT expires_at FROM revoked_tokens WHERE jti = $1
+                 UNION ALL SELECT expires_at FROM refresh_tokens WHERE family = $2 AND revoked_at IS NOT NULL
+                 LIMIT 1";
         if bearer.starts_with(API_KEY_PREFIX) {
             return self.authenticate_api_key(bearer).await;
         }
         let claims = self.decode(bearer, "access")?;
         let family = claims.fam.clone().unwrap_or_default();
         let revoked: Option<i64> = on_backend!(self.store(), read, |pool| {
-            sqlx::query_scalar(
-                "SELECT expires_at FROM revoked_tokens WHERE jti = $1
-                 UNION ALL SELECT expires_at FROM refresh_tokens WHERE family = $2 AND revoked_at IS NOT NULL
-                 LIMIT 1",
-            )
-            .bind(&claims.jti)
-            .bind(&family)
-            .fetch_optional(pool)
-            .await?
+            sqlx::query_scalar(SELECT_REVOKED_TOKENS)
+                .bind(&claims.jti)
+                .bind(&family)
+                .fetch_optional(pool)
+                .await?
         });
         if revoked.is_some() {
             return Err(ApiError::Unauthenticated(
@@ -1112,14 +1130,23 @@ impl Accounts<'_> {
     }
 
     async fn authenticate_api_key(&self, key: &str) -> ApiResult<AuthUser> {
+        const SELECT_API_KEYS: &str = "SELECT k.id, k.last_used_at, u.id AS user_id, u.username, u.is_admin, u.disabled_at FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.key_hash = $1 AND k.revoked_at IS NULL";
         let hash = sha256_hex(key);
         type KeyRow = (i64, Option<i64>, i64, String, bool, Option<i64>);
         let found: Option<KeyRow> = on_backend!(self.store(), read, |pool| {
-            match sqlx::query("SELECT k.id, k.last_used_at, u.id AS user_id, u.username, u.is_admin, u.disabled_at FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.key_hash = $1 AND k.revoked_at IS NULL")
+            match sqlx::query(SELECT_API_KEYS)
                 .bind(&hash)
                 .fetch_optional(pool)
-                .await? {
-                Some(r) => Some((r.try_get("id")?, r.try_get("last_used_at")?, r.try_get("user_id")?, r.try_get("username")?, r.try_get("is_admin")?, r.try_get("disabled_at")?)),
+                .await?
+            {
+                Some(r) => Some((
+                    r.try_get("id")?,
+                    r.try_get("last_used_at")?,
+                    r.try_get("user_id")?,
+                    r.try_get("username")?,
+                    r.try_get("is_admin")?,
+                    r.try_get("disabled_at")?,
+                )),
                 None => None,
             }
         });

@@ -485,6 +485,8 @@ impl Files<'_> {
     /// (to a run that still exists) or the draft's entries no longer pending. Per upload,
     /// whether its run or draft was still there.
     async fn record_many(&self, items: &[(&BlobClaims, &str)]) -> ApiResult<Vec<bool>> {
+        const SELECT_RUNS: &str = "SELECT pk FROM runs WHERE pk = $1";
+        const UPDATE_ARTIFACT_ENTRIES: &str = "UPDATE artifact_entries SET pending = FALSE WHERE version_id = $1 AND digest = $2 AND size = $3";
         let now = now_us();
         let done: Vec<bool> = with_tx!(self.state.store, |tx| {
             let mut done = Vec::with_capacity(items.len());
@@ -498,7 +500,7 @@ impl Files<'_> {
                     .await?;
                 let ok = match (c.run, &c.path, c.uid, c.ver) {
                     (Some(run_pk), Some(path), Some(uid), None) => {
-                        let run: Option<i64> = sqlx::query_scalar("SELECT pk FROM runs WHERE pk = $1")
+                        let run: Option<i64> = sqlx::query_scalar(SELECT_RUNS)
                             .bind(run_pk)
                             .fetch_optional(&mut *tx)
                             .await?;
@@ -515,7 +517,7 @@ impl Files<'_> {
                         run.is_some()
                     }
                     (None, None, Some(_), Some(draft)) => {
-                        sqlx::query("UPDATE artifact_entries SET pending = FALSE WHERE version_id = $1 AND digest = $2 AND size = $3")
+                        sqlx::query(UPDATE_ARTIFACT_ENTRIES)
                             .bind(draft)
                             .bind(&c.dig)
                             .bind(c.size as i64)
@@ -667,6 +669,11 @@ impl Files<'_> {
         dry_run: bool,
         client: &ClientInfo,
     ) -> ApiResult<GcReport> {
+        const SELECT_BLOBS: &str = "SELECT b.digest, b.size FROM blobs b WHERE b.created_at < $1 \
+                 AND NOT EXISTS (SELECT 1 FROM run_files rf WHERE rf.digest = b.digest) \
+                 AND NOT EXISTS (SELECT 1 FROM artifact_entries e JOIN artifact_versions v ON v.id = e.version_id \
+                     WHERE e.digest = b.digest AND (v.state = 'committed' OR v.created_at >= $1)) \
+                 ORDER BY b.digest";
         let user = actor.require_user()?;
         if !user.is_admin {
             return Err(ApiError::Forbidden(
@@ -686,16 +693,10 @@ impl Files<'_> {
             });
         }
         let candidates: Vec<(String, i64)> = on_backend!(self.state.store, read, |pool| {
-            sqlx::query_as(
-                "SELECT b.digest, b.size FROM blobs b WHERE b.created_at < $1 \
-                 AND NOT EXISTS (SELECT 1 FROM run_files rf WHERE rf.digest = b.digest) \
-                 AND NOT EXISTS (SELECT 1 FROM artifact_entries e JOIN artifact_versions v ON v.id = e.version_id \
-                     WHERE e.digest = b.digest AND (v.state = 'committed' OR v.created_at >= $1)) \
-                 ORDER BY b.digest",
-            )
-            .bind(cutoff)
-            .fetch_all(pool)
-            .await?
+            sqlx::query_as(SELECT_BLOBS)
+                .bind(cutoff)
+                .fetch_all(pool)
+                .await?
         });
         let mut report = GcReport {
             dry_run,

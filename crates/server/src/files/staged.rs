@@ -69,6 +69,7 @@ impl Files<'_> {
         base: &PublicBase,
         client: &ClientInfo,
     ) -> ApiResult<TransferUrl> {
+        const INSERT_STAGED_UPLOADS: &str = "INSERT INTO staged_uploads (id, run_pk, path, staging_key, created_by, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
         let (run, _) = Runs { state: self.state }
             .load_for_write(actor, run_id)
             .await?;
@@ -97,18 +98,16 @@ impl Files<'_> {
             }
         };
         on_backend!(self.state.store, write, |pool| {
-            sqlx::query(
-                "INSERT INTO staged_uploads (id, run_pk, path, staging_key, created_by, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(&id)
-            .bind(run.pk)
-            .bind(&path)
-            .bind(&staging_key)
-            .bind(user)
-            .bind(now)
-            .bind(exp * 1_000_000)
-            .execute(pool)
-            .await?;
+            sqlx::query(INSERT_STAGED_UPLOADS)
+                .bind(&id)
+                .bind(run.pk)
+                .bind(&path)
+                .bind(&staging_key)
+                .bind(user)
+                .bind(now)
+                .bind(exp * 1_000_000)
+                .execute(pool)
+                .await?;
         });
         let ev = AuditEvent::new("run_file_upload", "data_modification", "info")
             .resource(format!("run:{run_id}/{path}"))
@@ -130,6 +129,7 @@ impl Files<'_> {
     /// Receives the bytes put to a name-first upload URL (local storage): they are hashed
     /// and stored as they stream in, and wait for the client to register the file.
     pub async fn receive_staged(&self, token: &str, body: Body) -> ApiResult<StagedFile> {
+        const UPDATE_STAGED_UPLOADS: &str = "UPDATE staged_uploads SET digest = $1, size = $2, md5 = $3, uploaded_at = $4 WHERE id = $5";
         let claims: StageClaims = self.state.keys.verify(token).map_err(|_| {
             ApiError::Forbidden(
                 "this upload URL is invalid or has expired; ask for a new one".into(),
@@ -159,7 +159,7 @@ impl Files<'_> {
         let now = now_us();
         with_tx!(self.state.store, |tx| {
             insert_blob!(tx, got, now);
-            sqlx::query("UPDATE staged_uploads SET digest = $1, size = $2, md5 = $3, uploaded_at = $4 WHERE id = $5")
+            sqlx::query(UPDATE_STAGED_UPLOADS)
                 .bind(&got.sha256)
                 .bind(got.size as i64)
                 .bind(&got.md5)

@@ -372,6 +372,17 @@ impl Metrics<'_> {
         run_id: &str,
         points: Vec<HistoryPoint>,
     ) -> ApiResult<AppendHistoryResponse> {
+        const INSERT_METRIC_SERIES: &str =
+            "INSERT INTO metric_series (run_pk, key, updated_at) VALUES ($1, $2, $3)
+                     ON CONFLICT (run_pk, key) DO UPDATE SET updated_at = excluded.updated_at
+                     RETURNING id, count, last_step, last_value, last_nan, min_value, max_value";
+        const SELECT_METRIC_CHUNKS: &str = "SELECT start_step, count, data FROM metric_chunks WHERE series_id = $1 ORDER BY start_step DESC LIMIT 1";
+        const DELETE_METRIC_CHUNKS: &str =
+            "DELETE FROM metric_chunks WHERE series_id = $1 AND start_step = $2";
+        const SELECT_METRIC_CHUNKS_2: &str = "SELECT start_step, count, data FROM metric_chunks WHERE series_id = $1 AND end_step >= $2 AND start_step <= $3 ORDER BY start_step";
+        const DELETE_METRIC_CHUNKS_2: &str = "DELETE FROM metric_chunks WHERE series_id = $1 AND end_step >= $2 AND start_step <= $3";
+        const SELECT_METRIC_CHUNKS_3: &str = "SELECT MIN(min_value) AS lo, MAX(max_value) AS hi FROM metric_chunks WHERE series_id = $1";
+        const UPDATE_METRIC_SERIES: &str = "UPDATE metric_series SET count = $1, last_step = $2, last_value = $3, last_nan = $4, min_value = $5, max_value = $6 WHERE id = $7";
         let (run, _) = Runs { state: self.state }
             .load_for_write(actor, run_id)
             .await?;
@@ -385,16 +396,12 @@ impl Metrics<'_> {
         with_tx!(self.store(), |tx| {
             for key in keys {
                 let pts = &by_key[key];
-                let row = sqlx::query(
-                    "INSERT INTO metric_series (run_pk, key, updated_at) VALUES ($1, $2, $3)
-                     ON CONFLICT (run_pk, key) DO UPDATE SET updated_at = excluded.updated_at
-                     RETURNING id, count, last_step, last_value, last_nan, min_value, max_value",
-                )
-                .bind(run.pk)
-                .bind(key)
-                .bind(now)
-                .fetch_one(&mut *tx)
-                .await?;
+                let row = sqlx::query(INSERT_METRIC_SERIES)
+                    .bind(run.pk)
+                    .bind(key)
+                    .bind(now)
+                    .fetch_one(&mut *tx)
+                    .await?;
                 let series_id: i64 = row.try_get("id")?;
                 let mut count: i64 = row.try_get("count")?;
                 let mut last_step: Option<i64> = row.try_get("last_step")?;
@@ -407,7 +414,7 @@ impl Metrics<'_> {
                 let appends = last_step.is_none_or(|l| first > l);
                 if appends {
                     // Fill the open (last) chunk first, then start new ones.
-                    let tail = sqlx::query("SELECT start_step, count, data FROM metric_chunks WHERE series_id = $1 ORDER BY start_step DESC LIMIT 1")
+                    let tail = sqlx::query(SELECT_METRIC_CHUNKS)
                         .bind(series_id)
                         .fetch_optional(&mut *tx)
                         .await?;
@@ -418,8 +425,11 @@ impl Metrics<'_> {
                             let start: i64 = t.try_get("start_step")?;
                             let data: Vec<u8> = t.try_get("data")?;
                             merged = decode(&data)?;
-                            sqlx::query("DELETE FROM metric_chunks WHERE series_id = $1 AND start_step = $2")
-                                .bind(series_id).bind(start).execute(&mut *tx).await?;
+                            sqlx::query(DELETE_METRIC_CHUNKS)
+                                .bind(series_id)
+                                .bind(start)
+                                .execute(&mut *tx)
+                                .await?;
                         }
                     }
                     merged.extend_from_slice(pts);
@@ -432,8 +442,10 @@ impl Metrics<'_> {
                     max_value = opt_max(max_value, hi);
                 } else {
                     // Rewrites or late points: merge every chunk the batch's step range touches.
-                    let rows = sqlx::query("SELECT start_step, count, data FROM metric_chunks WHERE series_id = $1 AND end_step >= $2 AND start_step <= $3 ORDER BY start_step")
-                        .bind(series_id).bind(first).bind(newest.step)
+                    let rows = sqlx::query(SELECT_METRIC_CHUNKS_2)
+                        .bind(series_id)
+                        .bind(first)
+                        .bind(newest.step)
                         .fetch_all(&mut *tx)
                         .await?;
                     let mut old: Vec<Point> = Vec::new();
@@ -442,16 +454,21 @@ impl Metrics<'_> {
                         old.extend(decode(&data)?);
                         count -= r.try_get::<i64, _>("count")?;
                     }
-                    sqlx::query("DELETE FROM metric_chunks WHERE series_id = $1 AND end_step >= $2 AND start_step <= $3")
-                        .bind(series_id).bind(first).bind(newest.step)
-                        .execute(&mut *tx).await?;
+                    sqlx::query(DELETE_METRIC_CHUNKS_2)
+                        .bind(series_id)
+                        .bind(first)
+                        .bind(newest.step)
+                        .execute(&mut *tx)
+                        .await?;
                     let merged = merge_points(old, pts);
                     for c in merged.chunks(CHUNK_POINTS) {
                         insert_chunk!(tx, series_id, c);
                     }
                     count += merged.len() as i64;
-                    let ext = sqlx::query("SELECT MIN(min_value) AS lo, MAX(max_value) AS hi FROM metric_chunks WHERE series_id = $1")
-                        .bind(series_id).fetch_one(&mut *tx).await?;
+                    let ext = sqlx::query(SELECT_METRIC_CHUNKS_3)
+                        .bind(series_id)
+                        .fetch_one(&mut *tx)
+                        .await?;
                     min_value = ext.try_get("lo")?;
                     max_value = ext.try_get("hi")?;
                 }
@@ -460,9 +477,16 @@ impl Metrics<'_> {
                     last_nan = newest.value.is_nan();
                     last_value = (!last_nan).then_some(newest.value);
                 }
-                sqlx::query("UPDATE metric_series SET count = $1, last_step = $2, last_value = $3, last_nan = $4, min_value = $5, max_value = $6 WHERE id = $7")
-                    .bind(count).bind(last_step).bind(last_value).bind(last_nan).bind(min_value).bind(max_value).bind(series_id)
-                    .execute(&mut *tx).await?;
+                sqlx::query(UPDATE_METRIC_SERIES)
+                    .bind(count)
+                    .bind(last_step)
+                    .bind(last_value)
+                    .bind(last_nan)
+                    .bind(min_value)
+                    .bind(max_value)
+                    .bind(series_id)
+                    .execute(&mut *tx)
+                    .await?;
             }
             sqlx::query("UPDATE runs SET updated_at = $1 WHERE pk = $2")
                 .bind(now)
@@ -474,8 +498,9 @@ impl Metrics<'_> {
     }
 
     async fn series_rows(&self, run_pk: i64, keys: &[String]) -> ApiResult<Vec<SeriesRow>> {
+        const SELECT_METRIC_SERIES: &str = "SELECT id, key, count, last_step, last_value, last_nan, min_value, max_value, set_value, set_nan, is_set FROM metric_series WHERE run_pk = $1 ORDER BY key";
         let rows = on_backend!(self.store(), read, |pool| {
-            let rows = sqlx::query("SELECT id, key, count, last_step, last_value, last_nan, min_value, max_value, set_value, set_nan, is_set FROM metric_series WHERE run_pk = $1 ORDER BY key")
+            let rows = sqlx::query(SELECT_METRIC_SERIES)
                 .bind(run_pk)
                 .fetch_all(pool)
                 .await?;
@@ -857,9 +882,14 @@ impl Metrics<'_> {
 
     /// First and last stored step of a series within a range (clamped to it).
     async fn span(&self, series_id: i64, lo: i64, hi: i64) -> ApiResult<Option<(i64, i64)>> {
+        const SELECT_METRIC_CHUNKS: &str = "SELECT MIN(start_step), MAX(end_step) FROM metric_chunks WHERE series_id = $1 AND end_step >= $2 AND start_step <= $3";
         let (first, last): (Option<i64>, Option<i64>) = on_backend!(self.store(), read, |pool| {
-            sqlx::query_as("SELECT MIN(start_step), MAX(end_step) FROM metric_chunks WHERE series_id = $1 AND end_step >= $2 AND start_step <= $3")
-                .bind(series_id).bind(lo).bind(hi).fetch_one(pool).await?
+            sqlx::query_as(SELECT_METRIC_CHUNKS)
+                .bind(series_id)
+                .bind(lo)
+                .bind(hi)
+                .fetch_one(pool)
+                .await?
         });
         Ok(first.zip(last).map(|(a, b)| (a.max(lo), b.min(hi))))
     }
@@ -959,6 +989,8 @@ impl Metrics<'_> {
         run_id: &str,
         values: Vec<(String, MetricValue)>,
     ) -> ApiResult<Vec<MetricSummary>> {
+        const INSERT_METRIC_SERIES: &str = "INSERT INTO metric_series (run_pk, key, updated_at, set_value, set_nan, is_set) VALUES ($1, $2, $3, $4, $5, $6)
+                     ON CONFLICT (run_pk, key) DO UPDATE SET set_value = excluded.set_value, set_nan = excluded.set_nan, is_set = excluded.is_set, updated_at = excluded.updated_at";
         let (run, _) = Runs { state: self.state }
             .load_for_write(actor, run_id)
             .await?;
@@ -974,12 +1006,15 @@ impl Metrics<'_> {
         with_tx!(self.store(), |tx| {
             for (k, MetricValue(v)) in &values {
                 let nan = v.is_nan();
-                sqlx::query(
-                    "INSERT INTO metric_series (run_pk, key, updated_at, set_value, set_nan, is_set) VALUES ($1, $2, $3, $4, $5, $6)
-                     ON CONFLICT (run_pk, key) DO UPDATE SET set_value = excluded.set_value, set_nan = excluded.set_nan, is_set = excluded.is_set, updated_at = excluded.updated_at",
-                )
-                .bind(run.pk).bind(k).bind(now).bind((!nan).then_some(*v)).bind(nan).bind(true)
-                .execute(&mut *tx).await?;
+                sqlx::query(INSERT_METRIC_SERIES)
+                    .bind(run.pk)
+                    .bind(k)
+                    .bind(now)
+                    .bind((!nan).then_some(*v))
+                    .bind(nan)
+                    .bind(true)
+                    .execute(&mut *tx)
+                    .await?;
             }
             sqlx::query("UPDATE runs SET updated_at = $1 WHERE pk = $2")
                 .bind(now)

@@ -124,13 +124,20 @@ impl Projects<'_> {
 
     /// Resolves the caller's access to a project by name (404 when it does not exist).
     pub async fn access(&self, actor: &Actor, name: &str) -> ApiResult<ProjectAccess> {
+        const SELECT_PROJECT_MEMBERS: &str = "SELECT p.id, p.visibility, (SELECT m.role FROM project_members m WHERE m.project_id = p.id AND m.user_id = $1) AS role FROM projects p WHERE p.name = $2";
         let row = on_backend!(self.store(), read, |pool| {
-            sqlx::query("SELECT p.id, p.visibility, (SELECT m.role FROM project_members m WHERE m.project_id = p.id AND m.user_id = $1) AS role FROM projects p WHERE p.name = $2")
+            sqlx::query(SELECT_PROJECT_MEMBERS)
                 .bind(actor.user_id().unwrap_or(-1))
                 .bind(name)
                 .fetch_optional(pool)
                 .await?
-                .map(|r| -> Result<(i64, String, Option<String>), sqlx::Error> { Ok((r.try_get("id")?, r.try_get("visibility")?, r.try_get("role")?)) })
+                .map(|r| -> Result<(i64, String, Option<String>), sqlx::Error> {
+                    Ok((
+                        r.try_get("id")?,
+                        r.try_get("visibility")?,
+                        r.try_get("role")?,
+                    ))
+                })
                 .transpose()?
         });
         let (id, vis, role) = row.ok_or_else(|| ApiError::not_found(format!("project {name}")))?;
@@ -167,13 +174,22 @@ impl Projects<'_> {
 
     /// Resolves access by project id.
     pub async fn access_by_id(&self, actor: &Actor, id: i64) -> ApiResult<ProjectAccess> {
+        const SELECT_PROJECT_MEMBERS: &str = "SELECT p.name, p.visibility, (SELECT m.role FROM project_members m WHERE m.project_id = p.id AND m.user_id = $1) AS role FROM projects p WHERE p.id = $2";
         let row = on_backend!(self.store(), read, |pool| {
-            sqlx::query("SELECT p.name, p.visibility, (SELECT m.role FROM project_members m WHERE m.project_id = p.id AND m.user_id = $1) AS role FROM projects p WHERE p.id = $2")
+            sqlx::query(SELECT_PROJECT_MEMBERS)
                 .bind(actor.user_id().unwrap_or(-1))
                 .bind(id)
                 .fetch_optional(pool)
                 .await?
-                .map(|r| -> Result<(String, String, Option<String>), sqlx::Error> { Ok((r.try_get("name")?, r.try_get("visibility")?, r.try_get("role")?)) })
+                .map(
+                    |r| -> Result<(String, String, Option<String>), sqlx::Error> {
+                        Ok((
+                            r.try_get("name")?,
+                            r.try_get("visibility")?,
+                            r.try_get("role")?,
+                        ))
+                    },
+                )
                 .transpose()?
         });
         let (name, vis, role) = row.ok_or_else(|| ApiError::not_found("project"))?;
@@ -212,6 +228,8 @@ impl Projects<'_> {
         req: &CreateProjectRequest,
         client: &ClientInfo,
     ) -> ApiResult<Project> {
+        const INSERT_PROJECTS: &str = "INSERT INTO projects (name, description, visibility, owner_id, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5) RETURNING id";
+        const INSERT_PROJECT_MEMBERS: &str = "INSERT INTO project_members (project_id, user_id, role, added_at) VALUES ($1, $2, 'owner', $3)";
         let user = actor.require_user()?;
         if !wanllmdb_api_types::is_valid_project_name(&req.name) {
             return Err(ApiError::invalid(format!(
@@ -225,7 +243,7 @@ impl Projects<'_> {
         let now = now_us();
         let res: Result<(), ApiError> = async {
             with_tx!(self.store(), |tx| {
-                let id: i64 = sqlx::query_scalar("INSERT INTO projects (name, description, visibility, owner_id, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5) RETURNING id")
+                let id: i64 = sqlx::query_scalar(INSERT_PROJECTS)
                     .bind(&req.name)
                     .bind(&desc)
                     .bind(vis.as_str())
@@ -233,7 +251,7 @@ impl Projects<'_> {
                     .bind(now)
                     .fetch_one(&mut *tx)
                     .await?;
-                sqlx::query("INSERT INTO project_members (project_id, user_id, role, added_at) VALUES ($1, $2, 'owner', $3)")
+                sqlx::query(INSERT_PROJECT_MEMBERS)
                     .bind(id)
                     .bind(user.id)
                     .bind(now)
@@ -356,13 +374,14 @@ impl Projects<'_> {
         req: &UpdateProjectRequest,
         client: &ClientInfo,
     ) -> ApiResult<Project> {
+        const UPDATE_PROJECTS: &str = "UPDATE projects SET description = COALESCE($1, description), visibility = COALESCE($2, visibility), updated_at = $3 WHERE id = $4";
         let access = self.access(actor, name).await?;
         access.require(Role::Admin)?;
         if let Some(d) = &req.description {
             check_description(d)?;
         }
         on_backend!(self.store(), write, |pool| {
-            sqlx::query("UPDATE projects SET description = COALESCE($1, description), visibility = COALESCE($2, visibility), updated_at = $3 WHERE id = $4")
+            sqlx::query(UPDATE_PROJECTS)
                 .bind(&req.description)
                 .bind(req.visibility.map(|v| v.as_str()))
                 .bind(now_us())
@@ -397,10 +416,11 @@ impl Projects<'_> {
 
     /// Members of a project.
     pub async fn members(&self, actor: &Actor, name: &str) -> ApiResult<Vec<Member>> {
+        const SELECT_PROJECT_MEMBERS: &str = "SELECT u.username, m.role, m.added_at FROM project_members m JOIN users u ON u.id = m.user_id WHERE m.project_id = $1 ORDER BY u.username";
         let access = self.access(actor, name).await?;
         access.require_read()?;
         let rows = on_backend!(self.store(), read, |pool| {
-            sqlx::query("SELECT u.username, m.role, m.added_at FROM project_members m JOIN users u ON u.id = m.user_id WHERE m.project_id = $1 ORDER BY u.username")
+            sqlx::query(SELECT_PROJECT_MEMBERS)
                 .bind(access.id)
                 .fetch_all(pool)
                 .await?
@@ -409,7 +429,13 @@ impl Projects<'_> {
                     let role: String = r.try_get("role")?;
                     let username: String = r.try_get("username")?;
                     Ok(Member {
-                        role: known(Role::parse(&role), "project member", &username, "role", &role)?,
+                        role: known(
+                            Role::parse(&role),
+                            "project member",
+                            &username,
+                            "role",
+                            &role,
+                        )?,
                         username,
                         added_at: format_time(r.try_get("added_at")?),
                     })
@@ -472,6 +498,7 @@ impl Projects<'_> {
         role: Role,
         client: &ClientInfo,
     ) -> ApiResult<Member> {
+        const INSERT_PROJECT_MEMBERS: &str = "INSERT INTO project_members (project_id, user_id, role, added_at) VALUES ($1, $2, $3, $4)";
         let access = self.access(actor, name).await?;
         Self::check_grant(&access, role)?;
         let uid = self.user_id_by_name(username).await?;
@@ -482,8 +509,13 @@ impl Projects<'_> {
         }
         let now = now_us();
         on_backend!(self.store(), write, |pool| {
-            sqlx::query("INSERT INTO project_members (project_id, user_id, role, added_at) VALUES ($1, $2, $3, $4)")
-                .bind(access.id).bind(uid).bind(role.as_str()).bind(now).execute(pool).await?;
+            sqlx::query(INSERT_PROJECT_MEMBERS)
+                .bind(access.id)
+                .bind(uid)
+                .bind(role.as_str())
+                .bind(now)
+                .execute(pool)
+                .await?;
         });
         self.record(
             actor,
@@ -510,6 +542,7 @@ impl Projects<'_> {
         role: Role,
         client: &ClientInfo,
     ) -> ApiResult<Member> {
+        const UPDATE_PROJECT_MEMBERS: &str = "UPDATE project_members SET role = $1 WHERE project_id = $2 AND user_id = $3 RETURNING added_at";
         let access = self.access(actor, name).await?;
         Self::check_grant(&access, role)?;
         let uid = self.user_id_by_name(username).await?;
@@ -529,8 +562,12 @@ impl Projects<'_> {
             )));
         }
         let added: i64 = on_backend!(self.store(), write, |pool| {
-            sqlx::query_scalar("UPDATE project_members SET role = $1 WHERE project_id = $2 AND user_id = $3 RETURNING added_at")
-                .bind(role.as_str()).bind(access.id).bind(uid).fetch_one(pool).await?
+            sqlx::query_scalar(UPDATE_PROJECT_MEMBERS)
+                .bind(role.as_str())
+                .bind(access.id)
+                .bind(uid)
+                .fetch_one(pool)
+                .await?
         });
         self.record(
             actor,

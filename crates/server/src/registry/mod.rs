@@ -255,9 +255,12 @@ impl Registry<'_> {
     }
 
     async fn policy_of(&self, project_id: i64) -> ApiResult<RegistryPolicy> {
+        const SELECT_REGISTRY_POLICIES: &str = "SELECT require_approval, allow_self_approval FROM registry_policies WHERE project_id = $1";
         let row: Option<(bool, bool)> = on_backend!(self.store(), read, |pool| {
-            sqlx::query_as("SELECT require_approval, allow_self_approval FROM registry_policies WHERE project_id = $1")
-                .bind(project_id).fetch_optional(pool).await?
+            sqlx::query_as(SELECT_REGISTRY_POLICIES)
+                .bind(project_id)
+                .fetch_optional(pool)
+                .await?
         });
         Ok(row
             .map(|(require_approval, allow_self_approval)| RegistryPolicy {
@@ -268,10 +271,13 @@ impl Registry<'_> {
     }
 
     async fn model_api(&self, row: ModelRow) -> ApiResult<RegisteredModel> {
+        const SELECT_MODEL_VERSIONS: &str = "SELECT version FROM model_versions WHERE model_id = $1 AND stage = 'Production' ORDER BY version DESC";
         let policy = self.policy_of(row.project_id).await?;
         let production: Vec<(i64,)> = on_backend!(self.store(), read, |pool| {
-            sqlx::query_as("SELECT version FROM model_versions WHERE model_id = $1 AND stage = 'Production' ORDER BY version DESC")
-                .bind(row.id).fetch_all(pool).await?
+            sqlx::query_as(SELECT_MODEL_VERSIONS)
+                .bind(row.id)
+                .fetch_all(pool)
+                .await?
         });
         Ok(RegisteredModel {
             approval_required: row.require_approval.unwrap_or(policy.require_approval),
@@ -296,6 +302,7 @@ impl Registry<'_> {
         client: &ClientInfo,
         req: RegisterModelRequest,
     ) -> ApiResult<RegisteredModel> {
+        const INSERT_REGISTERED_MODELS: &str = "INSERT INTO registered_models (name, project_id, description, tags, require_approval, created_by, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING id";
         if !is_valid_model_name(&req.name) {
             return Err(ApiError::invalid(format!(
                 "model name {:?} is not valid: use 1 to 128 of A-Z a-z 0-9 . _ -",
@@ -312,11 +319,29 @@ impl Registry<'_> {
         let now = now_us();
         let res: ApiResult<()> = async {
             with_tx!(self.store(), |tx| {
-                let id: i64 = sqlx::query_scalar("INSERT INTO registered_models (name, project_id, description, tags, require_approval, created_by, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING id")
-                    .bind(&req.name).bind(access.id).bind(req.description.clone().unwrap_or_default())
-                    .bind(serde_json::to_string(&tags).unwrap_or_default()).bind(req.require_approval)
-                    .bind(user.id).bind(now).fetch_one(&mut *tx).await?;
-                record_change!(tx, id, &user.username, now, Change { version: None, action: "registered", from: None, to: Some(req.project.clone()), comment: req.description.as_deref() });
+                let id: i64 = sqlx::query_scalar(INSERT_REGISTERED_MODELS)
+                    .bind(&req.name)
+                    .bind(access.id)
+                    .bind(req.description.clone().unwrap_or_default())
+                    .bind(serde_json::to_string(&tags).unwrap_or_default())
+                    .bind(req.require_approval)
+                    .bind(user.id)
+                    .bind(now)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                record_change!(
+                    tx,
+                    id,
+                    &user.username,
+                    now,
+                    Change {
+                        version: None,
+                        action: "registered",
+                        from: None,
+                        to: Some(req.project.clone()),
+                        comment: req.description.as_deref()
+                    }
+                );
             });
             Ok(())
         }
@@ -401,6 +426,7 @@ impl Registry<'_> {
         name: &str,
         req: UpdateModelRequest,
     ) -> ApiResult<RegisteredModel> {
+        const UPDATE_REGISTERED_MODELS: &str = "UPDATE registered_models SET description = COALESCE($1, description), tags = COALESCE($2, tags), require_approval = $3, updated_at = $4 WHERE id = $5";
         let policy_change = req.require_approval.is_some() || req.follow_project;
         // Loosening or tightening what Production needs is an admin's decision.
         let min = if policy_change {
@@ -419,9 +445,14 @@ impl Registry<'_> {
         };
         let now = now_us();
         with_tx!(self.store(), |tx| {
-            sqlx::query("UPDATE registered_models SET description = COALESCE($1, description), tags = COALESCE($2, tags), require_approval = $3, updated_at = $4 WHERE id = $5")
-                .bind(&req.description).bind(tags.map(|t| serde_json::to_string(&t).unwrap_or_default()))
-                .bind(approval).bind(now).bind(row.id).execute(&mut *tx).await?;
+            sqlx::query(UPDATE_REGISTERED_MODELS)
+                .bind(&req.description)
+                .bind(tags.map(|t| serde_json::to_string(&t).unwrap_or_default()))
+                .bind(approval)
+                .bind(now)
+                .bind(row.id)
+                .execute(&mut *tx)
+                .await?;
             let change = Change {
                 version: None,
                 action: "updated",
@@ -567,6 +598,7 @@ impl Registry<'_> {
         name: &str,
         req: CreateModelVersionRequest,
     ) -> ApiResult<ModelVersion> {
+        const INSERT_MODEL_VERSIONS: &str = "INSERT INTO model_versions (model_id, version, artifact_version_id, run_pk, description, metrics, tags, created_by, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)";
         let model = self.load_with(actor, name, Role::Member).await?;
         let user = actor.require_user()?;
         check_text("description", req.description.as_deref())?;
@@ -620,10 +652,18 @@ impl Registry<'_> {
             .bind(model.id)
             .fetch_one(&mut *tx)
             .await?;
-            sqlx::query("INSERT INTO model_versions (model_id, version, artifact_version_id, run_pk, description, metrics, tags, created_by, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)")
-                .bind(model.id).bind(n).bind(artifact_id).bind(run_pk).bind(req.description.clone().unwrap_or_default())
-                .bind(metrics.to_string()).bind(serde_json::to_string(&tags).unwrap_or_default()).bind(user.id).bind(now)
-                .execute(&mut *tx).await?;
+            sqlx::query(INSERT_MODEL_VERSIONS)
+                .bind(model.id)
+                .bind(n)
+                .bind(artifact_id)
+                .bind(run_pk)
+                .bind(req.description.clone().unwrap_or_default())
+                .bind(metrics.to_string())
+                .bind(serde_json::to_string(&tags).unwrap_or_default())
+                .bind(user.id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
             record_change!(
                 tx,
                 model.id,
@@ -829,9 +869,12 @@ impl Registry<'_> {
 
     /// Usernames of those who may approve versions of a project's models.
     async fn approvers(&self, project_id: i64) -> ApiResult<Vec<String>> {
+        const SELECT_PROJECT_MEMBERS: &str = "SELECT u.username FROM project_members m JOIN users u ON u.id = m.user_id WHERE m.project_id = $1 AND m.role IN ('owner', 'admin') ORDER BY u.username";
         let rows: Vec<(String,)> = on_backend!(self.store(), read, |pool| {
-            sqlx::query_as("SELECT u.username FROM project_members m JOIN users u ON u.id = m.user_id WHERE m.project_id = $1 AND m.role IN ('owner', 'admin') ORDER BY u.username")
-                .bind(project_id).fetch_all(pool).await?
+            sqlx::query_as(SELECT_PROJECT_MEMBERS)
+                .bind(project_id)
+                .fetch_all(pool)
+                .await?
         });
         Ok(rows.into_iter().map(|(u,)| u).collect())
     }
@@ -846,6 +889,9 @@ impl Registry<'_> {
         version: &str,
         req: TransitionRequest,
     ) -> ApiResult<ModelVersion> {
+        const SELECT_MODEL_VERSIONS: &str = "SELECT v.version, u.username FROM model_versions v LEFT JOIN users u ON u.id = v.approved_by WHERE v.model_id = $1 AND v.stage = 'Production' AND v.id <> $2 ORDER BY v.version";
+        const UPDATE_MODEL_VERSIONS: &str = "UPDATE model_versions SET stage = 'Archived', approved_by = NULL, approved_at = NULL, updated_at = $1 WHERE model_id = $2 AND version = $3";
+        const UPDATE_MODEL_VERSIONS_2: &str = "UPDATE model_versions SET approved_by = NULL, approved_at = NULL WHERE id = $1 AND approved_by IS NOT NULL";
         let model = self.load_with(actor, name, Role::Member).await?;
         let user = actor.require_user()?;
         check_text("comment", req.comment.as_deref())?;
@@ -874,11 +920,18 @@ impl Registry<'_> {
             };
             let mut archived = Vec::new();
             if req.to == Stage::Production && req.archive_existing {
-                let others: Vec<(i64, Option<String>)> = sqlx::query_as("SELECT v.version, u.username FROM model_versions v LEFT JOIN users u ON u.id = v.approved_by WHERE v.model_id = $1 AND v.stage = 'Production' AND v.id <> $2 ORDER BY v.version")
-                    .bind(model.id).bind(row.id).fetch_all(&mut *tx).await?;
+                let others: Vec<(i64, Option<String>)> = sqlx::query_as(SELECT_MODEL_VERSIONS)
+                    .bind(model.id)
+                    .bind(row.id)
+                    .fetch_all(&mut *tx)
+                    .await?;
                 for (v, approver) in others {
-                    sqlx::query("UPDATE model_versions SET stage = 'Archived', approved_by = NULL, approved_at = NULL, updated_at = $1 WHERE model_id = $2 AND version = $3")
-                        .bind(now).bind(model.id).bind(v).execute(&mut *tx).await?;
+                    sqlx::query(UPDATE_MODEL_VERSIONS)
+                        .bind(now)
+                        .bind(model.id)
+                        .bind(v)
+                        .execute(&mut *tx)
+                        .await?;
                     let comment = format!("archived when v{number} was promoted to Production");
                     record_change!(
                         tx,
@@ -933,8 +986,11 @@ impl Registry<'_> {
             // An approval is for one promotion: leaving Production, or going back to Staging
             // or None, voids it (the promotion it allowed stands).
             if voids_approval(&from, req.to) {
-                let voided = sqlx::query("UPDATE model_versions SET approved_by = NULL, approved_at = NULL WHERE id = $1 AND approved_by IS NOT NULL")
-                    .bind(row.id).execute(&mut *tx).await?.rows_affected();
+                let voided = sqlx::query(UPDATE_MODEL_VERSIONS_2)
+                    .bind(row.id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
                 if voided > 0 {
                     let why = format!("moved from {from} to {}", req.to.as_str());
                     record_change!(
@@ -1002,6 +1058,7 @@ impl Registry<'_> {
         req: &ApprovalRequest,
         change: Approval,
     ) -> ApiResult<ModelVersion> {
+        const UPDATE_MODEL_VERSIONS: &str = "UPDATE model_versions SET approved_by = $1, approved_at = $2, updated_at = $3 WHERE id = $4";
         let comment = req.comment.as_deref();
         let approved_by = req.approved_by.as_deref();
         let revoke = change == Approval::Revoke;
@@ -1039,8 +1096,13 @@ impl Registry<'_> {
             (Some(user.id), Some(now))
         };
         with_tx!(self.store(), |tx| {
-            sqlx::query("UPDATE model_versions SET approved_by = $1, approved_at = $2, updated_at = $3 WHERE id = $4")
-                .bind(approver).bind(at).bind(now).bind(row.id).execute(&mut *tx).await?;
+            sqlx::query(UPDATE_MODEL_VERSIONS)
+                .bind(approver)
+                .bind(at)
+                .bind(now)
+                .bind(row.id)
+                .execute(&mut *tx)
+                .await?;
             let change = Change {
                 version: Some(number),
                 action: if revoke {
@@ -1080,6 +1142,9 @@ impl Registry<'_> {
         alias: &str,
         req: SetModelAliasRequest,
     ) -> ApiResult<ModelVersion> {
+        const SELECT_MODEL_ALIASES: &str = "SELECT v.version FROM model_aliases al JOIN model_versions v ON v.id = al.version_id WHERE al.model_id = $1 AND al.alias = $2";
+        const INSERT_MODEL_ALIASES: &str = "INSERT INTO model_aliases (model_id, alias, version_id, updated_by, updated_at) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (model_id, alias) DO UPDATE SET version_id = excluded.version_id, updated_by = excluded.updated_by, updated_at = excluded.updated_at";
         let model = self.load_with(actor, name, Role::Member).await?;
         let user = actor.require_user()?;
         check_alias(alias)?;
@@ -1093,11 +1158,19 @@ impl Registry<'_> {
                 .bind(model.id)
                 .execute(&mut *tx)
                 .await?;
-            let before: Option<i64> = sqlx::query_scalar("SELECT v.version FROM model_aliases al JOIN model_versions v ON v.id = al.version_id WHERE al.model_id = $1 AND al.alias = $2")
-                .bind(model.id).bind(alias).fetch_optional(&mut *tx).await?;
-            sqlx::query("INSERT INTO model_aliases (model_id, alias, version_id, updated_by, updated_at) VALUES ($1, $2, $3, $4, $5) \
-                 ON CONFLICT (model_id, alias) DO UPDATE SET version_id = excluded.version_id, updated_by = excluded.updated_by, updated_at = excluded.updated_at")
-                .bind(model.id).bind(alias).bind(row.id).bind(user.id).bind(now).execute(&mut *tx).await?;
+            let before: Option<i64> = sqlx::query_scalar(SELECT_MODEL_ALIASES)
+                .bind(model.id)
+                .bind(alias)
+                .fetch_optional(&mut *tx)
+                .await?;
+            sqlx::query(INSERT_MODEL_ALIASES)
+                .bind(model.id)
+                .bind(alias)
+                .bind(row.id)
+                .bind(user.id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
             let change = Change {
                 version: Some(number),
                 action: "alias_set",
@@ -1173,11 +1246,15 @@ impl Registry<'_> {
         name: &str,
         version: Option<&str>,
     ) -> ApiResult<Vec<ModelEvent>> {
+        const SELECT_MODEL_HISTORY: &str = "SELECT id, version, action, from_value, to_value, comment, username, at FROM model_history WHERE model_id = $1 AND ($2 IS NULL OR version = $2) ORDER BY id";
         let (model, _) = self.load(actor, name).await?;
         let number = version.map(version_number).transpose()?;
         let rows: Vec<EventRow> = on_backend!(self.store(), read, |pool| {
-            sqlx::query_as("SELECT id, version, action, from_value, to_value, comment, username, at FROM model_history WHERE model_id = $1 AND ($2 IS NULL OR version = $2) ORDER BY id")
-                .bind(model.id).bind(number).fetch_all(pool).await?
+            sqlx::query_as(SELECT_MODEL_HISTORY)
+                .bind(model.id)
+                .bind(number)
+                .fetch_all(pool)
+                .await?
         });
         Ok(rows
             .into_iter()
@@ -1211,14 +1288,20 @@ impl Registry<'_> {
         project: &str,
         policy: RegistryPolicy,
     ) -> ApiResult<RegistryPolicy> {
+        const INSERT_REGISTRY_POLICIES: &str = "INSERT INTO registry_policies (project_id, require_approval, allow_self_approval, updated_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (project_id) DO UPDATE SET require_approval = excluded.require_approval, allow_self_approval = excluded.allow_self_approval, updated_at = excluded.updated_at";
         let access = Projects { state: self.state }
             .access(actor, project)
             .await?;
         access.require(Role::Admin)?;
         on_backend!(self.store(), write, |pool| {
-            sqlx::query("INSERT INTO registry_policies (project_id, require_approval, allow_self_approval, updated_at) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (project_id) DO UPDATE SET require_approval = excluded.require_approval, allow_self_approval = excluded.allow_self_approval, updated_at = excluded.updated_at")
-                .bind(access.id).bind(policy.require_approval).bind(policy.allow_self_approval).bind(now_us()).execute(pool).await?;
+            sqlx::query(INSERT_REGISTRY_POLICIES)
+                .bind(access.id)
+                .bind(policy.require_approval)
+                .bind(policy.allow_self_approval)
+                .bind(now_us())
+                .execute(pool)
+                .await?;
         });
         self.audit(
             actor,

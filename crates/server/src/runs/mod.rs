@@ -338,6 +338,8 @@ impl Runs<'_> {
         req: CreateRunRequest,
         client: &ClientInfo,
     ) -> ApiResult<(Run, bool)> {
+        const INSERT_RUNS: &str = "INSERT INTO runs (id, project_id, name, state, config, tags, notes, group_name, job_type, git_commit, git_branch, git_remote, git_dirty, host, os, program, runtime, created_by, created_at, started_at, heartbeat_at, updated_at)
+                     VALUES ($1, $2, $3, 'running', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $19, $19, $18, $18) RETURNING pk";
         let access = Projects { state: self.state }
             .access_or_create(actor, &req.project, client)
             .await?;
@@ -381,33 +383,34 @@ impl Runs<'_> {
             .unwrap_or_else(|| id.clone());
         let res: ApiResult<()> = async {
             with_tx!(self.store(), |tx| {
-                let pk: i64 = sqlx::query_scalar(
-                    "INSERT INTO runs (id, project_id, name, state, config, tags, notes, group_name, job_type, git_commit, git_branch, git_remote, git_dirty, host, os, program, runtime, created_by, created_at, started_at, heartbeat_at, updated_at)
-                     VALUES ($1, $2, $3, 'running', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $19, $19, $18, $18) RETURNING pk",
-                )
-                .bind(&id)
-                .bind(access.id)
-                .bind(&name)
-                .bind(config.to_string())
-                .bind(serde_json::to_string(&tags).unwrap_or_default())
-                .bind(req.notes.clone().unwrap_or_default())
-                .bind(&req.group)
-                .bind(&req.job_type)
-                .bind(&git.commit)
-                .bind(&git.branch)
-                .bind(&git.remote)
-                .bind(git.dirty)
-                .bind(&req.host)
-                .bind(&req.os)
-                .bind(&req.program)
-                .bind(serde_json::to_string(&req.runtime).unwrap_or_default())
-                .bind(user.id)
-                .bind(now)
-                .bind(started)
-                .fetch_one(&mut *tx)
-                .await?;
+                let pk: i64 = sqlx::query_scalar(INSERT_RUNS)
+                    .bind(&id)
+                    .bind(access.id)
+                    .bind(&name)
+                    .bind(config.to_string())
+                    .bind(serde_json::to_string(&tags).unwrap_or_default())
+                    .bind(req.notes.clone().unwrap_or_default())
+                    .bind(&req.group)
+                    .bind(&req.job_type)
+                    .bind(&git.commit)
+                    .bind(&git.branch)
+                    .bind(&git.remote)
+                    .bind(git.dirty)
+                    .bind(&req.host)
+                    .bind(&req.os)
+                    .bind(&req.program)
+                    .bind(serde_json::to_string(&req.runtime).unwrap_or_default())
+                    .bind(user.id)
+                    .bind(now)
+                    .bind(started)
+                    .fetch_one(&mut *tx)
+                    .await?;
                 for t in &tags {
-                    sqlx::query("INSERT INTO run_tags (run_pk, tag) VALUES ($1, $2)").bind(pk).bind(t).execute(&mut *tx).await?;
+                    sqlx::query("INSERT INTO run_tags (run_pk, tag) VALUES ($1, $2)")
+                        .bind(pk)
+                        .bind(t)
+                        .execute(&mut *tx)
+                        .await?;
                 }
             });
             Ok(())
@@ -443,6 +446,11 @@ impl Runs<'_> {
         config: serde_json::Value,
         tags: Vec<String>,
     ) -> ApiResult<Run> {
+        const UPDATE_RUNS: &str = "UPDATE runs SET state = 'running', finished_at = NULL, exit_code = NULL, end_reason = NULL, stop_requested = $1, reaped = $1, heartbeat_at = $2, updated_at = $2,
+                 started_at = CASE WHEN state = 'running' THEN started_at ELSE $2 END,
+                 config = $3, tags = $4, name = COALESCE($5, name), notes = COALESCE($6, notes), group_name = COALESCE($7, group_name),
+                 job_type = COALESCE($8, job_type), host = COALESCE($9, host), os = COALESCE($10, os), program = COALESCE($11, program)
+                 WHERE pk = $12";
         // Resuming merges: config keys given now override, tags are added, other fields kept
         // unless given.
         let mut merged: serde_json::Map<String, serde_json::Value> =
@@ -462,27 +470,21 @@ impl Runs<'_> {
         let now = now_us();
         let pk = existing.pk;
         with_tx!(self.store(), |tx| {
-            sqlx::query(
-                "UPDATE runs SET state = 'running', finished_at = NULL, exit_code = NULL, end_reason = NULL, stop_requested = $1, reaped = $1, heartbeat_at = $2, updated_at = $2,
-                 started_at = CASE WHEN state = 'running' THEN started_at ELSE $2 END,
-                 config = $3, tags = $4, name = COALESCE($5, name), notes = COALESCE($6, notes), group_name = COALESCE($7, group_name),
-                 job_type = COALESCE($8, job_type), host = COALESCE($9, host), os = COALESCE($10, os), program = COALESCE($11, program)
-                 WHERE pk = $12",
-            )
-            .bind(false)
-            .bind(now)
-            .bind(merged)
-            .bind(serde_json::to_string(&all_tags).unwrap_or_default())
-            .bind(req.name.clone().filter(|n| !n.trim().is_empty()))
-            .bind(&req.notes)
-            .bind(&req.group)
-            .bind(&req.job_type)
-            .bind(&req.host)
-            .bind(&req.os)
-            .bind(&req.program)
-            .bind(pk)
-            .execute(&mut *tx)
-            .await?;
+            sqlx::query(UPDATE_RUNS)
+                .bind(false)
+                .bind(now)
+                .bind(merged)
+                .bind(serde_json::to_string(&all_tags).unwrap_or_default())
+                .bind(req.name.clone().filter(|n| !n.trim().is_empty()))
+                .bind(&req.notes)
+                .bind(&req.group)
+                .bind(&req.job_type)
+                .bind(&req.host)
+                .bind(&req.os)
+                .bind(&req.program)
+                .bind(pk)
+                .execute(&mut *tx)
+                .await?;
             for t in &all_tags {
                 sqlx::query(
                     "INSERT INTO run_tags (run_pk, tag) VALUES ($1, $2) ON CONFLICT DO NOTHING",
@@ -508,6 +510,7 @@ impl Runs<'_> {
         req: UpdateRunRequest,
         client: &ClientInfo,
     ) -> ApiResult<Run> {
+        const UPDATE_RUNS: &str = "UPDATE runs SET name = COALESCE($1, name), notes = COALESCE($2, notes), tags = COALESCE($3, tags), updated_at = $4 WHERE pk = $5";
         let (row, _) = self.load_for_write(actor, id).await?;
         check_label("name", &req.name, 256)?;
         check_len("notes", &req.notes, 100_000)?;
@@ -541,10 +544,13 @@ impl Runs<'_> {
                     .execute(&mut *tx)
                     .await?;
             }
-            sqlx::query("UPDATE runs SET name = COALESCE($1, name), notes = COALESCE($2, notes), tags = COALESCE($3, tags), updated_at = $4 WHERE pk = $5")
+            sqlx::query(UPDATE_RUNS)
                 .bind(&req.name)
                 .bind(&req.notes)
-                .bind(tags.as_ref().map(|t| serde_json::to_string(t).unwrap_or_default()))
+                .bind(
+                    tags.as_ref()
+                        .map(|t| serde_json::to_string(t).unwrap_or_default()),
+                )
                 .bind(now)
                 .bind(row.pk)
                 .execute(&mut *tx)
@@ -704,6 +710,7 @@ impl Runs<'_> {
     /// Records a heartbeat. A run the reaper marked crashed comes back to life; a finished or
     /// killed run stays as it is (409).
     pub async fn heartbeat(&self, actor: &Actor, id: &str) -> ApiResult<HeartbeatResponse> {
+        const UPDATE_RUNS: &str = "UPDATE runs SET heartbeat_at = $1, updated_at = $1, state = 'running', finished_at = NULL, reaped = $3 WHERE pk = $2";
         let (row, _) = self.load_for_write(actor, id).await?;
         let state = row.state()?;
         let revivable = state == RunState::Running || (state == RunState::Crashed && row.reaped);
@@ -715,8 +722,12 @@ impl Runs<'_> {
         }
         let now = now_us();
         on_backend!(self.store(), write, |pool| {
-            sqlx::query("UPDATE runs SET heartbeat_at = $1, updated_at = $1, state = 'running', finished_at = NULL, reaped = $3 WHERE pk = $2")
-                .bind(now).bind(row.pk).bind(false).execute(pool).await?;
+            sqlx::query(UPDATE_RUNS)
+                .bind(now)
+                .bind(row.pk)
+                .bind(false)
+                .execute(pool)
+                .await?;
         });
         Ok(HeartbeatResponse {
             state: RunState::Running,
@@ -732,6 +743,9 @@ impl Runs<'_> {
         req: FinishRunRequest,
         client: &ClientInfo,
     ) -> ApiResult<Run> {
+        const UPDATE_RUNS: &str = "UPDATE runs SET state = $1, exit_code = $2, finished_at = $3, updated_at = $3, reaped = $5,
+                 end_reason = CASE WHEN $1 = 'killed' THEN COALESCE($6, (SELECT t.stop_reason FROM sweep_trials t WHERE t.run_id = runs.id)) ELSE $6 END
+                 WHERE pk = $4";
         let (row, _) = self.load_for_write(actor, id).await?;
         if req.state == RunState::Running {
             return Err(ApiError::invalid(
@@ -745,10 +759,15 @@ impl Runs<'_> {
             .map_or(now, |t| t.clamp(row.started_at.min(now), now));
         // A run a sweep stopped ends with the sweep's reason unless the client gave one.
         on_backend!(self.store(), write, |pool| {
-            sqlx::query("UPDATE runs SET state = $1, exit_code = $2, finished_at = $3, updated_at = $3, reaped = $5,
-                 end_reason = CASE WHEN $1 = 'killed' THEN COALESCE($6, (SELECT t.stop_reason FROM sweep_trials t WHERE t.run_id = runs.id)) ELSE $6 END
-                 WHERE pk = $4")
-                .bind(req.state.as_str()).bind(req.exit_code.map(i64::from)).bind(end).bind(row.pk).bind(false).bind(&req.reason).execute(pool).await?;
+            sqlx::query(UPDATE_RUNS)
+                .bind(req.state.as_str())
+                .bind(req.exit_code.map(i64::from))
+                .bind(end)
+                .bind(row.pk)
+                .bind(false)
+                .bind(&req.reason)
+                .execute(pool)
+                .await?;
         });
         self.record(
             actor,
@@ -883,9 +902,10 @@ impl Runs<'_> {
 
 /// Marks running runs whose heartbeat is older than the timeout as crashed. Returns how many.
 pub async fn reap_silent_runs(store: &Store, timeout_us: i64) -> Result<u64, sqlx::Error> {
+    const UPDATE_RUNS: &str = "UPDATE runs SET state = 'crashed', reaped = $3, finished_at = $1, updated_at = $1 WHERE state = 'running' AND heartbeat_at < $2";
     let now = now_us();
     Ok(on_backend!(store, write, |pool| {
-        sqlx::query("UPDATE runs SET state = 'crashed', reaped = $3, finished_at = $1, updated_at = $1 WHERE state = 'running' AND heartbeat_at < $2")
+        sqlx::query(UPDATE_RUNS)
             .bind(now)
             .bind(now - timeout_us)
             .bind(true)

@@ -318,6 +318,7 @@ impl Sweeps<'_> {
         project: &str,
         req: CreateSweepRequest,
     ) -> ApiResult<Sweep> {
+        const INSERT_SWEEPS: &str = "INSERT INTO sweeps (id, project_id, name, description, method, config, state, seed, created_by, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, $9, $9)";
         let access = Projects { state: self.state }
             .access(actor, project)
             .await?;
@@ -352,10 +353,18 @@ impl Sweeps<'_> {
         };
         let now = now_us();
         on_backend!(self.store(), write, |pool| {
-            sqlx::query("INSERT INTO sweeps (id, project_id, name, description, method, config, state, seed, created_by, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, $9, $9)")
-                .bind(&id).bind(access.id).bind(&name).bind(cfg.description.clone().unwrap_or_default())
-                .bind(method).bind(req.config.to_string()).bind(seed).bind(user.id).bind(now)
-                .execute(pool).await?;
+            sqlx::query(INSERT_SWEEPS)
+                .bind(&id)
+                .bind(access.id)
+                .bind(&name)
+                .bind(cfg.description.clone().unwrap_or_default())
+                .bind(method)
+                .bind(req.config.to_string())
+                .bind(seed)
+                .bind(user.id)
+                .bind(now)
+                .execute(pool)
+                .await?;
         });
         self.audit(
             actor,
@@ -426,9 +435,12 @@ impl Sweeps<'_> {
     }
 
     async fn agents(&self, sweep_pk: i64) -> ApiResult<Vec<SweepAgent>> {
+        const SELECT_SWEEP_AGENTS: &str = "SELECT id, host, pid, heartbeat_at, exited_at FROM sweep_agents WHERE sweep_pk = $1 ORDER BY pk";
         let rows: Vec<AgentRow> = on_backend!(self.store(), read, |pool| {
-            sqlx::query_as("SELECT id, host, pid, heartbeat_at, exited_at FROM sweep_agents WHERE sweep_pk = $1 ORDER BY pk")
-                .bind(sweep_pk).fetch_all(pool).await?
+            sqlx::query_as(SELECT_SWEEP_AGENTS)
+                .bind(sweep_pk)
+                .fetch_all(pool)
+                .await?
         });
         let stale = self.stale_before();
         Ok(rows
@@ -540,23 +552,39 @@ impl Sweeps<'_> {
     }
 
     async fn set_state(&self, pk: i64, to: SweepState, reason: Option<&str>) -> ApiResult<()> {
+        const UPDATE_SWEEPS: &str = "UPDATE sweeps SET state = $1, finish_reason = COALESCE($2, finish_reason), finished_at = COALESCE($3, finished_at), updated_at = $4 WHERE pk = $5";
         let now = now_us();
         let finished_at = to.is_terminal().then_some(now);
         on_backend!(self.store(), write, |pool| {
-            sqlx::query("UPDATE sweeps SET state = $1, finish_reason = COALESCE($2, finish_reason), finished_at = COALESCE($3, finished_at), updated_at = $4 WHERE pk = $5")
-                .bind(to.as_str()).bind(reason).bind(finished_at).bind(now).bind(pk).execute(pool).await?;
+            sqlx::query(UPDATE_SWEEPS)
+                .bind(to.as_str())
+                .bind(reason)
+                .bind(finished_at)
+                .bind(now)
+                .bind(pk)
+                .execute(pool)
+                .await?;
         });
         Ok(())
     }
 
     /// Asks every running or reserved trial's run to stop.
     async fn stop_unfinished(&self, sweep_pk: i64, reason: &str) -> ApiResult<()> {
+        const UPDATE_SWEEP_TRIALS: &str = "UPDATE sweep_trials SET stop_reason = $1 WHERE sweep_pk = $2 AND stop_reason IS NULL AND run_id NOT IN (SELECT id FROM runs WHERE state <> 'running')";
+        const UPDATE_RUNS: &str = "UPDATE runs SET stop_requested = $1, updated_at = $2 WHERE state = 'running' AND id IN (SELECT run_id FROM sweep_trials WHERE sweep_pk = $3)";
         let now = now_us();
         with_tx!(self.store(), |tx| {
-            sqlx::query("UPDATE sweep_trials SET stop_reason = $1 WHERE sweep_pk = $2 AND stop_reason IS NULL AND run_id NOT IN (SELECT id FROM runs WHERE state <> 'running')")
-                .bind(reason).bind(sweep_pk).execute(&mut *tx).await?;
-            sqlx::query("UPDATE runs SET stop_requested = $1, updated_at = $2 WHERE state = 'running' AND id IN (SELECT run_id FROM sweep_trials WHERE sweep_pk = $3)")
-                .bind(true).bind(now).bind(sweep_pk).execute(&mut *tx).await?;
+            sqlx::query(UPDATE_SWEEP_TRIALS)
+                .bind(reason)
+                .bind(sweep_pk)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(UPDATE_RUNS)
+                .bind(true)
+                .bind(now)
+                .bind(sweep_pk)
+                .execute(&mut *tx)
+                .await?;
         });
         Ok(())
     }
@@ -569,6 +597,9 @@ impl Sweeps<'_> {
         client: &ClientInfo,
         id: &str,
     ) -> ApiResult<DeletedSweep> {
+        const SELECT_RUNS: &str = "SELECT r.id FROM runs r JOIN sweep_trials t ON t.run_id = r.id WHERE t.sweep_pk = $1 ORDER BY t.number";
+        const UPDATE_RUNS: &str = "UPDATE runs SET notes = CASE WHEN notes = '' THEN $1 ELSE notes || $2 || $1 END, updated_at = $3
+                 WHERE id IN (SELECT run_id FROM sweep_trials WHERE sweep_pk = $4)";
         let row = self.load_for_write(actor, id).await?;
         let user = actor.require_user()?;
         let note = format!(
@@ -579,22 +610,17 @@ impl Sweeps<'_> {
         );
         let now = now_us();
         let detached: Vec<String> = with_tx!(self.store(), |tx| {
-            let ids: Vec<String> = sqlx::query_scalar(
-                "SELECT r.id FROM runs r JOIN sweep_trials t ON t.run_id = r.id WHERE t.sweep_pk = $1 ORDER BY t.number",
-            )
-            .bind(row.pk)
-            .fetch_all(&mut *tx)
-            .await?;
-            sqlx::query(
-                "UPDATE runs SET notes = CASE WHEN notes = '' THEN $1 ELSE notes || $2 || $1 END, updated_at = $3
-                 WHERE id IN (SELECT run_id FROM sweep_trials WHERE sweep_pk = $4)",
-            )
-            .bind(&note)
-            .bind("\n")
-            .bind(now)
-            .bind(row.pk)
-            .execute(&mut *tx)
-            .await?;
+            let ids: Vec<String> = sqlx::query_scalar(SELECT_RUNS)
+                .bind(row.pk)
+                .fetch_all(&mut *tx)
+                .await?;
+            sqlx::query(UPDATE_RUNS)
+                .bind(&note)
+                .bind("\n")
+                .bind(now)
+                .bind(row.pk)
+                .execute(&mut *tx)
+                .await?;
             sqlx::query("DELETE FROM sweeps WHERE pk = $1")
                 .bind(row.pk)
                 .execute(&mut *tx)
@@ -623,6 +649,7 @@ impl Sweeps<'_> {
         client: &ClientInfo,
         id: &str,
     ) -> ApiResult<RetryFailed> {
+        const UPDATE_SWEEPS: &str = "UPDATE sweeps SET state = 'running', finish_reason = NULL, finished_at = NULL, updated_at = $1 WHERE pk = $2 AND state = 'finished'";
         let row = self.load_for_write(actor, id).await?;
         if row.state()? == SweepState::Canceled {
             return Err(ApiError::Conflict(format!(
@@ -649,8 +676,11 @@ impl Sweeps<'_> {
                         .await?;
                 }
                 // A sweep that ran out of points has work again.
-                sqlx::query("UPDATE sweeps SET state = 'running', finish_reason = NULL, finished_at = NULL, updated_at = $1 WHERE pk = $2 AND state = 'finished'")
-                    .bind(now_us()).bind(row.pk).execute(&mut *tx).await?;
+                sqlx::query(UPDATE_SWEEPS)
+                    .bind(now_us())
+                    .bind(row.pk)
+                    .execute(&mut *tx)
+                    .await?;
             });
         }
         self.audit(
@@ -688,6 +718,12 @@ impl Sweeps<'_> {
         sweep: &SweepRow,
         agent_pk: Option<i64>,
     ) -> ApiResult<Result<Suggestion, NoTrial>> {
+        const UPDATE_SWEEPS: &str = "UPDATE sweeps SET updated_at = $1 WHERE pk = $2 RETURNING state, grid_cursor, trial_count";
+        const SELECT_SWEEP_TRIALS: &str = "SELECT number, params, grid_index FROM sweep_trials WHERE sweep_pk = $1 AND retry_requested = $2 ORDER BY number LIMIT 1";
+        const INSERT_SWEEP_TRIALS: &str = "INSERT INTO sweep_trials (sweep_pk, number, run_id, params, grid_index, agent_pk, retry_of, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+        const UPDATE_SWEEP_TRIALS: &str =
+            "UPDATE sweep_trials SET retry_requested = $1 WHERE sweep_pk = $2 AND number = $3";
+        const UPDATE_SWEEPS_2: &str = "UPDATE sweeps SET grid_cursor = $1, trial_count = $2, state = CASE WHEN state = 'pending' THEN 'running' ELSE state END WHERE pk = $3";
         let cfg = sweep.config()?;
         let space = Space::new(&cfg);
         let metric = SweepRow::metric_key(&cfg);
@@ -696,12 +732,16 @@ impl Sweeps<'_> {
         let run_id = generate_run_id();
         let outcome: Result<(i64, Map<String, Value>), NoTrial> = with_tx!(self.store(), |tx| {
             // Touching the row first takes the lock that serialises controllers.
-            let (state, cursor, drawn): (String, i64, i64) = sqlx::query_as(
-                "UPDATE sweeps SET updated_at = $1 WHERE pk = $2 RETURNING state, grid_cursor, trial_count")
-                .bind(now).bind(sweep.pk).fetch_one(&mut *tx).await?;
-            let retry: Option<(i64, String, Option<i64>)> = sqlx::query_as(
-                "SELECT number, params, grid_index FROM sweep_trials WHERE sweep_pk = $1 AND retry_requested = $2 ORDER BY number LIMIT 1")
-                .bind(sweep.pk).bind(true).fetch_optional(&mut *tx).await?;
+            let (state, cursor, drawn): (String, i64, i64) = sqlx::query_as(UPDATE_SWEEPS)
+                .bind(now)
+                .bind(sweep.pk)
+                .fetch_one(&mut *tx)
+                .await?;
+            let retry: Option<(i64, String, Option<i64>)> = sqlx::query_as(SELECT_SWEEP_TRIALS)
+                .bind(sweep.pk)
+                .bind(true)
+                .fetch_optional(&mut *tx)
+                .await?;
             let history: Vec<TrialRow> =
                 if matches!(cfg.method, SearchMethod::Bayes) && retry.is_none() {
                     sqlx::query_as::<_, TrialRow>(TRIAL_SELECT)
@@ -735,17 +775,32 @@ impl Sweeps<'_> {
                     .bind(sweep.pk)
                     .fetch_one(&mut *tx)
                     .await?;
-                    sqlx::query("INSERT INTO sweep_trials (sweep_pk, number, run_id, params, grid_index, agent_pk, retry_of, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
-                        .bind(sweep.pk).bind(number).bind(&run_id).bind(Value::Object(d.params.clone()).to_string())
-                        .bind(d.grid_index).bind(agent_pk).bind(d.retry_of).bind(now)
-                        .execute(&mut *tx).await?;
+                    sqlx::query(INSERT_SWEEP_TRIALS)
+                        .bind(sweep.pk)
+                        .bind(number)
+                        .bind(&run_id)
+                        .bind(Value::Object(d.params.clone()).to_string())
+                        .bind(d.grid_index)
+                        .bind(agent_pk)
+                        .bind(d.retry_of)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
                     if let Some(of) = d.retry_of {
-                        sqlx::query("UPDATE sweep_trials SET retry_requested = $1 WHERE sweep_pk = $2 AND number = $3")
-                            .bind(false).bind(sweep.pk).bind(of).execute(&mut *tx).await?;
+                        sqlx::query(UPDATE_SWEEP_TRIALS)
+                            .bind(false)
+                            .bind(sweep.pk)
+                            .bind(of)
+                            .execute(&mut *tx)
+                            .await?;
                     }
                     let (cursor, drawn) = d.counters_after(cursor, drawn);
-                    sqlx::query("UPDATE sweeps SET grid_cursor = $1, trial_count = $2, state = CASE WHEN state = 'pending' THEN 'running' ELSE state END WHERE pk = $3")
-                        .bind(cursor).bind(drawn).bind(sweep.pk).execute(&mut *tx).await?;
+                    sqlx::query(UPDATE_SWEEPS_2)
+                        .bind(cursor)
+                        .bind(drawn)
+                        .bind(sweep.pk)
+                        .execute(&mut *tx)
+                        .await?;
                     Ok((number, d.params))
                 }
             }
@@ -840,6 +895,7 @@ impl Sweeps<'_> {
     }
 
     async fn request_stop(&self, trial_pk: i64, run_id: &str, reason: &str) -> ApiResult<()> {
+        const UPDATE_RUNS: &str = "UPDATE runs SET stop_requested = $1, updated_at = $2 WHERE id = $3 AND state = 'running'";
         let now = now_us();
         with_tx!(self.store(), |tx| {
             sqlx::query(
@@ -849,8 +905,12 @@ impl Sweeps<'_> {
             .bind(trial_pk)
             .execute(&mut *tx)
             .await?;
-            sqlx::query("UPDATE runs SET stop_requested = $1, updated_at = $2 WHERE id = $3 AND state = 'running'")
-                .bind(true).bind(now).bind(run_id).execute(&mut *tx).await?;
+            sqlx::query(UPDATE_RUNS)
+                .bind(true)
+                .bind(now)
+                .bind(run_id)
+                .execute(&mut *tx)
+                .await?;
         });
         Ok(())
     }
@@ -862,6 +922,7 @@ impl Sweeps<'_> {
         id: &str,
         req: RegisterAgentRequest,
     ) -> ApiResult<AgentRegistered> {
+        const INSERT_SWEEP_AGENTS: &str = "INSERT INTO sweep_agents (id, sweep_pk, host, pid, created_by, created_at, heartbeat_at) VALUES ($1, $2, $3, $4, $5, $6, $6)";
         let row = self.load_for_write(actor, id).await?;
         let user = actor.require_user()?;
         if row.state()?.is_terminal() {
@@ -874,9 +935,15 @@ impl Sweeps<'_> {
         let agent_id = generate_run_id();
         let now = now_us();
         on_backend!(self.store(), write, |pool| {
-            sqlx::query("INSERT INTO sweep_agents (id, sweep_pk, host, pid, created_by, created_at, heartbeat_at) VALUES ($1, $2, $3, $4, $5, $6, $6)")
-                .bind(&agent_id).bind(row.pk).bind(&host).bind(req.pid.map(i64::from)).bind(user.id).bind(now)
-                .execute(pool).await?;
+            sqlx::query(INSERT_SWEEP_AGENTS)
+                .bind(&agent_id)
+                .bind(row.pk)
+                .bind(&host)
+                .bind(req.pid.map(i64::from))
+                .bind(user.id)
+                .bind(now)
+                .execute(pool)
+                .await?;
         });
         Ok(AgentRegistered {
             agent_id,
@@ -946,9 +1013,14 @@ impl Sweeps<'_> {
     }
 
     async fn touch_agent(&self, sweep_pk: i64, agent_id: &str) -> ApiResult<i64> {
+        const UPDATE_SWEEP_AGENTS: &str = "UPDATE sweep_agents SET heartbeat_at = $1 WHERE sweep_pk = $2 AND id = $3 RETURNING pk, exited_at";
         let found: Option<(i64, Option<i64>)> = on_backend!(self.store(), write, |pool| {
-            sqlx::query_as("UPDATE sweep_agents SET heartbeat_at = $1 WHERE sweep_pk = $2 AND id = $3 RETURNING pk, exited_at")
-                .bind(now_us()).bind(sweep_pk).bind(agent_id).fetch_optional(pool).await?
+            sqlx::query_as(UPDATE_SWEEP_AGENTS)
+                .bind(now_us())
+                .bind(sweep_pk)
+                .bind(agent_id)
+                .fetch_optional(pool)
+                .await?
         });
         match found {
             None => Err(ApiError::not_found(format!(
@@ -963,10 +1035,16 @@ impl Sweeps<'_> {
 
     /// An agent leaves.
     pub async fn agent_exit(&self, actor: &Actor, id: &str, agent_id: &str) -> ApiResult<()> {
+        const UPDATE_SWEEP_AGENTS: &str = "UPDATE sweep_agents SET exited_at = $1 WHERE sweep_pk = $2 AND id = $3 AND exited_at IS NULL";
         let row = self.load_for_write(actor, id).await?;
         let done = on_backend!(self.store(), write, |pool| {
-            sqlx::query("UPDATE sweep_agents SET exited_at = $1 WHERE sweep_pk = $2 AND id = $3 AND exited_at IS NULL")
-                .bind(now_us()).bind(row.pk).bind(agent_id).execute(pool).await?.rows_affected()
+            sqlx::query(UPDATE_SWEEP_AGENTS)
+                .bind(now_us())
+                .bind(row.pk)
+                .bind(agent_id)
+                .execute(pool)
+                .await?
+                .rows_affected()
         });
         if done == 0 {
             return Err(ApiError::not_found(format!(

@@ -416,8 +416,11 @@ fn bodies_cost_nothing_before_authentication() {
         // Whether the holder was answered (refused because a request below got in first)
         // or closed: either way it holds nothing and must be sent again.
         let answered = |conn: &mut std::net::TcpStream| {
-            use std::io::Read;
-            !matches!(conn.read(&mut [0u8; 1]), Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut))
+            use std::io::ErrorKind::{TimedOut, WouldBlock};
+            match conn.peek(&mut [0u8; 1]) {
+                Err(e) => !matches!(e.kind(), WouldBlock | TimedOut),
+                Ok(_) => true,
+            }
         };
         let mut holder = hold();
         let history = format!("{base}/api/v1/runs/{id}/history");

@@ -481,7 +481,10 @@ fn marginal_variance(feature: &Feature, f: usize, leaves: &[Leaf], mean: f64) ->
                     let mid = 0.5 * (w[0] + w[1]);
                     let m: f64 = leaves
                         .iter()
-                        .filter(|l| matches!(l.extent[f], Extent::Interval(a, b) if a <= mid && mid <= b))
+                        .filter(|l| match l.extent[f] {
+                            Extent::Interval(a, b) => a <= mid && mid <= b,
+                            _ => false,
+                        })
                         .map(weight)
                         .sum();
                     (w[1] - w[0]) / (high - low) * (m - mean).powi(2)

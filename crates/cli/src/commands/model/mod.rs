@@ -625,11 +625,13 @@ async fn transition(
     let version = resolve_version(api, model, version).await?;
     let path = model_path(model, &format!("/versions/{}/transition", seg(&version)));
     let v: ModelVersion = api.post(&path, &req).await.map_err(|e| {
-        let needs_approval = e.status() == Some(StatusCode::CONFLICT) && req.to == Stage::Production;
+        let needs_approval =
+            e.status() == Some(StatusCode::CONFLICT) && req.to == Stage::Production;
         let err = CliError::from(e);
         if needs_approval && !err.message.contains("model approve") {
             err.hint(format!(
-                "a project admin or owner other than its creator approves it with `wanllmdb model approve {model} {version}`"
+                "a project admin or owner other than its creator approves it with \
+                 `wanllmdb model approve {model} {version}`"
             ))
         } else {
             err

@@ -232,14 +232,15 @@ pub async fn guard_body(State(state): State<AppState>, mut req: Request, next: N
     if let (Some(n), Some(limit)) = (declared, limit)
         && n > limit as u64
     {
-        if !anonymous {
-            // A signed-in client that overshot gets to read its 413: the rest of its body is
-            // read and thrown away (not kept), so the connection is not torn down under it.
-            let idle = state.config.body_timeout;
-            tokio::spawn(discard(req.into_body(), n.min(DISCARD_BYTES), idle));
-            return ApiError::from(BodyError::TooLarge(limit)).into_response();
+        let refused = ApiError::from(BodyError::TooLarge(limit)).into_response();
+        if anonymous {
+            return unread(refused);
         }
-        return unread(ApiError::from(BodyError::TooLarge(limit)).into_response());
+        // A signed-in client that overshot gets to read its 413: the rest of its body is read
+        // and thrown away (not kept), so the connection is not torn down under it.
+        let idle = state.config.body_timeout;
+        tokio::spawn(discard(req.into_body(), n.min(DISCARD_BYTES), idle));
+        return refused;
     }
     let charge =
         (policy != Policy::SignedStream).then(|| Arc::new(Charge::new(state.body_budget.clone())));

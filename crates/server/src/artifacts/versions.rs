@@ -481,9 +481,9 @@ impl Artifacts<'_> {
     ) -> ApiResult<(ArtifactVersion, bool)> {
         const SELECT_ARTIFACT_VERSIONS: &str = "SELECT state, digest, pending_aliases FROM artifact_versions WHERE id = $1 AND artifact_id = $2";
         const SELECT_ARTIFACT_ENTRIES: &str = "SELECT path FROM artifact_entries WHERE version_id = $1 AND pending ORDER BY path LIMIT 5";
-        const SELECT_ARTIFACT_VERSIONS_2: &str = "SELECT id, digest FROM artifact_versions WHERE artifact_id = $1 AND state = 'committed' \
+        const SELECT_LATEST_COMMITTED: &str = "SELECT id, digest FROM artifact_versions WHERE artifact_id = $1 AND state = 'committed' \
                              ORDER BY version DESC LIMIT 1";
-        const SELECT_ARTIFACT_VERSIONS_3: &str =
+        const NEXT_VERSION_NUMBER: &str =
             "SELECT COALESCE(MAX(version), 0) + 1 FROM artifact_versions WHERE artifact_id = $1";
         const UPDATE_ARTIFACT_VERSIONS: &str = "UPDATE artifact_versions SET version = $1, state = 'committed', created_at = $2 WHERE id = $3";
         let user = actor.require_user()?.id;
@@ -516,11 +516,10 @@ impl Artifacts<'_> {
                     if !waiting.is_empty() {
                         Outcome::Waiting(waiting)
                     } else {
-                        let latest: Option<(i64, String)> =
-                            sqlx::query_as(SELECT_ARTIFACT_VERSIONS_2)
-                                .bind(art.id)
-                                .fetch_optional(&mut *tx)
-                                .await?;
+                        let latest: Option<(i64, String)> = sqlx::query_as(SELECT_LATEST_COMMITTED)
+                            .bind(art.id)
+                            .fetch_optional(&mut *tx)
+                            .await?;
                         let target = match latest {
                             Some((id, d)) if d == digest => {
                                 sqlx::query("DELETE FROM artifact_versions WHERE id = $1")
@@ -530,7 +529,7 @@ impl Artifacts<'_> {
                                 Outcome::Done(id, false)
                             }
                             _ => {
-                                let next: i64 = sqlx::query_scalar(SELECT_ARTIFACT_VERSIONS_3)
+                                let next: i64 = sqlx::query_scalar(NEXT_VERSION_NUMBER)
                                     .bind(art.id)
                                     .fetch_one(&mut *tx)
                                     .await?;

@@ -379,9 +379,9 @@ impl Metrics<'_> {
         const SELECT_METRIC_CHUNKS: &str = "SELECT start_step, count, data FROM metric_chunks WHERE series_id = $1 ORDER BY start_step DESC LIMIT 1";
         const DELETE_METRIC_CHUNKS: &str =
             "DELETE FROM metric_chunks WHERE series_id = $1 AND start_step = $2";
-        const SELECT_METRIC_CHUNKS_2: &str = "SELECT start_step, count, data FROM metric_chunks WHERE series_id = $1 AND end_step >= $2 AND start_step <= $3 ORDER BY start_step";
-        const DELETE_METRIC_CHUNKS_2: &str = "DELETE FROM metric_chunks WHERE series_id = $1 AND end_step >= $2 AND start_step <= $3";
-        const SELECT_METRIC_CHUNKS_3: &str = "SELECT MIN(min_value) AS lo, MAX(max_value) AS hi FROM metric_chunks WHERE series_id = $1";
+        const SELECT_CHUNKS_IN_RANGE: &str = "SELECT start_step, count, data FROM metric_chunks WHERE series_id = $1 AND end_step >= $2 AND start_step <= $3 ORDER BY start_step";
+        const DELETE_CHUNKS_IN_RANGE: &str = "DELETE FROM metric_chunks WHERE series_id = $1 AND end_step >= $2 AND start_step <= $3";
+        const SELECT_SERIES_EXTREMES: &str = "SELECT MIN(min_value) AS lo, MAX(max_value) AS hi FROM metric_chunks WHERE series_id = $1";
         const UPDATE_METRIC_SERIES: &str = "UPDATE metric_series SET count = $1, last_step = $2, last_value = $3, last_nan = $4, min_value = $5, max_value = $6 WHERE id = $7";
         let (run, _) = Runs { state: self.state }
             .load_for_write(actor, run_id)
@@ -442,7 +442,7 @@ impl Metrics<'_> {
                     max_value = opt_max(max_value, hi);
                 } else {
                     // Rewrites or late points: merge every chunk the batch's step range touches.
-                    let rows = sqlx::query(SELECT_METRIC_CHUNKS_2)
+                    let rows = sqlx::query(SELECT_CHUNKS_IN_RANGE)
                         .bind(series_id)
                         .bind(first)
                         .bind(newest.step)
@@ -454,7 +454,7 @@ impl Metrics<'_> {
                         old.extend(decode(&data)?);
                         count -= r.try_get::<i64, _>("count")?;
                     }
-                    sqlx::query(DELETE_METRIC_CHUNKS_2)
+                    sqlx::query(DELETE_CHUNKS_IN_RANGE)
                         .bind(series_id)
                         .bind(first)
                         .bind(newest.step)
@@ -465,7 +465,7 @@ impl Metrics<'_> {
                         insert_chunk!(tx, series_id, c);
                     }
                     count += merged.len() as i64;
-                    let ext = sqlx::query(SELECT_METRIC_CHUNKS_3)
+                    let ext = sqlx::query(SELECT_SERIES_EXTREMES)
                         .bind(series_id)
                         .fetch_one(&mut *tx)
                         .await?;

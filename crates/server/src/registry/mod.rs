@@ -891,7 +891,7 @@ impl Registry<'_> {
     ) -> ApiResult<ModelVersion> {
         const SELECT_MODEL_VERSIONS: &str = "SELECT v.version, u.username FROM model_versions v LEFT JOIN users u ON u.id = v.approved_by WHERE v.model_id = $1 AND v.stage = 'Production' AND v.id <> $2 ORDER BY v.version";
         const UPDATE_MODEL_VERSIONS: &str = "UPDATE model_versions SET stage = 'Archived', approved_by = NULL, approved_at = NULL, updated_at = $1 WHERE model_id = $2 AND version = $3";
-        const UPDATE_MODEL_VERSIONS_2: &str = "UPDATE model_versions SET approved_by = NULL, approved_at = NULL WHERE id = $1 AND approved_by IS NOT NULL";
+        const VOID_APPROVAL: &str = "UPDATE model_versions SET approved_by = NULL, approved_at = NULL WHERE id = $1 AND approved_by IS NOT NULL";
         let model = self.load_with(actor, name, Role::Member).await?;
         let user = actor.require_user()?;
         check_text("comment", req.comment.as_deref())?;
@@ -986,7 +986,7 @@ impl Registry<'_> {
             // An approval is for one promotion: leaving Production, or going back to Staging
             // or None, voids it (the promotion it allowed stands).
             if voids_approval(&from, req.to) {
-                let voided = sqlx::query(UPDATE_MODEL_VERSIONS_2)
+                let voided = sqlx::query(VOID_APPROVAL)
                     .bind(row.id)
                     .execute(&mut *tx)
                     .await?

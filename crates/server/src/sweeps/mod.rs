@@ -723,7 +723,7 @@ impl Sweeps<'_> {
         const INSERT_SWEEP_TRIALS: &str = "INSERT INTO sweep_trials (sweep_pk, number, run_id, params, grid_index, agent_pk, retry_of, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
         const UPDATE_SWEEP_TRIALS: &str =
             "UPDATE sweep_trials SET retry_requested = $1 WHERE sweep_pk = $2 AND number = $3";
-        const UPDATE_SWEEPS_2: &str = "UPDATE sweeps SET grid_cursor = $1, trial_count = $2, state = CASE WHEN state = 'pending' THEN 'running' ELSE state END WHERE pk = $3";
+        const ADVANCE_GRID_CURSOR: &str = "UPDATE sweeps SET grid_cursor = $1, trial_count = $2, state = CASE WHEN state = 'pending' THEN 'running' ELSE state END WHERE pk = $3";
         let cfg = sweep.config()?;
         let space = Space::new(&cfg);
         let metric = SweepRow::metric_key(&cfg);
@@ -795,7 +795,7 @@ impl Sweeps<'_> {
                             .await?;
                     }
                     let (cursor, drawn) = d.counters_after(cursor, drawn);
-                    sqlx::query(UPDATE_SWEEPS_2)
+                    sqlx::query(ADVANCE_GRID_CURSOR)
                         .bind(cursor)
                         .bind(drawn)
                         .bind(sweep.pk)

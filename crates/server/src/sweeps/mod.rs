@@ -12,6 +12,7 @@ pub mod hyperband;
 pub mod importance;
 pub mod routes;
 pub mod space;
+mod store;
 pub mod tpe;
 
 use std::collections::HashMap;
@@ -38,48 +39,13 @@ use crate::metrics::Metrics;
 use crate::projects::{ProjectAccess, Projects};
 use crate::runs::generate_run_id;
 use crate::store::{Store, format_time, now_us};
-use crate::{on_backend, with_tx};
 use space::Space;
+use store::{AgentRow, NewAgent, NewSweep, Reservation, SweepRow, TrialRow};
 
 /// Why the controller stops a run that Hyperband judged a loser.
 pub const EARLY_TERMINATED: &str = "early-terminated";
 /// Why the runs of a canceled sweep stop.
 pub const SWEEP_CANCELED: &str = "sweep-canceled";
-
-const SWEEP_SELECT: &str = "SELECT s.pk, s.id, s.project_id, p.name AS project, s.name, s.description, \
-     s.method, s.config, s.state, s.seed, s.grid_cursor, s.trial_count, s.finish_reason, \
-     u.username AS created_by, s.created_at, s.updated_at \
-     FROM sweeps s JOIN projects p ON p.id = s.project_id LEFT JOIN users u ON u.id = s.created_by";
-
-/// Trials with their run's state and the metric's summary ($1 sweep, $2 metric name).
-const TRIAL_SELECT: &str = "SELECT t.pk, t.number, t.run_id, t.params, t.stop_reason, \
-     t.retry_requested, t.retry_of, t.created_at, a.id AS agent_id, r.pk AS run_pk, r.state AS run_state, \
-     m.count AS iterations, m.last_value, m.last_nan, m.set_value, m.set_nan, m.is_set \
-     FROM sweep_trials t LEFT JOIN sweep_agents a ON a.pk = t.agent_pk \
-     LEFT JOIN runs r ON r.id = t.run_id \
-     LEFT JOIN metric_series m ON m.run_pk = r.pk AND m.key = $2 \
-     WHERE t.sweep_pk = $1 ORDER BY t.number";
-
-/// A sweep as stored.
-#[derive(Debug, Clone, sqlx::FromRow)]
-struct SweepRow {
-    pk: i64,
-    id: String,
-    project_id: i64,
-    project: String,
-    name: String,
-    description: String,
-    method: String,
-    config: String,
-    state: String,
-    seed: i64,
-    grid_cursor: i64,
-    trial_count: i64,
-    finish_reason: Option<String>,
-    created_by: Option<String>,
-    created_at: i64,
-    updated_at: i64,
-}
 
 impl SweepRow {
     fn state(&self) -> ApiResult<SweepState> {
@@ -107,28 +73,6 @@ impl SweepRow {
             .map(|m| m.name.clone())
             .unwrap_or_default()
     }
-}
-
-/// A trial with its run's state and summary.
-#[derive(Debug, Clone, sqlx::FromRow)]
-struct TrialRow {
-    pk: i64,
-    number: i64,
-    run_id: String,
-    params: String,
-    stop_reason: Option<String>,
-    retry_requested: bool,
-    retry_of: Option<i64>,
-    created_at: i64,
-    agent_id: Option<String>,
-    run_pk: Option<i64>,
-    run_state: Option<String>,
-    iterations: Option<i64>,
-    last_value: Option<f64>,
-    last_nan: Option<bool>,
-    set_value: Option<f64>,
-    set_nan: Option<bool>,
-    is_set: Option<bool>,
 }
 
 impl TrialRow {
@@ -207,16 +151,6 @@ impl CurveCache {
     }
 }
 
-/// An agent as stored.
-#[derive(Debug, Clone, sqlx::FromRow)]
-struct AgentRow {
-    id: String,
-    host: String,
-    pid: Option<i64>,
-    heartbeat_at: i64,
-    exited_at: Option<i64>,
-}
-
 /// Lower is better: the objective as the samplers see it.
 fn signed(goal: Goal, v: f64) -> f64 {
     match goal {
@@ -266,13 +200,7 @@ impl Sweeps<'_> {
     }
 
     async fn row(&self, id: &str) -> ApiResult<Option<SweepRow>> {
-        let sql = format!("{SWEEP_SELECT} WHERE s.id = $1");
-        Ok(on_backend!(self.store(), read, |pool| {
-            sqlx::query_as::<_, SweepRow>(sqlx::AssertSqlSafe(sql))
-                .bind(id)
-                .fetch_optional(pool)
-                .await?
-        }))
+        store::sweep_by_id(self.store(), id).await
     }
 
     /// The sweep and the caller's access to its project (404 for those who cannot read it).
@@ -293,13 +221,7 @@ impl Sweeps<'_> {
     }
 
     async fn trials(&self, sweep_pk: i64, metric: &str) -> ApiResult<Vec<TrialRow>> {
-        Ok(on_backend!(self.store(), read, |pool| {
-            sqlx::query_as::<_, TrialRow>(TRIAL_SELECT)
-                .bind(sweep_pk)
-                .bind(metric)
-                .fetch_all(pool)
-                .await?
-        }))
+        store::trials(self.store(), sweep_pk, metric).await
     }
 
     async fn audit(&self, actor: &Actor, client: &ClientInfo, ev: AuditEvent) {
@@ -318,7 +240,6 @@ impl Sweeps<'_> {
         project: &str,
         req: CreateSweepRequest,
     ) -> ApiResult<Sweep> {
-        const INSERT_SWEEPS: &str = "INSERT INTO sweeps (id, project_id, name, description, method, config, state, seed, created_by, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, $9, $9)";
         let access = Projects { state: self.state }
             .access(actor, project)
             .await?;
@@ -351,21 +272,18 @@ impl Sweeps<'_> {
             SearchMethod::Random => "random",
             SearchMethod::Bayes => "bayes",
         };
-        let now = now_us();
-        on_backend!(self.store(), write, |pool| {
-            sqlx::query(INSERT_SWEEPS)
-                .bind(&id)
-                .bind(access.id)
-                .bind(&name)
-                .bind(cfg.description.clone().unwrap_or_default())
-                .bind(method)
-                .bind(req.config.to_string())
-                .bind(seed)
-                .bind(user.id)
-                .bind(now)
-                .execute(pool)
-                .await?;
-        });
+        let new = NewSweep {
+            id: &id,
+            project_id: access.id,
+            name: &name,
+            description: cfg.description.clone().unwrap_or_default(),
+            method,
+            config: req.config.to_string(),
+            seed,
+            created_by: user.id,
+            now: now_us(),
+        };
+        store::insert_sweep(self.store(), new).await?;
         self.audit(
             actor,
             client,
@@ -435,13 +353,7 @@ impl Sweeps<'_> {
     }
 
     async fn agents(&self, sweep_pk: i64) -> ApiResult<Vec<SweepAgent>> {
-        const SELECT_SWEEP_AGENTS: &str = "SELECT id, host, pid, heartbeat_at, exited_at FROM sweep_agents WHERE sweep_pk = $1 ORDER BY pk";
-        let rows: Vec<AgentRow> = on_backend!(self.store(), read, |pool| {
-            sqlx::query_as(SELECT_SWEEP_AGENTS)
-                .bind(sweep_pk)
-                .fetch_all(pool)
-                .await?
-        });
+        let rows: Vec<AgentRow> = store::agents(self.store(), sweep_pk).await?;
         let stale = self.stale_before();
         Ok(rows
             .into_iter()
@@ -468,15 +380,7 @@ impl Sweeps<'_> {
             .access(actor, project)
             .await?;
         access.require_read()?;
-        let sql = format!(
-            "{SWEEP_SELECT} WHERE s.project_id = $1 ORDER BY s.created_at DESC, s.pk DESC LIMIT 1000"
-        );
-        let rows: Vec<SweepRow> = on_backend!(self.store(), read, |pool| {
-            sqlx::query_as::<_, SweepRow>(sqlx::AssertSqlSafe(sql))
-                .bind(access.id)
-                .fetch_all(pool)
-                .await?
-        });
+        let rows = store::sweeps_of_project(self.store(), access.id).await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             out.push(self.to_api(row).await?);
@@ -552,41 +456,14 @@ impl Sweeps<'_> {
     }
 
     async fn set_state(&self, pk: i64, to: SweepState, reason: Option<&str>) -> ApiResult<()> {
-        const UPDATE_SWEEPS: &str = "UPDATE sweeps SET state = $1, finish_reason = COALESCE($2, finish_reason), finished_at = COALESCE($3, finished_at), updated_at = $4 WHERE pk = $5";
         let now = now_us();
         let finished_at = to.is_terminal().then_some(now);
-        on_backend!(self.store(), write, |pool| {
-            sqlx::query(UPDATE_SWEEPS)
-                .bind(to.as_str())
-                .bind(reason)
-                .bind(finished_at)
-                .bind(now)
-                .bind(pk)
-                .execute(pool)
-                .await?;
-        });
-        Ok(())
+        store::set_state(self.store(), pk, to, reason, finished_at, now).await
     }
 
     /// Asks every running or reserved trial's run to stop.
     async fn stop_unfinished(&self, sweep_pk: i64, reason: &str) -> ApiResult<()> {
-        const UPDATE_SWEEP_TRIALS: &str = "UPDATE sweep_trials SET stop_reason = $1 WHERE sweep_pk = $2 AND stop_reason IS NULL AND run_id NOT IN (SELECT id FROM runs WHERE state <> 'running')";
-        const UPDATE_RUNS: &str = "UPDATE runs SET stop_requested = $1, updated_at = $2 WHERE state = 'running' AND id IN (SELECT run_id FROM sweep_trials WHERE sweep_pk = $3)";
-        let now = now_us();
-        with_tx!(self.store(), |tx| {
-            sqlx::query(UPDATE_SWEEP_TRIALS)
-                .bind(reason)
-                .bind(sweep_pk)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query(UPDATE_RUNS)
-                .bind(true)
-                .bind(now)
-                .bind(sweep_pk)
-                .execute(&mut *tx)
-                .await?;
-        });
-        Ok(())
+        store::stop_unfinished(self.store(), sweep_pk, reason, now_us()).await
     }
 
     /// Deletes a sweep with its trials and agents. Its runs stay as ordinary runs, detached,
@@ -597,9 +474,6 @@ impl Sweeps<'_> {
         client: &ClientInfo,
         id: &str,
     ) -> ApiResult<DeletedSweep> {
-        const SELECT_RUNS: &str = "SELECT r.id FROM runs r JOIN sweep_trials t ON t.run_id = r.id WHERE t.sweep_pk = $1 ORDER BY t.number";
-        const UPDATE_RUNS: &str = "UPDATE runs SET notes = CASE WHEN notes = '' THEN $1 ELSE notes || $2 || $1 END, updated_at = $3
-                 WHERE id IN (SELECT run_id FROM sweep_trials WHERE sweep_pk = $4)";
         let row = self.load_for_write(actor, id).await?;
         let user = actor.require_user()?;
         let note = format!(
@@ -609,24 +483,7 @@ impl Sweeps<'_> {
             &format_time(now_us())[..10]
         );
         let now = now_us();
-        let detached: Vec<String> = with_tx!(self.store(), |tx| {
-            let ids: Vec<String> = sqlx::query_scalar(SELECT_RUNS)
-                .bind(row.pk)
-                .fetch_all(&mut *tx)
-                .await?;
-            sqlx::query(UPDATE_RUNS)
-                .bind(&note)
-                .bind("\n")
-                .bind(now)
-                .bind(row.pk)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("DELETE FROM sweeps WHERE pk = $1")
-                .bind(row.pk)
-                .execute(&mut *tx)
-                .await?;
-            ids
-        });
+        let detached = store::delete_sweep_detaching_runs(self.store(), row.pk, &note, now).await?;
         self.audit(
             actor,
             client,
@@ -649,7 +506,6 @@ impl Sweeps<'_> {
         client: &ClientInfo,
         id: &str,
     ) -> ApiResult<RetryFailed> {
-        const UPDATE_SWEEPS: &str = "UPDATE sweeps SET state = 'running', finish_reason = NULL, finished_at = NULL, updated_at = $1 WHERE pk = $2 AND state = 'finished'";
         let row = self.load_for_write(actor, id).await?;
         if row.state()? == SweepState::Canceled {
             return Err(ApiError::Conflict(format!(
@@ -667,21 +523,7 @@ impl Sweeps<'_> {
             .map(|t| t.pk)
             .collect();
         if !failed.is_empty() {
-            with_tx!(self.store(), |tx| {
-                for pk in &failed {
-                    sqlx::query("UPDATE sweep_trials SET retry_requested = $1 WHERE pk = $2")
-                        .bind(true)
-                        .bind(pk)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                // A sweep that ran out of points has work again.
-                sqlx::query(UPDATE_SWEEPS)
-                    .bind(now_us())
-                    .bind(row.pk)
-                    .execute(&mut *tx)
-                    .await?;
-            });
+            store::queue_retries(self.store(), row.pk, &failed, now_us()).await?;
         }
         self.audit(
             actor,
@@ -718,93 +560,22 @@ impl Sweeps<'_> {
         sweep: &SweepRow,
         agent_pk: Option<i64>,
     ) -> ApiResult<Result<Suggestion, NoTrial>> {
-        const UPDATE_SWEEPS: &str = "UPDATE sweeps SET updated_at = $1 WHERE pk = $2 RETURNING state, grid_cursor, trial_count";
-        const SELECT_SWEEP_TRIALS: &str = "SELECT number, params, grid_index FROM sweep_trials WHERE sweep_pk = $1 AND retry_requested = $2 ORDER BY number LIMIT 1";
-        const INSERT_SWEEP_TRIALS: &str = "INSERT INTO sweep_trials (sweep_pk, number, run_id, params, grid_index, agent_pk, retry_of, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
-        const UPDATE_SWEEP_TRIALS: &str =
-            "UPDATE sweep_trials SET retry_requested = $1 WHERE sweep_pk = $2 AND number = $3";
-        const ADVANCE_GRID_CURSOR: &str = "UPDATE sweeps SET grid_cursor = $1, trial_count = $2, state = CASE WHEN state = 'pending' THEN 'running' ELSE state END WHERE pk = $3";
         let cfg = sweep.config()?;
         let space = Space::new(&cfg);
         let metric = SweepRow::metric_key(&cfg);
         let stale = self.stale_before();
-        let now = now_us();
         let run_id = generate_run_id();
-        let outcome: Result<(i64, Map<String, Value>), NoTrial> = with_tx!(self.store(), |tx| {
-            // Touching the row first takes the lock that serialises controllers.
-            let (state, cursor, drawn): (String, i64, i64) = sqlx::query_as(UPDATE_SWEEPS)
-                .bind(now)
-                .bind(sweep.pk)
-                .fetch_one(&mut *tx)
-                .await?;
-            let retry: Option<(i64, String, Option<i64>)> = sqlx::query_as(SELECT_SWEEP_TRIALS)
-                .bind(sweep.pk)
-                .bind(true)
-                .fetch_optional(&mut *tx)
-                .await?;
-            let history: Vec<TrialRow> =
-                if matches!(cfg.method, SearchMethod::Bayes) && retry.is_none() {
-                    sqlx::query_as::<_, TrialRow>(TRIAL_SELECT)
-                        .bind(sweep.pk)
-                        .bind(&metric)
-                        .fetch_all(&mut *tx)
-                        .await?
-                } else {
-                    Vec::new()
-                };
-            let state = known(
-                SweepState::parse(&state),
-                "sweep",
-                &sweep.id,
-                "state",
-                &state,
-            )?;
-            let locked = Locked {
-                state,
-                cursor,
-                drawn,
-                retry,
-                history: &history,
-            };
-            match next_draw(&cfg, &space, sweep.seed, locked, stale) {
-                Err(e) => Err(e),
-                Ok(d) => {
-                    let number: i64 = sqlx::query_scalar(
-                        "SELECT COALESCE(MAX(number), 0) + 1 FROM sweep_trials WHERE sweep_pk = $1",
-                    )
-                    .bind(sweep.pk)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    sqlx::query(INSERT_SWEEP_TRIALS)
-                        .bind(sweep.pk)
-                        .bind(number)
-                        .bind(&run_id)
-                        .bind(Value::Object(d.params.clone()).to_string())
-                        .bind(d.grid_index)
-                        .bind(agent_pk)
-                        .bind(d.retry_of)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?;
-                    if let Some(of) = d.retry_of {
-                        sqlx::query(UPDATE_SWEEP_TRIALS)
-                            .bind(false)
-                            .bind(sweep.pk)
-                            .bind(of)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                    let (cursor, drawn) = d.counters_after(cursor, drawn);
-                    sqlx::query(ADVANCE_GRID_CURSOR)
-                        .bind(cursor)
-                        .bind(drawn)
-                        .bind(sweep.pk)
-                        .execute(&mut *tx)
-                        .await?;
-                    Ok((number, d.params))
-                }
-            }
-        });
+        let reservation = Reservation {
+            run_id: &run_id,
+            agent_pk,
+            metric: &metric,
+            wants_history: matches!(cfg.method, SearchMethod::Bayes),
+            now: now_us(),
+        };
+        let outcome = store::reserve_trial(self.store(), sweep, reservation, |locked| {
+            next_draw(&cfg, &space, sweep.seed, locked, stale)
+        })
+        .await?;
         Ok(outcome.map(|(number, params)| Suggestion {
             sweep_id: sweep.id.clone(),
             project: sweep.project.clone(),
@@ -895,24 +666,7 @@ impl Sweeps<'_> {
     }
 
     async fn request_stop(&self, trial_pk: i64, run_id: &str, reason: &str) -> ApiResult<()> {
-        const UPDATE_RUNS: &str = "UPDATE runs SET stop_requested = $1, updated_at = $2 WHERE id = $3 AND state = 'running'";
-        let now = now_us();
-        with_tx!(self.store(), |tx| {
-            sqlx::query(
-                "UPDATE sweep_trials SET stop_reason = $1 WHERE pk = $2 AND stop_reason IS NULL",
-            )
-            .bind(reason)
-            .bind(trial_pk)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(UPDATE_RUNS)
-                .bind(true)
-                .bind(now)
-                .bind(run_id)
-                .execute(&mut *tx)
-                .await?;
-        });
-        Ok(())
+        store::request_stop(self.store(), trial_pk, run_id, reason, now_us()).await
     }
 
     /// An agent joins a sweep.
@@ -922,7 +676,6 @@ impl Sweeps<'_> {
         id: &str,
         req: RegisterAgentRequest,
     ) -> ApiResult<AgentRegistered> {
-        const INSERT_SWEEP_AGENTS: &str = "INSERT INTO sweep_agents (id, sweep_pk, host, pid, created_by, created_at, heartbeat_at) VALUES ($1, $2, $3, $4, $5, $6, $6)";
         let row = self.load_for_write(actor, id).await?;
         let user = actor.require_user()?;
         if row.state()?.is_terminal() {
@@ -933,18 +686,15 @@ impl Sweeps<'_> {
         }
         let host: String = req.host.unwrap_or_default().chars().take(256).collect();
         let agent_id = generate_run_id();
-        let now = now_us();
-        on_backend!(self.store(), write, |pool| {
-            sqlx::query(INSERT_SWEEP_AGENTS)
-                .bind(&agent_id)
-                .bind(row.pk)
-                .bind(&host)
-                .bind(req.pid.map(i64::from))
-                .bind(user.id)
-                .bind(now)
-                .execute(pool)
-                .await?;
-        });
+        let new = NewAgent {
+            id: &agent_id,
+            sweep_pk: row.pk,
+            host: &host,
+            pid: req.pid.map(i64::from),
+            created_by: user.id,
+            now: now_us(),
+        };
+        store::insert_agent(self.store(), new).await?;
         Ok(AgentRegistered {
             agent_id,
             sweep: self.to_api(row).await?,
@@ -1013,16 +763,7 @@ impl Sweeps<'_> {
     }
 
     async fn touch_agent(&self, sweep_pk: i64, agent_id: &str) -> ApiResult<i64> {
-        const UPDATE_SWEEP_AGENTS: &str = "UPDATE sweep_agents SET heartbeat_at = $1 WHERE sweep_pk = $2 AND id = $3 RETURNING pk, exited_at";
-        let found: Option<(i64, Option<i64>)> = on_backend!(self.store(), write, |pool| {
-            sqlx::query_as(UPDATE_SWEEP_AGENTS)
-                .bind(now_us())
-                .bind(sweep_pk)
-                .bind(agent_id)
-                .fetch_optional(pool)
-                .await?
-        });
-        match found {
+        match store::touch_agent(self.store(), sweep_pk, agent_id, now_us()).await? {
             None => Err(ApiError::not_found(format!(
                 "agent {agent_id} of this sweep"
             ))),
@@ -1035,18 +776,8 @@ impl Sweeps<'_> {
 
     /// An agent leaves.
     pub async fn agent_exit(&self, actor: &Actor, id: &str, agent_id: &str) -> ApiResult<()> {
-        const UPDATE_SWEEP_AGENTS: &str = "UPDATE sweep_agents SET exited_at = $1 WHERE sweep_pk = $2 AND id = $3 AND exited_at IS NULL";
         let row = self.load_for_write(actor, id).await?;
-        let done = on_backend!(self.store(), write, |pool| {
-            sqlx::query(UPDATE_SWEEP_AGENTS)
-                .bind(now_us())
-                .bind(row.pk)
-                .bind(agent_id)
-                .execute(pool)
-                .await?
-                .rows_affected()
-        });
-        if done == 0 {
+        if !store::mark_agent_exited(self.store(), row.pk, agent_id, now_us()).await? {
             return Err(ApiError::not_found(format!(
                 "running agent {agent_id} of this sweep"
             )));
@@ -1371,13 +1102,7 @@ pub fn spawn_scheduler(state: AppState, mut stop: watch::Receiver<bool>) -> Join
 
 impl Sweeps<'_> {
     async fn tick_all(&self) -> ApiResult<()> {
-        let sql = format!("{SWEEP_SELECT} WHERE s.state IN ('running', 'paused')");
-        let rows: Vec<SweepRow> = on_backend!(self.store(), read, |pool| {
-            sqlx::query_as::<_, SweepRow>(sqlx::AssertSqlSafe(sql))
-                .fetch_all(pool)
-                .await?
-        });
-        for row in rows {
+        for row in store::active_sweeps(self.store()).await? {
             self.tick(&row).await?;
         }
         Ok(())

@@ -1,12 +1,12 @@
 //! One row as one canonical JSON line: columns in the table's order, integers as integers,
 //! booleans as `true`/`false` on both backends, floats in their shortest round-tripping form
 //! (non-finite ones as the strings `"NaN"`, `"Infinity"`, `"-Infinity"`), bytes as base64.
-//! Equal rows therefore give equal bytes whichever backend they were read from.
+//! Equal rows therefore give equal bytes whichever backend they were read from. The store
+//! side reads rows into [`Cell`]s and binds them back.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::Value;
-use sqlx::Row;
 
 use super::TransferError;
 use super::schema::{ColumnType, TableSpec};
@@ -24,67 +24,6 @@ pub enum Cell {
     Text(Option<String>),
     /// A bytes column.
     Bytes(Option<Vec<u8>>),
-}
-
-/// Reads a row's cells; `$bool_as_int` reads booleans stored as integers (SQLite).
-macro_rules! read_cells {
-    ($row:expr, $spec:expr, $bool_as_int:expr) => {{
-        let row = $row;
-        let mut cells = Vec::with_capacity($spec.columns.len());
-        for (i, (_, ty)) in $spec.columns.iter().enumerate() {
-            cells.push(match ty {
-                ColumnType::Int => Cell::Int(row.try_get::<Option<i64>, _>(i)?),
-                ColumnType::Bool if $bool_as_int => {
-                    Cell::Bool(row.try_get::<Option<i64>, _>(i)?.map(|v| v != 0))
-                }
-                ColumnType::Bool => Cell::Bool(row.try_get::<Option<bool>, _>(i)?),
-                ColumnType::Float => Cell::Float(row.try_get::<Option<f64>, _>(i)?),
-                ColumnType::Text => Cell::Text(row.try_get::<Option<String>, _>(i)?),
-                ColumnType::Bytes => Cell::Bytes(row.try_get::<Option<Vec<u8>>, _>(i)?),
-            });
-        }
-        Ok(cells)
-    }};
-}
-
-/// A SQLite row's cells, in the spec's column order.
-pub fn sqlite_cells(
-    row: &sqlx::sqlite::SqliteRow,
-    spec: &TableSpec,
-) -> Result<Vec<Cell>, sqlx::Error> {
-    read_cells!(row, spec, true)
-}
-
-/// A PostgreSQL row's cells, in the spec's column order.
-pub fn pg_cells(row: &sqlx::postgres::PgRow, spec: &TableSpec) -> Result<Vec<Cell>, sqlx::Error> {
-    read_cells!(row, spec, false)
-}
-
-/// `SELECT <columns> FROM <table> ORDER BY <key>`. Text keys are ordered by their bytes on
-/// both backends (PostgreSQL would otherwise use the database's locale).
-pub fn select_sql(spec: &TableSpec, postgres: bool) -> String {
-    let columns: Vec<&str> = spec.columns.iter().map(|(c, _)| *c).collect();
-    let order: Vec<String> = spec
-        .key
-        .iter()
-        .map(|k| {
-            let text = spec
-                .columns
-                .iter()
-                .any(|(c, t)| c == k && *t == ColumnType::Text);
-            if text && postgres {
-                format!("{k} COLLATE \"C\"")
-            } else {
-                (*k).to_string()
-            }
-        })
-        .collect();
-    format!(
-        "SELECT {} FROM {} ORDER BY {}",
-        columns.join(", "),
-        spec.name,
-        order.join(", ")
-    )
 }
 
 /// Appends the JSON line of a row (with its newline) to `out`.

@@ -9,9 +9,10 @@ use tokio::io::AsyncWriteExt;
 
 use super::codec::{self, Cell};
 use super::schema::{self, TABLES, TableSpec};
+use super::store::{self, SnapshotReader};
 use super::tar::TarWriter;
 use super::{BlobSummary, FORMAT_VERSION, Manifest, Progress, TableSummary, Target, TransferError};
-use crate::store::{Backend, format_time, now_us};
+use crate::store::{format_time, now_us};
 
 /// What a snapshot of the tables produced.
 struct Snapshot {
@@ -77,43 +78,8 @@ fn blob_entry(cells: &[Cell]) -> Option<(String, u64)> {
     }
 }
 
-/// Streams every table of one open read transaction (`$tx`) into files under `$dir`.
-macro_rules! dump_tables {
-    ($tx:expr, $dir:expr, $progress:expr, $postgres:expr, $cells:path) => {{
-        let schema_version: Option<i64> =
-            sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations")
-                .fetch_one(&mut *$tx)
-                .await?;
-        let mut tables = Vec::new();
-        let mut blobs = Vec::new();
-        for spec in TABLES {
-            $progress.begin(&format!("table {}", spec.name), 0);
-            let path = $dir.map(|d: &Path| d.join(format!("{}.jsonl", spec.name)));
-            let mut out = TableOut::new(path).await?;
-            let sql = codec::select_sql(spec, $postgres);
-            let mut rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch(&mut *$tx);
-            while let Some(row) = rows.try_next().await? {
-                let cells = $cells(&row, spec)?;
-                if spec.name == "blobs" {
-                    blobs.extend(blob_entry(&cells));
-                }
-                out.row(spec, &cells).await?;
-                $progress.advance(1);
-            }
-            drop(rows);
-            tables.push(out.finish(spec).await?);
-            $progress.end();
-        }
-        Snapshot {
-            schema_version: schema_version.unwrap_or(0),
-            tables,
-            blobs,
-        }
-    }};
-}
-
-/// Reads every table from one snapshot: SQLite's read transaction sees the database as of
-/// its first read while writers go on (WAL); PostgreSQL's is REPEATABLE READ.
+/// Reads every table from one snapshot of the database (see [`SnapshotReader`]) while the
+/// server keeps writing, into files under `dir` (or only counting and hashing them).
 async fn snapshot(
     source: &Target,
     dir: Option<&Path>,
@@ -123,24 +89,32 @@ async fn snapshot(
     if let Some(d) = dir {
         tokio::fs::create_dir_all(d).await?;
     }
-    let snap = match &source.store.backend {
-        Backend::Sqlite { read, .. } => {
-            let mut tx = read.begin().await?;
-            let snap = dump_tables!(tx, dir, progress, false, codec::sqlite_cells);
-            tx.commit().await?;
-            snap
+    let mut reader = SnapshotReader::begin(&source.store).await?;
+    let schema_version = reader.schema_version().await?;
+    let mut tables = Vec::new();
+    let mut blobs = Vec::new();
+    for spec in TABLES {
+        progress.begin(&format!("table {}", spec.name), 0);
+        let path = dir.map(|d| d.join(format!("{}.jsonl", spec.name)));
+        let mut out = TableOut::new(path).await?;
+        let mut rows = reader.rows(spec);
+        while let Some(cells) = rows.try_next().await? {
+            if spec.name == "blobs" {
+                blobs.extend(blob_entry(&cells));
+            }
+            out.row(spec, &cells).await?;
+            progress.advance(1);
         }
-        Backend::Postgres(pool) => {
-            let mut tx = pool.begin().await?;
-            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-                .execute(&mut *tx)
-                .await?;
-            let snap = dump_tables!(tx, dir, progress, true, codec::pg_cells);
-            tx.commit().await?;
-            snap
-        }
-    };
-    Ok(snap)
+        drop(rows);
+        tables.push(out.finish(spec).await?);
+        progress.end();
+    }
+    reader.finish().await?;
+    Ok(Snapshot {
+        schema_version,
+        tables,
+        blobs,
+    })
 }
 
 /// The blob summary of a sorted `(digest, size)` list.
@@ -160,11 +134,7 @@ fn manifest(source: &Target, snap: &Snapshot) -> Manifest {
     Manifest {
         format: FORMAT_VERSION,
         schema_version: snap.schema_version,
-        source_database: match source.store.kind() {
-            crate::store::BackendKind::Sqlite => "sqlite",
-            crate::store::BackendKind::Postgres => "postgres",
-        }
-        .into(),
+        source_database: store::database_name(&source.store).into(),
         source_blob_store: source.blob_store_kind().into(),
         created_at: format_time(now_us()),
         tables: snap.tables.clone(),

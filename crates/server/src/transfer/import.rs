@@ -10,9 +10,9 @@ use tokio::io::AsyncBufReadExt;
 use super::codec::{self, Cell};
 use super::export::{blob_path, blob_summary, snapshot_manifest};
 use super::schema::{self, TABLES, TableSpec};
+use super::store::{self, TableLoader};
 use super::tar::TarReader;
-use super::{FORMAT_VERSION, Manifest, Progress, Target, TransferError};
-use crate::store::Backend;
+use super::{FORMAT_VERSION, Manifest, Progress, TableSummary, Target, TransferError};
 
 /// Expected and found content of one table (or of the blobs) after an import.
 #[derive(Debug, Clone, Serialize)]
@@ -70,32 +70,9 @@ async fn read_manifest(dir: &Path) -> Result<Manifest, TransferError> {
     Ok(m)
 }
 
-async fn schema_version(target: &Target) -> Result<i64, TransferError> {
-    let v: Option<i64> = crate::on_backend!(target.store, read, |pool| {
-        sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations")
-            .fetch_one(pool)
-            .await?
-    });
-    Ok(v.unwrap_or(0))
-}
-
 /// Refuses a target that holds any row (a server started on it has created its admin).
 async fn ensure_empty(target: &Target) -> Result<(), TransferError> {
-    let mut filled = Vec::new();
-    for spec in TABLES {
-        let sql = format!(
-            "SELECT COUNT(*) FROM (SELECT 1 FROM {} LIMIT 1) t",
-            spec.name
-        );
-        let n: i64 = crate::on_backend!(target.store, read, |pool| {
-            sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-                .fetch_one(pool)
-                .await?
-        });
-        if n > 0 {
-            filled.push(spec.name);
-        }
-    }
+    let filled = store::filled_tables(&target.store).await?;
     if filled.is_empty() {
         return Ok(());
     }
@@ -170,34 +147,6 @@ async fn upload_blobs(
     Ok((uploaded, present))
 }
 
-/// A multi-row INSERT. PostgreSQL takes numbered parameters; SQLite gets anonymous `?`
-/// ones, because it resolves every numbered parameter by a linear search of the statement's
-/// parameter names, which made binding a 3,500-parameter batch quadratic.
-fn insert_sql(spec: &TableSpec, rows: usize, numbered: bool) -> String {
-    let cols: Vec<&str> = spec.columns.iter().map(|(c, _)| *c).collect();
-    let n = cols.len();
-    let values: Vec<String> = (0..rows)
-        .map(|r| {
-            let ps: Vec<String> = (1..=n)
-                .map(|i| {
-                    if numbered {
-                        format!("${}", r * n + i)
-                    } else {
-                        "?".to_string()
-                    }
-                })
-                .collect();
-            format!("({})", ps.join(", "))
-        })
-        .collect();
-    format!(
-        "INSERT INTO {} ({}) VALUES {}",
-        spec.name,
-        cols.join(", "),
-        values.join(", ")
-    )
-}
-
 fn cell_bytes(cells: &[Cell]) -> usize {
     cells
         .iter()
@@ -209,90 +158,58 @@ fn cell_bytes(cells: &[Cell]) -> usize {
         .sum()
 }
 
-/// Inserts the buffered rows of one table in one statement.
-macro_rules! insert_batch {
-    ($tx:expr, $spec:expr, $rows:expr, $postgres:expr) => {{
-        if !$rows.is_empty() {
-            let sql = insert_sql($spec, $rows.len(), $postgres);
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for row in $rows.drain(..) {
-                for cell in row {
-                    q = match cell {
-                        Cell::Int(v) => q.bind(v),
-                        Cell::Bool(v) => q.bind(v),
-                        Cell::Float(v) => q.bind(v),
-                        Cell::Text(v) => q.bind(v),
-                        Cell::Bytes(v) => q.bind(v),
-                    };
-                }
-            }
-            q.execute(&mut *$tx).await?;
-        }
-    }};
-}
-
-/// Loads every table file into the open transaction `$tx`, checking each against the
-/// manifest as it is read.
-macro_rules! load_tables {
-    ($tx:expr, $dir:expr, $manifest:expr, $progress:expr, $postgres:expr) => {{
-        for (spec, expected) in TABLES.iter().zip(&$manifest.tables) {
-            $progress.begin(&format!("table {}", spec.name), expected.rows);
-            let mut input = open_table($dir, spec).await?;
-            let per_batch = (MAX_BATCH_PARAMS / spec.columns.len()).min(MAX_BATCH_ROWS);
-            let (mut rows, mut bytes, mut count) = (Vec::new(), 0usize, 0u64);
-            let mut hash = Sha256::new();
-            let mut line = Vec::new();
-            while read_line(&mut input, &mut line).await? {
-                hash.update(&line);
-                let cells = codec::read_line(spec, &line)?;
-                bytes += cell_bytes(&cells);
-                rows.push(cells);
-                count += 1;
-                if rows.len() >= per_batch || bytes >= MAX_BATCH_BYTES {
-                    let n = rows.len() as u64;
-                    insert_batch!($tx, spec, rows, $postgres);
-                    $progress.advance(n);
-                    bytes = 0;
-                }
-            }
-            insert_batch!($tx, spec, rows, $postgres);
-            let sha = hex::encode(hash.finalize());
-            if count != expected.rows || sha != expected.sha256 {
-                return Err(TransferError::Invalid(format!(
-                    "tables/{}.jsonl does not match the manifest ({count} rows, expected {}); \
-                     the export is damaged",
-                    spec.name, expected.rows
-                )));
-            }
-            if $postgres && let Some(col) = spec.identity() {
-                let sql = format!(
-                    "SELECT setval(pg_get_serial_sequence('{t}', '{col}'), COALESCE(MAX({col}), 0) + 1, false) FROM {t}",
-                    t = spec.name
-                );
-                sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut *$tx).await?;
-            }
-            $progress.end();
-        }
-    }};
-}
-
+/// Loads every table file in one transaction, checking each against the manifest as it is
+/// read; nothing is kept unless all match.
 async fn load(
     target: &Target,
     dir: &Path,
     manifest: &Manifest,
     progress: &dyn Progress,
 ) -> Result<(), TransferError> {
-    match &target.store.backend {
-        Backend::Sqlite { write, .. } => {
-            let mut tx = write.begin_with("BEGIN IMMEDIATE").await?;
-            load_tables!(tx, dir, manifest, progress, false);
-            tx.commit().await?;
+    let mut loader = TableLoader::begin(&target.store).await?;
+    for (spec, expected) in TABLES.iter().zip(&manifest.tables) {
+        progress.begin(&format!("table {}", spec.name), expected.rows);
+        load_table(&mut loader, dir, spec, expected, progress).await?;
+        loader.renumber(spec).await?;
+        progress.end();
+    }
+    loader.finish().await
+}
+
+/// Loads one table file in batches and checks its row count and checksum.
+async fn load_table(
+    loader: &mut TableLoader,
+    dir: &Path,
+    spec: &TableSpec,
+    expected: &TableSummary,
+    progress: &dyn Progress,
+) -> Result<(), TransferError> {
+    let mut input = open_table(dir, spec).await?;
+    let per_batch = (MAX_BATCH_PARAMS / spec.columns.len()).min(MAX_BATCH_ROWS);
+    let (mut rows, mut bytes, mut count) = (Vec::new(), 0usize, 0u64);
+    let mut hash = Sha256::new();
+    let mut line = Vec::new();
+    while read_line(&mut input, &mut line).await? {
+        hash.update(&line);
+        let cells = codec::read_line(spec, &line)?;
+        bytes += cell_bytes(&cells);
+        rows.push(cells);
+        count += 1;
+        if rows.len() >= per_batch || bytes >= MAX_BATCH_BYTES {
+            let n = rows.len() as u64;
+            loader.insert(spec, &mut rows).await?;
+            progress.advance(n);
+            bytes = 0;
         }
-        Backend::Postgres(pool) => {
-            let mut tx = pool.begin().await?;
-            load_tables!(tx, dir, manifest, progress, true);
-            tx.commit().await?;
-        }
+    }
+    loader.insert(spec, &mut rows).await?;
+    let sha = hex::encode(hash.finalize());
+    if count != expected.rows || sha != expected.sha256 {
+        return Err(TransferError::Invalid(format!(
+            "tables/{}.jsonl does not match the manifest ({count} rows, expected {}); \
+             the export is damaged",
+            spec.name, expected.rows
+        )));
     }
     Ok(())
 }
@@ -319,7 +236,7 @@ pub async fn import(
 ) -> Result<ImportReport, TransferError> {
     let manifest = read_manifest(dir).await?;
     schema::check(&target.store).await?;
-    let ours = schema_version(target).await?;
+    let ours = store::schema_version(&target.store).await?;
     if manifest.schema_version != ours {
         return Err(TransferError::Invalid(format!(
             "the export has database schema version {}, this wanllmdb has {ours}; \
@@ -462,18 +379,5 @@ mod tests {
         assert!(archive_path("tables/../../etc.jsonl").is_none());
         assert!(archive_path("../x").is_none());
         assert!(archive_path("blobs/sha256/ab/../../x").is_none());
-    }
-
-    #[test]
-    fn inserts_number_every_parameter() {
-        let spec = TABLES.iter().find(|t| t.name == "run_tags").unwrap();
-        assert_eq!(
-            insert_sql(spec, 2, true),
-            "INSERT INTO run_tags (run_pk, tag) VALUES ($1, $2), ($3, $4)"
-        );
-        assert_eq!(
-            insert_sql(spec, 2, false),
-            "INSERT INTO run_tags (run_pk, tag) VALUES (?, ?), (?, ?)"
-        );
     }
 }

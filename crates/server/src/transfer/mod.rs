@@ -11,6 +11,7 @@ mod codec;
 mod export;
 mod import;
 pub mod schema;
+mod store;
 mod tar;
 mod verify;
 
@@ -31,7 +32,7 @@ pub const FORMAT_VERSION: u32 = 1;
 pub enum TransferError {
     /// The database failed.
     #[error("database error: {0}")]
-    Sql(#[from] sqlx::Error),
+    Sql(#[from] store::DatabaseError),
     /// The file system failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),

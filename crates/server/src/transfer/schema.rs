@@ -3,11 +3,9 @@
 //! database alone; [`check`] compares this list with the live schema and refuses to export
 //! or import when a migration added a table or column the list does not know.
 
-use std::collections::BTreeMap;
+use crate::store::Store;
 
-use crate::store::{BackendKind, Store};
-
-use super::TransferError;
+use super::{TransferError, store};
 
 /// How a column's values are written in an export.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,64 +132,9 @@ tables! {
     "leases" ["name"] { "name": T, "holder": T, "acquired_at": I, "expires_at": I }
 }
 
-/// Columns of every table as the database declares them: table → column → declared type.
-type LiveSchema = BTreeMap<String, BTreeMap<String, String>>;
-
-/// Whether a declared type stores values of `ty` on `kind`.
-fn type_matches(kind: BackendKind, ty: ColumnType, declared: &str) -> bool {
-    let declared = declared.to_ascii_lowercase();
-    match kind {
-        BackendKind::Postgres => {
-            declared
-                == match ty {
-                    I => "bigint",
-                    B => "boolean",
-                    F => "double precision",
-                    T => "text",
-                    Y => "bytea",
-                }
-        }
-        BackendKind::Sqlite => match ty {
-            I => declared == "integer",
-            B => declared == "integer" || declared == "boolean",
-            F => declared == "real",
-            T => declared == "text",
-            Y => declared == "blob",
-        },
-    }
-}
-
-/// Reads the live schema (migrations bookkeeping excluded).
-async fn live_schema(store: &Store) -> Result<LiveSchema, TransferError> {
-    let rows: Vec<(String, String, String)> = match &store.backend {
-        crate::store::Backend::Sqlite { read, .. } => {
-            sqlx::query_as(
-                "SELECT m.name, p.name, p.type FROM sqlite_master m, pragma_table_info(m.name) p \
-                 WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND m.name <> '_sqlx_migrations'",
-            )
-            .fetch_all(read)
-            .await?
-        }
-        crate::store::Backend::Postgres(pool) => {
-            sqlx::query_as(
-                "SELECT table_name::text, column_name::text, data_type::text \
-                 FROM information_schema.columns \
-                 WHERE table_schema = current_schema() AND table_name <> '_sqlx_migrations'",
-            )
-            .fetch_all(pool)
-            .await?
-        }
-    };
-    let mut schema = LiveSchema::new();
-    for (table, column, ty) in rows {
-        schema.entry(table).or_default().insert(column, ty);
-    }
-    Ok(schema)
-}
-
 /// Every difference between [`TABLES`] and the database's schema, as sentences.
 pub async fn differences(store: &Store) -> Result<Vec<String>, TransferError> {
-    let mut live = live_schema(store).await?;
+    let mut live = store::live_schema(store).await?;
     let mut out = Vec::new();
     for spec in TABLES {
         let Some(mut columns) = live.remove(spec.name) else {
@@ -201,10 +144,12 @@ pub async fn differences(store: &Store) -> Result<Vec<String>, TransferError> {
         for (col, ty) in spec.columns {
             match columns.remove(*col) {
                 None => out.push(format!("column {}.{col} is missing", spec.name)),
-                Some(declared) if !type_matches(store.kind(), *ty, &declared) => out.push(format!(
-                    "column {}.{col} is declared {declared}, expected {ty:?}",
-                    spec.name
-                )),
+                Some(declared) if !store::declared_type_holds(store, *ty, &declared) => {
+                    out.push(format!(
+                        "column {}.{col} is declared {declared}, expected {ty:?}",
+                        spec.name
+                    ))
+                }
                 Some(_) => {}
             }
         }

@@ -10,9 +10,9 @@ use tokio::io::AsyncReadExt;
 use super::codec::{self, Cell};
 use super::export::blob_summary;
 use super::schema::{self, TABLES};
+use super::store;
 use super::tar::TarReader;
 use super::{Manifest, Progress, Target, TransferError};
-use crate::store::Backend;
 
 /// What a check looked at and every problem it found.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -38,26 +38,20 @@ impl VerifyReport {
     }
 }
 
-/// SQLite's own page-level and foreign-key checks.
-async fn sqlite_checks(pool: &sqlx::SqlitePool) -> Result<Vec<String>, TransferError> {
-    let mut out = Vec::new();
-    let integrity: Vec<String> = sqlx::query_scalar("PRAGMA integrity_check")
-        .fetch_all(pool)
-        .await?;
-    out.extend(
-        integrity
-            .into_iter()
-            .filter(|r| r != "ok")
-            .map(|r| format!("database integrity: {r}")),
-    );
-    let fks: Vec<(String, Option<i64>, String)> =
-        sqlx::query_as("SELECT \"table\", rowid, parent FROM pragma_foreign_key_check")
-            .fetch_all(pool)
-            .await?;
-    out.extend(fks.into_iter().map(|(t, rowid, parent)| {
+/// The database engine's own page-level and foreign-key checks (SQLite only).
+async fn engine_checks(target: &Target) -> Result<Vec<String>, TransferError> {
+    let (integrity, broken) = store::engine_checks(&target.store).await?;
+    let mut out: Vec<String> = integrity
+        .into_iter()
+        .filter(|r| r != "ok")
+        .map(|r| format!("database integrity: {r}"))
+        .collect();
+    out.extend(broken.into_iter().map(|b| {
         format!(
-            "table {t} row {}: refers to a missing {parent} row",
-            rowid.map_or("?".into(), |r| r.to_string())
+            "table {} row {}: refers to a missing {} row",
+            b.table,
+            b.rowid.map_or("?".into(), |r| r.to_string()),
+            b.parent
         )
     }));
     Ok(out)
@@ -65,21 +59,14 @@ async fn sqlite_checks(pool: &sqlx::SqlitePool) -> Result<Vec<String>, TransferE
 
 /// Blob references the schema cannot enforce: committed artifact entries need their bytes.
 async fn reference_checks(target: &Target) -> Result<Vec<String>, TransferError> {
-    let missing: Vec<(i64, String, String)> = crate::on_backend!(target.store, read, |pool| {
-        sqlx::query_as(
-            "SELECT e.version_id, e.path, e.digest FROM artifact_entries e \
-             JOIN artifact_versions v ON v.id = e.version_id \
-             WHERE e.digest IS NOT NULL AND v.state = 'committed' \
-             AND NOT EXISTS (SELECT 1 FROM blobs b WHERE b.digest = e.digest) \
-             ORDER BY e.version_id, e.path",
-        )
-        .fetch_all(pool)
+    Ok(store::unrecorded_contents(&target.store)
         .await?
-    });
-    Ok(missing
         .into_iter()
-        .map(|(v, path, d)| {
-            format!("artifact version {v} file {path}: its content {d} is not recorded")
+        .map(|c| {
+            format!(
+                "artifact version {} file {}: its content {} is not recorded",
+                c.version_id, c.path, c.digest
+            )
         })
         .collect())
 }
@@ -98,15 +85,9 @@ pub async fn verify(
     report
         .problems
         .extend(schema::differences(&target.store).await?);
-    if let Backend::Sqlite { read, .. } = &target.store.backend {
-        report.problems.extend(sqlite_checks(read).await?);
-    }
+    report.problems.extend(engine_checks(target).await?);
     report.problems.extend(reference_checks(target).await?);
-    let blobs: Vec<(String, i64)> = crate::on_backend!(target.store, read, |pool| {
-        sqlx::query_as("SELECT digest, size FROM blobs ORDER BY digest")
-            .fetch_all(pool)
-            .await?
-    });
+    let blobs = store::recorded_blobs(&target.store).await?;
     progress.begin("blobs", blobs.iter().map(|(_, s)| *s as u64).sum());
     for (digest, size) in blobs {
         let size = size as u64;

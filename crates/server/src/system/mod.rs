@@ -4,11 +4,12 @@
 //! Machine figures come from /proc and `statvfs` (Linux); where the operating system does not
 //! give one, it is null rather than a guess. The server uses no Redis: `redis` is always null.
 
+mod store;
+
 use std::path::Path;
 
 use axum::Json;
 use axum::extract::State;
-use sqlx::{Database, Pool};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use wanllmdb_api_types::ErrorBody;
@@ -22,9 +23,9 @@ use crate::app::AppState;
 use crate::auth::Actor;
 use crate::blobs::BlobStore;
 use crate::error::{ApiError, ApiResult};
-use crate::on_backend;
-use crate::store::{Backend, format_time};
+use crate::store::format_time;
 use crate::telemetry::{cpu_seconds, resident_bytes};
+pub(crate) use store::pool_usage;
 
 /// The system routes.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -226,26 +227,9 @@ fn disk(data_dir: &Path) -> ApiResult<DiskInfo> {
 }
 
 async fn database_info(state: &AppState) -> ApiResult<DatabaseInfo> {
-    let (backend, size_bytes, pools) = match &state.store.backend {
-        Backend::Sqlite { write, read } => (
-            "sqlite",
-            sqlite_size(read).await?,
-            vec![
-                pool_usage("sqlite_write", write),
-                pool_usage("sqlite_read", read),
-            ],
-        ),
-        Backend::Postgres(pool) => {
-            let size: i64 = sqlx::query_scalar("SELECT pg_database_size(current_database())")
-                .fetch_one(pool)
-                .await?;
-            (
-                "postgres",
-                u64::try_from(size).unwrap_or(0),
-                vec![pool_usage("postgres", pool)],
-            )
-        }
-    };
+    let backend = store::backend_name(&state.store);
+    let size_bytes = store::database_size(&state.store).await?;
+    let pools = pool_usage(&state.store);
     let sum = |f: fn(&PoolUsage) -> u32| pools.iter().map(f).sum();
     Ok(DatabaseInfo {
         backend: backend.into(),
@@ -260,54 +244,16 @@ async fn database_info(state: &AppState) -> ApiResult<DatabaseInfo> {
     })
 }
 
-/// Pages of the main file plus the write-ahead log, which holds recent commits until a
-/// checkpoint copies them over.
-async fn sqlite_size(pool: &sqlx::SqlitePool) -> ApiResult<u64> {
-    let pages: i64 = sqlx::query_scalar("PRAGMA page_count")
-        .fetch_one(pool)
-        .await?;
-    let page_size: i64 = sqlx::query_scalar("PRAGMA page_size")
-        .fetch_one(pool)
-        .await?;
-    let files: Vec<(i64, String, String)> = sqlx::query_as("PRAGMA database_list")
-        .fetch_all(pool)
-        .await?;
-    let main = files.iter().find(|(_, name, _)| name == "main");
-    let wal = match main {
-        Some((_, _, file)) if !file.is_empty() => tokio::fs::metadata(format!("{file}-wal"))
-            .await
-            .map_or(0, |m| m.len()),
-        _ => 0,
-    };
-    Ok(u64::try_from(pages * page_size).unwrap_or(0) + wal)
-}
-
-fn pool_usage<DB: Database>(name: &str, pool: &Pool<DB>) -> PoolUsage {
-    let open = pool.size();
-    let idle = u32::try_from(pool.num_idle()).unwrap_or(u32::MAX);
-    PoolUsage {
-        name: name.into(),
-        max: pool.options().get_max_connections(),
-        open,
-        idle,
-        in_use: open.saturating_sub(idle),
-    }
-}
-
 async fn blob_store_info(state: &AppState) -> ApiResult<BlobStoreInfo> {
-    let (blobs, bytes): (i64, i64) = on_backend!(state.store, read, |pool| {
-        sqlx::query_as("SELECT COUNT(*), CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM blobs")
-            .fetch_one(pool)
-            .await?
-    });
+    let (blobs, stored_bytes) = store::blob_totals(&state.store).await?;
     let mut info = BlobStoreInfo {
         backend: "local".into(),
         path: None,
         bucket: None,
         prefix: None,
         endpoint: None,
-        blobs: u64::try_from(blobs).unwrap_or(0),
-        stored_bytes: u64::try_from(bytes).unwrap_or(0),
+        blobs,
+        stored_bytes,
     };
     match &state.blobs {
         BlobStore::Local(_) => {

@@ -8,6 +8,8 @@
 //! The endpoint needs no credentials, like `/health`: operators keep it off the public network,
 //! or serve it on its own address (`metrics_bind`).
 
+mod store;
+
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -30,8 +32,7 @@ use tokio::task::JoinHandle;
 use crate::app::{AppState, StartError};
 use crate::config::ServerConfig;
 use crate::error::{ApiError, ApiResult};
-use crate::on_backend;
-use crate::store::{Backend, now_us};
+use crate::store::{Store, now_us};
 
 /// Upper bounds (seconds) of the request duration histogram; `+Inf` follows.
 const BUCKETS: [f64; 11] = [
@@ -421,7 +422,7 @@ async fn prometheus_text(state: &AppState) -> ApiResult<Response> {
     state.telemetry.write_requests(&mut out);
     state.telemetry.write_ingested(&mut out);
     write_database(state, &mut out).await?;
-    write_pools(&state.store.backend, &mut out);
+    write_pools(&state.store, &mut out);
     write_process(&mut out);
     header(
         &mut out,
@@ -468,34 +469,18 @@ fn write_singletons(state: &AppState, out: &mut String) {
 }
 
 async fn write_database(state: &AppState, out: &mut String) -> ApiResult<()> {
-    let store = &state.store;
-    let runs: Vec<(String, i64)> = on_backend!(store, read, |pool| {
-        sqlx::query_as("SELECT state, COUNT(*) FROM runs GROUP BY state ORDER BY state")
-            .fetch_all(pool)
-            .await?
-    });
+    let runs = store::runs_by_state(&state.store).await?;
     header(out, "wanllmdb_runs", "gauge", "Runs by state.");
     for (s, n) in runs {
         let _ = writeln!(out, "wanllmdb_runs{{state=\"{}\"}} {n}", escape(&s));
     }
-    let sweeps: Vec<(String, i64)> = on_backend!(store, read, |pool| {
-        sqlx::query_as("SELECT state, COUNT(*) FROM sweeps GROUP BY state ORDER BY state")
-            .fetch_all(pool)
-            .await?
-    });
+    let sweeps = store::sweeps_by_state(&state.store).await?;
     header(out, "wanllmdb_sweeps", "gauge", "Sweeps by state.");
     for (s, n) in sweeps {
         let _ = writeln!(out, "wanllmdb_sweeps{{state=\"{}\"}} {n}", escape(&s));
     }
     let fresh_after = now_us() - state.config.heartbeat_timeout.as_micros() as i64;
-    let agents: i64 = on_backend!(store, read, |pool| {
-        sqlx::query_scalar(
-            "SELECT COUNT(*) FROM sweep_agents WHERE exited_at IS NULL AND heartbeat_at >= $1",
-        )
-        .bind(fresh_after)
-        .fetch_one(pool)
-        .await?
-    });
+    let agents = store::active_sweep_agents(&state.store, fresh_after).await?;
     header(
         out,
         "wanllmdb_sweep_agents_active",
@@ -506,31 +491,25 @@ async fn write_database(state: &AppState, out: &mut String) -> ApiResult<()> {
     Ok(())
 }
 
-fn write_pools(backend: &Backend, out: &mut String) {
+fn write_pools(store: &Store, out: &mut String) {
     header(
         out,
         "wanllmdb_db_pool_connections",
         "gauge",
         "Open database connections by pool, in use or idle.",
     );
-    let mut pool = |name: &str, size: u32, idle: usize| {
-        let idle = idle as u64;
-        let in_use = u64::from(size).saturating_sub(idle);
+    for pool in crate::system::pool_usage(store) {
+        let name = &pool.name;
         let _ = writeln!(
             out,
-            "wanllmdb_db_pool_connections{{pool=\"{name}\",state=\"in_use\"}} {in_use}"
+            "wanllmdb_db_pool_connections{{pool=\"{name}\",state=\"in_use\"}} {}",
+            pool.in_use
         );
         let _ = writeln!(
             out,
-            "wanllmdb_db_pool_connections{{pool=\"{name}\",state=\"idle\"}} {idle}"
+            "wanllmdb_db_pool_connections{{pool=\"{name}\",state=\"idle\"}} {}",
+            pool.idle
         );
-    };
-    match backend {
-        Backend::Sqlite { write, read } => {
-            pool("sqlite_write", write.size(), write.num_idle());
-            pool("sqlite_read", read.size(), read.num_idle());
-        }
-        Backend::Postgres(p) => pool("postgres", p.size(), p.num_idle()),
     }
 }
 

@@ -341,12 +341,7 @@ impl SqlBuilder {
         let rhs = match value {
             Value::Number(n) => self.param(Bind::Float(*n)),
             Value::Text(t) if op == Op::Contains => {
-                let esc = t
-                    .to_lowercase()
-                    .replace('\\', "\\\\")
-                    .replace('%', "\\%")
-                    .replace('_', "\\_");
-                let p = self.param(Bind::Text(format!("%{esc}%")));
+                let p = self.param(Bind::Text(contains_pattern(t)));
                 return format!("LOWER({lhs}) LIKE {p} ESCAPE '\\'");
             }
             Value::Text(t) => self.param(Bind::Text(t.clone())),
@@ -468,6 +463,16 @@ impl SqlBuilder {
         };
         Ok(format!("{expr} {dir} NULLS LAST"))
     }
+}
+
+/// A `LIKE` pattern (backslash escapes) for text that holds `text` in lower case.
+pub(super) fn contains_pattern(text: &str) -> String {
+    let esc = text
+        .to_lowercase()
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    format!("%{esc}%")
 }
 
 fn fmt_number(n: f64) -> String {

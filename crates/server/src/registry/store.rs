@@ -142,6 +142,7 @@ pub(super) async fn visible_models(
     project: Option<&str>,
     search: Option<&str>,
 ) -> ApiResult<Vec<ModelRow>> {
+    // `project_members` belongs to projects.
     let mut sql = format!(
         "{MODEL_SELECT} WHERE (p.visibility = 'public' OR $1 OR EXISTS (SELECT 1 FROM project_members pm WHERE pm.project_id = p.id AND pm.user_id = $2))"
     );

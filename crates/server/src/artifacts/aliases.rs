@@ -10,9 +10,6 @@ impl Artifacts<'_> {
         project: &str,
         name: &str,
     ) -> ApiResult<Vec<ArtifactAlias>> {
-        const SELECT_ARTIFACT_ALIASES: &str = "SELECT al.alias, v.version, u.username, al.updated_at FROM artifact_aliases al \
-                 JOIN artifact_versions v ON v.id = al.version_id LEFT JOIN users u ON u.id = al.updated_by \
-                 WHERE al.artifact_id = $1 ORDER BY al.alias";
         let access = self.access(actor, project).await?;
         let art = self.load(&access, name).await?;
         let mut out = Vec::new();
@@ -24,23 +21,7 @@ impl Artifacts<'_> {
                 updated_at: format_time(l.created_at),
             });
         }
-        let rows = on_backend!(self.state.store, read, |pool| {
-            sqlx::query(SELECT_ARTIFACT_ALIASES)
-                .bind(art.id)
-                .fetch_all(pool)
-                .await?
-                .into_iter()
-                .map(|r| -> Result<ArtifactAlias, sqlx::Error> {
-                    let v: i64 = r.try_get("version")?;
-                    Ok(ArtifactAlias {
-                        alias: r.try_get("alias")?,
-                        version: format!("v{v}"),
-                        updated_by: r.try_get("username")?,
-                        updated_at: format_time(r.try_get("updated_at")?),
-                    })
-                })
-                .collect::<Result<Vec<_>, _>>()?
-        });
+        let rows = store::custom_aliases(self.store(), art.id).await?;
         out.extend(rows);
         Ok(out)
     }
@@ -73,8 +54,8 @@ impl Artifacts<'_> {
         }
         check_alias(alias)?;
         let alias_owned = alias.to_string();
-        self.point_aliases(art.id, v.id, &[&alias_owned].into_iter().collect(), user)
-            .await?;
+        let aliases = [&alias_owned].into_iter().collect();
+        store::point_aliases(self.store(), art.id, v.id, &aliases, user, now_us()).await?;
         self.record(
             actor,
             client,
@@ -100,15 +81,8 @@ impl Artifacts<'_> {
         access.require_write()?;
         check_alias(alias)?;
         let art = self.load(&access, name).await?;
-        let n = on_backend!(self.state.store, write, |pool| {
-            sqlx::query("DELETE FROM artifact_aliases WHERE artifact_id = $1 AND alias = $2")
-                .bind(art.id)
-                .bind(alias)
-                .execute(pool)
-                .await?
-                .rows_affected()
-        });
-        if n == 0 {
+        let removed = store::delete_alias(self.store(), art.id, alias).await?;
+        if !removed {
             return Err(ApiError::not_found(format!(
                 "alias {alias} of artifact {name}"
             )));

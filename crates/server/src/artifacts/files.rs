@@ -18,7 +18,7 @@ impl Artifacts<'_> {
         let access = self.access(actor, project).await?;
         let art = self.load(&access, name).await?;
         let v = self.resolve(&art, spec).await?;
-        let mut rows = self.entries(v.id, None).await?;
+        let mut rows = store::entries(self.store(), v.id, None).await?;
         if download_urls {
             for f in &mut rows {
                 if let Some(d) = &f.sha256 {
@@ -48,8 +48,7 @@ impl Artifacts<'_> {
         let art = self.load(&access, name).await?;
         let v = self.resolve(&art, spec).await?;
         let path = normalize_path(path).map_err(|e| ApiError::invalid(format!("path: {e}")))?;
-        let mut f = self
-            .entries(v.id, Some(&path))
+        let mut f = store::entries(self.store(), v.id, Some(&path))
             .await?
             .pop()
             .ok_or_else(|| ApiError::not_found(format!("file {path} in {}", v.label())))?;
@@ -64,34 +63,6 @@ impl Artifacts<'_> {
         self.record_download(actor, client, project, &v, files)
             .await;
         Ok(f)
-    }
-
-    /// The entries of a version by path, or only the one at `path`.
-    async fn entries(&self, version_id: i64, path: Option<&str>) -> ApiResult<Vec<ArtifactFile>> {
-        const SELECT_ARTIFACT_ENTRIES: &str = "SELECT e.path, e.digest, e.size, e.ref_uri, e.ref_checksum, b.md5 FROM artifact_entries e \
-                 LEFT JOIN blobs b ON b.digest = e.digest WHERE e.version_id = $1 AND ($2 IS NULL OR e.path = $2) \
-                 ORDER BY e.path";
-        Ok(on_backend!(self.state.store, read, |pool| {
-            let mut out = Vec::new();
-            for r in sqlx::query(SELECT_ARTIFACT_ENTRIES)
-                .bind(version_id)
-                .bind(path)
-                .fetch_all(pool)
-                .await?
-            {
-                let size: i64 = r.try_get("size")?;
-                out.push(ArtifactFile {
-                    path: r.try_get("path")?,
-                    sha256: r.try_get("digest")?,
-                    md5: r.try_get("md5")?,
-                    size: size as u64,
-                    reference: r.try_get("ref_uri")?,
-                    checksum: r.try_get("ref_checksum")?,
-                    download_url: None,
-                });
-            }
-            out
-        }))
     }
 
     async fn record_download(

@@ -19,17 +19,7 @@ impl Artifacts<'_> {
         let (run, _) = Runs { state: self.state }
             .load_for_write(actor, run_id)
             .await?;
-        on_backend!(self.state.store, write, |pool| {
-            sqlx::query(
-                "INSERT INTO artifact_usage (version_id, run_pk, created_at) VALUES ($1, $2, $3) \
-                 ON CONFLICT (version_id, run_pk) DO NOTHING",
-            )
-            .bind(v.id)
-            .bind(run.pk)
-            .bind(now_us())
-            .execute(pool)
-            .await?;
-        });
+        store::insert_usage(self.store(), v.id, run.pk, now_us()).await?;
         self.one_api(v).await
     }
 
@@ -52,71 +42,6 @@ impl Artifacts<'_> {
         };
         cache.insert(project_id, ok);
         ok
-    }
-
-    async fn pairs(&self, sql: &str, ids: &[i64]) -> ApiResult<Vec<(i64, i64)>> {
-        let mut out = Vec::new();
-        for chunk in ids.chunks(500) {
-            let q = sql.replace("{ids}", &in_list(1, chunk.len()));
-            let rows: Vec<(i64, i64)> = on_backend!(self.state.store, read, |pool| {
-                let mut q = sqlx::query_as(sqlx::AssertSqlSafe(q));
-                for id in chunk {
-                    q = q.bind(*id);
-                }
-                q.fetch_all(pool).await?
-            });
-            out.extend(rows);
-        }
-        Ok(out)
-    }
-
-    async fn runs_info(&self, pks: &[i64]) -> ApiResult<HashMap<i64, (i64, LineageRun)>> {
-        let mut out = HashMap::new();
-        for chunk in pks.chunks(500) {
-            let sql = format!(
-                "SELECT r.pk, r.project_id, r.id, r.name, r.state, p.name AS project FROM runs r \
-                 JOIN projects p ON p.id = r.project_id WHERE r.pk IN ({})",
-                in_list(1, chunk.len())
-            );
-            let rows = on_backend!(self.state.store, read, |pool| {
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-                for id in chunk {
-                    q = q.bind(*id);
-                }
-                let mut v = Vec::new();
-                for r in q.fetch_all(pool).await? {
-                    v.push((
-                        r.try_get::<i64, _>("pk")?,
-                        r.try_get::<i64, _>("project_id")?,
-                        LineageRun {
-                            id: r.try_get("id")?,
-                            name: r.try_get("name")?,
-                            project: r.try_get("project")?,
-                            state: r.try_get("state")?,
-                        },
-                    ));
-                }
-                v
-            });
-            for (pk, pid, run) in rows {
-                out.insert(pk, (pid, run));
-            }
-        }
-        Ok(out)
-    }
-
-    async fn versions_info(&self, ids: &[i64]) -> ApiResult<HashMap<i64, VersionRow>> {
-        let mut out = HashMap::new();
-        for chunk in ids.chunks(500) {
-            let filter = format!(
-                "v.id IN ({}) AND v.state = 'committed'",
-                in_list(1, chunk.len())
-            );
-            for r in self.version_rows(&filter, chunk).await? {
-                out.insert(r.id, r);
-            }
-        }
-        Ok(out)
     }
 
     /// Who produced and used a version, and the lineage graph around it up to `depth` hops
@@ -168,21 +93,13 @@ impl Artifacts<'_> {
                 if hop % 2 == 1 {
                     // versions → runs (producers upstream, users downstream)
                     let links = if direction < 0 {
-                        self.pairs(
-                            "SELECT id, run_pk FROM artifact_versions WHERE run_pk IS NOT NULL AND id IN ({ids})",
-                            &versions,
-                        )
-                        .await?
+                        store::producers_of(self.store(), &versions).await?
                     } else {
-                        self.pairs(
-                            "SELECT version_id, run_pk FROM artifact_usage WHERE version_id IN ({ids})",
-                            &versions,
-                        )
-                        .await?
+                        store::users_of(self.store(), &versions).await?
                     };
                     let pks: Vec<i64> = links.iter().map(|l| l.1).collect();
-                    let info = self.runs_info(&pks).await?;
-                    let vinfo = self.versions_info(&versions).await?;
+                    let info = store::lineage_runs(self.store(), &pks).await?;
+                    let vinfo = store::committed_versions_in(self.store(), &versions).await?;
                     runs.clear();
                     for (vid, pk) in links {
                         let (Some((pid, run)), Some(v)) = (info.get(&pk), vinfo.get(&vid)) else {
@@ -216,21 +133,13 @@ impl Artifacts<'_> {
                 } else {
                     // runs → versions (inputs upstream, outputs downstream)
                     let links = if direction < 0 {
-                        self.pairs(
-                            "SELECT run_pk, version_id FROM artifact_usage WHERE run_pk IN ({ids})",
-                            &runs,
-                        )
-                        .await?
+                        store::inputs_of(self.store(), &runs).await?
                     } else {
-                        self.pairs(
-                            "SELECT run_pk, id FROM artifact_versions WHERE state = 'committed' AND run_pk IN ({ids})",
-                            &runs,
-                        )
-                        .await?
+                        store::outputs_of(self.store(), &runs).await?
                     };
                     let vids: Vec<i64> = links.iter().map(|l| l.1).collect();
-                    let vinfo = self.versions_info(&vids).await?;
-                    let rinfo = self.runs_info(&runs).await?;
+                    let vinfo = store::committed_versions_in(self.store(), &vids).await?;
+                    let rinfo = store::lineage_runs(self.store(), &runs).await?;
                     versions.clear();
                     for (pk, vid) in links {
                         let (Some(v), Some((_, run))) = (vinfo.get(&vid), rinfo.get(&pk)) else {
@@ -277,18 +186,8 @@ impl Artifacts<'_> {
     pub async fn of_run(&self, actor: &Actor, run_id: &str) -> ApiResult<RunArtifacts> {
         let (run, _) = Runs { state: self.state }.load(actor, run_id).await?;
         let mut readable = HashMap::new();
-        let used = self
-            .version_rows(
-                "v.id IN (SELECT version_id FROM artifact_usage WHERE run_pk = $1) ORDER BY a.name, v.version",
-                &[run.pk],
-            )
-            .await?;
-        let produced = self
-            .version_rows(
-                "v.run_pk = $1 AND v.state = 'committed' ORDER BY a.name, v.version",
-                &[run.pk],
-            )
-            .await?;
+        let used = store::versions_used_by(self.store(), run.pk).await?;
+        let produced = store::versions_logged_by(self.store(), run.pk).await?;
         let mut lists = [Vec::new(), Vec::new()];
         for (i, rows) in [used, produced].into_iter().enumerate() {
             for r in rows {

@@ -7,19 +7,20 @@
 //! computed; custom aliases are stored and movable. Lineage: the run that logged a version
 //! (`artifact_versions.run_pk`) and the runs that used it (`artifact_usage`).
 //!
-//! This file holds the artifacts themselves and what the parts share (rows, checks, lookups);
-//! `versions.rs`, `files.rs`, `aliases.rs` and `lineage.rs` add the rest of [`Artifacts`].
+//! This file holds the artifacts themselves and what the parts share (checks, lookups, rows
+//! turned into API types); `versions.rs`, `files.rs`, `aliases.rs` and `lineage.rs` add the
+//! rest of [`Artifacts`], and `store.rs` holds every query they make.
 
 mod aliases;
 mod files;
 mod lineage;
 pub mod refs;
 pub mod routes;
+mod store;
 mod versions;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-use sqlx::Row;
 use wanllmdb_api_types::Page;
 use wanllmdb_api_types::artifacts::{
     Artifact, ArtifactAlias, ArtifactFile, ArtifactVersion, BlobUpload, CreateArtifactRequest,
@@ -39,9 +40,9 @@ use crate::files::{download_url, draft_upload_url, project_holds};
 use crate::paging;
 use crate::projects::{ProjectAccess, Projects};
 use crate::runs::Runs;
-use crate::store::{format_time, now_us};
+use crate::store::{Store, format_time, now_us};
 use crate::tags;
-use crate::{on_backend, with_tx};
+use store::{ArtifactRow, VersionRow};
 
 /// Longest description.
 const MAX_DESCRIPTION: usize = 16 * 1024;
@@ -54,40 +55,6 @@ const MAX_REFERENCE_HOSTS: usize = 100;
 const MAX_DEPTH: u32 = 20;
 /// Most nodes in one lineage answer.
 const MAX_NODES: usize = 1000;
-
-const ARTIFACT_SELECT: &str = "SELECT a.id, a.project_id, p.name AS project, a.name, a.kind, a.description, \
-     a.metadata, a.tags, u.username AS created_by, a.created_at, a.updated_at, \
-     (SELECT COUNT(*) FROM artifact_versions v WHERE v.artifact_id = a.id AND v.state = 'committed') AS version_count, \
-     (SELECT MAX(v.version) FROM artifact_versions v WHERE v.artifact_id = a.id AND v.state = 'committed') AS latest \
-     FROM artifacts a JOIN projects p ON p.id = a.project_id LEFT JOIN users u ON u.id = a.created_by";
-
-const VERSION_SELECT: &str = "SELECT v.id, v.artifact_id, a.project_id, a.name AS artifact, p.name AS project, a.kind, \
-     v.version, v.state, v.digest, v.description, v.metadata, r.id AS run, v.file_count, v.total_size, \
-     u.username AS created_by, v.created_at \
-     FROM artifact_versions v JOIN artifacts a ON a.id = v.artifact_id JOIN projects p ON p.id = a.project_id \
-     LEFT JOIN runs r ON r.pk = v.run_pk LEFT JOIN users u ON u.id = v.created_by";
-
-/// Points an alias at a version (moving it): artifact, alias, version, user, time.
-const POINT_ALIAS_SQL: &str = "INSERT INTO artifact_aliases (artifact_id, alias, version_id, updated_by, updated_at) \
-     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (artifact_id, alias) DO UPDATE SET \
-     version_id = excluded.version_id, updated_by = excluded.updated_by, updated_at = excluded.updated_at";
-
-/// An artifact as stored.
-#[derive(Debug, Clone, sqlx::FromRow)]
-struct ArtifactRow {
-    id: i64,
-    project: String,
-    name: String,
-    kind: String,
-    description: String,
-    metadata: String,
-    tags: String,
-    created_by: Option<String>,
-    created_at: i64,
-    updated_at: i64,
-    version_count: i64,
-    latest: Option<i64>,
-}
 
 impl ArtifactRow {
     fn into_api(self) -> Artifact {
@@ -106,27 +73,6 @@ impl ArtifactRow {
             updated_at: format_time(self.updated_at),
         }
     }
-}
-
-/// A version as stored.
-#[derive(Debug, Clone, sqlx::FromRow)]
-struct VersionRow {
-    id: i64,
-    artifact_id: i64,
-    project_id: i64,
-    artifact: String,
-    project: String,
-    kind: String,
-    version: Option<i64>,
-    state: String,
-    digest: String,
-    description: String,
-    metadata: String,
-    run: Option<String>,
-    file_count: i64,
-    total_size: i64,
-    created_by: Option<String>,
-    created_at: i64,
 }
 
 impl VersionRow {
@@ -259,13 +205,6 @@ fn artifact_download_url(state: &AppState, digest: &str, size: u64) -> ApiResult
     )
 }
 
-fn in_list(first: usize, n: usize) -> String {
-    (first..first + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// The artifact service.
 pub struct Artifacts<'a> {
     /// Shared state.
@@ -273,6 +212,10 @@ pub struct Artifacts<'a> {
 }
 
 impl Artifacts<'_> {
+    fn store(&self) -> &Store {
+        &self.state.store
+    }
+
     async fn access(&self, actor: &Actor, project: &str) -> ApiResult<ProjectAccess> {
         let access = Projects { state: self.state }
             .access(actor, project)
@@ -281,39 +224,17 @@ impl Artifacts<'_> {
         Ok(access)
     }
 
-    async fn find(&self, project_id: i64, name: &str) -> ApiResult<Option<ArtifactRow>> {
-        let sql = format!("{ARTIFACT_SELECT} WHERE a.project_id = $1 AND a.name = $2");
-        Ok(on_backend!(self.state.store, read, |pool| {
-            sqlx::query_as::<_, ArtifactRow>(sqlx::AssertSqlSafe(sql))
-                .bind(project_id)
-                .bind(name)
-                .fetch_optional(pool)
-                .await?
-        }))
-    }
-
     async fn load(&self, access: &ProjectAccess, name: &str) -> ApiResult<ArtifactRow> {
-        self.find(access.id, name).await?.ok_or_else(|| {
-            ApiError::not_found(format!("artifact {name} in project {}", access.name))
-        })
-    }
-
-    async fn version_rows(&self, filter: &str, binds: &[i64]) -> ApiResult<Vec<VersionRow>> {
-        let sql = format!("{VERSION_SELECT} WHERE {filter}");
-        Ok(on_backend!(self.state.store, read, |pool| {
-            let mut q = sqlx::query_as::<_, VersionRow>(sqlx::AssertSqlSafe(sql));
-            for b in binds {
-                q = q.bind(*b);
-            }
-            q.fetch_all(pool).await?
-        }))
+        store::find_artifact(self.store(), access.id, name)
+            .await?
+            .ok_or_else(|| {
+                ApiError::not_found(format!("artifact {name} in project {}", access.name))
+            })
     }
 
     async fn version_by_id(&self, id: i64) -> ApiResult<VersionRow> {
-        self.version_rows("v.id = $1", &[id])
+        store::version_by_id(self.store(), id)
             .await?
-            .into_iter()
-            .next()
             .ok_or_else(|| ApiError::Internal(format!("version {id} vanished")))
     }
 
@@ -321,11 +242,8 @@ impl Artifacts<'_> {
     /// otherwise, as for any object an outsider may not see).
     pub async fn version_by_id_for(&self, actor: &Actor, id: i64) -> ApiResult<ArtifactVersion> {
         let missing = || ApiError::not_found(format!("artifact version {id}"));
-        let row = self
-            .version_rows("v.id = $1 AND v.state = 'committed'", &[id])
+        let row = store::committed_version_by_id(self.store(), id)
             .await?
-            .into_iter()
-            .next()
             .ok_or_else(missing)?;
         Projects { state: self.state }
             .access_by_id(actor, row.project_id)
@@ -337,32 +255,14 @@ impl Artifacts<'_> {
 
     /// Resolves `v3`, `3`, `latest` or a custom alias to a committed version.
     async fn resolve(&self, art: &ArtifactRow, spec: &str) -> ApiResult<VersionRow> {
-        let rows = if spec == "latest" {
-            self.version_rows(
-                "v.artifact_id = $1 AND v.state = 'committed' ORDER BY v.version DESC LIMIT 1",
-                &[art.id],
-            )
-            .await?
+        let row = if spec == "latest" {
+            store::latest_version(self.store(), art.id).await?
         } else if let Some(n) = parse_version_number(spec) {
-            self.version_rows(
-                "v.artifact_id = $1 AND v.state = 'committed' AND v.version = $2",
-                &[art.id, n],
-            )
-            .await?
+            store::numbered_version(self.store(), art.id, n).await?
         } else {
-            let sql = format!(
-                "{VERSION_SELECT} WHERE v.id = (SELECT al.version_id FROM artifact_aliases al \
-                 WHERE al.artifact_id = $1 AND al.alias = $2)"
-            );
-            on_backend!(self.state.store, read, |pool| {
-                sqlx::query_as::<_, VersionRow>(sqlx::AssertSqlSafe(sql))
-                    .bind(art.id)
-                    .bind(spec)
-                    .fetch_all(pool)
-                    .await?
-            })
+            store::aliased_version(self.store(), art.id, spec).await?
         };
-        rows.into_iter().next().ok_or_else(|| {
+        row.ok_or_else(|| {
             ApiError::not_found(format!(
                 "version or alias {spec:?} of artifact {}",
                 art.name
@@ -372,23 +272,8 @@ impl Artifacts<'_> {
 
     /// Aliases of versions of one artifact, `latest` included.
     async fn aliases_of(&self, artifact_id: i64) -> ApiResult<HashMap<i64, Vec<String>>> {
-        const SELECT_ARTIFACT_ALIASES: &str =
-            "SELECT version_id, alias FROM artifact_aliases WHERE artifact_id = $1 ORDER BY alias";
-        let rows: Vec<(i64, String)> = on_backend!(self.state.store, read, |pool| {
-            sqlx::query_as(SELECT_ARTIFACT_ALIASES)
-                .bind(artifact_id)
-                .fetch_all(pool)
-                .await?
-        });
-        let latest: Option<i64> = on_backend!(self.state.store, read, |pool| {
-            sqlx::query_scalar(
-                "SELECT id FROM artifact_versions WHERE artifact_id = $1 AND state = 'committed' \
-                 ORDER BY version DESC LIMIT 1",
-            )
-            .bind(artifact_id)
-            .fetch_optional(pool)
-            .await?
-        });
+        let rows = store::alias_targets(self.store(), artifact_id).await?;
+        let latest = store::latest_version_id(self.store(), artifact_id).await?;
         let mut out: HashMap<i64, Vec<String>> = HashMap::new();
         if let Some(l) = latest {
             out.entry(l).or_default().push("latest".into());
@@ -427,7 +312,7 @@ impl Artifacts<'_> {
         if let Some(u) = &actor.user {
             ev = ev.user(u.id, &u.username);
         }
-        audit::record(&self.state.store, ev).await;
+        audit::record(self.store(), ev).await;
     }
 
     /// Artifacts of a project by name, optionally of one type.
@@ -446,32 +331,8 @@ impl Artifacts<'_> {
             .transpose()?
             .unwrap_or_default();
         let limit = limit.clamp(1, 1000);
-        // Tags are stored as a JSON array written by serde_json; the tag encoded the same way,
-        // quotes included, matches exactly that element.
-        let tag_pattern = tag.map(|t| {
-            let quoted = serde_json::to_string(t).unwrap_or_default();
-            format!(
-                "%{}%",
-                quoted
-                    .replace('\\', "\\\\")
-                    .replace('%', "\\%")
-                    .replace('_', "\\_")
-            )
-        });
-        let sql = format!(
-            "{ARTIFACT_SELECT} WHERE a.project_id = $1 AND a.name > $2 AND ($3 = '' OR a.kind = $3) \
-             AND ($4 = '' OR a.tags LIKE $4 ESCAPE '\\') ORDER BY a.name LIMIT {}",
-            limit + 1
-        );
-        let mut rows: Vec<ArtifactRow> = on_backend!(self.state.store, read, |pool| {
-            sqlx::query_as::<_, ArtifactRow>(sqlx::AssertSqlSafe(sql))
-                .bind(access.id)
-                .bind(&after)
-                .bind(kind.unwrap_or(""))
-                .bind(tag_pattern.as_deref().unwrap_or(""))
-                .fetch_all(pool)
-                .await?
-        });
+        let mut rows =
+            store::artifacts_page(self.store(), access.id, &after, kind, tag, limit + 1).await?;
         let next = if rows.len() > limit {
             rows.truncate(limit);
             rows.last().map(|r| paging::cursor(&r.name))
@@ -490,8 +351,6 @@ impl Artifacts<'_> {
         actor: &Actor,
         req: &CreateArtifactRequest,
     ) -> ApiResult<ArtifactRow> {
-        const INSERT_ARTIFACTS: &str = "INSERT INTO artifacts (project_id, name, kind, description, metadata, tags, created_by, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) ON CONFLICT (project_id, name) DO NOTHING";
         if !is_valid_artifact_name(&req.name) {
             return Err(ApiError::invalid(format!(
                 "artifact name {:?}: use 1 to 128 characters of A-Z, a-z, 0-9, '.', '_', '-'",
@@ -502,23 +361,19 @@ impl Artifacts<'_> {
         check_description(&req.description)?;
         let metadata = check_object(req.metadata.clone(), "metadata")?;
         let tags = check_tags(&req.tags)?;
-        let now = now_us();
-        let done = on_backend!(self.state.store, write, |pool| {
-            sqlx::query(INSERT_ARTIFACTS)
-                .bind(access.id)
-                .bind(&req.name)
-                .bind(&req.kind)
-                .bind(&req.description)
-                .bind(&metadata)
-                .bind(&tags)
-                .bind(actor.user_id())
-                .bind(now)
-                .execute(pool)
-                .await?
-                .rows_affected()
-        });
+        let new = store::NewArtifact {
+            project_id: access.id,
+            name: &req.name,
+            kind: &req.kind,
+            description: &req.description,
+            metadata: &metadata,
+            tags: &tags,
+            created_by: actor.user_id(),
+            now: now_us(),
+        };
+        let inserted = store::insert_artifact(self.store(), &new).await?;
         let row = self.load(access, &req.name).await?;
-        if done == 0 && row.kind != req.kind {
+        if !inserted && row.kind != req.kind {
             return Err(ApiError::Conflict(format!(
                 "artifact {} in project {} is a {}, not a {}",
                 req.name, access.name, row.kind, req.kind
@@ -537,7 +392,10 @@ impl Artifacts<'_> {
     ) -> ApiResult<Artifact> {
         let access = self.access(actor, project).await?;
         access.require_write()?;
-        if self.find(access.id, &req.name).await?.is_some() {
+        if store::find_artifact(self.store(), access.id, &req.name)
+            .await?
+            .is_some()
+        {
             return Err(ApiError::Conflict(format!(
                 "artifact {} already exists in project {project}",
                 req.name
@@ -570,7 +428,6 @@ impl Artifacts<'_> {
         req: UpdateArtifactRequest,
         client: &ClientInfo,
     ) -> ApiResult<Artifact> {
-        const UPDATE_ARTIFACTS: &str = "UPDATE artifacts SET description = $1, metadata = $2, tags = $3, updated_at = $4 WHERE id = $5";
         let access = self.access(actor, project).await?;
         access.require_write()?;
         let row = self.load(&access, name).await?;
@@ -592,16 +449,15 @@ impl Artifacts<'_> {
             Some(t) => check_tags(&t)?,
             None => row.tags,
         };
-        on_backend!(self.state.store, write, |pool| {
-            sqlx::query(UPDATE_ARTIFACTS)
-                .bind(&description)
-                .bind(&metadata)
-                .bind(&tags)
-                .bind(now_us())
-                .bind(row.id)
-                .execute(pool)
-                .await?;
-        });
+        store::update_artifact(
+            self.store(),
+            row.id,
+            &description,
+            &metadata,
+            &tags,
+            now_us(),
+        )
+        .await?;
         self.record(
             actor,
             client,
@@ -626,12 +482,7 @@ impl Artifacts<'_> {
         let access = self.access(actor, project).await?;
         access.require_write()?;
         let row = self.load(&access, name).await?;
-        on_backend!(self.state.store, write, |pool| {
-            sqlx::query("DELETE FROM artifacts WHERE id = $1")
-                .bind(row.id)
-                .execute(pool)
-                .await?;
-        });
+        store::delete_artifact(self.store(), row.id).await?;
         self.record(
             actor,
             client,
@@ -653,12 +504,7 @@ impl Artifacts<'_> {
     ) -> ApiResult<Vec<ArtifactVersion>> {
         let access = self.access(actor, project).await?;
         let art = self.load(&access, name).await?;
-        let rows = self
-            .version_rows(
-                "v.artifact_id = $1 AND v.state = 'committed' ORDER BY v.version DESC",
-                &[art.id],
-            )
-            .await?;
+        let rows = store::committed_versions(self.store(), art.id).await?;
         self.to_api(rows).await
     }
 

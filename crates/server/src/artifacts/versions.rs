@@ -110,9 +110,6 @@ impl Artifacts<'_> {
         req: CreateVersionRequest,
         client: &ClientInfo,
     ) -> ApiResult<CreateVersionResponse> {
-        const INSERT_ARTIFACT_VERSIONS: &str = "INSERT INTO artifact_versions (artifact_id, version, state, digest, description, metadata, run_pk, \
-                 file_count, total_size, pending_aliases, created_by, created_at) \
-                 VALUES ($1, NULL, 'pending', $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id";
         let access = self.access(actor, project).await?;
         access.require_write()?;
         let user = actor.require_user()?.id;
@@ -145,7 +142,7 @@ impl Artifacts<'_> {
             }
             None => None,
         };
-        let art = match self.find(access.id, name).await? {
+        let art = match store::find_artifact(self.store(), access.id, name).await? {
             Some(a) => {
                 if let Some(k) = &req.kind
                     && *k != a.kind
@@ -202,7 +199,7 @@ impl Artifacts<'_> {
             && latest.digest == digest
         {
             let id = latest.id;
-            self.point_aliases(art.id, id, &aliases, user).await?;
+            store::point_aliases(self.store(), art.id, id, &aliases, user, now_us()).await?;
             let version = self.one_api(self.version_by_id(id).await?).await?;
             return Ok(CreateVersionResponse {
                 version,
@@ -212,48 +209,23 @@ impl Artifacts<'_> {
         }
         let digests: Vec<&str> = entries.iter().filter_map(|e| e.digest.as_deref()).collect();
         let held = project_holds(self.state, access.id, &digests).await?;
-        let total: u64 = entries.iter().map(|e| e.size).sum();
-        let now = now_us();
-        let draft: i64 = with_tx!(self.state.store, |tx| {
-            let id: i64 = sqlx::query_scalar(INSERT_ARTIFACT_VERSIONS)
-                .bind(art.id)
-                .bind(&digest)
-                .bind(&req.description)
-                .bind(&metadata)
-                .bind(run_pk)
-                .bind(entries.len() as i64)
-                .bind(total as i64)
-                .bind(&aliases_json)
-                .bind(user)
-                .bind(now)
-                .fetch_one(&mut *tx)
-                .await?;
-            for chunk in entries.chunks(200) {
-                let rows: Vec<String> = (0..chunk.len())
-                    .map(|i| format!("($1, {})", in_list(2 + i * 6, 6)))
-                    .collect();
-                let sql = format!(
-                    "INSERT INTO artifact_entries (version_id, path, digest, size, ref_uri, ref_checksum, pending) VALUES {}",
-                    rows.join(", ")
-                );
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id);
-                for e in chunk {
-                    let pending = e
-                        .digest
-                        .as_ref()
-                        .is_some_and(|d| !held.contains(&(d.clone(), e.size)));
-                    q = q
-                        .bind(&e.path)
-                        .bind(&e.digest)
-                        .bind(e.size as i64)
-                        .bind(&e.reference)
-                        .bind(&e.checksum)
-                        .bind(pending);
-                }
-                q.execute(&mut *tx).await?;
-            }
-            id
-        });
+        let new = store::NewDraft {
+            artifact_id: art.id,
+            digest: &digest,
+            description: &req.description,
+            metadata: &metadata,
+            run_pk,
+            total_size: entries.iter().map(|e| e.size).sum(),
+            aliases: &aliases_json,
+            created_by: user,
+            now: now_us(),
+        };
+        let draft = store::insert_draft(self.store(), &new, &entries, |e| {
+            e.digest
+                .as_ref()
+                .is_some_and(|d| !held.contains(&(d.clone(), e.size)))
+        })
+        .await?;
         let mut uploads = Vec::new();
         let mut asked = HashSet::new();
         for e in &entries {
@@ -299,17 +271,10 @@ impl Artifacts<'_> {
         digest: &str,
         asked: &[(&str, i64)],
     ) -> ApiResult<()> {
-        const SELECT_ARTIFACT_VERSIONS: &str = "SELECT version, digest FROM artifact_versions WHERE artifact_id = $1 AND state = 'committed' \
-                 ORDER BY version DESC LIMIT 1";
         if asked.is_empty() {
             return Ok(());
         }
-        let newest: Option<(i64, String)> = on_backend!(self.state.store, read, |pool| {
-            sqlx::query_as(SELECT_ARTIFACT_VERSIONS)
-                .bind(art.id)
-                .fetch_optional(pool)
-                .await?
-        });
+        let newest = store::newest_number_and_digest(self.store(), art.id).await?;
         let expected = match &newest {
             Some((n, d)) if d == digest => *n,
             Some((n, _)) => n + 1,
@@ -337,7 +302,6 @@ impl Artifacts<'_> {
         req: UpdateVersionRequest,
         client: &ClientInfo,
     ) -> ApiResult<ArtifactVersion> {
-        const UPDATE_ARTIFACT_VERSIONS: &str = "UPDATE artifact_versions SET metadata = $1, description = COALESCE($2, description) WHERE id = $3";
         let access = self.access(actor, project).await?;
         access.require_write()?;
         let art = self.load(&access, name).await?;
@@ -345,27 +309,6 @@ impl Artifacts<'_> {
         if let Some(d) = &req.description {
             check_description(d)?;
         }
-        let lock = match self.state.store.kind() {
-            crate::store::BackendKind::Postgres => " FOR UPDATE",
-            crate::store::BackendKind::Sqlite => "",
-        };
-        with_tx!(self.state.store, |tx| {
-            let sql = format!("SELECT metadata FROM artifact_versions WHERE id = $1{lock}");
-            let stored: String = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-                .bind(v.id)
-                .fetch_one(&mut *tx)
-                .await?;
-            let metadata = match req.metadata.clone() {
-                Some(patch) => merge_metadata(&stored, patch)?,
-                None => stored,
-            };
-            sqlx::query(UPDATE_ARTIFACT_VERSIONS)
-                .bind(&metadata)
-                .bind(&req.description)
-                .bind(v.id)
-                .execute(&mut *tx)
-                .await?;
-        });
         let fields: Vec<&str> = [
             ("description", req.description.is_some()),
             ("metadata", req.metadata.is_some()),
@@ -373,6 +316,16 @@ impl Artifacts<'_> {
         .into_iter()
         .filter_map(|(f, given)| given.then_some(f))
         .collect();
+        store::update_version(
+            self.store(),
+            v.id,
+            req.description.as_deref(),
+            |stored| match req.metadata {
+                Some(patch) => merge_metadata(&stored, patch),
+                None => Ok(stored),
+            },
+        )
+        .await?;
         self.record(
             actor,
             client,
@@ -395,27 +348,11 @@ impl Artifacts<'_> {
         spec: &str,
         client: &ClientInfo,
     ) -> ApiResult<()> {
-        const SELECT_MODEL_VERSIONS: &str = "SELECT m.name, mv.version FROM model_versions mv JOIN registered_models m ON m.id = mv.model_id \
-                 WHERE mv.artifact_version_id = $1 ORDER BY m.name, mv.version";
-        const UPDATE_ARTIFACT_VERSIONS: &str = "UPDATE artifact_versions SET state = 'deleted', run_pk = NULL, file_count = 0, total_size = 0 WHERE id = $1";
         let access = self.access(actor, project).await?;
         access.require_write()?;
         let art = self.load(&access, name).await?;
         let v = self.resolve(&art, spec).await?;
-        let (aliases, models): (Vec<String>, Vec<(String, i64)>) =
-            on_backend!(self.state.store, read, |pool| {
-                let aliases = sqlx::query_scalar(
-                    "SELECT alias FROM artifact_aliases WHERE version_id = $1 ORDER BY alias",
-                )
-                .bind(v.id)
-                .fetch_all(pool)
-                .await?;
-                let models = sqlx::query_as(SELECT_MODEL_VERSIONS)
-                    .bind(v.id)
-                    .fetch_all(pool)
-                    .await?;
-                (aliases, models)
-            });
+        let (aliases, models) = store::version_holders(self.store(), v.id).await?;
         let mut holders: Vec<String> = aliases.iter().map(|a| format!("alias {a}")).collect();
         holders.extend(models.iter().map(|(m, n)| format!("model {m} v{n}")));
         if !holders.is_empty() {
@@ -427,20 +364,7 @@ impl Artifacts<'_> {
         }
         // The row stays as a tombstone so the number is never handed out again; its files
         // and lineage go (the bytes stay until garbage collection).
-        with_tx!(self.state.store, |tx| {
-            sqlx::query("DELETE FROM artifact_entries WHERE version_id = $1")
-                .bind(v.id)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("DELETE FROM artifact_usage WHERE version_id = $1")
-                .bind(v.id)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query(UPDATE_ARTIFACT_VERSIONS)
-                .bind(v.id)
-                .execute(&mut *tx)
-                .await?;
-        });
+        store::tombstone_version(self.store(), v.id).await?;
         self.record(
             actor,
             client,
@@ -479,102 +403,22 @@ impl Artifacts<'_> {
         draft: i64,
         client: &ClientInfo,
     ) -> ApiResult<(ArtifactVersion, bool)> {
-        const SELECT_ARTIFACT_VERSIONS: &str = "SELECT state, digest, pending_aliases FROM artifact_versions WHERE id = $1 AND artifact_id = $2";
-        const SELECT_ARTIFACT_ENTRIES: &str = "SELECT path FROM artifact_entries WHERE version_id = $1 AND pending ORDER BY path LIMIT 5";
-        const SELECT_LATEST_COMMITTED: &str = "SELECT id, digest FROM artifact_versions WHERE artifact_id = $1 AND state = 'committed' \
-                             ORDER BY version DESC LIMIT 1";
-        const NEXT_VERSION_NUMBER: &str =
-            "SELECT COALESCE(MAX(version), 0) + 1 FROM artifact_versions WHERE artifact_id = $1";
-        const UPDATE_ARTIFACT_VERSIONS: &str = "UPDATE artifact_versions SET version = $1, state = 'committed', created_at = $2 WHERE id = $3";
         let user = actor.require_user()?.id;
-        let now = now_us();
-        enum Outcome {
-            Missing,
-            Waiting(Vec<String>),
-            Done(i64, bool),
-        }
-        let outcome: Outcome = with_tx!(self.state.store, |tx| {
-            // Serialises commits of one artifact (a row lock on PostgreSQL; SQLite has one writer).
-            sqlx::query("UPDATE artifacts SET updated_at = $1 WHERE id = $2")
-                .bind(now)
-                .bind(art.id)
-                .execute(&mut *tx)
-                .await?;
-            let row: Option<(String, String, String)> = sqlx::query_as(SELECT_ARTIFACT_VERSIONS)
-                .bind(draft)
-                .bind(art.id)
-                .fetch_optional(&mut *tx)
-                .await?;
-            match row {
-                None => Outcome::Missing,
-                Some((state, _, _)) if state == "committed" => Outcome::Done(draft, false),
-                Some((_, digest, aliases)) => {
-                    let waiting: Vec<String> = sqlx::query_scalar(SELECT_ARTIFACT_ENTRIES)
-                        .bind(draft)
-                        .fetch_all(&mut *tx)
-                        .await?;
-                    if !waiting.is_empty() {
-                        Outcome::Waiting(waiting)
-                    } else {
-                        let latest: Option<(i64, String)> = sqlx::query_as(SELECT_LATEST_COMMITTED)
-                            .bind(art.id)
-                            .fetch_optional(&mut *tx)
-                            .await?;
-                        let target = match latest {
-                            Some((id, d)) if d == digest => {
-                                sqlx::query("DELETE FROM artifact_versions WHERE id = $1")
-                                    .bind(draft)
-                                    .execute(&mut *tx)
-                                    .await?;
-                                Outcome::Done(id, false)
-                            }
-                            _ => {
-                                let next: i64 = sqlx::query_scalar(NEXT_VERSION_NUMBER)
-                                    .bind(art.id)
-                                    .fetch_one(&mut *tx)
-                                    .await?;
-                                sqlx::query(UPDATE_ARTIFACT_VERSIONS)
-                                    .bind(next)
-                                    .bind(now)
-                                    .bind(draft)
-                                    .execute(&mut *tx)
-                                    .await?;
-                                Outcome::Done(draft, true)
-                            }
-                        };
-                        if let Outcome::Done(id, _) = &target {
-                            let list: Vec<String> =
-                                serde_json::from_str(&aliases).unwrap_or_default();
-                            for a in list {
-                                sqlx::query(POINT_ALIAS_SQL)
-                                    .bind(art.id)
-                                    .bind(&a)
-                                    .bind(*id)
-                                    .bind(user)
-                                    .bind(now)
-                                    .execute(&mut *tx)
-                                    .await?;
-                            }
-                        }
-                        target
-                    }
-                }
-            }
-        });
+        let outcome = store::commit_draft(self.store(), art.id, draft, user, now_us()).await?;
         let (id, created) = match outcome {
-            Outcome::Missing => {
+            store::Commit::Missing => {
                 return Err(ApiError::not_found(format!(
                     "draft {draft} of artifact {} (drafts expire an hour after their upload URLs were issued; create the version again)",
                     art.name
                 )));
             }
-            Outcome::Waiting(paths) => {
+            store::Commit::Waiting(paths) => {
                 return Err(ApiError::Conflict(format!(
                     "content not uploaded yet for {}; send it with the upload URLs first (create the version again for fresh URLs)",
                     paths.join(", ")
                 )));
             }
-            Outcome::Done(id, created) => (id, created),
+            store::Commit::Done(id, created) => (id, created),
         };
         let row = self.version_by_id(id).await?;
         if created {
@@ -591,31 +435,5 @@ impl Artifacts<'_> {
             .await;
         }
         Ok((self.one_api(row).await?, created))
-    }
-
-    pub(super) async fn point_aliases(
-        &self,
-        artifact_id: i64,
-        version_id: i64,
-        aliases: &BTreeSet<&String>,
-        user: i64,
-    ) -> ApiResult<()> {
-        if aliases.is_empty() {
-            return Ok(());
-        }
-        let now = now_us();
-        with_tx!(self.state.store, |tx| {
-            for a in aliases {
-                sqlx::query(POINT_ALIAS_SQL)
-                    .bind(artifact_id)
-                    .bind(*a)
-                    .bind(version_id)
-                    .bind(user)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-        });
-        Ok(())
     }
 }

@@ -7,6 +7,7 @@
 //! with `archive_existing` leave exactly one version in Production.
 
 pub mod routes;
+mod store;
 
 use std::collections::HashMap;
 
@@ -20,119 +21,17 @@ use wanllmdb_api_types::registry::{
 use crate::app::AppState;
 use crate::artifacts::Artifacts;
 use crate::audit::{self, AuditEvent};
-use crate::auth::Actor;
+use crate::auth::{Actor, AuthUser};
 use crate::error::{ApiError, ApiResult, known};
 use crate::extract::ClientInfo;
 use crate::projects::{ProjectAccess, Projects};
 use crate::runs::Runs;
 use crate::store::{Store, format_time, now_us};
 use crate::tags;
-use crate::{on_backend, with_tx};
-
-/// Whether moving a version from stage `from` to `to` voids its approval for Production.
-fn voids_approval(from: &str, to: Stage) -> bool {
-    (from == Stage::Production.as_str() && to != Stage::Production)
-        || matches!(to, Stage::Staging | Stage::None)
-}
+use store::{Change, Editor, ModelRow, VersionRow};
 
 /// Longest description or comment.
 const MAX_TEXT: usize = 16 * 1024;
-
-const MODEL_SELECT: &str = "SELECT m.id, m.name, m.project_id, p.name AS project, m.description, m.tags, \
-     m.require_approval, u.username AS created_by, m.created_at, m.updated_at, \
-     (SELECT COUNT(*) FROM model_versions v WHERE v.model_id = m.id) AS version_count, \
-     (SELECT MAX(v.version) FROM model_versions v WHERE v.model_id = m.id) AS latest \
-     FROM registered_models m JOIN projects p ON p.id = m.project_id LEFT JOIN users u ON u.id = m.created_by";
-
-const VERSION_SELECT: &str = "SELECT v.id, v.version, v.stage, v.description, v.metrics, v.tags, \
-     v.created_by AS creator_id, cu.username AS created_by, v.created_at, au.username AS approved_by, v.approved_at, \
-     r.id AS run, ap.id AS art_project_id, ap.name AS art_project, a.name AS art_name, av.version AS art_version \
-     FROM model_versions v LEFT JOIN users cu ON cu.id = v.created_by LEFT JOIN users au ON au.id = v.approved_by \
-     LEFT JOIN runs r ON r.pk = v.run_pk LEFT JOIN artifact_versions av ON av.id = v.artifact_version_id \
-     LEFT JOIN artifacts a ON a.id = av.artifact_id LEFT JOIN projects ap ON ap.id = a.project_id";
-
-/// Appends a history entry inside a transaction: model id, version, action, from, to,
-/// comment, username, time.
-const HISTORY_SQL: &str = "INSERT INTO model_history (model_id, version, action, from_value, to_value, comment, username, at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
-
-/// One history entry, before it is written.
-struct Change<'a> {
-    version: Option<i64>,
-    action: &'static str,
-    from: Option<String>,
-    to: Option<String>,
-    comment: Option<&'a str>,
-}
-
-/// Writes a [`Change`] with `$tx` (inside `with_tx!`).
-macro_rules! record_change {
-    ($tx:ident, $model:expr, $user:expr, $now:expr, $c:expr) => {{
-        let c = &$c;
-        sqlx::query(HISTORY_SQL)
-            .bind($model)
-            .bind(c.version)
-            .bind(c.action)
-            .bind(&c.from)
-            .bind(&c.to)
-            .bind(c.comment)
-            .bind($user)
-            .bind($now)
-            .execute(&mut *$tx)
-            .await?;
-    }};
-}
-
-/// A model as stored.
-#[derive(Debug, Clone, sqlx::FromRow)]
-struct ModelRow {
-    id: i64,
-    name: String,
-    project_id: i64,
-    project: String,
-    description: String,
-    tags: String,
-    require_approval: Option<bool>,
-    created_by: Option<String>,
-    created_at: i64,
-    updated_at: i64,
-    version_count: i64,
-    latest: Option<i64>,
-}
-
-/// A history entry as stored.
-#[derive(Debug, Clone, sqlx::FromRow)]
-struct EventRow {
-    id: i64,
-    version: Option<i64>,
-    action: String,
-    from_value: Option<String>,
-    to_value: Option<String>,
-    comment: Option<String>,
-    username: Option<String>,
-    at: i64,
-}
-
-/// A version as stored, with the names it links to.
-#[derive(Debug, Clone, sqlx::FromRow)]
-struct VersionRow {
-    id: i64,
-    version: i64,
-    stage: String,
-    description: String,
-    metrics: String,
-    tags: String,
-    creator_id: Option<i64>,
-    created_by: Option<String>,
-    created_at: i64,
-    approved_by: Option<String>,
-    approved_at: Option<i64>,
-    run: Option<String>,
-    art_project_id: Option<i64>,
-    art_project: Option<String>,
-    art_name: Option<String>,
-    art_version: Option<i64>,
-}
 
 impl VersionRow {
     fn stage(&self) -> ApiResult<Stage> {
@@ -191,14 +90,6 @@ fn version_number(s: &str) -> ApiResult<i64> {
     })
 }
 
-/// The one parameter (`$2`) of a version query's filter.
-#[derive(Debug, Clone, Copy)]
-enum Arg<'a> {
-    None,
-    Text(&'a str),
-    Int(i64),
-}
-
 /// What an approval request does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Approval {
@@ -227,20 +118,12 @@ impl Registry<'_> {
         audit::record(self.store(), ev).await;
     }
 
-    async fn find(&self, name: &str) -> ApiResult<Option<ModelRow>> {
-        let sql = format!("{MODEL_SELECT} WHERE m.name = $1");
-        Ok(on_backend!(self.store(), read, |pool| {
-            sqlx::query_as::<_, ModelRow>(sqlx::AssertSqlSafe(sql))
-                .bind(name)
-                .fetch_optional(pool)
-                .await?
-        }))
-    }
-
     /// The model and the caller's access to its project; 404 for those who cannot read it.
     async fn load(&self, actor: &Actor, name: &str) -> ApiResult<(ModelRow, ProjectAccess)> {
         let missing = || ApiError::not_found(format!("model {name}"));
-        let row = self.find(name).await?.ok_or_else(missing)?;
+        let row = store::find_model(self.store(), name)
+            .await?
+            .ok_or_else(missing)?;
         let access = Projects { state: self.state }
             .access_by_id(actor, row.project_id)
             .await?;
@@ -255,34 +138,18 @@ impl Registry<'_> {
     }
 
     async fn policy_of(&self, project_id: i64) -> ApiResult<RegistryPolicy> {
-        const SELECT_REGISTRY_POLICIES: &str = "SELECT require_approval, allow_self_approval FROM registry_policies WHERE project_id = $1";
-        let row: Option<(bool, bool)> = on_backend!(self.store(), read, |pool| {
-            sqlx::query_as(SELECT_REGISTRY_POLICIES)
-                .bind(project_id)
-                .fetch_optional(pool)
-                .await?
-        });
-        Ok(row
-            .map(|(require_approval, allow_self_approval)| RegistryPolicy {
-                require_approval,
-                allow_self_approval,
-            })
+        Ok(store::policy(self.store(), project_id)
+            .await?
             .unwrap_or_default())
     }
 
     async fn model_api(&self, row: ModelRow) -> ApiResult<RegisteredModel> {
-        const SELECT_MODEL_VERSIONS: &str = "SELECT version FROM model_versions WHERE model_id = $1 AND stage = 'Production' ORDER BY version DESC";
         let policy = self.policy_of(row.project_id).await?;
-        let production: Vec<(i64,)> = on_backend!(self.store(), read, |pool| {
-            sqlx::query_as(SELECT_MODEL_VERSIONS)
-                .bind(row.id)
-                .fetch_all(pool)
-                .await?
-        });
+        let production = store::production_numbers(self.store(), row.id).await?;
         Ok(RegisteredModel {
             approval_required: row.require_approval.unwrap_or(policy.require_approval),
             require_approval: row.require_approval,
-            production: production.into_iter().map(|(v,)| format!("v{v}")).collect(),
+            production: production.into_iter().map(|v| format!("v{v}")).collect(),
             name: row.name,
             project: row.project,
             description: row.description,
@@ -302,7 +169,6 @@ impl Registry<'_> {
         client: &ClientInfo,
         req: RegisterModelRequest,
     ) -> ApiResult<RegisteredModel> {
-        const INSERT_REGISTERED_MODELS: &str = "INSERT INTO registered_models (name, project_id, description, tags, require_approval, created_by, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING id";
         if !is_valid_model_name(&req.name) {
             return Err(ApiError::invalid(format!(
                 "model name {:?} is not valid: use 1 to 128 of A-Z a-z 0-9 . _ -",
@@ -316,36 +182,22 @@ impl Registry<'_> {
             .await?;
         access.require_write()?;
         let user = actor.require_user()?;
-        let now = now_us();
-        let res: ApiResult<()> = async {
-            with_tx!(self.store(), |tx| {
-                let id: i64 = sqlx::query_scalar(INSERT_REGISTERED_MODELS)
-                    .bind(&req.name)
-                    .bind(access.id)
-                    .bind(req.description.clone().unwrap_or_default())
-                    .bind(serde_json::to_string(&tags).unwrap_or_default())
-                    .bind(req.require_approval)
-                    .bind(user.id)
-                    .bind(now)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                record_change!(
-                    tx,
-                    id,
-                    &user.username,
-                    now,
-                    Change {
-                        version: None,
-                        action: "registered",
-                        from: None,
-                        to: Some(req.project.clone()),
-                        comment: req.description.as_deref()
-                    }
-                );
-            });
-            Ok(())
-        }
-        .await;
+        let tags = serde_json::to_string(&tags).unwrap_or_default();
+        let model = store::NewModel {
+            name: &req.name,
+            project_id: access.id,
+            description: req.description.as_deref().unwrap_or_default(),
+            tags: &tags,
+            require_approval: req.require_approval,
+        };
+        let change = Change {
+            version: None,
+            action: "registered",
+            from: None,
+            to: Some(req.project.clone()),
+            comment: req.description.as_deref(),
+        };
+        let res = store::insert_model(self.store(), &model, &editor(user), &change).await;
         match res {
             Err(ApiError::Conflict(_)) => {
                 return Err(ApiError::Conflict(format!(
@@ -380,37 +232,20 @@ impl Registry<'_> {
         project: Option<&str>,
         search: Option<&str>,
     ) -> ApiResult<Vec<RegisteredModel>> {
-        let mut sql = format!(
-            "{MODEL_SELECT} WHERE (p.visibility = 'public' OR $1 OR EXISTS (SELECT 1 FROM project_members pm WHERE pm.project_id = p.id AND pm.user_id = $2))"
-        );
         if let Some(p) = project {
             Projects { state: self.state }
                 .access(actor, p)
                 .await?
                 .require_read()?;
-            sql.push_str(" AND p.name = $3");
-        } else {
-            sql.push_str(" AND $3 = $3");
         }
-        let pattern = search.map(|s| {
-            format!(
-                "%{}%",
-                s.to_lowercase()
-                    .replace('\\', "\\\\")
-                    .replace('%', "\\%")
-                    .replace('_', "\\_")
-            )
-        });
-        sql.push_str(" AND ($4 IS NULL OR LOWER(m.name) LIKE $4 ESCAPE '\\' OR LOWER(m.description) LIKE $4 ESCAPE '\\') ORDER BY m.name LIMIT 1000");
-        let rows: Vec<ModelRow> = on_backend!(self.store(), read, |pool| {
-            sqlx::query_as::<_, ModelRow>(sqlx::AssertSqlSafe(sql))
-                .bind(actor.is_admin())
-                .bind(actor.user_id().unwrap_or(-1))
-                .bind(project.unwrap_or_default())
-                .bind(pattern)
-                .fetch_all(pool)
-                .await?
-        });
+        let rows = store::visible_models(
+            self.store(),
+            actor.is_admin(),
+            actor.user_id(),
+            project,
+            search,
+        )
+        .await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
             out.push(self.model_api(r).await?);
@@ -426,7 +261,6 @@ impl Registry<'_> {
         name: &str,
         req: UpdateModelRequest,
     ) -> ApiResult<RegisteredModel> {
-        const UPDATE_REGISTERED_MODELS: &str = "UPDATE registered_models SET description = COALESCE($1, description), tags = COALESCE($2, tags), require_approval = $3, updated_at = $4 WHERE id = $5";
         let policy_change = req.require_approval.is_some() || req.follow_project;
         // Loosening or tightening what Production needs is an admin's decision.
         let min = if policy_change {
@@ -443,25 +277,24 @@ impl Registry<'_> {
         } else {
             req.require_approval.or(row.require_approval)
         };
-        let now = now_us();
-        with_tx!(self.store(), |tx| {
-            sqlx::query(UPDATE_REGISTERED_MODELS)
-                .bind(&req.description)
-                .bind(tags.map(|t| serde_json::to_string(&t).unwrap_or_default()))
-                .bind(approval)
-                .bind(now)
-                .bind(row.id)
-                .execute(&mut *tx)
-                .await?;
-            let change = Change {
-                version: None,
-                action: "updated",
-                from: policy_change.then(|| approval_text(row.require_approval)),
-                to: policy_change.then(|| approval_text(approval)),
-                comment: req.description.as_deref(),
-            };
-            record_change!(tx, row.id, &user.username, now, change);
-        });
+        let tags = tags.map(|t| serde_json::to_string(&t).unwrap_or_default());
+        let change = Change {
+            version: None,
+            action: "updated",
+            from: policy_change.then(|| approval_text(row.require_approval)),
+            to: policy_change.then(|| approval_text(approval)),
+            comment: req.description.as_deref(),
+        };
+        store::update_model(
+            self.store(),
+            row.id,
+            req.description.as_deref(),
+            tags.as_deref(),
+            approval,
+            &editor(user),
+            &change,
+        )
+        .await?;
         self.audit(
             actor,
             client,
@@ -477,12 +310,7 @@ impl Registry<'_> {
     /// Deletes a model with its versions, aliases and history (the audit log keeps the trail).
     pub async fn delete(&self, actor: &Actor, client: &ClientInfo, name: &str) -> ApiResult<()> {
         let row = self.load_with(actor, name, Role::Admin).await?;
-        on_backend!(self.store(), write, |pool| {
-            sqlx::query("DELETE FROM registered_models WHERE id = $1")
-                .bind(row.id)
-                .execute(pool)
-                .await?;
-        });
+        store::delete_model(self.store(), row.id).await?;
         self.audit(
             actor,
             client,
@@ -495,47 +323,16 @@ impl Registry<'_> {
         Ok(())
     }
 
-    async fn version_rows(
-        &self,
-        model_id: i64,
-        filter: &str,
-        arg: Arg<'_>,
-    ) -> ApiResult<Vec<VersionRow>> {
-        let sql = format!("{VERSION_SELECT} WHERE v.model_id = $1 {filter}");
-        Ok(on_backend!(self.store(), read, |pool| {
-            let q = sqlx::query_as::<_, VersionRow>(sqlx::AssertSqlSafe(sql)).bind(model_id);
-            let q = match arg {
-                Arg::None => q,
-                Arg::Text(t) => q.bind(t.to_string()),
-                Arg::Int(n) => q.bind(n),
-            };
-            q.fetch_all(pool).await?
-        }))
-    }
-
-    async fn aliases(&self, model_id: i64) -> ApiResult<HashMap<i64, Vec<String>>> {
-        let rows: Vec<(i64, String)> = on_backend!(self.store(), read, |pool| {
-            sqlx::query_as(
-                "SELECT version_id, alias FROM model_aliases WHERE model_id = $1 ORDER BY alias",
-            )
-            .bind(model_id)
-            .fetch_all(pool)
-            .await?
-        });
-        let mut out: HashMap<i64, Vec<String>> = HashMap::new();
-        for (v, a) in rows {
-            out.entry(v).or_default().push(a);
-        }
-        Ok(out)
-    }
-
     async fn versions_api(
         &self,
         actor: &Actor,
         model: &ModelRow,
         rows: Vec<VersionRow>,
     ) -> ApiResult<Vec<ModelVersion>> {
-        let mut aliases = self.aliases(model.id).await?;
+        let mut aliases: HashMap<i64, Vec<String>> = HashMap::new();
+        for (v, a) in store::alias_targets(self.store(), model.id).await? {
+            aliases.entry(v).or_default().push(a);
+        }
         // A version may hold an artifact of another project; a reader who cannot read that
         // project does not learn its name.
         let mut readable: HashMap<i64, bool> = HashMap::from([(model.project_id, true)]);
@@ -568,24 +365,17 @@ impl Registry<'_> {
     /// Resolves `v3`/`3`, `latest`, `@alias`, or a stage name (the newest version in that
     /// stage).
     async fn resolve(&self, model: &ModelRow, selector: &str) -> ApiResult<VersionRow> {
-        let rows = if selector == "latest" {
-            self.version_rows(model.id, "ORDER BY v.version DESC LIMIT 1", Arg::None)
-                .await?
+        let row = if selector == "latest" {
+            store::latest_version(self.store(), model.id).await?
         } else if let Some(alias) = selector.strip_prefix('@') {
-            self.version_rows(model.id, "AND v.id = (SELECT al.version_id FROM model_aliases al WHERE al.model_id = v.model_id AND al.alias = $2)", Arg::Text(alias)).await?
+            store::aliased_version(self.store(), model.id, alias).await?
         } else if let Some(stage) = Stage::parse(selector) {
-            self.version_rows(
-                model.id,
-                "AND v.stage = $2 ORDER BY v.version DESC LIMIT 1",
-                Arg::Text(stage.as_str()),
-            )
-            .await?
+            store::newest_in_stage(self.store(), model.id, stage).await?
         } else {
             let n = version_number(selector)?;
-            self.version_rows(model.id, "AND v.version = $2", Arg::Int(n))
-                .await?
+            store::numbered_version(self.store(), model.id, n).await?
         };
-        rows.into_iter().next().ok_or_else(|| {
+        row.ok_or_else(|| {
             ApiError::not_found(format!("version {selector} of model {}", model.name))
         })
     }
@@ -598,7 +388,6 @@ impl Registry<'_> {
         name: &str,
         req: CreateModelVersionRequest,
     ) -> ApiResult<ModelVersion> {
-        const INSERT_MODEL_VERSIONS: &str = "INSERT INTO model_versions (model_id, version, artifact_version_id, run_pk, description, metrics, tags, created_by, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)";
         let model = self.load_with(actor, name, Role::Member).await?;
         let user = actor.require_user()?;
         check_text("description", req.description.as_deref())?;
@@ -639,46 +428,17 @@ impl Registry<'_> {
             Some(run) => Some(Runs { state: self.state }.load(actor, run).await?.0.pk),
             None => None,
         };
-        let now = now_us();
-        let number: i64 = with_tx!(self.store(), |tx| {
-            sqlx::query("UPDATE registered_models SET updated_at = $1 WHERE id = $2")
-                .bind(now)
-                .bind(model.id)
-                .execute(&mut *tx)
-                .await?;
-            let n: i64 = sqlx::query_scalar(
-                "SELECT COALESCE(MAX(version), 0) + 1 FROM model_versions WHERE model_id = $1",
-            )
-            .bind(model.id)
-            .fetch_one(&mut *tx)
-            .await?;
-            sqlx::query(INSERT_MODEL_VERSIONS)
-                .bind(model.id)
-                .bind(n)
-                .bind(artifact_id)
-                .bind(run_pk)
-                .bind(req.description.clone().unwrap_or_default())
-                .bind(metrics.to_string())
-                .bind(serde_json::to_string(&tags).unwrap_or_default())
-                .bind(user.id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            record_change!(
-                tx,
-                model.id,
-                &user.username,
-                now,
-                Change {
-                    version: Some(n),
-                    action: "version_created",
-                    from: None,
-                    to: Some(artifact_label.clone()),
-                    comment: req.description.as_deref()
-                }
-            );
-            n
-        });
+        let metrics = metrics.to_string();
+        let tags = serde_json::to_string(&tags).unwrap_or_default();
+        let version = store::NewVersion {
+            artifact_version_id: artifact_id,
+            run_pk,
+            description: req.description.as_deref(),
+            metrics: &metrics,
+            tags: &tags,
+            artifact_label: &artifact_label,
+        };
+        let number = store::insert_version(self.store(), model.id, &version, &editor(user)).await?;
         self.audit(
             actor,
             client,
@@ -760,25 +520,16 @@ impl Registry<'_> {
         stage: Option<&str>,
     ) -> ApiResult<Vec<ModelVersion>> {
         let (model, _) = self.load(actor, name).await?;
-        let rows = match stage {
-            Some(s) => {
-                let st = Stage::parse(s).ok_or_else(|| {
+        let stage = stage
+            .map(|s| {
+                Stage::parse(s).ok_or_else(|| {
                     ApiError::invalid(format!(
                         "unknown stage {s:?}: use None, Staging, Production or Archived"
                     ))
-                })?;
-                self.version_rows(
-                    model.id,
-                    "AND v.stage = $2 ORDER BY v.version DESC",
-                    Arg::Text(st.as_str()),
-                )
-                .await?
-            }
-            None => {
-                self.version_rows(model.id, "ORDER BY v.version DESC", Arg::None)
-                    .await?
-            }
-        };
+                })
+            })
+            .transpose()?;
+        let rows = store::versions(self.store(), model.id, stage).await?;
         self.versions_api(actor, &model, rows).await
     }
 
@@ -835,26 +586,14 @@ impl Registry<'_> {
         let row = self
             .resolve(&model, &version_number(version)?.to_string())
             .await?;
-        let now = now_us();
-        with_tx!(self.store(), |tx| {
-            sqlx::query("DELETE FROM model_versions WHERE id = $1")
-                .bind(row.id)
-                .execute(&mut *tx)
-                .await?;
-            record_change!(
-                tx,
-                model.id,
-                &user.username,
-                now,
-                Change {
-                    version: Some(row.version),
-                    action: "version_deleted",
-                    from: Some(row.stage.clone()),
-                    to: None,
-                    comment: None
-                }
-            );
-        });
+        let change = Change {
+            version: Some(row.version),
+            action: "version_deleted",
+            from: Some(row.stage.clone()),
+            to: None,
+            comment: None,
+        };
+        store::delete_version(self.store(), model.id, row.id, &editor(user), &change).await?;
         self.audit(
             actor,
             client,
@@ -867,18 +606,6 @@ impl Registry<'_> {
         Ok(())
     }
 
-    /// Usernames of those who may approve versions of a project's models.
-    async fn approvers(&self, project_id: i64) -> ApiResult<Vec<String>> {
-        const SELECT_PROJECT_MEMBERS: &str = "SELECT u.username FROM project_members m JOIN users u ON u.id = m.user_id WHERE m.project_id = $1 AND m.role IN ('owner', 'admin') ORDER BY u.username";
-        let rows: Vec<(String,)> = on_backend!(self.store(), read, |pool| {
-            sqlx::query_as(SELECT_PROJECT_MEMBERS)
-                .bind(project_id)
-                .fetch_all(pool)
-                .await?
-        });
-        Ok(rows.into_iter().map(|(u,)| u).collect())
-    }
-
     /// Moves a version to another stage. Into Production it needs a valid approval when the
     /// policy says so; `archive_existing` archives the versions in Production in the same step.
     pub async fn transition(
@@ -889,9 +616,6 @@ impl Registry<'_> {
         version: &str,
         req: TransitionRequest,
     ) -> ApiResult<ModelVersion> {
-        const SELECT_MODEL_VERSIONS: &str = "SELECT v.version, u.username FROM model_versions v LEFT JOIN users u ON u.id = v.approved_by WHERE v.model_id = $1 AND v.stage = 'Production' AND v.id <> $2 ORDER BY v.version";
-        const UPDATE_MODEL_VERSIONS: &str = "UPDATE model_versions SET stage = 'Archived', approved_by = NULL, approved_at = NULL, updated_at = $1 WHERE model_id = $2 AND version = $3";
-        const VOID_APPROVAL: &str = "UPDATE model_versions SET approved_by = NULL, approved_at = NULL WHERE id = $1 AND approved_by IS NOT NULL";
         let model = self.load_with(actor, name, Role::Member).await?;
         let user = actor.require_user()?;
         check_text("comment", req.comment.as_deref())?;
@@ -900,116 +624,16 @@ impl Registry<'_> {
         if req.to == Stage::Production {
             self.check_approval(&model, &row).await?;
         }
-        let now = now_us();
-        let archived: Vec<i64> = with_tx!(self.store(), |tx| {
-            // The model's row lock serialises racing promotions.
-            sqlx::query("UPDATE registered_models SET updated_at = $1 WHERE id = $2")
-                .bind(now)
-                .bind(model.id)
-                .execute(&mut *tx)
-                .await?;
-            let from: Option<String> =
-                sqlx::query_scalar("SELECT stage FROM model_versions WHERE id = $1")
-                    .bind(row.id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            let Some(from) = from else {
-                return Err(ApiError::not_found(format!(
-                    "version v{number} of model {name}"
-                )));
-            };
-            let mut archived = Vec::new();
-            if req.to == Stage::Production && req.archive_existing {
-                let others: Vec<(i64, Option<String>)> = sqlx::query_as(SELECT_MODEL_VERSIONS)
-                    .bind(model.id)
-                    .bind(row.id)
-                    .fetch_all(&mut *tx)
-                    .await?;
-                for (v, approver) in others {
-                    sqlx::query(UPDATE_MODEL_VERSIONS)
-                        .bind(now)
-                        .bind(model.id)
-                        .bind(v)
-                        .execute(&mut *tx)
-                        .await?;
-                    let comment = format!("archived when v{number} was promoted to Production");
-                    record_change!(
-                        tx,
-                        model.id,
-                        &user.username,
-                        now,
-                        Change {
-                            version: Some(v),
-                            action: "transition",
-                            from: Some("Production".into()),
-                            to: Some("Archived".into()),
-                            comment: Some(comment.as_str())
-                        }
-                    );
-                    if approver.is_some() {
-                        record_change!(
-                            tx,
-                            model.id,
-                            &user.username,
-                            now,
-                            Change {
-                                version: Some(v),
-                                action: "approval_voided",
-                                from: approver,
-                                to: None,
-                                comment: Some("moved from Production to Archived")
-                            }
-                        );
-                    }
-                    archived.push(v);
-                }
-            }
-            sqlx::query("UPDATE model_versions SET stage = $1, updated_at = $2 WHERE id = $3")
-                .bind(req.to.as_str())
-                .bind(now)
-                .bind(row.id)
-                .execute(&mut *tx)
-                .await?;
-            record_change!(
-                tx,
-                model.id,
-                &user.username,
-                now,
-                Change {
-                    version: Some(number),
-                    action: "transition",
-                    from: Some(from.clone()),
-                    to: Some(req.to.as_str().into()),
-                    comment: req.comment.as_deref()
-                }
-            );
-            // An approval is for one promotion: leaving Production, or going back to Staging
-            // or None, voids it (the promotion it allowed stands).
-            if voids_approval(&from, req.to) {
-                let voided = sqlx::query(VOID_APPROVAL)
-                    .bind(row.id)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                if voided > 0 {
-                    let why = format!("moved from {from} to {}", req.to.as_str());
-                    record_change!(
-                        tx,
-                        model.id,
-                        &user.username,
-                        now,
-                        Change {
-                            version: Some(number),
-                            action: "approval_voided",
-                            from: row.approved_by.clone(),
-                            to: None,
-                            comment: Some(why.as_str())
-                        }
-                    );
-                }
-            }
-            archived
-        });
+        let t = store::Transition {
+            model: name,
+            version_id: row.id,
+            number,
+            to: req.to,
+            archive_existing: req.archive_existing,
+            comment: req.comment.as_deref(),
+            approved_by: row.approved_by.as_deref(),
+        };
+        let archived = store::transition(self.store(), model.id, &t, &editor(user)).await?;
         self.audit(
             actor,
             client,
@@ -1029,7 +653,7 @@ impl Registry<'_> {
         if !required || row.approved_by.is_some() {
             return Ok(());
         }
-        let mut who = self.approvers(model.project_id).await?;
+        let mut who = store::approvers(self.store(), model.project_id).await?;
         if !policy.allow_self_approval
             && let Some(creator) = &row.created_by
         {
@@ -1058,7 +682,6 @@ impl Registry<'_> {
         req: &ApprovalRequest,
         change: Approval,
     ) -> ApiResult<ModelVersion> {
-        const UPDATE_MODEL_VERSIONS: &str = "UPDATE model_versions SET approved_by = $1, approved_at = $2, updated_at = $3 WHERE id = $4";
         let comment = req.comment.as_deref();
         let approved_by = req.approved_by.as_deref();
         let revoke = change == Approval::Revoke;
@@ -1089,33 +712,26 @@ impl Registry<'_> {
                 "v{number} of model {name} is not approved; there is nothing to revoke"
             )));
         }
-        let now = now_us();
-        let (approver, at) = if revoke {
-            (None, None)
-        } else {
-            (Some(user.id), Some(now))
+        let change = Change {
+            version: Some(number),
+            action: if revoke {
+                "approval_revoked"
+            } else {
+                "approved"
+            },
+            from: row.approved_by.clone(),
+            to: (!revoke).then(|| user.username.clone()),
+            comment,
         };
-        with_tx!(self.store(), |tx| {
-            sqlx::query(UPDATE_MODEL_VERSIONS)
-                .bind(approver)
-                .bind(at)
-                .bind(now)
-                .bind(row.id)
-                .execute(&mut *tx)
-                .await?;
-            let change = Change {
-                version: Some(number),
-                action: if revoke {
-                    "approval_revoked"
-                } else {
-                    "approved"
-                },
-                from: row.approved_by.clone(),
-                to: (!revoke).then(|| user.username.clone()),
-                comment,
-            };
-            record_change!(tx, model.id, &user.username, now, change);
-        });
+        store::set_approval(
+            self.store(),
+            model.id,
+            row.id,
+            !revoke,
+            &editor(user),
+            &change,
+        )
+        .await?;
         let event = if revoke {
             "model_approval_revoke"
         } else {
@@ -1142,44 +758,22 @@ impl Registry<'_> {
         alias: &str,
         req: SetModelAliasRequest,
     ) -> ApiResult<ModelVersion> {
-        const SELECT_MODEL_ALIASES: &str = "SELECT v.version FROM model_aliases al JOIN model_versions v ON v.id = al.version_id WHERE al.model_id = $1 AND al.alias = $2";
-        const INSERT_MODEL_ALIASES: &str = "INSERT INTO model_aliases (model_id, alias, version_id, updated_by, updated_at) VALUES ($1, $2, $3, $4, $5) \
-                 ON CONFLICT (model_id, alias) DO UPDATE SET version_id = excluded.version_id, updated_by = excluded.updated_by, updated_at = excluded.updated_at";
         let model = self.load_with(actor, name, Role::Member).await?;
         let user = actor.require_user()?;
         check_alias(alias)?;
         check_text("comment", req.comment.as_deref())?;
         let number = version_number(&req.version)?;
         let row = self.resolve(&model, &number.to_string()).await?;
-        let now = now_us();
-        with_tx!(self.store(), |tx| {
-            sqlx::query("UPDATE registered_models SET updated_at = $1 WHERE id = $2")
-                .bind(now)
-                .bind(model.id)
-                .execute(&mut *tx)
-                .await?;
-            let before: Option<i64> = sqlx::query_scalar(SELECT_MODEL_ALIASES)
-                .bind(model.id)
-                .bind(alias)
-                .fetch_optional(&mut *tx)
-                .await?;
-            sqlx::query(INSERT_MODEL_ALIASES)
-                .bind(model.id)
-                .bind(alias)
-                .bind(row.id)
-                .bind(user.id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            let change = Change {
-                version: Some(number),
-                action: "alias_set",
-                from: before.map(|v| format!("{alias} was v{v}")),
-                to: Some(alias.to_string()),
-                comment: req.comment.as_deref(),
-            };
-            record_change!(tx, model.id, &user.username, now, change);
-        });
+        store::point_alias(
+            self.store(),
+            model.id,
+            alias,
+            row.id,
+            number,
+            req.comment.as_deref(),
+            &editor(user),
+        )
+        .await?;
         self.audit(
             actor,
             client,
@@ -1206,27 +800,14 @@ impl Registry<'_> {
             .resolve(&model, &format!("@{alias}"))
             .await
             .map_err(|_| ApiError::not_found(format!("alias {alias} of model {name}")))?;
-        let now = now_us();
-        with_tx!(self.store(), |tx| {
-            sqlx::query("DELETE FROM model_aliases WHERE model_id = $1 AND alias = $2")
-                .bind(model.id)
-                .bind(alias)
-                .execute(&mut *tx)
-                .await?;
-            record_change!(
-                tx,
-                model.id,
-                &user.username,
-                now,
-                Change {
-                    version: Some(row.version),
-                    action: "alias_removed",
-                    from: Some(alias.to_string()),
-                    to: None,
-                    comment: None
-                }
-            );
-        });
+        let change = Change {
+            version: Some(row.version),
+            action: "alias_removed",
+            from: Some(alias.to_string()),
+            to: None,
+            comment: None,
+        };
+        store::delete_alias(self.store(), model.id, alias, &editor(user), &change).await?;
         self.audit(
             actor,
             client,
@@ -1246,16 +827,9 @@ impl Registry<'_> {
         name: &str,
         version: Option<&str>,
     ) -> ApiResult<Vec<ModelEvent>> {
-        const SELECT_MODEL_HISTORY: &str = "SELECT id, version, action, from_value, to_value, comment, username, at FROM model_history WHERE model_id = $1 AND ($2 IS NULL OR version = $2) ORDER BY id";
         let (model, _) = self.load(actor, name).await?;
         let number = version.map(version_number).transpose()?;
-        let rows: Vec<EventRow> = on_backend!(self.store(), read, |pool| {
-            sqlx::query_as(SELECT_MODEL_HISTORY)
-                .bind(model.id)
-                .bind(number)
-                .fetch_all(pool)
-                .await?
-        });
+        let rows = store::history(self.store(), model.id, number).await?;
         Ok(rows
             .into_iter()
             .map(|e| ModelEvent {
@@ -1288,21 +862,11 @@ impl Registry<'_> {
         project: &str,
         policy: RegistryPolicy,
     ) -> ApiResult<RegistryPolicy> {
-        const INSERT_REGISTRY_POLICIES: &str = "INSERT INTO registry_policies (project_id, require_approval, allow_self_approval, updated_at) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (project_id) DO UPDATE SET require_approval = excluded.require_approval, allow_self_approval = excluded.allow_self_approval, updated_at = excluded.updated_at";
         let access = Projects { state: self.state }
             .access(actor, project)
             .await?;
         access.require(Role::Admin)?;
-        on_backend!(self.store(), write, |pool| {
-            sqlx::query(INSERT_REGISTRY_POLICIES)
-                .bind(access.id)
-                .bind(policy.require_approval)
-                .bind(policy.allow_self_approval)
-                .bind(now_us())
-                .execute(pool)
-                .await?;
-        });
+        store::set_policy(self.store(), access.id, &policy, now_us()).await?;
         self.audit(
             actor,
             client,
@@ -1313,6 +877,15 @@ impl Registry<'_> {
         )
         .await;
         Ok(policy)
+    }
+}
+
+/// The editor of a change: the signed-in caller, now.
+fn editor(user: &AuthUser) -> Editor<'_> {
+    Editor {
+        user_id: user.id,
+        username: &user.username,
+        now: now_us(),
     }
 }
 

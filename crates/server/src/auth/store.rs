@@ -172,6 +172,31 @@ pub(super) async fn account_state(store: &Store, id: i64) -> ApiResult<Option<Ac
     }))
 }
 
+/// The id and username of the account with id `id`.
+pub(crate) async fn id_and_name_by_id(store: &Store, id: i64) -> ApiResult<Option<(i64, String)>> {
+    const BY_ID: &str = "SELECT id, username FROM users WHERE id = $1";
+    Ok(on_backend!(store, read, |pool| {
+        sqlx::query_as::<_, (i64, String)>(BY_ID)
+            .bind(id)
+            .fetch_optional(pool)
+            .await?
+    }))
+}
+
+/// The id and username of the account named `username`, whatever the case.
+pub(crate) async fn id_and_name_by_username(
+    store: &Store,
+    username: &str,
+) -> ApiResult<Option<(i64, String)>> {
+    const BY_NAME: &str = "SELECT id, username FROM users WHERE lower(username) = lower($1)";
+    Ok(on_backend!(store, read, |pool| {
+        sqlx::query_as::<_, (i64, String)>(BY_NAME)
+            .bind(username)
+            .fetch_optional(pool)
+            .await?
+    }))
+}
+
 // ---- Failed logins ----
 
 /// How many failures `subject` has after `since`, and the time of the first.

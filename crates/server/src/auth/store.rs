@@ -197,6 +197,16 @@ pub(crate) async fn id_and_name_by_username(
     }))
 }
 
+/// The id of the account named `username`, whatever the case.
+pub(crate) async fn user_id_by_username(store: &Store, username: &str) -> ApiResult<Option<i64>> {
+    Ok(on_backend!(store, read, |pool| {
+        sqlx::query_scalar("SELECT id FROM users WHERE lower(username) = lower($1)")
+            .bind(username)
+            .fetch_optional(pool)
+            .await?
+    }))
+}
+
 // ---- Failed logins ----
 
 /// How many failures `subject` has after `since`, and the time of the first.

@@ -243,12 +243,7 @@ async fn bootstrap_admin(state: &AppState) -> Result<Option<String>, StartError>
     let path = state.config.data_dir.join("admin-api-key");
     if let Err(e) = write_secret_file(&path, &format!("{}\n", key.key)) {
         // Without the file nobody could ever log in as admin: undo, so the next start retries.
-        crate::on_backend!(state.store, write, |pool| {
-            sqlx::query("DELETE FROM users WHERE id = $1")
-                .bind(user.id)
-                .execute(pool)
-                .await?;
-        });
+        accounts.delete_user(user.id).await.map_err(err)?;
         return Err(StartError::Other(format!(
             "cannot write {}: {e}",
             path.display()

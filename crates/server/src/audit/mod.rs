@@ -7,13 +7,13 @@ pub mod catalog;
 pub mod describe;
 pub mod query;
 pub mod routes;
+mod store;
 
 use axum::response::Response;
 
 use crate::auth::Actor;
 use crate::extract::ClientInfo;
-use crate::on_backend;
-use crate::store::{Store, now_us};
+use crate::store::Store;
 
 /// One event to record.
 #[derive(Debug, Clone)]
@@ -100,33 +100,8 @@ impl AuditEvent {
 
 /// Writes an event. Failures are logged, not returned: auditing never breaks a request.
 pub async fn record(store: &Store, e: AuditEvent) {
-    const INSERT_AUDIT_EVENTS: &str = "INSERT INTO audit_events (at, event_type, category, severity, action, user_id, username, ip, user_agent, method, path, resource, resource_type, resource_id, http_status, status, metadata)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)";
     let c = catalog::classify(e.action, e.category, e.severity, e.resource.as_deref());
-    let res: Result<_, sqlx::Error> = on_backend!(store, write, |pool| {
-        sqlx::query(INSERT_AUDIT_EVENTS)
-            .bind(now_us())
-            .bind(c.event_type.as_ref())
-            .bind(c.category)
-            .bind(c.severity)
-            .bind(e.action)
-            .bind(e.user_id)
-            .bind(&e.username)
-            .bind(&e.client.ip)
-            .bind(&e.client.user_agent)
-            .bind(&e.client.method)
-            .bind(&e.client.path)
-            .bind(&e.resource)
-            .bind(&c.resource_type)
-            .bind(&c.resource_id)
-            .bind(e.status)
-            .bind(catalog::outcome(e.status))
-            .bind(e.metadata.to_string())
-            .execute(pool)
-            .await
-            .map(|_| ())
-    });
-    if let Err(err) = res {
+    if let Err(err) = store::insert_event(store, &e, &c).await {
         tracing::error!(error = %err, event = e.action, "could not write audit event");
     }
 }

@@ -1,4 +1,5 @@
-//! Reading the audit log: filters, pages, exports, statistics, and the retention limit.
+//! Reading the audit log: filters, pages, exports, statistics, and the retention limit. The SQL
+//! that reads and prunes the log is in the audit store.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -10,10 +11,12 @@ use wanllmdb_api_types::audit::{
 };
 
 use super::describe::describe;
+pub use super::store::prune;
+use super::store::{self, AuditRow, CountBy, counts_by};
+use crate::auth::store as auth_store;
 use crate::error::{ApiError, ApiResult};
-use crate::on_backend;
 use crate::paging;
-use crate::store::{BackendKind, Store, format_time, now_us};
+use crate::store::{Store, format_time, now_us};
 
 /// One condition an event must meet.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,129 +52,41 @@ pub struct AuditFilter {
     pub before: Option<(i64, i64)>,
 }
 
-enum Bind {
-    Int(i64),
-    Text(String),
-}
-
-/// SQL text and the values of its `$n` placeholders.
-#[derive(Default)]
-struct Sql {
-    text: String,
-    binds: Vec<Bind>,
-}
-
-impl Sql {
-    fn bind(&mut self, b: Bind) -> String {
-        self.binds.push(b);
-        format!("${}", self.binds.len())
-    }
-
-    fn list(&mut self, values: &[String]) -> String {
-        let marks: Vec<String> = values
-            .iter()
-            .map(|v| self.bind(Bind::Text(v.clone())))
-            .collect();
-        marks.join(", ")
-    }
-
-    /// Appends `AND (cond)`; column names come from our own constants, never input.
-    fn cond(&mut self, c: &Cond) {
-        let frag = match c {
-            Cond::OneOf(col, values) => format!("{col} IN ({})", self.list(values)),
-            Cond::EventType(names) => {
-                let (published, recorded): (Vec<String>, Vec<String>) =
-                    names.iter().cloned().partition(|n| n.contains('.'));
-                let mut parts = Vec::new();
-                if !published.is_empty() {
-                    parts.push(format!("event_type IN ({})", self.list(&published)));
-                }
-                if !recorded.is_empty() {
-                    parts.push(format!("action IN ({})", self.list(&recorded)));
-                }
-                parts.join(" OR ")
-            }
-            Cond::Int(col, v) => format!("{col} = {}", self.bind(Bind::Int(*v))),
-            Cond::Text(col, v) => format!("{col} = {}", self.bind(Bind::Text(v.clone()))),
-            Cond::Subject { user_id, username } => {
-                let name = self.bind(Bind::Text(username.clone()));
-                let by_id = match user_id {
-                    Some(id) => format!("user_id = {} OR ", self.bind(Bind::Int(*id))),
-                    None => String::new(),
-                };
-                format!(
-                    "{by_id}username = {name} OR (username IS NULL AND resource_type = 'user' AND resource_id = {name})"
-                )
-            }
-            Cond::Since(us) => format!("at >= {}", self.bind(Bind::Int(*us))),
-            Cond::Until(us) => format!("at <= {}", self.bind(Bind::Int(*us))),
-        };
-        self.text.push_str(" AND (");
-        self.text.push_str(&frag);
-        self.text.push(')');
-    }
-}
-
-const COLUMNS: &str = "id, at, event_type, category, severity, action, user_id, username, ip, user_agent, method, path, resource, resource_type, resource_id, http_status, status, metadata";
-
-#[derive(sqlx::FromRow)]
-struct AuditRow {
-    id: i64,
-    at: i64,
-    event_type: String,
-    category: String,
-    severity: String,
-    action: String,
-    user_id: Option<i64>,
-    username: Option<String>,
-    ip: Option<String>,
-    user_agent: Option<String>,
-    method: Option<String>,
-    path: Option<String>,
-    resource: Option<String>,
-    resource_type: Option<String>,
-    resource_id: Option<String>,
-    http_status: Option<i64>,
-    status: String,
-    metadata: String,
-}
-
-impl AuditRow {
-    fn into_entry(self) -> AuditLogEntry {
-        let metadata = serde_json::from_str(&self.metadata)
-            .ok()
-            .filter(serde_json::Value::is_object)
-            .unwrap_or_else(|| serde_json::json!({}));
-        let created_at = format_time(self.at);
-        let mut e = AuditLogEntry {
-            id: self.id,
-            event_type: self.event_type,
-            event_category: self.category.clone(),
-            severity: self.severity,
-            user_id: self.user_id,
-            username: self.username,
-            ip_address: self.ip.clone(),
-            user_agent: self.user_agent,
-            request_method: self.method.clone(),
-            request_path: self.path.clone(),
-            description: String::new(),
-            resource_type: self.resource_type,
-            resource_id: self.resource_id,
-            metadata,
-            status: self.status,
-            http_status: self.http_status,
-            created_at: created_at.clone(),
-            action: self.action,
-            at: created_at,
-            category: self.category,
-            ip: self.ip,
-            method: self.method,
-            path: self.path,
-            resource: self.resource,
-        };
-        e.description = describe(&e);
-        e
-    }
+/// An event as the API shows it.
+fn entry(row: AuditRow) -> AuditLogEntry {
+    let metadata = serde_json::from_str(&row.metadata)
+        .ok()
+        .filter(serde_json::Value::is_object)
+        .unwrap_or_else(|| serde_json::json!({}));
+    let created_at = format_time(row.at);
+    let mut e = AuditLogEntry {
+        id: row.id,
+        event_type: row.event_type,
+        event_category: row.category.clone(),
+        severity: row.severity,
+        user_id: row.user_id,
+        username: row.username,
+        ip_address: row.ip.clone(),
+        user_agent: row.user_agent,
+        request_method: row.method.clone(),
+        request_path: row.path.clone(),
+        description: String::new(),
+        resource_type: row.resource_type,
+        resource_id: row.resource_id,
+        metadata,
+        status: row.status,
+        http_status: row.http_status,
+        created_at: created_at.clone(),
+        action: row.action,
+        at: created_at,
+        category: row.category,
+        ip: row.ip,
+        method: row.method,
+        path: row.path,
+        resource: row.resource,
+    };
+    e.description = describe(&e);
+    e
 }
 
 /// Checks a comma-separated list of words against the allowed ones, translating old words
@@ -308,25 +223,13 @@ pub fn parse_cursor(c: &str) -> ApiResult<(i64, i64)> {
 /// The user a `/audit/logs/user/{user}` path names: a number is a user id when such a user
 /// exists, anything else (or a number that is no id) a username, known or not.
 pub async fn subject(store: &Store, user: &str) -> ApiResult<Cond> {
-    const BY_ID: &str = "SELECT id, username FROM users WHERE id = $1";
-    const BY_NAME: &str = "SELECT id, username FROM users WHERE lower(username) = lower($1)";
     let by_id = match user.parse::<i64>() {
-        Ok(id) => on_backend!(store, read, |pool| {
-            sqlx::query_as::<_, (i64, String)>(BY_ID)
-                .bind(id)
-                .fetch_optional(pool)
-                .await?
-        }),
+        Ok(id) => auth_store::id_and_name_by_id(store, id).await?,
         Err(_) => None,
     };
     let found = match by_id {
         Some(found) => Some(found),
-        None => on_backend!(store, read, |pool| {
-            sqlx::query_as::<_, (i64, String)>(BY_NAME)
-                .bind(user)
-                .fetch_optional(pool)
-                .await?
-        }),
+        None => auth_store::id_and_name_by_username(store, user).await?,
     };
     Ok(match found {
         Some((id, username)) => Cond::Subject {
@@ -340,39 +243,9 @@ pub async fn subject(store: &Store, user: &str) -> ApiResult<Cond> {
     })
 }
 
-/// Reads up to `limit` events matching `f`, newest first, with their raw times.
-async fn fetch(store: &Store, f: &AuditFilter, limit: i64) -> ApiResult<Vec<AuditRow>> {
-    let mut sql = Sql {
-        text: format!("SELECT {COLUMNS} FROM audit_events WHERE TRUE"),
-        binds: Vec::new(),
-    };
-    for c in &f.conds {
-        sql.cond(c);
-    }
-    if let Some((at, id)) = f.before {
-        let (a, i) = (sql.bind(Bind::Int(at)), sql.bind(Bind::Int(id)));
-        sql.text
-            .push_str(&format!(" AND (at < {a} OR (at = {a} AND id < {i}))"));
-    }
-    let lim = sql.bind(Bind::Int(limit));
-    sql.text
-        .push_str(&format!(" ORDER BY at DESC, id DESC LIMIT {lim}"));
-    let Sql { text, binds } = sql;
-    Ok(on_backend!(store, read, |pool| {
-        let mut q = sqlx::query_as::<_, AuditRow>(sqlx::AssertSqlSafe(text));
-        for b in binds {
-            q = match b {
-                Bind::Int(v) => q.bind(v),
-                Bind::Text(v) => q.bind(v),
-            };
-        }
-        q.fetch_all(pool).await?
-    }))
-}
-
 /// One page of matching events, newest first.
 pub async fn page(store: &Store, f: &AuditFilter, limit: i64) -> ApiResult<Page<AuditLogEntry>> {
-    let mut rows = fetch(store, f, limit + 1).await?;
+    let mut rows = store::events(store, f, limit + 1).await?;
     let next_cursor = if rows.len() as i64 > limit {
         rows.truncate(limit as usize);
         rows.last().map(|r| cursor_of(r.at, r.id))
@@ -380,7 +253,7 @@ pub async fn page(store: &Store, f: &AuditFilter, limit: i64) -> ApiResult<Page<
         None
     };
     Ok(Page {
-        items: rows.into_iter().map(AuditRow::into_entry).collect(),
+        items: rows.into_iter().map(entry).collect(),
         next_cursor,
     })
 }
@@ -391,11 +264,11 @@ pub async fn next_batch(
     f: &mut AuditFilter,
     limit: i64,
 ) -> ApiResult<Vec<AuditLogEntry>> {
-    let rows = fetch(store, f, limit).await?;
+    let rows = store::events(store, f, limit).await?;
     if let Some(last) = rows.last() {
         f.before = Some((last.at, last.id));
     }
-    Ok(rows.into_iter().map(AuditRow::into_entry).collect())
+    Ok(rows.into_iter().map(entry).collect())
 }
 
 fn window_start(hours: u32) -> i64 {
@@ -411,31 +284,11 @@ pub async fn failed_logins(store: &Store, hours: u32, limit: i64) -> ApiResult<V
         ],
         before: None,
     };
-    Ok(fetch(store, &f, limit)
+    Ok(store::events(store, &f, limit)
         .await?
         .into_iter()
-        .map(AuditRow::into_entry)
+        .map(entry)
         .collect())
-}
-
-/// Event counts per value of `expr` since `since`; `expr` is one of our own constants.
-async fn counts_by(
-    store: &Store,
-    expr: &str,
-    since: i64,
-    only_type: Option<&str>,
-) -> ApiResult<BTreeMap<String, u64>> {
-    let sql = format!(
-        "SELECT COALESCE({expr}, 'unknown'), COUNT(*) FROM audit_events WHERE at >= $1 AND ($2 IS NULL OR event_type = $2) GROUP BY 1"
-    );
-    let rows: Vec<(String, i64)> = on_backend!(store, read, |pool| {
-        sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(since)
-            .bind(only_type)
-            .fetch_all(pool)
-            .await?
-    });
-    Ok(rows.into_iter().map(|(k, n)| (k, n as u64)).collect())
 }
 
 /// Every one of `keys` (0 when absent), plus whatever else was counted.
@@ -457,13 +310,9 @@ fn rate(part: u64, other: u64) -> f64 {
 /// Counts of the last `hours`.
 pub async fn stats(store: &Store, hours: u32) -> ApiResult<AuditStats> {
     let since = window_start(hours);
-    let by_type = counts_by(store, "event_type", since, None).await?;
-    let by_action = counts_by(store, "action", since, Some(LOGIN_FAILED)).await?;
-    let reason = match store.kind() {
-        BackendKind::Sqlite => "json_extract(metadata, '$.reason')",
-        BackendKind::Postgres => "(metadata::jsonb ->> 'reason')",
-    };
-    let failures_by_reason = counts_by(store, reason, since, Some(LOGIN_FAILED)).await?;
+    let by_type = counts_by(store, CountBy::EventType, since, None).await?;
+    let by_action = counts_by(store, CountBy::Action, since, Some(LOGIN_FAILED)).await?;
+    let failures_by_reason = counts_by(store, CountBy::Reason, since, Some(LOGIN_FAILED)).await?;
     let count = |t: &str| by_type.get(t).copied().unwrap_or(0);
     let (ok, failed) = (count(LOGIN_SUCCESS), count(LOGIN_FAILED));
     let rate_limited = by_action.get("login_rate_limited").copied().unwrap_or(0);
@@ -473,13 +322,16 @@ pub async fn stats(store: &Store, hours: u32) -> ApiResult<AuditStats> {
         total_events: total,
         by_category: with_zeros(
             &CATEGORIES,
-            counts_by(store, "category", since, None).await?,
+            counts_by(store, CountBy::Category, since, None).await?,
         ),
         by_severity: with_zeros(
             &SEVERITIES,
-            counts_by(store, "severity", since, None).await?,
+            counts_by(store, CountBy::Severity, since, None).await?,
         ),
-        by_status: with_zeros(&STATUSES, counts_by(store, "status", since, None).await?),
+        by_status: with_zeros(
+            &STATUSES,
+            counts_by(store, CountBy::Status, since, None).await?,
+        ),
         authentication: LoginStats {
             successful_logins: ok,
             failed_logins: failed,
@@ -493,21 +345,6 @@ pub async fn stats(store: &Store, hours: u32) -> ApiResult<AuditStats> {
         login_rate_limited: rate_limited,
         failure_rate: rate(failed - rate_limited, ok),
         by_event_type: by_type,
-    })
-}
-
-/// Deletes events older than `retention_days` (0 keeps everything); returns how many.
-pub async fn prune(store: &Store, retention_days: u32) -> Result<u64, sqlx::Error> {
-    if retention_days == 0 {
-        return Ok(0);
-    }
-    let cutoff = now_us() - i64::from(retention_days) * 86_400_000_000;
-    on_backend!(store, write, |pool| {
-        sqlx::query("DELETE FROM audit_events WHERE at < $1")
-            .bind(cutoff)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected())
     })
 }
 

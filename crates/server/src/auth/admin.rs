@@ -3,15 +3,14 @@
 //! every change is an audit event of category `admin`.
 
 use rand::Rng;
-use sqlx::Row;
 use wanllmdb_api_types::Page;
 use wanllmdb_api_types::admin::{
     API_KEY_REVOKED, AdminApiKey, AdminUser, CreateUserRequest, CreatedUser, DisabledUser,
     PASSWORD_RESET, PasswordReset, USER_CREATED, USER_DEMOTED, USER_DISABLED, USER_ENABLED,
     USER_PROMOTED,
 };
-use wanllmdb_api_types::auth::ApiKey;
 
+use super::store::{self, FlagUpdate, Target};
 use super::{
     Accounts, Actor, AuthUser, check_email, check_password_policy, check_username, hash_password,
 };
@@ -20,66 +19,11 @@ use crate::audit::{self, AuditEvent};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ClientInfo;
 use crate::paging;
-use crate::store::{BackendKind, Store, format_time, now_us};
-use crate::{on_backend, with_tx};
+use crate::store::{Store, now_us};
 
 const AUDIT_CATEGORY: &str = "admin";
 const DEFAULT_PAGE: i64 = 100;
 const MAX_PAGE: i64 = 1000;
-
-const USER_SELECT: &str = "SELECT u.id, u.username, u.email, u.is_admin, u.disabled_at, u.created_at,
-    (SELECT COUNT(*) FROM api_keys k WHERE k.user_id = u.id AND k.revoked_at IS NULL) AS active_api_keys
-    FROM users u";
-
-/// The enabled administrators. On PostgreSQL their rows are locked, so two administrators
-/// demoting or disabling each other at once cannot leave the server with none; SQLite's
-/// `BEGIN IMMEDIATE` already serialises the transactions.
-const ENABLED_ADMINS_SQLITE: &str =
-    "SELECT id FROM users WHERE is_admin AND disabled_at IS NULL ORDER BY id";
-const ENABLED_ADMINS_POSTGRES: &str =
-    "SELECT id FROM users WHERE is_admin AND disabled_at IS NULL ORDER BY id FOR UPDATE";
-
-/// Sessions still alive: refresh-token families with an unrevoked, unexpired token.
-const LIVE_SESSIONS: &str = "SELECT COUNT(DISTINCT family) FROM refresh_tokens
-    WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2";
-/// Revoking every refresh token also kills the access tokens of those families at once
-/// (see `Accounts::authenticate`).
-const END_SESSIONS: &str =
-    "UPDATE refresh_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL";
-
-#[derive(sqlx::FromRow)]
-struct AdminUserRow {
-    id: i64,
-    username: String,
-    email: String,
-    is_admin: bool,
-    disabled_at: Option<i64>,
-    created_at: i64,
-    active_api_keys: i64,
-}
-
-impl AdminUserRow {
-    fn into_api(self) -> AdminUser {
-        AdminUser {
-            id: self.id,
-            username: self.username,
-            email: self.email,
-            is_admin: self.is_admin,
-            disabled: self.disabled_at.is_some(),
-            disabled_at: self.disabled_at.map(format_time),
-            created_at: format_time(self.created_at),
-            active_api_keys: self.active_api_keys,
-        }
-    }
-}
-
-/// The account a guarded change (disable, demote) is about, read inside its transaction.
-#[derive(sqlx::FromRow)]
-struct Target {
-    id: i64,
-    is_admin: bool,
-    disabled_at: Option<i64>,
-}
 
 /// What a guarded change is, for its messages.
 #[derive(Debug, Clone, Copy)]
@@ -144,17 +88,6 @@ fn page_size(limit: Option<i64>) -> ApiResult<i64> {
     }
 }
 
-/// A `LIKE` pattern matching `q` anywhere, case-insensitively.
-fn contains_pattern(q: &str) -> String {
-    format!(
-        "%{}%",
-        q.to_lowercase()
-            .replace('\\', "\\\\")
-            .replace('%', "\\%")
-            .replace('_', "\\_")
-    )
-}
-
 /// A random password that meets the policy: four groups of six letters and digits joined by
 /// dashes (about 139 bits), without look-alike characters.
 pub fn generate_password() -> String {
@@ -202,13 +135,6 @@ impl AccountAdmin<'_> {
         &self.state.store
     }
 
-    fn enabled_admins_sql(&self) -> &'static str {
-        match self.store().kind() {
-            BackendKind::Sqlite => ENABLED_ADMINS_SQLITE,
-            BackendKind::Postgres => ENABLED_ADMINS_POSTGRES,
-        }
-    }
-
     /// An `admin` audit event by `admin` from `client`.
     fn event(
         kind: &'static str,
@@ -222,14 +148,8 @@ impl AccountAdmin<'_> {
     }
 
     async fn find(&self, username: &str) -> ApiResult<AdminUser> {
-        let sql = format!("{USER_SELECT} WHERE lower(u.username) = lower($1)");
-        let row = on_backend!(self.store(), read, |pool| {
-            sqlx::query_as::<_, AdminUserRow>(sqlx::AssertSqlSafe(sql))
-                .bind(username)
-                .fetch_optional(pool)
-                .await?
-        });
-        row.map(AdminUserRow::into_api)
+        store::admin_user(self.store(), username)
+            .await?
             .ok_or_else(|| ApiError::not_found(format!("user {username}")))
     }
 
@@ -248,23 +168,7 @@ impl AccountAdmin<'_> {
             .map(paging::position_as::<i64>)
             .transpose()?
             .unwrap_or(0);
-        let pattern = q.filter(|q| !q.is_empty()).map(contains_pattern);
-        let sql = format!(
-            "{USER_SELECT} WHERE u.id > $1
-               AND ($2 IS NULL OR LOWER(u.username) LIKE $2 ESCAPE '\\' OR LOWER(u.email) LIKE $2 ESCAPE '\\')
-             ORDER BY u.id LIMIT $3"
-        );
-        let mut items: Vec<AdminUser> = on_backend!(self.store(), read, |pool| {
-            sqlx::query_as::<_, AdminUserRow>(sqlx::AssertSqlSafe(sql))
-                .bind(after)
-                .bind(&pattern)
-                .bind(limit + 1)
-                .fetch_all(pool)
-                .await?
-                .into_iter()
-                .map(AdminUserRow::into_api)
-                .collect()
-        });
+        let mut items = store::admin_users_page(self.store(), after, q, limit + 1).await?;
         let next_cursor = if items.len() as i64 > limit {
             items.truncate(limit as usize);
             items.last().map(|u| paging::cursor(&u.id.to_string()))
@@ -319,51 +223,20 @@ impl AccountAdmin<'_> {
         username: &str,
     ) -> ApiResult<DisabledUser> {
         let admin = require_admin(actor)?;
-        let now = now_us();
-        let admins_sql = self.enabled_admins_sql();
-        let (api_keys_revoked, sessions_revoked) = with_tx!(self.store(), |tx| {
-            let admins: Vec<i64> = sqlx::query_scalar(admins_sql).fetch_all(&mut *tx).await?;
-            let target = sqlx::query_as::<_, Target>(
-                "SELECT id, is_admin, disabled_at FROM users WHERE lower(username) = lower($1)",
-            )
-            .bind(username)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| ApiError::not_found(format!("user {username}")))?;
-            if target.disabled_at.is_some() {
-                return Err(ApiError::Conflict(format!(
-                    "user {username} is already disabled"
-                )));
-            }
-            // The caller is an enabled administrator, so only administrators need guarding.
-            if target.is_admin {
-                check_guarded_change(GuardedChange::Disable, username, &target, &admins, admin)?;
-            }
-            sqlx::query("UPDATE users SET disabled_at = $1 WHERE id = $2")
-                .bind(now)
-                .bind(target.id)
-                .execute(&mut *tx)
-                .await?;
-            let keys = sqlx::query(
-                "UPDATE api_keys SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
-            )
-            .bind(now)
-            .bind(target.id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            let sessions: i64 = sqlx::query_scalar(LIVE_SESSIONS)
-                .bind(target.id)
-                .bind(now)
-                .fetch_one(&mut *tx)
-                .await?;
-            sqlx::query(END_SESSIONS)
-                .bind(now)
-                .bind(target.id)
-                .execute(&mut *tx)
-                .await?;
-            (keys as i64, sessions)
-        });
+        let (api_keys_revoked, sessions_revoked) =
+            store::disable_user(self.store(), username, now_us(), |target, admins| {
+                if target.disabled_at.is_some() {
+                    return Err(ApiError::Conflict(format!(
+                        "user {username} is already disabled"
+                    )));
+                }
+                // The caller is an enabled administrator, so only administrators need guarding.
+                if target.is_admin {
+                    check_guarded_change(GuardedChange::Disable, username, target, admins, admin)?;
+                }
+                Ok(())
+            })
+            .await?;
         audit::record(
             self.store(),
             Self::event(USER_DISABLED, "warning", client, admin)
@@ -390,7 +263,7 @@ impl AccountAdmin<'_> {
         username: &str,
     ) -> ApiResult<AdminUser> {
         let change = FlagChange {
-            sql: "UPDATE users SET disabled_at = NULL WHERE lower(username) = lower($1) AND disabled_at IS NOT NULL",
+            update: FlagUpdate::Enable,
             unchanged: "is not disabled",
             event: USER_ENABLED,
             severity: "info",
@@ -406,7 +279,7 @@ impl AccountAdmin<'_> {
         username: &str,
     ) -> ApiResult<AdminUser> {
         let change = FlagChange {
-            sql: "UPDATE users SET is_admin = TRUE WHERE lower(username) = lower($1) AND NOT is_admin",
+            update: FlagUpdate::Promote,
             unchanged: "is already a server administrator",
             event: USER_PROMOTED,
             severity: "warning",
@@ -424,13 +297,7 @@ impl AccountAdmin<'_> {
         change: FlagChange,
     ) -> ApiResult<AdminUser> {
         let admin = require_admin(actor)?;
-        let changed = on_backend!(self.store(), write, |pool| {
-            sqlx::query(change.sql)
-                .bind(username)
-                .execute(pool)
-                .await?
-                .rows_affected()
-        });
+        let changed = store::apply_flag(self.store(), change.update, username).await?;
         let user = self.find(username).await?;
         if changed == 0 {
             return Err(ApiError::Conflict(format!(
@@ -456,28 +323,15 @@ impl AccountAdmin<'_> {
         username: &str,
     ) -> ApiResult<AdminUser> {
         let admin = require_admin(actor)?;
-        let admins_sql = self.enabled_admins_sql();
-        with_tx!(self.store(), |tx| {
-            let admins: Vec<i64> = sqlx::query_scalar(admins_sql).fetch_all(&mut *tx).await?;
-            let target = sqlx::query_as::<_, Target>(
-                "SELECT id, is_admin, disabled_at FROM users WHERE lower(username) = lower($1)",
-            )
-            .bind(username)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| ApiError::not_found(format!("user {username}")))?;
+        store::demote_user(self.store(), username, |target, admins| {
             if !target.is_admin {
                 return Err(ApiError::Conflict(format!(
                     "user {username} is not a server administrator"
                 )));
             }
-            check_guarded_change(GuardedChange::Demote, username, &target, &admins, admin)?;
-            sqlx::query("UPDATE users SET is_admin = $1 WHERE id = $2")
-                .bind(false)
-                .bind(target.id)
-                .execute(&mut *tx)
-                .await?;
-        });
+            check_guarded_change(GuardedChange::Demote, username, target, admins, admin)
+        })
+        .await?;
         audit::record(
             self.store(),
             Self::event(USER_DEMOTED, "info", client, admin)
@@ -497,33 +351,13 @@ impl AccountAdmin<'_> {
         username: &str,
         password: Option<&str>,
     ) -> ApiResult<PasswordReset> {
-        const UPDATE_USERS: &str =
-            "UPDATE users SET password_hash = $1 WHERE lower(username) = lower($2) RETURNING id";
         let admin = require_admin(actor)?;
         let (password, generated_password) = chosen_password(password)?;
         // Unknown users are refused before the slow hash.
         self.find(username).await?;
         let hash = hash_password(password).await?;
-        let now = now_us();
-        let sessions_revoked: i64 = with_tx!(self.store(), |tx| {
-            let id: i64 = sqlx::query_scalar(UPDATE_USERS)
-                .bind(&hash)
-                .bind(username)
-                .fetch_optional(&mut *tx)
-                .await?
-                .ok_or_else(|| ApiError::not_found(format!("user {username}")))?;
-            let sessions: i64 = sqlx::query_scalar(LIVE_SESSIONS)
-                .bind(id)
-                .bind(now)
-                .fetch_one(&mut *tx)
-                .await?;
-            sqlx::query(END_SESSIONS)
-                .bind(now)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            sessions
-        });
+        let sessions_revoked =
+            store::reset_password(self.store(), username, &hash, now_us()).await?;
         audit::record(
             self.store(),
             Self::event(PASSWORD_RESET, "warning", client, admin)
@@ -550,10 +384,6 @@ impl AccountAdmin<'_> {
         limit: Option<i64>,
         cursor: Option<&str>,
     ) -> ApiResult<Page<AdminApiKey>> {
-        const SELECT_API_KEYS: &str = "SELECT k.id, k.name, k.prefix, k.created_at, k.last_used_at, u.id AS user_id, u.username
-                 FROM api_keys k JOIN users u ON u.id = k.user_id
-                 WHERE k.revoked_at IS NULL AND k.id > $1 AND ($2 IS NULL OR k.user_id = $2)
-                 ORDER BY k.id LIMIT $3";
         require_admin(actor)?;
         let limit = page_size(limit)?;
         let after = cursor
@@ -564,31 +394,7 @@ impl AccountAdmin<'_> {
             Some(u) => Some(self.find(u).await?.id),
             None => None,
         };
-        let mut items = on_backend!(self.store(), read, |pool| {
-            sqlx::query(SELECT_API_KEYS)
-                .bind(after)
-                .bind(owner)
-                .bind(limit + 1)
-                .fetch_all(pool)
-                .await?
-                .into_iter()
-                .map(|r| -> Result<AdminApiKey, sqlx::Error> {
-                    Ok(AdminApiKey {
-                        key: ApiKey {
-                            id: r.try_get("id")?,
-                            name: r.try_get("name")?,
-                            prefix: r.try_get("prefix")?,
-                            created_at: format_time(r.try_get("created_at")?),
-                            last_used_at: r
-                                .try_get::<Option<i64>, _>("last_used_at")?
-                                .map(format_time),
-                        },
-                        user_id: r.try_get("user_id")?,
-                        username: r.try_get("username")?,
-                    })
-                })
-                .collect::<Result<Vec<_>, _>>()?
-        });
+        let mut items = store::admin_api_keys_page(self.store(), after, owner, limit + 1).await?;
         let next_cursor = if items.len() as i64 > limit {
             items.truncate(limit as usize);
             items.last().map(|k| paging::cursor(&k.key.id.to_string()))
@@ -605,24 +411,8 @@ impl AccountAdmin<'_> {
         client: &ClientInfo,
         id: i64,
     ) -> ApiResult<()> {
-        const UPDATE_API_KEYS: &str = "UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL RETURNING user_id";
         let admin = require_admin(actor)?;
-        let owner: Option<String> = on_backend!(self.store(), write, |pool| {
-            let user_id: Option<i64> = sqlx::query_scalar(UPDATE_API_KEYS)
-                .bind(now_us())
-                .bind(id)
-                .fetch_optional(pool)
-                .await?;
-            match user_id {
-                Some(u) => {
-                    sqlx::query_scalar("SELECT username FROM users WHERE id = $1")
-                        .bind(u)
-                        .fetch_optional(pool)
-                        .await?
-                }
-                None => None,
-            }
-        });
+        let owner = store::revoke_any_api_key(self.store(), id, now_us()).await?;
         let owner = owner.ok_or_else(|| {
             ApiError::not_found(format!("API key {id} (or it is already revoked)"))
         })?;
@@ -640,8 +430,8 @@ impl AccountAdmin<'_> {
 
 /// A one-statement change of an account (enable, promote).
 struct FlagChange {
-    /// The update; `$1` is the username, and it changes no row when there is nothing to do.
-    sql: &'static str,
+    /// The change; it changes nothing when there is nothing to do.
+    update: FlagUpdate,
     /// Completes "user NAME …" in the 409 when nothing changed.
     unchanged: &'static str,
     event: &'static str,

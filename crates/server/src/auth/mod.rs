@@ -4,6 +4,7 @@ pub mod admin;
 pub mod admin_routes;
 mod jwt;
 pub mod routes;
+pub(crate) mod store;
 pub mod web;
 
 use std::sync::Arc;
@@ -19,7 +20,6 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use sqlx::Row;
 use wanllmdb_api_types::auth::{ApiKey, ChangePasswordRequest, CreatedApiKey, TokenPair, User};
 
 use crate::app::AppState;
@@ -27,7 +27,6 @@ use crate::audit::{self, AuditEvent};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ClientInfo;
 use crate::store::{Store, format_time, now_us};
-use crate::{on_backend, with_tx};
 
 /// Prefix of every API key, so keys are recognisable in leaked text and told apart from JWTs.
 pub const API_KEY_PREFIX: &str = "wlk_";
@@ -89,7 +88,8 @@ impl FromRequestParts<AppState> for Actor {
     }
 }
 
-/// Signing keys for tokens.
+/// Signing keys for tokens. [`TokenKeys::load`], which keeps the secret in the database, is
+/// in the auth store.
 #[derive(Clone)]
 pub struct TokenKeys {
     encoding: Arc<EncodingKey>,
@@ -128,25 +128,6 @@ impl TokenKeys {
         v.set_required_spec_claims(&["exp"]);
         jsonwebtoken::decode::<T>(token, &self.decoding, &v).map(|d| d.claims)
     }
-
-    /// The configured secret, or the one kept in the database (created on first start).
-    pub async fn load(store: &Store, configured: Option<&str>) -> Result<TokenKeys, sqlx::Error> {
-        const INSERT_SERVER_SETTINGS: &str = "INSERT INTO server_settings (name, value) VALUES ('jwt_secret', $1) ON CONFLICT (name) DO NOTHING";
-        if let Some(s) = configured {
-            return Ok(TokenKeys::from_secret(s.as_bytes()));
-        }
-        let fresh = random_hex(32);
-        let secret: String = on_backend!(store, write, |pool| {
-            sqlx::query(INSERT_SERVER_SETTINGS)
-                .bind(&fresh)
-                .execute(pool)
-                .await?;
-            sqlx::query_scalar("SELECT value FROM server_settings WHERE name = 'jwt_secret'")
-                .fetch_one(pool)
-                .await?
-        });
-        Ok(TokenKeys::from_secret(secret.as_bytes()))
-    }
 }
 
 /// Seconds of clock difference between replicas tolerated on token times.
@@ -167,26 +148,6 @@ impl Rotation {
             access_jti: random_hex(16),
             iat: now_us() / 1_000_000,
         }
-    }
-}
-
-/// A refresh token that could not be spent now, with the pair it was rotated into.
-#[derive(sqlx::FromRow)]
-struct SpentToken {
-    used_at: Option<i64>,
-    revoked_at: Option<i64>,
-    rotated_jti: Option<String>,
-    rotated_access_jti: Option<String>,
-    rotated_iat: Option<i64>,
-}
-
-impl SpentToken {
-    fn rotation(&self) -> Option<Rotation> {
-        Some(Rotation {
-            refresh_jti: self.rotated_jti.clone()?,
-            access_jti: self.rotated_access_jti.clone()?,
-            iat: self.rotated_iat?,
-        })
     }
 }
 
@@ -355,34 +316,6 @@ pub(crate) fn check_email(e: &str) -> ApiResult<()> {
     }
 }
 
-#[derive(sqlx::FromRow)]
-struct UserRow {
-    id: i64,
-    username: String,
-    email: String,
-    password_hash: Option<String>,
-    is_admin: bool,
-    created_at: i64,
-    #[sqlx(default)]
-    full_name: Option<String>,
-    /// Only the login query reads it.
-    #[sqlx(default)]
-    disabled_at: Option<i64>,
-}
-
-impl UserRow {
-    fn into_api(self) -> User {
-        User {
-            id: self.id,
-            username: self.username,
-            email: self.email,
-            full_name: self.full_name,
-            is_admin: self.is_admin,
-            created_at: format_time(self.created_at),
-        }
-    }
-}
-
 /// The authentication service.
 pub struct Accounts<'a> {
     /// Shared state.
@@ -414,13 +347,7 @@ impl Accounts<'_> {
         let hash = hash_password(password.to_string()).await?;
         let mut user = self.insert_user(username, email, Some(hash), false).await?;
         if let Some(name) = full_name {
-            on_backend!(self.store(), write, |pool| {
-                sqlx::query("UPDATE users SET full_name = $1 WHERE id = $2")
-                    .bind(name)
-                    .bind(user.id)
-                    .execute(pool)
-                    .await?;
-            });
+            store::set_full_name(self.store(), user.id, name).await?;
             user.full_name = Some(name.to_string());
         }
         // The actor is whoever registered the account: its new owner, or an administrator.
@@ -450,49 +377,38 @@ impl Accounts<'_> {
         password_hash: Option<String>,
         is_admin: bool,
     ) -> ApiResult<User> {
-        const INSERT_USERS: &str = "INSERT INTO users (username, email, password_hash, is_admin, created_at) VALUES ($1, $2, $3, $4, $5)
-                 RETURNING id, username, email, password_hash, is_admin, created_at";
-        let now = now_us();
-        let res = on_backend!(self.store(), write, |pool| {
-            sqlx::query_as::<_, UserRow>(INSERT_USERS)
-                .bind(username)
-                .bind(email.to_lowercase())
-                .bind(password_hash)
-                .bind(is_admin)
-                .bind(now)
-                .fetch_one(pool)
-                .await
-        });
+        let res = store::insert_user(
+            self.store(),
+            username,
+            &email.to_lowercase(),
+            password_hash,
+            is_admin,
+            now_us(),
+        )
+        .await;
         match res {
             Ok(row) => Ok(row.into_api()),
-            Err(e) => match ApiError::from(e) {
-                ApiError::Conflict(_) => Err(ApiError::Conflict(
-                    "that username or email is already registered".into(),
-                )),
-                other => Err(other),
-            },
+            Err(ApiError::Conflict(_)) => Err(ApiError::Conflict(
+                "that username or email is already registered".into(),
+            )),
+            Err(other) => Err(other),
         }
+    }
+
+    /// Deletes a user row (start-up undoes a bootstrap account it could not finish).
+    pub async fn delete_user(&self, id: i64) -> ApiResult<()> {
+        store::delete_user(self.store(), id).await
     }
 
     /// The number of users (zero on a fresh database).
     pub async fn user_count(&self) -> ApiResult<i64> {
-        Ok(on_backend!(self.store(), read, |pool| {
-            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM users")
-                .fetch_one(pool)
-                .await?
-        }))
+        store::user_count(self.store()).await
     }
 
     /// Looks a user up by id.
     pub async fn user(&self, id: i64) -> ApiResult<User> {
-        const SELECT_USERS: &str = "SELECT id, username, email, password_hash, is_admin, created_at, full_name FROM users WHERE id = $1";
-        let row = on_backend!(self.store(), read, |pool| {
-            sqlx::query_as::<_, UserRow>(SELECT_USERS)
-                .bind(id)
-                .fetch_optional(pool)
-                .await?
-        });
-        row.map(UserRow::into_api)
+        let row = store::user_by_id(self.store(), id).await?;
+        row.map(store::UserRow::into_api)
             .ok_or_else(|| ApiError::not_found("user"))
     }
 
@@ -510,34 +426,12 @@ impl Accounts<'_> {
     }
 
     async fn failures_within_minute(&self, subject: &str) -> ApiResult<(i64, Option<i64>)> {
-        const SELECT_LOGIN_FAILURES: &str = "SELECT COUNT(*) AS n, MIN(at) AS first FROM login_failures WHERE subject = $1 AND at > $2";
         let since = now_us() - 60_000_000;
-        let out = on_backend!(self.store(), read, |pool| {
-            let row = sqlx::query(SELECT_LOGIN_FAILURES)
-                .bind(subject)
-                .bind(since)
-                .fetch_one(pool)
-                .await?;
-            (
-                row.try_get::<i64, _>("n")?,
-                row.try_get::<Option<i64>, _>("first")?,
-            )
-        });
-        Ok(out)
+        store::failures_since(self.store(), subject, since).await
     }
 
     async fn record_failure(&self, subjects: &[String]) -> ApiResult<()> {
-        let now = now_us();
-        with_tx!(self.store(), |tx| {
-            for s in subjects {
-                sqlx::query("INSERT INTO login_failures (subject, at) VALUES ($1, $2)")
-                    .bind(s)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-        });
-        Ok(())
+        store::insert_failures(self.store(), subjects, now_us()).await
     }
 
     /// Records a refused login with its reason and the account's failures in the current
@@ -577,14 +471,8 @@ impl Accounts<'_> {
         username: &str,
         password: &str,
     ) -> ApiResult<i64> {
-        const SELECT_USERS: &str = "SELECT id, username, email, password_hash, is_admin, created_at, disabled_at FROM users WHERE lower(username) = lower($1) OR lower(email) = lower($1) ORDER BY id LIMIT 1";
         // Usernames and emails match whatever their case; both name one account.
-        let row = on_backend!(self.store(), read, |pool| {
-            sqlx::query_as::<_, UserRow>(SELECT_USERS)
-                .bind(username)
-                .fetch_optional(pool)
-                .await?
-        });
+        let row = store::user_by_login(self.store(), username).await?;
         let subjects = failure_subjects(row.as_ref().map(|r| r.id).ok_or(username), client);
         if let Some(wait) = self.retry_after(&subjects).await? {
             self.audit_failed_login(client, &subjects, username, "rate_limited", 429)
@@ -634,19 +522,10 @@ impl Accounts<'_> {
     }
 
     async fn issue_pair(&self, user_id: i64, family: &str) -> ApiResult<TokenPair> {
-        const INSERT_REFRESH_TOKENS: &str =
-            "INSERT INTO refresh_tokens (jti, family, user_id, expires_at) VALUES ($1, $2, $3, $4)";
         let pair = Rotation::fresh();
         let expires = self.refresh_expiry(&pair);
-        on_backend!(self.store(), write, |pool| {
-            sqlx::query(INSERT_REFRESH_TOKENS)
-                .bind(&pair.refresh_jti)
-                .bind(family)
-                .bind(user_id)
-                .bind(expires)
-                .execute(pool)
-                .await?;
-        });
+        store::insert_refresh_token(self.store(), &pair.refresh_jti, family, user_id, expires)
+            .await?;
         self.sign_pair(user_id, family, &pair)
     }
 
@@ -704,10 +583,6 @@ impl Accounts<'_> {
     /// within the grace window after its rotation (two tabs, a retried request) it gets the
     /// same new pair; later, it revokes its whole family (someone else may hold a copy).
     pub async fn refresh(&self, client: &ClientInfo, token: &str) -> ApiResult<TokenPair> {
-        const UPDATE_REFRESH_TOKENS: &str = "UPDATE refresh_tokens SET used_at = $1, rotated_jti = $2, rotated_access_jti = $3, rotated_iat = $4 WHERE jti = $5 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $1";
-        const INSERT_REFRESH_TOKENS: &str =
-            "INSERT INTO refresh_tokens (jti, family, user_id, expires_at) VALUES ($1, $2, $3, $4)";
-        const SELECT_REFRESH_TOKENS: &str = "SELECT used_at, revoked_at, rotated_jti, rotated_access_jti, rotated_iat FROM refresh_tokens WHERE jti = $1";
         let claims = self.decode(token, "refresh")?;
         let family = claims.fam.clone().unwrap_or_default();
         let user_id: i64 = claims
@@ -717,38 +592,20 @@ impl Accounts<'_> {
         let now = now_us();
         let next = Rotation::fresh();
         let expires = self.refresh_expiry(&next);
-        // Spending the old token and recording its successor is one step, so a concurrent
-        // refresh that loses the race finds the successor.
-        let rotated = with_tx!(self.store(), |tx| {
-            let n = sqlx::query(UPDATE_REFRESH_TOKENS)
-                .bind(now)
-                .bind(&next.refresh_jti)
-                .bind(&next.access_jti)
-                .bind(next.iat)
-                .bind(&claims.jti)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            if n == 1 {
-                sqlx::query(INSERT_REFRESH_TOKENS)
-                    .bind(&next.refresh_jti)
-                    .bind(&family)
-                    .bind(user_id)
-                    .bind(expires)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            n == 1
-        });
+        let rotated = store::rotate_refresh_token(
+            self.store(),
+            &claims.jti,
+            &next,
+            &family,
+            user_id,
+            now,
+            expires,
+        )
+        .await?;
         if rotated {
             return self.sign_pair(user_id, &family, &next);
         }
-        let spent = on_backend!(self.store(), read, |pool| {
-            sqlx::query_as::<_, SpentToken>(SELECT_REFRESH_TOKENS)
-                .bind(&claims.jti)
-                .fetch_optional(pool)
-                .await?
-        });
+        let spent = store::refresh_token(self.store(), &claims.jti).await?;
         let Some(spent) = spent.filter(|t| t.revoked_at.is_none()) else {
             return Err(ApiError::Unauthenticated(
                 "refresh token is revoked or expired; log in again".into(),
@@ -783,16 +640,7 @@ impl Accounts<'_> {
     }
 
     async fn revoke_family(&self, family: &str) -> ApiResult<()> {
-        const UPDATE_REFRESH_TOKENS: &str =
-            "UPDATE refresh_tokens SET revoked_at = $1 WHERE family = $2 AND revoked_at IS NULL";
-        on_backend!(self.store(), write, |pool| {
-            sqlx::query(UPDATE_REFRESH_TOKENS)
-                .bind(now_us())
-                .bind(family)
-                .execute(pool)
-                .await?;
-        });
-        Ok(())
+        store::revoke_family(self.store(), family, now_us()).await
     }
 
     /// Ends a session: revokes the access token and every refresh token of its login (the
@@ -804,7 +652,6 @@ impl Accounts<'_> {
         user: &AuthUser,
         refresh_token: Option<&str>,
     ) -> ApiResult<()> {
-        const INSERT_REVOKED_TOKENS: &str = "INSERT INTO revoked_tokens (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING";
         let Some(session) = &user.session else {
             return Err(ApiError::invalid(
                 "logout ends a session token; API keys are revoked with DELETE /api/v1/auth/api-keys/{id}",
@@ -823,14 +670,7 @@ impl Accounts<'_> {
             }
             None => None,
         };
-        let (jti, exp) = (&session.jti, session.exp);
-        on_backend!(self.store(), write, |pool| {
-            sqlx::query(INSERT_REVOKED_TOKENS)
-                .bind(jti)
-                .bind(exp * 1_000_000)
-                .execute(pool)
-                .await?;
-        });
+        store::revoke_access_token(self.store(), &session.jti, session.exp * 1_000_000).await?;
         if !session.family.is_empty() {
             self.revoke_family(&session.family).await?;
         }
@@ -857,8 +697,6 @@ impl Accounts<'_> {
         user: &AuthUser,
         req: &ChangePasswordRequest,
     ) -> ApiResult<i64> {
-        const SELECT_REFRESH_TOKENS: &str = "SELECT COUNT(DISTINCT family) FROM refresh_tokens WHERE user_id = $1 AND family <> $2 AND revoked_at IS NULL AND expires_at > $3";
-        const UPDATE_REFRESH_TOKENS: &str = "UPDATE refresh_tokens SET revoked_at = $1 WHERE user_id = $2 AND family <> $3 AND revoked_at IS NULL";
         let subjects = failure_subjects(Ok(user.id), client);
         if let Some(wait) = self.retry_after(&subjects).await? {
             return Err(ApiError::TooManyRequests {
@@ -881,27 +719,14 @@ impl Accounts<'_> {
             .as_ref()
             .map(|s| s.family.clone())
             .unwrap_or_default();
-        let now = now_us();
-        let ended: i64 = with_tx!(self.store(), |tx| {
-            sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
-                .bind(&hash)
-                .bind(user.id)
-                .execute(&mut *tx)
-                .await?;
-            let ended: i64 = sqlx::query_scalar(SELECT_REFRESH_TOKENS)
-                .bind(user.id)
-                .bind(&keep)
-                .bind(now)
-                .fetch_one(&mut *tx)
-                .await?;
-            sqlx::query(UPDATE_REFRESH_TOKENS)
-                .bind(now)
-                .bind(user.id)
-                .bind(&keep)
-                .execute(&mut *tx)
-                .await?;
-            ended
-        });
+        let ended = store::set_password_ending_other_sessions(
+            self.store(),
+            user.id,
+            &hash,
+            &keep,
+            now_us(),
+        )
+        .await?;
         audit::record(
             self.store(),
             AuditEvent::new("password_change", "auth", "info")
@@ -923,12 +748,7 @@ impl Accounts<'_> {
         subjects: &[String],
         given: Option<&str>,
     ) -> ApiResult<()> {
-        let stored: Option<String> = on_backend!(self.store(), read, |pool| {
-            sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1")
-                .bind(user.id)
-                .fetch_one(pool)
-                .await?
-        });
+        let stored = store::password_hash(self.store(), user.id).await?;
         let Some(stored) = stored else {
             // An account made with only an API key (the bootstrap admin) sets its first one.
             return Ok(());
@@ -988,20 +808,12 @@ impl Accounts<'_> {
 
     /// Inserts a key row (also used to bootstrap the admin).
     pub async fn insert_api_key(&self, user_id: i64, name: &str) -> ApiResult<CreatedApiKey> {
-        const INSERT_API_KEYS: &str = "INSERT INTO api_keys (user_id, name, prefix, key_hash, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id";
         let key = format!("{API_KEY_PREFIX}{}", random_hex(24));
         let prefix: String = key.chars().take(12).collect();
         let now = now_us();
-        let id: i64 = on_backend!(self.store(), write, |pool| {
-            sqlx::query_scalar(INSERT_API_KEYS)
-                .bind(user_id)
-                .bind(name)
-                .bind(&prefix)
-                .bind(sha256_hex(&key))
-                .bind(now)
-                .fetch_one(pool)
-                .await?
-        });
+        let id =
+            store::insert_api_key(self.store(), user_id, name, &prefix, &sha256_hex(&key), now)
+                .await?;
         Ok(CreatedApiKey {
             info: ApiKey {
                 id,
@@ -1016,27 +828,7 @@ impl Accounts<'_> {
 
     /// The caller's live keys.
     pub async fn list_api_keys(&self, user: &AuthUser) -> ApiResult<Vec<ApiKey>> {
-        const SELECT_API_KEYS: &str = "SELECT id, name, prefix, created_at, last_used_at FROM api_keys WHERE user_id = $1 AND revoked_at IS NULL ORDER BY id";
-        let rows = on_backend!(self.store(), read, |pool| {
-            sqlx::query(SELECT_API_KEYS)
-                .bind(user.id)
-                .fetch_all(pool)
-                .await?
-                .into_iter()
-                .map(|r| -> Result<ApiKey, sqlx::Error> {
-                    Ok(ApiKey {
-                        id: r.try_get("id")?,
-                        name: r.try_get("name")?,
-                        prefix: r.try_get("prefix")?,
-                        created_at: format_time(r.try_get("created_at")?),
-                        last_used_at: r
-                            .try_get::<Option<i64>, _>("last_used_at")?
-                            .map(format_time),
-                    })
-                })
-                .collect::<Result<Vec<_>, _>>()?
-        });
-        Ok(rows)
+        store::live_api_keys(self.store(), user.id).await
     }
 
     /// Revokes one of the caller's keys (admins may revoke anyone's).
@@ -1046,17 +838,8 @@ impl Accounts<'_> {
         user: &AuthUser,
         id: i64,
     ) -> ApiResult<()> {
-        const UPDATE_API_KEYS: &str = "UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL AND (user_id = $3 OR $4)";
-        let n = on_backend!(self.store(), write, |pool| {
-            sqlx::query(UPDATE_API_KEYS)
-                .bind(now_us())
-                .bind(id)
-                .bind(user.id)
-                .bind(user.is_admin)
-                .execute(pool)
-                .await?
-                .rows_affected()
-        });
+        let n =
+            store::revoke_own_api_key(self.store(), id, user.id, user.is_admin, now_us()).await?;
         if n == 0 {
             return Err(ApiError::not_found(format!("API key {id}")));
         }
@@ -1074,22 +857,13 @@ impl Accounts<'_> {
 
     /// Resolves a bearer credential to a user.
     pub async fn authenticate(&self, bearer: &str) -> ApiResult<AuthUser> {
-        const SELECT_REVOKED_TOKENS: &str = "SELECT expires_at FROM revoked_tokens WHERE jti = $1
-                 UNION ALL SELECT expires_at FROM refresh_tokens WHERE family = $2 AND revoked_at IS NOT NULL
-                 LIMIT 1";
         if bearer.starts_with(API_KEY_PREFIX) {
             return self.authenticate_api_key(bearer).await;
         }
         let claims = self.decode(bearer, "access")?;
         let family = claims.fam.clone().unwrap_or_default();
-        let revoked: Option<i64> = on_backend!(self.store(), read, |pool| {
-            sqlx::query_scalar(SELECT_REVOKED_TOKENS)
-                .bind(&claims.jti)
-                .bind(&family)
-                .fetch_optional(pool)
-                .await?
-        });
-        if revoked.is_some() {
+        let revoked = store::access_token_revoked(self.store(), &claims.jti, &family).await?;
+        if revoked {
             return Err(ApiError::Unauthenticated(
                 "token has been revoked; log in again".into(),
             ));
@@ -1098,29 +872,16 @@ impl Accounts<'_> {
             .sub
             .parse()
             .map_err(|_| ApiError::Unauthenticated("invalid token subject".into()))?;
-        let found: Option<(String, bool, Option<i64>)> = on_backend!(self.store(), read, |pool| {
-            match sqlx::query("SELECT username, is_admin, disabled_at FROM users WHERE id = $1")
-                .bind(id)
-                .fetch_optional(pool)
-                .await?
-            {
-                Some(r) => Some((
-                    r.try_get("username")?,
-                    r.try_get("is_admin")?,
-                    r.try_get("disabled_at")?,
-                )),
-                None => None,
-            }
-        });
-        let (username, is_admin, disabled_at) = found
+        let account = store::account_state(self.store(), id)
+            .await?
             .ok_or_else(|| ApiError::Unauthenticated("the token's user no longer exists".into()))?;
-        if disabled_at.is_some() {
+        if account.disabled_at.is_some() {
             return Err(disabled_credential());
         }
         Ok(AuthUser {
             id,
-            username,
-            is_admin,
+            username: account.username,
+            is_admin: account.is_admin,
             session: Some(Session {
                 jti: claims.jti,
                 exp: claims.exp,
@@ -1130,68 +891,28 @@ impl Accounts<'_> {
     }
 
     async fn authenticate_api_key(&self, key: &str) -> ApiResult<AuthUser> {
-        const SELECT_API_KEYS: &str = "SELECT k.id, k.last_used_at, u.id AS user_id, u.username, u.is_admin, u.disabled_at FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.key_hash = $1 AND k.revoked_at IS NULL";
-        let hash = sha256_hex(key);
-        type KeyRow = (i64, Option<i64>, i64, String, bool, Option<i64>);
-        let found: Option<KeyRow> = on_backend!(self.store(), read, |pool| {
-            match sqlx::query(SELECT_API_KEYS)
-                .bind(&hash)
-                .fetch_optional(pool)
-                .await?
-            {
-                Some(r) => Some((
-                    r.try_get("id")?,
-                    r.try_get("last_used_at")?,
-                    r.try_get("user_id")?,
-                    r.try_get("username")?,
-                    r.try_get("is_admin")?,
-                    r.try_get("disabled_at")?,
-                )),
-                None => None,
-            }
-        });
-        let (key_id, last_used, user_id, username, is_admin, disabled_at) =
-            found.ok_or_else(|| ApiError::Unauthenticated("invalid or revoked API key".into()))?;
-        if disabled_at.is_some() {
+        let found = store::live_key_by_hash(self.store(), &sha256_hex(key))
+            .await?
+            .ok_or_else(|| ApiError::Unauthenticated("invalid or revoked API key".into()))?;
+        if found.account.disabled_at.is_some() {
             return Err(disabled_credential());
         }
         let now = now_us();
         // Recording every use would put a write on every request; once a minute is plenty.
-        if last_used.is_none_or(|t| now - t > 60_000_000) {
-            on_backend!(self.store(), write, |pool| {
-                sqlx::query("UPDATE api_keys SET last_used_at = $1 WHERE id = $2")
-                    .bind(now)
-                    .bind(key_id)
-                    .execute(pool)
-                    .await?;
-            });
+        if found.last_used_at.is_none_or(|t| now - t > 60_000_000) {
+            store::touch_api_key(self.store(), found.id, now).await?;
         }
         Ok(AuthUser {
-            id: user_id,
-            username,
-            is_admin,
+            id: found.user_id,
+            username: found.account.username,
+            is_admin: found.account.is_admin,
             session: None,
         })
     }
 
     /// Deletes expired bookkeeping rows.
     pub async fn prune(&self) -> ApiResult<()> {
-        let now = now_us();
-        on_backend!(self.store(), write, |pool| {
-            sqlx::query("DELETE FROM login_failures WHERE at < $1")
-                .bind(now - 3_600_000_000)
-                .execute(pool)
-                .await?;
-            sqlx::query("DELETE FROM revoked_tokens WHERE expires_at < $1")
-                .bind(now)
-                .execute(pool)
-                .await?;
-            sqlx::query("DELETE FROM refresh_tokens WHERE expires_at < $1")
-                .bind(now)
-                .execute(pool)
-                .await?;
-        });
-        Ok(())
+        store::prune(self.store(), now_us()).await
     }
 }
 

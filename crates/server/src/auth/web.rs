@@ -8,13 +8,11 @@
 
 use axum::http::{HeaderMap, Method, header};
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
 
-use super::{Accounts, AuthUser, disabled_credential, random_hex};
+use super::{Accounts, AuthUser, disabled_credential, random_hex, store};
 use crate::audit::{self, AuditEvent};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ClientInfo;
-use crate::on_backend;
 use crate::store::now_us;
 
 /// Name of the session cookie.
@@ -83,20 +81,17 @@ impl Accounts<'_> {
 
     /// Starts a browser session for a user who has just proven who they are.
     pub async fn start_web_session(&self, user_id: i64) -> ApiResult<StartedSession> {
-        const INSERT_REFRESH_TOKENS: &str =
-            "INSERT INTO refresh_tokens (jti, family, user_id, expires_at) VALUES ($1, $2, $3, $4)";
         let family = random_hex(16);
         let now = now_us() / 1_000_000;
         let ttl = self.state.config.refresh_token_ttl.as_secs() as i64;
-        on_backend!(self.store(), write, |pool| {
-            sqlx::query(INSERT_REFRESH_TOKENS)
-                .bind(random_hex(16))
-                .bind(&family)
-                .bind(user_id)
-                .bind((now + ttl) * 1_000_000)
-                .execute(pool)
-                .await?;
-        });
+        store::insert_refresh_token(
+            self.store(),
+            &random_hex(16),
+            &family,
+            user_id,
+            (now + ttl) * 1_000_000,
+        )
+        .await?;
         let claims = WebClaims {
             sub: user_id.to_string(),
             jti: random_hex(16),
@@ -124,9 +119,6 @@ impl Accounts<'_> {
     /// Resolves a session cookie: valid signature and expiry, family not revoked, account
     /// present and enabled.
     pub async fn authenticate_web(&self, token: &str) -> ApiResult<(AuthUser, WebSession)> {
-        const SELECT_REFRESH_TOKENS: &str = "SELECT u.username, u.is_admin, u.disabled_at,
-                        EXISTS (SELECT 1 FROM refresh_tokens t WHERE t.family = $2 AND t.revoked_at IS NOT NULL) AS revoked
-                 FROM users u WHERE u.id = $1";
         let claims: WebClaims = self
             .state
             .keys
@@ -139,39 +131,24 @@ impl Accounts<'_> {
             .sub
             .parse()
             .map_err(|_| ApiError::Unauthenticated("invalid session".into()))?;
-        let found: Option<(String, bool, Option<i64>, bool)> =
-            on_backend!(self.store(), read, |pool| {
-                match sqlx::query(SELECT_REFRESH_TOKENS)
-                    .bind(id)
-                    .bind(&claims.fam)
-                    .fetch_optional(pool)
-                    .await?
-                {
-                    Some(r) => Some((
-                        r.try_get("username")?,
-                        r.try_get("is_admin")?,
-                        r.try_get("disabled_at")?,
-                        r.try_get("revoked")?,
-                    )),
-                    None => None,
-                }
-            });
-        let (username, is_admin, disabled_at, revoked) = found.ok_or_else(|| {
-            ApiError::Unauthenticated("the session's user no longer exists".into())
-        })?;
-        if revoked {
+        let found = store::web_session_account(self.store(), id, &claims.fam)
+            .await?
+            .ok_or_else(|| {
+                ApiError::Unauthenticated("the session's user no longer exists".into())
+            })?;
+        if found.revoked {
             return Err(ApiError::Unauthenticated(
                 "session ended; log in again".into(),
             ));
         }
-        if disabled_at.is_some() {
+        if found.account.disabled_at.is_some() {
             return Err(disabled_credential());
         }
         Ok((
             AuthUser {
                 id,
-                username,
-                is_admin,
+                username: found.account.username,
+                is_admin: found.account.is_admin,
                 session: None,
             },
             WebSession {

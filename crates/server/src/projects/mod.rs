@@ -1,21 +1,21 @@
 //! Projects, members and the authorization rules every object inherits from its project.
 
 pub mod routes;
+mod store;
 
-use sqlx::Row;
 use wanllmdb_api_types::Page;
 use wanllmdb_api_types::projects::{
-    CreateProjectRequest, Member, Project, ProjectStats, Role, UpdateProjectRequest, Visibility,
+    CreateProjectRequest, Member, Project, Role, UpdateProjectRequest, Visibility,
 };
 
 use crate::app::AppState;
 use crate::audit::{self, AuditEvent};
 use crate::auth::Actor;
-use crate::error::{ApiError, ApiResult, known};
+use crate::auth::store as auth_store;
+use crate::error::{ApiError, ApiResult};
 use crate::extract::ClientInfo;
 use crate::paging;
 use crate::store::{Store, format_time, now_us};
-use crate::{on_backend, with_tx};
 
 /// What the caller may do in one project.
 #[derive(Debug, Clone)]
@@ -69,48 +69,6 @@ impl ProjectAccess {
     }
 }
 
-const PROJECT_SELECT: &str = "SELECT p.id, p.name, p.description, p.visibility, u.username AS owner, p.created_at, p.updated_at,
-    (SELECT m.role FROM project_members m WHERE m.project_id = p.id AND m.user_id = $1) AS role,
-    (SELECT COUNT(*) FROM runs r WHERE r.project_id = p.id) AS run_count,
-    (SELECT COUNT(*) FROM runs r WHERE r.project_id = p.id AND r.state = 'running') AS running_count,
-    (SELECT MAX(r.updated_at) FROM runs r WHERE r.project_id = p.id) AS last_run_activity
-    FROM projects p JOIN users u ON u.id = p.owner_id";
-
-fn project_from_row<R: Row>(r: &R) -> Result<Project, sqlx::Error>
-where
-    for<'a> &'a str: sqlx::ColumnIndex<R>,
-    i64: for<'a> sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    Option<i64>: for<'a> sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    String: for<'a> sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    Option<String>: for<'a> sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-{
-    let updated: i64 = r.try_get("updated_at")?;
-    let last: Option<i64> = r.try_get("last_run_activity")?;
-    let vis: String = r.try_get("visibility")?;
-    Ok(Project {
-        id: r.try_get("id")?,
-        name: r.try_get("name")?,
-        description: r.try_get("description")?,
-        visibility: if vis == "public" {
-            Visibility::Public
-        } else {
-            Visibility::Private
-        },
-        owner: r.try_get("owner")?,
-        role: r
-            .try_get::<Option<String>, _>("role")?
-            .as_deref()
-            .and_then(Role::parse),
-        created_at: format_time(r.try_get("created_at")?),
-        updated_at: format_time(updated),
-        stats: ProjectStats {
-            run_count: r.try_get("run_count")?,
-            running_count: r.try_get("running_count")?,
-            last_activity_at: format_time(last.map_or(updated, |l| l.max(updated))),
-        },
-    })
-}
-
 /// The project service.
 pub struct Projects<'a> {
     /// Shared state.
@@ -124,22 +82,7 @@ impl Projects<'_> {
 
     /// Resolves the caller's access to a project by name (404 when it does not exist).
     pub async fn access(&self, actor: &Actor, name: &str) -> ApiResult<ProjectAccess> {
-        const SELECT_PROJECT_MEMBERS: &str = "SELECT p.id, p.visibility, (SELECT m.role FROM project_members m WHERE m.project_id = p.id AND m.user_id = $1) AS role FROM projects p WHERE p.name = $2";
-        let row = on_backend!(self.store(), read, |pool| {
-            sqlx::query(SELECT_PROJECT_MEMBERS)
-                .bind(actor.user_id().unwrap_or(-1))
-                .bind(name)
-                .fetch_optional(pool)
-                .await?
-                .map(|r| -> Result<(i64, String, Option<String>), sqlx::Error> {
-                    Ok((
-                        r.try_get("id")?,
-                        r.try_get("visibility")?,
-                        r.try_get("role")?,
-                    ))
-                })
-                .transpose()?
-        });
+        let row = store::access_by_name(self.store(), actor.user_id().unwrap_or(-1), name).await?;
         let (id, vis, role) = row.ok_or_else(|| ApiError::not_found(format!("project {name}")))?;
         Ok(Self::build_access(actor, id, name, &vis, role.as_deref()))
     }
@@ -174,24 +117,7 @@ impl Projects<'_> {
 
     /// Resolves access by project id.
     pub async fn access_by_id(&self, actor: &Actor, id: i64) -> ApiResult<ProjectAccess> {
-        const SELECT_PROJECT_MEMBERS: &str = "SELECT p.name, p.visibility, (SELECT m.role FROM project_members m WHERE m.project_id = p.id AND m.user_id = $1) AS role FROM projects p WHERE p.id = $2";
-        let row = on_backend!(self.store(), read, |pool| {
-            sqlx::query(SELECT_PROJECT_MEMBERS)
-                .bind(actor.user_id().unwrap_or(-1))
-                .bind(id)
-                .fetch_optional(pool)
-                .await?
-                .map(
-                    |r| -> Result<(String, String, Option<String>), sqlx::Error> {
-                        Ok((
-                            r.try_get("name")?,
-                            r.try_get("visibility")?,
-                            r.try_get("role")?,
-                        ))
-                    },
-                )
-                .transpose()?
-        });
+        let row = store::access_by_id(self.store(), actor.user_id().unwrap_or(-1), id).await?;
         let (name, vis, role) = row.ok_or_else(|| ApiError::not_found("project"))?;
         Ok(Self::build_access(actor, id, &name, &vis, role.as_deref()))
     }
@@ -228,8 +154,6 @@ impl Projects<'_> {
         req: &CreateProjectRequest,
         client: &ClientInfo,
     ) -> ApiResult<Project> {
-        const INSERT_PROJECTS: &str = "INSERT INTO projects (name, description, visibility, owner_id, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5) RETURNING id";
-        const INSERT_PROJECT_MEMBERS: &str = "INSERT INTO project_members (project_id, user_id, role, added_at) VALUES ($1, $2, 'owner', $3)";
         let user = actor.require_user()?;
         if !wanllmdb_api_types::is_valid_project_name(&req.name) {
             return Err(ApiError::invalid(format!(
@@ -241,26 +165,7 @@ impl Projects<'_> {
         check_description(&desc)?;
         let vis = req.visibility.unwrap_or(Visibility::Private);
         let now = now_us();
-        let res: Result<(), ApiError> = async {
-            with_tx!(self.store(), |tx| {
-                let id: i64 = sqlx::query_scalar(INSERT_PROJECTS)
-                    .bind(&req.name)
-                    .bind(&desc)
-                    .bind(vis.as_str())
-                    .bind(user.id)
-                    .bind(now)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                sqlx::query(INSERT_PROJECT_MEMBERS)
-                    .bind(id)
-                    .bind(user.id)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-            });
-            Ok(())
-        }
-        .await;
+        let res = store::insert_project(self.store(), &req.name, &desc, vis, user.id, now).await;
         match res {
             Err(ApiError::Conflict(_)) => {
                 return Err(ApiError::Conflict(format!(
@@ -290,16 +195,8 @@ impl Projects<'_> {
     pub async fn get(&self, actor: &Actor, name: &str) -> ApiResult<Project> {
         let access = self.access(actor, name).await?;
         access.require_read()?;
-        let sql = format!("{PROJECT_SELECT} WHERE p.id = $2");
         let uid = actor.user_id().unwrap_or(-1);
-        let mut p = on_backend!(self.store(), read, |pool| {
-            let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(uid)
-                .bind(access.id)
-                .fetch_one(pool)
-                .await?;
-            project_from_row(&row)?
-        });
+        let mut p = store::project(self.store(), uid, access.id).await?;
         p.role = access.role;
         Ok(p)
     }
@@ -321,37 +218,14 @@ impl Projects<'_> {
             .map(paging::position)
             .transpose()?
             .unwrap_or_default();
-        let pattern = q.map(|q| {
-            format!(
-                "%{}%",
-                q.to_lowercase()
-                    .replace('\\', "\\\\")
-                    .replace('%', "\\%")
-                    .replace('_', "\\_")
-            )
-        });
-        let sql = format!(
-            "{PROJECT_SELECT} WHERE p.name > $2
-               AND ($3 OR p.visibility = 'public' OR EXISTS (SELECT 1 FROM project_members m WHERE m.project_id = p.id AND m.user_id = $1))
-               AND ($4 IS NULL OR LOWER(p.name) LIKE $4 ESCAPE '\\')
-               AND ($5 IS NULL OR p.visibility = $5)
-             ORDER BY p.name LIMIT $6"
-        );
-        let uid = actor.user_id().unwrap_or(-1);
-        let mut items = on_backend!(self.store(), read, |pool| {
-            sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(uid)
-                .bind(&after)
-                .bind(actor.is_admin())
-                .bind(&pattern)
-                .bind(visibility.map(|v| v.as_str()))
-                .bind(limit + 1)
-                .fetch_all(pool)
-                .await?
-                .iter()
-                .map(project_from_row)
-                .collect::<Result<Vec<_>, _>>()?
-        });
+        let filter = store::ProjectFilter {
+            user_id: actor.user_id().unwrap_or(-1),
+            admin: actor.is_admin(),
+            after: &after,
+            name_contains: q,
+            visibility,
+        };
+        let mut items = store::projects_page(self.store(), &filter, limit + 1).await?;
         if actor.is_admin() {
             for p in &mut items {
                 p.role = Some(Role::Owner);
@@ -374,21 +248,19 @@ impl Projects<'_> {
         req: &UpdateProjectRequest,
         client: &ClientInfo,
     ) -> ApiResult<Project> {
-        const UPDATE_PROJECTS: &str = "UPDATE projects SET description = COALESCE($1, description), visibility = COALESCE($2, visibility), updated_at = $3 WHERE id = $4";
         let access = self.access(actor, name).await?;
         access.require(Role::Admin)?;
         if let Some(d) = &req.description {
             check_description(d)?;
         }
-        on_backend!(self.store(), write, |pool| {
-            sqlx::query(UPDATE_PROJECTS)
-                .bind(&req.description)
-                .bind(req.visibility.map(|v| v.as_str()))
-                .bind(now_us())
-                .bind(access.id)
-                .execute(pool)
-                .await?;
-        });
+        store::update_project(
+            self.store(),
+            access.id,
+            req.description.as_deref(),
+            req.visibility,
+            now_us(),
+        )
+        .await?;
         self.record(actor, client, update_event(&access, req)).await;
         self.get(actor, name).await
     }
@@ -397,12 +269,7 @@ impl Projects<'_> {
     pub async fn delete(&self, actor: &Actor, name: &str, client: &ClientInfo) -> ApiResult<()> {
         let access = self.access(actor, name).await?;
         access.require(Role::Owner)?;
-        on_backend!(self.store(), write, |pool| {
-            sqlx::query("DELETE FROM projects WHERE id = $1")
-                .bind(access.id)
-                .execute(pool)
-                .await?;
-        });
+        store::delete_project(self.store(), access.id).await?;
         self.record(
             actor,
             client,
@@ -416,42 +283,13 @@ impl Projects<'_> {
 
     /// Members of a project.
     pub async fn members(&self, actor: &Actor, name: &str) -> ApiResult<Vec<Member>> {
-        const SELECT_PROJECT_MEMBERS: &str = "SELECT u.username, m.role, m.added_at FROM project_members m JOIN users u ON u.id = m.user_id WHERE m.project_id = $1 ORDER BY u.username";
         let access = self.access(actor, name).await?;
         access.require_read()?;
-        let rows = on_backend!(self.store(), read, |pool| {
-            sqlx::query(SELECT_PROJECT_MEMBERS)
-                .bind(access.id)
-                .fetch_all(pool)
-                .await?
-                .into_iter()
-                .map(|r| -> Result<Member, sqlx::Error> {
-                    let role: String = r.try_get("role")?;
-                    let username: String = r.try_get("username")?;
-                    Ok(Member {
-                        role: known(
-                            Role::parse(&role),
-                            "project member",
-                            &username,
-                            "role",
-                            &role,
-                        )?,
-                        username,
-                        added_at: format_time(r.try_get("added_at")?),
-                    })
-                })
-                .collect::<Result<Vec<_>, _>>()?
-        });
-        Ok(rows)
+        store::members(self.store(), access.id).await
     }
 
     async fn user_id_by_name(&self, username: &str) -> ApiResult<i64> {
-        let id: Option<i64> = on_backend!(self.store(), read, |pool| {
-            sqlx::query_scalar("SELECT id FROM users WHERE lower(username) = lower($1)")
-                .bind(username)
-                .fetch_optional(pool)
-                .await?
-        });
+        let id = auth_store::user_id_by_username(self.store(), username).await?;
         id.ok_or_else(|| ApiError::not_found(format!("user {username}")))
     }
 
@@ -465,30 +303,6 @@ impl Projects<'_> {
         Ok(())
     }
 
-    async fn member_role(&self, project_id: i64, user_id: i64) -> ApiResult<Option<Role>> {
-        let role: Option<String> = on_backend!(self.store(), read, |pool| {
-            sqlx::query_scalar(
-                "SELECT role FROM project_members WHERE project_id = $1 AND user_id = $2",
-            )
-            .bind(project_id)
-            .bind(user_id)
-            .fetch_optional(pool)
-            .await?
-        });
-        Ok(role.as_deref().and_then(Role::parse))
-    }
-
-    async fn owner_count(&self, project_id: i64) -> ApiResult<i64> {
-        Ok(on_backend!(self.store(), read, |pool| {
-            sqlx::query_scalar::<_, i64>(
-                "SELECT COUNT(*) FROM project_members WHERE project_id = $1 AND role = 'owner'",
-            )
-            .bind(project_id)
-            .fetch_one(pool)
-            .await?
-        }))
-    }
-
     /// Adds a member (owner/admin; only owners grant ownership).
     pub async fn add_member(
         &self,
@@ -498,25 +312,19 @@ impl Projects<'_> {
         role: Role,
         client: &ClientInfo,
     ) -> ApiResult<Member> {
-        const INSERT_PROJECT_MEMBERS: &str = "INSERT INTO project_members (project_id, user_id, role, added_at) VALUES ($1, $2, $3, $4)";
         let access = self.access(actor, name).await?;
         Self::check_grant(&access, role)?;
         let uid = self.user_id_by_name(username).await?;
-        if self.member_role(access.id, uid).await?.is_some() {
+        if store::member_role(self.store(), access.id, uid)
+            .await?
+            .is_some()
+        {
             return Err(ApiError::Conflict(format!(
                 "{username} is already a member of {name}; change the role with PATCH .../members/{username}"
             )));
         }
         let now = now_us();
-        on_backend!(self.store(), write, |pool| {
-            sqlx::query(INSERT_PROJECT_MEMBERS)
-                .bind(access.id)
-                .bind(uid)
-                .bind(role.as_str())
-                .bind(now)
-                .execute(pool)
-                .await?;
-        });
+        store::insert_member(self.store(), access.id, uid, role, now).await?;
         self.record(
             actor,
             client,
@@ -542,12 +350,10 @@ impl Projects<'_> {
         role: Role,
         client: &ClientInfo,
     ) -> ApiResult<Member> {
-        const UPDATE_PROJECT_MEMBERS: &str = "UPDATE project_members SET role = $1 WHERE project_id = $2 AND user_id = $3 RETURNING added_at";
         let access = self.access(actor, name).await?;
         Self::check_grant(&access, role)?;
         let uid = self.user_id_by_name(username).await?;
-        let current = self
-            .member_role(access.id, uid)
+        let current = store::member_role(self.store(), access.id, uid)
             .await?
             .ok_or_else(|| ApiError::not_found(format!("member {username} of project {name}")))?;
         if current == Role::Owner && access.role != Some(Role::Owner) {
@@ -555,20 +361,15 @@ impl Projects<'_> {
                 "only an owner can change an owner's role".into(),
             ));
         }
-        if current == Role::Owner && role != Role::Owner && self.owner_count(access.id).await? <= 1
+        if current == Role::Owner
+            && role != Role::Owner
+            && store::owner_count(self.store(), access.id).await? <= 1
         {
             return Err(ApiError::Conflict(format!(
                 "{username} is the last owner of {name}; make someone else an owner first"
             )));
         }
-        let added: i64 = on_backend!(self.store(), write, |pool| {
-            sqlx::query_scalar(UPDATE_PROJECT_MEMBERS)
-                .bind(role.as_str())
-                .bind(access.id)
-                .bind(uid)
-                .fetch_one(pool)
-                .await?
-        });
+        let added = store::set_member_role(self.store(), access.id, uid, role).await?;
         self.record(
             actor,
             client,
@@ -605,8 +406,7 @@ impl Projects<'_> {
         } else {
             access.require_read()?;
         }
-        let current = self
-            .member_role(access.id, uid)
+        let current = store::member_role(self.store(), access.id, uid)
             .await?
             .ok_or_else(|| ApiError::not_found(format!("member {username} of project {name}")))?;
         if current == Role::Owner {
@@ -615,19 +415,13 @@ impl Projects<'_> {
                     "only an owner can remove an owner".into(),
                 ));
             }
-            if self.owner_count(access.id).await? <= 1 {
+            if store::owner_count(self.store(), access.id).await? <= 1 {
                 return Err(ApiError::Conflict(format!(
                     "{username} is the last owner of {name}; make someone else an owner first"
                 )));
             }
         }
-        on_backend!(self.store(), write, |pool| {
-            sqlx::query("DELETE FROM project_members WHERE project_id = $1 AND user_id = $2")
-                .bind(access.id)
-                .bind(uid)
-                .execute(pool)
-                .await?;
-        });
+        store::delete_member(self.store(), access.id, uid).await?;
         self.record(
             actor,
             client,

@@ -8,6 +8,7 @@
 
 pub mod routes;
 mod staged;
+mod store;
 
 pub(crate) use staged::download_transfer_url;
 
@@ -18,7 +19,6 @@ use axum::http::{HeaderValue, header};
 use axum::response::Response;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
 use wanllmdb_api_types::files::{
     BatchItem, BatchUploadResult, BundleRequest, CompleteUploadRequest, FileStatus, FileTicket,
     GcReport, PutFilesRequest, PutFilesResponse, RunFile, UploadPart, is_sha256_hex,
@@ -32,23 +32,9 @@ use crate::blobs::{BlobError, BlobStore};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ClientInfo;
 use crate::runs::Runs;
-use crate::store::{format_time, now_us};
+use crate::store::now_us;
 use crate::telemetry::TransferKind;
-use crate::{on_backend, with_tx};
-
-/// Attaches (or re-points) a file of a run: run_pk, path, digest, user, time.
-const ATTACH_SQL: &str = "INSERT INTO run_files (run_pk, path, digest, created_by, created_at) VALUES ($1, $2, $3, $4, $5) \
-     ON CONFLICT (run_pk, path) DO UPDATE SET digest = excluded.digest, \
-     created_by = excluded.created_by, created_at = excluded.created_at";
-
-/// Records a blob whose bytes have just been stored (or refreshes its time): digest, size,
-/// md5, time.
-const INSERT_BLOB_SQL: &str = "INSERT INTO blobs (digest, size, md5, created_at) VALUES ($1, $2, $3, $4) \
-     ON CONFLICT (digest) DO UPDATE SET created_at = excluded.created_at";
-
-/// A run file's columns, as `to_file` reads them.
-const FILE_SELECT: &str = "SELECT rf.path, rf.digest, b.size, b.md5, rf.created_at, u.username FROM run_files rf \
-     JOIN blobs b ON b.digest = rf.digest LEFT JOIN users u ON u.id = rf.created_by";
+use store::{Destination, Upload};
 
 /// Largest item of a batch upload.
 const MAX_BATCH_ITEM: u64 = 4 * 1024 * 1024;
@@ -94,6 +80,23 @@ pub(crate) struct BlobClaims {
 }
 
 impl BlobClaims {
+    /// The upload these claims allow, once verified bytes with this MD5 are stored.
+    fn upload<'a>(&'a self, md5: &'a str) -> Upload<'a> {
+        let into = match (self.run, &self.path, self.uid, self.ver) {
+            (Some(run_pk), Some(path), Some(user), None) => {
+                Destination::RunFile { run_pk, path, user }
+            }
+            (None, None, Some(_), Some(draft)) => Destination::Draft(draft),
+            _ => Destination::Nowhere,
+        };
+        Upload {
+            digest: &self.dig,
+            size: self.size,
+            md5,
+            into,
+        }
+    }
+
     /// Uploads into a draft are artifact content; downloads say what they are.
     fn kind(&self) -> TransferKind {
         match (self.ver, self.knd) {
@@ -250,28 +253,9 @@ pub(crate) async fn project_holds(
     digests.sort_unstable();
     digests.dedup();
     let mut held = HashSet::new();
-    for chunk in digests.chunks(500) {
-        let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
-        let sql = format!(
-            "SELECT b.digest, b.size FROM blobs b WHERE b.digest IN ({}) AND (\
-             EXISTS (SELECT 1 FROM run_files rf JOIN runs r ON r.pk = rf.run_pk \
-                     WHERE rf.digest = b.digest AND r.project_id = $1) \
-             OR EXISTS (SELECT 1 FROM artifact_entries e JOIN artifact_versions v ON v.id = e.version_id \
-                     JOIN artifacts a ON a.id = v.artifact_id \
-                     WHERE e.digest = b.digest AND a.project_id = $1 AND v.state = 'committed'))",
-            marks.join(", ")
-        );
-        let rows: Vec<(String, i64)> = on_backend!(state.store, read, |pool| {
-            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())).bind(project_id);
-            for d in chunk {
-                q = q.bind(*d);
-            }
-            q.fetch_all(pool).await?
-        });
-        for (d, size) in rows {
-            if state.blobs.exists(&d).await {
-                held.insert((d, size as u64));
-            }
+    for (d, size) in store::held_by_project(&state.store, project_id, &digests).await? {
+        if state.blobs.exists(&d).await {
+            held.insert((d, size as u64));
         }
     }
     Ok(held)
@@ -379,20 +363,7 @@ impl Files<'_> {
         if files.is_empty() {
             return Ok(());
         }
-        let now = now_us();
-        with_tx!(self.state.store, |tx| {
-            for (path, digest) in files {
-                sqlx::query(ATTACH_SQL)
-                    .bind(run_pk)
-                    .bind(path)
-                    .bind(digest)
-                    .bind(user)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-        });
-        Ok(())
+        store::attach_files(&self.state.store, run_pk, files, user, now_us()).await
     }
 
     /// Receives the bytes of a signed upload and attaches the file.
@@ -458,7 +429,7 @@ impl Files<'_> {
 
     /// After verified bytes are stored: the blob row, and the run file or the draft entries.
     async fn record_upload(&self, c: &BlobClaims, md5: String) -> ApiResult<UploadReceipt> {
-        let done = self.record_many(&[(c, md5.as_str())]).await?[0];
+        let done = self.record_many(&[c.upload(&md5)]).await?[0];
         match (c.run, &c.path, c.ver) {
             (Some(run_pk), Some(path), None) => {
                 if !done {
@@ -484,55 +455,8 @@ impl Files<'_> {
     /// Records verified uploads in one transaction: each blob row, and the run file attached
     /// (to a run that still exists) or the draft's entries no longer pending. Per upload,
     /// whether its run or draft was still there.
-    async fn record_many(&self, items: &[(&BlobClaims, &str)]) -> ApiResult<Vec<bool>> {
-        const SELECT_RUNS: &str = "SELECT pk FROM runs WHERE pk = $1";
-        const UPDATE_ARTIFACT_ENTRIES: &str = "UPDATE artifact_entries SET pending = FALSE WHERE version_id = $1 AND digest = $2 AND size = $3";
-        let now = now_us();
-        let done: Vec<bool> = with_tx!(self.state.store, |tx| {
-            let mut done = Vec::with_capacity(items.len());
-            for (c, md5) in items {
-                sqlx::query(INSERT_BLOB_SQL)
-                    .bind(&c.dig)
-                    .bind(c.size as i64)
-                    .bind(*md5)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                let ok = match (c.run, &c.path, c.uid, c.ver) {
-                    (Some(run_pk), Some(path), Some(uid), None) => {
-                        let run: Option<i64> = sqlx::query_scalar(SELECT_RUNS)
-                            .bind(run_pk)
-                            .fetch_optional(&mut *tx)
-                            .await?;
-                        if run.is_some() {
-                            sqlx::query(ATTACH_SQL)
-                                .bind(run_pk)
-                                .bind(path)
-                                .bind(&c.dig)
-                                .bind(uid)
-                                .bind(now)
-                                .execute(&mut *tx)
-                                .await?;
-                        }
-                        run.is_some()
-                    }
-                    (None, None, Some(_), Some(draft)) => {
-                        sqlx::query(UPDATE_ARTIFACT_ENTRIES)
-                            .bind(draft)
-                            .bind(&c.dig)
-                            .bind(c.size as i64)
-                            .execute(&mut *tx)
-                            .await?
-                            .rows_affected()
-                            > 0
-                    }
-                    _ => false,
-                };
-                done.push(ok);
-            }
-            done
-        });
-        Ok(done)
+    async fn record_many(&self, uploads: &[Upload<'_>]) -> ApiResult<Vec<bool>> {
+        store::record_uploads(&self.state.store, uploads, now_us()).await
     }
 
     /// Receives many small uploads in one request body: frames of a 2-byte big-endian token
@@ -607,10 +531,10 @@ impl Files<'_> {
             .write_many(blobs)
             .await
             .map_err(|e| ApiError::Unavailable(format!("upload not stored: {e}")))?;
-        let ok: Vec<(&BlobClaims, &str)> = claims
+        let ok: Vec<Upload> = claims
             .iter()
             .zip(&stored)
-            .filter_map(|(c, r)| r.as_ref().ok().map(|b| (c, b.md5.as_str())))
+            .filter_map(|(c, r)| r.as_ref().ok().map(|b| c.upload(&b.md5)))
             .collect();
         let mut done = self.record_many(&ok).await?.into_iter();
         let items = claims
@@ -638,23 +562,7 @@ impl Files<'_> {
     }
 
     async fn touch_blobs(&self, digests: &[&str]) -> ApiResult<()> {
-        for chunk in digests.chunks(500) {
-            let sql = format!(
-                "UPDATE blobs SET created_at = $1 WHERE digest IN ({})",
-                (0..chunk.len())
-                    .map(|i| format!("${}", i + 2))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-            on_backend!(self.state.store, write, |pool| {
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now_us());
-                for d in chunk {
-                    q = q.bind(*d);
-                }
-                q.execute(pool).await?;
-            });
-        }
-        Ok(())
+        store::touch_blobs(&self.state.store, digests, now_us()).await
     }
 
     async fn touch_blob(&self, digest: &str) -> ApiResult<()> {
@@ -669,11 +577,6 @@ impl Files<'_> {
         dry_run: bool,
         client: &ClientInfo,
     ) -> ApiResult<GcReport> {
-        const SELECT_BLOBS: &str = "SELECT b.digest, b.size FROM blobs b WHERE b.created_at < $1 \
-                 AND NOT EXISTS (SELECT 1 FROM run_files rf WHERE rf.digest = b.digest) \
-                 AND NOT EXISTS (SELECT 1 FROM artifact_entries e JOIN artifact_versions v ON v.id = e.version_id \
-                     WHERE e.digest = b.digest AND (v.state = 'committed' OR v.created_at >= $1)) \
-                 ORDER BY b.digest";
         let user = actor.require_user()?;
         if !user.is_admin {
             return Err(ApiError::Forbidden(
@@ -683,21 +586,9 @@ impl Files<'_> {
         let cutoff = now_us() - UPLOAD_TTL * 1_000_000;
         if !dry_run {
             // Drafts whose upload URLs have all expired can never be committed.
-            on_backend!(self.state.store, write, |pool| {
-                sqlx::query(
-                    "DELETE FROM artifact_versions WHERE state = 'pending' AND created_at < $1",
-                )
-                .bind(cutoff)
-                .execute(pool)
-                .await?;
-            });
+            store::delete_expired_drafts(&self.state.store, cutoff).await?;
         }
-        let candidates: Vec<(String, i64)> = on_backend!(self.state.store, read, |pool| {
-            sqlx::query_as(SELECT_BLOBS)
-                .bind(cutoff)
-                .fetch_all(pool)
-                .await?
-        });
+        let candidates = store::unreferenced_blobs(&self.state.store, cutoff).await?;
         let mut report = GcReport {
             dry_run,
             ..GcReport::default()
@@ -706,19 +597,7 @@ impl Files<'_> {
             if !dry_run {
                 // Checked again at the moment of deletion: a reference or an upload may have
                 // arrived since the listing.
-                let deleted = on_backend!(self.state.store, write, |pool| {
-                    sqlx::query(
-                        "DELETE FROM blobs WHERE digest = $1 AND created_at < $2 \
-                         AND NOT EXISTS (SELECT 1 FROM run_files rf WHERE rf.digest = $1) \
-                         AND NOT EXISTS (SELECT 1 FROM artifact_entries e WHERE e.digest = $1)",
-                    )
-                    .bind(&digest)
-                    .bind(cutoff)
-                    .execute(pool)
-                    .await?
-                    .rows_affected()
-                });
-                if deleted == 0 {
+                if !store::delete_unreferenced_blob(&self.state.store, &digest, cutoff).await? {
                     continue;
                 }
                 self.state.blobs.remove(&digest).await.map_err(|e| {
@@ -876,18 +755,7 @@ impl Files<'_> {
         client: &ClientInfo,
     ) -> ApiResult<Vec<RunFile>> {
         let (run, _) = Runs { state: self.state }.load(actor, run_id).await?;
-        let rows = on_backend!(self.state.store, read, |pool| {
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "{FILE_SELECT} WHERE rf.run_pk = $1 ORDER BY rf.path"
-            )))
-            .bind(run.pk)
-            .fetch_all(pool)
-            .await?
-            .into_iter()
-            .map(|r| to_file(&r))
-            .collect::<Result<Vec<_>, sqlx::Error>>()?
-        });
-        let mut rows = rows;
+        let mut rows = store::run_files(&self.state.store, run.pk).await?;
         if download_urls {
             for f in &mut rows {
                 f.download_url = Some(self.download_url(f)?);
@@ -921,20 +789,7 @@ impl Files<'_> {
     }
 
     async fn row(&self, run_pk: i64, path: &str) -> ApiResult<Option<RunFile>> {
-        let row = on_backend!(self.state.store, read, |pool| {
-            match sqlx::query(sqlx::AssertSqlSafe(format!(
-                "{FILE_SELECT} WHERE rf.run_pk = $1 AND rf.path = $2"
-            )))
-            .bind(run_pk)
-            .bind(path)
-            .fetch_optional(pool)
-            .await?
-            {
-                Some(r) => Some(to_file(&r)?),
-                None => None,
-            }
-        });
-        Ok(row)
+        store::run_file(&self.state.store, run_pk, path).await
     }
 
     /// One file, with a short-lived download URL; recorded in the audit log.
@@ -969,15 +824,7 @@ impl Files<'_> {
             .load_for_write(actor, run_id)
             .await?;
         let path = normalize_path(path).map_err(|e| ApiError::invalid(format!("path: {e}")))?;
-        let n = on_backend!(self.state.store, write, |pool| {
-            sqlx::query("DELETE FROM run_files WHERE run_pk = $1 AND path = $2")
-                .bind(run.pk)
-                .bind(&path)
-                .execute(pool)
-                .await?
-                .rows_affected()
-        });
-        if n == 0 {
+        if !store::detach_file(&self.state.store, run.pk, &path).await? {
             return Err(ApiError::not_found(format!("file {path} of run {run_id}")));
         }
         let ev = AuditEvent::new("run_file_delete", "data_modification", "warning")
@@ -993,24 +840,4 @@ fn upload_error(e: BlobError) -> ApiError {
         BlobError::Mismatch(m) => ApiError::invalid(format!("upload rejected: {m}")),
         BlobError::Io(e) => ApiError::Unavailable(format!("upload not stored: {e}")),
     }
-}
-
-fn to_file<R: Row>(r: &R) -> Result<RunFile, sqlx::Error>
-where
-    for<'a> &'a str: sqlx::ColumnIndex<R>,
-    i64: for<'a> sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    String: for<'a> sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    Option<String>: for<'a> sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-{
-    let size: i64 = r.try_get("size")?;
-    let created: i64 = r.try_get("created_at")?;
-    Ok(RunFile {
-        path: r.try_get("path")?,
-        sha256: r.try_get("digest")?,
-        md5: r.try_get("md5")?,
-        size: size as u64,
-        created_at: format_time(created),
-        created_by: r.try_get("username")?,
-        download_url: None,
-    })
 }

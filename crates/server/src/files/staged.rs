@@ -10,21 +10,20 @@
 
 use axum::body::Body;
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
 use wanllmdb_api_types::files::{
     RegisterFileRequest, RunFile, StagedFile, TransferUrl, is_sha256_hex, normalize_path,
 };
 
-use super::{ATTACH_SQL, Files, INSERT_BLOB_SQL, UPLOAD_TTL, upload_error};
+use super::store::{self, NewStaged};
+use super::{Files, UPLOAD_TTL, upload_error};
 use crate::audit::{self, AuditEvent};
 use crate::auth::{Actor, random_hex};
-use crate::blobs::{BlobError, BlobStore, ReadBack};
+use crate::blobs::{BlobError, BlobStore};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ClientInfo, PublicBase};
 use crate::runs::Runs;
 use crate::store::{format_time, now_us};
 use crate::telemetry::TransferKind;
-use crate::{on_backend, with_tx};
 
 /// Largest file a name-first upload URL takes (the bytes stream to disk, never to memory).
 pub const MAX_STAGED_BYTES: u64 = 1 << 40;
@@ -39,26 +38,6 @@ struct StageClaims {
     exp: i64,
 }
 
-/// Records stored bytes in `blobs` (or refreshes their time) with `$tx` inside `with_tx!`.
-macro_rules! insert_blob {
-    ($tx:ident, $got:expr, $now:expr) => {
-        sqlx::query(INSERT_BLOB_SQL)
-            .bind(&$got.sha256)
-            .bind($got.size as i64)
-            .bind(&$got.md5)
-            .bind($now)
-            .execute(&mut *$tx)
-            .await?
-    };
-}
-
-/// A staged upload as stored.
-struct Staged {
-    id: String,
-    staging_key: Option<String>,
-    received: Option<ReadBack>,
-}
-
 impl Files<'_> {
     /// An absolute URL that takes a plain `PUT` of the bytes of `path`, for an hour.
     pub async fn upload_url(
@@ -69,7 +48,6 @@ impl Files<'_> {
         base: &PublicBase,
         client: &ClientInfo,
     ) -> ApiResult<TransferUrl> {
-        const INSERT_STAGED_UPLOADS: &str = "INSERT INTO staged_uploads (id, run_pk, path, staging_key, created_by, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
         let (run, _) = Runs { state: self.state }
             .load_for_write(actor, run_id)
             .await?;
@@ -97,18 +75,16 @@ impl Files<'_> {
                 (base.absolute(&format!("/api/v1/uploads/{token}")), None)
             }
         };
-        on_backend!(self.state.store, write, |pool| {
-            sqlx::query(INSERT_STAGED_UPLOADS)
-                .bind(&id)
-                .bind(run.pk)
-                .bind(&path)
-                .bind(&staging_key)
-                .bind(user)
-                .bind(now)
-                .bind(exp * 1_000_000)
-                .execute(pool)
-                .await?;
-        });
+        let staged = NewStaged {
+            id: &id,
+            run_pk: run.pk,
+            path: &path,
+            staging_key: staging_key.as_deref(),
+            user,
+            now,
+            expires_at: exp * 1_000_000,
+        };
+        store::insert_staged(&self.state.store, &staged).await?;
         let ev = AuditEvent::new("run_file_upload", "data_modification", "info")
             .resource(format!("run:{run_id}/{path}"))
             .status(200)
@@ -129,7 +105,6 @@ impl Files<'_> {
     /// Receives the bytes put to a name-first upload URL (local storage): they are hashed
     /// and stored as they stream in, and wait for the client to register the file.
     pub async fn receive_staged(&self, token: &str, body: Body) -> ApiResult<StagedFile> {
-        const UPDATE_STAGED_UPLOADS: &str = "UPDATE staged_uploads SET digest = $1, size = $2, md5 = $3, uploaded_at = $4 WHERE id = $5";
         let claims: StageClaims = self.state.keys.verify(token).map_err(|_| {
             ApiError::Forbidden(
                 "this upload URL is invalid or has expired; ask for a new one".into(),
@@ -143,12 +118,7 @@ impl Files<'_> {
                 "this server keeps content in object storage: PUT the bytes to the URL the upload-url answer gave",
             ));
         };
-        let path: Option<String> = on_backend!(self.state.store, read, |pool| {
-            sqlx::query_scalar("SELECT path FROM staged_uploads WHERE id = $1")
-                .bind(&claims.sid)
-                .fetch_optional(pool)
-                .await?
-        });
+        let path = store::staged_path(&self.state.store, &claims.sid).await?;
         let path = path.ok_or_else(|| {
             ApiError::not_found("upload (its run was deleted, or the file was already registered)")
         })?;
@@ -156,18 +126,7 @@ impl Files<'_> {
             .write_any(body, MAX_STAGED_BYTES)
             .await
             .map_err(upload_error)?;
-        let now = now_us();
-        with_tx!(self.state.store, |tx| {
-            insert_blob!(tx, got, now);
-            sqlx::query(UPDATE_STAGED_UPLOADS)
-                .bind(&got.sha256)
-                .bind(got.size as i64)
-                .bind(&got.md5)
-                .bind(now)
-                .bind(&claims.sid)
-                .execute(&mut *tx)
-                .await?;
-        });
+        store::record_staged_bytes(&self.state.store, &claims.sid, &got, now_us()).await?;
         self.state
             .telemetry
             .uploaded(TransferKind::RunFile, got.size);
@@ -196,7 +155,8 @@ impl Files<'_> {
             normalize_path(&req.path).map_err(|e| ApiError::invalid(format!("path: {e}")))?;
         let md5 = check_hex("md5", req.md5.as_deref(), 32)?;
         let sha256 = check_hex("sha256", req.sha256.as_deref(), 64)?;
-        let staged = self.latest_staged(run.pk, &path).await?.ok_or_else(|| {
+        let staged = store::latest_staged(&self.state.store, run.pk, &path, now_us()).await?;
+        let staged = staged.ok_or_else(|| {
             ApiError::invalid(format!(
                 "no upload URL was issued for {path} of run {run_id} (or it expired): ask for one with POST /api/v1/runs/{run_id}/files/upload-url, PUT the bytes, then register"
             ))
@@ -246,8 +206,16 @@ impl Files<'_> {
                 .await
                 .map_err(upload_error)?;
         }
-        self.attach_staged(run.pk, &path, &staged.id, &got, user)
-            .await?;
+        store::attach_staged(
+            &self.state.store,
+            run.pk,
+            &path,
+            &staged.id,
+            &got,
+            user,
+            now_us(),
+        )
+        .await?;
         let ev = AuditEvent::new("run_file_register", "data_modification", "info")
             .resource(format!("run:{run_id}/{path}"))
             .status(201)
@@ -256,76 +224,6 @@ impl Files<'_> {
         self.row(run.pk, &path)
             .await?
             .ok_or_else(|| ApiError::not_found(format!("file {path} of run {run_id}")))
-    }
-
-    /// The newest unexpired staged upload of a path.
-    async fn latest_staged(&self, run_pk: i64, path: &str) -> ApiResult<Option<Staged>> {
-        Ok(on_backend!(self.state.store, read, |pool| {
-            match sqlx::query(
-                "SELECT id, staging_key, digest, size, md5 FROM staged_uploads
-                 WHERE run_pk = $1 AND path = $2 AND expires_at > $3
-                 ORDER BY created_at DESC, id DESC LIMIT 1",
-            )
-            .bind(run_pk)
-            .bind(path)
-            .bind(now_us())
-            .fetch_optional(pool)
-            .await?
-            {
-                None => None,
-                Some(r) => {
-                    let digest: Option<String> = r.try_get("digest")?;
-                    let size: Option<i64> = r.try_get("size")?;
-                    let md5: Option<String> = r.try_get("md5")?;
-                    Some(Staged {
-                        id: r.try_get("id")?,
-                        staging_key: r.try_get("staging_key")?,
-                        received: match (digest, size, md5) {
-                            (Some(sha256), Some(size), Some(md5)) => Some(ReadBack {
-                                sha256,
-                                md5,
-                                size: size as u64,
-                            }),
-                            _ => None,
-                        },
-                    })
-                }
-            }
-        }))
-    }
-
-    /// Records the blob, attaches the file and retires the path's staged uploads up to this
-    /// one, in one transaction.
-    async fn attach_staged(
-        &self,
-        run_pk: i64,
-        path: &str,
-        staged_id: &str,
-        got: &ReadBack,
-        user: i64,
-    ) -> ApiResult<()> {
-        let now = now_us();
-        with_tx!(self.state.store, |tx| {
-            insert_blob!(tx, got, now);
-            sqlx::query(ATTACH_SQL)
-                .bind(run_pk)
-                .bind(path)
-                .bind(&got.sha256)
-                .bind(user)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query(
-                "DELETE FROM staged_uploads WHERE run_pk = $1 AND path = $2
-                 AND created_at <= (SELECT created_at FROM staged_uploads WHERE id = $3)",
-            )
-            .bind(run_pk)
-            .bind(path)
-            .bind(staged_id)
-            .execute(&mut *tx)
-            .await?;
-        });
-        Ok(())
     }
 
     /// An absolute URL that takes a plain `GET` of one file of a run, for five minutes.

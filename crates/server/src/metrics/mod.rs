@@ -8,10 +8,10 @@ pub mod buckets;
 pub mod codec;
 pub mod json;
 pub mod routes;
+mod store;
 
 use std::collections::HashMap;
 
-use sqlx::Row;
 use wanllmdb_api_types::metrics::{
     AppendHistoryResponse, HistoryPoint, HistoryResponse, MetricSummary, MetricValue, Series,
 };
@@ -20,52 +20,16 @@ use crate::app::AppState;
 use crate::auth::Actor;
 use crate::error::{ApiError, ApiResult};
 use crate::runs::Runs;
-use crate::store::{Store, now_us, seconds_to_us, us_to_seconds};
-use crate::{on_backend, with_tx};
+use crate::store::{now_us, seconds_to_us, us_to_seconds};
 use buckets::{BucketWriter, Buckets, Grid};
-use codec::{ChunkStats, Point};
+use codec::Point;
+use store::{ChunkRow, Fetch, SeriesRow};
 
 /// Largest number of points in one chunk.
 pub const CHUNK_POINTS: usize = 1024;
 const MAX_KEY_LEN: usize = 256;
 /// Most series one history read may return.
 pub const MAX_SERIES_PER_READ: usize = 10_000;
-
-/// Which blob a chunk query brings along with the statistics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Fetch {
-    Stats,
-    Data,
-    Blocks,
-}
-
-/// One stored chunk's row.
-#[derive(Debug, Clone)]
-struct ChunkRow {
-    start_step: i64,
-    end_step: i64,
-    stats: ChunkStats,
-    /// The chunk's last point (None for chunks written before it was stored).
-    last: Option<Point>,
-    data: Option<Vec<u8>>,
-    /// The last point of each block (with [`Fetch::Blocks`]; None for older chunks).
-    lasts: Option<Vec<u8>>,
-}
-
-#[derive(Debug, Clone)]
-struct SeriesRow {
-    id: i64,
-    key: String,
-    count: i64,
-    last_step: Option<i64>,
-    last_value: Option<f64>,
-    last_nan: bool,
-    min_value: Option<f64>,
-    max_value: Option<f64>,
-    set_value: Option<f64>,
-    set_nan: bool,
-    is_set: bool,
-}
 
 /// Groups a batch by key: points sorted by step, the last value of a repeated step wins.
 fn group_by_key(
@@ -117,65 +81,6 @@ fn group_by_key(
         total += v.len() as u64;
     }
     Ok((by_key, total))
-}
-
-fn finite_min_max(points: &[Point]) -> (Option<f64>, Option<f64>) {
-    let mut min: Option<f64> = None;
-    let mut max: Option<f64> = None;
-    for p in points.iter().filter(|p| !p.value.is_nan()) {
-        min = Some(min.map_or(p.value, |m| m.min(p.value)));
-        max = Some(max.map_or(p.value, |m| m.max(p.value)));
-    }
-    (min, max)
-}
-
-fn opt_min(a: Option<f64>, b: Option<f64>) -> Option<f64> {
-    match (a, b) {
-        (Some(x), Some(y)) => Some(x.min(y)),
-        (x, None) => x,
-        (None, y) => y,
-    }
-}
-
-fn opt_max(a: Option<f64>, b: Option<f64>) -> Option<f64> {
-    match (a, b) {
-        (Some(x), Some(y)) => Some(x.max(y)),
-        (x, None) => x,
-        (None, y) => y,
-    }
-}
-
-/// Binds and runs the insert of one chunk.
-macro_rules! insert_chunk {
-    ($tx:expr, $series:expr, $points:expr) => {{
-        let pts: &[Point] = $points;
-        let st = codec::chunk_stats(pts);
-        let data = codec::encode_chunk(pts);
-        let blocks = encode_blocks(pts);
-        let lasts = encode_lasts(pts);
-        let last = pts[pts.len() - 1];
-        sqlx::query(
-            "INSERT INTO metric_chunks (series_id, start_step, end_step, count, min_step, min_value, min_ts, max_step, max_value, max_ts, data, blocks, last_value, last_ts, lasts)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
-        )
-        .bind($series)
-        .bind(st.start_step)
-        .bind(st.end_step)
-        .bind(st.count)
-        .bind(st.min.map(|p| p.step))
-        .bind(st.min.map(|p| p.value))
-        .bind(st.min.map(|p| p.timestamp_us))
-        .bind(st.max.map(|p| p.step))
-        .bind(st.max.map(|p| p.value))
-        .bind(st.max.map(|p| p.timestamp_us))
-        .bind(data)
-        .bind(blocks)
-        .bind((!last.value.is_nan()).then_some(last.value))
-        .bind(last.timestamp_us)
-        .bind(lasts)
-        .execute(&mut *$tx)
-        .await?;
-    }};
 }
 
 /// Points per block: each chunk also stores the minimum and maximum of every block, so
@@ -361,10 +266,6 @@ pub struct Metrics<'a> {
 }
 
 impl Metrics<'_> {
-    fn store(&self) -> &Store {
-        &self.state.store
-    }
-
     /// Appends a batch of points to a run. Idempotent per (key, step).
     pub async fn append(
         &self,
@@ -372,17 +273,6 @@ impl Metrics<'_> {
         run_id: &str,
         points: Vec<HistoryPoint>,
     ) -> ApiResult<AppendHistoryResponse> {
-        const INSERT_METRIC_SERIES: &str =
-            "INSERT INTO metric_series (run_pk, key, updated_at) VALUES ($1, $2, $3)
-                     ON CONFLICT (run_pk, key) DO UPDATE SET updated_at = excluded.updated_at
-                     RETURNING id, count, last_step, last_value, last_nan, min_value, max_value";
-        const SELECT_METRIC_CHUNKS: &str = "SELECT start_step, count, data FROM metric_chunks WHERE series_id = $1 ORDER BY start_step DESC LIMIT 1";
-        const DELETE_METRIC_CHUNKS: &str =
-            "DELETE FROM metric_chunks WHERE series_id = $1 AND start_step = $2";
-        const SELECT_CHUNKS_IN_RANGE: &str = "SELECT start_step, count, data FROM metric_chunks WHERE series_id = $1 AND end_step >= $2 AND start_step <= $3 ORDER BY start_step";
-        const DELETE_CHUNKS_IN_RANGE: &str = "DELETE FROM metric_chunks WHERE series_id = $1 AND end_step >= $2 AND start_step <= $3";
-        const SELECT_SERIES_EXTREMES: &str = "SELECT MIN(min_value) AS lo, MAX(max_value) AS hi FROM metric_chunks WHERE series_id = $1";
-        const UPDATE_METRIC_SERIES: &str = "UPDATE metric_series SET count = $1, last_step = $2, last_value = $3, last_nan = $4, min_value = $5, max_value = $6 WHERE id = $7";
         let (run, _) = Runs { state: self.state }
             .load_for_write(actor, run_id)
             .await?;
@@ -391,137 +281,17 @@ impl Metrics<'_> {
         if by_key.is_empty() {
             return Ok(AppendHistoryResponse { accepted: 0 });
         }
-        let mut keys: Vec<&String> = by_key.keys().collect();
-        keys.sort();
-        with_tx!(self.store(), |tx| {
-            for key in keys {
-                let pts = &by_key[key];
-                let row = sqlx::query(INSERT_METRIC_SERIES)
-                    .bind(run.pk)
-                    .bind(key)
-                    .bind(now)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                let series_id: i64 = row.try_get("id")?;
-                let mut count: i64 = row.try_get("count")?;
-                let mut last_step: Option<i64> = row.try_get("last_step")?;
-                let mut last_value: Option<f64> = row.try_get("last_value")?;
-                let mut last_nan: bool = row.try_get("last_nan")?;
-                let mut min_value: Option<f64> = row.try_get("min_value")?;
-                let mut max_value: Option<f64> = row.try_get("max_value")?;
-                let first = pts[0].step;
-                let newest = pts[pts.len() - 1];
-                let appends = last_step.is_none_or(|l| first > l);
-                if appends {
-                    // Fill the open (last) chunk first, then start new ones.
-                    let tail = sqlx::query(SELECT_METRIC_CHUNKS)
-                        .bind(series_id)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                    let mut merged: Vec<Point> = Vec::new();
-                    if let Some(t) = tail {
-                        let n: i64 = t.try_get("count")?;
-                        if (n as usize) < CHUNK_POINTS {
-                            let start: i64 = t.try_get("start_step")?;
-                            let data: Vec<u8> = t.try_get("data")?;
-                            merged = decode(&data)?;
-                            sqlx::query(DELETE_METRIC_CHUNKS)
-                                .bind(series_id)
-                                .bind(start)
-                                .execute(&mut *tx)
-                                .await?;
-                        }
-                    }
-                    merged.extend_from_slice(pts);
-                    for c in merged.chunks(CHUNK_POINTS) {
-                        insert_chunk!(tx, series_id, c);
-                    }
-                    count += pts.len() as i64;
-                    let (lo, hi) = finite_min_max(pts);
-                    min_value = opt_min(min_value, lo);
-                    max_value = opt_max(max_value, hi);
-                } else {
-                    // Rewrites or late points: merge every chunk the batch's step range touches.
-                    let rows = sqlx::query(SELECT_CHUNKS_IN_RANGE)
-                        .bind(series_id)
-                        .bind(first)
-                        .bind(newest.step)
-                        .fetch_all(&mut *tx)
-                        .await?;
-                    let mut old: Vec<Point> = Vec::new();
-                    for r in &rows {
-                        let data: Vec<u8> = r.try_get("data")?;
-                        old.extend(decode(&data)?);
-                        count -= r.try_get::<i64, _>("count")?;
-                    }
-                    sqlx::query(DELETE_CHUNKS_IN_RANGE)
-                        .bind(series_id)
-                        .bind(first)
-                        .bind(newest.step)
-                        .execute(&mut *tx)
-                        .await?;
-                    let merged = merge_points(old, pts);
-                    for c in merged.chunks(CHUNK_POINTS) {
-                        insert_chunk!(tx, series_id, c);
-                    }
-                    count += merged.len() as i64;
-                    let ext = sqlx::query(SELECT_SERIES_EXTREMES)
-                        .bind(series_id)
-                        .fetch_one(&mut *tx)
-                        .await?;
-                    min_value = ext.try_get("lo")?;
-                    max_value = ext.try_get("hi")?;
-                }
-                if last_step.is_none_or(|l| newest.step >= l) {
-                    last_step = Some(newest.step);
-                    last_nan = newest.value.is_nan();
-                    last_value = (!last_nan).then_some(newest.value);
-                }
-                sqlx::query(UPDATE_METRIC_SERIES)
-                    .bind(count)
-                    .bind(last_step)
-                    .bind(last_value)
-                    .bind(last_nan)
-                    .bind(min_value)
-                    .bind(max_value)
-                    .bind(series_id)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            sqlx::query("UPDATE runs SET updated_at = $1 WHERE pk = $2")
-                .bind(now)
-                .bind(run.pk)
-                .execute(&mut *tx)
-                .await?;
-        });
+        let mut batch: Vec<(&str, &[Point])> = by_key
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_slice()))
+            .collect();
+        batch.sort_unstable_by_key(|(k, _)| *k);
+        store::append(&self.state.store, run.pk, now, &batch).await?;
         Ok(AppendHistoryResponse { accepted: total })
     }
 
     async fn series_rows(&self, run_pk: i64, keys: &[String]) -> ApiResult<Vec<SeriesRow>> {
-        const SELECT_METRIC_SERIES: &str = "SELECT id, key, count, last_step, last_value, last_nan, min_value, max_value, set_value, set_nan, is_set FROM metric_series WHERE run_pk = $1 ORDER BY key";
-        let rows = on_backend!(self.store(), read, |pool| {
-            let rows = sqlx::query(SELECT_METRIC_SERIES)
-                .bind(run_pk)
-                .fetch_all(pool)
-                .await?;
-            let mut out = Vec::with_capacity(rows.len());
-            for r in rows {
-                out.push(SeriesRow {
-                    id: r.try_get("id")?,
-                    key: r.try_get("key")?,
-                    count: r.try_get("count")?,
-                    last_step: r.try_get("last_step")?,
-                    last_value: r.try_get("last_value")?,
-                    last_nan: r.try_get("last_nan")?,
-                    min_value: r.try_get("min_value")?,
-                    max_value: r.try_get("max_value")?,
-                    set_value: r.try_get("set_value")?,
-                    set_nan: r.try_get("set_nan")?,
-                    is_set: r.try_get("is_set")?,
-                });
-            }
-            out
-        });
+        let rows = store::series_of_run(&self.state.store, run_pk).await?;
         if keys.is_empty() {
             // Keys a client only set a summary for have no history to show.
             return Ok(rows.into_iter().filter(|r| r.count > 0).collect());
@@ -532,113 +302,6 @@ impl Metrics<'_> {
             .filter(|k| seen.insert(k.as_str()))
             .filter_map(|k| rows.iter().find(|r| &r.key == k).cloned())
             .collect())
-    }
-
-    async fn chunk_rows(
-        &self,
-        series_id: i64,
-        lo: i64,
-        hi: i64,
-        fetch: Fetch,
-    ) -> ApiResult<Vec<ChunkRow>> {
-        let sql: &'static str = match fetch {
-            Fetch::Data => {
-                "SELECT start_step, end_step, count, min_step, min_value, min_ts, max_step, max_value, max_ts, last_value, last_ts, data FROM metric_chunks WHERE series_id = $1 AND end_step >= $2 AND start_step <= $3 ORDER BY start_step"
-            }
-            Fetch::Blocks => {
-                "SELECT start_step, end_step, count, min_step, min_value, min_ts, max_step, max_value, max_ts, last_value, last_ts, blocks AS data, lasts FROM metric_chunks WHERE series_id = $1 AND end_step >= $2 AND start_step <= $3 ORDER BY start_step"
-            }
-            Fetch::Stats => {
-                "SELECT start_step, end_step, count, min_step, min_value, min_ts, max_step, max_value, max_ts, last_value, last_ts FROM metric_chunks WHERE series_id = $1 AND end_step >= $2 AND start_step <= $3 ORDER BY start_step"
-            }
-        };
-        let with_data = fetch != Fetch::Stats;
-        let with_lasts = fetch == Fetch::Blocks;
-        Ok(on_backend!(self.store(), read, |pool| {
-            let rows = sqlx::query(sql)
-                .bind(series_id)
-                .bind(lo)
-                .bind(hi)
-                .fetch_all(pool)
-                .await?;
-            let mut out = Vec::with_capacity(rows.len());
-            for r in rows {
-                let point = |s: Option<i64>, v: Option<f64>, t: Option<i64>| match (s, v, t) {
-                    (Some(step), Some(value), Some(timestamp_us)) => Some(Point {
-                        step,
-                        value,
-                        timestamp_us,
-                    }),
-                    _ => None,
-                };
-                let start_step: i64 = r.try_get("start_step")?;
-                let end_step: i64 = r.try_get("end_step")?;
-                let last_value: Option<f64> = r.try_get("last_value")?;
-                let last_ts: Option<i64> = r.try_get("last_ts")?;
-                out.push(ChunkRow {
-                    start_step,
-                    end_step,
-                    stats: ChunkStats {
-                        count: r.try_get("count")?,
-                        start_step,
-                        end_step,
-                        min: point(
-                            r.try_get("min_step")?,
-                            r.try_get("min_value")?,
-                            r.try_get("min_ts")?,
-                        ),
-                        max: point(
-                            r.try_get("max_step")?,
-                            r.try_get("max_value")?,
-                            r.try_get("max_ts")?,
-                        ),
-                    },
-                    // A stored last time with no value is a NaN (SQLite cannot store NaN).
-                    last: last_ts.map(|timestamp_us| Point {
-                        step: end_step,
-                        value: last_value.unwrap_or(f64::NAN),
-                        timestamp_us,
-                    }),
-                    data: if with_data {
-                        Some(r.try_get("data")?)
-                    } else {
-                        None
-                    },
-                    lasts: if with_lasts {
-                        r.try_get("lasts")?
-                    } else {
-                        None
-                    },
-                });
-            }
-            out
-        }))
-    }
-
-    /// Blobs of the chunks starting at `starts`, in as few queries as possible.
-    async fn chunk_blobs(
-        &self,
-        series_id: i64,
-        starts: &[i64],
-    ) -> ApiResult<HashMap<i64, Vec<u8>>> {
-        let mut out = HashMap::with_capacity(starts.len());
-        for group in starts.chunks(500) {
-            let list: Vec<String> = (0..group.len()).map(|i| format!("${}", i + 2)).collect();
-            let sql = format!(
-                "SELECT start_step, data FROM metric_chunks WHERE series_id = $1 AND start_step IN ({})",
-                list.join(",")
-            );
-            let rows: Vec<(i64, Vec<u8>)> = on_backend!(self.store(), read, |pool| {
-                let mut q =
-                    sqlx::query_as::<_, (i64, Vec<u8>)>(sqlx::AssertSqlSafe(sql)).bind(series_id);
-                for st in group {
-                    q = q.bind(*st);
-                }
-                q.fetch_all(pool).await?
-            });
-            out.extend(rows);
-        }
-        Ok(out)
     }
 
     /// Reads one series in a step range; above `max_points` points it is downsampled onto
@@ -674,7 +337,7 @@ impl Metrics<'_> {
         } else {
             return self.read_fine(series, s.id, (lo, hi), maxp, grid).await;
         };
-        let rows = self.chunk_rows(s.id, lo, hi, unit).await?;
+        let rows = store::chunks(&self.state.store, s.id, lo, hi, unit).await?;
         let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
             return Ok(series);
         };
@@ -693,7 +356,7 @@ impl Metrics<'_> {
             .filter(|(i, c)| decode_whole(*i, c))
             .map(|(_, c)| c.start_step)
             .collect();
-        let blobs = self.chunk_blobs(s.id, &needed).await?;
+        let blobs = store::chunk_blobs(&self.state.store, s.id, &needed).await?;
         let mut out = BucketWriter::new(grid);
         let mut total = 0u64;
         for c in &rows {
@@ -782,7 +445,7 @@ impl Metrics<'_> {
         lo: i64,
         hi: i64,
     ) -> ApiResult<(Vec<i64>, Vec<f64>, Vec<i64>)> {
-        let rows = self.chunk_rows(series_id, lo, hi, Fetch::Data).await?;
+        let rows = store::chunks(&self.state.store, series_id, lo, hi, Fetch::Data).await?;
         let n: usize = rows.iter().map(|c| c.stats.count as usize).sum();
         let (mut st, mut va, mut ti) = (
             Vec::with_capacity(n),
@@ -882,16 +545,8 @@ impl Metrics<'_> {
 
     /// First and last stored step of a series within a range (clamped to it).
     async fn span(&self, series_id: i64, lo: i64, hi: i64) -> ApiResult<Option<(i64, i64)>> {
-        const SELECT_METRIC_CHUNKS: &str = "SELECT MIN(start_step), MAX(end_step) FROM metric_chunks WHERE series_id = $1 AND end_step >= $2 AND start_step <= $3";
-        let (first, last): (Option<i64>, Option<i64>) = on_backend!(self.store(), read, |pool| {
-            sqlx::query_as(SELECT_METRIC_CHUNKS)
-                .bind(series_id)
-                .bind(lo)
-                .bind(hi)
-                .fetch_one(pool)
-                .await?
-        });
-        Ok(first.zip(last).map(|(a, b)| (a.max(lo), b.min(hi))))
+        let span = store::chunk_span(&self.state.store, series_id, lo, hi).await?;
+        Ok(span.map(|(a, b)| (a.max(lo), b.min(hi))))
     }
 
     /// Every value of one key of a run, in step order (the sweep controller's input).
@@ -989,8 +644,6 @@ impl Metrics<'_> {
         run_id: &str,
         values: Vec<(String, MetricValue)>,
     ) -> ApiResult<Vec<MetricSummary>> {
-        const INSERT_METRIC_SERIES: &str = "INSERT INTO metric_series (run_pk, key, updated_at, set_value, set_nan, is_set) VALUES ($1, $2, $3, $4, $5, $6)
-                     ON CONFLICT (run_pk, key) DO UPDATE SET set_value = excluded.set_value, set_nan = excluded.set_nan, is_set = excluded.is_set, updated_at = excluded.updated_at";
         let (run, _) = Runs { state: self.state }
             .load_for_write(actor, run_id)
             .await?;
@@ -1003,25 +656,7 @@ impl Metrics<'_> {
             }
             ApiError::check_text("metric name", k)?;
         }
-        with_tx!(self.store(), |tx| {
-            for (k, MetricValue(v)) in &values {
-                let nan = v.is_nan();
-                sqlx::query(INSERT_METRIC_SERIES)
-                    .bind(run.pk)
-                    .bind(k)
-                    .bind(now)
-                    .bind((!nan).then_some(*v))
-                    .bind(nan)
-                    .bind(true)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            sqlx::query("UPDATE runs SET updated_at = $1 WHERE pk = $2")
-                .bind(now)
-                .bind(run.pk)
-                .execute(&mut *tx)
-                .await?;
-        });
+        store::set_summary(&self.state.store, run.pk, now, &values).await?;
         self.summary(actor, run_id).await
     }
 }

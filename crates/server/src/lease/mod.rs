@@ -8,10 +8,12 @@
 //! both backends, so two replicas can never both believe they hold a lease that has not
 //! expired (given clocks in step to well under a lease's lifetime).
 
+mod store;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use crate::on_backend;
+use crate::error::ApiResult;
 use crate::store::{Store, now_us};
 
 /// A named lease this replica may hold.
@@ -64,26 +66,10 @@ impl Lease {
         held
     }
 
-    async fn try_acquire(&self, store: &Store) -> Result<bool, sqlx::Error> {
-        const INSERT_LEASES: &str = "INSERT INTO leases (name, holder, acquired_at, expires_at) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (name) DO UPDATE SET
-                     acquired_at = CASE WHEN leases.holder = excluded.holder THEN leases.acquired_at ELSE excluded.acquired_at END,
-                     holder = excluded.holder,
-                     expires_at = excluded.expires_at
-                 WHERE leases.holder = excluded.holder OR leases.expires_at < excluded.acquired_at";
+    async fn try_acquire(&self, store: &Store) -> ApiResult<bool> {
         let now = now_us();
         let expires = now.saturating_add(self.ttl.as_micros() as i64);
-        let res = on_backend!(store, write, |pool| {
-            sqlx::query(INSERT_LEASES)
-                .bind(self.name)
-                .bind(&self.holder)
-                .bind(now)
-                .bind(expires)
-                .execute(pool)
-                .await?
-                .rows_affected()
-        });
-        Ok(res == 1)
+        store::take(store, self.name, &self.holder, now, expires).await
     }
 
     /// Gives the lease back (on shutdown), so another replica need not wait for it to expire.
@@ -91,14 +77,7 @@ impl Lease {
         if !self.held.swap(false, Ordering::Relaxed) {
             return;
         }
-        let res = on_backend!(store, write, |pool| {
-            sqlx::query("DELETE FROM leases WHERE name = $1 AND holder = $2")
-                .bind(self.name)
-                .bind(&self.holder)
-                .execute(pool)
-                .await
-                .map(|_| ())
-        });
+        let res = store::release(store, self.name, &self.holder).await;
         if let Err(e) = res {
             tracing::warn!(error = %e, lease = self.name, "cannot release lease");
         }

@@ -1,0 +1,444 @@
+//! Storage of metric history: owns the `metric_series` table (one row per run and key, with
+//! the series' running summary and any value a client set) and the `metric_chunks` table (the
+//! compressed chunks of points). It is the only place the metrics' SQL lives.
+
+use std::collections::HashMap;
+
+use sqlx::Row;
+use wanllmdb_api_types::metrics::MetricValue;
+
+use super::codec::{self, ChunkStats, Point};
+use super::{CHUNK_POINTS, decode, encode_blocks, encode_lasts, merge_points};
+use crate::error::ApiResult;
+use crate::store::Store;
+use crate::{on_backend, with_tx};
+
+/// Which blob a chunk query brings along with the statistics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Fetch {
+    Stats,
+    Data,
+    Blocks,
+}
+
+/// One stored chunk's row.
+#[derive(Debug, Clone)]
+pub(super) struct ChunkRow {
+    pub start_step: i64,
+    pub end_step: i64,
+    pub stats: ChunkStats,
+    /// The chunk's last point (None for chunks written before it was stored).
+    pub last: Option<Point>,
+    pub data: Option<Vec<u8>>,
+    /// The last point of each block (with [`Fetch::Blocks`]; None for older chunks).
+    pub lasts: Option<Vec<u8>>,
+}
+
+/// One series of a run, with its summary.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(super) struct SeriesRow {
+    pub id: i64,
+    pub key: String,
+    pub count: i64,
+    pub last_step: Option<i64>,
+    pub last_value: Option<f64>,
+    pub last_nan: bool,
+    pub min_value: Option<f64>,
+    pub max_value: Option<f64>,
+    pub set_value: Option<f64>,
+    pub set_nan: bool,
+    pub is_set: bool,
+}
+
+/// The logged part of a series' summary, kept current by every append.
+#[derive(Debug, sqlx::FromRow)]
+struct LoggedSummary {
+    count: i64,
+    last_step: Option<i64>,
+    last_value: Option<f64>,
+    last_nan: bool,
+    min_value: Option<f64>,
+    max_value: Option<f64>,
+}
+
+/// A series as the append's upsert returns it.
+#[derive(Debug, sqlx::FromRow)]
+struct OpenedSeries {
+    id: i64,
+    #[sqlx(flatten)]
+    summary: LoggedSummary,
+}
+
+impl LoggedSummary {
+    /// Whether a batch whose first step is `first` only adds points after the last one.
+    fn continued_by(&self, first: i64) -> bool {
+        self.last_step.is_none_or(|l| first > l)
+    }
+
+    /// Counts appended points into the count and the extremes.
+    fn add(&mut self, points: &[Point]) {
+        self.count += points.len() as i64;
+        let (lo, hi) = finite_min_max(points);
+        self.min_value = opt_min(self.min_value, lo);
+        self.max_value = opt_max(self.max_value, hi);
+    }
+
+    /// Takes `newest` as the last point unless a later step is already stored.
+    fn note_newest(&mut self, newest: Point) {
+        if self.last_step.is_none_or(|l| newest.step >= l) {
+            self.last_step = Some(newest.step);
+            self.last_nan = newest.value.is_nan();
+            self.last_value = (!self.last_nan).then_some(newest.value);
+        }
+    }
+}
+
+fn finite_min_max(points: &[Point]) -> (Option<f64>, Option<f64>) {
+    let mut min: Option<f64> = None;
+    let mut max: Option<f64> = None;
+    for p in points.iter().filter(|p| !p.value.is_nan()) {
+        min = Some(min.map_or(p.value, |m| m.min(p.value)));
+        max = Some(max.map_or(p.value, |m| m.max(p.value)));
+    }
+    (min, max)
+}
+
+fn opt_min(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.min(y)),
+        (x, None) => x,
+        (None, y) => y,
+    }
+}
+
+fn opt_max(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.max(y)),
+        (x, None) => x,
+        (None, y) => y,
+    }
+}
+
+/// Binds and runs the insert of one chunk.
+macro_rules! insert_chunk {
+    ($tx:expr, $series:expr, $points:expr) => {{
+        let pts: &[Point] = $points;
+        let st = codec::chunk_stats(pts);
+        let data = codec::encode_chunk(pts);
+        let blocks = encode_blocks(pts);
+        let lasts = encode_lasts(pts);
+        let last = pts[pts.len() - 1];
+        sqlx::query(
+            "INSERT INTO metric_chunks (series_id, start_step, end_step, count, min_step, min_value, min_ts, max_step, max_value, max_ts, data, blocks, last_value, last_ts, lasts)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+        )
+        .bind($series)
+        .bind(st.start_step)
+        .bind(st.end_step)
+        .bind(st.count)
+        .bind(st.min.map(|p| p.step))
+        .bind(st.min.map(|p| p.value))
+        .bind(st.min.map(|p| p.timestamp_us))
+        .bind(st.max.map(|p| p.step))
+        .bind(st.max.map(|p| p.value))
+        .bind(st.max.map(|p| p.timestamp_us))
+        .bind(data)
+        .bind(blocks)
+        .bind((!last.value.is_nan()).then_some(last.value))
+        .bind(last.timestamp_us)
+        .bind(lasts)
+        .execute(&mut *$tx)
+        .await?;
+    }};
+}
+
+/// Moves the run's update time to `$now` with `$tx` inside `with_tx!`: every metric write
+/// counts as an update of the run. `runs` belongs to the runs feature.
+macro_rules! touch_run {
+    ($tx:ident, $run_pk:expr, $now:expr) => {
+        sqlx::query("UPDATE runs SET updated_at = $1 WHERE pk = $2")
+            .bind($now)
+            .bind($run_pk)
+            .execute(&mut *$tx)
+            .await?
+    };
+}
+
+/// Writes a batch into the run's series in one transaction: per key (points sorted by step,
+/// one per step), the series is opened, its chunks extended or the touched ones merged, and
+/// its summary updated; then the run's update time. Appends that continue a series fill the
+/// last chunk and add new ones; a batch that rewrites old steps merges every chunk its step
+/// range touches.
+pub(super) async fn append(
+    store: &Store,
+    run_pk: i64,
+    now: i64,
+    batch: &[(&str, &[Point])],
+) -> ApiResult<()> {
+    const INSERT_METRIC_SERIES: &str =
+        "INSERT INTO metric_series (run_pk, key, updated_at) VALUES ($1, $2, $3)
+                     ON CONFLICT (run_pk, key) DO UPDATE SET updated_at = excluded.updated_at
+                     RETURNING id, count, last_step, last_value, last_nan, min_value, max_value";
+    const SELECT_METRIC_CHUNKS: &str = "SELECT start_step, count, data FROM metric_chunks WHERE series_id = $1 ORDER BY start_step DESC LIMIT 1";
+    const DELETE_METRIC_CHUNKS: &str =
+        "DELETE FROM metric_chunks WHERE series_id = $1 AND start_step = $2";
+    const SELECT_CHUNKS_IN_RANGE: &str = "SELECT start_step, count, data FROM metric_chunks WHERE series_id = $1 AND end_step >= $2 AND start_step <= $3 ORDER BY start_step";
+    const DELETE_CHUNKS_IN_RANGE: &str =
+        "DELETE FROM metric_chunks WHERE series_id = $1 AND end_step >= $2 AND start_step <= $3";
+    const SELECT_SERIES_EXTREMES: &str =
+        "SELECT MIN(min_value) AS lo, MAX(max_value) AS hi FROM metric_chunks WHERE series_id = $1";
+    const UPDATE_METRIC_SERIES: &str = "UPDATE metric_series SET count = $1, last_step = $2, last_value = $3, last_nan = $4, min_value = $5, max_value = $6 WHERE id = $7";
+    with_tx!(store, |tx| {
+        for &(key, pts) in batch {
+            let OpenedSeries {
+                id: series_id,
+                summary: mut sum,
+            } = sqlx::query_as(INSERT_METRIC_SERIES)
+                .bind(run_pk)
+                .bind(key)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await?;
+            let first = pts[0].step;
+            let newest = pts[pts.len() - 1];
+            if sum.continued_by(first) {
+                // Fill the open (last) chunk first, then start new ones.
+                let tail = sqlx::query(SELECT_METRIC_CHUNKS)
+                    .bind(series_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let mut merged: Vec<Point> = Vec::new();
+                if let Some(t) = tail {
+                    let n: i64 = t.try_get("count")?;
+                    if (n as usize) < CHUNK_POINTS {
+                        let start: i64 = t.try_get("start_step")?;
+                        let data: Vec<u8> = t.try_get("data")?;
+                        merged = decode(&data)?;
+                        sqlx::query(DELETE_METRIC_CHUNKS)
+                            .bind(series_id)
+                            .bind(start)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                }
+                merged.extend_from_slice(pts);
+                for c in merged.chunks(CHUNK_POINTS) {
+                    insert_chunk!(tx, series_id, c);
+                }
+                sum.add(pts);
+            } else {
+                // Rewrites or late points: merge every chunk the batch's step range touches.
+                let rows = sqlx::query(SELECT_CHUNKS_IN_RANGE)
+                    .bind(series_id)
+                    .bind(first)
+                    .bind(newest.step)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                let mut old: Vec<Point> = Vec::new();
+                for r in &rows {
+                    let data: Vec<u8> = r.try_get("data")?;
+                    old.extend(decode(&data)?);
+                    sum.count -= r.try_get::<i64, _>("count")?;
+                }
+                sqlx::query(DELETE_CHUNKS_IN_RANGE)
+                    .bind(series_id)
+                    .bind(first)
+                    .bind(newest.step)
+                    .execute(&mut *tx)
+                    .await?;
+                let merged = merge_points(old, pts);
+                for c in merged.chunks(CHUNK_POINTS) {
+                    insert_chunk!(tx, series_id, c);
+                }
+                sum.count += merged.len() as i64;
+                let ext = sqlx::query(SELECT_SERIES_EXTREMES)
+                    .bind(series_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                sum.min_value = ext.try_get("lo")?;
+                sum.max_value = ext.try_get("hi")?;
+            }
+            sum.note_newest(newest);
+            sqlx::query(UPDATE_METRIC_SERIES)
+                .bind(sum.count)
+                .bind(sum.last_step)
+                .bind(sum.last_value)
+                .bind(sum.last_nan)
+                .bind(sum.min_value)
+                .bind(sum.max_value)
+                .bind(series_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        touch_run!(tx, run_pk, now);
+    });
+    Ok(())
+}
+
+/// Every series of a run (with or without history), by key.
+pub(super) async fn series_of_run(store: &Store, run_pk: i64) -> ApiResult<Vec<SeriesRow>> {
+    const SELECT_METRIC_SERIES: &str = "SELECT id, key, count, last_step, last_value, last_nan, min_value, max_value, set_value, set_nan, is_set FROM metric_series WHERE run_pk = $1 ORDER BY key";
+    Ok(on_backend!(store, read, |pool| {
+        sqlx::query_as(SELECT_METRIC_SERIES)
+            .bind(run_pk)
+            .fetch_all(pool)
+            .await?
+    }))
+}
+
+/// The chunks of a series that reach into the step range `lo..=hi`, by first step, with the
+/// blob `fetch` names.
+pub(super) async fn chunks(
+    store: &Store,
+    series_id: i64,
+    lo: i64,
+    hi: i64,
+    fetch: Fetch,
+) -> ApiResult<Vec<ChunkRow>> {
+    let sql: &'static str = match fetch {
+        Fetch::Data => {
+            "SELECT start_step, end_step, count, min_step, min_value, min_ts, max_step, max_value, max_ts, last_value, last_ts, data FROM metric_chunks WHERE series_id = $1 AND end_step >= $2 AND start_step <= $3 ORDER BY start_step"
+        }
+        Fetch::Blocks => {
+            "SELECT start_step, end_step, count, min_step, min_value, min_ts, max_step, max_value, max_ts, last_value, last_ts, blocks AS data, lasts FROM metric_chunks WHERE series_id = $1 AND end_step >= $2 AND start_step <= $3 ORDER BY start_step"
+        }
+        Fetch::Stats => {
+            "SELECT start_step, end_step, count, min_step, min_value, min_ts, max_step, max_value, max_ts, last_value, last_ts FROM metric_chunks WHERE series_id = $1 AND end_step >= $2 AND start_step <= $3 ORDER BY start_step"
+        }
+    };
+    let with_data = fetch != Fetch::Stats;
+    let with_lasts = fetch == Fetch::Blocks;
+    Ok(on_backend!(store, read, |pool| {
+        let rows = sqlx::query(sql)
+            .bind(series_id)
+            .bind(lo)
+            .bind(hi)
+            .fetch_all(pool)
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let point = |s: Option<i64>, v: Option<f64>, t: Option<i64>| match (s, v, t) {
+                (Some(step), Some(value), Some(timestamp_us)) => Some(Point {
+                    step,
+                    value,
+                    timestamp_us,
+                }),
+                _ => None,
+            };
+            let start_step: i64 = r.try_get("start_step")?;
+            let end_step: i64 = r.try_get("end_step")?;
+            let last_value: Option<f64> = r.try_get("last_value")?;
+            let last_ts: Option<i64> = r.try_get("last_ts")?;
+            out.push(ChunkRow {
+                start_step,
+                end_step,
+                stats: ChunkStats {
+                    count: r.try_get("count")?,
+                    start_step,
+                    end_step,
+                    min: point(
+                        r.try_get("min_step")?,
+                        r.try_get("min_value")?,
+                        r.try_get("min_ts")?,
+                    ),
+                    max: point(
+                        r.try_get("max_step")?,
+                        r.try_get("max_value")?,
+                        r.try_get("max_ts")?,
+                    ),
+                },
+                // A stored last time with no value is a NaN (SQLite cannot store NaN).
+                last: last_ts.map(|timestamp_us| Point {
+                    step: end_step,
+                    value: last_value.unwrap_or(f64::NAN),
+                    timestamp_us,
+                }),
+                data: if with_data {
+                    Some(r.try_get("data")?)
+                } else {
+                    None
+                },
+                lasts: if with_lasts {
+                    r.try_get("lasts")?
+                } else {
+                    None
+                },
+            });
+        }
+        out
+    }))
+}
+
+/// Blobs of the chunks of a series starting at `starts`, in as few queries as possible.
+pub(super) async fn chunk_blobs(
+    store: &Store,
+    series_id: i64,
+    starts: &[i64],
+) -> ApiResult<HashMap<i64, Vec<u8>>> {
+    let mut out = HashMap::with_capacity(starts.len());
+    for group in starts.chunks(500) {
+        let list: Vec<String> = (0..group.len()).map(|i| format!("${}", i + 2)).collect();
+        let sql = format!(
+            "SELECT start_step, data FROM metric_chunks WHERE series_id = $1 AND start_step IN ({})",
+            list.join(",")
+        );
+        let rows: Vec<(i64, Vec<u8>)> = on_backend!(store, read, |pool| {
+            let mut q =
+                sqlx::query_as::<_, (i64, Vec<u8>)>(sqlx::AssertSqlSafe(sql)).bind(series_id);
+            for st in group {
+                q = q.bind(*st);
+            }
+            q.fetch_all(pool).await?
+        });
+        out.extend(rows);
+    }
+    Ok(out)
+}
+
+/// The first step of the first and the last step of the last chunk of a series reaching into
+/// `lo..=hi` (not clamped to it); None when no chunk does.
+pub(super) async fn chunk_span(
+    store: &Store,
+    series_id: i64,
+    lo: i64,
+    hi: i64,
+) -> ApiResult<Option<(i64, i64)>> {
+    const SELECT_METRIC_CHUNKS: &str = "SELECT MIN(start_step), MAX(end_step) FROM metric_chunks WHERE series_id = $1 AND end_step >= $2 AND start_step <= $3";
+    let (first, last): (Option<i64>, Option<i64>) = on_backend!(store, read, |pool| {
+        sqlx::query_as(SELECT_METRIC_CHUNKS)
+            .bind(series_id)
+            .bind(lo)
+            .bind(hi)
+            .fetch_one(pool)
+            .await?
+    });
+    Ok(first.zip(last))
+}
+
+/// Sets client-given summary values of a run's keys (creating series without history where
+/// needed) and the run's update time, in one transaction.
+pub(super) async fn set_summary(
+    store: &Store,
+    run_pk: i64,
+    now: i64,
+    values: &[(String, MetricValue)],
+) -> ApiResult<()> {
+    const INSERT_METRIC_SERIES: &str = "INSERT INTO metric_series (run_pk, key, updated_at, set_value, set_nan, is_set) VALUES ($1, $2, $3, $4, $5, $6)
+                     ON CONFLICT (run_pk, key) DO UPDATE SET set_value = excluded.set_value, set_nan = excluded.set_nan, is_set = excluded.is_set, updated_at = excluded.updated_at";
+    with_tx!(store, |tx| {
+        for (k, MetricValue(v)) in values {
+            let nan = v.is_nan();
+            sqlx::query(INSERT_METRIC_SERIES)
+                .bind(run_pk)
+                .bind(k)
+                .bind(now)
+                .bind((!nan).then_some(*v))
+                .bind(nan)
+                .bind(true)
+                .execute(&mut *tx)
+                .await?;
+        }
+        touch_run!(tx, run_pk, now);
+    });
+    Ok(())
+}

@@ -7,8 +7,7 @@ use std::process::{Output, Stdio};
 
 use serde_json::{Value, json};
 
-use super::{Env, code, stderr};
-use crate::http;
+use crate::support::{Env, code, stderr};
 
 const NEW_PASSWORD: &str = "Quiet-Harbour-Lamp-31";
 
@@ -32,27 +31,16 @@ fn with_stdin(env: &Env, args: &[&str], input: &str) -> Output {
 
 /// Logs in over HTTP; the status and, on success, the access token.
 fn password_login(env: &Env, name: &str, password: &str) -> (u16, Option<String>) {
-    let r = http()
-        .post(format!("{}/api/v1/auth/login", env.server.url))
-        .json(&json!({"username": name, "password": password}))
-        .send()
-        .unwrap();
-    let status = r.status().as_u16();
-    let body: Value = r.json().unwrap_or(Value::Null);
-    (status, body["access_token"].as_str().map(str::to_string))
+    let (status, body) = env.server.api().login(name, password);
+    (
+        status.as_u16(),
+        body["access_token"].as_str().map(str::to_string),
+    )
 }
 
 /// A new API key for the user behind `access`.
 fn new_key(env: &Env, access: &str) -> String {
-    let r = http()
-        .post(format!("{}/api/v1/auth/api-keys", env.server.url))
-        .bearer_auth(access)
-        .json(&json!({"name": "e2e"}))
-        .send()
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 201);
-    let body: Value = r.json().unwrap();
-    body["key"].as_str().unwrap().to_string()
+    env.server.api().with_token(access).new_api_key()
 }
 
 /// `wanllmdb whoami` with `key`.
@@ -134,15 +122,9 @@ fn admins_create_disable_enable_and_reset_accounts() {
     );
     assert_eq!(password_login(&env, "dora", generated).0, 403);
     assert_eq!(dora(&env)["disabled"], true);
-    let out = env
-        .wl(&["admin", "user", "disable", "admin"])
-        .output()
-        .unwrap();
-    assert_eq!(code(&out), 1);
-    assert!(
-        stderr(&out).contains("last enabled server administrator"),
-        "{}",
-        stderr(&out)
+    env.fails(
+        &["admin", "user", "disable", "admin"],
+        "last enabled server administrator",
     );
 
     let out = env

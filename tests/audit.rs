@@ -1,33 +1,7 @@
 //! `wanllmdb audit logs|failed-logins|stats` against a real server: the published event fields
 //! and filters, the old flags still filtering the same way, and the new columns.
 
-use serde_json::{Value, json};
-
-use super::{Env, code, http, stderr};
-
-const PASSWORD: &str = "Quiet-Harbour-Lamp-31";
-
-/// Registers `name` over HTTP; returns its user id.
-fn register(env: &Env, name: &str) -> i64 {
-    let r = http()
-        .post(format!("{}/api/v1/auth/register", env.server.url))
-        .json(&json!({"username": name, "email": format!("{name}@example.com"), "password": PASSWORD}))
-        .send()
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 201);
-    r.json::<Value>().unwrap()["id"].as_i64().unwrap()
-}
-
-/// A login over HTTP; its status.
-fn login(env: &Env, name: &str, password: &str) -> u16 {
-    http()
-        .post(format!("{}/api/v1/auth/login", env.server.url))
-        .json(&json!({"username": name, "password": password}))
-        .send()
-        .unwrap()
-        .status()
-        .as_u16()
-}
+use crate::support::{Env, PASSWORD};
 
 /// `wanllmdb audit logs ARGS --format json`: the events' ids, newest first.
 fn ids(env: &Env, args: &[&str]) -> Vec<i64> {
@@ -43,10 +17,11 @@ fn ids(env: &Env, args: &[&str]) -> Vec<i64> {
 
 /// alice registers and logs in, then two wrong passwords for alice and one for nobody.
 fn seed(env: &Env) -> i64 {
-    let alice = register(env, "alice");
-    assert_eq!(login(env, "alice", PASSWORD), 200);
+    let api = env.server.api();
+    let alice = api.register("alice")["id"].as_i64().unwrap();
+    assert_eq!(api.login("alice", PASSWORD).0, 200);
     for name in ["alice", "alice", "nobody"] {
-        assert_eq!(login(env, name, "Wrong-password-1"), 401);
+        assert_eq!(api.login(name, "Wrong-password-1").0, 401);
     }
     alice
 }
@@ -74,7 +49,7 @@ fn audit_logs_filter_by_the_new_and_old_names() {
     assert_eq!(e["username"], "nobody");
     assert_eq!(
         e["metadata"],
-        json!({"reason": "unknown_user", "attempts": 1})
+        serde_json::json!({"reason": "unknown_user", "attempts": 1})
     );
 
     let pairs: [(&[&str], &[&str]); 6] = [
@@ -168,12 +143,7 @@ fn audit_logs_filter_by_the_new_and_old_names() {
     assert_eq!(csv.lines().count(), 4, "{csv}");
 
     // Bad values are refused with the server's message.
-    let out = env
-        .wl(&["audit", "logs", "--severity", "loud"])
-        .output()
-        .unwrap();
-    assert_eq!(code(&out), 1);
-    assert!(stderr(&out).contains("severity"), "{}", stderr(&out));
+    env.fails(&["audit", "logs", "--severity", "loud"], "severity");
 }
 
 #[test]

@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::process::{Output, Stdio};
 
-use super::{Env, code, http, stderr};
+use crate::support::{Env, code, stderr};
 
 const NEW: &str = "Battery-Staple-77";
 
@@ -22,47 +22,31 @@ fn passwd(env: &Env, current: &str, new: &str) -> Output {
     child.wait_with_output().unwrap()
 }
 
-fn login_status(env: &Env, password: &str) -> u16 {
-    http()
-        .post(format!("{}/api/v1/auth/login", env.server.url))
-        .json(&serde_json::json!({"username": "admin", "password": password}))
-        .send()
-        .unwrap()
-        .status()
-        .as_u16()
-}
-
 #[test]
 fn auth_passwd_changes_the_password() {
     let env = Env::new();
-    // The bootstrap admin has no password yet: the current one is left empty.
-    let out = passwd(&env, "", NEW);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("Password changed"),
-        "{}",
-        stderr(&out)
-    );
-    assert_eq!(login_status(&env, NEW), 200);
-
-    let out = passwd(&env, "Not-the-password-1", "Another-secret-99");
-    assert_eq!(code(&out), 1);
-    assert!(
-        stderr(&out).contains("current_password"),
-        "{}",
-        stderr(&out)
-    );
-    let out = passwd(&env, NEW, "weak");
-    assert_eq!(code(&out), 1);
-    assert!(stderr(&out).contains("too weak"), "{}", stderr(&out));
-    assert_eq!(login_status(&env, NEW), 200);
+    let cases = [
+        // The bootstrap admin has no password yet: the current one is left empty.
+        ("no password yet", "", NEW, 0, "Password changed"),
+        (
+            "a wrong current password",
+            "Not-the-password-1",
+            "Another-secret-99",
+            1,
+            "current_password",
+        ),
+        ("a weak new password", NEW, "weak", 1, "too weak"),
+    ];
+    for (what, current, new, want_code, says) in cases {
+        let out = passwd(&env, current, new);
+        let err = stderr(&out);
+        assert_eq!(code(&out), want_code, "{what}: {err}");
+        assert!(err.contains(says), "{what}: wanted {says:?} in {err}");
+        // The first change holds; the refused ones change nothing.
+        let (status, _) = env.server.api().login("admin", NEW);
+        assert_eq!(status, 200, "{what}");
+    }
 
     // Without a terminal and without the flag nothing prompts.
-    let out = env.wl(&["auth", "passwd"]).output().unwrap();
-    assert_eq!(code(&out), 1);
-    assert!(
-        stderr(&out).contains("--password-stdin"),
-        "{}",
-        stderr(&out)
-    );
+    env.fails(&["auth", "passwd"], "--password-stdin");
 }

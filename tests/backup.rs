@@ -4,41 +4,33 @@
 
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
 
 use serde_json::Value;
 
-use super::{Env, bare, code, spawn_wrapper, stderr, wait_for_line, write};
-use crate::{http, signal, start, wait_exit};
+use crate::support::process::{spawn_reading_stdout, wait_exit, wait_for_line, wait_until};
+use crate::support::{Env, Server, code, stderr, write};
 
-impl Env {
-    /// `wanllmdb ARGS` on local storage: no server, no credentials, no storage settings from
-    /// the environment.
-    fn admin(&self, args: &[&str]) -> Command {
-        let mut c = bare(&self.work(), &self.dir.path().join("cfg"));
-        c.env_remove("WANLLMDB_DATA_DIR")
-            .env_remove("WANLLMDB_DATABASE_URL")
-            .env_remove("WANLLMDB_STORAGE_URL")
-            .env_remove("WANLLMDB_CONFIG")
-            .args(args);
-        c
-    }
+/// `wanllmdb ARGS` on local storage: no server, no credentials, no storage settings from the
+/// environment.
+fn local(env: &Env, args: &[&str]) -> Command {
+    let mut c = env.signed_out(args);
+    c.env_remove("WANLLMDB_DATA_DIR")
+        .env_remove("WANLLMDB_DATABASE_URL")
+        .env_remove("WANLLMDB_STORAGE_URL")
+        .env_remove("WANLLMDB_CONFIG");
+    c
 }
 
 /// Waits until the server holds some log lines of `run` (shipping is batched); how many.
 fn wait_for_logs(env: &Env, run: &str) -> usize {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
+    let mut n = 0;
+    wait_until(Duration::from_secs(30), "a log line to arrive", || {
         let (_, logs) = env.get(&format!("/api/v1/runs/{run}/logs?format=json"));
-        let n = logs.as_array().map_or(0, |a| a.len());
-        if n > 0 {
-            return n;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no log line of {run} arrived"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+        n = logs.as_array().map_or(0, |a| a.len());
+        n > 0
+    });
+    n
 }
 
 fn log_rows(manifest: &Value) -> u64 {
@@ -58,9 +50,8 @@ fn path(p: &Path) -> &str {
 
 #[test]
 fn backup_while_a_run_logs_then_restore_and_serve_it() {
-    let env = Env::new();
-    let data = env.dir.path().join("data");
-    env.ok(&["project", "create", "p"]);
+    let env = Env::with_project("p");
+    let data = env.data();
     let w = env.work();
     write(&w, "model.bin", "weights \u{0}\u{1}");
     env.ok(&["run", "--project", "p", "--id", "seedrun1", "--", "true"]);
@@ -70,7 +61,7 @@ fn backup_while_a_run_logs_then_restore_and_serve_it() {
         "train.sh",
         "for i in $(seq 0 400); do\n  echo \"{\\\"step\\\": $i, \\\"loss\\\": $i}\" >> \"$WANLLMDB_METRICS\"\n  echo \"line $i\"\n  sleep 0.01\ndone\n",
     );
-    let (mut child, lines) = spawn_wrapper(env.wl(&[
+    let (mut child, lines) = spawn_reading_stdout(env.wl(&[
         "run",
         "--project",
         "p",
@@ -84,8 +75,9 @@ fn backup_while_a_run_logs_then_restore_and_serve_it() {
     let shipped = wait_for_logs(&env, "bkrun001");
 
     let archive = env.dir.path().join("b.tar");
-    let out = env
-        .admin(&[
+    let out = local(
+        &env,
+        &[
             "admin",
             "backup",
             "--out",
@@ -93,68 +85,62 @@ fn backup_while_a_run_logs_then_restore_and_serve_it() {
             "--data-dir",
             path(&data),
             "--json",
-        ])
-        .output()
-        .unwrap();
+        ],
+    )
+    .output()
+    .unwrap();
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let manifest: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(manifest["blobs"]["count"], 1);
     assert!(wait_exit(&mut child).success());
 
-    let out = env
-        .admin(&["admin", "verify", "--backup", path(&archive)])
+    let out = local(&env, &["admin", "verify", "--backup", path(&archive)])
         .output()
         .unwrap();
     assert_eq!(code(&out), 0, "{}", stderr(&out));
 
     let restored = env.dir.path().join("restored");
-    let out = env
-        .admin(&[
+    let out = local(
+        &env,
+        &[
             "admin",
             "restore",
             path(&archive),
             "--data-dir",
             path(&restored),
-        ])
-        .output()
-        .unwrap();
+        ],
+    )
+    .output()
+    .unwrap();
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("log_lines"));
-    let out = env
-        .admin(&["admin", "verify", "--data-dir", path(&restored)])
+    let out = local(&env, &["admin", "verify", "--data-dir", path(&restored)])
         .output()
         .unwrap();
     assert_eq!(code(&out), 0, "{}", stderr(&out));
 
     // A second restore into the same place is refused: the target holds data.
-    let out = env
-        .admin(&[
+    let out = local(
+        &env,
+        &[
             "admin",
             "restore",
             path(&archive),
             "--data-dir",
             path(&restored),
-        ])
-        .output()
-        .unwrap();
+        ],
+    )
+    .output()
+    .unwrap();
     assert_eq!(code(&out), 1, "{}", stderr(&out));
     assert!(stderr(&out).contains("not empty"), "{}", stderr(&out));
 
     // A server on the restored copy knows the run, its logs up to the snapshot, and the
     // original admin key.
-    let mut server = start(&restored, &[]);
+    let mut server = Server::start(&restored, &[]);
     assert!(server.admin_key.is_none(), "the restored admin is kept");
-    let get = |p: &str| {
-        let r = http()
-            .get(format!("{}{p}", server.url))
-            .bearer_auth(&env.key)
-            .send()
-            .unwrap();
-        (
-            r.status().as_u16(),
-            r.json::<Value>().unwrap_or(Value::Null),
-        )
-    };
+    let api = server.api().with_token(&env.key);
+    let get = |p: &str| api.get(p);
     let (st, run) = get("/api/v1/runs/bkrun001");
     assert_eq!(st, 200, "{run}");
     assert_eq!(run["project"], "p");
@@ -173,13 +159,9 @@ fn backup_while_a_run_logs_then_restore_and_serve_it() {
         "the restored copy holds exactly the snapshot's lines"
     );
     let (st, files) = get("/api/v1/runs/seedrun1/files");
-    assert_eq!(
-        (st, files[0]["path"].as_str()),
-        (200, Some("model.bin")),
-        "{files}"
-    );
-    signal(&server.child, "-TERM");
-    assert!(wait_exit(&mut server.child).success());
+    assert_eq!(st, 200, "{files}");
+    assert_eq!(files[0]["path"], "model.bin", "{files}");
+    server.stop();
 
     verify_failures(&env, &archive, &restored);
 }
@@ -190,8 +172,7 @@ fn verify_failures(env: &Env, archive: &Path, restored: &Path) {
     let bytes = std::fs::read(archive).unwrap();
     let cut = env.dir.path().join("cut.tar");
     std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
-    let out = env
-        .admin(&["admin", "verify", "--backup", path(&cut)])
+    let out = local(env, &["admin", "verify", "--backup", path(&cut)])
         .output()
         .unwrap();
     assert_eq!(code(&out), 1, "{}", stderr(&out));
@@ -208,10 +189,12 @@ fn verify_failures(env: &Env, archive: &Path, restored: &Path) {
         .unwrap()
         .path();
     std::fs::write(&blob, b"tampered").unwrap();
-    let out = env
-        .admin(&["admin", "verify", "--data-dir", path(restored), "--json"])
-        .output()
-        .unwrap();
+    let out = local(
+        env,
+        &["admin", "verify", "--data-dir", path(restored), "--json"],
+    )
+    .output()
+    .unwrap();
     assert_eq!(code(&out), 1, "{}", stderr(&out));
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["ok"], false);
@@ -221,15 +204,17 @@ fn verify_failures(env: &Env, archive: &Path, restored: &Path) {
         "{problem}"
     );
 
-    let out = env
-        .admin(&[
+    let out = local(
+        env,
+        &[
             "admin",
             "verify",
             "--data-dir",
             path(&env.dir.path().join("nothing")),
-        ])
-        .output()
-        .unwrap();
+        ],
+    )
+    .output()
+    .unwrap();
     assert_eq!(code(&out), 1, "{}", stderr(&out));
     assert!(
         stderr(&out).contains("no wanllmdb database"),

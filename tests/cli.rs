@@ -1,158 +1,15 @@
 //! End-to-end tests of the command line: the real `wanllmdb` binary against a real server,
 //! with wrapped Python and bash programs, signals, outages and offline runs.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::Stdio;
+use std::time::Duration;
 
+use nix::sys::signal::Signal;
+use reqwest::StatusCode;
 use serde_json::Value;
 
-use super::{Server, binary, http, signal, start, start_at, wait_exit};
-
-#[path = "admin_users.rs"]
-mod admin_users;
-#[path = "audit.rs"]
-mod audit;
-#[path = "auth_passwd.rs"]
-mod auth_passwd;
-#[path = "backup.rs"]
-mod backup;
-#[path = "registry.rs"]
-mod registry;
-#[path = "rough_edges.rs"]
-mod rough_edges;
-#[path = "sdk_side.rs"]
-mod sdk_side;
-#[path = "status.rs"]
-mod status;
-#[path = "sweeps.rs"]
-mod sweeps;
-
-/// A server, its admin key and a working directory for the client.
-struct Env {
-    dir: tempfile::TempDir,
-    server: Server,
-    key: String,
-}
-
-impl Env {
-    fn new() -> Env {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("work")).unwrap();
-        let server = start(&dir.path().join("data"), &[]);
-        let key = server.admin_key.clone().expect("admin key");
-        Env { dir, server, key }
-    }
-
-    fn work(&self) -> PathBuf {
-        self.dir.path().join("work")
-    }
-
-    /// `wanllmdb ARGS` as a user in the work directory, key and server from the environment.
-    fn wl(&self, args: &[&str]) -> Command {
-        let mut c = bare(&self.work(), &self.dir.path().join("cfg"));
-        c.env("WANLLMDB_BASE_URL", &self.server.url)
-            .env("WANLLMDB_API_KEY", &self.key)
-            .args(args);
-        c
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.wl(args).output().unwrap();
-        assert!(
-            out.status.success(),
-            "wanllmdb {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        let text = self.ok(args);
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{args:?}: {e}: {text}"))
-    }
-
-    fn get(&self, path: &str) -> (u16, Value) {
-        let r = http()
-            .get(format!("{}{path}", self.server.url))
-            .bearer_auth(&self.key)
-            .send()
-            .unwrap();
-        let st = r.status().as_u16();
-        (st, r.json().unwrap_or(Value::Null))
-    }
-}
-
-/// The binary with a clean environment: its own config dir, no keyring, no inherited run.
-fn bare(cwd: &Path, cfg: &Path) -> Command {
-    let mut c = Command::new(binary());
-    c.current_dir(cwd)
-        .env("WANLLMDB_CONFIG_DIR", cfg)
-        .env("WANLLMDB_KEYRING", "0")
-        .env("WANLLMDB_CACHE_DIR", cfg.join("cache"))
-        .env("NO_COLOR", "1")
-        .env("PATH", path_with_binary())
-        .env_remove("WANLLMDB_BASE_URL")
-        .env_remove("WANLLMDB_API_KEY")
-        .env_remove("WANLLMDB_PROJECT")
-        .env_remove("WANLLMDB_RUN_ID")
-        .env_remove("WANLLMDB_METRICS")
-        .env_remove("WANLLMDB_DIR")
-        .stdin(Stdio::null());
-    c
-}
-
-fn path_with_binary() -> String {
-    let dir = binary().parent().unwrap().to_path_buf();
-    format!(
-        "{}:{}",
-        dir.display(),
-        std::env::var("PATH").unwrap_or_default()
-    )
-}
-
-fn code(o: &Output) -> i32 {
-    o.status.code().unwrap_or(-1)
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, text).unwrap();
-    p
-}
-
-/// Starts a wrapper whose stdout is read line by line.
-fn spawn_wrapper(mut cmd: Command) -> (Child, mpsc::Receiver<String>) {
-    let mut child = cmd.stdout(Stdio::piped()).spawn().unwrap();
-    let out = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for l in BufReader::new(out).lines().map_while(Result::ok) {
-            if tx.send(l).is_err() {
-                break;
-            }
-        }
-    });
-    (child, rx)
-}
-
-fn wait_for_line(rx: &mpsc::Receiver<String>, want: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let l = rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .unwrap_or_else(|_| panic!("the wrapped program never printed {want:?}"));
-        if l.contains(want) {
-            return;
-        }
-    }
-}
+use crate::support::process::{signal, spawn_reading_stdout, wait_exit, wait_for_line, wait_until};
+use crate::support::{BIN, Env, Server, bare, code, repo_root, stderr, write};
 
 fn run_state(env: &Env, id: &str) -> Value {
     let (st, run) = env.get(&format!("/api/v1/runs/{id}"));
@@ -334,9 +191,8 @@ fn wrapped_python_and_bash_programs() {
     let show = env.json(&["runs", "show", "pyrun003", "--json"]);
     assert_eq!(show["tags"], serde_json::json!(["bad"]));
     assert_eq!(show["notes"], "exit code test");
-    let out = env.wl(&["runs", "delete", "pyrun003"]).output().unwrap();
-    assert_eq!(code(&out), 1, "no TTY and no --yes: refused");
-    assert!(stderr(&out).contains("--yes"));
+    // No terminal to confirm on and no --yes: refused.
+    env.fails(&["runs", "delete", "pyrun003"], "--yes");
     env.ok(&["runs", "delete", "pyrun003", "--yes"]);
     assert_eq!(env.get("/api/v1/runs/pyrun003").0, 404);
 }
@@ -358,9 +214,9 @@ fn signals_and_stop_requests_end_the_program() {
         sleeper,
     ]);
     cmd.stderr(Stdio::null());
-    let (mut child, rx) = spawn_wrapper(cmd);
+    let (mut child, rx) = spawn_reading_stdout(cmd);
     wait_for_line(&rx, "ready");
-    signal(&child, "-TERM");
+    signal(child.id(), Signal::SIGTERM);
     let status = wait_exit(&mut child);
     assert_eq!(
         status.code(),
@@ -383,7 +239,7 @@ fn signals_and_stop_requests_end_the_program() {
     ]);
     cmd.env("WANLLMDB_HEARTBEAT_INTERVAL", "1")
         .stderr(Stdio::null());
-    let (mut child, rx) = spawn_wrapper(cmd);
+    let (mut child, rx) = spawn_reading_stdout(cmd);
     wait_for_line(&rx, "ready");
     env.ok(&["runs", "stop", "stopped1"]);
     let status = wait_exit(&mut child);
@@ -397,12 +253,12 @@ fn server_outages_lose_and_duplicate_nothing() {
     let data = dir.path().join("data");
     let work = dir.path().join("work");
     std::fs::create_dir_all(&work).unwrap();
-    let mut s = start(&data, &[]);
+    let mut s = Server::start(&data, &[]);
     let key = s.admin_key.clone().unwrap();
     let url = s.url.clone();
     let bind = url.trim_start_matches("http://").to_string();
-    signal(&s.child, "-TERM");
-    wait_exit(&mut s.child);
+    s.signal(Signal::SIGTERM);
+    s.wait_exit();
 
     let n_batches = 30;
     write(
@@ -429,34 +285,21 @@ fn server_outages_lose_and_duplicate_nothing() {
             "slow.py",
         ])
         .stderr(Stdio::piped());
-    let (mut child, rx) = spawn_wrapper(cmd);
+    let (mut child, rx) = spawn_reading_stdout(cmd);
     wait_for_line(&rx, "batch 3");
-    let mut s = start_at(&data, &bind, &[]);
+    let mut s = Server::start_at(&data, &bind, &[]);
     wait_for_line(&rx, "batch 12");
     // Killed mid-run, without warning.
-    signal(&s.child, "-KILL");
-    wait_exit(&mut s.child);
+    s.kill();
     wait_for_line(&rx, "batch 17");
-    let mut s = start_at(&data, &bind, &[]);
+    let s = Server::start_at(&data, &bind, &[]);
     let status = wait_exit(&mut child);
     assert_eq!(status.code(), Some(0));
 
-    let c = http();
-    let run: Value = c
-        .get(format!("{url}/api/v1/runs/outage01"))
-        .bearer_auth(&key)
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let api = s.api().with_token(&key);
+    let (_, run) = api.get("/api/v1/runs/outage01");
     assert_eq!(run["state"], "finished");
-    let h: Value = c
-        .get(format!("{url}/api/v1/runs/outage01/history?keys=v"))
-        .bearer_auth(&key)
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let (_, h) = api.get("/api/v1/runs/outage01/history?keys=v");
     let total = n_batches * 100;
     assert_eq!(h["series"][0]["total_points"], total);
     let steps = h["series"][0]["steps"].as_array().unwrap();
@@ -466,13 +309,7 @@ fn server_outages_lose_and_duplicate_nothing() {
         assert_eq!(st.as_i64(), Some(i as i64));
         assert_eq!(v.as_f64(), Some(i as f64 * 0.5));
     }
-    let logs: Value = c
-        .get(format!("{url}/api/v1/runs/outage01/logs?format=json"))
-        .bearer_auth(&key)
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let (_, logs) = api.get("/api/v1/runs/outage01/logs?format=json");
     let msgs: Vec<&str> = logs
         .as_array()
         .unwrap()
@@ -481,8 +318,6 @@ fn server_outages_lose_and_duplicate_nothing() {
         .collect();
     let want: Vec<String> = (0..n_batches).map(|b| format!("batch {b}")).collect();
     assert_eq!(msgs, want, "every output line exactly once");
-    signal(&s.child, "-TERM");
-    wait_exit(&mut s.child);
 }
 
 #[test]
@@ -549,19 +384,14 @@ fn offline_runs_upload_with_sync() {
 #[test]
 fn login_stores_a_private_key_and_whoami_uses_it() {
     let env = Env::new();
-    let cfg = env.dir.path().join("cfg");
     let url = env.server.url.clone();
-    let out = bare(&env.work(), &cfg)
-        .args(["login", "--host", &url, "--api-key", "wlk_wrong"])
-        .output()
-        .unwrap();
+    // Each command sees only what `wanllmdb login` stored.
+    let run = |args: &[&str]| env.signed_out(args).output().unwrap();
+    let out = run(&["login", "--host", &url, "--api-key", "wlk_wrong"]);
     assert_eq!(code(&out), 1);
     assert!(stderr(&out).contains("did not accept"), "{}", stderr(&out));
 
-    let out = bare(&env.work(), &cfg)
-        .args(["login", "--host", &url, "--api-key", &env.key])
-        .output()
-        .unwrap();
+    let out = run(&["login", "--host", &url, "--api-key", &env.key]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert!(
         stderr(&out).contains("credentials.toml"),
@@ -569,39 +399,27 @@ fn login_stores_a_private_key_and_whoami_uses_it() {
         stderr(&out)
     );
     use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(cfg.join("credentials.toml"))
+    let mode = std::fs::metadata(env.cfg().join("credentials.toml"))
         .unwrap()
         .permissions()
         .mode();
     assert_eq!(mode & 0o777, 0o600);
 
     // No flags and no environment: the stored host and key are used.
-    let out = bare(&env.work(), &cfg)
-        .args(["whoami", "--json"])
-        .output()
-        .unwrap();
+    let out = run(&["whoami", "--json"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let me: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(me["username"], "admin");
 
-    let out = bare(&env.work(), &cfg)
-        .args(["project", "create", "p1", "--json"])
-        .output()
-        .unwrap();
+    let out = run(&["project", "create", "p1", "--json"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
-    let out = bare(&env.work(), &cfg)
-        .args(["project", "list", "--json"])
-        .output()
-        .unwrap();
+    let out = run(&["project", "list", "--json"]);
     let list: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(list[0]["name"], "p1");
 
-    let out = bare(&env.work(), &cfg).args(["logout"]).output().unwrap();
+    let out = run(&["logout"]);
     assert_eq!(code(&out), 0);
-    let out = bare(&env.work(), &cfg)
-        .args(["whoami", "--host", &url])
-        .output()
-        .unwrap();
+    let out = run(&["whoami", "--host", &url]);
     assert_eq!(code(&out), 1);
     assert!(stderr(&out).contains("wanllmdb login"), "{}", stderr(&out));
 }
@@ -671,34 +489,25 @@ fn bad_input_is_exit_1_with_a_clear_message() {
     write(&w, "bad.yaml", "a: [unclosed\n");
     env.ok(&["project", "create", "x"]);
     for (args, want) in cases {
-        let out = env.wl(&args).output().unwrap();
-        assert_eq!(code(&out), 1, "{args:?}: {}", stderr(&out));
-        let err = stderr(&out);
-        assert!(err.contains(want), "{args:?}: wanted {want:?} in {err}");
+        let err = env.fails(&args, want);
         assert!(
             err.starts_with("error: ") || err.contains("\nerror: "),
-            "{err}"
+            "{args:?}: {err}"
         );
     }
     // A server that is not there: exit 1 with a hint.
-    let out = env
-        .wl(&[
+    let err = env.fails(
+        &[
             "runs",
             "list",
             "--project",
             "x",
             "--host",
             "http://127.0.0.1:9",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(code(&out), 1);
-    assert!(
-        stderr(&out).contains("cannot reach the server"),
-        "{}",
-        stderr(&out)
+        ],
+        "cannot reach the server",
     );
-    assert!(stderr(&out).contains("hint:"), "{}", stderr(&out));
+    assert!(err.contains("hint:"), "{err}");
     // With no host anywhere, the client tries the server's default port and says so (when
     // nothing else on this machine answers there).
     if std::net::TcpStream::connect("127.0.0.1:8000").is_err() {
@@ -730,13 +539,11 @@ fn logs_follow_streams_until_the_run_ends() {
         "ticks.py",
     ]);
     cmd.stderr(Stdio::null());
-    let (mut wrapper, rx) = spawn_wrapper(cmd);
+    let (mut wrapper, rx) = spawn_reading_stdout(cmd);
     wait_for_line(&rx, "tick 0");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while env.get("/api/v1/runs/follow01").0 != 200 {
-        assert!(Instant::now() < deadline, "the run never appeared");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until(Duration::from_secs(20), "the run to appear", || {
+        env.get("/api/v1/runs/follow01").0 == StatusCode::OK
+    });
     let mut follow = env
         .wl(&["logs", "follow01", "--follow", "--format", "json"])
         .stdout(Stdio::piped())
@@ -855,15 +662,9 @@ fn run_files_round_trip_through_the_command_line() {
         (gc["dry_run"].clone(), gc["blobs"].clone()),
         (Value::Bool(true), Value::from(0))
     );
-    let out = env
-        .wl(&["files", "get", "filerun1", "config.yaml"])
-        .output()
-        .unwrap();
-    assert_eq!(code(&out), 1);
-    assert!(
-        stderr(&out).contains("has no file config.yaml"),
-        "{}",
-        stderr(&out)
+    env.fails(
+        &["files", "get", "filerun1", "config.yaml"],
+        "has no file config.yaml",
     );
 }
 
@@ -1029,27 +830,25 @@ fn artifacts_round_trip_through_the_command_line() {
         .map(|a| a["alias"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["latest", "production", "staging"]);
-    let out = env
-        .wl(&["artifact", "get", "ds:v7", "--project", "arts"])
-        .output()
-        .unwrap();
-    assert_eq!(code(&out), 1);
-    assert!(stderr(&out).contains("v7"), "{}", stderr(&out));
-    let out = env
-        .wl(&[
-            "artifact",
-            "ref",
-            "leak",
-            "https://127.0.0.1/secret",
-            "--type",
-            "x",
-            "--project",
-            "arts",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(code(&out), 1);
-    assert!(stderr(&out).contains("loopback"), "{}", stderr(&out));
+    let refusals: [(&[&str], &str); 2] = [
+        (&["artifact", "get", "ds:v7", "--project", "arts"], "v7"),
+        (
+            &[
+                "artifact",
+                "ref",
+                "leak",
+                "https://127.0.0.1/secret",
+                "--type",
+                "x",
+                "--project",
+                "arts",
+            ],
+            "loopback",
+        ),
+    ];
+    for (args, want) in refusals {
+        env.fails(args, want);
+    }
     let updated = env.json(&[
         "artifact",
         "update",
@@ -1064,15 +863,9 @@ fn artifacts_round_trip_through_the_command_line() {
     ]);
     assert_eq!(updated["description"], "toy data");
     assert_eq!(updated["tags"], serde_json::json!(["small"]));
-    let out = env
-        .wl(&["artifact", "update", "ds", "--project", "arts"])
-        .output()
-        .unwrap();
-    assert_eq!(code(&out), 1);
-    assert!(
-        stderr(&out).contains("nothing to change"),
-        "{}",
-        stderr(&out)
+    env.fails(
+        &["artifact", "update", "ds", "--project", "arts"],
+        "nothing to change",
     );
     env.ok(&["artifact", "delete", "ds", "--yes", "--project", "arts"]);
     let list = env.json(&["artifact", "ls", "--project", "arts", "--json"]);
@@ -1081,12 +874,12 @@ fn artifacts_round_trip_through_the_command_line() {
 
 #[test]
 fn artifacts_round_trip_through_object_storage() {
-    let Some(moto) = super::moto::start("wl-bucket") else {
+    let Some(moto) = crate::support::moto::start("wl-bucket") else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
+    let conf_dir = tempfile::tempdir().unwrap();
     let conf = write(
-        dir.path(),
+        conf_dir.path(),
         "server.toml",
         &format!(
             "storage_url = \"s3://{}/data\"\ns3_endpoint = \"{}\"\ns3_access_key_id = \"test\"\n\
@@ -1094,23 +887,17 @@ fn artifacts_round_trip_through_object_storage() {
             moto.bucket, moto.endpoint
         ),
     );
-    let server = start(
-        &dir.path().join("data"),
-        &["--config", conf.to_str().unwrap()],
-    );
-    let key = server.admin_key.clone().unwrap();
-    let work = dir.path().join("work");
+    let env = Env::with_server_args(&["--config", conf.to_str().unwrap()]);
+    let work = env.work();
     std::fs::create_dir_all(work.join("model")).unwrap();
     // Large enough to go in parts with the settings above (6 MiB threshold, 5 MiB parts).
     let weights: Vec<u8> = (0..13_000_000u32).map(|i| (i % 241) as u8).collect();
     std::fs::write(work.join("model/weights.bin"), &weights).unwrap();
     std::fs::write(work.join("model/config.json"), "{\"layers\": 4}").unwrap();
     let wl = |args: &[&str]| {
-        let out = bare(&work, &dir.path().join("cfg"))
-            .env("WANLLMDB_BASE_URL", &server.url)
-            .env("WANLLMDB_API_KEY", &key)
+        let out = env
+            .wl(args)
             .env("WANLLMDB_PROJECT", "s3p")
-            .args(args)
             .output()
             .unwrap();
         assert!(out.status.success(), "{args:?}: {}", stderr(&out));
@@ -1120,7 +907,7 @@ fn artifacts_round_trip_through_object_storage() {
         "artifact", "put", "model", "--name", "m", "--type", "model", "--json",
     ]);
     assert_eq!(put["uploaded"], 2, "{put}");
-    let dest = dir.path().join("got");
+    let dest = env.dir.path().join("got");
     let got = wl(&[
         "artifact",
         "get",
@@ -1182,4 +969,58 @@ fn changed_files_are_hashed_again_even_with_their_old_time() {
         files["files"][0]["sha256"],
         hex::encode(sha2::Sha256::digest(b"bbbb"))
     );
+}
+
+#[test]
+fn completions_and_man_pages_are_current() {
+    // The repository's completions/ and man/ must match what the binary generates; refresh
+    // them with `cargo run -p wanllmdb -- generate-docs .`.
+    let dir = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new(BIN)
+        .arg("generate-docs")
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let root = repo_root();
+    for sub in ["completions", "man"] {
+        let mut generated: Vec<_> = std::fs::read_dir(dir.path().join(sub))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        let mut committed: Vec<_> = std::fs::read_dir(root.join(sub))
+            .unwrap_or_else(|_| {
+                panic!("{sub}/ is missing: run `cargo run -p wanllmdb -- generate-docs .`")
+            })
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        generated.sort();
+        committed.sort();
+        assert_eq!(
+            generated, committed,
+            "{sub}/ is stale: run `cargo run -p wanllmdb -- generate-docs .`"
+        );
+        for name in generated {
+            let a = std::fs::read(dir.path().join(sub).join(&name)).unwrap();
+            let b = std::fs::read(root.join(sub).join(&name)).unwrap();
+            assert!(
+                a == b,
+                "{sub}/{} is stale: run `cargo run -p wanllmdb -- generate-docs .`",
+                name.to_string_lossy()
+            );
+        }
+    }
+    let out = std::process::Command::new(BIN)
+        .args(["completions", "bash"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("wanllmdb"));
+
+    let out = std::process::Command::new(BIN)
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("wanllmdb "));
 }

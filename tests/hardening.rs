@@ -4,214 +4,41 @@
 //! answered with one pair, login limits per account with case-insensitive names, and the
 //! small leaks closed.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use reqwest::StatusCode;
-use reqwest::blocking::Client;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sha2::Digest;
 
-use super::replicas::Schema;
-use super::{Server, binary, http, signal, wait_exit};
+use crate::support::database::{Db, databases};
+use crate::support::server::{command, refuses};
+use crate::support::{Api, PASSWORD, Server};
 
-const PASSWORD: &str = "Correct-Horse-42";
-
-/// Where a test server keeps its database.
-struct Db {
-    schema: Option<Schema>,
+/// Starts `wanllmdb server` on `db` with `extra` arguments.
+fn launch(db: &Db, data: &Path, extra: &[&str]) -> Server {
+    let mut args = db.args();
+    args.extend(extra.iter().map(|a| a.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    Server::start(data, &args)
 }
 
-impl Db {
-    fn args(&self) -> Vec<String> {
-        match &self.schema {
-            Some(s) => vec!["--database-url".into(), s.url()],
-            None => Vec::new(),
-        }
-    }
-
-    fn is_sqlite(&self) -> bool {
-        self.schema.is_none()
-    }
-
-    /// Runs SQL on the database (`data` is the server's data directory).
-    fn sql(&self, data: &Path, sql: &str) {
-        match &self.schema {
-            Some(s) => {
-                s.query(&format!("SET search_path TO {{schema}}; {sql}"));
-            }
-            None => {
-                let script = "import sqlite3, sys\nc = sqlite3.connect(sys.argv[1])\nc.executescript(sys.argv[2])\nc.commit()";
-                let out = Command::new("python3")
-                    .args(["-c", script])
-                    .arg(data.join("wanllmdb.db"))
-                    .arg(sql)
-                    .output()
-                    .expect("run python3");
-                assert!(
-                    out.status.success(),
-                    "{sql}: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
-            }
-        }
-    }
-}
-
-/// SQLite always; PostgreSQL (a fresh schema each) when configured.
-fn databases() -> Vec<Db> {
-    let mut v = vec![Db { schema: None }];
-    if let Some(schema) = Schema::create() {
-        v.push(Db {
-            schema: Some(schema),
-        });
-    }
-    v
-}
-
-/// Starts `wanllmdb server` and returns it with the lines it printed before listening.
-fn launch(db: &Db, data: &Path, extra: &[&str]) -> (Server, Vec<String>) {
-    let mut child = Command::new(binary())
-        .args(["server", "--bind", "127.0.0.1:0", "--data-dir"])
-        .arg(data)
-        .args(db.args())
-        .args(extra)
-        .env_remove("WANLLMDB_DATABASE_URL")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start wanllmdb server");
-    let (tx, rx) = mpsc::channel();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut early = Vec::new();
-    let mut admin_key = None;
-    let url = loop {
-        let line = rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .unwrap_or_else(|_| panic!("server printed no 'listening on' line: {early:#?}"));
-        if line.trim().starts_with("wlk_") {
-            admin_key = Some(line.trim().to_string());
-        }
-        if let Some(rest) = line.split("listening on ").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_string();
-        }
-        early.push(line);
-    };
-    let server = Server {
-        child,
-        url,
-        admin_key,
-        stderr: rx,
-    };
-    (server, early)
-}
-
-/// Runs `wanllmdb server` expecting it to refuse to start; its stderr.
+/// Runs `wanllmdb server` on `db` expecting it to refuse to start; its stderr.
 fn refused(db: &Db, data: &Path) -> String {
-    let mut child = Command::new(binary())
-        .args(["server", "--bind", "127.0.0.1:0", "--data-dir"])
+    let mut cmd = command();
+    cmd.args(["--bind", "127.0.0.1:0", "--data-dir"])
         .arg(data)
-        .args(db.args())
-        .env_remove("WANLLMDB_DATABASE_URL")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start wanllmdb server");
-    let status = wait_exit(&mut child);
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
-    assert_eq!(status.code(), Some(1), "{err}");
-    err
+        .args(db.args());
+    refuses(cmd)
 }
 
-fn stop(mut s: Server) {
-    signal(&s.child, "-TERM");
-    assert!(wait_exit(&mut s.child).success());
-}
-
-fn send(
-    c: &Client,
-    method: reqwest::Method,
-    url: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut r = c.request(method, url);
-    if let Some(t) = token {
-        r = r.bearer_auth(t);
-    }
-    if let Some(b) = body {
-        r = r.json(&b);
-    }
-    let resp = r.send().unwrap();
-    let status = resp.status();
-    let text = resp.text().unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
-
-fn post(c: &Client, url: &str, token: Option<&str>, body: Value) -> (StatusCode, Value) {
-    send(c, reqwest::Method::POST, url, token, Some(body))
-}
-
-fn get(c: &Client, url: &str, token: Option<&str>) -> (StatusCode, Value) {
-    send(c, reqwest::Method::GET, url, token, None)
-}
-
-/// Registers `name` and returns an API key of it.
-fn user(c: &Client, base: &str, name: &str) -> String {
-    let (s, b) = post(
-        c,
-        &format!("{base}/api/v1/auth/register"),
-        None,
-        json!({"username": name, "email": format!("{name}@example.com"), "password": PASSWORD}),
-    );
-    assert_eq!(s, StatusCode::CREATED, "{b}");
-    let access = login(c, base, name);
-    let (s, k) = post(
-        c,
-        &format!("{base}/api/v1/auth/api-keys"),
-        Some(&access),
-        json!({"name": "t"}),
-    );
-    assert_eq!(s, StatusCode::CREATED, "{k}");
-    k["key"].as_str().unwrap().to_string()
-}
-
-fn login(c: &Client, base: &str, name: &str) -> String {
-    let (s, b) = post(
-        c,
-        &format!("{base}/api/v1/auth/login"),
-        None,
-        json!({"username": name, "password": PASSWORD}),
-    );
-    assert_eq!(s, StatusCode::OK, "{b}");
-    b["access_token"].as_str().unwrap().to_string()
-}
-
-/// Creates a run in a new project of `key`'s user; its id.
-fn run(c: &Client, base: &str, key: &str, project: &str, body: Value) -> (StatusCode, Value) {
+/// Creates a run in project `project` (made if new) as the caller of `api`.
+fn run(api: &Api, project: &str, body: Value) -> (StatusCode, Value) {
     let mut body = body;
     body["project"] = json!(project);
-    post(c, &format!("{base}/api/v1/runs"), Some(key), body)
+    api.post("/api/v1/runs", body)
 }
 
 /// A raw connection to the server, for requests reqwest would not send.
@@ -275,27 +102,28 @@ fn chmod(p: &Path, m: u32) {
 #[cfg(unix)]
 #[test]
 fn local_files_are_private_to_the_server_user() {
-    let c = http();
     for db in databases() {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
-        let (s, _) = launch(&db, &data, &[]);
-        let key = s.admin_key.clone().expect("admin key");
-        let base = s.url.clone();
-        let (st, r) = run(&c, &base, &key, "secrets", json!({}));
+        let mut s = launch(&db, &data, &[]);
+        let api = s.admin();
+        let (st, r) = run(&api, "secrets", json!({}));
         assert_eq!(st, StatusCode::CREATED, "{r}");
         let id = r["id"].as_str().unwrap();
         let bytes = b"weights".to_vec();
         let digest = hex::encode(sha2::Sha256::digest(&bytes));
-        let (st, put) = post(
-            &c,
-            &format!("{base}/api/v1/runs/{id}/files"),
-            Some(&key),
+        let (st, put) = api.post(
+            &format!("/api/v1/runs/{id}/files"),
             json!({"files": [{"path": "w.bin", "sha256": digest, "size": bytes.len()}]}),
         );
         assert_eq!(st, StatusCode::OK, "{put}");
         let upload = put["files"][0]["upload_url"].as_str().unwrap();
-        let resp = c.put(format!("{base}{upload}")).body(bytes).send().unwrap();
+        let resp = s
+            .api()
+            .request(Method::PUT, upload)
+            .body(bytes)
+            .send()
+            .unwrap();
         assert!(resp.status().is_success(), "{:?}", resp.text());
         let blob = data.join("blobs/sha256").join(&digest[..2]).join(&digest);
         let db_file = data.join("wanllmdb.db");
@@ -308,7 +136,7 @@ fn local_files_are_private_to_the_server_user() {
                 assert_eq!(mode(&data.join(f)), 0o600, "{f}");
             }
         }
-        stop(s);
+        s.stop();
 
         // An install from before: everything readable by others.
         chmod(&data, 0o755);
@@ -317,7 +145,8 @@ fn local_files_are_private_to_the_server_user() {
         if db.is_sqlite() {
             chmod(&db_file, 0o644);
         }
-        let (s, early) = launch(&db, &data, &[]);
+        let mut s = launch(&db, &data, &[]);
+        let early = &s.early;
         let said: Vec<&String> = early
             .iter()
             .filter(|l| l.contains("readable by other users"))
@@ -329,7 +158,7 @@ fn local_files_are_private_to_the_server_user() {
         if db.is_sqlite() {
             assert_eq!(mode(&db_file), 0o600);
         }
-        stop(s);
+        s.stop();
 
         chmod(&data, 0o777);
         let err = refused(&db, &data);
@@ -344,10 +173,9 @@ fn local_files_are_private_to_the_server_user() {
 /// budget (503 with Retry-After when it is spent).
 #[test]
 fn bodies_cost_nothing_before_authentication() {
-    let c = http();
     for db in databases() {
         let dir = tempfile::tempdir().unwrap();
-        let (s, _) = launch(
+        let mut s = launch(
             &db,
             &dir.path().join("data"),
             &[
@@ -359,46 +187,51 @@ fn bodies_cost_nothing_before_authentication() {
         );
         let key = s.admin_key.clone().unwrap();
         let base = s.url.clone();
-        let (_, r) = run(&c, &base, &key, "mem", json!({}));
+        let api = s.admin();
+        let (_, r) = run(&api, "mem", json!({}));
         let id = r["id"].as_str().unwrap().to_string();
 
-        // 64 MiB announced, nothing sent: the answer comes without the body.
-        for framing in ["Content-Length: 67108864", "Transfer-Encoding: chunked"] {
+        // Each answered from the request head alone: no body is sent.
+        let heads = [
+            (
+                "64 MiB announced, anonymous",
+                format!(
+                    "POST /api/v1/runs/{id}/history HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 67108864\r\n\r\n"
+                ),
+                401,
+            ),
+            (
+                "a chunked body, anonymous",
+                format!(
+                    "POST /api/v1/runs/{id}/history HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+                ),
+                401,
+            ),
+            // Login takes a few KiB.
+            (
+                "a megabyte announced to login",
+                "POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1048576\r\n\r\n".to_string(),
+                413,
+            ),
+            (
+                "signed in, over the route's limit",
+                format!(
+                    "POST /api/v1/runs/{id}/history HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: 2000000\r\n\r\n"
+                ),
+                413,
+            ),
+        ];
+        for (what, head, want) in heads {
             let mut conn = connect(&base);
-            write!(
-                conn,
-                "POST /api/v1/runs/{id}/history HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{framing}\r\n\r\n"
-            )
-            .unwrap();
-            let (status, _) = read_head(&mut conn);
-            assert_eq!(status, 401, "{framing}");
+            conn.write_all(head.as_bytes()).unwrap();
+            assert_eq!(read_head(&mut conn).0, want, "{what}");
         }
-        // Login takes a few KiB: a declared megabyte is refused before reading, a sent 9 KiB
-        // after 8 KiB.
-        let mut conn = connect(&base);
-        write!(
-            conn,
-            "POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1048576\r\n\r\n"
-        )
-        .unwrap();
-        assert_eq!(read_head(&mut conn).0, 413);
-        drop(conn);
-        let (st, b) = post(
-            &c,
-            &format!("{base}/api/v1/auth/login"),
-            None,
+        // A sent 9 KiB is refused after 8 KiB.
+        let (st, b) = s.api().post(
+            "/api/v1/auth/login",
             json!({"username": "admin", "password": "x".repeat(9000)}),
         );
         assert_eq!(st, StatusCode::PAYLOAD_TOO_LARGE, "{b}");
-        // Signed in, over the route's limit: refused before reading too.
-        let mut conn = connect(&base);
-        write!(
-            conn,
-            "POST /api/v1/runs/{id}/history HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: 2000000\r\n\r\n"
-        )
-        .unwrap();
-        assert_eq!(read_head(&mut conn).0, 413);
-        drop(conn);
 
         // One request holds a megabyte of the budget (announced, still arriving); the next
         // that does not fit is told to come back.
@@ -423,14 +256,13 @@ fn bodies_cost_nothing_before_authentication() {
             }
         };
         let mut holder = hold();
-        let history = format!("{base}/api/v1/runs/{id}/history");
+        let history = format!("/api/v1/runs/{id}/history");
         let big_point = |pad: usize| {
             let body = format!(
                 "{{\"points\": [{{\"step\": 0, \"values\": {{\"loss\": 1.0}}}}]}}{}",
                 " ".repeat(pad)
             );
-            c.post(&history)
-                .bearer_auth(&key)
+            api.request(Method::POST, &history)
                 .header("content-type", "application/json")
                 .body(body)
                 .send()
@@ -472,7 +304,7 @@ fn bodies_cost_nothing_before_authentication() {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        stop(s);
+        s.stop();
     }
 }
 
@@ -480,17 +312,16 @@ fn bodies_cost_nothing_before_authentication() {
 /// idle keep-alive connection are all ended by the server.
 #[test]
 fn slow_clients_are_cut_off() {
-    let c = http();
     for db in databases() {
         let dir = tempfile::tempdir().unwrap();
-        let (s, _) = launch(
+        let mut s = launch(
             &db,
             &dir.path().join("data"),
             &["--header-timeout", "1", "--body-timeout", "1"],
         );
         let key = s.admin_key.clone().unwrap();
         let base = s.url.clone();
-        let (_, r) = run(&c, &base, &key, "slow", json!({}));
+        let (_, r) = run(&s.admin(), "slow", json!({}));
         let id = r["id"].as_str().unwrap().to_string();
 
         let mut half = connect(&base);
@@ -520,7 +351,7 @@ fn slow_clients_are_cut_off() {
             idle.read_exact(&mut body).unwrap();
         }
         assert!(closed_by_server(&mut idle), "idle keep-alive");
-        stop(s);
+        s.stop();
     }
 }
 
@@ -528,32 +359,30 @@ fn slow_clients_are_cut_off() {
 /// gets the same new pair; presented later it ends the session and is audited as suspicious.
 #[test]
 fn refresh_races_get_one_pair() {
-    let c = http();
     for db in databases() {
         let dir = tempfile::tempdir().unwrap();
         let conf = dir.path().join("server.toml");
         std::fs::write(&conf, "refresh_grace_secs = 1\n").unwrap();
-        let (s, _) = launch(
+        let mut s = launch(
             &db,
             &dir.path().join("data"),
             &["--config", conf.to_str().unwrap()],
         );
-        let admin = s.admin_key.clone().unwrap();
-        let base = s.url.clone();
-        user(&c, &base, "alice");
-        let resp = c
-            .post(format!("{base}/api/v1/auth/login"))
+        let api = s.api();
+        api.account("alice");
+        let resp = api
+            .request(Method::POST, "/api/v1/auth/login")
             .json(&json!({"username": "alice", "password": PASSWORD}))
             .send()
             .unwrap();
         assert_eq!(resp.headers()["cache-control"], "no-store");
         let pair: Value = resp.json().unwrap();
         let old = pair["refresh_token"].as_str().unwrap().to_string();
-        let refresh = |token: &str| refresh(&base, token);
         let racers: Vec<_> = (0..2)
             .map(|_| {
-                let (base, old) = (base.clone(), old.clone());
-                std::thread::spawn(move || self::refresh(&base, &old))
+                // A client each, so neither waits for the other's connection.
+                let (racer, old) = (Api::new(&s.url), old.clone());
+                std::thread::spawn(move || refresh(&racer, &old))
             })
             .collect();
         let answers: Vec<_> = racers.into_iter().map(|t| t.join().unwrap()).collect();
@@ -562,18 +391,15 @@ fn refresh_races_get_one_pair() {
             assert_eq!(cache.as_deref(), Some("no-store"));
         }
         assert_eq!(answers[0].2, answers[1].2, "both racers get the same pair");
-        let (status, _, retried) = refresh(&old);
+        let (status, _, retried) = refresh(&api, &old);
         assert_eq!(status, StatusCode::OK);
         assert_eq!(retried, answers[0].2, "a retry gets the same pair");
-        let access = retried["access_token"].as_str().unwrap().to_string();
-        assert_eq!(
-            get(&c, &format!("{base}/api/v1/auth/me"), Some(&access)).0,
-            StatusCode::OK
-        );
+        let access = api.with_token(retried["access_token"].as_str().unwrap());
+        assert_eq!(access.get("/api/v1/auth/me").0, StatusCode::OK);
 
         // After the grace window the old token is a stolen copy: the session ends.
         std::thread::sleep(Duration::from_millis(1500));
-        let (status, _, body) = refresh(&old);
+        let (status, _, body) = refresh(&api, &old);
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
         assert!(
             body["error"]["message"]
@@ -581,24 +407,19 @@ fn refresh_races_get_one_pair() {
                 .unwrap()
                 .contains("already used")
         );
-        assert_eq!(
-            get(&c, &format!("{base}/api/v1/auth/me"), Some(&access)).0,
-            StatusCode::UNAUTHORIZED
-        );
-        let (_, events) = get(
-            &c,
-            &format!("{base}/api/v1/audit/logs?event_type=security.suspicious"),
-            Some(&admin),
-        );
+        assert_eq!(access.get("/api/v1/auth/me").0, StatusCode::UNAUTHORIZED);
+        let (_, events) = s
+            .admin()
+            .get("/api/v1/audit/logs?event_type=security.suspicious");
         assert_eq!(events["items"].as_array().unwrap().len(), 1, "{events}");
-        stop(s);
+        s.stop();
     }
 }
 
 /// `POST /auth/refresh`: status, Cache-Control, body.
-fn refresh(base: &str, token: &str) -> (StatusCode, Option<String>, Value) {
-    let resp = http()
-        .post(format!("{base}/api/v1/auth/refresh"))
+fn refresh(api: &Api, token: &str) -> (StatusCode, Option<String>, Value) {
+    let resp = api
+        .request(Method::POST, "/api/v1/auth/refresh")
         .json(&json!({"refresh_token": token}))
         .send()
         .unwrap();
@@ -615,25 +436,22 @@ fn refresh(base: &str, token: &str) -> (StatusCode, Option<String>, Value) {
 /// refused with their names.
 #[test]
 fn logins_are_limited_per_account_and_names_ignore_case() {
-    let c = http();
     for db in databases() {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         // Each attempt from its own address, so only the account's count can stop them.
-        let (s, _) = launch(&db, &data, &["--trusted-proxy", "127.0.0.1"]);
-        let base = s.url.clone();
-        user(&c, &base, "alice");
+        let mut s = launch(&db, &data, &["--trusted-proxy", "127.0.0.1"]);
+        let api = s.api();
+        api.account("alice");
         for (name, email) in [("ALICE", "a2@example.com"), ("alice2", "Alice@Example.COM")] {
-            let (st, b) = post(
-                &c,
-                &format!("{base}/api/v1/auth/register"),
-                None,
+            let (st, b) = api.post(
+                "/api/v1/auth/register",
                 json!({"username": name, "email": email, "password": PASSWORD}),
             );
             assert_eq!(st, StatusCode::CONFLICT, "{name} {email}: {b}");
         }
         let attempt = |n: u32, name: &str, password: &str| {
-            c.post(format!("{base}/api/v1/auth/login"))
+            api.request(Method::POST, "/api/v1/auth/login")
                 .header("x-forwarded-for", format!("203.0.113.{n}"))
                 .json(&json!({"username": name, "password": password}))
                 .send()
@@ -659,7 +477,7 @@ fn logins_are_limited_per_account_and_names_ignore_case() {
             StatusCode::TOO_MANY_REQUESTS,
             "five failures under any of its names stop the account"
         );
-        stop(s);
+        s.stop();
 
         // A database from before, where `Bob` and `bob` could both register.
         db.sql(
@@ -716,66 +534,60 @@ fn jwt(secret: &[u8], claims: &Value) -> String {
 /// Item 6: the small leaks.
 #[test]
 fn small_leaks_are_closed() {
-    let c = http();
     let secret = "a-test-secret-of-at-least-32-characters!";
     for db in databases() {
         let dir = tempfile::tempdir().unwrap();
-        let (s, _) = launch(
+        let mut s = launch(
             &db,
             &dir.path().join("data"),
             &["--jwt-secret", secret, "--max-run-config-bytes", "2048"],
         );
-        let base = s.url.clone();
-        let owner = user(&c, &base, "owner");
+        let anonymous = s.api();
+        let owner = anonymous.with_token(&anonymous.account("owner"));
 
         // A public model's version holding an artifact of a private project.
-        for (name, visibility) in [("vault", "private"), ("showcase", "public")] {
-            let (st, b) = post(
-                &c,
-                &format!("{base}/api/v1/projects"),
-                Some(&owner),
-                json!({"name": name, "visibility": visibility}),
-            );
-            assert_eq!(st, StatusCode::CREATED, "{b}");
+        let setup = [
+            (
+                "/api/v1/projects",
+                json!({"name": "vault", "visibility": "private"}),
+                StatusCode::CREATED,
+            ),
+            (
+                "/api/v1/projects",
+                json!({"name": "showcase", "visibility": "public"}),
+                StatusCode::CREATED,
+            ),
+            (
+                "/api/v1/projects/vault/artifacts/secret-weights/versions",
+                json!({"type": "model", "entries": [{"path": "m.bin", "ref": "s3://models/m.bin", "size": 3}]}),
+                StatusCode::OK,
+            ),
+            (
+                "/api/v1/models",
+                json!({"name": "clf", "project": "showcase"}),
+                StatusCode::CREATED,
+            ),
+            (
+                "/api/v1/models/clf/versions",
+                json!({"artifact": "vault/secret-weights:v1"}),
+                StatusCode::CREATED,
+            ),
+        ];
+        for (path, body, want) in setup {
+            let (st, b) = owner.post(path, body);
+            assert_eq!(st, want, "POST {path}: {b}");
         }
-        let (st, b) = post(
-            &c,
-            &format!("{base}/api/v1/projects/vault/artifacts/secret-weights/versions"),
-            Some(&owner),
-            json!({"type": "model", "entries": [{"path": "m.bin", "ref": "s3://models/m.bin", "size": 3}]}),
-        );
-        assert_eq!(st, StatusCode::OK, "{b}");
-        let (st, b) = post(
-            &c,
-            &format!("{base}/api/v1/models"),
-            Some(&owner),
-            json!({"name": "clf", "project": "showcase"}),
-        );
-        assert_eq!(st, StatusCode::CREATED, "{b}");
-        let (st, b) = post(
-            &c,
-            &format!("{base}/api/v1/models/clf/versions"),
-            Some(&owner),
-            json!({"artifact": "vault/secret-weights:v1"}),
-        );
-        assert_eq!(st, StatusCode::CREATED, "{b}");
-        let (st, mine) = get(
-            &c,
-            &format!("{base}/api/v1/models/clf/versions/v1"),
-            Some(&owner),
-        );
+        let (st, mine) = owner.get("/api/v1/models/clf/versions/v1");
         assert_eq!(st, StatusCode::OK, "{mine}");
         assert_eq!(mine["artifact"], "vault/secret-weights:v1");
-        let (st, public) = get(&c, &format!("{base}/api/v1/models/clf/versions/v1"), None);
+        let (st, public) = anonymous.get("/api/v1/models/clf/versions/v1");
         assert_eq!(st, StatusCode::OK, "{public}");
         assert!(public["artifact"].is_null(), "{public}");
         assert!(!public.to_string().contains("secret-weights"), "{public}");
 
         // A reference to an internal name: refused without saying where it resolves.
-        let (st, b) = post(
-            &c,
-            &format!("{base}/api/v1/projects/vault/artifacts/refs/versions"),
-            Some(&owner),
+        let (st, b) = owner.post(
+            "/api/v1/projects/vault/artifacts/refs/versions",
             json!({"type": "dataset", "entries": [{"path": "d", "ref": "https://localhost:8443/x"}]}),
         );
         assert_eq!(st, StatusCode::BAD_REQUEST, "{b}");
@@ -783,17 +595,16 @@ fn small_leaks_are_closed() {
         assert!(!msg.contains("127.0.0.1") && !msg.contains("::1"), "{msg}");
 
         // Key creation answers are not cached.
-        let access = login(&c, &base, "owner");
-        let resp = c
-            .post(format!("{base}/api/v1/auth/api-keys"))
-            .bearer_auth(&access)
+        let access = anonymous.with_token(&anonymous.access_token("owner"));
+        let resp = access
+            .request(Method::POST, "/api/v1/auth/api-keys")
             .json(&json!({"name": "k"}))
             .send()
             .unwrap();
         assert_eq!(resp.headers()["cache-control"], "no-store");
 
         // Tokens from the future: signed with the right secret, but not yet valid.
-        let (_, me) = get(&c, &format!("{base}/api/v1/auth/me"), Some(&access));
+        let (_, me) = access.get("/api/v1/auth/me");
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
@@ -806,63 +617,70 @@ fn small_leaks_are_closed() {
             }
             c
         };
-        let me_with = |token: String| get(&c, &format!("{base}/api/v1/auth/me"), Some(&token)).0;
-        assert_eq!(
-            me_with(jwt(secret.as_bytes(), &claims(now, None))),
-            StatusCode::OK
-        );
-        assert_eq!(
-            me_with(jwt(secret.as_bytes(), &claims(now + 600, None))),
-            StatusCode::UNAUTHORIZED
-        );
-        assert_eq!(
-            me_with(jwt(secret.as_bytes(), &claims(now, Some(now + 600)))),
-            StatusCode::UNAUTHORIZED
-        );
+        let tokens = [
+            ("issued now", claims(now, None), StatusCode::OK),
+            (
+                "issued in ten minutes",
+                claims(now + 600, None),
+                StatusCode::UNAUTHORIZED,
+            ),
+            (
+                "valid from ten minutes on",
+                claims(now, Some(now + 600)),
+                StatusCode::UNAUTHORIZED,
+            ),
+        ];
+        for (what, claims, want) in tokens {
+            let token = jwt(secret.as_bytes(), &claims);
+            let (st, b) = anonymous.with_token(&token).get("/api/v1/auth/me");
+            assert_eq!(st, want, "a token {what}: {b}");
+        }
 
         // Run configs are capped (configurable); over the cap is a 413, on create and on merge.
-        let (st, b) = run(
-            &c,
-            &base,
-            &owner,
-            "cfg",
-            json!({"config": {"blob": "x".repeat(3000)}}),
-        );
+        let (st, b) = run(&owner, "cfg", json!({"config": {"blob": "x".repeat(3000)}}));
         assert_eq!(st, StatusCode::PAYLOAD_TOO_LARGE, "{b}");
-        let (st, r) = run(&c, &base, &owner, "cfg", json!({"config": {"lr": 0.1}}));
+        let (st, r) = run(&owner, "cfg", json!({"config": {"lr": 0.1}}));
         assert_eq!(st, StatusCode::CREATED, "{r}");
         let id = r["id"].as_str().unwrap().to_string();
-        let (st, b) = send(
-            &c,
-            reqwest::Method::PATCH,
-            &format!("{base}/api/v1/runs/{id}"),
-            Some(&owner),
-            Some(json!({"config": {"blob": "x".repeat(3000)}})),
-        );
-        assert_eq!(st, StatusCode::PAYLOAD_TOO_LARGE, "{b}");
-
-        // NUL, control and bidirectional-override characters in keys, tags and names.
-        let (st, b) = post(
-            &c,
-            &format!("{base}/api/v1/runs/{id}/history"),
-            Some(&owner),
-            json!({"points": [{"step": 0, "values": {"lo\u{0}ss": 1.0}}]}),
-        );
-        assert_eq!(st, StatusCode::BAD_REQUEST, "{b}");
-        let (st, b) = post(
-            &c,
-            &format!("{base}/api/v1/runs/{id}/tags"),
-            Some(&owner),
-            json!({"tag": "\u{202E}gnp.exe"}),
-        );
-        assert_eq!(st, StatusCode::BAD_REQUEST, "{b}");
-        let (st, b) = run(&c, &base, &owner, "cfg", json!({"name": "bell\u{7}"}));
-        assert_eq!(st, StatusCode::BAD_REQUEST, "{b}");
+        let refusals = [
+            (
+                "a config over the cap, on merge",
+                Method::PATCH,
+                format!("/api/v1/runs/{id}"),
+                json!({"config": {"blob": "x".repeat(3000)}}),
+                StatusCode::PAYLOAD_TOO_LARGE,
+            ),
+            // NUL, control and bidirectional-override characters in keys, tags and names.
+            (
+                "a NUL in a metric key",
+                Method::POST,
+                format!("/api/v1/runs/{id}/history"),
+                json!({"points": [{"step": 0, "values": {"lo\u{0}ss": 1.0}}]}),
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                "a right-to-left override in a tag",
+                Method::POST,
+                format!("/api/v1/runs/{id}/tags"),
+                json!({"tag": "\u{202E}gnp.exe"}),
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                "a bell in a run name",
+                Method::POST,
+                "/api/v1/runs".to_string(),
+                json!({"project": "cfg", "name": "bell\u{7}"}),
+                StatusCode::BAD_REQUEST,
+            ),
+        ];
+        for (what, method, path, body, want) in refusals {
+            let (st, b) = owner.send(method, &path, Some(body));
+            assert_eq!(st, want, "{what}: {b}");
+        }
 
         // An empty upload batch is an error, not an empty success.
-        let resp = c
-            .post(format!("{base}/api/v1/blobs/batch"))
-            .bearer_auth(&owner)
+        let resp = owner
+            .request(Method::POST, "/api/v1/blobs/batch")
             .header("content-type", "application/octet-stream")
             .body(Vec::new())
             .send()
@@ -870,10 +688,8 @@ fn small_leaks_are_closed() {
         assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
 
         // A common password meets the character rules but is refused.
-        let (st, b) = post(
-            &c,
-            &format!("{base}/api/v1/auth/register"),
-            None,
+        let (st, b) = anonymous.post(
+            "/api/v1/auth/register",
             json!({"username": "carol", "email": "carol@example.com", "password": "Password123!"}),
         );
         assert_eq!(st, StatusCode::BAD_REQUEST, "{b}");
@@ -884,7 +700,7 @@ fn small_leaks_are_closed() {
                 .contains("too easy to guess"),
             "{b}"
         );
-        stop(s);
+        s.stop();
     }
 }
 
@@ -893,26 +709,26 @@ fn small_leaks_are_closed() {
 /// stderr is not a terminal.
 #[test]
 fn every_request_leaves_one_json_log_line() {
-    let c = http();
     let dir = tempfile::tempdir().unwrap();
-    let db = Db { schema: None };
-    let (s, early) = launch(&db, &dir.path().join("data"), &["--log-format", "json"]);
+    let mut s = launch(
+        &Db::sqlite(),
+        &dir.path().join("data"),
+        &["--log-format", "json"],
+    );
     let key = s.admin_key.clone().unwrap();
-    let resp = c
-        .get(format!("{}/api/v1/auth/me", s.url))
-        .bearer_auth(&key)
+    let resp = s
+        .admin()
+        .request(Method::GET, "/api/v1/auth/me")
         .header("x-request-id", "trace-42")
         .send()
         .unwrap();
     assert_eq!(resp.headers()["x-request-id"], "trace-42");
-    let (_, b) = post(
-        &c,
-        &format!("{}/api/v1/auth/login", s.url),
-        None,
+    let (_, b) = s.api().post(
+        "/api/v1/auth/login",
         json!({"username": "admin", "password": "not-this-one-1A!"}),
     );
     assert_eq!(b["error"]["code"], "unauthenticated");
-    let mut lines = early;
+    let mut lines = s.early.clone();
     let deadline = Instant::now() + Duration::from_secs(30);
     let requests = loop {
         let requests: Vec<Value> = lines
@@ -946,5 +762,5 @@ fn every_request_leaves_one_json_log_line() {
         );
         assert!(!l.contains("not-this-one"), "a password in {l:?}");
     }
-    stop(s);
+    s.stop();
 }

@@ -6,58 +6,9 @@ use std::process::Output;
 
 use serde_json::{Value, json};
 
-use super::{Env, code, stderr};
-use crate::{http, start};
-
-const PASSWORD: &str = "Correct-Horse-42";
+use crate::support::{Env, code, stderr};
 
 impl Env {
-    /// A server where anyone may register an account.
-    fn with_registration() -> Env {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("work")).unwrap();
-        let server = start(&dir.path().join("data"), &["--allow-registration", "true"]);
-        let key = server.admin_key.clone().expect("admin key");
-        Env { dir, server, key }
-    }
-
-    /// `POST path` as `token` (or anonymously).
-    fn post(&self, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
-        let mut r = http()
-            .post(format!("{}{path}", self.server.url))
-            .json(&body);
-        if let Some(t) = token {
-            r = r.bearer_auth(t);
-        }
-        let r = r.send().unwrap();
-        let st = r.status().as_u16();
-        (st, r.json().unwrap_or(Value::Null))
-    }
-
-    /// Registers an account and returns an API key for it.
-    fn account(&self, name: &str) -> String {
-        let (st, b) = self.post(
-            "/api/v1/auth/register",
-            None,
-            json!({"username": name, "email": format!("{name}@example.com"), "password": PASSWORD}),
-        );
-        assert_eq!(st, 201, "{b}");
-        let (st, b) = self.post(
-            "/api/v1/auth/login",
-            None,
-            json!({"username": name, "password": PASSWORD}),
-        );
-        assert_eq!(st, 200, "{b}");
-        let access = b["access_token"].as_str().unwrap().to_string();
-        let (st, k) = self.post(
-            "/api/v1/auth/api-keys",
-            Some(&access),
-            json!({"name": "e2e"}),
-        );
-        assert_eq!(st, 201, "{k}");
-        k["key"].as_str().unwrap().to_string()
-    }
-
     /// `wanllmdb ARGS --project reg` as the user with `key`.
     fn as_user(&self, key: &str, args: &[&str]) -> Output {
         let mut c = self.wl(args);
@@ -96,13 +47,13 @@ fn actions(history: &Value) -> Vec<(String, String)> {
 
 #[test]
 fn models_are_versioned_staged_approved_by_a_second_admin_and_downloaded() {
-    let env = Env::with_registration();
+    // A server where anyone may register an account.
+    let env = Env::with_server_args(&["--allow-registration", "true"]);
     let w = env.work();
     env.ok(&["project", "create", "reg"]);
-    let reviewer = env.account("reviewer");
-    let (st, b) = env.post(
+    let reviewer = env.server.api().account("reviewer");
+    let (st, b) = env.api().post(
         "/api/v1/projects/reg/members",
-        Some(&env.key),
         json!({"username": "reviewer", "role": "admin"}),
     );
     assert!(st == 200 || st == 201, "{st} {b}");

@@ -5,91 +5,27 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, Stdio};
+use std::time::Duration;
 
-use reqwest::Method;
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use super::{Server, call, http, signal, start, wait_exit};
-
-/// A fresh PostgreSQL schema, dropped at the end.
-pub(super) struct Schema {
-    base: String,
-    name: String,
-}
-
-impl Schema {
-    pub(super) fn create() -> Option<Schema> {
-        let base = std::env::var("WANLLMDB_TEST_DATABASE_URL")
-            .ok()
-            .filter(|u| !u.is_empty())?;
-        let name = format!("rep_{}_{}", std::process::id(), nanos());
-        psql(&base, &format!("CREATE SCHEMA {name}"));
-        Some(Schema { base, name })
-    }
-
-    /// The database URL the servers use: the schema first on the search path.
-    pub(super) fn url(&self) -> String {
-        let sep = if self.base.contains('?') { '&' } else { '?' };
-        format!("{}{sep}options[search_path]={}", self.base, self.name)
-    }
-
-    /// Runs `sql` with `{schema}` standing for this schema's name; returns the output.
-    pub(super) fn query(&self, sql: &str) -> String {
-        let out = Command::new("psql")
-            .arg(&self.base)
-            .args(["-XAtqc", &sql.replace("{schema}", &self.name)])
-            .output()
-            .expect("run psql");
-        assert!(
-            out.status.success(),
-            "{sql}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_string()
-    }
-}
-
-impl Drop for Schema {
-    fn drop(&mut self) {
-        psql(
-            &self.base,
-            &format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name),
-        );
-    }
-}
-
-fn nanos() -> u32 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos()
-}
-
-fn psql(url: &str, sql: &str) {
-    let out = Command::new("psql")
-        .arg(url)
-        .args(["-Xqc", sql])
-        .output()
-        .expect("run psql");
-    assert!(
-        out.status.success(),
-        "{sql}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+use crate::support::database::Schema;
+use crate::support::moto::{self, Moto};
+use crate::support::process::{wait_exit_within, wait_until};
+use crate::support::{Api, PASSWORD, Server, bare};
 
 /// Two replicas, started one after the other on the same database and the same object
 /// storage: a moto S3 bucket when moto_server is available, else one shared data directory.
 struct Pair {
-    dir: tempfile::TempDir,
-    schema: Schema,
+    // The servers stop first, before their storage and database go away.
     a: Server,
     b: Server,
+    _moto: Option<Moto>,
+    schema: Schema,
+    dir: tempfile::TempDir,
     key: String,
-    _moto: Option<super::moto::Moto>,
 }
 
 impl Pair {
@@ -102,7 +38,7 @@ impl Pair {
         let url = schema.url();
         let mut args = vec!["--database-url".to_string(), url];
         args.extend(extra.iter().map(|s| s.to_string()));
-        let moto = super::moto::start("wl-replicas");
+        let moto = moto::start("wl-replicas");
         let (data_a, data_b) = match &moto {
             Some(m) => {
                 let conf = dir.path().join("server.toml");
@@ -121,145 +57,110 @@ impl Pair {
             None => (dir.path().join("data"), dir.path().join("data")),
         };
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let a = start(&data_a, &args);
+        let a = Server::start(&data_a, &args);
         let key = a
             .admin_key
             .clone()
             .expect("the first replica creates the admin");
-        let b = start(&data_b, &args);
+        let b = Server::start(&data_b, &args);
         assert!(b.admin_key.is_none(), "the second replica finds the admin");
         Some(Pair {
-            dir,
-            schema,
             a,
             b,
-            key,
             _moto: moto,
+            schema,
+            dir,
+            key,
         })
     }
-}
-
-impl Drop for Pair {
-    fn drop(&mut self) {
-        for s in [&mut self.a, &mut self.b] {
-            let _ = s.child.kill();
-            let _ = s.child.wait();
-        }
-    }
-}
-
-fn post(url: &str, path: &str, bearer: &str, body: Value) -> (StatusCode, Value) {
-    call(
-        &http(),
-        Method::POST,
-        format!("{url}{path}"),
-        bearer,
-        Some(body),
-    )
-}
-
-fn get(url: &str, path: &str, bearer: &str) -> (StatusCode, Value) {
-    call(&http(), Method::GET, format!("{url}{path}"), bearer, None)
-}
-
-fn login(url: &str, user: &str, password: &str) -> (StatusCode, Value) {
-    let r = http()
-        .post(format!("{url}/api/v1/auth/login"))
-        .json(&json!({"username": user, "password": password}))
-        .send()
-        .unwrap();
-    let st = r.status();
-    (st, r.json().unwrap_or(Value::Null))
 }
 
 #[test]
 fn sessions_revocations_and_login_limits_hold_across_replicas() {
     let Some(p) = Pair::start(&[]) else { return };
-    let (a, b) = (p.a.url.as_str(), p.b.url.as_str());
-    assert_eq!(get(b, "/api/v1/auth/me", &p.key).0, StatusCode::OK);
+    let (a, b) = (p.a.api(), p.b.api());
+    let (admin_a, admin_b) = (a.with_token(&p.key), b.with_token(&p.key));
+    assert_eq!(admin_b.get("/api/v1/auth/me").0, StatusCode::OK);
 
-    let (st, _) = post(
-        a,
+    let (st, _) = admin_a.post(
         "/api/v1/auth/register",
-        &p.key,
-        json!({"username": "ria", "email": "ria@example.com", "password": "Correct-Horse-42"}),
+        json!({"username": "ria", "email": "ria@example.com", "password": PASSWORD}),
     );
     assert_eq!(st, StatusCode::CREATED);
 
     // A session opened on B works on A; logging out on A ends it on B at once.
-    let (st, pair) = login(b, "ria", "Correct-Horse-42");
+    let (st, pair) = b.login("ria", PASSWORD);
     assert_eq!(st, StatusCode::OK, "{pair}");
     let access = pair["access_token"].as_str().unwrap();
     let refresh = pair["refresh_token"].as_str().unwrap();
-    assert_eq!(get(a, "/api/v1/auth/me", access).0, StatusCode::OK);
-    let (st, body) = post(
-        a,
-        "/api/v1/auth/logout",
-        access,
-        json!({"refresh_token": refresh}),
+    assert_eq!(
+        a.with_token(access).get("/api/v1/auth/me").0,
+        StatusCode::OK
     );
+    let (st, body) = a
+        .with_token(access)
+        .post("/api/v1/auth/logout", json!({"refresh_token": refresh}));
     assert!(st.is_success(), "{st} {body}");
     assert_eq!(
-        get(b, "/api/v1/auth/me", access).0,
+        b.with_token(access).get("/api/v1/auth/me").0,
         StatusCode::UNAUTHORIZED
     );
-    let (st, _) = post(
-        b,
-        "/api/v1/auth/refresh",
-        &p.key,
-        json!({"refresh_token": refresh}),
-    );
+    let (st, _) = admin_b.post("/api/v1/auth/refresh", json!({"refresh_token": refresh}));
     assert_eq!(st, StatusCode::UNAUTHORIZED, "the refresh family died too");
 
     // An API key made on B works on A until A revokes it; then B refuses it too.
-    let (_, pair) = login(a, "ria", "Correct-Horse-42");
+    let (_, pair) = a.login("ria", PASSWORD);
     let access = pair["access_token"].as_str().unwrap();
-    let (st, created) = post(b, "/api/v1/auth/api-keys", access, json!({"name": "ci"}));
+    let (st, created) = b
+        .with_token(access)
+        .post("/api/v1/auth/api-keys", json!({"name": "ci"}));
     assert_eq!(st, StatusCode::CREATED, "{created}");
     let key = created["key"].as_str().unwrap();
-    assert_eq!(get(a, "/api/v1/auth/me", key).0, StatusCode::OK);
-    let (st, _) = call(
-        &http(),
+    assert_eq!(a.with_token(key).get("/api/v1/auth/me").0, StatusCode::OK);
+    let (st, _) = a.with_token(access).send(
         Method::DELETE,
-        format!("{a}/api/v1/auth/api-keys/{}", created["id"]),
-        access,
+        &format!("/api/v1/auth/api-keys/{}", created["id"]),
         None,
     );
     assert!(st.is_success(), "{st}");
-    assert_eq!(get(b, "/api/v1/auth/me", key).0, StatusCode::UNAUTHORIZED);
-
-    // Disabling the account on B ends its session and its keys on A at once.
-    let (_, pair) = login(a, "ria", "Correct-Horse-42");
-    let access = pair["access_token"].as_str().unwrap().to_string();
-    let (_, created) = post(a, "/api/v1/auth/api-keys", &access, json!({"name": "ci2"}));
-    let key = created["key"].as_str().unwrap().to_string();
-    assert_eq!(get(a, "/api/v1/auth/me", &key).0, StatusCode::OK);
-    let (st, body) = post(b, "/api/v1/admin/users/ria/disable", &p.key, json!({}));
-    assert!(st.is_success(), "{st} {body}");
     assert_eq!(
-        get(a, "/api/v1/auth/me", &access).0,
+        b.with_token(key).get("/api/v1/auth/me").0,
         StatusCode::UNAUTHORIZED
     );
-    assert_eq!(get(a, "/api/v1/auth/me", &key).0, StatusCode::UNAUTHORIZED);
-    let (st, body) = post(a, "/api/v1/admin/users/ria/enable", &p.key, json!({}));
+
+    // Disabling the account on B ends its session and its keys on A at once.
+    let (_, pair) = a.login("ria", PASSWORD);
+    let access = pair["access_token"].as_str().unwrap().to_string();
+    let (_, created) = a
+        .with_token(&access)
+        .post("/api/v1/auth/api-keys", json!({"name": "ci2"}));
+    let key = created["key"].as_str().unwrap().to_string();
+    assert_eq!(a.with_token(&key).get("/api/v1/auth/me").0, StatusCode::OK);
+    let (st, body) = admin_b.post("/api/v1/admin/users/ria/disable", json!({}));
+    assert!(st.is_success(), "{st} {body}");
+    for token in [&access, &key] {
+        assert_eq!(
+            a.with_token(token).get("/api/v1/auth/me").0,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let (st, body) = admin_a.post("/api/v1/admin/users/ria/enable", json!({}));
     assert!(st.is_success(), "{st} {body}");
 
     // Failed logins spread over both replicas count together.
     for i in 0..5 {
-        let url = if i % 2 == 0 { a } else { b };
+        let replica = if i % 2 == 0 { &a } else { &b };
         assert_eq!(
-            login(url, "ria", "wrong password").0,
+            replica.login("ria", "wrong password").0,
             StatusCode::UNAUTHORIZED
         );
     }
-    assert_eq!(
-        login(b, "ria", "Correct-Horse-42").0,
-        StatusCode::TOO_MANY_REQUESTS
-    );
-    assert_eq!(
-        login(a, "ria", "Correct-Horse-42").0,
-        StatusCode::TOO_MANY_REQUESTS
-    );
+    for replica in [&b, &a] {
+        assert_eq!(
+            replica.login("ria", PASSWORD).0,
+            StatusCode::TOO_MANY_REQUESTS
+        );
+    }
 }
 
 /// Which replica holds each singleton lease, as `name=holder` lines.
@@ -269,14 +170,6 @@ fn holders(p: &Pair) -> String {
     )
 }
 
-fn wait_until(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// Lines a server printed to stderr so far.
 fn drain(s: &Server, into: &mut Vec<String>) {
     while let Ok(l) = s.stderr.try_recv() {
@@ -284,9 +177,16 @@ fn drain(s: &Server, into: &mut Vec<String>) {
     }
 }
 
-fn run_state(url: &str, key: &str, id: &str) -> String {
-    let (_, run) = get(url, &format!("/api/v1/runs/{id}"), key);
+fn run_state(api: &Api, id: &str) -> String {
+    let (_, run) = api.get(&format!("/api/v1/runs/{id}"));
     run["state"].as_str().unwrap_or_default().to_string()
+}
+
+impl Pair {
+    /// Calls to replica `s` as the admin.
+    fn admin(&self, s: &Server) -> Api {
+        s.api().with_token(&self.key)
+    }
 }
 
 #[test]
@@ -294,7 +194,7 @@ fn singleton_jobs_run_on_one_replica_and_move_when_it_dies() {
     let Some(mut p) = Pair::start(&["--heartbeat-timeout", "1"]) else {
         return;
     };
-    let (a_pid, b_pid) = (p.a.child.id(), p.b.child.id());
+    let (a_pid, b_pid) = (p.a.pid(), p.b.pid());
     wait_until(Duration::from_secs(20), "both leases taken", || {
         holders(&p).matches('=').count() == 2
     });
@@ -307,8 +207,8 @@ fn singleton_jobs_run_on_one_replica_and_move_when_it_dies() {
     );
     std::thread::sleep(Duration::from_secs(4));
     assert_eq!(holders(&p), first);
-    assert_eq!(leader_gauges(&p.a.url), [1, 1], "replica A runs both jobs");
-    assert_eq!(leader_gauges(&p.b.url), [0, 0], "replica B runs neither");
+    assert_eq!(leader_gauges(&p.a), [1, 1], "replica A runs both jobs");
+    assert_eq!(leader_gauges(&p.b), [0, 0], "replica B runs neither");
     let mut b_log = Vec::new();
     drain(&p.b, &mut b_log);
     let runs_job = |log: &[String]| {
@@ -319,20 +219,19 @@ fn singleton_jobs_run_on_one_replica_and_move_when_it_dies() {
     assert_eq!(runs_job(&b_log), 0, "{b_log:?}");
 
     // A run that stops sending heartbeats is marked crashed by the reaper on replica A.
-    let (st, _) = post(&p.a.url, "/api/v1/projects", &p.key, json!({"name": "rep"}));
-    assert_eq!(st, StatusCode::CREATED);
-    let (st, run) = post(&p.b.url, "/api/v1/runs", &p.key, json!({"project": "rep"}));
+    p.admin(&p.a).create_project("rep");
+    let admin_b = p.admin(&p.b);
+    let (st, run) = admin_b.post("/api/v1/runs", json!({"project": "rep"}));
     assert_eq!(st, StatusCode::CREATED, "{run}");
     let id = run["id"].as_str().unwrap().to_string();
     wait_until(Duration::from_secs(20), "the reaper on A", || {
-        run_state(&p.b.url, &p.key, &id) == "crashed"
+        run_state(&admin_b, &id) == "crashed"
     });
 
     // Replica A dies without giving its leases back; B takes over once they expire and
     // reaps the next silent run.
-    signal(&p.a.child, "-9");
-    wait_exit(&mut p.a.child);
-    let (st, run) = post(&p.b.url, "/api/v1/runs", &p.key, json!({"project": "rep"}));
+    p.a.kill();
+    let (st, run) = admin_b.post("/api/v1/runs", json!({"project": "rep"}));
     assert_eq!(st, StatusCode::CREATED, "{run}");
     let id = run["id"].as_str().unwrap().to_string();
     wait_until(
@@ -344,17 +243,18 @@ fn singleton_jobs_run_on_one_replica_and_move_when_it_dies() {
         },
     );
     wait_until(Duration::from_secs(20), "the reaper on B", || {
-        run_state(&p.b.url, &p.key, &id) == "crashed"
+        run_state(&admin_b, &id) == "crashed"
     });
     drain(&p.b, &mut b_log);
     assert_eq!(runs_job(&b_log), 2, "{b_log:?}");
-    assert_eq!(leader_gauges(&p.b.url), [1, 1]);
+    assert_eq!(leader_gauges(&p.b), [1, 1]);
 }
 
 /// `wanllmdb_singleton_job_leader` of the reaper and the sweep scheduler, from `/metrics`.
-fn leader_gauges(url: &str) -> [u8; 2] {
-    let text = http()
-        .get(format!("{url}/metrics"))
+fn leader_gauges(s: &Server) -> [u8; 2] {
+    let text = s
+        .api()
+        .request(Method::GET, "/metrics")
         .send()
         .unwrap()
         .text()
@@ -378,23 +278,14 @@ for step in 0 1 2; do
 done
 "#;
 
-fn agent(p: &Pair, url: &str, work: &Path, id: &str) -> Child {
-    Command::new(super::binary())
+/// `wanllmdb sweep agent ID` against replica `s`, with quick heartbeats.
+fn agent(p: &Pair, s: &Server, work: &Path, id: &str) -> Child {
+    bare(work, &work.join(format!("cfg-{}", s.pid())))
         .args(["sweep", "agent", id])
-        .current_dir(work)
-        .env(
-            "WANLLMDB_CONFIG_DIR",
-            work.join(format!("cfg-{}", url.len())),
-        )
-        .env("WANLLMDB_KEYRING", "0")
-        .env("WANLLMDB_BASE_URL", url)
+        .env("WANLLMDB_BASE_URL", &s.url)
         .env("WANLLMDB_API_KEY", &p.key)
         .env("WANLLMDB_SWEEP_HEARTBEAT", "0.3")
         .env("WANLLMDB_HEARTBEAT_INTERVAL", "1")
-        .env("NO_COLOR", "1")
-        .env_remove("WANLLMDB_PROJECT")
-        .env_remove("WANLLMDB_RUN_ID")
-        .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -414,36 +305,25 @@ fn a_sweep_hands_out_each_grid_point_once_across_replicas() {
         "metric": {"name": "loss", "goal": "minimize"},
         "parameters": {"a": {"values": [1, 2, 3, 4]}, "b": {"values": ["x", "y", "z"]}},
     });
-    let (st, _) = post(&p.a.url, "/api/v1/projects", &p.key, json!({"name": "sw"}));
-    assert_eq!(st, StatusCode::CREATED);
-    let (st, sweep) = post(
-        &p.a.url,
-        "/api/v1/projects/sw/sweeps",
-        &p.key,
-        json!({"config": config}),
-    );
+    let admin_a = p.admin(&p.a);
+    admin_a.create_project("sw");
+    let (st, sweep) = admin_a.post("/api/v1/projects/sw/sweeps", json!({"config": config}));
     assert_eq!(st, StatusCode::CREATED, "{sweep}");
     let id = sweep["id"].as_str().unwrap().to_string();
     let agents = [
-        agent(&p, &p.a.url, &work, &id),
-        agent(&p, &p.b.url, &work, &id),
-        agent(&p, &p.b.url, &work, &id),
+        agent(&p, &p.a, &work, &id),
+        agent(&p, &p.b, &work, &id),
+        agent(&p, &p.b, &work, &id),
     ];
     for mut ag in agents {
-        let deadline = Instant::now() + Duration::from_secs(120);
-        let status = loop {
-            if let Some(s) = ag.try_wait().unwrap() {
-                break s;
-            }
-            assert!(Instant::now() < deadline, "agent did not finish");
-            std::thread::sleep(Duration::from_millis(100));
-        };
+        let status =
+            wait_exit_within(&mut ag, Duration::from_secs(120)).expect("agent did not finish");
         let mut err = String::new();
         use std::io::Read;
         ag.stderr.take().unwrap().read_to_string(&mut err).unwrap();
         assert!(status.success(), "{err}");
     }
-    let (st, trials) = get(&p.b.url, &format!("/api/v1/sweeps/{id}/trials"), &p.key);
+    let (st, trials) = p.admin(&p.b).get(&format!("/api/v1/sweeps/{id}/trials"));
     assert_eq!(st, StatusCode::OK);
     let items = trials.as_array().unwrap_or_else(|| panic!("{trials}"));
     assert_eq!(items.len(), 12, "{trials}");
@@ -457,7 +337,7 @@ fn a_sweep_hands_out_each_grid_point_once_across_replicas() {
     std::fs::write(work.join("model/weights.bin"), &weights).unwrap();
     let put = cli(
         &p,
-        &p.a.url,
+        &p.a,
         &work,
         &["artifact", "put", "model", "--name", "m", "--type", "model"],
     );
@@ -465,7 +345,7 @@ fn a_sweep_hands_out_each_grid_point_once_across_replicas() {
     let dest = work.join("got");
     let got = cli(
         &p,
-        &p.b.url,
+        &p.b,
         &work,
         &[
             "artifact",
@@ -480,19 +360,13 @@ fn a_sweep_hands_out_each_grid_point_once_across_replicas() {
     assert_eq!(std::fs::read(dest.join("weights.bin")).unwrap(), weights);
 }
 
-/// `wanllmdb ARGS --json` in project `sw` against one replica.
-fn cli(p: &Pair, url: &str, work: &Path, args: &[&str]) -> Value {
-    let out = Command::new(super::binary())
+/// `wanllmdb ARGS --json` in project `sw` against replica `s`.
+fn cli(p: &Pair, s: &Server, work: &Path, args: &[&str]) -> Value {
+    let out = bare(work, &work.join("cfg-cli"))
         .args(args)
         .args(["--project", "sw", "--json"])
-        .current_dir(work)
-        .env("WANLLMDB_CONFIG_DIR", work.join("cfg-cli"))
-        .env("WANLLMDB_CACHE_DIR", work.join("cache"))
-        .env("WANLLMDB_KEYRING", "0")
-        .env("WANLLMDB_BASE_URL", url)
+        .env("WANLLMDB_BASE_URL", &s.url)
         .env("WANLLMDB_API_KEY", &p.key)
-        .env_remove("WANLLMDB_PROJECT")
-        .stdin(Stdio::null())
         .output()
         .unwrap();
     assert!(

@@ -6,7 +6,8 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use super::{Env, code, stderr, write};
+use crate::support::process::running;
+use crate::support::{Env, code, repo_root, stderr, write};
 
 /// A run of project `p` with a few metric points and log lines; its id.
 fn run_with_history(env: &Env) -> String {
@@ -93,45 +94,75 @@ fn json_everywhere_and_sort_keys_with_a_minus() {
     );
 }
 
+/// Commands about a finished run with history whose answer is only text: the exit code,
+/// what stdout holds and what stderr says.
 #[test]
-fn following_an_ended_run_prints_its_lines_and_stops() {
+fn answers_about_a_finished_run_explain_themselves() {
+    struct Case {
+        name: &'static str,
+        /// `{id}` stands for the run's id.
+        args: &'static [&'static str],
+        code: i32,
+        stdout: &'static [&'static str],
+        stderr: &'static [&'static str],
+    }
+    let cases = [
+        Case {
+            name: "following an ended run prints its lines and stops",
+            args: &["logs", "{id}", "--follow"],
+            code: 0,
+            stdout: &["line 0", "line 300"],
+            stderr: &["finished: its lines so far"],
+        },
+        Case {
+            name: "a metric the run does not have",
+            args: &["runs", "history", "{id}", "--keys", "acc"],
+            code: 1,
+            stdout: &[],
+            stderr: &["has no metric \"acc\"", "hint: its metrics: loss"],
+        },
+        Case {
+            name: "a filter nothing matches",
+            args: &["runs", "list", "--project", "p", "--filter", "name ~ 1e-3"],
+            code: 0,
+            stdout: &[],
+            stderr: &["no runs match", "name ~ '1e-3'"],
+        },
+        // clap's usage error, with our hint added.
+        Case {
+            name: "a program without the separator",
+            args: &["run", "python", "train.py"],
+            code: 2,
+            stdout: &[],
+            stderr: &["hint: put `--` before the program: wanllmdb run -- python train.py"],
+        },
+    ];
     let env = Env::new();
     let id = run_with_history(&env);
-    let out = env.wl(&["logs", &id, "--follow"]).output().unwrap();
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("finished: its lines so far"),
-        "{}",
-        stderr(&out)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
-    assert!(
-        text.contains("line 0") && text.contains("line 300"),
-        "{text}"
-    );
-}
-
-#[test]
-fn empty_answers_explain_themselves() {
-    let env = Env::new();
-    let id = run_with_history(&env);
-    let out = env
-        .wl(&["runs", "history", &id, "--keys", "acc"])
-        .output()
-        .unwrap();
-    assert_eq!(code(&out), 1);
-    let err = stderr(&out);
-    assert!(err.contains("has no metric \"acc\""), "{err}");
-    assert!(err.contains("hint: its metrics: loss"), "{err}");
-
-    let out = env
-        .wl(&["runs", "list", "--project", "p", "--filter", "name ~ 1e-3"])
-        .output()
-        .unwrap();
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
-    let err = stderr(&out);
-    assert!(err.contains("no runs match"), "{err}");
-    assert!(err.contains("name ~ '1e-3'"), "{err}");
+    for case in cases {
+        let args: Vec<&str> = case
+            .args
+            .iter()
+            .map(|a| if *a == "{id}" { id.as_str() } else { a })
+            .collect();
+        let out = env.wl(&args).output().unwrap();
+        let (text, err) = (String::from_utf8_lossy(&out.stdout), stderr(&out));
+        assert_eq!(code(&out), case.code, "{}: {err}", case.name);
+        for want in case.stdout {
+            assert!(
+                text.contains(want),
+                "{}: wanted {want:?} in {text}",
+                case.name
+            );
+        }
+        for want in case.stderr {
+            assert!(
+                err.contains(want),
+                "{}: wanted {want:?} in {err}",
+                case.name
+            );
+        }
+    }
 }
 
 #[test]
@@ -169,7 +200,7 @@ fn a_synced_offline_run_keeps_its_recorded_times() {
     let env = Env::new();
     let spool = env.work().join(".wanllmdb/runs/fx000001");
     std::fs::create_dir_all(&spool).unwrap();
-    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/spool/runs/fx000001");
+    let fixture = repo_root().join("tests/fixtures/spool/runs/fx000001");
     for f in std::fs::read_dir(fixture).unwrap() {
         let f = f.unwrap();
         std::fs::copy(f.path(), spool.join(f.file_name())).unwrap();
@@ -186,26 +217,6 @@ fn a_synced_offline_run_keeps_its_recorded_times() {
             .unwrap()
             .starts_with("2025-11-27")
     );
-}
-
-#[test]
-fn a_program_without_the_separator_gets_a_hint() {
-    let env = Env::new();
-    let out = env.wl(&["run", "python", "train.py"]).output().unwrap();
-    assert_ne!(code(&out), 0);
-    let err = stderr(&out);
-    assert!(
-        err.contains("hint: put `--` before the program: wanllmdb run -- python train.py"),
-        "{err}"
-    );
-}
-
-/// Whether a process is still running (a zombie counts as gone).
-pub(super) fn running(pid: &str) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| s.rsplit_once(')').map(|(_, rest)| rest.trim().to_string()))
-        .is_some_and(|rest| !rest.starts_with('Z'))
 }
 
 #[cfg(target_os = "linux")]

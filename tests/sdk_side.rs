@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use super::{Env, bare, code, stderr, write};
+use crate::support::{Env, code, repo_root, stderr, write};
 
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
@@ -45,7 +45,7 @@ fn history(env: &Env, run: &str) -> serde_json::Map<String, Value> {
 #[test]
 fn the_shared_fixture_spool_uploads_with_sync() {
     let env = Env::new();
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/spool");
+    let fixture = repo_root().join("tests/fixtures/spool");
     let expected: Value =
         serde_json::from_str(&std::fs::read_to_string(fixture.join("expected.json")).unwrap())
             .unwrap();
@@ -79,10 +79,9 @@ fn the_shared_fixture_spool_uploads_with_sync() {
 #[test]
 fn auth_token_prints_the_stored_key_and_nothing_else() {
     let env = Env::new();
-    let cfg = env.dir.path().join("cfg");
     let host = env.server.url.clone();
-    let none = bare(&env.work(), &cfg)
-        .args(["auth", "token", "--host", &host])
+    let none = env
+        .signed_out(&["auth", "token", "--host", &host])
         .output()
         .unwrap();
     assert_eq!(code(&none), 1);
@@ -96,8 +95,8 @@ fn auth_token_prints_the_stored_key_and_nothing_else() {
         "{}",
         stderr(&none)
     );
-    let login = bare(&env.work(), &cfg)
-        .args(["login", "--host", &host, "--api-key", &env.key])
+    let login = env
+        .signed_out(&["login", "--host", &host, "--api-key", &env.key])
         .output()
         .unwrap();
     assert_eq!(code(&login), 0, "{}", stderr(&login));
@@ -106,7 +105,7 @@ fn auth_token_prints_the_stored_key_and_nothing_else() {
         vec!["auth", "token"],
         vec!["auth", "token", "--host", &host],
     ] {
-        let out = bare(&env.work(), &cfg).args(&args).output().unwrap();
+        let out = env.signed_out(&args).output().unwrap();
         assert_eq!(code(&out), 0, "{}", stderr(&out));
         assert_eq!(
             String::from_utf8(out.stdout).unwrap(),

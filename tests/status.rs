@@ -1,37 +1,7 @@
 //! Monitoring end to end: `wanllmdb admin status` against a real server, and `--metrics-bind`
 //! taking `/metrics` off the main address.
 
-use serde_json::{Value, json};
-
-use super::{Env, code, signal, start, stderr, wait_exit};
-use crate::http;
-
-/// Registers `name` over HTTP and returns an API key of that ordinary account.
-fn user_key(env: &Env, name: &str) -> String {
-    let c = http();
-    let url = &env.server.url;
-    let password = "Quiet-Harbour-Lamp-31";
-    let r = c
-        .post(format!("{url}/api/v1/auth/register"))
-        .json(&json!({"username": name, "email": format!("{name}@example.com"), "password": password}))
-        .send()
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 201);
-    let r = c
-        .post(format!("{url}/api/v1/auth/login"))
-        .json(&json!({"username": name, "password": password}))
-        .send()
-        .unwrap();
-    let access: Value = r.json().unwrap();
-    let r = c
-        .post(format!("{url}/api/v1/auth/api-keys"))
-        .bearer_auth(access["access_token"].as_str().unwrap())
-        .json(&json!({"name": "e2e"}))
-        .send()
-        .unwrap();
-    let key: Value = r.json().unwrap();
-    key["key"].as_str().unwrap().to_string()
-}
+use crate::support::{Env, Server, code, stderr};
 
 #[test]
 fn admin_status_prints_the_system_metrics() {
@@ -63,7 +33,7 @@ fn admin_status_prints_the_system_metrics() {
     );
 
     // Only server administrators: anyone else gets exit 1 and the server's reason.
-    let key = user_key(&env, "erin");
+    let key = env.server.api().account("erin");
     let out = env
         .wl(&["admin", "status"])
         .env("WANLLMDB_API_KEY", &key)
@@ -72,46 +42,17 @@ fn admin_status_prints_the_system_metrics() {
     assert_eq!(code(&out), 1, "{}", stderr(&out));
     assert!(stderr(&out).contains("administrators"), "{}", stderr(&out));
 
-    signal(&env.server.child, "-TERM");
-    assert!(wait_exit(&mut env.server.child).success());
+    env.server.stop();
 }
 
+/// The refusal of `--metrics-bind` equal to `--bind` is among the cases of
+/// `server::bad_configuration_is_a_clear_error`.
 #[test]
 fn metrics_bind_moves_metrics_off_the_main_address() {
     let dir = tempfile::tempdir().unwrap();
-    let mut s = start(dir.path(), &["--metrics-bind", "127.0.0.1:0"]);
-    let main = http().get(format!("{}/metrics", s.url)).send().unwrap();
-    assert_eq!(main.status().as_u16(), 404);
-    let ready = http()
-        .get(format!("{}/health/ready", s.url))
-        .send()
-        .unwrap();
-    assert_eq!(ready.status().as_u16(), 200);
-    signal(&s.child, "-TERM");
-    assert!(wait_exit(&mut s.child).success());
-
-    // The same address twice is refused before anything listens, from a flag or the
-    // environment alike.
-    let same = "127.0.0.1:8931";
-    let refused = |metrics_flag: bool| {
-        let mut cmd = std::process::Command::new(super::binary());
-        cmd.args(["server", "--bind", same, "--data-dir"])
-            .arg(dir.path())
-            .env_remove("WANLLMDB_METRICS_BIND");
-        if metrics_flag {
-            cmd.args(["--metrics-bind", same]);
-        } else {
-            cmd.env("WANLLMDB_METRICS_BIND", same);
-        }
-        cmd.output().unwrap()
-    };
-    for flag in [true, false] {
-        let out = refused(flag);
-        assert_eq!(code(&out), 1, "{}", stderr(&out));
-        assert!(
-            stderr(&out).contains("--metrics-bind must differ from --bind"),
-            "{}",
-            stderr(&out)
-        );
-    }
+    let mut s = Server::start(dir.path(), &["--metrics-bind", "127.0.0.1:0"]);
+    let api = s.api();
+    assert_eq!(api.get("/metrics").0, 404);
+    assert_eq!(api.get("/health/ready").0, 200);
+    s.stop();
 }

@@ -8,22 +8,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::{Env, code, stderr, write};
-use crate::start;
+use crate::support::process::{running, wait_exit_within};
+use crate::support::{Env, code, stderr, write};
 
 impl Env {
-    /// A server whose heartbeat timeout (and reaper period) is `secs` seconds.
-    fn with_heartbeat_timeout(secs: u32) -> Env {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("work")).unwrap();
-        let server = start(
-            &dir.path().join("data"),
-            &["--heartbeat-timeout", &secs.to_string()],
-        );
-        let key = server.admin_key.clone().expect("admin key");
-        Env { dir, server, key }
-    }
-
     /// `wanllmdb sweep agent ID` with quick heartbeats.
     fn agent(&self, id: &str, extra: &[&str]) -> Child {
         let mut args = vec!["sweep", "agent", id];
@@ -56,26 +44,20 @@ impl Env {
 
 /// Waits for an agent and returns its exit code and stderr.
 fn finish(mut agent: Child, limit: Duration) -> (i32, String) {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(status) = agent.try_wait().unwrap() {
-            let mut err = String::new();
-            if let Some(mut e) = agent.stderr.take() {
-                use std::io::Read;
-                let _ = e.read_to_string(&mut err);
-            }
-            return (status.code().unwrap_or(-1), err);
-        }
-        if Instant::now() > deadline {
-            let _ = agent.kill();
-            let out = agent.wait_with_output().unwrap();
-            panic!(
-                "agent still running after {limit:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(100));
+    let Some(status) = wait_exit_within(&mut agent, limit) else {
+        let _ = agent.kill();
+        let out = agent.wait_with_output().unwrap();
+        panic!(
+            "agent still running after {limit:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let mut err = String::new();
+    if let Some(mut e) = agent.stderr.take() {
+        use std::io::Read;
+        let _ = e.read_to_string(&mut err);
     }
+    (status.code().unwrap_or(-1), err)
 }
 
 /// A W&B-style training script: parses `--key=value` arguments, checks them against
@@ -361,7 +343,8 @@ parameters:
 
 #[test]
 fn a_killed_agent_leaves_a_crashed_run_and_a_broken_command_stops_the_agent() {
-    let env = Env::with_heartbeat_timeout(3);
+    // Heartbeats time out (and the reaper runs) after 3 seconds.
+    let env = Env::with_server_args(&["--heartbeat-timeout", "3"]);
     let work = env.work();
     // The first run hangs (and records its pid); later ones finish at once.
     write(
@@ -482,9 +465,7 @@ parameters:
     }
     // Deleting one: without --yes and a terminal it asks for confirmation and refuses.
     let gone = env.create_sweep(&exps);
-    let out = env.wl(&["sweep", "delete", &gone]).output().unwrap();
-    assert_eq!(code(&out), 1);
-    assert!(stderr(&out).contains("--yes"), "{}", stderr(&out));
+    env.fails(&["sweep", "delete", &gone], "--yes");
     let d = env.json(&["sweep", "delete", &gone, "--yes", "--json"]);
     assert_eq!(d["id"], gone.as_str());
     assert_eq!(d["detached_runs"], serde_json::json!([]));
@@ -527,7 +508,6 @@ time.sleep(300)
         assert!(Instant::now() < deadline, "the program did not start");
         std::thread::sleep(Duration::from_millis(50));
     };
-    let running = super::rough_edges::running;
     assert!(running(&program) && running(&child));
     agent.kill().unwrap();
     agent.wait().unwrap();

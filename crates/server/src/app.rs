@@ -307,7 +307,9 @@ pub async fn start_with_store(
     if let Some(note) = crate::datadir::prepare(&config.data_dir)? {
         tracing::warn!("{note}");
     }
-    let metrics_listener = crate::telemetry::bind(config.metrics_bind).await?;
+    let metrics_listener = crate::telemetry::bind(config.metrics_bind)
+        .await
+        .map_err(StartError::Other)?;
     let (state, admin_api_key) = build_state(config, store.clone()).await?;
     let addr = listener.local_addr()?;
     let metrics_addr = metrics_listener

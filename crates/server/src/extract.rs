@@ -10,8 +10,8 @@ use axum::http::request::Parts;
 use axum::http::{Extensions, HeaderMap, Method, Uri, header};
 use serde::de::DeserializeOwned;
 
-use crate::app::AppState;
 use crate::error::ApiError;
+use crate::state::AppState;
 pub use cidr::{Cidr, canonical_ip};
 
 /// Reads a request body up to `limit` (or the route's own, smaller limit), inflating gzip:

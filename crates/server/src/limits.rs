@@ -24,9 +24,9 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body::{Frame, SizeHint};
 
-use crate::app::AppState;
 use crate::auth::Actor;
 use crate::error::ApiError;
+use crate::state::AppState;
 pub use budget::BodyBudget;
 
 /// Bodies of the routes that take credentials: a username and password, or a token.

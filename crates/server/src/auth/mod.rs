@@ -20,10 +20,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use wanllmdb_api_types::auth::{ApiKey, ChangePasswordRequest, CreatedApiKey, TokenPair, User};
 
-use crate::app::AppState;
 use crate::audit::{self, AuditEvent};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ClientInfo;
+use crate::state::AppState;
 use crate::store::{Store, format_time, now_us};
 pub use keys::{TokenKeys, random_hex};
 

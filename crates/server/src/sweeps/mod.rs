@@ -31,7 +31,6 @@ use wanllmdb_api_types::sweeps::{
     Trial, TrialCounts, TrialState, config_warnings, parse_sweep_config,
 };
 
-use crate::app::AppState;
 use crate::audit::{self, AuditEvent};
 use crate::auth::Actor;
 use crate::error::{ApiError, ApiResult, known};
@@ -39,6 +38,7 @@ use crate::extract::ClientInfo;
 use crate::metrics::Metrics;
 use crate::projects::{ProjectAccess, Projects};
 use crate::runs::generate_run_id;
+use crate::state::AppState;
 use crate::store::{Store, format_time, now_us};
 pub use cache::CurveCache;
 use space::Space;

@@ -25,9 +25,9 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::app::AppState;
 use crate::config::ServerConfig;
 use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
 use crate::store::{Store, now_us};
 pub use counters::{Telemetry, TransferKind};
 use counters::{escape, header};

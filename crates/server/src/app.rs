@@ -1,4 +1,4 @@
-//! Application state, the router, start-up and shutdown.
+//! The router, start-up and shutdown: assembles every feature over the shared state.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -16,36 +16,9 @@ use utoipa_axum::router::OpenApiRouter;
 use crate::auth::{Accounts, TokenKeys};
 use crate::config::ServerConfig;
 use crate::error::ApiError;
+use crate::state::AppState;
 use crate::store::{Store, redact_url};
 use crate::{auth, health, logs, metrics, openapi, projects, runs};
-
-/// Shared by every request.
-#[derive(Clone)]
-pub struct AppState {
-    /// The database.
-    pub store: Store,
-    /// Settings.
-    pub config: Arc<ServerConfig>,
-    /// Token signing keys.
-    pub keys: TokenKeys,
-    /// An Argon2 hash nobody's password matches, so unknown users cost a verification too.
-    pub dummy_hash: String,
-    /// Wakes log streams of a run (by run pk) when lines arrive on this replica.
-    pub log_events: broadcast::Sender<i64>,
-    /// The OpenAPI document, serialised once.
-    pub openapi_json: Arc<String>,
-    /// Blob storage (run files).
-    pub blobs: crate::blobs::BlobStore,
-    /// Metric curves of sweep runs, for Hyperband, so unchanged runs are not read again.
-    pub sweep_curves: Arc<crate::sweeps::CurveCache>,
-    /// Request counters and latency histograms served at `/metrics`.
-    pub telemetry: Arc<crate::telemetry::Telemetry>,
-    /// Leases of the singleton background jobs, shared with the other replicas through the
-    /// database.
-    pub singletons: Arc<crate::lease::Singletons>,
-    /// Request body bytes held in memory by all requests together.
-    pub body_budget: Arc<crate::limits::BodyBudget>,
-}
 
 /// Builds the whole router (API, health, metrics, OpenAPI) for a state.
 pub fn router(state: AppState) -> Router {
@@ -307,7 +280,9 @@ pub async fn start_with_store(
     if let Some(note) = crate::datadir::prepare(&config.data_dir)? {
         tracing::warn!("{note}");
     }
-    let metrics_listener = crate::telemetry::bind(config.metrics_bind).await?;
+    let metrics_listener = crate::telemetry::bind(config.metrics_bind)
+        .await
+        .map_err(StartError::Other)?;
     let (state, admin_api_key) = build_state(config, store.clone()).await?;
     let addr = listener.local_addr()?;
     let metrics_addr = metrics_listener

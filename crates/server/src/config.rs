@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use crate::extract::Cidr;
+pub use crate::extract::cidr::Cidr;
 
 /// Everything `serve` needs to know.
 #[derive(Debug, Clone)]

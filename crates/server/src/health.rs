@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use wanllmdb_api_types::Health;
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 /// `/health`, `/health/live`, `/health/ready`.
 pub fn router() -> Router<AppState> {

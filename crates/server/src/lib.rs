@@ -23,6 +23,7 @@ pub mod paging;
 pub mod projects;
 pub mod registry;
 pub mod runs;
+pub mod state;
 pub mod store;
 pub mod sweeps;
 pub mod system;

@@ -9,6 +9,8 @@
 //!   request that would pass it is a 503 with `Retry-After`;
 //! - a body that stops arriving for `body_timeout` ends the request with 408.
 
+pub(crate) mod budget;
+
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -22,9 +24,10 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body::{Frame, SizeHint};
 
-use crate::app::AppState;
 use crate::auth::Actor;
 use crate::error::ApiError;
+use crate::state::AppState;
+pub use budget::BodyBudget;
 
 /// Bodies of the routes that take credentials: a username and password, or a token.
 pub const CREDENTIALS_BODY_BYTES: usize = 8 * 1024;
@@ -78,40 +81,6 @@ fn policy(method: &Method, route: Option<&str>) -> Policy {
 /// The byte limit a handler reads a request body up to, set by [`guard_body`].
 #[derive(Debug, Clone, Copy)]
 pub struct BodyLimit(pub usize);
-
-/// Body bytes held in memory by all requests together.
-#[derive(Debug)]
-pub struct BodyBudget {
-    used: AtomicUsize,
-    total: usize,
-}
-
-impl BodyBudget {
-    /// A budget of `total` bytes.
-    pub fn new(total: usize) -> BodyBudget {
-        BodyBudget {
-            used: AtomicUsize::new(0),
-            total,
-        }
-    }
-
-    /// Bytes held now.
-    pub fn used(&self) -> usize {
-        self.used.load(Ordering::Relaxed)
-    }
-
-    fn take(&self, n: usize) -> bool {
-        self.used
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
-                used.checked_add(n).filter(|&after| after <= self.total)
-            })
-            .is_ok()
-    }
-
-    fn give_back(&self, n: usize) {
-        self.used.fetch_sub(n, Ordering::AcqRel);
-    }
-}
 
 /// What one request holds of the budget; given back when the request is answered.
 #[derive(Debug)]

@@ -6,7 +6,7 @@ use axum::response::IntoResponse;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{InfoBuilder, OpenApi, OpenApiBuilder};
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 /// Title, version and the bearer scheme.
 pub fn base() -> OpenApi {

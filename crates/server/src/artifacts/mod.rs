@@ -31,7 +31,6 @@ use wanllmdb_api_types::artifacts::{
 };
 use wanllmdb_api_types::files::{is_sha256_hex, normalize_path};
 
-use crate::app::AppState;
 use crate::audit::{self, AuditEvent};
 use crate::auth::Actor;
 use crate::error::{ApiError, ApiResult};
@@ -40,6 +39,7 @@ use crate::files::{download_url, draft_upload_url, project_holds};
 use crate::paging;
 use crate::projects::{ProjectAccess, Projects};
 use crate::runs::Runs;
+use crate::state::AppState;
 use crate::store::{Store, format_time, now_us};
 use crate::tags;
 use store::{ArtifactRow, VersionRow};

@@ -16,11 +16,11 @@ use wanllmdb_api_types::files::TransferUrl;
 use wanllmdb_api_types::{ErrorBody, Page};
 
 use super::Artifacts;
-use crate::app::AppState;
 use crate::auth::Actor;
 use crate::error::ApiResult;
 use crate::extract::{ClientInfo, JsonBody, PublicBase, Query};
 use crate::files::download_transfer_url;
+use crate::state::AppState;
 
 /// The artifact routes.
 pub fn router() -> OpenApiRouter<AppState> {

@@ -13,10 +13,10 @@ use wanllmdb_api_types::audit::{AUDIT_CSV_HEADER, AuditLogEntry, AuditStats};
 use wanllmdb_api_types::{ErrorBody, Page};
 
 use super::query::{self, AuditFilter, Bound, Cond};
-use crate::app::AppState;
 use crate::auth::Actor;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Query;
+use crate::state::AppState;
 use crate::store::now_us;
 
 /// Events read per database round trip of an export.

@@ -14,11 +14,11 @@ use super::store::{self, FlagUpdate, Target};
 use super::{
     Accounts, Actor, AuthUser, check_email, check_password_policy, check_username, hash_password,
 };
-use crate::app::AppState;
 use crate::audit::{self, AuditEvent};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ClientInfo;
 use crate::paging;
+use crate::state::AppState;
 use crate::store::{Store, now_us};
 
 const AUDIT_CATEGORY: &str = "admin";

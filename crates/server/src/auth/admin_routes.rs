@@ -15,9 +15,9 @@ use wanllmdb_api_types::{ErrorBody, Page};
 
 use super::Actor;
 use super::admin::AccountAdmin;
-use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ClientInfo, JsonBody, Query, parse_json, read_body};
+use crate::state::AppState;
 
 /// The administration routes.
 pub fn router() -> OpenApiRouter<AppState> {

@@ -3,11 +3,10 @@
 pub mod admin;
 pub mod admin_routes;
 mod jwt;
+pub(crate) mod keys;
 pub mod routes;
 pub(crate) mod store;
 pub mod web;
-
-use std::sync::Arc;
 
 use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash;
@@ -16,17 +15,17 @@ use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use rand::RngCore;
+use jsonwebtoken::{Algorithm, Header, Validation};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use wanllmdb_api_types::auth::{ApiKey, ChangePasswordRequest, CreatedApiKey, TokenPair, User};
 
-use crate::app::AppState;
 use crate::audit::{self, AuditEvent};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ClientInfo;
+use crate::state::AppState;
 use crate::store::{Store, format_time, now_us};
+pub use keys::{TokenKeys, random_hex};
 
 /// Prefix of every API key, so keys are recognisable in leaked text and told apart from JWTs.
 pub const API_KEY_PREFIX: &str = "wlk_";
@@ -88,48 +87,6 @@ impl FromRequestParts<AppState> for Actor {
     }
 }
 
-/// Signing keys for tokens. [`TokenKeys::load`], which keeps the secret in the database, is
-/// in the auth store.
-#[derive(Clone)]
-pub struct TokenKeys {
-    encoding: Arc<EncodingKey>,
-    decoding: Arc<DecodingKey>,
-}
-
-impl std::fmt::Debug for TokenKeys {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("TokenKeys(…)")
-    }
-}
-
-impl TokenKeys {
-    /// Keys from a shared secret.
-    pub fn from_secret(secret: &[u8]) -> TokenKeys {
-        jwt::install();
-        TokenKeys {
-            encoding: Arc::new(EncodingKey::from_secret(secret)),
-            decoding: Arc::new(DecodingKey::from_secret(secret)),
-        }
-    }
-
-    /// Signs short-lived claims of another kind than session tokens (e.g. blob transfers).
-    pub fn sign<T: Serialize>(&self, claims: &T) -> Result<String, jsonwebtoken::errors::Error> {
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding)
-    }
-
-    /// Checks a token made by `sign` (signature and `exp`) and decodes its claims.
-    pub fn verify<T: serde::de::DeserializeOwned>(
-        &self,
-        token: &str,
-    ) -> Result<T, jsonwebtoken::errors::Error> {
-        let mut v = Validation::new(Algorithm::HS256);
-        v.leeway = 0;
-        v.validate_nbf = true;
-        v.set_required_spec_claims(&["exp"]);
-        jsonwebtoken::decode::<T>(token, &self.decoding, &v).map(|d| d.claims)
-    }
-}
-
 /// Seconds of clock difference between replicas tolerated on token times.
 const CLOCK_LEEWAY_SECS: u64 = 5;
 
@@ -173,13 +130,6 @@ fn failure_subjects(account: Result<i64, &str>, client: &ClientInfo) -> Vec<Stri
         subjects.push(format!("ip:{ip}"));
     }
     subjects
-}
-
-/// Random bytes as lowercase hex.
-pub fn random_hex(bytes: usize) -> String {
-    let mut buf = vec![0u8; bytes];
-    rand::rng().fill_bytes(&mut buf);
-    hex::encode(buf)
 }
 
 fn sha256_hex(s: &str) -> String {

@@ -12,9 +12,9 @@ use wanllmdb_api_types::auth::{
 };
 
 use super::{Accounts, Actor};
-use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ClientInfo, FormOrJson, JsonBody, parse_json, read_body};
+use crate::state::AppState;
 
 /// The auth routes.
 pub fn router() -> OpenApiRouter<AppState> {

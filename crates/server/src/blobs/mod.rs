@@ -178,7 +178,7 @@ impl LocalBlobs {
     async fn receive(&self, body: Body, limit: u64) -> Result<(PathBuf, ReadBack), BlobError> {
         let dir = self.root.join("tmp");
         private_dir(&dir).await?;
-        let tmp = dir.join(format!("upload.{}", crate::auth::random_hex(8)));
+        let tmp = dir.join(format!("upload.{}", crate::auth::keys::random_hex(8)));
         match Self::stream_to(&tmp, body, limit).await {
             Ok(got) => Ok((tmp, got)),
             Err(e) => {
@@ -264,7 +264,7 @@ impl LocalBlobs {
                     )));
                     continue;
                 }
-                let tmp = tmp_dir.join(format!("{digest}.{}", crate::auth::random_hex(8)));
+                let tmp = tmp_dir.join(format!("{digest}.{}", crate::auth::keys::random_hex(8)));
                 let mut f = crate::datadir::private_file_options().open(&tmp)?;
                 f.write_all(data)?;
                 written.push((f, tmp, digest.clone()));

@@ -197,7 +197,7 @@ impl S3Blobs {
         self.key(&format!(
             "uploads/{}-{}",
             OffsetDateTime::now_utc().unix_timestamp(),
-            crate::auth::random_hex(12)
+            crate::auth::keys::random_hex(12)
         ))
     }
 

@@ -25,13 +25,13 @@ use wanllmdb_api_types::files::{
     normalize_path,
 };
 
-use crate::app::AppState;
 use crate::audit::{self, AuditEvent};
 use crate::auth::Actor;
 use crate::blobs::{BlobError, BlobStore};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ClientInfo;
 use crate::runs::Runs;
+use crate::state::AppState;
 use crate::store::now_us;
 use crate::telemetry::TransferKind;
 use store::{Destination, Upload};

@@ -17,10 +17,10 @@ use wanllmdb_api_types::files::{
 };
 
 use super::{Files, UploadReceipt};
-use crate::app::AppState;
 use crate::auth::Actor;
 use crate::error::ApiResult;
 use crate::extract::{ClientInfo, JsonBody, PublicBase, Query};
+use crate::state::AppState;
 
 /// The run-file and blob routes.
 pub fn router() -> OpenApiRouter<AppState> {

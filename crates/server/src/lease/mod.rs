@@ -103,7 +103,7 @@ impl Singletons {
             "{}/{}/{}",
             host_name(),
             std::process::id(),
-            crate::auth::random_hex(3)
+            crate::auth::keys::random_hex(3)
         );
         let ttl = period.saturating_mul(3).max(Duration::from_millis(500));
         Singletons {

@@ -6,10 +6,10 @@ mod store;
 
 use wanllmdb_api_types::logs::{AppendLogsResponse, LogLevel, LogLine, LogSource, NewLogLine};
 
-use crate::app::AppState;
 use crate::auth::Actor;
 use crate::error::{ApiError, ApiResult};
 use crate::runs::Runs;
+use crate::state::AppState;
 use crate::store::{Store, now_us, seconds_to_us};
 
 const MAX_LINES_PER_BATCH: usize = 100_000;

@@ -16,11 +16,11 @@ use wanllmdb_api_types::logs::{
 use wanllmdb_api_types::{ErrorBody, Page, csv_field};
 
 use super::{LogFilter, Logs};
-use crate::app::AppState;
 use crate::auth::Actor;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Query, json_bytes, parse_json};
 use crate::runs::Runs;
+use crate::state::AppState;
 
 const EXPORT_PAGE: i64 = 5_000;
 

@@ -16,10 +16,10 @@ use wanllmdb_api_types::metrics::{
     AppendHistoryResponse, HistoryPoint, HistoryResponse, MetricSummary, MetricValue, Series,
 };
 
-use crate::app::AppState;
 use crate::auth::Actor;
 use crate::error::{ApiError, ApiResult};
 use crate::runs::Runs;
+use crate::state::AppState;
 use crate::store::{now_us, seconds_to_us, us_to_seconds};
 use buckets::{BucketWriter, Buckets, Grid};
 use codec::Point;

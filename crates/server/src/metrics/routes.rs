@@ -15,10 +15,10 @@ use wanllmdb_api_types::metrics::{
 };
 
 use super::Metrics;
-use crate::app::AppState;
 use crate::auth::Actor;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, Query};
+use crate::state::AppState;
 
 /// The metric routes.
 pub fn router() -> OpenApiRouter<AppState> {

@@ -8,13 +8,13 @@ use wanllmdb_api_types::projects::{
     CreateProjectRequest, Member, Project, Role, UpdateProjectRequest, Visibility,
 };
 
-use crate::app::AppState;
 use crate::audit::{self, AuditEvent};
 use crate::auth::Actor;
 use crate::auth::store as auth_store;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ClientInfo;
 use crate::paging;
+use crate::state::AppState;
 use crate::store::{Store, format_time, now_us};
 
 /// What the caller may do in one project.

@@ -14,10 +14,10 @@ use wanllmdb_api_types::projects::{
 use wanllmdb_api_types::{ErrorBody, Page};
 
 use super::Projects;
-use crate::app::AppState;
 use crate::auth::Actor;
 use crate::error::ApiResult;
 use crate::extract::{ClientInfo, JsonBody, Query};
+use crate::state::AppState;
 
 /// The project routes.
 pub fn router() -> OpenApiRouter<AppState> {

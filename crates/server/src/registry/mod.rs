@@ -18,7 +18,6 @@ use wanllmdb_api_types::registry::{
     UpdateModelRequest, is_valid_model_name,
 };
 
-use crate::app::AppState;
 use crate::artifacts::Artifacts;
 use crate::audit::{self, AuditEvent};
 use crate::auth::{Actor, AuthUser};
@@ -26,6 +25,7 @@ use crate::error::{ApiError, ApiResult, known};
 use crate::extract::ClientInfo;
 use crate::projects::{ProjectAccess, Projects};
 use crate::runs::Runs;
+use crate::state::AppState;
 use crate::store::{Store, format_time, now_us};
 use crate::tags;
 use store::{Change, Editor, ModelRow, VersionRow};

@@ -14,10 +14,10 @@ use wanllmdb_api_types::registry::{
 };
 
 use super::{Approval, Registry};
-use crate::app::AppState;
 use crate::auth::Actor;
 use crate::error::ApiResult;
 use crate::extract::{ClientInfo, JsonBody, Query};
+use crate::state::AppState;
 
 /// The registry routes.
 pub fn router() -> OpenApiRouter<AppState> {

@@ -11,13 +11,13 @@ use wanllmdb_api_types::runs::{
     CreateRunRequest, FinishRunRequest, HeartbeatResponse, Run, RunState, UpdateRunRequest,
 };
 
-use crate::app::AppState;
 use crate::audit::{self, AuditEvent};
 use crate::auth::{Accounts, Actor};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ClientInfo;
 use crate::paging;
 use crate::projects::{ProjectAccess, Projects};
+use crate::state::AppState;
 use crate::store::{Store, now_us, seconds_to_us};
 use crate::tags;
 pub use store::RunRow;

@@ -11,10 +11,10 @@ use wanllmdb_api_types::runs::{
 use wanllmdb_api_types::{ErrorBody, Page};
 
 use super::{RunQuery, Runs};
-use crate::app::AppState;
 use crate::auth::Actor;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ClientInfo, JsonBody, QueryPairs};
+use crate::state::AppState;
 
 /// The run routes.
 pub fn router() -> OpenApiRouter<AppState> {

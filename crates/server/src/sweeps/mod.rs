@@ -8,6 +8,7 @@
 //! of agents, through any number of server replicas on one database, share one grid cursor
 //! and one run cap.
 
+pub(crate) mod cache;
 pub mod hyperband;
 pub mod importance;
 pub mod routes;
@@ -16,7 +17,7 @@ mod store;
 pub mod tpe;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -30,7 +31,6 @@ use wanllmdb_api_types::sweeps::{
     Trial, TrialCounts, TrialState, config_warnings, parse_sweep_config,
 };
 
-use crate::app::AppState;
 use crate::audit::{self, AuditEvent};
 use crate::auth::Actor;
 use crate::error::{ApiError, ApiResult, known};
@@ -38,7 +38,9 @@ use crate::extract::ClientInfo;
 use crate::metrics::Metrics;
 use crate::projects::{ProjectAccess, Projects};
 use crate::runs::generate_run_id;
+use crate::state::AppState;
 use crate::store::{Store, format_time, now_us};
+pub use cache::CurveCache;
 use space::Space;
 use store::{AgentRow, NewAgent, NewSweep, Reservation, SweepRow, TrialRow};
 
@@ -120,34 +122,6 @@ impl TrialRow {
             agent_id: self.agent_id.clone(),
             created_at: format_time(self.created_at),
         }
-    }
-}
-
-/// Most curves kept; past this the cache starts over (it only saves reads).
-const CURVE_CACHE_RUNS: usize = 100_000;
-
-/// The metric values of sweep runs by run, with the version (count, last value) read.
-#[derive(Debug, Default)]
-pub struct CurveCache(Mutex<HashMap<i64, CachedCurve>>);
-
-/// A run's metric count and last value's bits: its curve changes only when these do.
-type CurveVersion = (i64, Option<u64>);
-type CachedCurve = (CurveVersion, Arc<Vec<f64>>);
-
-impl CurveCache {
-    fn get(&self, run_pk: i64, version: CurveVersion) -> Option<Arc<Vec<f64>>> {
-        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        map.get(&run_pk)
-            .filter(|(v, _)| *v == version)
-            .map(|(_, c)| c.clone())
-    }
-
-    fn put(&self, run_pk: i64, version: CurveVersion, curve: Arc<Vec<f64>>) {
-        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if map.len() >= CURVE_CACHE_RUNS {
-            map.clear();
-        }
-        map.insert(run_pk, (version, curve));
     }
 }
 

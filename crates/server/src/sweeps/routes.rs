@@ -12,10 +12,10 @@ use wanllmdb_api_types::sweeps::{
 };
 
 use super::Sweeps;
-use crate::app::AppState;
 use crate::auth::Actor;
 use crate::error::ApiResult;
 use crate::extract::{ClientInfo, JsonBody};
+use crate::state::AppState;
 
 /// The sweep routes.
 pub fn router() -> OpenApiRouter<AppState> {

@@ -19,10 +19,10 @@ use wanllmdb_api_types::system::{
     SystemInfo, SystemMetrics, UsageFigures,
 };
 
-use crate::app::AppState;
 use crate::auth::Actor;
 use crate::blobs::BlobStore;
 use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
 use crate::store::format_time;
 use crate::telemetry::{cpu_seconds, resident_bytes};
 pub(crate) use store::pool_usage;

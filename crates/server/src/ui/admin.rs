@@ -13,12 +13,12 @@ use wanllmdb_api_types::audit::AuditLogEntry;
 
 use super::views;
 use super::{Chrome, Notice, Page, PageError, PageResult, answer_form, refused};
-use crate::app::AppState;
 use crate::audit::query;
 use crate::audit::routes::AuditQuery;
 use crate::auth::admin::AccountAdmin;
 use crate::error::ApiError;
 use crate::extract::{ClientInfo, QueryPairs};
+use crate::state::AppState;
 
 /// Rows of an admin page.
 const PAGE_SIZE: i64 = 50;

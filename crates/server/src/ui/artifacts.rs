@@ -12,10 +12,10 @@ use wanllmdb_api_types::projects::Project;
 
 use super::views;
 use super::{Chrome, Page, PageError, PageResult};
-use crate::app::AppState;
 use crate::artifacts::Artifacts;
 use crate::extract::ClientInfo;
 use crate::projects::Projects;
+use crate::state::AppState;
 
 /// Artifacts a list page shows.
 const PAGE_SIZE: usize = 50;

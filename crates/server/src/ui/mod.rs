@@ -23,11 +23,11 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 
-use crate::app::AppState;
 use crate::auth::web::{self, WebSession};
 use crate::auth::{Accounts, Actor};
 use crate::error::ApiError;
 use crate::extract::ClientInfo;
+use crate::state::AppState;
 
 /// Cookie holding the CSRF token of a visitor who is not logged in (double submit: the login
 /// form must echo it, and another site's page can neither read nor send it).

@@ -19,7 +19,6 @@ use wanllmdb_api_types::runs::{Run, RunState};
 
 use super::views::{self, Column};
 use super::{Chrome, Page, PageError, PageResult};
-use crate::app::AppState;
 use crate::artifacts::Artifacts;
 use crate::error::ApiError;
 use crate::extract::{ClientInfo, QueryPairs};
@@ -28,6 +27,7 @@ use crate::logs::{LogFilter, Logs};
 use crate::metrics::Metrics;
 use crate::projects::Projects;
 use crate::runs::{RunQuery, Runs};
+use crate::state::AppState;
 
 /// Charts a run page creates by itself; the others are a search away.
 const AUTO_CHARTS: usize = 12;

@@ -16,11 +16,11 @@ use wanllmdb_api_types::registry::{
 
 use super::views;
 use super::{Chrome, Notice, Page, PageError, PageResult, answer_form, refused};
-use crate::app::AppState;
 use crate::error::ApiError;
 use crate::extract::ClientInfo;
 use crate::projects::Projects;
 use crate::registry::{Approval, Registry};
+use crate::state::AppState;
 
 const STAGES: [Stage; 4] = [
     Stage::None,

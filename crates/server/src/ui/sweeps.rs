@@ -14,11 +14,11 @@ use wanllmdb_api_types::sweeps::{Sweep, SweepAnalysis, SweepState, Trial, TrialS
 
 use super::views;
 use super::{Chrome, Notice, Page, PageError, PageResult, answer_form, refused};
-use crate::app::AppState;
 use crate::error::ApiError;
 use crate::extract::{ClientInfo, QueryPairs};
 use crate::projects::Projects;
 use crate::runs::Runs;
+use crate::state::AppState;
 use crate::sweeps::Sweeps;
 
 /// Width in pixels of the longest importance bar.

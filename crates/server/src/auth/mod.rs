@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 use wanllmdb_api_types::auth::{ApiKey, ChangePasswordRequest, CreatedApiKey, TokenPair, User};
 
 use crate::app::AppState;
-use crate::audit::{self, AuditEvent};
+use crate::audit::{self, AuditAction, AuditEvent};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ClientInfo;
 use crate::store::{Store, format_time, now_us};
@@ -359,7 +359,7 @@ impl Accounts<'_> {
             });
         audit::record(
             self.store(),
-            AuditEvent::new("user_register", "auth", "info")
+            AuditEvent::new(AuditAction::UserRegister)
                 .client(client)
                 .user(by_id, by_name)
                 .resource(format!("user:{}", user.username))
@@ -512,7 +512,7 @@ impl Accounts<'_> {
         }
         audit::record(
             self.store(),
-            AuditEvent::new("login_success", "auth", "info")
+            AuditEvent::new(AuditAction::LoginSuccess)
                 .client(client)
                 .user(user.id, &user.username)
                 .status(200),
@@ -627,7 +627,7 @@ impl Accounts<'_> {
         self.revoke_family(&family).await?;
         audit::record(
             self.store(),
-            AuditEvent::new("refresh_token_reuse", "auth", "critical")
+            AuditEvent::new(AuditAction::RefreshTokenReuse)
                 .client(client)
                 .user_id(user_id)
                 .status(401),
@@ -679,7 +679,7 @@ impl Accounts<'_> {
         }
         audit::record(
             self.store(),
-            AuditEvent::new("logout", "auth", "info")
+            AuditEvent::new(AuditAction::Logout)
                 .client(client)
                 .user(user.id, &user.username)
                 .status(204),
@@ -729,7 +729,7 @@ impl Accounts<'_> {
         .await?;
         audit::record(
             self.store(),
-            AuditEvent::new("password_change", "auth", "info")
+            AuditEvent::new(AuditAction::PasswordChange)
                 .client(client)
                 .user(user.id, &user.username)
                 .resource(format!("user:{}", user.username))
@@ -765,7 +765,7 @@ impl Accounts<'_> {
         self.record_failure(subjects).await?;
         audit::record(
             self.store(),
-            AuditEvent::new("password_change_failure", "auth", "warning")
+            AuditEvent::new(AuditAction::PasswordChangeFailure)
                 .client(client)
                 .user(user.id, &user.username)
                 .resource(format!("user:{}", user.username))
@@ -796,7 +796,7 @@ impl Accounts<'_> {
         let created = self.insert_api_key(user.id, name).await?;
         audit::record(
             self.store(),
-            AuditEvent::new("api_key_created", "auth", "info")
+            AuditEvent::new(AuditAction::ApiKeyCreated)
                 .client(client)
                 .user(user.id, &user.username)
                 .resource(format!("api_key:{}", created.info.id))
@@ -845,7 +845,7 @@ impl Accounts<'_> {
         }
         audit::record(
             self.store(),
-            AuditEvent::new("api_key_revoked", "auth", "info")
+            AuditEvent::new(AuditAction::ApiKeyRevoked)
                 .client(client)
                 .user(user.id, &user.username)
                 .resource(format!("api_key:{id}"))
@@ -967,7 +967,7 @@ pub async fn resolve_actor(
                     let client = ClientInfo::from_parts(&parts);
                     audit::record(
                         &state.store,
-                        AuditEvent::new("authentication_failed", "auth", "warning")
+                        AuditEvent::new(AuditAction::AuthenticationFailed)
                             .client(&client)
                             .status(401),
                     )
@@ -987,7 +987,7 @@ pub async fn resolve_actor(
     if resp.status() == axum::http::StatusCode::FORBIDDEN
         && resp.extensions().get::<audit::AlreadyRecorded>().is_none()
     {
-        let mut ev = AuditEvent::new("access_denied", "authorization", "warning")
+        let mut ev = AuditEvent::new(AuditAction::AccessDenied)
             .client(&client)
             .status(403);
         if let Some((id, name)) = &who {

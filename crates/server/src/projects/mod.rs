@@ -9,7 +9,7 @@ use wanllmdb_api_types::projects::{
 };
 
 use crate::app::AppState;
-use crate::audit::{self, AuditEvent};
+use crate::audit::{self, AuditAction, AuditEvent};
 use crate::auth::Actor;
 use crate::auth::store as auth_store;
 use crate::error::{ApiError, ApiResult};
@@ -178,7 +178,7 @@ impl Projects<'_> {
         self.record(
             actor,
             client,
-            AuditEvent::new("project_create", "data_modification", "info")
+            AuditEvent::new(AuditAction::ProjectCreate)
                 .resource(format!("project:{}", req.name))
                 .status(201)
                 .metadata(serde_json::json!({ "visibility": vis.as_str() })),
@@ -273,7 +273,7 @@ impl Projects<'_> {
         self.record(
             actor,
             client,
-            AuditEvent::new("project_delete", "data_modification", "warning")
+            AuditEvent::new(AuditAction::ProjectDelete)
                 .resource(format!("project:{name}"))
                 .status(204),
         )
@@ -328,7 +328,7 @@ impl Projects<'_> {
         self.record(
             actor,
             client,
-            AuditEvent::new("member_add", "data_modification", "info")
+            AuditEvent::new(AuditAction::MemberAdd)
                 .resource(format!("project:{name}"))
                 .status(201)
                 .metadata(serde_json::json!({ "member": username, "role": role.as_str() })),
@@ -373,7 +373,7 @@ impl Projects<'_> {
         self.record(
             actor,
             client,
-            AuditEvent::new("member_update", "data_modification", "info")
+            AuditEvent::new(AuditAction::MemberUpdate)
                 .resource(format!("project:{name}"))
                 .status(200)
                 .metadata(serde_json::json!({
@@ -425,7 +425,7 @@ impl Projects<'_> {
         self.record(
             actor,
             client,
-            AuditEvent::new("member_remove", "data_modification", "info")
+            AuditEvent::new(AuditAction::MemberRemove)
                 .resource(format!("project:{name}"))
                 .status(204)
                 .metadata(serde_json::json!({ "member": username, "role": current.as_str() })),
@@ -450,11 +450,11 @@ fn update_event(before: &ProjectAccess, req: &UpdateProjectRequest) -> AuditEven
             serde_json::json!({ "from": before.visibility.as_str(), "to": v.as_str() }),
         );
     }
-    AuditEvent::new(
-        "project_update",
-        "data_modification",
-        if opened { "warning" } else { "info" },
-    )
+    AuditEvent::new(if opened {
+        AuditAction::ProjectOpened
+    } else {
+        AuditAction::ProjectUpdate
+    })
     .resource(format!("project:{}", before.name))
     .status(200)
     .metadata(serde_json::Value::Object(changed))

@@ -31,7 +31,7 @@ use wanllmdb_api_types::sweeps::{
 };
 
 use crate::app::AppState;
-use crate::audit::{self, AuditEvent};
+use crate::audit::{self, AuditAction, AuditEvent};
 use crate::auth::Actor;
 use crate::error::{ApiError, ApiResult, known};
 use crate::extract::ClientInfo;
@@ -287,7 +287,7 @@ impl Sweeps<'_> {
         self.audit(
             actor,
             client,
-            AuditEvent::new("sweep_create", "sweeps", "info")
+            AuditEvent::new(AuditAction::SweepCreate)
                 .status(201)
                 .resource(format!("sweep:{id}"))
                 .metadata(serde_json::json!({"project": project, "method": method, "name": name})),
@@ -446,7 +446,7 @@ impl Sweeps<'_> {
         self.audit(
             actor,
             client,
-            AuditEvent::new("sweep_state_change", "sweeps", "info")
+            AuditEvent::new(AuditAction::SweepStateChange)
                 .status(200)
                 .resource(format!("sweep:{id}"))
                 .metadata(serde_json::json!({"from": from.as_str(), "to": to.as_str()})),
@@ -487,7 +487,7 @@ impl Sweeps<'_> {
         self.audit(
             actor,
             client,
-            AuditEvent::new("sweep_delete", "sweeps", "warning")
+            AuditEvent::new(AuditAction::SweepDelete)
                 .status(200)
                 .resource(format!("sweep:{id}"))
                 .metadata(serde_json::json!({"name": row.name, "runs_detached": detached.len()})),
@@ -528,7 +528,7 @@ impl Sweeps<'_> {
         self.audit(
             actor,
             client,
-            AuditEvent::new("sweep_retry_failed", "sweeps", "info")
+            AuditEvent::new(AuditAction::SweepRetryFailed)
                 .status(200)
                 .resource(format!("sweep:{id}"))
                 .metadata(serde_json::json!({"queued": failed.len()})),

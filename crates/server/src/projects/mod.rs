@@ -12,7 +12,7 @@ use crate::app::AppState;
 use crate::audit::{self, AuditAction, AuditEvent};
 use crate::auth::Actor;
 use crate::auth::store as auth_store;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, known};
 use crate::extract::ClientInfo;
 use crate::paging;
 use crate::store::{Store, format_time, now_us};
@@ -84,7 +84,7 @@ impl Projects<'_> {
     pub async fn access(&self, actor: &Actor, name: &str) -> ApiResult<ProjectAccess> {
         let row = store::access_by_name(self.store(), actor.user_id().unwrap_or(-1), name).await?;
         let (id, vis, role) = row.ok_or_else(|| ApiError::not_found(format!("project {name}")))?;
-        Ok(Self::build_access(actor, id, name, &vis, role.as_deref()))
+        Self::build_access(actor, id, name, &vis, role.as_deref())
     }
 
     /// Like [`Projects::access`], but a project that does not exist is created first (private,
@@ -119,32 +119,38 @@ impl Projects<'_> {
     pub async fn access_by_id(&self, actor: &Actor, id: i64) -> ApiResult<ProjectAccess> {
         let row = store::access_by_id(self.store(), actor.user_id().unwrap_or(-1), id).await?;
         let (name, vis, role) = row.ok_or_else(|| ApiError::not_found("project"))?;
-        Ok(Self::build_access(actor, id, &name, &vis, role.as_deref()))
+        Self::build_access(actor, id, &name, &vis, role.as_deref())
     }
 
+    /// The caller's access to a project as stored; a visibility or member role this server
+    /// never writes is an error naming the project, not less (or more) access.
     fn build_access(
         actor: &Actor,
         id: i64,
         name: &str,
         vis: &str,
         role: Option<&str>,
-    ) -> ProjectAccess {
+    ) -> ApiResult<ProjectAccess> {
+        let stored_role = role
+            .map(|r| known(Role::parse(r), "project_members", name, "role", r))
+            .transpose()?;
         let role = if actor.is_admin() {
             Some(Role::Owner)
         } else {
-            role.and_then(Role::parse)
+            stored_role
         };
-        ProjectAccess {
+        let visibility = match vis {
+            "public" => Visibility::Public,
+            "private" => Visibility::Private,
+            other => known(None, "projects", name, "visibility", other)?,
+        };
+        Ok(ProjectAccess {
             id,
             name: name.to_string(),
-            visibility: if vis == "public" {
-                Visibility::Public
-            } else {
-                Visibility::Private
-            },
+            visibility,
             role,
             anonymous: actor.user.is_none(),
-        }
+        })
     }
 
     /// Creates a project owned by the caller.

@@ -59,7 +59,7 @@ impl Artifacts<'_> {
         self.record(
             actor,
             client,
-            AuditEvent::new("artifact_alias_set", "data_modification", "info")
+            AuditEvent::new(AuditAction::ArtifactAliasSet)
                 .resource(format!("artifact:{project}/{name}@{alias}"))
                 .status(200)
                 .metadata(serde_json::json!({ "version": format!("v{}", v.version.unwrap_or(0)) })),
@@ -90,7 +90,7 @@ impl Artifacts<'_> {
         self.record(
             actor,
             client,
-            AuditEvent::new("artifact_alias_remove", "data_modification", "info")
+            AuditEvent::new(AuditAction::ArtifactAliasRemove)
                 .resource(format!("artifact:{project}/{name}@{alias}"))
                 .status(204),
         )

@@ -73,7 +73,7 @@ impl Artifacts<'_> {
         v: &VersionRow,
         metadata: serde_json::Value,
     ) {
-        let ev = AuditEvent::new("artifact_download", "data_access", "info")
+        let ev = AuditEvent::new(AuditAction::ArtifactDownload)
             .resource(format!("artifact:{project}/{}", v.label()))
             .status(200)
             .metadata(metadata);

@@ -31,9 +31,9 @@ use wanllmdb_api_types::artifacts::{
 };
 use wanllmdb_api_types::files::{is_sha256_hex, normalize_path};
 
-use crate::audit::{self, AuditEvent};
+use crate::audit::{self, AuditAction, AuditEvent};
 use crate::auth::Actor;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, known};
 use crate::extract::ClientInfo;
 use crate::files::{download_url, draft_upload_url, project_holds};
 use crate::paging;
@@ -76,18 +76,25 @@ impl ArtifactRow {
 }
 
 impl VersionRow {
-    fn into_api(self, aliases: Vec<String>) -> ArtifactVersion {
-        ArtifactVersion {
+    /// The stored state; a version deleted since it was read is gone, and a state this server
+    /// never writes is an error naming the row.
+    fn state(&self) -> ApiResult<VersionState> {
+        match self.state.as_str() {
+            "committed" => Ok(VersionState::Committed),
+            "pending" => Ok(VersionState::Pending),
+            "deleted" => Err(ApiError::not_found(format!("artifact version {}", self.id))),
+            other => Err(known(None, "artifact_versions", self.id, "state", other)?),
+        }
+    }
+
+    fn into_api(self, aliases: Vec<String>) -> ApiResult<ArtifactVersion> {
+        Ok(ArtifactVersion {
+            state: self.state()?,
             id: self.id,
             artifact: self.artifact,
             project: self.project,
             kind: self.kind,
             version: self.version.map(|n| format!("v{n}")),
-            state: if self.state == "committed" {
-                VersionState::Committed
-            } else {
-                VersionState::Pending
-            },
             digest: self.digest,
             description: self.description,
             metadata: serde_json::from_str(&self.metadata)
@@ -98,7 +105,7 @@ impl VersionRow {
             aliases,
             created_by: self.created_by,
             created_at: format_time(self.created_at),
-        }
+        })
     }
 
     fn label(&self) -> String {
@@ -295,7 +302,7 @@ impl Artifacts<'_> {
                 .get(&r.id)
                 .cloned()
                 .unwrap_or_default();
-            out.push(r.into_api(aliases));
+            out.push(r.into_api(aliases)?);
         }
         Ok(out)
     }
@@ -405,7 +412,7 @@ impl Artifacts<'_> {
         self.record(
             actor,
             client,
-            AuditEvent::new("artifact_create", "data_modification", "info")
+            AuditEvent::new(AuditAction::ArtifactCreate)
                 .resource(format!("artifact:{project}/{}", req.name))
                 .status(201),
         )
@@ -461,7 +468,7 @@ impl Artifacts<'_> {
         self.record(
             actor,
             client,
-            AuditEvent::new("artifact_update", "data_modification", "info")
+            AuditEvent::new(AuditAction::ArtifactUpdate)
                 .resource(format!("artifact:{project}/{name}"))
                 .status(200)
                 .metadata(serde_json::json!({ "fields": fields })),
@@ -486,7 +493,7 @@ impl Artifacts<'_> {
         self.record(
             actor,
             client,
-            AuditEvent::new("artifact_delete", "data_modification", "warning")
+            AuditEvent::new(AuditAction::ArtifactDelete)
                 .resource(format!("artifact:{project}/{name}"))
                 .status(204)
                 .metadata(serde_json::json!({ "versions": row.version_count })),

@@ -329,7 +329,7 @@ impl Artifacts<'_> {
         self.record(
             actor,
             client,
-            AuditEvent::new("artifact_version_update", "data_modification", "info")
+            AuditEvent::new(AuditAction::ArtifactVersionUpdate)
                 .resource(format!("artifact:{project}/{}", v.label()))
                 .status(200)
                 .metadata(serde_json::json!({ "fields": fields })),
@@ -368,7 +368,7 @@ impl Artifacts<'_> {
         self.record(
             actor,
             client,
-            AuditEvent::new("artifact_version_delete", "data_modification", "warning")
+            AuditEvent::new(AuditAction::ArtifactVersionDelete)
                 .resource(format!("artifact:{project}/{}", v.label()))
                 .status(204)
                 .metadata(serde_json::json!({ "files": v.file_count, "bytes": v.total_size })),
@@ -425,7 +425,7 @@ impl Artifacts<'_> {
             self.record(
                 actor,
                 client,
-                AuditEvent::new("artifact_version_create", "data_modification", "info")
+                AuditEvent::new(AuditAction::ArtifactVersionCreate)
                     .resource(format!("artifact:{}/{}", access.name, row.label()))
                     .status(201)
                     .metadata(serde_json::json!({

@@ -1,34 +1,33 @@
-//! The catalog of audit events: what each name a service records under (`login_failure`,
-//! `run_create`, …) is called on the wire (`auth.login.failed`, `run.create`), its category,
-//! severity and the kind of object it names. Services keep recording their own short names;
-//! [`classify`] turns them into the published ones when the event is written. Migration 0007
-//! applied the same table to the events stored before it.
+//! The catalog of audit events: every [`AuditAction`] a service records, the short name it is
+//! stored under (`login_failure`, `run_create`, …), what it is called on the wire
+//! (`auth.login.failed`, `run.create`), its category, severity and the kind of object it names.
+//! [`classify`] publishes an event when it is written. Migration 0007 applied the same table to
+//! the events stored before it.
 
-use std::borrow::Cow;
-
+use wanllmdb_api_types::admin;
 use wanllmdb_api_types::audit::{
     AUTHENTICATION, AUTHORIZATION, CRITICAL, DATA_ACCESS, DATA_MODIFICATION, HIGH, INFO, LOW,
     MEDIUM, SECURITY,
 };
 
-/// When an entry applies, beyond its name: some names mean different things depending on
-/// what the recording service said about them.
+/// How events stored before migration 0007 (which recorded a service category and severity
+/// beside the name) told two actions of the same name apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum When {
-    /// Always.
+    /// The name alone.
     Always,
-    /// Only when recorded under this (service) category, e.g. `admin`.
+    /// The name recorded under this service category, e.g. `admin`.
     Category(&'static str),
-    /// Only when recorded with this (service) severity, e.g. `warning`.
+    /// The name recorded with this service severity, e.g. `warning`.
     Severity(&'static str),
 }
 
-/// One entry of the catalog.
+/// How one action is stored and published.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Entry {
-    /// The name services record under.
+    /// The name stored in the `action` column, e.g. `login_failure`.
     pub action: &'static str,
-    /// Extra condition; entries with one are tried before the plain entry of the same name.
+    /// What told it apart from another action of the same name before migration 0007.
     pub when: When,
     /// The published event type.
     pub event_type: &'static str,
@@ -38,28 +37,6 @@ pub struct Entry {
     pub severity: &'static str,
     /// The kind of object the event's resource names, when it names one.
     pub resource_type: Option<&'static str>,
-}
-
-const fn e(
-    action: &'static str,
-    event_type: &'static str,
-    category: &'static str,
-    severity: &'static str,
-    resource_type: Option<&'static str>,
-) -> Entry {
-    Entry {
-        action,
-        when: When::Always,
-        event_type,
-        category,
-        severity,
-        resource_type,
-    }
-}
-
-const fn when(mut entry: Entry, when: When) -> Entry {
-    entry.when = when;
-    entry
 }
 
 const USER: Option<&str> = Some("user");
@@ -74,113 +51,123 @@ const MODEL: Option<&str> = Some("model");
 const MODEL_VERSION: Option<&str> = Some("model_version");
 const SWEEP: Option<&str> = Some("sweep");
 
-/// Every name the services record under. Severity: `info` for routine actions that change
-/// nobody's access (logins, run lifecycle), `low` for creating, changing and reading data,
-/// `medium` for deletions, changes of who may do what, and failures that may be an attack,
-/// `high` for brute force, granting administrator power, setting someone else's password,
-/// opening a project to everyone and deleting a whole project, `critical` for a stolen token.
-#[rustfmt::skip]
-pub const CATALOG: &[Entry] = &[
-    // Authentication.
-    e("login_success", "auth.login.success", AUTHENTICATION, INFO, USER),
-    e("login_failure", "auth.login.failed", AUTHENTICATION, MEDIUM, USER),
-    e("login_rate_limited", "auth.login.failed", AUTHENTICATION, HIGH, USER),
-    e("logout", "auth.logout", AUTHENTICATION, INFO, USER),
-    e("password_change", "auth.password.change", AUTHENTICATION, LOW, USER),
-    e("password_change_failure", "auth.password.change_failed", AUTHENTICATION, MEDIUM, USER),
-    e("user_register", "auth.register", AUTHENTICATION, LOW, USER),
-    e("authentication_failed", "auth.token.invalid", AUTHENTICATION, MEDIUM, None),
-    e("api_key_created", "api_key.create", AUTHENTICATION, LOW, API_KEY),
-    when(
-        e("api_key_revoked", "api_key.revoke", SECURITY, MEDIUM, API_KEY),
-        When::Category("admin"),
-    ),
-    e("api_key_revoked", "api_key.revoke", AUTHENTICATION, LOW, API_KEY),
-    // Authorization and security.
-    e("access_denied", "authz.access_denied", AUTHORIZATION, MEDIUM, None),
-    e("refresh_token_reuse", "security.suspicious", SECURITY, CRITICAL, None),
-    e("user_created", "user.create", SECURITY, MEDIUM, USER),
-    e("user_disabled", "user.disable", SECURITY, MEDIUM, USER),
-    e("user_enabled", "user.enable", SECURITY, MEDIUM, USER),
-    e("user_promoted", "user.promote", SECURITY, HIGH, USER),
-    e("user_demoted", "user.demote", SECURITY, MEDIUM, USER),
-    e("password_reset", "user.password_reset", SECURITY, HIGH, USER),
-    e("member_add", "member.add", SECURITY, MEDIUM, PROJECT),
-    e("member_update", "member.update", SECURITY, MEDIUM, PROJECT),
-    e("member_remove", "member.remove", SECURITY, MEDIUM, PROJECT),
-    e("registry_policy_change", "registry_policy.update", SECURITY, MEDIUM, PROJECT),
-    // Projects and runs.
-    e("project_create", "project.create", DATA_MODIFICATION, LOW, PROJECT),
-    when(
-        e("project_update", "project.update", DATA_MODIFICATION, HIGH, PROJECT),
-        When::Severity("warning"),
-    ),
-    e("project_update", "project.update", DATA_MODIFICATION, LOW, PROJECT),
-    e("project_delete", "project.delete", DATA_MODIFICATION, HIGH, PROJECT),
-    e("run_create", "run.create", DATA_MODIFICATION, INFO, RUN),
-    e("run_resume", "run.resume", DATA_MODIFICATION, INFO, RUN),
-    e("run_update", "run.update", DATA_MODIFICATION, LOW, RUN),
-    e("run_tag_add", "run.tag.add", DATA_MODIFICATION, LOW, RUN),
-    e("run_tag_remove", "run.tag.remove", DATA_MODIFICATION, LOW, RUN),
-    e("run_stop", "run.stop", DATA_MODIFICATION, INFO, RUN),
-    e("run_finish", "run.finish", DATA_MODIFICATION, INFO, RUN),
-    e("run_delete", "run.delete", DATA_MODIFICATION, MEDIUM, RUN),
-    e("run_file_upload", "run_file.create", DATA_MODIFICATION, LOW, RUN),
-    e("run_file_register", "run_file.create", DATA_MODIFICATION, LOW, RUN_FILE),
-    e("run_file_delete", "run_file.delete", DATA_MODIFICATION, MEDIUM, RUN_FILE),
-    e("run_file_download", "run_file.download", DATA_ACCESS, LOW, RUN_FILE),
-    // Artifacts.
-    e("artifact_create", "artifact.create", DATA_MODIFICATION, LOW, ARTIFACT),
-    e("artifact_update", "artifact.update", DATA_MODIFICATION, LOW, ARTIFACT),
-    e("artifact_delete", "artifact.delete", DATA_MODIFICATION, MEDIUM, ARTIFACT),
-    e("artifact_version_create", "artifact_version.create", DATA_MODIFICATION, LOW, ARTIFACT_VERSION),
-    e("artifact_version_update", "artifact_version.update", DATA_MODIFICATION, LOW, ARTIFACT_VERSION),
-    e("artifact_version_delete", "artifact_version.delete", DATA_MODIFICATION, MEDIUM, ARTIFACT_VERSION),
-    e("artifact_alias_set", "artifact_alias.set", DATA_MODIFICATION, LOW, ARTIFACT_ALIAS),
-    e("artifact_alias_remove", "artifact_alias.remove", DATA_MODIFICATION, LOW, ARTIFACT_ALIAS),
-    e("artifact_download", "artifact.download", DATA_ACCESS, LOW, ARTIFACT_VERSION),
-    // Model registry.
-    e("model_register", "model.create", DATA_MODIFICATION, LOW, MODEL),
-    e("model_update", "model.update", DATA_MODIFICATION, LOW, MODEL),
-    e("model_delete", "model.delete", DATA_MODIFICATION, MEDIUM, MODEL),
-    e("model_version_create", "model_version.create", DATA_MODIFICATION, LOW, MODEL_VERSION),
-    e("model_version_delete", "model_version.delete", DATA_MODIFICATION, MEDIUM, MODEL_VERSION),
-    e("model_transition", "model_version.transition", DATA_MODIFICATION, MEDIUM, MODEL_VERSION),
-    e("model_approve", "model_version.approve", DATA_MODIFICATION, MEDIUM, MODEL_VERSION),
-    e("model_approval_revoke", "model_version.approval_revoke", DATA_MODIFICATION, MEDIUM, MODEL_VERSION),
-    e("model_alias_set", "model_alias.set", DATA_MODIFICATION, LOW, MODEL),
-    e("model_alias_remove", "model_alias.remove", DATA_MODIFICATION, LOW, MODEL),
-    // Sweeps and housekeeping.
-    e("sweep_create", "sweep.create", DATA_MODIFICATION, LOW, SWEEP),
-    e("sweep_state_change", "sweep.update", DATA_MODIFICATION, LOW, SWEEP),
-    e("sweep_retry_failed", "sweep.retry", DATA_MODIFICATION, LOW, SWEEP),
-    e("sweep_delete", "sweep.delete", DATA_MODIFICATION, MEDIUM, SWEEP),
-    e("blob_gc", "blob.gc", DATA_MODIFICATION, MEDIUM, None),
-];
+macro_rules! actions {
+    ($(
+        $(#[$meta:meta])*
+        $variant:ident: $action:expr, $when:ident$(($cond:literal))? =>
+            $event_type:literal, $category:ident, $severity:ident, $resource:ident;
+    )+) => {
+        /// Every event the services record. Severity: `info` for routine actions that change
+        /// nobody's access (logins, run lifecycle), `low` for creating, changing and reading data,
+        /// `medium` for deletions, changes of who may do what, and failures that may be an attack,
+        /// `high` for brute force, granting administrator power, setting someone else's password,
+        /// opening a project to everyone and deleting a whole project, `critical` for a stolen token.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum AuditAction {
+            $($(#[$meta])* #[doc = concat!("Published as `", $event_type, "`.")] $variant,)+
+        }
 
-/// The category a name recorded under a service category gets when the catalog does not
-/// know the name; also how the old `category=` filter values map onto the new ones.
-pub fn category_of(service_category: &str) -> Option<&'static str> {
-    Some(match service_category {
-        "auth" | AUTHENTICATION => AUTHENTICATION,
-        AUTHORIZATION => AUTHORIZATION,
-        DATA_ACCESS => DATA_ACCESS,
-        "registry" | "sweeps" | DATA_MODIFICATION => DATA_MODIFICATION,
-        "admin" | SECURITY => SECURITY,
-        _ => return None,
-    })
+        impl AuditAction {
+            /// Every action, in catalog order.
+            pub const ALL: &[AuditAction] = &[$(AuditAction::$variant),+];
+
+            /// How the action is stored and published.
+            pub const fn entry(self) -> Entry {
+                match self {
+                    $(AuditAction::$variant => Entry {
+                        action: $action,
+                        when: When::$when$(($cond))?,
+                        event_type: $event_type,
+                        category: $category,
+                        severity: $severity,
+                        resource_type: $resource,
+                    },)+
+                }
+            }
+        }
+    };
 }
 
-/// The severity of an event the catalog does not know, from the recording service's own
-/// three-level (`info`, `warning`, `critical`) or five-level word.
-fn severity_of(service_severity: &str) -> &'static str {
-    match service_severity {
-        "warning" => MEDIUM,
-        CRITICAL => CRITICAL,
-        HIGH => HIGH,
-        MEDIUM => MEDIUM,
-        LOW => LOW,
-        _ => INFO,
+#[rustfmt::skip]
+actions! {
+    // Authentication.
+    LoginSuccess: "login_success", Always => "auth.login.success", AUTHENTICATION, INFO, USER;
+    LoginFailure: "login_failure", Always => "auth.login.failed", AUTHENTICATION, MEDIUM, USER;
+    LoginRateLimited: "login_rate_limited", Always => "auth.login.failed", AUTHENTICATION, HIGH, USER;
+    Logout: "logout", Always => "auth.logout", AUTHENTICATION, INFO, USER;
+    PasswordChange: "password_change", Always => "auth.password.change", AUTHENTICATION, LOW, USER;
+    PasswordChangeFailure: "password_change_failure", Always => "auth.password.change_failed", AUTHENTICATION, MEDIUM, USER;
+    UserRegister: "user_register", Always => "auth.register", AUTHENTICATION, LOW, USER;
+    AuthenticationFailed: "authentication_failed", Always => "auth.token.invalid", AUTHENTICATION, MEDIUM, None;
+    ApiKeyCreated: "api_key_created", Always => "api_key.create", AUTHENTICATION, LOW, API_KEY;
+    /// A server administrator revoked someone's API key (stored under the same name as a
+    /// user revoking their own).
+    ApiKeyRevokedByAdmin: admin::API_KEY_REVOKED, Category("admin") => "api_key.revoke", SECURITY, MEDIUM, API_KEY;
+    ApiKeyRevoked: admin::API_KEY_REVOKED, Always => "api_key.revoke", AUTHENTICATION, LOW, API_KEY;
+    // Authorization and security.
+    AccessDenied: "access_denied", Always => "authz.access_denied", AUTHORIZATION, MEDIUM, None;
+    RefreshTokenReuse: "refresh_token_reuse", Always => "security.suspicious", SECURITY, CRITICAL, None;
+    UserCreated: admin::USER_CREATED, Always => "user.create", SECURITY, MEDIUM, USER;
+    UserDisabled: admin::USER_DISABLED, Always => "user.disable", SECURITY, MEDIUM, USER;
+    UserEnabled: admin::USER_ENABLED, Always => "user.enable", SECURITY, MEDIUM, USER;
+    UserPromoted: admin::USER_PROMOTED, Always => "user.promote", SECURITY, HIGH, USER;
+    UserDemoted: admin::USER_DEMOTED, Always => "user.demote", SECURITY, MEDIUM, USER;
+    PasswordReset: admin::PASSWORD_RESET, Always => "user.password_reset", SECURITY, HIGH, USER;
+    MemberAdd: "member_add", Always => "member.add", SECURITY, MEDIUM, PROJECT;
+    MemberUpdate: "member_update", Always => "member.update", SECURITY, MEDIUM, PROJECT;
+    MemberRemove: "member_remove", Always => "member.remove", SECURITY, MEDIUM, PROJECT;
+    RegistryPolicyChange: "registry_policy_change", Always => "registry_policy.update", SECURITY, MEDIUM, PROJECT;
+    // Projects and runs.
+    ProjectCreate: "project_create", Always => "project.create", DATA_MODIFICATION, LOW, PROJECT;
+    /// A project was made public (stored under the same name as any other project update).
+    ProjectOpened: "project_update", Severity("warning") => "project.update", DATA_MODIFICATION, HIGH, PROJECT;
+    ProjectUpdate: "project_update", Always => "project.update", DATA_MODIFICATION, LOW, PROJECT;
+    ProjectDelete: "project_delete", Always => "project.delete", DATA_MODIFICATION, HIGH, PROJECT;
+    RunCreate: "run_create", Always => "run.create", DATA_MODIFICATION, INFO, RUN;
+    RunResume: "run_resume", Always => "run.resume", DATA_MODIFICATION, INFO, RUN;
+    RunUpdate: "run_update", Always => "run.update", DATA_MODIFICATION, LOW, RUN;
+    RunTagAdd: "run_tag_add", Always => "run.tag.add", DATA_MODIFICATION, LOW, RUN;
+    RunTagRemove: "run_tag_remove", Always => "run.tag.remove", DATA_MODIFICATION, LOW, RUN;
+    RunStop: "run_stop", Always => "run.stop", DATA_MODIFICATION, INFO, RUN;
+    RunFinish: "run_finish", Always => "run.finish", DATA_MODIFICATION, INFO, RUN;
+    RunDelete: "run_delete", Always => "run.delete", DATA_MODIFICATION, MEDIUM, RUN;
+    RunFileUpload: "run_file_upload", Always => "run_file.create", DATA_MODIFICATION, LOW, RUN;
+    RunFileRegister: "run_file_register", Always => "run_file.create", DATA_MODIFICATION, LOW, RUN_FILE;
+    RunFileDelete: "run_file_delete", Always => "run_file.delete", DATA_MODIFICATION, MEDIUM, RUN_FILE;
+    RunFileDownload: "run_file_download", Always => "run_file.download", DATA_ACCESS, LOW, RUN_FILE;
+    // Artifacts.
+    ArtifactCreate: "artifact_create", Always => "artifact.create", DATA_MODIFICATION, LOW, ARTIFACT;
+    ArtifactUpdate: "artifact_update", Always => "artifact.update", DATA_MODIFICATION, LOW, ARTIFACT;
+    ArtifactDelete: "artifact_delete", Always => "artifact.delete", DATA_MODIFICATION, MEDIUM, ARTIFACT;
+    ArtifactVersionCreate: "artifact_version_create", Always => "artifact_version.create", DATA_MODIFICATION, LOW, ARTIFACT_VERSION;
+    ArtifactVersionUpdate: "artifact_version_update", Always => "artifact_version.update", DATA_MODIFICATION, LOW, ARTIFACT_VERSION;
+    ArtifactVersionDelete: "artifact_version_delete", Always => "artifact_version.delete", DATA_MODIFICATION, MEDIUM, ARTIFACT_VERSION;
+    ArtifactAliasSet: "artifact_alias_set", Always => "artifact_alias.set", DATA_MODIFICATION, LOW, ARTIFACT_ALIAS;
+    ArtifactAliasRemove: "artifact_alias_remove", Always => "artifact_alias.remove", DATA_MODIFICATION, LOW, ARTIFACT_ALIAS;
+    ArtifactDownload: "artifact_download", Always => "artifact.download", DATA_ACCESS, LOW, ARTIFACT_VERSION;
+    // Model registry.
+    ModelRegister: "model_register", Always => "model.create", DATA_MODIFICATION, LOW, MODEL;
+    ModelUpdate: "model_update", Always => "model.update", DATA_MODIFICATION, LOW, MODEL;
+    ModelDelete: "model_delete", Always => "model.delete", DATA_MODIFICATION, MEDIUM, MODEL;
+    ModelVersionCreate: "model_version_create", Always => "model_version.create", DATA_MODIFICATION, LOW, MODEL_VERSION;
+    ModelVersionDelete: "model_version_delete", Always => "model_version.delete", DATA_MODIFICATION, MEDIUM, MODEL_VERSION;
+    ModelTransition: "model_transition", Always => "model_version.transition", DATA_MODIFICATION, MEDIUM, MODEL_VERSION;
+    ModelApprove: "model_approve", Always => "model_version.approve", DATA_MODIFICATION, MEDIUM, MODEL_VERSION;
+    ModelApprovalRevoke: "model_approval_revoke", Always => "model_version.approval_revoke", DATA_MODIFICATION, MEDIUM, MODEL_VERSION;
+    ModelAliasSet: "model_alias_set", Always => "model_alias.set", DATA_MODIFICATION, LOW, MODEL;
+    ModelAliasRemove: "model_alias_remove", Always => "model_alias.remove", DATA_MODIFICATION, LOW, MODEL;
+    // Sweeps and housekeeping.
+    SweepCreate: "sweep_create", Always => "sweep.create", DATA_MODIFICATION, LOW, SWEEP;
+    SweepStateChange: "sweep_state_change", Always => "sweep.update", DATA_MODIFICATION, LOW, SWEEP;
+    SweepRetryFailed: "sweep_retry_failed", Always => "sweep.retry", DATA_MODIFICATION, LOW, SWEEP;
+    SweepDelete: "sweep_delete", Always => "sweep.delete", DATA_MODIFICATION, MEDIUM, SWEEP;
+    BlobGc: "blob_gc", Always => "blob.gc", DATA_MODIFICATION, MEDIUM, None;
+}
+
+impl AuditAction {
+    /// The name stored in the `action` column.
+    pub const fn name(self) -> &'static str {
+        self.entry().action
     }
 }
 
@@ -188,7 +175,7 @@ fn severity_of(service_severity: &str) -> &'static str {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Classified {
     /// E.g. `auth.login.failed`.
-    pub event_type: Cow<'static, str>,
+    pub event_type: &'static str,
     /// One of the five categories.
     pub category: &'static str,
     /// One of the five severities.
@@ -199,51 +186,20 @@ pub struct Classified {
     pub resource_id: Option<String>,
 }
 
-/// The catalog entry of a name, as recorded under a category and severity.
-pub fn lookup(action: &str, category: &str, severity: &str) -> Option<&'static Entry> {
-    CATALOG
-        .iter()
-        .filter(|e| e.action == action)
-        .find(|e| match e.when {
-            When::Always => true,
-            When::Category(c) => c == category,
-            When::Severity(s) => s == severity,
-        })
-}
-
-/// Publishes an event recorded as `action` (with the service's category and severity) about
-/// `resource` (`kind:id`, e.g. `project:mnist`). Names outside the catalog still map: a dotted
-/// name is kept, `foo_bar` becomes `foo.bar`, and category and severity follow the service's.
-pub fn classify(
-    action: &str,
-    category: &str,
-    severity: &str,
-    resource: Option<&str>,
-) -> Classified {
+/// Publishes `action` about `resource` (`kind:id`, e.g. `project:mnist`).
+pub fn classify(action: AuditAction, resource: Option<&str>) -> Classified {
+    let entry = action.entry();
     let (kind, id) = match resource.map(|r| r.split_once(':')) {
         Some(Some((kind, id))) => (Some(kind), Some(id.to_string())),
         Some(None) => (None, resource.map(str::to_string)),
         None => (None, None),
     };
-    match lookup(action, category, severity) {
-        Some(entry) => Classified {
-            event_type: Cow::Borrowed(entry.event_type),
-            category: entry.category,
-            severity: entry.severity,
-            resource_type: entry.resource_type.or(kind).map(str::to_string),
-            resource_id: id,
-        },
-        None => Classified {
-            event_type: if action.contains('.') {
-                Cow::Owned(action.to_string())
-            } else {
-                Cow::Owned(action.replace('_', "."))
-            },
-            category: category_of(category).unwrap_or(DATA_MODIFICATION),
-            severity: severity_of(severity),
-            resource_type: kind.map(str::to_string),
-            resource_id: id,
-        },
+    Classified {
+        event_type: entry.event_type,
+        category: entry.category,
+        severity: entry.severity,
+        resource_type: entry.resource_type.or(kind).map(str::to_string),
+        resource_id: id,
     }
 }
 
@@ -259,79 +215,57 @@ pub fn outcome(http_status: Option<i64>) -> &'static str {
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
-    use std::path::Path;
 
     use wanllmdb_api_types::audit::{CATEGORIES, SEVERITIES};
 
     use super::*;
 
     #[test]
-    fn known_names_map_as_published() {
-        let c = classify("login_failure", "auth", "warning", Some("user:alice"));
+    fn actions_publish_as_the_catalog_says() {
+        let c = classify(AuditAction::LoginFailure, Some("user:alice"));
         assert_eq!(c.event_type, "auth.login.failed");
         assert_eq!((c.category, c.severity), (AUTHENTICATION, MEDIUM));
         assert_eq!(c.resource_type.as_deref(), Some("user"));
         assert_eq!(c.resource_id.as_deref(), Some("alice"));
-        let c = classify("refresh_token_reuse", "auth", "critical", None);
+        let c = classify(AuditAction::RefreshTokenReuse, None);
         assert_eq!(
-            (c.event_type.as_ref(), c.category, c.severity),
+            (c.event_type, c.category, c.severity),
             ("security.suspicious", SECURITY, CRITICAL)
         );
-        let c = classify("model_transition", "registry", "info", Some("model:clf:v2"));
+        let c = classify(AuditAction::ModelTransition, Some("model:clf:v2"));
         assert_eq!(c.resource_type.as_deref(), Some("model_version"));
         assert_eq!(c.resource_id.as_deref(), Some("clf:v2"));
-        let c = classify(
-            "run_file_download",
-            "data_access",
-            "info",
-            Some("run:ab/c:d"),
-        );
+        let c = classify(AuditAction::RunFileDownload, Some("run:ab/c:d"));
         assert_eq!(c.event_type, "run_file.download");
         assert_eq!(c.category, DATA_ACCESS);
         assert_eq!(c.resource_id.as_deref(), Some("ab/c:d"));
-    }
-
-    #[test]
-    fn qualified_entries_win_over_plain_ones() {
-        let own = classify("api_key_revoked", "auth", "info", Some("api_key:3"));
-        let admin = classify("api_key_revoked", "admin", "info", Some("api_key:3"));
-        assert_eq!((own.category, own.severity), (AUTHENTICATION, LOW));
-        assert_eq!((admin.category, admin.severity), (SECURITY, MEDIUM));
-        let quiet = classify("project_update", "data_modification", "info", None);
-        let opened = classify("project_update", "data_modification", "warning", None);
-        assert_eq!((quiet.severity, opened.severity), (LOW, HIGH));
-    }
-
-    #[test]
-    fn unknown_names_still_map_sensibly() {
-        let c = classify("widget_polish", "registry", "warning", Some("widget:w1"));
-        assert_eq!(c.event_type, "widget.polish");
-        assert_eq!((c.category, c.severity), (DATA_MODIFICATION, MEDIUM));
-        assert_eq!(c.resource_type.as_deref(), Some("widget"));
-        assert_eq!(c.resource_id.as_deref(), Some("w1"));
-        let c = classify("widget.polish", "security", "high", Some("w1"));
-        assert_eq!(c.event_type, "widget.polish");
-        assert_eq!((c.category, c.severity), (SECURITY, HIGH));
+        // A resource without a kind keeps its id; the catalog's kind is used when it has one.
+        let c = classify(AuditAction::BlobGc, Some("w1"));
         assert_eq!(
             (c.resource_type, c.resource_id.as_deref()),
             (None, Some("w1"))
         );
-        let c = classify("oddity", "nonsense", "loud", None);
-        assert_eq!((c.category, c.severity), (DATA_MODIFICATION, INFO));
     }
 
     #[test]
-    fn outcomes_follow_the_http_status() {
-        assert_eq!(outcome(Some(201)), "success");
-        assert_eq!(outcome(Some(403)), "failure");
-        assert_eq!(outcome(Some(503)), "error");
-        assert_eq!(outcome(None), "success");
+    fn actions_of_the_same_name_publish_apart() {
+        let own = classify(AuditAction::ApiKeyRevoked, Some("api_key:3"));
+        let admin = classify(AuditAction::ApiKeyRevokedByAdmin, Some("api_key:3"));
+        assert_eq!((own.category, own.severity), (AUTHENTICATION, LOW));
+        assert_eq!((admin.category, admin.severity), (SECURITY, MEDIUM));
+        assert_eq!(
+            AuditAction::ApiKeyRevoked.name(),
+            AuditAction::ApiKeyRevokedByAdmin.name()
+        );
+        let quiet = classify(AuditAction::ProjectUpdate, None);
+        let opened = classify(AuditAction::ProjectOpened, None);
+        assert_eq!((quiet.severity, opened.severity), (LOW, HIGH));
     }
 
     #[test]
     fn entries_use_published_words_and_are_unique() {
         let mut seen = BTreeSet::new();
-        for e in CATALOG {
+        for e in AuditAction::ALL.iter().map(|a| a.entry()) {
             assert!(CATEGORIES.contains(&e.category), "{e:?}");
             assert!(SEVERITIES.contains(&e.severity), "{e:?}");
             assert!(
@@ -343,15 +277,39 @@ mod tests {
                 "twice: {e:?}"
             );
         }
-        // A qualified entry without a plain one would leave the other cases to the fallback.
-        for e in CATALOG.iter().filter(|e| e.when != When::Always) {
-            assert!(
-                CATALOG
-                    .iter()
-                    .any(|p| p.action == e.action && p.when == When::Always),
-                "{e:?}"
-            );
+        // A qualified entry without a plain one would leave events of that name unclassified
+        // by migration 0007.
+        for e in AuditAction::ALL.iter().map(|a| a.entry()) {
+            if e.when != When::Always {
+                assert!(
+                    AuditAction::ALL
+                        .iter()
+                        .any(|p| p.entry().action == e.action && p.entry().when == When::Always),
+                    "{e:?}"
+                );
+            }
         }
+    }
+
+    #[test]
+    fn outcomes_follow_the_http_status() {
+        assert_eq!(outcome(Some(201)), "success");
+        assert_eq!(outcome(Some(403)), "failure");
+        assert_eq!(outcome(Some(503)), "error");
+        assert_eq!(outcome(None), "success");
+    }
+
+    /// The catalog entry migration 0007 gave a name recorded under a category and severity.
+    fn lookup(action: &str, category: &str, severity: &str) -> Option<Entry> {
+        AuditAction::ALL
+            .iter()
+            .map(|a| a.entry())
+            .filter(|e| e.action == action)
+            .find(|e| match e.when {
+                When::Always => true,
+                When::Category(c) => c == category,
+                When::Severity(s) => s == severity,
+            })
     }
 
     /// The catalog rows of a migration: `('a', NULL, 'b', …),` lines.
@@ -422,62 +380,5 @@ mod tests {
                 );
             }
         }
-    }
-
-    /// Names recorded through a variable rather than a literal `AuditEvent::new("…"`.
-    const NAMES_NOT_WRITTEN_LITERALLY: &[&str] = &[
-        wanllmdb_api_types::admin::USER_CREATED,
-        wanllmdb_api_types::admin::USER_DISABLED,
-        wanllmdb_api_types::admin::USER_ENABLED,
-        wanllmdb_api_types::admin::USER_PROMOTED,
-        wanllmdb_api_types::admin::USER_DEMOTED,
-        wanllmdb_api_types::admin::PASSWORD_RESET,
-        wanllmdb_api_types::admin::API_KEY_REVOKED,
-        "model_approve",
-        "model_approval_revoke",
-    ];
-
-    /// Every `AuditEvent::new("name"` in the server's sources, the name possibly on the next line.
-    fn literal_names(dir: &Path, out: &mut BTreeSet<String>) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                literal_names(&path, out);
-            } else if path.extension().is_some_and(|x| x == "rs")
-                && path.file_name().is_some_and(|f| f != "catalog.rs")
-            {
-                let text = std::fs::read_to_string(&path).unwrap();
-                for rest in text.split("AuditEvent::new(").skip(1) {
-                    let rest = rest.trim_start();
-                    let name = rest.strip_prefix('"').and_then(|r| r.split('"').next());
-                    if let Some(name) = name.filter(|n| {
-                        !n.is_empty()
-                            && n.bytes()
-                                .all(|b| b.is_ascii_lowercase() || b == b'_' || b == b'.')
-                    }) {
-                        out.insert(name.to_string());
-                    }
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn every_recorded_name_is_in_the_catalog() {
-        let mut names = BTreeSet::new();
-        literal_names(
-            &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
-            &mut names,
-        );
-        assert!(
-            names.len() > 40,
-            "the source scan found too little: {names:?}"
-        );
-        names.extend(NAMES_NOT_WRITTEN_LITERALLY.iter().map(|s| s.to_string()));
-        let missing: Vec<_> = names
-            .iter()
-            .filter(|n| !CATALOG.iter().any(|e| e.action == n.as_str()))
-            .collect();
-        assert!(missing.is_empty(), "not in the audit catalog: {missing:?}");
     }
 }

@@ -1,6 +1,6 @@
 //! The audit log: security-relevant events, written by the services and read by server
-//! administrators (`query`, `routes`). Services record events under short names of their own;
-//! [`catalog`] publishes them under the event types, categories and severities of the API, and
+//! administrators (`query`, `routes`). Services record an [`AuditAction`] each;
+//! [`catalog`] publishes it under the event types, categories and severities of the API, and
 //! [`describe`] says what happened in a sentence.
 
 pub mod catalog;
@@ -11,6 +11,8 @@ mod store;
 
 use axum::response::Response;
 
+pub use catalog::AuditAction;
+
 use crate::auth::Actor;
 use crate::extract::ClientInfo;
 use crate::store::Store;
@@ -18,9 +20,7 @@ use crate::store::Store;
 /// One event to record.
 #[derive(Debug, Clone)]
 pub struct AuditEvent {
-    action: &'static str,
-    category: &'static str,
-    severity: &'static str,
+    action: AuditAction,
     user_id: Option<i64>,
     username: Option<String>,
     client: ClientInfo,
@@ -30,13 +30,10 @@ pub struct AuditEvent {
 }
 
 impl AuditEvent {
-    /// An event recorded as `action` (`login_failure`), with the service's category (`auth`)
-    /// and severity (`info`, `warning`, `critical`); [`catalog::classify`] publishes it.
-    pub fn new(action: &'static str, category: &'static str, severity: &'static str) -> Self {
+    /// An event of `action`; [`catalog::classify`] publishes it.
+    pub fn new(action: AuditAction) -> Self {
         AuditEvent {
             action,
-            category,
-            severity,
             user_id: None,
             username: None,
             client: ClientInfo::default(),
@@ -100,9 +97,9 @@ impl AuditEvent {
 
 /// Writes an event. Failures are logged, not returned: auditing never breaks a request.
 pub async fn record(store: &Store, e: AuditEvent) {
-    let c = catalog::classify(e.action, e.category, e.severity, e.resource.as_deref());
+    let c = catalog::classify(e.action, e.resource.as_deref());
     if let Err(err) = store::insert_event(store, &e, &c).await {
-        tracing::error!(error = %err, event = e.action, "could not write audit event");
+        tracing::error!(error = %err, event = e.action.name(), "could not write audit event");
     }
 }
 
@@ -117,11 +114,11 @@ pub fn failed_login(
     http_status: i64,
 ) -> AuditEvent {
     let action = if reason == "rate_limited" {
-        "login_rate_limited"
+        AuditAction::LoginRateLimited
     } else {
-        "login_failure"
+        AuditAction::LoginFailure
     };
-    AuditEvent::new(action, "auth", "warning")
+    AuditEvent::new(action)
         .client(client)
         .username(username)
         .resource(format!("user:{username}"))

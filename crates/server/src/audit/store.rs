@@ -23,10 +23,10 @@ pub(super) async fn insert_event(
     on_backend!(store, write, |pool| {
         sqlx::query(INSERT_AUDIT_EVENTS)
             .bind(now_us())
-            .bind(c.event_type.as_ref())
+            .bind(c.event_type)
             .bind(c.category)
             .bind(c.severity)
-            .bind(e.action)
+            .bind(e.action.name())
             .bind(e.user_id)
             .bind(&e.username)
             .bind(&e.client.ip)

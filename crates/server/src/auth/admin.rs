@@ -5,23 +5,20 @@
 use rand::Rng;
 use wanllmdb_api_types::Page;
 use wanllmdb_api_types::admin::{
-    API_KEY_REVOKED, AdminApiKey, AdminUser, CreateUserRequest, CreatedUser, DisabledUser,
-    PASSWORD_RESET, PasswordReset, USER_CREATED, USER_DEMOTED, USER_DISABLED, USER_ENABLED,
-    USER_PROMOTED,
+    AdminApiKey, AdminUser, CreateUserRequest, CreatedUser, DisabledUser, PasswordReset,
 };
 
 use super::store::{self, FlagUpdate, Target};
 use super::{
     Accounts, Actor, AuthUser, check_email, check_password_policy, check_username, hash_password,
 };
-use crate::audit::{self, AuditEvent};
+use crate::audit::{self, AuditAction, AuditEvent};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ClientInfo;
 use crate::paging;
 use crate::state::AppState;
 use crate::store::{Store, now_us};
 
-const AUDIT_CATEGORY: &str = "admin";
 const DEFAULT_PAGE: i64 = 100;
 const MAX_PAGE: i64 = 1000;
 
@@ -136,13 +133,8 @@ impl AccountAdmin<'_> {
     }
 
     /// An `admin` audit event by `admin` from `client`.
-    fn event(
-        kind: &'static str,
-        severity: &'static str,
-        client: &ClientInfo,
-        admin: &AuthUser,
-    ) -> AuditEvent {
-        AuditEvent::new(kind, AUDIT_CATEGORY, severity)
+    fn event(action: AuditAction, client: &ClientInfo, admin: &AuthUser) -> AuditEvent {
+        AuditEvent::new(action)
             .client(client)
             .user(admin.id, &admin.username)
     }
@@ -202,7 +194,7 @@ impl AccountAdmin<'_> {
         let user = self.find(&req.username).await?;
         audit::record(
             self.store(),
-            Self::event(USER_CREATED, "info", client, admin)
+            Self::event(AuditAction::UserCreated, client, admin)
                 .resource(format!("user:{}", user.username))
                 .metadata(serde_json::json!({ "is_admin": user.is_admin }))
                 .status(201),
@@ -239,7 +231,7 @@ impl AccountAdmin<'_> {
             .await?;
         audit::record(
             self.store(),
-            Self::event(USER_DISABLED, "warning", client, admin)
+            Self::event(AuditAction::UserDisabled, client, admin)
                 .resource(format!("user:{username}"))
                 .metadata(serde_json::json!({
                     "api_keys_revoked": api_keys_revoked,
@@ -265,8 +257,7 @@ impl AccountAdmin<'_> {
         let change = FlagChange {
             update: FlagUpdate::Enable,
             unchanged: "is not disabled",
-            event: USER_ENABLED,
-            severity: "info",
+            event: AuditAction::UserEnabled,
         };
         self.set_flag(actor, client, username, change).await
     }
@@ -281,8 +272,7 @@ impl AccountAdmin<'_> {
         let change = FlagChange {
             update: FlagUpdate::Promote,
             unchanged: "is already a server administrator",
-            event: USER_PROMOTED,
-            severity: "warning",
+            event: AuditAction::UserPromoted,
         };
         self.set_flag(actor, client, username, change).await
     }
@@ -307,7 +297,7 @@ impl AccountAdmin<'_> {
         }
         audit::record(
             self.store(),
-            Self::event(change.event, change.severity, client, admin)
+            Self::event(change.event, client, admin)
                 .resource(format!("user:{username}"))
                 .status(200),
         )
@@ -334,7 +324,7 @@ impl AccountAdmin<'_> {
         .await?;
         audit::record(
             self.store(),
-            Self::event(USER_DEMOTED, "info", client, admin)
+            Self::event(AuditAction::UserDemoted, client, admin)
                 .resource(format!("user:{username}"))
                 .status(200),
         )
@@ -360,7 +350,7 @@ impl AccountAdmin<'_> {
             store::reset_password(self.store(), username, &hash, now_us()).await?;
         audit::record(
             self.store(),
-            Self::event(PASSWORD_RESET, "warning", client, admin)
+            Self::event(AuditAction::PasswordReset, client, admin)
                 .resource(format!("user:{username}"))
                 .metadata(serde_json::json!({
                     "generated": generated_password.is_some(),
@@ -418,7 +408,7 @@ impl AccountAdmin<'_> {
         })?;
         audit::record(
             self.store(),
-            Self::event(API_KEY_REVOKED, "info", client, admin)
+            Self::event(AuditAction::ApiKeyRevokedByAdmin, client, admin)
                 .resource(format!("api_key:{id}"))
                 .metadata(serde_json::json!({ "owner": owner }))
                 .status(204),
@@ -434,8 +424,7 @@ struct FlagChange {
     update: FlagUpdate,
     /// Completes "user NAME …" in the 409 when nothing changed.
     unchanged: &'static str,
-    event: &'static str,
-    severity: &'static str,
+    event: AuditAction,
 }
 
 #[cfg(test)]

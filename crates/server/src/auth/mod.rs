@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use wanllmdb_api_types::auth::{ApiKey, ChangePasswordRequest, CreatedApiKey, TokenPair, User};
 
-use crate::audit::{self, AuditEvent};
+use crate::audit::{self, AuditAction, AuditEvent};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ClientInfo;
 use crate::state::AppState;
@@ -309,7 +309,7 @@ impl Accounts<'_> {
             });
         audit::record(
             self.store(),
-            AuditEvent::new("user_register", "auth", "info")
+            AuditEvent::new(AuditAction::UserRegister)
                 .client(client)
                 .user(by_id, by_name)
                 .resource(format!("user:{}", user.username))
@@ -462,7 +462,7 @@ impl Accounts<'_> {
         }
         audit::record(
             self.store(),
-            AuditEvent::new("login_success", "auth", "info")
+            AuditEvent::new(AuditAction::LoginSuccess)
                 .client(client)
                 .user(user.id, &user.username)
                 .status(200),
@@ -577,7 +577,7 @@ impl Accounts<'_> {
         self.revoke_family(&family).await?;
         audit::record(
             self.store(),
-            AuditEvent::new("refresh_token_reuse", "auth", "critical")
+            AuditEvent::new(AuditAction::RefreshTokenReuse)
                 .client(client)
                 .user_id(user_id)
                 .status(401),
@@ -629,7 +629,7 @@ impl Accounts<'_> {
         }
         audit::record(
             self.store(),
-            AuditEvent::new("logout", "auth", "info")
+            AuditEvent::new(AuditAction::Logout)
                 .client(client)
                 .user(user.id, &user.username)
                 .status(204),
@@ -679,7 +679,7 @@ impl Accounts<'_> {
         .await?;
         audit::record(
             self.store(),
-            AuditEvent::new("password_change", "auth", "info")
+            AuditEvent::new(AuditAction::PasswordChange)
                 .client(client)
                 .user(user.id, &user.username)
                 .resource(format!("user:{}", user.username))
@@ -715,7 +715,7 @@ impl Accounts<'_> {
         self.record_failure(subjects).await?;
         audit::record(
             self.store(),
-            AuditEvent::new("password_change_failure", "auth", "warning")
+            AuditEvent::new(AuditAction::PasswordChangeFailure)
                 .client(client)
                 .user(user.id, &user.username)
                 .resource(format!("user:{}", user.username))
@@ -746,7 +746,7 @@ impl Accounts<'_> {
         let created = self.insert_api_key(user.id, name).await?;
         audit::record(
             self.store(),
-            AuditEvent::new("api_key_created", "auth", "info")
+            AuditEvent::new(AuditAction::ApiKeyCreated)
                 .client(client)
                 .user(user.id, &user.username)
                 .resource(format!("api_key:{}", created.info.id))
@@ -795,7 +795,7 @@ impl Accounts<'_> {
         }
         audit::record(
             self.store(),
-            AuditEvent::new("api_key_revoked", "auth", "info")
+            AuditEvent::new(AuditAction::ApiKeyRevoked)
                 .client(client)
                 .user(user.id, &user.username)
                 .resource(format!("api_key:{id}"))
@@ -917,7 +917,7 @@ pub async fn resolve_actor(
                     let client = ClientInfo::from_parts(&parts);
                     audit::record(
                         &state.store,
-                        AuditEvent::new("authentication_failed", "auth", "warning")
+                        AuditEvent::new(AuditAction::AuthenticationFailed)
                             .client(&client)
                             .status(401),
                     )
@@ -937,7 +937,7 @@ pub async fn resolve_actor(
     if resp.status() == axum::http::StatusCode::FORBIDDEN
         && resp.extensions().get::<audit::AlreadyRecorded>().is_none()
     {
-        let mut ev = AuditEvent::new("access_denied", "authorization", "warning")
+        let mut ev = AuditEvent::new(AuditAction::AccessDenied)
             .client(&client)
             .status(403);
         if let Some((id, name)) = &who {

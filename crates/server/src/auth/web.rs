@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, Method, header};
 use serde::{Deserialize, Serialize};
 
 use super::{Accounts, AuthUser, disabled_credential, random_hex, store};
-use crate::audit::{self, AuditEvent};
+use crate::audit::{self, AuditAction, AuditEvent};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ClientInfo;
 use crate::store::now_us;
@@ -64,11 +64,11 @@ impl Accounts<'_> {
                 super::API_KEY_PREFIX
             )))
         };
-        let (event, severity, status) = match &result {
-            Ok(_) => ("login_success", "info", 200),
-            Err(_) => ("login_failure", "warning", 401),
+        let (event, status) = match &result {
+            Ok(_) => (AuditAction::LoginSuccess, 200),
+            Err(_) => (AuditAction::LoginFailure, 401),
         };
-        let mut ev = AuditEvent::new(event, "auth", severity)
+        let mut ev = AuditEvent::new(event)
             .client(client)
             .status(status)
             .metadata(serde_json::json!({ "method": "api_key" }));
@@ -168,7 +168,7 @@ impl Accounts<'_> {
         self.revoke_family(&session.family).await?;
         audit::record(
             self.store(),
-            AuditEvent::new("logout", "auth", "info")
+            AuditEvent::new(AuditAction::Logout)
                 .client(client)
                 .user(user.id, &user.username)
                 .status(303),

@@ -25,7 +25,7 @@ use wanllmdb_api_types::files::{
     normalize_path,
 };
 
-use crate::audit::{self, AuditEvent};
+use crate::audit::{self, AuditAction, AuditEvent};
 use crate::auth::Actor;
 use crate::blobs::{BlobError, BlobStore};
 use crate::error::{ApiError, ApiResult};
@@ -341,7 +341,7 @@ impl Files<'_> {
             });
         }
         self.attach_all(run.pk, &attach, user).await?;
-        let ev = AuditEvent::new("run_file_upload", "data_modification", "info")
+        let ev = AuditEvent::new(AuditAction::RunFileUpload)
             .resource(format!("run:{run_id}"))
             .status(200)
             .metadata(serde_json::json!({
@@ -617,7 +617,7 @@ impl Files<'_> {
         }
         audit::record(
             &self.state.store,
-            AuditEvent::new("blob_gc", "admin", "info")
+            AuditEvent::new(AuditAction::BlobGc)
                 .client(client)
                 .user(user.id, &user.username)
                 .status(200)
@@ -777,7 +777,7 @@ impl Files<'_> {
         resource: String,
         files: usize,
     ) {
-        let mut ev = AuditEvent::new("run_file_download", "data_access", "info")
+        let mut ev = AuditEvent::new(AuditAction::RunFileDownload)
             .client(client)
             .resource(resource)
             .status(200)
@@ -827,7 +827,7 @@ impl Files<'_> {
         if !store::detach_file(&self.state.store, run.pk, &path).await? {
             return Err(ApiError::not_found(format!("file {path} of run {run_id}")));
         }
-        let ev = AuditEvent::new("run_file_delete", "data_modification", "warning")
+        let ev = AuditEvent::new(AuditAction::RunFileDelete)
             .resource(format!("run:{run_id}/{path}"))
             .status(204);
         audit::record(&self.state.store, ev.client(client).actor(actor)).await;

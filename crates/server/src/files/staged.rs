@@ -16,7 +16,7 @@ use wanllmdb_api_types::files::{
 
 use super::store::{self, NewStaged};
 use super::{Files, UPLOAD_TTL, upload_error};
-use crate::audit::{self, AuditEvent};
+use crate::audit::{self, AuditAction, AuditEvent};
 use crate::auth::{Actor, random_hex};
 use crate::blobs::{BlobError, BlobStore};
 use crate::error::{ApiError, ApiResult};
@@ -85,7 +85,7 @@ impl Files<'_> {
             expires_at: exp * 1_000_000,
         };
         store::insert_staged(&self.state.store, &staged).await?;
-        let ev = AuditEvent::new("run_file_upload", "data_modification", "info")
+        let ev = AuditEvent::new(AuditAction::RunFileUpload)
             .resource(format!("run:{run_id}/{path}"))
             .status(200)
             .metadata(serde_json::json!({ "upload_url": true }));
@@ -216,7 +216,7 @@ impl Files<'_> {
             now_us(),
         )
         .await?;
-        let ev = AuditEvent::new("run_file_register", "data_modification", "info")
+        let ev = AuditEvent::new(AuditAction::RunFileRegister)
             .resource(format!("run:{run_id}/{path}"))
             .status(201)
             .metadata(serde_json::json!({ "size": got.size, "sha256": got.sha256 }));

@@ -8,10 +8,10 @@ use wanllmdb_api_types::projects::{
     CreateProjectRequest, Member, Project, Role, UpdateProjectRequest, Visibility,
 };
 
-use crate::audit::{self, AuditEvent};
+use crate::audit::{self, AuditAction, AuditEvent};
 use crate::auth::Actor;
 use crate::auth::store as auth_store;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, known};
 use crate::extract::ClientInfo;
 use crate::paging;
 use crate::state::AppState;
@@ -84,7 +84,7 @@ impl Projects<'_> {
     pub async fn access(&self, actor: &Actor, name: &str) -> ApiResult<ProjectAccess> {
         let row = store::access_by_name(self.store(), actor.user_id().unwrap_or(-1), name).await?;
         let (id, vis, role) = row.ok_or_else(|| ApiError::not_found(format!("project {name}")))?;
-        Ok(Self::build_access(actor, id, name, &vis, role.as_deref()))
+        Self::build_access(actor, id, name, &vis, role.as_deref())
     }
 
     /// Like [`Projects::access`], but a project that does not exist is created first (private,
@@ -119,32 +119,38 @@ impl Projects<'_> {
     pub async fn access_by_id(&self, actor: &Actor, id: i64) -> ApiResult<ProjectAccess> {
         let row = store::access_by_id(self.store(), actor.user_id().unwrap_or(-1), id).await?;
         let (name, vis, role) = row.ok_or_else(|| ApiError::not_found("project"))?;
-        Ok(Self::build_access(actor, id, &name, &vis, role.as_deref()))
+        Self::build_access(actor, id, &name, &vis, role.as_deref())
     }
 
+    /// The caller's access to a project as stored; a visibility or member role this server
+    /// never writes is an error naming the project, not less (or more) access.
     fn build_access(
         actor: &Actor,
         id: i64,
         name: &str,
         vis: &str,
         role: Option<&str>,
-    ) -> ProjectAccess {
+    ) -> ApiResult<ProjectAccess> {
+        let stored_role = role
+            .map(|r| known(Role::parse(r), "project_members", name, "role", r))
+            .transpose()?;
         let role = if actor.is_admin() {
             Some(Role::Owner)
         } else {
-            role.and_then(Role::parse)
+            stored_role
         };
-        ProjectAccess {
+        let visibility = match vis {
+            "public" => Visibility::Public,
+            "private" => Visibility::Private,
+            other => known(None, "projects", name, "visibility", other)?,
+        };
+        Ok(ProjectAccess {
             id,
             name: name.to_string(),
-            visibility: if vis == "public" {
-                Visibility::Public
-            } else {
-                Visibility::Private
-            },
+            visibility,
             role,
             anonymous: actor.user.is_none(),
-        }
+        })
     }
 
     /// Creates a project owned by the caller.
@@ -178,7 +184,7 @@ impl Projects<'_> {
         self.record(
             actor,
             client,
-            AuditEvent::new("project_create", "data_modification", "info")
+            AuditEvent::new(AuditAction::ProjectCreate)
                 .resource(format!("project:{}", req.name))
                 .status(201)
                 .metadata(serde_json::json!({ "visibility": vis.as_str() })),
@@ -273,7 +279,7 @@ impl Projects<'_> {
         self.record(
             actor,
             client,
-            AuditEvent::new("project_delete", "data_modification", "warning")
+            AuditEvent::new(AuditAction::ProjectDelete)
                 .resource(format!("project:{name}"))
                 .status(204),
         )
@@ -328,7 +334,7 @@ impl Projects<'_> {
         self.record(
             actor,
             client,
-            AuditEvent::new("member_add", "data_modification", "info")
+            AuditEvent::new(AuditAction::MemberAdd)
                 .resource(format!("project:{name}"))
                 .status(201)
                 .metadata(serde_json::json!({ "member": username, "role": role.as_str() })),
@@ -373,7 +379,7 @@ impl Projects<'_> {
         self.record(
             actor,
             client,
-            AuditEvent::new("member_update", "data_modification", "info")
+            AuditEvent::new(AuditAction::MemberUpdate)
                 .resource(format!("project:{name}"))
                 .status(200)
                 .metadata(serde_json::json!({
@@ -425,7 +431,7 @@ impl Projects<'_> {
         self.record(
             actor,
             client,
-            AuditEvent::new("member_remove", "data_modification", "info")
+            AuditEvent::new(AuditAction::MemberRemove)
                 .resource(format!("project:{name}"))
                 .status(204)
                 .metadata(serde_json::json!({ "member": username, "role": current.as_str() })),
@@ -450,11 +456,11 @@ fn update_event(before: &ProjectAccess, req: &UpdateProjectRequest) -> AuditEven
             serde_json::json!({ "from": before.visibility.as_str(), "to": v.as_str() }),
         );
     }
-    AuditEvent::new(
-        "project_update",
-        "data_modification",
-        if opened { "warning" } else { "info" },
-    )
+    AuditEvent::new(if opened {
+        AuditAction::ProjectOpened
+    } else {
+        AuditAction::ProjectUpdate
+    })
     .resource(format!("project:{}", before.name))
     .status(200)
     .metadata(serde_json::Value::Object(changed))

@@ -19,7 +19,7 @@ use wanllmdb_api_types::registry::{
 };
 
 use crate::artifacts::Artifacts;
-use crate::audit::{self, AuditEvent};
+use crate::audit::{self, AuditAction, AuditEvent};
 use crate::auth::{Actor, AuthUser};
 use crate::error::{ApiError, ApiResult, known};
 use crate::extract::ClientInfo;
@@ -210,7 +210,7 @@ impl Registry<'_> {
         self.audit(
             actor,
             client,
-            AuditEvent::new("model_register", "registry", "info")
+            AuditEvent::new(AuditAction::ModelRegister)
                 .status(201)
                 .resource(format!("model:{}", req.name))
                 .metadata(serde_json::json!({"project": req.project})),
@@ -298,7 +298,7 @@ impl Registry<'_> {
         self.audit(
             actor,
             client,
-            AuditEvent::new("model_update", "registry", "info")
+            AuditEvent::new(AuditAction::ModelUpdate)
                 .status(200)
                 .resource(format!("model:{name}"))
                 .metadata(serde_json::json!({"require_approval": approval})),
@@ -314,7 +314,7 @@ impl Registry<'_> {
         self.audit(
             actor,
             client,
-            AuditEvent::new("model_delete", "registry", "warning")
+            AuditEvent::new(AuditAction::ModelDelete)
                 .status(204)
                 .resource(format!("model:{name}"))
                 .metadata(serde_json::json!({"versions": row.version_count})),
@@ -442,7 +442,7 @@ impl Registry<'_> {
         self.audit(
             actor,
             client,
-            AuditEvent::new("model_version_create", "registry", "info")
+            AuditEvent::new(AuditAction::ModelVersionCreate)
                 .status(201)
                 .resource(format!("model:{name}:v{number}"))
                 .metadata(serde_json::json!({"artifact": artifact_label, "run": req.run})),
@@ -597,7 +597,7 @@ impl Registry<'_> {
         self.audit(
             actor,
             client,
-            AuditEvent::new("model_version_delete", "registry", "warning")
+            AuditEvent::new(AuditAction::ModelVersionDelete)
                 .status(204)
                 .resource(format!("model:{name}:v{}", row.version))
                 .metadata(serde_json::json!({"stage": row.stage})),
@@ -637,7 +637,7 @@ impl Registry<'_> {
         self.audit(
             actor,
             client,
-            AuditEvent::new("model_transition", "registry", "info")
+            AuditEvent::new(AuditAction::ModelTransition)
                 .status(200)
                 .resource(format!("model:{name}:v{number}"))
                 .metadata(serde_json::json!({"from": row.stage, "to": req.to.as_str(), "comment": req.comment, "archived": archived})),
@@ -733,14 +733,14 @@ impl Registry<'_> {
         )
         .await?;
         let event = if revoke {
-            "model_approval_revoke"
+            AuditAction::ModelApprovalRevoke
         } else {
-            "model_approve"
+            AuditAction::ModelApprove
         };
         self.audit(
             actor,
             client,
-            AuditEvent::new(event, "registry", "info")
+            AuditEvent::new(event)
                 .status(200)
                 .resource(format!("model:{name}:v{number}"))
                 .metadata(serde_json::json!({"comment": comment})),
@@ -777,7 +777,7 @@ impl Registry<'_> {
         self.audit(
             actor,
             client,
-            AuditEvent::new("model_alias_set", "registry", "info")
+            AuditEvent::new(AuditAction::ModelAliasSet)
                 .status(200)
                 .resource(format!("model:{name}:v{number}"))
                 .metadata(serde_json::json!({"alias": alias})),
@@ -811,7 +811,7 @@ impl Registry<'_> {
         self.audit(
             actor,
             client,
-            AuditEvent::new("model_alias_remove", "registry", "info")
+            AuditEvent::new(AuditAction::ModelAliasRemove)
                 .status(204)
                 .resource(format!("model:{name}:v{}", row.version))
                 .metadata(serde_json::json!({"alias": alias})),
@@ -870,7 +870,7 @@ impl Registry<'_> {
         self.audit(
             actor,
             client,
-            AuditEvent::new("registry_policy_change", "registry", "warning")
+            AuditEvent::new(AuditAction::RegistryPolicyChange)
                 .status(200)
                 .resource(format!("project:{project}"))
                 .metadata(serde_json::json!({"require_approval": policy.require_approval, "allow_self_approval": policy.allow_self_approval})),

@@ -11,7 +11,7 @@ use wanllmdb_api_types::runs::{
     CreateRunRequest, FinishRunRequest, HeartbeatResponse, Run, RunState, UpdateRunRequest,
 };
 
-use crate::audit::{self, AuditEvent};
+use crate::audit::{self, AuditAction, AuditEvent};
 use crate::auth::{Accounts, Actor};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ClientInfo;
@@ -178,9 +178,9 @@ impl Runs<'_> {
         let project = req.project.clone();
         let (run, created) = self.create_or_resume(actor, req, client).await?;
         let ev = if created {
-            AuditEvent::new("run_create", "data_modification", "info").status(201)
+            AuditEvent::new(AuditAction::RunCreate).status(201)
         } else {
-            AuditEvent::new("run_resume", "data_modification", "info").status(200)
+            AuditEvent::new(AuditAction::RunResume).status(200)
         };
         let ev = ev
             .resource(format!("run:{}", run.id))
@@ -360,7 +360,7 @@ impl Runs<'_> {
         self.record(
             actor,
             client,
-            AuditEvent::new("run_update", "data_modification", "info")
+            AuditEvent::new(AuditAction::RunUpdate)
                 .resource(format!("run:{id}"))
                 .status(200)
                 .metadata(metadata),
@@ -401,11 +401,15 @@ impl Runs<'_> {
             return Err(ApiError::not_found(format!("tag {tag:?} on run {id}")));
         }
         if changed {
-            let event = if add { "run_tag_add" } else { "run_tag_remove" };
+            let event = if add {
+                AuditAction::RunTagAdd
+            } else {
+                AuditAction::RunTagRemove
+            };
             self.record(
                 actor,
                 client,
-                AuditEvent::new(event, "data_modification", "info")
+                AuditEvent::new(event)
                     .resource(format!("run:{id}"))
                     .status(200)
                     .metadata(serde_json::json!({ "tag": tag })),
@@ -422,7 +426,7 @@ impl Runs<'_> {
         self.record(
             actor,
             client,
-            AuditEvent::new("run_delete", "data_modification", "warning")
+            AuditEvent::new(AuditAction::RunDelete)
                 .resource(format!("run:{id}"))
                 .status(204)
                 .metadata(serde_json::json!({ "project": access.name })),
@@ -475,7 +479,7 @@ impl Runs<'_> {
         self.record(
             actor,
             client,
-            AuditEvent::new("run_finish", "data_modification", "info")
+            AuditEvent::new(AuditAction::RunFinish)
                 .resource(format!("run:{id}"))
                 .status(200)
                 .metadata(
@@ -498,7 +502,7 @@ impl Runs<'_> {
         self.record(
             actor,
             client,
-            AuditEvent::new("run_stop", "data_modification", "info")
+            AuditEvent::new(AuditAction::RunStop)
                 .resource(format!("run:{id}"))
                 .status(200),
         )

@@ -31,7 +31,7 @@ use wanllmdb_api_types::sweeps::{
     Trial, TrialCounts, TrialState, config_warnings, parse_sweep_config,
 };
 
-use crate::audit::{self, AuditEvent};
+use crate::audit::{self, AuditAction, AuditEvent};
 use crate::auth::Actor;
 use crate::error::{ApiError, ApiResult, known};
 use crate::extract::ClientInfo;
@@ -261,7 +261,7 @@ impl Sweeps<'_> {
         self.audit(
             actor,
             client,
-            AuditEvent::new("sweep_create", "sweeps", "info")
+            AuditEvent::new(AuditAction::SweepCreate)
                 .status(201)
                 .resource(format!("sweep:{id}"))
                 .metadata(serde_json::json!({"project": project, "method": method, "name": name})),
@@ -420,7 +420,7 @@ impl Sweeps<'_> {
         self.audit(
             actor,
             client,
-            AuditEvent::new("sweep_state_change", "sweeps", "info")
+            AuditEvent::new(AuditAction::SweepStateChange)
                 .status(200)
                 .resource(format!("sweep:{id}"))
                 .metadata(serde_json::json!({"from": from.as_str(), "to": to.as_str()})),
@@ -461,7 +461,7 @@ impl Sweeps<'_> {
         self.audit(
             actor,
             client,
-            AuditEvent::new("sweep_delete", "sweeps", "warning")
+            AuditEvent::new(AuditAction::SweepDelete)
                 .status(200)
                 .resource(format!("sweep:{id}"))
                 .metadata(serde_json::json!({"name": row.name, "runs_detached": detached.len()})),
@@ -502,7 +502,7 @@ impl Sweeps<'_> {
         self.audit(
             actor,
             client,
-            AuditEvent::new("sweep_retry_failed", "sweeps", "info")
+            AuditEvent::new(AuditAction::SweepRetryFailed)
                 .status(200)
                 .resource(format!("sweep:{id}"))
                 .metadata(serde_json::json!({"queued": failed.len()})),

@@ -177,11 +177,12 @@ impl Timeline {
                             if let Some((start, stage)) = open.take() {
                                 segments.push(segment(x(start), x(t), stage, start, t));
                             }
-                            let to =
+                            // The registry read `to` from a checked stage; a transition
+                            // without one ends the bar instead of drawing a stage it never had.
+                            open =
                                 e.to.as_deref()
                                     .and_then(Stage::parse)
-                                    .unwrap_or(Stage::None);
-                            open = Some((t, to.as_str()));
+                                    .map(|to| (t, to.as_str()));
                         }
                         "approved" | "approval_revoked" | "approval_voided" => marks.push(Mark {
                             x: format!("{:.1}", x(t)),

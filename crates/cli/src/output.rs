@@ -199,11 +199,11 @@ fn when_at(t: time::OffsetDateTime, now: time::OffsetDateTime, offset: time::Utc
 /// A table in the house style, sized to the terminal.
 pub fn table(header: &[&str]) -> Table {
     let mut t = Table::new();
-    t.load_preset(presets::UTF8_BORDERS_ONLY)
+    t.load_style(presets::UTF8_BORDERS_ONLY)
         .set_content_arrangement(ContentArrangement::Dynamic)
         .set_header(header.iter().copied());
     if !std::io::stdout().is_terminal() {
-        t.load_preset(presets::NOTHING)
+        t.load_style(presets::NOTHING)
             .set_header(header.iter().copied());
     }
     t
@@ -212,7 +212,7 @@ pub fn table(header: &[&str]) -> Table {
 /// A two-column key/value table.
 pub fn kv_table(rows: &[(&str, String)]) -> Table {
     let mut t = Table::new();
-    t.load_preset(presets::NOTHING)
+    t.load_style(presets::NOTHING)
         .set_content_arrangement(ContentArrangement::Dynamic);
     for (k, v) in rows {
         t.add_row(vec![k.to_string(), v.clone()]);

@@ -285,18 +285,36 @@ fn keyring_allowed() -> bool {
         .unwrap_or(true)
 }
 
+/// Makes the platform's credential store keyring's default, once per process. Where there is
+/// none (no Secret Service on the session bus, a platform without a store) entries cannot be
+/// made and keys go to the credentials file.
+fn use_platform_store() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        #[cfg(target_os = "linux")]
+        if let Ok(store) = zbus_secret_service_keyring_store::Store::new() {
+            keyring_core::set_default_store(store);
+        }
+        #[cfg(target_os = "macos")]
+        if let Ok(store) = apple_native_keyring_store::keychain::Store::new() {
+            keyring_core::set_default_store(store);
+        }
+    });
+}
+
 /// Runs a keyring operation off the async threads, giving up after two seconds (a missing
 /// or locked Secret Service must never hang a command).
 async fn with_keyring<T: Send + 'static>(
     host: &str,
-    op: impl FnOnce(keyring::Entry) -> keyring::Result<T> + Send + 'static,
-) -> Option<keyring::Result<T>> {
+    op: impl FnOnce(keyring_core::Entry) -> keyring_core::Result<T> + Send + 'static,
+) -> Option<keyring_core::Result<T>> {
     if !keyring_allowed() {
         return None;
     }
     let host = host.to_string();
     let task = tokio::task::spawn_blocking(move || {
-        keyring::Entry::new(KEYRING_SERVICE, &host).and_then(op)
+        use_platform_store();
+        keyring_core::Entry::new(KEYRING_SERVICE, &host).and_then(op)
     });
     match tokio::time::timeout(Duration::from_secs(2), task).await {
         Ok(Ok(r)) => Some(r),
@@ -334,7 +352,7 @@ pub enum StoredIn {
 /// Writes `key` with one entry and reads it back with another: true only when the store
 /// really keeps it. A store that accepts writes and forgets them (the in-memory stand-in
 /// where no platform store is compiled in, a locked keychain) must not cost the key its file.
-fn keeps(write: &keyring::Entry, read: &keyring::Entry, key: &str) -> bool {
+fn keeps(write: &keyring_core::Entry, read: &keyring_core::Entry, key: &str) -> bool {
     write.set_password(key).is_ok() && read.get_password().is_ok_and(|got| got == key)
 }
 
@@ -344,7 +362,7 @@ pub async fn store_key(host: &str, username: &str, key: &str) -> CliResult<Store
     let h = host.to_string();
     let in_keyring = matches!(
         with_keyring(host, move |write| {
-            let read = keyring::Entry::new(KEYRING_SERVICE, &h)?;
+            let read = keyring_core::Entry::new(KEYRING_SERVICE, &h)?;
             Ok(keeps(&write, &read, &k))
         })
         .await,
@@ -414,25 +432,31 @@ pub async fn forget_key(host: &str) -> CliResult<bool> {
 
 #[cfg(test)]
 mod keyring_tests {
-    use keyring::mock::MockCredential;
+    use keyring_core::api::CredentialStoreApi;
+    use keyring_core::mock::{Cred, Store};
 
     use super::*;
 
-    fn mock() -> keyring::Entry {
-        keyring::Entry::new_with_credential(Box::new(MockCredential::default()))
+    /// An entry for this host in `store`.
+    fn entry(store: &Store) -> keyring_core::Entry {
+        store.build(KEYRING_SERVICE, "localhost:8080", None).unwrap()
     }
 
     #[test]
     fn a_store_that_forgets_or_fails_does_not_count() {
-        // Two entries of the in-memory stand-in do not share what they hold: the key "stored"
-        // in one is not there for the other, so the credentials file must keep it.
-        assert!(!keeps(&mock(), &mock(), "wlk_1"));
-        let failing = mock();
-        let cred: &MockCredential = failing.get_credential().downcast_ref().unwrap();
-        cred.set_error(keyring::Error::PlatformFailure("locked".into()));
-        assert!(!keeps(&failing, &mock(), "wlk_1"));
-        // A store that keeps the key is believed.
-        let same = mock();
-        assert!(keeps(&same, &same, "wlk_1"));
+        // Written to one store and read from another: the key "stored" is not there when read,
+        // as with a store that accepts writes and forgets them, so the credentials file must
+        // keep it.
+        let (forgetful, elsewhere) = (Store::new().unwrap(), Store::new().unwrap());
+        assert!(!keeps(&entry(&forgetful), &entry(&elsewhere), "wlk_1"));
+        // A store that fails the write (a locked keychain).
+        let store = Store::new().unwrap();
+        let failing = entry(&store);
+        let cred: &Cred = failing.as_any().downcast_ref().unwrap();
+        cred.set_error(keyring_core::Error::PlatformFailure("locked".into()));
+        assert!(!keeps(&failing, &entry(&store), "wlk_1"));
+        // A store that keeps the key, read through a second entry, is believed.
+        let store = Store::new().unwrap();
+        assert!(keeps(&entry(&store), &entry(&store), "wlk_1"));
     }
 }

@@ -1310,22 +1310,9 @@ async fn migrated_server(backend: Backend) -> Ctx {
             (store, Some((base, schema)))
         }
     };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server =
-        wanllmdb_server::start_with_store(crate::test_config(dir.path()), store.clone(), listener)
-            .await
-            .unwrap();
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    Ctx {
-        backend,
-        url: server.url(),
-        admin_key: server.admin_api_key.clone().expect("bootstrap admin key"),
-        server: Some(server),
-        client: reqwest::Client::new(),
-        store,
-        _dir: dir,
-        pg_schema,
-    }
+    let mut ctx = Ctx::serve(backend, store, dir, None).await;
+    ctx.pg_schema = pg_schema;
+    ctx
 }
 
 fn before_0007(all: sqlx::migrate::Migrator) -> sqlx::migrate::Migrator {

@@ -20,6 +20,7 @@ mod product;
 mod projects;
 mod registry;
 mod registry_surface;
+mod run_tags;
 mod runs;
 mod s3;
 mod sessions;
@@ -127,6 +128,36 @@ impl Ctx {
             store,
             _dir: dir,
             pg_schema,
+        }
+    }
+
+    /// A server on `store`, with its data directory `dir`, called with `key` (by default the
+    /// key of the admin it bootstraps on a database without users).
+    pub async fn serve(
+        backend: Backend,
+        store: Store,
+        dir: tempfile::TempDir,
+        key: Option<&str>,
+    ) -> Ctx {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let server =
+            wanllmdb_server::start_with_store(test_config(dir.path()), store.clone(), listener)
+                .await
+                .unwrap();
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let admin_key = key
+            .map(str::to_string)
+            .or_else(|| server.admin_api_key.clone())
+            .expect("bootstrap admin key");
+        Ctx {
+            backend,
+            url: server.url(),
+            admin_key,
+            server: Some(server),
+            client: Client::new(),
+            store,
+            _dir: dir,
+            pg_schema: None,
         }
     }
 

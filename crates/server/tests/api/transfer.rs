@@ -124,7 +124,7 @@ fn source(ctx: &Ctx) -> Target {
 }
 
 /// A new, empty SQLite data directory opened the way `wanllmdb server` would.
-async fn sqlite_target(dir: &Path) -> Target {
+pub async fn sqlite_target(dir: &Path) -> Target {
     Target::open(&ServerConfig::new(dir)).await.unwrap()
 }
 

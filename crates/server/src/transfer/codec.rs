@@ -180,7 +180,9 @@ mod tests {
         let tags = spec("run_tags");
         let err = |l: &str| read_line(tags, l.as_bytes()).unwrap_err().to_string();
         assert!(err("{\"run_pk\":1}").contains("no column tag"));
-        assert!(err("{\"run_pk\":1,\"tag\":\"a\",\"x\":1}").contains("unknown column x"));
+        assert!(
+            err("{\"run_pk\":1,\"tag\":\"a\",\"position\":0,\"x\":1}").contains("unknown column x")
+        );
         assert!(err("{\"run_pk\":\"1\",\"tag\":\"a\"}").contains("column run_pk"));
         assert!(err("[1]").contains("not a JSON object"));
     }

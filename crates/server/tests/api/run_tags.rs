@@ -1,12 +1,14 @@
 //! Run tags keep the order they were given in: through create, add, remove, resume, update,
-//! lists and searches, and backups.
+//! lists and searches, backups, and the upgrade of a database that kept them twice (a JSON
+//! list in `runs.tags` and `run_tags`).
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use wanllmdb_server::Store;
 use wanllmdb_server::transfer::{self, NoProgress, Target};
 
 use crate::transfer::sqlite_target;
-use crate::{Backend, Ctx, assert_error, each_backend};
+use crate::{Backend, Ctx, assert_error, backends, each_backend, sha};
 
 /// The tags of run `id` as the API shows them.
 async fn tags_of(ctx: &Ctx, key: &str, id: &str) -> Value {
@@ -137,3 +139,112 @@ each_backend!(tags_keep_the_order_they_were_given_in, |ctx| {
     );
     copy.stop().await;
 });
+
+/// The API key of the user who owns the runs of [`OLD_RUNS`].
+const OLD_KEY: &str = "wlk_0123456789abcdef0123456789abcdef0123456789abcdef";
+
+/// Runs as schema version 11 stored them: `(id, runs.tags, rows of run_tags)`. The two
+/// places disagree where a hand edit or an interrupted write left them apart.
+const OLD_RUNS: [(&str, &str, &[&str]); 6] = [
+    (
+        "ordered1",
+        r#"["zeta","alpha","mid","beta"]"#,
+        &["alpha", "beta", "mid", "zeta"],
+    ),
+    ("mixed001", r#"["b","a"]"#, &["a", "b", "extra2", "extra1"]),
+    ("jsononly", r#"["only-json"]"#, &[]),
+    ("garbled1", "not json", &["x"]),
+    ("notalist", r#"{"a": 1}"#, &["y"]),
+    ("untagged", "[]", &[]),
+];
+
+/// What the API shows for each of [`OLD_RUNS`] after the upgrade, in id order.
+fn upgraded_tags() -> Vec<(String, Value)> {
+    [
+        ("garbled1", json!(["x"])),
+        ("jsononly", json!(["only-json"])),
+        ("mixed001", json!(["b", "a", "extra1", "extra2"])),
+        ("notalist", json!(["y"])),
+        ("ordered1", json!(["zeta", "alpha", "mid", "beta"])),
+        ("untagged", json!([])),
+    ]
+    .into_iter()
+    .map(|(id, tags)| (id.to_string(), tags))
+    .collect()
+}
+
+/// Fills a database at schema version 11: a user with [`OLD_KEY`], project `legacy`, and
+/// [`OLD_RUNS`].
+async fn insert_old_runs(store: &Store) {
+    const USER: &str = "INSERT INTO users (id, username, email, is_admin, created_at) VALUES (1, 'olduser', 'old@example.com', $1, 0)";
+    const KEY: &str = "INSERT INTO api_keys (user_id, name, prefix, key_hash, created_at) VALUES (1, 'old', $1, $2, 0)";
+    const PROJECT: &str = "INSERT INTO projects (id, name, visibility, owner_id, created_at, updated_at) VALUES (1, 'legacy', 'private', 1, 0, 0)";
+    const MEMBER: &str = "INSERT INTO project_members (project_id, user_id, role, added_at) VALUES (1, 1, 'owner', 0)";
+    const RUN: &str = "INSERT INTO runs (pk, id, project_id, name, state, tags, created_by, created_at, started_at, heartbeat_at, updated_at) VALUES ($1, $2, 1, $2, 'finished', $3, 1, $1, $1, $1, $1)";
+    const TAG: &str = "INSERT INTO run_tags (run_pk, tag) VALUES ($1, $2)";
+    wanllmdb_server::on_backend!(store, write, |pool| {
+        sqlx::query(USER).bind(false).execute(pool).await.unwrap();
+        sqlx::query(KEY)
+            .bind(&OLD_KEY[..12])
+            .bind(sha(OLD_KEY.as_bytes()))
+            .execute(pool)
+            .await
+            .unwrap();
+        sqlx::query(PROJECT).execute(pool).await.unwrap();
+        sqlx::query(MEMBER).execute(pool).await.unwrap();
+        for (pk, (id, json, tags)) in (1i64..).zip(OLD_RUNS) {
+            sqlx::query(RUN)
+                .bind(pk)
+                .bind(id)
+                .bind(json)
+                .execute(pool)
+                .await
+                .unwrap();
+            for t in tags {
+                sqlx::query(TAG)
+                    .bind(pk)
+                    .bind(t)
+                    .execute(pool)
+                    .await
+                    .unwrap();
+            }
+        }
+    });
+}
+
+/// A server on a database that got [`OLD_RUNS`] at schema version 11, then was upgraded.
+async fn upgraded_server(backend: Backend) -> Ctx {
+    let dir = tempfile::tempdir().unwrap();
+    let fill = |store: Store| async move { insert_old_runs(&store).await };
+    let (store, pg_schema) = crate::upgraded_store(backend, dir.path(), 12, fill).await;
+    let mut ctx = Ctx::serve(backend, store, dir, Some(OLD_KEY)).await;
+    ctx.pg_schema = pg_schema;
+    ctx
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_upgrade_keeps_every_tag_in_its_order() {
+    for backend in backends() {
+        let ctx = upgraded_server(backend).await;
+        let k = OLD_KEY;
+        // Every tag of either place is kept: the listed ones in their order, then the rest.
+        assert_eq!(
+            listed(&ctx, k, "project=legacy&sort=name&limit=1000").await,
+            upgraded_tags(),
+            "{backend:?}"
+        );
+        let found = listed(&ctx, k, "project=legacy&tag=only-json").await;
+        assert_eq!(found.len(), 1, "{found:?}");
+        let found = listed(&ctx, k, "project=legacy&tag=extra1").await;
+        assert_eq!(found.len(), 1, "{found:?}");
+        // New tags follow the upgraded ones.
+        assert_eq!(
+            change(&ctx, k, "mixed001", Some("later"), None).await,
+            json!(["b", "a", "extra1", "extra2", "later"])
+        );
+        // The JSON copy is gone: the schema is the one this version exports.
+        let diffs = transfer::schema::differences(&ctx.store).await.unwrap();
+        assert_eq!(diffs, Vec::<String>::new(), "{backend:?}");
+        ctx.stop().await;
+    }
+}

@@ -1,13 +1,15 @@
 //! Run tags keep the order they were given in: through create, add, remove, resume, update,
-//! lists and searches, backups, and the upgrade of a database that kept them twice (a JSON
-//! list in `runs.tags` and `run_tags`).
+//! lists and searches, backups, the upgrade of a database that kept them twice (a JSON list
+//! in `runs.tags` and `run_tags`), and the restore of a backup written before that upgrade.
+
+use std::path::{Path, PathBuf};
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use wanllmdb_server::Store;
 use wanllmdb_server::transfer::{self, NoProgress, Target};
 
-use crate::transfer::sqlite_target;
+use crate::transfer::{drop_schema, postgres_target, sqlite_target};
 use crate::{Backend, Ctx, assert_error, backends, each_backend, sha};
 
 /// The tags of run `id` as the API shows them.
@@ -246,5 +248,63 @@ async fn the_upgrade_keeps_every_tag_in_its_order() {
         let diffs = transfer::schema::differences(&ctx.store).await.unwrap();
         assert_eq!(diffs, Vec::<String>::new(), "{backend:?}");
         ctx.stop().await;
+    }
+}
+
+/// A backup that `wanllmdb admin backup` wrote at schema version 11: project `legacy` with
+/// runs `ordered1` (created with tags zeta, alpha, mid, then beta added), `mixed001` (b, a;
+/// then extra2 and extra1 put into `run_tags` only), `jsononly` (only-json, then its
+/// `run_tags` rows deleted) and `untagged`, owned by the bootstrap admin.
+fn old_backup() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/backup-schema-11.tar")
+}
+
+/// The bootstrap admin's API key in [`old_backup`].
+const OLD_BACKUP_KEY: &str = "wlk_8092f38517f54c72cd2434e0e15df2dabebbcdb2763f9cfa";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_from_before_the_upgrade_restores_with_its_tag_order() {
+    let checked = transfer::verify_backup(&old_backup(), &NoProgress)
+        .await
+        .unwrap();
+    assert!(checked.ok(), "{:?}", checked.problems);
+    let want: Vec<(String, Value)> = [
+        ("jsononly", json!(["only-json"])),
+        ("mixed", json!(["b", "a", "extra1", "extra2"])),
+        ("ordered", json!(["zeta", "alpha", "mid", "beta"])),
+        ("untagged", json!([])),
+    ]
+    .into_iter()
+    .map(|(name, tags)| (name.to_string(), tags))
+    .collect();
+    for backend in backends() {
+        let data = tempfile::tempdir().unwrap();
+        let (target, schema) = match backend {
+            Backend::Sqlite => (sqlite_target(data.path()).await, None),
+            Backend::Postgres => {
+                let base = std::env::var("WANLLMDB_TEST_DATABASE_URL").unwrap();
+                let (t, s) = postgres_target(&base, &data.path().join("blobs")).await;
+                (t, Some((base, s)))
+            }
+        };
+        let report = transfer::restore(&target, &old_backup(), data.path(), &NoProgress)
+            .await
+            .unwrap();
+        assert!(report.matches, "{backend:?}: {:?}", report.comparisons);
+        assert_eq!(report.source.schema_version, 11);
+        let tag_rows = report.comparisons.iter().find(|c| c.name == "run_tags");
+        assert_eq!(tag_rows.map(|c| c.actual_rows), Some(9), "{report:?}");
+        let ctx = Ctx::serve(backend, target.store.clone(), data, Some(OLD_BACKUP_KEY)).await;
+        let runs = listed(&ctx, OLD_BACKUP_KEY, "project=legacy&sort=name").await;
+        assert_eq!(runs, want, "{backend:?}");
+        // The restored copy backs up as this version writes backups.
+        let again = transfer::snapshot_manifest(&target, &NoProgress)
+            .await
+            .unwrap();
+        assert_eq!(again.schema_version, 12);
+        ctx.stop().await;
+        if let Some((base, schema)) = schema {
+            drop_schema(&base, &schema).await;
+        }
     }
 }

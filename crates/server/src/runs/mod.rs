@@ -3,10 +3,13 @@
 pub mod routes;
 mod store;
 
+use std::collections::{BTreeMap, HashMap};
+
 use rand::Rng;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use wanllmdb_api_types::Page;
+use wanllmdb_api_types::metrics::MetricValue;
 use wanllmdb_api_types::runs::{
     CreateRunRequest, FinishRunRequest, HeartbeatResponse, Run, RunState, UpdateRunRequest,
 };
@@ -88,6 +91,12 @@ fn decode_offset(c: &str) -> ApiResult<i64> {
     }
 }
 
+/// Metric summaries by run.
+type RunSummaries = HashMap<i64, BTreeMap<String, MetricValue>>;
+
+/// Tags by run, in the order they were given.
+type RunTags = HashMap<i64, Vec<String>>;
+
 /// Parameters of a run search.
 #[derive(Debug, Default, Clone)]
 pub struct RunQuery {
@@ -156,9 +165,18 @@ impl Runs<'_> {
     }
 
     async fn to_api(&self, row: RunRow) -> ApiResult<Run> {
-        let mut s = store::summaries(self.store(), &[row.pk]).await?;
-        let summary = s.remove(&row.pk).unwrap_or_default();
-        row.into_api(summary)
+        let (mut summaries, mut tags) = self.details(&[row.pk]).await?;
+        let summary = summaries.remove(&row.pk).unwrap_or_default();
+        let tags = tags.remove(&row.pk).unwrap_or_default();
+        row.into_api(summary, tags)
+    }
+
+    /// The metric summaries and the tags of runs, read side by side.
+    async fn details(&self, pks: &[i64]) -> ApiResult<(RunSummaries, RunTags)> {
+        tokio::try_join!(
+            store::summaries(self.store(), pks),
+            store::tags_by_run(self.store(), pks)
+        )
     }
 
     /// One run.
@@ -288,17 +306,11 @@ impl Runs<'_> {
         if let serde_json::Value::Object(m) = config {
             merged.extend(m);
         }
-        let mut all_tags: Vec<String> = serde_json::from_str(&existing.tags).unwrap_or_default();
-        for t in tags {
-            if !all_tags.contains(&t) {
-                all_tags.push(t);
-            }
-        }
-        let all_tags = check_tags(&all_tags)?;
         let merged = serde_json::Value::Object(merged).to_string();
         self.check_config_size(&merged)?;
+        let check = |all: &[String]| check_tags(all).map(drop);
         let now = now_us();
-        store::resume_run(self.store(), existing.pk, &merged, &all_tags, req, now).await?;
+        store::resume_run(self.store(), existing.pk, &merged, &tags, check, req, now).await?;
         let row = self
             .row(&existing.id)
             .await?
@@ -545,12 +557,13 @@ impl Runs<'_> {
             None
         };
         let pks: Vec<i64> = rows.iter().map(|r| r.pk).collect();
-        let mut summaries = store::summaries(self.store(), &pks).await?;
+        let (mut summaries, mut tags) = self.details(&pks).await?;
         let items = rows
             .into_iter()
             .map(|r| {
                 let s = summaries.remove(&r.pk).unwrap_or_default();
-                r.into_api(s)
+                let t = tags.remove(&r.pk).unwrap_or_default();
+                r.into_api(s, t)
             })
             .collect::<ApiResult<_>>()?;
         Ok(Page { items, next_cursor })

@@ -1,5 +1,6 @@
-//! Storage of runs: the `runs` table and its tag index `run_tags`. This is the only place the
-//! runs feature's SQL lives; the service calls these functions and sees typed rows.
+//! Storage of runs: the `runs` table and `run_tags`, which holds each run's tags in the order
+//! they were given (and indexes them for tag filters). This is the only place the runs
+//! feature's SQL lives; the service calls these functions and sees typed rows.
 
 pub(super) mod filter;
 
@@ -10,7 +11,7 @@ use wanllmdb_api_types::metrics::MetricValue;
 use wanllmdb_api_types::runs::{CreateRunRequest, GitInfo, Run, RunState};
 
 use super::RunQuery;
-use crate::error::{ApiResult, known};
+use crate::error::{ApiError, ApiResult, known};
 use crate::store::{BackendKind, Store, format_time};
 use crate::{on_backend, with_tx};
 use filter::{Bind, SqlBuilder};
@@ -28,7 +29,6 @@ pub struct RunRow {
     pub(super) name: String,
     pub(super) state: String,
     pub(super) config: String,
-    pub(super) tags: String,
     pub(super) notes: String,
     pub(super) group_name: Option<String>,
     pub(super) job_type: Option<String>,
@@ -52,7 +52,7 @@ pub struct RunRow {
     pub(super) end_reason: Option<String>,
 }
 
-const RUN_SELECT: &str = "SELECT r.pk, r.id, r.project_id, p.name AS project_name, r.name, r.state, r.config, r.tags, r.notes,
+const RUN_SELECT: &str = "SELECT r.pk, r.id, r.project_id, p.name AS project_name, r.name, r.state, r.config, r.notes,
     r.group_name, r.job_type, r.git_commit, r.git_branch, r.git_remote, r.git_dirty, r.host, r.os, r.program, r.runtime,
     r.exit_code, u.username AS created_by_name, r.created_at, r.started_at, r.finished_at, r.heartbeat_at, r.updated_at,
     r.stop_requested, r.reaped, r.end_reason
@@ -70,15 +70,19 @@ impl RunRow {
         )?)
     }
 
-    /// The run as the API shows it, with its metric summary.
-    pub(super) fn into_api(self, summary: BTreeMap<String, MetricValue>) -> ApiResult<Run> {
+    /// The run as the API shows it, with its metric summary and tags.
+    pub(super) fn into_api(
+        self,
+        summary: BTreeMap<String, MetricValue>,
+        tags: Vec<String>,
+    ) -> ApiResult<Run> {
         Ok(Run {
             state: self.state()?,
             id: self.id,
             project: self.project_name,
             name: self.name,
             config: serde_json::from_str(&self.config).unwrap_or_else(|_| serde_json::json!({})),
-            tags: serde_json::from_str(&self.tags).unwrap_or_default(),
+            tags,
             notes: self.notes,
             group: self.group_name,
             job_type: self.job_type,
@@ -106,30 +110,40 @@ impl RunRow {
     }
 }
 
-/// Adds a run's tag to the `run_tags` index.
-const INSERT_TAG: &str = "INSERT INTO run_tags (run_pk, tag) VALUES ($1, $2)";
-
-/// Adds a run's tag to the `run_tags` index unless it is there already.
-const INSERT_TAG_IF_NEW: &str =
-    "INSERT INTO run_tags (run_pk, tag) VALUES ($1, $2) ON CONFLICT DO NOTHING";
-
-/// Runs `insert` (one of the two above) for each of `tags` of run `pk` inside the transaction
-/// `tx`. A macro, because each backend's transaction is a type of its own.
+/// Adds `tags` to run `pk` inside the transaction `tx`, numbering their positions from
+/// `first`, so they read back in the order given. A macro, because each backend's transaction
+/// is a type of its own.
 macro_rules! insert_tags {
-    ($tx:ident, $insert:expr, $pk:expr, $tags:expr) => {
+    ($tx:ident, $pk:expr, $tags:expr, $first:expr) => {
+        let mut position: i64 = $first;
         for t in $tags {
-            sqlx::query($insert)
+            sqlx::query("INSERT INTO run_tags (run_pk, tag, position) VALUES ($1, $2, $3)")
                 .bind($pk)
                 .bind(t)
+                .bind(position)
                 .execute(&mut *$tx)
                 .await?;
+            position += 1;
         }
     };
 }
 
-/// Tags as the `runs.tags` column stores them: a JSON array.
-fn tags_json(tags: &[String]) -> String {
-    serde_json::to_string(tags).unwrap_or_default()
+/// The tags of run `pk` with their positions, in order, read inside the transaction `tx`.
+macro_rules! stored_tags {
+    ($tx:ident, $pk:expr) => {{
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT tag, position FROM run_tags WHERE run_pk = $1 ORDER BY position",
+        )
+        .bind($pk)
+        .fetch_all(&mut *$tx)
+        .await?;
+        rows
+    }};
+}
+
+/// The position after the last of `stored` (from `stored_tags!`).
+fn next_position(stored: &[(String, i64)]) -> i64 {
+    stored.last().map_or(0, |(_, p)| p + 1)
 }
 
 /// `FOR UPDATE` where the backend has row locks; SQLite's write transaction already
@@ -193,6 +207,42 @@ pub(super) async fn summaries(
     Ok(out)
 }
 
+/// The tags of each run that has any, in the order they were given: one query for all of
+/// `run_pks`.
+pub(super) async fn tags_by_run(
+    store: &Store,
+    run_pks: &[i64],
+) -> ApiResult<HashMap<i64, Vec<String>>> {
+    let mut out: HashMap<i64, Vec<String>> = HashMap::new();
+    if run_pks.is_empty() {
+        return Ok(out);
+    }
+    // One row a run, its tags as a JSON list in order: a page of runs reads as many rows as
+    // it has runs, not one a tag.
+    let list = match store.kind() {
+        BackendKind::Sqlite => "json_group_array(tag ORDER BY position)",
+        BackendKind::Postgres => "json_agg(tag ORDER BY position)::text",
+    };
+    let placeholders: Vec<String> = (1..=run_pks.len()).map(|i| format!("${i}")).collect();
+    let sql = format!(
+        "SELECT run_pk, {list} FROM run_tags WHERE run_pk IN ({}) GROUP BY run_pk",
+        placeholders.join(",")
+    );
+    let rows: Vec<(i64, String)> = on_backend!(store, read, |pool| {
+        let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+        for pk in run_pks {
+            q = q.bind(*pk);
+        }
+        q.fetch_all(pool).await?
+    });
+    for (pk, json) in rows {
+        let tags = serde_json::from_str(&json)
+            .map_err(|e| ApiError::Internal(format!("tags of run {pk}: {e}")))?;
+        out.insert(pk, tags);
+    }
+    Ok(out)
+}
+
 /// What a new run is stored with besides the fields the client sent as they are.
 pub(super) struct NewRun<'a> {
     /// Public id.
@@ -217,8 +267,8 @@ pub(super) struct NewRun<'a> {
 
 /// Inserts a running run and its tags in one transaction; a taken id is a Conflict.
 pub(super) async fn insert_run(store: &Store, run: &NewRun<'_>) -> ApiResult<()> {
-    const INSERT_RUNS: &str = "INSERT INTO runs (id, project_id, name, state, config, tags, notes, group_name, job_type, git_commit, git_branch, git_remote, git_dirty, host, os, program, runtime, created_by, created_at, started_at, heartbeat_at, updated_at)
-                     VALUES ($1, $2, $3, 'running', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $19, $19, $18, $18) RETURNING pk";
+    const INSERT_RUNS: &str = "INSERT INTO runs (id, project_id, name, state, config, notes, group_name, job_type, git_commit, git_branch, git_remote, git_dirty, host, os, program, runtime, created_by, created_at, started_at, heartbeat_at, updated_at)
+                     VALUES ($1, $2, $3, 'running', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $18, $18, $17, $17) RETURNING pk";
     let req = run.request;
     let git = req.git.as_ref();
     with_tx!(store, |tx| {
@@ -227,7 +277,6 @@ pub(super) async fn insert_run(store: &Store, run: &NewRun<'_>) -> ApiResult<()>
             .bind(run.project_id)
             .bind(run.name)
             .bind(run.config)
-            .bind(tags_json(run.tags))
             .bind(req.notes.as_deref().unwrap_or_default())
             .bind(&req.group)
             .bind(&req.job_type)
@@ -244,32 +293,35 @@ pub(super) async fn insert_run(store: &Store, run: &NewRun<'_>) -> ApiResult<()>
             .bind(run.started_at)
             .fetch_one(&mut *tx)
             .await?;
-        insert_tags!(tx, INSERT_TAG, pk, run.tags);
+        insert_tags!(tx, pk, run.tags, 0);
     });
     Ok(())
 }
 
-/// Sets a run running again with its merged config and tags; name, notes, group, job type,
-/// host, os and program change only where `req` gives them. One transaction.
+/// Sets a run running again with its merged config, and adds those of `tags` it lacks after
+/// its own; name, notes, group, job type, host, os and program change only where `req` gives
+/// them. One transaction: `check` vets the tag list an addition makes.
 pub(super) async fn resume_run(
     store: &Store,
     pk: i64,
     config: &str,
     tags: &[String],
+    check: impl FnOnce(&[String]) -> ApiResult<()>,
     req: &CreateRunRequest,
     now: i64,
 ) -> ApiResult<()> {
     const UPDATE_RUNS: &str = "UPDATE runs SET state = 'running', finished_at = NULL, exit_code = NULL, end_reason = NULL, stop_requested = $1, reaped = $1, heartbeat_at = $2, updated_at = $2,
                  started_at = CASE WHEN state = 'running' THEN started_at ELSE $2 END,
-                 config = $3, tags = $4, name = COALESCE($5, name), notes = COALESCE($6, notes), group_name = COALESCE($7, group_name),
-                 job_type = COALESCE($8, job_type), host = COALESCE($9, host), os = COALESCE($10, os), program = COALESCE($11, program)
-                 WHERE pk = $12";
+                 config = $3, name = COALESCE($4, name), notes = COALESCE($5, notes), group_name = COALESCE($6, group_name),
+                 job_type = COALESCE($7, job_type), host = COALESCE($8, host), os = COALESCE($9, os), program = COALESCE($10, program)
+                 WHERE pk = $11";
     with_tx!(store, |tx| {
+        // The update locks the run's row (on SQLite the write transaction excludes other
+        // writers), so tag changes made meanwhile wait and the positions below stay free.
         sqlx::query(UPDATE_RUNS)
             .bind(false)
             .bind(now)
             .bind(config)
-            .bind(tags_json(tags))
             .bind(req.name.as_deref().filter(|n| !n.trim().is_empty()))
             .bind(&req.notes)
             .bind(&req.group)
@@ -280,7 +332,21 @@ pub(super) async fn resume_run(
             .bind(pk)
             .execute(&mut *tx)
             .await?;
-        insert_tags!(tx, INSERT_TAG_IF_NEW, pk, tags);
+        let stored = stored_tags!(tx, pk);
+        let added: Vec<&String> = tags
+            .iter()
+            .filter(|t| !stored.iter().any(|(s, _)| s == *t))
+            .collect();
+        if !added.is_empty() {
+            let next = next_position(&stored);
+            let all: Vec<String> = stored
+                .into_iter()
+                .map(|(t, _)| t)
+                .chain(added.iter().map(|t| (*t).clone()))
+                .collect();
+            check(&all)?;
+            insert_tags!(tx, pk, added, next);
+        }
     });
     Ok(())
 }
@@ -308,7 +374,7 @@ pub(super) async fn update_run<F>(
 where
     F: FnOnce(&str) -> ApiResult<String>,
 {
-    const UPDATE_RUNS: &str = "UPDATE runs SET name = COALESCE($1, name), notes = COALESCE($2, notes), tags = COALESCE($3, tags), updated_at = $4 WHERE pk = $5";
+    const UPDATE_RUNS: &str = "UPDATE runs SET name = COALESCE($1, name), notes = COALESCE($2, notes), updated_at = $3 WHERE pk = $4";
     let lock = row_lock(store);
     with_tx!(store, |tx| {
         if let Some(merge) = merge_config {
@@ -327,7 +393,6 @@ where
         sqlx::query(UPDATE_RUNS)
             .bind(edit.name)
             .bind(edit.notes)
-            .bind(edit.tags.map(tags_json))
             .bind(edit.updated_at)
             .bind(pk)
             .execute(&mut *tx)
@@ -337,7 +402,7 @@ where
                 .bind(pk)
                 .execute(&mut *tx)
                 .await?;
-            insert_tags!(tx, INSERT_TAG, pk, tags);
+            insert_tags!(tx, pk, tags, 0);
         }
     });
     Ok(())
@@ -356,33 +421,29 @@ pub(super) async fn change_tag(
 ) -> ApiResult<bool> {
     let lock = row_lock(store);
     Ok(with_tx!(store, |tx| {
-        let sql = format!("SELECT tags FROM runs WHERE pk = $1{lock}");
-        let stored: String = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        let sql = format!("SELECT pk FROM runs WHERE pk = $1{lock}");
+        let _: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
             .bind(pk)
             .fetch_one(&mut *tx)
             .await?;
-        let mut tags: Vec<String> = serde_json::from_str(&stored).unwrap_or_default();
-        let had = tags.iter().any(|t| t == tag);
+        let stored = stored_tags!(tx, pk);
+        let had = stored.iter().any(|(t, _)| t == tag);
         let changed = had != add;
         if changed {
             if add {
+                let next = next_position(&stored);
+                let mut tags: Vec<String> = stored.into_iter().map(|(t, _)| t).collect();
                 tags.push(tag.to_string());
                 check(&tags)?;
-                sqlx::query(INSERT_TAG_IF_NEW)
-                    .bind(pk)
-                    .bind(tag)
-                    .execute(&mut *tx)
-                    .await?;
+                insert_tags!(tx, pk, [tag], next);
             } else {
-                tags.retain(|t| t != tag);
                 sqlx::query("DELETE FROM run_tags WHERE run_pk = $1 AND tag = $2")
                     .bind(pk)
                     .bind(tag)
                     .execute(&mut *tx)
                     .await?;
             }
-            sqlx::query("UPDATE runs SET tags = $1, updated_at = $2 WHERE pk = $3")
-                .bind(tags_json(&tags))
+            sqlx::query("UPDATE runs SET updated_at = $1 WHERE pk = $2")
                 .bind(now)
                 .bind(pk)
                 .execute(&mut *tx)

@@ -69,9 +69,29 @@ fn json<T: serde::Serialize + ?Sized>(v: &T, out: &mut Vec<u8>) {
 
 /// Parses one line of `tables/<table>.jsonl` back into cells.
 pub fn read_line(spec: &TableSpec, line: &[u8]) -> Result<Vec<Cell>, TransferError> {
-    let bad = |why: String| TransferError::Invalid(format!("table {}: {why}", spec.name));
-    let mut map: serde_json::Map<String, Value> = serde_json::from_slice(line)
-        .map_err(|e| bad(format!("a line is not a JSON object: {e}")))?;
+    read_object(spec, read_json(spec, line)?)
+}
+
+/// Parses one line of `tables/<table>.jsonl` into its JSON object.
+pub fn read_json(
+    spec: &TableSpec,
+    line: &[u8],
+) -> Result<serde_json::Map<String, Value>, TransferError> {
+    serde_json::from_slice(line)
+        .map_err(|e| invalid(spec, format!("a line is not a JSON object: {e}")))
+}
+
+/// The error for a malformed row of `spec`'s table.
+pub fn invalid(spec: &TableSpec, why: String) -> TransferError {
+    TransferError::Invalid(format!("table {}: {why}", spec.name))
+}
+
+/// The cells of one row given as a JSON object: every column of `spec`, and nothing else.
+pub fn read_object(
+    spec: &TableSpec,
+    mut map: serde_json::Map<String, Value>,
+) -> Result<Vec<Cell>, TransferError> {
+    let bad = |why: String| invalid(spec, why);
     let mut cells = Vec::with_capacity(spec.columns.len());
     for (name, ty) in spec.columns {
         let v = map
@@ -180,7 +200,9 @@ mod tests {
         let tags = spec("run_tags");
         let err = |l: &str| read_line(tags, l.as_bytes()).unwrap_err().to_string();
         assert!(err("{\"run_pk\":1}").contains("no column tag"));
-        assert!(err("{\"run_pk\":1,\"tag\":\"a\",\"x\":1}").contains("unknown column x"));
+        assert!(
+            err("{\"run_pk\":1,\"tag\":\"a\",\"position\":0,\"x\":1}").contains("unknown column x")
+        );
         assert!(err("{\"run_pk\":\"1\",\"tag\":\"a\"}").contains("column run_pk"));
         assert!(err("[1]").contains("not a JSON object"));
     }

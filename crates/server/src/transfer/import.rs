@@ -12,6 +12,7 @@ use super::export::{blob_path, blob_summary, snapshot_manifest};
 use super::schema::{self, TABLES, TableSpec};
 use super::store::{self, TableLoader};
 use super::tar::TarReader;
+use super::upgrade::{self, Upgrade};
 use super::{FORMAT_VERSION, Manifest, Progress, TableSummary, Target, TransferError};
 
 /// Expected and found content of one table (or of the blobs) after an import.
@@ -159,50 +160,128 @@ fn cell_bytes(cells: &[Cell]) -> usize {
 }
 
 /// Loads every table file in one transaction, checking each against the manifest as it is
-/// read; nothing is kept unless all match.
+/// read; nothing is kept unless all match. Returns the summary of each table as loaded: the
+/// manifest's, except for tables converted from an older schema version.
 async fn load(
     target: &Target,
     dir: &Path,
     manifest: &Manifest,
     progress: &dyn Progress,
-) -> Result<(), TransferError> {
+) -> Result<Vec<TableSummary>, TransferError> {
     let mut loader = TableLoader::begin(&target.store).await?;
+    let mut upgrade = Upgrade::new(manifest.schema_version);
+    let mut loaded = Vec::with_capacity(TABLES.len());
     for (spec, expected) in TABLES.iter().zip(&manifest.tables) {
         progress.begin(&format!("table {}", spec.name), expected.rows);
-        load_table(&mut loader, dir, spec, expected, progress).await?;
+        let mut batch = Batch::new(spec, upgrade::converts(manifest.schema_version, spec));
+        load_table(
+            &mut loader,
+            &mut batch,
+            dir,
+            expected,
+            &mut upgrade,
+            progress,
+        )
+        .await?;
+        loaded.push(batch.summary().unwrap_or_else(|| expected.clone()));
         loader.renumber(spec).await?;
         progress.end();
     }
-    loader.finish().await
+    loader.finish().await?;
+    Ok(loaded)
 }
 
-/// Loads one table file in batches and checks its row count and checksum.
+/// Rows of one table on their way into the database, inserted a batch at a time. For a
+/// converted table it also counts and hashes the rows as this version exports them.
+struct Batch<'a> {
+    spec: &'a TableSpec,
+    rows: Vec<Vec<Cell>>,
+    bytes: usize,
+    per_batch: usize,
+    loaded: Option<(Sha256, u64)>,
+}
+
+impl<'a> Batch<'a> {
+    fn new(spec: &'a TableSpec, converted: bool) -> Batch<'a> {
+        Batch {
+            spec,
+            rows: Vec::new(),
+            bytes: 0,
+            per_batch: (MAX_BATCH_PARAMS / spec.columns.len()).min(MAX_BATCH_ROWS),
+            loaded: converted.then(|| (Sha256::new(), 0)),
+        }
+    }
+
+    /// Adds a row, inserting the batch once it is full.
+    async fn push(
+        &mut self,
+        loader: &mut TableLoader,
+        cells: Vec<Cell>,
+        progress: &dyn Progress,
+    ) -> Result<(), TransferError> {
+        if let Some((hash, rows)) = self.loaded.as_mut() {
+            let mut line = Vec::new();
+            codec::write_line(self.spec, &cells, &mut line);
+            hash.update(&line);
+            *rows += 1;
+        }
+        self.bytes += cell_bytes(&cells);
+        self.rows.push(cells);
+        if self.rows.len() >= self.per_batch || self.bytes >= MAX_BATCH_BYTES {
+            self.flush(loader, progress).await?;
+        }
+        Ok(())
+    }
+
+    /// Inserts the rows not inserted yet.
+    async fn flush(
+        &mut self,
+        loader: &mut TableLoader,
+        progress: &dyn Progress,
+    ) -> Result<(), TransferError> {
+        let n = self.rows.len() as u64;
+        loader.insert(self.spec, &mut self.rows).await?;
+        progress.advance(n);
+        self.bytes = 0;
+        Ok(())
+    }
+
+    /// Rows and checksum of a converted table as loaded; None for one loaded as it was.
+    fn summary(self) -> Option<TableSummary> {
+        self.loaded.map(|(hash, rows)| TableSummary {
+            name: self.spec.name.to_string(),
+            rows,
+            sha256: hex::encode(hash.finalize()),
+        })
+    }
+}
+
+/// Loads one table file in batches (converting its rows when `upgrade` does) and checks its
+/// row count and checksum.
 async fn load_table(
     loader: &mut TableLoader,
+    batch: &mut Batch<'_>,
     dir: &Path,
-    spec: &TableSpec,
     expected: &TableSummary,
+    upgrade: &mut Upgrade,
     progress: &dyn Progress,
 ) -> Result<(), TransferError> {
+    let spec = batch.spec;
     let mut input = open_table(dir, spec).await?;
-    let per_batch = (MAX_BATCH_PARAMS / spec.columns.len()).min(MAX_BATCH_ROWS);
-    let (mut rows, mut bytes, mut count) = (Vec::new(), 0usize, 0u64);
+    let mut count = 0u64;
     let mut hash = Sha256::new();
     let mut line = Vec::new();
     while read_line(&mut input, &mut line).await? {
         hash.update(&line);
-        let cells = codec::read_line(spec, &line)?;
-        bytes += cell_bytes(&cells);
-        rows.push(cells);
         count += 1;
-        if rows.len() >= per_batch || bytes >= MAX_BATCH_BYTES {
-            let n = rows.len() as u64;
-            loader.insert(spec, &mut rows).await?;
-            progress.advance(n);
-            bytes = 0;
+        if let Some(cells) = upgrade.row(spec, &line)? {
+            batch.push(loader, cells, progress).await?;
         }
     }
-    loader.insert(spec, &mut rows).await?;
+    for cells in upgrade.held_rows(spec) {
+        batch.push(loader, cells, progress).await?;
+    }
+    batch.flush(loader, progress).await?;
     let sha = hex::encode(hash.finalize());
     if count != expected.rows || sha != expected.sha256 {
         return Err(TransferError::Invalid(format!(
@@ -228,7 +307,9 @@ fn check_manifest_tables(m: &Manifest) -> Result<(), TransferError> {
 /// Imports the export directory `dir` into `target`, which must be empty: blobs first
 /// (each checked against its digest; ones the store holds are skipped), then every table in
 /// one transaction with ids preserved. Finally the target is read back and compared with the
-/// manifest, table by table; [`ImportReport::matches`] says whether all agree.
+/// manifest, table by table; [`ImportReport::matches`] says whether all agree. An export of
+/// the previous schema version is converted as it loads (see [`upgrade`]), and its converted
+/// tables are compared with what the conversion made of them.
 pub async fn import(
     target: &Target,
     dir: &Path,
@@ -237,7 +318,7 @@ pub async fn import(
     let manifest = read_manifest(dir).await?;
     schema::check(&target.store).await?;
     let ours = store::schema_version(&target.store).await?;
-    if manifest.schema_version != ours {
+    if !upgrade::loads_into(manifest.schema_version, ours) {
         return Err(TransferError::Invalid(format!(
             "the export has database schema version {}, this wanllmdb has {ours}; \
              export and import with the same version",
@@ -254,9 +335,14 @@ pub async fn import(
         ));
     }
     let (blobs_uploaded, blobs_present) = upload_blobs(target, dir, &blobs, progress).await?;
-    load(target, dir, &manifest, progress).await?;
+    let loaded = load(target, dir, &manifest, progress).await?;
+    let expected = Manifest {
+        schema_version: ours,
+        tables: loaded,
+        ..manifest.clone()
+    };
     let after = snapshot_manifest(target, progress).await?;
-    let comparisons = compare(&manifest, &after);
+    let comparisons = compare(&expected, &after);
     Ok(ImportReport {
         matches: comparisons.iter().all(|c| c.matches),
         source: manifest,

@@ -13,6 +13,7 @@ mod import;
 pub mod schema;
 mod store;
 mod tar;
+mod upgrade;
 mod verify;
 
 use serde::{Deserialize, Serialize};

@@ -76,12 +76,12 @@ tables! {
     "project_members" ["project_id", "user_id"] { "project_id": I, "user_id": I, "role": T,
         "added_at": I }
     "runs" ["pk"] { "pk": I, "id": T, "project_id": I, "name": T, "state": T, "config": T,
-        "tags": T, "notes": T, "group_name": T, "job_type": T, "git_commit": T,
-        "git_branch": T, "git_remote": T, "git_dirty": B, "host": T, "os": T, "program": T,
-        "runtime": T, "exit_code": I, "created_by": I, "created_at": I, "started_at": I,
-        "finished_at": I, "heartbeat_at": I, "updated_at": I, "stop_requested": B,
-        "reaped": B, "end_reason": T }
-    "run_tags" ["run_pk", "tag"] { "run_pk": I, "tag": T }
+        "notes": T, "group_name": T, "job_type": T, "git_commit": T, "git_branch": T,
+        "git_remote": T, "git_dirty": B, "host": T, "os": T, "program": T, "runtime": T,
+        "exit_code": I, "created_by": I, "created_at": I, "started_at": I, "finished_at": I,
+        "heartbeat_at": I, "updated_at": I, "stop_requested": B, "reaped": B,
+        "end_reason": T }
+    "run_tags" ["run_pk", "tag"] { "run_pk": I, "tag": T, "position": I }
     "metric_series" ["id"] { "id": I, "run_pk": I, "key": T, "count": I, "last_step": I,
         "last_value": F, "last_nan": B, "min_value": F, "max_value": F, "set_value": F,
         "set_nan": B, "is_set": B, "updated_at": I }

@@ -446,11 +446,11 @@ mod tests {
         let spec = TABLES.iter().find(|t| t.name == "run_tags").unwrap();
         assert_eq!(
             insert_sql(spec, 2, true),
-            "INSERT INTO run_tags (run_pk, tag) VALUES ($1, $2), ($3, $4)"
+            "INSERT INTO run_tags (run_pk, tag, position) VALUES ($1, $2, $3), ($4, $5, $6)"
         );
         assert_eq!(
             insert_sql(spec, 2, false),
-            "INSERT INTO run_tags (run_pk, tag) VALUES (?, ?), (?, ?)"
+            "INSERT INTO run_tags (run_pk, tag, position) VALUES (?, ?, ?), (?, ?, ?)"
         );
     }
 
@@ -459,11 +459,11 @@ mod tests {
         let spec = TABLES.iter().find(|t| t.name == "run_tags").unwrap();
         assert_eq!(
             select_sql(spec, true),
-            "SELECT run_pk, tag FROM run_tags ORDER BY run_pk, tag COLLATE \"C\""
+            "SELECT run_pk, tag, position FROM run_tags ORDER BY run_pk, tag COLLATE \"C\""
         );
         assert_eq!(
             select_sql(spec, false),
-            "SELECT run_pk, tag FROM run_tags ORDER BY run_pk, tag"
+            "SELECT run_pk, tag, position FROM run_tags ORDER BY run_pk, tag"
         );
     }
 }

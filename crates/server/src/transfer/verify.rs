@@ -7,11 +7,12 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
 
-use super::codec::{self, Cell};
+use super::codec::Cell;
 use super::export::blob_summary;
 use super::schema::{self, TABLES};
 use super::store;
 use super::tar::TarReader;
+use super::upgrade;
 use super::{Manifest, Progress, Target, TransferError};
 
 /// What a check looked at and every problem it found.
@@ -120,6 +121,7 @@ struct TableCheck {
 /// the recorded `(digest, size)` list.
 async fn check_table(
     body: &mut (dyn tokio::io::AsyncRead + Send + Unpin),
+    schema_version: i64,
     name: &str,
     recorded: &mut Vec<(String, u64)>,
     report: &mut VerifyReport,
@@ -138,7 +140,7 @@ async fn check_table(
         }
         check.hash.update(&line);
         check.rows += 1;
-        match spec.map(|s| codec::read_line(s, &line)) {
+        match spec.map(|s| upgrade::read_line(schema_version, s, &line)) {
             Some(Ok(cells)) if name == "blobs" => {
                 if let [Cell::Text(Some(d)), Cell::Int(Some(size)), ..] = &cells[..] {
                     recorded.push((d.clone(), *size as u64));
@@ -185,7 +187,8 @@ pub async fn verify_backup(
             .strip_prefix("tables/")
             .and_then(|p| p.strip_suffix(".jsonl"))
         {
-            let check = check_table(tar.body(), name, &mut recorded, &mut report).await?;
+            let version = manifest.schema_version;
+            let check = check_table(tar.body(), version, name, &mut recorded, &mut report).await?;
             report.tables += 1;
             seen.push(name.to_string());
             compare_table(&manifest, name, check, &mut report);

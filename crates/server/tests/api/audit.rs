@@ -1270,68 +1270,11 @@ const MIGRATED: &[MigratedRow] = &[
 /// A server whose database got the old rows at schema version 6, then migrated.
 async fn migrated_server(backend: Backend) -> Ctx {
     let dir = tempfile::tempdir().unwrap();
-    let (store, pg_schema) = match backend {
-        Backend::Sqlite => {
-            let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
-            let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-            before_0007(sqlx::migrate!("migrations/sqlite"))
-                .run(&pool)
-                .await
-                .unwrap();
-            insert_old_rows(wanllmdb_server::store::Backend::Sqlite {
-                write: pool.clone(),
-                read: pool.clone(),
-            })
-            .await;
-            pool.close().await;
-            (wanllmdb_server::Store::open(&url).await.unwrap(), None)
-        }
-        Backend::Postgres => {
-            let base = std::env::var("WANLLMDB_TEST_DATABASE_URL").unwrap();
-            let schema = format!("t_{}", wanllmdb_server::auth::random_hex(6));
-            let admin = sqlx::PgPool::connect(&base).await.unwrap();
-            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-                .execute(&admin)
-                .await
-                .unwrap();
-            admin.close().await;
-            let opts = <sqlx::postgres::PgConnectOptions as std::str::FromStr>::from_str(&base)
-                .unwrap()
-                .options([("search_path", schema.as_str())]);
-            let pool = sqlx::PgPool::connect_with(opts.clone()).await.unwrap();
-            before_0007(sqlx::migrate!("migrations/postgres"))
-                .run(&pool)
-                .await
-                .unwrap();
-            insert_old_rows(wanllmdb_server::store::Backend::Postgres(pool.clone())).await;
-            pool.close().await;
-            let store = wanllmdb_server::Store::open_postgres(opts).await.unwrap();
-            store.migrate().await.unwrap();
-            (store, Some((base, schema)))
-        }
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server =
-        wanllmdb_server::start_with_store(crate::test_config(dir.path()), store.clone(), listener)
-            .await
-            .unwrap();
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    Ctx {
-        backend,
-        url: server.url(),
-        admin_key: server.admin_api_key.clone().expect("bootstrap admin key"),
-        server: Some(server),
-        client: reqwest::Client::new(),
-        store,
-        _dir: dir,
-        pg_schema,
-    }
-}
-
-fn before_0007(all: sqlx::migrate::Migrator) -> sqlx::migrate::Migrator {
-    sqlx::migrate::Migrator::with_migrations(
-        all.iter().filter(|m| m.version < 7).cloned().collect(),
-    )
+    let fill = |store: wanllmdb_server::Store| insert_old_rows(store.backend);
+    let (store, pg_schema) = crate::upgraded_store(backend, dir.path(), 7, fill).await;
+    let mut ctx = Ctx::serve(backend, store, dir, None).await;
+    ctx.pg_schema = pg_schema;
+    ctx
 }
 
 async fn insert_old_rows(backend: wanllmdb_server::store::Backend) {

@@ -20,6 +20,7 @@ mod product;
 mod projects;
 mod registry;
 mod registry_surface;
+mod run_tags;
 mod runs;
 mod s3;
 mod sessions;
@@ -58,6 +59,78 @@ pub struct Ctx {
     pg_schema: Option<(String, String)>,
 }
 
+/// A new, empty schema in the PostgreSQL database of `WANLLMDB_TEST_DATABASE_URL`: options
+/// that connect to it, and the URL and schema name for dropping it.
+pub async fn new_pg_schema() -> (PgConnectOptions, (String, String)) {
+    let base = std::env::var("WANLLMDB_TEST_DATABASE_URL").unwrap();
+    let schema = format!("t_{}", wanllmdb_server::auth::random_hex(6));
+    let admin = sqlx::PgPool::connect(&base).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .execute(&admin)
+        .await
+        .unwrap();
+    admin.close().await;
+    let opts = PgConnectOptions::from_str(&base)
+        .unwrap()
+        .options([("search_path", schema.as_str())]);
+    (opts, (base, schema))
+}
+
+/// The server's migrations before schema `version`.
+fn migrations_before(all: sqlx::migrate::Migrator, version: i64) -> sqlx::migrate::Migrator {
+    sqlx::migrate::Migrator::with_migrations(
+        all.iter()
+            .filter(|m| m.version < version)
+            .cloned()
+            .collect(),
+    )
+}
+
+/// A database upgraded the way the server upgrades one at start: it gets the migrations
+/// before schema `version`, then what `fill` writes, then the rest. Returns the store and, on
+/// PostgreSQL, the URL and schema name for dropping it.
+pub async fn upgraded_store<F: Future<Output = ()>>(
+    backend: Backend,
+    dir: &std::path::Path,
+    version: i64,
+    fill: impl FnOnce(Store) -> F,
+) -> (Store, Option<(String, String)>) {
+    use wanllmdb_server::store::Backend as Pools;
+    match backend {
+        Backend::Sqlite => {
+            let url = format!("sqlite://{}?mode=rwc", dir.join("t.db").display());
+            let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+            migrations_before(sqlx::migrate!("migrations/sqlite"), version)
+                .run(&pool)
+                .await
+                .unwrap();
+            let (write, read) = (pool.clone(), pool.clone());
+            fill(Store {
+                backend: Pools::Sqlite { write, read },
+            })
+            .await;
+            pool.close().await;
+            (Store::open(&url).await.unwrap(), None)
+        }
+        Backend::Postgres => {
+            let (opts, schema) = new_pg_schema().await;
+            let pool = sqlx::PgPool::connect_with(opts.clone()).await.unwrap();
+            migrations_before(sqlx::migrate!("migrations/postgres"), version)
+                .run(&pool)
+                .await
+                .unwrap();
+            fill(Store {
+                backend: Pools::Postgres(pool.clone()),
+            })
+            .await;
+            pool.close().await;
+            let store = Store::open_postgres(opts).await.unwrap();
+            store.migrate().await.unwrap();
+            (store, Some(schema))
+        }
+    }
+}
+
 /// Backends to test: SQLite always, PostgreSQL when configured.
 pub fn backends() -> Vec<Backend> {
     let mut v = vec![Backend::Sqlite];
@@ -93,20 +166,10 @@ impl Ctx {
                 (Store::open(&url).await.unwrap(), None)
             }
             Backend::Postgres => {
-                let base = std::env::var("WANLLMDB_TEST_DATABASE_URL").unwrap();
-                let schema = format!("t_{}", wanllmdb_server::auth::random_hex(6));
-                let admin = sqlx::PgPool::connect(&base).await.unwrap();
-                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-                    .execute(&admin)
-                    .await
-                    .unwrap();
-                admin.close().await;
-                let opts = PgConnectOptions::from_str(&base)
-                    .unwrap()
-                    .options([("search_path", schema.as_str())]);
+                let (opts, schema) = new_pg_schema().await;
                 let store = Store::open_postgres(opts).await.unwrap();
                 store.migrate().await.unwrap();
-                (store, Some((base, schema)))
+                (store, Some(schema))
             }
         };
         let server = wanllmdb_server::start_with_store(cfg, store.clone(), listener)
@@ -127,6 +190,36 @@ impl Ctx {
             store,
             _dir: dir,
             pg_schema,
+        }
+    }
+
+    /// A server on `store`, with its data directory `dir`, called with `key` (by default the
+    /// key of the admin it bootstraps on a database without users).
+    pub async fn serve(
+        backend: Backend,
+        store: Store,
+        dir: tempfile::TempDir,
+        key: Option<&str>,
+    ) -> Ctx {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let server =
+            wanllmdb_server::start_with_store(test_config(dir.path()), store.clone(), listener)
+                .await
+                .unwrap();
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let admin_key = key
+            .map(str::to_string)
+            .or_else(|| server.admin_api_key.clone())
+            .expect("bootstrap admin key");
+        Ctx {
+            backend,
+            url: server.url(),
+            admin_key,
+            server: Some(server),
+            client: Client::new(),
+            store,
+            _dir: dir,
+            pg_schema: None,
         }
     }
 

@@ -124,13 +124,13 @@ fn source(ctx: &Ctx) -> Target {
 }
 
 /// A new, empty SQLite data directory opened the way `wanllmdb server` would.
-async fn sqlite_target(dir: &Path) -> Target {
+pub async fn sqlite_target(dir: &Path) -> Target {
     Target::open(&ServerConfig::new(dir)).await.unwrap()
 }
 
 /// A new, empty PostgreSQL schema (with the server's migrations) and a local blob directory;
 /// the schema name is returned for dropping.
-async fn postgres_target(base: &str, blobs: &Path) -> (Target, String) {
+pub async fn postgres_target(base: &str, blobs: &Path) -> (Target, String) {
     let schema = format!("t_{}", wanllmdb_server::auth::random_hex(6));
     let admin = sqlx::PgPool::connect(base).await.unwrap();
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
@@ -150,7 +150,7 @@ async fn postgres_target(base: &str, blobs: &Path) -> (Target, String) {
     (target, schema)
 }
 
-async fn drop_schema(base: &str, schema: &str) {
+pub async fn drop_schema(base: &str, schema: &str) {
     let admin = sqlx::PgPool::connect(base).await.unwrap();
     sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
         .execute(&admin)

@@ -439,7 +439,9 @@ mod keyring_tests {
 
     /// An entry for this host in `store`.
     fn entry(store: &Store) -> keyring_core::Entry {
-        store.build(KEYRING_SERVICE, "localhost:8080", None).unwrap()
+        store
+            .build(KEYRING_SERVICE, "localhost:8080", None)
+            .unwrap()
     }
 
     #[test]

@@ -191,12 +191,9 @@ pub(super) async fn update_artifact(
 
 /// Deletes an artifact; its versions, entries, aliases and usage go with it (cascade).
 pub(super) async fn delete_artifact(store: &Store, id: i64) -> ApiResult<()> {
-    on_backend!(store, write, |pool| {
-        sqlx::query("DELETE FROM artifacts WHERE id = $1")
-            .bind(id)
-            .execute(pool)
-            .await?;
-    });
+    store
+        .execute_with("DELETE FROM artifacts WHERE id = $1", id)
+        .await?;
     Ok(())
 }
 

@@ -102,12 +102,9 @@ pub(super) async fn set_full_name(store: &Store, id: i64, name: &str) -> ApiResu
 
 /// Deletes an account.
 pub(super) async fn delete_user(store: &Store, id: i64) -> ApiResult<()> {
-    on_backend!(store, write, |pool| {
-        sqlx::query("DELETE FROM users WHERE id = $1")
-            .bind(id)
-            .execute(pool)
-            .await?;
-    });
+    store
+        .execute_with("DELETE FROM users WHERE id = $1", id)
+        .await?;
     Ok(())
 }
 

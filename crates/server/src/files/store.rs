@@ -239,12 +239,12 @@ pub(super) async fn touch_blobs(store: &Store, digests: &[&str], now: i64) -> Ap
 /// Deletes artifact drafts created before `cutoff` that were never committed.
 pub(super) async fn delete_expired_drafts(store: &Store, cutoff: i64) -> ApiResult<()> {
     // `artifact_versions` belongs to the artifacts feature.
-    on_backend!(store, write, |pool| {
-        sqlx::query("DELETE FROM artifact_versions WHERE state = 'pending' AND created_at < $1")
-            .bind(cutoff)
-            .execute(pool)
-            .await?;
-    });
+    store
+        .execute_with(
+            "DELETE FROM artifact_versions WHERE state = 'pending' AND created_at < $1",
+            cutoff,
+        )
+        .await?;
     Ok(())
 }
 

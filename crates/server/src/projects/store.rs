@@ -210,12 +210,9 @@ pub(super) async fn update_project(
 
 /// Deletes a project (everything in it goes with it).
 pub(super) async fn delete_project(store: &Store, id: i64) -> ApiResult<()> {
-    on_backend!(store, write, |pool| {
-        sqlx::query("DELETE FROM projects WHERE id = $1")
-            .bind(id)
-            .execute(pool)
-            .await?;
-    });
+    store
+        .execute_with("DELETE FROM projects WHERE id = $1", id)
+        .await?;
     Ok(())
 }
 

@@ -235,12 +235,9 @@ pub(super) async fn update_model(
 
 /// Deletes a model; its versions, aliases and history go with it (cascade).
 pub(super) async fn delete_model(store: &Store, model_id: i64) -> ApiResult<()> {
-    on_backend!(store, write, |pool| {
-        sqlx::query("DELETE FROM registered_models WHERE id = $1")
-            .bind(model_id)
-            .execute(pool)
-            .await?;
-    });
+    store
+        .execute_with("DELETE FROM registered_models WHERE id = $1", model_id)
+        .await?;
     Ok(())
 }
 

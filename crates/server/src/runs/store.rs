@@ -455,12 +455,9 @@ pub(super) async fn change_tag(
 
 /// Deletes a run; its metrics, logs and files go with it by cascade.
 pub(super) async fn delete_run(store: &Store, pk: i64) -> ApiResult<()> {
-    on_backend!(store, write, |pool| {
-        sqlx::query("DELETE FROM runs WHERE pk = $1")
-            .bind(pk)
-            .execute(pool)
-            .await?;
-    });
+    store
+        .execute_with("DELETE FROM runs WHERE pk = $1", pk)
+        .await?;
     Ok(())
 }
 

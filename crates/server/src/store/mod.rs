@@ -105,6 +105,17 @@ pub enum OpenError {
 }
 
 impl Store {
+    /// Runs one write statement whose only parameter is `$1`; returns the rows it changed.
+    pub async fn execute_with(&self, sql: &'static str, param: i64) -> Result<u64, sqlx::Error> {
+        on_backend!(self, write, |pool| {
+            Ok(sqlx::query(sql)
+                .bind(param)
+                .execute(pool)
+                .await?
+                .rows_affected())
+        })
+    }
+
     /// Opens (creating if needed) the database at `url` and applies migrations.
     pub async fn open(url: &str) -> Result<Store, OpenError> {
         let store = if url.starts_with("sqlite:") {

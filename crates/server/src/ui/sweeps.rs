@@ -464,7 +464,7 @@ mod tests {
         }))
         .unwrap();
         let analysis: SweepAnalysis = serde_json::from_value(json!({
-            "metric": "acc", "top": [{"number": 1, "run_id": "r1", "state": "finished", "params": {"opt": xss},
+            "metric": "acc", "top": [{"number": 1, "run_id": "r1r1r1r1", "state": "finished", "params": {"opt": xss},
                 "value": 0.5, "iterations": 1, "stop_reason": null, "retry_of": null, "agent_id": null,
                 "created_at": "2026-01-01T00:00:00Z"}],
             "importance": [],

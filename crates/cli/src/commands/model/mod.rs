@@ -344,7 +344,7 @@ pub enum ApprovalSetting {
 
 fn stage_parser() -> impl TypedValueParser<Value = Stage> {
     PossibleValuesParser::new(["Staging", "Production", "Archived", "None"])
-        .map(|s| Stage::parse(&s).unwrap_or(Stage::None))
+        .try_map(|s| Stage::parse(&s).ok_or_else(|| format!("unknown stage {s:?}")))
 }
 
 /// Runs a `model` subcommand.

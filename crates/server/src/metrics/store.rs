@@ -165,14 +165,22 @@ fn split_into_chunks(series_id: i64, points: &[Point]) -> Vec<NewChunk> {
     let mut rest = points;
     let mut guess = CHUNK_POINTS;
     while !rest.is_empty() {
-        let mut n = rest.len().min(guess);
+        let most = rest.len().min(CHUNK_POINTS);
+        let (mut n, mut tries) = (most.min(guess), 0);
         let chunk = loop {
             let c = NewChunk::new(series_id, &rest[..n]);
-            if c.bytes() <= CHUNK_BYTES || n <= BLOCK_POINTS {
+            tries += 1;
+            let fits = c.bytes() <= CHUNK_BYTES || n <= BLOCK_POINTS;
+            let short = c.bytes() < OPEN_CHUNK_BYTES && n < most;
+            if fits && (!short || tries >= 4) {
                 break c;
             }
             // A little under the proportional length, so the next try usually fits.
-            n = (n * CHUNK_BYTES / c.bytes() * 31 / 32).clamp(BLOCK_POINTS, n - 1);
+            let aim = n * CHUNK_BYTES / c.bytes().max(1) * 31 / 32;
+            n = match fits {
+                true => aim.clamp(n + 1, most),
+                false => aim.clamp(BLOCK_POINTS, n - 1),
+            };
         };
         guess = (n * CHUNK_BYTES / chunk.bytes().max(1)).clamp(BLOCK_POINTS, CHUNK_POINTS);
         rest = &rest[n..];
@@ -624,4 +632,54 @@ pub(super) async fn replace_chunks(
         }
     });
     Ok(replaced)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Points with values from `value(step)`, 10 ms apart.
+    fn points(n: i64, value: impl Fn(i64) -> f64) -> Vec<Point> {
+        (0..n)
+            .map(|s| Point {
+                step: s,
+                value: value(s),
+                timestamp_us: 1_764_250_000_000_000 + s * 10_000,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn chunks_fill_a_page_and_keep_every_point() {
+        let noisy = |s: i64| ((s * 7919) % 1009) as f64 / 7.0;
+        let curve = |s: i64| f64::from((2.0 / (1.0 + s as f64 / 1000.0)) as f32);
+        let cases: [(&str, Vec<Point>); 3] = [
+            ("f64 noise", points(10_000, noisy)),
+            ("f32 curve", points(20_000, curve)),
+            ("constant", points(9_000, |_| 0.5)),
+        ];
+        for (name, pts) in cases {
+            let chunks = split_into_chunks(7, &pts);
+            let mut back = Vec::new();
+            for (i, c) in chunks.iter().enumerate() {
+                assert!(
+                    c.bytes() <= CHUNK_BYTES,
+                    "{name}: chunk {i} has {} bytes",
+                    c.bytes()
+                );
+                let n = c.stats.count as usize;
+                assert!(n <= CHUNK_POINTS, "{name}: chunk {i} has {n} points");
+                // Every chunk but the last is full: by bytes, or by points.
+                let full = c.bytes() >= OPEN_CHUNK_BYTES || n == CHUNK_POINTS;
+                assert!(
+                    full || i + 1 == chunks.len(),
+                    "{name}: chunk {i}: {} bytes, {n} points",
+                    c.bytes()
+                );
+                back.extend(decode(&c.data, c.stats.start_step).unwrap());
+            }
+            let bits = |p: &Point| (p.step, p.value.to_bits(), p.timestamp_us);
+            assert!(back.iter().map(bits).eq(pts.iter().map(bits)), "{name}");
+        }
+    }
 }

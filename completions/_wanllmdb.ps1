@@ -1777,9 +1777,10 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'The server''s version, uptime, CPU, memory, disk, database and blob store (server administrators only)')
             [CompletionResult]::new('backup', 'backup', [CompletionResultType]::ParameterValue, 'Write a consistent backup of the server''s database and local blobs to one file, while the server keeps running (reads the storage directly; no login needed)')
             [CompletionResult]::new('restore', 'restore', [CompletionResultType]::ParameterValue, 'Restore a backup into a new data directory (or an empty database and bucket)')
-            [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Check the database''s integrity and every blob''s digest, or a backup file against its manifest; exits with 1 and lists the problems when anything is wrong')
+            [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Check the database''s integrity, every metric chunk''s checksum and every blob''s digest, or a backup file against its manifest; exits with 1 and lists the problems when anything is wrong')
             [CompletionResult]::new('export', 'export', [CompletionResultType]::ParameterValue, 'Export everything (tables as JSON lines, blobs as files) into a directory, to import into another backend')
             [CompletionResult]::new('import', 'import', [CompletionResultType]::ParameterValue, 'Import an export into an empty database and blob store, then compare counts and checksums with the export')
+            [CompletionResult]::new('compact', 'compact', [CompletionResultType]::ParameterValue, 'Rewrite metric chunks stored in an older format in the current one (with a checksum), working on the storage directly; safe while the server runs')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -2180,6 +2181,28 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'wanllmdb;admin;compact' {
+            [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Directory for the SQLite database, files and the admin key [default: the platform data directory]')
+            [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Database: sqlite://FILE or postgres://USER:PASSWORD@HOST/DB [default: SQLite in the data directory]')
+            [CompletionResult]::new('--storage-url', '--storage-url', [CompletionResultType]::ParameterName, 'Where file and artifact content is stored: s3://BUCKET[/PREFIX] for S3-compatible object storage (credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY [/ AWS_SESSION_TOKEN]) [default: <data-dir>/blobs]')
+            [CompletionResult]::new('--s3-endpoint', '--s3-endpoint', [CompletionResultType]::ParameterName, 'Endpoint of an S3-compatible service, e.g. http://minio:9000 [default: AWS; also AWS_ENDPOINT_URL]')
+            [CompletionResult]::new('--s3-region', '--s3-region', [CompletionResultType]::ParameterName, 'S3 region [default: AWS_REGION, else us-east-1]')
+            [CompletionResult]::new('--s3-path-style', '--s3-path-style', [CompletionResultType]::ParameterName, 'Address the bucket in the URL path (MinIO, most S3-compatible services) [default: true with --s3-endpoint]')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'TOML file with any of: bind, metrics_bind, public_url, s3_public_endpoint, data_dir, database_url, storage_url, s3_endpoint, s3_region, s3_path_style, s3_access_key_id, s3_secret_access_key, s3_multipart_threshold, s3_part_size, max_body_bytes, max_inflight_body_bytes, max_run_config_bytes, header_timeout_secs, body_timeout_secs, refresh_grace_secs, heartbeat_timeout_secs, audit_retention_days, allow_registration, jwt_secret, reference_allow_hosts, trusted_proxies')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
+            [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
+            [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON instead of a table: the API''s own objects, stable and documented')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only data and errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only data and errors')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'wanllmdb;admin;help' {
             [CompletionResult]::new('gc', 'gc', [CompletionResultType]::ParameterValue, 'Delete stored file contents nothing refers to any more (server administrators only)')
             [CompletionResult]::new('user', 'user', [CompletionResultType]::ParameterValue, 'Accounts: list, show, create, disable, enable, reset passwords, promote, demote (server administrators only)')
@@ -2187,9 +2210,10 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'The server''s version, uptime, CPU, memory, disk, database and blob store (server administrators only)')
             [CompletionResult]::new('backup', 'backup', [CompletionResultType]::ParameterValue, 'Write a consistent backup of the server''s database and local blobs to one file, while the server keeps running (reads the storage directly; no login needed)')
             [CompletionResult]::new('restore', 'restore', [CompletionResultType]::ParameterValue, 'Restore a backup into a new data directory (or an empty database and bucket)')
-            [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Check the database''s integrity and every blob''s digest, or a backup file against its manifest; exits with 1 and lists the problems when anything is wrong')
+            [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Check the database''s integrity, every metric chunk''s checksum and every blob''s digest, or a backup file against its manifest; exits with 1 and lists the problems when anything is wrong')
             [CompletionResult]::new('export', 'export', [CompletionResultType]::ParameterValue, 'Export everything (tables as JSON lines, blobs as files) into a directory, to import into another backend')
             [CompletionResult]::new('import', 'import', [CompletionResultType]::ParameterValue, 'Import an export into an empty database and blob store, then compare counts and checksums with the export')
+            [CompletionResult]::new('compact', 'compact', [CompletionResultType]::ParameterValue, 'Rewrite metric chunks stored in an older format in the current one (with a checksum), working on the storage directly; safe while the server runs')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -2258,6 +2282,9 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             break
         }
         'wanllmdb;admin;help;import' {
+            break
+        }
+        'wanllmdb;admin;help;compact' {
             break
         }
         'wanllmdb;admin;help;help' {
@@ -2788,9 +2815,10 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'The server''s version, uptime, CPU, memory, disk, database and blob store (server administrators only)')
             [CompletionResult]::new('backup', 'backup', [CompletionResultType]::ParameterValue, 'Write a consistent backup of the server''s database and local blobs to one file, while the server keeps running (reads the storage directly; no login needed)')
             [CompletionResult]::new('restore', 'restore', [CompletionResultType]::ParameterValue, 'Restore a backup into a new data directory (or an empty database and bucket)')
-            [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Check the database''s integrity and every blob''s digest, or a backup file against its manifest; exits with 1 and lists the problems when anything is wrong')
+            [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Check the database''s integrity, every metric chunk''s checksum and every blob''s digest, or a backup file against its manifest; exits with 1 and lists the problems when anything is wrong')
             [CompletionResult]::new('export', 'export', [CompletionResultType]::ParameterValue, 'Export everything (tables as JSON lines, blobs as files) into a directory, to import into another backend')
             [CompletionResult]::new('import', 'import', [CompletionResultType]::ParameterValue, 'Import an export into an empty database and blob store, then compare counts and checksums with the export')
+            [CompletionResult]::new('compact', 'compact', [CompletionResultType]::ParameterValue, 'Rewrite metric chunks stored in an older format in the current one (with a checksum), working on the storage directly; safe while the server runs')
             break
         }
         'wanllmdb;help;admin;gc' {
@@ -2858,6 +2886,9 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             break
         }
         'wanllmdb;help;admin;import' {
+            break
+        }
+        'wanllmdb;help;admin;compact' {
             break
         }
         'wanllmdb;help;audit' {

@@ -91,6 +91,9 @@ _wanllmdb() {
             wanllmdb__subcmd__admin,backup)
                 cmd="wanllmdb__subcmd__admin__subcmd__backup"
                 ;;
+            wanllmdb__subcmd__admin,compact)
+                cmd="wanllmdb__subcmd__admin__subcmd__compact"
+                ;;
             wanllmdb__subcmd__admin,export)
                 cmd="wanllmdb__subcmd__admin__subcmd__export"
                 ;;
@@ -138,6 +141,9 @@ _wanllmdb() {
                 ;;
             wanllmdb__subcmd__admin__subcmd__help,backup)
                 cmd="wanllmdb__subcmd__admin__subcmd__help__subcmd__backup"
+                ;;
+            wanllmdb__subcmd__admin__subcmd__help,compact)
+                cmd="wanllmdb__subcmd__admin__subcmd__help__subcmd__compact"
                 ;;
             wanllmdb__subcmd__admin__subcmd__help,export)
                 cmd="wanllmdb__subcmd__admin__subcmd__help__subcmd__export"
@@ -471,6 +477,9 @@ _wanllmdb() {
                 ;;
             wanllmdb__subcmd__help__subcmd__admin,backup)
                 cmd="wanllmdb__subcmd__help__subcmd__admin__subcmd__backup"
+                ;;
+            wanllmdb__subcmd__help__subcmd__admin,compact)
+                cmd="wanllmdb__subcmd__help__subcmd__admin__subcmd__compact"
                 ;;
             wanllmdb__subcmd__help__subcmd__admin,export)
                 cmd="wanllmdb__subcmd__help__subcmd__admin__subcmd__export"
@@ -1087,7 +1096,7 @@ _wanllmdb() {
             return 0
             ;;
         wanllmdb__subcmd__admin)
-            opts="-q -v -h -V --host --api-key --project --quiet --verbose --help --version gc user api-key status backup restore verify export import help"
+            opts="-q -v -h -V --host --api-key --project --quiet --verbose --help --version gc user api-key status backup restore verify export import compact help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1316,6 +1325,60 @@ _wanllmdb() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        wanllmdb__subcmd__admin__subcmd__compact)
+            opts="-q -v -h -V --data-dir --database-url --storage-url --s3-endpoint --s3-region --s3-path-style --config --json --host --api-key --project --quiet --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --storage-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --s3-endpoint)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --s3-region)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --s3-path-style)
+                    COMPREPLY=($(compgen -W "true false" -- "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --host)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --api-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --project)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         wanllmdb__subcmd__admin__subcmd__export)
             opts="-o -q -v -h -V --out --data-dir --database-url --storage-url --s3-endpoint --s3-region --s3-path-style --config --json --host --api-key --project --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -1405,7 +1468,7 @@ _wanllmdb() {
             return 0
             ;;
         wanllmdb__subcmd__admin__subcmd__help)
-            opts="gc user api-key status backup restore verify export import help"
+            opts="gc user api-key status backup restore verify export import compact help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1461,6 +1524,20 @@ _wanllmdb() {
             return 0
             ;;
         wanllmdb__subcmd__admin__subcmd__help__subcmd__backup)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wanllmdb__subcmd__admin__subcmd__help__subcmd__compact)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -3589,7 +3666,7 @@ _wanllmdb() {
             return 0
             ;;
         wanllmdb__subcmd__help__subcmd__admin)
-            opts="gc user api-key status backup restore verify export import"
+            opts="gc user api-key status backup restore verify export import compact"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3645,6 +3722,20 @@ _wanllmdb() {
             return 0
             ;;
         wanllmdb__subcmd__help__subcmd__admin__subcmd__backup)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wanllmdb__subcmd__help__subcmd__admin__subcmd__compact)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

@@ -1605,9 +1605,10 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand status 'The server''s version, uptime, CPU, memory, disk, database and blob store (server administrators only)'
             cand backup 'Write a consistent backup of the server''s database and local blobs to one file, while the server keeps running (reads the storage directly; no login needed)'
             cand restore 'Restore a backup into a new data directory (or an empty database and bucket)'
-            cand verify 'Check the database''s integrity and every blob''s digest, or a backup file against its manifest; exits with 1 and lists the problems when anything is wrong'
+            cand verify 'Check the database''s integrity, every metric chunk''s checksum and every blob''s digest, or a backup file against its manifest; exits with 1 and lists the problems when anything is wrong'
             cand export 'Export everything (tables as JSON lines, blobs as files) into a directory, to import into another backend'
             cand import 'Import an export into an empty database and blob store, then compare counts and checksums with the export'
+            cand compact 'Rewrite metric chunks stored in an older format in the current one (with a checksum), working on the storage directly; safe while the server runs'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'wanllmdb;admin;gc'= {
@@ -1974,6 +1975,27 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'wanllmdb;admin;compact'= {
+            cand --data-dir 'Directory for the SQLite database, files and the admin key [default: the platform data directory]'
+            cand --database-url 'Database: sqlite://FILE or postgres://USER:PASSWORD@HOST/DB [default: SQLite in the data directory]'
+            cand --storage-url 'Where file and artifact content is stored: s3://BUCKET[/PREFIX] for S3-compatible object storage (credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY [/ AWS_SESSION_TOKEN]) [default: <data-dir>/blobs]'
+            cand --s3-endpoint 'Endpoint of an S3-compatible service, e.g. http://minio:9000 [default: AWS; also AWS_ENDPOINT_URL]'
+            cand --s3-region 'S3 region [default: AWS_REGION, else us-east-1]'
+            cand --s3-path-style 'Address the bucket in the URL path (MinIO, most S3-compatible services) [default: true with --s3-endpoint]'
+            cand --config 'TOML file with any of: bind, metrics_bind, public_url, s3_public_endpoint, data_dir, database_url, storage_url, s3_endpoint, s3_region, s3_path_style, s3_access_key_id, s3_secret_access_key, s3_multipart_threshold, s3_part_size, max_body_bytes, max_inflight_body_bytes, max_run_config_bytes, header_timeout_secs, body_timeout_secs, refresh_grace_secs, heartbeat_timeout_secs, audit_retention_days, allow_registration, jwt_secret, reference_allow_hosts, trusted_proxies'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand --json 'Print JSON instead of a table: the API''s own objects, stable and documented'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'wanllmdb;admin;help'= {
             cand gc 'Delete stored file contents nothing refers to any more (server administrators only)'
             cand user 'Accounts: list, show, create, disable, enable, reset passwords, promote, demote (server administrators only)'
@@ -1981,9 +2003,10 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand status 'The server''s version, uptime, CPU, memory, disk, database and blob store (server administrators only)'
             cand backup 'Write a consistent backup of the server''s database and local blobs to one file, while the server keeps running (reads the storage directly; no login needed)'
             cand restore 'Restore a backup into a new data directory (or an empty database and bucket)'
-            cand verify 'Check the database''s integrity and every blob''s digest, or a backup file against its manifest; exits with 1 and lists the problems when anything is wrong'
+            cand verify 'Check the database''s integrity, every metric chunk''s checksum and every blob''s digest, or a backup file against its manifest; exits with 1 and lists the problems when anything is wrong'
             cand export 'Export everything (tables as JSON lines, blobs as files) into a directory, to import into another backend'
             cand import 'Import an export into an empty database and blob store, then compare counts and checksums with the export'
+            cand compact 'Rewrite metric chunks stored in an older format in the current one (with a checksum), working on the storage directly; safe while the server runs'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'wanllmdb;admin;help;gc'= {
@@ -2033,6 +2056,8 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
         &'wanllmdb;admin;help;export'= {
         }
         &'wanllmdb;admin;help;import'= {
+        }
+        &'wanllmdb;admin;help;compact'= {
         }
         &'wanllmdb;admin;help;help'= {
         }
@@ -2467,9 +2492,10 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand status 'The server''s version, uptime, CPU, memory, disk, database and blob store (server administrators only)'
             cand backup 'Write a consistent backup of the server''s database and local blobs to one file, while the server keeps running (reads the storage directly; no login needed)'
             cand restore 'Restore a backup into a new data directory (or an empty database and bucket)'
-            cand verify 'Check the database''s integrity and every blob''s digest, or a backup file against its manifest; exits with 1 and lists the problems when anything is wrong'
+            cand verify 'Check the database''s integrity, every metric chunk''s checksum and every blob''s digest, or a backup file against its manifest; exits with 1 and lists the problems when anything is wrong'
             cand export 'Export everything (tables as JSON lines, blobs as files) into a directory, to import into another backend'
             cand import 'Import an export into an empty database and blob store, then compare counts and checksums with the export'
+            cand compact 'Rewrite metric chunks stored in an older format in the current one (with a checksum), working on the storage directly; safe while the server runs'
         }
         &'wanllmdb;help;admin;gc'= {
         }
@@ -2518,6 +2544,8 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
         &'wanllmdb;help;admin;export'= {
         }
         &'wanllmdb;help;admin;import'= {
+        }
+        &'wanllmdb;help;admin;compact'= {
         }
         &'wanllmdb;help;audit'= {
             cand logs 'List audit events, newest first; filters combine'

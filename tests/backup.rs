@@ -56,6 +56,9 @@ fn backup_while_a_run_logs_then_restore_and_serve_it() {
     write(&w, "model.bin", "weights \u{0}\u{1}");
     env.ok(&["run", "--project", "p", "--id", "seedrun1", "--", "true"]);
     env.ok(&["files", "put", "seedrun1", "model.bin"]);
+    env.ok(&[
+        "log", "--run", "seedrun1", "--step", "5", "loss=0.2", "acc=0.9",
+    ]);
     write(
         &w,
         "train.sh",
@@ -118,6 +121,8 @@ fn backup_while_a_run_logs_then_restore_and_serve_it() {
         .output()
         .unwrap();
     assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("metric chunks checked"), "{text}");
 
     // A second restore into the same place is refused: the target holds data.
     let out = local(
@@ -198,6 +203,10 @@ fn verify_failures(env: &Env, archive: &Path, restored: &Path) {
     assert_eq!(code(&out), 1, "{}", stderr(&out));
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["ok"], false);
+    // The run's metric chunks were checked too, and found sound.
+    assert!(report["metric_chunks"].as_u64() >= Some(2), "{report}");
+    assert!(report["metric_points"].as_u64() >= Some(2), "{report}");
+    assert_eq!(report["problems"].as_array().map(Vec::len), Some(1));
     let problem = report["problems"][0].as_str().unwrap();
     assert!(
         problem.contains(blob.file_name().unwrap().to_str().unwrap()),

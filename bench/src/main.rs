@@ -249,6 +249,26 @@ async fn process_figures(bin: &PathBuf) -> Result<(f64, f64)> {
     Ok((ready_ms, rss_kb / 1024.0))
 }
 
+/// Bytes of the pages that hold metric chunks (SQLite: `dbstat`, when the build has it;
+/// PostgreSQL: the table with its TOAST and index) and of the database's free pages (SQLite).
+async fn chunk_pages(store: &Store) -> (Option<i64>, Option<i64>) {
+    wanllmdb_server::on_backend!(store, read, |pool| {
+        let one = async |sql: &'static str| -> Option<i64> {
+            sqlx::query_scalar(sql).fetch_one(pool).await.ok().flatten()
+        };
+        match store.kind() == wanllmdb_server::store::BackendKind::Postgres {
+            true => (
+                one("SELECT pg_total_relation_size('metric_chunks')").await,
+                None,
+            ),
+            false => (
+                one("SELECT SUM(pgsize) FROM dbstat WHERE name IN ('metric_chunks', 'sqlite_autoindex_metric_chunks_1')").await,
+                one("SELECT freelist_count * page_size FROM pragma_freelist_count, pragma_page_size").await,
+            ),
+        }
+    })
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<()> {
     let args = parse_args()?;
@@ -294,25 +314,45 @@ async fn main() -> Result<()> {
     b.post("/api/v1/projects", &json!({"name": "bench"}))
         .await?;
 
+    let checkpoint = async || {
+        if args.database_url.is_none() {
+            let _ = wanllmdb_server::on_backend!(store, write, |pool| {
+                sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                    .execute(pool)
+                    .await
+                    .map(|_| ())
+            });
+        }
+    };
+    checkpoint().await;
+    let empty = dir_size(dir.path());
     let (rate, _) = ingest(&b, "bench", args.ingest_points).await?;
     println!(
         "ingest, HTTP, batches of 10,000 points (1,000 steps x 10 keys), 4 concurrent runs: {:.0} points/s",
         rate
     );
     if args.database_url.is_none() {
-        let _ = wanllmdb_server::on_backend!(store, write, |pool| {
-            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-                .execute(pool)
-                .await
-                .map(|_| ())
-        });
+        checkpoint().await;
         let bytes = dir_size(dir.path());
         println!(
-            "on-disk size (whole data directory incl. indexes) after {} points: {:.2} bytes/point",
+            "on-disk size (whole data directory incl. indexes) after {} points: {:.2} bytes/point; growth over the empty database ({} KiB): {:.2} bytes/point",
             args.ingest_points,
-            bytes as f64 / args.ingest_points as f64
+            bytes as f64 / args.ingest_points as f64,
+            empty / 1024,
+            bytes.saturating_sub(empty) as f64 / args.ingest_points as f64
         );
     }
+    let per_point = |b: Option<i64>| {
+        b.map_or("n/a".into(), |b| {
+            format!("{:.2}", b as f64 / args.ingest_points as f64)
+        })
+    };
+    let (pages, free) = chunk_pages(&store).await;
+    println!(
+        "metric chunks alone (table and primary-key index pages): {} bytes/point; free pages left by rewritten chunks: {} bytes/point",
+        per_point(pages),
+        per_point(free)
+    );
 
     let big = one_key_run(&b, "bench", 1_000_000).await?;
     let full_path = format!("/api/v1/runs/{big}/history?keys=metric_0");

@@ -69,6 +69,8 @@ pub enum ErrorCode {
     Unavailable,
     /// 500: a fault on the server.
     Internal,
+    /// 500: stored data failed its checksum or does not decode; the message names what.
+    DataCorrupt,
     /// A code this version does not know (a newer server's).
     #[serde(other)]
     Unknown,
@@ -90,6 +92,7 @@ impl ErrorCode {
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
+            ErrorCode::DataCorrupt => "data_corrupt",
             ErrorCode::Unknown => "unknown",
         }
     }

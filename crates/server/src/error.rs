@@ -64,6 +64,11 @@ pub enum ApiError {
     /// 500: a bug or an unexpected database failure. Details are logged, not returned.
     #[error("internal error: {0}")]
     Internal(String),
+    /// 500 with code `data_corrupt`: stored data (a metric chunk) failed its checksum or does
+    /// not decode. Unlike [`ApiError::Internal`] the message is returned: it names the run and
+    /// key, holds nothing secret, and is what an administrator needs to act on.
+    #[error("{0}")]
+    DataCorrupt(String),
 }
 
 /// Shorthand.
@@ -168,6 +173,7 @@ impl ApiError {
             }
             ApiError::RequestTimeout(_) => (StatusCode::REQUEST_TIMEOUT, ErrorCode::RequestTimeout),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal),
+            ApiError::DataCorrupt(_) => (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::DataCorrupt),
         }
     }
 }
@@ -196,6 +202,10 @@ impl IntoResponse for ApiError {
             ApiError::Internal(m) => {
                 tracing::error!(error = %m, "internal error");
                 ("internal server error".to_string(), serde_json::json!({}))
+            }
+            ApiError::DataCorrupt(m) => {
+                tracing::error!(error = %m, "damaged stored data");
+                (m.clone(), serde_json::json!({}))
             }
             ApiError::InvalidInputDetails { message, details } => {
                 (message.clone(), details.clone())

@@ -76,8 +76,9 @@ Examples:
   wanllmdb admin restore wanllmdb-2026-11-28.tar --data-dir /srv/wanllmdb-restored
   wanllmdb admin restore nightly.tar --database-url postgres://wanllmdb@db/new --storage-url s3://ml-restored")]
     Restore(super::backup::RestoreArgs),
-    /// Check the database's integrity and every blob's digest, or a backup file against its
-    /// manifest; exits with 1 and lists the problems when anything is wrong
+    /// Check the database's integrity, every metric chunk's checksum and every blob's digest, or
+    /// a backup file against its manifest; exits with 1 and lists the problems when anything
+    /// is wrong
     #[command(after_help = "\
 Examples:
   wanllmdb admin verify --data-dir /srv/wanllmdb
@@ -102,6 +103,18 @@ Examples:
       --storage-url s3://ml-artifacts/wanllmdb --s3-endpoint http://minio:9000
   wanllmdb admin import export/ --data-dir /srv/wanllmdb-copy")]
     Import(super::backup::ImportArgs),
+    /// Rewrite metric chunks stored in an older format in the current one (with a checksum),
+    /// working on the storage directly; safe while the server runs
+    #[command(after_help = "\
+Chunks written by older versions stay readable; this gives them a checksum and the current,
+smaller coding. It reads every chunk once, a page per transaction, and leaves a chunk alone if
+an append rewrote it meanwhile. Damaged chunks are reported and left as they are (exit 1).
+See docs/storage.md.
+
+Examples:
+  wanllmdb admin compact --data-dir /srv/wanllmdb
+  wanllmdb admin compact --database-url postgres://wanllmdb@db/wanllmdb --json")]
+    Compact(super::backup::CompactArgs),
 }
 
 /// `wanllmdb admin user` subcommands.
@@ -254,6 +267,7 @@ pub async fn run(cmd: AdminCommand, flags: &GlobalFlags, printer: Printer) -> Cl
         AdminCommand::Verify(a) => super::backup::verify(a, printer).await,
         AdminCommand::Export(a) => super::backup::export(a, printer).await,
         AdminCommand::Import(a) => super::backup::import(a, printer).await,
+        AdminCommand::Compact(a) => super::backup::compact(a, printer).await,
     }
 }
 

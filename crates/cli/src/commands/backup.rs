@@ -1,5 +1,6 @@
-//! `wanllmdb admin backup | restore | verify | export | import`: work directly on a server's
-//! storage (database and blob store), like `wanllmdb server` does, so they need no login.
+//! `wanllmdb admin backup | restore | verify | export | import | compact`: work directly on a
+//! server's storage (database and blob store), like `wanllmdb server` does, so they need no
+//! login.
 
 use std::path::PathBuf;
 
@@ -74,6 +75,15 @@ pub struct VerifyArgs {
     /// Check this backup archive against its manifest instead of the server's storage
     #[arg(long, value_name = "FILE")]
     pub backup: Option<PathBuf>,
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    #[command(flatten)]
+    pub json: JsonFlag,
+}
+
+/// Options of `admin compact`.
+#[derive(Debug, Args)]
+pub struct CompactArgs {
     #[command(flatten)]
     pub storage: StorageArgs,
     #[command(flatten)]
@@ -198,6 +208,34 @@ pub async fn export(args: ExportArgs, printer: Printer) -> CliResult {
         .data(&m, || manifest_table(&m, &args.out.display().to_string()))
 }
 
+/// `admin compact`: rewrites old-format metric chunks; exit 1 when damaged chunks were found.
+pub async fn compact(args: CompactArgs, printer: Printer) -> CliResult {
+    let target = args.storage.open_existing().await?;
+    let result = wanllmdb_server::metrics::chunks::compact_chunks(&target.store).await;
+    target.close().await;
+    let r = result.map_err(|e| CliError::unexpected(format!("compaction stopped: {e}")))?;
+    printer.with_json(args.json).data(&r, || {
+        let mut text = kv_table(&[
+            ("metric chunks read", r.chunks.to_string()),
+            ("rewritten in the current format", r.rewritten.to_string()),
+            ("damaged, left as they are", r.problems.len().to_string()),
+        ])
+        .to_string();
+        for p in &r.problems {
+            text.push_str(&format!("\n  - {p}"));
+        }
+        text
+    })?;
+    match r.problems.is_empty() {
+        true => Ok(()),
+        false => Err(
+            user_err!("{} damaged metric chunk(s) found", r.problems.len()).hint(
+                "`wanllmdb admin verify` lists every problem; restore the runs from a backup",
+            ),
+        ),
+    }
+}
+
 /// Prints the comparison of an import and fails (exit 1) on any difference.
 fn report_import(r: &ImportReport, printer: Printer, json: bool) -> CliResult {
     printer.with_json(json).data(r, || {
@@ -312,6 +350,17 @@ fn print_verify(r: &VerifyReport, what: &str, printer: Printer) -> CliResult {
             ];
             if r.rows > 0 {
                 rows.insert(2, ("rows", r.rows.to_string()));
+            }
+            if r.checked == "database" {
+                let chunks = format!("{} ({} points)", r.metric_chunks, r.metric_points);
+                rows.insert(rows.len() - 1, ("metric chunks checked", chunks));
+            }
+            if r.old_format_chunks > 0 {
+                let note = format!(
+                    "{} without a checksum (`wanllmdb admin compact` rewrites them)",
+                    r.old_format_chunks
+                );
+                rows.insert(rows.len() - 1, ("old-format chunks", note));
             }
             let mut text = kv_table(&rows).to_string();
             for p in &r.problems {

@@ -1,10 +1,12 @@
 //! Metric history. Points of one (run, key) live in compressed chunks of consecutive steps
-//! (at most [`CHUNK_POINTS`] each, never overlapping), each row carrying its count and
+//! (at most [`CHUNK_POINTS`] each and about a database page of bytes, never overlapping),
+//! each row carrying its count and
 //! extremes so downsampled reads can skip decoding. Appends that continue a series fill the
 //! last chunk and add new ones; a batch that rewrites old steps (a retry, late points) merges
 //! the chunks it touches, so a point is stored once per (run, key, step).
 
 pub mod buckets;
+pub mod chunks;
 pub mod codec;
 pub mod json;
 pub mod routes;
@@ -27,7 +29,15 @@ use store::{ChunkRow, Fetch, SeriesRow};
 use wanllmdb_api_types::RunId;
 
 /// Largest number of points in one chunk.
-pub const CHUNK_POINTS: usize = 1024;
+pub const CHUNK_POINTS: usize = 4096;
+/// Most bytes of blobs in one chunk row. SQLite keeps a row of up to 4,061 bytes inside one
+/// 4 KiB page and moves the rest of a longer one to overflow pages; a row cannot share its page
+/// with another that does not fit beside it, so rows sized in points (1,024 of them: 2 to
+/// 3.5 KB) left a quarter to a half of each page empty. Rows cut by bytes fill their pages.
+/// The remaining columns of a row take under 100 bytes.
+pub const CHUNK_BYTES: usize = 3900;
+/// A series' last chunk is filled by later appends while its blobs are under this size.
+const OPEN_CHUNK_BYTES: usize = CHUNK_BYTES * 9 / 10;
 const MAX_KEY_LEN: usize = 256;
 /// Most series one history read may return.
 pub const MAX_SERIES_PER_READ: usize = 10_000;
@@ -98,10 +108,19 @@ fn block_extremes(block: &[Point]) -> (Point, Point) {
 }
 
 /// Per-block minimums and maximums of a chunk: two point sequences (each with increasing
-/// steps, one entry per block), encoded with the chunk codec behind a length prefix.
+/// steps, one entry per block), encoded with the chunk codec behind a length prefix. Reads use
+/// their values (and steps); their timestamps are stored as 0, which saves a tenth of a
+/// typical chunk (the extremes' times jump irregularly and cost 2 to 3 bytes each).
 fn encode_blocks(points: &[Point]) -> Vec<u8> {
-    let (mins, maxs): (Vec<Point>, Vec<Point>) =
-        points.chunks(BLOCK_POINTS).map(block_extremes).unzip();
+    let untimed = |p: Point| Point {
+        timestamp_us: 0,
+        ..p
+    };
+    let (mins, maxs): (Vec<Point>, Vec<Point>) = points
+        .chunks(BLOCK_POINTS)
+        .map(block_extremes)
+        .map(|(a, b)| (untimed(a), untimed(b)))
+        .unzip();
     let a = codec::encode_chunk(&mins);
     let b = codec::encode_chunk(&maxs);
     let mut out = Vec::with_capacity(4 + a.len() + b.len());
@@ -120,23 +139,53 @@ fn encode_lasts(points: &[Point]) -> Vec<u8> {
     codec::encode_chunk(&lasts)
 }
 
-/// Decodes [`encode_blocks`] output into (min, max) pairs, one per block.
-fn decode_blocks(data: &[u8]) -> ApiResult<Vec<(Point, Point)>> {
-    let bad = || ApiError::Internal("corrupt metric block summary".into());
-    let len = data.get(..4).ok_or_else(bad)?;
-    let n = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
-    let a = data.get(4..4 + n).ok_or_else(bad)?;
-    let b = data.get(4 + n..).ok_or_else(bad)?;
-    let (mins, maxs) = (decode(a)?, decode(b)?);
+/// The two blobs of [`encode_blocks`] output (minimums, maximums); None when truncated.
+fn block_halves(data: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (len, rest) = data.split_first_chunk::<4>()?;
+    let n = usize::try_from(u32::from_le_bytes(*len)).ok()?;
+    (n <= rest.len()).then(|| rest.split_at(n))
+}
+
+/// Decodes [`encode_blocks`] output into (min, max) pairs, one per block; `start_step` names
+/// the chunk in errors.
+fn decode_blocks(data: &[u8], start_step: i64) -> ApiResult<Vec<(Point, Point)>> {
+    let (a, b) =
+        block_halves(data).ok_or_else(|| damaged(start_step, "block summary truncated"))?;
+    let (mins, maxs) = (decode(a, start_step)?, decode(b, start_step)?);
     if mins.len() != maxs.len() {
-        return Err(bad());
+        return Err(damaged(start_step, "block summary lengths differ"));
     }
     Ok(mins.into_iter().zip(maxs).collect())
 }
 
-/// Decodes a chunk blob, turning corruption into an internal error.
-fn decode(data: &[u8]) -> ApiResult<Vec<Point>> {
-    codec::decode_chunk(data).map_err(|e| ApiError::Internal(format!("corrupt metric chunk: {e}")))
+/// Decodes a chunk blob (or a summary blob of the chunk starting at `start_step`), turning
+/// damage into an error that says which chunk it is.
+fn decode(data: &[u8], start_step: i64) -> ApiResult<Vec<Point>> {
+    codec::decode_chunk(data).map_err(|e| damaged(start_step, &e.0))
+}
+
+/// The error for a damaged chunk; [`in_key`] and [`in_run`] add the key and the run.
+fn damaged(start_step: i64, what: &str) -> ApiError {
+    ApiError::DataCorrupt(format!(
+        "the stored chunk from step {start_step} is damaged ({what}); an administrator can \
+         list damaged chunks with `wanllmdb admin verify`"
+    ))
+}
+
+/// Names the key in a damaged-chunk error; other errors pass unchanged.
+fn in_key(e: ApiError, key: &str) -> ApiError {
+    match e {
+        ApiError::DataCorrupt(m) => ApiError::DataCorrupt(format!("metric {key:?}: {m}")),
+        e => e,
+    }
+}
+
+/// Names the run in a damaged-chunk error that names its key; other errors pass unchanged.
+fn in_run(e: ApiError, run: &str) -> ApiError {
+    match e {
+        ApiError::DataCorrupt(m) => ApiError::DataCorrupt(format!("run {run}, {m}")),
+        e => e,
+    }
 }
 
 /// Merges two step-sorted lists; on equal steps `newer` wins.
@@ -287,7 +336,9 @@ impl Metrics<'_> {
             .map(|(k, v)| (k.as_str(), v.as_slice()))
             .collect();
         batch.sort_unstable_by_key(|(k, _)| *k);
-        store::append(&self.state.store, run.pk, now, &batch).await?;
+        store::append(&self.state.store, run.pk, now, &batch)
+            .await
+            .map_err(|e| in_run(e, run_id))?;
         Ok(AppendHistoryResponse { accepted: total })
     }
 
@@ -362,7 +413,7 @@ impl Metrics<'_> {
         let mut total = 0u64;
         for c in &rows {
             if let Some(data) = blobs.get(&c.start_step) {
-                for p in decode(data)? {
+                for p in decode(data, c.start_step)? {
                     if p.step >= lo && p.step <= hi {
                         total += 1;
                         out.point(p);
@@ -375,10 +426,10 @@ impl Metrics<'_> {
                 .last
                 .ok_or_else(|| ApiError::Internal("metric chunk without its last point".into()))?;
             if unit == Fetch::Blocks {
-                let extremes = decode_blocks(c.data.as_deref().unwrap_or_default())?;
-                let lasts = decode(c.lasts.as_deref().unwrap_or_default())?;
+                let extremes = decode_blocks(c.data.as_deref().unwrap_or_default(), c.start_step)?;
+                let lasts = decode(c.lasts.as_deref().unwrap_or_default(), c.start_step)?;
                 if extremes.len() != lasts.len() {
-                    return Err(ApiError::Internal("corrupt metric block summary".into()));
+                    return Err(damaged(c.start_step, "block summary lengths differ"));
                 }
                 for ((min, max), last) in extremes.into_iter().zip(lasts) {
                     out.unit(min.value, max.value, last);
@@ -456,7 +507,7 @@ impl Metrics<'_> {
         for c in &rows {
             let data = c.data.as_deref().unwrap_or_default();
             codec::decode_chunk_into(data, &mut st, &mut va, &mut ti)
-                .map_err(|e| ApiError::Internal(format!("corrupt metric chunk: {e}")))?;
+                .map_err(|e| damaged(c.start_step, &e.0))?;
         }
         // Only the first and last chunk can reach outside the range.
         if st.first().is_some_and(|s| *s < lo) || st.last().is_some_and(|s| *s > hi) {
@@ -512,7 +563,8 @@ impl Metrics<'_> {
         let mut series = Vec::with_capacity(rows.len());
         for s in rows {
             let grid = grids.and_then(|g| g.get(&s.key)).copied();
-            series.push(self.read_series(s, range, max_points, grid).await?);
+            let read = self.read_series(s, range, max_points, grid).await;
+            series.push(read.map_err(|e| in_run(in_key(e, &s.key), run_id))?);
         }
         Ok(RunHistory {
             run: run_id.clone(),
@@ -727,7 +779,7 @@ mod tests {
                 timestamp_us: i * 10,
             })
             .collect();
-        let blocks = decode_blocks(&encode_blocks(&pts)).unwrap();
+        let blocks = decode_blocks(&encode_blocks(&pts), 0).unwrap();
         assert_eq!(blocks.len(), 4);
         assert!(
             blocks[0].0.value.is_nan() && blocks[0].0.step == 0,
@@ -742,8 +794,8 @@ mod tests {
                 .fold(f64::NEG_INFINITY, f64::max);
             assert_eq!((lo.value, hi.value), (want_lo, want_hi));
         }
-        assert!(decode_blocks(&[1, 0]).is_err());
-        assert!(decode_blocks(&[200, 0, 0, 0, 1]).is_err());
+        assert!(decode_blocks(&[1, 0], 0).is_err());
+        assert!(decode_blocks(&[200, 0, 0, 0, 1], 0).is_err());
     }
 
     #[test]

@@ -46,6 +46,9 @@ pub enum TransferError {
     /// The import target already holds data.
     #[error("{0}")]
     NotEmpty(String),
+    /// A check could not run to its end (what it found so far is not a report).
+    #[error("{0}")]
+    Check(String),
     /// The database schema differs from what this version exports.
     #[error("the database schema does not match this version of wanllmdb: {0}")]
     Schema(String),

@@ -534,3 +534,178 @@ each_backend!(multi_run_query, |ctx| {
         .await;
     assert_error(s, &body, StatusCode::BAD_REQUEST, "invalid_input");
 });
+
+/// Runs SQL on the test database that reads or writes one chunk blob.
+async fn chunk_data(ctx: &Ctx, key: &str, start: i64) -> Vec<u8> {
+    wanllmdb_server::on_backend!(ctx.store, read, |pool| {
+        sqlx::query_scalar("SELECT c.data FROM metric_chunks c JOIN metric_series s ON s.id = c.series_id WHERE s.key = $1 AND c.start_step = $2")
+            .bind(key).bind(start).fetch_one(pool).await.unwrap()
+    })
+}
+
+async fn set_chunk_data(ctx: &Ctx, key: &str, start: i64, data: &[u8]) {
+    wanllmdb_server::on_backend!(ctx.store, write, |pool| {
+        sqlx::query("UPDATE metric_chunks SET data = $1 WHERE start_step = $2 AND series_id = (SELECT id FROM metric_series WHERE key = $3)")
+            .bind(data).bind(start).bind(key).execute(pool).await.unwrap();
+    });
+}
+
+fn target(ctx: &Ctx) -> wanllmdb_server::transfer::Target {
+    wanllmdb_server::transfer::Target {
+        store: ctx.store.clone(),
+        blobs: wanllmdb_server::blobs::BlobStore::local(ctx._dir.path().join("blobs")),
+    }
+}
+
+/// First steps of a key's chunks, in order.
+async fn chunk_starts(ctx: &Ctx, key: &str) -> Vec<i64> {
+    wanllmdb_server::on_backend!(ctx.store, read, |pool| {
+        sqlx::query_scalar("SELECT c.start_step FROM metric_chunks c JOIN metric_series s ON s.id = c.series_id WHERE s.key = $1 ORDER BY c.start_step")
+            .bind(key).fetch_all(pool).await.unwrap()
+    })
+}
+
+each_backend!(damaged_chunks_are_errors_naming_run_and_key, |ctx| {
+    let (k, id) = setup(&ctx).await;
+    let path = format!("/api/v1/runs/{id}/history");
+    // Noisy 64-bit values: several chunks.
+    let noisy = |s: i64| (s * 7919 % 1000) as f64 / 7.0;
+    ctx.post(&path, Some(&k), points(0..3000, noisy)).await;
+    let starts = chunk_starts(&ctx, "loss").await;
+    assert!(starts.len() >= 3, "{starts:?}");
+    let bad = starts[1];
+    let mut data = chunk_data(&ctx, "loss", bad).await;
+    let mid = data.len() / 2;
+    data[mid] ^= 0x10;
+    set_chunk_data(&ctx, "loss", bad, &data).await;
+
+    // A full read, a read of the damaged range and a downsampled read fail; each names the
+    // run, the key and the chunk, and is not the generic internal error.
+    let inside = format!("keys=loss&min_step={bad}&max_step={}", bad + 5);
+    for query in ["keys=loss", inside.as_str(), "keys=loss&max_points=100"] {
+        let (s, b) = ctx.get(&format!("{path}?{query}"), Some(&k)).await;
+        assert_error(s, &b, StatusCode::INTERNAL_SERVER_ERROR, "data_corrupt");
+        let msg = b["error"]["message"].as_str().unwrap();
+        let step = format!("step {bad} ");
+        for part in [id.as_str(), "\"loss\"", step.as_str(), "admin verify"] {
+            assert!(msg.contains(part), "{query}: {part} missing from {msg}");
+        }
+    }
+    // The other key, and the undamaged steps of this one, still read.
+    let (s, h) = ctx.get(&format!("{path}?keys=acc"), Some(&k)).await;
+    assert_eq!(
+        (s, h["series"][0]["total_points"].as_u64()),
+        (StatusCode::OK, Some(3000))
+    );
+    let (s, h) = ctx
+        .get(
+            &format!("{path}?keys=loss&min_step={}", starts[2]),
+            Some(&k),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{h}");
+    assert_eq!(h["series"][0]["values"][0].as_f64(), Some(noisy(starts[2])));
+    // Rewriting a step inside the damaged chunk fails the same way and changes nothing.
+    let (s, b) = ctx
+        .post(&path, Some(&k), points(bad..bad + 1, |_| 9.0))
+        .await;
+    assert_error(s, &b, StatusCode::INTERNAL_SERVER_ERROR, "data_corrupt");
+    assert!(
+        b["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(id.as_str())
+    );
+    assert_eq!(chunk_data(&ctx, "loss", bad).await, data);
+
+    // verify finds it, names it, and counts every chunk.
+    let report =
+        wanllmdb_server::transfer::verify(&target(&ctx), &wanllmdb_server::transfer::NoProgress)
+            .await
+            .unwrap();
+    let chunks = (starts.len() + chunk_starts(&ctx, "acc").await.len()) as u64;
+    assert_eq!((report.metric_chunks, report.metric_points), (chunks, 6000));
+    assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+    let p = &report.problems[0];
+    let step = format!("step {bad} ");
+    assert!(
+        p.contains(&id) && p.contains("\"loss\"") && p.contains(&step) && p.contains("checksum"),
+        "{p}"
+    );
+    // compact rewrites nothing here: every chunk is current (the damaged one included).
+    let c = wanllmdb_server::metrics::chunks::compact_chunks(&ctx.store)
+        .await
+        .unwrap();
+    assert_eq!((c.chunks, c.rewritten, c.problems.len()), (chunks, 0, 0));
+});
+
+/// The points of `src/metrics/testdata/chunk_v1.bin`, a chunk written by the first format.
+fn v1_fixture_body() -> Value {
+    let specials = [
+        json!("NaN"),
+        json!("Infinity"),
+        json!("-Infinity"),
+        json!(-0.0),
+        json!(5e-324),
+        json!(1e308),
+    ];
+    let pts: Vec<Value> = (0..300i64)
+        .map(|i| {
+            let value = match i % 50 == 7 {
+                true => specials[(i / 50) as usize % 6].clone(),
+                false => json!(f64::from((1.0 / (1.0 + i as f64 / 30.0)) as f32)),
+            };
+            let us = 1_764_250_000_000_000 + i * 10_000 + (i * 7919) % 13;
+            json!({"step": 10 + 3 * i, "timestamp": us as f64 / 1e6, "values": {"old": value}})
+        })
+        .collect();
+    json!({"points": pts})
+}
+
+each_backend!(old_format_chunks_read_and_compact, |ctx| {
+    let (k, id) = setup(&ctx).await;
+    let path = format!("/api/v1/runs/{id}/history?keys=old");
+    ctx.post(
+        &format!("/api/v1/runs/{id}/history"),
+        Some(&k),
+        v1_fixture_body(),
+    )
+    .await;
+    let (_, written) = ctx.get(&path, Some(&k)).await;
+    assert_eq!(written["series"][0]["total_points"], 300);
+    // The same points as the first format stored them.
+    set_chunk_data(
+        &ctx,
+        "old",
+        10,
+        include_bytes!("../../src/metrics/testdata/chunk_v1.bin"),
+    )
+    .await;
+    let (s, old) = ctx.get(&path, Some(&k)).await;
+    assert_eq!(s, StatusCode::OK, "{old}");
+    assert_eq!(old, written);
+
+    let report =
+        wanllmdb_server::transfer::verify(&target(&ctx), &wanllmdb_server::transfer::NoProgress)
+            .await
+            .unwrap();
+    assert!(report.ok(), "{:?}", report.problems);
+    assert_eq!((report.metric_chunks, report.old_format_chunks), (1, 1));
+
+    let c = wanllmdb_server::metrics::chunks::compact_chunks(&ctx.store)
+        .await
+        .unwrap();
+    assert_eq!((c.chunks, c.rewritten), (1, 1), "{:?}", c.problems);
+    assert_eq!(
+        chunk_data(&ctx, "old", 10).await[0],
+        2,
+        "now in the current format"
+    );
+    let (_, new) = ctx.get(&path, Some(&k)).await;
+    assert_eq!(new, written);
+    let report =
+        wanllmdb_server::transfer::verify(&target(&ctx), &wanllmdb_server::transfer::NoProgress)
+            .await
+            .unwrap();
+    assert_eq!((report.old_format_chunks, report.problems.len()), (0, 0));
+});

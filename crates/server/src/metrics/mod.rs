@@ -4,6 +4,7 @@
 //! last chunk and add new ones; a batch that rewrites old steps (a retry, late points) merges
 //! the chunks it touches, so a point is stored once per (run, key, step).
 
+pub mod binary;
 pub mod buckets;
 pub mod codec;
 pub mod json;

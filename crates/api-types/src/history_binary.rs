@@ -220,7 +220,7 @@ impl<'a> Reader<'a> {
     }
 
     fn words(&self, at: u64, n: u64, what: &str) -> Result<&'a [u8], FormatError> {
-        if at % 8 != 0 {
+        if !at.is_multiple_of(8) {
             return Err(FormatError(format!("{what} is not 8-byte aligned")));
         }
         let len = n

@@ -174,10 +174,10 @@ impl SeriesColumns {
 }
 
 /// One run read back.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RunColumns {
     /// Run id.
-    pub run: String,
+    pub run: crate::RunId,
     /// Its series, in the answer's order.
     pub series: Vec<SeriesColumns>,
 }
@@ -302,7 +302,8 @@ pub fn decode(body: &[u8]) -> Result<Vec<RunColumns>, FormatError> {
     for i in 0..runs as usize {
         let at = HEADER_BYTES + i * RUN_ENTRY_BYTES;
         out.push(RunColumns {
-            run: r.name(at, "a run id")?,
+            run: crate::RunId::parse(&r.name(at, "a run id")?)
+                .map_err(|e| FormatError(format!("a run entry holds an {e}")))?,
             series: Vec::new(),
         });
     }

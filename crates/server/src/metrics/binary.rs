@@ -90,6 +90,7 @@ pub fn runs(runs: &[RunHistory]) -> Vec<Bytes> {
 
 #[cfg(test)]
 mod tests {
+    use wanllmdb_api_types::RunId;
     use wanllmdb_api_types::history_binary::decode;
 
     use super::*;
@@ -119,15 +120,15 @@ mod tests {
         };
         let hs = vec![
             RunHistory {
-                run: "ab12cd34".into(),
+                run: RunId::parse("ab12cd34").unwrap(),
                 series: vec![banded.clone(), big, SeriesData::default()],
             },
             RunHistory {
-                run: "empty000".into(),
+                run: RunId::parse("empty000").unwrap(),
                 series: vec![],
             },
             RunHistory {
-                run: "third000".into(),
+                run: RunId::parse("third000").unwrap(),
                 series: vec![banded],
             },
         ];

@@ -1,7 +1,7 @@
 //! HTTP handlers for metric history and summaries.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -18,8 +18,9 @@ use wanllmdb_api_types::metrics::{
 use super::Metrics;
 use crate::auth::Actor;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{JsonBody, Query};
+use crate::extract::{JsonBody, Path, Query};
 use crate::state::AppState;
+use wanllmdb_api_types::RunId;
 
 /// The metric routes.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -36,7 +37,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 async fn append_history(
     State(state): State<AppState>,
     actor: Actor,
-    Path(id): Path<String>,
+    Path(id): Path<RunId>,
     JsonBody(req): JsonBody<AppendHistoryRequest>,
 ) -> ApiResult<Json<AppendHistoryResponse>> {
     let stored = Metrics { state: &state }
@@ -79,7 +80,7 @@ fn split_keys(keys: Option<&str>) -> Vec<String> {
 async fn get_history(
     State(state): State<AppState>,
     actor: Actor,
-    Path(id): Path<String>,
+    Path(id): Path<RunId>,
     headers: HeaderMap,
     Query(q): Query<HistoryQuery>,
 ) -> ApiResult<Response> {
@@ -241,7 +242,7 @@ async fn send_pieces(
 async fn get_summary(
     State(state): State<AppState>,
     actor: Actor,
-    Path(id): Path<String>,
+    Path(id): Path<RunId>,
 ) -> ApiResult<Json<Vec<MetricSummary>>> {
     Ok(Json(Metrics { state: &state }.summary(&actor, &id).await?))
 }
@@ -252,7 +253,7 @@ async fn get_summary(
 async fn set_summary(
     State(state): State<AppState>,
     actor: Actor,
-    Path(id): Path<String>,
+    Path(id): Path<RunId>,
     JsonBody(req): JsonBody<SetSummaryRequest>,
 ) -> ApiResult<Json<Vec<MetricSummary>>> {
     if req.values.0.is_empty() {

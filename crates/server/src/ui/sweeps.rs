@@ -20,6 +20,7 @@ use crate::projects::Projects;
 use crate::runs::Runs;
 use crate::state::AppState;
 use crate::sweeps::Sweeps;
+use wanllmdb_api_types::ProjectName;
 
 /// Width in pixels of the longest importance bar.
 const BAR_WIDTH: f64 = 240.0;
@@ -79,6 +80,7 @@ pub(super) async fn list(
     page: Page,
     Path(name): Path<String>,
 ) -> PageResult<SweepsPage> {
+    let name: ProjectName = page.segment(&name)?;
     let page = page
         .crumb(name.clone(), format!("/projects/{name}"))
         .crumb("Sweeps", String::new());
@@ -268,7 +270,7 @@ fn trial_view(t: &Trial, params: &[String], best: Option<u64>) -> TrialView {
     };
     TrialView {
         number: t.number,
-        run_id: t.run_id.clone(),
+        run_id: t.run_id.to_string(),
         linked: t.state != TrialState::Pending,
         state: match t.state {
             TrialState::Pending => "pending",

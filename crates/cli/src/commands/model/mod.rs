@@ -848,7 +848,7 @@ async fn policy(
 /// Where `model download` writes, and how.
 struct Fetch {
     dir: Option<PathBuf>,
-    run: Option<String>,
+    run: Option<wanllmdb_api_types::RunId>,
     cache: Option<Cache>,
 }
 

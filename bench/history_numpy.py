@@ -35,9 +35,15 @@ def main() -> None:
     binary_ms, got = timed(int(reps), lambda: history(t, run, [metric], numpy=True))
     s = got[metric]
     assert type(s.values).__module__ == "numpy" and len(s.values) == s.total_points
-    json_ms, lists = timed(max(1, int(reps) // 3), lambda: history(t, run, [metric], numpy=False))
+    json_ms, lists = timed(
+        max(1, int(reps) // 3), lambda: history(t, run, [metric], numpy=False)
+    )
     assert len(lists[metric].values) == len(s.values)
-    print(json.dumps({"numpy_ms": binary_ms, "lists_ms": json_ms, "points": len(s.values)}))
+    print(
+        json.dumps(
+            {"numpy_ms": binary_ms, "lists_ms": json_ms, "points": len(s.values)}
+        )
+    )
 
 
 if __name__ == "__main__":

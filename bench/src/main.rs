@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use reqwest::Client;
 use serde_json::{Value, json};
+use wanllmdb_api_types::history_binary;
+use wanllmdb_api_types::metrics::HistoryResponse;
 use wanllmdb_server::{ServerConfig, Store};
 
 struct Args {
@@ -17,6 +19,8 @@ struct Args {
     ingest_points: usize,
     runs_for_search: usize,
     skip_process: bool,
+    history_only: bool,
+    python: String,
 }
 
 fn parse_args() -> Result<Args> {
@@ -25,6 +29,8 @@ fn parse_args() -> Result<Args> {
         ingest_points: 2_000_000,
         runs_for_search: 10_000,
         skip_process: false,
+        history_only: false,
+        python: "python3".into(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(x) = it.next() {
@@ -35,8 +41,12 @@ fn parse_args() -> Result<Args> {
             "--ingest-points" => a.ingest_points = it.next().context("value")?.parse()?,
             "--runs" => a.runs_for_search = it.next().context("value")?.parse()?,
             "--skip-process" => a.skip_process = true,
+            "--history-only" => a.history_only = true,
+            "--python" => a.python = it.next().context("--python needs an interpreter")?,
             other => bail!(
-                "unknown argument {other}; use --database-url URL, --ingest-points N, --runs N, --skip-process"
+                "unknown argument {other}; use --database-url URL, --ingest-points N, --runs N, \
+                 --skip-process, --history-only (only the history reads), --python PATH (an \
+                 interpreter with numpy for the SDK figure)"
             ),
         }
     }
@@ -98,6 +108,29 @@ impl Bench {
             bail!("{path}: {}", r.status());
         }
         Ok(r.bytes().await?.len())
+    }
+
+    /// A history read in the binary form, decoded into arrays; returns the points read.
+    async fn get_columns(&self, path: &str, body: Option<&Value>) -> Result<usize> {
+        let url = format!("{}{path}", self.url);
+        let r = match body {
+            Some(b) => self.c.post(url).json(b),
+            None => self.c.get(url),
+        };
+        let r = r
+            .bearer_auth(&self.key)
+            .header("accept", history_binary::MEDIA_TYPE)
+            .send()
+            .await?;
+        if !r.status().is_success() {
+            bail!("{path}: {}", r.status());
+        }
+        let runs = history_binary::decode(&r.bytes().await?)?;
+        Ok(runs
+            .iter()
+            .flat_map(|r| &r.series)
+            .map(|s| s.values.len())
+            .sum())
     }
 
     async fn run(&self, project: &str) -> Result<String> {
@@ -269,6 +302,173 @@ async fn chunk_pages(store: &Store) -> (Option<i64>, Option<i64>) {
     })
 }
 
+/// The ingest rate and the bytes a point takes on disk.
+async fn ingest_figures(
+    b: &Bench,
+    args: &Args,
+    store: &Store,
+    dir: &std::path::Path,
+) -> Result<()> {
+    let checkpoint = async || {
+        if args.database_url.is_none() {
+            let _ = wanllmdb_server::on_backend!(store, write, |pool| {
+                sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                    .execute(pool)
+                    .await
+                    .map(|_| ())
+            });
+        }
+    };
+    checkpoint().await;
+    let empty = dir_size(dir);
+    let (rate, _) = ingest(b, "bench", args.ingest_points).await?;
+    println!(
+        "ingest, HTTP, batches of 10,000 points (1,000 steps x 10 keys), 4 concurrent runs: {:.0} points/s",
+        rate
+    );
+    if args.database_url.is_none() {
+        checkpoint().await;
+        let bytes = dir_size(dir);
+        println!(
+            "on-disk size (whole data directory incl. indexes) after {} points: {:.2} bytes/point; growth over the empty database ({} KiB): {:.2} bytes/point",
+            args.ingest_points,
+            bytes as f64 / args.ingest_points as f64,
+            empty / 1024,
+            bytes.saturating_sub(empty) as f64 / args.ingest_points as f64
+        );
+    }
+    let per_point = |b: Option<i64>| {
+        b.map_or("n/a".into(), |b| {
+            format!("{:.2}", b as f64 / args.ingest_points as f64)
+        })
+    };
+    let (pages, free) = chunk_pages(store).await;
+    println!(
+        "metric chunks alone (table and primary-key index pages): {} bytes/point; free pages left by rewritten chunks: {} bytes/point",
+        per_point(pages),
+        per_point(free)
+    );
+    Ok(())
+}
+
+/// Prints `name: X ms (target …)`.
+fn figure(name: &str, ms: f64, reps: usize, target: Option<f64>) {
+    let target = target.map_or(String::new(), |t| format!("; target < {t} ms"));
+    println!("{name}: {ms:.1} ms (median of {reps}{target})");
+}
+
+/// What a Python interpreter with numpy measures through the SDK, or why it could not.
+async fn python_figures(args: &Args, b: &Bench, run: &str) -> Result<Value, String> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/history_numpy.py");
+    let mut cmd = std::process::Command::new(&args.python);
+    cmd.args([script, &b.url, &b.key, run, "metric_0", "5"]);
+    let python = args.python.clone();
+    // The server runs in this process: wait for the client off the runtime's threads.
+    let out = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("cannot start {python}: {e}"))?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
+    }
+    serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())
+}
+
+/// Full and downsampled reads of one key of 1,000,000 points, and the many-runs query, in
+/// JSON (the baseline) and in the binary form.
+async fn history_figures(b: &Bench, gz: &Bench, args: &Args) -> Result<()> {
+    let big = one_key_run(b, "bench", 1_000_000).await?;
+    let full_path = format!("/api/v1/runs/{big}/history?keys=metric_0");
+    let full = timed(5, || b.get_bytes(&full_path)).await?;
+    figure(
+        "history of one key, 1,000,000 points, full, JSON body received",
+        full,
+        5,
+        Some(100.0),
+    );
+    let parsed = timed(5, || async {
+        let r =
+            b.c.get(format!("{}{full_path}", b.url))
+                .bearer_auth(&b.key)
+                .send()
+                .await?;
+        let h: HistoryResponse = serde_json::from_slice(&r.bytes().await?)?;
+        Ok(h.series[0].values.len())
+    })
+    .await?;
+    figure(
+        "  the same, JSON parsed into arrays (serde)",
+        parsed,
+        5,
+        None,
+    );
+    let binary = timed(5, || b.get_columns(&full_path, None)).await?;
+    figure(
+        "  the same, binary form decoded into arrays (Rust client)",
+        binary,
+        5,
+        Some(30.0),
+    );
+    match python_figures(args, b, &big).await {
+        Ok(v) => {
+            figure(
+                "  the same, Python SDK, numpy.frombuffer arrays",
+                v["numpy_ms"].as_f64().unwrap_or(f64::NAN),
+                5,
+                Some(30.0),
+            );
+            figure(
+                "  the same, Python SDK without numpy (JSON into lists)",
+                v["lists_ms"].as_f64().unwrap_or(f64::NAN),
+                1,
+                None,
+            );
+        }
+        Err(why) => {
+            println!("  (Python figure skipped: {why}; pass --python with numpy installed)")
+        }
+    }
+    let full_gz = timed(5, || gz.get_bytes(&full_path)).await?;
+    figure(
+        "  the same, JSON, gzip-compressed response",
+        full_gz,
+        5,
+        None,
+    );
+    let ds_path = format!("/api/v1/runs/{big}/history?keys=metric_0&max_points=1000");
+    let ds = timed(20, || b.get_bytes(&ds_path)).await?;
+    figure(
+        "history of one key, 1,000,000 points downsampled to 1,000",
+        ds,
+        20,
+        Some(10.0),
+    );
+
+    let mut many = Vec::new();
+    for _ in 0..100 {
+        many.push(one_key_run(b, "bench", 100_000).await?);
+    }
+    let q = json!({"runs": many, "keys": ["metric_0"], "max_points": 1000});
+    let multi = timed(5, || async {
+        b.post("/api/v1/history/query", &q).await.map(|_| 0)
+    })
+    .await?;
+    figure(
+        "100 runs x 100,000 points downsampled to 1,000 each, one query, JSON parsed",
+        multi,
+        5,
+        Some(100.0),
+    );
+    let multi_bin = timed(5, || b.get_columns("/api/v1/history/query", Some(&q))).await?;
+    figure(
+        "  the same, binary form decoded into arrays",
+        multi_bin,
+        5,
+        Some(100.0),
+    );
+    Ok(())
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<()> {
     let args = parse_args()?;
@@ -314,74 +514,14 @@ async fn main() -> Result<()> {
     b.post("/api/v1/projects", &json!({"name": "bench"}))
         .await?;
 
-    let checkpoint = async || {
-        if args.database_url.is_none() {
-            let _ = wanllmdb_server::on_backend!(store, write, |pool| {
-                sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-                    .execute(pool)
-                    .await
-                    .map(|_| ())
-            });
-        }
-    };
-    checkpoint().await;
-    let empty = dir_size(dir.path());
-    let (rate, _) = ingest(&b, "bench", args.ingest_points).await?;
-    println!(
-        "ingest, HTTP, batches of 10,000 points (1,000 steps x 10 keys), 4 concurrent runs: {:.0} points/s",
-        rate
-    );
-    if args.database_url.is_none() {
-        checkpoint().await;
-        let bytes = dir_size(dir.path());
-        println!(
-            "on-disk size (whole data directory incl. indexes) after {} points: {:.2} bytes/point; growth over the empty database ({} KiB): {:.2} bytes/point",
-            args.ingest_points,
-            bytes as f64 / args.ingest_points as f64,
-            empty / 1024,
-            bytes.saturating_sub(empty) as f64 / args.ingest_points as f64
-        );
+    if !args.history_only {
+        ingest_figures(&b, &args, &store, dir.path()).await?;
     }
-    let per_point = |b: Option<i64>| {
-        b.map_or("n/a".into(), |b| {
-            format!("{:.2}", b as f64 / args.ingest_points as f64)
-        })
-    };
-    let (pages, free) = chunk_pages(&store).await;
-    println!(
-        "metric chunks alone (table and primary-key index pages): {} bytes/point; free pages left by rewritten chunks: {} bytes/point",
-        per_point(pages),
-        per_point(free)
-    );
-
-    let big = one_key_run(&b, "bench", 1_000_000).await?;
-    let full_path = format!("/api/v1/runs/{big}/history?keys=metric_0");
-    let full = timed(5, || b.get_bytes(&full_path)).await?;
-    println!(
-        "history of one key, 1,000,000 points, full (JSON over HTTP): {full:.1} ms (median of 5)"
-    );
-    let full_gz = timed(5, || gz.get_bytes(&full_path)).await?;
-    println!(
-        "history of one key, 1,000,000 points, full, gzip-compressed response: {full_gz:.1} ms (median of 5)"
-    );
-    let ds_path = format!("/api/v1/runs/{big}/history?keys=metric_0&max_points=1000");
-    let ds = timed(20, || b.get_bytes(&ds_path)).await?;
-    println!(
-        "history of one key, 1,000,000 points downsampled to 1,000: {ds:.2} ms (median of 20)"
-    );
-
-    let mut many = Vec::new();
-    for _ in 0..100 {
-        many.push(one_key_run(&b, "bench", 100_000).await?);
+    history_figures(&b, &gz, &args).await?;
+    if args.history_only {
+        server.shutdown().await?;
+        return Ok(());
     }
-    let q = json!({"runs": many, "keys": ["metric_0"], "max_points": 1000});
-    let multi = timed(5, || async {
-        b.post("/api/v1/history/query", &q).await.map(|_| 0)
-    })
-    .await?;
-    println!(
-        "100 runs x 100,000 points downsampled to 1,000 each, one query: {multi:.1} ms (median of 5)"
-    );
 
     b.post("/api/v1/projects", &json!({"name": "search"}))
         .await?;

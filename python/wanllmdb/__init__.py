@@ -77,6 +77,7 @@ __all__ = [
     "get_param_importance",
     "get_upload_url",
     "heartbeat",
+    "history",
     "init",
     "list_aliases",
     "list_model_versions",
@@ -88,6 +89,7 @@ __all__ = [
     "login",
     "mark_crashed",
     "pause_sweep",
+    "query_history",
     "register_file",
     "register_model",
     "remove_tag",
@@ -376,6 +378,50 @@ def get_best_run(metric: str, order: str = "max", project: str | None = None) ->
     from ._project import get_best_run as _best
 
     return _best(_api(), _project_of(project, "get_best_run()"), metric, order)
+
+
+def history(
+    run: Any,
+    keys: str | Iterable[str] | None = None,
+    *,
+    min_step: int | None = None,
+    max_step: int | None = None,
+    max_points: int | None = None,
+    numpy: bool | None = None,
+) -> dict[str, Any]:
+    """The metric history of a run (a :class:`Run`, a ``list_runs`` record or an id):
+    ``{key: Series}`` with ``.steps``, ``.values``, ``.timestamps`` (Unix seconds) and, for a
+    read downsampled to ``max_points`` buckets, ``.min`` and ``.max`` per bucket. ``keys``:
+    one name or several (all when absent); ``min_step``/``max_step``: an inclusive range.
+    With numpy installed (``numpy=None``) the columns are numpy arrays read from the server's
+    binary form without parsing; ``numpy=False`` gives lists, ``numpy=True`` insists on arrays.
+
+    Example: ``loss = wanllmdb.history(run, "loss")["loss"]; loss.values.min()``"""
+    from ._history import history as _history
+    from ._project import run_id_of
+
+    return _history(_api(), run_id_of(run), keys, min_step, max_step, max_points, numpy)
+
+
+def query_history(
+    runs: Iterable[Any],
+    keys: str | Iterable[str] | None = None,
+    *,
+    min_step: int | None = None,
+    max_step: int | None = None,
+    max_points: int | None = None,
+    numpy: bool | None = None,
+) -> dict[str, dict[str, Any]]:
+    """The history of many runs in one request (what a comparison needs): ``{run id: {key:
+    Series}}``, in the order given. Downsampled series of one key share one step grid across
+    the runs. Arguments as for :func:`history`.
+
+    Example: ``wanllmdb.query_history(wanllmdb.list_runs("mnist"), "loss", max_points=500)``"""
+    from ._history import query_history as _query
+    from ._project import run_id_of
+
+    ids = [run_id_of(r) for r in runs]
+    return _query(_api(), ids, keys, min_step, max_step, max_points, numpy)
 
 
 def login(key: str | None = None, host: str | None = None, relogin: bool | None = None) -> bool:

@@ -171,7 +171,13 @@ class Transport:
             return resp.status, rh, data
         raise Unreachable(f"cannot reach {self.base_url}")
 
-    def request(
+    def request(self, method: str, path: str, **kw: Any) -> Any:
+        """A JSON call to ``/api/v1`` + ``path`` (arguments as for :meth:`exchange`); returns
+        the decoded answer (None for 204)."""
+        _, resp = self.exchange(method, path, **kw)
+        return json.loads(resp) if resp else None
+
+    def exchange(
         self,
         method: str,
         path: str,
@@ -180,13 +186,18 @@ class Transport:
         raw_json: bytes | None = None,
         what: str = "",
         timeout: float | None = None,
-    ) -> Any:
-        """A JSON call to ``/api/v1`` + ``path``; returns the decoded answer (None for 204)."""
+        accept: str | None = None,
+    ) -> tuple[dict[str, str], bytes]:
+        """A call to ``/api/v1`` + ``path`` with a JSON body; returns the answer's headers and
+        bytes (empty for 204). With ``accept``, asks for that form, uncompressed."""
         url = f"{self._prefix}/api/v1{path}"
         if query:
             items = query.items() if isinstance(query, dict) else query
             url += "?" + urlencode([(k, v) for k, v in items if v is not None])
         headers: dict[str, str] = {}
+        if accept is not None:
+            headers["Accept"] = accept
+            headers["Accept-Encoding"] = "identity"
         data = raw_json
         if data is None and body is not None:
             data = json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
@@ -201,9 +212,7 @@ class Transport:
             if status == 429 or status == 503:
                 err.retry_after = _retry_after(rh)  # type: ignore[attr-defined]
             raise err
-        if status == 204 or not resp:
-            return None
-        return json.loads(resp)
+        return rh, b"" if status == 204 else resp
 
     def get(self, path: str, query: Any = None, what: str = "") -> Any:
         return self.request("GET", path, query=query, what=what)

@@ -144,6 +144,57 @@ test('a chart is inked after asking for max_points near its width, and a spike s
   await page.close();
 });
 
+test('charts read the binary history form, which decodes to the JSON answer', async () => {
+  const odd = await api(server, 'POST', '/api/v1/runs', alice.key, { project: 'vision', name: 'odd-values' });
+  const values = [1.5, 'NaN', 'Infinity', '-Infinity', -2, 0.1];
+  await logPoints(server, alice.key, odd.id, values.map((v, s) => ({ step: s * 1000 - 2000, timestamp: 1764250000.25 + s, values: { v } })));
+  const page = await chrome.context.newPage();
+  await login(page, server, { username: 'alice', password: PASSWORD });
+  /** @type {{accept: string, type: string}[]} */
+  const seen = [];
+  page.on('response', async (r) => {
+    if (r.url().includes('/history?')) seen.push({ accept: (await r.request().allHeaders()).accept, type: r.headers()['content-type'] });
+  });
+  await page.goto(`${server.url}/runs/${runs.spiky}`);
+  const chart = page.locator('[data-chart][data-key="loss"]');
+  await page.waitForSelector('[data-chart][data-key="loss"][data-ready=true]');
+  assert.equal(Number(await chart.getAttribute('data-y-max')), 100, 'the spike survives the binary path');
+  assert.ok(seen.length > 0 && seen.every((s) => s.accept === 'application/vnd.wanllmdb.history+binary' && s.type === s.accept), JSON.stringify(seen));
+
+  const paths = [
+    `/api/v1/runs/${odd.id}/history`,
+    `/api/v1/runs/${runs.spiky}/history?keys=loss&max_points=300`,
+    `/api/v1/runs/${runs.baseline}/history?keys=acc,loss&min_step=100&max_step=1500`,
+  ];
+  const answers = await page.evaluate(async (paths) => {
+    const app = /** @type {HTMLScriptElement} */ (document.querySelector('script[type=module]')).src;
+    const { decodeHistory } = await import(new URL('series.js', app).href);
+    const wire = (/** @type {number} */ v) => (Number.isFinite(v) ? v : Number.isNaN(v) ? 'NaN' : v > 0 ? 'Infinity' : '-Infinity');
+    const out = [];
+    for (const path of paths) {
+      const json = await (await fetch(path)).json();
+      const r = await fetch(path, { headers: { accept: 'application/vnd.wanllmdb.history+binary' } });
+      const [h] = decodeHistory(await r.arrayBuffer());
+      const typed = h.series.every((/** @type {any} */ s) => s.values instanceof Float64Array && s.timestamps instanceof Float64Array);
+      const series = h.series.map((/** @type {any} */ s) => {
+        const o = { key: s.key, steps: Array.from(s.steps), values: Array.from(s.values, wire), timestamps: Array.from(s.timestamps), total_points: s.total_points, downsampled: s.downsampled };
+        if (s.downsampled) Object.assign(o, { min: Array.from(s.min, wire), max: Array.from(s.max, wire), last: Array.from(s.values, wire) });
+        return o;
+      });
+      out.push({ json, binary: { run: h.run, series }, typed });
+    }
+    return out;
+  }, paths);
+  for (const [i, a] of answers.entries()) {
+    assert.ok(a.typed, `${paths[i]}: typed arrays`);
+    assert.deepEqual(a.binary, a.json, paths[i]);
+  }
+  assert.deepEqual(answers[0].json.series[0].values, values.map((v) => v), 'non-finite values as the JSON spells them');
+  assert.deepEqual(answers[0].json.series[0].steps, [-2000, -1000, 0, 1000, 2000, 3000], 'negative steps');
+  assert.equal(answers[1].json.series[0].downsampled, true);
+  await page.close();
+});
+
 test('zooming re-fetches the selected step range', async () => {
   const page = await chrome.context.newPage();
   await login(page, server, { username: 'alice', password: PASSWORD });

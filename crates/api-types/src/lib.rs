@@ -8,6 +8,7 @@ pub mod artifacts;
 pub mod audit;
 pub mod auth;
 pub mod files;
+pub mod history_binary;
 pub mod ids;
 pub mod logs;
 pub mod metrics;
@@ -55,6 +56,8 @@ pub enum ErrorCode {
     NotFound,
     /// 405: the path exists, the method does not.
     MethodNotAllowed,
+    /// 406: the `Accept` header names no form the route can answer in.
+    NotAcceptable,
     /// 408: the client stopped sending its request.
     RequestTimeout,
     /// 409: the change conflicts with what is stored.
@@ -85,6 +88,7 @@ impl ErrorCode {
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::NotFound => "not_found",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::NotAcceptable => "not_acceptable",
             ErrorCode::RequestTimeout => "request_timeout",
             ErrorCode::Conflict => "conflict",
             ErrorCode::PayloadTooLarge => "payload_too_large",

@@ -61,6 +61,9 @@ pub enum ApiError {
     /// 408: the client stopped sending its request.
     #[error("{0}")]
     RequestTimeout(String),
+    /// 406: the `Accept` header names no form the route answers in.
+    #[error("{0}")]
+    NotAcceptable(String),
     /// 500: a bug or an unexpected database failure. Details are logged, not returned.
     #[error("internal error: {0}")]
     Internal(String),
@@ -172,6 +175,7 @@ impl ApiError {
                 (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable)
             }
             ApiError::RequestTimeout(_) => (StatusCode::REQUEST_TIMEOUT, ErrorCode::RequestTimeout),
+            ApiError::NotAcceptable(_) => (StatusCode::NOT_ACCEPTABLE, ErrorCode::NotAcceptable),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal),
             ApiError::DataCorrupt(_) => (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::DataCorrupt),
         }

@@ -5,6 +5,7 @@
 //! last chunk and add new ones; a batch that rewrites old steps (a retry, late points) merges
 //! the chunks it touches, so a point is stored once per (run, key, step).
 
+pub mod binary;
 pub mod buckets;
 pub mod chunks;
 pub mod codec;
@@ -636,12 +637,7 @@ impl Metrics<'_> {
             return Err(ApiError::invalid("at most 1000 runs per query"));
         }
         let range = step_range(min_step, max_step, max_points)?;
-        let runs = Runs { state: self.state };
-        let mut loaded = Vec::with_capacity(run_ids.len());
-        for id in run_ids {
-            let (run, _) = runs.load(actor, id).await?;
-            loaded.push((id.clone(), self.series_rows(run.pk, keys).await?));
-        }
+        let loaded = self.load_runs(actor, run_ids, keys).await?;
         let grids = match max_points {
             Some(m) => self.shared_grids(&loaded, range, m).await?,
             None => HashMap::new(),
@@ -658,6 +654,27 @@ impl Metrics<'_> {
             .collect()
             .await;
         results.into_iter().collect()
+    }
+
+    /// Each run's access check and series, in the order asked. Every run costs a few round
+    /// trips to the database, so several runs are loaded at once rather than one after another;
+    /// the first run (in that order) that fails is the error.
+    async fn load_runs(
+        &self,
+        actor: &Actor,
+        run_ids: &[RunId],
+        keys: &[String],
+    ) -> ApiResult<Vec<(RunId, Vec<SeriesRow>)>> {
+        use futures_util::{StreamExt, TryStreamExt};
+        let runs = &Runs { state: self.state };
+        futures_util::stream::iter(run_ids.iter().cloned())
+            .map(|id| async move {
+                let (run, _) = runs.load(actor, &id).await?;
+                Ok((id, self.series_rows(run.pk, keys).await?))
+            })
+            .buffered(8)
+            .try_collect()
+            .await
     }
 
     /// Summaries of every metric of a run.

@@ -10,6 +10,7 @@ mod audit;
 mod audit_coverage;
 mod errors;
 mod files;
+mod history_binary;
 mod logs;
 mod matrix;
 mod metrics;

@@ -2,7 +2,7 @@
 // band and a line through the buckets' last values, re-fetches the range a zoom selects, and
 // follows a running run's new points.
 
-import { align, append, curveOf, ema, robustRange, shortDuration, xsOf } from './series.js';
+import { HISTORY_BINARY, align, append, curveOf, decodeHistory, ema, robustRange, shortDuration, xsOf } from './series.js';
 
 /**
  * @typedef {{smooth: number, x: 'step'|'time'|'relative', logy: boolean, outliers: boolean}} Settings
@@ -10,6 +10,19 @@ import { align, append, curveOf, ema, robustRange, shortDuration, xsOf } from '.
  */
 
 const FOLLOW_MS = 1000;
+const EMPTY = { steps: [], timestamps: [], values: [] };
+
+/**
+ * The runs of a history answer: typed arrays straight from the binary form, or the JSON
+ * answer's arrays (a server from before the binary form).
+ * @param {Response} r
+ * @returns {Promise<import('./series.js').RunColumns[]>}
+ */
+async function readHistory(r) {
+  if ((r.headers.get('content-type') || '').startsWith(HISTORY_BINARY)) return decodeHistory(await r.arrayBuffer());
+  const body = await r.json();
+  return body.results || [body];
+}
 
 /** @returns {string} */
 function csrf() {
@@ -85,11 +98,14 @@ export class Chart {
       if (lo !== null) q.set('min_step', String(lo));
       if (hi !== null) q.set('max_step', String(hi));
       this.el.dataset.maxPoints = maxPoints ? String(maxPoints) : '';
-      const r = await fetch(`/api/v1/runs/${this.runs[0]}/history?${q}`, { credentials: 'same-origin' });
+      const r = await fetch(`/api/v1/runs/${this.runs[0]}/history?${q}`, {
+        credentials: 'same-origin',
+        headers: { accept: HISTORY_BINARY },
+      });
       if (!r.ok) throw new Error(`history: ${r.status}`);
-      const h = await r.json();
-      const s = h.series.find((/** @type {any} */ x) => x.key === this.key);
-      return [s ? curveOf(this.runs[0], s) : curveOf(this.runs[0], { steps: [], timestamps: [], values: [] })];
+      const [h] = await readHistory(r);
+      const s = h && h.series.find((x) => x.key === this.key);
+      return [curveOf(this.runs[0], s || EMPTY)];
     }
     /** @type {Record<string, unknown>} */
     const body = { runs: this.runs, keys: [this.key] };
@@ -100,15 +116,11 @@ export class Chart {
     const r = await fetch('/api/v1/history/query', {
       method: 'POST',
       credentials: 'same-origin',
-      headers: { 'content-type': 'application/json', 'x-csrf-token': csrf() },
+      headers: { 'content-type': 'application/json', accept: HISTORY_BINARY, 'x-csrf-token': csrf() },
       body: JSON.stringify(body),
     });
     if (!r.ok) throw new Error(`history query: ${r.status}`);
-    const q = await r.json();
-    return q.results.map((/** @type {any} */ res) => {
-      const s = res.series.find((/** @type {any} */ x) => x.key === this.key);
-      return curveOf(res.run, s || { steps: [], timestamps: [], values: [] });
-    });
+    return (await readHistory(r)).map((res) => curveOf(res.run, res.series.find((x) => x.key === this.key) || EMPTY));
   }
 
   /** Polls the new points of a running run. */

@@ -6,32 +6,125 @@
  *            min: (number|null)[], max: (number|null)[]}} Curve
  */
 
+/** The media type of the binary columnar history form (docs/api.md). */
+export const HISTORY_BINARY = 'application/vnd.wanllmdb.history+binary';
+
 /**
- * Numbers off the wire: non-finite values travel as strings and are not drawn.
- * @param {Array<number|string>} values
+ * One series of a history answer, columnar: plain arrays from JSON, typed arrays from the
+ * binary form.
+ * @typedef {{key: string, steps: ArrayLike<number>, timestamps: ArrayLike<number>,
+ *            values: ArrayLike<number|string>, min?: ArrayLike<number|string>|null,
+ *            max?: ArrayLike<number|string>|null, total_points?: number,
+ *            downsampled?: boolean}} SeriesColumns
+ * @typedef {{run: string, series: SeriesColumns[]}} RunColumns
+ */
+
+/**
+ * Numbers off the wire, as a chart line: non-finite values (strings in JSON, IEEE values in
+ * the binary form) are gaps.
+ * @param {ArrayLike<number|string>} values
  * @returns {(number|null)[]}
  */
 export function finite(values) {
-  return values.map((v) => (typeof v === 'number' && Number.isFinite(v) ? v : null));
+  const out = new Array(values.length);
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    out[i] = typeof v === 'number' && Number.isFinite(v) ? v : null;
+  }
+  return out;
 }
 
 /**
  * A curve from one series of a history answer.
  * @param {string} run
- * @param {{steps: number[], timestamps: number[], values: Array<number|string>,
- *          min?: Array<number|string>, max?: Array<number|string>}} s
+ * @param {SeriesColumns|{steps: number[], timestamps: number[], values: number[]}} s
  * @returns {Curve}
  */
 export function curveOf(run, s) {
   const last = finite(s.values);
   return {
     run,
-    steps: s.steps.slice(),
-    ts: s.timestamps.slice(),
+    steps: Array.from(s.steps),
+    ts: Array.from(s.timestamps),
     last,
     min: s.min ? finite(s.min) : last.slice(),
     max: s.max ? finite(s.max) : last.slice(),
   };
+}
+
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/**
+ * The runs of a binary history answer. Float columns are views of `buf` (no copy); steps,
+ * 64-bit integers on the wire, become a Float64Array (exact up to 2^53).
+ * @param {ArrayBuffer} buf
+ * @returns {RunColumns[]}
+ */
+export function decodeHistory(buf) {
+  const dv = new DataView(buf);
+  const bytes = new Uint8Array(buf);
+  const magic = String.fromCharCode(...bytes.subarray(0, 8));
+  if (magic !== 'WLDBHIST' || dv.getUint16(8, true) !== 1) throw new Error('not a version 1 history body');
+  const u64 = (/** @type {number} */ at) => dv.getUint32(at, true) + dv.getUint32(at + 4, true) * 4294967296;
+  const text = new TextDecoder();
+  const name = (/** @type {number} */ at) => text.decode(bytes.subarray(u64(at), u64(at) + dv.getUint32(at + 8, true)));
+  const entry = dv.getUint16(10, true);
+  const nRuns = dv.getUint32(12, true);
+  const nSeries = dv.getUint32(16, true);
+  /** @type {RunColumns[]} */
+  const runs = [];
+  for (let i = 0; i < nRuns; i++) runs.push({ run: name(24 + 16 * i), series: [] });
+  const table = 24 + 16 * nRuns;
+  for (let i = 0; i < nSeries; i++) {
+    const at = table + i * entry;
+    const n = u64(at + 16);
+    let data = u64(at + 32);
+    /** @type {(Float64Array|null)[]} */
+    const cols = [];
+    for (let c = 0; c < 5; c++) {
+      const dtype = bytes[at + 40 + c];
+      if (dtype === 0) {
+        cols.push(null);
+        continue;
+      }
+      cols.push(dtype === 1 ? int64s(dv, data, n) : float64s(buf, dv, data, n));
+      data += 8 * n;
+    }
+    const [steps, timestamps, values, min, max] = cols;
+    if (!steps || !values) throw new Error('a history series without steps or values');
+    runs[dv.getUint32(at + 12, true)].series.push({
+      key: name(at),
+      steps,
+      timestamps: timestamps || new Float64Array(0),
+      values,
+      min,
+      max,
+      total_points: u64(at + 24),
+      downsampled: (bytes[at + 45] & 1) === 1,
+    });
+  }
+  return runs;
+}
+
+/**
+ * @param {ArrayBuffer} buf @param {DataView} dv @param {number} at @param {number} n
+ * @returns {Float64Array}
+ */
+function float64s(buf, dv, at, n) {
+  if (LITTLE_ENDIAN) return new Float64Array(buf, at, n);
+  const out = new Float64Array(n);
+  for (let i = 0; i < n; i++) out[i] = dv.getFloat64(at + 8 * i, true);
+  return out;
+}
+
+/**
+ * @param {DataView} dv @param {number} at @param {number} n
+ * @returns {Float64Array}
+ */
+function int64s(dv, at, n) {
+  const out = new Float64Array(n);
+  for (let i = 0; i < n; i++) out[i] = dv.getUint32(at + 8 * i, true) + dv.getInt32(at + 8 * i + 4, true) * 4294967296;
+  return out;
 }
 
 /**

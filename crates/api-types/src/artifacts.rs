@@ -67,7 +67,7 @@ pub struct Artifact {
     /// Name, unique in the project.
     pub name: String,
     /// Project it belongs to.
-    pub project: String,
+    pub project: crate::ProjectName,
     /// Type word.
     #[serde(rename = "type")]
     pub kind: String,
@@ -129,7 +129,7 @@ pub struct CreateVersionRequest {
     pub metadata: Option<serde_json::Value>,
     /// The run that logged it (recorded as lineage: that run's output).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub run: Option<String>,
+    pub run: Option<crate::RunId>,
     /// Custom aliases to point at the version once it is finalized.
     #[serde(default)]
     pub aliases: Vec<String>,
@@ -155,7 +155,7 @@ pub struct ArtifactVersion {
     /// Artifact name.
     pub artifact: String,
     /// Project.
-    pub project: String,
+    pub project: crate::ProjectName,
     /// Artifact type.
     #[serde(rename = "type")]
     pub kind: String,
@@ -171,7 +171,7 @@ pub struct ArtifactVersion {
     #[schema(value_type = Object)]
     pub metadata: serde_json::Value,
     /// The run that logged it.
-    pub run: Option<String>,
+    pub run: Option<crate::RunId>,
     /// Entries in the manifest.
     pub file_count: i64,
     /// Sum of the entries' sizes.
@@ -262,18 +262,18 @@ pub struct SetAliasRequest {
 #[serde(deny_unknown_fields)]
 pub struct UseVersionRequest {
     /// Run id.
-    pub run: String,
+    pub run: crate::RunId,
 }
 
 /// A run in lineage answers.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct LineageRun {
     /// Run id.
-    pub id: String,
+    pub id: crate::RunId,
     /// Run name.
     pub name: String,
     /// Project.
-    pub project: String,
+    pub project: crate::ProjectName,
     /// Run state.
     pub state: String,
 }
@@ -288,7 +288,7 @@ pub struct LineageNode {
     /// What to show: a run's name, or `name:v3`.
     pub label: String,
     /// Project.
-    pub project: String,
+    pub project: crate::ProjectName,
     /// Hops from the version asked about: negative upstream, positive downstream.
     pub depth: i32,
 }

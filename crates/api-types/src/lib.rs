@@ -8,6 +8,7 @@ pub mod artifacts;
 pub mod audit;
 pub mod auth;
 pub mod files;
+pub mod ids;
 pub mod logs;
 pub mod metrics;
 pub mod projects;
@@ -16,6 +17,7 @@ pub mod runs;
 pub mod sweeps;
 pub mod system;
 
+pub use ids::{InvalidId, ProjectName, RunId, is_valid_project_name, is_valid_run_id};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -114,28 +116,12 @@ pub struct Health {
     pub checks: std::collections::BTreeMap<String, String>,
 }
 
-/// Ids of runs: 8 characters of `[a-z0-9]`.
-pub fn is_valid_run_id(id: &str) -> bool {
-    id.len() == 8
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-}
-
 /// The first character of `s` that names, keys and tags must not hold: NUL and the other
 /// control characters, and the bidirectional overrides and isolates (U+202A to U+202E,
 /// U+2066 to U+2069) that make text show in another order than it is stored.
 pub fn forbidden_char(s: &str) -> Option<char> {
     s.chars()
         .find(|c| c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'))
-}
-
-/// Project names: 1 to 128 characters of `[A-Za-z0-9._-]`.
-pub fn is_valid_project_name(name: &str) -> bool {
-    (1..=128).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 /// Parses an RFC 3339 time (`2025-01-31T12:00:00Z`, `…+08:00`) to Unix seconds.
@@ -230,14 +216,6 @@ mod tests {
         let newer: ErrorDetail =
             serde_json::from_str(r#"{"code": "quota_exceeded", "message": "m"}"#).unwrap();
         assert_eq!(newer.code, ErrorCode::Unknown);
-    }
-
-    #[test]
-    fn run_ids() {
-        assert!(is_valid_run_id("ab12cd34"));
-        assert!(!is_valid_run_id("AB12cd34"));
-        assert!(!is_valid_run_id("ab12cd3"));
-        assert!(!is_valid_run_id("ab12cd3_"));
     }
 
     #[test]

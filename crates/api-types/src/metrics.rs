@@ -166,7 +166,7 @@ pub struct Series {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct HistoryResponse {
     /// Run id.
-    pub run: String,
+    pub run: crate::RunId,
     /// One series per key.
     pub series: Vec<Series>,
 }
@@ -176,7 +176,7 @@ pub struct HistoryResponse {
 #[serde(deny_unknown_fields)]
 pub struct HistoryQueryRequest {
     /// Run ids (at most 1,000).
-    pub runs: Vec<String>,
+    pub runs: Vec<crate::RunId>,
     /// Metric keys; all keys of each run when empty.
     #[serde(default)]
     pub keys: Vec<String>,

@@ -65,7 +65,7 @@ impl Role {
 #[serde(deny_unknown_fields)]
 pub struct CreateProjectRequest {
     /// Unique name, `[A-Za-z0-9._-]{1,128}`.
-    pub name: String,
+    pub name: crate::ProjectName,
     /// Free text.
     #[serde(default)]
     pub description: Option<String>,
@@ -103,7 +103,7 @@ pub struct Project {
     /// Numeric id.
     pub id: i64,
     /// Unique name.
-    pub name: String,
+    pub name: crate::ProjectName,
     /// Free text.
     pub description: String,
     /// public or private.

@@ -47,13 +47,13 @@ pub fn is_valid_model_name(s: &str) -> bool {
 }
 
 /// `POST /api/v1/models`: registers a model in a project.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterModelRequest {
     /// Name, unique on the server.
     pub name: String,
     /// The project whose roles govern the model.
-    pub project: String,
+    pub project: crate::ProjectName,
     /// Free text.
     #[serde(default)]
     pub description: Option<String>,
@@ -90,7 +90,7 @@ pub struct RegisteredModel {
     /// Name.
     pub name: String,
     /// Project.
-    pub project: String,
+    pub project: crate::ProjectName,
     /// Free text.
     pub description: String,
     /// Tags.
@@ -127,7 +127,7 @@ pub struct CreateModelVersionRequest {
     pub artifact_version_id: Option<i64>,
     /// The run that trained it (also accepted as `run_id`).
     #[serde(default, alias = "run_id")]
-    pub run: Option<String>,
+    pub run: Option<crate::RunId>,
     /// A stage to move the new version to, under the same rules as a transition. When
     /// Production needs an approval that does not exist yet, the version is created in
     /// `None` and the answer's `warnings` say to approve it, then transition.
@@ -157,7 +157,7 @@ pub struct ModelVersion {
     /// The artifact version holding the files, `PROJECT/ART:vN`; null if it was deleted.
     pub artifact: Option<String>,
     /// The run that trained it.
-    pub run: Option<String>,
+    pub run: Option<crate::RunId>,
     /// Free text.
     pub description: String,
     /// Evaluation metrics.

@@ -63,14 +63,14 @@ pub struct GitInfo {
 }
 
 /// `POST /api/v1/runs`: creates a run, or resumes it when `id` already exists in `project`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRunRequest {
     /// Project name.
-    pub project: String,
+    pub project: crate::ProjectName,
     /// Client-chosen id (8 characters of `[a-z0-9]`); generated when absent.
     #[serde(default)]
-    pub id: Option<String>,
+    pub id: Option<crate::RunId>,
     /// Display name; defaults to the id.
     #[serde(default)]
     pub name: Option<String>,
@@ -178,9 +178,9 @@ pub struct HeartbeatResponse {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Run {
     /// 8-character id.
-    pub id: String,
+    pub id: crate::RunId,
     /// Project name.
-    pub project: String,
+    pub project: crate::ProjectName,
     /// Display name.
     pub name: String,
     /// Life-cycle state.

@@ -344,9 +344,12 @@ impl Api {
 
     /// Creates a project unless it exists (someone may create it at the same moment); true
     /// when this call created it.
-    pub async fn ensure_project(&self, name: &str) -> Result<bool, ApiError> {
+    pub async fn ensure_project(
+        &self,
+        name: &wanllmdb_api_types::ProjectName,
+    ) -> Result<bool, ApiError> {
         let req = wanllmdb_api_types::projects::CreateProjectRequest {
-            name: name.to_string(),
+            name: name.clone(),
             description: None,
             visibility: None,
         };

@@ -140,12 +140,13 @@ impl Settings {
     }
 
     /// The project, or an error that says how to set one.
-    pub fn require_project(&self) -> CliResult<String> {
-        self.project.clone().ok_or_else(|| {
+    pub fn require_project(&self) -> CliResult<wanllmdb_api_types::ProjectName> {
+        let name = self.project.as_deref().ok_or_else(|| {
             CliError::user("no project given").hint(
                 "pass --project NAME, set WANLLMDB_PROJECT, or run `wanllmdb init --project NAME` in this directory",
             )
-        })
+        })?;
+        crate::commands::valid_project_name(name)
     }
 }
 

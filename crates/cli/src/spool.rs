@@ -116,8 +116,8 @@ pub struct Spool {
 impl Spool {
     /// Creates `root/runs/<id>/` with its run description.
     pub fn create(root: &Path, meta: &SpoolMeta) -> CliResult<Spool> {
-        let id = meta.run.id.clone().unwrap_or_default();
-        let dir = root.join("runs").join(&id);
+        let id = meta.run.id.as_deref().unwrap_or_default();
+        let dir = root.join("runs").join(id);
         std::fs::create_dir_all(&dir)
             .map_err(|e| user_err!("cannot create the spool {}: {e}", dir.display()))?;
         let spool = Spool { dir };

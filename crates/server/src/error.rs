@@ -96,6 +96,12 @@ pub fn known<T>(
     })
 }
 
+impl From<wanllmdb_api_types::InvalidId> for ApiError {
+    fn from(e: wanllmdb_api_types::InvalidId) -> ApiError {
+        ApiError::InvalidInput(e.to_string())
+    }
+}
+
 impl From<UnknownStoredValue> for ApiError {
     fn from(e: UnknownStoredValue) -> ApiError {
         ApiError::Internal(e.to_string())

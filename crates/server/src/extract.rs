@@ -110,6 +110,28 @@ pub async fn json_bytes(req: Request, state: &AppState) -> Result<Vec<u8>, ApiEr
     Ok(bytes)
 }
 
+/// Path segments, typed: a segment that breaks its type's rule (a run id, a project name) is a
+/// 400 whose message states the rule, in the JSON error body every other input error has.
+pub struct Path<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        use axum::extract::path::ErrorKind;
+        use axum::extract::rejection::PathRejection;
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(v)) => Ok(Path(v)),
+            Err(PathRejection::FailedToDeserializePathParams(e)) => match e.kind() {
+                ErrorKind::Message(m) => Err(ApiError::invalid(m.clone())),
+                _ => Err(ApiError::invalid(e.body_text())),
+            },
+            // A route whose pattern lacks the segment its handler reads: a fault here.
+            Err(e) => Err(ApiError::Internal(e.body_text())),
+        }
+    }
+}
+
 /// A JSON request body (gzip allowed), limited in size.
 pub struct JsonBody<T>(pub T);
 

@@ -103,7 +103,7 @@ pub struct Trial {
     /// 1, 2, … in the order handed out.
     pub number: u64,
     /// The run that executes it.
-    pub run_id: String,
+    pub run_id: crate::RunId,
     /// State.
     pub state: TrialState,
     /// Parameters by dotted name.
@@ -144,7 +144,7 @@ pub struct Sweep {
     /// 8 characters of a-z and 0-9.
     pub id: String,
     /// Project name.
-    pub project: String,
+    pub project: crate::ProjectName,
     /// Display name.
     pub name: String,
     /// Free text.
@@ -240,7 +240,7 @@ pub struct RegisterAgentRequest {
 pub struct AgentHeartbeat {
     /// Run ids the agent is running now.
     #[serde(default)]
-    pub running: Vec<String>,
+    pub running: Vec<crate::RunId>,
     /// Whether the agent wants a new trial (it is idle and may start another).
     #[serde(default)]
     pub want_run: bool,
@@ -252,9 +252,9 @@ pub struct Suggestion {
     /// The sweep.
     pub sweep_id: String,
     /// Project of the run.
-    pub project: String,
+    pub project: crate::ProjectName,
     /// The run id reserved for it: start the run with this id.
-    pub run_id: String,
+    pub run_id: crate::RunId,
     /// Trial number.
     pub number: u64,
     /// Parameters by dotted name.
@@ -275,7 +275,7 @@ pub enum AgentCommand {
     /// Stop this run (SIGTERM, then SIGKILL after the grace period).
     Stop {
         /// The run.
-        run_id: String,
+        run_id: crate::RunId,
         /// Recorded as the run's end reason, e.g. `early-terminated`.
         reason: String,
     },

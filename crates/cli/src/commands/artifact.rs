@@ -14,6 +14,7 @@ use wanllmdb_api_types::artifacts::{
     UseVersionRequest, is_valid_artifact_name,
 };
 use wanllmdb_api_types::files::normalize_path;
+use wanllmdb_api_types::{ProjectName, RunId};
 
 use crate::cache::{Cache, ensure_parent, part_path};
 use crate::client::{Api, seg};
@@ -227,7 +228,7 @@ pub struct UpdateArgs {
 
 /// An artifact named on the command line.
 struct Target {
-    project: String,
+    project: ProjectName,
     name: String,
     version: Option<String>,
 }
@@ -243,10 +244,7 @@ impl Target {
             None => (spec, None),
         };
         let (project, name) = match path.split_once('/') {
-            Some((p, n)) => {
-                super::valid_project_name(p)?;
-                (p.to_string(), n.to_string())
-            }
+            Some((p, n)) => (super::valid_project_name(p)?, n.to_string()),
             None => (settings.require_project()?, path.to_string()),
         };
         if !is_valid_artifact_name(&name) {
@@ -267,14 +265,12 @@ impl Target {
             || CliError::unexpected(format!("{spec:?} is not a PROJECT/NAME:VERSION reference"));
         let (project, rest) = spec.split_once('/').ok_or_else(bad)?;
         let (name, version) = rest.split_once(':').ok_or_else(bad)?;
-        if !wanllmdb_api_types::is_valid_project_name(project)
-            || !is_valid_artifact_name(name)
-            || version.is_empty()
-        {
+        let project = ProjectName::parse(project).map_err(|_| bad())?;
+        if !is_valid_artifact_name(name) || version.is_empty() {
             return Err(bad());
         }
         Ok(Target {
-            project: project.to_string(),
+            project,
             name: name.to_string(),
             version: Some(version.to_string()),
         })
@@ -356,7 +352,7 @@ fn parse_metadata(pairs: &[String]) -> CliResult<Option<serde_json::Value>> {
 }
 
 /// The run to record, from the flag or the wrapper's environment.
-pub(crate) fn run_from(flag: Option<String>) -> CliResult<Option<String>> {
+pub(crate) fn run_from(flag: Option<String>) -> CliResult<Option<RunId>> {
     let run = flag.or_else(|| std::env::var(env::RUN_ID).ok().filter(|r| !r.is_empty()));
     run.map(|r| super::valid_run_id(&r)).transpose()
 }
@@ -717,7 +713,7 @@ async fn versions(
                 v.aliases.join(","),
                 v.file_count.to_string(),
                 HumanBytes(v.total_size.max(0) as u64).to_string(),
-                v.run.clone().unwrap_or_default(),
+                v.run.as_ref().map(RunId::to_string).unwrap_or_default(),
                 when(&v.created_at),
                 v.created_by.clone().unwrap_or_default(),
                 v.digest[..12.min(v.digest.len())].to_string(),
@@ -938,7 +934,7 @@ pub(crate) async fn download(
     api: &Api,
     artifact: &str,
     dir: PathBuf,
-    run: Option<String>,
+    run: Option<RunId>,
     cache: Option<Cache>,
     printer: &Printer,
 ) -> CliResult<GetReport> {
@@ -951,7 +947,7 @@ async fn get(
     api: &Api,
     target: &Target,
     dir: Option<PathBuf>,
-    run: Option<String>,
+    run: Option<RunId>,
     cache: Option<Cache>,
     printer: &Printer,
 ) -> CliResult<GetReport> {

@@ -55,7 +55,7 @@ pub async fn init(args: InitArgs, flags: &GlobalFlags, printer: Printer) -> CliR
             dir
         }
     };
-    super::valid_project_name(&project)?;
+    let project = super::valid_project_name(&project)?;
     if let Some(h) = &flags.host {
         file.host = Some(normalize_host(h)?);
     }
@@ -64,14 +64,14 @@ pub async fn init(args: InitArgs, flags: &GlobalFlags, printer: Printer) -> CliR
             .map_err(|e| user_err!("--scalars {re:?} is not a valid regular expression: {e}"))?;
         file.scalars = Some(re);
     }
-    file.project = Some(project.clone());
+    file.project = Some(project.to_string());
     let text = toml::to_string(&file).map_err(|e| CliError::unexpected(e.to_string()))?;
     std::fs::write(&path, text).map_err(|e| user_err!("cannot write {}: {e}", path.display()))?;
     printer.success(format!("Wrote {} (project {project})", path.display()));
     ignore_spool(&cwd, &printer);
 
     let settings = Settings::resolve(&GlobalFlags {
-        project: Some(project.clone()),
+        project: Some(project.to_string()),
         ..flags.clone()
     })
     .await?;

@@ -97,7 +97,7 @@ mod tests {
             id: id.into(),
             kind: kind.into(),
             label: label.into(),
-            project: "p".into(),
+            project: wanllmdb_api_types::ProjectName::parse("p").unwrap(),
             depth,
         }
     }

@@ -149,7 +149,7 @@ pub async fn log(args: LogArgs, flags: &GlobalFlags, printer: Printer) -> CliRes
     Ok(())
 }
 
-fn require_run(run: &Option<String>) -> CliResult<String> {
+fn require_run(run: &Option<String>) -> CliResult<wanllmdb_api_types::RunId> {
     let run = run.clone().ok_or_else(|| {
         CliError::user("no run given").hint("pass --run ID, or call this inside `wanllmdb run`")
     })?;

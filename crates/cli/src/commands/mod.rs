@@ -39,24 +39,21 @@ impl From<JsonFlag> for bool {
 }
 
 pub use wanllmdb_api_types::csv_field;
+use wanllmdb_api_types::{ProjectName, RunId};
 
 /// The project name as given, or an error that says what a project name looks like.
-pub fn valid_project_name(name: &str) -> crate::error::CliResult<()> {
-    if wanllmdb_api_types::is_valid_project_name(name) {
-        Ok(())
-    } else {
-        Err(crate::error::user_err!(
+pub fn valid_project_name(name: &str) -> crate::error::CliResult<ProjectName> {
+    ProjectName::parse(name).map_err(|_| {
+        crate::error::user_err!(
             "project name {name:?} is not valid: use 1 to 128 of A-Z a-z 0-9 . _ -"
-        ))
-    }
+        )
+    })
 }
 
 /// The run id as given, or an error that says what a run id looks like.
-pub fn valid_run_id(run: &str) -> crate::error::CliResult<String> {
-    if wanllmdb_api_types::is_valid_run_id(run) {
-        Ok(run.to_string())
-    } else {
-        Err(crate::error::user_err!("run id {run:?} is not valid")
-            .hint("a run id is 8 characters of a-z and 0-9 (see `wanllmdb runs list`)"))
-    }
+pub fn valid_run_id(run: &str) -> crate::error::CliResult<RunId> {
+    RunId::parse(run).map_err(|_| {
+        crate::error::user_err!("run id {run:?} is not valid")
+            .hint("a run id is 8 characters of a-z and 0-9 (see `wanllmdb runs list`)")
+    })
 }

@@ -230,9 +230,10 @@ pub async fn plot(
     let width = width.unwrap_or_else(terminal_width).max(LABEL + 12);
     let colour = std::io::stdout().is_terminal()
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    for run in &runs {
-        super::valid_run_id(run)?;
-    }
+    let runs = runs
+        .iter()
+        .map(|r| super::valid_run_id(r))
+        .collect::<CliResult<Vec<_>>>()?;
     // Two Braille dots per character: one bucket per dot column.
     let max_points = (width - LABEL - 1) * 2;
     let answer: HistoryQueryResponse = api
@@ -255,7 +256,7 @@ pub async fn plot(
                 h.series
                     .iter()
                     .find(|s| &s.key == key)
-                    .map(|s| (h.run.clone(), s.clone()))
+                    .map(|s| (h.run.to_string(), s.clone()))
             })
             .collect();
         out!("{}", render(key, &series, width, height, colour))?;

@@ -146,9 +146,8 @@ pub async fn run(cmd: ProjectCommand, flags: &GlobalFlags, printer: Printer) -> 
             visibility,
             json,
         } => {
-            super::valid_project_name(&name)?;
             let req = CreateProjectRequest {
-                name,
+                name: super::valid_project_name(&name)?,
                 description,
                 visibility: Some(match visibility {
                     VisibilityArg::Public => Visibility::Public,
@@ -181,7 +180,7 @@ pub async fn run(cmd: ProjectCommand, flags: &GlobalFlags, printer: Printer) -> 
                 ]);
                 for p in &items {
                     t.add_row(vec![
-                        p.name.clone(),
+                        p.name.to_string(),
                         p.visibility.as_str().to_string(),
                         p.role
                             .map(|r| r.as_str().to_string())
@@ -197,7 +196,7 @@ pub async fn run(cmd: ProjectCommand, flags: &GlobalFlags, printer: Printer) -> 
         }
         ProjectCommand::Show { name, json } => {
             let name = match name {
-                Some(n) => n,
+                Some(n) => super::valid_project_name(&n)?,
                 None => settings.require_project()?,
             };
             let p: Project = api
@@ -205,7 +204,7 @@ pub async fn run(cmd: ProjectCommand, flags: &GlobalFlags, printer: Printer) -> 
                 .await?;
             printer.with_json(json).data(&p, || {
                 kv_table(&[
-                    ("name", p.name.clone()),
+                    ("name", p.name.to_string()),
                     ("description", p.description.clone()),
                     ("visibility", p.visibility.as_str().to_string()),
                     ("owner", p.owner.clone()),

@@ -243,7 +243,7 @@ pub async fn run(cmd: RunsCommand, flags: &GlobalFlags, printer: Printer) -> Cli
             json,
         } => {
             let project = settings.require_project()?;
-            let mut q = vec![("project", project)];
+            let mut q = vec![("project", project.to_string())];
             if let Some(s) = state {
                 q.push(("state", s));
             }
@@ -487,7 +487,7 @@ fn cell(r: &Run, col: &str) -> String {
         return r.summary.get(k).map(|v| num(Some(*v))).unwrap_or_default();
     }
     match col {
-        "id" => r.id.clone(),
+        "id" => r.id.to_string(),
         "name" => r.name.clone(),
         "state" => r.state.as_str().to_string(),
         "user" | "created_by" => r.created_by.clone(),
@@ -499,7 +499,7 @@ fn cell(r: &Run, col: &str) -> String {
         "host" => r.host.clone().unwrap_or_default(),
         "exit_code" => r.exit_code.map(|c| c.to_string()).unwrap_or_default(),
         "notes" => r.notes.clone(),
-        "project" => r.project.clone(),
+        "project" => r.project.to_string(),
         _ => String::from("?"),
     }
 }
@@ -575,9 +575,9 @@ fn show_table(r: &Run) -> comfy_table::Table {
         _ => "-".into(),
     };
     kv_table(&[
-        ("id", r.id.clone()),
+        ("id", r.id.to_string()),
         ("name", r.name.clone()),
-        ("project", r.project.clone()),
+        ("project", r.project.to_string()),
         ("state", r.state.as_str().to_string()),
         (
             "exit code",
@@ -687,7 +687,7 @@ mod tests {
     #[test]
     fn history_csv_aligns_steps() {
         let h = HistoryResponse {
-            run: "abcdefgh".into(),
+            run: wanllmdb_api_types::RunId::parse("abcdefgh").unwrap(),
             series: vec![
                 Series {
                     key: "loss".into(),

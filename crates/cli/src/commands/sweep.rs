@@ -318,11 +318,9 @@ fn validate(path: &Path, printer: Printer) -> CliResult {
 async fn create(api: &Api, settings: &Settings, path: &Path, printer: Printer) -> CliResult {
     let (raw, cfg) = load_config(path)?;
     let project = match (&settings.project, &cfg.project) {
-        (Some(p), _) => p.clone(),
-        (None, Some(p)) => p.clone(),
+        (Some(p), _) | (None, Some(p)) => crate::commands::valid_project_name(p)?,
         (None, None) => settings.require_project()?,
     };
-    crate::commands::valid_project_name(&project)?;
     let url = format!("/api/v1/projects/{}/sweeps", seg(&project));
     let req = CreateSweepRequest { config: raw };
     let sweep: Sweep = match api.post(&url, &req).await {
@@ -342,7 +340,7 @@ async fn create(api: &Api, settings: &Settings, path: &Path, printer: Printer) -
     printer.data(&sweep, || {
         kv_table(&[
             ("sweep", sweep.id.clone()),
-            ("project", sweep.project.clone()),
+            ("project", sweep.project.to_string()),
             ("method", sweep.method.clone()),
             (
                 "grid points",
@@ -421,7 +419,7 @@ fn trials_table(trials: &[Trial]) -> comfy_table::Table {
         };
         t.add_row(vec![
             tr.number.to_string(),
-            tr.run_id.clone(),
+            tr.run_id.to_string(),
             format!("{:?}", tr.state).to_lowercase(),
             value_cell(tr.value),
             tr.iterations.to_string(),
@@ -439,7 +437,7 @@ fn show(sweep: &Sweep, analysis: &SweepAnalysis, top: usize, printer: Printer) -
         let mut rows = vec![
             ("sweep", sweep.id.clone()),
             ("name", sweep.name.clone()),
-            ("project", sweep.project.clone()),
+            ("project", sweep.project.to_string()),
             ("method", sweep.method.clone()),
             (
                 "state",
@@ -500,9 +498,9 @@ fn suggested(s: &Suggestion, write: Option<&Path>, printer: Printer) -> CliResul
     }
     printer.data(s, || {
         kv_table(&[
-            ("run id", s.run_id.clone()),
+            ("run id", s.run_id.to_string()),
             ("trial", s.number.to_string()),
-            ("project", s.project.clone()),
+            ("project", s.project.to_string()),
             ("params", params_cell(&s.params)),
         ])
     })?;
@@ -716,7 +714,7 @@ impl Agent {
         };
         let args = RunArgs {
             name: None,
-            id: Some(s.run_id.clone()),
+            id: Some(s.run_id.to_string()),
             tags: Vec::new(),
             notes: None,
             group: Some(format!("sweep-{}", self.sweep_id)),
@@ -762,7 +760,7 @@ impl Agent {
             stopped,
             took: started.elapsed(),
             command,
-            run_id: s.run_id,
+            run_id: s.run_id.to_string(),
         })
     }
 

@@ -93,8 +93,8 @@ pub async fn sync(args: SyncArgs, flags: &GlobalFlags, printer: Printer) -> CliR
             "pending"
         };
         let report = SpoolReport {
-            run: meta.run.id.clone().unwrap_or_default(),
-            project: meta.run.project.clone(),
+            run: meta.run.id.as_deref().unwrap_or_default().to_string(),
+            project: meta.run.project.to_string(),
             host,
             path: spool.dir.clone(),
             state: spool.exit()?.map(|e| e.state),

@@ -18,6 +18,7 @@ use nix::sys::signal::Signal;
 use regex::Regex;
 use tokio::io::AsyncReadExt;
 use tokio::sync::watch;
+use wanllmdb_api_types::RunId;
 use wanllmdb_api_types::logs::LogSource;
 use wanllmdb_api_types::runs::{CreateRunRequest, FinishRunRequest, HeartbeatResponse, RunState};
 
@@ -132,14 +133,12 @@ pub async fn run_supervised(
     supervisor: Option<Supervisor>,
 ) -> CliResult<u8> {
     let settings = Settings::resolve(flags).await?;
-    let project = settings.require_project()?;
-    crate::commands::valid_project_name(&project)?;
-    let id = match args.id.clone() {
-        Some(id) if wanllmdb_api_types::is_valid_run_id(&id) => id,
-        Some(id) => {
-            return Err(user_err!("run id {id:?} is not valid")
-                .hint("a run id is 8 characters of a-z and 0-9, or leave --id out"));
-        }
+    let project = crate::commands::valid_project_name(&settings.require_project()?)?;
+    let id = match &args.id {
+        Some(id) => RunId::parse(id).map_err(|_| {
+            user_err!("run id {id:?} is not valid")
+                .hint("a run id is 8 characters of a-z and 0-9, or leave --id out")
+        })?,
         None => new_run_id(),
     };
     let pattern = args.scalars.clone().or_else(|| {
@@ -180,7 +179,7 @@ pub async fn run_supervised(
         created_at: crate::spool::unix_now(),
     };
     let root = spool_root(&settings);
-    let fresh = !root.join("runs").join(&id).exists();
+    let fresh = !root.join("runs").join(id.as_str()).exists();
     let spool = Spool::create(&root, &meta)?;
     spool.claim()?;
     if let Some(d) = diff {
@@ -236,8 +235,8 @@ pub async fn run_supervised(
         .map_err(|e| CliError::unexpected(format!("cannot find this program's path: {e}")))?;
     let mut cmd = tokio::process::Command::new(exe);
     cmd.args(link.guard_args(&status_file, own_group, &args.command))
-        .env(env::RUN_ID, &id)
-        .env(env::PROJECT, &project)
+        .env(env::RUN_ID, id.as_str())
+        .env(env::PROJECT, project.as_str())
         .env(env::BASE_URL, &settings.host)
         .env(env::METRICS, &metrics_path)
         .env(env::RUN_CONFIG, &config_path)
@@ -791,13 +790,9 @@ fn outcome(status: ExitStatus, stopped: bool) -> (RunState, i32) {
 }
 
 /// A fresh run id: 8 characters of a-z and 0-9.
-pub fn new_run_id() -> String {
+pub fn new_run_id() -> RunId {
     use rand::Rng;
-    const CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
-    let mut rng = rand::rng();
-    (0..8)
-        .map(|_| CHARS[rng.random_range(0..CHARS.len())] as char)
-        .collect()
+    RunId::from_number(rand::rng().random_range(0..RunId::SPACE))
 }
 
 /// The command line as a shell would show it.

@@ -7,7 +7,7 @@ impl Artifacts<'_> {
     pub async fn aliases(
         &self,
         actor: &Actor,
-        project: &str,
+        project: &ProjectName,
         name: &str,
     ) -> ApiResult<Vec<ArtifactAlias>> {
         let access = self.access(actor, project).await?;
@@ -30,7 +30,7 @@ impl Artifacts<'_> {
     pub async fn set_alias(
         &self,
         actor: &Actor,
-        project: &str,
+        project: &ProjectName,
         name: &str,
         alias: &str,
         req: SetAliasRequest,
@@ -72,7 +72,7 @@ impl Artifacts<'_> {
     pub async fn remove_alias(
         &self,
         actor: &Actor,
-        project: &str,
+        project: &ProjectName,
         name: &str,
         alias: &str,
         client: &ClientInfo,

@@ -9,7 +9,7 @@ impl Artifacts<'_> {
     pub async fn files(
         &self,
         actor: &Actor,
-        project: &str,
+        project: &ProjectName,
         name: &str,
         spec: &str,
         download_urls: bool,
@@ -38,7 +38,7 @@ impl Artifacts<'_> {
     pub async fn file(
         &self,
         actor: &Actor,
-        project: &str,
+        project: &ProjectName,
         name: &str,
         spec: &str,
         path: &str,
@@ -69,7 +69,7 @@ impl Artifacts<'_> {
         &self,
         actor: &Actor,
         client: &ClientInfo,
-        project: &str,
+        project: &ProjectName,
         v: &VersionRow,
         metadata: serde_json::Value,
     ) {

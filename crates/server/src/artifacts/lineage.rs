@@ -2,16 +2,17 @@
 //! graph, and the artifacts of one run.
 
 use super::*;
+use wanllmdb_api_types::RunId;
 
 impl Artifacts<'_> {
     /// Records that a run used a version as an input.
     pub async fn use_version(
         &self,
         actor: &Actor,
-        project: &str,
+        project: &ProjectName,
         name: &str,
         spec: &str,
-        run_id: &str,
+        run_id: &RunId,
     ) -> ApiResult<ArtifactVersion> {
         let access = self.access(actor, project).await?;
         let art = self.load(&access, name).await?;
@@ -49,7 +50,7 @@ impl Artifacts<'_> {
     pub async fn lineage(
         &self,
         actor: &Actor,
-        project: &str,
+        project: &ProjectName,
         name: &str,
         spec: &str,
         depth: u32,
@@ -183,7 +184,7 @@ impl Artifacts<'_> {
     }
 
     /// What a run used and produced (versions the caller may read).
-    pub async fn of_run(&self, actor: &Actor, run_id: &str) -> ApiResult<RunArtifacts> {
+    pub async fn of_run(&self, actor: &Actor, run_id: &RunId) -> ApiResult<RunArtifacts> {
         let (run, _) = Runs { state: self.state }.load(actor, run_id).await?;
         let mut readable = HashMap::new();
         let used = store::versions_used_by(self.store(), run.pk).await?;

@@ -43,6 +43,7 @@ use crate::state::AppState;
 use crate::store::{Store, format_time, now_us};
 use crate::tags;
 use store::{ArtifactRow, VersionRow};
+use wanllmdb_api_types::{ProjectName, RunId};
 
 /// Longest description.
 const MAX_DESCRIPTION: usize = 16 * 1024;
@@ -99,7 +100,18 @@ impl VersionRow {
             description: self.description,
             metadata: serde_json::from_str(&self.metadata)
                 .unwrap_or_else(|_| serde_json::json!({})),
-            run: self.run,
+            run: self
+                .run
+                .map(|r| {
+                    known(
+                        RunId::parse(&r).ok(),
+                        "artifact_versions",
+                        self.id,
+                        "run",
+                        &r,
+                    )
+                })
+                .transpose()?,
             file_count: self.file_count,
             total_size: self.total_size,
             aliases,
@@ -223,7 +235,7 @@ impl Artifacts<'_> {
         &self.state.store
     }
 
-    async fn access(&self, actor: &Actor, project: &str) -> ApiResult<ProjectAccess> {
+    async fn access(&self, actor: &Actor, project: &ProjectName) -> ApiResult<ProjectAccess> {
         let access = Projects { state: self.state }
             .access(actor, project)
             .await?;
@@ -326,7 +338,7 @@ impl Artifacts<'_> {
     pub async fn list(
         &self,
         actor: &Actor,
-        project: &str,
+        project: &ProjectName,
         kind: Option<&str>,
         tag: Option<&str>,
         limit: usize,
@@ -393,7 +405,7 @@ impl Artifacts<'_> {
     pub async fn create(
         &self,
         actor: &Actor,
-        project: &str,
+        project: &ProjectName,
         req: CreateArtifactRequest,
         client: &ClientInfo,
     ) -> ApiResult<Artifact> {
@@ -421,7 +433,12 @@ impl Artifacts<'_> {
     }
 
     /// One artifact.
-    pub async fn get(&self, actor: &Actor, project: &str, name: &str) -> ApiResult<Artifact> {
+    pub async fn get(
+        &self,
+        actor: &Actor,
+        project: &ProjectName,
+        name: &str,
+    ) -> ApiResult<Artifact> {
         let access = self.access(actor, project).await?;
         Ok(self.load(&access, name).await?.into_api())
     }
@@ -430,7 +447,7 @@ impl Artifacts<'_> {
     pub async fn update(
         &self,
         actor: &Actor,
-        project: &str,
+        project: &ProjectName,
         name: &str,
         req: UpdateArtifactRequest,
         client: &ClientInfo,
@@ -482,7 +499,7 @@ impl Artifacts<'_> {
     pub async fn delete(
         &self,
         actor: &Actor,
-        project: &str,
+        project: &ProjectName,
         name: &str,
         client: &ClientInfo,
     ) -> ApiResult<()> {
@@ -506,7 +523,7 @@ impl Artifacts<'_> {
     pub async fn versions(
         &self,
         actor: &Actor,
-        project: &str,
+        project: &ProjectName,
         name: &str,
     ) -> ApiResult<Vec<ArtifactVersion>> {
         let access = self.access(actor, project).await?;
@@ -519,7 +536,7 @@ impl Artifacts<'_> {
     pub async fn version(
         &self,
         actor: &Actor,
-        project: &str,
+        project: &ProjectName,
         name: &str,
         spec: &str,
     ) -> ApiResult<ArtifactVersion> {

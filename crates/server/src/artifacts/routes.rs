@@ -1,7 +1,7 @@
 //! HTTP handlers for /api/v1/projects/{name}/artifacts and /api/v1/runs/{id}/artifacts.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -18,9 +18,10 @@ use wanllmdb_api_types::{ErrorBody, Page};
 use super::Artifacts;
 use crate::auth::Actor;
 use crate::error::ApiResult;
-use crate::extract::{ClientInfo, JsonBody, PublicBase, Query};
+use crate::extract::{ClientInfo, JsonBody, Path, PublicBase, Query};
 use crate::files::download_transfer_url;
 use crate::state::AppState;
+use wanllmdb_api_types::{ProjectName, RunId};
 
 /// The artifact routes.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -61,7 +62,7 @@ struct ListQuery {
 async fn list_artifacts(
     State(state): State<AppState>,
     actor: Actor,
-    Path(project): Path<String>,
+    Path(project): Path<ProjectName>,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<Page<Artifact>>> {
     Ok(Json(
@@ -87,7 +88,7 @@ async fn create_artifact(
     State(state): State<AppState>,
     actor: Actor,
     client: ClientInfo,
-    Path(project): Path<String>,
+    Path(project): Path<ProjectName>,
     JsonBody(req): JsonBody<CreateArtifactRequest>,
 ) -> ApiResult<(StatusCode, Json<Artifact>)> {
     let a = Artifacts { state: &state }
@@ -103,7 +104,7 @@ async fn create_artifact(
 async fn get_artifact(
     State(state): State<AppState>,
     actor: Actor,
-    Path((project, name)): Path<(String, String)>,
+    Path((project, name)): Path<(ProjectName, String)>,
 ) -> ApiResult<Json<Artifact>> {
     Ok(Json(
         Artifacts { state: &state }
@@ -122,7 +123,7 @@ async fn update_artifact(
     State(state): State<AppState>,
     actor: Actor,
     client: ClientInfo,
-    Path((project, name)): Path<(String, String)>,
+    Path((project, name)): Path<(ProjectName, String)>,
     JsonBody(req): JsonBody<UpdateArtifactRequest>,
 ) -> ApiResult<Json<Artifact>> {
     Ok(Json(
@@ -140,7 +141,7 @@ async fn delete_artifact(
     State(state): State<AppState>,
     actor: Actor,
     client: ClientInfo,
-    Path((project, name)): Path<(String, String)>,
+    Path((project, name)): Path<(ProjectName, String)>,
 ) -> ApiResult<StatusCode> {
     Artifacts { state: &state }
         .delete(&actor, &project, &name, &client)
@@ -155,7 +156,7 @@ async fn delete_artifact(
 async fn list_versions(
     State(state): State<AppState>,
     actor: Actor,
-    Path((project, name)): Path<(String, String)>,
+    Path((project, name)): Path<(ProjectName, String)>,
 ) -> ApiResult<Json<Vec<ArtifactVersion>>> {
     Ok(Json(
         Artifacts { state: &state }
@@ -177,7 +178,7 @@ async fn create_version(
     State(state): State<AppState>,
     actor: Actor,
     client: ClientInfo,
-    Path((project, name)): Path<(String, String)>,
+    Path((project, name)): Path<(ProjectName, String)>,
     JsonBody(req): JsonBody<CreateVersionRequest>,
 ) -> ApiResult<Json<CreateVersionResponse>> {
     Ok(Json(
@@ -197,7 +198,7 @@ async fn commit_draft(
     State(state): State<AppState>,
     actor: Actor,
     client: ClientInfo,
-    Path((project, name, draft)): Path<(String, String, i64)>,
+    Path((project, name, draft)): Path<(ProjectName, String, i64)>,
 ) -> ApiResult<Json<ArtifactVersion>> {
     Ok(Json(
         Artifacts { state: &state }
@@ -213,7 +214,7 @@ async fn commit_draft(
 async fn get_version(
     State(state): State<AppState>,
     actor: Actor,
-    Path((project, name, version)): Path<(String, String, String)>,
+    Path((project, name, version)): Path<(ProjectName, String, String)>,
 ) -> ApiResult<Json<ArtifactVersion>> {
     Ok(Json(
         Artifacts { state: &state }
@@ -242,7 +243,7 @@ async fn update_version(
     State(state): State<AppState>,
     actor: Actor,
     client: ClientInfo,
-    Path((project, name, version)): Path<(String, String, String)>,
+    Path((project, name, version)): Path<(ProjectName, String, String)>,
     JsonBody(req): JsonBody<UpdateVersionRequest>,
 ) -> ApiResult<Json<ArtifactVersion>> {
     Ok(Json(
@@ -262,7 +263,7 @@ async fn delete_version(
     State(state): State<AppState>,
     actor: Actor,
     client: ClientInfo,
-    Path((project, name, version)): Path<(String, String, String)>,
+    Path((project, name, version)): Path<(ProjectName, String, String)>,
 ) -> ApiResult<StatusCode> {
     Artifacts { state: &state }
         .delete_version(&actor, &project, &name, &version, &client)
@@ -288,7 +289,7 @@ async fn version_file_download_url(
     actor: Actor,
     client: ClientInfo,
     base: PublicBase,
-    Path((project, name, version)): Path<(String, String, String)>,
+    Path((project, name, version)): Path<(ProjectName, String, String)>,
     Query(q): Query<FileQuery>,
 ) -> ApiResult<Json<TransferUrl>> {
     let f = Artifacts { state: &state }
@@ -308,7 +309,7 @@ async fn version_files(
     State(state): State<AppState>,
     actor: Actor,
     client: ClientInfo,
-    Path((project, name, version)): Path<(String, String, String)>,
+    Path((project, name, version)): Path<(ProjectName, String, String)>,
     Query(q): Query<FilesQuery>,
 ) -> ApiResult<Json<Vec<ArtifactFile>>> {
     Ok(Json(
@@ -326,7 +327,7 @@ async fn version_files(
 async fn use_version(
     State(state): State<AppState>,
     actor: Actor,
-    Path((project, name, version)): Path<(String, String, String)>,
+    Path((project, name, version)): Path<(ProjectName, String, String)>,
     JsonBody(req): JsonBody<UseVersionRequest>,
 ) -> ApiResult<Json<ArtifactVersion>> {
     Ok(Json(
@@ -351,7 +352,7 @@ struct LineageQuery {
 async fn version_lineage(
     State(state): State<AppState>,
     actor: Actor,
-    Path((project, name, version)): Path<(String, String, String)>,
+    Path((project, name, version)): Path<(ProjectName, String, String)>,
     Query(q): Query<LineageQuery>,
 ) -> ApiResult<Json<Lineage>> {
     Ok(Json(
@@ -368,7 +369,7 @@ async fn version_lineage(
 async fn list_aliases(
     State(state): State<AppState>,
     actor: Actor,
-    Path((project, name)): Path<(String, String)>,
+    Path((project, name)): Path<(ProjectName, String)>,
 ) -> ApiResult<Json<Vec<ArtifactAlias>>> {
     Ok(Json(
         Artifacts { state: &state }
@@ -387,7 +388,7 @@ async fn set_alias(
     State(state): State<AppState>,
     actor: Actor,
     client: ClientInfo,
-    Path((project, name, alias)): Path<(String, String, String)>,
+    Path((project, name, alias)): Path<(ProjectName, String, String)>,
     JsonBody(req): JsonBody<SetAliasRequest>,
 ) -> ApiResult<Json<ArtifactVersion>> {
     Ok(Json(
@@ -405,7 +406,7 @@ async fn remove_alias(
     State(state): State<AppState>,
     actor: Actor,
     client: ClientInfo,
-    Path((project, name, alias)): Path<(String, String, String)>,
+    Path((project, name, alias)): Path<(ProjectName, String, String)>,
 ) -> ApiResult<StatusCode> {
     Artifacts { state: &state }
         .remove_alias(&actor, &project, &name, &alias, &client)
@@ -419,7 +420,7 @@ async fn remove_alias(
 async fn run_artifacts(
     State(state): State<AppState>,
     actor: Actor,
-    Path(id): Path<String>,
+    Path(id): Path<RunId>,
 ) -> ApiResult<Json<RunArtifacts>> {
     Ok(Json(Artifacts { state: &state }.of_run(&actor, &id).await?))
 }

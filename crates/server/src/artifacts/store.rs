@@ -5,11 +5,12 @@
 use std::collections::{BTreeSet, HashMap};
 
 use sqlx::Row;
+use wanllmdb_api_types::ProjectName;
 use wanllmdb_api_types::artifacts::{ArtifactAlias, ArtifactFile, LineageRun};
 
 use super::Entry;
 use crate::error::ApiResult;
-use crate::store::{BackendKind, Store, format_time};
+use crate::store::{BackendKind, Store, checked, format_time};
 use crate::{on_backend, with_tx};
 
 const ARTIFACT_SELECT: &str = "SELECT a.id, a.project_id, p.name AS project, a.name, a.kind, a.description, \
@@ -36,7 +37,8 @@ const IDS_PER_QUERY: usize = 500;
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub(super) struct ArtifactRow {
     pub(super) id: i64,
-    pub(super) project: String,
+    #[sqlx(try_from = "String")]
+    pub(super) project: ProjectName,
     pub(super) name: String,
     pub(super) kind: String,
     pub(super) description: String,
@@ -56,7 +58,8 @@ pub(super) struct VersionRow {
     pub(super) artifact_id: i64,
     pub(super) project_id: i64,
     pub(super) artifact: String,
-    pub(super) project: String,
+    #[sqlx(try_from = "String")]
+    pub(super) project: ProjectName,
     pub(super) kind: String,
     pub(super) version: Option<i64>,
     pub(super) state: String,
@@ -821,9 +824,9 @@ pub(super) async fn lineage_runs(
                     r.try_get::<i64, _>("pk")?,
                     r.try_get::<i64, _>("project_id")?,
                     LineageRun {
-                        id: r.try_get("id")?,
+                        id: checked(&r, "id")?,
                         name: r.try_get("name")?,
-                        project: r.try_get("project")?,
+                        project: checked(&r, "project")?,
                         state: r.try_get("state")?,
                     },
                 ));

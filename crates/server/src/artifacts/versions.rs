@@ -105,7 +105,7 @@ impl Artifacts<'_> {
     pub async fn create_version(
         &self,
         actor: &Actor,
-        project: &str,
+        project: &ProjectName,
         name: &str,
         req: CreateVersionRequest,
         client: &ClientInfo,
@@ -296,7 +296,7 @@ impl Artifacts<'_> {
     pub async fn update_version(
         &self,
         actor: &Actor,
-        project: &str,
+        project: &ProjectName,
         name: &str,
         spec: &str,
         req: UpdateVersionRequest,
@@ -343,7 +343,7 @@ impl Artifacts<'_> {
     pub async fn delete_version(
         &self,
         actor: &Actor,
-        project: &str,
+        project: &ProjectName,
         name: &str,
         spec: &str,
         client: &ClientInfo,
@@ -381,7 +381,7 @@ impl Artifacts<'_> {
     pub async fn commit(
         &self,
         actor: &Actor,
-        project: &str,
+        project: &ProjectName,
         name: &str,
         draft: i64,
         client: &ClientInfo,

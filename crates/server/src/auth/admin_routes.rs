@@ -1,7 +1,7 @@
 //! HTTP handlers for /api/v1/admin/users and /api/v1/admin/api-keys (server administrators).
 
 use axum::Json;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -16,7 +16,7 @@ use wanllmdb_api_types::{ErrorBody, Page};
 use super::Actor;
 use super::admin::AccountAdmin;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ClientInfo, JsonBody, Query, parse_json, read_body};
+use crate::extract::{ClientInfo, JsonBody, Path, Query, parse_json, read_body};
 use crate::state::AppState;
 
 /// The administration routes.

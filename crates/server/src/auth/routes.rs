@@ -1,7 +1,7 @@
 //! HTTP handlers for /api/v1/auth.
 
 use axum::Json;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -13,7 +13,7 @@ use wanllmdb_api_types::auth::{
 
 use super::{Accounts, Actor};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ClientInfo, FormOrJson, JsonBody, parse_json, read_body};
+use crate::extract::{ClientInfo, FormOrJson, JsonBody, Path, parse_json, read_body};
 use crate::state::AppState;
 
 /// The auth routes.

@@ -35,6 +35,7 @@ use crate::state::AppState;
 use crate::store::now_us;
 use crate::telemetry::TransferKind;
 use store::{Destination, Upload};
+use wanllmdb_api_types::RunId;
 
 /// Largest item of a batch upload.
 const MAX_BATCH_ITEM: u64 = 4 * 1024 * 1024;
@@ -272,7 +273,7 @@ impl Files<'_> {
     pub async fn put(
         &self,
         actor: &Actor,
-        run_id: &str,
+        run_id: &RunId,
         req: PutFilesRequest,
         client: &ClientInfo,
     ) -> ApiResult<PutFilesResponse> {
@@ -750,7 +751,7 @@ impl Files<'_> {
     pub async fn list(
         &self,
         actor: &Actor,
-        run_id: &str,
+        run_id: &RunId,
         download_urls: bool,
         client: &ClientInfo,
     ) -> ApiResult<Vec<RunFile>> {
@@ -796,7 +797,7 @@ impl Files<'_> {
     pub async fn get(
         &self,
         actor: &Actor,
-        run_id: &str,
+        run_id: &RunId,
         path: &str,
         client: &ClientInfo,
     ) -> ApiResult<RunFile> {
@@ -816,7 +817,7 @@ impl Files<'_> {
     pub async fn delete(
         &self,
         actor: &Actor,
-        run_id: &str,
+        run_id: &RunId,
         path: &str,
         client: &ClientInfo,
     ) -> ApiResult<()> {

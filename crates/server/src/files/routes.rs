@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
@@ -19,8 +19,9 @@ use wanllmdb_api_types::files::{
 use super::{Files, UploadReceipt};
 use crate::auth::Actor;
 use crate::error::ApiResult;
-use crate::extract::{ClientInfo, JsonBody, PublicBase, Query};
+use crate::extract::{ClientInfo, JsonBody, Path, PublicBase, Query};
 use crate::state::AppState;
+use wanllmdb_api_types::RunId;
 
 /// The run-file and blob routes.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -50,7 +51,7 @@ async fn put_files(
     State(state): State<AppState>,
     actor: Actor,
     client: ClientInfo,
-    Path(id): Path<String>,
+    Path(id): Path<RunId>,
     JsonBody(req): JsonBody<PutFilesRequest>,
 ) -> ApiResult<Json<PutFilesResponse>> {
     Ok(Json(
@@ -76,7 +77,7 @@ async fn list_files(
     State(state): State<AppState>,
     actor: Actor,
     client: ClientInfo,
-    Path(id): Path<String>,
+    Path(id): Path<RunId>,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<Vec<RunFile>>> {
     Ok(Json(
@@ -101,7 +102,7 @@ async fn get_file(
     State(state): State<AppState>,
     actor: Actor,
     client: ClientInfo,
-    Path(id): Path<String>,
+    Path(id): Path<RunId>,
     Query(q): Query<FileQuery>,
 ) -> ApiResult<Json<RunFile>> {
     Ok(Json(
@@ -118,7 +119,7 @@ async fn delete_file(
     State(state): State<AppState>,
     actor: Actor,
     client: ClientInfo,
-    Path(id): Path<String>,
+    Path(id): Path<RunId>,
     Query(q): Query<FileQuery>,
 ) -> ApiResult<StatusCode> {
     Files { state: &state }
@@ -244,7 +245,7 @@ async fn upload_url(
     actor: Actor,
     client: ClientInfo,
     base: PublicBase,
-    Path(id): Path<String>,
+    Path(id): Path<RunId>,
     JsonBody(req): JsonBody<UploadUrlRequest>,
 ) -> ApiResult<Json<TransferUrl>> {
     Ok(Json(
@@ -282,7 +283,7 @@ async fn register_file(
     State(state): State<AppState>,
     actor: Actor,
     client: ClientInfo,
-    Path(id): Path<String>,
+    Path(id): Path<RunId>,
     JsonBody(req): JsonBody<RegisterFileRequest>,
 ) -> ApiResult<(StatusCode, Json<RunFile>)> {
     let f = Files { state: &state }
@@ -300,7 +301,7 @@ async fn download_url(
     actor: Actor,
     client: ClientInfo,
     base: PublicBase,
-    Path(id): Path<String>,
+    Path(id): Path<RunId>,
     Query(q): Query<FileQuery>,
 ) -> ApiResult<Json<TransferUrl>> {
     Ok(Json(

@@ -24,6 +24,7 @@ use crate::extract::{ClientInfo, PublicBase};
 use crate::runs::Runs;
 use crate::store::{format_time, now_us};
 use crate::telemetry::TransferKind;
+use wanllmdb_api_types::RunId;
 
 /// Largest file a name-first upload URL takes (the bytes stream to disk, never to memory).
 pub const MAX_STAGED_BYTES: u64 = 1 << 40;
@@ -43,7 +44,7 @@ impl Files<'_> {
     pub async fn upload_url(
         &self,
         actor: &Actor,
-        run_id: &str,
+        run_id: &RunId,
         path: &str,
         base: &PublicBase,
         client: &ClientInfo,
@@ -143,7 +144,7 @@ impl Files<'_> {
     pub async fn register(
         &self,
         actor: &Actor,
-        run_id: &str,
+        run_id: &RunId,
         req: RegisterFileRequest,
         client: &ClientInfo,
     ) -> ApiResult<RunFile> {
@@ -230,7 +231,7 @@ impl Files<'_> {
     pub async fn download_url_for(
         &self,
         actor: &Actor,
-        run_id: &str,
+        run_id: &RunId,
         path: &str,
         base: &PublicBase,
         client: &ClientInfo,

@@ -11,6 +11,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::runs::Runs;
 use crate::state::AppState;
 use crate::store::{Store, now_us, seconds_to_us};
+use wanllmdb_api_types::RunId;
 
 const MAX_LINES_PER_BATCH: usize = 100_000;
 const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
@@ -47,7 +48,7 @@ impl Logs<'_> {
     pub async fn append(
         &self,
         actor: &Actor,
-        run_id: &str,
+        run_id: &RunId,
         lines: Vec<NewLogLine>,
     ) -> ApiResult<AppendLogsResponse> {
         let (run, _) = Runs { state: self.state }

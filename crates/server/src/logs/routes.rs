@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{FromRequest, Path, Request, State};
+use axum::extract::{FromRequest, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -18,9 +18,10 @@ use wanllmdb_api_types::{ErrorBody, Page, csv_field};
 use super::{LogFilter, Logs};
 use crate::auth::Actor;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Query, json_bytes, parse_json};
+use crate::extract::{Path, Query, json_bytes, parse_json};
 use crate::runs::Runs;
 use crate::state::AppState;
+use wanllmdb_api_types::RunId;
 
 const EXPORT_PAGE: i64 = 5_000;
 
@@ -55,7 +56,7 @@ impl FromRequest<AppState> for LogLines {
 async fn append_logs(
     State(state): State<AppState>,
     actor: Actor,
-    Path(id): Path<String>,
+    Path(id): Path<RunId>,
     LogLines(lines): LogLines,
 ) -> ApiResult<Json<AppendLogsResponse>> {
     let stored = Logs { state: &state }.append(&actor, &id, lines).await?;
@@ -153,7 +154,7 @@ impl LogQuery {
 async fn list_logs(
     State(state): State<AppState>,
     actor: Actor,
-    Path(id): Path<String>,
+    Path(id): Path<RunId>,
     Query(q): Query<LogQuery>,
 ) -> ApiResult<Response> {
     let (run, _) = Runs { state: &state }.load(&actor, &id).await?;
@@ -225,7 +226,7 @@ fn render(line: &LogLine, format: ExportFormat, first: bool) -> String {
 fn export(
     state: AppState,
     run_pk: i64,
-    run_id: &str,
+    run_id: &RunId,
     filter: LogFilter,
     format: ExportFormat,
 ) -> Response {
@@ -308,7 +309,7 @@ fn export(
 async fn stream_logs(
     State(state): State<AppState>,
     actor: Actor,
-    Path(id): Path<String>,
+    Path(id): Path<RunId>,
     Query(q): Query<LogQuery>,
     ws: WebSocketUpgrade,
 ) -> ApiResult<Response> {

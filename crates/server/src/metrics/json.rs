@@ -169,7 +169,7 @@ fn push_series(out: &mut Pieces, s: &SeriesData) {
 
 fn push_history(out: &mut Pieces, h: &RunHistory) {
     out.push(b"{\"run\":");
-    out.push_str(&h.run);
+    out.push_str(h.run.as_str());
     out.push(b",\"series\":[");
     for (i, s) in h.series.iter().enumerate() {
         if i > 0 {
@@ -248,7 +248,7 @@ mod tests {
                 s.max = s.values.iter().map(|v| v + 1.0).collect();
             }
             let h = RunHistory {
-                run: "ab12cd34".into(),
+                run: wanllmdb_api_types::RunId::parse("ab12cd34").unwrap(),
                 series: vec![s.clone(), s],
             };
             let ours: serde_json::Value = serde_json::from_slice(&concat(history(&h))).unwrap();

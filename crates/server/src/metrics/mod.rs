@@ -24,6 +24,7 @@ use crate::store::{now_us, seconds_to_us, us_to_seconds};
 use buckets::{BucketWriter, Buckets, Grid};
 use codec::Point;
 use store::{ChunkRow, Fetch, SeriesRow};
+use wanllmdb_api_types::RunId;
 
 /// Largest number of points in one chunk.
 pub const CHUNK_POINTS: usize = 1024;
@@ -217,10 +218,10 @@ fn wire(values: &[f64]) -> Vec<MetricValue> {
 }
 
 /// The history of one run.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct RunHistory {
     /// Run id.
-    pub run: String,
+    pub run: RunId,
     /// One entry per key.
     pub series: Vec<SeriesData>,
 }
@@ -270,7 +271,7 @@ impl Metrics<'_> {
     pub async fn append(
         &self,
         actor: &Actor,
-        run_id: &str,
+        run_id: &RunId,
         points: Vec<HistoryPoint>,
     ) -> ApiResult<AppendHistoryResponse> {
         let (run, _) = Runs { state: self.state }
@@ -474,7 +475,7 @@ impl Metrics<'_> {
     pub async fn history(
         &self,
         actor: &Actor,
-        run_id: &str,
+        run_id: &RunId,
         keys: &[String],
         min_step: Option<i64>,
         max_step: Option<i64>,
@@ -488,7 +489,7 @@ impl Metrics<'_> {
     async fn history_of(
         &self,
         run_pk: i64,
-        run_id: &str,
+        run_id: &RunId,
         keys: &[String],
         min_step: Option<i64>,
         max_step: Option<i64>,
@@ -502,7 +503,7 @@ impl Metrics<'_> {
     /// Reads the given series of one run; `grids` holds the shared grid of each key.
     async fn read_run(
         &self,
-        run_id: &str,
+        run_id: &RunId,
         rows: &[SeriesRow],
         range: (i64, i64),
         max_points: Option<usize>,
@@ -514,7 +515,7 @@ impl Metrics<'_> {
             series.push(self.read_series(s, range, max_points, grid).await?);
         }
         Ok(RunHistory {
-            run: run_id.to_string(),
+            run: run_id.clone(),
             series,
         })
     }
@@ -523,7 +524,7 @@ impl Metrics<'_> {
     /// downsampled, so every run's buckets of a key sit on the same steps.
     async fn shared_grids(
         &self,
-        runs: &[(String, Vec<SeriesRow>)],
+        runs: &[(RunId, Vec<SeriesRow>)],
         (lo, hi): (i64, i64),
         max_points: usize,
     ) -> ApiResult<HashMap<String, Grid>> {
@@ -553,7 +554,7 @@ impl Metrics<'_> {
     pub(crate) async fn values_of(
         &self,
         run_pk: i64,
-        run_id: &str,
+        run_id: &RunId,
         key: &str,
     ) -> ApiResult<Vec<f64>> {
         let h = self
@@ -570,7 +571,7 @@ impl Metrics<'_> {
     pub async fn query(
         &self,
         actor: &Actor,
-        run_ids: &[String],
+        run_ids: &[RunId],
         keys: &[String],
         min_step: Option<i64>,
         max_step: Option<i64>,
@@ -608,7 +609,7 @@ impl Metrics<'_> {
     }
 
     /// Summaries of every metric of a run.
-    pub async fn summary(&self, actor: &Actor, run_id: &str) -> ApiResult<Vec<MetricSummary>> {
+    pub async fn summary(&self, actor: &Actor, run_id: &RunId) -> ApiResult<Vec<MetricSummary>> {
         let (run, _) = Runs { state: self.state }.load(actor, run_id).await?;
         let rows = self.series_rows(run.pk, &[]).await?;
         Ok(rows
@@ -641,7 +642,7 @@ impl Metrics<'_> {
     pub async fn set_summary(
         &self,
         actor: &Actor,
-        run_id: &str,
+        run_id: &RunId,
         values: Vec<(String, MetricValue)>,
     ) -> ApiResult<Vec<MetricSummary>> {
         let (run, _) = Runs { state: self.state }

@@ -1,7 +1,7 @@
 //! HTTP handlers for metric history and summaries.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -17,8 +17,9 @@ use wanllmdb_api_types::metrics::{
 use super::Metrics;
 use crate::auth::Actor;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{JsonBody, Query};
+use crate::extract::{JsonBody, Path, Query};
 use crate::state::AppState;
+use wanllmdb_api_types::RunId;
 
 /// The metric routes.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -35,7 +36,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 async fn append_history(
     State(state): State<AppState>,
     actor: Actor,
-    Path(id): Path<String>,
+    Path(id): Path<RunId>,
     JsonBody(req): JsonBody<AppendHistoryRequest>,
 ) -> ApiResult<Json<AppendHistoryResponse>> {
     let stored = Metrics { state: &state }
@@ -76,7 +77,7 @@ fn split_keys(keys: Option<&str>) -> Vec<String> {
 async fn get_history(
     State(state): State<AppState>,
     actor: Actor,
-    Path(id): Path<String>,
+    Path(id): Path<RunId>,
     Query(q): Query<HistoryQuery>,
 ) -> ApiResult<Response> {
     let keys = split_keys(q.keys.as_deref());
@@ -134,7 +135,7 @@ async fn json_pieces(
 async fn get_summary(
     State(state): State<AppState>,
     actor: Actor,
-    Path(id): Path<String>,
+    Path(id): Path<RunId>,
 ) -> ApiResult<Json<Vec<MetricSummary>>> {
     Ok(Json(Metrics { state: &state }.summary(&actor, &id).await?))
 }
@@ -145,7 +146,7 @@ async fn get_summary(
 async fn set_summary(
     State(state): State<AppState>,
     actor: Actor,
-    Path(id): Path<String>,
+    Path(id): Path<RunId>,
     JsonBody(req): JsonBody<SetSummaryRequest>,
 ) -> ApiResult<Json<Vec<MetricSummary>>> {
     if req.values.0.is_empty() {

@@ -3,10 +3,10 @@
 pub mod routes;
 mod store;
 
-use wanllmdb_api_types::Page;
 use wanllmdb_api_types::projects::{
     CreateProjectRequest, Member, Project, Role, UpdateProjectRequest, Visibility,
 };
+use wanllmdb_api_types::{Page, ProjectName};
 
 use crate::audit::{self, AuditAction, AuditEvent};
 use crate::auth::Actor;
@@ -23,7 +23,7 @@ pub struct ProjectAccess {
     /// Project id.
     pub id: i64,
     /// Project name.
-    pub name: String,
+    pub name: ProjectName,
     /// Visibility.
     pub visibility: Visibility,
     /// The caller's role (server admins count as owners).
@@ -81,8 +81,9 @@ impl Projects<'_> {
     }
 
     /// Resolves the caller's access to a project by name (404 when it does not exist).
-    pub async fn access(&self, actor: &Actor, name: &str) -> ApiResult<ProjectAccess> {
-        let row = store::access_by_name(self.store(), actor.user_id().unwrap_or(-1), name).await?;
+    pub async fn access(&self, actor: &Actor, name: &ProjectName) -> ApiResult<ProjectAccess> {
+        let row = store::access_by_name(self.store(), actor.user_id().unwrap_or(-1), name.as_str())
+            .await?;
         let (id, vis, role) = row.ok_or_else(|| ApiError::not_found(format!("project {name}")))?;
         Self::build_access(actor, id, name, &vis, role.as_deref())
     }
@@ -93,7 +94,7 @@ impl Projects<'_> {
     pub async fn access_or_create(
         &self,
         actor: &Actor,
-        name: &str,
+        name: &ProjectName,
         client: &ClientInfo,
     ) -> ApiResult<ProjectAccess> {
         match self.access(actor, name).await {
@@ -104,7 +105,7 @@ impl Projects<'_> {
             other => return other,
         }
         let req = CreateProjectRequest {
-            name: name.to_string(),
+            name: name.clone(),
             description: None,
             visibility: Some(Visibility::Private),
         };
@@ -119,6 +120,13 @@ impl Projects<'_> {
     pub async fn access_by_id(&self, actor: &Actor, id: i64) -> ApiResult<ProjectAccess> {
         let row = store::access_by_id(self.store(), actor.user_id().unwrap_or(-1), id).await?;
         let (name, vis, role) = row.ok_or_else(|| ApiError::not_found("project"))?;
+        let name = known(
+            ProjectName::parse(&name).ok(),
+            "projects",
+            id,
+            "name",
+            &name,
+        )?;
         Self::build_access(actor, id, &name, &vis, role.as_deref())
     }
 
@@ -127,7 +135,7 @@ impl Projects<'_> {
     fn build_access(
         actor: &Actor,
         id: i64,
-        name: &str,
+        name: &ProjectName,
         vis: &str,
         role: Option<&str>,
     ) -> ApiResult<ProjectAccess> {
@@ -146,7 +154,7 @@ impl Projects<'_> {
         };
         Ok(ProjectAccess {
             id,
-            name: name.to_string(),
+            name: name.clone(),
             visibility,
             role,
             anonymous: actor.user.is_none(),
@@ -161,17 +169,12 @@ impl Projects<'_> {
         client: &ClientInfo,
     ) -> ApiResult<Project> {
         let user = actor.require_user()?;
-        if !wanllmdb_api_types::is_valid_project_name(&req.name) {
-            return Err(ApiError::invalid(format!(
-                "invalid project name {:?}: use 1 to 128 characters of letters, digits, '.', '_' or '-'",
-                req.name
-            )));
-        }
         let desc = req.description.clone().unwrap_or_default();
         check_description(&desc)?;
         let vis = req.visibility.unwrap_or(Visibility::Private);
         let now = now_us();
-        let res = store::insert_project(self.store(), &req.name, &desc, vis, user.id, now).await;
+        let res =
+            store::insert_project(self.store(), req.name.as_str(), &desc, vis, user.id, now).await;
         match res {
             Err(ApiError::Conflict(_)) => {
                 return Err(ApiError::Conflict(format!(
@@ -198,7 +201,7 @@ impl Projects<'_> {
     }
 
     /// One project.
-    pub async fn get(&self, actor: &Actor, name: &str) -> ApiResult<Project> {
+    pub async fn get(&self, actor: &Actor, name: &ProjectName) -> ApiResult<Project> {
         let access = self.access(actor, name).await?;
         access.require_read()?;
         let uid = actor.user_id().unwrap_or(-1);
@@ -239,7 +242,7 @@ impl Projects<'_> {
         }
         let next_cursor = if items.len() as i64 > limit {
             items.truncate(limit as usize);
-            items.last().map(|p| paging::cursor(&p.name))
+            items.last().map(|p| paging::cursor(p.name.as_str()))
         } else {
             None
         };
@@ -250,7 +253,7 @@ impl Projects<'_> {
     pub async fn update(
         &self,
         actor: &Actor,
-        name: &str,
+        name: &ProjectName,
         req: &UpdateProjectRequest,
         client: &ClientInfo,
     ) -> ApiResult<Project> {
@@ -272,7 +275,12 @@ impl Projects<'_> {
     }
 
     /// Deletes a project and everything in it (owner only).
-    pub async fn delete(&self, actor: &Actor, name: &str, client: &ClientInfo) -> ApiResult<()> {
+    pub async fn delete(
+        &self,
+        actor: &Actor,
+        name: &ProjectName,
+        client: &ClientInfo,
+    ) -> ApiResult<()> {
         let access = self.access(actor, name).await?;
         access.require(Role::Owner)?;
         store::delete_project(self.store(), access.id).await?;
@@ -288,7 +296,7 @@ impl Projects<'_> {
     }
 
     /// Members of a project.
-    pub async fn members(&self, actor: &Actor, name: &str) -> ApiResult<Vec<Member>> {
+    pub async fn members(&self, actor: &Actor, name: &ProjectName) -> ApiResult<Vec<Member>> {
         let access = self.access(actor, name).await?;
         access.require_read()?;
         store::members(self.store(), access.id).await
@@ -313,7 +321,7 @@ impl Projects<'_> {
     pub async fn add_member(
         &self,
         actor: &Actor,
-        name: &str,
+        name: &ProjectName,
         username: &str,
         role: Role,
         client: &ClientInfo,
@@ -351,7 +359,7 @@ impl Projects<'_> {
     pub async fn update_member(
         &self,
         actor: &Actor,
-        name: &str,
+        name: &ProjectName,
         username: &str,
         role: Role,
         client: &ClientInfo,
@@ -400,7 +408,7 @@ impl Projects<'_> {
     pub async fn remove_member(
         &self,
         actor: &Actor,
-        name: &str,
+        name: &ProjectName,
         username: &str,
         client: &ClientInfo,
     ) -> ApiResult<()> {

@@ -1,7 +1,7 @@
 //! HTTP handlers for /api/v1/projects.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -16,8 +16,9 @@ use wanllmdb_api_types::{ErrorBody, Page};
 use super::Projects;
 use crate::auth::Actor;
 use crate::error::ApiResult;
-use crate::extract::{ClientInfo, JsonBody, Query};
+use crate::extract::{ClientInfo, JsonBody, Path, Query};
 use crate::state::AppState;
+use wanllmdb_api_types::ProjectName;
 
 /// The project routes.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -84,7 +85,7 @@ async fn list_projects(
 async fn get_project(
     State(state): State<AppState>,
     actor: Actor,
-    Path(name): Path<String>,
+    Path(name): Path<ProjectName>,
 ) -> ApiResult<Json<Project>> {
     Ok(Json(Projects { state: &state }.get(&actor, &name).await?))
 }
@@ -97,7 +98,7 @@ async fn update_project(
     State(state): State<AppState>,
     actor: Actor,
     client: ClientInfo,
-    Path(name): Path<String>,
+    Path(name): Path<ProjectName>,
     JsonBody(req): JsonBody<UpdateProjectRequest>,
 ) -> ApiResult<Json<Project>> {
     Ok(Json(
@@ -114,7 +115,7 @@ async fn delete_project(
     State(state): State<AppState>,
     actor: Actor,
     client: ClientInfo,
-    Path(name): Path<String>,
+    Path(name): Path<ProjectName>,
 ) -> ApiResult<StatusCode> {
     Projects { state: &state }
         .delete(&actor, &name, &client)
@@ -128,7 +129,7 @@ async fn delete_project(
 async fn list_members(
     State(state): State<AppState>,
     actor: Actor,
-    Path(name): Path<String>,
+    Path(name): Path<ProjectName>,
 ) -> ApiResult<Json<Vec<Member>>> {
     Ok(Json(
         Projects { state: &state }.members(&actor, &name).await?,
@@ -143,7 +144,7 @@ async fn add_member(
     State(state): State<AppState>,
     actor: Actor,
     client: ClientInfo,
-    Path(name): Path<String>,
+    Path(name): Path<ProjectName>,
     JsonBody(req): JsonBody<AddMemberRequest>,
 ) -> ApiResult<(StatusCode, Json<Member>)> {
     let m = Projects { state: &state }
@@ -160,7 +161,7 @@ async fn update_member(
     State(state): State<AppState>,
     actor: Actor,
     client: ClientInfo,
-    Path((name, user)): Path<(String, String)>,
+    Path((name, user)): Path<(ProjectName, String)>,
     JsonBody(req): JsonBody<UpdateMemberRequest>,
 ) -> ApiResult<Json<Member>> {
     Ok(Json(
@@ -178,7 +179,7 @@ async fn remove_member(
     State(state): State<AppState>,
     actor: Actor,
     client: ClientInfo,
-    Path((name, user)): Path<(String, String)>,
+    Path((name, user)): Path<(ProjectName, String)>,
 ) -> ApiResult<StatusCode> {
     Projects { state: &state }
         .remove_member(&actor, &name, &user, &client)

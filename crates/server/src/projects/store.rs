@@ -4,7 +4,9 @@
 
 use wanllmdb_api_types::projects::{Member, Project, ProjectStats, Role, Visibility};
 
-use crate::error::{ApiResult, known};
+use wanllmdb_api_types::ProjectName;
+
+use crate::error::{ApiResult, UnknownStoredValue, known};
 use crate::store::{Store, format_time};
 use crate::{on_backend, with_tx};
 
@@ -21,7 +23,8 @@ const PROJECT_SELECT: &str = "SELECT p.id, p.name, p.description, p.visibility, 
 #[derive(sqlx::FromRow)]
 struct ProjectRow {
     id: i64,
-    name: String,
+    #[sqlx(try_from = "String")]
+    name: ProjectName,
     description: String,
     visibility: String,
     owner: String,
@@ -34,19 +37,27 @@ struct ProjectRow {
 }
 
 impl ProjectRow {
-    fn into_api(self) -> Project {
+    /// The project as the API shows it; a visibility or role this server never writes is an
+    /// error naming the project.
+    fn into_api(self) -> Result<Project, UnknownStoredValue> {
         let updated = self.updated_at;
-        Project {
+        let visibility = match self.visibility.as_str() {
+            "public" => Visibility::Public,
+            "private" => Visibility::Private,
+            other => known(None, "projects", &self.name, "visibility", other)?,
+        };
+        let role = self
+            .role
+            .as_deref()
+            .map(|r| known(Role::parse(r), "project_members", &self.name, "role", r))
+            .transpose()?;
+        Ok(Project {
             id: self.id,
             name: self.name,
             description: self.description,
-            visibility: if self.visibility == "public" {
-                Visibility::Public
-            } else {
-                Visibility::Private
-            },
+            visibility,
             owner: self.owner,
-            role: self.role.as_deref().and_then(Role::parse),
+            role,
             created_at: format_time(self.created_at),
             updated_at: format_time(updated),
             stats: ProjectStats {
@@ -56,7 +67,7 @@ impl ProjectRow {
                     self.last_run_activity.map_or(updated, |l| l.max(updated)),
                 ),
             },
-        }
+        })
     }
 }
 
@@ -132,7 +143,7 @@ pub(super) async fn project(store: &Store, user_id: i64, id: i64) -> ApiResult<P
             .fetch_one(pool)
             .await?
     });
-    Ok(row.into_api())
+    Ok(row.into_api()?)
 }
 
 /// Which projects [`projects_page`] lists.
@@ -171,7 +182,7 @@ pub(super) async fn projects_page(
            AND ($5 IS NULL OR p.visibility = $5)
          ORDER BY p.name LIMIT $6"
     );
-    Ok(on_backend!(store, read, |pool| {
+    let rows: Vec<ProjectRow> = on_backend!(store, read, |pool| {
         sqlx::query_as::<_, ProjectRow>(sqlx::AssertSqlSafe(sql))
             .bind(f.user_id)
             .bind(f.after)
@@ -181,10 +192,11 @@ pub(super) async fn projects_page(
             .bind(limit)
             .fetch_all(pool)
             .await?
-            .into_iter()
-            .map(ProjectRow::into_api)
-            .collect()
-    }))
+    });
+    Ok(rows
+        .into_iter()
+        .map(ProjectRow::into_api)
+        .collect::<Result<_, _>>()?)
 }
 
 /// Sets the description and/or visibility of a project (the ones given) and its update time.

@@ -29,6 +29,7 @@ use crate::state::AppState;
 use crate::store::{Store, format_time, now_us};
 use crate::tags;
 use store::{Change, Editor, ModelRow, VersionRow};
+use wanllmdb_api_types::{ProjectName, RunId};
 
 /// Longest description or comment.
 const MAX_TEXT: usize = 16 * 1024;
@@ -54,7 +55,10 @@ impl VersionRow {
             model: model.to_string(),
             version: format!("v{}", self.version),
             artifact,
-            run: self.run,
+            run: self
+                .run
+                .map(|r| known(RunId::parse(&r).ok(), "model version", self.id, "run", &r))
+                .transpose()?,
             description: self.description,
             metrics: serde_json::from_str(&self.metrics).unwrap_or_else(|_| serde_json::json!({})),
             tags: serde_json::from_str(&self.tags).unwrap_or_default(),
@@ -194,7 +198,7 @@ impl Registry<'_> {
             version: None,
             action: "registered",
             from: None,
-            to: Some(req.project.clone()),
+            to: Some(req.project.to_string()),
             comment: req.description.as_deref(),
         };
         let res = store::insert_model(self.store(), &model, &editor(user), &change).await;
@@ -229,7 +233,7 @@ impl Registry<'_> {
     pub async fn list(
         &self,
         actor: &Actor,
-        project: Option<&str>,
+        project: Option<&ProjectName>,
         search: Option<&str>,
     ) -> ApiResult<Vec<RegisteredModel>> {
         if let Some(p) = project {
@@ -242,7 +246,7 @@ impl Registry<'_> {
             self.store(),
             actor.is_admin(),
             actor.user_id(),
-            project,
+            project.map(ProjectName::as_str),
             search,
         )
         .await?;
@@ -497,7 +501,7 @@ impl Registry<'_> {
         reference: &str,
     ) -> ApiResult<i64> {
         let (project, rest) = match reference.split_once('/') {
-            Some((p, r)) => (p.to_string(), r),
+            Some((p, r)) => (ProjectName::parse(p)?, r),
             None => (model.project.clone(), reference),
         };
         let (artifact, spec) = rest.split_once(':').unwrap_or((rest, "latest"));
@@ -846,7 +850,7 @@ impl Registry<'_> {
     }
 
     /// A project's registry policy.
-    pub async fn policy(&self, actor: &Actor, project: &str) -> ApiResult<RegistryPolicy> {
+    pub async fn policy(&self, actor: &Actor, project: &ProjectName) -> ApiResult<RegistryPolicy> {
         let access = Projects { state: self.state }
             .access(actor, project)
             .await?;
@@ -859,7 +863,7 @@ impl Registry<'_> {
         &self,
         actor: &Actor,
         client: &ClientInfo,
-        project: &str,
+        project: &ProjectName,
         policy: RegistryPolicy,
     ) -> ApiResult<RegistryPolicy> {
         let access = Projects { state: self.state }

@@ -1,7 +1,7 @@
 //! HTTP handlers for /api/v1/models and /api/v1/projects/{name}/registry-policy.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -16,8 +16,9 @@ use wanllmdb_api_types::registry::{
 use super::{Approval, Registry};
 use crate::auth::Actor;
 use crate::error::ApiResult;
-use crate::extract::{ClientInfo, JsonBody, Query};
+use crate::extract::{ClientInfo, JsonBody, Path, Query};
 use crate::state::AppState;
+use wanllmdb_api_types::ProjectName;
 
 /// The registry routes.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -39,7 +40,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 struct ListQuery {
     /// Only models of this project.
-    project: Option<String>,
+    project: Option<ProjectName>,
     /// Name or description contains this text.
     search: Option<String>,
 }
@@ -54,7 +55,7 @@ async fn list_models(
 ) -> ApiResult<Json<Vec<RegisteredModel>>> {
     let r = Registry { state: &state };
     Ok(Json(
-        r.list(&actor, q.project.as_deref(), q.search.as_deref())
+        r.list(&actor, q.project.as_ref(), q.search.as_deref())
             .await?,
     ))
 }
@@ -334,7 +335,7 @@ async fn history(
 async fn get_policy(
     State(state): State<AppState>,
     actor: Actor,
-    Path(project): Path<String>,
+    Path(project): Path<ProjectName>,
 ) -> ApiResult<Json<RegistryPolicy>> {
     Ok(Json(
         Registry { state: &state }.policy(&actor, &project).await?,
@@ -349,7 +350,7 @@ async fn set_policy(
     State(state): State<AppState>,
     actor: Actor,
     client: ClientInfo,
-    Path(project): Path<String>,
+    Path(project): Path<ProjectName>,
     JsonBody(policy): JsonBody<RegistryPolicy>,
 ) -> ApiResult<Json<RegistryPolicy>> {
     Ok(Json(

@@ -7,6 +7,7 @@
 //! transaction. Changes to one model's versions are serialised by touching the model's row
 //! first (a row lock on PostgreSQL, the write lock on SQLite).
 
+use wanllmdb_api_types::ProjectName;
 use wanllmdb_api_types::registry::{RegistryPolicy, Stage};
 
 use crate::error::{ApiError, ApiResult};
@@ -74,7 +75,8 @@ pub(super) struct ModelRow {
     pub(super) id: i64,
     pub(super) name: String,
     pub(super) project_id: i64,
-    pub(super) project: String,
+    #[sqlx(try_from = "String")]
+    pub(super) project: ProjectName,
     pub(super) description: String,
     pub(super) tags: String,
     pub(super) require_approval: Option<bool>,

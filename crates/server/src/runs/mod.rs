@@ -8,11 +8,11 @@ use std::collections::{BTreeMap, HashMap};
 use rand::Rng;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use wanllmdb_api_types::Page;
 use wanllmdb_api_types::metrics::MetricValue;
 use wanllmdb_api_types::runs::{
     CreateRunRequest, FinishRunRequest, HeartbeatResponse, Run, RunState, UpdateRunRequest,
 };
+use wanllmdb_api_types::{Page, ProjectName, RunId};
 
 use crate::audit::{self, AuditAction, AuditEvent};
 use crate::auth::{Accounts, Actor};
@@ -41,12 +41,8 @@ fn merge_config(stored: &str, patch: &serde_json::Map<String, serde_json::Value>
 }
 
 /// A new random run id: 8 characters of `[a-z0-9]`.
-pub fn generate_run_id() -> String {
-    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
-    let mut rng = rand::rng();
-    (0..8)
-        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
-        .collect()
+pub fn generate_run_id() -> RunId {
+    RunId::from_number(rand::rng().random_range(0..RunId::SPACE))
 }
 
 fn check_len(what: &str, s: &Option<String>, max: usize) -> ApiResult<()> {
@@ -101,7 +97,7 @@ type RunTags = HashMap<i64, Vec<String>>;
 #[derive(Debug, Default, Clone)]
 pub struct RunQuery {
     /// Project name (required).
-    pub project: String,
+    pub project: Option<ProjectName>,
     /// State filter.
     pub state: Option<String>,
     /// Tags every run must carry.
@@ -129,17 +125,12 @@ impl Runs<'_> {
         &self.state.store
     }
 
-    async fn row(&self, id: &str) -> ApiResult<Option<RunRow>> {
+    async fn row(&self, id: &RunId) -> ApiResult<Option<RunRow>> {
         store::run_by_id(self.store(), id).await
     }
 
     /// Loads a run and the caller's access to its project; a run the caller may not read is a 404.
-    pub async fn load(&self, actor: &Actor, id: &str) -> ApiResult<(RunRow, ProjectAccess)> {
-        if !wanllmdb_api_types::is_valid_run_id(id) {
-            return Err(ApiError::invalid(format!(
-                "invalid run id {id:?}: run ids are 8 characters of a-z and 0-9"
-            )));
-        }
+    pub async fn load(&self, actor: &Actor, id: &RunId) -> ApiResult<(RunRow, ProjectAccess)> {
         let row = self
             .row(id)
             .await?
@@ -157,7 +148,7 @@ impl Runs<'_> {
     pub async fn load_for_write(
         &self,
         actor: &Actor,
-        id: &str,
+        id: &RunId,
     ) -> ApiResult<(RunRow, ProjectAccess)> {
         let (row, access) = self.load(actor, id).await?;
         access.require_write()?;
@@ -180,7 +171,7 @@ impl Runs<'_> {
     }
 
     /// One run.
-    pub async fn get(&self, actor: &Actor, id: &str) -> ApiResult<Run> {
+    pub async fn get(&self, actor: &Actor, id: &RunId) -> ApiResult<Run> {
         let (row, _) = self.load(actor, id).await?;
         self.to_api(row).await
     }
@@ -233,20 +224,15 @@ impl Runs<'_> {
         check_label("job_type", &req.job_type, 256)?;
         self.check_config_size(&config.to_string())?;
         let tags = check_tags(&req.tags)?;
-        if let Some(id) = &req.id {
-            if !wanllmdb_api_types::is_valid_run_id(id) {
-                return Err(ApiError::invalid(format!(
-                    "invalid run id {id:?}: run ids are 8 characters of a-z and 0-9"
+        if let Some(id) = &req.id
+            && let Some(existing) = self.row(id).await?
+        {
+            if existing.project_id != access.id {
+                return Err(ApiError::Conflict(format!(
+                    "run id {id} is already taken; choose another id or leave it out"
                 )));
             }
-            if let Some(existing) = self.row(id).await? {
-                if existing.project_id != access.id {
-                    return Err(ApiError::Conflict(format!(
-                        "run id {id} is already taken; choose another id or leave it out"
-                    )));
-                }
-                return Ok((self.resume(existing, &req, config, tags).await?, false));
-            }
+            return Ok((self.resume(existing, &req, config, tags).await?, false));
         }
         let id = req.id.clone().unwrap_or_else(generate_run_id);
         let now = now_us();
@@ -256,7 +242,7 @@ impl Runs<'_> {
             .name
             .clone()
             .filter(|n| !n.trim().is_empty())
-            .unwrap_or_else(|| id.clone());
+            .unwrap_or_else(|| id.to_string());
         let new_run = store::NewRun {
             id: &id,
             project_id: access.id,
@@ -322,7 +308,7 @@ impl Runs<'_> {
     pub async fn update(
         &self,
         actor: &Actor,
-        id: &str,
+        id: &RunId,
         req: UpdateRunRequest,
         client: &ClientInfo,
     ) -> ApiResult<Run> {
@@ -400,7 +386,7 @@ impl Runs<'_> {
     pub async fn change_tag(
         &self,
         actor: &Actor,
-        id: &str,
+        id: &RunId,
         tag: &str,
         add: bool,
         client: &ClientInfo,
@@ -432,7 +418,7 @@ impl Runs<'_> {
     }
 
     /// Deletes a run with its metrics and logs.
-    pub async fn delete(&self, actor: &Actor, id: &str, client: &ClientInfo) -> ApiResult<()> {
+    pub async fn delete(&self, actor: &Actor, id: &RunId, client: &ClientInfo) -> ApiResult<()> {
         let (row, access) = self.load_for_write(actor, id).await?;
         store::delete_run(self.store(), row.pk).await?;
         self.record(
@@ -449,7 +435,7 @@ impl Runs<'_> {
 
     /// Records a heartbeat. A run the reaper marked crashed comes back to life; a finished or
     /// killed run stays as it is (409).
-    pub async fn heartbeat(&self, actor: &Actor, id: &str) -> ApiResult<HeartbeatResponse> {
+    pub async fn heartbeat(&self, actor: &Actor, id: &RunId) -> ApiResult<HeartbeatResponse> {
         let (row, _) = self.load_for_write(actor, id).await?;
         let state = row.state()?;
         let revivable = state == RunState::Running || (state == RunState::Crashed && row.reaped);
@@ -470,7 +456,7 @@ impl Runs<'_> {
     pub async fn finish(
         &self,
         actor: &Actor,
-        id: &str,
+        id: &RunId,
         req: FinishRunRequest,
         client: &ClientInfo,
     ) -> ApiResult<Run> {
@@ -506,7 +492,7 @@ impl Runs<'_> {
     pub async fn request_stop(
         &self,
         actor: &Actor,
-        id: &str,
+        id: &RunId,
         client: &ClientInfo,
     ) -> ApiResult<Run> {
         let (row, _) = self.load_for_write(actor, id).await?;
@@ -524,11 +510,12 @@ impl Runs<'_> {
 
     /// Searches runs of a project.
     pub async fn list(&self, actor: &Actor, q: &RunQuery) -> ApiResult<Page<Run>> {
-        if q.project.is_empty() {
-            return Err(ApiError::invalid("the project query parameter is required"));
-        }
+        let project = q
+            .project
+            .as_ref()
+            .ok_or_else(|| ApiError::invalid("the project query parameter is required"))?;
         let access = Projects { state: self.state }
-            .access(actor, &q.project)
+            .access(actor, project)
             .await?;
         access.require_read()?;
         let limit = q.limit.unwrap_or(50);

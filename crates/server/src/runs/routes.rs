@@ -1,7 +1,7 @@
 //! HTTP handlers for /api/v1/runs.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -13,8 +13,9 @@ use wanllmdb_api_types::{ErrorBody, Page};
 use super::{RunQuery, Runs};
 use crate::auth::Actor;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ClientInfo, JsonBody, QueryPairs};
+use crate::extract::{ClientInfo, JsonBody, Path, QueryPairs};
 use crate::state::AppState;
+use wanllmdb_api_types::{ProjectName, RunId};
 
 /// The run routes.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -64,7 +65,7 @@ async fn list_runs(
     let mut q = RunQuery::default();
     for (k, v) in pairs {
         match k.as_str() {
-            "project" => q.project = v,
+            "project" => q.project = Some(ProjectName::parse(&v)?),
             "state" => q.state = Some(v),
             "tag" => q.tags.push(v),
             "q" => q.q = Some(v),
@@ -93,7 +94,7 @@ async fn list_runs(
 async fn get_run(
     State(state): State<AppState>,
     actor: Actor,
-    Path(id): Path<String>,
+    Path(id): Path<RunId>,
 ) -> ApiResult<Json<Run>> {
     Ok(Json(Runs { state: &state }.get(&actor, &id).await?))
 }
@@ -105,7 +106,7 @@ async fn update_run(
     State(state): State<AppState>,
     actor: Actor,
     client: ClientInfo,
-    Path(id): Path<String>,
+    Path(id): Path<RunId>,
     JsonBody(req): JsonBody<UpdateRunRequest>,
 ) -> ApiResult<Json<Run>> {
     Ok(Json(
@@ -122,7 +123,7 @@ async fn delete_run(
     State(state): State<AppState>,
     actor: Actor,
     client: ClientInfo,
-    Path(id): Path<String>,
+    Path(id): Path<RunId>,
 ) -> ApiResult<StatusCode> {
     Runs { state: &state }.delete(&actor, &id, &client).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -134,7 +135,7 @@ async fn delete_run(
 async fn heartbeat(
     State(state): State<AppState>,
     actor: Actor,
-    Path(id): Path<String>,
+    Path(id): Path<RunId>,
 ) -> ApiResult<Json<HeartbeatResponse>> {
     Ok(Json(Runs { state: &state }.heartbeat(&actor, &id).await?))
 }
@@ -146,7 +147,7 @@ async fn finish(
     State(state): State<AppState>,
     actor: Actor,
     client: ClientInfo,
-    Path(id): Path<String>,
+    Path(id): Path<RunId>,
     JsonBody(req): JsonBody<FinishRunRequest>,
 ) -> ApiResult<Json<Run>> {
     Ok(Json(
@@ -163,7 +164,7 @@ async fn stop(
     State(state): State<AppState>,
     actor: Actor,
     client: ClientInfo,
-    Path(id): Path<String>,
+    Path(id): Path<RunId>,
 ) -> ApiResult<Json<Run>> {
     Ok(Json(
         Runs { state: &state }
@@ -179,7 +180,7 @@ async fn add_tag(
     State(state): State<AppState>,
     actor: Actor,
     client: ClientInfo,
-    Path(id): Path<String>,
+    Path(id): Path<RunId>,
     JsonBody(req): JsonBody<AddTagRequest>,
 ) -> ApiResult<Json<Run>> {
     Ok(Json(
@@ -196,7 +197,7 @@ async fn remove_tag(
     State(state): State<AppState>,
     actor: Actor,
     client: ClientInfo,
-    Path((id, tag)): Path<(String, String)>,
+    Path((id, tag)): Path<(RunId, String)>,
 ) -> ApiResult<Json<Run>> {
     Ok(Json(
         Runs { state: &state }

@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use sqlx::Row;
 use wanllmdb_api_types::metrics::MetricValue;
 use wanllmdb_api_types::runs::{CreateRunRequest, GitInfo, Run, RunState};
+use wanllmdb_api_types::{ProjectName, RunId};
 
 use super::RunQuery;
 use crate::error::{ApiError, ApiResult, known};
@@ -22,10 +23,12 @@ pub struct RunRow {
     /// Internal key.
     pub pk: i64,
     /// Public id.
-    pub id: String,
+    #[sqlx(try_from = "String")]
+    pub id: RunId,
     /// Owning project.
     pub project_id: i64,
-    pub(super) project_name: String,
+    #[sqlx(try_from = "String")]
+    pub(super) project_name: ProjectName,
     pub(super) name: String,
     pub(super) state: String,
     pub(super) config: String,
@@ -156,11 +159,11 @@ fn row_lock(store: &Store) -> &'static str {
 }
 
 /// The run with public id `id`.
-pub(super) async fn run_by_id(store: &Store, id: &str) -> ApiResult<Option<RunRow>> {
+pub(super) async fn run_by_id(store: &Store, id: &RunId) -> ApiResult<Option<RunRow>> {
     let sql = format!("{RUN_SELECT} WHERE r.id = $1");
     Ok(on_backend!(store, read, |pool| {
         sqlx::query_as::<_, RunRow>(sqlx::AssertSqlSafe(sql))
-            .bind(id)
+            .bind(id.as_str())
             .fetch_optional(pool)
             .await?
     }))
@@ -246,7 +249,7 @@ pub(super) async fn tags_by_run(
 /// What a new run is stored with besides the fields the client sent as they are.
 pub(super) struct NewRun<'a> {
     /// Public id.
-    pub id: &'a str,
+    pub id: &'a RunId,
     /// Owning project.
     pub project_id: i64,
     /// Display name.
@@ -273,7 +276,7 @@ pub(super) async fn insert_run(store: &Store, run: &NewRun<'_>) -> ApiResult<()>
     let git = req.git.as_ref();
     with_tx!(store, |tx| {
         let pk: i64 = sqlx::query_scalar(INSERT_RUNS)
-            .bind(run.id)
+            .bind(run.id.as_str())
             .bind(run.project_id)
             .bind(run.name)
             .bind(run.config)

@@ -324,6 +324,23 @@ pub fn us_to_seconds(us: i64) -> f64 {
     us as f64 / 1e6
 }
 
+/// A checked value (a run id, a project name) read from a text column of `row`: a stored
+/// string that breaks the type's rule is a decode error naming the column and the value.
+pub fn checked<'r, T, R>(row: &'r R, column: &'static str) -> Result<T, sqlx::Error>
+where
+    R: sqlx::Row,
+    &'static str: sqlx::ColumnIndex<R>,
+    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    T: TryFrom<String>,
+    T::Error: std::error::Error + Send + Sync + 'static,
+{
+    let s: String = row.try_get(column)?;
+    T::try_from(s).map_err(|e| sqlx::Error::ColumnDecode {
+        index: column.to_string(),
+        source: Box::new(e),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

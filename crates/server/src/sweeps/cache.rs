@@ -205,7 +205,7 @@ mod tests {
         TrialRow {
             pk: number,
             number,
-            run_id: format!("run{number:05}"),
+            run_id: wanllmdb_api_types::RunId::from_number(number as u64),
             params: "{}".into(),
             stop_reason: None,
             retry_requested: false,

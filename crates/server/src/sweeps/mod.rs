@@ -44,6 +44,7 @@ use cache::Trials;
 pub use cache::{CurveCache, TrialCache};
 use space::Space;
 use store::{AgentRow, NewAgent, NewSweep, Reservation, SweepRow, TrialRow};
+use wanllmdb_api_types::ProjectName;
 
 /// Why the controller stops a run that Hyperband judged a loser.
 pub const EARLY_TERMINATED: &str = "early-terminated";
@@ -214,7 +215,7 @@ impl Sweeps<'_> {
         &self,
         actor: &Actor,
         client: &ClientInfo,
-        project: &str,
+        project: &ProjectName,
         req: CreateSweepRequest,
     ) -> ApiResult<Sweep> {
         let access = Projects { state: self.state }
@@ -233,7 +234,7 @@ impl Sweeps<'_> {
                 details: serde_json::json!({ "problems": problems.iter().map(|p| serde_json::json!({"path": p.path, "message": p.message})).collect::<Vec<_>>() }),
             }
         })?;
-        if let Some(p) = cfg.project.as_deref().filter(|p| *p != project) {
+        if let Some(p) = cfg.project.as_deref().filter(|p| project != p) {
             return Err(ApiError::invalid(format!(
                 "the configuration names project {p:?} but the sweep is being created in {project:?}; remove `project` or create it there"
             )));
@@ -241,7 +242,8 @@ impl Sweeps<'_> {
         if let Some(name) = &cfg.name {
             ApiError::check_text("sweep name", name)?;
         }
-        let id = generate_run_id();
+        // Sweep ids have the shape of run ids.
+        let id = String::from(generate_run_id());
         let name = cfg.name.clone().unwrap_or_else(|| id.clone());
         let seed = cfg.tpe.seed.unwrap_or_else(rand::random::<u64>) as i64;
         let method = match cfg.method {
@@ -352,7 +354,7 @@ impl Sweeps<'_> {
     }
 
     /// The sweeps of a project, newest first.
-    pub async fn list(&self, actor: &Actor, project: &str) -> ApiResult<Vec<Sweep>> {
+    pub async fn list(&self, actor: &Actor, project: &ProjectName) -> ApiResult<Vec<Sweep>> {
         let access = Projects { state: self.state }
             .access(actor, project)
             .await?;
@@ -544,7 +546,7 @@ impl Sweeps<'_> {
         let stale = self.stale_before();
         let run_id = generate_run_id();
         let reservation = Reservation {
-            run_id: &run_id,
+            run_id: run_id.as_str(),
             agent_pk,
             metric: &metric,
             wants_history: matches!(cfg.method, SearchMethod::Bayes),
@@ -639,7 +641,8 @@ impl Sweeps<'_> {
         for d in hyperband::decide(hb, goal, &curves) {
             let t = who[d.index];
             tracing::info!(run = %t.run_id, band = d.band, value = d.value, threshold = d.threshold, "hyperband stops a run");
-            self.request_stop(t.pk, &t.run_id, EARLY_TERMINATED).await?;
+            self.request_stop(t.pk, t.run_id.as_str(), EARLY_TERMINATED)
+                .await?;
         }
         Ok(())
     }
@@ -664,7 +667,8 @@ impl Sweeps<'_> {
             )));
         }
         let host: String = req.host.unwrap_or_default().chars().take(256).collect();
-        let agent_id = generate_run_id();
+        // Agent ids have the shape of run ids.
+        let agent_id = String::from(generate_run_id());
         let new = NewAgent {
             id: &agent_id,
             sweep_pk: row.pk,

@@ -1,7 +1,7 @@
 //! HTTP handlers for /api/v1/projects/{name}/sweeps and /api/v1/sweeps.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -14,8 +14,9 @@ use wanllmdb_api_types::sweeps::{
 use super::Sweeps;
 use crate::auth::Actor;
 use crate::error::ApiResult;
-use crate::extract::{ClientInfo, JsonBody};
+use crate::extract::{ClientInfo, JsonBody, Path};
 use crate::state::AppState;
+use wanllmdb_api_types::ProjectName;
 
 /// The sweep routes.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -39,7 +40,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 async fn list_sweeps(
     State(state): State<AppState>,
     actor: Actor,
-    Path(project): Path<String>,
+    Path(project): Path<ProjectName>,
 ) -> ApiResult<Json<Vec<Sweep>>> {
     Ok(Json(Sweeps { state: &state }.list(&actor, &project).await?))
 }
@@ -55,7 +56,7 @@ async fn create_sweep(
     State(state): State<AppState>,
     actor: Actor,
     client: ClientInfo,
-    Path(project): Path<String>,
+    Path(project): Path<ProjectName>,
     JsonBody(req): JsonBody<CreateSweepRequest>,
 ) -> ApiResult<(StatusCode, Json<Sweep>)> {
     let sweep = Sweeps { state: &state }

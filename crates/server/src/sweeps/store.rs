@@ -9,6 +9,7 @@ use std::sync::{Arc, OnceLock};
 
 use serde_json::{Map, Value};
 use wanllmdb_api_types::sweeps::SweepState;
+use wanllmdb_api_types::{ProjectName, RunId};
 
 use super::cache::{FINGERPRINT_SELECT, Fingerprint, Lookup, TrialCache, Trials};
 use super::{Draw, Locked, NoTrial};
@@ -89,7 +90,8 @@ pub(super) struct SweepRow {
     pub(super) pk: i64,
     pub(super) id: String,
     pub(super) project_id: i64,
-    pub(super) project: String,
+    #[sqlx(try_from = "String")]
+    pub(super) project: ProjectName,
     pub(super) name: String,
     pub(super) description: String,
     pub(super) method: String,
@@ -109,7 +111,8 @@ pub(super) struct SweepRow {
 pub(super) struct TrialRow {
     pub(super) pk: i64,
     pub(super) number: i64,
-    pub(super) run_id: String,
+    #[sqlx(try_from = "String")]
+    pub(super) run_id: RunId,
     pub(super) params: String,
     pub(super) stop_reason: Option<String>,
     pub(super) retry_requested: bool,

@@ -16,6 +16,7 @@ use crate::artifacts::Artifacts;
 use crate::extract::ClientInfo;
 use crate::projects::Projects;
 use crate::state::AppState;
+use wanllmdb_api_types::ProjectName;
 
 /// Artifacts a list page shows.
 const PAGE_SIZE: usize = 50;
@@ -79,6 +80,7 @@ pub(super) async fn list(
     Path(name): Path<String>,
     Query(q): Query<ListQuery>,
 ) -> PageResult<ArtifactsPage> {
+    let name: ProjectName = page.segment(&name)?;
     let page = page
         .crumb(name.clone(), format!("/projects/{name}"))
         .crumb("Artifacts", String::new());
@@ -167,7 +169,8 @@ pub(super) async fn artifact(
     page: Page,
     Path((name, artifact)): Path<(String, String)>,
 ) -> PageResult<ArtifactPage> {
-    let page = artifact_crumbs(page, &name, &artifact);
+    let name: ProjectName = page.segment(&name)?;
+    let page = artifact_crumbs(page, name.as_str(), &artifact);
     let fail = |e| PageError::new(&page.chrome, e);
     let svc = Artifacts { state: &state };
     let a = svc.get(&page.actor, &name, &artifact).await.map_err(fail)?;
@@ -247,7 +250,8 @@ pub(super) async fn version(
     Path((name, artifact, version)): Path<(String, String, String)>,
     Query(q): Query<VersionQuery>,
 ) -> PageResult<VersionPage> {
-    let page = artifact_crumbs(page, &name, &artifact);
+    let name: ProjectName = page.segment(&name)?;
+    let page = artifact_crumbs(page, name.as_str(), &artifact);
     let fail = |e| PageError::new(&page.chrome, e);
     let svc = Artifacts { state: &state };
     let v = svc
@@ -299,6 +303,7 @@ pub(super) async fn download(
     Path((name, artifact, version)): Path<(String, String, String)>,
     Query(q): Query<FileQuery>,
 ) -> PageResult<Response> {
+    let name: ProjectName = page.segment(&name)?;
     let f = Artifacts { state: &state }
         .file(&page.actor, &name, &artifact, &version, &q.path, &client)
         .await

@@ -110,6 +110,16 @@ pub struct Page {
 }
 
 impl Page {
+    /// A path segment checked against its type's rule (a run id, a project name); a segment
+    /// that breaks it is a 400 page that states the rule.
+    pub fn segment<T>(&self, s: &str) -> Result<T, PageError>
+    where
+        T: std::str::FromStr<Err = wanllmdb_api_types::InvalidId>,
+    {
+        s.parse()
+            .map_err(|e: wanllmdb_api_types::InvalidId| PageError::new(&self.chrome, e.into()))
+    }
+
     /// Adds a breadcrumb.
     pub fn crumb(mut self, label: impl Into<String>, href: impl Into<String>) -> Page {
         self.chrome.crumbs.push((label.into(), href.into()));

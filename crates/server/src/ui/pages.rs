@@ -28,6 +28,7 @@ use crate::metrics::Metrics;
 use crate::projects::Projects;
 use crate::runs::{RunQuery, Runs};
 use crate::state::AppState;
+use wanllmdb_api_types::{ProjectName, RunId};
 
 /// Charts a run page creates by itself; the others are a search away.
 const AUTO_CHARTS: usize = 12;
@@ -159,9 +160,9 @@ impl TableState {
         p
     }
 
-    fn query(&self, project: &str) -> RunQuery {
+    fn query(&self, project: &ProjectName) -> RunQuery {
         RunQuery {
-            project: project.to_string(),
+            project: Some(project.clone()),
             state: Some(self.state.clone()).filter(|s| !s.is_empty()),
             tags: Vec::new(),
             q: Some(self.q.clone()).filter(|s| !s.is_empty()),
@@ -249,7 +250,7 @@ fn header(project: &str, t: &TableState, label: &str, field: &str) -> HeaderView
 
 fn row(run: &Run, flat: &BTreeMap<String, String>, cols: &[Column]) -> RowView {
     RowView {
-        id: run.id.clone(),
+        id: run.id.to_string(),
         name: run.name.clone(),
         state: run.state.as_str(),
         tags: run.tags.clone(),
@@ -266,6 +267,7 @@ pub(super) async fn project(
     Path(name): Path<String>,
     QueryPairs(pairs): QueryPairs,
 ) -> PageResult<Response> {
+    let name: ProjectName = page.segment(&name)?;
     let page = page.crumb(name.clone(), format!("/projects/{name}"));
     let project = Projects { state: &state }
         .get(&page.actor, &name)
@@ -308,7 +310,7 @@ pub(super) async fn project(
     let rows = runs.iter().map(|(r, f)| row(r, f, &shown)).collect();
     let headers = shown
         .iter()
-        .map(|c| header(&name, &t, c.label(), &c.id()))
+        .map(|c| header(name.as_str(), &t, c.label(), &c.id()))
         .collect();
     let fixed = [
         ("State", "state"),
@@ -316,7 +318,7 @@ pub(super) async fn project(
         ("Created", "created_at"),
     ]
     .iter()
-    .map(|(l, f)| header(&name, &t, l, f))
+    .map(|(l, f)| header(name.as_str(), &t, l, f))
     .collect();
     let with_cursor = |c: Option<String>| {
         let mut s = t.clone();
@@ -374,6 +376,7 @@ pub(super) async fn run_states(
     Path(name): Path<String>,
     QueryPairs(pairs): QueryPairs,
 ) -> Result<Json<Vec<RunStateView>>, ApiError> {
+    let name = ProjectName::parse(&name)?;
     let t = TableState::from_pairs(pairs);
     let list = Runs { state: &state }
         .list(&page.actor, &t.query(&name))
@@ -383,7 +386,7 @@ pub(super) async fn run_states(
         list.items
             .iter()
             .map(|r| RunStateView {
-                id: r.id.clone(),
+                id: r.id.to_string(),
                 state: r.state.as_str(),
                 duration: views::run_duration(r, now),
             })
@@ -484,7 +487,7 @@ impl RunPage {
     }
 }
 
-async fn load_run(state: &AppState, page: Page, id: &str) -> PageResult<(Page, Run)> {
+async fn load_run(state: &AppState, page: Page, id: &RunId) -> PageResult<(Page, Run)> {
     let run = Runs { state }
         .get(&page.actor, id)
         .await
@@ -502,6 +505,7 @@ pub(super) async fn run(
     Path(id): Path<String>,
     Query(settings): Query<ChartSettings>,
 ) -> PageResult<RunPage> {
+    let id: RunId = page.segment(&id)?;
     let (page, run) = load_run(&state, page, &id).await?;
     let summary = Metrics { state: &state }
         .summary(&page.actor, &id)
@@ -567,6 +571,7 @@ pub(super) async fn run_logs(
     Path(id): Path<String>,
     Query(q): Query<LogsQuery>,
 ) -> PageResult<LogsPage> {
+    let id: RunId = page.segment(&id)?;
     let (page, run) = load_run(&state, page, &id).await?;
     let level = LogLevel::parse(&q.level);
     let filter = LogFilter {
@@ -633,6 +638,7 @@ pub(super) async fn run_files(
     client: ClientInfo,
     Path(id): Path<String>,
 ) -> PageResult<FilesPage> {
+    let id: RunId = page.segment(&id)?;
     let (page, run) = load_run(&state, page, &id).await?;
     let files = Files { state: &state }
         .list(&page.actor, &id, false, &client)
@@ -660,6 +666,7 @@ pub(super) async fn download_file(
     Path(id): Path<String>,
     Query(q): Query<FileQuery>,
 ) -> PageResult<Response> {
+    let id: RunId = page.segment(&id)?;
     let f = Files { state: &state }
         .get(&page.actor, &id, &q.path, &client)
         .await
@@ -694,6 +701,7 @@ pub(super) async fn run_artifacts(
     page: Page,
     Path(id): Path<String>,
 ) -> PageResult<ArtifactsPage> {
+    let id: RunId = page.segment(&id)?;
     let (page, run) = load_run(&state, page, &id).await?;
     let a = Artifacts { state: &state }
         .of_run(&page.actor, &id)
@@ -732,6 +740,7 @@ pub(super) async fn compare(
     Path(name): Path<String>,
     QueryPairs(pairs): QueryPairs,
 ) -> PageResult<ComparePage> {
+    let name: ProjectName = page.segment(&name)?;
     let page = page
         .crumb(name.clone(), format!("/projects/{name}"))
         .crumb("Compare", String::new());
@@ -764,6 +773,7 @@ pub(super) async fn compare(
     let mut runs = Vec::with_capacity(ids.len());
     let mut keys = BTreeSet::new();
     for id in &ids {
+        let id: &RunId = &page.segment(id)?;
         let run = runs_svc
             .get(&page.actor, id)
             .await
@@ -794,7 +804,7 @@ pub(super) async fn compare(
     let all_keys = views::chart_order(&keys);
     Ok(ComparePage {
         chrome: page.chrome,
-        project: name,
+        project: name.to_string(),
         run_ids: ids.join(","),
         runs,
         diff,

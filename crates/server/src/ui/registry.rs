@@ -8,6 +8,7 @@ use askama_web::WebTemplate;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use wanllmdb_api_types::ProjectName;
 use wanllmdb_api_types::projects::{Project, Role};
 use wanllmdb_api_types::registry::{
     ApprovalRequest, ModelEvent, ModelVersion, RegisteredModel, RegistryPolicy, Stage,
@@ -64,12 +65,13 @@ pub(super) async fn models(
     let project = match q.project.as_str() {
         "" => None,
         p => {
+            let p: ProjectName = page.segment(p)?;
             page = page
                 .crumb(p.to_string(), format!("/projects/{p}"))
                 .crumb("Models", String::new());
             Some(
                 Projects { state: &state }
-                    .get(&page.actor, p)
+                    .get(&page.actor, &p)
                     .await
                     .map_err(|e| PageError::new(&page.chrome, e))?,
             )
@@ -81,7 +83,7 @@ pub(super) async fn models(
     let models = Registry { state: &state }
         .list(
             &page.actor,
-            project.as_ref().map(|p| p.name.as_str()),
+            project.as_ref().map(|p| &p.name),
             Some(q.q.trim()).filter(|s| !s.is_empty()),
         )
         .await

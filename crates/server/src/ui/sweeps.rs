@@ -20,6 +20,7 @@ use crate::projects::Projects;
 use crate::runs::Runs;
 use crate::state::AppState;
 use crate::sweeps::Sweeps;
+use wanllmdb_api_types::ProjectName;
 
 /// Width in pixels of the longest importance bar.
 const BAR_WIDTH: f64 = 240.0;
@@ -79,6 +80,7 @@ pub(super) async fn list(
     page: Page,
     Path(name): Path<String>,
 ) -> PageResult<SweepsPage> {
+    let name: ProjectName = page.segment(&name)?;
     let page = page
         .crumb(name.clone(), format!("/projects/{name}"))
         .crumb("Sweeps", String::new());
@@ -268,7 +270,7 @@ fn trial_view(t: &Trial, params: &[String], best: Option<u64>) -> TrialView {
     };
     TrialView {
         number: t.number,
-        run_id: t.run_id.clone(),
+        run_id: t.run_id.to_string(),
         linked: t.state != TrialState::Pending,
         state: match t.state {
             TrialState::Pending => "pending",
@@ -462,7 +464,7 @@ mod tests {
         }))
         .unwrap();
         let analysis: SweepAnalysis = serde_json::from_value(json!({
-            "metric": "acc", "top": [{"number": 1, "run_id": "r1", "state": "finished", "params": {"opt": xss},
+            "metric": "acc", "top": [{"number": 1, "run_id": "r1r1r1r1", "state": "finished", "params": {"opt": xss},
                 "value": 0.5, "iterations": 1, "stop_reason": null, "retry_of": null, "agent_id": null,
                 "created_at": "2026-01-01T00:00:00Z"}],
             "importance": [],

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use wanllmdb_api_types::ProjectName;
 use wanllmdb_api_types::metrics::MetricValue;
 use wanllmdb_api_types::runs::{Run, RunState};
 
@@ -67,7 +68,7 @@ pub fn size(bytes: u64) -> String {
 }
 
 /// The page of an artifact version.
-pub fn artifact_href(project: &str, artifact: &str, version: &str) -> String {
+pub fn artifact_href(project: &ProjectName, artifact: &str, version: &str) -> String {
     format!(
         "/projects/{project}/artifacts/{}/{}",
         segment(artifact),
@@ -79,7 +80,11 @@ pub fn artifact_href(project: &str, artifact: &str, version: &str) -> String {
 pub fn artifact_label_href(label: &str) -> Option<String> {
     let (project, rest) = label.split_once('/')?;
     let (artifact, version) = rest.rsplit_once(':')?;
-    Some(artifact_href(project, artifact, version))
+    Some(artifact_href(
+        &ProjectName::parse(project).ok()?,
+        artifact,
+        version,
+    ))
 }
 
 /// Query-string text of name/value pairs (`a=1&b=x+y`).
@@ -326,7 +331,7 @@ mod tests {
         assert_eq!(size(1536), "1.5 KiB");
         assert_eq!(size(3 * 1_048_576), "3.0 MiB");
         assert_eq!(
-            artifact_href("p", "data set", "v2"),
+            artifact_href(&ProjectName::parse("p").unwrap(), "data set", "v2"),
             "/projects/p/artifacts/data%20set/v2"
         );
         assert_eq!(

@@ -344,7 +344,7 @@ pub enum ApprovalSetting {
 
 fn stage_parser() -> impl TypedValueParser<Value = Stage> {
     PossibleValuesParser::new(["Staging", "Production", "Archived", "None"])
-        .map(|s| Stage::parse(&s).unwrap_or(Stage::None))
+        .try_map(|s| Stage::parse(&s).ok_or_else(|| format!("unknown stage {s:?}")))
 }
 
 /// Runs a `model` subcommand.
@@ -848,7 +848,7 @@ async fn policy(
 /// Where `model download` writes, and how.
 struct Fetch {
     dir: Option<PathBuf>,
-    run: Option<String>,
+    run: Option<wanllmdb_api_types::RunId>,
     cache: Option<Cache>,
 }
 

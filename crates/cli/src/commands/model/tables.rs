@@ -44,7 +44,7 @@ pub(super) fn metrics_cell(m: &Value) -> String {
 pub(super) fn model_table(m: &RegisteredModel) -> comfy_table::Table {
     kv_table(&[
         ("model", m.name.clone()),
-        ("project", m.project.clone()),
+        ("project", m.project.to_string()),
         ("description", or_dash(&m.description)),
         ("tags", list_cell(&m.tags)),
         ("production approval", approval_cell(m)),
@@ -80,7 +80,7 @@ pub(super) fn models_table(models: &[RegisteredModel]) -> comfy_table::Table {
     for m in models {
         t.add_row(vec![
             m.name.clone(),
-            m.project.clone(),
+            m.project.to_string(),
             m.version_count.to_string(),
             m.latest_version.clone().unwrap_or_default(),
             m.production.join(","),
@@ -107,7 +107,12 @@ pub(super) fn version_table(v: &ModelVersion) -> comfy_table::Table {
             "artifact",
             v.artifact.clone().unwrap_or_else(|| "(deleted)".into()),
         ),
-        ("run", v.run.clone().unwrap_or_else(|| "-".into())),
+        (
+            "run",
+            v.run
+                .as_ref()
+                .map_or_else(|| "-".into(), wanllmdb_api_types::RunId::to_string),
+        ),
         ("metrics", or_dash(&metrics_cell(&v.metrics))),
         ("tags", list_cell(&v.tags)),
         ("description", or_dash(&v.description)),

@@ -51,6 +51,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             [CompletionResult]::new('admin', 'admin', [CompletionResultType]::ParameterValue, 'Server administration (administrators only)')
             [CompletionResult]::new('audit', 'audit', [CompletionResultType]::ParameterValue, 'Read the audit log: events, failed logins, statistics (administrators only)')
             [CompletionResult]::new('server', 'server', [CompletionResultType]::ParameterValue, 'Run the tracking server (SQLite + local files by default, or PostgreSQL)')
+            [CompletionResult]::new('cache', 'cache', [CompletionResultType]::ParameterValue, 'The local download cache: its size and limit; prune the least recently used content')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print shell completions (bash, zsh, fish, elvish, powershell)')
             [CompletionResult]::new('generate-docs', 'generate-docs', [CompletionResultType]::ParameterValue, 'Write completions/ and man/ into a directory (used to refresh the repository''s copies)')
             [CompletionResult]::new('guard-program', 'guard-program', [CompletionResultType]::ParameterValue, 'Run a program under a guard that stops it when the wrapper dies (the wrapper uses this)')
@@ -848,7 +849,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             [CompletionResult]::new('lineage', 'lineage', [CompletionResultType]::ParameterValue, 'Where a version came from (the runs and inputs upstream) and what was made with it, as trees')
             [CompletionResult]::new('alias', 'alias', [CompletionResultType]::ParameterValue, 'Point an alias at a version, or remove it with --remove')
             [CompletionResult]::new('aliases', 'aliases', [CompletionResultType]::ParameterValue, 'List an artifact''s aliases (latest included) and the versions they point at')
-            [CompletionResult]::new('cache', 'cache', [CompletionResultType]::ParameterValue, 'Show where the local content cache is and how much it holds; --clear empties it')
+            [CompletionResult]::new('cache', 'cache', [CompletionResultType]::ParameterValue, 'Show where the local content cache is and how much it holds; --clear empties it (`wanllmdb cache` shows its size limit and prunes it)')
             [CompletionResult]::new('ref', 'ref', [CompletionResultType]::ParameterValue, 'Log a version made of references to s3://, gs:// or https:// objects')
             [CompletionResult]::new('update', 'update', [CompletionResultType]::ParameterValue, 'Change an artifact''s description, tags or metadata (a version''s files never change)')
             [CompletionResult]::new('delete', 'delete', [CompletionResultType]::ParameterValue, 'Delete an artifact with all its versions and aliases')
@@ -879,6 +880,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
         'wanllmdb;artifact;get' {
             [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Directory to write into [default: ./artifacts/NAME/vN]')
             [CompletionResult]::new('--run', '--run', [CompletionResultType]::ParameterName, 'Record this run as a user of the version [default: $WANLLMDB_RUN_ID]')
+            [CompletionResult]::new('--cache-max-size', '--cache-max-size', [CompletionResultType]::ParameterName, 'Most the local cache keeps; after the download the least recently used content goes: 20GiB, 500MB, 10% (of its disk), 0 or unlimited [default: `cache_max_size` in the user config, else 10% of the disk, at most 50 GiB]')
             [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
@@ -1061,7 +1063,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             [CompletionResult]::new('lineage', 'lineage', [CompletionResultType]::ParameterValue, 'Where a version came from (the runs and inputs upstream) and what was made with it, as trees')
             [CompletionResult]::new('alias', 'alias', [CompletionResultType]::ParameterValue, 'Point an alias at a version, or remove it with --remove')
             [CompletionResult]::new('aliases', 'aliases', [CompletionResultType]::ParameterValue, 'List an artifact''s aliases (latest included) and the versions they point at')
-            [CompletionResult]::new('cache', 'cache', [CompletionResultType]::ParameterValue, 'Show where the local content cache is and how much it holds; --clear empties it')
+            [CompletionResult]::new('cache', 'cache', [CompletionResultType]::ParameterValue, 'Show where the local content cache is and how much it holds; --clear empties it (`wanllmdb cache` shows its size limit and prunes it)')
             [CompletionResult]::new('ref', 'ref', [CompletionResultType]::ParameterValue, 'Log a version made of references to s3://, gs:// or https:// objects')
             [CompletionResult]::new('update', 'update', [CompletionResultType]::ParameterValue, 'Change an artifact''s description, tags or metadata (a version''s files never change)')
             [CompletionResult]::new('delete', 'delete', [CompletionResultType]::ParameterValue, 'Delete an artifact with all its versions and aliases')
@@ -1677,6 +1679,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
         'wanllmdb;model;download' {
             [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Directory to write into [default: ./models/NAME/vN]')
             [CompletionResult]::new('--run', '--run', [CompletionResultType]::ParameterName, 'Record this run as a user of the files [default: $WANLLMDB_RUN_ID]')
+            [CompletionResult]::new('--cache-max-size', '--cache-max-size', [CompletionResultType]::ParameterName, 'Most the local cache keeps; after the download the least recently used content goes: 20GiB, 500MB, 10% (of its disk), 0 or unlimited [default: `cache_max_size` in the user config, else 10% of the disk, at most 50 GiB]')
             [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
@@ -2432,6 +2435,72 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'wanllmdb;cache' {
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
+            [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
+            [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only data and errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only data and errors')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('info', 'info', [CompletionResultType]::ParameterValue, 'Show where the cache is, what it holds and its size limit')
+            [CompletionResult]::new('prune', 'prune', [CompletionResultType]::ParameterValue, 'Remove the least recently used content until the cache is within its limit')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'wanllmdb;cache;info' {
+            [CompletionResult]::new('--max-size', '--max-size', [CompletionResultType]::ParameterName, 'Show the limit this size would give instead of the configured one')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
+            [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
+            [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON instead of a table: the API''s own objects, stable and documented')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only data and errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only data and errors')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'wanllmdb;cache;prune' {
+            [CompletionResult]::new('--max-size', '--max-size', [CompletionResultType]::ParameterName, 'Keep at most this much: 20GiB, 500MB, 10% (of the disk) or 0')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
+            [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
+            [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
+            [CompletionResult]::new('--all', '--all', [CompletionResultType]::ParameterName, 'Remove every entry, whatever the limit')
+            [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Only say what would be removed')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON instead of a table: the API''s own objects, stable and documented')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only data and errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only data and errors')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'wanllmdb;cache;help' {
+            [CompletionResult]::new('info', 'info', [CompletionResultType]::ParameterValue, 'Show where the cache is, what it holds and its size limit')
+            [CompletionResult]::new('prune', 'prune', [CompletionResultType]::ParameterValue, 'Remove the least recently used content until the cache is within its limit')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'wanllmdb;cache;help;info' {
+            break
+        }
+        'wanllmdb;cache;help;prune' {
+            break
+        }
+        'wanllmdb;cache;help;help' {
+            break
+        }
         'wanllmdb;completions' {
             [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
@@ -2498,6 +2567,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             [CompletionResult]::new('admin', 'admin', [CompletionResultType]::ParameterValue, 'Server administration (administrators only)')
             [CompletionResult]::new('audit', 'audit', [CompletionResultType]::ParameterValue, 'Read the audit log: events, failed logins, statistics (administrators only)')
             [CompletionResult]::new('server', 'server', [CompletionResultType]::ParameterValue, 'Run the tracking server (SQLite + local files by default, or PostgreSQL)')
+            [CompletionResult]::new('cache', 'cache', [CompletionResultType]::ParameterValue, 'The local download cache: its size and limit; prune the least recently used content')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print shell completions (bash, zsh, fish, elvish, powershell)')
             [CompletionResult]::new('generate-docs', 'generate-docs', [CompletionResultType]::ParameterValue, 'Write completions/ and man/ into a directory (used to refresh the repository''s copies)')
             [CompletionResult]::new('guard-program', 'guard-program', [CompletionResultType]::ParameterValue, 'Run a program under a guard that stops it when the wrapper dies (the wrapper uses this)')
@@ -2648,7 +2718,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             [CompletionResult]::new('lineage', 'lineage', [CompletionResultType]::ParameterValue, 'Where a version came from (the runs and inputs upstream) and what was made with it, as trees')
             [CompletionResult]::new('alias', 'alias', [CompletionResultType]::ParameterValue, 'Point an alias at a version, or remove it with --remove')
             [CompletionResult]::new('aliases', 'aliases', [CompletionResultType]::ParameterValue, 'List an artifact''s aliases (latest included) and the versions they point at')
-            [CompletionResult]::new('cache', 'cache', [CompletionResultType]::ParameterValue, 'Show where the local content cache is and how much it holds; --clear empties it')
+            [CompletionResult]::new('cache', 'cache', [CompletionResultType]::ParameterValue, 'Show where the local content cache is and how much it holds; --clear empties it (`wanllmdb cache` shows its size limit and prunes it)')
             [CompletionResult]::new('ref', 'ref', [CompletionResultType]::ParameterValue, 'Log a version made of references to s3://, gs:// or https:// objects')
             [CompletionResult]::new('update', 'update', [CompletionResultType]::ParameterValue, 'Change an artifact''s description, tags or metadata (a version''s files never change)')
             [CompletionResult]::new('delete', 'delete', [CompletionResultType]::ParameterValue, 'Delete an artifact with all its versions and aliases')
@@ -2907,6 +2977,17 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             break
         }
         'wanllmdb;help;server' {
+            break
+        }
+        'wanllmdb;help;cache' {
+            [CompletionResult]::new('info', 'info', [CompletionResultType]::ParameterValue, 'Show where the cache is, what it holds and its size limit')
+            [CompletionResult]::new('prune', 'prune', [CompletionResultType]::ParameterValue, 'Remove the least recently used content until the cache is within its limit')
+            break
+        }
+        'wanllmdb;help;cache;info' {
+            break
+        }
+        'wanllmdb;help;cache;prune' {
             break
         }
         'wanllmdb;help;completions' {

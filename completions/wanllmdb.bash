@@ -28,6 +28,9 @@ _wanllmdb() {
             wanllmdb,auth)
                 cmd="wanllmdb__subcmd__auth"
                 ;;
+            wanllmdb,cache)
+                cmd="wanllmdb__subcmd__cache"
+                ;;
             wanllmdb,completions)
                 cmd="wanllmdb__subcmd__completions"
                 ;;
@@ -373,6 +376,24 @@ _wanllmdb() {
             wanllmdb__subcmd__auth__subcmd__help,token)
                 cmd="wanllmdb__subcmd__auth__subcmd__help__subcmd__token"
                 ;;
+            wanllmdb__subcmd__cache,help)
+                cmd="wanllmdb__subcmd__cache__subcmd__help"
+                ;;
+            wanllmdb__subcmd__cache,info)
+                cmd="wanllmdb__subcmd__cache__subcmd__info"
+                ;;
+            wanllmdb__subcmd__cache,prune)
+                cmd="wanllmdb__subcmd__cache__subcmd__prune"
+                ;;
+            wanllmdb__subcmd__cache__subcmd__help,help)
+                cmd="wanllmdb__subcmd__cache__subcmd__help__subcmd__help"
+                ;;
+            wanllmdb__subcmd__cache__subcmd__help,info)
+                cmd="wanllmdb__subcmd__cache__subcmd__help__subcmd__info"
+                ;;
+            wanllmdb__subcmd__cache__subcmd__help,prune)
+                cmd="wanllmdb__subcmd__cache__subcmd__help__subcmd__prune"
+                ;;
             wanllmdb__subcmd__files,delete)
                 cmd="wanllmdb__subcmd__files__subcmd__delete"
                 ;;
@@ -414,6 +435,9 @@ _wanllmdb() {
                 ;;
             wanllmdb__subcmd__help,auth)
                 cmd="wanllmdb__subcmd__help__subcmd__auth"
+                ;;
+            wanllmdb__subcmd__help,cache)
+                cmd="wanllmdb__subcmd__help__subcmd__cache"
                 ;;
             wanllmdb__subcmd__help,completions)
                 cmd="wanllmdb__subcmd__help__subcmd__completions"
@@ -582,6 +606,12 @@ _wanllmdb() {
                 ;;
             wanllmdb__subcmd__help__subcmd__auth,token)
                 cmd="wanllmdb__subcmd__help__subcmd__auth__subcmd__token"
+                ;;
+            wanllmdb__subcmd__help__subcmd__cache,info)
+                cmd="wanllmdb__subcmd__help__subcmd__cache__subcmd__info"
+                ;;
+            wanllmdb__subcmd__help__subcmd__cache,prune)
+                cmd="wanllmdb__subcmd__help__subcmd__cache__subcmd__prune"
                 ;;
             wanllmdb__subcmd__help__subcmd__files,delete)
                 cmd="wanllmdb__subcmd__help__subcmd__files__subcmd__delete"
@@ -1070,7 +1100,7 @@ _wanllmdb() {
 
     case "${cmd}" in
         wanllmdb)
-            opts="-q -v -h -V --host --api-key --project --quiet --verbose --help --version login logout whoami auth init project run log sync runs logs open files artifact sweep model admin audit server completions generate-docs guard-program help"
+            opts="-q -v -h -V --host --api-key --project --quiet --verbose --help --version login logout whoami auth init project run log sync runs logs open files artifact sweep model admin audit server cache completions generate-docs guard-program help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2484,7 +2514,7 @@ _wanllmdb() {
             return 0
             ;;
         wanllmdb__subcmd__artifact__subcmd__get)
-            opts="-q -v -h -V --dir --run --no-cache --json --host --api-key --project --quiet --verbose --help --version"
+            opts="-q -v -h -V --dir --run --no-cache --cache-max-size --json --host --api-key --project --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2495,6 +2525,10 @@ _wanllmdb() {
                     return 0
                     ;;
                 --run)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cache-max-size)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -3339,6 +3373,148 @@ _wanllmdb() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        wanllmdb__subcmd__cache)
+            opts="-q -v -h -V --host --api-key --project --quiet --verbose --help --version info prune help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --host)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --api-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --project)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wanllmdb__subcmd__cache__subcmd__help)
+            opts="info prune help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wanllmdb__subcmd__cache__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wanllmdb__subcmd__cache__subcmd__help__subcmd__info)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wanllmdb__subcmd__cache__subcmd__help__subcmd__prune)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wanllmdb__subcmd__cache__subcmd__info)
+            opts="-q -v -h -V --max-size --json --host --api-key --project --quiet --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --max-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --host)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --api-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --project)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wanllmdb__subcmd__cache__subcmd__prune)
+            opts="-q -v -h -V --max-size --all --dry-run --json --host --api-key --project --quiet --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --max-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --host)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --api-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --project)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         wanllmdb__subcmd__completions)
             opts="-q -v -h -V --host --api-key --project --quiet --verbose --help --version bash elvish fish powershell zsh"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -3652,7 +3828,7 @@ _wanllmdb() {
             return 0
             ;;
         wanllmdb__subcmd__help)
-            opts="login logout whoami auth init project run log sync runs logs open files artifact sweep model admin audit server completions generate-docs guard-program help"
+            opts="login logout whoami auth init project run log sync runs logs open files artifact sweep model admin audit server cache completions generate-docs guard-program help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -4226,6 +4402,48 @@ _wanllmdb() {
             return 0
             ;;
         wanllmdb__subcmd__help__subcmd__auth__subcmd__token)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wanllmdb__subcmd__help__subcmd__cache)
+            opts="info prune"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wanllmdb__subcmd__help__subcmd__cache__subcmd__info)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wanllmdb__subcmd__help__subcmd__cache__subcmd__prune)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -5504,7 +5722,7 @@ _wanllmdb() {
             return 0
             ;;
         wanllmdb__subcmd__model__subcmd__download)
-            opts="-q -v -h -V --dir --run --no-cache --json --host --api-key --project --quiet --verbose --help --version"
+            opts="-q -v -h -V --dir --run --no-cache --cache-max-size --json --host --api-key --project --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -5515,6 +5733,10 @@ _wanllmdb() {
                     return 0
                     ;;
                 --run)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cache-max-size)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

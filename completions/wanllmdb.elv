@@ -48,6 +48,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand admin 'Server administration (administrators only)'
             cand audit 'Read the audit log: events, failed logins, statistics (administrators only)'
             cand server 'Run the tracking server (SQLite + local files by default, or PostgreSQL)'
+            cand cache 'The local download cache: its size and limit; prune the least recently used content'
             cand completions 'Print shell completions (bash, zsh, fish, elvish, powershell)'
             cand generate-docs 'Write completions/ and man/ into a directory (used to refresh the repository''s copies)'
             cand guard-program 'Run a program under a guard that stops it when the wrapper dies (the wrapper uses this)'
@@ -769,7 +770,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand lineage 'Where a version came from (the runs and inputs upstream) and what was made with it, as trees'
             cand alias 'Point an alias at a version, or remove it with --remove'
             cand aliases 'List an artifact''s aliases (latest included) and the versions they point at'
-            cand cache 'Show where the local content cache is and how much it holds; --clear empties it'
+            cand cache 'Show where the local content cache is and how much it holds; --clear empties it (`wanllmdb cache` shows its size limit and prunes it)'
             cand ref 'Log a version made of references to s3://, gs:// or https:// objects'
             cand update 'Change an artifact''s description, tags or metadata (a version''s files never change)'
             cand delete 'Delete an artifact with all its versions and aliases'
@@ -798,6 +799,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
         &'wanllmdb;artifact;get'= {
             cand --dir 'Directory to write into [default: ./artifacts/NAME/vN]'
             cand --run 'Record this run as a user of the version [default: $WANLLMDB_RUN_ID]'
+            cand --cache-max-size 'Most the local cache keeps; after the download the least recently used content goes: 20GiB, 500MB, 10% (of its disk), 0 or unlimited [default: `cache_max_size` in the user config, else 10% of the disk, at most 50 GiB]'
             cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
@@ -969,7 +971,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand lineage 'Where a version came from (the runs and inputs upstream) and what was made with it, as trees'
             cand alias 'Point an alias at a version, or remove it with --remove'
             cand aliases 'List an artifact''s aliases (latest included) and the versions they point at'
-            cand cache 'Show where the local content cache is and how much it holds; --clear empties it'
+            cand cache 'Show where the local content cache is and how much it holds; --clear empties it (`wanllmdb cache` shows its size limit and prunes it)'
             cand ref 'Log a version made of references to s3://, gs:// or https:// objects'
             cand update 'Change an artifact''s description, tags or metadata (a version''s files never change)'
             cand delete 'Delete an artifact with all its versions and aliases'
@@ -1523,6 +1525,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
         &'wanllmdb;model;download'= {
             cand --dir 'Directory to write into [default: ./models/NAME/vN]'
             cand --run 'Record this run as a user of the files [default: $WANLLMDB_RUN_ID]'
+            cand --cache-max-size 'Most the local cache keeps; after the download the least recently used content goes: 20GiB, 500MB, 10% (of its disk), 0 or unlimited [default: `cache_max_size` in the user config, else 10% of the disk, at most 50 GiB]'
             cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
@@ -2193,6 +2196,65 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'wanllmdb;cache'= {
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand info 'Show where the cache is, what it holds and its size limit'
+            cand prune 'Remove the least recently used content until the cache is within its limit'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'wanllmdb;cache;info'= {
+            cand --max-size 'Show the limit this size would give instead of the configured one'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand --json 'Print JSON instead of a table: the API''s own objects, stable and documented'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wanllmdb;cache;prune'= {
+            cand --max-size 'Keep at most this much: 20GiB, 500MB, 10% (of the disk) or 0'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand --all 'Remove every entry, whatever the limit'
+            cand --dry-run 'Only say what would be removed'
+            cand --json 'Print JSON instead of a table: the API''s own objects, stable and documented'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wanllmdb;cache;help'= {
+            cand info 'Show where the cache is, what it holds and its size limit'
+            cand prune 'Remove the least recently used content until the cache is within its limit'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'wanllmdb;cache;help;info'= {
+        }
+        &'wanllmdb;cache;help;prune'= {
+        }
+        &'wanllmdb;cache;help;help'= {
+        }
         &'wanllmdb;completions'= {
             cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
@@ -2256,6 +2318,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand admin 'Server administration (administrators only)'
             cand audit 'Read the audit log: events, failed logins, statistics (administrators only)'
             cand server 'Run the tracking server (SQLite + local files by default, or PostgreSQL)'
+            cand cache 'The local download cache: its size and limit; prune the least recently used content'
             cand completions 'Print shell completions (bash, zsh, fish, elvish, powershell)'
             cand generate-docs 'Write completions/ and man/ into a directory (used to refresh the repository''s copies)'
             cand guard-program 'Run a program under a guard that stops it when the wrapper dies (the wrapper uses this)'
@@ -2368,7 +2431,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand lineage 'Where a version came from (the runs and inputs upstream) and what was made with it, as trees'
             cand alias 'Point an alias at a version, or remove it with --remove'
             cand aliases 'List an artifact''s aliases (latest included) and the versions they point at'
-            cand cache 'Show where the local content cache is and how much it holds; --clear empties it'
+            cand cache 'Show where the local content cache is and how much it holds; --clear empties it (`wanllmdb cache` shows its size limit and prunes it)'
             cand ref 'Log a version made of references to s3://, gs:// or https:// objects'
             cand update 'Change an artifact''s description, tags or metadata (a version''s files never change)'
             cand delete 'Delete an artifact with all its versions and aliases'
@@ -2559,6 +2622,14 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
         &'wanllmdb;help;audit;failed-logins'= {
         }
         &'wanllmdb;help;server'= {
+        }
+        &'wanllmdb;help;cache'= {
+            cand info 'Show where the cache is, what it holds and its size limit'
+            cand prune 'Remove the least recently used content until the cache is within its limit'
+        }
+        &'wanllmdb;help;cache;info'= {
+        }
+        &'wanllmdb;help;cache;prune'= {
         }
         &'wanllmdb;help;completions'= {
         }

@@ -8,6 +8,7 @@ mod admin_users;
 mod audit;
 mod auth_passwd;
 mod backup;
+mod cache;
 mod cli;
 mod hardening;
 mod registry;

@@ -1,9 +1,13 @@
-//! Sweep controller benchmark: suggestion latency over HTTP with 1,000 finished trials.
+//! Sweep controller benchmark: suggestion latency over HTTP with 1,000 and 10,000 finished
+//! trials, beside the targets and beside a cold cache measured in the same run.
 //!
 //! `cargo run --release -p wanllmdb-bench --bin wanllmdb-sweep-bench` (SQLite), or with
 //! `-- --database-url postgres://…` for PostgreSQL. Each sweep gets 1,000 finished trials
 //! (suggest, start the run, log the metric, finish), then 50 more suggestions are timed one at
-//! a time; each timed trial is finished before the next, so the history stays at 1,000+.
+//! a time, each finished before the next; the default method's sweep and the random one then
+//! go on to 10,000 finished trials and are timed again. The cold figure is a server started
+//! on the same database for each of 5 suggestions: its first read of the sweep's trials
+//! fetches and decodes every row, as every suggestion did before the trial cache.
 
 use std::time::Instant;
 
@@ -12,8 +16,12 @@ use reqwest::Client;
 use serde_json::{Value, json};
 use wanllmdb_server::{ServerConfig, Store};
 
-const SEEDED: usize = 1_000;
+/// Finished trials before each timed stage, and the target for the median there (ms).
+const STAGES: [(usize, f64); 2] = [(1_000, 10.0), (10_000, 50.0)];
+/// Suggestions timed per stage.
 const TIMED: usize = 50;
+/// Suggestions timed on a fresh server per stage.
+const COLD: usize = 5;
 
 struct Api {
     c: Client,
@@ -36,6 +44,15 @@ impl Api {
             bail!("{path}: {s} {v}");
         }
         Ok(v)
+    }
+
+    /// Asks for a suggestion (timed, in ms) and plays it.
+    async fn timed_suggestion(&self, suggest: &str) -> Result<f64> {
+        let t = Instant::now();
+        let s = self.post(suggest, &json!({})).await?;
+        let ms = t.elapsed().as_secs_f64() * 1e3;
+        self.play(&s).await?;
+        Ok(ms)
     }
 
     /// Starts the suggested run, logs a loss computed from its parameters, finishes it.
@@ -71,7 +88,48 @@ fn percentile(v: &mut [f64], q: f64) -> f64 {
     v[((v.len() - 1) as f64 * q).round() as usize]
 }
 
-async fn bench_sweep(api: &Api, label: &str, config: Value) -> Result<()> {
+/// Where the database is, so fresh servers can open it on connections of their own.
+struct Db {
+    url: String,
+}
+
+impl Db {
+    /// Times the first suggestion of a server started on this database (nothing cached),
+    /// `COLD` times; each trial is finished.
+    async fn cold(&self, api: &Api, suggest: &str) -> Result<Vec<f64>> {
+        let mut ms = Vec::with_capacity(COLD);
+        for _ in 0..COLD {
+            let dir = tempfile::tempdir()?;
+            let store = Store::open(&self.url).await?;
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            let server =
+                wanllmdb_server::start_with_store(ServerConfig::new(dir.path()), store, listener)
+                    .await?;
+            let fresh = Api {
+                c: api.c.clone(),
+                url: server.url(),
+                key: api.key.clone(),
+            };
+            ms.push(fresh.timed_suggestion(suggest).await?);
+            server.shutdown().await?;
+        }
+        Ok(ms)
+    }
+}
+
+/// Suggests and finishes trials until the sweep has `total`; the seconds that took.
+async fn seed(api: &Api, suggest: &str, done: &mut usize, total: usize) -> Result<f64> {
+    let start = Instant::now();
+    while *done < total {
+        let s = api.post(suggest, &json!({})).await?;
+        api.play(&s).await?;
+        *done += 1;
+    }
+    Ok(start.elapsed().as_secs_f64())
+}
+
+/// Times suggestions of a new sweep at the first `stages` of `STAGES`.
+async fn bench_sweep(api: &Api, db: &Db, label: &str, stages: usize, config: Value) -> Result<()> {
     let sweep = api
         .post(
             "/api/v1/projects/bench/sweeps",
@@ -80,25 +138,25 @@ async fn bench_sweep(api: &Api, label: &str, config: Value) -> Result<()> {
         .await?;
     let id = sweep["id"].as_str().context("id")?.to_string();
     let suggest = format!("/api/v1/sweeps/{id}/suggest");
-    let seed_start = Instant::now();
-    for _ in 0..SEEDED {
-        let s = api.post(&suggest, &json!({})).await?;
-        api.play(&s).await?;
+    let mut done = 0;
+    for &(n, target) in STAGES.iter().take(stages) {
+        let seeding = seed(api, &suggest, &mut done, n).await?;
+        let mut ms = Vec::with_capacity(TIMED);
+        for _ in 0..TIMED {
+            ms.push(api.timed_suggestion(&suggest).await?);
+        }
+        let mut cold = db.cold(api, &suggest).await?;
+        done += TIMED + COLD;
+        let median = percentile(&mut ms, 0.5);
+        let verdict = if median < target { "met" } else { "MISSED" };
+        println!(
+            "{label}, {n}+ finished trials: median {median:.1} ms, p95 {:.1} ms, max {:.1} ms (n={TIMED}) \
+             | target < {target:.0} ms: {verdict} | cold cache: median {:.1} ms (n={COLD}) | seeding took {seeding:.1} s",
+            percentile(&mut ms, 0.95),
+            percentile(&mut ms, 1.0),
+            percentile(&mut cold, 0.5),
+        );
     }
-    let seeding = seed_start.elapsed().as_secs_f64();
-    let mut ms = Vec::with_capacity(TIMED);
-    for _ in 0..TIMED {
-        let t = Instant::now();
-        let s = api.post(&suggest, &json!({})).await?;
-        ms.push(t.elapsed().as_secs_f64() * 1e3);
-        api.play(&s).await?;
-    }
-    let median = percentile(&mut ms, 0.5);
-    let p95 = percentile(&mut ms, 0.95);
-    let max = percentile(&mut ms, 1.0);
-    println!(
-        "{label}: suggest with {SEEDED}+ finished trials: median {median:.1} ms, p95 {p95:.1} ms, max {max:.1} ms (n={TIMED}; seeding took {seeding:.1} s)"
-    );
     Ok(())
 }
 
@@ -124,13 +182,15 @@ async fn main() -> Result<()> {
     // reqwest is built with TLS but no crypto provider of its own (see crates/cli).
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir()?;
-    let cfg = ServerConfig::new(dir.path());
-    let store = match &database_url {
-        Some(u) => Store::open(u).await?,
-        None => Store::open(&format!("sqlite://{}", dir.path().join("b.db").display())).await?,
+    let db = Db {
+        url: database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("b.db").display())),
     };
+    let store = Store::open(&db.url).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let server = wanllmdb_server::start_with_store(cfg, store, listener).await?;
+    let server =
+        wanllmdb_server::start_with_store(ServerConfig::new(dir.path()), store, listener).await?;
     let api = Api {
         c: Client::builder().no_gzip().build()?,
         url: server.url(),
@@ -149,35 +209,36 @@ async fn main() -> Result<()> {
     api.post("/api/v1/projects", &json!({"name": "bench"}))
         .await?;
     let metric = json!({"name": "loss", "goal": "minimize"});
-    bench_sweep(
-        &api,
-        "bayes (TPE, univariate)",
-        json!({"method": "bayes", "metric": metric, "parameters": space(), "optuna_config": {"seed": 1}}),
-    )
-    .await?;
-    bench_sweep(
-        &api,
-        "bayes (TPE, multivariate)",
-        json!({"method": "bayes", "metric": metric, "parameters": space(),
-               "optuna_config": {"seed": 1, "multivariate": true}}),
-    )
-    .await?;
-    bench_sweep(
-        &api,
-        "random",
-        json!({"method": "random", "metric": metric, "parameters": space()}),
-    )
-    .await?;
-    bench_sweep(
-        &api,
-        "grid (2,400 points)",
-        json!({"method": "grid", "metric": metric, "parameters": {
+    let sweeps = [
+        (
+            "bayes (TPE, multivariate, the default)",
+            2,
+            json!({"method": "bayes", "metric": metric, "parameters": space(), "optuna_config": {"seed": 1}}),
+        ),
+        (
+            "random",
+            2,
+            json!({"method": "random", "metric": metric, "parameters": space()}),
+        ),
+        (
+            "bayes (TPE, univariate)",
+            1,
+            json!({"method": "bayes", "metric": metric, "parameters": space(),
+               "optuna_config": {"seed": 1, "multivariate": false}}),
+        ),
+        (
+            "grid (2,400 points)",
+            1,
+            json!({"method": "grid", "metric": metric, "parameters": {
             "lr": {"values": [0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0]},
             "layers": {"min": 1, "max": 12},
             "dropout": {"values": [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]},
             "opt": {"values": ["adam", "sgd"]}}}),
-    )
-    .await?;
+        ),
+    ];
+    for (label, stages, config) in sweeps {
+        bench_sweep(&api, &db, label, stages, config).await?;
+    }
     server.shutdown().await?;
     Ok(())
 }

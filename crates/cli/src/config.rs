@@ -43,6 +43,9 @@ pub struct UserConfig {
     /// What is known about each server logged in to.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub hosts: BTreeMap<String, HostEntry>,
+    /// Most the local download cache keeps (`20GiB`, `10%`, `unlimited`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_max_size: Option<String>,
 }
 
 /// One server in the user config.

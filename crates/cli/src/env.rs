@@ -80,3 +80,5 @@ pub const SWEEP_PARAMS: &str = "WANLLMDB_SWEEP_PARAMS";
 pub const SWEEP_PARAMS_FILE: &str = "WANLLMDB_SWEEP_PARAMS_FILE";
 /// Seconds between a sweep agent's heartbeats.
 pub const SWEEP_HEARTBEAT: &str = "WANLLMDB_SWEEP_HEARTBEAT";
+/// Most the local download cache keeps (`10GiB`, `500MB`, `10%`, `0`, `unlimited`).
+pub const CACHE_MAX_SIZE: &str = "WANLLMDB_CACHE_MAX_SIZE";

@@ -95,6 +95,21 @@ enum Command {
     /// Version datasets, models and code: put, get, list, alias, reference, lineage
     #[command(subcommand)]
     Artifact(commands::artifact::ArtifactCommand),
+    /// The local download cache: its size and limit; prune the least recently used content
+    #[command(
+        subcommand,
+        after_help = "\
+`artifact get` and `model download` keep what they fetch in the local cache (by content, in
+$WANLLMDB_CACHE_DIR, default ~/.cache/wanllmdb), so the same content is copied from disk next
+time. After each download the least recently used content beyond the limit is removed; set
+the limit with --cache-max-size on those commands, WANLLMDB_CACHE_MAX_SIZE or cache_max_size
+in the user config.toml.
+
+Examples:
+  wanllmdb cache info            # where it is, how much it holds, the limit
+  wanllmdb cache prune --dry-run # what pruning to the limit would remove"
+    )]
+    Cache(commands::cache::CacheCommand),
     /// Hyperparameter sweeps (W&B-format configs): create, run agents, inspect, control
     #[command(subcommand)]
     Sweep(commands::sweep::SweepCommand),
@@ -146,8 +161,9 @@ fn init_logging(server: Option<commands::server::LogFormat>) {
 /// Global options that mean something only to a client, hidden where a command is not one.
 const CLIENT_OPTIONS: [&str; 3] = ["host", "api_key", "project"];
 /// Commands that talk to no server.
-const NOT_CLIENTS: [&str; 4] = [
+const NOT_CLIENTS: [&str; 5] = [
     "server",
+    "cache",
     "completions",
     "generate-docs",
     wrapper::guard::SUBCOMMAND,
@@ -276,6 +292,7 @@ async fn dispatch(command: Command, flags: GlobalFlags, printer: Printer) -> Res
         Command::Open(args) => ok(commands::open::open(args, &flags, printer).await),
         Command::Files(c) => ok(commands::files::run(c, &flags, printer).await),
         Command::Artifact(c) => ok(commands::artifact::run(c, &flags, printer).await),
+        Command::Cache(c) => ok(commands::cache::run(c, printer).await),
         Command::Sweep(c) => commands::sweep::run(c, &flags, printer).await,
         Command::Model(c) => ok(commands::model::run(c, &flags, printer).await),
         Command::Admin(c) => ok(commands::admin::run(c, &flags, printer).await),

@@ -184,6 +184,7 @@ pub async fn build_state(
         openapi_json,
         blobs,
         sweep_curves: Arc::default(),
+        sweep_trials: Arc::default(),
         telemetry: Arc::default(),
         singletons: Arc::new(crate::lease::Singletons::new(config_period)),
         body_budget,

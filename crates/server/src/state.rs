@@ -12,7 +12,7 @@ use crate::config::ServerConfig;
 use crate::lease::Singletons;
 use crate::limits::budget::BodyBudget;
 use crate::store::Store;
-use crate::sweeps::cache::CurveCache;
+use crate::sweeps::cache::{CurveCache, TrialCache};
 use crate::telemetry::counters::Telemetry;
 
 /// Shared by every request.
@@ -34,6 +34,8 @@ pub struct AppState {
     pub blobs: BlobStore,
     /// Metric curves of sweep runs, for Hyperband, so unchanged runs are not read again.
     pub sweep_curves: Arc<CurveCache>,
+    /// Every sweep's trials as last read, so a read fetches only what changed.
+    pub sweep_trials: Arc<TrialCache>,
     /// Request counters and latency histograms served at `/metrics`.
     pub telemetry: Arc<Telemetry>,
     /// Leases of the singleton background jobs, shared with the other replicas through the

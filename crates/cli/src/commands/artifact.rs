@@ -19,6 +19,7 @@ use wanllmdb_api_types::{ProjectName, RunId};
 use crate::cache::{Cache, ensure_parent, part_path};
 use crate::client::{Api, seg};
 use crate::commands::JsonFlag;
+use crate::commands::cache::CacheArgs;
 use crate::config::{GlobalFlags, Settings};
 use crate::env;
 use crate::error::{CliError, CliResult, user_err};
@@ -108,6 +109,7 @@ Examples:
         json: JsonFlag,
     },
     /// Show where the local content cache is and how much it holds; --clear empties it
+    /// (`wanllmdb cache` shows its size limit and prunes it)
     Cache {
         /// Delete everything in the cache
         #[arg(long)]
@@ -178,9 +180,8 @@ pub struct GetArgs {
     /// Record this run as a user of the version [default: $WANLLMDB_RUN_ID]
     #[arg(long)]
     run: Option<String>,
-    /// Download without keeping a copy in the local cache
-    #[arg(long)]
-    no_cache: bool,
+    #[command(flatten)]
+    cache: CacheArgs,
     #[command(flatten)]
     json: JsonFlag,
 }
@@ -619,11 +620,11 @@ async fn get_and_report(
         spec,
         dir,
         run,
-        no_cache,
+        cache,
         json,
     } = args;
     let target = Target::parse(&spec, settings)?;
-    let cache = if no_cache { None } else { Cache::open() };
+    let cache = cache.open()?;
     let report = get(api, &target, dir, run_from(run)?, cache, &printer).await?;
     if json.json {
         return printer.print_json(&report);
@@ -1078,6 +1079,16 @@ async fn get(
             r.map_err(|e| CliError::unexpected(format!("download task failed: {e}")))??;
     }
     pb.finish_and_clear();
+    if let Some(c) = &cache
+        && let Some(p) = c.settle().await?
+        && p.removed_entries > 0
+    {
+        printer.debug(format!(
+            "removed {} least recently used entries ({}) from the local cache to keep it within its limit",
+            p.removed_entries,
+            HumanBytes(p.removed_bytes)
+        ));
+    }
     for f in refs {
         let uri = f.reference.clone().unwrap_or_default();
         if uri.to_ascii_lowercase().starts_with("https://") {
@@ -1181,12 +1192,7 @@ async fn fetch_reference(api: &Api, f: &ArtifactFile, dir: &Path) -> CliResult {
 }
 
 async fn cache_command(clear: bool, printer: &Printer) -> CliResult {
-    let cache = Cache::open().ok_or_else(|| {
-        user_err!("no cache directory is known on this machine").hint(format!(
-            "set {} to a directory",
-            crate::cache::CACHE_DIR_ENV
-        ))
-    })?;
+    let cache = Cache::require()?;
     let root = cache.root().to_path_buf();
     if clear {
         match tokio::fs::remove_dir_all(&root).await {

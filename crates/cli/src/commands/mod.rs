@@ -5,6 +5,7 @@ pub mod artifact;
 pub mod audit;
 pub mod auth;
 pub mod backup;
+pub mod cache;
 pub mod completions;
 pub mod files;
 pub mod init;

@@ -40,7 +40,8 @@ use crate::projects::{ProjectAccess, Projects};
 use crate::runs::generate_run_id;
 use crate::state::AppState;
 use crate::store::{Store, format_time, now_us};
-pub use cache::CurveCache;
+use cache::Trials;
+pub use cache::{CurveCache, TrialCache};
 use space::Space;
 use store::{AgentRow, NewAgent, NewSweep, Reservation, SweepRow, TrialRow};
 use wanllmdb_api_types::ProjectName;
@@ -106,8 +107,10 @@ impl TrialRow {
         v.filter(|v| v.is_finite())
     }
 
-    fn params(&self) -> Map<String, Value> {
-        serde_json::from_str(&self.params).unwrap_or_default()
+    /// The parameters, decoded once per row read.
+    fn params(&self) -> &Map<String, Value> {
+        self.decoded
+            .get_or_init(|| serde_json::from_str(&self.params).unwrap_or_default())
     }
 
     fn to_api(&self, stale_before_us: i64) -> Trial {
@@ -115,7 +118,7 @@ impl TrialRow {
             number: self.number as u64,
             run_id: self.run_id.clone(),
             state: self.state(stale_before_us),
-            params: self.params(),
+            params: self.params().clone(),
             value: self.value(),
             iterations: self.iterations.unwrap_or(0).max(0) as u64,
             stop_reason: self.stop_reason.clone(),
@@ -195,8 +198,8 @@ impl Sweeps<'_> {
         Ok(row)
     }
 
-    async fn trials(&self, sweep_pk: i64, metric: &str) -> ApiResult<Vec<TrialRow>> {
-        store::trials(self.store(), sweep_pk, metric).await
+    async fn trials(&self, sweep_pk: i64, metric: &str) -> ApiResult<Trials> {
+        store::trials(self.store(), &self.state.sweep_trials, sweep_pk, metric).await
     }
 
     async fn audit(&self, actor: &Actor, client: &ClientInfo, ev: AuditEvent) {
@@ -288,7 +291,7 @@ impl Sweeps<'_> {
         let trials = self.trials(row.pk, &SweepRow::metric_key(&cfg)).await?;
         let stale = self.stale_before();
         let mut counts = TrialCounts::default();
-        for t in &trials {
+        for t in trials.iter() {
             match t.state(stale) {
                 TrialState::Pending => counts.pending += 1,
                 TrialState::Running => counts.running += 1,
@@ -460,6 +463,7 @@ impl Sweeps<'_> {
         );
         let now = now_us();
         let detached = store::delete_sweep_detaching_runs(self.store(), row.pk, &note, now).await?;
+        self.state.sweep_trials.forget(row.pk);
         self.audit(
             actor,
             client,
@@ -548,7 +552,8 @@ impl Sweeps<'_> {
             wants_history: matches!(cfg.method, SearchMethod::Bayes),
             now: now_us(),
         };
-        let outcome = store::reserve_trial(self.store(), sweep, reservation, |locked| {
+        let cache = &self.state.sweep_trials;
+        let outcome = store::reserve_trial(self.store(), cache, sweep, reservation, |locked| {
             next_draw(&cfg, &space, sweep.seed, locked, stale)
         })
         .await?;
@@ -588,7 +593,7 @@ impl Sweeps<'_> {
         hb: &wanllmdb_api_types::sweeps::Hyperband,
         goal: Goal,
         metric: &str,
-        trials: &[TrialRow],
+        trials: &[Arc<TrialRow>],
         stale: i64,
     ) -> ApiResult<()> {
         let first_band = hyperband::bands(hb).first().copied().unwrap_or(u64::MAX);
@@ -698,7 +703,7 @@ impl Sweeps<'_> {
         let cfg = row.config()?;
         let trials = self.trials(row.pk, &SweepRow::metric_key(&cfg)).await?;
         let by_run: HashMap<&str, &TrialRow> =
-            trials.iter().map(|t| (t.run_id.as_str(), t)).collect();
+            trials.iter().map(|t| (t.run_id.as_str(), &**t)).collect();
         let mut commands = Vec::new();
         for run in &hb.running {
             if let Some(reason) = by_run.get(run.as_str()).and_then(|t| t.stop_reason.clone()) {
@@ -783,7 +788,7 @@ struct Locked<'a> {
     /// The first trial queued for a retry: number, params, grid index.
     retry: Option<(i64, String, Option<i64>)>,
     /// Every trial (bayes only).
-    history: &'a [TrialRow],
+    history: &'a [Arc<TrialRow>],
 }
 
 /// What to hand out: nothing while paused or over, a queued retry first, else a fresh draw.
@@ -835,7 +840,7 @@ fn draw(
     seed: i64,
     cursor: i64,
     drawn: i64,
-    history: &[TrialRow],
+    history: &[Arc<TrialRow>],
     stale: i64,
 ) -> Result<Draw, NoTrial> {
     if cfg.run_cap.is_some_and(|cap| drawn as u64 >= cap) {
@@ -880,7 +885,7 @@ fn draw(
 fn suggest_tpe(
     cfg: &SweepConfig,
     space: &Space,
-    history: &[TrialRow],
+    history: &[Arc<TrialRow>],
     stale: i64,
     rng: &mut StdRng,
 ) -> Map<String, Value> {
@@ -889,7 +894,7 @@ fn suggest_tpe(
     let observations: Vec<tpe::Observation> = history
         .iter()
         .filter_map(|t| {
-            let params = space.to_coords(&dims, &t.params())?;
+            let params = space.to_coords(&dims, t.params())?;
             let value = match t.state(stale) {
                 TrialState::Pending | TrialState::Running => None,
                 TrialState::Crashed => Some(f64::INFINITY),
@@ -916,7 +921,7 @@ fn suggest_tpe(
 fn finish_reason(
     cfg: &SweepConfig,
     sweep: &SweepRow,
-    trials: &[TrialRow],
+    trials: &[Arc<TrialRow>],
     stale: i64,
 ) -> Option<String> {
     if let Some(m) = &cfg.metric
@@ -924,7 +929,7 @@ fn finish_reason(
     {
         let hit = trials
             .iter()
-            .filter_map(TrialRow::value)
+            .filter_map(|t| t.value())
             .find(|v| match m.goal {
                 Goal::Minimize => *v <= target,
                 Goal::Maximize => *v >= target,
@@ -955,11 +960,11 @@ fn finish_reason(
 }
 
 /// Ranks trials, estimates parameter importance and lays out the parallel-coordinates view.
-fn analyse(cfg: &SweepConfig, trials: &[TrialRow], stale: i64) -> SweepAnalysis {
+fn analyse(cfg: &SweepConfig, trials: &[Arc<TrialRow>], stale: i64) -> SweepAnalysis {
     let goal = goal_of(cfg);
     let mut scored: Vec<(f64, &TrialRow)> = trials
         .iter()
-        .filter_map(|t| t.value().map(|v| (signed(goal, v), t)))
+        .filter_map(|t| t.value().map(|v| (signed(goal, v), &**t)))
         .collect();
     scored.sort_by(|a, b| a.0.total_cmp(&b.0));
     let space = Space::new(cfg);
@@ -968,7 +973,7 @@ fn analyse(cfg: &SweepConfig, trials: &[TrialRow], stale: i64) -> SweepAnalysis 
         .iter()
         .map(|(i, _)| &space.leaves[*i])
         .collect();
-    let params: Vec<Map<String, Value>> = scored.iter().map(|(_, t)| t.params()).collect();
+    let params: Vec<&Map<String, Value>> = scored.iter().map(|(_, t)| t.params()).collect();
     let objective: Vec<f64> = scored.iter().filter_map(|(_, t)| t.value()).collect();
     let columns: Vec<(String, Vec<importance::ParamValue>)> = searched
         .iter()
@@ -1027,7 +1032,7 @@ fn param_value(v: &Value) -> importance::ParamValue {
     }
 }
 
-fn axis(leaf: &space::Leaf, params: &[Map<String, Value>]) -> ParallelAxis {
+fn axis(leaf: &space::Leaf, params: &[&Map<String, Value>]) -> ParallelAxis {
     let values: Vec<&Value> = params.iter().filter_map(|p| p.get(&leaf.name)).collect();
     let numeric =
         !matches!(leaf.param, Param::Choice { .. }) || values.iter().all(|v| v.is_number());

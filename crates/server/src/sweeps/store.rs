@@ -5,10 +5,13 @@
 //! queries here also read (and, to stop runs, write) `runs` and `metric_series`; those
 //! statements are marked with the feature that owns the table.
 
+use std::sync::{Arc, OnceLock};
+
 use serde_json::{Map, Value};
 use wanllmdb_api_types::sweeps::SweepState;
 use wanllmdb_api_types::{ProjectName, RunId};
 
+use super::cache::{FINGERPRINT_SELECT, Fingerprint, Lookup, TrialCache, Trials};
 use super::{Draw, Locked, NoTrial};
 use crate::error::{ApiResult, known};
 use crate::store::Store;
@@ -19,15 +22,67 @@ const SWEEP_SELECT: &str = "SELECT s.pk, s.id, s.project_id, p.name AS project, 
      u.username AS created_by, s.created_at, s.updated_at \
      FROM sweeps s JOIN projects p ON p.id = s.project_id LEFT JOIN users u ON u.id = s.created_by";
 
-/// Trials with their run's state and the metric's summary ($1 sweep, $2 metric name).
-/// Reads `runs` (owned by runs) and `metric_series` (owned by metrics).
-const TRIAL_SELECT: &str = "SELECT t.pk, t.number, t.run_id, t.params, t.stop_reason, \
-     t.retry_requested, t.retry_of, t.created_at, a.id AS agent_id, r.pk AS run_pk, r.state AS run_state, \
-     m.count AS iterations, m.last_value, m.last_nan, m.set_value, m.set_nan, m.is_set \
-     FROM sweep_trials t LEFT JOIN sweep_agents a ON a.pk = t.agent_pk \
-     LEFT JOIN runs r ON r.id = t.run_id \
-     LEFT JOIN metric_series m ON m.run_pk = r.pk AND m.key = $2 \
-     WHERE t.sweep_pk = $1 ORDER BY t.number";
+/// Trials with their run's state and the metric's summary ($1 sweep, $2 metric name), without
+/// an order. Reads `runs` (owned by runs) and `metric_series` (owned by metrics).
+macro_rules! trial_select {
+    () => {
+        "SELECT t.pk, t.number, t.run_id, t.params, t.stop_reason, \
+         t.retry_requested, t.retry_of, t.created_at, a.id AS agent_id, r.pk AS run_pk, r.state AS run_state, \
+         r.updated_at AS run_updated_at, \
+         m.count AS iterations, m.last_value, m.last_nan, m.set_value, m.set_nan, m.is_set \
+         FROM sweep_trials t LEFT JOIN sweep_agents a ON a.pk = t.agent_pk \
+         LEFT JOIN runs r ON r.id = t.run_id \
+         LEFT JOIN metric_series m ON m.run_pk = r.pk AND m.key = $2 \
+         WHERE t.sweep_pk = $1"
+    };
+}
+
+/// Every trial, in number order.
+const TRIAL_SELECT: &str = concat!(trial_select!(), " ORDER BY t.number");
+
+/// Trials numbered above $3 or whose run changed at or after $4, in number order.
+const TRIALS_CHANGED: &str = concat!(
+    trial_select!(),
+    " AND (t.number > $3 OR r.updated_at >= $4) ORDER BY t.number"
+);
+
+/// Reads a sweep's trials through the trial cache on `$conn` (a pool, or `&mut *tx` inside
+/// `with_tx!`): a one-row fingerprint when nothing changed, the changed rows when that
+/// explains every change, all of them otherwise.
+macro_rules! read_trials {
+    ($conn:expr, $cache:expr, $sweep_pk:expr, $metric:expr) => {{
+        let (cache, sweep_pk, metric): (&TrialCache, i64, &str) = ($cache, $sweep_pk, $metric);
+        let now: Fingerprint = sqlx::query_as(FINGERPRINT_SELECT)
+            .bind(sweep_pk)
+            .fetch_one($conn)
+            .await?;
+        let merged = match cache.lookup(sweep_pk, metric, &now) {
+            Lookup::Fresh(rows) => Some(rows),
+            Lookup::Missing => None,
+            Lookup::Stale(old) => {
+                let changed: Vec<TrialRow> = sqlx::query_as(TRIALS_CHANGED)
+                    .bind(sweep_pk)
+                    .bind(metric)
+                    .bind(old.last_number())
+                    .bind(old.changed_since())
+                    .fetch_all($conn)
+                    .await?;
+                cache.merge(sweep_pk, &old, changed, &now)
+            }
+        };
+        match merged {
+            Some(rows) => rows,
+            None => {
+                let all: Vec<TrialRow> = sqlx::query_as(TRIAL_SELECT)
+                    .bind(sweep_pk)
+                    .bind(metric)
+                    .fetch_all($conn)
+                    .await?;
+                cache.keep(sweep_pk, metric, all.into_iter().map(Arc::new).collect())
+            }
+        }
+    }};
+}
 
 /// A sweep as stored.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -72,6 +127,11 @@ pub(super) struct TrialRow {
     pub(super) set_value: Option<f64>,
     pub(super) set_nan: Option<bool>,
     pub(super) is_set: Option<bool>,
+    /// When the run last changed (state, metrics, anything): what the trial cache watches.
+    pub(super) run_updated_at: Option<i64>,
+    /// `params` decoded, on first use.
+    #[sqlx(skip)]
+    pub(super) decoded: OnceLock<Map<String, Value>>,
 }
 
 /// An agent as stored.
@@ -153,13 +213,14 @@ pub(super) async fn active_sweeps(store: &Store) -> ApiResult<Vec<SweepRow>> {
 }
 
 /// Every trial of a sweep in number order, with its run's state and `metric`'s summary.
-pub(super) async fn trials(store: &Store, sweep_pk: i64, metric: &str) -> ApiResult<Vec<TrialRow>> {
+pub(super) async fn trials(
+    store: &Store,
+    cache: &TrialCache,
+    sweep_pk: i64,
+    metric: &str,
+) -> ApiResult<Trials> {
     Ok(on_backend!(store, read, |pool| {
-        sqlx::query_as::<_, TrialRow>(TRIAL_SELECT)
-            .bind(sweep_pk)
-            .bind(metric)
-            .fetch_all(pool)
-            .await?
+        read_trials!(pool, cache, sweep_pk, metric)
     }))
 }
 
@@ -308,6 +369,7 @@ pub(super) async fn queue_retries(
 /// and parameters, or why `decide` handed out nothing.
 pub(super) async fn reserve_trial(
     store: &Store,
+    cache: &TrialCache,
     sweep: &SweepRow,
     r: Reservation<'_>,
     decide: impl FnOnce(Locked<'_>) -> Result<Draw, NoTrial>,
@@ -331,14 +393,10 @@ pub(super) async fn reserve_trial(
             .bind(true)
             .fetch_optional(&mut *tx)
             .await?;
-        let history: Vec<TrialRow> = if r.wants_history && retry.is_none() {
-            sqlx::query_as::<_, TrialRow>(TRIAL_SELECT)
-                .bind(sweep.pk)
-                .bind(r.metric)
-                .fetch_all(&mut *tx)
-                .await?
+        let history: Trials = if r.wants_history && retry.is_none() {
+            read_trials!(&mut *tx, cache, sweep.pk, r.metric)
         } else {
-            Vec::new()
+            Trials::default()
         };
         let state = known(
             SweepState::parse(&state),

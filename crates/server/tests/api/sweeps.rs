@@ -2,11 +2,14 @@
 //! targets, Hyperband stops, states, TPE suggestions and permissions.
 
 use std::collections::BTreeSet;
+use std::str::FromStr;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use sqlx::postgres::PgConnectOptions;
+use wanllmdb_server::Store;
 
-use crate::{Ctx, assert_error, each_backend};
+use crate::{Backend, Ctx, assert_error, each_backend};
 
 async fn sweep(ctx: &Ctx, k: &str, project: &str, config: Value) -> String {
     let (s, b) = ctx
@@ -599,3 +602,160 @@ each_backend!(sweep_permissions, |ctx| {
         .await;
     assert_error(s, &b, StatusCode::BAD_REQUEST, "invalid_input");
 });
+
+/// A store with connections of its own on `ctx`'s database.
+async fn own_store(ctx: &Ctx) -> Store {
+    match ctx.backend {
+        Backend::Sqlite => {
+            let db = ctx._dir.path().join("t.db");
+            Store::open(&format!("sqlite://{}", db.display()))
+                .await
+                .unwrap()
+        }
+        Backend::Postgres => {
+            let (base, schema) = ctx.pg_schema.clone().unwrap();
+            let opts = PgConnectOptions::from_str(&base)
+                .unwrap()
+                .options([("search_path", schema.as_str())]);
+            Store::open_postgres(opts).await.unwrap()
+        }
+    }
+}
+
+/// (state, value, stop reason) of each trial, as `ctx` lists them.
+async fn outcomes(ctx: &Ctx, k: &str, id: &str) -> Vec<(String, Value, Value)> {
+    let (s, b) = ctx
+        .get(&format!("/api/v1/sweeps/{id}/trials"), Some(k))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    b.as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["state"].as_str().unwrap().to_string(),
+                t["value"].clone(),
+                t["stop_reason"].clone(),
+            )
+        })
+        .collect()
+}
+
+fn outcome(state: &str, value: Value) -> (String, Value, Value) {
+    (state.to_string(), value, Value::Null)
+}
+
+each_backend!(
+    trials_read_through_the_cache_follow_changes_from_another_replica,
+    |ctx| {
+        let k = ctx.user("alice").await;
+        ctx.project(&k, "p", "private").await;
+        let id = sweep(
+            &ctx,
+            &k,
+            "p",
+            json!({"method": "random", "metric": {"name": "loss", "goal": "minimize"},
+               "parameters": {"x": {"min": 0.0, "max": 1.0}}}),
+        )
+        .await;
+        // A second server on the same database, with caches of its own, makes every change; the
+        // first one has read (and cached) the trials before each.
+        let dir = tempfile::tempdir().unwrap();
+        let other = Ctx::serve(ctx.backend, own_store(&ctx).await, dir, Some(&k)).await;
+        let mut s = Vec::new();
+        for _ in 0..3 {
+            let (st, b) = suggest(&ctx, &k, &id).await;
+            assert_eq!(st, StatusCode::OK, "{b}");
+            s.push(b);
+        }
+        let pending = || outcome("pending", Value::Null);
+        assert_eq!(
+            outcomes(&ctx, &k, &id).await,
+            [pending(), pending(), pending()]
+        );
+
+        // A run starts and logs.
+        play(&other, &k, "p", &s[0], "loss", &[0.5], "running").await;
+        assert_eq!(
+            outcomes(&ctx, &k, &id).await,
+            [outcome("running", json!(0.5)), pending(), pending()]
+        );
+        // It logs again and finishes.
+        log(
+            &other,
+            &k,
+            s[0]["run_id"].as_str().unwrap(),
+            "loss",
+            1,
+            &[0.25],
+        )
+        .await;
+        let run0 = s[0]["run_id"].as_str().unwrap();
+        let (st, b) = other
+            .post(
+                &format!("/api/v1/runs/{run0}/finish"),
+                Some(&k),
+                json!({"state": "finished"}),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{b}");
+        assert_eq!(
+            outcomes(&ctx, &k, &id).await,
+            [outcome("finished", json!(0.25)), pending(), pending()]
+        );
+        // Its summary is set by hand after it finished.
+        let (st, b) = other
+            .post(
+                &format!("/api/v1/runs/{run0}/summary"),
+                Some(&k),
+                json!({"values": {"loss": 0.125}}),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{b}");
+        assert_eq!(
+            outcomes(&ctx, &k, &id).await[0],
+            outcome("finished", json!(0.125))
+        );
+
+        // Another trial crashes; a third finishes, and then its run is deleted.
+        play(&other, &k, "p", &s[1], "loss", &[0.75], "crashed").await;
+        play(&other, &k, "p", &s[2], "loss", &[0.375], "finished").await;
+        assert_eq!(
+            outcomes(&ctx, &k, &id).await,
+            [
+                outcome("finished", json!(0.125)),
+                outcome("crashed", json!(0.75)),
+                outcome("finished", json!(0.375))
+            ]
+        );
+        let run2 = s[2]["run_id"].as_str().unwrap();
+        let (st, b) = other
+            .delete(&format!("/api/v1/runs/{run2}"), Some(&k))
+            .await;
+        assert_eq!(st, StatusCode::NO_CONTENT, "{b}");
+        let after = outcomes(&ctx, &k, &id).await;
+        assert_eq!(after.len(), 3);
+        assert_eq!(after[2].1, Value::Null, "{after:?}");
+
+        // A trial handed out elsewhere, and the sweep canceled there: the unstarted one stops.
+        let (st, b) = suggest(&other, &k, &id).await;
+        assert_eq!(st, StatusCode::OK, "{b}");
+        let (st, b) = other
+            .post(&format!("/api/v1/sweeps/{id}/cancel"), Some(&k), json!({}))
+            .await;
+        assert_eq!(st, StatusCode::OK, "{b}");
+        let last = outcomes(&ctx, &k, &id).await;
+        assert_eq!(last.len(), 4, "{last:?}");
+        assert_eq!(last[3].2, json!("sweep-canceled"), "{last:?}");
+        assert_eq!(last[0], outcome("finished", json!(0.125)));
+
+        // Deleted on the first server: gone, and not served from its cache.
+        let (st, b) = ctx.delete(&format!("/api/v1/sweeps/{id}"), Some(&k)).await;
+        assert_eq!(st, StatusCode::OK, "{b}");
+        let (st, b) = ctx
+            .get(&format!("/api/v1/sweeps/{id}/trials"), Some(&k))
+            .await;
+        assert_error(st, &b, StatusCode::NOT_FOUND, "not_found");
+        other.stop().await;
+    }
+);

@@ -18,6 +18,7 @@ use super::artifact::{self, GetReport};
 use crate::cache::Cache;
 use crate::client::{Api, ApiError, seg};
 use crate::commands::JsonFlag;
+use crate::commands::cache::CacheArgs;
 use crate::config::{GlobalFlags, Settings};
 use crate::error::{CliError, CliResult, user_err};
 use crate::output::outln;
@@ -267,9 +268,8 @@ Examples:
         /// Record this run as a user of the files [default: $WANLLMDB_RUN_ID]
         #[arg(long)]
         run: Option<String>,
-        /// Download without keeping a copy in the local cache
-        #[arg(long)]
-        no_cache: bool,
+        #[command(flatten)]
+        cache: CacheArgs,
         #[command(flatten)]
         json: JsonFlag,
     },
@@ -518,10 +518,10 @@ pub async fn run(cmd: ModelCommand, flags: &GlobalFlags, printer: Printer) -> Cl
             reference,
             dir,
             run,
-            no_cache,
+            cache,
             json,
         } => {
-            let cache = if no_cache { None } else { Cache::open() };
+            let cache = cache.open()?;
             let fetch = Fetch {
                 dir,
                 run: artifact::run_from(run)?,

@@ -721,6 +721,8 @@ fn dvc_bin() -> Option<PathBuf> {
     let venv = std::env::var_os("WANLLMDB_BENCH_VENV")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("target/bench-venv"));
+    // Absolute, since DVC runs in its own repository directory.
+    let venv = std::env::current_dir().ok()?.join(venv);
     let dvc = venv.join("bin").join("dvc");
     if dvc.exists() {
         return Some(dvc);

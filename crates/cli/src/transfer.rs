@@ -795,7 +795,7 @@ pub async fn save_verified(
         h.update(c);
         Ok(())
     });
-    let (write_tx, written) = chunk_worker(file, |f, c| std::io::Write::write_all(f, c));
+    let (write_tx, written) = chunk_worker(file, std::io::Write::write_all);
     let received = async {
         while let Some(chunk) = resp.chunk().await? {
             pb.inc(chunk.len() as u64);

@@ -4,7 +4,10 @@
 //! `cargo build --release -p wanllmdb -p wanllmdb-bench && ./target/release/wanllmdb-cli-bench`
 //! Options: `--lines N` (metric lines the wrapped program writes, default 1,000,000),
 //! `--reps N` (default 5), `--sync-runs N` and `--sync-points N` (default 100 × 10,000).
-//! `--files`: run-file and artifact transfers of 1 GiB and of 10,000 small files against `cp`.
+//! `--files`: run-file and artifact transfers of 1 GiB and of 10,000 files of 4 KiB against
+//! `cp` and `cp` + `sync` of the same data, with `dvc push` / `dvc pull` beside them (DVC is
+//! installed from PyPI into a bench-only venv, `WANLLMDB_BENCH_VENV`, default
+//! `target/bench-venv`; skipped with a note when that fails).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -385,6 +388,82 @@ fn timed(mut c: Command) -> Result<f64> {
     Ok(t.elapsed().as_secs_f64())
 }
 
+/// Clock ticks per second of `/proc` CPU times.
+fn clock_ticks() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// The fields of `/proc/<pid>/stat` after the command name, from the state on.
+fn proc_stat(pid: &str) -> Vec<f64> {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit_once(')').map(|(_, rest)| rest.to_string()))
+        .map(|rest| {
+            rest.split_whitespace()
+                .map(|v| v.parse().unwrap_or(0.0))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// CPU seconds (user + system) the server has used so far.
+fn server_cpu(pid: u32) -> f64 {
+    let f = proc_stat(&pid.to_string());
+    (f.get(11).unwrap_or(&0.0) + f.get(12).unwrap_or(&0.0)) / clock_ticks()
+}
+
+/// CPU seconds used so far by the child processes this program has waited for.
+fn children_cpu() -> f64 {
+    let f = proc_stat("self");
+    (f.get(13).unwrap_or(&0.0) + f.get(14).unwrap_or(&0.0)) / clock_ticks()
+}
+
+/// A client command's wall time and the CPU seconds it and the server spent.
+struct Measured {
+    secs: f64,
+    client_cpu: f64,
+    server_cpu: f64,
+}
+
+impl Measured {
+    /// `MB/s (N % of base), CPU s/GiB client + server`.
+    fn rate(&self, base: f64, what: &str) -> String {
+        format!(
+            "{:.0} MB/s ({:.0} % of {what}; CPU per GiB: client {:.2} s, server {:.2} s)",
+            1024.0 / self.secs,
+            base / self.secs * 100.0,
+            self.client_cpu,
+            self.server_cpu
+        )
+    }
+
+    /// `N s (N % of base), CPU s client + server`.
+    fn time(&self, base: f64, what: &str) -> String {
+        format!(
+            "{:.2} s ({:.0} % of {what}; CPU: client {:.2} s, server {:.2} s)",
+            self.secs,
+            base / self.secs * 100.0,
+            self.client_cpu,
+            self.server_cpu
+        )
+    }
+}
+
+fn measured(c: Command, server: u32) -> Result<Measured> {
+    let (c0, s0) = (children_cpu(), server_cpu(server));
+    let secs = timed(c)?;
+    Ok(Measured {
+        secs,
+        client_cpu: children_cpu() - c0,
+        server_cpu: server_cpu(server) - s0,
+    })
+}
+
 fn rss_mb(pid: u32) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
@@ -421,6 +500,10 @@ fn client(bin: &Path, s: &Server, work: &Path, args: &[&str], paths: &[&Path]) -
     c
 }
 
+/// Small files in the benchmark, and their size.
+const SMALL_FILES: usize = 10_000;
+const SMALL_SIZE: usize = 4096;
+
 fn write_data(data: &Path) -> Result<()> {
     std::fs::create_dir_all(data.join("small"))?;
     // 1 GiB of incompressible-looking bytes.
@@ -439,13 +522,47 @@ fn write_data(data: &Path) -> Result<()> {
             f.write_all(&block)?;
         }
     }
-    for i in 0..10_000 {
-        std::fs::write(
-            data.join("small").join(format!("f{i:05}.txt")),
-            format!("{i}\n").repeat(400),
-        )?;
+    for i in 0..SMALL_FILES {
+        let body = format!("{i:07}\n").repeat(SMALL_SIZE / 8);
+        std::fs::write(data.join("small").join(format!("f{i:05}.txt")), body)?;
     }
     Ok(())
+}
+
+/// What a plain copy of the benchmark's data costs on this disk, timed in the same run.
+struct Copies {
+    big: f64,
+    big_synced: f64,
+    small: f64,
+    small_synced: f64,
+}
+
+fn copy_baselines(big: &Path, small: &Path, work: &Path) -> Result<Copies> {
+    let cp = |args: &[&Path]| {
+        let mut c = Command::new("cp");
+        c.args(args);
+        timed(c)
+    };
+    let sync = |flag: &str, p: &Path| {
+        let mut c = Command::new("sync");
+        c.arg(flag).arg(p);
+        timed(c)
+    };
+    let (big_copy, small_copy) = (work.join("big.copy"), work.join("small.copy"));
+    let big_t = cp(&[big, &big_copy])?;
+    std::fs::remove_file(&big_copy)?;
+    let big_synced = cp(&[big, &big_copy])? + sync("--", &big_copy)?;
+    std::fs::remove_file(&big_copy)?;
+    let small_t = cp(&[Path::new("-r"), small, &small_copy])?;
+    std::fs::remove_dir_all(&small_copy)?;
+    let small_synced = cp(&[Path::new("-r"), small, &small_copy])? + sync("-f", &small_copy)?;
+    std::fs::remove_dir_all(&small_copy)?;
+    Ok(Copies {
+        big: big_t,
+        big_synced,
+        small: small_t,
+        small_synced,
+    })
 }
 
 /// Run files and artifacts: one 1 GiB file and 10,000 small files, up and down, against `cp`
@@ -477,50 +594,40 @@ fn files_figures(bin: &Path, s: &Server, work: &Path) -> Result<()> {
     let small = data.join("small");
     let down = work.join("down");
     let gib = 1024.0;
-    let cp_big = timed({
-        let mut c = Command::new("cp");
-        c.arg(&big).arg(work.join("big.copy"));
-        c
-    })?;
-    std::fs::remove_file(work.join("big.copy"))?;
-    let cp_small = timed({
-        let mut c = Command::new("cp");
-        c.arg("-r").arg(&small).arg(work.join("small.copy"));
-        c
-    })?;
-    std::fs::remove_dir_all(work.join("small.copy"))?;
+    let cp = copy_baselines(&big, &small, work)?;
     println!(
-        "cp: 1 GiB {:.0} MB/s; 10,000 files of 2 KB {cp_small:.2} s",
-        gib / cp_big
+        "cp: 1 GiB {:.0} MB/s, cp + sync {:.0} MB/s; {SMALL_FILES} files of {SMALL_SIZE} B: cp -r {:.2} s, cp -r + sync {:.2} s",
+        gib / cp.big,
+        gib / cp.big_synced,
+        cp.small,
+        cp.small_synced
     );
-    let pct = |t: f64, base: f64| base / t * 100.0;
+    let pid = s.child.id();
 
     // Run files.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let watcher = watch_rss(s.child.id(), stop.clone());
-    let up = timed(client(
-        bin,
-        s,
-        work,
-        &["-q", "files", "put", "filebnch"],
-        &[&big],
-    ))?;
-    let dn = timed(client(
-        bin,
-        s,
-        work,
-        &["-q", "files", "get", "filebnch", "big.bin", "--dir"],
-        &[&down],
-    ))?;
+    let watcher = watch_rss(pid, stop.clone());
+    let up = measured(
+        client(bin, s, work, &["-q", "files", "put", "filebnch"], &[&big]),
+        pid,
+    )?;
+    let dn = measured(
+        client(
+            bin,
+            s,
+            work,
+            &["-q", "files", "get", "filebnch", "big.bin", "--dir"],
+            &[&down],
+        ),
+        pid,
+    )?;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let peak_files = watcher.join().unwrap_or(0.0);
     std::fs::remove_dir_all(&down)?;
     println!(
-        "run files, 1 GiB: upload {:.0} MB/s ({:.0} % of cp); download {:.0} MB/s ({:.0} % of cp)",
-        gib / up,
-        pct(up, cp_big),
-        gib / dn,
-        pct(dn, cp_big)
+        "run files, 1 GiB (the client hashes it first): upload {}; download {}",
+        up.rate(cp.big_synced, "cp + sync"),
+        dn.rate(cp.big, "cp")
     );
     let up_small = timed(client(
         bin,
@@ -537,15 +644,15 @@ fn files_figures(bin: &Path, s: &Server, work: &Path) -> Result<()> {
         &[&small],
     ))?;
     println!(
-        "run files, 10,000 small: upload {up_small:.2} s ({:.0} % of cp -r); re-put unchanged {again:.2} s",
-        pct(up_small, cp_small)
+        "run files, {SMALL_FILES} small: upload {up_small:.2} s ({:.0} % of cp -r + sync); re-put unchanged {again:.2} s",
+        cp.small_synced / up_small * 100.0
     );
 
     // Artifacts (the same content again: new to no artifact, but already held by the project,
     // so a separate project makes the uploads real).
     let p = ["--project", "bench-art"];
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let watcher = watch_rss(s.child.id(), stop.clone());
+    let watcher = watch_rss(pid, stop.clone());
     let put = |name: &str, path: &Path| {
         let mut args = vec!["-q", "artifact", "put", "--name", name, "--type", "dataset"];
         args.extend(p);
@@ -558,8 +665,8 @@ fn files_figures(bin: &Path, s: &Server, work: &Path) -> Result<()> {
         args.push("--dir");
         client(bin, s, work, &args, &[dir])
     };
-    let up = timed(put("big", &big))?;
-    let dn = timed(get("big", &["--no-cache"], &down))?;
+    let up = measured(put("big", &big), pid)?;
+    let dn = measured(get("big", &["--no-cache"], &down), pid)?;
     std::fs::remove_dir_all(&down)?;
     let dn_fill = timed(get("big", &[], &down))?;
     std::fs::remove_dir_all(&down)?;
@@ -568,30 +675,132 @@ fn files_figures(bin: &Path, s: &Server, work: &Path) -> Result<()> {
     let peak_art = watcher.join().unwrap_or(0.0);
     std::fs::remove_dir_all(&down)?;
     println!(
-        "artifact, 1 GiB: put {:.0} MB/s ({:.0} % of cp); get {:.0} MB/s ({:.0} % of cp); \
-         get filling the cache {:.0} MB/s; get from the cache {:.0} MB/s ({:.0} % of cp) (target >= 70 %)",
-        gib / up,
-        pct(up, cp_big),
-        gib / dn,
-        pct(dn, cp_big),
+        "artifact put, 1 GiB, durable before acknowledged (digest remembered from the run-file put): {} (target >= 50 % of cp + sync)",
+        up.rate(cp.big_synced, "cp + sync")
+    );
+    println!(
+        "artifact get, 1 GiB (--no-cache): {} (target >= 40 % of cp)",
+        dn.rate(cp.big, "cp")
+    );
+    println!(
+        "artifact get, 1 GiB, filling the cache {:.0} MB/s; from the cache {:.0} MB/s ({:.0} % of cp)",
         gib / dn_fill,
         gib / dn_cached,
-        pct(dn_cached, cp_big)
+        cp.big / dn_cached * 100.0
     );
-    let up_small = timed(put("small", &small))?;
+    let up_small = measured(put("small", &small), pid)?;
     let again = timed(put("small", &small))?;
-    let dn_small = timed(get("small", &["--no-cache"], &down))?;
+    let dn_small = measured(get("small", &["--no-cache"], &down), pid)?;
     std::fs::remove_dir_all(&down)?;
     println!(
-        "artifact, 10,000 small: put {up_small:.2} s ({:.0} % of cp -r); get {dn_small:.2} s ({:.0} % of cp -r)",
-        pct(up_small, cp_small),
-        pct(dn_small, cp_small)
+        "artifact put, {SMALL_FILES} x {SMALL_SIZE} B: {} (target >= 50 % of cp -r + sync)",
+        up_small.time(cp.small_synced, "cp -r + sync")
     );
     println!(
-        "artifact, re-putting the unchanged 10,000-file directory: {again:.2} s, nothing sent (target < 2 s)"
+        "artifact get, {SMALL_FILES} x {SMALL_SIZE} B (--no-cache): {} (target >= 70 % of cp -r)",
+        dn_small.time(cp.small, "cp -r")
+    );
+    println!(
+        "artifact, re-putting the unchanged {SMALL_FILES}-file directory: {again:.2} s, nothing sent (target < 2 s)"
     );
     println!(
         "server peak RSS while 1 GiB streamed up and down: run files {peak_files:.1} MB, artifacts {peak_art:.1} MB (target < 100 MB)"
+    );
+    dvc_figures(
+        work,
+        &big,
+        &small,
+        &cp,
+        (up.secs, dn.secs, up_small.secs, dn_small.secs),
+    )
+}
+
+/// The bench-only virtual environment DVC is installed into (`WANLLMDB_BENCH_VENV`, by default
+/// `target/bench-venv` under the current directory); its `dvc`, installed on first use.
+fn dvc_bin() -> Option<PathBuf> {
+    let venv = std::env::var_os("WANLLMDB_BENCH_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("target/bench-venv"));
+    // Absolute, since DVC runs in its own repository directory.
+    let venv = std::env::current_dir().ok()?.join(venv);
+    let dvc = venv.join("bin").join("dvc");
+    if dvc.exists() {
+        return Some(dvc);
+    }
+    eprintln!("installing DVC into {} ...", venv.display());
+    let ok = Command::new("python3")
+        .args(["-m", "venv"])
+        .arg(&venv)
+        .status()
+        .is_ok_and(|s| s.success())
+        && Command::new(venv.join("bin").join("pip"))
+            .args(["install", "-q", "dvc"])
+            .status()
+            .is_ok_and(|s| s.success());
+    (ok && dvc.exists()).then_some(dvc)
+}
+
+/// `dvc push` and `dvc pull` of the same data to and from a local remote, beside ours:
+/// `ours` is (put 1 GiB, get 1 GiB, put small, get small) in seconds.
+fn dvc_figures(
+    work: &Path,
+    big: &Path,
+    small: &Path,
+    cp: &Copies,
+    ours: (f64, f64, f64, f64),
+) -> Result<()> {
+    let Some(dvc) = dvc_bin() else {
+        println!("DVC: not measured (it could not be installed from PyPI into the bench venv)");
+        return Ok(());
+    };
+    let repo = work.join("dvc-repo");
+    std::fs::create_dir_all(&repo)?;
+    let dvc_cmd = |args: &[&str]| {
+        let mut c = Command::new(&dvc);
+        c.current_dir(&repo).args(args);
+        c
+    };
+    timed(dvc_cmd(&["init", "--no-scm", "-q"]))?;
+    let remote = work.join("dvc-remote");
+    let remote = remote.to_string_lossy();
+    timed(dvc_cmd(&["remote", "add", "-d", "local", &remote]))?;
+    let version = dvc_cmd(&["--version"]).output()?;
+    let side = |name: &str, src: &Path, dir: bool| -> Result<(f64, f64, f64)> {
+        let mut c = Command::new("cp");
+        if dir {
+            c.arg("-r");
+        }
+        timed({
+            c.arg(src).arg(repo.join(name));
+            c
+        })?;
+        let add = timed(dvc_cmd(&["add", "-q", name]))?;
+        let push = timed(dvc_cmd(&["push", "-q"]))?;
+        std::fs::remove_dir_all(repo.join(".dvc").join("cache"))?;
+        if dir {
+            std::fs::remove_dir_all(repo.join(name))?;
+        } else {
+            std::fs::remove_file(repo.join(name))?;
+        }
+        let pull = timed(dvc_cmd(&["pull", "-q"]))?;
+        Ok((add, push, pull))
+    };
+    let (big_add, big_push, big_pull) = side("big.bin", big, false)?;
+    let (small_add, small_push, small_pull) = side("small", small, true)?;
+    println!(
+        "DVC {} to a local remote, 1 GiB: add {:.2} s, push {:.0} MB/s ({:.0} % of cp + sync), pull {:.0} MB/s ({:.0} % of cp); ours: put {:.0} MB/s, get {:.0} MB/s",
+        String::from_utf8_lossy(&version.stdout).trim(),
+        big_add,
+        1024.0 / big_push,
+        cp.big_synced / big_push * 100.0,
+        1024.0 / big_pull,
+        cp.big / big_pull * 100.0,
+        1024.0 / ours.0,
+        1024.0 / ours.1
+    );
+    println!(
+        "DVC, {SMALL_FILES} x {SMALL_SIZE} B: add {small_add:.2} s, push {small_push:.2} s, pull {small_pull:.2} s; ours: put {:.2} s, get {:.2} s",
+        ours.2, ours.3
     );
     Ok(())
 }

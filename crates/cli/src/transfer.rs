@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
-use tokio::io::AsyncWriteExt;
 use tokio::sync::Semaphore;
 use wanllmdb_api_types::files::{
     BatchUploadResult, FileSpec, FileStatus, PutFilesRequest, PutFilesResponse, RunFile,
@@ -40,48 +39,47 @@ pub async fn hash_file(path: &Path) -> std::io::Result<(String, u64)> {
         .map_err(std::io::Error::other)?
 }
 
-/// SHA-256 and size of many files, two at a time, reusing digests remembered for files
-/// unchanged since they were last hashed (see `cache::DigestMemo`).
+/// SHA-256 and size of many files, on two blocking threads that take the next file in turn
+/// (a task and a thread hop per small file cost more than hashing it), reusing digests
+/// remembered for files unchanged since they were last hashed (see `cache::DigestMemo`).
 pub async fn hash_files(paths: Vec<PathBuf>) -> CliResult<Vec<(String, u64)>> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let task_failed =
+        |e: tokio::task::JoinError| CliError::unexpected(format!("hash task failed: {e}"));
     let memo = tokio::task::spawn_blocking(crate::cache::DigestMemo::load)
         .await
-        .map_err(|e| CliError::unexpected(format!("hash task failed: {e}")))?;
+        .map_err(task_failed)?;
     let memo = Arc::new(std::sync::Mutex::new(memo));
-    let limit = Arc::new(Semaphore::new(2));
-    let mut tasks = Vec::with_capacity(paths.len());
-    for p in paths {
-        let (limit, memo) = (limit.clone(), memo.clone());
-        tasks.push(tokio::spawn(async move {
-            let _permit = limit.acquire_owned().await;
-            tokio::task::spawn_blocking(move || -> CliResult<(String, u64)> {
-                let err = |e: std::io::Error| user_err!("cannot read {}: {e}", p.display());
-                let abs = std::fs::canonicalize(&p).map_err(err)?;
-                let meta = std::fs::metadata(&abs).map_err(err)?;
-                let known = memo.lock().ok().and_then(|m| m.get(&abs, &meta));
-                if let Some(sha) = known {
-                    return Ok((sha, meta.len()));
+    let paths = Arc::new(paths);
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut workers = Vec::new();
+    for _ in 0..HASH_THREADS.min(paths.len()) {
+        let (paths, next, memo) = (paths.clone(), next.clone(), memo.clone());
+        workers.push(tokio::task::spawn_blocking(
+            move || -> CliResult<Vec<(usize, (String, u64))>> {
+                let mut done = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(p) = paths.get(i) else {
+                        return Ok(done);
+                    };
+                    match hash_remembered(p, &memo) {
+                        Ok(d) => done.push((i, d)),
+                        Err(e) => {
+                            // The other thread stops at its next file.
+                            next.store(paths.len(), Ordering::Relaxed);
+                            return Err(e);
+                        }
+                    }
                 }
-                let (sha, size) = hash_file_blocking(&abs).map_err(err)?;
-                // Only a file that did not change while it was read is remembered.
-                if let Ok(after) = std::fs::metadata(&abs)
-                    && after.len() == size
-                    && after.modified().ok() == meta.modified().ok()
-                    && let Ok(mut m) = memo.lock()
-                {
-                    m.put(abs, &after, &sha);
-                }
-                Ok((sha, size))
-            })
-            .await
-            .map_err(|e| CliError::unexpected(format!("hash task failed: {e}")))?
-        }));
+            },
+        ));
     }
-    let mut out = Vec::with_capacity(tasks.len());
-    for t in tasks {
-        out.push(
-            t.await
-                .map_err(|e| CliError::unexpected(format!("hash task failed: {e}")))??,
-        );
+    let mut out = vec![None; paths.len()];
+    for w in workers {
+        for (i, d) in w.await.map_err(task_failed)?? {
+            out[i] = Some(d);
+        }
     }
     let _ = tokio::task::spawn_blocking(move || {
         if let Ok(m) = memo.lock() {
@@ -89,7 +87,36 @@ pub async fn hash_files(paths: Vec<PathBuf>) -> CliResult<Vec<(String, u64)>> {
         }
     })
     .await;
-    Ok(out)
+    out.into_iter()
+        .map(|d| d.ok_or_else(|| CliError::unexpected("a file was not hashed")))
+        .collect()
+}
+
+/// Files hashed at the same time.
+const HASH_THREADS: usize = 2;
+
+/// SHA-256 and size of one file, from the memo when it is unchanged since it was last hashed.
+fn hash_remembered(
+    p: &Path,
+    memo: &std::sync::Mutex<crate::cache::DigestMemo>,
+) -> CliResult<(String, u64)> {
+    let err = |e: std::io::Error| user_err!("cannot read {}: {e}", p.display());
+    let abs = std::fs::canonicalize(p).map_err(err)?;
+    let meta = std::fs::metadata(&abs).map_err(err)?;
+    let known = memo.lock().ok().and_then(|m| m.get(&abs, &meta));
+    if let Some(sha) = known {
+        return Ok((sha, meta.len()));
+    }
+    let (sha, size) = hash_file_blocking(&abs).map_err(err)?;
+    // Only a file that did not change while it was read is remembered.
+    if let Ok(after) = std::fs::metadata(&abs)
+        && after.len() == size
+        && after.modified().ok() == meta.modified().ok()
+        && let Ok(mut m) = memo.lock()
+    {
+        m.put(abs, &after, &sha);
+    }
+    Ok((sha, size))
 }
 
 /// `hash_file` on the calling (blocking) thread.
@@ -747,7 +774,9 @@ pub async fn get_file(
 }
 
 /// Writes a download to `tmp` while hashing it, and renames it to `dest` only when it hashes
-/// to `sha256` (when one is expected); `what` names it in errors.
+/// to `sha256` (when one is expected); `what` names it in errors. Hashing and writing each run
+/// on their own blocking thread, fed the received chunks, so neither waits for the other or
+/// for the network (one thread hop per chunk rather than per write).
 pub async fn save_verified(
     mut resp: reqwest::Response,
     tmp: &Path,
@@ -756,25 +785,35 @@ pub async fn save_verified(
     what: &str,
     pb: &indicatif::ProgressBar,
 ) -> CliResult {
-    let mut out = tokio::fs::File::create(tmp)
+    let cannot_write = |e: std::io::Error| user_err!("cannot write {}: {e}", tmp.display());
+    let file = tokio::fs::File::create(tmp)
         .await
-        .map_err(|e| user_err!("cannot write {}: {e}", tmp.display()))?;
-    let mut h = Sha256::new();
-    while let Some(chunk) = resp
-        .chunk()
-        .await
-        .map_err(|e| user_err!("the download of {what} broke off: {e}"))?
-    {
-        h.update(&chunk);
-        out.write_all(&chunk)
-            .await
-            .map_err(|e| user_err!("cannot write {}: {e}", tmp.display()))?;
-        pb.inc(chunk.len() as u64);
+        .map_err(cannot_write)?
+        .into_std()
+        .await;
+    let (hash_tx, hashed) = chunk_worker(Sha256::new(), |h, c| {
+        h.update(c);
+        Ok(())
+    });
+    let (write_tx, written) = chunk_worker(file, std::io::Write::write_all);
+    let received = async {
+        while let Some(chunk) = resp.chunk().await? {
+            pb.inc(chunk.len() as u64);
+            // A worker stops early only when it failed; its result below says why.
+            if hash_tx.send(chunk.clone()).await.is_err() || write_tx.send(chunk).await.is_err() {
+                break;
+            }
+        }
+        Ok::<(), reqwest::Error>(())
     }
-    out.flush()
-        .await
-        .map_err(|e| user_err!("cannot write {}: {e}", tmp.display()))?;
-    let got = hex::encode(h.finalize());
+    .await;
+    drop((hash_tx, write_tx));
+    let joined = |e: tokio::task::JoinError| CliError::unexpected(format!("download task: {e}"));
+    let file = written.await.map_err(joined)?.map_err(cannot_write)?;
+    let hasher = hashed.await.map_err(joined)?.map_err(cannot_write)?;
+    received.map_err(|e| user_err!("the download of {what} broke off: {e}"))?;
+    drop(file);
+    let got = hex::encode(hasher.finalize());
     if let Some(want) = sha256
         && got != want
     {
@@ -786,6 +825,25 @@ pub async fn save_verified(
     tokio::fs::rename(tmp, dest)
         .await
         .map_err(|e| user_err!("cannot write {}: {e}", dest.display()))
+}
+
+/// A blocking thread that applies `step` to `state` with every chunk sent to it, until the
+/// sender is dropped or a step fails; then hands back the state (or the failure).
+fn chunk_worker<S: Send + 'static>(
+    mut state: S,
+    step: impl Fn(&mut S, &[u8]) -> std::io::Result<()> + Send + 'static,
+) -> (
+    tokio::sync::mpsc::Sender<bytes::Bytes>,
+    tokio::task::JoinHandle<std::io::Result<S>>,
+) {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(16);
+    let task = tokio::task::spawn_blocking(move || {
+        while let Some(c) = rx.blocking_recv() {
+            step(&mut state, &c)?;
+        }
+        Ok(state)
+    });
+    (tx, task)
 }
 
 /// Whether `dest` is a file with exactly this content.

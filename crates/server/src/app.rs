@@ -285,6 +285,9 @@ pub async fn start_with_store(
         .await
         .map_err(StartError::Other)?;
     let (state, admin_api_key) = build_state(config, store.clone()).await?;
+    if let Err(e) = crate::files::fill_pending_md5(&state).await {
+        tracing::warn!("pending MD5s not resumed: {e}");
+    }
     let addr = listener.local_addr()?;
     let metrics_addr = metrics_listener
         .as_ref()

@@ -611,7 +611,9 @@ pub(super) async fn entries(
             out.push(ArtifactFile {
                 path: r.try_get("path")?,
                 sha256: r.try_get("digest")?,
-                md5: r.try_get("md5")?,
+                md5: r
+                    .try_get::<Option<String>, _>("md5")?
+                    .filter(|m| !m.is_empty()),
                 size: size as u64,
                 reference: r.try_get("ref_uri")?,
                 checksum: r.try_get("ref_checksum")?,

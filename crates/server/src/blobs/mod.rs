@@ -15,7 +15,6 @@ use axum::body::Body;
 use futures_util::StreamExt;
 use md5::Md5;
 use sha2::{Digest, Sha256};
-use tokio::io::AsyncWriteExt;
 
 /// Why a blob was not stored.
 #[derive(Debug, thiserror::Error)]
@@ -28,11 +27,17 @@ pub enum BlobError {
     Io(#[from] std::io::Error),
 }
 
+/// Uploads through the server at least this large are acknowledged before their MD5 is
+/// known: MD5 is wire metadata, not the content address, and at ~0.6 GB/s on one core it
+/// would take the CPU the transfer needs. Below this it costs less than a round trip.
+pub const DEFERRED_MD5_MIN: u64 = 8 << 20;
+
 /// What a completed upload produced.
 #[derive(Debug, Clone)]
 pub struct StoredBlob {
-    /// MD5 of the bytes, hex.
-    pub md5: String,
+    /// MD5 of the bytes, hex; None when it is computed after the upload is acknowledged (see
+    /// [`DEFERRED_MD5_MIN`] and [`LocalBlobs::md5_of`]).
+    pub md5: Option<String>,
 }
 
 /// What arrived in an upload whose content was not announced beforehand.
@@ -49,20 +54,30 @@ pub struct ReadBack {
 impl ReadBack {
     /// Why these are not the `size` bytes hashing to `digest` that were announced, if not.
     pub fn mismatch(&self, digest: &str, size: u64) -> Option<String> {
-        if self.size != size {
-            Some(format!(
-                "{} bytes arrived, {size} were announced",
-                self.size
-            ))
-        } else if self.sha256 != digest {
-            Some(format!(
-                "the bytes hash to sha256 {}, not the announced {digest}",
-                self.sha256
-            ))
-        } else {
-            None
-        }
+        mismatch(&self.sha256, self.size, digest, size)
     }
+}
+
+/// Why `got` bytes hashing to `sha256` are not the `size` bytes hashing to `digest` that were
+/// announced, if not.
+fn mismatch(sha256: &str, got: u64, digest: &str, size: u64) -> Option<String> {
+    if got != size {
+        Some(format!("{got} bytes arrived, {size} were announced"))
+    } else if sha256 != digest {
+        Some(format!(
+            "the bytes hash to sha256 {sha256}, not the announced {digest}"
+        ))
+    } else {
+        None
+    }
+}
+
+/// What a stream delivered to a temporary file.
+struct Received {
+    sha256: String,
+    /// None when it was not asked for.
+    md5: Option<String>,
+    size: u64,
 }
 
 /// Where content lives.
@@ -135,6 +150,25 @@ fn hasher<D: Digest + Send + 'static>() -> (
     (tx, task)
 }
 
+/// A blocking thread that writes the chunks sent to it to `file` and syncs it when the sender
+/// is dropped; it stops at the first failure, which the handle returns.
+fn writer(
+    mut file: std::fs::File,
+) -> (
+    tokio::sync::mpsc::Sender<bytes::Bytes>,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+) {
+    use std::io::Write;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(8);
+    let task = tokio::task::spawn_blocking(move || {
+        while let Some(c) = rx.blocking_recv() {
+            file.write_all(&c)?;
+        }
+        file.sync_all()
+    });
+    (tx, task)
+}
+
 /// The local blob directory.
 #[derive(Debug, Clone)]
 pub struct LocalBlobs {
@@ -158,8 +192,8 @@ impl LocalBlobs {
         size: u64,
         body: Body,
     ) -> Result<StoredBlob, BlobError> {
-        let (tmp, got) = self.receive(body, size).await?;
-        if let Some(m) = got.mismatch(digest, size) {
+        let (tmp, got) = self.receive(body, size, size < DEFERRED_MD5_MIN).await?;
+        if let Some(m) = mismatch(&got.sha256, got.size, digest, size) {
             let _ = tokio::fs::remove_file(&tmp).await;
             return Err(BlobError::Mismatch(m));
         }
@@ -169,17 +203,58 @@ impl LocalBlobs {
 
     /// Streams `body` (at most `limit` bytes) to storage under whatever digest it has.
     pub async fn write_any(&self, body: Body, limit: u64) -> Result<ReadBack, BlobError> {
-        let (tmp, got) = self.receive(body, limit).await?;
+        let (tmp, got) = self.receive(body, limit, true).await?;
         self.keep(&tmp, &got.sha256).await?;
-        Ok(got)
+        let Some(md5) = got.md5 else {
+            return Err(BlobError::Io(std::io::Error::other(
+                "the MD5 was not computed",
+            )));
+        };
+        Ok(ReadBack {
+            sha256: got.sha256,
+            md5,
+            size: got.size,
+        })
     }
 
-    /// Streams a body to a temporary file, hashing it; more than `limit` bytes is refused.
-    async fn receive(&self, body: Body, limit: u64) -> Result<(PathBuf, ReadBack), BlobError> {
+    /// MD5 of a stored blob, read back on a blocking thread (for blobs acknowledged without
+    /// one; the bytes are usually still in the page cache). One at a time, so a burst of large
+    /// uploads does not take every core.
+    pub async fn md5_of(&self, digest: &str) -> std::io::Result<String> {
+        static ONE_AT_A_TIME: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+        let _permit = ONE_AT_A_TIME
+            .acquire()
+            .await
+            .map_err(std::io::Error::other)?;
+        let path = self.path(digest);
+        tokio::task::spawn_blocking(move || {
+            use std::io::Read;
+            let mut f = std::fs::File::open(path)?;
+            let mut h = Md5::new();
+            let mut buf = vec![0u8; 1 << 20];
+            loop {
+                match f.read(&mut buf)? {
+                    0 => return Ok(hex::encode(h.finalize())),
+                    n => h.update(&buf[..n]),
+                }
+            }
+        })
+        .await
+        .map_err(std::io::Error::other)?
+    }
+
+    /// Streams a body to a temporary file, hashing it (MD5 too when `with_md5`); more than
+    /// `limit` bytes is refused.
+    async fn receive(
+        &self,
+        body: Body,
+        limit: u64,
+        with_md5: bool,
+    ) -> Result<(PathBuf, Received), BlobError> {
         let dir = self.root.join("tmp");
         private_dir(&dir).await?;
         let tmp = dir.join(format!("upload.{}", crate::auth::keys::random_hex(8)));
-        match Self::stream_to(&tmp, body, limit).await {
+        match Self::stream_to(&tmp, body, limit, with_md5).await {
             Ok(got) => Ok((tmp, got)),
             Err(e) => {
                 let _ = tokio::fs::remove_file(&tmp).await;
@@ -192,12 +267,15 @@ impl LocalBlobs {
         tmp: &std::path::Path,
         body: Body,
         limit: u64,
-    ) -> Result<ReadBack, BlobError> {
-        let mut file = tokio::fs::File::from_std(crate::datadir::private_file_options().open(tmp)?);
-        // SHA-256 and MD5 each run on their own thread while this task writes: together on
-        // one thread they cap a stream near 340 MB/s here (MD5 alone is ~520 MB/s).
+        with_md5: bool,
+    ) -> Result<Received, BlobError> {
+        let file = crate::datadir::private_file_options().open(tmp)?;
+        // SHA-256, MD5 and the write each run on their own thread, fed the received chunks:
+        // together on one thread they cap a stream near 340 MB/s here, and a write through
+        // `tokio::fs` costs a copy and a thread hop per chunk.
+        let (write_tx, written) = writer(file);
         let (sha_tx, sha) = hasher::<Sha256>();
-        let (md5_tx, md5) = hasher::<Md5>();
+        let (md5_tx, md5) = with_md5.then(hasher::<Md5>).unzip();
         let mut got = 0u64;
         let mut stream = body.into_data_stream();
         while let Some(chunk) = stream.next().await {
@@ -210,19 +288,28 @@ impl LocalBlobs {
                     "more than the announced or allowed {limit} bytes arrived"
                 )));
             }
-            // A hashing thread only stops early if it panicked; the join below reports it.
+            // A hashing thread only stops early if it panicked, the writer when a write
+            // failed; the joins below report either.
             let _ = sha_tx.send(chunk.clone()).await;
-            let _ = md5_tx.send(chunk.clone()).await;
-            file.write_all(&chunk).await?;
+            if let Some(tx) = &md5_tx {
+                let _ = tx.send(chunk.clone()).await;
+            }
+            if write_tx.send(chunk).await.is_err() {
+                break;
+            }
         }
-        drop((sha_tx, md5_tx));
+        drop((sha_tx, md5_tx, write_tx));
         let joined = |r: Result<String, tokio::task::JoinError>| {
             r.map_err(|e| BlobError::Io(std::io::Error::other(format!("hashing failed: {e}"))))
         };
+        // Written and synced before anything is acknowledged.
+        written.await.map_err(std::io::Error::other)??;
         let sha256 = joined(sha.await)?;
-        let md5 = joined(md5.await)?;
-        file.sync_all().await?;
-        Ok(ReadBack {
+        let md5 = match md5 {
+            Some(task) => Some(joined(task.await)?),
+            None => None,
+        };
+        Ok(Received {
             sha256,
             md5,
             size: got,
@@ -269,7 +356,7 @@ impl LocalBlobs {
                 f.write_all(data)?;
                 written.push((f, tmp, digest.clone()));
                 out.push(Ok(StoredBlob {
-                    md5: hex::encode(Md5::digest(data)),
+                    md5: Some(hex::encode(Md5::digest(data))),
                 }));
             }
             // The first sync commits the journal with every file's data; the rest are cheap.
@@ -331,6 +418,38 @@ impl LocalBlobs {
     /// Opens a stored blob for reading.
     pub async fn open(&self, digest: &str) -> std::io::Result<tokio::fs::File> {
         tokio::fs::File::open(self.path(digest)).await
+    }
+
+    /// The bytes of a stored blob as a stream of 1 MiB chunks, read on a blocking thread
+    /// straight into the buffers that go out (`tokio::fs` reads cost a copy and a thread hop
+    /// per 256 KiB); the file is opened before this returns, so a missing blob is an error here.
+    pub async fn read_stream(
+        &self,
+        digest: &str,
+    ) -> std::io::Result<impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + use<>>
+    {
+        const CHUNK: usize = 1 << 20;
+        let file = self.open(digest).await?.into_std().await;
+        let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(4);
+        tokio::task::spawn_blocking(move || {
+            use std::io::Read;
+            loop {
+                let mut buf = Vec::with_capacity(CHUNK);
+                let read = (&file).take(CHUNK as u64).read_to_end(&mut buf);
+                let done = !matches!(read, Ok(n) if n > 0);
+                let item = read.map(|_| bytes::Bytes::from(buf));
+                // An empty read is the end; a closed channel, a client that went away.
+                if matches!(item, Ok(ref b) if b.is_empty())
+                    || tx.blocking_send(item).is_err()
+                    || done
+                {
+                    return;
+                }
+            }
+        });
+        Ok(futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        }))
     }
 }
 

@@ -485,7 +485,7 @@ impl S3Blobs {
             return Err(BlobError::Mismatch(m));
         }
         self.move_into_place(staging, digest, size).await?;
-        Ok(StoredBlob { md5: got.md5 })
+        Ok(StoredBlob { md5: Some(got.md5) })
     }
 
     /// Moves verified bytes from a staging key to the content key of `digest` (kept as they

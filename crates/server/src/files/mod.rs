@@ -37,6 +37,37 @@ use crate::telemetry::TransferKind;
 use store::{Destination, Upload};
 use wanllmdb_api_types::RunId;
 
+/// Computes and records, in the background, the MD5 of blobs acknowledged without one (local
+/// storage keeps large uploads' MD5 off the acknowledgement path).
+pub(crate) fn fill_md5_later(state: AppState, digests: Vec<String>) {
+    if digests.is_empty() {
+        return;
+    }
+    tokio::spawn(async move {
+        let BlobStore::Local(local) = &state.blobs else {
+            return;
+        };
+        for digest in digests {
+            let recorded = match local.md5_of(&digest).await {
+                Ok(md5) => store::record_md5(&state.store, &digest, &md5)
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            if let Err(e) = recorded {
+                tracing::warn!("the MD5 of blob {digest} was not recorded: {e}");
+            }
+        }
+    });
+}
+
+/// At start-up: computes the MD5s that a stop left pending.
+pub(crate) async fn fill_pending_md5(state: &AppState) -> ApiResult<()> {
+    let digests = store::blobs_without_md5(&state.store).await?;
+    fill_md5_later(state.clone(), digests);
+    Ok(())
+}
+
 /// Largest item of a batch upload.
 const MAX_BATCH_ITEM: u64 = 4 * 1024 * 1024;
 /// Most items in a batch upload.
@@ -386,9 +417,15 @@ impl Files<'_> {
             .write(&c.dig, c.size, body)
             .await
             .map_err(upload_error)?;
-        self.record_upload(&c, stored.md5)
+        // An empty MD5 marks it as pending until `fill_md5_later` has read the blob back.
+        let receipt = self
+            .record_upload(&c, stored.md5.clone().unwrap_or_default())
             .await
-            .inspect(|_| self.state.telemetry.uploaded(c.kind(), c.size))
+            .inspect(|_| self.state.telemetry.uploaded(c.kind(), c.size));
+        if stored.md5.is_none() {
+            fill_md5_later(self.state.clone(), vec![c.dig.clone()]);
+        }
+        receipt
     }
 
     /// Verifies bytes a client put into object storage and records them like an upload
@@ -423,7 +460,7 @@ impl Files<'_> {
             .verify_and_store(staging, &c.dig, c.size)
             .await
             .map_err(upload_error)?;
-        self.record_upload(&c, stored.md5)
+        self.record_upload(&c, stored.md5.unwrap_or_default())
             .await
             .inspect(|_| self.state.telemetry.uploaded(c.kind(), c.size))
     }
@@ -535,7 +572,11 @@ impl Files<'_> {
         let ok: Vec<Upload> = claims
             .iter()
             .zip(&stored)
-            .filter_map(|(c, r)| r.as_ref().ok().map(|b| c.upload(&b.md5)))
+            .filter_map(|(c, r)| {
+                r.as_ref()
+                    .ok()
+                    .map(|b| c.upload(b.md5.as_deref().unwrap_or_default()))
+            })
             .collect();
         let mut done = self.record_many(&ok).await?.into_iter();
         let items = claims
@@ -727,11 +768,10 @@ impl Files<'_> {
                 "blob (this server serves content from object storage)",
             ));
         };
-        let file = local
-            .open(&c.dig)
+        let stream = local
+            .read_stream(&c.dig)
             .await
             .map_err(|_| ApiError::not_found("blob"))?;
-        let stream = tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024);
         let stream = self.state.telemetry.count_download(c.kind(), stream);
         let mut resp = Response::new(Body::from_stream(stream));
         let h = resp.headers_mut();

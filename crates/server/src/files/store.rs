@@ -449,3 +449,25 @@ pub(super) async fn attach_staged(
     });
     Ok(())
 }
+
+/// Blobs acknowledged without their MD5 (it is computed after the upload answered; the empty
+/// string marks it as pending).
+pub(super) async fn blobs_without_md5(store: &Store) -> ApiResult<Vec<String>> {
+    Ok(on_backend!(store, read, |pool| {
+        sqlx::query_scalar("SELECT digest FROM blobs WHERE md5 = ''")
+            .fetch_all(pool)
+            .await?
+    }))
+}
+
+/// Records the MD5 of a blob acknowledged without it.
+pub(super) async fn record_md5(store: &Store, digest: &str, md5: &str) -> ApiResult<()> {
+    on_backend!(store, write, |pool| {
+        sqlx::query("UPDATE blobs SET md5 = $1 WHERE digest = $2 AND md5 = ''")
+            .bind(md5)
+            .bind(digest)
+            .execute(pool)
+            .await?;
+    });
+    Ok(())
+}

@@ -153,6 +153,44 @@ each_backend!(upload_attach_download_and_delete, |ctx| {
     assert_error(s, &b, StatusCode::NOT_FOUND, "not_found");
 });
 
+each_backend!(
+    a_large_upload_gets_its_md5_after_the_acknowledgement,
+    |ctx| {
+        let k = ctx.user("alice").await;
+        ctx.project(&k, "f", "private").await;
+        let run = ctx.run(&k, "f", json!({})).await;
+        // Over the size whose MD5 is computed after the upload is acknowledged.
+        let data: Vec<u8> = (0..9u32 << 20).map(|i| (i % 251) as u8).collect();
+        let digest = sha(&data);
+        let (_, b) = put(
+            &ctx,
+            &k,
+            &run,
+            json!([{"path": "big.bin", "sha256": digest, "size": data.len()}]),
+        )
+        .await;
+        let url = b["files"][0]["upload_url"].as_str().unwrap().to_string();
+        let (s, f) = upload(&ctx, &url, &data).await;
+        assert_eq!(s, StatusCode::OK, "{f}");
+        assert_eq!(f["sha256"], digest);
+        assert_eq!(download(&ctx, &k, &run, "big.bin").await, data);
+        // The MD5 follows in the background: wait for it (bounded), then it is the right one.
+        let want = hex::encode(md5_of(&data));
+        let mut listed = Value::Null;
+        for _ in 0..1000 {
+            let (_, list) = ctx
+                .get(&format!("/api/v1/runs/{run}/files"), Some(&k))
+                .await;
+            listed = list[0]["md5"].clone();
+            if listed != "" {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert_eq!(listed, want.as_str());
+    }
+);
+
 fn md5_of(b: &[u8]) -> Vec<u8> {
     use md5::Digest as _;
     md5::Md5::digest(b).to_vec()

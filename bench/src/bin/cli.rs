@@ -690,15 +690,25 @@ fn files_figures(bin: &Path, s: &Server, work: &Path) -> Result<()> {
     );
     let up_small = measured(put("small", &small), pid)?;
     let again = timed(put("small", &small))?;
+    // Creating many files soon after many were deleted (here: the server's temporary files of
+    // the put just above) costs the kernel far more than on a quiet file system (ext4 skips
+    // recently freed inodes), so the start-of-run `cp -r` is not the copy this download races.
+    // Time one right beside it, in the same state, and keep both copies until both are done.
+    let near = work.join("small.near");
+    let mut c = Command::new("cp");
+    c.arg("-r").arg(&small).arg(&near);
+    let cp_near = timed(c)?;
     let dn_small = measured(get("small", &["--no-cache"], &down), pid)?;
     std::fs::remove_dir_all(&down)?;
+    std::fs::remove_dir_all(&near)?;
     println!(
         "artifact put, {SMALL_FILES} x {SMALL_SIZE} B: {} (target >= 50 % of cp -r + sync)",
         up_small.time(cp.small_synced, "cp -r + sync")
     );
     println!(
-        "artifact get, {SMALL_FILES} x {SMALL_SIZE} B (--no-cache): {} (target >= 70 % of cp -r)",
-        dn_small.time(cp.small, "cp -r")
+        "artifact get, {SMALL_FILES} x {SMALL_SIZE} B (--no-cache): {} (target >= 70 % of cp -r); {:.0} % of a cp -r timed just before it ({cp_near:.2} s)",
+        dn_small.time(cp.small, "cp -r"),
+        cp_near / dn_small.secs * 100.0
     );
     println!(
         "artifact, re-putting the unchanged {SMALL_FILES}-file directory: {again:.2} s, nothing sent (target < 2 s)"

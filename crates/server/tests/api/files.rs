@@ -188,6 +188,32 @@ each_backend!(
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
         assert_eq!(listed, want.as_str());
+
+        // A stop before the background MD5 was recorded: the next start-up computes it.
+        wanllmdb_server::on_backend!(ctx.store, write, |pool| {
+            sqlx::query("UPDATE blobs SET md5 = '' WHERE digest = $1")
+                .bind(&digest)
+                .execute(pool)
+                .await
+                .unwrap();
+        });
+        let (_, list) = ctx
+            .get(&format!("/api/v1/runs/{run}/files"), Some(&k))
+            .await;
+        assert_eq!(list[0]["md5"], "", "the pending state is what a stop leaves");
+        ctx.restart().await;
+        let mut listed = Value::Null;
+        for _ in 0..1000 {
+            let (_, list) = ctx
+                .get(&format!("/api/v1/runs/{run}/files"), Some(&k))
+                .await;
+            listed = list[0]["md5"].clone();
+            if listed != "" {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert_eq!(listed, want.as_str(), "start-up resumes the pending MD5");
     }
 );
 

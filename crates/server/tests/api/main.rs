@@ -338,6 +338,37 @@ impl Ctx {
     }
 
     /// Runs a `SELECT COUNT(*) …` straight against the database (audit and storage checks).
+    /// Stops the server and starts a new one on the same database and data directory, as a
+    /// process restart would.
+    pub async fn restart(&mut self) {
+        if let Some(s) = self.server.take() {
+            s.shutdown().await.unwrap();
+        }
+        // Shutting down closes the database: open it again, as a new process would.
+        self.store = match &self.pg_schema {
+            None => {
+                let url = format!("sqlite://{}", self._dir.path().join("t.db").display());
+                Store::open(&url).await.unwrap()
+            }
+            Some((base, schema)) => {
+                let opts = PgConnectOptions::from_str(base)
+                    .unwrap()
+                    .options([("search_path", schema.as_str())]);
+                Store::open_postgres(opts).await.unwrap()
+            }
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let server = wanllmdb_server::start_with_store(
+            test_config(self._dir.path()),
+            self.store.clone(),
+            listener,
+        )
+        .await
+        .unwrap();
+        self.url = server.url();
+        self.server = Some(server);
+    }
+
     pub async fn count(&self, sql: &'static str, arg: &str) -> i64 {
         wanllmdb_server::on_backend!(self.store, read, |pool| {
             sqlx::query_scalar::<_, i64>(sql)
@@ -399,7 +430,8 @@ macro_rules! each_backend {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn $name() {
             for backend in $crate::backends() {
-                let $ctx = $crate::Ctx::start(backend).await;
+                #[allow(unused_mut)]
+                let mut $ctx = $crate::Ctx::start(backend).await;
                 $body
                 $ctx.stop().await;
             }

@@ -118,6 +118,10 @@ pub struct Project {
     pub updated_at: String,
     /// Run count and last activity.
     pub stats: ProjectStats,
+    /// The name MLflow clients know it by (its experiment name, which may hold spaces and
+    /// `/`), when it differs from `name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
 }
 
 /// A member of a project.

@@ -227,7 +227,7 @@ pub struct ModelEvent {
     /// Ascending id.
     pub id: i64,
     /// `registered`, `updated`, `version_created`, `transition`, `approved`,
-    /// `approval_revoked`, `alias_set`, `alias_removed`, `version_deleted`.
+    /// `approval_revoked`, `alias_set`, `alias_removed`, `version_deleted`, `renamed`.
     pub action: String,
     /// The version concerned, if any.
     pub version: Option<String>,

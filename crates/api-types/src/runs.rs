@@ -228,4 +228,8 @@ pub struct Run {
     /// Latest value of every metric (or the value a client set).
     #[schema(value_type = Object)]
     pub summary: BTreeMap<String, MetricValue>,
+    /// Key→value tags (MLflow's tags, logged through the MLflow API); `tags` holds the plain
+    /// ones.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tag_values: BTreeMap<String, String>,
 }

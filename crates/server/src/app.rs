@@ -29,6 +29,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::telemetry::router(&state.config))
         .route("/api/v1/openapi.json", axum::routing::get(openapi::serve))
         .merge(crate::ui::router(state.clone()))
+        .merge(crate::mlflow::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // Inside resolve_actor: the caller is known before a byte of the body is read.
@@ -40,6 +41,8 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             auth::resolve_actor,
         ))
+        // Outside authentication, so its refusals reach MLflow clients in MLflow's form too.
+        .layer(axum::middleware::from_fn(crate::mlflow::translate_errors))
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         // Fastest level: metric histories are large, and level 6 costs far more CPU than it saves.
         .layer(
@@ -188,6 +191,7 @@ pub async fn build_state(
         telemetry: Arc::default(),
         singletons: Arc::new(crate::lease::Singletons::new(config_period)),
         body_budget,
+        basic_logins: Arc::default(),
     };
     let admin_key = bootstrap_admin(&state).await?;
     Ok((state, admin_key))

@@ -18,6 +18,7 @@ pub mod lease;
 pub mod limits;
 pub mod logs;
 pub mod metrics;
+pub mod mlflow;
 pub mod openapi;
 pub mod paging;
 pub mod projects;

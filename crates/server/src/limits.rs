@@ -57,6 +57,9 @@ enum Policy {
     Public,
     /// Only signed-in callers may send a body.
     Members,
+    /// Only signed-in callers; the body streams to disk, so neither the size limit nor the
+    /// budget applies (the MLflow artifact proxy's uploads).
+    MembersStream,
 }
 
 fn policy(method: &Method, route: Option<&str>) -> Policy {
@@ -64,6 +67,12 @@ fn policy(method: &Method, route: Option<&str>) -> Policy {
         // Unknown paths answer 404 without reading anything.
         return Policy::Public;
     };
+    if crate::mlflow::is_mlflow_path(route) {
+        return match (method, route) {
+            (&Method::PUT, r) if r.ends_with("/artifacts/{*path}") => Policy::MembersStream,
+            _ => Policy::Members,
+        };
+    }
     let Some(api) = route.strip_prefix("/api/v1") else {
         // The web pages: their forms are small, and the login form is anonymous.
         return Policy::Public;
@@ -174,7 +183,7 @@ pub async fn guard_body(State(state): State<AppState>, mut req: Request, next: N
         .get::<Actor>()
         .is_none_or(|a| a.user.is_none());
     let reads = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    if policy == Policy::Members && anonymous && !reads {
+    if matches!(policy, Policy::Members | Policy::MembersStream) && anonymous && !reads {
         // A change needs an account, body or not: refused before anything is looked up.
         return unread(crate::auth::authentication_required().into_response());
     }
@@ -192,6 +201,10 @@ pub async fn guard_body(State(state): State<AppState>, mut req: Request, next: N
             return unread(crate::auth::authentication_required().into_response());
         }
         Policy::Members => Some(max),
+        Policy::MembersStream if anonymous => {
+            return unread(crate::auth::authentication_required().into_response());
+        }
+        Policy::MembersStream => None,
     };
     let declared = req
         .headers()
@@ -211,8 +224,8 @@ pub async fn guard_body(State(state): State<AppState>, mut req: Request, next: N
         tokio::spawn(discard(req.into_body(), n.min(DISCARD_BYTES), idle));
         return refused;
     }
-    let charge =
-        (policy != Policy::SignedStream).then(|| Arc::new(Charge::new(state.body_budget.clone())));
+    let charge = (!matches!(policy, Policy::SignedStream | Policy::MembersStream))
+        .then(|| Arc::new(Charge::new(state.body_budget.clone())));
     if let (Some(c), Some(n)) = (&charge, declared)
         && let Err(e) = c.add(n as usize)
     {

@@ -43,4 +43,6 @@ pub struct AppState {
     pub singletons: Arc<Singletons>,
     /// Request body bytes held in memory by all requests together.
     pub body_budget: Arc<BodyBudget>,
+    /// Username/password pairs recently verified for HTTP Basic authentication.
+    pub basic_logins: Arc<crate::auth::BasicLogins>,
 }

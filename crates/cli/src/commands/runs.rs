@@ -592,6 +592,18 @@ fn show_table(r: &Run) -> comfy_table::Table {
             r.finished_at.as_deref().map_or_else(|| "-".into(), when),
         ),
         ("tags", r.tags.join(", ")),
+        (
+            "tag values",
+            if r.tag_values.is_empty() {
+                "-".into()
+            } else {
+                r.tag_values
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
+        ),
         ("group", r.group.clone().unwrap_or_else(|| "-".into())),
         ("job type", r.job_type.clone().unwrap_or_else(|| "-".into())),
         ("notes", r.notes.clone()),

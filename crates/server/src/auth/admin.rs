@@ -348,6 +348,7 @@ impl AccountAdmin<'_> {
         let hash = hash_password(password).await?;
         let sessions_revoked =
             store::reset_password(self.store(), username, &hash, now_us()).await?;
+        self.state.basic_logins.clear();
         audit::record(
             self.store(),
             Self::event(AuditAction::PasswordReset, client, admin)

@@ -677,6 +677,8 @@ impl Accounts<'_> {
             now_us(),
         )
         .await?;
+        // The old password stops working for Basic authentication too.
+        self.state.basic_logins.clear();
         audit::record(
             self.store(),
             AuditEvent::new(AuditAction::PasswordChange)
@@ -840,6 +842,49 @@ impl Accounts<'_> {
         })
     }
 
+    /// Resolves HTTP Basic credentials (`base64(username:password)`, what MLflow clients send
+    /// for `MLFLOW_TRACKING_USERNAME`/`_PASSWORD`). A pair is verified like a login (rate
+    /// limited, audited), then remembered for a few minutes, so a client that sends it on
+    /// every request costs one password hash, not one per request.
+    pub async fn authenticate_basic(
+        &self,
+        client: &ClientInfo,
+        encoded: &str,
+    ) -> ApiResult<AuthUser> {
+        use base64::Engine as _;
+        let bad = || {
+            ApiError::Unauthenticated(
+                "Basic credentials must be base64 of 'username:password'".into(),
+            )
+        };
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .map_err(|_| bad())?;
+        let text = String::from_utf8(raw).map_err(|_| bad())?;
+        let (username, password) = text.split_once(':').ok_or_else(bad)?;
+        let key: [u8; 32] = Sha256::digest(text.as_bytes()).into();
+        let id = match self.state.basic_logins.get(&key) {
+            Some(id) => id,
+            None => {
+                let id = self.check_login(client, username, password).await?;
+                self.state.basic_logins.insert(key, id);
+                id
+            }
+        };
+        let account = store::account_state(self.store(), id)
+            .await?
+            .ok_or_else(|| ApiError::Unauthenticated("the user no longer exists".into()))?;
+        if account.disabled_at.is_some() {
+            return Err(disabled_credential());
+        }
+        Ok(AuthUser {
+            id,
+            username: account.username,
+            is_admin: account.is_admin,
+            session: None,
+        })
+    }
+
     async fn authenticate_api_key(&self, key: &str) -> ApiResult<AuthUser> {
         let found = store::live_key_by_hash(self.store(), &sha256_hex(key))
             .await?
@@ -870,6 +915,46 @@ impl Accounts<'_> {
 /// disabled; this also covers any issued in a race with disabling).
 fn disabled_credential() -> ApiError {
     ApiError::Unauthenticated("account is disabled; ask a server administrator".into())
+}
+
+/// Username/password pairs verified recently (by a SHA-256 of the pair, never the pair
+/// itself), each with its user id, for [`Accounts::authenticate_basic`].
+#[derive(Debug, Default)]
+pub struct BasicLogins {
+    seen: std::sync::Mutex<std::collections::HashMap<[u8; 32], (i64, std::time::Instant)>>,
+}
+
+impl BasicLogins {
+    /// How long a verified pair is trusted before its password is checked again.
+    const TTL: std::time::Duration = std::time::Duration::from_secs(300);
+    /// At most this many pairs are remembered.
+    const MAX: usize = 10_000;
+
+    fn get(&self, key: &[u8; 32]) -> Option<i64> {
+        let seen = self.seen.lock().ok()?;
+        seen.get(key)
+            .filter(|(_, at)| at.elapsed() < Self::TTL)
+            .map(|(id, _)| *id)
+    }
+
+    fn insert(&self, key: [u8; 32], id: i64) {
+        if let Ok(mut seen) = self.seen.lock() {
+            if seen.len() >= Self::MAX {
+                seen.retain(|_, (_, at)| at.elapsed() < Self::TTL);
+                if seen.len() >= Self::MAX {
+                    seen.clear();
+                }
+            }
+            seen.insert(key, (id, std::time::Instant::now()));
+        }
+    }
+
+    /// Forgets every remembered pair (a password changed, an account was disabled).
+    pub fn clear(&self) {
+        if let Ok(mut seen) = self.seen.lock() {
+            seen.clear();
+        }
+    }
 }
 
 /// The caller of a request as its log line names it (a username), set on the response.
@@ -903,9 +988,18 @@ pub async fn resolve_actor(
                 .or_else(|| h.strip_prefix("bearer "))
                 .map(str::trim)
                 .unwrap_or("");
-            let result = if token.is_empty() {
+            let basic = h
+                .strip_prefix("Basic ")
+                .or_else(|| h.strip_prefix("basic "))
+                .map(str::trim);
+            let result = if let Some(creds) = basic {
+                let client = ClientInfo::from_request(&req);
+                Accounts { state: &state }
+                    .authenticate_basic(&client, creds)
+                    .await
+            } else if token.is_empty() {
                 Err(ApiError::Unauthenticated(
-                    "Authorization header must be 'Bearer <access token or API key>'".into(),
+                    "Authorization header must be 'Bearer <access token or API key>' (or 'Basic' with a username and password)".into(),
                 ))
             } else {
                 Accounts { state: &state }.authenticate(token).await

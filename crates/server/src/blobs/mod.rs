@@ -176,7 +176,13 @@ pub struct LocalBlobs {
 }
 
 impl LocalBlobs {
-    fn path(&self, digest: &str) -> PathBuf {
+    /// Blobs under `root`.
+    pub fn new(root: PathBuf) -> LocalBlobs {
+        LocalBlobs { root }
+    }
+
+    /// Where the bytes of `digest` are kept.
+    pub(crate) fn path(&self, digest: &str) -> PathBuf {
         self.root.join("sha256").join(&digest[..2]).join(digest)
     }
 

@@ -438,6 +438,33 @@ impl S3Blobs {
         }
     }
 
+    /// Stores the `size` bytes of a local file under the content key of `digest` (one PUT;
+    /// object storage takes at most 5 GiB that way).
+    pub async fn put_file(
+        &self,
+        path: &std::path::Path,
+        digest: &str,
+        size: u64,
+    ) -> Result<(), BlobError> {
+        const MAX_SINGLE_PUT: u64 = 5 << 30;
+        if size > MAX_SINGLE_PUT {
+            return Err(BlobError::Mismatch(format!(
+                "{size} bytes is more than one upload through the server can store in object \
+                 storage (5 GiB); upload it with `wanllmdb` or the native API, which send parts"
+            )));
+        }
+        let file = tokio::fs::File::open(path).await?;
+        let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(file));
+        let dest = self.content_key(digest);
+        let req = self
+            .request(reqwest::Method::PUT, &dest, &[], &[])
+            .header(reqwest::header::CONTENT_LENGTH, size)
+            .body(body);
+        let resp = self.send(req, "PUT").await?;
+        self.expect_ok(resp, "storing an upload").await?;
+        Ok(())
+    }
+
     /// Reads an upload back from its staging key: its SHA-256, MD5 and size.
     pub async fn read_back(&self, staging: &str) -> Result<ReadBack, BlobError> {
         let resp = self

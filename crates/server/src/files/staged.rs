@@ -103,6 +103,68 @@ impl Files<'_> {
         })
     }
 
+    /// Stores the bytes of a request body as the run file `path` (replacing the file there):
+    /// hashed as they stream to disk, then attached. With object storage they pass through a
+    /// local spool file on their way to the bucket. For clients that send a file in one request
+    /// with their credentials (the MLflow artifact proxy).
+    pub async fn put_bytes(
+        &self,
+        actor: &Actor,
+        run_id: &RunId,
+        path: &str,
+        body: Body,
+        client: &ClientInfo,
+    ) -> ApiResult<RunFile> {
+        let (run, _) = Runs { state: self.state }
+            .load_for_write(actor, run_id)
+            .await?;
+        let user = actor.require_user()?.id;
+        let path = normalize_path(path).map_err(|e| ApiError::invalid(format!("path: {e}")))?;
+        let got = match &self.state.blobs {
+            BlobStore::Local(local) => local
+                .write_any(body, MAX_STAGED_BYTES)
+                .await
+                .map_err(upload_error)?,
+            BlobStore::S3(s3) => {
+                let spool = crate::blobs::LocalBlobs::new(self.state.config.data_dir.join("spool"));
+                let got = spool
+                    .write_any(body, MAX_STAGED_BYTES)
+                    .await
+                    .map_err(upload_error)?;
+                let sent = s3
+                    .put_file(&spool.path(&got.sha256), &got.sha256, got.size)
+                    .await;
+                let _ = spool.remove(&got.sha256).await;
+                sent.map_err(upload_error)?;
+                got
+            }
+        };
+        let upload = store::Upload {
+            digest: &got.sha256,
+            size: got.size,
+            md5: &got.md5,
+            into: store::Destination::RunFile {
+                run_pk: run.pk,
+                path: &path,
+                user,
+            },
+        };
+        if !store::record_uploads(&self.state.store, &[upload], now_us()).await?[0] {
+            return Err(ApiError::not_found(format!("run {run_id}")));
+        }
+        self.state
+            .telemetry
+            .uploaded(TransferKind::RunFile, got.size);
+        let ev = AuditEvent::new(AuditAction::RunFileUpload)
+            .resource(format!("run:{run_id}/{path}"))
+            .status(200)
+            .metadata(serde_json::json!({ "size": got.size }));
+        audit::record(&self.state.store, ev.client(client).actor(actor)).await;
+        store::run_file(&self.state.store, run.pk, &path)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("file {path} of run {run_id}")))
+    }
+
     /// Receives the bytes put to a name-first upload URL (local storage): they are hashed
     /// and stored as they stream in, and wait for the client to register the file.
     pub async fn receive_staged(&self, token: &str, body: Body) -> ApiResult<StagedFile> {

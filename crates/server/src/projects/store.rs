@@ -16,7 +16,8 @@ const PROJECT_SELECT: &str = "SELECT p.id, p.name, p.description, p.visibility, 
     (SELECT m.role FROM project_members m WHERE m.project_id = p.id AND m.user_id = $1) AS role,
     (SELECT COUNT(*) FROM runs r WHERE r.project_id = p.id) AS run_count,
     (SELECT COUNT(*) FROM runs r WHERE r.project_id = p.id AND r.state = 'running') AS running_count,
-    (SELECT MAX(r.updated_at) FROM runs r WHERE r.project_id = p.id) AS last_run_activity
+    (SELECT MAX(r.updated_at) FROM runs r WHERE r.project_id = p.id) AS last_run_activity,
+    (SELECT e.name FROM mlflow_experiments e WHERE e.project_id = p.id) AS display_name
     FROM projects p JOIN users u ON u.id = p.owner_id";
 
 /// One row of [`PROJECT_SELECT`].
@@ -34,6 +35,8 @@ struct ProjectRow {
     run_count: i64,
     running_count: i64,
     last_run_activity: Option<i64>,
+    /// The MLflow experiment name (`mlflow_experiments` belongs to the MLflow API).
+    display_name: Option<String>,
 }
 
 impl ProjectRow {
@@ -51,7 +54,11 @@ impl ProjectRow {
             .as_deref()
             .map(|r| known(Role::parse(r), "project_members", &self.name, "role", r))
             .transpose()?;
+        let display_name = self
+            .display_name
+            .filter(|d| d.as_str() != self.name.as_str());
         Ok(Project {
+            display_name,
             id: self.id,
             name: self.name,
             description: self.description,

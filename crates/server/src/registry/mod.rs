@@ -311,6 +311,48 @@ impl Registry<'_> {
         self.get(actor, name).await
     }
 
+    /// Renames a model; its versions, aliases and history stay with it.
+    pub async fn rename(
+        &self,
+        actor: &Actor,
+        client: &ClientInfo,
+        name: &str,
+        new_name: &str,
+    ) -> ApiResult<RegisteredModel> {
+        if !is_valid_model_name(new_name) {
+            return Err(ApiError::invalid(format!(
+                "model name {new_name:?} is not valid: use 1 to 128 of A-Z a-z 0-9 . _ -"
+            )));
+        }
+        let row = self.load_with(actor, name, Role::Admin).await?;
+        let user = actor.require_user()?;
+        let change = Change {
+            version: None,
+            action: "renamed",
+            from: Some(name.to_string()),
+            to: Some(new_name.to_string()),
+            comment: None,
+        };
+        match store::rename_model(self.store(), row.id, new_name, &editor(user), &change).await {
+            Err(ApiError::Conflict(_)) => {
+                return Err(ApiError::Conflict(format!(
+                    "a model named {new_name} already exists (model names are unique on the server)"
+                )));
+            }
+            other => other?,
+        }
+        self.audit(
+            actor,
+            client,
+            AuditEvent::new(AuditAction::ModelUpdate)
+                .status(200)
+                .resource(format!("model:{name}"))
+                .metadata(serde_json::json!({"renamed_to": new_name})),
+        )
+        .await;
+        self.get(actor, new_name).await
+    }
+
     /// Deletes a model with its versions, aliases and history (the audit log keeps the trail).
     pub async fn delete(&self, actor: &Actor, client: &ClientInfo, name: &str) -> ApiResult<()> {
         let row = self.load_with(actor, name, Role::Admin).await?;

@@ -235,6 +235,28 @@ pub(super) async fn update_model(
     Ok(())
 }
 
+/// Renames a model (a name taken is a conflict).
+pub(super) async fn rename_model(
+    store: &Store,
+    model_id: i64,
+    new_name: &str,
+    editor: &Editor<'_>,
+    change: &Change<'_>,
+) -> ApiResult<()> {
+    const UPDATE_REGISTERED_MODELS: &str =
+        "UPDATE registered_models SET name = $1, updated_at = $2 WHERE id = $3";
+    with_tx!(store, |tx| {
+        sqlx::query(UPDATE_REGISTERED_MODELS)
+            .bind(new_name)
+            .bind(editor.now)
+            .bind(model_id)
+            .execute(&mut *tx)
+            .await?;
+        record_change!(tx, model_id, editor, change);
+    });
+    Ok(())
+}
+
 /// Deletes a model; its versions, aliases and history go with it (cascade).
 pub(super) async fn delete_model(store: &Store, model_id: i64) -> ApiResult<()> {
     store

@@ -91,7 +91,7 @@ fn decode_offset(c: &str) -> ApiResult<i64> {
 type RunSummaries = HashMap<i64, BTreeMap<String, MetricValue>>;
 
 /// Tags by run, in the order they were given.
-type RunTags = HashMap<i64, Vec<String>>;
+type RunTags = HashMap<i64, (Vec<String>, BTreeMap<String, String>)>;
 
 /// Parameters of a run search.
 #[derive(Debug, Default, Clone)]
@@ -164,10 +164,38 @@ impl Runs<'_> {
 
     /// The metric summaries and the tags of runs, read side by side.
     async fn details(&self, pks: &[i64]) -> ApiResult<(RunSummaries, RunTags)> {
-        tokio::try_join!(
+        let (summaries, mut tags, mut values) = tokio::try_join!(
             store::summaries(self.store(), pks),
-            store::tags_by_run(self.store(), pks)
-        )
+            store::tags_by_run(self.store(), pks),
+            store::tag_values(self.store(), pks),
+        )?;
+        let both = pks
+            .iter()
+            .map(|pk| {
+                let plain = tags.remove(pk).unwrap_or_default();
+                (*pk, (plain, values.remove(pk).unwrap_or_default()))
+            })
+            .collect();
+        Ok((summaries, both))
+    }
+
+    /// Key→value tags of runs, by internal key (the MLflow API's tags).
+    pub(crate) async fn tag_values(
+        &self,
+        pks: &[i64],
+    ) -> ApiResult<HashMap<i64, BTreeMap<String, String>>> {
+        store::tag_values(self.store(), pks).await
+    }
+
+    /// Sets key→value tags of a run the caller was checked to write to.
+    pub(crate) async fn set_tag_values(&self, pk: i64, tags: &[(String, String)]) -> ApiResult<()> {
+        store::set_tag_values(self.store(), pk, tags, now_us()).await
+    }
+
+    /// Deletes a key→value tag of a run the caller was checked to write to; whether it was
+    /// there.
+    pub(crate) async fn delete_tag_value(&self, pk: i64, key: &str) -> ApiResult<bool> {
+        store::delete_tag_value(self.store(), pk, key).await
     }
 
     /// One run.

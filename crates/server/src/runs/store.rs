@@ -77,7 +77,7 @@ impl RunRow {
     pub(super) fn into_api(
         self,
         summary: BTreeMap<String, MetricValue>,
-        tags: Vec<String>,
+        (tags, tag_values): (Vec<String>, BTreeMap<String, String>),
     ) -> ApiResult<Run> {
         Ok(Run {
             state: self.state()?,
@@ -109,6 +109,7 @@ impl RunRow {
             stop_requested: self.stop_requested,
             end_reason: self.end_reason,
             summary,
+            tag_values,
         })
     }
 }
@@ -526,7 +527,10 @@ pub(super) async fn crash_silent_runs(
     now: i64,
     silent_since: i64,
 ) -> ApiResult<u64> {
-    const UPDATE_RUNS: &str = "UPDATE runs SET state = 'crashed', reaped = $3, finished_at = $1, updated_at = $1 WHERE state = 'running' AND heartbeat_at < $2";
+    // Runs an MLflow client created send no heartbeats (`mlflow_runs` belongs to the MLflow
+    // API): they stay running until the client ends them, as MLflow's own server keeps them.
+    const UPDATE_RUNS: &str = "UPDATE runs SET state = 'crashed', reaped = $3, finished_at = $1, updated_at = $1 WHERE state = 'running' AND heartbeat_at < $2
+        AND NOT EXISTS (SELECT 1 FROM mlflow_runs m WHERE m.run_pk = runs.pk)";
     Ok(on_backend!(store, write, |pool| {
         sqlx::query(UPDATE_RUNS)
             .bind(now)
@@ -587,5 +591,82 @@ pub(super) async fn search_runs(
             };
         }
         query.fetch_all(pool).await?
+    }))
+}
+
+/// The key→value tags of runs (`run_tag_values`).
+pub(super) async fn tag_values(
+    store: &Store,
+    pks: &[i64],
+) -> ApiResult<HashMap<i64, BTreeMap<String, String>>> {
+    let mut out: HashMap<i64, BTreeMap<String, String>> = HashMap::new();
+    if pks.is_empty() {
+        return Ok(out);
+    }
+    let rows: Vec<(i64, String, String)> = on_backend!(store, read, |pool| {
+        let mut rows = Vec::new();
+        for part in pks.chunks(500) {
+            let list = part
+                .iter()
+                .map(i64::to_string)
+                .collect::<Vec<_>>()
+                .join(",");
+            let sql = format!(
+                "SELECT run_pk, key, value FROM run_tag_values WHERE run_pk IN ({list}) ORDER BY key"
+            );
+            rows.extend(
+                sqlx::query_as::<_, (i64, String, String)>(sqlx::AssertSqlSafe(sql))
+                    .fetch_all(pool)
+                    .await?,
+            );
+        }
+        rows
+    });
+    for (pk, k, v) in rows {
+        out.entry(pk).or_default().insert(k, v);
+    }
+    Ok(out)
+}
+
+/// Sets key→value tags of a run (in one transaction) and its update time.
+pub(super) async fn set_tag_values(
+    store: &Store,
+    run_pk: i64,
+    tags: &[(String, String)],
+    now: i64,
+) -> ApiResult<()> {
+    const SQL: &str = "INSERT INTO run_tag_values (run_pk, key, value) VALUES ($1, $2, $3)
+        ON CONFLICT (run_pk, key) DO UPDATE SET value = EXCLUDED.value";
+    if tags.is_empty() {
+        return Ok(());
+    }
+    with_tx!(store, |tx| {
+        for (k, v) in tags {
+            sqlx::query(SQL)
+                .bind(run_pk)
+                .bind(k)
+                .bind(v)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("UPDATE runs SET updated_at = $1 WHERE pk = $2")
+            .bind(now)
+            .bind(run_pk)
+            .execute(&mut *tx)
+            .await?;
+    });
+    Ok(())
+}
+
+/// Deletes a key→value tag of a run; whether it existed.
+pub(super) async fn delete_tag_value(store: &Store, run_pk: i64, key: &str) -> ApiResult<bool> {
+    Ok(on_backend!(store, write, |pool| {
+        sqlx::query("DELETE FROM run_tag_values WHERE run_pk = $1 AND key = $2")
+            .bind(run_pk)
+            .bind(key)
+            .execute(pool)
+            .await?
+            .rows_affected()
+            > 0
     }))
 }

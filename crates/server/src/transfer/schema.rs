@@ -82,6 +82,11 @@ tables! {
         "heartbeat_at": I, "updated_at": I, "stop_requested": B, "reaped": B,
         "end_reason": T }
     "run_tags" ["run_pk", "tag"] { "run_pk": I, "tag": T, "position": I }
+    "run_tag_values" ["run_pk", "key"] { "run_pk": I, "key": T, "value": T }
+    "mlflow_experiments" ["project_id"] { "project_id": I, "name": T, "lifecycle_stage": T,
+        "last_update_time": I }
+    "mlflow_experiment_tags" ["project_id", "key"] { "project_id": I, "key": T, "value": T }
+    "mlflow_runs" ["run_pk"] { "run_pk": I, "lifecycle_stage": T, "deleted_at": I }
     "metric_series" ["id"] { "id": I, "run_pk": I, "key": T, "count": I, "last_step": I,
         "last_value": F, "last_nan": B, "min_value": F, "max_value": F, "set_value": F,
         "set_nan": B, "is_set": B, "updated_at": I }
@@ -129,6 +134,14 @@ tables! {
         "from_value": T, "to_value": T, "comment": T, "username": T, "at": I }
     "registry_policies" ["project_id"] { "project_id": I, "require_approval": B,
         "allow_self_approval": B, "updated_at": I }
+    "mlflow_metric_log" ["run_pk", "key", "step", "timestamp_ms", "value_bits"] { "run_pk": I,
+        "key": T, "step": I, "timestamp_ms": I, "value_bits": I }
+    "mlflow_pending_models" ["name"] { "name": T, "description": T, "created_by": I,
+        "created_at": I }
+    "mlflow_model_tags" ["name", "version", "key"] { "name": T, "version": I, "key": T,
+        "value": T }
+    "mlflow_model_versions" ["name", "version"] { "name": T, "version": I, "source": T,
+        "run_link": T, "description": T, "updated_at": I }
     "leases" ["name"] { "name": T, "holder": T, "acquired_at": I, "expires_at": I }
 }
 

@@ -3,6 +3,9 @@
 //! hold them twice, as a JSON list in `runs.tags` and unordered in `run_tags`. Such an export
 //! is converted as it is read, the way migration 12 converts a database: each run's tags in
 //! the order of its JSON list, then the ones only `run_tags` held, by name.
+//!
+//! Schema version 13 added the MLflow API's tables: exports of versions 11 and 12 have none
+//! of them, and load with those tables empty.
 
 use std::collections::BTreeMap;
 
@@ -25,9 +28,32 @@ const RUN_TAGS_11: TableSpec = TableSpec {
     columns: &[("run_pk", ColumnType::Int), ("tag", ColumnType::Text)],
 };
 
+/// The schema version that added the MLflow API's tables.
+const MLFLOW_VERSION: i64 = 13;
+
+/// The tables schema version 13 added.
+const ADDED_IN_13: &[&str] = &[
+    "run_tag_values",
+    "mlflow_experiments",
+    "mlflow_experiment_tags",
+    "mlflow_runs",
+    "mlflow_metric_log",
+    "mlflow_pending_models",
+    "mlflow_model_tags",
+    "mlflow_model_versions",
+];
+
 /// Whether an export of `source` schema version loads into a database at `target`.
 pub(super) fn loads_into(source: i64, target: i64) -> bool {
-    source == target || (source == CONVERTED_VERSION && target == CONVERTED_TO)
+    source == target
+        || (source == CONVERTED_VERSION && target == CONVERTED_TO)
+        || (target == MLFLOW_VERSION && (CONVERTED_VERSION..MLFLOW_VERSION).contains(&source))
+}
+
+/// Whether `spec`'s table is missing from exports of `version` (it was added later): it
+/// loads empty.
+pub(super) fn absent(version: i64, spec: &TableSpec) -> bool {
+    version < MLFLOW_VERSION && ADDED_IN_13.contains(&spec.name)
 }
 
 /// Whether the rows of `spec`'s table in an export of `version` are converted on import.
@@ -254,7 +280,13 @@ mod tests {
         assert!(loads_into(12, 12));
         assert!(loads_into(11, 12));
         assert!(!loads_into(10, 12));
-        assert!(!loads_into(11, 13));
+        assert!(loads_into(11, 13));
+        assert!(loads_into(12, 13));
+        assert!(!loads_into(10, 13));
+        assert!(!loads_into(13, 12));
+        assert!(absent(12, spec("mlflow_runs")));
+        assert!(!absent(13, spec("mlflow_runs")));
+        assert!(!absent(12, spec("runs")));
         let err = read_line(11, spec("runs"), &old_tag(1, "a")).unwrap_err();
         assert!(err.to_string().contains("no text column tags"), "{err}");
         let err = read_line(12, spec("runs"), &old_run(1, "[]")).unwrap_err();

@@ -43,6 +43,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/logout", post(logout))
         .route("/projects", get(pages::projects))
         .route("/projects/{name}", get(pages::project))
+        .route("/experiments/{id}", get(pages::experiment))
         .route("/projects/{name}/states", get(pages::run_states))
         .route("/projects/{name}/compare", get(pages::compare))
         .route("/runs/{id}", get(pages::run))

@@ -260,6 +260,28 @@ fn row(run: &Run, flat: &BTreeMap<String, String>, cols: &[Column]) -> RowView {
     }
 }
 
+/// `/experiments/{id}`: a project by its numeric id (the MLflow experiment id in the links
+/// MLflow clients print), sent on to its page.
+pub(super) async fn experiment(
+    State(state): State<AppState>,
+    page: Page,
+    Path(id): Path<String>,
+) -> PageResult<Response> {
+    let not_found = || ApiError::not_found(format!("experiment {id}"));
+    let access = match id.parse::<i64>() {
+        Ok(n) => {
+            Projects { state: &state }
+                .access_by_id(&page.actor, n)
+                .await
+        }
+        Err(_) => Err(not_found()),
+    };
+    let access = access
+        .and_then(|a| a.require_read().map(|()| a))
+        .map_err(|_| PageError::new(&page.chrome, not_found()))?;
+    Ok(Redirect::to(&format!("/projects/{}", access.name)).into_response())
+}
+
 /// `GET /projects/{name}?q=&filter=&state=&sort=&cursor=&cols=`: the run table.
 pub(super) async fn project(
     State(state): State<AppState>,

@@ -200,7 +200,10 @@ each_backend!(
         let (_, list) = ctx
             .get(&format!("/api/v1/runs/{run}/files"), Some(&k))
             .await;
-        assert_eq!(list[0]["md5"], "", "the pending state is what a stop leaves");
+        assert_eq!(
+            list[0]["md5"], "",
+            "the pending state is what a stop leaves"
+        );
         ctx.restart().await;
         let mut listed = Value::Null;
         for _ in 0..1000 {

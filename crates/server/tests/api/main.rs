@@ -14,6 +14,7 @@ mod history_binary;
 mod logs;
 mod matrix;
 mod metrics;
+mod mlflow;
 #[path = "../../../../tests/support/moto.rs"]
 mod moto;
 mod openapi;
@@ -337,7 +338,6 @@ impl Ctx {
         r["id"].as_str().unwrap().to_string()
     }
 
-    /// Runs a `SELECT COUNT(*) …` straight against the database (audit and storage checks).
     /// Stops the server and starts a new one on the same database and data directory, as a
     /// process restart would.
     pub async fn restart(&mut self) {
@@ -369,6 +369,7 @@ impl Ctx {
         self.server = Some(server);
     }
 
+    /// Runs a `SELECT COUNT(*) …` straight against the database (audit and storage checks).
     pub async fn count(&self, sql: &'static str, arg: &str) -> i64 {
         wanllmdb_server::on_backend!(self.store, read, |pool| {
             sqlx::query_scalar::<_, i64>(sql)

@@ -301,7 +301,7 @@ async fn a_backup_from_before_the_upgrade_restores_with_its_tag_order() {
         let again = transfer::snapshot_manifest(&target, &NoProgress)
             .await
             .unwrap();
-        assert_eq!(again.schema_version, 12);
+        assert_eq!(again.schema_version, 13);
         ctx.stop().await;
         if let Some((base, schema)) = schema {
             drop_schema(&base, &schema).await;

@@ -7,6 +7,18 @@ import { initLogs } from './logs.js';
 import { initParCoords } from './parcoords.js';
 import { initColumnPicker, initRunTable } from './runtable.js';
 
+/**
+ * MLflow clients print links like `/#/experiments/3/runs/ab12cd34`; the fragment survives the
+ * redirect from `/`, and names the page to show here.
+ * @param {string} hash
+ * @returns {string | null}
+ */
+export function mlflowLink(hash) {
+  const m = /^#\/experiments\/(\d+)(?:\/runs\/([a-z0-9]{8}))?/.exec(hash);
+  if (!m) return null;
+  return m[2] ? `/runs/${m[2]}` : `/experiments/${m[1]}`;
+}
+
 /** @param {ParentNode} root */
 function start(root) {
   root.querySelectorAll('[data-chart-grid]').forEach((el) => initChartGrid(/** @type {HTMLElement} */ (el)));
@@ -22,6 +34,9 @@ function start(root) {
     });
   }
 }
+
+const followed = mlflowLink(window.location.hash);
+if (followed) window.location.replace(followed);
 
 start(document);
 document.body.addEventListener('htmx:load', (e) => {

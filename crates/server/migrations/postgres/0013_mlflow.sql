@@ -1,0 +1,75 @@
+-- The MLflow API's view of projects and runs (see docs/mlflow.md).
+
+-- A project as an MLflow experiment: the MLflow name it was created or renamed under (which
+-- may hold spaces and '/', unlike project names), its life cycle and its tags.
+CREATE TABLE mlflow_experiments (
+    project_id BIGINT PRIMARY KEY REFERENCES projects(id) ON DELETE CASCADE,
+    name TEXT NOT NULL UNIQUE,
+    lifecycle_stage TEXT NOT NULL DEFAULT 'active',
+    last_update_time BIGINT NOT NULL
+);
+
+CREATE TABLE mlflow_experiment_tags (
+    project_id BIGINT NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (project_id, key)
+);
+
+-- Key→value tags of a run (MLflow's tags), beside its plain tags in run_tags.
+CREATE TABLE run_tag_values (
+    run_pk BIGINT NOT NULL REFERENCES runs(pk) ON DELETE CASCADE,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (run_pk, key)
+);
+
+-- Runs an MLflow client created (they send no heartbeats, so they are never reaped) and runs
+-- an MLflow client deleted (kept, restorable, hidden from MLflow's searches).
+CREATE TABLE mlflow_runs (
+    run_pk BIGINT PRIMARY KEY REFERENCES runs(pk) ON DELETE CASCADE,
+    lifecycle_stage TEXT NOT NULL DEFAULT 'active',
+    deleted_at BIGINT
+);
+
+-- Every metric entry an MLflow client logged, several at one step included, so get-history
+-- answers exactly what was logged. An entry is its (key, step, timestamp, value): a retried
+-- request stores nothing twice. The value is the f64's bits, so NaN and infinities keep.
+CREATE TABLE mlflow_metric_log (
+    run_pk BIGINT NOT NULL REFERENCES runs(pk) ON DELETE CASCADE,
+    key TEXT NOT NULL,
+    step BIGINT NOT NULL,
+    timestamp_ms BIGINT NOT NULL,
+    value_bits BIGINT NOT NULL,
+    PRIMARY KEY (run_pk, key, step, timestamp_ms, value_bits)
+);
+
+-- A model an MLflow client registered before its first version: MLflow models belong to no
+-- project, ours do, so it joins the registry (in its first version's run's project) then.
+CREATE TABLE mlflow_pending_models (
+    name TEXT PRIMARY KEY,
+    description TEXT NOT NULL DEFAULT '',
+    created_by BIGINT REFERENCES users(id) ON DELETE SET NULL,
+    created_at BIGINT NOT NULL
+);
+
+-- Key→value tags of registered models (version 0) and of their versions.
+CREATE TABLE mlflow_model_tags (
+    name TEXT NOT NULL,
+    version BIGINT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (name, version, key)
+);
+
+-- What MLflow said of a model version it created: the source URI, the run link and its own
+-- description (MLflow edits a version's description; the registry keeps the first).
+CREATE TABLE mlflow_model_versions (
+    name TEXT NOT NULL,
+    version BIGINT NOT NULL,
+    source TEXT NOT NULL,
+    run_link TEXT NOT NULL DEFAULT '',
+    description TEXT,
+    updated_at BIGINT NOT NULL,
+    PRIMARY KEY (name, version)
+);

@@ -191,7 +191,7 @@ pub struct TransitionRequest {
     /// Why (kept in the history).
     #[serde(default)]
     pub comment: Option<String>,
-    /// When moving to Production: archive the versions in Production now.
+    /// When moving to Production or Staging: archive the versions in that stage now.
     #[serde(default)]
     pub archive_existing: bool,
 }

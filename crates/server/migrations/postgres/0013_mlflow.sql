@@ -73,3 +73,23 @@ CREATE TABLE mlflow_model_versions (
     updated_at BIGINT NOT NULL,
     PRIMARY KEY (name, version)
 );
+
+-- MLflow 3's logged models (`mlflow.<flavor>.log_model`). Their files are run files of the
+-- run that holds them (the source run, or one made for a model logged outside a run), under
+-- `.mlflow-models/<model id>/`.
+CREATE TABLE mlflow_logged_models (
+    model_id TEXT PRIMARY KEY,
+    project_id BIGINT NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+    run_pk BIGINT NOT NULL REFERENCES runs(pk) ON DELETE CASCADE,
+    source_run_pk BIGINT REFERENCES runs(pk) ON DELETE SET NULL,
+    name TEXT NOT NULL,
+    model_type TEXT NOT NULL DEFAULT '',
+    status TEXT NOT NULL,
+    params TEXT NOT NULL DEFAULT '{}',
+    tags TEXT NOT NULL DEFAULT '{}',
+    created_by BIGINT REFERENCES users(id) ON DELETE SET NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    deleted BOOLEAN NOT NULL DEFAULT FALSE
+);
+CREATE INDEX mlflow_logged_models_project ON mlflow_logged_models(project_id, name);

@@ -125,22 +125,38 @@ pub async fn list(
     Ok(Json(out))
 }
 
-/// A proxy path `<experiment id>/<run id>/artifacts[/<file path>]`: the run and the path of
-/// the file in it (empty for the root).
-fn split_proxy_path(path: &str) -> MlResult<(RunId, String)> {
+/// What a proxy path names: `<experiment id>/<run id>/artifacts[/<path>]` (a run's files) or
+/// `<experiment id>/models/<model id>/artifacts[/<path>]` (a logged model's): the run and the
+/// path among its files (empty for the run's root). `None` for a path above either root.
+async fn target(state: &AppState, actor: &Actor, path: &str) -> MlResult<Option<(RunId, String)>> {
     let cleaned = clean(path).ok_or_else(|| invalid("Invalid path: it must not contain '..'"))?;
-    let mut parts = cleaned.splitn(4, '/');
-    let (_exp, run, root, rest) = (parts.next(), parts.next(), parts.next(), parts.next());
-    match (run, root) {
-        (Some(run), Some("artifacts")) => {
-            let id =
-                RunId::parse(run).map_err(|_| missing(format!("Run with id={run} not found")))?;
-            Ok((id, rest.unwrap_or("").to_string()))
-        }
-        _ => Err(missing(format!(
-            "No artifacts at {path:?}: paths are <experiment id>/<run id>/artifacts/<path>"
-        ))),
+    let segs: Vec<&str> = cleaned.split('/').collect();
+    if segs.len() >= 4 && segs[1] == "models" && segs[3] == "artifacts" {
+        let rest = segs[4..].join("/");
+        return super::models::files_of(state, actor, segs[2], &rest)
+            .await
+            .map(Some);
     }
+    if segs.len() >= 3 && segs[2] == "artifacts" {
+        let run = segs[1];
+        let id = RunId::parse(run).map_err(|_| missing(format!("Run with id={run} not found")))?;
+        return Ok(Some((id, segs[3..].join("/"))));
+    }
+    if segs.len() < 4 {
+        return Ok(None);
+    }
+    Err(missing(format!(
+        "No artifacts at {path:?}: paths are <experiment id>/<run id>/artifacts/<path> or <experiment id>/models/<model id>/artifacts/<path>"
+    )))
+}
+
+/// Like [`target`], for a path that must name something under a root.
+async fn target_in(state: &AppState, actor: &Actor, path: &str) -> MlResult<(RunId, String)> {
+    target(state, actor, path).await?.ok_or_else(|| {
+        missing(format!(
+            "No artifacts at {path:?}: paths are <experiment id>/<run id>/artifacts/<path>"
+        ))
+    })
 }
 
 fn run_missing(id: &RunId) -> impl Fn(crate::error::ApiError) -> super::Failure + '_ {
@@ -158,11 +174,10 @@ async fn proxy_list(
     p: Params,
 ) -> MlResult<Json<Value>> {
     let path = p.str("path")?.unwrap_or_default();
-    if clean(&path).is_some_and(|c| c.split('/').count() < 3) {
+    let Some((id, dir)) = target(&state, &actor, &path).await? else {
         // Above a run's artifact root: nothing MLflow clients ask for.
         return Ok(Json(json!({ "files": [] })));
-    }
-    let (id, dir) = split_proxy_path(&path)?;
+    };
     let files = Files { state: &state }
         .list(&actor, &id, false, &client)
         .await
@@ -185,7 +200,7 @@ async fn download(
     client: ClientInfo,
     axum::extract::Path(path): axum::extract::Path<String>,
 ) -> MlResult<Response> {
-    let (id, file) = split_proxy_path(&path)?;
+    let (id, file) = target_in(&state, &actor, &path).await?;
     let f = Files { state: &state }
         .get(&actor, &id, &file, &client)
         .await
@@ -230,7 +245,7 @@ async fn upload(
     body: Body,
 ) -> MlResult<Json<Value>> {
     super::require_user(&actor)?;
-    let (id, file) = split_proxy_path(&path)?;
+    let (id, file) = target_in(&state, &actor, &path).await?;
     if file.is_empty() {
         return Err(invalid(
             "Invalid path: an upload names a file under artifacts/",
@@ -252,7 +267,7 @@ async fn remove(
     axum::extract::Path(path): axum::extract::Path<String>,
 ) -> MlResult<Json<Value>> {
     super::require_user(&actor)?;
-    let (id, target) = split_proxy_path(&path)?;
+    let (id, target) = target_in(&state, &actor, &path).await?;
     let files = Files { state: &state };
     let all = files
         .list(&actor, &id, false, &client)
@@ -272,20 +287,4 @@ async fn remove(
         files.delete(&actor, &id, &f.path, &client).await?;
     }
     Ok(empty())
-}
-
-/// `POST logged-models/search`: MLflow 3 clients look here for models logged from a run
-/// before they list its artifacts. This server keeps no MLflow logged models (a model is
-/// stored as run files and registered in the model registry), so the answer holds none; the
-/// experiments named must still be readable.
-pub async fn search_logged_models(
-    State(state): State<AppState>,
-    actor: Actor,
-    client: ClientInfo,
-    p: Params,
-) -> MlResult<Json<Value>> {
-    for id in p.strings("experiment_ids")? {
-        super::experiments::resolve(&state, &actor, &client, &id).await?;
-    }
-    Ok(Json(json!({ "models": [] })))
 }

@@ -408,8 +408,10 @@ pub async fn delete(
         return Err(invalid("Cannot delete the default experiment '0'."));
     }
     let name = row.name().to_string();
-    store::set_experiment_stage(&state.store, row.project_id, &name, "deleted", ms(now_us()))
-        .await?;
+    // Its runs go with it, stamped with the same time, so a restore brings back exactly those.
+    let now = ms(now_us());
+    store::set_experiment_stage(&state.store, row.project_id, &name, "deleted", now).await?;
+    store::delete_runs_of(&state.store, row.project_id, now).await?;
     Ok(empty())
 }
 
@@ -428,8 +430,10 @@ pub async fn restore(
         )));
     }
     let name = row.name().to_string();
+    let deleted_at = row.last_update_time.unwrap_or(0);
     store::set_experiment_stage(&state.store, row.project_id, &name, "active", ms(now_us()))
         .await?;
+    store::restore_runs_of(&state.store, row.project_id, deleted_at).await?;
     Ok(empty())
 }
 

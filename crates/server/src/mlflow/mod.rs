@@ -8,6 +8,7 @@
 
 mod artifacts;
 mod experiments;
+mod models;
 mod registry;
 mod runs;
 pub mod search;
@@ -95,8 +96,22 @@ pub fn router() -> Router<AppState> {
         )
         .route(
             "/logged-models/search",
-            post(artifacts::search_logged_models),
+            post(models::search).get(models::search),
         )
+        .route("/logged-models", post(models::create))
+        .route(
+            "/logged-models/{model_id}",
+            get(models::get)
+                .patch(models::finalize)
+                .delete(models::delete),
+        )
+        .route("/logged-models/{model_id}/tags", patch(models::set_tags))
+        .route(
+            "/logged-models/{model_id}/tags/{tag_key}",
+            delete(models::delete_tag),
+        )
+        .route("/logged-models/{model_id}/params", post(models::log_params))
+        .route("/runs/outputs", post(models::log_outputs))
         .route("/registered-models/create", post(registry::create_model))
         .route(
             "/registered-models/get",

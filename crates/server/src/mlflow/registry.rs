@@ -547,6 +547,20 @@ fn parse_source(source: &str, run_id: Option<&str>) -> MlResult<(RunId, String)>
     Ok((id, path.trim_matches('/').to_string()))
 }
 
+/// The logged model a source URI names: `models:/m-<hex>`, or its artifact URI
+/// (`…/<experiment id>/models/m-<hex>/artifacts…`).
+fn logged_model_in(source: &str) -> Option<String> {
+    let id = match source.strip_prefix("models:/") {
+        Some(rest) => rest.split('/').next().unwrap_or(""),
+        None => {
+            let (_, after) = source.split_once("/models/")?;
+            let (id, _) = after.split_once("/artifacts")?;
+            id
+        }
+    };
+    (id.starts_with("m-") && id.len() > 2).then(|| id.to_string())
+}
+
 /// `POST model-versions/create`.
 pub async fn create_version(
     State(state): State<AppState>,
@@ -558,7 +572,14 @@ pub async fn create_version(
     let name = p.required("name")?;
     let source = p.required("source")?;
     let run_param = p.str("run_id")?;
-    let (run_id, path) = parse_source(&source, run_param.as_deref())?;
+    let logged = p
+        .str("model_id")?
+        .filter(|m| !m.is_empty())
+        .or_else(|| logged_model_in(&source));
+    let (run_id, path) = match &logged {
+        Some(model_id) => super::models::files_of(&state, &actor, model_id, "").await?,
+        None => parse_source(&source, run_param.as_deref())?,
+    };
     let description = p.str("description")?.unwrap_or_default();
     check_len("description", &description, 65_536)?;
     let tags = super::experiments::tag_pairs(&p, "model version")?;
@@ -706,7 +727,18 @@ pub async fn download_uri(
     find(&state, &actor, &name).await?;
     let j = one_version(&state, &actor, &name, &v.to_string()).await?;
     let source = j["source"].as_str().unwrap_or_default().to_string();
-    // A `runs:/` source names the run's artifact URI.
+    // A `runs:/` source names the run's artifact URI, a `models:/` one the logged model's.
+    if let Some(model_id) = source
+        .strip_prefix("models:/")
+        .and_then(|_| logged_model_in(&source))
+    {
+        let (m, _) = super::models::resolve(&state, &actor, &model_id, false).await?;
+        let uri = format!(
+            "mlflow-artifacts:/{}/models/{model_id}/artifacts",
+            m.project_id
+        );
+        return Ok(Json(json!({ "artifact_uri": uri })));
+    }
     let uri = match parse_source(&source, None) {
         Ok((run, path)) if source.starts_with("runs:/") => {
             let r = Runs { state: &state }.get(&actor, &run).await?;
@@ -989,7 +1021,8 @@ pub async fn get_by_alias(
     let j = one_version(&state, &actor, &name, &format!("@{alias}"))
         .await
         .map_err(|_| {
-            missing(format!(
+            // MLflow answers an unknown alias as a bad parameter, not a missing resource.
+            invalid(format!(
                 "Registered model alias {alias} not found on model {name}"
             ))
         })?;

@@ -13,6 +13,7 @@ use wanllmdb_api_types::runs::{
 };
 
 use super::experiments::{self, check_tag, view_type};
+use super::models::OUTPUTS_TAG;
 use super::search::{self, Field, Searchable};
 use super::store::{self, Entry};
 use super::{
@@ -140,10 +141,13 @@ fn run_json(run: &Run, experiment_id: &str, extra: &Extra) -> Value {
         .map(|(k, v)| json!({"key": k, "value": v}))
         .collect();
     let mut inputs = json!([]);
+    let mut outputs = json!([]);
     let mut tags: Vec<Value> = Vec::new();
     for (k, v) in &extra.tag_values {
         if k == INPUTS_TAG {
             inputs = serde_json::from_str(v).unwrap_or_else(|_| json!([]));
+        } else if k == OUTPUTS_TAG {
+            outputs = serde_json::from_str(v).unwrap_or_else(|_| json!([]));
         } else {
             tags.push(json!({"key": k, "value": v}));
         }
@@ -161,6 +165,7 @@ fn run_json(run: &Run, experiment_id: &str, extra: &Extra) -> Value {
         "info": info_json(run, experiment_id, extra),
         "data": {"metrics": metrics, "params": params, "tags": tags},
         "inputs": {"dataset_inputs": inputs},
+        "outputs": {"model_outputs": outputs},
     })
 }
 
@@ -231,7 +236,7 @@ pub async fn create(
         .iter()
         .find(|(k, _)| k == NOTE_TAG)
         .map(|(_, v)| v.clone());
-    tags.retain(|(k, _)| k != RUN_NAME_TAG && k != NOTE_TAG && k != INPUTS_TAG);
+    tags.retain(|(k, _)| ![RUN_NAME_TAG, NOTE_TAG, INPUTS_TAG, OUTPUTS_TAG].contains(&k.as_str()));
     let started_at = p.i64("start_time")?.map(|t| t as f64 / 1000.0);
     let git_commit = tags
         .iter()
@@ -290,6 +295,20 @@ async fn writable(state: &AppState, actor: &Actor, p: &Params) -> MlResult<(RunI
     Ok((id, row.pk))
 }
 
+/// Like [`writable`], for a change MLflow allows only on an active (not deleted) run.
+async fn active(state: &AppState, actor: &Actor, p: &Params) -> MlResult<(RunId, i64)> {
+    let (id, pk) = writable(state, actor, p).await?;
+    if store::deleted_runs(&state.store, &[pk])
+        .await?
+        .contains_key(&pk)
+    {
+        return Err(invalid(format!(
+            "The run {id} must be in the 'active' state. Current state is deleted."
+        )));
+    }
+    Ok((id, pk))
+}
+
 /// `POST runs/update`: status, end time and name.
 pub async fn update(
     State(state): State<AppState>,
@@ -297,7 +316,7 @@ pub async fn update(
     client: ClientInfo,
     p: Params,
 ) -> MlResult<Json<Value>> {
-    let (id, _) = writable(&state, &actor, &p).await?;
+    let (id, _) = active(&state, &actor, &p).await?;
     let runs = Runs { state: &state };
     if let Some(name) = p.str("run_name")?.filter(|n| !n.is_empty()) {
         check_len("run_name", &name, 250)?;
@@ -455,7 +474,7 @@ pub async fn log_metric(
     actor: Actor,
     p: Params,
 ) -> MlResult<Json<Value>> {
-    let (id, pk) = writable(&state, &actor, &p).await?;
+    let (id, pk) = active(&state, &actor, &p).await?;
     let e = entry(&p, "")?;
     log_entries(&state, &actor, &id, pk, vec![e]).await?;
     Ok(empty())
@@ -518,7 +537,7 @@ pub async fn log_param(
     client: ClientInfo,
     p: Params,
 ) -> MlResult<Json<Value>> {
-    let (id, _) = writable(&state, &actor, &p).await?;
+    let (id, _) = active(&state, &actor, &p).await?;
     let key = p.required("key")?;
     let value = p.str("value")?.unwrap_or_default();
     set_params(&state, &actor, &client, &id, vec![(key, value)]).await?;
@@ -542,9 +561,9 @@ async fn set_tags(
         match k.as_str() {
             RUN_NAME_TAG => name = Some(v),
             NOTE_TAG => notes = Some(v),
-            INPUTS_TAG => {
+            INPUTS_TAG | OUTPUTS_TAG => {
                 return Err(invalid(format!(
-                    "the tag key '{INPUTS_TAG}' is reserved for logged dataset inputs"
+                    "the tag key '{k}' is reserved for a run's logged inputs and outputs"
                 )));
             }
             _ => rest.push((k, v)),
@@ -570,7 +589,7 @@ pub async fn set_tag(
     client: ClientInfo,
     p: Params,
 ) -> MlResult<Json<Value>> {
-    let (id, pk) = writable(&state, &actor, &p).await?;
+    let (id, pk) = active(&state, &actor, &p).await?;
     let key = p.required("key")?;
     let value = p.str("value")?.unwrap_or_default();
     check_tag("run", &key, &value)?;
@@ -585,7 +604,7 @@ pub async fn delete_tag(
     client: ClientInfo,
     p: Params,
 ) -> MlResult<Json<Value>> {
-    let (id, pk) = writable(&state, &actor, &p).await?;
+    let (id, pk) = active(&state, &actor, &p).await?;
     let key = p.required("key")?;
     if (Runs { state: &state }).delete_tag_value(pk, &key).await? {
         return Ok(empty());
@@ -609,7 +628,7 @@ pub async fn log_batch(
     client: ClientInfo,
     p: Params,
 ) -> MlResult<Json<Value>> {
-    let (id, pk) = writable(&state, &actor, &p).await?;
+    let (id, pk) = active(&state, &actor, &p).await?;
     let metrics = p.objects("metrics")?;
     let params = p.objects("params")?;
     let tags = p.objects("tags")?;
@@ -656,7 +675,7 @@ pub async fn log_inputs(
     actor: Actor,
     p: Params,
 ) -> MlResult<Json<Value>> {
-    let (_, pk) = writable(&state, &actor, &p).await?;
+    let (_, pk) = active(&state, &actor, &p).await?;
     let datasets = p.objects("datasets")?;
     let runs = Runs { state: &state };
     let mut have: Vec<Value> = runs

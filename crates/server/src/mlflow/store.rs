@@ -674,3 +674,163 @@ pub async fn touch_version(store: &Store, name: &str, version: i64, now_ms: i64)
     });
     Ok(())
 }
+
+/// A logged model as stored, with its runs' ids.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct LoggedModelRow {
+    /// `m-<hex>`.
+    pub model_id: String,
+    /// Its experiment's project.
+    pub project_id: i64,
+    /// The run whose files hold it.
+    pub run_id: String,
+    /// The run that logged it.
+    pub source_run_id: Option<String>,
+    /// Name.
+    pub name: String,
+    /// MLflow's model type.
+    pub model_type: String,
+    /// `LOGGED_MODEL_PENDING`, `LOGGED_MODEL_READY` or `LOGGED_MODEL_UPLOAD_FAILED`.
+    pub status: String,
+    /// Params, a JSON object of strings.
+    pub params: String,
+    /// Tags, a JSON object of strings.
+    pub tags: String,
+    /// Unix ms.
+    pub created_at: i64,
+    /// Unix ms.
+    pub updated_at: i64,
+    /// Deleted (kept, hidden).
+    pub deleted: bool,
+}
+
+const LOGGED_MODEL_SELECT: &str = "SELECT m.model_id, m.project_id, r.id AS run_id, s.id AS source_run_id, m.name, m.model_type, m.status, m.params, m.tags,
+    m.created_at, m.updated_at, m.deleted
+    FROM mlflow_logged_models m JOIN runs r ON r.pk = m.run_pk LEFT JOIN runs s ON s.pk = m.source_run_pk";
+
+/// One logged model.
+pub async fn logged_model(store: &Store, model_id: &str) -> ApiResult<Option<LoggedModelRow>> {
+    let sql = format!("{LOGGED_MODEL_SELECT} WHERE m.model_id = $1");
+    Ok(on_backend!(store, read, |pool| {
+        sqlx::query_as::<_, LoggedModelRow>(sqlx::AssertSqlSafe(sql))
+            .bind(model_id)
+            .fetch_optional(pool)
+            .await?
+    }))
+}
+
+/// The logged models of a project that are not deleted, oldest first.
+pub async fn logged_models_of(store: &Store, project_id: i64) -> ApiResult<Vec<LoggedModelRow>> {
+    let sql = format!(
+        "{LOGGED_MODEL_SELECT} WHERE m.project_id = $1 AND m.deleted = $2 ORDER BY m.created_at, m.model_id"
+    );
+    Ok(on_backend!(store, read, |pool| {
+        sqlx::query_as::<_, LoggedModelRow>(sqlx::AssertSqlSafe(sql))
+            .bind(project_id)
+            .bind(false)
+            .fetch_all(pool)
+            .await?
+    }))
+}
+
+/// A logged model being created.
+pub struct NewLoggedModel<'a> {
+    /// `m-<hex>`.
+    pub model_id: &'a str,
+    /// Its experiment's project.
+    pub project_id: i64,
+    /// The run whose files hold it.
+    pub run_pk: i64,
+    /// The run that logged it.
+    pub source_run_pk: Option<i64>,
+    /// Name.
+    pub name: &'a str,
+    /// Model type.
+    pub model_type: &'a str,
+    /// Params as a JSON object.
+    pub params: &'a str,
+    /// Tags as a JSON object.
+    pub tags: &'a str,
+    /// Who.
+    pub user: i64,
+    /// Unix ms.
+    pub now_ms: i64,
+}
+
+/// Records a new logged model (pending until its client finalizes it).
+pub async fn insert_logged_model(store: &Store, m: &NewLoggedModel<'_>) -> ApiResult<()> {
+    const SQL: &str = "INSERT INTO mlflow_logged_models (model_id, project_id, run_pk, source_run_pk, name, model_type, status, params, tags, created_by, created_at, updated_at)
+        VALUES ($1, $2, $3, $4, $5, $6, 'LOGGED_MODEL_PENDING', $7, $8, $9, $10, $10)";
+    on_backend!(store, write, |pool| {
+        sqlx::query(SQL)
+            .bind(m.model_id)
+            .bind(m.project_id)
+            .bind(m.run_pk)
+            .bind(m.source_run_pk)
+            .bind(m.name)
+            .bind(m.model_type)
+            .bind(m.params)
+            .bind(m.tags)
+            .bind(m.user)
+            .bind(m.now_ms)
+            .execute(pool)
+            .await?;
+    });
+    Ok(())
+}
+
+/// Changes a logged model: its status, params, tags or whether it is deleted (`None`: kept).
+pub async fn update_logged_model(
+    store: &Store,
+    model_id: &str,
+    status: Option<&str>,
+    params: Option<&str>,
+    tags: Option<&str>,
+    deleted: Option<bool>,
+    now_ms: i64,
+) -> ApiResult<()> {
+    const SQL: &str = "UPDATE mlflow_logged_models SET status = COALESCE($1, status), params = COALESCE($2, params),
+        tags = COALESCE($3, tags), deleted = COALESCE($4, deleted), updated_at = $5 WHERE model_id = $6";
+    on_backend!(store, write, |pool| {
+        sqlx::query(SQL)
+            .bind(status)
+            .bind(params)
+            .bind(tags)
+            .bind(deleted)
+            .bind(now_ms)
+            .bind(model_id)
+            .execute(pool)
+            .await?;
+    });
+    Ok(())
+}
+
+/// Marks every active run of a project deleted at `at_ms` (its experiment was deleted).
+pub async fn delete_runs_of(store: &Store, project_id: i64, at_ms: i64) -> ApiResult<()> {
+    const SQL: &str = "INSERT INTO mlflow_runs (run_pk, lifecycle_stage, deleted_at)
+        SELECT r.pk, 'deleted', $2 FROM runs r WHERE r.project_id = $1
+            AND NOT EXISTS (SELECT 1 FROM mlflow_runs m WHERE m.run_pk = r.pk AND m.lifecycle_stage = 'deleted')
+        ON CONFLICT (run_pk) DO UPDATE SET lifecycle_stage = EXCLUDED.lifecycle_stage, deleted_at = EXCLUDED.deleted_at";
+    on_backend!(store, write, |pool| {
+        sqlx::query(SQL)
+            .bind(project_id)
+            .bind(at_ms)
+            .execute(pool)
+            .await?;
+    });
+    Ok(())
+}
+
+/// Restores the runs of a project that were deleted with it at `at_ms`.
+pub async fn restore_runs_of(store: &Store, project_id: i64, at_ms: i64) -> ApiResult<()> {
+    const SQL: &str = "UPDATE mlflow_runs SET lifecycle_stage = 'active', deleted_at = NULL
+        WHERE deleted_at = $2 AND lifecycle_stage = 'deleted' AND run_pk IN (SELECT pk FROM runs WHERE project_id = $1)";
+    on_backend!(store, write, |pool| {
+        sqlx::query(SQL)
+            .bind(project_id)
+            .bind(at_ms)
+            .execute(pool)
+            .await?;
+    });
+    Ok(())
+}

@@ -497,7 +497,7 @@ pub(super) async fn transition(
     t: &Transition<'_>,
     editor: &Editor<'_>,
 ) -> ApiResult<Vec<i64>> {
-    const SELECT_MODEL_VERSIONS: &str = "SELECT v.version, u.username FROM model_versions v LEFT JOIN users u ON u.id = v.approved_by WHERE v.model_id = $1 AND v.stage = 'Production' AND v.id <> $2 ORDER BY v.version";
+    const SELECT_MODEL_VERSIONS: &str = "SELECT v.version, u.username FROM model_versions v LEFT JOIN users u ON u.id = v.approved_by WHERE v.model_id = $1 AND v.stage = $3 AND v.id <> $2 ORDER BY v.version";
     const UPDATE_MODEL_VERSIONS: &str = "UPDATE model_versions SET stage = 'Archived', approved_by = NULL, approved_at = NULL, updated_at = $1 WHERE model_id = $2 AND version = $3";
     const VOID_APPROVAL: &str = "UPDATE model_versions SET approved_by = NULL, approved_at = NULL WHERE id = $1 AND approved_by IS NOT NULL";
     let number = t.number;
@@ -520,10 +520,12 @@ pub(super) async fn transition(
             )));
         };
         let mut archived = Vec::new();
-        if t.to == Stage::Production && t.archive_existing {
+        // Archiving the versions already in the target stage (Staging or Production).
+        if matches!(t.to, Stage::Production | Stage::Staging) && t.archive_existing {
             let others: Vec<(i64, Option<String>)> = sqlx::query_as(SELECT_MODEL_VERSIONS)
                 .bind(model_id)
                 .bind(t.version_id)
+                .bind(t.to.as_str())
                 .fetch_all(&mut *tx)
                 .await?;
             for (v, approver) in others {
@@ -533,11 +535,11 @@ pub(super) async fn transition(
                     .bind(v)
                     .execute(&mut *tx)
                     .await?;
-                let comment = format!("archived when v{number} was promoted to Production");
+                let comment = format!("archived when v{number} was moved to {}", t.to.as_str());
                 let change = Change {
                     version: Some(v),
                     action: "transition",
-                    from: Some("Production".into()),
+                    from: Some(t.to.as_str().into()),
                     to: Some("Archived".into()),
                     comment: Some(comment.as_str()),
                 };

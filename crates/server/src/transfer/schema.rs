@@ -142,6 +142,9 @@ tables! {
         "value": T }
     "mlflow_model_versions" ["name", "version"] { "name": T, "version": I, "source": T,
         "run_link": T, "description": T, "updated_at": I }
+    "mlflow_logged_models" ["model_id"] { "model_id": T, "project_id": I, "run_pk": I,
+        "source_run_pk": I, "name": T, "model_type": T, "status": T, "params": T, "tags": T,
+        "created_by": I, "created_at": I, "updated_at": I, "deleted": B }
     "leases" ["name"] { "name": T, "holder": T, "acquired_at": I, "expires_at": I }
 }
 

@@ -41,6 +41,7 @@ const ADDED_IN_13: &[&str] = &[
     "mlflow_pending_models",
     "mlflow_model_tags",
     "mlflow_model_versions",
+    "mlflow_logged_models",
 ];
 
 /// Whether an export of `source` schema version loads into a database at `target`.

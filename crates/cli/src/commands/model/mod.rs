@@ -122,7 +122,7 @@ Examples:
         /// Why (kept in the history)
         #[arg(long, short = 'm')]
         comment: Option<String>,
-        /// Into Production: archive the versions in Production now
+        /// Into Production or Staging: archive the versions already in that stage
         #[arg(long)]
         archive_existing: bool,
         #[command(flatten)]
@@ -646,8 +646,11 @@ async fn transition(
         v.version,
         v.stage.as_str()
     ));
-    if req.archive_existing && req.to == Stage::Production {
-        printer.info("any other version that was in Production is archived now");
+    if req.archive_existing && matches!(req.to, Stage::Production | Stage::Staging) {
+        printer.info(format!(
+            "any other version that was in {} is archived now",
+            req.to.as_str()
+        ));
     }
     Ok(())
 }

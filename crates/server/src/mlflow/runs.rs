@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::extract::State;
+use axum::response::IntoResponse;
 use serde_json::{Value, json};
 use wanllmdb_api_types::RunId;
 use wanllmdb_api_types::metrics::{HistoryPoint, MetricValue, MetricValues};
@@ -896,35 +897,110 @@ fn entry_json(e: &Entry) -> Value {
     json!({"key": e.key, "value": float_json(e.value), "timestamp": e.timestamp_ms, "step": e.step})
 }
 
-/// `GET metrics/get-history`: every entry logged for a key, duplicates at a step included.
+/// Entries as MLflow's JSON: `{"metrics": [...]}` and the next page's token, written
+/// straight into the body (a history may hold millions of entries).
+fn history_body(key: &str, entries: &[Entry], next: Option<String>) -> String {
+    use std::fmt::Write as _;
+    let key = Value::String(key.to_string()).to_string();
+    let mut out = String::with_capacity(64 + entries.len() * (key.len() + 64));
+    out.push_str("{\"metrics\":[");
+    for (i, e) in entries.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let _ = write!(out, "{{\"key\":{key},\"value\":");
+        if e.value.is_finite() {
+            let _ = write!(out, "{:?}", e.value);
+        } else {
+            out.push_str(&float_json(e.value).to_string());
+        }
+        let _ = write!(
+            out,
+            ",\"timestamp\":{},\"step\":{}}}",
+            e.timestamp_ms, e.step
+        );
+    }
+    out.push(']');
+    if let Some(t) = next {
+        let _ = write!(out, ",\"next_page_token\":{}", Value::String(t));
+    }
+    out.push('}');
+    out
+}
+
+/// A keyset page token of the recorded history: after which entry the next page starts.
+fn history_token(c: store::Cursor) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .encode(json!({ "after": [c.0, c.1, c.2] }).to_string())
+}
+
+/// The cursor a history page token holds, or the offset of an offset token.
+fn parse_history_token(token: Option<&str>) -> MlResult<(Option<store::Cursor>, usize)> {
+    use base64::Engine as _;
+    let Some(t) = token.filter(|t| !t.is_empty()) else {
+        return Ok((None, 0));
+    };
+    let after = base64::engine::general_purpose::STANDARD
+        .decode(t)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        .and_then(|v| {
+            let a = v.get("after")?.as_array()?.clone();
+            Some((
+                a.first()?.as_i64()?,
+                a.get(1)?.as_i64()?,
+                a.get(2)?.as_i64()?,
+            ))
+        });
+    match after {
+        Some(c) => Ok((Some(c), 0)),
+        None => Ok((None, parse_page_token(Some(t))?)),
+    }
+}
+
+/// `GET metrics/get-history`: every entry logged for a key, duplicates at a step included, in
+/// pages of `max_results` when it is given.
 pub async fn get_history(
     State(state): State<AppState>,
     actor: Actor,
     p: Params,
-) -> MlResult<Json<Value>> {
+) -> MlResult<axum::response::Response> {
     let id = p.run_id()?;
     let key = p.required("metric_key")?;
     let (row, _) = Runs { state: &state }
         .load(&actor, &id)
         .await
         .map_err(not_found(&id))?;
-    let entries = entries_of(&state, &actor, &id, row.pk, &key).await?;
-    let offset = parse_page_token(p.str("page_token")?.as_deref())?;
+    let (after, offset) = parse_history_token(p.str("page_token")?.as_deref())?;
     let limit = match p.i64("max_results")? {
-        None => usize::MAX,
-        Some(_) => max_results(&p, 25_000, 25_000)?,
+        None => None,
+        Some(_) => Some(max_results(&p, 25_000, 25_000)?),
     };
-    let page: Vec<Value> = entries
-        .iter()
-        .skip(offset)
-        .take(limit)
-        .map(entry_json)
-        .collect();
-    let mut out = json!({ "metrics": page });
-    if limit != usize::MAX && offset + limit < entries.len() {
-        out["next_page_token"] = json!(page_token(offset + limit));
+    // One more than the page tells whether another follows.
+    let want = limit.map_or(i64::MAX, |l| l as i64 + 1);
+    let mut entries = store::recorded_page(&state.store, row.pk, &key, after, want).await?;
+    let mut next = None;
+    if entries.is_empty() && after.is_none() {
+        // A key logged through the native API: its series, paged by offset.
+        let all = entries_of(&state, &actor, &id, row.pk, &key).await?;
+        let end = limit.map_or(all.len(), |l| (offset + l).min(all.len()));
+        if end < all.len() {
+            next = Some(page_token(end));
+        }
+        entries = all.into_iter().take(end).skip(offset).collect();
+    } else if let Some(l) = limit
+        && entries.len() > l
+    {
+        entries.truncate(l);
+        next = entries.last().map(|e| history_token(store::cursor_of(e)));
     }
-    Ok(Json(out))
+    let body = history_body(&key, &entries, next);
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response())
 }
 
 /// `GET metrics/get-history-bulk-interval`: one key of several runs in a step range, each run

@@ -324,13 +324,44 @@ fn from_bits(b: i64) -> f64 {
 
 /// Every recorded entry of a run's key, by step, timestamp, then value bits.
 pub async fn recorded(store: &Store, run_pk: i64, key: &str) -> ApiResult<Vec<Entry>> {
-    const SQL: &str = "SELECT step, timestamp_ms, value_bits FROM mlflow_metric_log WHERE run_pk = $1 AND key = $2 ORDER BY step, timestamp_ms, value_bits";
+    recorded_page(store, run_pk, key, None, i64::MAX).await
+}
+
+/// Where a page of recorded entries ends: the last entry's (step, timestamp, value bits).
+pub type Cursor = (i64, i64, i64);
+
+/// The entry's place in the record's order, for [`recorded_page`].
+pub fn cursor_of(e: &Entry) -> Cursor {
+    (e.step, e.timestamp_ms, bits(e.value))
+}
+
+/// Up to `limit` recorded entries of a run's key after `after`, in the record's order.
+pub async fn recorded_page(
+    store: &Store,
+    run_pk: i64,
+    key: &str,
+    after: Option<Cursor>,
+    limit: i64,
+) -> ApiResult<Vec<Entry>> {
+    const FIRST: &str = "SELECT step, timestamp_ms, value_bits FROM mlflow_metric_log WHERE run_pk = $1 AND key = $2
+        ORDER BY step, timestamp_ms, value_bits LIMIT $3";
+    const NEXT: &str = "SELECT step, timestamp_ms, value_bits FROM mlflow_metric_log WHERE run_pk = $1 AND key = $2
+        AND (step, timestamp_ms, value_bits) > ($4, $5, $6) ORDER BY step, timestamp_ms, value_bits LIMIT $3";
+    let (sql, (s, t, b)) = match after {
+        None => (FIRST, (0, 0, 0)),
+        Some(c) => (NEXT, c),
+    };
     let rows: Vec<(i64, i64, i64)> = on_backend!(store, read, |pool| {
-        sqlx::query_as(SQL)
+        let q = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(run_pk)
             .bind(key)
-            .fetch_all(pool)
-            .await?
+            .bind(limit);
+        let q = if after.is_some() {
+            q.bind(s).bind(t).bind(b)
+        } else {
+            q
+        };
+        q.fetch_all(pool).await?
     });
     Ok(rows
         .into_iter()

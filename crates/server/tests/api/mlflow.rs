@@ -716,3 +716,78 @@ each_backend!(the_registry_applies_its_rules_to_mlflow_clients, |ctx| {
         "{b}"
     );
 });
+
+each_backend!(get_history_pages_through_every_entry, |ctx| {
+    let k = ctx.user("alice").await;
+    let exp = experiment(&ctx, &k, "exp").await;
+    let run = mlflow_run(&ctx, &k, &exp).await;
+    // 2,500 entries, two at every step but the last.
+    let all: Vec<Value> = (0..2500)
+        .map(|i| json!({"key": "m", "value": i as f64 / 4.0, "timestamp": 10_000 + i, "step": i / 2}))
+        .collect();
+    for chunk in all.chunks(1000) {
+        let (s, b) = ml(
+            &ctx,
+            "runs/log-batch",
+            &k,
+            json!({"run_id": run, "metrics": chunk}),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+    }
+    let mut got = Vec::new();
+    let mut token: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let mut q = format!("metrics/get-history?run_id={run}&metric_key=m&max_results=1000");
+        if let Some(t) = &token {
+            q.push_str(&format!("&page_token={}", urlencode(t)));
+        }
+        let (s, b) = ml_get(&ctx, &q, &k).await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+        pages += 1;
+        got.extend(b["metrics"].as_array().unwrap().iter().map(|m| {
+            (
+                m["step"].as_i64().unwrap(),
+                m["timestamp"].as_i64().unwrap(),
+                m["value"].as_f64().unwrap(),
+            )
+        }));
+        match b["next_page_token"].as_str() {
+            Some(t) => token = Some(t.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    let want: Vec<(i64, i64, f64)> = (0..2500)
+        .map(|i| (i / 2, 10_000 + i, i as f64 / 4.0))
+        .collect();
+    assert_eq!(got, want);
+    // Without max_results, all of it in one answer.
+    let (_, b) = ml_get(
+        &ctx,
+        &format!("metrics/get-history?run_id={run}&metric_key=m"),
+        &k,
+    )
+    .await;
+    assert_eq!(b["metrics"].as_array().unwrap().len(), 2500);
+    assert!(b.get("next_page_token").is_none());
+    // A key no one logged is an empty history.
+    let (s, b) = ml_get(
+        &ctx,
+        &format!("metrics/get-history?run_id={run}&metric_key=none"),
+        &k,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["metrics"], json!([]));
+});
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

@@ -327,6 +327,17 @@ impl Metrics<'_> {
         let (run, _) = Runs { state: self.state }
             .load_for_write(actor, run_id)
             .await?;
+        self.append_checked(run.pk, run_id, points).await
+    }
+
+    /// [`Metrics::append`] to a run the caller was already checked to write to (by its
+    /// internal key).
+    pub(crate) async fn append_checked(
+        &self,
+        run_pk: i64,
+        run_id: &RunId,
+        points: Vec<HistoryPoint>,
+    ) -> ApiResult<AppendHistoryResponse> {
         let now = now_us();
         let (by_key, total) = group_by_key(points, now)?;
         if by_key.is_empty() {
@@ -337,7 +348,7 @@ impl Metrics<'_> {
             .map(|(k, v)| (k.as_str(), v.as_slice()))
             .collect();
         batch.sort_unstable_by_key(|(k, _)| *k);
-        store::append(&self.state.store, run.pk, now, &batch)
+        store::append(&self.state.store, run_pk, now, &batch)
             .await
             .map_err(|e| in_run(e, run_id))?;
         Ok(AppendHistoryResponse { accepted: total })

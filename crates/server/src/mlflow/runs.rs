@@ -443,7 +443,6 @@ fn entry(p: &Params, what: &str) -> MlResult<Entry> {
 /// native series the latest by timestamp of each step.
 async fn log_entries(
     state: &AppState,
-    actor: &Actor,
     id: &RunId,
     pk: i64,
     mut entries: Vec<Entry>,
@@ -465,7 +464,7 @@ async fn log_entries(
             values: MetricValues(vec![(e.key, MetricValue(e.value))]),
         })
         .collect();
-    Metrics { state }.append(actor, id, points).await?;
+    Metrics { state }.append_checked(pk, id, points).await?;
     Ok(())
 }
 
@@ -477,7 +476,7 @@ pub async fn log_metric(
 ) -> MlResult<Json<Value>> {
     let (id, pk) = active(&state, &actor, &p).await?;
     let e = entry(&p, "")?;
-    log_entries(&state, &actor, &id, pk, vec![e]).await?;
+    log_entries(&state, &id, pk, vec![e]).await?;
     Ok(empty())
 }
 
@@ -666,7 +665,7 @@ pub async fn log_batch(
     if !tags.is_empty() {
         set_tags(&state, &actor, &client, &id, pk, tags).await?;
     }
-    log_entries(&state, &actor, &id, pk, entries).await?;
+    log_entries(&state, &id, pk, entries).await?;
     Ok(empty())
 }
 

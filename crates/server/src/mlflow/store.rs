@@ -273,7 +273,6 @@ pub struct Entry {
 
 /// Appends MLflow metric entries to the record; an entry already there is skipped.
 pub async fn record_entries(store: &Store, run_pk: i64, entries: &[Entry]) -> ApiResult<()> {
-    const INSERT: &str = "INSERT INTO mlflow_metric_log (run_pk, key, step, timestamp_ms, value_bits) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING";
     const UNNEST: &str = "INSERT INTO mlflow_metric_log (run_pk, key, step, timestamp_ms, value_bits)
         SELECT $1, * FROM UNNEST($2::TEXT[], $3::BIGINT[], $4::BIGINT[], $5::BIGINT[]) ON CONFLICT DO NOTHING";
     if entries.is_empty() {
@@ -281,16 +280,29 @@ pub async fn record_entries(store: &Store, run_pk: i64, entries: &[Entry]) -> Ap
     }
     match &store.backend {
         Backend::Sqlite { write, .. } => {
+            // Many rows a statement: each statement is a round trip to SQLite's worker thread.
+            // Anonymous `?` parameters: SQLite looks a named one up by a linear scan, which
+            // makes binding thousands of `$N` quadratic.
+            const ROWS: usize = 500;
             let mut tx = write.begin_with("BEGIN IMMEDIATE").await?;
-            for e in entries {
-                sqlx::query(INSERT)
-                    .bind(run_pk)
-                    .bind(&e.key)
-                    .bind(e.step)
-                    .bind(e.timestamp_ms)
-                    .bind(bits(e.value))
-                    .execute(&mut *tx)
-                    .await?;
+            for part in entries.chunks(ROWS) {
+                let mut sql = String::from(
+                    "INSERT INTO mlflow_metric_log (run_pk, key, step, timestamp_ms, value_bits) VALUES ",
+                );
+                for i in 0..part.len() {
+                    sql.push_str(if i == 0 { "(?, ?, ?, ?, ?)" } else { ",(?, ?, ?, ?, ?)" });
+                }
+                sql.push_str(" ON CONFLICT DO NOTHING");
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for e in part {
+                    q = q
+                        .bind(run_pk)
+                        .bind(e.key.as_str())
+                        .bind(e.step)
+                        .bind(e.timestamp_ms)
+                        .bind(bits(e.value));
+                }
+                q.execute(&mut *tx).await?;
             }
             tx.commit().await?;
         }

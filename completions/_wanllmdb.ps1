@@ -1561,7 +1561,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
             [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
             [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
-            [CompletionResult]::new('--archive-existing', '--archive-existing', [CompletionResultType]::ParameterName, 'Into Production: archive the versions in Production now')
+            [CompletionResult]::new('--archive-existing', '--archive-existing', [CompletionResultType]::ParameterName, 'Into Production or Staging: archive the versions already in that stage')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON instead of a table: the API''s own objects, stable and documented')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only data and errors')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only data and errors')

@@ -1414,7 +1414,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
             cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
             cand --project 'Project [default: from ./.wanllmdb.toml]'
-            cand --archive-existing 'Into Production: archive the versions in Production now'
+            cand --archive-existing 'Into Production or Staging: archive the versions already in that stage'
             cand --json 'Print JSON instead of a table: the API''s own objects, stable and documented'
             cand -q 'Print only data and errors'
             cand --quiet 'Print only data and errors'

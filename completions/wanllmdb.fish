@@ -775,7 +775,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from transition" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from transition" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from transition" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from transition" -l archive-existing -d 'Into Production: archive the versions in Production now'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from transition" -l archive-existing -d 'Into Production or Staging: archive the versions already in that stage'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from transition" -l json -d 'Print JSON instead of a table: the API\'s own objects, stable and documented'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from transition" -s q -l quiet -d 'Print only data and errors'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand model; and __fish_seen_subcommand_from transition" -s v -l verbose -d 'Print more about what happens'

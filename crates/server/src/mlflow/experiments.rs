@@ -12,6 +12,7 @@ use super::{
     Code, MlResult, MlflowError, Params, check_len, empty, invalid, max_results, missing, ms,
     page_token, parse_page_token,
 };
+use crate::audit::AuditAction;
 use crate::auth::Actor;
 use crate::error::ApiError;
 use crate::extract::ClientInfo;
@@ -386,7 +387,11 @@ pub async fn update(
         .into());
     }
     match store::set_experiment_name(&state.store, row.project_id, &new_name, ms(now_us())).await {
-        Ok(()) => Ok(empty()),
+        Ok(()) => {
+            let meta = json!({ "mlflow_name": new_name, "from": row.name() });
+            audit_project(&state, &actor, &client, &row, meta).await;
+            Ok(empty())
+        }
         Err(ApiError::Conflict(_)) => Err(MlflowError::new(
             Code::ResourceAlreadyExists,
             format!("Experiment '{new_name}' already exists."),
@@ -412,6 +417,8 @@ pub async fn delete(
     let now = ms(now_us());
     store::set_experiment_stage(&state.store, row.project_id, &name, "deleted", now).await?;
     store::delete_runs_of(&state.store, row.project_id, now).await?;
+    let meta = json!({ "lifecycle_stage": "deleted" });
+    audit_project(&state, &actor, &client, &row, meta).await;
     Ok(empty())
 }
 
@@ -434,6 +441,8 @@ pub async fn restore(
     store::set_experiment_stage(&state.store, row.project_id, &name, "active", ms(now_us()))
         .await?;
     store::restore_runs_of(&state.store, row.project_id, deleted_at).await?;
+    let meta = json!({ "lifecycle_stage": "active" });
+    audit_project(&state, &actor, &client, &row, meta).await;
     Ok(empty())
 }
 
@@ -449,6 +458,7 @@ pub async fn set_tag(
     let value = p.str("value")?.unwrap_or_default();
     check_tag("experiment", &key, &value)?;
     store::set_experiment_tag(&state.store, row.project_id, &key, &value).await?;
+    audit_project(&state, &actor, &client, &row, json!({ "tag_set": key })).await;
     Ok(empty())
 }
 
@@ -467,5 +477,26 @@ pub async fn delete_tag(
             row.project_id
         )));
     }
+    audit_project(&state, &actor, &client, &row, json!({ "tag_deleted": key })).await;
     Ok(empty())
+}
+
+/// Audits a change of a project's MLflow side.
+async fn audit_project(
+    state: &AppState,
+    actor: &Actor,
+    client: &ClientInfo,
+    row: &ExperimentRow,
+    metadata: Value,
+) {
+    let resource = format!("project:{}", row.project_name);
+    super::audit(
+        state,
+        actor,
+        client,
+        AuditAction::ProjectUpdate,
+        resource,
+        metadata,
+    )
+    .await;
 }

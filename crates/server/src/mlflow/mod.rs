@@ -599,6 +599,25 @@ pub fn check_len(what: &str, value: &str, max: usize) -> MlResult<()> {
     ApiError::check_text(what, value).map_err(Failure::Api)
 }
 
+/// Records a change made through the MLflow API that no native service recorded (the native
+/// services audit what they do themselves).
+pub async fn audit(
+    state: &AppState,
+    actor: &crate::auth::Actor,
+    client: &crate::extract::ClientInfo,
+    action: crate::audit::AuditAction,
+    resource: String,
+    metadata: Value,
+) {
+    let ev = crate::audit::AuditEvent::new(action)
+        .resource(resource)
+        .status(200)
+        .metadata(metadata)
+        .client(client)
+        .actor(actor);
+    crate::audit::record(&state.store, ev).await;
+}
+
 /// `Ok` unless the caller is anonymous: the MLflow API writes only for signed-in callers.
 pub fn require_user(actor: &crate::auth::Actor) -> ApiResult<()> {
     actor.require_user().map(drop)

@@ -24,6 +24,7 @@ use super::{
     ms, page_token, parse_page_token,
 };
 use crate::artifacts::Artifacts;
+use crate::audit::AuditAction;
 use crate::auth::Actor;
 use crate::error::ApiError;
 use crate::extract::ClientInfo;
@@ -483,6 +484,7 @@ pub async fn latest_versions(
 pub async fn set_model_tag(
     State(state): State<AppState>,
     actor: Actor,
+    client: ClientInfo,
     p: Params,
 ) -> MlResult<Json<Value>> {
     let name = p.required("name")?;
@@ -492,6 +494,16 @@ pub async fn set_model_tag(
     let value = p.str("value")?.unwrap_or_default();
     check_tag("registered model", &key, &value)?;
     store::set_model_tag(&state.store, &name, 0, &key, &value).await?;
+    let meta = json!({ "tag_set": key });
+    super::audit(
+        &state,
+        &actor,
+        &client,
+        AuditAction::ModelUpdate,
+        format!("model:{name}"),
+        meta,
+    )
+    .await;
     Ok(empty())
 }
 
@@ -499,6 +511,7 @@ pub async fn set_model_tag(
 pub async fn delete_model_tag(
     State(state): State<AppState>,
     actor: Actor,
+    client: ClientInfo,
     p: Params,
 ) -> MlResult<Json<Value>> {
     let name = p.required("name")?;
@@ -510,6 +523,16 @@ pub async fn delete_model_tag(
             "No tag with key {key} on registered model {name}"
         )));
     }
+    let meta = json!({ "tag_deleted": key });
+    super::audit(
+        &state,
+        &actor,
+        &client,
+        AuditAction::ModelUpdate,
+        format!("model:{name}"),
+        meta,
+    )
+    .await;
     Ok(empty())
 }
 
@@ -929,6 +952,7 @@ pub async fn search_versions(
 pub async fn set_version_tag(
     State(state): State<AppState>,
     actor: Actor,
+    client: ClientInfo,
     p: Params,
 ) -> MlResult<Json<Value>> {
     let name = p.required("name")?;
@@ -940,6 +964,16 @@ pub async fn set_version_tag(
     let value = p.str("value")?.unwrap_or_default();
     check_tag("model version", &key, &value)?;
     store::set_model_tag(&state.store, &name, v, &key, &value).await?;
+    let meta = json!({ "tag_set": key });
+    super::audit(
+        &state,
+        &actor,
+        &client,
+        AuditAction::ModelUpdate,
+        format!("model:{name}:v{v}"),
+        meta,
+    )
+    .await;
     Ok(empty())
 }
 
@@ -947,6 +981,7 @@ pub async fn set_version_tag(
 pub async fn delete_version_tag(
     State(state): State<AppState>,
     actor: Actor,
+    client: ClientInfo,
     p: Params,
 ) -> MlResult<Json<Value>> {
     let name = p.required("name")?;
@@ -959,6 +994,16 @@ pub async fn delete_version_tag(
             "No tag with key {key} on version {v} of registered model {name}"
         )));
     }
+    let meta = json!({ "tag_deleted": key });
+    super::audit(
+        &state,
+        &actor,
+        &client,
+        AuditAction::ModelUpdate,
+        format!("model:{name}:v{v}"),
+        meta,
+    )
+    .await;
     Ok(empty())
 }
 

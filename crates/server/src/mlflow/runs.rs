@@ -21,6 +21,7 @@ use super::{
     MlResult, Params, check_len, empty, float_json, invalid, max_results, missing, page_token,
     parse_float, parse_page_token,
 };
+use crate::audit::AuditAction;
 use crate::auth::Actor;
 use crate::error::ApiError;
 use crate::extract::ClientInfo;
@@ -385,10 +386,22 @@ pub async fn update(
 pub async fn delete(
     State(state): State<AppState>,
     actor: Actor,
+    client: ClientInfo,
     p: Params,
 ) -> MlResult<Json<Value>> {
-    let (_, pk) = writable(&state, &actor, &p).await?;
+    let (id, pk) = writable(&state, &actor, &p).await?;
     store::set_run_stage(&state.store, pk, "deleted", Some(super::ms(now_us()))).await?;
+    let meta = json!({ "lifecycle_stage": "deleted" });
+    let resource = format!("run:{id}");
+    super::audit(
+        &state,
+        &actor,
+        &client,
+        AuditAction::RunUpdate,
+        resource,
+        meta,
+    )
+    .await;
     Ok(empty())
 }
 
@@ -396,10 +409,22 @@ pub async fn delete(
 pub async fn restore(
     State(state): State<AppState>,
     actor: Actor,
+    client: ClientInfo,
     p: Params,
 ) -> MlResult<Json<Value>> {
-    let (_, pk) = writable(&state, &actor, &p).await?;
+    let (id, pk) = writable(&state, &actor, &p).await?;
     store::set_run_stage(&state.store, pk, "active", None).await?;
+    let meta = json!({ "lifecycle_stage": "active" });
+    let resource = format!("run:{id}");
+    super::audit(
+        &state,
+        &actor,
+        &client,
+        AuditAction::RunUpdate,
+        resource,
+        meta,
+    )
+    .await;
     Ok(empty())
 }
 
@@ -578,7 +603,13 @@ async fn set_tags(
         };
         Runs { state }.update(actor, id, req, client).await?;
     }
-    Runs { state }.set_tag_values(pk, &rest).await?;
+    if !rest.is_empty() {
+        Runs { state }.set_tag_values(pk, &rest).await?;
+        let keys: Vec<&str> = rest.iter().map(|(k, _)| k.as_str()).collect();
+        let meta = json!({ "tag_values": keys });
+        let resource = format!("run:{id}");
+        super::audit(state, actor, client, AuditAction::RunUpdate, resource, meta).await;
+    }
     Ok(())
 }
 
@@ -607,6 +638,17 @@ pub async fn delete_tag(
     let (id, pk) = active(&state, &actor, &p).await?;
     let key = p.required("key")?;
     if (Runs { state: &state }).delete_tag_value(pk, &key).await? {
+        let meta = json!({ "tag_value_deleted": key });
+        let resource = format!("run:{id}");
+        super::audit(
+            &state,
+            &actor,
+            &client,
+            AuditAction::RunUpdate,
+            resource,
+            meta,
+        )
+        .await;
         return Ok(empty());
     }
     let run = Runs { state: &state }.get(&actor, &id).await?;

@@ -290,7 +290,11 @@ pub async fn record_entries(store: &Store, run_pk: i64, entries: &[Entry]) -> Ap
                     "INSERT INTO mlflow_metric_log (run_pk, key, step, timestamp_ms, value_bits) VALUES ",
                 );
                 for i in 0..part.len() {
-                    sql.push_str(if i == 0 { "(?, ?, ?, ?, ?)" } else { ",(?, ?, ?, ?, ?)" });
+                    sql.push_str(if i == 0 {
+                        "(?, ?, ?, ?, ?)"
+                    } else {
+                        ",(?, ?, ?, ?, ?)"
+                    });
                 }
                 sql.push_str(" ON CONFLICT DO NOTHING");
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));

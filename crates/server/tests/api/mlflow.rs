@@ -791,3 +791,86 @@ fn urlencode(s: &str) -> String {
         })
         .collect()
 }
+
+each_backend!(
+    the_ui_and_the_audit_log_show_what_mlflow_clients_did,
+    |ctx| {
+        let k = ctx.user("alice").await;
+        let exp = experiment(&ctx, &k, "Vision / resnet").await;
+        let run = mlflow_run(&ctx, &k, &exp).await;
+        let (s, _) = ml(
+            &ctx,
+            "runs/set-tag",
+            &k,
+            json!({"run_id": run, "key": "dataset", "value": "imagenet-1k"}),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK);
+        // The run page lists the key→value tags; the projects page the MLflow name.
+        let page = |path: String| {
+            let req = ctx.req(Method::GET, &path, Some(&k));
+            async move {
+                let r = req.send().await.unwrap();
+                (r.status(), r.text().await.unwrap())
+            }
+        };
+        let (s, html) = page(format!("/runs/{run}")).await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(html.contains("id=\"tag-values\""), "{html}");
+        assert!(
+            html.contains("imagenet-1k") && html.contains("mlflow.user"),
+            "{html}"
+        );
+        let (_, html) = page("/projects".into()).await;
+        assert!(
+            html.contains("vision-resnet") && html.contains("Vision / resnet"),
+            "{html}"
+        );
+        // The links MLflow clients print reach the project page.
+        let r = ctx
+            .req(Method::GET, &format!("/experiments/{exp}"), Some(&k))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.url().path(), "/projects/vision-resnet");
+        // Changes only the MLflow API makes are in the audit log.
+        let (s, _) = ml(&ctx, "runs/delete", &k, json!({"run_id": run})).await;
+        assert_eq!(s, StatusCode::OK);
+        let (s, _) = ml(
+            &ctx,
+            "experiments/delete",
+            &k,
+            json!({"experiment_id": exp}),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK);
+        let (_, b) = ctx
+            .get(
+                "/api/v1/audit/logs?event_type=run_update",
+                Some(&ctx.admin_key),
+            )
+            .await;
+        assert!(
+            b["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["metadata"]["lifecycle_stage"] == "deleted"),
+            "{b}"
+        );
+        let (_, b) = ctx
+            .get(
+                "/api/v1/audit/logs?event_type=project_update",
+                Some(&ctx.admin_key),
+            )
+            .await;
+        assert!(
+            b["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["resource"] == "project:vision-resnet"),
+            "{b}"
+        );
+    }
+);

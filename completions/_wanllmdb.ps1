@@ -41,6 +41,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             [CompletionResult]::new('run', 'run', [CompletionResultType]::ParameterValue, 'Track a program: wanllmdb run [OPTIONS] -- CMD [ARGS]…')
             [CompletionResult]::new('log', 'log', [CompletionResultType]::ParameterValue, 'Log metrics (KEY=VALUE… or JSON lines on stdin) or a message to a run')
             [CompletionResult]::new('sync', 'sync', [CompletionResultType]::ParameterValue, 'Upload spooled runs (offline runs, or what an outage left behind)')
+            [CompletionResult]::new('import', 'import', [CompletionResultType]::ParameterValue, 'Bring history in from other trackers: TensorBoard event files')
             [CompletionResult]::new('runs', 'runs', [CompletionResultType]::ParameterValue, 'List, inspect, compare and change runs')
             [CompletionResult]::new('logs', 'logs', [CompletionResultType]::ParameterValue, 'Print or follow a run''s output')
             [CompletionResult]::new('open', 'open', [CompletionResultType]::ParameterValue, 'Print the web page of a run or project, and open it on a desktop')
@@ -471,6 +472,50 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'wanllmdb;import' {
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
+            [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
+            [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only data and errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only data and errors')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('tensorboard', 'tensorboard', [CompletionResultType]::ParameterValue, 'TensorBoard event files: each directory of them a run, each scalar tag a metric')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'wanllmdb;import;tensorboard' {
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'The project to import into (created if missing) [default: from .wanllmdb.toml]')
+            [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'The project to import into (created if missing) [default: from .wanllmdb.toml]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
+            [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
+            [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Only read the files and print what would be imported')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON instead of a table: the API''s own objects, stable and documented')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only data and errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only data and errors')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'wanllmdb;import;help' {
+            [CompletionResult]::new('tensorboard', 'tensorboard', [CompletionResultType]::ParameterValue, 'TensorBoard event files: each directory of them a run, each scalar tag a metric')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'wanllmdb;import;help;tensorboard' {
+            break
+        }
+        'wanllmdb;import;help;help' {
             break
         }
         'wanllmdb;runs' {
@@ -2557,6 +2602,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             [CompletionResult]::new('run', 'run', [CompletionResultType]::ParameterValue, 'Track a program: wanllmdb run [OPTIONS] -- CMD [ARGS]…')
             [CompletionResult]::new('log', 'log', [CompletionResultType]::ParameterValue, 'Log metrics (KEY=VALUE… or JSON lines on stdin) or a message to a run')
             [CompletionResult]::new('sync', 'sync', [CompletionResultType]::ParameterValue, 'Upload spooled runs (offline runs, or what an outage left behind)')
+            [CompletionResult]::new('import', 'import', [CompletionResultType]::ParameterValue, 'Bring history in from other trackers: TensorBoard event files')
             [CompletionResult]::new('runs', 'runs', [CompletionResultType]::ParameterValue, 'List, inspect, compare and change runs')
             [CompletionResult]::new('logs', 'logs', [CompletionResultType]::ParameterValue, 'Print or follow a run''s output')
             [CompletionResult]::new('open', 'open', [CompletionResultType]::ParameterValue, 'Print the web page of a run or project, and open it on a desktop')
@@ -2643,6 +2689,13 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             break
         }
         'wanllmdb;help;sync' {
+            break
+        }
+        'wanllmdb;help;import' {
+            [CompletionResult]::new('tensorboard', 'tensorboard', [CompletionResultType]::ParameterValue, 'TensorBoard event files: each directory of them a run, each scalar tag a metric')
+            break
+        }
+        'wanllmdb;help;import;tensorboard' {
             break
         }
         'wanllmdb;help;runs' {

@@ -46,6 +46,9 @@ _wanllmdb() {
             wanllmdb,help)
                 cmd="wanllmdb__subcmd__help"
                 ;;
+            wanllmdb,import)
+                cmd="wanllmdb__subcmd__import"
+                ;;
             wanllmdb,init)
                 cmd="wanllmdb__subcmd__init"
                 ;;
@@ -454,6 +457,9 @@ _wanllmdb() {
             wanllmdb__subcmd__help,help)
                 cmd="wanllmdb__subcmd__help__subcmd__help"
                 ;;
+            wanllmdb__subcmd__help,import)
+                cmd="wanllmdb__subcmd__help__subcmd__import"
+                ;;
             wanllmdb__subcmd__help,init)
                 cmd="wanllmdb__subcmd__help__subcmd__init"
                 ;;
@@ -625,6 +631,9 @@ _wanllmdb() {
             wanllmdb__subcmd__help__subcmd__files,put)
                 cmd="wanllmdb__subcmd__help__subcmd__files__subcmd__put"
                 ;;
+            wanllmdb__subcmd__help__subcmd__import,tensorboard)
+                cmd="wanllmdb__subcmd__help__subcmd__import__subcmd__tensorboard"
+                ;;
             wanllmdb__subcmd__help__subcmd__model,alias)
                 cmd="wanllmdb__subcmd__help__subcmd__model__subcmd__alias"
                 ;;
@@ -762,6 +771,18 @@ _wanllmdb() {
                 ;;
             wanllmdb__subcmd__help__subcmd__sweep,validate)
                 cmd="wanllmdb__subcmd__help__subcmd__sweep__subcmd__validate"
+                ;;
+            wanllmdb__subcmd__import,help)
+                cmd="wanllmdb__subcmd__import__subcmd__help"
+                ;;
+            wanllmdb__subcmd__import,tensorboard)
+                cmd="wanllmdb__subcmd__import__subcmd__tensorboard"
+                ;;
+            wanllmdb__subcmd__import__subcmd__help,help)
+                cmd="wanllmdb__subcmd__import__subcmd__help__subcmd__help"
+                ;;
+            wanllmdb__subcmd__import__subcmd__help,tensorboard)
+                cmd="wanllmdb__subcmd__import__subcmd__help__subcmd__tensorboard"
                 ;;
             wanllmdb__subcmd__model,alias)
                 cmd="wanllmdb__subcmd__model__subcmd__alias"
@@ -1100,7 +1121,7 @@ _wanllmdb() {
 
     case "${cmd}" in
         wanllmdb)
-            opts="-q -v -h -V --host --api-key --project --quiet --verbose --help --version login logout whoami auth init project run log sync runs logs open files artifact sweep model admin audit server cache completions generate-docs guard-program help"
+            opts="-q -v -h -V --host --api-key --project --quiet --verbose --help --version login logout whoami auth init project run log sync import runs logs open files artifact sweep model admin audit server cache completions generate-docs guard-program help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3828,7 +3849,7 @@ _wanllmdb() {
             return 0
             ;;
         wanllmdb__subcmd__help)
-            opts="login logout whoami auth init project run log sync runs logs open files artifact sweep model admin audit server cache completions generate-docs guard-program help"
+            opts="login logout whoami auth init project run log sync import runs logs open files artifact sweep model admin audit server cache completions generate-docs guard-program help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -4572,6 +4593,34 @@ _wanllmdb() {
         wanllmdb__subcmd__help__subcmd__help)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wanllmdb__subcmd__help__subcmd__import)
+            opts="tensorboard"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wanllmdb__subcmd__help__subcmd__import__subcmd__tensorboard)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -5416,6 +5465,104 @@ _wanllmdb() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wanllmdb__subcmd__import)
+            opts="-q -v -h -V --host --api-key --project --quiet --verbose --help --version tensorboard help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --host)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --api-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --project)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wanllmdb__subcmd__import__subcmd__help)
+            opts="tensorboard help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wanllmdb__subcmd__import__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wanllmdb__subcmd__import__subcmd__help__subcmd__tensorboard)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wanllmdb__subcmd__import__subcmd__tensorboard)
+            opts="-p -q -v -h -V --project --dry-run --json --host --api-key --quiet --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --project)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -p)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --host)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --api-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

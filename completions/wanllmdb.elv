@@ -38,6 +38,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand run 'Track a program: wanllmdb run [OPTIONS] -- CMD [ARGS]…'
             cand log 'Log metrics (KEY=VALUE… or JSON lines on stdin) or a message to a run'
             cand sync 'Upload spooled runs (offline runs, or what an outage left behind)'
+            cand import 'Bring history in from other trackers: TensorBoard event files'
             cand runs 'List, inspect, compare and change runs'
             cand logs 'Print or follow a run''s output'
             cand open 'Print the web page of a run or project, and open it on a desktop'
@@ -427,6 +428,45 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand --help 'Print help'
             cand -V 'Print version'
             cand --version 'Print version'
+        }
+        &'wanllmdb;import'= {
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand tensorboard 'TensorBoard event files: each directory of them a run, each scalar tag a metric'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'wanllmdb;import;tensorboard'= {
+            cand -p 'The project to import into (created if missing) [default: from .wanllmdb.toml]'
+            cand --project 'The project to import into (created if missing) [default: from .wanllmdb.toml]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --dry-run 'Only read the files and print what would be imported'
+            cand --json 'Print JSON instead of a table: the API''s own objects, stable and documented'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wanllmdb;import;help'= {
+            cand tensorboard 'TensorBoard event files: each directory of them a run, each scalar tag a metric'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'wanllmdb;import;help;tensorboard'= {
+        }
+        &'wanllmdb;import;help;help'= {
         }
         &'wanllmdb;runs'= {
             cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
@@ -2308,6 +2348,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand run 'Track a program: wanllmdb run [OPTIONS] -- CMD [ARGS]…'
             cand log 'Log metrics (KEY=VALUE… or JSON lines on stdin) or a message to a run'
             cand sync 'Upload spooled runs (offline runs, or what an outage left behind)'
+            cand import 'Bring history in from other trackers: TensorBoard event files'
             cand runs 'List, inspect, compare and change runs'
             cand logs 'Print or follow a run''s output'
             cand open 'Print the web page of a run or project, and open it on a desktop'
@@ -2374,6 +2415,11 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
         &'wanllmdb;help;log'= {
         }
         &'wanllmdb;help;sync'= {
+        }
+        &'wanllmdb;help;import'= {
+            cand tensorboard 'TensorBoard event files: each directory of them a run, each scalar tag a metric'
+        }
+        &'wanllmdb;help;import;tensorboard'= {
         }
         &'wanllmdb;help;runs'= {
             cand list 'List runs of a project, newest first'

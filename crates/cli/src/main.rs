@@ -82,6 +82,9 @@ enum Command {
     Log(commands::log::LogArgs),
     /// Upload spooled runs (offline runs, or what an outage left behind)
     Sync(commands::sync::SyncArgs),
+    /// Bring history in from other trackers: TensorBoard event files
+    #[command(subcommand)]
+    Import(commands::import::ImportCommand),
     /// List, inspect, compare and change runs
     #[command(subcommand)]
     Runs(commands::runs::RunsCommand),
@@ -287,6 +290,9 @@ async fn dispatch(command: Command, flags: GlobalFlags, printer: Printer) -> Res
         Command::Run(args) => wrapper::run(args, &flags, printer).await,
         Command::Log(args) => ok(commands::log::log(args, &flags, printer).await),
         Command::Sync(args) => ok(commands::sync::sync(args, &flags, printer).await),
+        Command::Import(commands::import::ImportCommand::Tensorboard(args)) => {
+            ok(commands::import::tensorboard::import(args, &flags, printer).await)
+        }
         Command::Runs(c) => ok(commands::runs::run(c, &flags, printer).await),
         Command::Logs(args) => ok(commands::logs::logs(args, &flags, printer).await),
         Command::Open(args) => ok(commands::open::open(args, &flags, printer).await),

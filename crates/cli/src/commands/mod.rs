@@ -8,6 +8,7 @@ pub mod backup;
 pub mod cache;
 pub mod completions;
 pub mod files;
+pub mod import;
 pub mod init;
 pub mod lineage;
 pub mod log;

@@ -1,0 +1,13 @@
+//! `wanllmdb import`: history from other trackers.
+
+pub mod events;
+pub mod tensorboard;
+
+use clap::Subcommand;
+
+/// `wanllmdb import …`.
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// TensorBoard event files: each directory of them a run, each scalar tag a metric
+    Tensorboard(tensorboard::TensorboardArgs),
+}

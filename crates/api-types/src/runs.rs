@@ -115,6 +115,28 @@ pub struct CreateRunRequest {
     pub started_at: Option<f64>,
 }
 
+impl CreateRunRequest {
+    /// A request for a new run in `project`, every other field left to the server's default.
+    pub fn new(project: crate::ProjectName) -> CreateRunRequest {
+        CreateRunRequest {
+            project,
+            id: None,
+            name: None,
+            config: None,
+            tags: Vec::new(),
+            notes: None,
+            group: None,
+            job_type: None,
+            git: None,
+            host: None,
+            os: None,
+            program: None,
+            runtime: BTreeMap::new(),
+            started_at: None,
+        }
+    }
+}
+
 /// `PATCH /api/v1/runs/{id}`: fields left out are unchanged.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

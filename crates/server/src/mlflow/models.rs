@@ -198,20 +198,9 @@ pub async fn create(
         None => {
             // A model logged outside a run: a finished run of its own holds its files.
             let req = CreateRunRequest {
-                project: access.name.clone(),
-                id: None,
                 name: Some(format!("logged model {name}")),
-                config: None,
-                tags: Vec::new(),
-                notes: None,
-                group: None,
                 job_type: Some("mlflow-logged-model".into()),
-                git: None,
-                host: None,
-                os: None,
-                program: None,
-                runtime: BTreeMap::new(),
-                started_at: None,
+                ..CreateRunRequest::new(access.name.clone())
             };
             let (run, _) = runs.create(&actor, req, &client).await?;
             let finish = FinishRunRequest {

@@ -249,23 +249,15 @@ pub async fn create(
         .find(|(k, _)| k == "mlflow.source.name")
         .map(|(_, v)| v.clone());
     let req = CreateRunRequest {
-        project: access.name.clone(),
-        id: None,
         name,
-        config: None,
-        tags: Vec::new(),
         notes,
-        group: None,
-        job_type: None,
         git: git_commit.map(|commit| wanllmdb_api_types::runs::GitInfo {
             commit: Some(commit),
             ..Default::default()
         }),
-        host: None,
-        os: None,
         program,
-        runtime: BTreeMap::new(),
         started_at,
+        ..CreateRunRequest::new(access.name.clone())
     };
     let runs = Runs { state: &state };
     let (run, _) = runs.create(&actor, req, &client).await?;
@@ -357,20 +349,8 @@ pub async fn update(
             None if current.state != RunState::Running => {
                 // Back to running: resume it in its project.
                 let req = CreateRunRequest {
-                    project: current.project.clone(),
                     id: Some(id.clone()),
-                    name: None,
-                    config: None,
-                    tags: Vec::new(),
-                    notes: None,
-                    group: None,
-                    job_type: None,
-                    git: None,
-                    host: None,
-                    os: None,
-                    program: None,
-                    runtime: BTreeMap::new(),
-                    started_at: None,
+                    ..CreateRunRequest::new(current.project.clone())
                 };
                 runs.create(&actor, req, &client).await?;
             }

@@ -220,20 +220,11 @@ async fn upload(
         .fold(f64::INFINITY, f64::min);
     let last = scalars.iter().map(|s| s.wall_time).fold(0.0, f64::max);
     let req = CreateRunRequest {
-        project: project.clone(),
         id: Some(id.clone()),
         name: Some(name.to_string()),
-        config: None,
         tags: vec!["tensorboard".into()],
-        notes: None,
-        group: None,
-        job_type: None,
-        git: None,
-        host: None,
-        os: None,
-        program: None,
-        runtime: BTreeMap::new(),
         started_at: first.is_finite().then_some(first),
+        ..CreateRunRequest::new(project.clone())
     };
     let _: Run = api.post("/api/v1/runs", &req).await?;
     let mut sorted: Vec<&Scalar> = scalars.iter().collect();

@@ -41,7 +41,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             [CompletionResult]::new('run', 'run', [CompletionResultType]::ParameterValue, 'Track a program: wanllmdb run [OPTIONS] -- CMD [ARGS]…')
             [CompletionResult]::new('log', 'log', [CompletionResultType]::ParameterValue, 'Log metrics (KEY=VALUE… or JSON lines on stdin) or a message to a run')
             [CompletionResult]::new('sync', 'sync', [CompletionResultType]::ParameterValue, 'Upload spooled runs (offline runs, or what an outage left behind)')
-            [CompletionResult]::new('import', 'import', [CompletionResultType]::ParameterValue, 'Bring history in from other trackers: TensorBoard event files')
+            [CompletionResult]::new('import', 'import', [CompletionResultType]::ParameterValue, 'Bring history in from other trackers: an MLflow server, TensorBoard event files')
             [CompletionResult]::new('runs', 'runs', [CompletionResultType]::ParameterValue, 'List, inspect, compare and change runs')
             [CompletionResult]::new('logs', 'logs', [CompletionResultType]::ParameterValue, 'Print or follow a run''s output')
             [CompletionResult]::new('open', 'open', [CompletionResultType]::ParameterValue, 'Print the web page of a run or project, and open it on a desktop')
@@ -487,6 +487,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('tensorboard', 'tensorboard', [CompletionResultType]::ParameterValue, 'TensorBoard event files: each directory of them a run, each scalar tag a metric')
+            [CompletionResult]::new('mlflow', 'mlflow', [CompletionResultType]::ParameterValue, 'A running MLflow server: experiments, runs, metrics, artifacts, registered models')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -507,12 +508,35 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'wanllmdb;import;mlflow' {
+            [CompletionResult]::new('--from', '--from', [CompletionResultType]::ParameterName, 'The MLflow server''s URL (its MLFLOW_TRACKING_URI)')
+            [CompletionResult]::new('--experiments', '--experiments', [CompletionResultType]::ParameterName, 'Only these experiments (by name) [default: every active experiment]')
+            [CompletionResult]::new('--source-token', '--source-token', [CompletionResultType]::ParameterName, 'A token for the MLflow server [default: MLFLOW_TRACKING_TOKEN]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
+            [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
+            [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
+            [CompletionResult]::new('--no-models', '--no-models', [CompletionResultType]::ParameterName, 'Leave out registered models')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON instead of a table: the API''s own objects, stable and documented')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only data and errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only data and errors')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'wanllmdb;import;help' {
             [CompletionResult]::new('tensorboard', 'tensorboard', [CompletionResultType]::ParameterValue, 'TensorBoard event files: each directory of them a run, each scalar tag a metric')
+            [CompletionResult]::new('mlflow', 'mlflow', [CompletionResultType]::ParameterValue, 'A running MLflow server: experiments, runs, metrics, artifacts, registered models')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
         'wanllmdb;import;help;tensorboard' {
+            break
+        }
+        'wanllmdb;import;help;mlflow' {
             break
         }
         'wanllmdb;import;help;help' {
@@ -2602,7 +2626,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             [CompletionResult]::new('run', 'run', [CompletionResultType]::ParameterValue, 'Track a program: wanllmdb run [OPTIONS] -- CMD [ARGS]…')
             [CompletionResult]::new('log', 'log', [CompletionResultType]::ParameterValue, 'Log metrics (KEY=VALUE… or JSON lines on stdin) or a message to a run')
             [CompletionResult]::new('sync', 'sync', [CompletionResultType]::ParameterValue, 'Upload spooled runs (offline runs, or what an outage left behind)')
-            [CompletionResult]::new('import', 'import', [CompletionResultType]::ParameterValue, 'Bring history in from other trackers: TensorBoard event files')
+            [CompletionResult]::new('import', 'import', [CompletionResultType]::ParameterValue, 'Bring history in from other trackers: an MLflow server, TensorBoard event files')
             [CompletionResult]::new('runs', 'runs', [CompletionResultType]::ParameterValue, 'List, inspect, compare and change runs')
             [CompletionResult]::new('logs', 'logs', [CompletionResultType]::ParameterValue, 'Print or follow a run''s output')
             [CompletionResult]::new('open', 'open', [CompletionResultType]::ParameterValue, 'Print the web page of a run or project, and open it on a desktop')
@@ -2693,9 +2717,13 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
         }
         'wanllmdb;help;import' {
             [CompletionResult]::new('tensorboard', 'tensorboard', [CompletionResultType]::ParameterValue, 'TensorBoard event files: each directory of them a run, each scalar tag a metric')
+            [CompletionResult]::new('mlflow', 'mlflow', [CompletionResultType]::ParameterValue, 'A running MLflow server: experiments, runs, metrics, artifacts, registered models')
             break
         }
         'wanllmdb;help;import;tensorboard' {
+            break
+        }
+        'wanllmdb;help;import;mlflow' {
             break
         }
         'wanllmdb;help;runs' {

@@ -631,6 +631,9 @@ _wanllmdb() {
             wanllmdb__subcmd__help__subcmd__files,put)
                 cmd="wanllmdb__subcmd__help__subcmd__files__subcmd__put"
                 ;;
+            wanllmdb__subcmd__help__subcmd__import,mlflow)
+                cmd="wanllmdb__subcmd__help__subcmd__import__subcmd__mlflow"
+                ;;
             wanllmdb__subcmd__help__subcmd__import,tensorboard)
                 cmd="wanllmdb__subcmd__help__subcmd__import__subcmd__tensorboard"
                 ;;
@@ -775,11 +778,17 @@ _wanllmdb() {
             wanllmdb__subcmd__import,help)
                 cmd="wanllmdb__subcmd__import__subcmd__help"
                 ;;
+            wanllmdb__subcmd__import,mlflow)
+                cmd="wanllmdb__subcmd__import__subcmd__mlflow"
+                ;;
             wanllmdb__subcmd__import,tensorboard)
                 cmd="wanllmdb__subcmd__import__subcmd__tensorboard"
                 ;;
             wanllmdb__subcmd__import__subcmd__help,help)
                 cmd="wanllmdb__subcmd__import__subcmd__help__subcmd__help"
+                ;;
+            wanllmdb__subcmd__import__subcmd__help,mlflow)
+                cmd="wanllmdb__subcmd__import__subcmd__help__subcmd__mlflow"
                 ;;
             wanllmdb__subcmd__import__subcmd__help,tensorboard)
                 cmd="wanllmdb__subcmd__import__subcmd__help__subcmd__tensorboard"
@@ -4605,8 +4614,22 @@ _wanllmdb() {
             return 0
             ;;
         wanllmdb__subcmd__help__subcmd__import)
-            opts="tensorboard"
+            opts="tensorboard mlflow"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wanllmdb__subcmd__help__subcmd__import__subcmd__mlflow)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -5473,7 +5496,7 @@ _wanllmdb() {
             return 0
             ;;
         wanllmdb__subcmd__import)
-            opts="-q -v -h -V --host --api-key --project --quiet --verbose --help --version tensorboard help"
+            opts="-q -v -h -V --host --api-key --project --quiet --verbose --help --version tensorboard mlflow help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -5499,7 +5522,7 @@ _wanllmdb() {
             return 0
             ;;
         wanllmdb__subcmd__import__subcmd__help)
-            opts="tensorboard help"
+            opts="tensorboard mlflow help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -5526,6 +5549,20 @@ _wanllmdb() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        wanllmdb__subcmd__import__subcmd__help__subcmd__mlflow)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         wanllmdb__subcmd__import__subcmd__help__subcmd__tensorboard)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
@@ -5533,6 +5570,44 @@ _wanllmdb() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wanllmdb__subcmd__import__subcmd__mlflow)
+            opts="-q -v -h -V --from --experiments --source-token --no-models --json --host --api-key --project --quiet --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --from)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --experiments)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --source-token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --host)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --api-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --project)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

@@ -38,7 +38,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand run 'Track a program: wanllmdb run [OPTIONS] -- CMD [ARGS]…'
             cand log 'Log metrics (KEY=VALUE… or JSON lines on stdin) or a message to a run'
             cand sync 'Upload spooled runs (offline runs, or what an outage left behind)'
-            cand import 'Bring history in from other trackers: TensorBoard event files'
+            cand import 'Bring history in from other trackers: an MLflow server, TensorBoard event files'
             cand runs 'List, inspect, compare and change runs'
             cand logs 'Print or follow a run''s output'
             cand open 'Print the web page of a run or project, and open it on a desktop'
@@ -442,6 +442,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
             cand tensorboard 'TensorBoard event files: each directory of them a run, each scalar tag a metric'
+            cand mlflow 'A running MLflow server: experiments, runs, metrics, artifacts, registered models'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'wanllmdb;import;tensorboard'= {
@@ -460,11 +461,32 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'wanllmdb;import;mlflow'= {
+            cand --from 'The MLflow server''s URL (its MLFLOW_TRACKING_URI)'
+            cand --experiments 'Only these experiments (by name) [default: every active experiment]'
+            cand --source-token 'A token for the MLflow server [default: MLFLOW_TRACKING_TOKEN]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand --no-models 'Leave out registered models'
+            cand --json 'Print JSON instead of a table: the API''s own objects, stable and documented'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'wanllmdb;import;help'= {
             cand tensorboard 'TensorBoard event files: each directory of them a run, each scalar tag a metric'
+            cand mlflow 'A running MLflow server: experiments, runs, metrics, artifacts, registered models'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'wanllmdb;import;help;tensorboard'= {
+        }
+        &'wanllmdb;import;help;mlflow'= {
         }
         &'wanllmdb;import;help;help'= {
         }
@@ -2348,7 +2370,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand run 'Track a program: wanllmdb run [OPTIONS] -- CMD [ARGS]…'
             cand log 'Log metrics (KEY=VALUE… or JSON lines on stdin) or a message to a run'
             cand sync 'Upload spooled runs (offline runs, or what an outage left behind)'
-            cand import 'Bring history in from other trackers: TensorBoard event files'
+            cand import 'Bring history in from other trackers: an MLflow server, TensorBoard event files'
             cand runs 'List, inspect, compare and change runs'
             cand logs 'Print or follow a run''s output'
             cand open 'Print the web page of a run or project, and open it on a desktop'
@@ -2418,8 +2440,11 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
         }
         &'wanllmdb;help;import'= {
             cand tensorboard 'TensorBoard event files: each directory of them a run, each scalar tag a metric'
+            cand mlflow 'A running MLflow server: experiments, runs, metrics, artifacts, registered models'
         }
         &'wanllmdb;help;import;tensorboard'= {
+        }
+        &'wanllmdb;help;import;mlflow'= {
         }
         &'wanllmdb;help;runs'= {
             cand list 'List runs of a project, newest first'

@@ -40,7 +40,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_needs_command" -f -a "project" -d 'Crea
 complete -c wanllmdb -n "__fish_wanllmdb_needs_command" -f -a "run" -d 'Track a program: wanllmdb run [OPTIONS] -- CMD [ARGS]…'
 complete -c wanllmdb -n "__fish_wanllmdb_needs_command" -f -a "log" -d 'Log metrics (KEY=VALUE… or JSON lines on stdin) or a message to a run'
 complete -c wanllmdb -n "__fish_wanllmdb_needs_command" -f -a "sync" -d 'Upload spooled runs (offline runs, or what an outage left behind)'
-complete -c wanllmdb -n "__fish_wanllmdb_needs_command" -f -a "import" -d 'Bring history in from other trackers: TensorBoard event files'
+complete -c wanllmdb -n "__fish_wanllmdb_needs_command" -f -a "import" -d 'Bring history in from other trackers: an MLflow server, TensorBoard event files'
 complete -c wanllmdb -n "__fish_wanllmdb_needs_command" -f -a "runs" -d 'List, inspect, compare and change runs'
 complete -c wanllmdb -n "__fish_wanllmdb_needs_command" -f -a "logs" -d 'Print or follow a run\'s output'
 complete -c wanllmdb -n "__fish_wanllmdb_needs_command" -f -a "open" -d 'Print the web page of a run or project, and open it on a desktop'
@@ -224,15 +224,16 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sync" -s q -l quiet -d
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sync" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sync" -s h -l help -d 'Print help'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand sync" -s V -l version -d 'Print version'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand import; and not __fish_seen_subcommand_from tensorboard help" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand import; and not __fish_seen_subcommand_from tensorboard help" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand import; and not __fish_seen_subcommand_from tensorboard help" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand import; and not __fish_seen_subcommand_from tensorboard help" -s q -l quiet -d 'Print only data and errors'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand import; and not __fish_seen_subcommand_from tensorboard help" -s v -l verbose -d 'Print more about what happens'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand import; and not __fish_seen_subcommand_from tensorboard help" -s h -l help -d 'Print help'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand import; and not __fish_seen_subcommand_from tensorboard help" -s V -l version -d 'Print version'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand import; and not __fish_seen_subcommand_from tensorboard help" -f -a "tensorboard" -d 'TensorBoard event files: each directory of them a run, each scalar tag a metric'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand import; and not __fish_seen_subcommand_from tensorboard help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand import; and not __fish_seen_subcommand_from tensorboard mlflow help" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand import; and not __fish_seen_subcommand_from tensorboard mlflow help" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand import; and not __fish_seen_subcommand_from tensorboard mlflow help" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand import; and not __fish_seen_subcommand_from tensorboard mlflow help" -s q -l quiet -d 'Print only data and errors'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand import; and not __fish_seen_subcommand_from tensorboard mlflow help" -s v -l verbose -d 'Print more about what happens'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand import; and not __fish_seen_subcommand_from tensorboard mlflow help" -s h -l help -d 'Print help'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand import; and not __fish_seen_subcommand_from tensorboard mlflow help" -s V -l version -d 'Print version'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand import; and not __fish_seen_subcommand_from tensorboard mlflow help" -f -a "tensorboard" -d 'TensorBoard event files: each directory of them a run, each scalar tag a metric'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand import; and not __fish_seen_subcommand_from tensorboard mlflow help" -f -a "mlflow" -d 'A running MLflow server: experiments, runs, metrics, artifacts, registered models'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand import; and not __fish_seen_subcommand_from tensorboard mlflow help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand import; and __fish_seen_subcommand_from tensorboard" -s p -l project -d 'The project to import into (created if missing) [default: from .wanllmdb.toml]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand import; and __fish_seen_subcommand_from tensorboard" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand import; and __fish_seen_subcommand_from tensorboard" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
@@ -242,7 +243,20 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand import; and __fish_see
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand import; and __fish_seen_subcommand_from tensorboard" -s v -l verbose -d 'Print more about what happens'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand import; and __fish_seen_subcommand_from tensorboard" -s h -l help -d 'Print help'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand import; and __fish_seen_subcommand_from tensorboard" -s V -l version -d 'Print version'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand import; and __fish_seen_subcommand_from mlflow" -l from -d 'The MLflow server\'s URL (its MLFLOW_TRACKING_URI)' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand import; and __fish_seen_subcommand_from mlflow" -l experiments -d 'Only these experiments (by name) [default: every active experiment]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand import; and __fish_seen_subcommand_from mlflow" -l source-token -d 'A token for the MLflow server [default: MLFLOW_TRACKING_TOKEN]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand import; and __fish_seen_subcommand_from mlflow" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand import; and __fish_seen_subcommand_from mlflow" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand import; and __fish_seen_subcommand_from mlflow" -l project -d 'Project [default: from ./.wanllmdb.toml]' -r
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand import; and __fish_seen_subcommand_from mlflow" -l no-models -d 'Leave out registered models'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand import; and __fish_seen_subcommand_from mlflow" -l json -d 'Print JSON instead of a table: the API\'s own objects, stable and documented'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand import; and __fish_seen_subcommand_from mlflow" -s q -l quiet -d 'Print only data and errors'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand import; and __fish_seen_subcommand_from mlflow" -s v -l verbose -d 'Print more about what happens'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand import; and __fish_seen_subcommand_from mlflow" -s h -l help -d 'Print help'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand import; and __fish_seen_subcommand_from mlflow" -s V -l version -d 'Print version'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand import; and __fish_seen_subcommand_from help" -f -a "tensorboard" -d 'TensorBoard event files: each directory of them a run, each scalar tag a metric'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand import; and __fish_seen_subcommand_from help" -f -a "mlflow" -d 'A running MLflow server: experiments, runs, metrics, artifacts, registered models'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand import; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and not __fish_seen_subcommand_from list show compare history plot tag notes stop delete help" -l host -d 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]' -r
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand runs; and not __fish_seen_subcommand_from list show compare history plot tag notes stop delete help" -l api-key -d 'API key [default: the one stored by `wanllmdb login`]' -r
@@ -1220,7 +1234,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_s
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from login logout whoami auth init project run log sync import runs logs open files artifact sweep model admin audit server cache completions generate-docs guard-program help" -f -a "run" -d 'Track a program: wanllmdb run [OPTIONS] -- CMD [ARGS]…'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from login logout whoami auth init project run log sync import runs logs open files artifact sweep model admin audit server cache completions generate-docs guard-program help" -f -a "log" -d 'Log metrics (KEY=VALUE… or JSON lines on stdin) or a message to a run'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from login logout whoami auth init project run log sync import runs logs open files artifact sweep model admin audit server cache completions generate-docs guard-program help" -f -a "sync" -d 'Upload spooled runs (offline runs, or what an outage left behind)'
-complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from login logout whoami auth init project run log sync import runs logs open files artifact sweep model admin audit server cache completions generate-docs guard-program help" -f -a "import" -d 'Bring history in from other trackers: TensorBoard event files'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from login logout whoami auth init project run log sync import runs logs open files artifact sweep model admin audit server cache completions generate-docs guard-program help" -f -a "import" -d 'Bring history in from other trackers: an MLflow server, TensorBoard event files'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from login logout whoami auth init project run log sync import runs logs open files artifact sweep model admin audit server cache completions generate-docs guard-program help" -f -a "runs" -d 'List, inspect, compare and change runs'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from login logout whoami auth init project run log sync import runs logs open files artifact sweep model admin audit server cache completions generate-docs guard-program help" -f -a "logs" -d 'Print or follow a run\'s output'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and not __fish_seen_subcommand_from login logout whoami auth init project run log sync import runs logs open files artifact sweep model admin audit server cache completions generate-docs guard-program help" -f -a "open" -d 'Print the web page of a run or project, and open it on a desktop'
@@ -1244,6 +1258,7 @@ complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from project" -f -a "delete" -d 'Delete a project and all its runs'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from project" -f -a "members" -d 'List, add and remove members, or change their role'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from import" -f -a "tensorboard" -d 'TensorBoard event files: each directory of them a run, each scalar tag a metric'
+complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from import" -f -a "mlflow" -d 'A running MLflow server: experiments, runs, metrics, artifacts, registered models'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from runs" -f -a "list" -d 'List runs of a project, newest first'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from runs" -f -a "show" -d 'Show one run: state, config, git, host and metric summary'
 complete -c wanllmdb -n "__fish_wanllmdb_using_subcommand help; and __fish_seen_subcommand_from runs" -f -a "compare" -d 'Compare runs side by side: config differences and summary metrics'

@@ -82,7 +82,7 @@ enum Command {
     Log(commands::log::LogArgs),
     /// Upload spooled runs (offline runs, or what an outage left behind)
     Sync(commands::sync::SyncArgs),
-    /// Bring history in from other trackers: TensorBoard event files
+    /// Bring history in from other trackers: an MLflow server, TensorBoard event files
     #[command(subcommand)]
     Import(commands::import::ImportCommand),
     /// List, inspect, compare and change runs
@@ -292,6 +292,9 @@ async fn dispatch(command: Command, flags: GlobalFlags, printer: Printer) -> Res
         Command::Sync(args) => ok(commands::sync::sync(args, &flags, printer).await),
         Command::Import(commands::import::ImportCommand::Tensorboard(args)) => {
             ok(commands::import::tensorboard::import(args, &flags, printer).await)
+        }
+        Command::Import(commands::import::ImportCommand::Mlflow(args)) => {
+            ok(commands::import::mlflow::import(args, &flags, printer).await)
         }
         Command::Runs(c) => ok(commands::runs::run(c, &flags, printer).await),
         Command::Logs(args) => ok(commands::logs::logs(args, &flags, printer).await),

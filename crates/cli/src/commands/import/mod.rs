@@ -1,6 +1,7 @@
 //! `wanllmdb import`: history from other trackers.
 
 pub mod events;
+pub mod mlflow;
 pub mod tensorboard;
 
 use clap::Subcommand;
@@ -10,4 +11,6 @@ use clap::Subcommand;
 pub enum ImportCommand {
     /// TensorBoard event files: each directory of them a run, each scalar tag a metric
     Tensorboard(tensorboard::TensorboardArgs),
+    /// A running MLflow server: experiments, runs, metrics, artifacts, registered models
+    Mlflow(mlflow::MlflowArgs),
 }

@@ -42,6 +42,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             [CompletionResult]::new('log', 'log', [CompletionResultType]::ParameterValue, 'Log metrics (KEY=VALUE… or JSON lines on stdin) or a message to a run')
             [CompletionResult]::new('sync', 'sync', [CompletionResultType]::ParameterValue, 'Upload spooled runs (offline runs, or what an outage left behind)')
             [CompletionResult]::new('import', 'import', [CompletionResultType]::ParameterValue, 'Bring history in from other trackers: an MLflow server, TensorBoard event files')
+            [CompletionResult]::new('export', 'export', [CompletionResultType]::ParameterValue, 'Send history to other trackers: a project to an MLflow server')
             [CompletionResult]::new('runs', 'runs', [CompletionResultType]::ParameterValue, 'List, inspect, compare and change runs')
             [CompletionResult]::new('logs', 'logs', [CompletionResultType]::ParameterValue, 'Print or follow a run''s output')
             [CompletionResult]::new('open', 'open', [CompletionResultType]::ParameterValue, 'Print the web page of a run or project, and open it on a desktop')
@@ -540,6 +541,52 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             break
         }
         'wanllmdb;import;help;help' {
+            break
+        }
+        'wanllmdb;export' {
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
+            [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
+            [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'Project [default: from ./.wanllmdb.toml]')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only data and errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only data and errors')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('mlflow', 'mlflow', [CompletionResultType]::ParameterValue, 'To an MLflow server: a project''s runs, metrics, files and registered models')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'wanllmdb;export;mlflow' {
+            [CompletionResult]::new('--to', '--to', [CompletionResultType]::ParameterName, 'The MLflow server''s URL (its MLFLOW_TRACKING_URI)')
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'The project to export [default: from .wanllmdb.toml]')
+            [CompletionResult]::new('--project', '--project', [CompletionResultType]::ParameterName, 'The project to export [default: from .wanllmdb.toml]')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'A token for the MLflow server [default: MLFLOW_TRACKING_TOKEN]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]')
+            [CompletionResult]::new('--api-key', '--api-key', [CompletionResultType]::ParameterName, 'API key [default: the one stored by `wanllmdb login`]')
+            [CompletionResult]::new('--no-models', '--no-models', [CompletionResultType]::ParameterName, 'Leave out registered models')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON instead of a table: the API''s own objects, stable and documented')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only data and errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only data and errors')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more about what happens')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more about what happens')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'wanllmdb;export;help' {
+            [CompletionResult]::new('mlflow', 'mlflow', [CompletionResultType]::ParameterValue, 'To an MLflow server: a project''s runs, metrics, files and registered models')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'wanllmdb;export;help;mlflow' {
+            break
+        }
+        'wanllmdb;export;help;help' {
             break
         }
         'wanllmdb;runs' {
@@ -2627,6 +2674,7 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             [CompletionResult]::new('log', 'log', [CompletionResultType]::ParameterValue, 'Log metrics (KEY=VALUE… or JSON lines on stdin) or a message to a run')
             [CompletionResult]::new('sync', 'sync', [CompletionResultType]::ParameterValue, 'Upload spooled runs (offline runs, or what an outage left behind)')
             [CompletionResult]::new('import', 'import', [CompletionResultType]::ParameterValue, 'Bring history in from other trackers: an MLflow server, TensorBoard event files')
+            [CompletionResult]::new('export', 'export', [CompletionResultType]::ParameterValue, 'Send history to other trackers: a project to an MLflow server')
             [CompletionResult]::new('runs', 'runs', [CompletionResultType]::ParameterValue, 'List, inspect, compare and change runs')
             [CompletionResult]::new('logs', 'logs', [CompletionResultType]::ParameterValue, 'Print or follow a run''s output')
             [CompletionResult]::new('open', 'open', [CompletionResultType]::ParameterValue, 'Print the web page of a run or project, and open it on a desktop')
@@ -2724,6 +2772,13 @@ Register-ArgumentCompleter -Native -CommandName 'wanllmdb' -ScriptBlock {
             break
         }
         'wanllmdb;help;import;mlflow' {
+            break
+        }
+        'wanllmdb;help;export' {
+            [CompletionResult]::new('mlflow', 'mlflow', [CompletionResultType]::ParameterValue, 'To an MLflow server: a project''s runs, metrics, files and registered models')
+            break
+        }
+        'wanllmdb;help;export;mlflow' {
             break
         }
         'wanllmdb;help;runs' {

@@ -34,6 +34,9 @@ _wanllmdb() {
             wanllmdb,completions)
                 cmd="wanllmdb__subcmd__completions"
                 ;;
+            wanllmdb,export)
+                cmd="wanllmdb__subcmd__export"
+                ;;
             wanllmdb,files)
                 cmd="wanllmdb__subcmd__files"
                 ;;
@@ -397,6 +400,18 @@ _wanllmdb() {
             wanllmdb__subcmd__cache__subcmd__help,prune)
                 cmd="wanllmdb__subcmd__cache__subcmd__help__subcmd__prune"
                 ;;
+            wanllmdb__subcmd__export,help)
+                cmd="wanllmdb__subcmd__export__subcmd__help"
+                ;;
+            wanllmdb__subcmd__export,mlflow)
+                cmd="wanllmdb__subcmd__export__subcmd__mlflow"
+                ;;
+            wanllmdb__subcmd__export__subcmd__help,help)
+                cmd="wanllmdb__subcmd__export__subcmd__help__subcmd__help"
+                ;;
+            wanllmdb__subcmd__export__subcmd__help,mlflow)
+                cmd="wanllmdb__subcmd__export__subcmd__help__subcmd__mlflow"
+                ;;
             wanllmdb__subcmd__files,delete)
                 cmd="wanllmdb__subcmd__files__subcmd__delete"
                 ;;
@@ -444,6 +459,9 @@ _wanllmdb() {
                 ;;
             wanllmdb__subcmd__help,completions)
                 cmd="wanllmdb__subcmd__help__subcmd__completions"
+                ;;
+            wanllmdb__subcmd__help,export)
+                cmd="wanllmdb__subcmd__help__subcmd__export"
                 ;;
             wanllmdb__subcmd__help,files)
                 cmd="wanllmdb__subcmd__help__subcmd__files"
@@ -618,6 +636,9 @@ _wanllmdb() {
                 ;;
             wanllmdb__subcmd__help__subcmd__cache,prune)
                 cmd="wanllmdb__subcmd__help__subcmd__cache__subcmd__prune"
+                ;;
+            wanllmdb__subcmd__help__subcmd__export,mlflow)
+                cmd="wanllmdb__subcmd__help__subcmd__export__subcmd__mlflow"
                 ;;
             wanllmdb__subcmd__help__subcmd__files,delete)
                 cmd="wanllmdb__subcmd__help__subcmd__files__subcmd__delete"
@@ -1130,7 +1151,7 @@ _wanllmdb() {
 
     case "${cmd}" in
         wanllmdb)
-            opts="-q -v -h -V --host --api-key --project --quiet --verbose --help --version login logout whoami auth init project run log sync import runs logs open files artifact sweep model admin audit server cache completions generate-docs guard-program help"
+            opts="-q -v -h -V --host --api-key --project --quiet --verbose --help --version login logout whoami auth init project run log sync import export runs logs open files artifact sweep model admin audit server cache completions generate-docs guard-program help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3571,6 +3592,112 @@ _wanllmdb() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        wanllmdb__subcmd__export)
+            opts="-q -v -h -V --host --api-key --project --quiet --verbose --help --version mlflow help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --host)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --api-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --project)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wanllmdb__subcmd__export__subcmd__help)
+            opts="mlflow help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wanllmdb__subcmd__export__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wanllmdb__subcmd__export__subcmd__help__subcmd__mlflow)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wanllmdb__subcmd__export__subcmd__mlflow)
+            opts="-p -q -v -h -V --to --project --token --no-models --json --host --api-key --quiet --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --to)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --project)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -p)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --host)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --api-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         wanllmdb__subcmd__files)
             opts="-q -v -h -V --host --api-key --project --quiet --verbose --help --version put get list delete help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -3858,7 +3985,7 @@ _wanllmdb() {
             return 0
             ;;
         wanllmdb__subcmd__help)
-            opts="login logout whoami auth init project run log sync import runs logs open files artifact sweep model admin audit server cache completions generate-docs guard-program help"
+            opts="login logout whoami auth init project run log sync import export runs logs open files artifact sweep model admin audit server cache completions generate-docs guard-program help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -4490,6 +4617,34 @@ _wanllmdb() {
         wanllmdb__subcmd__help__subcmd__completions)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wanllmdb__subcmd__help__subcmd__export)
+            opts="mlflow"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wanllmdb__subcmd__help__subcmd__export__subcmd__mlflow)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

@@ -39,6 +39,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand log 'Log metrics (KEY=VALUE… or JSON lines on stdin) or a message to a run'
             cand sync 'Upload spooled runs (offline runs, or what an outage left behind)'
             cand import 'Bring history in from other trackers: an MLflow server, TensorBoard event files'
+            cand export 'Send history to other trackers: a project to an MLflow server'
             cand runs 'List, inspect, compare and change runs'
             cand logs 'Print or follow a run''s output'
             cand open 'Print the web page of a run or project, and open it on a desktop'
@@ -489,6 +490,47 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
         &'wanllmdb;import;help;mlflow'= {
         }
         &'wanllmdb;import;help;help'= {
+        }
+        &'wanllmdb;export'= {
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --project 'Project [default: from ./.wanllmdb.toml]'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand mlflow 'To an MLflow server: a project''s runs, metrics, files and registered models'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'wanllmdb;export;mlflow'= {
+            cand --to 'The MLflow server''s URL (its MLFLOW_TRACKING_URI)'
+            cand -p 'The project to export [default: from .wanllmdb.toml]'
+            cand --project 'The project to export [default: from .wanllmdb.toml]'
+            cand --token 'A token for the MLflow server [default: MLFLOW_TRACKING_TOKEN]'
+            cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
+            cand --api-key 'API key [default: the one stored by `wanllmdb login`]'
+            cand --no-models 'Leave out registered models'
+            cand --json 'Print JSON instead of a table: the API''s own objects, stable and documented'
+            cand -q 'Print only data and errors'
+            cand --quiet 'Print only data and errors'
+            cand -v 'Print more about what happens'
+            cand --verbose 'Print more about what happens'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'wanllmdb;export;help'= {
+            cand mlflow 'To an MLflow server: a project''s runs, metrics, files and registered models'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'wanllmdb;export;help;mlflow'= {
+        }
+        &'wanllmdb;export;help;help'= {
         }
         &'wanllmdb;runs'= {
             cand --host 'Server URL [default: from `wanllmdb init`/`login`, else http://127.0.0.1:8000]'
@@ -2371,6 +2413,7 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
             cand log 'Log metrics (KEY=VALUE… or JSON lines on stdin) or a message to a run'
             cand sync 'Upload spooled runs (offline runs, or what an outage left behind)'
             cand import 'Bring history in from other trackers: an MLflow server, TensorBoard event files'
+            cand export 'Send history to other trackers: a project to an MLflow server'
             cand runs 'List, inspect, compare and change runs'
             cand logs 'Print or follow a run''s output'
             cand open 'Print the web page of a run or project, and open it on a desktop'
@@ -2445,6 +2488,11 @@ set edit:completion:arg-completer[wanllmdb] = {|@words|
         &'wanllmdb;help;import;tensorboard'= {
         }
         &'wanllmdb;help;import;mlflow'= {
+        }
+        &'wanllmdb;help;export'= {
+            cand mlflow 'To an MLflow server: a project''s runs, metrics, files and registered models'
+        }
+        &'wanllmdb;help;export;mlflow'= {
         }
         &'wanllmdb;help;runs'= {
             cand list 'List runs of a project, newest first'

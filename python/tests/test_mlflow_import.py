@@ -180,3 +180,62 @@ def test_a_wrong_url_is_an_error_with_a_hint(env):
     assert "cannot reach the MLflow server" in out.stderr
     out = cli(env, "import", "mlflow", "--from", "mlflow.internal:5000")
     assert out.returncode != 0 and "http" in out.stderr
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+def test_export_then_import_round_trips(env, api, source, tmp_path, monkeypatch):
+    here_url = env["WANLLMDB_BASE_URL"]
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", env["WANLLMDB_API_KEY"])
+    mlflow.set_tracking_uri(here_url)
+    mlflow.set_experiment("Round trip")
+    with mlflow.start_run(run_name="rt") as run:
+        mlflow.log_params({"lr": "0.1", "layers": "3"})
+        for i in range(50):
+            mlflow.log_metric("loss", 1 / (i + 1), step=i // 2, timestamp=1_700_000_000_000 + i)
+        mlflow.set_tag("stage", "dev")
+        model = tmp_path / "model"
+        model.mkdir()
+        (model / "MLmodel").write_text("artifact_path: model\nflavors: {}\n")
+        (model / "w.bin").write_bytes(b"\x07" * 500)
+        mlflow.log_artifacts(str(model), "model")
+    rid = run.info.run_id
+    here = MlflowClient(here_url)
+    here.create_registered_model("rt-model")
+    here.create_model_version("rt-model", f"runs:/{rid}/model", rid)
+    here.transition_model_version_stage("rt-model", "1", "Staging")
+    monkeypatch.delenv("MLFLOW_TRACKING_TOKEN")
+
+    out = cli(env, "export", "mlflow", "--to", source, "--project", "round-trip", "--json")
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["experiments"][0]["runs"] == 1 and report["model_versions"] == 1
+
+    there = MlflowClient(source)
+    exp = there.get_experiment_by_name("Round trip")
+    (remote,) = there.search_runs([exp.experiment_id])
+    assert remote.info.run_name == "rt" and remote.info.status == "FINISHED"
+    assert remote.data.params == {"lr": "0.1", "layers": "3"}
+    assert remote.data.tags["stage"] == "dev"
+    theirs = sorted(
+        (m.step, m.timestamp, m.value) for m in there.get_metric_history(remote.info.run_id, "loss")
+    )
+    assert len(theirs) == 50
+    assert {f.path for f in there.list_artifacts(remote.info.run_id, "model")} == {
+        "model/MLmodel",
+        "model/w.bin",
+    }
+    assert [
+        (v.version, v.current_stage) for v in there.search_model_versions("name = 'rt-model'")
+    ] == [("1", "Staging")]
+
+    # Exporting again adds nothing; importing what was exported lands on the original run.
+    again = cli(env, "export", "mlflow", "--to", source, "--project", "round-trip", "--json")
+    assert again.returncode == 0, again.stderr
+    assert len(there.search_runs([exp.experiment_id])) == 1
+    back = cli(env, "import", "mlflow", "--from", source, "--experiments", "Round trip", "--json")
+    assert back.returncode == 0, back.stderr
+    assert len(api.get("/runs", {"project": "round-trip"})["items"]) == 1
+    assert len(api.get("/models/rt-model/versions")) == 1
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", env["WANLLMDB_API_KEY"])
+    mine = sorted((m.step, m.timestamp, m.value) for m in here.get_metric_history(rid, "loss"))
+    assert mine == theirs

@@ -85,6 +85,9 @@ enum Command {
     /// Bring history in from other trackers: an MLflow server, TensorBoard event files
     #[command(subcommand)]
     Import(commands::import::ImportCommand),
+    /// Send history to other trackers: a project to an MLflow server
+    #[command(subcommand)]
+    Export(commands::import::ExportCommand),
     /// List, inspect, compare and change runs
     #[command(subcommand)]
     Runs(commands::runs::RunsCommand),
@@ -295,6 +298,9 @@ async fn dispatch(command: Command, flags: GlobalFlags, printer: Printer) -> Res
         }
         Command::Import(commands::import::ImportCommand::Mlflow(args)) => {
             ok(commands::import::mlflow::import(args, &flags, printer).await)
+        }
+        Command::Export(commands::import::ExportCommand::Mlflow(args)) => {
+            ok(commands::import::mlflow::export(args, &flags, printer).await)
         }
         Command::Runs(c) => ok(commands::runs::run(c, &flags, printer).await),
         Command::Logs(args) => ok(commands::logs::logs(args, &flags, printer).await),

@@ -79,138 +79,191 @@ pub struct ImportReport {
     pub skipped: Vec<String>,
 }
 
-/// The MLflow server read from.
-struct Source {
-    http: reqwest::Client,
-    base: String,
-    token: Option<String>,
-    basic: Option<(String, String)>,
+/// How an MLflow API is called.
+#[derive(Debug, Clone)]
+pub enum Auth {
+    /// `Authorization: Bearer`.
+    Bearer(String),
+    /// HTTP basic authentication.
+    Basic(String, String),
+    /// None.
+    Anonymous,
 }
 
-impl Source {
+/// A server speaking MLflow's REST API: an MLflow server, or this one.
+pub struct Endpoint {
+    http: reqwest::Client,
+    base: String,
+    auth: Auth,
+    /// What to call it in messages ("the MLflow server", "wanllmdb").
+    name: &'static str,
+}
+
+impl Endpoint {
     fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         let r = self.http.request(method, format!("{}{path}", self.base));
-        match (&self.token, &self.basic) {
-            (Some(t), _) => r.bearer_auth(t),
-            (None, Some((u, p))) => r.basic_auth(u, Some(p)),
-            _ => r,
+        match &self.auth {
+            Auth::Bearer(t) => r.bearer_auth(t),
+            Auth::Basic(u, p) => r.basic_auth(u, Some(p)),
+            Auth::Anonymous => r,
         }
     }
 
     async fn send(&self, req: reqwest::RequestBuilder, what: &str) -> CliResult<reqwest::Response> {
         let resp = req.send().await.map_err(|e| {
-            user_err!("cannot reach the MLflow server at {}: {e}", self.base)
-                .hint("check --from (the MLflow server's URL, e.g. http://host:5000)")
+            user_err!("cannot reach {} at {}: {e}", self.name, self.base)
+                .hint("check the URL (an MLflow server's looks like http://host:5000)")
         })?;
         if resp.status().is_success() {
             return Ok(resp);
         }
         let status = resp.status();
         let text = resp.text().await.unwrap_or_default();
-        let message = serde_json::from_str::<Value>(&text)
-            .ok()
-            .and_then(|v| v["message"].as_str().map(str::to_string))
-            .unwrap_or(text);
-        let err = user_err!("the MLflow server refused {what}: {status} {message}");
+        let body = serde_json::from_str::<Value>(&text).unwrap_or(Value::Null);
+        let message = match (body["error_code"].as_str(), body["message"].as_str()) {
+            (Some(c), Some(m)) => format!("{c}: {m}"),
+            (None, Some(m)) => m.to_string(),
+            _ => text,
+        };
+        let err = user_err!("{} refused {what}: {status} {message}", self.name);
         Err(if status.as_u16() == 401 || status.as_u16() == 403 {
-            err.hint("give its credentials: --source-token, or MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD")
+            err.hint("give its credentials: --token, or MLFLOW_TRACKING_TOKEN, or MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD")
         } else {
             err
         })
     }
 
-    async fn get(&self, path: &str, query: &[(&str, String)]) -> CliResult<Value> {
-        let resp = self
-            .send(self.request(reqwest::Method::GET, path).query(query), path)
-            .await?;
-        resp.json()
+    async fn json(&self, req: reqwest::RequestBuilder, what: &str) -> CliResult<Value> {
+        let resp = self.send(req, what).await?;
+        let text = resp
+            .text()
             .await
-            .map_err(|e| user_err!("the MLflow server's answer to {path} is not JSON: {e}"))
+            .map_err(|e| user_err!("reading {}'s answer to {what}: {e}", self.name))?;
+        if text.trim().is_empty() {
+            return Ok(json!({}));
+        }
+        serde_json::from_str(&text)
+            .map_err(|e| user_err!("{}'s answer to {what} is not JSON: {e}", self.name))
     }
 
-    async fn post(&self, path: &str, body: &Value) -> CliResult<Value> {
-        let resp = self
-            .send(self.request(reqwest::Method::POST, path).json(body), path)
-            .await?;
-        resp.json()
-            .await
-            .map_err(|e| user_err!("the MLflow server's answer to {path} is not JSON: {e}"))
-    }
-}
-
-/// This server's MLflow API.
-struct Target<'a> {
-    api: &'a Api,
-    http: reqwest::Client,
-}
-
-impl Target<'_> {
-    async fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<&Value>,
-    ) -> CliResult<Value> {
-        let url = self.api.url(&format!("/api/2.0/mlflow/{path}"));
-        let mut req = self.http.request(method, url);
-        if let Some(k) = self.api.key() {
-            req = req.bearer_auth(k);
-        }
-        if let Some(b) = body {
-            req = req.json(b);
-        }
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| user_err!("cannot reach {}: {e}", self.api.base()))?;
-        let status = resp.status();
-        let text = resp.text().await.unwrap_or_default();
-        let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-        if status.is_success() {
-            return Ok(v);
-        }
-        Err(CliError::user(format!(
-            "{path}: {} {}",
-            v["error_code"].as_str().unwrap_or(status.as_str()),
-            v["message"].as_str().unwrap_or(&text)
-        )))
-    }
-
+    /// `GET /api/2.0/mlflow/<path>` with a query.
     async fn get(&self, path: &str, query: &[(&str, &str)]) -> CliResult<Value> {
-        let q = serde_urlencoded::to_string(query).unwrap_or_default();
-        self.call(reqwest::Method::GET, &format!("{path}?{q}"), None)
-            .await
+        let req = self
+            .request(reqwest::Method::GET, &format!("/api/2.0/mlflow/{path}"))
+            .query(query);
+        self.json(req, path).await
     }
 
+    /// `POST /api/2.0/mlflow/<path>` with a JSON body.
     async fn post(&self, path: &str, body: Value) -> CliResult<Value> {
-        self.call(reqwest::Method::POST, path, Some(&body)).await
+        let req = self
+            .request(reqwest::Method::POST, &format!("/api/2.0/mlflow/{path}"))
+            .json(&body);
+        self.json(req, path).await
     }
 
-    async fn put_artifact(&self, exp: &str, run: &str, path: &str, bytes: Vec<u8>) -> CliResult {
-        let encoded: Vec<String> = path
-            .split('/')
-            .map(|s| {
-                percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC)
-                    .to_string()
-            })
-            .collect();
-        let url = self.api.url(&format!(
-            "/api/2.0/mlflow-artifacts/artifacts/{exp}/{run}/artifacts/{}",
-            encoded.join("/")
-        ));
-        let mut req = self.http.put(url).body(bytes);
-        if let Some(k) = self.api.key() {
-            req = req.bearer_auth(k);
-        }
-        let resp = req
-            .send()
+    /// The bytes of a run's artifact: through the artifact proxy when the run's artifacts are
+    /// served (`mlflow-artifacts:`), otherwise through `get-artifact`.
+    async fn download(&self, info: &Value, path: &str) -> CliResult<Vec<u8>> {
+        let run = info["run_id"].as_str().unwrap_or_default();
+        let uri = info["artifact_uri"].as_str().unwrap_or_default();
+        let req = match uri.strip_prefix("mlflow-artifacts:/") {
+            Some(root) => self.request(
+                reqwest::Method::GET,
+                &format!(
+                    "/api/2.0/mlflow-artifacts/artifacts/{}/{}",
+                    root.trim_matches('/'),
+                    encode_path(path)
+                ),
+            ),
+            None => self
+                .request(reqwest::Method::GET, "/get-artifact")
+                .query(&[("path", path), ("run_uuid", run)]),
+        };
+        let resp = self.send(req, "an artifact download").await?;
+        let bytes = resp
+            .bytes()
             .await
-            .map_err(|e| user_err!("cannot reach {}: {e}", self.api.base()))?;
-        if !resp.status().is_success() {
-            let text = resp.text().await.unwrap_or_default();
-            return Err(user_err!("uploading artifact {path} of run {run}: {text}"));
-        }
+            .map_err(|e| user_err!("downloading artifact {path} of run {run}: {e}"))?;
+        Ok(bytes.to_vec())
+    }
+
+    /// Stores a run's artifact through the artifact proxy.
+    async fn upload(&self, info: &Value, path: &str, bytes: Vec<u8>) -> CliResult {
+        let uri = info["artifact_uri"].as_str().unwrap_or_default();
+        let Some(root) = uri.strip_prefix("mlflow-artifacts:/") else {
+            return Err(user_err!(
+                "{} keeps run artifacts at {uri}, not behind its artifact proxy: they cannot be uploaded through it",
+                self.name
+            )
+            .hint("start the MLflow server with artifact serving (the default since MLflow 2)"));
+        };
+        let req = self
+            .request(
+                reqwest::Method::PUT,
+                &format!(
+                    "/api/2.0/mlflow-artifacts/artifacts/{}/{}",
+                    root.trim_matches('/'),
+                    encode_path(path)
+                ),
+            )
+            .body(bytes);
+        self.send(req, "an artifact upload").await?;
         Ok(())
+    }
+}
+
+/// A relative path with each segment percent-encoded.
+fn encode_path(path: &str) -> String {
+    path.split('/')
+        .map(|s| {
+            percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// The MLflow server's credentials: a token, or MLflow's username and password variables.
+fn remote_auth(token: Option<String>) -> Auth {
+    if let Some(t) = token.filter(|t| !t.is_empty()) {
+        return Auth::Bearer(t);
+    }
+    match (
+        std::env::var("MLFLOW_TRACKING_USERNAME"),
+        std::env::var("MLFLOW_TRACKING_PASSWORD"),
+    ) {
+        (Ok(u), Ok(p)) => Auth::Basic(u, p),
+        _ => Auth::Anonymous,
+    }
+}
+
+/// An HTTP client for long transfers.
+fn http_client() -> CliResult<reqwest::Client> {
+    reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(600))
+        .build()
+        .map_err(|e| CliError::unexpected(format!("cannot build an HTTP client: {e}")))
+}
+
+/// An MLflow server's URL, checked.
+fn remote_base(url: &str, flag: &str) -> CliResult<String> {
+    let base = url.trim_end_matches('/').to_string();
+    if !(base.starts_with("http://") || base.starts_with("https://")) {
+        return Err(user_err!("{flag} {base:?} is not an http(s) URL")
+            .hint("give the MLflow server's URL, e.g. http://mlflow.internal:5000"));
+    }
+    Ok(base)
+}
+
+/// This server, through its MLflow API.
+fn this_server(api: &Api, http: reqwest::Client) -> Endpoint {
+    Endpoint {
+        http,
+        base: api.base().trim_end_matches('/').to_string(),
+        auth: api
+            .key()
+            .map_or(Auth::Anonymous, |k| Auth::Bearer(k.to_string())),
+        name: "wanllmdb",
     }
 }
 
@@ -219,42 +272,51 @@ pub async fn import(args: MlflowArgs, flags: &GlobalFlags, printer: Printer) -> 
     let printer = printer.with_json(args.json);
     let settings = Settings::resolve(flags).await?;
     let api = Api::new(&settings)?;
-    let http = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(600))
-        .build()
-        .map_err(|e| CliError::unexpected(format!("cannot build an HTTP client: {e}")))?;
-    let basic = match (
-        std::env::var("MLFLOW_TRACKING_USERNAME"),
-        std::env::var("MLFLOW_TRACKING_PASSWORD"),
-    ) {
-        (Ok(u), Ok(p)) => Some((u, p)),
-        _ => None,
-    };
-    let base = args.from.trim_end_matches('/').to_string();
-    if !(base.starts_with("http://") || base.starts_with("https://")) {
-        return Err(user_err!("--from {base:?} is not an http(s) URL")
-            .hint("give the MLflow server's URL, e.g. http://mlflow.internal:5000"));
-    }
-    let source = Source {
+    let http = http_client()?;
+    let source = Endpoint {
         http: http.clone(),
-        base: base.clone(),
-        token: args.source_token.clone(),
-        basic,
+        base: remote_base(&args.from, "--from")?,
+        auth: remote_auth(args.source_token.clone()),
+        name: "the MLflow server",
     };
-    let target = Target { api: &api, http };
+    let target = this_server(&api, http);
+    let report = copy(
+        &source,
+        &target,
+        &args.experiments,
+        !args.no_models,
+        &printer,
+    )
+    .await?;
+    print_report(&printer, &report)
+}
+
+/// Copies experiments (all active ones, or those named) with their runs and, with `models`,
+/// the registered models whose versions come from the runs copied.
+async fn copy(
+    source: &Endpoint,
+    target: &Endpoint,
+    experiments: &[String],
+    models: bool,
+    printer: &Printer,
+) -> CliResult<ImportReport> {
     let mut report = ImportReport::default();
-    let experiments = source_experiments(&source, &args.experiments, &mut report).await?;
-    // Source run id → (this server's experiment id, run id), for the registry.
+    let chosen = source_experiments(source, experiments, &mut report).await?;
+    // Source run id → (target experiment id, target run id), for the registry.
     let mut runs_here: HashMap<String, (String, String)> = HashMap::new();
-    for exp in &experiments {
-        let r = import_experiment(&source, &target, &base, exp, &printer, &mut runs_here).await?;
+    for exp in &chosen {
+        let r = import_experiment(source, target, exp, printer, &mut runs_here).await?;
         report.experiments.push(r);
     }
-    if !args.no_models {
-        import_models(&source, &target, &base, &runs_here, &mut report).await?;
+    if models {
+        import_models(source, target, &runs_here, &mut report).await?;
     }
-    printer.data(&report, || {
-        let mut t = table(&["EXPERIMENT", "ID HERE", "RUNS", "POINTS", "FILES"]);
+    Ok(report)
+}
+
+fn print_report(printer: &Printer, report: &ImportReport) -> CliResult {
+    printer.data(report, || {
+        let mut t = table(&["EXPERIMENT", "ID THERE", "RUNS", "POINTS", "FILES"]);
         for e in &report.experiments {
             t.add_row(vec![
                 e.experiment.clone(),
@@ -270,13 +332,12 @@ pub async fn import(args: MlflowArgs, flags: &GlobalFlags, printer: Printer) -> 
             text.push_str(&format!("\nskipped: {s}"));
         }
         text
-    })?;
-    Ok(())
+    })
 }
 
 /// The source's experiments to import: every active one, or the ones named.
 async fn source_experiments(
-    source: &Source,
+    source: &Endpoint,
     names: &[String],
     report: &mut ImportReport,
 ) -> CliResult<Vec<Value>> {
@@ -287,9 +348,7 @@ async fn source_experiments(
         if let Some(t) = &token {
             body["page_token"] = json!(t);
         }
-        let page = source
-            .post("/api/2.0/mlflow/experiments/search", &body)
-            .await?;
+        let page = source.post("experiments/search", body).await?;
         all.extend(page["experiments"].as_array().cloned().unwrap_or_default());
         match page["next_page_token"].as_str().filter(|t| !t.is_empty()) {
             Some(t) => token = Some(t.to_string()),
@@ -335,9 +394,8 @@ fn kv_json(p: &[(String, String)]) -> Vec<Value> {
 
 /// Imports one experiment and its runs.
 async fn import_experiment(
-    source: &Source,
-    target: &Target<'_>,
-    base: &str,
+    source: &Endpoint,
+    target: &Endpoint,
     exp: &Value,
     printer: &Printer,
     runs_here: &mut HashMap<String, (String, String)>,
@@ -391,7 +449,7 @@ async fn import_experiment(
         ProgressBar::hidden()
     };
     for run in &runs {
-        let (points, files, run_here) = import_run(source, target, base, &here, run).await?;
+        let (points, files, run_here) = import_run(source, target, &here, run).await?;
         let src_run = run["info"]["run_id"]
             .as_str()
             .unwrap_or_default()
@@ -407,7 +465,7 @@ async fn import_experiment(
 }
 
 /// Every active run of a source experiment.
-async fn source_runs(source: &Source, exp_id: &str) -> CliResult<Vec<Value>> {
+async fn source_runs(source: &Endpoint, exp_id: &str) -> CliResult<Vec<Value>> {
     let mut all = Vec::new();
     let mut token: Option<String> = None;
     loop {
@@ -415,7 +473,7 @@ async fn source_runs(source: &Source, exp_id: &str) -> CliResult<Vec<Value>> {
         if let Some(t) = &token {
             body["page_token"] = json!(t);
         }
-        let page = source.post("/api/2.0/mlflow/runs/search", &body).await?;
+        let page = source.post("runs/search", body).await?;
         all.extend(page["runs"].as_array().cloned().unwrap_or_default());
         match page["next_page_token"].as_str().filter(|t| !t.is_empty()) {
             Some(t) => token = Some(t.to_string()),
@@ -427,8 +485,8 @@ async fn source_runs(source: &Source, exp_id: &str) -> CliResult<Vec<Value>> {
     Ok(all)
 }
 
-/// The run here that was imported from `marker`, if any.
-async fn imported_run(target: &Target<'_>, exp: &str, marker: &str) -> CliResult<Option<String>> {
+/// The info of the run of the target that was copied from `marker`, if any.
+async fn imported_run(target: &Endpoint, exp: &str, marker: &str) -> CliResult<Option<Value>> {
     let filter = format!("tags.`{SOURCE_TAG}` = '{}'", marker.replace('\'', "\\'"));
     let v = target
         .post(
@@ -436,25 +494,50 @@ async fn imported_run(target: &Target<'_>, exp: &str, marker: &str) -> CliResult
             json!({"experiment_ids": [exp], "filter": filter, "run_view_type": "ALL", "max_results": 1}),
         )
         .await?;
-    Ok(v["runs"][0]["info"]["run_id"].as_str().map(str::to_string))
+    Ok(v["runs"][0]["info"]
+        .as_object()
+        .map(|o| Value::Object(o.clone())))
 }
 
 /// Imports (or completes) one run: its entries, params and tags are sent again each time and
 /// stored once. Returns the entries sent, the files copied, and the run's id here.
 async fn import_run(
-    source: &Source,
-    target: &Target<'_>,
-    base: &str,
+    source: &Endpoint,
+    target: &Endpoint,
     exp_here: &str,
     run: &Value,
 ) -> CliResult<(u64, u64, String)> {
     let info = &run["info"];
     let src_id = info["run_id"].as_str().unwrap_or_default();
-    let marker = format!("{base}#{src_id}");
+    let marker = format!("{}#{src_id}", source.base);
     let mut tags = pairs(&run["data"]["tags"]);
+    // A run that came from the target in the first place (exported, now imported back) is
+    // that run again.
+    let origin = tags
+        .iter()
+        .find(|(k, _)| k == SOURCE_TAG)
+        .and_then(|(_, v)| v.rsplit_once('#'))
+        .filter(|(base, _)| *base == target.base)
+        .map(|(_, id)| id.to_string());
     tags.retain(|(k, _)| k != SOURCE_TAG);
-    let id = match imported_run(target, exp_here, &marker).await? {
-        Some(id) => id,
+    let found = match origin {
+        Some(id) => target
+            .get("runs/get", &[("run_id", id.as_str())])
+            .await
+            .ok()
+            .and_then(|v| {
+                v["run"]["info"]
+                    .as_object()
+                    .map(|o| Value::Object(o.clone()))
+            }),
+        None => None,
+    };
+    let found = match found {
+        Some(info) => Some(info),
+        None => imported_run(target, exp_here, &marker).await?,
+    };
+    let info_here = match found {
+        Some(info) => info,
         None => {
             let mut create_tags = tags.clone();
             create_tags.push((SOURCE_TAG.into(), marker.clone()));
@@ -469,12 +552,13 @@ async fn import_run(
                     }),
                 )
                 .await?;
-            v["run"]["info"]["run_id"]
-                .as_str()
-                .ok_or_else(|| CliError::unexpected("runs/create answered without a run id"))?
-                .to_string()
+            v["run"]["info"].clone()
         }
     };
+    let id = info_here["run_id"]
+        .as_str()
+        .ok_or_else(|| CliError::unexpected("runs/create answered without a run id"))?
+        .to_string();
     // Params and tags, 100 a request.
     let params = pairs(&run["data"]["params"]);
     for chunk in params.chunks(100) {
@@ -507,16 +591,14 @@ async fn import_run(
         let mut token: Option<String> = None;
         loop {
             let mut q = vec![
-                ("run_id", src_id.to_string()),
-                ("metric_key", key.clone()),
-                ("max_results", "25000".to_string()),
+                ("run_id", src_id),
+                ("metric_key", key.as_str()),
+                ("max_results", "25000"),
             ];
             if let Some(t) = &token {
-                q.push(("page_token", t.clone()));
+                q.push(("page_token", t.as_str()));
             }
-            let page = source
-                .get("/api/2.0/mlflow/metrics/get-history", &q)
-                .await?;
+            let page = source.get("metrics/get-history", &q).await?;
             let entries = page["metrics"].as_array().cloned().unwrap_or_default();
             for chunk in entries.chunks(1000) {
                 let metrics: Vec<Value> = chunk
@@ -536,7 +618,7 @@ async fn import_run(
             }
         }
     }
-    let files = copy_artifacts(source, target, src_id, exp_here, &id, "").await?;
+    let files = copy_artifacts(source, target, info, &info_here, "").await?;
     // The run's end, as the source has it.
     let status = info["status"].as_str().unwrap_or("RUNNING");
     if status != "RUNNING" && status != "SCHEDULED" {
@@ -551,45 +633,29 @@ async fn import_run(
 
 /// Copies a run's artifacts under `dir`, recursively; the number of files.
 async fn copy_artifacts(
-    source: &Source,
-    target: &Target<'_>,
-    src_run: &str,
-    exp_here: &str,
-    run_here: &str,
+    source: &Endpoint,
+    target: &Endpoint,
+    from: &Value,
+    to: &Value,
     dir: &str,
 ) -> CliResult<u64> {
-    let mut q = vec![("run_id", src_run.to_string())];
+    let run = from["run_id"].as_str().unwrap_or_default();
+    let mut q = vec![("run_id", run)];
     if !dir.is_empty() {
-        q.push(("path", dir.to_string()));
+        q.push(("path", dir));
     }
-    let listing = source.get("/api/2.0/mlflow/artifacts/list", &q).await?;
+    let listing = source.get("artifacts/list", &q).await?;
     let mut n = 0;
     for f in listing["files"].as_array().cloned().unwrap_or_default() {
         let Some(path) = f["path"].as_str() else {
             continue;
         };
         if f["is_dir"].as_bool() == Some(true) {
-            n += Box::pin(copy_artifacts(
-                source, target, src_run, exp_here, run_here, path,
-            ))
-            .await?;
+            n += Box::pin(copy_artifacts(source, target, from, to, path)).await?;
             continue;
         }
-        let resp = source
-            .send(
-                source
-                    .request(reqwest::Method::GET, "/get-artifact")
-                    .query(&[("path", path), ("run_uuid", src_run)]),
-                "an artifact download",
-            )
-            .await?;
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| user_err!("downloading artifact {path} of run {src_run}: {e}"))?;
-        target
-            .put_artifact(exp_here, run_here, path, bytes.to_vec())
-            .await?;
+        let bytes = source.download(from, path).await?;
+        target.upload(to, path, bytes).await?;
         n += 1;
     }
     Ok(n)
@@ -613,22 +679,19 @@ fn source_path(source: &str, run_id: &str) -> Option<String> {
 
 /// Imports registered models whose versions come from imported runs.
 async fn import_models(
-    source: &Source,
-    target: &Target<'_>,
-    base: &str,
+    source: &Endpoint,
+    target: &Endpoint,
     runs_here: &HashMap<String, (String, String)>,
     report: &mut ImportReport,
 ) -> CliResult {
     let mut models = Vec::new();
     let mut token: Option<String> = None;
     loop {
-        let mut q = vec![("max_results", "1000".to_string())];
+        let mut q = vec![("max_results", "1000")];
         if let Some(t) = &token {
-            q.push(("page_token", t.clone()));
+            q.push(("page_token", t.as_str()));
         }
-        let page = source
-            .get("/api/2.0/mlflow/registered-models/search", &q)
-            .await?;
+        let page = source.get("registered-models/search", &q).await?;
         models.extend(
             page["registered_models"]
                 .as_array()
@@ -644,15 +707,19 @@ async fn import_models(
         let name = m["name"].as_str().unwrap_or_default().to_string();
         let filter = format!("name = '{}'", name.replace('\'', "\\'"));
         let versions = source
-            .get(
-                "/api/2.0/mlflow/model-versions/search",
-                &[("filter", filter)],
-            )
+            .get("model-versions/search", &[("filter", filter.as_str())])
             .await?;
         let mut versions = versions["model_versions"]
             .as_array()
             .cloned()
             .unwrap_or_default();
+        // Only models with a version from a run copied: the rest belong to other experiments.
+        if !versions
+            .iter()
+            .any(|v| runs_here.contains_key(v["run_id"].as_str().unwrap_or_default()))
+        {
+            continue;
+        }
         versions.sort_by_key(|v| {
             v["version"]
                 .as_str()
@@ -696,9 +763,18 @@ async fn import_models(
         let mut number_here: BTreeMap<String, String> = BTreeMap::new();
         for v in &versions {
             let number = v["version"].as_str().unwrap_or_default().to_string();
-            let marker = format!("{base}#{name}/{number}");
-            if let Some(n) = done.get(&marker) {
-                number_here.insert(number, n.clone());
+            let marker = format!("{}#{name}/{number}", source.base);
+            // Done before, or a version that came from the target in the first place.
+            let origin = pairs(&v["tags"])
+                .into_iter()
+                .find(|(k, _)| k == SOURCE_TAG)
+                .and_then(|(_, val)| {
+                    let (base, rest) = val.rsplit_once('#')?;
+                    let (model, n) = rest.rsplit_once('/')?;
+                    (base == target.base && model == name).then(|| n.to_string())
+                });
+            if let Some(n) = done.get(&marker).cloned().or(origin) {
+                number_here.insert(number, n);
                 report.model_versions += 1;
                 continue;
             }
@@ -717,6 +793,7 @@ async fn import_models(
                 continue;
             };
             let mut tags = pairs(&v["tags"]);
+            tags.retain(|(k, _)| k != SOURCE_TAG);
             tags.push((SOURCE_TAG.into(), marker));
             let created = target
                 .post(
@@ -780,4 +857,60 @@ async fn import_models(
         }
     }
     Ok(())
+}
+
+/// Options of `wanllmdb export mlflow`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Writes a project's runs (name, status, times, params, tags, every metric entry, files) and
+the registered models whose versions come from them to an MLflow server, through its REST
+API, for teams that must keep feeding one. The MLflow server must serve artifacts (the
+default of `mlflow server` since MLflow 2). Its credentials come from --token, or
+MLFLOW_TRACKING_TOKEN / MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD.
+
+Every exported run and model version carries the tag wanllmdb.import.source naming where it
+came from, so exporting again adds nothing twice; `wanllmdb import mlflow` of what was
+exported brings back the same runs.
+
+Examples:
+  wanllmdb export mlflow --to http://mlflow.internal:5000 --project churn")]
+pub struct ExportMlflowArgs {
+    /// The MLflow server's URL (its MLFLOW_TRACKING_URI)
+    #[arg(long = "to", value_name = "URL")]
+    pub to: String,
+    /// The project to export [default: from .wanllmdb.toml]
+    #[arg(long, short = 'p')]
+    pub project: Option<String>,
+    /// A token for the MLflow server [default: MLFLOW_TRACKING_TOKEN]
+    #[arg(long, env = "MLFLOW_TRACKING_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Leave out registered models
+    #[arg(long)]
+    pub no_models: bool,
+    #[command(flatten)]
+    pub json: JsonFlag,
+}
+
+/// `wanllmdb export mlflow`.
+pub async fn export(args: ExportMlflowArgs, flags: &GlobalFlags, printer: Printer) -> CliResult {
+    let printer = printer.with_json(args.json);
+    let settings = Settings::resolve(flags).await?;
+    let project = match &args.project {
+        Some(p) => crate::commands::valid_project_name(p)?,
+        None => settings.require_project()?,
+    };
+    let api = Api::new(&settings)?;
+    let found: wanllmdb_api_types::projects::Project =
+        api.get(&format!("/api/v1/projects/{project}"), &[]).await?;
+    let name = found.display_name.unwrap_or_else(|| found.name.to_string());
+    let http = http_client()?;
+    let source = this_server(&api, http.clone());
+    let target = Endpoint {
+        http,
+        base: remote_base(&args.to, "--to")?,
+        auth: remote_auth(args.token.clone()),
+        name: "the MLflow server",
+    };
+    let report = copy(&source, &target, &[name], !args.no_models, &printer).await?;
+    print_report(&printer, &report)
 }

@@ -1,4 +1,4 @@
-//! `wanllmdb import`: history from other trackers.
+//! `wanllmdb import` and `wanllmdb export`: history from and to other trackers.
 
 pub mod events;
 pub mod mlflow;
@@ -13,4 +13,11 @@ pub enum ImportCommand {
     Tensorboard(tensorboard::TensorboardArgs),
     /// A running MLflow server: experiments, runs, metrics, artifacts, registered models
     Mlflow(mlflow::MlflowArgs),
+}
+
+/// `wanllmdb export …`.
+#[derive(Debug, Subcommand)]
+pub enum ExportCommand {
+    /// To an MLflow server: a project's runs, metrics, files and registered models
+    Mlflow(mlflow::ExportMlflowArgs),
 }

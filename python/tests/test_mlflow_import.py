@@ -101,6 +101,14 @@ def seed(url: str, tmp_path: Path) -> dict:
     client.log_artifacts(rid, str(model), "model")
     (tmp_path / "report.txt").write_text("auc 0.91\n")
     client.log_artifact(rid, str(tmp_path / "report.txt"))
+
+    # A model logged the MLflow 3 way (a logged model outside the run's artifacts).
+    class Doubler(mlflow.pyfunc.PythonModel):
+        def predict(self, context, model_input, params=None):
+            return [2 * x for x in model_input]
+
+    with mlflow.start_run(run_id=rid):
+        logged = mlflow.pyfunc.log_model(name="doubler", python_model=Doubler())
     client.set_terminated(rid, "FINISHED", end_time=run.info.start_time + 500)
     client.create_registered_model("fraud-clf", description="catches fraud")
     src = f"{run.info.artifact_uri}/model"
@@ -109,10 +117,11 @@ def seed(url: str, tmp_path: Path) -> dict:
     client.transition_model_version_stage("fraud-clf", "1", "Archived")
     client.transition_model_version_stage("fraud-clf", "2", "Staging")
     client.set_registered_model_alias("fraud-clf", "champion", "2")
+    mlflow.register_model(logged.model_uri, "fraud-clf")
     return {"run": rid, "exp": exp, "t0": t0}
 
 
-@pytest.mark.filterwarnings("ignore::FutureWarning")
+@pytest.mark.filterwarnings("ignore::FutureWarning", "ignore:Add type hints")
 def test_an_mlflow_server_imports_whole_and_again_adds_nothing(env, api, source, tmp_path):
     seeded = seed(source, tmp_path)
     out = cli(env, "import", "mlflow", "--from", source, "--json", timeout=600)
@@ -120,7 +129,7 @@ def test_an_mlflow_server_imports_whole_and_again_adds_nothing(env, api, source,
     report = json.loads(out.stdout)
     (exp,) = [e for e in report["experiments"] if e["experiment"] == "Fraud model / v2"]
     assert (exp["runs"], exp["points"], exp["files"]) == (1, 30_000, 3)
-    assert report["model_versions"] == 2 and report["skipped"] == []
+    assert report["model_versions"] == 3 and report["skipped"] == []
 
     # The run, through this server's MLflow API: every value as the source has it.
     here = MlflowClient(env["WANLLMDB_BASE_URL"])
@@ -158,7 +167,14 @@ def test_an_mlflow_server_imports_whole_and_again_adds_nothing(env, api, source,
         stages = {
             v.version: v.current_stage for v in here.search_model_versions("name = 'fraud-clf'")
         }
-        assert stages == {"1": "Archived", "2": "Staging"}
+        assert stages == {"1": "Archived", "2": "Staging", "3": "None"}
+        # The logged model's version loads here, from files copied.
+        monkey = mlflow.get_tracking_uri()
+        mlflow.set_tracking_uri(env["WANLLMDB_BASE_URL"])
+        try:
+            assert mlflow.pyfunc.load_model("models:/fraud-clf/3").predict([4]) == [8]
+        finally:
+            mlflow.set_tracking_uri(monkey)
     finally:
         os.environ.pop("MLFLOW_TRACKING_TOKEN", None)
     # The native view: the experiment's project, the run's one value a step.
@@ -171,7 +187,7 @@ def test_an_mlflow_server_imports_whole_and_again_adds_nothing(env, api, source,
     runs = api.get("/runs", {"project": "fraud-model-v2"})["items"]
     assert len(runs) == 1
     versions = api.get("/models/fraud-clf/versions")
-    assert len(versions) == 2
+    assert len(versions) == 3
 
 
 def test_a_wrong_url_is_an_error_with_a_hint(env):

@@ -56,6 +56,12 @@ fn children(files: &[RunFile], dir: &str) -> Vec<(String, bool, Option<u64>)> {
     out.into_iter().map(|(n, (d, s))| (n, d, s)).collect()
 }
 
+/// Whether an entry of a run's artifact root is the directory its logged models' files live
+/// in: MLflow lists a run's artifacts without its logged models.
+fn hidden(dir: &str, name: &str) -> bool {
+    dir.is_empty() && name == super::models::MODELS_DIR
+}
+
 fn file_json(path: String, is_dir: bool, size: Option<u64>) -> Value {
     let mut v = json!({ "path": path, "is_dir": is_dir });
     if let Some(s) = size {
@@ -99,6 +105,7 @@ pub async fn list(
         .1;
     let all: Vec<Value> = children(&files, &dir)
         .into_iter()
+        .filter(|(name, _, _)| !hidden(&dir, name))
         .map(|(name, is_dir, size)| {
             let path = if dir.is_empty() {
                 name
@@ -188,6 +195,7 @@ async fn proxy_list(
     }
     let entries: Vec<Value> = children(&files, &dir)
         .into_iter()
+        .filter(|(name, _, _)| !hidden(&dir, name))
         .map(|(name, is_dir, size)| file_json(name, is_dir, size))
         .collect();
     Ok(Json(json!({ "files": entries })))

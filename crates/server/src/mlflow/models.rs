@@ -25,9 +25,12 @@ use crate::runs::Runs;
 use crate::state::AppState;
 use crate::store::now_us;
 
+/// The directory of a run's files that holds its logged models' files.
+pub const MODELS_DIR: &str = ".mlflow-models";
+
 /// Where in its run's files a logged model's files are.
 pub fn files_prefix(model_id: &str) -> String {
-    format!(".mlflow-models/{model_id}")
+    format!("{MODELS_DIR}/{model_id}")
 }
 
 /// What a logged-model search may filter and order by.

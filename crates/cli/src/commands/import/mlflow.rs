@@ -162,6 +162,74 @@ impl Endpoint {
         self.json(req, path).await
     }
 
+    /// `PATCH /api/2.0/mlflow/<path>` with a JSON body.
+    async fn patch(&self, path: &str, body: Value) -> CliResult<Value> {
+        let req = self
+            .request(reqwest::Method::PATCH, &format!("/api/2.0/mlflow/{path}"))
+            .json(&body);
+        self.json(req, path).await
+    }
+
+    /// What the artifact proxy lists under `root/dir`: (path under `root`, is a directory).
+    async fn proxy_list(&self, root: &str, dir: &str) -> CliResult<Vec<(String, bool)>> {
+        let full = if dir.is_empty() {
+            root.to_string()
+        } else {
+            format!("{root}/{dir}")
+        };
+        let req = self
+            .request(reqwest::Method::GET, "/api/2.0/mlflow-artifacts/artifacts")
+            .query(&[("path", full.as_str())]);
+        let v = self.json(req, "an artifact listing").await?;
+        Ok(v["files"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|f| {
+                let name = f["path"].as_str()?;
+                let path = if dir.is_empty() {
+                    name.to_string()
+                } else {
+                    format!("{dir}/{name}")
+                };
+                Some((path, f["is_dir"].as_bool() == Some(true)))
+            })
+            .collect())
+    }
+
+    /// The bytes of `root/path` through the artifact proxy.
+    async fn proxy_get(&self, root: &str, path: &str) -> CliResult<Vec<u8>> {
+        let req = self.request(
+            reqwest::Method::GET,
+            &format!(
+                "/api/2.0/mlflow-artifacts/artifacts/{root}/{}",
+                encode_path(path)
+            ),
+        );
+        let resp = self.send(req, "an artifact download").await?;
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| user_err!("downloading artifact {path}: {e}"))?;
+        Ok(bytes.to_vec())
+    }
+
+    /// Stores `root/path` through the artifact proxy.
+    async fn proxy_put(&self, root: &str, path: &str, bytes: Vec<u8>) -> CliResult {
+        let req = self
+            .request(
+                reqwest::Method::PUT,
+                &format!(
+                    "/api/2.0/mlflow-artifacts/artifacts/{root}/{}",
+                    encode_path(path)
+                ),
+            )
+            .body(bytes);
+        self.send(req, "an artifact upload").await?;
+        Ok(())
+    }
+
     /// The bytes of a run's artifact: through the artifact proxy when the run's artifacts are
     /// served (`mlflow-artifacts:`), otherwise through `get-artifact`.
     async fn download(&self, info: &Value, path: &str) -> CliResult<Vec<u8>> {
@@ -661,6 +729,98 @@ async fn copy_artifacts(
     Ok(n)
 }
 
+/// The proxy root (`<experiment>/models/<id>/artifacts`) of a `mlflow-artifacts:` URI.
+fn proxy_root(uri: &str) -> Option<String> {
+    uri.strip_prefix("mlflow-artifacts:/")
+        .map(|r| r.trim_matches('/').to_string())
+}
+
+/// Copies every file under a proxy root, recursively; how many.
+async fn copy_proxy_tree(
+    source: &Endpoint,
+    target: &Endpoint,
+    from: &str,
+    to: &str,
+    dir: &str,
+) -> CliResult<u64> {
+    let mut n = 0;
+    for (path, is_dir) in source.proxy_list(from, dir).await? {
+        if is_dir {
+            n += Box::pin(copy_proxy_tree(source, target, from, to, &path)).await?;
+        } else {
+            let bytes = source.proxy_get(from, &path).await?;
+            target.proxy_put(to, &path, bytes).await?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+/// Copies a logged model (MLflow 3's `log_model`) of the source to the target, as a logged
+/// model of the copied run `run_here` in `exp_here`; its id there. One copied before (by
+/// its source tag) is reused.
+async fn copy_logged_model(
+    source: &Endpoint,
+    target: &Endpoint,
+    model_id: &str,
+    exp_here: &str,
+    run_here: &str,
+) -> CliResult<String> {
+    let m = source
+        .get(&format!("logged-models/{model_id}"), &[])
+        .await?;
+    let info = &m["model"]["info"];
+    let marker = format!("{}#logged/{model_id}", source.base);
+    let filter = format!("tags.`{SOURCE_TAG}` = '{}'", marker.replace('\'', "\\'"));
+    let found = target
+        .post(
+            "logged-models/search",
+            json!({"experiment_ids": [exp_here], "filter": filter, "max_results": 1}),
+        )
+        .await?;
+    if let Some(id) = found["models"][0]["info"]["model_id"].as_str() {
+        return Ok(id.to_string());
+    }
+    let mut tags = pairs(&info["tags"]);
+    tags.retain(|(k, _)| k != SOURCE_TAG);
+    tags.push((SOURCE_TAG.into(), marker));
+    let created = target
+        .post(
+            "logged-models",
+            json!({
+                "experiment_id": exp_here,
+                "name": info["name"],
+                "model_type": info["model_type"],
+                "source_run_id": run_here,
+                "params": m["model"]["data"]["params"],
+                "tags": kv_json(&tags),
+            }),
+        )
+        .await?;
+    let new_info = &created["model"]["info"];
+    let new_id = new_info["model_id"]
+        .as_str()
+        .ok_or_else(|| CliError::unexpected("logged-models answered without a model id"))?
+        .to_string();
+    let (Some(from), Some(to)) = (
+        proxy_root(info["artifact_uri"].as_str().unwrap_or_default()),
+        proxy_root(new_info["artifact_uri"].as_str().unwrap_or_default()),
+    ) else {
+        return Err(user_err!(
+            "logged model {model_id}: its files are not behind an artifact proxy ({})",
+            info["artifact_uri"]
+        ));
+    };
+    copy_proxy_tree(source, target, &from, &to, "").await?;
+    target
+        .patch(
+            &format!("logged-models/{new_id}"),
+            json!({"model_id": new_id, "status": "LOGGED_MODEL_READY"}),
+        )
+        .await?;
+    Ok(new_id)
+}
+
 /// The path inside its run's artifacts that a model version's source names.
 fn source_path(source: &str, run_id: &str) -> Option<String> {
     if let Some(rest) = source.strip_prefix("runs:/") {
@@ -779,13 +939,39 @@ async fn import_models(
                 continue;
             }
             let src_run = v["run_id"].as_str().unwrap_or_default();
-            let Some((_, run_here)) = runs_here.get(src_run) else {
+            let Some((exp_here, run_here)) = runs_here.get(src_run) else {
                 report.skipped.push(format!(
                     "model {name} version {number}: its run {src_run:?} was not imported (not in the experiments imported, or no run)"
                 ));
                 continue;
             };
-            let Some(path) = source_path(v["source"].as_str().unwrap_or_default(), src_run) else {
+            // A version of a logged model: the model goes first, then the version names it.
+            let src_source = v["source"].as_str().unwrap_or_default();
+            let logged = v["model_id"]
+                .as_str()
+                .filter(|m| !m.is_empty())
+                .map(str::to_string)
+                .or_else(|| {
+                    src_source
+                        .strip_prefix("models:/")
+                        .filter(|r| r.starts_with("m-"))
+                        .map(|r| r.split('/').next().unwrap_or(r).to_string())
+                });
+            let source_here = match &logged {
+                Some(model_id) => {
+                    match copy_logged_model(source, target, model_id, exp_here, run_here).await {
+                        Ok(id) => Some(format!("models:/{id}")),
+                        Err(e) => {
+                            report
+                                .skipped
+                                .push(format!("model {name} version {number}: {}", e.message));
+                            continue;
+                        }
+                    }
+                }
+                None => source_path(src_source, src_run).map(|p| format!("runs:/{run_here}/{p}")),
+            };
+            let Some(source_here) = source_here else {
                 report.skipped.push(format!(
                     "model {name} version {number}: its source {} is not an artifact of its run",
                     v["source"]
@@ -800,7 +986,8 @@ async fn import_models(
                     "model-versions/create",
                     json!({
                         "name": name,
-                        "source": format!("runs:/{run_here}/{path}"),
+                        "source": source_here,
+                        "model_id": source_here.strip_prefix("models:/"),
                         "run_id": run_here,
                         "description": v["description"],
                         "tags": kv_json(&tags),

@@ -107,6 +107,8 @@ def seed(url: str, tmp_path: Path) -> dict:
         def predict(self, context, model_input, params=None):
             return [2 * x for x in model_input]
 
+    # The fluent API resumes a run only in the active experiment (earlier tests set another).
+    mlflow.set_experiment(experiment_id=exp)
     with mlflow.start_run(run_id=rid):
         logged = mlflow.pyfunc.log_model(name="doubler", python_model=Doubler())
     client.set_terminated(rid, "FINISHED", end_time=run.info.start_time + 500)

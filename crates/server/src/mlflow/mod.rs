@@ -557,24 +557,19 @@ pub fn ms(us: i64) -> i64 {
     us.div_euclid(1000)
 }
 
-/// An offset page token (base64 of `{"offset": n}`).
+/// An offset page token (the native API's opaque cursor, `o:<offset>`).
 pub fn page_token(offset: usize) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.encode(json!({ "offset": offset }).to_string())
+    crate::paging::cursor(&format!("o:{offset}"))
 }
 
 /// The offset a page token holds.
 pub fn parse_page_token(token: Option<&str>) -> MlResult<usize> {
-    use base64::Engine as _;
     let Some(t) = token.filter(|t| !t.is_empty()) else {
         return Ok(0);
     };
-    base64::engine::general_purpose::STANDARD
-        .decode(t)
+    crate::paging::position(t)
         .ok()
-        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-        .and_then(|v| v.get("offset").and_then(Value::as_u64))
-        .and_then(|o| usize::try_from(o).ok())
+        .and_then(|p| p.strip_prefix("o:")?.parse().ok())
         .ok_or_else(|| invalid(format!("Invalid page token {t:?}")))
 }
 

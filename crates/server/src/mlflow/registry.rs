@@ -487,24 +487,7 @@ pub async fn set_model_tag(
     client: ClientInfo,
     p: Params,
 ) -> MlResult<Json<Value>> {
-    let name = p.required("name")?;
-    let model = find(&state, &actor, &name).await?;
-    require_write(&state, &actor, &model).await?;
-    let key = p.required("key")?;
-    let value = p.str("value")?.unwrap_or_default();
-    check_tag("registered model", &key, &value)?;
-    store::set_model_tag(&state.store, &name, 0, &key, &value).await?;
-    let meta = json!({ "tag_set": key });
-    super::audit(
-        &state,
-        &actor,
-        &client,
-        AuditAction::ModelUpdate,
-        format!("model:{name}"),
-        meta,
-    )
-    .await;
-    Ok(empty())
+    change_tag(&state, &actor, &client, &p, false, true).await
 }
 
 /// `DELETE registered-models/delete-tag`.
@@ -514,26 +497,7 @@ pub async fn delete_model_tag(
     client: ClientInfo,
     p: Params,
 ) -> MlResult<Json<Value>> {
-    let name = p.required("name")?;
-    let model = find(&state, &actor, &name).await?;
-    require_write(&state, &actor, &model).await?;
-    let key = p.required("key")?;
-    if !store::delete_model_tag(&state.store, &name, 0, &key).await? {
-        return Err(missing(format!(
-            "No tag with key {key} on registered model {name}"
-        )));
-    }
-    let meta = json!({ "tag_deleted": key });
-    super::audit(
-        &state,
-        &actor,
-        &client,
-        AuditAction::ModelUpdate,
-        format!("model:{name}"),
-        meta,
-    )
-    .await;
-    Ok(empty())
+    change_tag(&state, &actor, &client, &p, false, false).await
 }
 
 /// The run and the path inside it that a version's source URI names: `runs:/<run>/<path>`,
@@ -955,26 +919,7 @@ pub async fn set_version_tag(
     client: ClientInfo,
     p: Params,
 ) -> MlResult<Json<Value>> {
-    let name = p.required("name")?;
-    let v = version_param(&p)?;
-    let model = find(&state, &actor, &name).await?;
-    require_write(&state, &actor, &model).await?;
-    one_version(&state, &actor, &name, &v.to_string()).await?;
-    let key = p.required("key")?;
-    let value = p.str("value")?.unwrap_or_default();
-    check_tag("model version", &key, &value)?;
-    store::set_model_tag(&state.store, &name, v, &key, &value).await?;
-    let meta = json!({ "tag_set": key });
-    super::audit(
-        &state,
-        &actor,
-        &client,
-        AuditAction::ModelUpdate,
-        format!("model:{name}:v{v}"),
-        meta,
-    )
-    .await;
-    Ok(empty())
+    change_tag(&state, &actor, &client, &p, true, true).await
 }
 
 /// `DELETE model-versions/delete-tag`.
@@ -984,23 +929,64 @@ pub async fn delete_version_tag(
     client: ClientInfo,
     p: Params,
 ) -> MlResult<Json<Value>> {
+    change_tag(&state, &actor, &client, &p, true, false).await
+}
+
+/// Sets (`set`) or deletes a tag of a model or, with `versioned`, of one of its versions.
+async fn change_tag(
+    state: &AppState,
+    actor: &Actor,
+    client: &ClientInfo,
+    p: &Params,
+    versioned: bool,
+    set: bool,
+) -> MlResult<Json<Value>> {
     let name = p.required("name")?;
-    let v = version_param(&p)?;
-    let model = find(&state, &actor, &name).await?;
-    require_write(&state, &actor, &model).await?;
-    let key = p.required("key")?;
-    if !store::delete_model_tag(&state.store, &name, v, &key).await? {
-        return Err(missing(format!(
-            "No tag with key {key} on version {v} of registered model {name}"
-        )));
+    let version = if versioned {
+        Some(version_param(p)?)
+    } else {
+        None
+    };
+    let model = find(state, actor, &name).await?;
+    require_write(state, actor, &model).await?;
+    if let (Some(v), true) = (version, set) {
+        one_version(state, actor, &name, &v.to_string()).await?;
     }
-    let meta = json!({ "tag_deleted": key });
+    let key = p.required("key")?;
+    let (number, what, resource) = match version {
+        None => (
+            0,
+            format!("registered model {name}"),
+            format!("model:{name}"),
+        ),
+        Some(v) => (
+            v,
+            format!("version {v} of registered model {name}"),
+            format!("model:{name}:v{v}"),
+        ),
+    };
+    let meta = if set {
+        let value = p.str("value")?.unwrap_or_default();
+        let kind = if versioned {
+            "model version"
+        } else {
+            "registered model"
+        };
+        check_tag(kind, &key, &value)?;
+        store::set_model_tag(&state.store, &name, number, &key, &value).await?;
+        json!({ "tag_set": key })
+    } else {
+        if !store::delete_model_tag(&state.store, &name, number, &key).await? {
+            return Err(missing(format!("No tag with key {key} on {what}")));
+        }
+        json!({ "tag_deleted": key })
+    };
     super::audit(
-        &state,
-        &actor,
-        &client,
+        state,
+        actor,
+        client,
         AuditAction::ModelUpdate,
-        format!("model:{name}:v{v}"),
+        resource,
         meta,
     )
     .await;

@@ -174,9 +174,7 @@ fn run_json(run: &Run, experiment_id: &str, extra: &Extra) -> Value {
 /// A run the caller may read, with what MLflow shows of it.
 async fn load(state: &AppState, actor: &Actor, id: &RunId) -> MlResult<(Run, Extra)> {
     let runs = Runs { state };
-    let (row, _) = runs.load(actor, id).await.map_err(not_found(id))?;
-    let run = runs.get(actor, id).await.map_err(not_found(id))?;
-    let pk = row.pk;
+    let (pk, run) = runs.get_with_pk(actor, id).await.map_err(not_found(id))?;
     let pks = [pk];
     let (mut tags, deleted, latest) = tokio::try_join!(
         runs.tag_values(&pks),
@@ -369,20 +367,7 @@ pub async fn delete(
     client: ClientInfo,
     p: Params,
 ) -> MlResult<Json<Value>> {
-    let (id, pk) = writable(&state, &actor, &p).await?;
-    store::set_run_stage(&state.store, pk, "deleted", Some(super::ms(now_us()))).await?;
-    let meta = json!({ "lifecycle_stage": "deleted" });
-    let resource = format!("run:{id}");
-    super::audit(
-        &state,
-        &actor,
-        &client,
-        AuditAction::RunUpdate,
-        resource,
-        meta,
-    )
-    .await;
-    Ok(empty())
+    set_stage(&state, &actor, &client, &p, true).await
 }
 
 /// `POST runs/restore`.
@@ -392,20 +377,39 @@ pub async fn restore(
     client: ClientInfo,
     p: Params,
 ) -> MlResult<Json<Value>> {
-    let (id, pk) = writable(&state, &actor, &p).await?;
-    store::set_run_stage(&state.store, pk, "active", None).await?;
-    let meta = json!({ "lifecycle_stage": "active" });
-    let resource = format!("run:{id}");
-    super::audit(
-        &state,
-        &actor,
-        &client,
-        AuditAction::RunUpdate,
-        resource,
-        meta,
+    set_stage(&state, &actor, &client, &p, false).await
+}
+
+/// Marks a run deleted for MLflow, or active again.
+async fn set_stage(
+    state: &AppState,
+    actor: &Actor,
+    client: &ClientInfo,
+    p: &Params,
+    deleted: bool,
+) -> MlResult<Json<Value>> {
+    let (id, pk) = writable(state, actor, p).await?;
+    let (stage, at) = if deleted {
+        ("deleted", Some(super::ms(now_us())))
+    } else {
+        ("active", None)
+    };
+    store::set_run_stage(&state.store, pk, stage, at).await?;
+    audit_run(
+        state,
+        actor,
+        client,
+        &id,
+        json!({ "lifecycle_stage": stage }),
     )
     .await;
     Ok(empty())
+}
+
+/// Audits a change of a run that only the MLflow API makes.
+async fn audit_run(state: &AppState, actor: &Actor, client: &ClientInfo, id: &RunId, meta: Value) {
+    let resource = format!("run:{id}");
+    super::audit(state, actor, client, AuditAction::RunUpdate, resource, meta).await;
 }
 
 /// Checks a metric or param key the way MLflow does.
@@ -586,9 +590,7 @@ async fn set_tags(
     if !rest.is_empty() {
         Runs { state }.set_tag_values(pk, &rest).await?;
         let keys: Vec<&str> = rest.iter().map(|(k, _)| k.as_str()).collect();
-        let meta = json!({ "tag_values": keys });
-        let resource = format!("run:{id}");
-        super::audit(state, actor, client, AuditAction::RunUpdate, resource, meta).await;
+        audit_run(state, actor, client, id, json!({ "tag_values": keys })).await;
     }
     Ok(())
 }
@@ -619,16 +621,7 @@ pub async fn delete_tag(
     let key = p.required("key")?;
     if (Runs { state: &state }).delete_tag_value(pk, &key).await? {
         let meta = json!({ "tag_value_deleted": key });
-        let resource = format!("run:{id}");
-        super::audit(
-            &state,
-            &actor,
-            &client,
-            AuditAction::RunUpdate,
-            resource,
-            meta,
-        )
-        .await;
+        audit_run(&state, &actor, &client, &id, meta).await;
         return Ok(empty());
     }
     let run = Runs { state: &state }.get(&actor, &id).await?;
@@ -949,31 +942,22 @@ fn history_body(key: &str, entries: &[Entry], next: Option<String>) -> String {
     out
 }
 
-/// A keyset page token of the recorded history: after which entry the next page starts.
+/// A keyset page token of the recorded history: after which entry the next page starts
+/// (`h:<step>:<timestamp>:<value bits>`).
 fn history_token(c: store::Cursor) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD
-        .encode(json!({ "after": [c.0, c.1, c.2] }).to_string())
+    crate::paging::cursor(&format!("h:{}:{}:{}", c.0, c.1, c.2))
 }
 
 /// The cursor a history page token holds, or the offset of an offset token.
 fn parse_history_token(token: Option<&str>) -> MlResult<(Option<store::Cursor>, usize)> {
-    use base64::Engine as _;
     let Some(t) = token.filter(|t| !t.is_empty()) else {
         return Ok((None, 0));
     };
-    let after = base64::engine::general_purpose::STANDARD
-        .decode(t)
-        .ok()
-        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-        .and_then(|v| {
-            let a = v.get("after")?.as_array()?.clone();
-            Some((
-                a.first()?.as_i64()?,
-                a.get(1)?.as_i64()?,
-                a.get(2)?.as_i64()?,
-            ))
-        });
+    let after = crate::paging::position(t).ok().and_then(|p| {
+        let mut parts = p.strip_prefix("h:")?.splitn(3, ':');
+        let mut next = || parts.next()?.parse::<i64>().ok();
+        Some((next()?, next()?, next()?))
+    });
     match after {
         Some(c) => Ok((Some(c), 0)),
         None => Ok((None, parse_page_token(Some(t))?)),

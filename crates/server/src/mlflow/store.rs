@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use crate::error::{ApiError, ApiResult};
-use crate::store::{Backend, Store};
+use crate::store::{Backend, Store, id_list};
 use crate::{on_backend, with_tx};
 
 /// A project as an experiment.
@@ -413,11 +413,6 @@ pub async fn latest_entries(store: &Store, run_pk: i64) -> ApiResult<Vec<Entry>>
         }
     }
     Ok(out)
-}
-
-/// A comma-separated list of ids for an `IN (…)` (integers only, so nothing to escape).
-fn id_list(ids: &[i64]) -> String {
-    ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
 }
 
 impl From<sqlx::Error> for super::Failure {

@@ -200,8 +200,14 @@ impl Runs<'_> {
 
     /// One run.
     pub async fn get(&self, actor: &Actor, id: &RunId) -> ApiResult<Run> {
+        Ok(self.get_with_pk(actor, id).await?.1)
+    }
+
+    /// One run and its internal key (for callers that keep their own rows about it).
+    pub(crate) async fn get_with_pk(&self, actor: &Actor, id: &RunId) -> ApiResult<(i64, Run)> {
         let (row, _) = self.load(actor, id).await?;
-        self.to_api(row).await
+        let pk = row.pk;
+        Ok((pk, self.to_api(row).await?))
     }
 
     /// Creates a run, or resumes it when the id exists in the same project and the caller may

@@ -606,11 +606,7 @@ pub(super) async fn tag_values(
     let rows: Vec<(i64, String, String)> = on_backend!(store, read, |pool| {
         let mut rows = Vec::new();
         for part in pks.chunks(500) {
-            let list = part
-                .iter()
-                .map(i64::to_string)
-                .collect::<Vec<_>>()
-                .join(",");
+            let list = crate::store::id_list(part);
             let sql = format!(
                 "SELECT run_pk, key, value FROM run_tag_values WHERE run_pk IN ({list}) ORDER BY key"
             );

@@ -293,6 +293,11 @@ fn redact_userinfo(url: &str) -> String {
     }
 }
 
+/// A comma-separated list of ids for an `IN (…)` (integers only, so nothing to escape).
+pub fn id_list(ids: &[i64]) -> String {
+    ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
+}
+
 /// Current time in microseconds since the Unix epoch.
 pub fn now_us() -> i64 {
     let d = std::time::SystemTime::now()
